@@ -1,0 +1,10 @@
+// Each `tokenprobe` subcommand lives in its own file and registers itself here.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace tp::cli {
+
+void register_info(CLI::App& app);
+void register_run(CLI::App& app);
+
+}  // namespace tp::cli

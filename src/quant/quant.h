@@ -1,0 +1,25 @@
+// Row kernels for every tensor type tokenprobe computes with. A weight matrix is a stack of
+// rows of ne[0] elements each; all matrix work goes through these row kernels, so that the
+// SIMD paths (speed issue) can replace the scalar ones behind this one interface.
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace tp::quant {
+
+// Writes n floats decoded from one row of `type` starting at `src`. n must be a multiple of
+// the type's block size. Throws Error(Unsupported) for types without a kernel.
+void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n);
+
+// Dot product of one row of `type` with n floats.
+float dot_row(DType type, const uint8_t* row, const float* x, int64_t n);
+
+// Encodes n floats as one row of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1):
+// used by the model writer and tests. Throws Error(Unsupported) for other types.
+void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n);
+
+// True when dequantize_row/dot_row handle this type.
+bool has_kernel(DType type);
+
+}  // namespace tp::quant

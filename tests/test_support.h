@@ -1,0 +1,36 @@
+// Shared helpers for the tests: where ../shared is, and numeric comparison that prints
+// OK / NOT OK lines with max |Δ|, NMSE and the worst element.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace tp::test {
+
+// TOKENPROBE_SHARED, else the ../shared beside the repository.
+std::filesystem::path shared_dir();
+// Skips the current test with a clear message when ../shared (or a file in it) is absent.
+#define TP_REQUIRE_SHARED(relpath)                                                         \
+  do {                                                                                     \
+    if (!std::filesystem::exists(::tp::test::shared_dir() / (relpath)))                    \
+      GTEST_SKIP() << "shared data not found: " << (::tp::test::shared_dir() / (relpath))  \
+                   << " (set TOKENPROBE_SHARED to the shared/ folder)";                    \
+  } while (0)
+
+struct CompareResult {
+  double max_abs = 0;
+  double nmse = 0;
+  int64_t worst = -1;  // flat index of the largest |Δ|
+  bool ok = false;
+};
+
+// Compares `got` with `want` (same length); prints one line
+//   OK     label  max|Δ|=… nmse=… worst=[i,j] got … want …
+// and returns the figures. ok = max_abs <= tol and (shape agrees).
+CompareResult compare(const std::string& label, const std::vector<float>& got,
+                      const std::vector<float>& want, const std::vector<int64_t>& shape, double tol);
+
+}  // namespace tp::test
