@@ -1,0 +1,57 @@
+#include <cmath>
+
+#include "arch/architecture.h"
+#include "core/error.h"
+#include "runtime/ops.h"
+
+namespace tp::arch_util {
+
+ModelConfig read_common(const GgufFile& f, const std::string& arch) {
+  ModelConfig c;
+  c.architecture = arch;
+  c.name = f.get_string_or("general.name", "");
+  const std::string p = arch + ".";
+  c.d_model = static_cast<int64_t>(f.get_u64(p + "embedding_length"));
+  c.n_layers = static_cast<int64_t>(f.get_u64(p + "block_count"));
+  c.n_heads = static_cast<int64_t>(f.get_u64(p + "attention.head_count"));
+  c.n_kv_heads = static_cast<int64_t>(f.get_u64_or(p + "attention.head_count_kv", c.n_heads));
+  c.d_mlp = static_cast<int64_t>(f.get_u64(p + "feed_forward_length"));
+  c.n_ctx = static_cast<int64_t>(f.get_u64(p + "context_length"));
+  if (c.n_heads <= 0)
+    throw Error(ErrorKind::Format, f.path() + ": key " + p + "attention.head_count", "must be positive");
+  c.d_head = static_cast<int64_t>(f.get_u64_or(p + "attention.key_length", c.d_model / c.n_heads));
+  if (f.has(p + "attention.layer_norm_rms_epsilon"))
+    c.norm_eps = static_cast<float>(f.get_f64(p + "attention.layer_norm_rms_epsilon"));
+  else
+    c.norm_eps = static_cast<float>(f.get_f64_or(p + "attention.layer_norm_epsilon", 1e-5));
+  c.rope_dims = static_cast<int64_t>(f.get_u64_or(p + "rope.dimension_count", c.d_head));
+  c.rope_base = static_cast<float>(f.get_f64_or(p + "rope.freq_base", 10000.0));
+  const std::string scaling = f.get_string_or(p + "rope.scaling.type", "none");
+  if (scaling == "linear") {
+    const double factor = f.get_f64_or(p + "rope.scaling.factor", 1.0);
+    if (factor > 0) c.rope_freq_scale = static_cast<float>(1.0 / factor);
+  } else if (scaling != "none") {
+    throw Error(ErrorKind::Unsupported, f.path() + ": key " + p + "rope.scaling.type",
+                "RoPE scaling '" + scaling + "' is not implemented", "only linear scaling is supported so far");
+  }
+  const GgufTensor* emb = f.find_tensor("token_embd.weight");
+  if (emb && emb->ne.size() >= 2) c.d_vocab = emb->ne[1];
+  else c.d_vocab = static_cast<int64_t>(f.get_u64_or(p + "vocab_size", 0));
+  c.tied_output = f.find_tensor("output.weight") == nullptr;
+  return c;
+}
+
+void embed_tokens(Forward& f, const TensorView& table, float scale) {
+  const int64_t d = f.cfg.d_model;
+  for (int64_t t = 0; t < f.n; ++t) {
+    float* row = f.st.resid.data() + t * d;
+    ops::embedding_row(table, f.tokens[t], row);
+    if (scale != 1.0f)
+      for (int64_t i = 0; i < d; ++i) row[i] *= scale;
+  }
+  f.offer(Hook::Embed, -1, f.st.resid.data(), {f.n, d});
+}
+
+std::string blk(int layer, const char* name) { return "blk." + std::to_string(layer) + "." + name; }
+
+}  // namespace tp::arch_util

@@ -1,0 +1,28 @@
+#include <algorithm>
+
+#include "arch/architecture.h"
+#include "core/error.h"
+
+namespace tp {
+
+extern const Architecture kLlamaArchitecture;
+extern const Architecture kGpt2Architecture;
+
+const std::vector<const Architecture*>& architectures() {
+  static const std::vector<const Architecture*> all = {
+      &kLlamaArchitecture,
+      &kGpt2Architecture,
+  };
+  return all;
+}
+
+const Architecture& find_architecture(const std::string& name, const std::string& where) {
+  for (const Architecture* a : architectures())
+    if (name == a->name) return *a;
+  std::string known;
+  for (const Architecture* a : architectures()) known += std::string(known.empty() ? "" : ", ") + a->name;
+  throw Error(ErrorKind::Unsupported, where, "architecture '" + name + "' is not supported",
+              "tokenprobe runs: " + known);
+}
+
+}  // namespace tp

@@ -1,0 +1,62 @@
+#include "model/config.h"
+
+#include <cstdio>
+
+#include "core/error.h"
+
+namespace tp {
+
+const char* norm_kind_name(NormKind k) { return k == NormKind::RMSNorm ? "RMSNorm" : "LayerNorm"; }
+const char* activation_name(Activation a) { return a == Activation::SiLU ? "SiLU" : "GELU"; }
+
+void ModelConfig::validate(const std::string& where) const {
+  auto check = [&](bool ok, const std::string& what) {
+    if (!ok) throw Error(ErrorKind::Shape, where, what, "the model metadata is inconsistent or corrupt");
+  };
+  constexpr int64_t kHuge = int64_t{1} << 24;  // no real dimension comes near 16M
+  check(d_model > 0 && d_model < kHuge, "d_model " + std::to_string(d_model) + " is out of range");
+  check(n_layers > 0 && n_layers < 4096, "n_layers " + std::to_string(n_layers) + " is out of range");
+  check(n_heads > 0 && n_heads < 4096, "n_heads " + std::to_string(n_heads) + " is out of range");
+  check(n_kv_heads > 0 && n_kv_heads <= n_heads && n_heads % n_kv_heads == 0,
+        "n_kv_heads " + std::to_string(n_kv_heads) + " must divide n_heads " + std::to_string(n_heads));
+  check(d_head > 0 && d_head < 65536, "d_head " + std::to_string(d_head) + " is out of range");
+  check(d_mlp > 0 && d_mlp < kHuge, "d_mlp " + std::to_string(d_mlp) + " is out of range");
+  check(d_vocab > 0 && d_vocab < kHuge, "d_vocab " + std::to_string(d_vocab) + " is out of range");
+  check(n_ctx > 0 && n_ctx <= (int64_t{1} << 22), "n_ctx " + std::to_string(n_ctx) + " is out of range");
+  if (positions == PositionKind::Rope)
+    check(rope_dims > 0 && rope_dims <= d_head && rope_dims % 2 == 0,
+          "rope dimension count " + std::to_string(rope_dims) + " must be even and at most d_head " + std::to_string(d_head));
+  check(norm_eps > 0 && norm_eps < 1, "norm epsilon is out of range");
+}
+
+std::string ModelConfig::describe() const {
+  std::string s;
+  char line[160];
+  auto add = [&](const char* k, const std::string& v) {
+    std::snprintf(line, sizeof line, "  %-18s %s\n", k, v.c_str());
+    s += line;
+  };
+  add("architecture", architecture);
+  if (!name.empty()) add("name", name);
+  add("d_model", std::to_string(d_model));
+  add("d_head", std::to_string(d_head));
+  add("n_heads", std::to_string(n_heads));
+  add("n_kv_heads", std::to_string(n_kv_heads));
+  add("d_mlp", std::to_string(d_mlp));
+  add("d_vocab", std::to_string(d_vocab));
+  add("n_ctx", std::to_string(n_ctx));
+  add("n_layers", std::to_string(n_layers));
+  add("normalization", std::string(norm_kind_name(norm)) + " (eps " + std::to_string(norm_eps) + ")");
+  if (positions == PositionKind::Rope)
+    add("positions", std::string("RoPE ") + (rope_style == RopeStyle::Adjacent ? "adjacent pairs" : "NeoX halves") +
+                         " over " + std::to_string(rope_dims) + " dims, base " + std::to_string(rope_base));
+  else
+    add("positions", "learned");
+  add("mlp", std::string(gated_mlp ? "gated " : "") + activation_name(act) + (parallel_residual ? ", parallel residual" : ""));
+  if (embed_scale != 1.0f) add("embed_scale", std::to_string(embed_scale));
+  if (sliding_window > 0) add("sliding_window", std::to_string(sliding_window));
+  add("unembedding", tied_output ? "tied to token_embd" : "separate output.weight");
+  return s;
+}
+
+}  // namespace tp

@@ -1,0 +1,59 @@
+// The hyper-parameters of a model, under TransformerLens names where one exists, plus the
+// choices that tell architectures apart (norm kind, RoPE style, MLP shape, residual shape).
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace tp {
+
+enum class NormKind { RMSNorm, LayerNorm };
+enum class PositionKind { Rope, Learned };
+// Which pairs of dimensions RoPE rotates: (2i, 2i+1) as in LLaMA, or (i, i + n_rot/2) as in
+// GPT-NeoX and most later models.
+enum class RopeStyle { Adjacent, NeoX };
+enum class Activation { SiLU, GELU };
+
+struct ModelConfig {
+  std::string architecture;  // GGUF general.architecture
+  std::string name;          // general.name, when given
+
+  // TransformerLens names.
+  int64_t d_model = 0;
+  int64_t d_head = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t d_mlp = 0;
+  int64_t d_vocab = 0;
+  int64_t n_ctx = 0;
+  int64_t n_layers = 0;
+
+  NormKind norm = NormKind::RMSNorm;
+  float norm_eps = 1e-5f;
+
+  PositionKind positions = PositionKind::Rope;
+  RopeStyle rope_style = RopeStyle::Adjacent;
+  int64_t rope_dims = 0;      // leading dims of each head that rotate (n_rot)
+  float rope_base = 10000.0f;
+  float rope_freq_scale = 1.0f;  // linear position scaling: positions are multiplied by it
+
+  Activation act = Activation::SiLU;
+  bool gated_mlp = true;          // act(gate) * up
+  bool parallel_residual = false; // attention and MLP both read the block input
+  float embed_scale = 1.0f;       // Gemma multiplies embeddings by sqrt(d_model)
+  float attn_scale = 0.0f;        // 1/sqrt(d_head) unless the model says otherwise
+  int64_t sliding_window = 0;     // 0 = full causal attention
+  bool tied_output = false;       // unembedding shares token_embd
+
+  int64_t q_dim() const { return n_heads * d_head; }
+  int64_t kv_dim() const { return n_kv_heads * d_head; }
+
+  // Throws Error(Shape) naming the field when the numbers are inconsistent or absurd.
+  void validate(const std::string& where) const;
+  // Multi-line "d_model  64" table for `tokenprobe info`.
+  std::string describe() const;
+};
+
+const char* norm_kind_name(NormKind k);
+const char* activation_name(Activation a);
+
+}  // namespace tp

@@ -1,0 +1,259 @@
+#include "runtime/forward.h"
+
+#include <cmath>
+
+#include "runtime/ops.h"
+
+namespace tp {
+
+void Forward::offer(Hook h, int layer, float* data, std::vector<int64_t> shape) const {
+  if (!wants(h, layer)) return;
+  HookValue v{data, std::move(shape), pos0};
+  observer->deliver(h, layer, v, data);
+}
+
+NormWeights bind_norm(const TensorView& w, const TensorView& b, int64_t d) {
+  NormWeights out;
+  out.w.resize(d);
+  ops::read_vector(w, out.w.data(), d);
+  if (b.present()) {
+    out.b.resize(d);
+    ops::read_vector(b, out.b.data(), d);
+  }
+  return out;
+}
+
+void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalized_hook, int layer, const float* in) {
+  const int64_t d = f.cfg.d_model;
+  auto& st = f.st;
+  for (int64_t t = 0; t < f.n; ++t) {
+    st.norm_scale[t] = f.cfg.norm == NormKind::RMSNorm
+                           ? ops::rms_normalize(in + t * d, st.normalized.data() + t * d, d, f.cfg.norm_eps)
+                           : ops::layer_normalize(in + t * d, st.normalized.data() + t * d, d, f.cfg.norm_eps);
+  }
+  f.offer(scale_hook, layer, st.norm_scale.data(), {f.n, 1});
+  f.offer(normalized_hook, layer, st.normalized.data(), {f.n, d});
+  const float* b = w.b.empty() ? nullptr : w.b.data();
+  for (int64_t t = 0; t < f.n; ++t)
+    ops::apply_weight(st.normalized.data() + t * d, w.w.data(), b, st.ln_out.data() + t * d, d);
+}
+
+void prepare_rope(Forward& f) {
+  const auto& c = f.cfg;
+  if (c.positions != PositionKind::Rope) return;
+  const int64_t half = c.rope_dims / 2;
+  for (int64_t t = 0; t < f.n; ++t) {
+    const double p = double(f.pos0 + t) * c.rope_freq_scale;
+    for (int64_t i = 0; i < half; ++i) {
+      const double theta = p * std::pow(double(c.rope_base), -2.0 * double(i) / double(c.rope_dims));
+      f.st.rope_cos[t * half + i] = static_cast<float>(std::cos(theta));
+      f.st.rope_sin[t * half + i] = static_cast<float>(std::sin(theta));
+    }
+  }
+  f.offer(Hook::RopeCos, -1, f.st.rope_cos.data(), {f.n, half});
+  f.offer(Hook::RopeSin, -1, f.st.rope_sin.data(), {f.n, half});
+}
+
+namespace {
+
+// Rotates x [n, heads, d_head] in place by the batch's cos/sin.
+void apply_rope(const Forward& f, float* x, int64_t heads) {
+  const auto& c = f.cfg;
+  const int64_t half = c.rope_dims / 2, dh = c.d_head;
+  for (int64_t t = 0; t < f.n; ++t) {
+    const float* cs = f.st.rope_cos.data() + t * half;
+    const float* sn = f.st.rope_sin.data() + t * half;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = x + (t * heads + h) * dh;
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t a = c.rope_style == RopeStyle::Adjacent ? 2 * i : i;
+        const int64_t b = c.rope_style == RopeStyle::Adjacent ? 2 * i + 1 : i + half;
+        const float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cs[i] - x1 * sn[i];
+        v[b] = x0 * sn[i] + x1 * cs[i];
+      }
+    }
+  }
+}
+
+void project_qkv(Forward& f, const AttnWeights& w) {
+  auto& st = f.st;
+  const int64_t qd = f.cfg.q_dim(), kvd = f.cfg.kv_dim();
+  const float* x = st.ln_out.data();
+  if (w.wqkv.present()) {
+    ops::matmul(f.pool, w.wqkv, x, f.n, st.qkv.data(), w.bqkv);
+    const int64_t stride = qd + 2 * kvd;
+    for (int64_t t = 0; t < f.n; ++t) {
+      const float* row = st.qkv.data() + t * stride;
+      std::copy(row, row + qd, st.q.data() + t * qd);
+      std::copy(row + qd, row + qd + kvd, st.k.data() + t * kvd);
+      std::copy(row + qd + kvd, row + stride, st.v.data() + t * kvd);
+    }
+  } else {
+    ops::matmul(f.pool, w.wq, x, f.n, st.q.data(), w.bq);
+    ops::matmul(f.pool, w.wk, x, f.n, st.k.data(), w.bk);
+    ops::matmul(f.pool, w.wv, x, f.n, st.v.data(), w.bv);
+  }
+}
+
+// scores[h, i, j] = q_i · k_j * scale for visible j, -inf otherwise; then softmax; then z.
+void attend(Forward& f, int layer) {
+  const auto& c = f.cfg;
+  auto& st = f.st;
+  const int64_t n_k = f.n_k(), dh = c.d_head, group = c.n_heads / c.n_kv_heads;
+  const float scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt(float(dh));
+  const size_t need = size_t(c.n_heads * f.n * n_k);
+  if (st.scores.size() < need) st.scores.resize(need);
+  f.pool.parallel_for(c.n_heads, [&](int64_t h0, int64_t h1) {
+    for (int64_t h = h0; h < h1; ++h) {
+      const int64_t kvh = h / group;
+      for (int64_t i = 0; i < f.n; ++i) {
+        const int64_t p = f.pos0 + i;
+        const int64_t first = c.sliding_window > 0 ? std::max<int64_t>(0, p - c.sliding_window + 1) : 0;
+        const float* q = st.q.data() + (i * c.n_heads + h) * dh;
+        float* row = st.scores.data() + (h * f.n + i) * n_k;
+        for (int64_t j = 0; j < n_k; ++j) {
+          if (j > p || j < first) {
+            row[j] = -INFINITY;
+            continue;
+          }
+          const float* k = f.kv.k_at(layer, j) + kvh * dh;
+          float s = 0;
+          for (int64_t d = 0; d < dh; ++d) s += q[d] * k[d];
+          row[j] = s * scale;
+        }
+      }
+    }
+  });
+  f.offer(Hook::AttnScores, layer, st.scores.data(), {c.n_heads, f.n, n_k});
+  for (int64_t r = 0; r < c.n_heads * f.n; ++r) ops::softmax_inplace(st.scores.data() + r * n_k, n_k);
+  f.offer(Hook::Pattern, layer, st.scores.data(), {c.n_heads, f.n, n_k});
+  f.pool.parallel_for(c.n_heads, [&](int64_t h0, int64_t h1) {
+    for (int64_t h = h0; h < h1; ++h) {
+      const int64_t kvh = h / group;
+      for (int64_t i = 0; i < f.n; ++i) {
+        const float* pat = st.scores.data() + (h * f.n + i) * n_k;
+        float* z = st.z.data() + (i * c.n_heads + h) * dh;
+        std::fill(z, z + dh, 0.0f);
+        for (int64_t j = 0; j < n_k; ++j) {
+          if (pat[j] == 0.0f) continue;
+          const float* v = f.kv.v_at(layer, j) + kvh * dh;
+          for (int64_t d = 0; d < dh; ++d) z[d] += pat[j] * v[d];
+        }
+      }
+    }
+  });
+  f.offer(Hook::Z, layer, st.z.data(), {f.n, c.n_heads, dh});
+}
+
+// hook_result: each head's z through its slice of W_O, [pos, heads, d_model] (no bias).
+void per_head_result(Forward& f, int layer, const TensorView& wo) {
+  const auto& c = f.cfg;
+  auto& st = f.st;
+  const int64_t dm = c.d_model, dh = c.d_head, qd = c.q_dim();
+  st.result.resize(size_t(f.n * c.n_heads * dm));
+  f.pool.parallel_for(dm, [&](int64_t r0, int64_t r1) {
+    std::vector<float> row(qd);
+    for (int64_t r = r0; r < r1; ++r) {
+      ops::embedding_row(wo, r, row.data());
+      for (int64_t t = 0; t < f.n; ++t)
+        for (int64_t h = 0; h < c.n_heads; ++h) {
+          const float* z = st.z.data() + (t * c.n_heads + h) * dh;
+          float s = 0;
+          for (int64_t d = 0; d < dh; ++d) s += row[h * dh + d] * z[d];
+          st.result[(t * c.n_heads + h) * dm + r] = s;
+        }
+    }
+  });
+  f.offer(Hook::Result, layer, st.result.data(), {f.n, c.n_heads, dm});
+}
+
+}  // namespace
+
+void attention_step(Forward& f, int layer, const AttnWeights& w) {
+  const auto& c = f.cfg;
+  auto& st = f.st;
+  project_qkv(f, w);
+  f.offer(Hook::Q, layer, st.q.data(), {f.n, c.n_heads, c.d_head});
+  f.offer(Hook::K, layer, st.k.data(), {f.n, c.n_kv_heads, c.d_head});
+  f.offer(Hook::V, layer, st.v.data(), {f.n, c.n_kv_heads, c.d_head});
+  if (c.positions == PositionKind::Rope) {
+    apply_rope(f, st.q.data(), c.n_heads);
+    apply_rope(f, st.k.data(), c.n_kv_heads);
+    f.offer(Hook::RotQ, layer, st.q.data(), {f.n, c.n_heads, c.d_head});
+    f.offer(Hook::RotK, layer, st.k.data(), {f.n, c.n_kv_heads, c.d_head});
+  }
+  const int64_t kvd = c.kv_dim();
+  std::copy(st.k.begin(), st.k.begin() + f.n * kvd, f.kv.k_at(layer, f.pos0));
+  std::copy(st.v.begin(), st.v.begin() + f.n * kvd, f.kv.v_at(layer, f.pos0));
+  attend(f, layer);
+  if (f.wants(Hook::Result, layer)) per_head_result(f, layer, w.wo);
+  ops::matmul(f.pool, w.wo, st.z.data(), f.n, st.attn_out.data(), w.bo);
+  f.offer(Hook::AttnOut, layer, st.attn_out.data(), {f.n, c.d_model});
+}
+
+void mlp_step(Forward& f, int layer, const MlpWeights& w) {
+  const auto& c = f.cfg;
+  auto& st = f.st;
+  const int64_t dm = c.d_mlp;
+  const float* x = st.ln_out.data();
+  if (w.fused_gate_up) {
+    ops::matmul(f.pool, w.up, x, f.n, st.mlp_in.data(), w.up_b);
+    for (int64_t t = 0; t < f.n; ++t) {
+      const float* row = st.mlp_in.data() + t * 2 * dm;
+      std::copy(row, row + dm, st.mlp_pre.data() + t * dm);
+      std::copy(row + dm, row + 2 * dm, st.mlp_pre_linear.data() + t * dm);
+    }
+  } else if (c.gated_mlp) {
+    ops::matmul(f.pool, w.gate, x, f.n, st.mlp_pre.data(), w.gate_b);
+    ops::matmul(f.pool, w.up, x, f.n, st.mlp_pre_linear.data(), w.up_b);
+  } else {
+    ops::matmul(f.pool, w.up, x, f.n, st.mlp_pre.data(), w.up_b);
+  }
+  f.offer(Hook::MlpPre, layer, st.mlp_pre.data(), {f.n, dm});
+  if (c.gated_mlp) f.offer(Hook::MlpPreLinear, layer, st.mlp_pre_linear.data(), {f.n, dm});
+  const int64_t total = f.n * dm;
+  for (int64_t i = 0; i < total; ++i) {
+    const float a = c.act == Activation::SiLU ? ops::silu(st.mlp_pre[i]) : ops::gelu(st.mlp_pre[i]);
+    st.mlp_post[i] = c.gated_mlp ? a * st.mlp_pre_linear[i] : a;
+  }
+  f.offer(Hook::MlpPost, layer, st.mlp_post.data(), {f.n, dm});
+  ops::matmul(f.pool, w.down, st.mlp_post.data(), f.n, st.mlp_out.data(), w.down_b);
+  f.offer(Hook::MlpOut, layer, st.mlp_out.data(), {f.n, c.d_model});
+}
+
+namespace {
+void add_into(float* dst, const float* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+}  // namespace
+
+void sequential_block(Forward& f, int layer, const BlockWeights& w) {
+  auto& st = f.st;
+  const int64_t dm = f.cfg.d_model, total = f.n * dm;
+  f.offer(Hook::ResidPre, layer, st.resid.data(), {f.n, dm});
+  norm_step(f, w.ln1, Hook::Ln1Scale, Hook::Ln1Normalized, layer, st.resid.data());
+  attention_step(f, layer, w.attn);
+  add_into(st.resid.data(), st.attn_out.data(), total);
+  f.offer(Hook::ResidMid, layer, st.resid.data(), {f.n, dm});
+  norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.resid.data());
+  mlp_step(f, layer, w.mlp);
+  add_into(st.resid.data(), st.mlp_out.data(), total);
+  f.offer(Hook::ResidPost, layer, st.resid.data(), {f.n, dm});
+}
+
+void parallel_block(Forward& f, int layer, const BlockWeights& w) {
+  auto& st = f.st;
+  const int64_t dm = f.cfg.d_model, total = f.n * dm;
+  f.offer(Hook::ResidPre, layer, st.resid.data(), {f.n, dm});
+  std::copy(st.resid.begin(), st.resid.begin() + total, st.block_in.begin());
+  norm_step(f, w.ln1, Hook::Ln1Scale, Hook::Ln1Normalized, layer, st.block_in.data());
+  attention_step(f, layer, w.attn);
+  norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.block_in.data());
+  mlp_step(f, layer, w.mlp);
+  add_into(st.resid.data(), st.attn_out.data(), total);
+  add_into(st.resid.data(), st.mlp_out.data(), total);
+  f.offer(Hook::ResidPost, layer, st.resid.data(), {f.n, dm});
+}
+
+}  // namespace tp

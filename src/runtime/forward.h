@@ -1,0 +1,73 @@
+// The context of one forward pass over a batch of consecutive positions, and the building
+// blocks that architectures compose into their blocks: norms, attention, MLPs. Every
+// intermediate is offered to the observer as the hook point it is.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "model/config.h"
+#include "probe/hooks.h"
+#include "runtime/run_state.h"
+
+namespace tp {
+
+struct Forward {
+  const ModelConfig& cfg;
+  ThreadPool& pool;
+  RunState& st;
+  KvCache& kv;
+  Observer* observer;  // may be null
+  const int32_t* tokens;
+  int64_t pos0;  // position of the first token of the batch
+  int64_t n;     // batch size
+
+  int64_t n_k() const { return pos0 + n; }  // keys visible to the last query
+  bool wants(Hook h, int layer) const { return observer && observer->wants(h, layer); }
+  // Offers a buffer to the observer (if it wants it); the observer may modify it in place.
+  void offer(Hook h, int layer, float* data, std::vector<int64_t> shape) const;
+};
+
+// A norm's learned parameters, decoded to float once at load time (they are small).
+struct NormWeights {
+  std::vector<float> w, b;  // b empty for RMSNorm
+};
+
+// Attention projections: separate q/k/v or one fused [Q | K | V] matrix; biases optional.
+struct AttnWeights {
+  TensorView wq, wk, wv, bq, bk, bv;
+  TensorView wqkv, bqkv;
+  TensorView wo, bo;
+};
+
+// MLP: up (and gate) then down. Phi-3 fuses [gate | up] into one `up` of 2 d_mlp rows.
+struct MlpWeights {
+  TensorView up, up_b, gate, gate_b, down, down_b;
+  bool fused_gate_up = false;
+};
+
+struct BlockWeights {
+  NormWeights ln1, ln2;
+  AttnWeights attn;
+  MlpWeights mlp;
+};
+
+NormWeights bind_norm(const TensorView& w, const TensorView& b, int64_t d);
+
+// in [n, d_model] -> st.ln_out [n, d_model]; offers `scale_hook` and `normalized_hook`.
+void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalized_hook, int layer, const float* in);
+// st.ln_out -> st.attn_out (offers q, k, v, rot_q, rot_k, attn_scores, pattern, z, result, attn_out).
+void attention_step(Forward& f, int layer, const AttnWeights& w);
+// st.ln_out -> st.mlp_out (offers mlp pre, pre_linear, post, mlp_out).
+void mlp_step(Forward& f, int layer, const MlpWeights& w);
+
+// resid_pre -> ln1 -> attn -> resid_mid -> ln2 -> mlp -> resid_post, on st.resid.
+void sequential_block(Forward& f, int layer, const BlockWeights& w);
+// GPT-NeoX style: attention and MLP both read the block input; resid += attn + mlp.
+void parallel_block(Forward& f, int layer, const BlockWeights& w);
+
+// Fills st.rope_cos/sin for the batch positions and offers them.
+void prepare_rope(Forward& f);
+
+}  // namespace tp

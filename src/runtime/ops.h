@@ -1,0 +1,34 @@
+// The numeric building blocks of the forward pass, over float rows. Each takes explicit
+// sizes; buffers are owned by the caller (RunState), so nothing here allocates per token.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace tp::ops {
+
+// y[t, r] = sum_i W[r, i] * x[t, i] (+ bias[r]) for t < n; W has ne = {k, rows}.
+// y is [n, rows]; x is [n, k]. bias may be an absent view.
+void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y,
+            const TensorView& bias = {});
+
+// Reads a vector (bias, norm weight) of any float type into dst[n].
+void read_vector(const TensorView& v, float* dst, int64_t n);
+// Copies row `id` of an embedding table (any type) into dst.
+void embedding_row(const TensorView& table, int64_t id, float* dst);
+
+// Normalisation of one row, split the way the hooks see it:
+//   scale = 1/rms(x) or 1/std(x - mean);  normalized = (x - mean) * scale.
+// Returns the scale. `normalized` gets the row before the learned weight and bias.
+float rms_normalize(const float* x, float* normalized, int64_t d, float eps);
+float layer_normalize(const float* x, float* normalized, int64_t d, float eps);
+// out = normalized * w (+ b); w and b are float arrays (b may be null).
+void apply_weight(const float* normalized, const float* w, const float* b, float* out, int64_t d);
+
+void softmax_inplace(float* x, int64_t n);  // -inf entries become exactly 0
+
+float silu(float x);
+float gelu(float x);  // the tanh form used by GPT-2 and ggml
+
+}  // namespace tp::ops

@@ -1,0 +1,31 @@
+#include "runtime/run_state.h"
+
+namespace tp {
+
+RunState::RunState(const ModelConfig& c, int64_t b)
+    : max_batch(b),
+      resid(b * c.d_model),
+      block_in(b * c.d_model),
+      normalized(b * c.d_model),
+      norm_scale(b),
+      ln_out(b * c.d_model),
+      qkv(b * (c.q_dim() + 2 * c.kv_dim())),
+      q(b * c.q_dim()),
+      k(b * c.kv_dim()),
+      v(b * c.kv_dim()),
+      rope_cos(b * (c.rope_dims / 2 + 1)),
+      rope_sin(b * (c.rope_dims / 2 + 1)),
+      z(b * c.q_dim()),
+      attn_out(b * c.d_model),
+      mlp_in(b * 2 * c.d_mlp),
+      mlp_pre(b * c.d_mlp),
+      mlp_pre_linear(b * c.d_mlp),
+      mlp_post(b * c.d_mlp),
+      mlp_out(b * c.d_model) {}
+
+KvCache::KvCache(const ModelConfig& c, int64_t ctx) : n_ctx(ctx), kv_dim(c.kv_dim()) {
+  k.assign(c.n_layers, std::vector<float>(ctx * kv_dim));
+  v.assign(c.n_layers, std::vector<float>(ctx * kv_dim));
+}
+
+}  // namespace tp

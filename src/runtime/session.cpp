@@ -1,0 +1,83 @@
+#include "runtime/session.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "runtime/forward.h"
+#include "runtime/ops.h"
+
+namespace tp {
+
+Session::Session(const Model& model, const SessionOptions& opts)
+    : model_(model),
+      pool_(opts.n_threads),
+      st_(model.config, std::max<int64_t>(1, opts.max_batch)),
+      kv_(model.config, opts.n_ctx > 0 ? std::min(opts.n_ctx, model.config.n_ctx) : model.config.n_ctx) {}
+
+std::vector<float> Session::eval(const std::vector<int32_t>& tokens, bool all_logits) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const int64_t vocab = model_.config.d_vocab;
+  if (n == 0) throw Error(ErrorKind::Usage, "eval", "no tokens to evaluate", "give at least one token id");
+  if (n_past_ + n > kv_.n_ctx)
+    throw Error(ErrorKind::Usage, "eval",
+                "position " + std::to_string(n_past_ + n) + " exceeds the context of " + std::to_string(kv_.n_ctx) + " tokens",
+                "use a shorter prompt or fewer generated tokens");
+  for (int32_t id : tokens)
+    if (id < 0 || id >= vocab)
+      throw Error(ErrorKind::Usage, "eval", "token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(vocab));
+  std::vector<float> out(all_logits ? n * vocab : vocab);
+  for (int64_t start = 0; start < n; start += st_.max_batch) {
+    const int64_t len = std::min(st_.max_batch, n - start);
+    // Only the last position's logits are needed unless all are asked for.
+    const int64_t first_logit = all_logits ? 0 : len - 1;
+    const bool last_chunk = start + len == n;
+    if (!all_logits && !last_chunk) {
+      eval_batch(tokens.data() + start, len, len, nullptr);
+      continue;
+    }
+    float* dst = all_logits ? out.data() + start * vocab : out.data();
+    eval_batch(tokens.data() + start, len, first_logit, dst);
+  }
+  return out;
+}
+
+void Session::eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, float* logits_out) {
+  const ModelConfig& c = model_.config;
+  Forward f{c, pool_, st_, kv_, observer_, tokens, n_past_, n};
+  if (observer_ && observer_->wants(Hook::Tokens, -1)) {
+    std::vector<float> ids(tokens, tokens + n);
+    f.offer(Hook::Tokens, -1, ids.data(), {n});
+  }
+  model_.impl->embed(f);
+  prepare_rope(f);
+  for (int l = 0; l < c.n_layers; ++l) model_.impl->block(f, l);
+  n_past_ += n;
+  if (first_logit >= n) return;
+
+  // Final norm and unembedding for positions [first_logit, n).
+  const int64_t m = n - first_logit, dm = c.d_model;
+  Forward tail{c, pool_, st_, kv_, observer_, tokens + first_logit, f.pos0 + first_logit, m};
+  norm_step(tail, model_.impl->final_norm(), Hook::LnFinalScale, Hook::LnFinalNormalized, -1,
+            st_.resid.data() + first_logit * dm);
+  ops::matmul(pool_, model_.impl->unembed(), st_.ln_out.data(), m, logits_out);
+  tail.offer(Hook::Logits, -1, logits_out, {m, c.d_vocab});
+}
+
+int32_t argmax(const float* x, int64_t n) {
+  return static_cast<int32_t>(std::max_element(x, x + n) - x);
+}
+
+std::vector<int32_t> generate_greedy(Session& s, const std::vector<int32_t>& prompt, int n, int32_t stop_id) {
+  std::vector<int32_t> out;
+  std::vector<float> logits = s.eval(prompt);
+  const int64_t vocab = s.model().config.d_vocab;
+  for (int i = 0; i < n; ++i) {
+    const int32_t next = argmax(logits.data(), vocab);
+    out.push_back(next);
+    if (next == stop_id || i + 1 == n) break;
+    logits = s.eval({next});
+  }
+  return out;
+}
+
+}  // namespace tp

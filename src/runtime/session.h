@@ -1,0 +1,56 @@
+// A Session runs a model over a growing sequence: the prompt as batches, then one token at
+// a time, keeping the KV cache. It owns the activation buffers, so decoding allocates
+// nothing per token.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/model.h"
+#include "probe/hooks.h"
+#include "runtime/run_state.h"
+
+namespace tp {
+
+struct SessionOptions {
+  int n_threads = 0;        // 0 = one per hardware thread
+  int64_t n_ctx = 0;        // 0 = the model's context length
+  int64_t max_batch = 512;  // longer prompts are processed in chunks of this many positions
+};
+
+class Session {
+ public:
+  Session(const Model& model, const SessionOptions& opts = {});
+
+  // Runs `tokens` at positions [n_past, n_past + n). Returns the logits of the last
+  // position, or of every position ([n, d_vocab]) when all_logits is set.
+  std::vector<float> eval(const std::vector<int32_t>& tokens, bool all_logits = false);
+
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return kv_.n_ctx; }
+  void reset() { n_past_ = 0; }
+  void set_observer(Observer* o) { observer_ = o; }
+  const Model& model() const { return model_; }
+  ThreadPool& pool() { return pool_; }
+
+ private:
+  // One batch of at most max_batch tokens; writes the logits of positions [first_logit, n)
+  // to logits_out [n - first_logit, d_vocab].
+  void eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, float* logits_out);
+
+  const Model& model_;
+  ThreadPool pool_;
+  RunState st_;
+  KvCache kv_;
+  Observer* observer_ = nullptr;
+  int64_t n_past_ = 0;
+};
+
+// Greedy generation: the prompt, then `n` argmax tokens (stopping early at `stop_id` when
+// it is >= 0). Returns the generated ids only.
+std::vector<int32_t> generate_greedy(Session& s, const std::vector<int32_t>& prompt, int n, int32_t stop_id = -1);
+
+int32_t argmax(const float* x, int64_t n);
+
+}  // namespace tp
