@@ -61,6 +61,8 @@ fs::path model_path(const std::string& name) {
   return {};
 }
 
+void PrintTo(const Case& c, std::ostream* os) { *os << c.model << "/" << c.prompt; }
+
 class Reference : public ::testing::TestWithParam<Case> {};
 
 // Loads the model, or skips when its architecture is not implemented yet.

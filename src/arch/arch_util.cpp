@@ -55,3 +55,73 @@ void embed_tokens(Forward& f, const TensorView& table, float scale) {
 std::string blk(int layer, const char* name) { return "blk." + std::to_string(layer) + "." + name; }
 
 }  // namespace tp::arch_util
+
+namespace tp {
+
+void StandardModel::embed(Forward& f) const {
+  arch_util::embed_tokens(f, token_embd, embed_scale);
+  if (!position_embd.present()) return;
+  const int64_t d = f.cfg.d_model;
+  // hook_pos_embed gets its own buffer (block_in is free until the first block runs).
+  float* pos = f.st.block_in.data();
+  for (int64_t t = 0; t < f.n; ++t) ops::embedding_row(position_embd, f.pos0 + t, pos + t * d);
+  f.offer(Hook::PosEmbed, -1, pos, {f.n, d});
+  for (int64_t i = 0; i < f.n * d; ++i) f.st.resid[i] += pos[i];
+}
+
+void StandardModel::block(Forward& f, int layer) const {
+  if (parallel) parallel_block(f, layer, blocks[layer]);
+  else sequential_block(f, layer, blocks[layer]);
+}
+
+namespace arch_util {
+
+NormWeights bind_block_norm(const WeightStore& w, int l, const char* name, int64_t d) {
+  const std::string base = blk(l, name);
+  return bind_norm(w.get(base + ".weight"), w.optional(base + ".bias"), d);
+}
+
+AttnWeights bind_separate_qkv(const WeightStore& w, int l) {
+  AttnWeights a;
+  a.wq = w.get(blk(l, "attn_q.weight"));
+  a.wk = w.get(blk(l, "attn_k.weight"));
+  a.wv = w.get(blk(l, "attn_v.weight"));
+  a.bq = w.optional(blk(l, "attn_q.bias"));
+  a.bk = w.optional(blk(l, "attn_k.bias"));
+  a.bv = w.optional(blk(l, "attn_v.bias"));
+  a.wo = w.get(blk(l, "attn_output.weight"));
+  a.bo = w.optional(blk(l, "attn_output.bias"));
+  return a;
+}
+
+AttnWeights bind_fused_qkv(const WeightStore& w, int l) {
+  AttnWeights a;
+  a.wqkv = w.get(blk(l, "attn_qkv.weight"));
+  a.bqkv = w.optional(blk(l, "attn_qkv.bias"));
+  a.wo = w.get(blk(l, "attn_output.weight"));
+  a.bo = w.optional(blk(l, "attn_output.bias"));
+  return a;
+}
+
+MlpWeights bind_mlp(const WeightStore& w, int l, bool gated, bool fused_gate_up) {
+  MlpWeights m;
+  m.up = w.get(blk(l, "ffn_up.weight"));
+  m.up_b = w.optional(blk(l, "ffn_up.bias"));
+  if (gated && !fused_gate_up) {
+    m.gate = w.get(blk(l, "ffn_gate.weight"));
+    m.gate_b = w.optional(blk(l, "ffn_gate.bias"));
+  }
+  m.fused_gate_up = fused_gate_up;
+  m.down = w.get(blk(l, "ffn_down.weight"));
+  m.down_b = w.optional(blk(l, "ffn_down.bias"));
+  return m;
+}
+
+void bind_ends(StandardModel& m, const ModelConfig& c, const WeightStore& w) {
+  m.token_embd = w.get("token_embd.weight");
+  m.out_norm = bind_norm(w.get("output_norm.weight"), w.optional("output_norm.bias"), c.d_model);
+  m.output = c.tied_output ? m.token_embd : w.get("output.weight");
+}
+
+}  // namespace arch_util
+}  // namespace tp

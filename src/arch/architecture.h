@@ -35,6 +35,25 @@ const std::vector<const Architecture*>& architectures();
 // Throws Error(Unsupported) naming the architecture and listing the supported ones.
 const Architecture& find_architecture(const std::string& name, const std::string& where);
 
+// The decoder-only transformer most architectures are: embeddings (optionally scaled, plus
+// learned positions), a stack of sequential or parallel blocks, a final norm, an unembedding.
+// Architecture files fill one of these in their bind function.
+class StandardModel : public ArchModel {
+ public:
+  TensorView token_embd;
+  TensorView position_embd;  // absent for RoPE models
+  float embed_scale = 1.0f;
+  bool parallel = false;
+  std::vector<BlockWeights> blocks;
+  NormWeights out_norm;
+  TensorView output;
+
+  void embed(Forward& f) const override;
+  void block(Forward& f, int layer) const override;
+  const NormWeights& final_norm() const override { return out_norm; }
+  const TensorView& unembed() const override { return output; }
+};
+
 // Shared by the architecture files.
 namespace arch_util {
 
@@ -43,8 +62,16 @@ namespace arch_util {
 ModelConfig read_common(const GgufFile& f, const std::string& arch);
 // token_embd rows -> st.resid, times `scale`; offers hook_embed.
 void embed_tokens(Forward& f, const TensorView& table, float scale);
-// The standard tensor names of block L with their shapes for a LLaMA-like block.
+// "blk.3.attn_q.weight" from (3, "attn_q.weight").
 std::string blk(int layer, const char* name);
+
+// Binders for the standard GGUF tensor names of block `l` (biases optional throughout).
+NormWeights bind_block_norm(const WeightStore& w, int l, const char* name, int64_t d);  // "attn_norm"
+AttnWeights bind_separate_qkv(const WeightStore& w, int l);  // attn_q/k/v + attn_output
+AttnWeights bind_fused_qkv(const WeightStore& w, int l);     // attn_qkv + attn_output
+MlpWeights bind_mlp(const WeightStore& w, int l, bool gated, bool fused_gate_up);
+// token_embd, output_norm (+bias), output or tied token_embd into `m`.
+void bind_ends(StandardModel& m, const ModelConfig& c, const WeightStore& w);
 
 }  // namespace arch_util
 }  // namespace tp

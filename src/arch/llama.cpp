@@ -6,8 +6,6 @@
 namespace tp {
 namespace {
 
-using arch_util::blk;
-
 ModelConfig read_config(const GgufFile& f) {
   ModelConfig c = arch_util::read_common(f, "llama");
   c.norm = NormKind::RMSNorm;
@@ -40,43 +38,19 @@ std::vector<WeightSpec> weight_table(const ModelConfig& c) {
   };
 }
 
-class Llama : public ArchModel {
- public:
-  Llama(const ModelConfig& c, const WeightStore& w)
-      : embd_(w.get("token_embd.weight")),
-        out_norm_(bind_norm(w.get("output_norm.weight"), {}, c.d_model)),
-        unembed_(c.tied_output ? embd_ : w.get("output.weight")) {
-    for (int l = 0; l < c.n_layers; ++l) {
-      BlockWeights b;
-      b.ln1 = bind_norm(w.get(blk(l, "attn_norm.weight")), {}, c.d_model);
-      b.ln2 = bind_norm(w.get(blk(l, "ffn_norm.weight")), {}, c.d_model);
-      b.attn.wq = w.get(blk(l, "attn_q.weight"));
-      b.attn.wk = w.get(blk(l, "attn_k.weight"));
-      b.attn.wv = w.get(blk(l, "attn_v.weight"));
-      b.attn.bq = w.optional(blk(l, "attn_q.bias"));
-      b.attn.bk = w.optional(blk(l, "attn_k.bias"));
-      b.attn.bv = w.optional(blk(l, "attn_v.bias"));
-      b.attn.wo = w.get(blk(l, "attn_output.weight"));
-      b.attn.bo = w.optional(blk(l, "attn_output.bias"));
-      b.mlp.gate = w.get(blk(l, "ffn_gate.weight"));
-      b.mlp.up = w.get(blk(l, "ffn_up.weight"));
-      b.mlp.down = w.get(blk(l, "ffn_down.weight"));
-      blocks_.push_back(std::move(b));
-    }
+std::unique_ptr<ArchModel> bind(const ModelConfig& c, const WeightStore& w) {
+  auto m = std::make_unique<StandardModel>();
+  arch_util::bind_ends(*m, c, w);
+  for (int l = 0; l < c.n_layers; ++l) {
+    BlockWeights b;
+    b.ln1 = arch_util::bind_block_norm(w, l, "attn_norm", c.d_model);
+    b.ln2 = arch_util::bind_block_norm(w, l, "ffn_norm", c.d_model);
+    b.attn = arch_util::bind_separate_qkv(w, l);
+    b.mlp = arch_util::bind_mlp(w, l, /*gated=*/true, /*fused_gate_up=*/false);
+    m->blocks.push_back(std::move(b));
   }
-  void embed(Forward& f) const override { arch_util::embed_tokens(f, embd_, 1.0f); }
-  void block(Forward& f, int layer) const override { sequential_block(f, layer, blocks_[layer]); }
-  const NormWeights& final_norm() const override { return out_norm_; }
-  const TensorView& unembed() const override { return unembed_; }
-
- private:
-  TensorView embd_;
-  NormWeights out_norm_;
-  TensorView unembed_;
-  std::vector<BlockWeights> blocks_;
-};
-
-std::unique_ptr<ArchModel> bind(const ModelConfig& c, const WeightStore& w) { return std::make_unique<Llama>(c, w); }
+  return m;
+}
 
 }  // namespace
 

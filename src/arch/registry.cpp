@@ -7,11 +7,19 @@ namespace tp {
 
 extern const Architecture kLlamaArchitecture;
 extern const Architecture kGpt2Architecture;
+extern const Architecture kGptNeoXArchitecture;
+extern const Architecture kQwen2Architecture;
+extern const Architecture kPhi3Architecture;
+extern const Architecture kGemmaArchitecture;
 
 const std::vector<const Architecture*>& architectures() {
   static const std::vector<const Architecture*> all = {
       &kLlamaArchitecture,
       &kGpt2Architecture,
+      &kGptNeoXArchitecture,
+      &kQwen2Architecture,
+      &kPhi3Architecture,
+      &kGemmaArchitecture,
   };
   return all;
 }

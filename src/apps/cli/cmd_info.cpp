@@ -1,5 +1,65 @@
+// `tokenprobe info MODEL`: architecture, hyper-parameters under TransformerLens names,
+// tokenizer summary and the tensor table.
+#include <cstdio>
+
 #include "apps/cli/commands.h"
+#include "apps/cli/common.h"
+#include "model/model.h"
+
 namespace tp::cli {
-void register_info(CLI::App&) {}
-void register_run(CLI::App&) {}
+namespace {
+
+struct InfoOptions {
+  std::string model;
+  bool metadata = false;
+};
+
+std::string human_bytes(uint64_t n) {
+  char buf[32];
+  if (n >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", n / double(1ull << 30));
+  else if (n >= (1ull << 20)) std::snprintf(buf, sizeof buf, "%.2f MiB", n / double(1ull << 20));
+  else if (n >= 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", n / 1024.0);
+  else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  return buf;
+}
+
+void run_info(const InfoOptions& o) {
+  const std::string path = resolve_model(o.model);
+  auto m = load_model(path);
+  std::printf("model      %s\nformat     %s", path.c_str(), m->format.c_str());
+  if (m->gguf) std::printf(" v%u", m->gguf->version());
+  std::printf("\nweights    %s in %zu tensors\n\nconfig\n%s", human_bytes(m->weight_bytes()).c_str(),
+              m->weights.all().size(), m->config.describe().c_str());
+  if (o.metadata && m->gguf) {
+    std::printf("\nmetadata\n");
+    for (const auto& [k, v] : m->gguf->metadata()) std::printf("  %-44s %s\n", k.c_str(), printable(v.to_display()).c_str());
+  }
+  std::printf("\ntensors (%s table; shapes in ggml order, row length first)\n", m->arch->name);
+  std::printf("  %-34s %-6s %-16s %12s\n", "name", "type", "shape", "bytes");
+  for (const auto& e : m->table) {
+    const TensorView* t = m->weights.find(e.name);
+    if (!t) continue;
+    std::printf("  %-34s %-6s %-16s %12llu\n", e.name.c_str(), dtype_name(t->type), t->shape_string().c_str(),
+                static_cast<unsigned long long>(t->nbytes));
+  }
+  for (const auto& [name, t] : m->weights.all()) {
+    bool listed = false;
+    for (const auto& e : m->table) listed = listed || e.name == name;
+    if (!listed)
+      std::printf("  %-34s %-6s %-16s %12llu  (not used by the %s forward pass)\n", name.c_str(), dtype_name(t.type),
+                  t.shape_string().c_str(), static_cast<unsigned long long>(t.nbytes), m->arch->name);
+  }
+}
+
+}  // namespace
+
+void register_info(CLI::App& app) {
+  auto opts = std::make_shared<InfoOptions>();
+  auto* cmd = app.add_subcommand("info", "Print a model's architecture, hyper-parameters, tokenizer and tensors");
+  cmd->add_option("model", opts->model, "Model file (.gguf or llama2.c .bin); default: stories260K");
+  cmd->add_option("-m,--model", opts->model, "Same as the positional MODEL");
+  cmd->add_flag("--metadata", opts->metadata, "Also print every GGUF metadata key");
+  cmd->callback([opts] { run_info(*opts); });
+}
+
 }  // namespace tp::cli

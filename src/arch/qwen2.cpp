@@ -1,0 +1,57 @@
+// Qwen2: the LLaMA block with Q/K/V biases, RoPE in NeoX (split-halves) style with a large
+// base (1e6), SwiGLU MLP, tied or separate unembedding.
+#include "arch/architecture.h"
+
+namespace tp {
+namespace {
+
+ModelConfig read_config(const GgufFile& f) {
+  ModelConfig c = arch_util::read_common(f, "qwen2");
+  c.norm = NormKind::RMSNorm;
+  c.positions = PositionKind::Rope;
+  c.rope_style = RopeStyle::NeoX;
+  c.act = Activation::SiLU;
+  c.gated_mlp = true;
+  return c;
+}
+
+std::vector<WeightSpec> weight_table(const ModelConfig& c) {
+  const int64_t dm = c.d_model, qd = c.q_dim(), kvd = c.kv_dim(), dff = c.d_mlp;
+  return {
+      {"token_embd.weight", {dm, c.d_vocab}},
+      {"output_norm.weight", {dm}},
+      {"output.weight", {dm, c.d_vocab}, false},
+      {"blk.{L}.attn_norm.weight", {dm}},
+      {"blk.{L}.attn_q.weight", {dm, qd}},
+      {"blk.{L}.attn_k.weight", {dm, kvd}},
+      {"blk.{L}.attn_v.weight", {dm, kvd}},
+      {"blk.{L}.attn_q.bias", {qd}},
+      {"blk.{L}.attn_k.bias", {kvd}},
+      {"blk.{L}.attn_v.bias", {kvd}},
+      {"blk.{L}.attn_output.weight", {qd, dm}},
+      {"blk.{L}.ffn_norm.weight", {dm}},
+      {"blk.{L}.ffn_gate.weight", {dm, dff}},
+      {"blk.{L}.ffn_up.weight", {dm, dff}},
+      {"blk.{L}.ffn_down.weight", {dff, dm}},
+  };
+}
+
+std::unique_ptr<ArchModel> bind(const ModelConfig& c, const WeightStore& w) {
+  auto m = std::make_unique<StandardModel>();
+  arch_util::bind_ends(*m, c, w);
+  for (int l = 0; l < c.n_layers; ++l) {
+    BlockWeights b;
+    b.ln1 = arch_util::bind_block_norm(w, l, "attn_norm", c.d_model);
+    b.ln2 = arch_util::bind_block_norm(w, l, "ffn_norm", c.d_model);
+    b.attn = arch_util::bind_separate_qkv(w, l);
+    b.mlp = arch_util::bind_mlp(w, l, /*gated=*/true, /*fused_gate_up=*/false);
+    m->blocks.push_back(std::move(b));
+  }
+  return m;
+}
+
+}  // namespace
+
+extern const Architecture kQwen2Architecture{"qwen2", read_config, weight_table, bind};
+
+}  // namespace tp
