@@ -1,0 +1,147 @@
+// Hook points: names round-trip, each architecture offers exactly the hooks it computes,
+// and the identities between hooks hold.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "model/model.h"
+#include "probe/recorder.h"
+#include "quant/quant.h"
+#include "runtime/session.h"
+#include "test_support.h"
+
+namespace tp {
+namespace {
+
+TEST(Hooks, NamesRoundTrip) {
+  for (int i = 0; i < kHookCount; ++i) {
+    const Hook h = static_cast<Hook>(i);
+    const int layer = hook_is_per_layer(h) ? 12 : -1;
+    const std::string name = hook_name(h, layer);
+    const auto parsed = parse_hook_name(name);
+    ASSERT_TRUE(parsed.has_value()) << name;
+    EXPECT_EQ(parsed->first, h) << name;
+    EXPECT_EQ(parsed->second, layer) << name;
+  }
+  EXPECT_EQ(hook_name(Hook::Pattern, 3), "blocks.3.attn.hook_pattern");
+  EXPECT_EQ(hook_name(Hook::Logits, -1), "unembed.hook_out");
+  EXPECT_FALSE(parse_hook_name("blocks.x.hook_resid_post"));
+  EXPECT_FALSE(parse_hook_name("blocks.3.hook_nothing"));
+  EXPECT_FALSE(parse_hook_name("hook_resid_post"));  // per-layer hook without a layer
+  EXPECT_FALSE(parse_hook_name("blocks.99999999.hook_resid_post"));
+}
+
+struct Captured {
+  std::unique_ptr<Model> model;
+  Recorder rec{[](Hook, int) { return true; }};
+};
+
+std::unique_ptr<Captured> capture_all(const std::string& file, const std::vector<int32_t>& tokens) {
+  auto c = std::make_unique<Captured>();
+  c->model = load_model((test::shared_dir() / "models/synthetic" / file).string());
+  Session s(*c->model, {.n_threads = 2});
+  s.set_observer(&c->rec);
+  s.eval(tokens, /*all_logits=*/true);
+  return c;
+}
+
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = a.size() == b.size() ? 0 : INFINITY;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) m = std::max(m, double(std::fabs(a[i] - b[i])));
+  return m;
+}
+
+class HookIdentities : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HookIdentities, Hold) {
+  TP_REQUIRE_SHARED("models/synthetic/" + GetParam());
+  auto c = capture_all(GetParam(), {1, 5, 9, 17, 33, 2});
+  const ModelConfig& cfg = c->model->config;
+  const auto& rec = c->rec;
+  const int64_t dm = cfg.d_model;
+
+  // Which hooks exist depends on the architecture.
+  EXPECT_EQ(rec.captures().count("hook_pos_embed"), cfg.positions == PositionKind::Learned ? 1u : 0u);
+  EXPECT_EQ(rec.captures().count("blocks.0.attn.hook_rot_q"), cfg.positions == PositionKind::Rope ? 1u : 0u);
+  EXPECT_EQ(rec.captures().count("blocks.0.hook_resid_mid"), cfg.parallel_residual ? 0u : 1u);
+  EXPECT_EQ(rec.captures().count("blocks.0.mlp.hook_pre_linear"), cfg.gated_mlp ? 1u : 0u);
+
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".";
+    const auto& pre = rec.only(b + "hook_resid_pre").data;
+    const auto& attn = rec.only(b + "hook_attn_out").data;
+    const auto& mlp = rec.only(b + "hook_mlp_out").data;
+    const auto& post = rec.only(b + "hook_resid_post").data;
+    std::vector<float> sum(pre.size());
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] = pre[i] + attn[i] + mlp[i];
+    EXPECT_LT(max_abs_diff(sum, post), 1e-4) << b << " resid_post != resid_pre + attn_out + mlp_out";
+
+    // Sum over heads of hook_result, plus the output bias, is hook_attn_out.
+    const auto& result = rec.only(b + "attn.hook_result").data;
+    std::vector<float> bias(dm, 0.0f);
+    const TensorView* bo = c->model->weights.find("blk." + std::to_string(l) + ".attn_output.bias");
+    if (bo) quant::dequantize_row(bo->type, bo->data, bias.data(), dm);
+    std::vector<float> heads(attn.size(), 0.0f);
+    const int64_t n = static_cast<int64_t>(attn.size()) / dm;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < dm; ++i) {
+        float s = bias[i];
+        for (int64_t h = 0; h < cfg.n_heads; ++h) s += result[(t * cfg.n_heads + h) * dm + i];
+        heads[t * dm + i] = s;
+      }
+    EXPECT_LT(max_abs_diff(heads, attn), 1e-4) << b << " sum of hook_result + b_O != hook_attn_out";
+
+    // Every pattern row sums to 1 and is 0 above the diagonal.
+    const Capture& pat = rec.only(b + "attn.hook_pattern");
+    const int64_t q = pat.shape[1], k = pat.shape[2];
+    for (int64_t h = 0; h < pat.shape[0]; ++h)
+      for (int64_t i = 0; i < q; ++i) {
+        double s = 0;
+        for (int64_t j = 0; j < k; ++j) {
+          const float p = pat.data[(h * q + i) * k + j];
+          if (j > i) {
+            EXPECT_EQ(p, 0.0f);
+          }
+          s += p;
+        }
+        EXPECT_NEAR(s, 1.0, 1e-5);
+      }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Synthetic, HookIdentities,
+                         ::testing::Values("llama-spm-tiny.gguf", "gpt2-tiny.gguf", "gptneox-tiny.gguf",
+                                           "qwen2-tiny.gguf", "phi3-tiny.gguf", "gemma-tiny.gguf"),
+                         [](const auto& info) {
+                           std::string n = info.param.substr(0, info.param.find('.'));
+                           for (char& ch : n)
+                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
+
+// An observer that zeroes one hook in place: the forward pass continues from the change.
+class ZeroAttnOut : public Observer {
+ public:
+  bool wants(Hook h, int layer) const override { return h == Hook::AttnOut && layer == 0; }
+  void deliver(Hook, int, const HookValue& v, float* data) override {
+    int64_t n = 1;
+    for (auto d : v.shape) n *= d;
+    std::fill(data, data + n, 0.0f);
+  }
+};
+
+TEST(Hooks, ObserverCanIntervene) {
+  TP_REQUIRE_SHARED("models/synthetic/llama-spm-tiny.gguf");
+  auto m = load_model((test::shared_dir() / "models/synthetic/llama-spm-tiny.gguf").string());
+  const std::vector<int32_t> toks = {1, 5, 9, 17};
+  Session clean(*m, {.n_threads = 1});
+  const auto base = clean.eval(toks);
+  ZeroAttnOut zero;
+  Session ablated(*m, {.n_threads = 1});
+  ablated.set_observer(&zero);
+  const auto changed = ablated.eval(toks);
+  EXPECT_GT(max_abs_diff(base, changed), 1e-3) << "zeroing hook_attn_out of layer 0 had no effect";
+}
+
+}  // namespace
+}  // namespace tp
