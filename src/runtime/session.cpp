@@ -15,6 +15,11 @@ Session::Session(const Model& model, const SessionOptions& opts)
       kv_(model.config, opts.n_ctx > 0 ? std::min(opts.n_ctx, model.config.n_ctx) : model.config.n_ctx) {}
 
 std::vector<float> Session::eval(const std::vector<int32_t>& tokens, bool all_logits) {
+  return eval(tokens, all_logits ? Logits::All : Logits::Last);
+}
+
+std::vector<float> Session::eval(const std::vector<int32_t>& tokens, Logits which) {
+  const bool all_logits = which == Logits::All;
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t vocab = model_.config.d_vocab;
   if (n == 0) throw Error(ErrorKind::Usage, "eval", "no tokens to evaluate", "give at least one token id");
@@ -25,13 +30,13 @@ std::vector<float> Session::eval(const std::vector<int32_t>& tokens, bool all_lo
   for (int32_t id : tokens)
     if (id < 0 || id >= vocab)
       throw Error(ErrorKind::Usage, "eval", "token id " + std::to_string(id) + " is outside the vocabulary of " + std::to_string(vocab));
-  std::vector<float> out(all_logits ? n * vocab : vocab);
+  std::vector<float> out(which == Logits::None ? 0 : all_logits ? n * vocab : vocab);
   for (int64_t start = 0; start < n; start += st_.max_batch) {
     const int64_t len = std::min(st_.max_batch, n - start);
     // Only the last position's logits are needed unless all are asked for.
     const int64_t first_logit = all_logits ? 0 : len - 1;
     const bool last_chunk = start + len == n;
-    if (!all_logits && !last_chunk) {
+    if (which == Logits::None || (!all_logits && !last_chunk)) {
       eval_batch(tokens.data() + start, len, len, nullptr);
       continue;
     }

@@ -23,9 +23,12 @@ class Session {
  public:
   Session(const Model& model, const SessionOptions& opts = {});
 
+  enum class Logits { Last, All, None };
   // Runs `tokens` at positions [n_past, n_past + n). Returns the logits of the last
   // position, or of every position ([n, d_vocab]) when all_logits is set.
   std::vector<float> eval(const std::vector<int32_t>& tokens, bool all_logits = false);
+  // The same with the choice of which logits to compute (None: only fill the KV cache).
+  std::vector<float> eval(const std::vector<int32_t>& tokens, Logits which);
 
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return kv_.n_ctx; }

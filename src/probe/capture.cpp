@@ -1,0 +1,220 @@
+#include "probe/capture.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/half.h"
+
+namespace tp {
+namespace {
+
+bool is_final_hook(Hook h) { return h == Hook::LnFinalScale || h == Hook::LnFinalNormalized || h == Hook::Logits; }
+
+// Heads kept out of `total` by a selection.
+std::vector<int64_t> select_heads(const HookSelection& sel, int64_t total) {
+  std::vector<int64_t> out;
+  for (int64_t h = 0; h < total; ++h)
+    if (sel.heads.contains(h)) out.push_back(h);
+  return out;
+}
+
+int64_t heads_of(Hook h, const ModelConfig& c) {
+  return (h == Hook::K || h == Hook::V || h == Hook::RotK) ? c.n_kv_heads : c.n_heads;
+}
+
+// Elements per kept position for [pos, ...] hooks (per kept head where there is a heads axis).
+int64_t row_elems(Hook h, const ModelConfig& c) {
+  switch (h) {
+    case Hook::Tokens: case Hook::Ln1Scale: case Hook::Ln2Scale: case Hook::LnFinalScale: return 1;
+    case Hook::RopeCos: case Hook::RopeSin: return c.rope_dims / 2;
+    case Hook::Q: case Hook::K: case Hook::V: case Hook::RotQ: case Hook::RotK: case Hook::Z: return c.d_head;
+    case Hook::Result: return c.d_model;
+    case Hook::MlpPre: case Hook::MlpPreLinear: case Hook::MlpPost: return c.d_mlp;
+    case Hook::Logits: return c.d_vocab;
+    default: return c.d_model;
+  }
+}
+
+void encode(const float* src, int64_t n, StoreType t, uint8_t* dst) {
+  if (t == StoreType::F32) {
+    std::memcpy(dst, src, n * 4);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t v = t == StoreType::F16 ? float_to_fp16(src[i]) : float_to_bf16(src[i]);
+    std::memcpy(dst + 2 * i, &v, 2);
+  }
+}
+
+nlohmann::json tensor_meta(const std::string& hook, const std::string& pass, const std::vector<int64_t>& pos,
+                            const std::vector<int64_t>* heads) {
+  nlohmann::json meta = {{"hook", hook}, {"pass", pass}, {"positions", pos}};
+  if (heads) meta["heads"] = *heads;
+  return meta;
+}
+
+// Bytes one tensor adds to a safetensors header: its entry and its metadata string, as
+// safetensors.cpp writes them (offsets counted at 10 digits each).
+uint64_t header_bytes(const std::string& name, const std::vector<int64_t>& shape, const nlohmann::json& meta) {
+  nlohmann::json entry = {{"dtype", "BF16"}, {"shape", shape}, {"data_offsets", {1000000000, 1000000000}}};
+  return nlohmann::json(name).dump().size() * 2 + entry.dump().size() + nlohmann::json(meta.dump()).dump().size() + 2;
+}
+
+std::string pass_label(int64_t pos0, int64_t prompt_len) {
+  if (pos0 == 0) return "prompt";
+  if (pos0 < prompt_len) return "prompt." + std::to_string(pos0);
+  return "step." + std::to_string(pos0 - prompt_len + 1);
+}
+
+}  // namespace
+
+std::vector<int64_t> select_positions(const HookSelection& sel, int64_t pos0, int64_t n, int64_t prompt_len) {
+  std::vector<int64_t> out;
+  for (int64_t p = pos0; p < pos0 + n; ++p) {
+    bool keep = false;
+    switch (sel.pos) {
+      case PosMode::All: keep = true; break;
+      case PosMode::Last: keep = p >= prompt_len - 1; break;
+      case PosMode::Prompt: keep = p < prompt_len; break;
+      case PosMode::Generated: keep = p >= prompt_len; break;
+      case PosMode::Explicit: keep = sel.positions.contains(p); break;
+    }
+    if (keep) out.push_back(p);
+  }
+  return out;
+}
+
+CaptureObserver::CaptureObserver(CaptureSpec spec, const ModelConfig& cfg, int64_t prompt_len, CaptureSink& sink)
+    : spec_(std::move(spec)), cfg_(cfg), prompt_len_(prompt_len), sink_(sink) {
+  const int64_t stride = cfg.n_layers + 1;
+  table_.resize(kHookCount * stride);
+  for (int i = 0; i < kHookCount; ++i) {
+    const Hook h = static_cast<Hook>(i);
+    if (!hook_available(h, cfg)) continue;
+    if (!hook_is_per_layer(h)) {
+      table_[i * stride] = spec_.select(h, -1);
+      continue;
+    }
+    for (int l = 0; l < cfg.n_layers; ++l) table_[i * stride + l + 1] = spec_.select(h, l);
+  }
+}
+
+bool CaptureObserver::wants(Hook h, int layer) const {
+  if (stopped_) return false;
+  return table_[static_cast<int>(h) * (cfg_.n_layers + 1) + layer + 1].has_value();
+}
+
+void CaptureObserver::deliver(Hook h, int layer, const HookValue& v, float*) {
+  const HookSelection& sel = *table_[static_cast<int>(h) * (cfg_.n_layers + 1) + layer + 1];
+  const bool attn = hook_is_attention_matrix(h);
+  const int64_t n_rows = attn ? v.shape[1] : v.shape[0];
+  const std::vector<int64_t> pos = select_positions(sel, v.pos0, n_rows, prompt_len_);
+  if (pos.empty()) return;
+  const auto heads_axis = hook_heads_axis(h);
+  const int64_t n_heads_total = heads_axis ? v.shape[*heads_axis] : 1;
+  const std::vector<int64_t> heads = heads_axis ? select_heads(sel, n_heads_total) : std::vector<int64_t>{0};
+  if (heads.empty()) return;
+  const StoreType dtype = h == Hook::Tokens ? StoreType::F32 : sel.dtype;  // ids stay exact
+  const int es = store_type_size(dtype);
+
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+  if (attn) {  // [heads, q, k] -> [kept heads, kept q rows, k]
+    const int64_t nk = v.shape[2];
+    shape = {int64_t(heads.size()), int64_t(pos.size()), nk};
+    bytes.resize(heads.size() * pos.size() * nk * es);
+    size_t off = 0;
+    for (int64_t hd : heads)
+      for (int64_t p : pos) {
+        encode(v.data + (hd * n_rows + (p - v.pos0)) * nk, nk, dtype, bytes.data() + off);
+        off += nk * es;
+      }
+  } else {
+    int64_t inner = 1;  // elements per row (per head where there is a heads axis)
+    for (size_t d = heads_axis ? 2 : 1; d < v.shape.size(); ++d) inner *= v.shape[d];
+    shape = {int64_t(pos.size())};
+    if (heads_axis) shape.push_back(int64_t(heads.size()));
+    for (size_t d = heads_axis ? 2 : 1; d < v.shape.size(); ++d) shape.push_back(v.shape[d]);
+    bytes.resize(pos.size() * heads.size() * inner * es);
+    size_t off = 0;
+    for (int64_t p : pos)
+      for (int64_t hd : heads) {
+        encode(v.data + ((p - v.pos0) * n_heads_total + hd) * inner, inner, dtype, bytes.data() + off);
+        off += inner * es;
+      }
+  }
+  const std::string name = hook_name(h, layer);
+  const nlohmann::json meta = tensor_meta(name, label_, pos, heads_axis && !sel.heads.all() ? &heads : nullptr);
+  if (!sink_.put(label_ + "/" + name, dtype, shape, bytes, meta)) {
+    stopped_ = true;
+    return;
+  }
+  ++tensors_;
+}
+
+bool wants_all_prompt_logits(const CaptureSpec& spec, const ModelConfig& cfg, int64_t prompt_len) {
+  for (Hook h : {Hook::LnFinalScale, Hook::LnFinalNormalized, Hook::Logits}) {
+    const auto sel = spec.select(h, -1);
+    if (!sel) continue;
+    const auto pos = select_positions(*sel, 0, prompt_len, prompt_len);
+    if (!pos.empty() && pos.front() < prompt_len - 1) return true;
+  }
+  (void)cfg;
+  return false;
+}
+
+CaptureEstimate estimate_capture(const CaptureSpec& spec, const ModelConfig& cfg, int64_t prompt_len,
+                                 int64_t n_generate, int64_t max_batch) {
+  struct Pass { int64_t pos0, n; bool final_rows_all; bool last_chunk; };
+  std::vector<Pass> passes;
+  const bool all_logits = wants_all_prompt_logits(spec, cfg, prompt_len);
+  for (int64_t p0 = 0; p0 < prompt_len; p0 += max_batch) {
+    const int64_t n = std::min(max_batch, prompt_len - p0);
+    passes.push_back({p0, n, all_logits, p0 + n == prompt_len});
+  }
+  for (int64_t k = 1; k < n_generate; ++k) passes.push_back({prompt_len + k - 1, 1, true, true});
+
+  CaptureEstimate est;
+  for (int i = 0; i < kHookCount; ++i) {
+    const Hook h = static_cast<Hook>(i);
+    if (!hook_available(h, cfg)) continue;
+    CaptureEstimate::Item item;
+    item.hook = hook_is_per_layer(h) ? "blocks.*." + hook_name(h, 0).substr(9) : hook_name(h, -1);
+    const int64_t layers = hook_is_per_layer(h) ? cfg.n_layers : 1;
+    for (int64_t l = 0; l < layers; ++l) {
+      const auto sel = spec.select(h, hook_is_per_layer(h) ? int(l) : -1);
+      if (!sel) continue;
+      const int es = store_type_size(h == Hook::Tokens ? StoreType::F32 : sel->dtype);
+      const auto axis = hook_heads_axis(h);
+      const std::vector<int64_t> head_list = axis ? select_heads(*sel, heads_of(h, cfg)) : std::vector<int64_t>{0};
+      const int64_t heads = int64_t(head_list.size());
+      const std::string name = hook_name(h, hook_is_per_layer(h) ? int(l) : -1);
+      for (const Pass& ps : passes) {
+        int64_t pos0 = ps.pos0, n = ps.n;
+        if (is_final_hook(h) && !ps.final_rows_all) {
+          if (!ps.last_chunk) continue;
+          pos0 = ps.pos0 + ps.n - 1;  // only the last prompt row reaches the final norm
+          n = 1;
+        }
+        const std::vector<int64_t> pos = select_positions(*sel, pos0, n, prompt_len);
+        const int64_t rows = int64_t(pos.size());
+        if (rows == 0 || heads == 0) continue;
+        const int64_t per_row = hook_is_attention_matrix(h) ? ps.pos0 + ps.n : row_elems(h, cfg);
+        item.bytes += uint64_t(rows * heads * per_row * es);
+        ++item.tensors;
+        const std::string label = pass_label(ps.pos0, prompt_len);
+        const auto meta = tensor_meta(name, label, pos, axis && !sel->heads.all() ? &head_list : nullptr);
+        std::vector<int64_t> shape = hook_is_attention_matrix(h) ? std::vector<int64_t>{heads, rows, per_row}
+                                     : axis ? std::vector<int64_t>{rows, heads, per_row} : std::vector<int64_t>{rows, per_row};
+        est.header_bytes += header_bytes(label + "/" + name, shape, meta);
+      }
+    }
+    if (item.tensors == 0) continue;
+    est.total_bytes += item.bytes;
+    est.total_tensors += item.tensors;
+    est.items.push_back(item);
+  }
+  return est;
+}
+
+}  // namespace tp

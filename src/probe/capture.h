@@ -1,0 +1,77 @@
+// Capturing hook values into a trace: the observer that applies a CaptureSpec (rows,
+// heads, dtype) and hands compact copies to a sink, and the estimate of what a run will
+// store, computed by the same row and head selection so that --dry-run is exact.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "probe/capture_spec.h"
+#include "probe/hooks.h"
+
+namespace tp {
+
+// Receives captured tensors. put() returns false when the sink refuses more (e.g. the
+// trace reached --max-trace-bytes); the observer then stops capturing.
+class CaptureSink {
+ public:
+  virtual ~CaptureSink() = default;
+  virtual bool put(const std::string& name, StoreType dtype, const std::vector<int64_t>& shape,
+                   const std::vector<uint8_t>& bytes, const nlohmann::json& meta) = 0;
+};
+
+// The absolute positions kept from a pass covering [pos0, pos0 + n) of a sequence whose
+// prompt has `prompt_len` tokens. "last" keeps the rows whose logits choose a token:
+// position prompt_len - 1 and every generated position.
+std::vector<int64_t> select_positions(const HookSelection& sel, int64_t pos0, int64_t n, int64_t prompt_len);
+
+class CaptureObserver : public Observer {
+ public:
+  CaptureObserver(CaptureSpec spec, const ModelConfig& cfg, int64_t prompt_len, CaptureSink& sink);
+
+  // Names the forward pass that follows: "prompt", "prompt.512" (a later prompt chunk) or
+  // "step.K" (the pass whose logits choose generated token K).
+  void begin_pass(const std::string& label) { label_ = label; }
+  bool stopped() const { return stopped_; }
+  uint64_t tensors_written() const { return tensors_; }
+
+  bool wants(Hook h, int layer) const override;
+  void deliver(Hook h, int layer, const HookValue& v, float* mutable_data) override;
+
+ private:
+  CaptureSpec spec_;
+  const ModelConfig& cfg_;
+  int64_t prompt_len_;
+  CaptureSink& sink_;
+  std::string label_ = "prompt";
+  bool stopped_ = false;
+  uint64_t tensors_ = 0;
+  // Selections resolved once per (hook, layer): index hook * (n_layers + 1) + layer + 1.
+  std::vector<std::optional<HookSelection>> table_;
+};
+
+struct CaptureEstimate {
+  struct Item {
+    std::string hook;  // e.g. "blocks.*.hook_resid_post" summed over layers, or a global
+    uint64_t bytes = 0;
+    uint64_t tensors = 0;
+  };
+  std::vector<Item> items;  // one per hook kind, in hook order
+  uint64_t total_bytes = 0;    // tensor payload
+  uint64_t total_tensors = 0;
+  uint64_t header_bytes = 0;   // safetensors headers (names, shapes, metadata), approximately
+  uint64_t file_bytes() const { return total_bytes + header_bytes; }
+};
+
+// What a run of `prompt_len` prompt tokens (processed in chunks of max_batch) and
+// `n_generate` generated tokens will capture: payload bytes of every tensor.
+CaptureEstimate estimate_capture(const CaptureSpec& spec, const ModelConfig& cfg, int64_t prompt_len,
+                                 int64_t n_generate, int64_t max_batch);
+
+// Whether the spec wants final-norm or logit rows of prompt positions before the last, in
+// which case the prompt pass must compute logits for every position.
+bool wants_all_prompt_logits(const CaptureSpec& spec, const ModelConfig& cfg, int64_t prompt_len);
+
+}  // namespace tp

@@ -1,0 +1,84 @@
+// Capture specs: which hook points to keep, at which layers, positions and heads, and in
+// which dtype. One small language shared by the CLI, the HTTP API and the library:
+//
+//   spec    := clause { ";" clause }
+//   clause  := ( preset | glob ) [ "[" option { "," option } "]" ]
+//   preset  := "minimal" (token ids; the per-step record always keeps the top logits and
+//              the sampler's decision) | "default" (+ embeddings, residual stream after every
+//              block and attention patterns, every position) | "full" (every hook point)
+//   glob    := hook-name pattern; "*" matches any run of characters, "?" one character
+//              (e.g. "blocks.*.hook_resid_post", "blocks.3.attn.hook_pattern", "*pattern")
+//   option  := "layers=" ranges | "pos=" positions | "heads=" ranges | "dtype=" (f32|f16|bf16)
+//   ranges  := range { "|" range };  range := N | A-B   (inclusive)
+//   positions := "all" | "last" | "prompt" | "generated" | ranges
+//
+// Later clauses override earlier ones for the hooks they match, so
+// "default;blocks.*.mlp.hook_post[pos=last,dtype=f16]" adds MLP activations of the last
+// position to the default capture. "pos=last" keeps, in each forward pass, the row whose
+// logits pick the next token (the last prompt position, then every generated one).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/config.h"
+#include "probe/hooks.h"
+
+namespace tp {
+
+enum class StoreType { F32, F16, BF16 };
+const char* store_type_name(StoreType t);  // "F32", "F16", "BF16" (safetensors dtype names)
+int store_type_size(StoreType t);
+
+struct Ranges {
+  std::vector<std::pair<int64_t, int64_t>> spans;  // inclusive; empty = everything
+  bool contains(int64_t v) const;
+  bool all() const { return spans.empty(); }
+};
+
+enum class PosMode { All, Last, Prompt, Generated, Explicit };
+
+struct CaptureRule {
+  std::string glob;
+  Ranges layers;
+  PosMode pos = PosMode::All;
+  Ranges positions;  // for PosMode::Explicit
+  Ranges heads;
+  StoreType dtype = StoreType::F32;
+};
+
+// What a spec says about one hook at one layer.
+struct HookSelection {
+  PosMode pos = PosMode::All;
+  Ranges positions;
+  Ranges heads;
+  StoreType dtype = StoreType::F32;
+};
+
+class CaptureSpec {
+ public:
+  // Throws Error(Usage) quoting the clause and what is wrong with it.
+  static CaptureSpec parse(const std::string& text);
+
+  const std::string& text() const { return text_; }
+  const std::vector<CaptureRule>& rules() const { return rules_; }
+  // The selection for a hook at a layer (-1 for global hooks), or nothing.
+  std::optional<HookSelection> select(Hook h, int layer) const;
+
+ private:
+  std::string text_;
+  std::vector<CaptureRule> rules_;
+};
+
+// Whether the architecture described by `cfg` computes this hook at all.
+bool hook_available(Hook h, const ModelConfig& cfg);
+
+bool glob_match(const std::string& pattern, const std::string& text);
+// Whether a hook has a heads dimension, and which: 0 for [heads, q, k], 1 for [pos, heads, ...].
+std::optional<int> hook_heads_axis(Hook h);
+// Whether a hook's first dimension is heads with query rows second ([heads, q_pos, k_pos]).
+bool hook_is_attention_matrix(Hook h);
+
+}  // namespace tp

@@ -1,0 +1,139 @@
+#include "trace/safetensors.h"
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace tp {
+namespace {
+
+constexpr uint64_t kMaxHeader = 100ull << 20;  // the reference implementation's limit
+
+std::string build_header(const std::vector<StTensor>& tensors, const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json h;
+  if (!metadata.empty()) h["__metadata__"] = metadata;
+  uint64_t off = 0;
+  for (const auto& t : tensors) {
+    h[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.nbytes}}};
+    off += t.nbytes;
+  }
+  std::string s = h.dump();
+  s.append((8 - s.size() % 8) % 8, ' ');
+  return s;
+}
+
+}  // namespace
+
+int safetensors_dtype_size(const std::string& d) {
+  if (d == "F64" || d == "I64" || d == "U64") return 8;
+  if (d == "F32" || d == "I32" || d == "U32") return 4;
+  if (d == "F16" || d == "BF16" || d == "I16" || d == "U16") return 2;
+  if (d == "I8" || d == "U8" || d == "BOOL") return 1;
+  return 0;
+}
+
+uint64_t safetensors_size(const std::vector<StTensor>& tensors, const std::map<std::string, std::string>& metadata) {
+  uint64_t n = 8 + build_header(tensors, metadata).size();
+  for (const auto& t : tensors) n += t.nbytes;
+  return n;
+}
+
+void write_safetensors(const std::string& path, const std::vector<StTensor>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  const std::string header = build_header(tensors, metadata);
+  const std::string tmp = path + ".partial";
+  {
+    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
+    if (!os) throw Error(ErrorKind::Io, tmp, "cannot create the file", "check that the folder exists and is writable");
+    const uint64_t n = header.size();
+    os.write(reinterpret_cast<const char*>(&n), 8);
+    os.write(header.data(), static_cast<std::streamsize>(header.size()));
+    for (const auto& t : tensors) os.write(reinterpret_cast<const char*>(t.data), static_cast<std::streamsize>(t.nbytes));
+    os.flush();
+    if (!os) throw Error(ErrorKind::Io, tmp, "write failed", "is the disk full?");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw Error(ErrorKind::Io, path, "cannot rename the finished shard into place: " + ec.message());
+}
+
+SafetensorsFile SafetensorsFile::open(const std::string& path) {
+  SafetensorsFile f;
+  f.file_ = std::make_shared<MappedFile>(path);
+  f.name_ = path;
+  f.parse_all(f.file_->data(), f.file_->size());
+  return f;
+}
+
+SafetensorsFile SafetensorsFile::parse(const uint8_t* data, size_t size, const std::string& name) {
+  SafetensorsFile f;
+  f.name_ = name;
+  f.parse_all(data, size);
+  return f;
+}
+
+void SafetensorsFile::parse_all(const uint8_t* data, size_t size) {
+  auto fail = [&](const std::string& what) {
+    throw Error(ErrorKind::Format, name_, what, "the file is truncated or not a safetensors file");
+  };
+  if (size < 8) fail("file of " + std::to_string(size) + " bytes has no header length");
+  uint64_t n;
+  std::memcpy(&n, data, 8);
+  if (n > kMaxHeader || n > size - 8) fail("header length " + std::to_string(n) + " exceeds the file");
+  nlohmann::json h;
+  try {
+    h = nlohmann::json::parse(data + 8, data + 8 + n);
+  } catch (const nlohmann::json::exception& e) {
+    fail(std::string("header is not valid JSON: ") + e.what());
+  }
+  if (!h.is_object()) fail("header is not a JSON object");
+  const uint8_t* base = data + 8 + n;
+  const uint64_t avail = size - 8 - n;
+  for (auto it = h.begin(); it != h.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      if (!it->is_object()) fail("__metadata__ is not an object");
+      for (auto m = it->begin(); m != it->end(); ++m) {
+        if (!m->is_string()) fail("__metadata__ value '" + m.key() + "' is not a string");
+        metadata_[m.key()] = m->get<std::string>();
+      }
+      continue;
+    }
+    const auto& v = *it;
+    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets") ||
+        !v["dtype"].is_string() || !v["shape"].is_array() || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
+      fail("tensor '" + it.key() + "' lacks dtype, shape or data_offsets");
+    StTensor t;
+    t.name = it.key();
+    t.dtype = v["dtype"].get<std::string>();
+    const int es = safetensors_dtype_size(t.dtype);
+    if (es == 0) fail("tensor '" + t.name + "' has unknown dtype " + t.dtype);
+    uint64_t elems = 1;
+    for (const auto& d : v["shape"]) {
+      if (!d.is_number_unsigned()) fail("tensor '" + t.name + "' has a non-integer dimension");
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim != 0 && elems > (uint64_t{1} << 50) / dim) fail("tensor '" + t.name + "' shape overflows");
+      elems *= dim;
+      t.shape.push_back(static_cast<int64_t>(dim));
+    }
+    const auto& o = v["data_offsets"];
+    if (!o[0].is_number_unsigned() || !o[1].is_number_unsigned()) fail("tensor '" + t.name + "' has bad data_offsets");
+    const uint64_t b = o[0].get<uint64_t>(), e = o[1].get<uint64_t>();
+    if (b > e || e > avail) fail("tensor '" + t.name + "' data [" + std::to_string(b) + ", " + std::to_string(e) + ") lies outside the file");
+    if (e - b != elems * es) fail("tensor '" + t.name + "' has " + std::to_string(e - b) + " bytes but its shape needs " + std::to_string(elems * es));
+    t.data = base + b;
+    t.nbytes = e - b;
+    tensors_.push_back(std::move(t));
+  }
+}
+
+const StTensor* SafetensorsFile::find(const std::string& name) const {
+  for (const auto& t : tensors_)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+}  // namespace tp

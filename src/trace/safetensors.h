@@ -1,0 +1,54 @@
+// The safetensors format, as Hugging Face defines it:
+//   u64 N (little-endian) | N bytes of JSON header | tensor data
+// The header maps each tensor name to {"dtype", "shape", "data_offsets": [begin, end]}
+// (offsets relative to the data section) plus an optional "__metadata__" object of string
+// values. tokenprobe writes F32, F16 and BF16 tensors and pads the header with spaces to a
+// multiple of 8 bytes so that data stays aligned.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/mapped_file.h"
+
+namespace tp {
+
+struct StTensor {
+  std::string name;
+  std::string dtype;  // "F32", "F16", "BF16", "I32", ...
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;
+  uint64_t nbytes = 0;
+};
+
+int safetensors_dtype_size(const std::string& dtype);  // 0 when unknown
+
+// Writes tensors (their data pointers must be valid) and string metadata to `path`
+// atomically: a temporary file renamed into place, so readers never see half a file.
+void write_safetensors(const std::string& path, const std::vector<StTensor>& tensors,
+                       const std::map<std::string, std::string>& metadata);
+
+// Bytes write_safetensors will produce for these tensors and metadata.
+uint64_t safetensors_size(const std::vector<StTensor>& tensors, const std::map<std::string, std::string>& metadata);
+
+class SafetensorsFile {
+ public:
+  static SafetensorsFile open(const std::string& path);
+  // Caller-owned bytes (tests, fuzzing); `name` labels errors.
+  static SafetensorsFile parse(const uint8_t* data, size_t size, const std::string& name);
+
+  const std::vector<StTensor>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const StTensor* find(const std::string& name) const;
+
+ private:
+  void parse_all(const uint8_t* data, size_t size);
+  std::shared_ptr<MappedFile> file_;
+  std::string name_;
+  std::vector<StTensor> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+}  // namespace tp

@@ -1,0 +1,45 @@
+// Generation with capture: runs the prompt (in chunks), then one token at a time, asking a
+// chooser for each next token, while a CaptureObserver streams the selected hook values
+// into a TraceWriter and every choice becomes a line of steps.jsonl.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "probe/capture_spec.h"
+#include "trace/trace_writer.h"
+
+namespace tp {
+
+// Picks the next token from the logits [d_vocab] given the ids so far (prompt + generated);
+// returns the step record to store (it must hold at least "id").
+using TokenChooser = std::function<nlohmann::json(const std::vector<float>& logits, const std::vector<int32_t>& history)>;
+
+struct TraceRunOptions {
+  std::string out_dir;
+  CaptureSpec spec = CaptureSpec::parse("default");
+  int n_generate = 16;
+  int32_t stop_id = -1;  // stop after generating this id (EOS); -1 = never
+  int n_threads = 0;
+  int64_t max_batch = 512;
+  TraceWriterOptions writer;
+  Observer* intervention = nullptr;  // runs before capture sees a value, so capture records its effect
+  std::function<void(int done, int total)> progress;  // called after each generated token
+};
+
+struct TraceRunResult {
+  std::vector<int32_t> generated;
+  uint64_t captured_bytes = 0;
+  std::string capture_stopped;  // empty unless --max-trace-bytes stopped capture
+  double prompt_seconds = 0, generate_seconds = 0;
+};
+
+// `manifest` holds what the caller knows (model, tokenizer, prompt, sampler, ...); the run
+// adds the capture spec, the dry-run estimate, timings and completion.
+TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt, const TokenChooser& choose,
+                          const TraceRunOptions& opts, nlohmann::json manifest);
+
+}  // namespace tp
