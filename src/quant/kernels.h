@@ -101,6 +101,11 @@ inline void unpack_scales_k4(const uint8_t* s, uint8_t* scale, uint8_t* min) {
 #define TP_SIMD_END
 #endif
 
+// Kernels that test one bit per byte (_mm_test_epi8_mask) also need AVX-512 BW and VL.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define TP_AVX512_BW_VL 1
+#endif
+
 #ifdef __AVX512F__
 TP_SIMD_BEGIN
 // Sum of the 16 lanes, once per row. Through memory rather than _mm512_reduce_add_ps,
@@ -120,6 +125,12 @@ inline __m512 u8_to_ps_biased(__m128i b, int bias) {
   return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b), _mm512_set1_epi32(bias)));
 }
 inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+// 16 unsigned bytes, plus 16 where the mask bit is set (a 5th code bit), minus a bias.
+inline __m512 u8_to_ps_bit4(__m128i b, __mmask16 bit4, int bias) {
+  __m512i v = _mm512_cvtepu8_epi32(b);
+  v = _mm512_mask_add_epi32(v, bit4, v, _mm512_set1_epi32(16));
+  return _mm512_cvtepi32_ps(_mm512_sub_epi32(v, _mm512_set1_epi32(bias)));
+}
 TP_SIMD_END
 #endif
 

@@ -36,7 +36,33 @@ void dequantize_q2_k(const uint8_t* src, float* dst, int64_t n) {
 float dot_scalar_q2_k(const uint8_t* row, const float* x, int64_t n) {
   return dot_by_decoding<kQK, kBytes, decode_block>(row, x, n);
 }
-// No SIMD path yet: the VNNI issue adds int8 kernels for the K-quants.
+#ifdef __AVX512F__
+TP_SIMD_BEGIN
+// 16 elements at a time: one qs load per (half, sub-block) serves the four bit planes g.
+float dot_fast_q2_k(const uint8_t* row, const float* x, int64_t n) {
+  const __m128i three = _mm_set1_epi8(3);
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const uint8_t* blk = row + b * kBytes;
+    const float d = load_f16_fast(blk + 80);
+    const float dmin = load_f16_fast(blk + 82);
+    for (int h = 0; h < 2; ++h)
+      for (int s = 0; s < 2; ++s) {
+        const __m128i q = load16(blk + 16 + 32 * h + 16 * s);
+        for (int g = 0; g < 4; ++g) {
+          const uint8_t sc = blk[8 * h + 2 * g + s];
+          const __m512 codes = u8_to_ps(_mm_and_si128(_mm_srli_epi16(q, 2 * g), three));
+          const __m512 y = _mm512_fmsub_ps(_mm512_set1_ps(d * static_cast<float>(sc & 0x0F)), codes,
+                                           _mm512_set1_ps(dmin * static_cast<float>(sc >> 4)));
+          acc[s] = _mm512_fmadd_ps(y, _mm512_loadu_ps(x + b * kQK + 128 * h + 32 * g + 16 * s), acc[s]);
+        }
+      }
+  }
+  return hsum(_mm512_add_ps(acc[0], acc[1]));
+}
+TP_SIMD_END
+#else
 float dot_fast_q2_k(const uint8_t* row, const float* x, int64_t n) { return dot_scalar_q2_k(row, x, n); }
+#endif
 
 }  // namespace tp::quant::detail

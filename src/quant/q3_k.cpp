@@ -51,7 +51,39 @@ void dequantize_q3_k(const uint8_t* src, float* dst, int64_t n) {
 float dot_scalar_q3_k(const uint8_t* row, const float* x, int64_t n) {
   return dot_by_decoding<kQK, kBytes, decode_block>(row, x, n);
 }
-// No SIMD path yet: the VNNI issue adds int8 kernels for the K-quants.
+#ifdef TP_AVX512_BW_VL
+TP_SIMD_BEGIN
+// 16 elements at a time: 2-bit codes from one qs load shifted per group g, the hmask bit of
+// those 16 bytes as a lane mask; lanes without it get code - 4.
+float dot_fast_q3_k(const uint8_t* row, const float* x, int64_t n) {
+  const __m128i three = _mm_set1_epi8(3);
+  const __m512i four = _mm512_set1_epi32(4);
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const uint8_t* blk = row + b * kBytes;
+    const float d = load_f16_fast(blk + 108);
+    int scale[16];
+    unpack_scales(blk + 96, scale);
+    for (int h = 0; h < 2; ++h)
+      for (int s = 0; s < 2; ++s) {
+        const __m128i q = load16(blk + 32 + 32 * h + 16 * s);
+        const __m128i hm = load16(blk + 16 * s);
+        for (int g = 0; g < 4; ++g) {
+          const __m128i bits = _mm_and_si128(_mm_srli_epi16(q, 2 * g), three);
+          const __mmask16 high = _mm_test_epi8_mask(hm, _mm_set1_epi8(static_cast<char>(1 << (4 * h + g))));
+          __m512i code = _mm512_cvtepu8_epi32(bits);
+          code = _mm512_mask_sub_epi32(code, static_cast<__mmask16>(~high), code, four);
+          const __m512 y = _mm512_mul_ps(_mm512_set1_ps(d * static_cast<float>(scale[8 * h + 2 * g + s])),
+                                         _mm512_cvtepi32_ps(code));
+          acc[s] = _mm512_fmadd_ps(y, _mm512_loadu_ps(x + b * kQK + 128 * h + 32 * g + 16 * s), acc[s]);
+        }
+      }
+  }
+  return hsum(_mm512_add_ps(acc[0], acc[1]));
+}
+TP_SIMD_END
+#else
 float dot_fast_q3_k(const uint8_t* row, const float* x, int64_t n) { return dot_scalar_q3_k(row, x, n); }
+#endif
 
 }  // namespace tp::quant::detail

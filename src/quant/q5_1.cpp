@@ -37,8 +37,28 @@ void dequantize_q5_1(const uint8_t* src, float* dst, int64_t n) {
 float dot_scalar_q5_1(const uint8_t* row, const float* x, int64_t n) {
   return dot_by_decoding<kQK, kBytes, decode_block>(row, x, n);
 }
-// No SIMD path yet: Q5_1 is rare in current model files.
+#ifdef __AVX512F__
+TP_SIMD_BEGIN
+// As Q4_1's fast dot, with qh's two halves as lane masks for the fifth bit (see Q5_0).
+float dot_fast_q5_1(const uint8_t* row, const float* x, int64_t n) {
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const uint8_t* blk = row + b * kBytes;
+    const __m512 d = _mm512_set1_ps(load_f16_fast(blk)), m = _mm512_set1_ps(load_f16_fast(blk + 2));
+    const uint32_t qh = load_u32(blk + 4);
+    const __m128i qs = load16(blk + 8);
+    const __m512 lo = u8_to_ps_bit4(_mm_and_si128(qs, mask), static_cast<__mmask16>(qh & 0xFFFF), 0);
+    const __m512 hi = u8_to_ps_bit4(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), static_cast<__mmask16>(qh >> 16), 0);
+    acc[0] = _mm512_fmadd_ps(_mm512_fmadd_ps(d, lo, m), _mm512_loadu_ps(x + b * kQK), acc[0]);
+    acc[1] = _mm512_fmadd_ps(_mm512_fmadd_ps(d, hi, m), _mm512_loadu_ps(x + b * kQK + 16), acc[1]);
+  }
+  return hsum(_mm512_add_ps(acc[0], acc[1]));
+}
+TP_SIMD_END
+#else
 float dot_fast_q5_1(const uint8_t* row, const float* x, int64_t n) { return dot_scalar_q5_1(row, x, n); }
+#endif
 
 // ggml's quantize_row_q5_1_ref: an affine grid from the block's min to its max, 31 steps.
 void quantize_q5_1(const float* src, uint8_t* dst, int64_t n) {
