@@ -1,0 +1,167 @@
+// Internal to src/quant: the per-type kernel table and helpers shared by the type files.
+// Each type file (q4_0.cpp, q4_k.cpp, ...) defines its block decoder, its scalar and SIMD
+// dot products and (for the simple types) its quantizer; quant.cpp gathers them into one
+// table so that later kernels (int8/VNNI dots over quantised activations, threaded matvec)
+// are one more column, not another switch.
+#pragma once
+#include <cstdint>
+#include <cstring>
+
+#include "core/dtype.h"
+#include "core/half.h"
+
+#if defined(__F16C__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace tp::quant::detail {
+
+// All functions take n elements already checked to be a whole number of blocks.
+using DequantFn = void (*)(const uint8_t* src, float* dst, int64_t n);
+using DotFn = float (*)(const uint8_t* row, const float* x, int64_t n);
+using QuantFn = void (*)(const float* src, uint8_t* dst, int64_t n);
+
+struct TypeKernels {
+  DType type;
+  DequantFn dequantize;   // exact decode, the reference for everything else
+  DotFn dot_scalar;       // decode a block, then multiply-add in float, in element order
+  DotFn dot_fast;         // best path compiled in (SIMD when available, else dot_scalar)
+  QuantFn quantize;       // nullptr: tokenprobe does not write this type
+};
+
+// The table entry for `type`, or nullptr when tokenprobe has no kernel for it.
+const TypeKernels* find_kernels(DType type);
+
+// Blocks are read byte-wise at their ggml offsets; fp16 fields go through memcpy because a
+// block (e.g. Q4_0's 18 bytes) leaves them unaligned.
+inline float load_f16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return fp16_to_float(h);
+}
+// Same value as load_f16, through the F16C instruction when the build has it (SIMD paths).
+inline float load_f16_fast(const uint8_t* p) {
+#ifdef __F16C__
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+#else
+  return load_f16(p);
+#endif
+}
+inline void store_f16(uint8_t* p, float v) {
+  const uint16_t h = float_to_fp16(v);
+  std::memcpy(p, &h, 2);
+}
+
+// The scalar dot shared by all block types: decode one block into a stack buffer, then
+// accumulate y*x in float in element order, so it equals dequantize-then-dot exactly.
+template <int64_t QK, int64_t BlockBytes, void (*DecodeBlock)(const uint8_t*, float*)>
+float dot_by_decoding(const uint8_t* row, const float* x, int64_t n) {
+  float y[QK];
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / QK; ++b) {
+    DecodeBlock(row + b * BlockBytes, y);
+    for (int64_t i = 0; i < QK; ++i) acc += y[i] * x[b * QK + i];
+  }
+  return acc;
+}
+
+template <int64_t QK, int64_t BlockBytes, void (*DecodeBlock)(const uint8_t*, float*)>
+void dequantize_blocks(const uint8_t* src, float* dst, int64_t n) {
+  for (int64_t b = 0; b < n / QK; ++b) DecodeBlock(src + b * BlockBytes, dst + b * QK);
+}
+
+// K-quants group 256 elements into a super-block with fp16 d (and dmin) and small per-
+// sub-block scales. Q4_K and Q5_K pack 8 six-bit scales and 8 six-bit mins into 12 bytes:
+// j < 4: scale = s[j] & 63, min = s[j+4] & 63; j >= 4: the low four bits sit in s[j+4]
+// (scale low nibble, min high nibble) and the top two bits in the spare top bits of
+// s[j-4] (scale) and s[j] (min).
+inline void unpack_scales_k4(const uint8_t* s, uint8_t* scale, uint8_t* min) {
+  for (int j = 0; j < 4; ++j) {
+    scale[j] = s[j] & 63;
+    min[j] = s[j + 4] & 63;
+  }
+  for (int j = 4; j < 8; ++j) {
+    scale[j] = static_cast<uint8_t>((s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4));
+    min[j] = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+  }
+}
+
+// GCC 12's AVX-512 intrinsics seed their results with _mm512_undefined_*(), which its
+// -Wuninitialized then reports in every function they are inlined into (GCC bug 105593).
+// SIMD sections are wrapped in these to keep -Wall -Wextra builds clean.
+#if defined(__GNUC__) && !defined(__clang__)
+#define TP_SIMD_BEGIN                                                                  \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define TP_SIMD_END _Pragma("GCC diagnostic pop")
+#else
+#define TP_SIMD_BEGIN
+#define TP_SIMD_END
+#endif
+
+// Kernels that test one bit per byte (_mm_test_epi8_mask) also need AVX-512 BW and VL.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#define TP_AVX512_BW_VL 1
+#endif
+
+#ifdef __AVX512F__
+TP_SIMD_BEGIN
+// Sum of the 16 lanes, once per row. Through memory rather than _mm512_reduce_add_ps,
+// whose GCC 12 expansion trips -Wuninitialized (_mm256_undefined_pd) in every caller.
+inline float hsum(__m512 v) {
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, v);
+  float s[8];
+  for (int i = 0; i < 8; ++i) s[i] = lanes[i] + lanes[i + 8];
+  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
+// 16 unsigned bytes → 16 floats.
+inline __m512 u8_to_ps(__m128i b) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)); }
+// 16 unsigned bytes minus a bias → 16 floats (the bias is exact in int32).
+inline __m512 u8_to_ps_biased(__m128i b, int bias) {
+  return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b), _mm512_set1_epi32(bias)));
+}
+inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+// 16 unsigned bytes, plus 16 where the mask bit is set (a 5th code bit), minus a bias.
+inline __m512 u8_to_ps_bit4(__m128i b, __mmask16 bit4, int bias) {
+  __m512i v = _mm512_cvtepu8_epi32(b);
+  v = _mm512_mask_add_epi32(v, bit4, v, _mm512_set1_epi32(16));
+  return _mm512_cvtepi32_ps(_mm512_sub_epi32(v, _mm512_set1_epi32(bias)));
+}
+TP_SIMD_END
+#endif
+
+// Per-type entry points, defined in the type files.
+#define TP_DECLARE_TYPE(name)                                  \
+  void dequantize_##name(const uint8_t*, float*, int64_t);     \
+  float dot_scalar_##name(const uint8_t*, const float*, int64_t); \
+  float dot_fast_##name(const uint8_t*, const float*, int64_t)
+
+TP_DECLARE_TYPE(f32);
+TP_DECLARE_TYPE(f16);
+TP_DECLARE_TYPE(bf16);
+TP_DECLARE_TYPE(q8_0);
+TP_DECLARE_TYPE(q4_0);
+TP_DECLARE_TYPE(q4_1);
+TP_DECLARE_TYPE(q5_0);
+TP_DECLARE_TYPE(q5_1);
+TP_DECLARE_TYPE(q2_k);
+TP_DECLARE_TYPE(q3_k);
+TP_DECLARE_TYPE(q4_k);
+TP_DECLARE_TYPE(q5_k);
+TP_DECLARE_TYPE(q6_k);
+#undef TP_DECLARE_TYPE
+
+void quantize_f32(const float*, uint8_t*, int64_t);
+void quantize_f16(const float*, uint8_t*, int64_t);
+void quantize_bf16(const float*, uint8_t*, int64_t);
+void quantize_q8_0(const float*, uint8_t*, int64_t);
+void quantize_q4_0(const float*, uint8_t*, int64_t);
+void quantize_q4_1(const float*, uint8_t*, int64_t);
+void quantize_q5_0(const float*, uint8_t*, int64_t);
+void quantize_q5_1(const float*, uint8_t*, int64_t);
+
+}  // namespace tp::quant::detail

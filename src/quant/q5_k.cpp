@@ -1,0 +1,80 @@
+// Q5_K: 256 elements per 176-byte super-block.
+//   offset 0: fp16 d | offset 2: fp16 dmin | offset 4: uint8 scales[12] (as Q4_K)
+//   offset 16: uint8 qh[32] (fifth bits) | offset 48: uint8 qs[128] (low four bits)
+// Like Q4_K, chunk c (64 elements) uses qs[32c .. 32c+31], low nibbles for sub-block 2c
+// and high nibbles for 2c+1; the fifth bit of element 32s + l is bit s of qh[l].
+// element = d * scale[s] * code - dmin * min[s].
+#include "quant/kernels.h"
+
+namespace tp::quant::detail {
+namespace {
+
+constexpr int64_t kQK = 256;
+constexpr int64_t kBytes = 176;
+
+void decode_block(const uint8_t* blk, float* y) {
+  const float d = load_f16(blk);
+  const float dmin = load_f16(blk + 2);
+  uint8_t scale[8], min[8];
+  unpack_scales_k4(blk + 4, scale, min);
+  const uint8_t* qh = blk + 16;
+  for (int c = 0; c < 4; ++c) {
+    const uint8_t* q = blk + 48 + 32 * c;
+    const float d1 = d * static_cast<float>(scale[2 * c]), m1 = dmin * static_cast<float>(min[2 * c]);
+    const float d2 = d * static_cast<float>(scale[2 * c + 1]), m2 = dmin * static_cast<float>(min[2 * c + 1]);
+    for (int l = 0; l < 32; ++l) {
+      const int lo = (q[l] & 0x0F) | (((qh[l] >> (2 * c)) & 1) << 4);
+      const int hi = (q[l] >> 4) | (((qh[l] >> (2 * c + 1)) & 1) << 4);
+      y[64 * c + l] = d1 * static_cast<float>(lo) - m1;
+      y[64 * c + 32 + l] = d2 * static_cast<float>(hi) - m2;
+    }
+  }
+}
+
+}  // namespace
+
+void dequantize_q5_k(const uint8_t* src, float* dst, int64_t n) {
+  dequantize_blocks<kQK, kBytes, decode_block>(src, dst, n);
+}
+float dot_scalar_q5_k(const uint8_t* row, const float* x, int64_t n) {
+  return dot_by_decoding<kQK, kBytes, decode_block>(row, x, n);
+}
+#ifdef TP_AVX512_BW_VL
+TP_SIMD_BEGIN
+// As Q4_K's fast dot; the fifth bit of 16 elements comes from one bit of 16 qh bytes, which
+// _mm_test_epi8_mask turns into a lane mask that adds 16 to those codes.
+float dot_fast_q5_k(const uint8_t* row, const float* x, int64_t n) {
+  const __m128i mask = _mm_set1_epi8(0x0F);
+  __m512 acc_lo = _mm512_setzero_ps(), acc_hi = _mm512_setzero_ps();
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    const uint8_t* blk = row + b * kBytes;
+    const float* xb = x + b * kQK;
+    const float d = load_f16_fast(blk);
+    const float dmin = load_f16_fast(blk + 2);
+    uint8_t scale[8], min[8];
+    unpack_scales_k4(blk + 4, scale, min);
+    for (int c = 0; c < 4; ++c) {
+      const __m512 d1 = _mm512_set1_ps(d * static_cast<float>(scale[2 * c]));
+      const __m512 m1 = _mm512_set1_ps(dmin * static_cast<float>(min[2 * c]));
+      const __m512 d2 = _mm512_set1_ps(d * static_cast<float>(scale[2 * c + 1]));
+      const __m512 m2 = _mm512_set1_ps(dmin * static_cast<float>(min[2 * c + 1]));
+      const __m128i bit_lo = _mm_set1_epi8(static_cast<char>(1 << (2 * c)));
+      const __m128i bit_hi = _mm_set1_epi8(static_cast<char>(1 << (2 * c + 1)));
+      for (int p = 0; p < 2; ++p) {
+        const __m128i q = load16(blk + 48 + 32 * c + 16 * p);
+        const __m128i qh = load16(blk + 16 + 16 * p);
+        const __m512 lo = u8_to_ps_bit4(_mm_and_si128(q, mask), _mm_test_epi8_mask(qh, bit_lo), 0);
+        const __m512 hi = u8_to_ps_bit4(_mm_and_si128(_mm_srli_epi16(q, 4), mask), _mm_test_epi8_mask(qh, bit_hi), 0);
+        acc_lo = _mm512_fmadd_ps(_mm512_fmsub_ps(d1, lo, m1), _mm512_loadu_ps(xb + 64 * c + 16 * p), acc_lo);
+        acc_hi = _mm512_fmadd_ps(_mm512_fmsub_ps(d2, hi, m2), _mm512_loadu_ps(xb + 64 * c + 32 + 16 * p), acc_hi);
+      }
+    }
+  }
+  return hsum(_mm512_add_ps(acc_lo, acc_hi));
+}
+TP_SIMD_END
+#else
+float dot_fast_q5_k(const uint8_t* row, const float* x, int64_t n) { return dot_scalar_q5_k(row, x, n); }
+#endif
+
+}  // namespace tp::quant::detail

@@ -1,0 +1,96 @@
+// Dispatch for the row kernels: one table row per computable type. Checks (known type,
+// whole blocks) happen here once, so the per-type kernels can assume valid input.
+#include "quant/quant.h"
+
+#include <string>
+
+#include "core/error.h"
+#include "quant/kernels.h"
+#include "quant/scalar.h"
+
+namespace tp::quant {
+namespace detail {
+namespace {
+
+constexpr TypeKernels kKernels[] = {
+    {DType::F32, dequantize_f32, dot_scalar_f32, dot_fast_f32, quantize_f32},
+    {DType::F16, dequantize_f16, dot_scalar_f16, dot_fast_f16, quantize_f16},
+    {DType::BF16, dequantize_bf16, dot_scalar_bf16, dot_fast_bf16, quantize_bf16},
+    {DType::Q8_0, dequantize_q8_0, dot_scalar_q8_0, dot_fast_q8_0, quantize_q8_0},
+    {DType::Q4_0, dequantize_q4_0, dot_scalar_q4_0, dot_fast_q4_0, quantize_q4_0},
+    {DType::Q4_1, dequantize_q4_1, dot_scalar_q4_1, dot_fast_q4_1, quantize_q4_1},
+    {DType::Q5_0, dequantize_q5_0, dot_scalar_q5_0, dot_fast_q5_0, quantize_q5_0},
+    {DType::Q5_1, dequantize_q5_1, dot_scalar_q5_1, dot_fast_q5_1, quantize_q5_1},
+    {DType::Q2_K, dequantize_q2_k, dot_scalar_q2_k, dot_fast_q2_k, nullptr},
+    {DType::Q3_K, dequantize_q3_k, dot_scalar_q3_k, dot_fast_q3_k, nullptr},
+    {DType::Q4_K, dequantize_q4_k, dot_scalar_q4_k, dot_fast_q4_k, nullptr},
+    {DType::Q5_K, dequantize_q5_k, dot_scalar_q5_k, dot_fast_q5_k, nullptr},
+    {DType::Q6_K, dequantize_q6_k, dot_scalar_q6_k, dot_fast_q6_k, nullptr},
+};
+
+}  // namespace
+
+const TypeKernels* find_kernels(DType type) {
+  for (const auto& k : kKernels)
+    if (k.type == type) return &k;
+  return nullptr;
+}
+
+}  // namespace detail
+
+namespace {
+
+std::string type_label(DType type) {
+  if (auto info = dtype_info(static_cast<uint32_t>(type))) return info->name;
+  return "type id " + std::to_string(static_cast<uint32_t>(type));
+}
+
+// The kernels for `type`, after checking that n is a whole number of its blocks.
+const detail::TypeKernels& checked(DType type, int64_t n, const char* op) {
+  const detail::TypeKernels* k = detail::find_kernels(type);
+  const std::string where = std::string("quant::") + op;
+  if (!k)
+    throw Error(ErrorKind::Unsupported, where, "no kernel for tensor type " + type_label(type),
+                "supported: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K; "
+                "re-quantise the model to one of these (llama-quantize)");
+  const int64_t block = dtype_info(type).block_elems;
+  if (n < 0 || n % block != 0)
+    throw Error(ErrorKind::Shape, where,
+                "row of " + std::to_string(n) + " elements is not a whole number of " + type_label(type) +
+                    " blocks (" + std::to_string(block) + " elements each)",
+                "the tensor's row length (ne[0]) must be a multiple of the block size");
+  return *k;
+}
+
+}  // namespace
+
+void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n) {
+  checked(type, n, "dequantize_row").dequantize(src, dst, n);
+}
+
+float dot_row(DType type, const uint8_t* row, const float* x, int64_t n) {
+  return checked(type, n, "dot_row").dot_fast(row, x, n);
+}
+
+void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n) {
+  const detail::TypeKernels& k = checked(type, n, "quantize_row");
+  if (!k.quantize)
+    throw Error(ErrorKind::Unsupported, "quant::quantize_row", "tokenprobe cannot write " + type_label(type),
+                "write F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1, or use llama-quantize for K-quants");
+  k.quantize(src, dst, n);
+}
+
+bool has_kernel(DType type) { return detail::find_kernels(type) != nullptr; }
+
+namespace scalar {
+
+void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n) {
+  checked(type, n, "scalar::dequantize_row").dequantize(src, dst, n);
+}
+
+float dot_row(DType type, const uint8_t* row, const float* x, int64_t n) {
+  return checked(type, n, "scalar::dot_row").dot_scalar(row, x, n);
+}
+
+}  // namespace scalar
+}  // namespace tp::quant
