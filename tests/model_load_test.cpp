@@ -107,13 +107,13 @@ TEST(ModelLoad, ChunkedPromptEqualsOneBatch) {
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432, 383, 286, 261};
   Session one(*m, {.n_threads = 2}), chunked(*m, {.n_threads = 2, .max_batch = 4});
   const auto a = one.eval(prompt, true), b = chunked.eval(prompt, true);
-  EXPECT_TRUE(test::compare("chunked prompt logits", b, a, {9, m->config.d_vocab}, 1e-5).ok);
+  EXPECT_TRUE(test::compare("chunked prompt logits", b, a, {9, m->config.d_vocab}, 1e-4).ok);
   // Token by token through the KV cache gives the same last logits too.
   Session step(*m, {.n_threads = 1});
   std::vector<float> last;
   for (int32_t id : prompt) last = step.eval({id});
   const std::vector<float> want(a.end() - m->config.d_vocab, a.end());
-  EXPECT_TRUE(test::compare("token-by-token last logits", last, want, {m->config.d_vocab}, 1e-5).ok);
+  EXPECT_TRUE(test::compare("token-by-token last logits", last, want, {m->config.d_vocab}, 1e-4).ok);
 }
 
 }  // namespace

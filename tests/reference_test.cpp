@@ -22,18 +22,20 @@ namespace fs = std::filesystem;
 // Tolerances (max |Δ|):
 // - F32/F16 weights: 1e-4, the figure the reference README gives for a correct F32
 //   implementation (summation order alone moves the last digits).
-// - Quantised weights: llama.cpp quantises activations to 8 bits inside its matrix products,
-//   while tokenprobe multiplies dequantised weights with float activations, so values drift
-//   by roughly the activation quantisation step (~1/127 of each block's max). The bounds
-//   below are about twice what was measured (see docs/numerics.md); greedy ids must match.
+// - Quantised weights: llama.cpp quantises the activations to 8 bits (Q8_0 or Q8_K blocks)
+//   inside its matrix products, while tokenprobe multiplies the dequantised weights with
+//   float activations. The difference is the activation rounding (up to 1/254 of each
+//   block's largest value), which is the same for Q8_0, Q4_0 and Q4_K_M weights: measured
+//   max |Δ| 0.02-0.10 on activations and 0.55-0.75 on logits (|logits| up to ~12), NMSE
+//   1e-4 to 4e-4 everywhere (docs/numerics.md). The bounds are about twice that; the 16
+//   greedy ids must match exactly.
 struct Tolerance {
-  double activations, logits;
+  double activations, logits, nmse;
 };
 Tolerance tolerance_for(const std::string& model) {
-  if (model.find("q8_0") != std::string::npos) return {0.02, 0.02};
-  if (model.find("q4_0") != std::string::npos) return {0.05, 0.05};
-  if (model.find("q4_k") != std::string::npos) return {0.05, 0.05};
-  return {1e-4, 1e-4};
+  for (const char* q : {"q8_0", "q4_0", "q4_k"})
+    if (model.find(q) != std::string::npos) return {0.2, 1.5, 1e-3};
+  return {1e-4, 1e-4, 1.0};
 }
 
 struct Case {
@@ -107,7 +109,7 @@ TEST_P(Reference, MatchesLlamaCpp) {
     const fs::path p = dir / file;
     if (!fs::exists(p)) return;
     const NpyArray want = read_npy(p.string());
-    const auto r = test::compare(c.model + "/" + c.prompt + " " + file, got, want.data, want.shape, t);
+    const auto r = test::compare(c.model + "/" + c.prompt + " " + file, got, want.data, want.shape, t, tol.nmse);
     if (!r.ok) ++failures;
   };
   auto hook = [&](const std::string& name) -> const std::vector<float>& { return rec.only(name).data; };

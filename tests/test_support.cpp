@@ -12,7 +12,8 @@ std::filesystem::path shared_dir() {
 }
 
 CompareResult compare(const std::string& label, const std::vector<float>& got,
-                      const std::vector<float>& want, const std::vector<int64_t>& shape, double tol) {
+                      const std::vector<float>& want, const std::vector<int64_t>& shape, double tol,
+                      double nmse_tol) {
   CompareResult r;
   if (got.size() != want.size()) {
     std::printf("NOT OK %-40s size %zu, reference has %zu\n", label.c_str(), got.size(), want.size());
@@ -29,7 +30,7 @@ CompareResult compare(const std::string& label, const std::vector<float>& got,
     ref2 += double(want[i]) * double(want[i]);
   }
   r.nmse = ref2 > 0 ? err2 / ref2 : err2;
-  r.ok = r.max_abs <= tol;
+  r.ok = r.max_abs <= tol && r.nmse <= nmse_tol;
   std::string where;
   if (r.worst >= 0) {
     int64_t rem = r.worst;

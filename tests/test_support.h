@@ -29,8 +29,9 @@ struct CompareResult {
 
 // Compares `got` with `want` (same length); prints one line
 //   OK     label  max|Δ|=… nmse=… worst=[i,j] got … want …
-// and returns the figures. ok = max_abs <= tol and (shape agrees).
+// and returns the figures. ok = max_abs <= tol, nmse <= nmse_tol and the sizes agree.
 CompareResult compare(const std::string& label, const std::vector<float>& got,
-                      const std::vector<float>& want, const std::vector<int64_t>& shape, double tol);
+                      const std::vector<float>& want, const std::vector<int64_t>& shape, double tol,
+                      double nmse_tol = 1.0);
 
 }  // namespace tp::test
