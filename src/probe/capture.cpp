@@ -53,13 +53,6 @@ nlohmann::json tensor_meta(const std::string& hook, const std::string& pass, con
   return meta;
 }
 
-// Bytes one tensor adds to a safetensors header: its entry and its metadata string, as
-// safetensors.cpp writes them (offsets counted at 10 digits each).
-uint64_t header_bytes(const std::string& name, const std::vector<int64_t>& shape, const nlohmann::json& meta) {
-  nlohmann::json entry = {{"dtype", "BF16"}, {"shape", shape}, {"data_offsets", {1000000000, 1000000000}}};
-  return nlohmann::json(name).dump().size() * 2 + entry.dump().size() + nlohmann::json(meta.dump()).dump().size() + 2;
-}
-
 std::string pass_label(int64_t pos0, int64_t prompt_len) {
   if (pos0 == 0) return "prompt";
   if (pos0 < prompt_len) return "prompt." + std::to_string(pos0);
@@ -163,10 +156,59 @@ bool wants_all_prompt_logits(const CaptureSpec& spec, const ModelConfig& cfg, in
   return false;
 }
 
+namespace {
+
+struct PlannedPass {
+  int64_t pos0, n;
+  bool final_rows_all;  // the pass computes logits for every row
+  bool last_chunk;      // the pass ends the prompt (or is a decode step)
+};
+
+struct PlannedTensor {
+  uint64_t bytes = 0;
+  std::string name;
+  std::vector<int64_t> shape;
+  nlohmann::json meta;
+};
+
+// What the observer will store for `h` at `layer` in one pass, mirroring deliver().
+std::optional<PlannedTensor> plan_tensor(Hook h, int layer, const HookSelection& sel, const ModelConfig& cfg,
+                                         const PlannedPass& ps, int64_t prompt_len) {
+  int64_t pos0 = ps.pos0, n = ps.n;
+  if (is_final_hook(h) && !ps.final_rows_all) {
+    if (!ps.last_chunk) return std::nullopt;
+    pos0 = ps.pos0 + ps.n - 1;  // only the last prompt row reaches the final norm
+    n = 1;
+  }
+  const std::vector<int64_t> pos = select_positions(sel, pos0, n, prompt_len);
+  const auto axis = hook_heads_axis(h);
+  const std::vector<int64_t> heads = axis ? select_heads(sel, heads_of(h, cfg)) : std::vector<int64_t>{0};
+  if (pos.empty() || heads.empty()) return std::nullopt;
+  const int64_t rows = int64_t(pos.size()), nh = int64_t(heads.size());
+  const int es = store_type_size(h == Hook::Tokens ? StoreType::F32 : sel.dtype);
+  PlannedTensor t;
+  const std::string hook = hook_name(h, layer), label = pass_label(ps.pos0, prompt_len);
+  t.name = label + "/" + hook;
+  if (hook_is_attention_matrix(h)) {
+    t.shape = {nh, rows, ps.pos0 + ps.n};
+  } else if (axis) {
+    t.shape = {rows, nh, row_elems(h, cfg)};
+  } else if (h == Hook::Tokens) {
+    t.shape = {rows};
+  } else {
+    t.shape = {rows, row_elems(h, cfg)};
+  }
+  t.bytes = es;
+  for (auto d : t.shape) t.bytes *= uint64_t(d);
+  t.meta = tensor_meta(hook, label, pos, axis && !sel.heads.all() ? &heads : nullptr);
+  return t;
+}
+
+}  // namespace
+
 CaptureEstimate estimate_capture(const CaptureSpec& spec, const ModelConfig& cfg, int64_t prompt_len,
-                                 int64_t n_generate, int64_t max_batch) {
-  struct Pass { int64_t pos0, n; bool final_rows_all; bool last_chunk; };
-  std::vector<Pass> passes;
+                                 int64_t n_generate, int64_t max_batch, uint64_t shard_bytes) {
+  std::vector<PlannedPass> passes;
   const bool all_logits = wants_all_prompt_logits(spec, cfg, prompt_len);
   for (int64_t p0 = 0; p0 < prompt_len; p0 += max_batch) {
     const int64_t n = std::min(max_batch, prompt_len - p0);
@@ -174,46 +216,45 @@ CaptureEstimate estimate_capture(const CaptureSpec& spec, const ModelConfig& cfg
   }
   for (int64_t k = 1; k < n_generate; ++k) passes.push_back({prompt_len + k - 1, 1, true, true});
 
+  // Hooks in the order the forward pass offers them: globals, each layer's, the final ones.
+  std::vector<std::pair<Hook, int>> order;
+  for (Hook h : {Hook::Tokens, Hook::Embed, Hook::PosEmbed, Hook::RopeCos, Hook::RopeSin}) order.emplace_back(h, -1);
+  for (int l = 0; l < cfg.n_layers; ++l)
+    for (int i = static_cast<int>(Hook::ResidPre); i <= static_cast<int>(Hook::ResidPost); ++i) order.emplace_back(static_cast<Hook>(i), l);
+  for (Hook h : {Hook::LnFinalScale, Hook::LnFinalNormalized, Hook::Logits}) order.emplace_back(h, -1);
+
   CaptureEstimate est;
-  for (int i = 0; i < kHookCount; ++i) {
-    const Hook h = static_cast<Hook>(i);
-    if (!hook_available(h, cfg)) continue;
-    CaptureEstimate::Item item;
-    item.hook = hook_is_per_layer(h) ? "blocks.*." + hook_name(h, 0).substr(9) : hook_name(h, -1);
-    const int64_t layers = hook_is_per_layer(h) ? cfg.n_layers : 1;
-    for (int64_t l = 0; l < layers; ++l) {
-      const auto sel = spec.select(h, hook_is_per_layer(h) ? int(l) : -1);
+  std::vector<CaptureEstimate::Item> items(kHookCount);
+  uint64_t shard_payload = 0, shard_header = 0;
+  auto close_shard = [&] {
+    if (shard_payload == 0 && shard_header == 0) return;
+    est.header_bytes += 8 + shard_header + 20 + 7;  // length prefix, entries, "__metadata__" wrapper, padding
+    shard_payload = shard_header = 0;
+  };
+  for (const PlannedPass& ps : passes)
+    for (const auto& [h, layer] : order) {
+      if (!hook_available(h, cfg)) continue;
+      const auto sel = spec.select(h, layer);
       if (!sel) continue;
-      const int es = store_type_size(h == Hook::Tokens ? StoreType::F32 : sel->dtype);
-      const auto axis = hook_heads_axis(h);
-      const std::vector<int64_t> head_list = axis ? select_heads(*sel, heads_of(h, cfg)) : std::vector<int64_t>{0};
-      const int64_t heads = int64_t(head_list.size());
-      const std::string name = hook_name(h, hook_is_per_layer(h) ? int(l) : -1);
-      for (const Pass& ps : passes) {
-        int64_t pos0 = ps.pos0, n = ps.n;
-        if (is_final_hook(h) && !ps.final_rows_all) {
-          if (!ps.last_chunk) continue;
-          pos0 = ps.pos0 + ps.n - 1;  // only the last prompt row reaches the final norm
-          n = 1;
-        }
-        const std::vector<int64_t> pos = select_positions(*sel, pos0, n, prompt_len);
-        const int64_t rows = int64_t(pos.size());
-        if (rows == 0 || heads == 0) continue;
-        const int64_t per_row = hook_is_attention_matrix(h) ? ps.pos0 + ps.n : row_elems(h, cfg);
-        item.bytes += uint64_t(rows * heads * per_row * es);
-        ++item.tensors;
-        const std::string label = pass_label(ps.pos0, prompt_len);
-        const auto meta = tensor_meta(name, label, pos, axis && !sel->heads.all() ? &head_list : nullptr);
-        std::vector<int64_t> shape = hook_is_attention_matrix(h) ? std::vector<int64_t>{heads, rows, per_row}
-                                     : axis ? std::vector<int64_t>{rows, heads, per_row} : std::vector<int64_t>{rows, per_row};
-        est.header_bytes += header_bytes(label + "/" + name, shape, meta);
-      }
+      const auto t = plan_tensor(h, layer, *sel, cfg, ps, prompt_len);
+      if (!t) continue;
+      if (shard_payload > 0 && shard_payload + t->bytes > shard_bytes) close_shard();
+      nlohmann::json entry = {{"dtype", store_type_name(h == Hook::Tokens ? StoreType::F32 : sel->dtype)},
+                              {"shape", t->shape},
+                              {"data_offsets", {shard_payload, shard_payload + t->bytes}}};
+      shard_header += nlohmann::json(t->name).dump().size() * 2 + entry.dump().size() +
+                      nlohmann::json(t->meta.dump()).dump().size() + 2;
+      shard_payload += t->bytes;
+      auto& item = items[static_cast<int>(h)];
+      item.hook = hook_is_per_layer(h) ? "blocks.*." + hook_name(h, 0).substr(9) : hook_name(h, -1);
+      item.bytes += t->bytes;
+      ++item.tensors;
+      est.total_bytes += t->bytes;
+      ++est.total_tensors;
     }
-    if (item.tensors == 0) continue;
-    est.total_bytes += item.bytes;
-    est.total_tensors += item.tensors;
-    est.items.push_back(item);
-  }
+  close_shard();
+  for (auto& item : items)
+    if (item.tensors > 0) est.items.push_back(item);
   return est;
 }
 

@@ -61,14 +61,15 @@ struct CaptureEstimate {
   std::vector<Item> items;  // one per hook kind, in hook order
   uint64_t total_bytes = 0;    // tensor payload
   uint64_t total_tensors = 0;
-  uint64_t header_bytes = 0;   // safetensors headers (names, shapes, metadata), approximately
+  uint64_t header_bytes = 0;   // safetensors headers (names, shapes, metadata)
   uint64_t file_bytes() const { return total_bytes + header_bytes; }
 };
 
 // What a run of `prompt_len` prompt tokens (processed in chunks of max_batch) and
 // `n_generate` generated tokens will capture: payload bytes of every tensor.
+// Shards are simulated as TraceWriter fills them (`shard_bytes` each) to count headers.
 CaptureEstimate estimate_capture(const CaptureSpec& spec, const ModelConfig& cfg, int64_t prompt_len,
-                                 int64_t n_generate, int64_t max_batch);
+                                 int64_t n_generate, int64_t max_batch, uint64_t shard_bytes = 256ull << 20);
 
 // Whether the spec wants final-norm or logit rows of prompt positions before the last, in
 // which case the prompt pass must compute logits for every position.

@@ -38,8 +38,8 @@ TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt
   if (prompt.empty()) throw Error(ErrorKind::Usage, "trace", "the prompt has no tokens", "give a prompt or --tokens");
   const ModelConfig& cfg = model.config;
   const int64_t P = static_cast<int64_t>(prompt.size());
-  const auto est = estimate_capture(opts.spec, cfg, P, opts.n_generate, opts.max_batch);
-  manifest["capture"] = {{"spec", opts.spec.text()}, {"estimated_bytes", est.total_bytes}, {"estimated_tensors", est.total_tensors}};
+  const auto est = estimate_capture(opts.spec, cfg, P, opts.n_generate, opts.max_batch, opts.writer.shard_bytes);
+  manifest["capture"] = {{"spec", opts.spec.text()}, {"estimated_bytes", est.total_bytes}, {"estimated_file_bytes", est.file_bytes()}, {"estimated_tensors", est.total_tensors}};
   manifest["threads"] = opts.n_threads;
 
   TraceWriter writer(opts.out_dir, manifest, opts.writer);
