@@ -8,9 +8,13 @@ namespace tp {
 namespace {
 
 [[noreturn]] void bad(const std::string& clause, const std::string& what) {
-  throw Error(ErrorKind::Usage, "capture spec clause '" + clause + "'", what,
+  throw Error(ErrorKind::Usage, "spec clause '" + clause + "'", what,
               "see docs/capture-spec.md; e.g. \"default;blocks.*.mlp.hook_post[layers=0-3,pos=last,dtype=f16]\"");
 }
+
+}  // namespace
+
+namespace spec_syntax {
 
 std::string trim(const std::string& s) {
   size_t a = 0, b = s.size();
@@ -48,6 +52,14 @@ Ranges parse_ranges(const std::string& clause, const std::string& text) {
   }
   return r;
 }
+
+}  // namespace spec_syntax
+
+namespace {
+
+using spec_syntax::parse_ranges;
+using spec_syntax::split;
+using spec_syntax::trim;
 
 void apply_option(const std::string& clause, const std::string& opt, CaptureRule& rule) {
   const size_t eq = opt.find('=');

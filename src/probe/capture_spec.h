@@ -76,6 +76,14 @@ class CaptureSpec {
 bool hook_available(Hook h, const ModelConfig& cfg);
 
 bool glob_match(const std::string& pattern, const std::string& text);
+
+// Pieces of the spec syntax shared with the intervention language.
+namespace spec_syntax {
+std::string trim(const std::string& s);
+std::vector<std::string> split(const std::string& s, char sep);
+// "3", "0-5", "1|4-6"; throws Error(Usage) quoting `clause`.
+Ranges parse_ranges(const std::string& clause, const std::string& text);
+}  // namespace spec_syntax
 // Whether a hook has a heads dimension, and which: 0 for [heads, q, k], 1 for [pos, heads, ...].
 std::optional<int> hook_heads_axis(Hook h);
 // Whether a hook's first dimension is heads with query rows second ([heads, q_pos, k_pos]).

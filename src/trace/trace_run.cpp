@@ -41,10 +41,16 @@ TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt
   const auto est = estimate_capture(opts.spec, cfg, P, opts.n_generate, opts.max_batch, opts.writer.shard_bytes);
   manifest["capture"] = {{"spec", opts.spec.text()}, {"estimated_bytes", est.total_bytes}, {"estimated_file_bytes", est.file_bytes()}, {"estimated_tensors", est.total_tensors}};
   manifest["threads"] = opts.n_threads;
+  manifest["interventions"] = interventions_to_json(opts.interventions);
 
   TraceWriter writer(opts.out_dir, manifest, opts.writer);
   CaptureObserver capture(opts.spec, cfg, P, writer);
-  Chain chain(opts.intervention, &capture);
+  InterventionObserver intervene(opts.interventions, cfg, P);
+  Chain chain(opts.interventions.empty() ? nullptr : &intervene, &capture);
+  auto begin_pass = [&](const std::string& label) {
+    capture.begin_pass(label);
+    intervene.begin_pass(label);
+  };
   Session s(model, {.n_threads = opts.n_threads, .max_batch = opts.max_batch});
   s.set_observer(&chain);
 
@@ -55,7 +61,7 @@ TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt
   for (int64_t p0 = 0; p0 < P; p0 += opts.max_batch) {
     const int64_t n = std::min(opts.max_batch, P - p0);
     const bool last = p0 + n == P;
-    capture.begin_pass(p0 == 0 ? "prompt" : "prompt." + std::to_string(p0));
+    begin_pass(p0 == 0 ? "prompt" : "prompt." + std::to_string(p0));
     const std::vector<int32_t> chunk(prompt.begin() + p0, prompt.begin() + p0 + n);
     logits = s.eval(chunk, all_logits ? Session::Logits::All : last ? Session::Logits::Last : Session::Logits::None);
   }
@@ -66,7 +72,7 @@ TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt
   std::vector<int32_t> history = prompt;
   for (int k = 0; k < opts.n_generate; ++k) {
     if (k > 0) {
-      capture.begin_pass("step." + std::to_string(k));
+      begin_pass("step." + std::to_string(k));
       logits = s.eval({history.back()});
     }
     nlohmann::json step = choose(logits, history);
@@ -82,7 +88,9 @@ TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt
   res.generate_seconds = seconds_since(t1);
   res.captured_bytes = writer.bytes_captured();
   res.capture_stopped = writer.stop_message();
+  res.values_changed = intervene.values_changed();
   writer.finish({{"generated_ids", res.generated},
+                 {"intervention_values_changed", res.values_changed},
                  {"timings", {{"prompt_seconds", res.prompt_seconds}, {"generate_seconds", res.generate_seconds}}}});
   return res;
 }

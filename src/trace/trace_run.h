@@ -10,6 +10,7 @@
 
 #include "model/model.h"
 #include "probe/capture_spec.h"
+#include "probe/intervention.h"
 #include "trace/trace_writer.h"
 
 namespace tp {
@@ -26,7 +27,8 @@ struct TraceRunOptions {
   int n_threads = 0;
   int64_t max_batch = 512;
   TraceWriterOptions writer;
-  Observer* intervention = nullptr;  // runs before capture sees a value, so capture records its effect
+  // Applied before capture sees a value, so the trace holds what the model continued from.
+  std::vector<Intervention> interventions;
   std::function<void(int done, int total)> progress;  // called after each generated token
 };
 
@@ -35,6 +37,7 @@ struct TraceRunResult {
   uint64_t captured_bytes = 0;
   std::string capture_stopped;  // empty unless --max-trace-bytes stopped capture
   double prompt_seconds = 0, generate_seconds = 0;
+  uint64_t values_changed = 0;  // by interventions
 };
 
 // `manifest` holds what the caller knows (model, tokenizer, prompt, sampler, ...); the run

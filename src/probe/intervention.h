@@ -1,0 +1,78 @@
+// Interventions: changes to hook values while the model runs, in the capture-spec syntax.
+//
+//   spec    := clause { ";" clause }
+//   clause  := op "(" target [ "," argument ] ")"
+//   target  := hook glob [ "[" option { "," option } "]" ]   options: layers, pos, heads, neurons
+//   op      := "zero"            set the selected values to 0
+//            | "mean"            replace them by their mean over the prompt's positions
+//            | "scale"           multiply by the number given as argument
+//            | "add"             add a vector from a .npy file: [d] for every selected
+//                                position or [pos, d] row by row; argument "FILE[*COEFF]"
+//            | "patch"           copy values from another trace (argument: its directory) for
+//                                the same hook, pass and positions
+//
+//   zero(blocks.3.attn.hook_z[heads=2])              ablate head 3.2 everywhere
+//   mean(blocks.1.mlp.hook_post[neurons=10-19])      mean-ablate ten neurons
+//   add(blocks.4.hook_resid_post[pos=last], happy.npy*4)  steer with a vector
+//   patch(blocks.0.hook_resid_pre, clean.tptrace)    activation patching
+//
+// "neurons" selects indices on the last axis (d_mlp for MLP hooks, d_model for residual
+// hooks, d_head for q/k/v/z). Positions follow the capture spec's rules.
+#pragma once
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "probe/capture_spec.h"
+#include "probe/hooks.h"
+
+namespace tp {
+
+class TraceReader;
+
+enum class InterventionOp { Zero, Mean, Scale, Add, Patch };
+
+struct Intervention {
+  InterventionOp op = InterventionOp::Zero;
+  std::string text;  // the clause as written
+  std::string glob;
+  Ranges layers, positions, heads, neurons;
+  PosMode pos = PosMode::All;
+  float factor = 1.0f;             // scale, or the coefficient of add
+  std::vector<int64_t> add_shape;  // [d] or [pos, d]
+  std::vector<float> add_values;
+  std::shared_ptr<const TraceReader> source;  // patch
+  std::string source_path;
+};
+
+// Parses and loads (vectors, traces) an intervention spec; throws Error(Usage/NotFound)
+// quoting the clause.
+std::vector<Intervention> parse_interventions(const std::string& text);
+nlohmann::json interventions_to_json(const std::vector<Intervention>& iv);
+
+class InterventionObserver : public Observer {
+ public:
+  InterventionObserver(std::vector<Intervention> iv, const ModelConfig& cfg, int64_t prompt_len);
+
+  // The pass label ("prompt", "step.K"), used to find patch sources.
+  void begin_pass(const std::string& label) { label_ = label; }
+  bool wants(Hook h, int layer) const override;
+  void deliver(Hook h, int layer, const HookValue& v, float* data) override;
+  // How many values were changed, for the manifest and tests.
+  uint64_t values_changed() const { return changed_; }
+
+ private:
+  void apply(const Intervention& iv, Hook h, int layer, const HookValue& v, float* data);
+
+  std::vector<Intervention> iv_;
+  const ModelConfig& cfg_;
+  int64_t prompt_len_;
+  std::string label_ = "prompt";
+  uint64_t changed_ = 0;
+  // Mean ablation: the prompt mean of each (clause, hook, layer), kept for decode steps.
+  std::map<std::string, std::vector<float>> means_;
+};
+
+}  // namespace tp
