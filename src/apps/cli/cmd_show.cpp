@@ -1,0 +1,66 @@
+// `tokenprobe show TRACE`: what a trace holds: the run, its tokens, the captured hooks and
+// their sizes, and whether it completed.
+#include <cstdio>
+#include <map>
+
+#include "apps/cli/commands.h"
+#include "apps/cli/common.h"
+#include "trace/trace_reader.h"
+
+namespace tp::cli {
+namespace {
+
+void run_show(const std::string& path) {
+  const TraceReader tr = TraceReader::open(path);
+  const auto& m = tr.manifest();
+  std::printf("trace      %s  (format %d, %s)\n", path.c_str(), m.value("format_version", 0),
+              tr.complete() ? "complete" : "INCOMPLETE");
+  if (m.contains("model")) {
+    const auto& mo = m["model"];
+    std::printf("model      %s (%s)\n", mo.value("path", "?").c_str(), mo.value("architecture", "?").c_str());
+  }
+  if (m.contains("prompt")) std::printf("prompt     %s\n", printable(m["prompt"].get<std::string>()).c_str());
+  if (m.contains("capture")) std::printf("capture    %s\n", m["capture"].value("spec", "").c_str());
+  if (m.contains("interventions") && !m["interventions"].empty())
+    for (const auto& iv : m["interventions"]) std::printf("intervene  %s\n", iv.value("clause", "").c_str());
+  if (m.contains("sampler")) std::printf("sampler    %s\n", m["sampler"].dump().c_str());
+
+  std::printf("\ntokens     %zu prompt + %zu generated\n", m.value("tokens", nlohmann::json::array()).size(),
+              tr.steps().size());
+  std::string text;
+  for (const auto& s : tr.steps()) text += s.value("text", "");
+  if (!text.empty()) std::printf("generated  %s\n", printable(text).c_str());
+
+  // Hooks grouped over passes: count, bytes.
+  std::map<std::string, std::pair<size_t, uint64_t>> hooks;
+  std::map<std::string, size_t> passes;
+  for (const auto& t : tr.tensors()) {
+    uint64_t n = t.dtype == "F32" ? 4 : 2;
+    for (auto d : t.shape) n *= static_cast<uint64_t>(d);
+    auto& h = hooks[t.hook + " " + t.dtype];
+    ++h.first;
+    h.second += n;
+    ++passes[t.pass];
+  }
+  std::printf("\ncaptured   %zu tensors in %zu passes, %.1f KiB on disk\n", tr.tensors().size(), passes.size(),
+              tr.bytes_on_disk() / 1024.0);
+  std::printf("  %-44s %-5s %7s %12s\n", "hook", "dtype", "tensors", "bytes");
+  for (const auto& [key, v] : hooks) {
+    const size_t sp = key.rfind(' ');
+    std::printf("  %-44s %-5s %7zu %12llu\n", key.substr(0, sp).c_str(), key.substr(sp + 1).c_str(), v.first,
+                static_cast<unsigned long long>(v.second));
+  }
+  if (m.contains("capture_stopped")) std::printf("\nnote: %s\n", m["capture_stopped"].get<std::string>().c_str());
+  for (const auto& n : tr.notes()) std::printf("note: %s\n", n.c_str());
+}
+
+}  // namespace
+
+void register_show(CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  auto* cmd = app.add_subcommand("show", "Summarise a trace: the run, its tokens, what was captured");
+  cmd->add_option("trace", *path, "Trace directory (NAME.tptrace)")->required();
+  cmd->callback([path] { run_show(*path); });
+}
+
+}  // namespace tp::cli
