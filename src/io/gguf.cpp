@@ -203,7 +203,8 @@ struct ValueReader {
       c.fail("unknown array element type " + std::to_string(et), "valid GGUF value types are 0..12; the file is corrupt");
     const auto elem_type = static_cast<GgufType>(et);
     if (elem_type == GgufType::ARRAY && depth + 1 >= kMaxArrayDepth)
-      c.fail("arrays nested deeper than " + std::to_string(kMaxArrayDepth) + " levels", "", ErrorKind::Unsupported);
+      c.fail("arrays nested deeper than " + std::to_string(kMaxArrayDepth) + " levels",
+             "real GGUF files nest arrays one level at most; the file is probably corrupt", ErrorKind::Unsupported);
     const uint64_t n = c.read<uint64_t>("array length");
     if (n > c.remaining() / min_encoded_size(elem_type))
       c.fail("array of " + std::to_string(n) + " " + gguf_type_name(elem_type) +
