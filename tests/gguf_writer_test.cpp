@@ -282,7 +282,9 @@ TEST(GgufWriter, RefusesMisuseNamingTheKeyOrTensor) {
   expect_error(ErrorKind::Shape, "tensor u", [&] { w.add_tensor("u", DType::F32, {2}, std::vector<uint8_t>(7)); });
   expect_error(ErrorKind::Usage, "tensor v", [&] { w.add_tensor("v", DType::F32, {2, 0}, std::vector<uint8_t>()); });
   expect_error(ErrorKind::Usage, "tensor v", [&] { w.add_tensor("v", DType::F32, {1, 1, 1, 1, 1}, std::vector<uint8_t>(4)); });
-  expect_error(ErrorKind::Shape, "Q8_0", [&] { w.add_tensor("q", DType::Q8_0, {33}, std::vector<uint8_t>(34)); });
+  expect_error(ErrorKind::Shape, "tensor q: row of 33 is not a multiple of the Q8_0 block size 32",
+               [&] { w.add_tensor("q", DType::Q8_0, {33}, std::vector<uint8_t>(34)); });
+  expect_error(ErrorKind::Usage, "63 bytes", [&] { w.add_tensor(std::string(64, 'n'), DType::F32, {1}, std::vector<uint8_t>(4)); });
   EXPECT_EQ(w.n_tensors(), 1u);
   expect_error(ErrorKind::Io, "no/such/dir", [&] { w.write("/no/such/dir/x.gguf"); });
 }

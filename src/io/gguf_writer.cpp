@@ -215,6 +215,7 @@ void encode_value(Sink& out, const GgufValue& v) {
 
 void GgufWriter::add(const std::string& key, GgufValue value) {
   if (key.empty()) usage("metadata", "empty key");
+  if (key.size() > 65535) usage("metadata", "key longer than 65535 bytes");
   for (const auto& kv : kv_)
     if (kv.first == key) usage("key " + key, "added twice");
   validate(value, "key " + key);
@@ -230,6 +231,8 @@ void GgufWriter::add(const std::string& key, GgufValue value) {
 void GgufWriter::add_tensor_info(Tensor t) {
   const std::string where = "tensor " + t.name;
   if (t.name.empty()) usage("tensors", "empty tensor name");
+  // ggml keeps names in char[64] (GGML_MAX_NAME); longer ones would not load in llama.cpp.
+  if (t.name.size() > 63) usage(where, "name is longer than ggml's limit of 63 bytes");
   for (const auto& o : tensors_)
     if (o.name == t.name) usage(where, "added twice");
   if (t.ne.empty() || t.ne.size() > 4) usage(where, "needs 1 to 4 dimensions, got " + std::to_string(t.ne.size()));
@@ -239,6 +242,11 @@ void GgufWriter::add_tensor_info(Tensor t) {
     if (static_cast<uint64_t>(d) > (uint64_t{1} << 50) / n) usage(where, "more than 2^50 elements");
     n *= static_cast<uint64_t>(d);
   }
+  const DTypeInfo& info = dtype_info(t.type);
+  if (t.ne[0] % info.block_elems != 0)
+    throw Error(ErrorKind::Shape, "GGUF writer: " + where,
+                "row of " + std::to_string(t.ne[0]) + " is not a multiple of the " + info.name + " block size " +
+                    std::to_string(info.block_elems));
   t.nbytes = static_cast<uint64_t>(row_bytes(t.type, t.ne[0])) * (n / static_cast<uint64_t>(t.ne[0]));
   tensors_.push_back(std::move(t));
 }

@@ -98,7 +98,8 @@ class GgufWriter {
   void set_alignment(uint32_t alignment) { add_u32("general.alignment", alignment); }
 
   // Tensors, in ggml order (ne[0] is the row). 1 to 4 dimensions, each > 0, ne[0] a
-  // multiple of the type's block size; names unique. Error(Usage) / Error(Shape) otherwise.
+  // multiple of the type's block size; names unique, 1 to 63 bytes (ggml's limit).
+  // Error(Usage) / Error(Shape) otherwise.
   // The bytes are copied; `bytes` must be exactly the tensor's size.
   void add_tensor(const std::string& name, DType type, std::vector<int64_t> ne, std::vector<uint8_t> bytes);
   void add_tensor(const std::string& name, DType type, std::vector<int64_t> ne, const void* data, size_t nbytes);
