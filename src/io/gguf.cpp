@@ -20,6 +20,9 @@ constexpr uint64_t kMaxAlignment = uint64_t{1} << 20;
 // elements would need ~48x its size in memory. Real files hold a few million values at most
 // (a 256k vocabulary, its scores, types and merges); this cap bounds memory to ~1 GiB.
 constexpr uint64_t kMaxMetadataValues = uint64_t{1} << 24;
+// Most entries reserved up front for a count read from the file (a key-value takes ~80
+// bytes in memory but can be 13 in the file).
+constexpr uint64_t kReserveCap = 4096;
 
 // Text from the file made safe for messages and terminals: control characters and invalid
 // UTF-8 become \n, \t, \xNN escapes, and the result is cut (on a character boundary) after
@@ -375,7 +378,8 @@ std::pair<uint64_t, uint64_t> GgufFile::parse_header(Cursor& c) {
 
 void GgufFile::parse_metadata(Cursor& c, uint64_t n_kv) {
   ValueReader values{c};
-  kv_.reserve(n_kv);
+  // Counts come from the file: reserve a bounded amount and let real entries grow it.
+  kv_.reserve(std::min<uint64_t>(n_kv, kReserveCap));
   for (uint64_t i = 0; i < n_kv; ++i) {
     c.set_context("metadata key #" + std::to_string(i));
     std::string key = c.read_string("metadata key", kMaxKeyLen);
@@ -407,7 +411,7 @@ void GgufFile::parse_tensor_infos(Cursor& c, uint64_t n_tensors) {
     c.fail("tensor count " + std::to_string(n_tensors) + " cannot fit in the " + std::to_string(c.remaining()) +
                " bytes after the metadata",
            "the file is truncated or its header is corrupt");
-  tensors_.reserve(n_tensors);
+  tensors_.reserve(std::min<uint64_t>(n_tensors, kReserveCap));
   for (uint64_t i = 0; i < n_tensors; ++i) {
     GgufTensor t;
     c.set_context("tensor info #" + std::to_string(i));
