@@ -1,6 +1,9 @@
 // GGUF reader (versions 2 and 3). The whole file is memory-mapped; tensor data is used in
 // place. Every count, length, offset and shape is checked against the file size before
 // use, so a hostile or truncated file gives an Error naming the offset, never a crash.
+// Errors: Format for bytes that break the format (truncation, bad counts, overlaps...),
+// Unsupported for well-formed files tokenprobe cannot use (GGUF v1/v4+, big-endian files,
+// IQ* tensor types, arrays nested deeper than 8, more than 2^24 metadata values).
 //
 // Layout (little-endian):
 //   u32 magic "GGUF" | u32 version | u64 n_tensors | u64 n_kv
@@ -14,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -27,6 +31,14 @@ enum class GgufType : uint32_t {
   STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
 };
 const char* gguf_type_name(GgufType t);
+
+// Text from a file made safe to print: control characters and invalid UTF-8 become \xNN
+// escapes; cut after max_bytes of input with "...". Used in errors and to_display.
+std::string gguf_printable(std::string_view s, size_t max_bytes = 80);
+
+namespace gguf_detail {
+class Cursor;
+}
 
 struct GgufArray;
 
@@ -96,6 +108,10 @@ class GgufFile {
  private:
   GgufFile() = default;
   void parse_all();
+  std::pair<uint64_t, uint64_t> parse_header(gguf_detail::Cursor& c);  // {n_tensors, n_kv}
+  void parse_metadata(gguf_detail::Cursor& c, uint64_t n_kv);
+  void parse_tensor_infos(gguf_detail::Cursor& c, uint64_t n_tensors);
+  void place_tensor_data(gguf_detail::Cursor& c);
 
   std::shared_ptr<MappedFile> file_;  // null when parsing caller-owned bytes
   std::string name_;

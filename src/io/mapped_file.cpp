@@ -14,7 +14,8 @@
 namespace tp {
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO by mistake must not hang; it is refused below as not regular.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     throw Error(ErrorKind::Io, path, std::string("cannot open: ") + std::strerror(errno),
                 "check the path and that the file is readable");

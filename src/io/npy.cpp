@@ -3,7 +3,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
-#include <regex>
+#include <string_view>
 
 #include "core/error.h"
 #include "io/mapped_file.h"
@@ -20,6 +20,9 @@ NpyArray read_npy(const std::string& path) {
   MappedFile f(path);
   return parse_npy(f.data(), f.size(), path);
 }
+
+// numpy.load refuses longer headers by default (max_header_size), and so do we.
+constexpr size_t kMaxHeader = 10000;
 
 NpyArray parse_npy(const uint8_t* bytes, size_t size, const std::string& name) {
   auto fail = [&](const std::string& what) -> void {
@@ -41,29 +44,54 @@ NpyArray parse_npy(const uint8_t* bytes, size_t size, const std::string& name) {
     fail("unsupported .npy version " + std::to_string(major));
   }
   if (header_len > size - pos) fail("header runs past the end of the file");
+  if (header_len > kMaxHeader) fail("header of " + std::to_string(header_len) + " bytes is longer than numpy's limit of 10000");
   const std::string header(reinterpret_cast<const char*>(bytes + pos), header_len);
   pos += header_len;
 
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex(R"('descr'\s*:\s*'([<>|=])([fi])(\d)')"))) fail("no 'descr' in header");
-  const char endian = m[1].str()[0];
-  const char kind = m[2].str()[0];
-  const int width = std::stoi(m[3].str());
+  // The header is a Python dict literal; the three fields are found by hand. (std::regex
+  // recursed once per character and overflowed the stack on long headers.)
+  const std::string_view hv(header);
+  auto value_of = [&](std::string_view key) -> size_t {  // index after "'key' :", or npos
+    const size_t k = hv.find(key);
+    if (k == std::string_view::npos) return k;
+    size_t i = hv.find_first_not_of(" \t", k + key.size());
+    if (i == std::string_view::npos || hv[i] != ':') return std::string_view::npos;
+    return hv.find_first_not_of(" \t", i + 1);
+  };
+  const size_t d = value_of("'descr'");
+  if (d == std::string_view::npos || d + 5 > hv.size() || hv[d] != '\'' || hv[d + 4] != '\'' ||
+      std::string_view("<>|=").find(hv[d + 1]) == std::string_view::npos || (hv[d + 2] != 'f' && hv[d + 2] != 'i') ||
+      hv[d + 3] < '0' || hv[d + 3] > '9')
+    fail("no 'descr' of a float or int type in the header");
+  const char endian = hv[d + 1];
+  const char kind = hv[d + 2];
+  const int width = hv[d + 3] - '0';
   if (endian == '>') fail("big-endian arrays are not supported");
   if (!(width == 4 || width == 8)) fail("element width " + std::to_string(width) + " is not supported");
-  if (std::regex_search(header, m, std::regex(R"('fortran_order'\s*:\s*True)"))) fail("Fortran-order arrays are not supported");
-  if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))"))) fail("no 'shape' in header");
+  const size_t fo = value_of("'fortran_order'");
+  if (fo != std::string_view::npos && hv.substr(fo, 4) == "True") fail("Fortran-order arrays are not supported");
+  const size_t sh = value_of("'shape'");
+  if (sh == std::string_view::npos || hv[sh] != '(') fail("no 'shape' in header");
+  const size_t close = hv.find(')', sh);
+  if (close == std::string_view::npos) fail("no 'shape' in header");
+  const std::string_view dims = hv.substr(sh + 1, close - sh - 1);
 
   NpyArray out;
-  const std::string dims = m[1].str();
-  static const std::regex kDigits(R"(\d+)");
-  std::sregex_iterator it(dims.begin(), dims.end(), kDigits), end;
   uint64_t n = 1;
-  for (; it != end; ++it) {
-    const uint64_t d = std::stoull(it->str());
-    if (d != 0 && n > std::numeric_limits<uint32_t>::max() / d) fail("shape is too large");
-    n *= d;
-    out.shape.push_back(static_cast<int64_t>(d));
+  for (size_t i = 0; i < dims.size();) {
+    if (dims[i] < '0' || dims[i] > '9') {
+      if (dims[i] == '-') fail("negative dimension in shape");
+      ++i;
+      continue;
+    }
+    uint64_t dim = 0;
+    for (; i < dims.size() && dims[i] >= '0' && dims[i] <= '9'; ++i) {
+      dim = dim * 10 + static_cast<uint64_t>(dims[i] - '0');
+      if (dim > std::numeric_limits<uint32_t>::max()) fail("shape is too large");
+    }
+    if (dim != 0 && n > std::numeric_limits<uint32_t>::max() / dim) fail("shape is too large");
+    n *= dim;
+    out.shape.push_back(static_cast<int64_t>(dim));
   }
   if (n * width > size - pos) fail("data is shorter than the shape requires");
   out.data.resize(n);
