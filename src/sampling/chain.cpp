@@ -32,13 +32,21 @@ std::vector<TokenProb> top_probs(const Candidates& c, size_t n) {
 
 }  // namespace
 
-void finish_stage(Candidates& c, const char* stage) {
+namespace {
+
+void drop_banned(Candidates& c, const char* stage) {
   std::erase_if(c, [](const Candidate& x) { return x.logit == -INFINITY; });
   if (c.empty()) {
     throw Error(ErrorKind::Usage, std::string("sampler stage ") + stage,
                 "no candidate token is left: every logit is -inf",
                 "check the logit bias: it may ban every token");
   }
+}
+
+}  // namespace
+
+void finish_stage(Candidates& c, const char* stage) {
+  drop_banned(c, stage);
   softmax(c);
 }
 
@@ -50,12 +58,12 @@ void run_chain(Candidates& c, size_t from, const ChainContext& ctx,
     if (on_input) on_input(i, c);
     const size_t n_in = c.size();
     const StageOutcome outcome = run_stage(kind, c, ctx);
+    drop_banned(c, stage_name(kind));
     // p still holds the stage input's distribution, so the survivors' p sum to the mass kept.
     double kept = 0;
     for (const Candidate& x : c) kept += x.p;
     // A stage that changed nothing needs no renormalisation (the common case when off).
-    const bool changed = outcome.active || c.size() != n_in;
-    if (changed) finish_stage(c, stage_name(kind));
+    if (outcome.active || c.size() != n_in) softmax(c);
     if (!records) continue;
     StageRecord r;
     r.name = stage_name(kind);
