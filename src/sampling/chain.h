@@ -20,8 +20,9 @@ struct ChainContext {
   const std::vector<int32_t>& history;
 };
 
-// Called with the index of a stage and its input (p normalised) before the stage runs.
-using StageInputFn = std::function<void(size_t, const Candidates&)>;
+// Called with the index of a stage and its input (p normalised) before the stage runs. It may
+// reorder the array (never change its contents): stage results depend only on the set.
+using StageInputFn = std::function<void(size_t, Candidates&)>;
 
 // Runs pipeline[from..] over c, whose p must be the softmax of its logits. After each stage,
 // candidates whose logit became -inf are dropped (banned) and p renormalised. Appends one

@@ -1,6 +1,7 @@
 #include "sampling/flip.h"
 
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <utility>
@@ -40,14 +41,21 @@ std::optional<std::pair<T, T>> find_change(T start, int32_t chosen,
 }
 
 // Re-runs the chain from one stage's cached input with a modified copy of the settings.
+// The cached inputs are sorted and every stage's result depends only on the set of its input
+// candidates (candidates.h: OrderFreeSum), so a re-run from the cache reproduces the chain.
 struct Rerun {
   const FlipInputs& in;
   size_t from;
-  int32_t operator()(const std::function<void(SamplerSettings&)>& change) const {
+  // prefix: only the best `prefix` input candidates can matter (top-k of that many); passing
+  // just those spares copying a whole vocabulary per probe.
+  int32_t operator()(const std::function<void(SamplerSettings&)>& change,
+                     size_t prefix = SIZE_MAX) const {
     SamplerSettings s = in.ctx.settings;
     change(s);
     const ChainContext ctx{s, in.ctx.pipeline, in.ctx.history};
-    return choose(in.stage_inputs.at(from), from, ctx, in.u);
+    const Candidates& input = in.stage_inputs.at(from);
+    const size_t n = std::min(prefix, input.size());
+    return choose(Candidates(input.begin(), input.begin() + n), from, ctx, in.u);
   }
 };
 
@@ -102,7 +110,8 @@ std::optional<FlipPoint> top_k_flip(const Rerun& rerun, int32_t k0, int64_t n_in
                                     int32_t chosen, int dir) {
   const int64_t cur = (k0 <= 0 || k0 >= n_in) ? n_in : k0;  // off = keep all = k of n_in
   auto at = [&](int64_t k) {
-    return rerun([k](SamplerSettings& s) { s.top_k = static_cast<int32_t>(k); });
+    return rerun([k](SamplerSettings& s) { s.top_k = static_cast<int32_t>(k); },
+                 static_cast<size_t>(k));
   };
   const auto found = int_change(cur, n_in, dir, chosen, at);
   if (!found) return std::nullopt;
@@ -127,8 +136,7 @@ float smallest_float_above(double x) {
 // boundary into the nearest p values, which a real re-run through the stage confirms.
 std::optional<FlipPoint> top_p_flip(const FlipInputs& in, const Rerun& rerun, size_t from,
                                     float p0, int32_t chosen, int dir) {
-  Candidates sorted = in.stage_inputs.at(from);
-  sort_by_logit(sorted);
+  const Candidates& sorted = in.stage_inputs.at(from);  // cached sorted
   const std::vector<double> cum = cumulative_p(sorted);
   const int64_t n = static_cast<int64_t>(sorted.size());
   const int64_t cur = p0 >= 1.0f ? n : static_cast<int64_t>(top_p_keep_count(cum, p0));

@@ -121,12 +121,15 @@ SampleRecord Sampler::sample_with_draw(const float* logits, int64_t n_vocab,
   std::map<size_t, Candidates> stage_inputs;  // for the flip-margin re-runs
   StageInputFn keep_input;
   if (settings_.flip_margins) {
-    keep_input = [&](size_t i, const Candidates& in) {
+    keep_input = [&](size_t i, Candidates& in) {
       const StageKind k = pipeline_[i];
       if (k != StageKind::TopK && k != StageKind::TopP && k != StageKind::Temperature) return;
       for (const auto& [j, saved] : stage_inputs) {
         if (pipeline_[j] == k) return;  // only the first occurrence of each
       }
+      // Sorted in place (stage results depend only on the set of candidates), so that later
+      // stages, later caches, the final pick and every re-run find the order already made.
+      if (!is_sorted_by_logit(in)) sort_by_logit(in);
       stage_inputs.emplace(i, in);
     };
   }

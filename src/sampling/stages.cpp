@@ -141,7 +141,8 @@ StageOutcome apply_top_k(Candidates& c, int32_t k) {
   out.detail = format("k=%d", k);
   if (static_cast<size_t>(k) >= c.size()) return out;  // k covers every candidate: no cut
   // Only the k best need ordering; partial_sort keeps this O(n log k) on a full vocabulary.
-  std::partial_sort(c.begin(), c.begin() + k, c.end(), ranks_before);
+  // A sorted input (as the flip-margin re-runs give) needs no work at all.
+  if (!is_sorted_by_logit(c)) std::partial_sort(c.begin(), c.begin() + k, c.end(), RanksBefore{});
   c.resize(static_cast<size_t>(k));
   out.threshold = c.back().logit;
   out.threshold_unit = "logit";
@@ -200,10 +201,11 @@ StageOutcome apply_typical_p(Candidates& c, float p) {
   StageOutcome out;
   if (p >= 1.0f) return out;
   out.active = true;
-  double entropy = 0;
+  OrderFreeSum entropy_terms;  // -p ln p is in [0, 1/e]
   for (const Candidate& x : c) {
-    if (x.p > 0) entropy -= x.p * std::log(static_cast<double>(x.p));
+    if (x.p > 0) entropy_terms.add(-x.p * std::log(static_cast<double>(x.p)));
   }
+  const double entropy = entropy_terms.value();
   // Locally typical sampling (Meister et al.): rank by |surprisal − entropy|, keep the
   // smallest set of most typical tokens whose mass exceeds p (strictly, as llama.cpp).
   std::vector<std::pair<double, Candidate>> scored;
@@ -240,7 +242,7 @@ StageOutcome apply_temperature(Candidates& c, float t) {
   out.active = true;
   if (t <= 0.0f) {
     // Greedy: only the highest logit survives (the lower id on a tie).
-    const auto best = std::min_element(c.begin(), c.end(), ranks_before);
+    const auto best = std::min_element(c.begin(), c.end(), RanksBefore{});
     const Candidate keep = *best;
     const bool cut = c.size() > 1;
     c.assign(1, keep);
