@@ -92,9 +92,12 @@ void Sampler::reseed(uint64_t seed) {
 
 SampleRecord Sampler::sample(const float* logits, int64_t n_vocab,
                              const std::vector<int32_t>& history) {
+  // The draw is consumed even if the inputs turn out to be bad, so draw_index always counts
+  // the RNG's steps since seeding.
   const double u = rng_.next_uniform();
+  const uint64_t index = draws_++;
   SampleRecord r = sample_with_draw(logits, n_vocab, history, u);
-  r.draw_index = draws_++;
+  r.draw_index = index;
   return r;
 }
 
