@@ -128,6 +128,39 @@ TEST(SamplingFlip, MarginsChangeTheChoiceJustPastAndNotInside) {
   RecordProperty("flip_points_checked", checked);
 }
 
+TEST(SamplingFlip, ReportedPointsHoldForNonMonotoneOrders) {
+  // With typical-p active or temperature ahead of the truncations, "nearest" is not
+  // guaranteed (docs/sampling.md), but whatever is reported must still be true.
+  int checked = 0;
+  for (const char* order : {"penalties;top_k;typ_p;top_p;min_p;temperature",
+                            "temperature;top_k;top_p;min_p"}) {
+    for (uint64_t seed = 1; seed <= 10; ++seed) {
+      SamplerSettings base;
+      base.seed = seed;
+      base.order = order;
+      base.typical_p = 0.9f;
+      base.temperature = 1.3f;
+      const std::vector<float> logits = random_logits(seed);
+      const SampleRecord r = Sampler(base).sample(logits.data(), kVocab, {});
+      const std::string label = std::string(order) + " seed " + std::to_string(seed);
+      auto set_t = [](SamplerSettings& s, double v) { s.temperature = static_cast<float>(v); };
+      auto set_k = [](SamplerSettings& s, double v) { s.top_k = static_cast<int32_t>(v); };
+      auto set_p = [](SamplerSettings& s, double v) { s.top_p = static_cast<float>(v); };
+      const FlipMargins& f = r.flip;
+      for (const auto* pt : {&f.temperature_up, &f.temperature_down}) {
+        checked += check_point(*pt, base, logits, r.chosen_id, 1.3, set_t, {}, label + " T");
+      }
+      for (const auto* pt : {&f.top_k_up, &f.top_k_down}) {
+        checked += check_point(*pt, base, logits, r.chosen_id, 40, set_k, {}, label + " k");
+      }
+      for (const auto* pt : {&f.top_p_up, &f.top_p_down}) {
+        checked += check_point(*pt, base, logits, r.chosen_id, 0.95, set_p, {}, label + " p");
+      }
+    }
+  }
+  EXPECT_GT(checked, 20);
+}
+
 TEST(SamplingFlip, TemperatureDownExistsWheneverTheChoiceIsNotTheBest) {
   // With temperature last, lowering it to 0 makes the choice the best survivor, so any other
   // choice must report a downward temperature margin.
