@@ -50,7 +50,10 @@ struct Bigram {
 std::vector<Symbol> split_chars(const std::string& s) {
   std::vector<Symbol> sym;
   for (size_t off = 0; off < s.size();) {
-    const size_t n = std::min(s.size() - off, utf8::seq_len(static_cast<uint8_t>(s[off])));
+    // A character, or a single byte where the UTF-8 is invalid (llama.cpp would let a stray
+    // lead byte swallow the bytes after it; keeping them apart keeps spans and decode exact).
+    uint32_t cp;
+    const size_t n = std::max<size_t>(1, utf8::decode(s, off, cp));
     const auto idx = static_cast<int32_t>(sym.size());
     sym.push_back({idx - 1, off + n < s.size() ? idx + 1 : -1, static_cast<uint32_t>(off),
                    static_cast<uint32_t>(n)});
