@@ -3,7 +3,10 @@
 // special-token rules, BOS/EOS options and the streaming decoder.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/gguf.h"
@@ -328,6 +331,28 @@ TEST(TokenizerPreTokenizer, FamiliesSplitAsTheirPatternsSay) {
   EXPECT_EQ(words("tekken", "HelloWorld"), (V{"Hello", "World"}));
   EXPECT_EQ(words("bloom", "hi, you"), (V{"hi", ",", " you"}));
   EXPECT_EQ(words("deepseek-coder", "ab\ncd"), (V{"ab", "\n", "cd"}));
+}
+
+}  // namespace
+
+namespace {
+
+TEST(TokenizerCli, TokenizeWorksOnAVocabularyOnlyGguf) {
+  TP_REQUIRE_SHARED("tokenizer-tests/ggml-vocab-gpt-2.gguf");
+  const std::string out_path = ::testing::TempDir() + "tokenize.json";
+  const std::string cmd = std::string(TP_CLI_PATH) + " tokenize -m " +
+                          (tp::test::shared_dir() / "tokenizer-tests/ggml-vocab-gpt-2.gguf").string() +
+                          " --text 'Hello world' --json > " + out_path;
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::ifstream in(out_path);
+  const auto j = nlohmann::json::parse(in);
+  ASSERT_EQ(j.at("tokens").size(), 2u);
+  EXPECT_EQ(j["tokens"][0]["id"], 15496);
+  EXPECT_EQ(j["tokens"][1]["text"], " world");
+  EXPECT_EQ(j["tokens"][1]["begin"], 5);
+  EXPECT_EQ(j["tokens"][1]["end"], 11);
+  const std::string bad = std::string(TP_CLI_PATH) + " tokenize -m /nonexistent.gguf --text x 2>/dev/null";
+  EXPECT_NE(std::system(bad.c_str()), 0);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "tokenprobe " TP_VERSION);
   tp::cli::register_info(app);
   tp::cli::register_run(app);
+  tp::cli::register_tokenize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
