@@ -105,31 +105,34 @@ std::string Tokenizer::token_bytes(int32_t id) const {
   return v.kind == VocabKind::Bpe ? unmap_lenient(t) : replace_lower_block(t);
 }
 
+// The encoder puts "▁" before the first text and before text that follows a special token;
+// strip_space_prefix takes exactly that space away again.
+bool Tokenizer::is_special(int32_t id) const {
+  const TokenType t = vocab_->type(id);
+  return t == TokenType::Control || t == TokenType::UserDefined || t == TokenType::Unknown;
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptions& opt) const {
+  StreamDecoder d(*this, opt);
   std::string out;
-  // Bytes go through unchanged here (no U+FFFD): decode is exact, the stream is for display.
-  bool at_start = true;
-  for (int32_t id : ids) {
-    if (is_control(id) && !opt.render_control) continue;
-    std::string s = token_bytes(id);
-    if (at_start && opt.strip_space_prefix && has_space_prefix() && !is_control(id) && !s.empty() && s[0] == ' ')
-      s.erase(0, 1);
-    at_start = false;
-    out += s;
-  }
+  for (int32_t id : ids) out += d.next_bytes(id);  // exact bytes: no U+FFFD here
   return out;
 }
 
 StreamDecoder::StreamDecoder(const Tokenizer& tok, const DecodeOptions& opts) : tok_(tok), opts_(opts) {}
 
-std::string StreamDecoder::feed(int32_t id) {
+std::string StreamDecoder::next_bytes(int32_t id) {
+  const bool special = tok_.is_special(id);
+  const bool strip = after_special_ && opts_.strip_space_prefix && tok_.has_space_prefix() && !special;
+  after_special_ = special;
   if (tok_.is_control(id) && !opts_.render_control) return {};
   std::string s = tok_.token_bytes(id);
-  if (first_text_ && opts_.strip_space_prefix && tok_.has_space_prefix() && !tok_.is_control(id) && !s.empty() &&
-      s[0] == ' ')
-    s.erase(0, 1);
-  first_text_ = false;
-  pending_ += s;
+  if (strip && !s.empty() && s[0] == ' ') s.erase(0, 1);
+  return s;
+}
+
+std::string StreamDecoder::feed(int32_t id) {
+  pending_ += next_bytes(id);
   const size_t k = utf8::complete_prefix(pending_);
   std::string out = utf8::sanitize(std::string_view(pending_).substr(0, k));
   pending_.erase(0, k);

@@ -38,7 +38,8 @@ struct TokenSpan {
 
 struct DecodeOptions {
   bool render_control = false;     // write control tokens (<s>, </s>) as their text
-  bool strip_space_prefix = true;  // SPM/WPM: drop the space the encoder put before the first word
+  // SPM/WPM: drop the space the encoder put before the first word and after special tokens
+  bool strip_space_prefix = true;
 };
 
 class Tokenizer {
@@ -67,6 +68,7 @@ class Tokenizer {
   bool adds_eos() const;
   bool has_space_prefix() const;  // SPM/WPM: decode drops one leading space
   bool is_control(int32_t id) const;
+  bool is_special(int32_t id) const;  // control, user-defined or unknown
   bool is_byte(int32_t id) const;
   bool is_eog(int32_t id) const;
   std::string type_name(int32_t id) const;  // "normal", "control", "byte", ...
@@ -95,12 +97,13 @@ class StreamDecoder {
   explicit StreamDecoder(const Tokenizer& tok, const DecodeOptions& opts = {});
   std::string feed(int32_t id);  // newly completed text (may be empty)
   std::string flush();           // whatever is left (incomplete bytes as U+FFFD)
+  std::string next_bytes(int32_t id);  // the exact bytes id adds (no UTF-8 buffering)
 
  private:
   const Tokenizer& tok_;
   DecodeOptions opts_;
   std::string pending_;
-  bool first_text_ = true;
+  bool after_special_ = true;
 };
 
 }  // namespace tp
