@@ -356,3 +356,24 @@ TEST(TokenizerCli, TokenizeWorksOnAVocabularyOnlyGguf) {
 }
 
 }  // namespace
+
+namespace {
+
+// SPM merges word by word when no token has "▁" after another character; that must give
+// exactly what merging the whole text at once gives.
+TEST(TokenizerRobustness, SpmWordByWordEqualsWholeText) {
+  TP_REQUIRE_SHARED("tokenizer-tests/ggml-vocab-llama-spm.gguf");
+  const auto fast = shared_vocab("llama-spm");
+  tp::Vocab v = fast->vocab();
+  v.tokens.push_back("\x01\xE2\x96\x81\x01");  // never in the text; turns the shortcut off
+  v.types.push_back(tp::TokenType::Normal);
+  v.scores.push_back(-1e9f);
+  const auto slow = tp::Tokenizer::from_vocab(std::move(v));
+  std::string text;
+  for (int i = 0; text.size() < 200000; ++i)
+    text += "Hello  world, привет 🦙 \tcode(x) { return a+b; }\n\n   ok " + std::to_string(i * 7919) + " ";
+  text += " \xff\xe2\x96 end  ";
+  EXPECT_EQ(fast->encode(text), slow->encode(text));
+}
+
+}  // namespace

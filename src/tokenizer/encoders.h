@@ -14,7 +14,10 @@ namespace tp {
 // become "▁", a "▁" is put in front when add_prefix, adjacent symbols whose concatenation is a
 // token merge highest score first (leftmost on ties); leftovers fall back to <0xNN> tokens.
 void spm_encode(const Vocab& v, const std::vector<int32_t>& byte_tokens, std::string_view text,
-                size_t base, bool add_prefix, std::vector<TokenSpan>& out);
+                size_t base, bool add_prefix, bool words_independent, std::vector<TokenSpan>& out);
+// True when no token holds "▁" right after another character: then merges never cross the
+// start of a "▁" run and words can be merged one at a time.
+bool spm_words_are_independent(const Vocab& v);
 
 // WordPiece: BERT normalisation (NFD base letters, lower case, controls removed, punctuation
 // and CJK split off), then greedy longest match per word with the "▁" word-start marker.

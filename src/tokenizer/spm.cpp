@@ -100,22 +100,51 @@ int32_t fallback_byte(const Vocab& v, const std::vector<int32_t>& byte_tokens, u
 
 }  // namespace
 
-void spm_encode(const Vocab& v, const std::vector<int32_t>& byte_tokens, std::string_view text,
-                size_t base, bool add_prefix, std::vector<TokenSpan>& out) {
-  const Escaped x = escape(text, add_prefix);
-  std::vector<Symbol> sym = split_chars(x.s);
-  merge_symbols(v, x.s, sym);
+bool spm_words_are_independent(const Vocab& v) {
+  static const std::string_view kSpace = "\xE2\x96\x81";
+  for (const std::string& t : v.tokens)
+    for (size_t p = t.find(kSpace, 1); p != std::string::npos; p = t.find(kSpace, p + 1))
+      if (p < 3 || std::string_view(t).substr(p - 3, 3) != kSpace) return false;
+  return true;
+}
+
+namespace {
+
+// Merges one stretch of the escaped text [b, e) and appends its tokens.
+void encode_stretch(const Vocab& v, const std::vector<int32_t>& byte_tokens, const Escaped& x, size_t b,
+                    size_t e, size_t base, std::vector<TokenSpan>& out) {
+  const std::string s = x.s.substr(b, e - b);
+  std::vector<Symbol> sym = split_chars(s);
+  merge_symbols(v, s, sym);
   for (int32_t i = sym.empty() ? -1 : 0; i >= 0; i = sym[i].next) {
-    const Symbol& s = sym[i];
-    const int32_t id = v.find(std::string_view(x.s).substr(s.start, s.n));
+    const size_t start = b + sym[i].start, n = sym[i].n;
+    const int32_t id = v.find(std::string_view(x.s).substr(start, n));
     if (id >= 0) {
-      out.push_back({id, base + x.from[s.start], base + x.to[s.start + s.n - 1]});
+      out.push_back({id, base + x.from[start], base + x.to[start + n - 1]});
       continue;
     }
-    for (uint32_t j = s.start; j < s.start + s.n; ++j)
-      out.push_back({fallback_byte(v, byte_tokens, static_cast<uint8_t>(x.s[j])), base + x.from[j],
-                     base + x.to[j]});
+    for (size_t j = start; j < start + n; ++j)
+      out.push_back({fallback_byte(v, byte_tokens, static_cast<uint8_t>(x.s[j])), base + x.from[j], base + x.to[j]});
   }
+}
+
+}  // namespace
+
+// When no token has "▁" after another character (words_independent), no merge can cross the
+// start of a "▁" run, so each word is merged on its own: same result, far smaller queues.
+void spm_encode(const Vocab& v, const std::vector<int32_t>& byte_tokens, std::string_view text, size_t base,
+                bool add_prefix, bool words_independent, std::vector<TokenSpan>& out) {
+  const Escaped x = escape(text, add_prefix);
+  static const std::string_view kSpace = "\xE2\x96\x81";
+  size_t b = 0;
+  if (words_independent) {
+    for (size_t p = x.s.find(kSpace, 1); p != std::string::npos; p = x.s.find(kSpace, p + 1)) {
+      if (p >= 3 && std::string_view(x.s).substr(p - 3, 3) == kSpace) continue;
+      encode_stretch(v, byte_tokens, x, b, p, base, out);
+      b = p;
+    }
+  }
+  encode_stretch(v, byte_tokens, x, b, x.s.size(), base, out);
 }
 
 }  // namespace tp

@@ -51,6 +51,7 @@ Tokenizer::Tokenizer(std::unique_ptr<Vocab> v) : vocab_(std::move(v)) {
     bpe_ = std::make_unique<BpeModel>(voc);
   }
   if (voc.kind == VocabKind::Spm) {
+    spm_words_independent_ = spm_words_are_independent(voc);
     byte_tokens_.assign(256, -1);
     for (int b = 0; b < 256; ++b) {
       char buf[8];
@@ -116,7 +117,7 @@ void Tokenizer::encode_text(std::string_view text, size_t base, bool after_speci
   const Vocab& v = *vocab_;
   switch (v.kind) {
     case VocabKind::Spm:
-      spm_encode(v, byte_tokens_, text, base, v.add_space_prefix && after_special, out);
+      spm_encode(v, byte_tokens_, text, base, v.add_space_prefix && after_special, spm_words_independent_, out);
       return;
     case VocabKind::Wpm:
       wpm_encode(v, text, base, out);

@@ -87,6 +87,7 @@ class Tokenizer {
   std::unique_ptr<PreTokenizer> pre_;
   std::unique_ptr<BpeModel> bpe_;
   std::vector<int32_t> byte_tokens_;  // SPM byte fallback: <0xNN> per byte, -1 when missing
+  bool spm_words_independent_ = false;  // SPM: merge word by word (see spm.cpp)
 };
 
 // Turns generated ids into text one token at a time without ever cutting a UTF-8 character

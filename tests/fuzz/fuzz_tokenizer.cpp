@@ -93,7 +93,9 @@ void check_encode(const Entry& e, const std::string& text, bool special) {
     ids.push_back(s.id);
   }
   const std::string back = e.tok->decode(ids);
-  if (e.exact && !special && back != text) __builtin_trap();
+  // SPM spells a literal "▁" in the text exactly like a space, so such text decodes with spaces.
+  const bool has_lower_block = text.find("\xE2\x96\x81") != std::string::npos;
+  if (e.exact && !special && !has_lower_block && back != text) __builtin_trap();
   tp::StreamDecoder d(*e.tok);
   std::string streamed;
   for (int32_t id : ids) streamed += d.feed(id);
