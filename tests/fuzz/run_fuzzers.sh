@@ -32,8 +32,8 @@ native=-march=native; [ "${TP_NATIVE:-1}" = 0 ] && native=
 
 # ---- generate build-fuzz/build.ninja ------------------------------------------------------
 esc() { printf '%s' "$1" | sed -e 's/\$/$$/g' -e 's/ /$ /g' -e 's/:/$:/g'; }
-pcre_cflags=$(pkg-config --cflags libpcre2-8 2>/dev/null || true)
-pcre_libs=$(pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
+pcre_cflags=$(pkg-config --cflags libpcre2-8 icu-uc 2>/dev/null || true)
+pcre_libs=$(pkg-config --libs libpcre2-8 icu-uc 2>/dev/null || echo "-lpcre2-8 -licuuc")
 shopt -s nullglob
 lib_srcs=()
 for d in core io quant tokenizer model arch runtime; do lib_srcs+=(src/$d/*.cpp); done
@@ -88,6 +88,24 @@ export TOKENPROBE_SHARED=$shared
 rm -rf "$out/seeds"
 if [ -d "$shared" ]; then "$out/make_seeds" "$out/seeds" "$shared"; else
   echo "run_fuzzers: $shared not found; synthetic seeds only"; "$out/make_seeds" "$out/seeds"; fi
+
+# Tokenizer seeds: every llama.cpp test text once per encoder mode (the first byte picks the
+# tokenizer in fuzz_tokenizer.cpp), plus a few special-token and hostile-vocabulary inputs.
+if [ -d "$shared/tokenizer-tests" ]; then
+  mkdir -p "$out/seeds/tokenizer"
+  python3 - "$shared/tokenizer-tests" "$out/seeds/tokenizer" <<'PY'
+import glob, os, sys
+src, dst = sys.argv[1], sys.argv[2]
+n = 0
+for inp in sorted(glob.glob(os.path.join(src, "*.inp"))):
+    for text in open(inp, "rb").read().split(b"\n__ggml_vocab_test__\n"):
+        for mode in range(6):
+            open(os.path.join(dst, "seed-%d" % n), "wb").write(bytes([mode]) + text[:2048])
+            n += 1
+for i, extra in enumerate([b"\x00<s>Hi</s>", b"\x86<user>ab", b"\x01\xff\xfe\xc3(", b"\x06GGUF\x03\x00\x00\x00"]):
+    open(os.path.join(dst, "extra-%d" % i), "wb").write(extra)
+PY
+fi
 
 # ---- run ---------------------------------------------------------------------------------
 failed=()

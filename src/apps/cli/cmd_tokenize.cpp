@@ -1,0 +1,138 @@
+// tokenprobe tokenize -m MODEL (--text T | --file F) [--no-bos] [--special] [--json]
+// Prints each token's id, vocabulary piece, exact text and byte span in the input. Needs only
+// the vocabulary: vocabulary-only GGUFs and llama2.c tokenizer files work.
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "apps/cli/commands.h"
+#include "core/error.h"
+#include "io/gguf.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
+
+namespace tp::cli {
+namespace {
+
+struct TokenizeArgs {
+  std::string model, tokenizer, text, file;
+  bool no_bos = false, special = false, json = false;
+};
+
+bool is_gguf(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorKind::Io, path, "cannot open the file");
+  char magic[4] = {};
+  in.read(magic, 4);
+  return in.gcount() == 4 && std::string(magic, 4) == "GGUF";
+}
+
+std::unique_ptr<Tokenizer> load_tokenizer(const TokenizeArgs& a) {
+  if (!a.tokenizer.empty()) return Tokenizer::from_llama2c(a.tokenizer);
+  if (is_gguf(a.model)) return Tokenizer::from_gguf(GgufFile::open(a.model));
+  try {
+    return Tokenizer::from_llama2c(a.model);
+  } catch (const Error&) {
+    throw Error(ErrorKind::Format, a.model, "neither a GGUF file nor a llama2.c tokenizer file",
+                "for a llama2.c model .bin pass its tokenizer with --tokenizer tok512.bin");
+  }
+}
+
+// Bytes shown in a terminal: printable UTF-8 as is, everything else escaped.
+std::string visible(const std::string& bytes) {
+  std::string out;
+  for (size_t i = 0; i < bytes.size();) {
+    uint32_t cp;
+    const size_t n = utf8::decode(bytes, i, cp);
+    char buf[8];
+    if (n == 0 || cp < 0x20 || cp == 0x7F) {
+      const auto c = static_cast<uint8_t>(bytes[i]);
+      if (c == '\n') out += "\\n";
+      else if (c == '\t') out += "\\t";
+      else if (c == '\r') out += "\\r";
+      else { std::snprintf(buf, sizeof buf, "\\x%02X", c); out += buf; }
+      ++i;
+    } else {
+      out.append(bytes, i, n);
+      i += n;
+    }
+  }
+  return out;
+}
+
+// Pads to `width` terminal columns, counting code points rather than bytes.
+std::string pad(std::string s, size_t width) {
+  size_t cols = 0;
+  for (unsigned char c : s) cols += (c & 0xC0) != 0x80;
+  if (cols < width) s.append(width - cols, ' ');
+  return s;
+}
+
+std::string hex(const std::string& bytes) {
+  std::string out;
+  char buf[4];
+  for (unsigned char c : bytes) { std::snprintf(buf, sizeof buf, "%02x", c); out += buf; }
+  return out;
+}
+
+void run_tokenize(const TokenizeArgs& a) {
+  std::string text = a.text;
+  if (!a.file.empty()) {
+    std::ifstream in(a.file, std::ios::binary);
+    if (!in) throw Error(ErrorKind::Io, a.file, "cannot open the text file");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  const auto tok = load_tokenizer(a);
+  EncodeOptions opt;
+  if (a.no_bos) opt.add_bos = false;
+  opt.parse_special = a.special;
+  const auto spans = tok->encode_with_spans(text, opt);
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = a.tokenizer.empty() ? a.model : a.tokenizer;
+    j["tokenizer"] = tok->summary();
+    j["n_tokens"] = spans.size();
+    j["tokens"] = nlohmann::json::array();
+    for (const auto& s : spans) {
+      const std::string bytes = tok->token_bytes(s.id);
+      j["tokens"].push_back({{"id", s.id}, {"piece", utf8::sanitize(tok->piece(s.id))},
+                             {"text", utf8::sanitize(bytes)}, {"bytes", hex(bytes)}, {"begin", s.begin},
+                             {"end", s.end}, {"type", tok->type_name(s.id)}});
+    }
+    std::printf("%s\n", j.dump(1).c_str());
+    return;
+  }
+  std::printf("# %s\n# %zu tokens for %zu bytes\n", tok->summary().c_str(), spans.size(), text.size());
+  std::printf("%5s %8s  %-12s %-24s %s\n", "pos", "id", "bytes", "piece", "text");
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const auto& s = spans[i];
+    const std::string range = "[" + std::to_string(s.begin) + "," + std::to_string(s.end) + ")";
+    std::printf("%5zu %8d  %-12s %s '%s'\n", i, s.id, range.c_str(), pad(visible(tok->piece(s.id)), 24).c_str(),
+                visible(tok->token_bytes(s.id)).c_str());
+  }
+}
+
+}  // namespace
+
+void register_tokenize(CLI::App& app) {
+  auto args = std::make_shared<TokenizeArgs>();
+  CLI::App* cmd = app.add_subcommand("tokenize", "Show how a text is cut into tokens (ids, pieces, byte spans)");
+  cmd->add_option("-m,--model", args->model, "GGUF model or vocabulary file, or a llama2.c tokenizer .bin")
+      ->required();
+  cmd->add_option("--tokenizer", args->tokenizer, "llama2.c tokenizer file (for llama2.c .bin models)");
+  auto* text = cmd->add_option("--text", args->text, "the text to tokenize");
+  auto* file = cmd->add_option("--file", args->file, "read the text from this file");
+  text->excludes(file);
+  cmd->add_flag("--no-bos", args->no_bos, "do not add the BOS token the model would add");
+  cmd->add_flag("--special", args->special, "recognise control tokens such as <s> written in the text");
+  cmd->add_flag("--json", args->json, "print JSON");
+  cmd->callback([args, text, file] {
+    if (text->count() == 0 && file->count() == 0) throw CLI::ValidationError("tokenize", "give --text or --file");
+    run_tokenize(*args);
+  });
+}
+
+}  // namespace tp::cli
