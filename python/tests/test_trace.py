@@ -93,11 +93,12 @@ class TraceReaderTest(unittest.TestCase):
                         if not os.path.exists(want_path):
                             continue
                         want = np.load(want_path)
-                        got = tr.cache.step("prompt")[hook.replace("{L}", str(layer))]
-                        self.assertEqual(got.shape, want.shape, f"{model}/{case} {hook}")
+                        name = hook.replace("{L}", str(layer))
+                        got = tr.cache.step("prompt")[name]
+                        self.assertEqual(got.shape, want.shape, f"{model}/{case} {name}")
                         err = float(np.max(np.abs(got - want)))
-                        print(f"{'OK' if err <= tol else 'NOT OK':6} python {model}/{case} {hook} max|d|={err:.3g}")
-                        self.assertLessEqual(err, tol, f"{model}/{case} {hook}")
+                        print(f"{'OK' if err <= tol else 'NOT OK':6} python {model}/{case} {name} max|d|={err:.3g}")
+                        self.assertLessEqual(err, tol, f"{model}/{case} {name}")
                         checked += 1
                 shutil.rmtree(out)
         self.assertGreater(checked, 100)
@@ -120,7 +121,8 @@ class TraceReaderTest(unittest.TestCase):
             json.dump(manifest, f)
         with open(os.path.join(out, "steps.jsonl"), "a") as f:
             f.write('{"id": 5, "tor')
-        open(os.path.join(out, "activations-00009.safetensors.partial"), "wb").write(b"\x00" * 10)
+        with open(os.path.join(out, "activations-00009.safetensors.partial"), "wb") as f:
+            f.write(b"\x00" * 10)
         tr = tokenprobe.load_trace(out)
         self.assertFalse(tr.complete)
         self.assertEqual(len(tr.steps), 3)

@@ -29,6 +29,17 @@ void ModelConfig::validate(const std::string& where) const {
   check(norm_eps > 0 && norm_eps < 1, "norm epsilon is out of range");
 }
 
+nlohmann::json config_json(const ModelConfig& c) {
+  return {{"architecture", c.architecture}, {"name", c.name}, {"d_model", c.d_model}, {"d_head", c.d_head},
+          {"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads}, {"d_mlp", c.d_mlp}, {"d_vocab", c.d_vocab},
+          {"n_ctx", c.n_ctx}, {"n_layers", c.n_layers}, {"normalization", norm_kind_name(c.norm)},
+          {"eps", c.norm_eps}, {"positional_embedding_type", c.positions == PositionKind::Rope ? "rotary" : "standard"},
+          {"rotary_dim", c.rope_dims}, {"rotary_base", c.rope_base},
+          {"rotary_style", c.rope_style == RopeStyle::Adjacent ? "adjacent" : "neox"},
+          {"act_fn", activation_name(c.act)}, {"gated_mlp", c.gated_mlp}, {"parallel_attn_mlp", c.parallel_residual},
+          {"embed_scale", c.embed_scale}, {"sliding_window", c.sliding_window}, {"tied_output", c.tied_output}};
+}
+
 std::string ModelConfig::describe() const {
   std::string s;
   char line[160];

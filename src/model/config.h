@@ -2,6 +2,7 @@
 // choices that tell architectures apart (norm kind, RoPE style, MLP shape, residual shape).
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 namespace tp {
@@ -52,6 +53,9 @@ struct ModelConfig {
   // Multi-line "d_model  64" table for `tokenprobe info`.
   std::string describe() const;
 };
+
+// The config as JSON (TransformerLens names plus the architecture's choices).
+nlohmann::json config_json(const ModelConfig& c);
 
 const char* norm_kind_name(NormKind k);
 const char* activation_name(Activation a);

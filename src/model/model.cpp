@@ -1,11 +1,20 @@
 #include "model/model.h"
 
 #include <cstring>
+#include <filesystem>
 
 #include "core/error.h"
 #include "io/mapped_file.h"
 
 namespace tp {
+
+const Tokenizer& Model::tok() const {
+  if (!tokenizer)
+    throw Error(ErrorKind::NotFound, path, "the model has no tokenizer",
+                format == "llama2.c" ? "pass --tokenizer tok512.bin (llama2.c tokenizer file)"
+                                     : "the GGUF file lacks tokenizer.ggml.* metadata; give token ids with --tokens");
+  return *tokenizer;
+}
 
 uint64_t Model::weight_bytes() const {
   uint64_t n = 0;
@@ -30,6 +39,7 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   m->table = expand_table(m->arch->weight_table(m->config), m->config.n_layers);
   m->weights.validate(m->table);
   m->impl = m->arch->bind(m->config, m->weights);
+  if (file->has("tokenizer.ggml.model")) m->tokenizer = Tokenizer::from_gguf(*file);
   return m;
 }
 
@@ -41,7 +51,7 @@ struct Llama2cHeader {
 
 }  // namespace
 
-std::unique_ptr<Model> load_llama2c_model(const std::string& path) {
+std::unique_ptr<Model> load_llama2c_model(const std::string& path, const std::string& tokenizer_path) {
   auto file = std::make_shared<const MappedFile>(path);
   Llama2cHeader h{};
   if (file->size() < sizeof h)
@@ -110,13 +120,23 @@ std::unique_ptr<Model> load_llama2c_model(const std::string& path) {
   m->table = expand_table(m->arch->weight_table(c), c.n_layers);
   m->weights.validate(m->table);
   m->impl = m->arch->bind(c, m->weights);
+  std::string tok = tokenizer_path;
+  if (tok.empty()) {
+    const auto dir = std::filesystem::path(path).parent_path();
+    for (const std::string& name : {std::string("tokenizer.bin"), "tok" + std::to_string(vocab) + ".bin"})
+      if (std::filesystem::exists(dir / name)) {
+        tok = (dir / name).string();
+        break;
+      }
+  }
+  if (!tok.empty()) m->tokenizer = Tokenizer::from_llama2c(tok);
   return m;
 }
 
-std::unique_ptr<Model> load_model(const std::string& path) {
+std::unique_ptr<Model> load_model(const std::string& path, const std::string& tokenizer_path) {
   MappedFile probe(path);
   if (probe.size() >= 4 && std::memcmp(probe.data(), "GGUF", 4) == 0) return load_gguf_model(path);
-  return load_llama2c_model(path);
+  return load_llama2c_model(path, tokenizer_path);
 }
 
 }  // namespace tp

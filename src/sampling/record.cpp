@@ -1,5 +1,7 @@
 #include "sampling/record.h"
 
+#include "tokenizer/utf8.h"
+
 #include <cmath>
 
 namespace tp::sampling {
@@ -42,44 +44,9 @@ json bytes_json(const std::string& bytes) {
   return out;
 }
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if it is not one.
-size_t utf8_sequence_length(const std::string& s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char b0 = byte(i);
-  if (b0 < 0x80) return 1;
-  size_t len = 0;
-  uint32_t cp = 0;
-  if ((b0 & 0xE0) == 0xC0) len = 2, cp = b0 & 0x1F;
-  else if ((b0 & 0xF0) == 0xE0) len = 3, cp = b0 & 0x0F;
-  else if ((b0 & 0xF8) == 0xF0) len = 4, cp = b0 & 0x07;
-  else return 0;
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3F);
-  }
-  static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return len;
-}
-
 }  // namespace
 
-std::string utf8_for_json(const std::string& bytes) {
-  std::string out;
-  out.reserve(bytes.size());
-  for (size_t i = 0; i < bytes.size();) {
-    const size_t len = utf8_sequence_length(bytes, i);
-    if (len == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
-      ++i;
-    } else {
-      out.append(bytes, i, len);
-      i += len;
-    }
-  }
-  return out;
-}
+std::string utf8_for_json(const std::string& bytes) { return utf8::sanitize(bytes); }
 
 json SampleRecord::to_json() const {
   json stages_json = json::array();

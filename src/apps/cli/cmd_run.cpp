@@ -1,20 +1,20 @@
-// `tokenprobe run`: greedy generation from token ids (BOS alone when none are given),
-// printing the text; optionally dumping the prompt's logits as .npy.
+// `tokenprobe run`: generate from a prompt (text or ids; BOS alone when none is given) and
+// print the text as it is produced; optionally dump the prompt's logits as .npy.
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
 #include "io/npy.h"
-#include "model/model.h"
 #include "runtime/session.h"
 
 namespace tp::cli {
 namespace {
 
 struct RunOptions {
-  std::string model;
-  std::string tokens;
+  ModelOptions model;
+  PromptOptions prompt;
+  sampling::SamplerSettings sampler;
   int n = 32;
   int threads = 0;
   std::string dump_logits;
@@ -22,35 +22,61 @@ struct RunOptions {
 };
 
 void run_run(const RunOptions& o) {
-  const std::string path = resolve_model(o.model);
-  auto m = load_model(path);
-  std::vector<int32_t> prompt = o.tokens.empty() ? std::vector<int32_t>{1} : parse_ids(o.tokens);
-
+  auto m = o.model.load();
+  const std::vector<int32_t> prompt = o.prompt.ids(*m);
   Session s(*m, {.n_threads = o.threads});
-  std::vector<int32_t> generated;
   if (!o.dump_logits.empty()) {
     const auto logits = s.eval(prompt, /*all_logits=*/true);
     write_npy(o.dump_logits, logits.data(), {static_cast<int64_t>(prompt.size()), m->config.d_vocab});
     s.reset();
   }
-  generated = generate_greedy(s, prompt, o.n);
-  if (o.json) {
-    nlohmann::json j{{"model", path}, {"prompt_ids", prompt}, {"generated_ids", generated}};
-    std::printf("%s\n", j.dump().c_str());
-    return;
+  sampling::Sampler sampler(o.sampler);
+  std::unique_ptr<StreamDecoder> dec;
+  if (m->tokenizer) dec = std::make_unique<StreamDecoder>(*m->tokenizer);
+  std::string text;
+  auto emit = [&](const std::string& piece) {
+    text += piece;
+    if (!o.json) {
+      std::fputs(printable_text(piece).c_str(), stdout);
+      std::fflush(stdout);
+    }
+  };
+  if (dec)
+    for (int32_t id : prompt) emit(dec->feed(id));
+
+  std::vector<int32_t> history = prompt, generated;
+  std::vector<float> logits = s.eval(prompt);
+  const int32_t eos = m->tokenizer ? m->tokenizer->eos() : -1;
+  for (int i = 0; i < o.n; ++i) {
+    const int32_t id = sampler.sample(logits.data(), m->config.d_vocab, history).chosen_id;
+    generated.push_back(id);
+    history.push_back(id);
+    if (dec) emit(dec->feed(id));
+    if ((m->tokenizer && m->tokenizer->is_eog(id)) || id == eos || i + 1 == o.n || s.n_past() >= s.n_ctx()) break;
+    logits = s.eval({id});
   }
-  for (size_t i = 0; i < generated.size(); ++i) std::printf("%s%d", i ? "," : "", generated[i]);
-  std::printf("\n");
+  if (dec) emit(dec->flush());
+  if (o.json) {
+    nlohmann::json j{{"model", m->path}, {"prompt_ids", prompt}, {"generated_ids", generated}, {"text", text}};
+    std::printf("%s\n", j.dump().c_str());
+  } else if (!dec) {
+    for (size_t i = 0; i < generated.size(); ++i) std::printf("%s%d", i ? "," : "", generated[i]);
+    std::printf("\n");
+  } else {
+    std::printf("\n");
+  }
 }
 
 }  // namespace
 
 void register_run(CLI::App& app) {
   auto opts = std::make_shared<RunOptions>();
-  auto* cmd = app.add_subcommand("run", "Generate greedily and print the text");
-  cmd->add_option("-m,--model", opts->model, "Model file (.gguf or llama2.c .bin); default: stories260K");
-  cmd->add_option("--tokens", opts->tokens, "Prompt as token ids, e.g. 1,403,407 (default: BOS alone)");
-  cmd->add_option("-n,--n-predict", opts->n, "Number of tokens to generate")->check(CLI::Range(0, 1 << 20));
+  opts->sampler.temperature = 0.0f;  // greedy unless asked: runs are reproducible by default
+  auto* cmd = app.add_subcommand("run", "Generate text from a prompt and print it");
+  opts->model.add_to(cmd);
+  opts->prompt.add_to(cmd);
+  add_sampler_options(cmd, opts->sampler);
+  cmd->add_option("-n,--n-predict", opts->n, "Number of tokens to generate")->check(CLI::Range(0, 1 << 20))->capture_default_str();
   cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: one per core)")->check(CLI::Range(0, 1024));
   cmd->add_option("--dump-logits", opts->dump_logits, "Write the logits of every prompt position to this .npy file");
   cmd->add_flag("--json", opts->json, "Print the result as JSON");

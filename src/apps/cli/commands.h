@@ -7,6 +7,7 @@ namespace tp::cli {
 void register_info(CLI::App& app);
 void register_run(CLI::App& app);
 void register_show(CLI::App& app);
+void register_trace(CLI::App& app);
 void register_tokenize(CLI::App& app);
 
 }  // namespace tp::cli

@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -30,6 +32,75 @@ std::string resolve_model(const std::string& given) {
               "tinyllamas, converted with llama.cpp) in ./models");
 }
 
+void ModelOptions::add_to(CLI::App* cmd) {
+  cmd->add_option("-m,--model", model, "Model file (.gguf or llama2.c .bin); default: stories260K");
+  cmd->add_option("--tokenizer", tokenizer, "Tokenizer file for a llama2.c .bin model (default: tok<vocab>.bin beside it)");
+}
+
+std::unique_ptr<Model> ModelOptions::load() const { return load_model(resolve_model(model), tokenizer); }
+
+void PromptOptions::add_to(CLI::App* cmd) {
+  cmd->add_option("-p,--prompt", text, "Prompt text");
+  cmd->add_option("-f,--file", file, "Read the prompt text from a file");
+  cmd->add_option("--tokens", tokens, "Prompt as token ids, e.g. 1,403,407 (instead of text)");
+  cmd->add_flag("--no-bos", no_bos, "Do not add BOS even if the model's tokenizer adds it");
+  cmd->add_flag("--special", special, "Recognise special tokens such as <s> written in the text");
+}
+
+std::vector<int32_t> PromptOptions::ids(const Model& m, std::vector<TokenSpan>* spans, std::string* text_out) const {
+  if (!tokens.empty()) return parse_ids(tokens);
+  std::string t = text;
+  if (!file.empty()) {
+    std::ifstream is(file, std::ios::binary);
+    if (!is) throw Error(ErrorKind::Io, file, "cannot read the prompt file");
+    std::stringstream ss;
+    ss << is.rdbuf();
+    t = ss.str();
+  }
+  if (text_out) *text_out = t;
+  if (!m.tokenizer) {
+    if (!t.empty()) m.tok();  // throws, saying how to give a tokenizer
+    return {1};
+  }
+  EncodeOptions eo;
+  if (no_bos) eo.add_bos = false;
+  eo.parse_special = special;
+  auto sp = m.tok().encode_with_spans(t, eo);
+  std::vector<int32_t> ids;
+  for (const auto& s : sp) ids.push_back(s.id);
+  if (ids.empty()) {
+    if (m.tok().bos() < 0)
+      throw Error(ErrorKind::Usage, "prompt", "the prompt is empty and the model has no BOS token", "give a prompt with -p");
+    ids.push_back(m.tok().bos());
+    sp.push_back({m.tok().bos(), 0, 0});
+  }
+  if (spans) *spans = sp;
+  return ids;
+}
+
+void add_sampler_options(CLI::App* cmd, sampling::SamplerSettings& s) {
+  cmd->add_option("--temp,--temperature", s.temperature, "Temperature; 0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", s.top_k, "Top-k (<= 0: off)")->capture_default_str();
+  cmd->add_option("--top-p", s.top_p, "Top-p (>= 1: off)")->capture_default_str();
+  cmd->add_option("--min-p", s.min_p, "Min-p (<= 0: off)")->capture_default_str();
+  cmd->add_option("--typical", s.typical_p, "Typical-p (>= 1: off)")->capture_default_str();
+  cmd->add_option("--repeat-penalty", s.penalties.repeat, "Repetition penalty (1 = off)")->capture_default_str();
+  cmd->add_option("--frequency-penalty", s.penalties.frequency, "Frequency penalty")->capture_default_str();
+  cmd->add_option("--presence-penalty", s.penalties.presence, "Presence penalty")->capture_default_str();
+  cmd->add_option("--repeat-last-n", s.penalties.last_n, "Penalty window (-1: whole context, 0: off)")->capture_default_str();
+  cmd->add_option("--samplers", s.order, "Stage order, llama.cpp style (e.g. penalties;top_k;top_p;min_p;temperature)")->capture_default_str();
+  cmd->add_option("-s,--seed", s.seed, "Random seed")->capture_default_str();
+}
+
+nlohmann::json sampler_settings_json(const sampling::SamplerSettings& s) {
+  nlohmann::json bias = nlohmann::json::object();
+  for (const auto& [id, b] : s.logit_bias) bias[std::to_string(id)] = b;
+  return {{"seed", s.seed}, {"temperature", s.temperature}, {"top_k", s.top_k}, {"top_p", s.top_p},
+          {"min_p", s.min_p}, {"typical_p", s.typical_p}, {"repeat_penalty", s.penalties.repeat},
+          {"frequency_penalty", s.penalties.frequency}, {"presence_penalty", s.penalties.presence},
+          {"repeat_last_n", s.penalties.last_n}, {"order", s.order}, {"logit_bias", bias}};
+}
+
 std::vector<int32_t> parse_ids(const std::string& list) {
   std::vector<int32_t> ids;
   size_t start = 0;
@@ -47,7 +118,9 @@ std::vector<int32_t> parse_ids(const std::string& list) {
   return ids;
 }
 
-std::string printable(const std::string& bytes) {
+namespace {
+
+std::string escape(const std::string& bytes, bool keep_layout) {
   std::string out;
   for (size_t i = 0; i < bytes.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(bytes[i]);
@@ -59,8 +132,12 @@ std::string printable(const std::string& bytes) {
     if (ok) {
       out.append(bytes, i, len);
       i += len - 1;
+    } else if (keep_layout && (c == '\n' || c == '\t')) {
+      out.push_back(static_cast<char>(c));
     } else if (c == '\n') {
       out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
     } else if (c < 0x20 || c == 0x7F || c >= 0x80) {
       char buf[8];
       std::snprintf(buf, sizeof buf, "\\x%02X", c);
@@ -71,5 +148,10 @@ std::string printable(const std::string& bytes) {
   }
   return out;
 }
+
+}  // namespace
+
+std::string printable(const std::string& bytes) { return escape(bytes, false); }
+std::string printable_text(const std::string& bytes) { return escape(bytes, true); }
 
 }  // namespace tp::cli

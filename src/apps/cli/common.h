@@ -1,10 +1,36 @@
 // Helpers shared by the subcommands: finding the default model, parsing id lists.
 #pragma once
+#include <CLI/CLI.hpp>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "model/model.h"
+#include "sampling/sampler.h"
+
 namespace tp::cli {
+
+// -m/--model and --tokenizer, shared by every command that runs a model.
+struct ModelOptions {
+  std::string model;
+  std::string tokenizer;  // llama2.c .bin checkpoints only
+  void add_to(CLI::App* cmd);
+  std::unique_ptr<Model> load() const;  // resolves the default model and loads it
+};
+
+// The prompt as text (-p/--file) or ids (--tokens); BOS per the model unless --no-bos.
+struct PromptOptions {
+  std::string text, file, tokens;
+  bool no_bos = false, special = false;
+  void add_to(CLI::App* cmd);
+  // Token ids; when given as text, also its byte spans (for the manifest).
+  std::vector<int32_t> ids(const Model& m, std::vector<TokenSpan>* spans = nullptr, std::string* text_out = nullptr) const;
+};
+
+// Sampler settings (llama.cpp's flag names).
+void add_sampler_options(CLI::App* cmd, sampling::SamplerSettings& s);
+nlohmann::json sampler_settings_json(const sampling::SamplerSettings& s);
 
 // The model path to use: `given` when non-empty, else stories260K found through
 // $TOKENPROBE_MODEL, ./models, ../shared/models/real. Throws Error(NotFound) saying where
@@ -14,7 +40,10 @@ std::string resolve_model(const std::string& given);
 // "1,2,3" -> {1, 2, 3}; throws Error(Usage) naming the bad item.
 std::vector<int32_t> parse_ids(const std::string& list);
 
-// Escapes a string for a terminal line: control bytes and invalid UTF-8 as \xNN.
+// Escapes a string for a terminal line: control bytes and invalid UTF-8 as \xNN, newlines
+// and tabs as \n and \t.
 std::string printable(const std::string& bytes);
+// The same for running text: newlines and tabs are kept.
+std::string printable_text(const std::string& bytes);
 
 }  // namespace tp::cli

@@ -1,0 +1,122 @@
+// `tokenprobe trace`: generate while capturing hook values into a trace directory that
+// Python and `tokenprobe show/explain` read (docs/trace-format.md).
+#include <cstdio>
+#include <filesystem>
+
+#include "apps/cli/commands.h"
+#include "apps/cli/common.h"
+#include "io/sha256.h"
+#include "probe/capture.h"
+#include "sampling/record.h"
+#include "trace/trace_run.h"
+
+namespace tp::cli {
+namespace {
+
+struct TraceOptions {
+  ModelOptions model;
+  PromptOptions prompt;
+  sampling::SamplerSettings sampler;
+  int n = 16;
+  int threads = 0;
+  std::string capture = "default";
+  std::string intervene;
+  std::string out = "trace.tptrace";
+  bool dry_run = false;
+  uint64_t max_trace_bytes = 0;
+  int top_logprobs = 5;
+};
+
+void print_estimate(const CaptureEstimate& est, const TraceOptions& o, int64_t n_prompt) {
+  std::printf("capture '%s' for %lld prompt tokens + %d generated:\n", o.capture.c_str(),
+              static_cast<long long>(n_prompt), o.n);
+  std::printf("  %-40s %8s %14s\n", "hook", "tensors", "bytes");
+  for (const auto& it : est.items)
+    std::printf("  %-40s %8llu %14llu\n", it.hook.c_str(), static_cast<unsigned long long>(it.tensors),
+                static_cast<unsigned long long>(it.bytes));
+  std::printf("  %-40s %8llu %14llu  (+%llu bytes of shard headers = %.2f MiB on disk)\n", "total",
+              static_cast<unsigned long long>(est.total_tensors), static_cast<unsigned long long>(est.total_bytes),
+              static_cast<unsigned long long>(est.header_bytes), est.file_bytes() / double(1 << 20));
+}
+
+nlohmann::json token_list(const Model& m, const std::vector<int32_t>& ids, const std::vector<TokenSpan>& spans) {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    nlohmann::json t = {{"id", ids[i]}};
+    if (m.tokenizer) t["text"] = sampling::utf8_for_json(m.tokenizer->token_bytes(ids[i]));
+    if (i < spans.size()) t["bytes"] = {spans[i].begin, spans[i].end};
+    out.push_back(t);
+  }
+  return out;
+}
+
+void run_trace(const TraceOptions& o) {
+  auto m = o.model.load();
+  std::vector<TokenSpan> spans;
+  std::string text;
+  const std::vector<int32_t> prompt = o.prompt.ids(*m, &spans, &text);
+  TraceRunOptions r;
+  r.out_dir = o.out;
+  r.spec = CaptureSpec::parse(o.capture);
+  r.interventions = parse_interventions(o.intervene);
+  r.n_generate = o.n;
+  r.n_threads = o.threads;
+  r.writer.max_trace_bytes = o.max_trace_bytes;
+  const auto est = estimate_capture(r.spec, m->config, int64_t(prompt.size()), o.n, r.max_batch, r.writer.shard_bytes);
+  print_estimate(est, o, int64_t(prompt.size()));
+  if (o.dry_run) return;
+
+  nlohmann::json manifest = {
+      {"tool_version", TP_VERSION},
+      {"model",
+       {{"path", m->path}, {"size", std::filesystem::file_size(m->path)}, {"sha256", sha256_file(m->path)},
+        {"format", m->format}, {"architecture", m->config.architecture}, {"config", config_json(m->config)}}},
+      {"tokenizer", m->tokenizer ? m->tokenizer->summary() : "none"},
+      {"tokens", token_list(*m, prompt, spans)},
+      {"sampler", sampler_settings_json(o.sampler)},
+  };
+  if (!text.empty()) manifest["prompt"] = text;
+
+  sampling::Sampler sampler(o.sampler);
+  std::unique_ptr<StreamDecoder> dec;
+  if (m->tokenizer) dec = std::make_unique<StreamDecoder>(*m->tokenizer);
+  auto bytes_of = [&](int32_t id) { return m->tokenizer ? m->tokenizer->token_bytes(id) : std::to_string(id); };
+  TokenChooser choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
+    const auto rec = sampler.sample(logits.data(), int64_t(logits.size()), history);
+    nlohmann::json step = {{"id", rec.chosen_id}, {"text", sampling::utf8_for_json(bytes_of(rec.chosen_id))}};
+    step["logprobs"] = sampling::openai_logprobs(rec, bytes_of, o.top_logprobs);
+    if (dec) {
+      std::fputs(printable_text(dec->feed(rec.chosen_id)).c_str(), stderr);
+      std::fflush(stderr);
+    }
+    return step;
+  };
+  r.stop_id = m->tokenizer ? m->tokenizer->eos() : -1;
+  const auto res = run_traced(*m, prompt, choose, r, manifest);
+  if (dec) std::fprintf(stderr, "%s\n", printable_text(dec->flush()).c_str());
+  if (!res.capture_stopped.empty()) std::fprintf(stderr, "tokenprobe: %s\n", res.capture_stopped.c_str());
+  std::printf("wrote %s: %zu tokens generated, %.2f MiB captured (prompt %.2fs, generation %.2fs)\n", o.out.c_str(),
+              res.generated.size(), res.captured_bytes / double(1 << 20), res.prompt_seconds, res.generate_seconds);
+}
+
+}  // namespace
+
+void register_trace(CLI::App& app) {
+  auto opts = std::make_shared<TraceOptions>();
+  opts->sampler.temperature = 0.0f;  // greedy unless asked
+  auto* cmd = app.add_subcommand("trace", "Generate while capturing hook values into a trace (NAME.tptrace)");
+  opts->model.add_to(cmd);
+  opts->prompt.add_to(cmd);
+  add_sampler_options(cmd, opts->sampler);
+  cmd->add_option("-n,--n-predict", opts->n, "Number of tokens to generate")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+  cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: one per core)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--capture", opts->capture, "Capture spec: minimal | default | full | globs with [layers=,pos=,heads=,dtype=] (docs/capture-spec.md)")->capture_default_str();
+  cmd->add_option("--intervene", opts->intervene, "Interventions: zero(...), mean(...), scale(..., x), add(..., v.npy), patch(..., other.tptrace)");
+  cmd->add_option("-o,--output", opts->out, "Trace directory to write")->capture_default_str();
+  cmd->add_flag("--dry-run", opts->dry_run, "Print what would be captured, and its size, without running");
+  cmd->add_option("--max-trace-bytes", opts->max_trace_bytes, "Stop capturing before the trace exceeds this many bytes");
+  cmd->add_option("--top-logprobs", opts->top_logprobs, "Alternatives listed per token in the OpenAI-style logprobs")->check(CLI::Range(0, 20));
+  cmd->callback([opts] { run_trace(*opts); });
+}
+
+}  // namespace tp::cli
