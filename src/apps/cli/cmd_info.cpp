@@ -11,6 +11,7 @@ namespace {
 
 struct InfoOptions {
   std::string model;
+  std::string tokenizer;
   bool metadata = false;
 };
 
@@ -25,11 +26,12 @@ std::string human_bytes(uint64_t n) {
 
 void run_info(const InfoOptions& o) {
   const std::string path = resolve_model(o.model);
-  auto m = load_model(path);
+  auto m = load_model(path, o.tokenizer);
   std::printf("model      %s\nformat     %s", path.c_str(), m->format.c_str());
   if (m->gguf) std::printf(" v%u", m->gguf->version());
   std::printf("\nweights    %s in %zu tensors\n\nconfig\n%s", human_bytes(m->weight_bytes()).c_str(),
               m->weights.all().size(), m->config.describe().c_str());
+  std::printf("\ntokenizer  %s\n", m->tokenizer ? m->tokenizer->summary().c_str() : "none");
   if (o.metadata && m->gguf) {
     std::printf("\nmetadata\n");
     for (const auto& [k, v] : m->gguf->metadata()) std::printf("  %-44s %s\n", k.c_str(), printable(v.to_display()).c_str());
@@ -58,6 +60,7 @@ void register_info(CLI::App& app) {
   auto* cmd = app.add_subcommand("info", "Print a model's architecture, hyper-parameters, tokenizer and tensors");
   cmd->add_option("model", opts->model, "Model file (.gguf or llama2.c .bin); default: stories260K");
   cmd->add_option("-m,--model", opts->model, "Same as the positional MODEL");
+  cmd->add_option("--tokenizer", opts->tokenizer, "Tokenizer file for a llama2.c .bin model");
   cmd->add_flag("--metadata", opts->metadata, "Also print every GGUF metadata key");
   cmd->callback([opts] { run_info(*opts); });
 }

@@ -1,0 +1,116 @@
+// The tokenprobe command end to end: what a user types and reads.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/npy.h"
+#include "test_support.h"
+
+namespace tp {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status;
+  std::string out;  // stdout and stderr together
+};
+
+Result cli(const std::string& args) {
+  const std::string cmd = std::string(TP_CLI_PATH) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+std::string shared(const std::string& rel) { return (test::shared_dir() / rel).string(); }
+
+TEST(Cli, RunTellsTheStoriesStory) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  const auto r = cli("run -m " + shared("models/real/stories260K.gguf") + " -n 61");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
+                       "One day, she saw a big, red ball. She wanted to play with it, but it was too high."),
+            std::string::npos)
+      << r.out;
+  // The same story from a text prompt, and from the llama2.c checkpoint with its tokenizer file.
+  const auto p = cli("run -m " + shared("models/real/stories260K.bin") + " -p \"Once upon a time\" -n 20");
+  EXPECT_EQ(p.status, 0) << p.out;
+  EXPECT_EQ(p.out.rfind("Once upon a time, there was a little girl named Lily.", 0), 0u) << p.out;
+}
+
+TEST(Cli, DumpLogitsWritesTheReferenceLogits) {
+  TP_REQUIRE_SHARED("reference/gpt2-tiny/picked/logits.npy");
+  const fs::path out = fs::temp_directory_path() / ("tp-cli-" + std::to_string(::getpid()) + ".npy");
+  std::ifstream js(shared("reference/gpt2-tiny/picked/tokens.json"));
+  const auto ids = nlohmann::json::parse(js)["tokens"].get<std::vector<int>>();
+  std::string list;
+  for (int id : ids) {
+    if (!list.empty()) list.push_back(',');
+    list.append(std::to_string(id));
+  }
+  const auto r = cli("run -m " + shared("models/synthetic/gpt2-tiny.gguf") + " --tokens " + list +
+                     " -n 2 --json --dump-logits " + out.string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto got = read_npy(out.string()), want = read_npy(shared("reference/gpt2-tiny/picked/logits.npy"));
+  EXPECT_EQ(got.shape, want.shape);
+  EXPECT_TRUE(test::compare("cli --dump-logits", got.data, want.data, want.shape, 1e-4).ok);
+  fs::remove(out);
+}
+
+TEST(Cli, InfoPrintsTheTransformerLensConfigAndTensors) {
+  TP_REQUIRE_SHARED("models/synthetic/qwen2-tiny.gguf");
+  const auto r = cli("info " + shared("models/synthetic/qwen2-tiny.gguf"));
+  ASSERT_EQ(r.status, 0) << r.out;
+  for (const char* s : {"d_model            64", "n_kv_heads         2", "d_vocab", "blk.3.attn_q.bias", "tokenizer  BPE"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+}
+
+TEST(Cli, ErrorsAreOneClearLineWithAHint) {
+  TP_REQUIRE_SHARED("tokenizer-tests/ggml-vocab-bert-bge.gguf");
+  const auto r = cli("run -m " + shared("tokenizer-tests/ggml-vocab-bert-bge.gguf"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("architecture 'bert' is not supported"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("HINT"), std::string::npos) << r.out;
+  const auto missing = cli("info /no/such/model.gguf");
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(missing.out.find("/no/such/model.gguf"), std::string::npos) << missing.out;
+  const auto bad_spec = cli("trace -m " + shared("models/real/stories260K.gguf") + " -p hi --capture 'blocks.x.nothing' --dry-run");
+  EXPECT_EQ(bad_spec.status, 1);
+  EXPECT_NE(bad_spec.out.find("matches no hook point"), std::string::npos) << bad_spec.out;
+}
+
+TEST(Cli, TraceDryRunEstimateIsWithinOnePercentOfTheTrace) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  const fs::path dir = fs::temp_directory_path() / ("tp-cli-" + std::to_string(::getpid()) + ".tptrace");
+  const std::string args = "trace -m " + shared("models/real/stories260K.gguf") + " -p \"Once upon a time\" -n 12 --capture full -o " + dir.string();
+  const auto dry = cli(args + " --dry-run");
+  ASSERT_EQ(dry.status, 0) << dry.out;
+  EXPECT_FALSE(fs::exists(dir));
+  const auto run = cli(args);
+  ASSERT_EQ(run.status, 0) << run.out;
+  uint64_t on_disk = 0;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".safetensors") on_disk += fs::file_size(e.path());
+  std::ifstream ms(dir / "manifest.json");
+  const auto m = nlohmann::json::parse(ms);
+  const double est = m["capture"]["estimated_file_bytes"].get<double>();
+  std::printf("full capture: estimated %.0f bytes, shards %llu bytes\n", est, (unsigned long long)on_disk);
+  EXPECT_NEAR(est, double(on_disk), 0.01 * double(on_disk));
+  EXPECT_EQ(m["capture"]["estimated_bytes"].get<uint64_t>(), m["captured_bytes"].get<uint64_t>());
+  const auto show = cli("show " + dir.string());
+  EXPECT_EQ(show.status, 0);
+  EXPECT_NE(show.out.find("blocks.4.attn.hook_pattern"), std::string::npos) << show.out;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tp
