@@ -109,6 +109,28 @@ TEST_P(HookIdentities, Hold) {
   }
 }
 
+TEST_P(HookIdentities, LogitsAreTheUnembeddingOfTheFinalNorm) {
+  TP_REQUIRE_SHARED("models/synthetic/" + GetParam());
+  auto c = capture_all(GetParam(), {1, 5, 9, 17});
+  const Model& m = *c->model;
+  const int64_t dm = m.config.d_model, V = m.config.d_vocab;
+  const auto& normalized = c->rec.only("ln_final.hook_normalized").data;  // [4, d_model]
+  const auto& logits = c->rec.only("unembed.hook_out").data;              // [4, d_vocab]
+  const NormWeights& ln = m.impl->final_norm();
+  const TensorView& wu = m.impl->unembed();
+  std::vector<float> row(dm), want(logits.size());
+  for (int64_t v = 0; v < V; ++v) {
+    quant::dequantize_row(wu.type, wu.row(v), row.data(), dm);
+    for (int t = 0; t < 4; ++t) {
+      double s = 0;
+      for (int64_t i = 0; i < dm; ++i)
+        s += double(row[i]) * (normalized[t * dm + i] * ln.w[i] + (ln.b.empty() ? 0.0f : ln.b[i]));
+      want[t * V + v] = float(s);
+    }
+  }
+  EXPECT_TRUE(test::compare(GetParam() + " logits = W_U (w * ln_final.hook_normalized + b)", logits, want, {4, V}, 1e-4).ok);
+}
+
 INSTANTIATE_TEST_SUITE_P(Synthetic, HookIdentities,
                          ::testing::Values("llama-spm-tiny.gguf", "gpt2-tiny.gguf", "gptneox-tiny.gguf",
                                            "qwen2-tiny.gguf", "phi3-tiny.gguf", "gemma-tiny.gguf"),
