@@ -123,5 +123,21 @@ void bind_ends(StandardModel& m, const ModelConfig& c, const WeightStore& w) {
   m.output = c.tied_output ? m.token_embd : w.get("output.weight");
 }
 
+std::unique_ptr<StandardModel> bind_standard(const ModelConfig& c, const WeightStore& w, const BlockLayout& layout) {
+  auto m = std::make_unique<StandardModel>();
+  bind_ends(*m, c, w);
+  m->parallel = c.parallel_residual;
+  m->embed_scale = c.embed_scale;
+  for (int l = 0; l < c.n_layers; ++l) {
+    BlockWeights b;
+    b.ln1 = bind_block_norm(w, l, "attn_norm", c.d_model);
+    b.ln2 = bind_block_norm(w, l, "ffn_norm", c.d_model);
+    b.attn = layout.fused_qkv ? bind_fused_qkv(w, l) : bind_separate_qkv(w, l);
+    b.mlp = bind_mlp(w, l, layout.gated_mlp, layout.fused_gate_up);
+    m->blocks.push_back(std::move(b));
+  }
+  return m;
+}
+
 }  // namespace arch_util
 }  // namespace tp

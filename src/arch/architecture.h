@@ -73,5 +73,14 @@ MlpWeights bind_mlp(const WeightStore& w, int l, bool gated, bool fused_gate_up)
 // token_embd, output_norm (+bias), output or tied token_embd into `m`.
 void bind_ends(StandardModel& m, const ModelConfig& c, const WeightStore& w);
 
+// How a family's blocks store their weights under the standard GGUF names.
+struct BlockLayout {
+  bool fused_qkv = false;      // attn_qkv instead of attn_q/k/v
+  bool gated_mlp = true;       // ffn_gate (or the first half of a fused ffn_up)
+  bool fused_gate_up = false;  // Phi-3: ffn_up holds [gate | up]
+};
+// A StandardModel with bind_ends and every block bound per `layout`.
+std::unique_ptr<StandardModel> bind_standard(const ModelConfig& c, const WeightStore& w, const BlockLayout& layout);
+
 }  // namespace arch_util
 }  // namespace tp

@@ -40,18 +40,7 @@ std::vector<WeightSpec> weight_table(const ModelConfig& c) {
 }
 
 std::unique_ptr<ArchModel> bind(const ModelConfig& c, const WeightStore& w) {
-  auto m = std::make_unique<StandardModel>();
-  arch_util::bind_ends(*m, c, w);
-  m->parallel = c.parallel_residual;
-  for (int l = 0; l < c.n_layers; ++l) {
-    BlockWeights b;
-    b.ln1 = arch_util::bind_block_norm(w, l, "attn_norm", c.d_model);
-    b.ln2 = arch_util::bind_block_norm(w, l, "ffn_norm", c.d_model);
-    b.attn = arch_util::bind_fused_qkv(w, l);
-    b.mlp = arch_util::bind_mlp(w, l, /*gated=*/false, /*fused_gate_up=*/false);
-    m->blocks.push_back(std::move(b));
-  }
-  return m;
+  return arch_util::bind_standard(c, w, {.fused_qkv = true, .gated_mlp = false, .fused_gate_up = false});
 }
 
 }  // namespace
