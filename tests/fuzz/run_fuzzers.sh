@@ -5,7 +5,7 @@
 #
 #   tests/fuzz/run_fuzzers.sh [SECONDS]
 #
-# Library: every src/{core,io,quant,tokenizer,model,arch,runtime}/*.cpp, compiled once with
+# Library: every src/{core,io,quant,tokenizer,model,arch,runtime,sampling,probe,trace}/*.cpp, compiled once with
 # coverage into build-fuzz/libtp_fuzz.a (incrementally, through a generated build.ninja).
 # A target fuzz_NAME.cpp must define LLVMFuzzerTestOneInput and treat tp::Error as the
 # expected outcome. Its seeds: build-fuzz/seeds/NAME (written by make_seeds.cpp, from
@@ -32,11 +32,11 @@ native=-march=native; [ "${TP_NATIVE:-1}" = 0 ] && native=
 
 # ---- generate build-fuzz/build.ninja ------------------------------------------------------
 esc() { printf '%s' "$1" | sed -e 's/\$/$$/g' -e 's/ /$ /g' -e 's/:/$:/g'; }
-pcre_cflags=$(pkg-config --cflags libpcre2-8 icu-uc 2>/dev/null || true)
-pcre_libs=$(pkg-config --libs libpcre2-8 icu-uc 2>/dev/null || echo "-lpcre2-8 -licuuc")
+pcre_cflags=$(pkg-config --cflags libpcre2-8 icu-uc libcrypto 2>/dev/null || true)
+pcre_libs=$(pkg-config --libs libpcre2-8 icu-uc libcrypto 2>/dev/null || echo "-lpcre2-8 -licuuc -lcrypto")
 shopt -s nullglob
 lib_srcs=()
-for d in core io quant tokenizer model arch runtime; do lib_srcs+=(src/$d/*.cpp); done
+for d in core io quant tokenizer model arch runtime sampling probe trace; do lib_srcs+=(src/$d/*.cpp); done
 targets=(tests/fuzz/fuzz_*.cpp)
 [ ${#targets[@]} -gt 0 ] || { echo "run_fuzzers: no tests/fuzz/fuzz_*.cpp" >&2; exit 1; }
 {
