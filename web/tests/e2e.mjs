@@ -11,7 +11,8 @@ import path from "node:path";
 
 const SKIP = 77;
 const cli = process.env.TOKENPROBE_CLI;
-const model = process.env.TOKENPROBE_MODEL;
+const shared = process.env.TOKENPROBE_SHARED ?? process.env.TP_DEFAULT_SHARED ?? "../../shared";
+const model = process.env.TOKENPROBE_MODEL ?? path.join(shared, "models/real/stories260K.gguf");
 const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const out = path.resolve(process.env.TP_TEST_OUTPUT ?? "build/test-output/web");
 const skip = msg => { console.log(`SKIPPED: ${msg}`); process.exit(SKIP); };
