@@ -88,7 +88,7 @@ export function attentionView(rows: (AttnRow | null)[], tokens: string[], pos: n
 
 export function attentionHeadView(a: AttnHead | null, layer: number, head: number, pos: number): HTMLElement {
   if (!a) return absent(`L${layer}H${head}: not in this trace`);
-  const size = Math.min(560, Math.max(a.rows, a.n_k) * 8), sx = size / a.n_k, sy = size / a.rows;
+  const size = Math.min(560, Math.max(240, Math.max(a.rows, a.n_k) * 8)), sx = size / a.n_k, sy = size / a.rows;
   const c = el("canvas", { width: size, height: size, "data-testid": "attn-head-canvas" });
   const g = c.getContext("2d")!;
   for (let q = 0; q < a.rows; q++) for (let k = 0; k < a.n_k; k++) {
