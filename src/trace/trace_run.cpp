@@ -84,6 +84,7 @@ TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt
     res.generated.push_back(id);
     if (opts.progress) opts.progress(k + 1, opts.n_generate);
     if (id == opts.stop_id || s.n_past() >= s.n_ctx()) break;
+    if (opts.stop_after && opts.stop_after(step)) break;
   }
   res.generate_seconds = seconds_since(t1);
   res.captured_bytes = writer.bytes_captured();

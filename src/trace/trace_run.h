@@ -30,6 +30,9 @@ struct TraceRunOptions {
   // Applied before capture sees a value, so the trace holds what the model continued from.
   std::vector<Intervention> interventions;
   std::function<void(int done, int total)> progress;  // called after each generated token
+  // Asked after each generated token (its step record); true ends the run there, as EOS
+  // does (a stop string was seen, the client went away). The trace is complete.
+  std::function<bool(const nlohmann::json& step)> stop_after;
 };
 
 struct TraceRunResult {

@@ -9,5 +9,7 @@ void register_run(CLI::App& app);
 void register_show(CLI::App& app);
 void register_trace(CLI::App& app);
 void register_tokenize(CLI::App& app);
+void register_serve(CLI::App& app);
+void register_report(CLI::App& app);
 
 }  // namespace tp::cli

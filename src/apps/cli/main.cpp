@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   tp::cli::register_show(app);
   tp::cli::register_trace(app);
   tp::cli::register_tokenize(app);
+  tp::cli::register_serve(app);
+  tp::cli::register_report(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

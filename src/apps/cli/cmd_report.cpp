@@ -1,0 +1,57 @@
+// `tokenprobe report TRACE -o report.html`: the viewer and the trace in one HTML file.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "apps/cli/commands.h"
+#include "apps/cli/common.h"
+#include "core/error.h"
+#include "server/report.h"
+
+namespace tp::cli {
+namespace {
+
+struct ReportOptions {
+  std::string trace;
+  std::string out = "report.html";
+  ModelOptions model;
+  bool no_lens = false;
+};
+
+void run_report(const ReportOptions& o) {
+  const TraceReader r = TraceReader::open(o.trace);
+  std::unique_ptr<Model> model;
+  if (!o.no_lens) {
+    std::string path = o.model.model;
+    if (path.empty() && r.manifest().contains("model")) path = r.manifest()["model"].value("path", "");
+    try {
+      if (!path.empty()) model = load_model(path, o.model.tokenizer);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "tokenprobe: no logit lens in the report: %s\n", e.what());
+    }
+  }
+  server::ReportOptions ro;
+  ro.model = model.get();
+  std::vector<std::string> notes;
+  const std::string id = std::filesystem::path(o.trace).lexically_normal().filename().string();
+  const std::string html = server::report_html(id.empty() ? o.trace : id, r, ro, &notes);
+  std::ofstream os(o.out, std::ios::binary);
+  os << html;
+  if (!os) throw Error(ErrorKind::Io, o.out, "cannot write the report");
+  for (const auto& n : notes) std::fprintf(stderr, "tokenprobe: note: %s\n", n.c_str());
+  std::printf("wrote %s (%.1f KiB)\n", o.out.c_str(), html.size() / 1024.0);
+}
+
+}  // namespace
+
+void register_report(CLI::App& app) {
+  auto opts = std::make_shared<ReportOptions>();
+  auto* cmd = app.add_subcommand("report", "Write one self-contained HTML file showing a trace in the viewer");
+  cmd->add_option("trace", opts->trace, "Trace directory (NAME.tptrace)")->required();
+  cmd->add_option("-o,--output", opts->out, "HTML file to write")->capture_default_str();
+  opts->model.add_to(cmd);
+  cmd->add_flag("--no-lens", opts->no_lens, "Do not load the model to compute the logit-lens heatmap");
+  cmd->callback([opts] { run_report(*opts); });
+}
+
+}  // namespace tp::cli

@@ -1,0 +1,131 @@
+#include "server/lens.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "core/error.h"
+#include "runtime/ops.h"
+#include "sampling/record.h"
+#include "server/trace_store.h"
+
+namespace tp::server {
+namespace {
+
+// Rows of `hook` across passes, keyed by position ([d_model] each).
+std::map<int64_t, std::vector<float>> rows_by_position(const TraceReader& r, const std::string& hook) {
+  std::map<int64_t, std::vector<float>> out;
+  SliceRequest req;
+  req.hook = hook;
+  req.max_values = size_t(1) << 28;
+  const TensorSlice s = slice_tensor(r, req);
+  const size_t d = s.shape.size() == 2 ? size_t(s.shape[1]) : 0;
+  for (size_t i = 0; i < s.positions.size() && d; ++i)
+    out[s.positions[i]].assign(s.data.begin() + long(i * d), s.data.begin() + long((i + 1) * d));
+  return out;
+}
+
+bool has_hook(const TraceReader& r, const std::string& hook) {
+  for (const auto& t : r.tensors())
+    if (t.hook == hook) return true;
+  return false;
+}
+
+}  // namespace
+
+nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_cells) {
+  const auto& cfg = model.config;
+  const auto& man = r.manifest();
+  if (man.contains("model") && man["model"].contains("config")) {
+    const auto& c = man["model"]["config"];
+    if (c.value("d_model", cfg.d_model) != cfg.d_model || c.value("d_vocab", cfg.d_vocab) != cfg.d_vocab)
+      throw Error(ErrorKind::Shape, "logit lens", "the trace was made by a model of another shape than the loaded one",
+                  "serve with -m set to the trace's model");
+  }
+  std::vector<std::pair<std::string, std::string>> layers;  // label, hook
+  if (has_hook(r, "hook_embed")) layers.push_back({"embed", "hook_embed"});
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    const std::string h = "blocks." + std::to_string(l) + ".hook_resid_post";
+    if (has_hook(r, h)) layers.push_back({std::to_string(l), h});
+  }
+  if (layers.empty())
+    throw Error(ErrorKind::NotFound, "logit lens", "the trace captured no residual stream",
+                "trace with --capture default (or any capture with blocks.*.hook_resid_post)");
+  std::vector<int32_t> seq;
+  for (const auto& t : man.value("tokens", nlohmann::json::array())) seq.push_back(t.value("id", 0));
+  for (const auto& s : r.steps()) seq.push_back(s.value("id", 0));
+
+  std::vector<float> norm_w(size_t(cfg.d_model)), tmp(size_t(cfg.d_model));
+  const auto& fn = model.impl->final_norm();
+  nlohmann::json out = {{"layers", nlohmann::json::array()}, {"hooks", nlohmann::json::array()}};
+  nlohmann::json top_id = nlohmann::json::array(), top_prob = top_id, next_prob = top_id, next_rank = top_id;
+  std::map<int32_t, bool> seen;
+  std::vector<int64_t> positions;
+  ThreadPool pool(0);
+  size_t cells = 0;
+  for (const auto& [label, hook] : layers) {
+    auto rows = rows_by_position(r, hook);
+    if (hook == "hook_embed" && has_hook(r, "hook_pos_embed")) {
+      for (auto& [p, v] : rows_by_position(r, "hook_pos_embed"))
+        if (rows.count(p))
+          for (size_t i = 0; i < v.size(); ++i) rows[p][i] += v[i];
+    }
+    if (positions.empty())
+      for (const auto& kv : rows) positions.push_back(kv.first);
+    cells += positions.size();
+    if (cells > max_cells)
+      throw Error(ErrorKind::Usage, "logit lens", "the heatmap would have more than " + std::to_string(max_cells) + " cells");
+    const int64_t n = int64_t(positions.size());
+    std::vector<float> x(size_t(n * cfg.d_model), 0.0f), logits(size_t(n * cfg.d_vocab));
+    for (int64_t i = 0; i < n; ++i) {
+      auto it = rows.find(positions[size_t(i)]);
+      if (it == rows.end() || int64_t(it->second.size()) != cfg.d_model) continue;
+      float* row = &x[size_t(i * cfg.d_model)];
+      if (cfg.norm == NormKind::RMSNorm) ops::rms_normalize(it->second.data(), tmp.data(), cfg.d_model, cfg.norm_eps);
+      else ops::layer_normalize(it->second.data(), tmp.data(), cfg.d_model, cfg.norm_eps);
+      ops::apply_weight(tmp.data(), fn.w.data(), fn.b.empty() ? nullptr : fn.b.data(), row, cfg.d_model);
+    }
+    ops::matmul(pool, model.impl->unembed(), x.data(), n, logits.data());
+    nlohmann::json ti = nlohmann::json::array(), tp_ = ti, np = ti, nr = ti;
+    for (int64_t i = 0; i < n; ++i) {
+      float* lg = &logits[size_t(i * cfg.d_vocab)];
+      ops::softmax_inplace(lg, cfg.d_vocab);
+      const int64_t best = std::max_element(lg, lg + cfg.d_vocab) - lg;
+      ti.push_back(best);
+      tp_.push_back(lg[best]);
+      seen[int32_t(best)] = true;
+      const int64_t pos = positions[size_t(i)];
+      if (pos + 1 < int64_t(seq.size())) {
+        const int32_t nx = seq[size_t(pos + 1)];
+        const float pn = nx >= 0 && nx < cfg.d_vocab ? lg[nx] : 0.0f;
+        np.push_back(pn);
+        nr.push_back(std::count_if(lg, lg + cfg.d_vocab, [&](float v) { return v > pn; }));
+      } else {
+        np.push_back(nullptr);
+        nr.push_back(nullptr);
+      }
+    }
+    out["layers"].push_back(label);
+    out["hooks"].push_back(hook);
+    top_id.push_back(ti);
+    top_prob.push_back(tp_);
+    next_prob.push_back(np);
+    next_rank.push_back(nr);
+  }
+  nlohmann::json next_id = nlohmann::json::array(), texts = nlohmann::json::object();
+  for (int64_t p : positions) {
+    if (p + 1 < int64_t(seq.size())) {
+      next_id.push_back(seq[size_t(p + 1)]);
+      seen[seq[size_t(p + 1)]] = true;
+    } else {
+      next_id.push_back(nullptr);
+    }
+  }
+  if (model.tokenizer)
+    for (const auto& [id, _] : seen) texts[std::to_string(id)] = sampling::utf8_for_json(model.tokenizer->token_bytes(id));
+  out.update({{"positions", positions}, {"next_id", next_id}, {"top_id", top_id}, {"top_prob", top_prob},
+              {"next_prob", next_prob}, {"next_rank", next_rank}, {"texts", texts}});
+  return out;
+}
+
+}  // namespace tp::server

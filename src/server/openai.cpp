@@ -1,0 +1,303 @@
+#include "server/openai.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "sampling/record.h"
+#include "server/api_util.h"
+
+namespace tp::server {
+namespace {
+
+using nlohmann::json;
+
+std::vector<int32_t> prompt_ids(const json& p, const Model& model, std::string* text, std::vector<TokenSpan>* spans) {
+  auto encode = [&](const std::string& s) {
+    *text = s;
+    const auto sp = model.tok().encode_with_spans(s);
+    *spans = sp;
+    std::vector<int32_t> ids;
+    for (const auto& t : sp) ids.push_back(t.id);
+    if (ids.empty() && model.tok().bos() >= 0) ids.push_back(model.tok().bos());
+    return ids;
+  };
+  auto ids_of = [&](const json& a) {
+    std::vector<int32_t> ids;
+    for (const auto& v : a) {
+      if (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() >= model.config.d_vocab)
+        throw ApiError(400, "'prompt' token ids must be integers in [0, " + std::to_string(model.config.d_vocab) + ")");
+      ids.push_back(v.get<int32_t>());
+    }
+    return ids;
+  };
+  if (p.is_string()) return encode(p.get<std::string>());
+  if (p.is_array() && !p.empty()) {
+    if (p.size() == 1 && p[0].is_string()) return encode(p[0].get<std::string>());
+    if (p.size() == 1 && p[0].is_array()) return ids_of(p[0]);
+    if (p[0].is_number_integer()) return ids_of(p);
+  }
+  throw ApiError(400, "'prompt' must be a string, one string in an array, or an array of token ids");
+}
+
+std::string new_id(const char* prefix) {
+  static std::atomic<unsigned long long> counter{0};
+  const auto t = std::chrono::steady_clock::now().time_since_epoch().count();
+  return std::string(prefix) + std::to_string(t) + "-" + std::to_string(++counter);
+}
+
+// OpenAI's sampler: temperature and top_p only (others off), penalties as given.
+void openai_sampler(const json& b, sampling::SamplerSettings& s) {
+  s.temperature = float(get_number(b, "temperature", 1.0, 0.0, 2.0));
+  s.top_p = float(get_number(b, "top_p", 1.0, 0.0, 1.0));
+  s.top_k = 0;
+  s.min_p = 0.0f;
+  s.typical_p = 1.0f;
+  s.penalties.frequency = float(get_number(b, "frequency_penalty", 0.0, -2.0, 2.0));
+  s.penalties.presence = float(get_number(b, "presence_penalty", 0.0, -2.0, 2.0));
+  s.seed = uint64_t(get_int(b, "seed", 0, std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max()));
+}
+
+}  // namespace
+
+void parse_sampler(const json& b, sampling::SamplerSettings& s) {
+  s.temperature = float(get_number(b, "temperature", s.temperature, -1.0, 100.0));
+  s.top_k = int32_t(get_int(b, "top_k", s.top_k, -1, 1 << 30));
+  s.top_p = float(get_number(b, "top_p", s.top_p, 0.0, 1.0));
+  s.min_p = float(get_number(b, "min_p", s.min_p, 0.0, 1.0));
+  s.typical_p = float(get_number(b, "typical_p", s.typical_p, 0.0, 1.0));
+  s.penalties.repeat = float(get_number(b, "repeat_penalty", s.penalties.repeat, 0.0, 100.0));
+  s.penalties.last_n = int32_t(get_int(b, "repeat_last_n", s.penalties.last_n, -1, 1 << 30));
+  s.penalties.frequency = float(get_number(b, "frequency_penalty", s.penalties.frequency, -100.0, 100.0));
+  s.penalties.presence = float(get_number(b, "presence_penalty", s.penalties.presence, -100.0, 100.0));
+  s.seed = uint64_t(get_int(b, "seed", 0, std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max()));
+  if (b.contains("samplers") && b["samplers"].is_array()) {
+    std::string order;
+    for (const auto& n : b["samplers"]) {
+      if (!n.is_string()) throw ApiError(400, "'samplers' must hold stage names");
+      if (!order.empty()) order.push_back(';');
+      order.append(n.get_ref<const std::string&>());
+    }
+    s.order = order;
+  } else {
+    s.order = get_string(b, "samplers", s.order, 256);
+  }
+}
+
+namespace {
+
+void apply_logit_bias(const json& b, sampling::SamplerSettings& s, const Model& model) {
+  if (!b.contains("logit_bias") || b["logit_bias"].is_null()) return;
+  if (!b["logit_bias"].is_object() || b["logit_bias"].size() > 1024)
+    throw ApiError(400, "'logit_bias' must be an object mapping token ids to numbers");
+  for (const auto& [k, v] : b["logit_bias"].items()) {
+    char* end = nullptr;
+    const long id = std::strtol(k.c_str(), &end, 10);
+    if (k.empty() || *end || id < 0 || id >= model.config.d_vocab || !v.is_number())
+      throw ApiError(400, "'logit_bias' key '" + k.substr(0, 32) + "' is not a token id with a number");
+    s.logit_bias[int32_t(id)] = std::max(-100.0f, std::min(100.0f, v.get<float>()));
+  }
+}
+
+// x_tokenprobe: {trace, capture, top_k, min_p, typical_p, repeat_penalty, samplers}
+void apply_extension(const json& b, ParsedRequest& r) {
+  if (!b.contains("x_tokenprobe") || b["x_tokenprobe"].is_null()) return;
+  const json& x = b["x_tokenprobe"];
+  if (!x.is_object()) throw ApiError(400, "'x_tokenprobe' must be an object");
+  r.trace = get_bool(x, "trace", false);
+  r.gen.capture = get_string(x, "capture", "default", 4096);
+  auto& s = r.gen.sampler;
+  s.top_k = int32_t(get_int(x, "top_k", s.top_k, -1, 1 << 30));
+  s.min_p = float(get_number(x, "min_p", s.min_p, 0.0, 1.0));
+  s.typical_p = float(get_number(x, "typical_p", s.typical_p, 0.0, 1.0));
+  s.penalties.repeat = float(get_number(x, "repeat_penalty", s.penalties.repeat, 0.0, 100.0));
+  s.order = get_string(x, "samplers", s.order, 256);
+}
+
+}  // namespace
+
+std::string chat_prompt(const json& messages) {
+  if (!messages.is_array() || messages.empty()) throw ApiError(400, "'messages' must be a non-empty array");
+  std::string out;
+  for (const auto& m : messages) {
+    if (!m.is_object()) throw ApiError(400, "each message must be an object with 'role' and 'content'");
+    const std::string role = get_string(m, "role", "", 64);
+    if (role.empty()) throw ApiError(400, "each message needs a 'role'");
+    std::string content;
+    const auto it = m.find("content");
+    if (it != m.end() && it->is_string()) {
+      content = it->get<std::string>();
+    } else if (it != m.end() && it->is_array()) {  // [{type: "text", text}]
+      for (const auto& part : *it)
+        if (part.is_object() && part.value("type", "") == "text") content += get_string(part, "text", "");
+    } else if (it != m.end() && !it->is_null()) {
+      throw ApiError(400, "message 'content' must be a string or an array of text parts");
+    }
+    out += role + ": " + content + "\n";
+  }
+  return out + "assistant:";
+}
+
+ParsedRequest parse_request(ApiKind kind, const json& b, const Model& model, int max_tokens_limit) {
+  ParsedRequest r;
+  r.kind = kind;
+  r.created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  r.model_name = get_string(b, "model", "", 256);
+  r.stream = get_bool(b, "stream", false);
+  auto& g = r.gen;
+  if (kind == ApiKind::LlamaCompletion) {
+    if (!b.contains("prompt")) throw ApiError(400, "'prompt' is required");
+    g.prompt = prompt_ids(b["prompt"], model, &g.prompt_text, &g.spans);
+    parse_sampler(b, g.sampler);
+    const long long n = get_int(b, "n_predict", -1, -1, 1 << 30);
+    g.max_tokens = int(n < 0 || n > max_tokens_limit ? max_tokens_limit : n);
+    g.top_logprobs = int(get_int(b, "n_probs", 0, 0, 20));
+    r.logprobs = g.top_logprobs > 0;
+    g.ignore_eos = get_bool(b, "ignore_eos", false);
+    r.id = new_id("cmpl-");
+  } else {
+    if (kind == ApiKind::Chat) {
+      if (!b.contains("messages")) throw ApiError(400, "'messages' is required");
+      g.prompt = prompt_ids(json(chat_prompt(b["messages"])), model, &g.prompt_text, &g.spans);
+      r.logprobs = get_bool(b, "logprobs", false);
+      g.top_logprobs = int(get_int(b, "top_logprobs", 0, 0, 20));
+      if (g.top_logprobs > 0 && !r.logprobs) throw ApiError(400, "'top_logprobs' needs 'logprobs': true");
+      const long long mt = get_int(b, "max_completion_tokens", -1, 1, max_tokens_limit);
+      g.max_tokens = int(get_int(b, "max_tokens", mt > 0 ? mt : std::min(256, max_tokens_limit), 1, max_tokens_limit));
+      r.id = new_id("chatcmpl-");
+    } else {
+      if (!b.contains("prompt")) throw ApiError(400, "'prompt' is required");
+      g.prompt = prompt_ids(b["prompt"], model, &g.prompt_text, &g.spans);
+      const long long lp = get_int(b, "logprobs", -1, 0, 20);
+      r.logprobs = lp >= 0;
+      g.top_logprobs = int(std::max(0LL, lp));
+      g.max_tokens = int(get_int(b, "max_tokens", 16, 0, max_tokens_limit));
+      if (get_bool(b, "echo", false)) throw ApiError(400, "'echo': true is not supported");
+      r.id = new_id("cmpl-");
+    }
+    if (get_int(b, "n", 1, 1, 1) != 1) throw ApiError(400, "'n' must be 1");
+    openai_sampler(b, g.sampler);
+    if (b.contains("stream_options") && b["stream_options"].is_object())
+      r.include_usage = get_bool(b["stream_options"], "include_usage", false);
+  }
+  g.stop = get_strings(b, "stop", 4);
+  apply_logit_bias(b, g.sampler, model);
+  apply_extension(b, r);
+  try {
+    sampling::Sampler check(g.sampler);
+  } catch (const Error& e) {
+    throw ApiError(400, std::string("sampler settings: ") + e.what());
+  }
+  return r;
+}
+
+namespace {
+
+json usage(const ParsedRequest& req, const GenResult& res) {
+  const size_t n = res.tokens.size();
+  return {{"prompt_tokens", req.gen.prompt.size()}, {"completion_tokens", n}, {"total_tokens", req.gen.prompt.size() + n}};
+}
+
+json legacy_logprobs(const GenResult& res) {
+  json tokens = json::array(), lps = json::array(), tops = json::array(), offs = json::array(), recs = json::array();
+  size_t off = 0;
+  for (const auto& t : res.tokens) {
+    tokens.push_back(t.logprobs["token"]);
+    lps.push_back(t.logprobs["logprob"]);
+    json top = json::object();
+    for (const auto& a : t.logprobs["top_logprobs"]) top[a["token"].get<std::string>()] = a["logprob"];
+    tops.push_back(top);
+    offs.push_back(off);
+    off += t.bytes.size();
+    recs.push_back(t.logprobs["x_tokenprobe"]);
+  }
+  return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs}, {"x_tokenprobe", recs}};
+}
+
+json llama_probs(const GenToken& t) {
+  json probs = json::array(), top = json::array();
+  for (const auto& a : t.logprobs["top_logprobs"]) {
+    probs.push_back({{"tok_str", a["token"]}, {"prob", std::exp(a["logprob"].get<double>())}});
+    top.push_back(a);
+  }
+  return {{"id", t.id}, {"token", t.logprobs["token"]}, {"logprob", t.logprobs["logprob"]}, {"bytes", t.logprobs["bytes"]},
+          {"top_logprobs", top}, {"content", t.logprobs["token"]}, {"probs", probs}};
+}
+
+json content_logprobs(const GenResult& res) {
+  json c = json::array();
+  for (const auto& t : res.tokens) c.push_back(t.logprobs);
+  return c;
+}
+
+}  // namespace
+
+json response_json(const ParsedRequest& req, const GenResult& res, const std::string& trace_id) {
+  json x = {{"finish_reason", res.finish_reason}, {"stopped_by", res.stopped_by}};
+  if (!trace_id.empty()) x["trace"] = trace_id;
+  if (req.kind == ApiKind::LlamaCompletion) {
+    json out = {{"content", res.text}, {"stop", true}, {"model", req.model_name}, {"tokens_predicted", res.tokens.size()},
+                {"tokens_evaluated", req.gen.prompt.size()},
+                {"stop_type", !res.stopped_by.empty() ? "word" : res.finish_reason == "stop" ? "eos" : "limit"},
+                {"stopping_word", res.stopped_by}, {"x_tokenprobe", x}};
+    if (req.logprobs) {
+      out["completion_probabilities"] = json::array();
+      for (const auto& t : res.tokens) out["completion_probabilities"].push_back(llama_probs(t));
+    }
+    return out;
+  }
+  json choice = {{"index", 0}, {"finish_reason", res.finish_reason}, {"logprobs", nullptr}};
+  if (req.kind == ApiKind::Chat) {
+    choice["message"] = {{"role", "assistant"}, {"content", res.text}};
+    if (req.logprobs) choice["logprobs"] = {{"content", content_logprobs(res)}};
+  } else {
+    choice["text"] = res.text;
+    if (req.logprobs) choice["logprobs"] = legacy_logprobs(res);
+  }
+  return {{"id", req.id}, {"object", req.kind == ApiKind::Chat ? "chat.completion" : "text_completion"},
+          {"created", req.created}, {"model", req.model_name}, {"choices", json::array({choice})},
+          {"usage", usage(req, res)}, {"x_tokenprobe", x}};
+}
+
+json stream_chunk(const ParsedRequest& req, const GenToken* tok, const std::string& delta, bool first) {
+  if (req.kind == ApiKind::LlamaCompletion) {
+    json out = {{"content", delta}, {"stop", false}};
+    if (req.logprobs && tok) out["completion_probabilities"] = json::array({llama_probs(*tok)});
+    return out;
+  }
+  json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", nullptr}};
+  if (req.kind == ApiKind::Chat) {
+    choice["delta"] = first ? json{{"role", "assistant"}, {"content", delta}} : json{{"content", delta}};
+    if (req.logprobs && tok) choice["logprobs"] = {{"content", json::array({tok->logprobs})}};
+  } else {
+    choice["text"] = delta;
+    if (req.logprobs && tok) {
+      GenResult one;
+      one.tokens.push_back(*tok);
+      choice["logprobs"] = legacy_logprobs(one);
+    }
+  }
+  return {{"id", req.id}, {"object", req.kind == ApiKind::Chat ? "chat.completion.chunk" : "text_completion"},
+          {"created", req.created}, {"model", req.model_name}, {"choices", json::array({choice})}};
+}
+
+json stream_final(const ParsedRequest& req, const GenResult& res, const std::string& trace_id) {
+  if (req.kind == ApiKind::LlamaCompletion) {
+    json out = response_json(req, res, trace_id);
+    out["content"] = "";
+    out.erase("completion_probabilities");
+    return out;
+  }
+  json out = stream_chunk(req, nullptr, "", false);
+  auto& choice = out["choices"][0];
+  choice["finish_reason"] = res.finish_reason;
+  if (req.kind == ApiKind::Chat) choice["delta"] = json::object();
+  if (req.include_usage) out["usage"] = usage(req, res);
+  json x = {{"finish_reason", res.finish_reason}};
+  if (!trace_id.empty()) x["trace"] = trace_id;
+  out["x_tokenprobe"] = x;
+  return out;
+}
+
+}  // namespace tp::server

@@ -1,0 +1,43 @@
+// OpenAI-compatible (/v1/completions, /v1/chat/completions) and llama-server-compatible
+// (/completion) request parsing and response bodies. No HTTP here: the routes call these.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "model/model.h"
+#include "server/generate.h"
+
+namespace tp::server {
+
+enum class ApiKind { Completions, Chat, LlamaCompletion };
+
+struct ParsedRequest {
+  ApiKind kind = ApiKind::Completions;
+  GenRequest gen;
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  bool logprobs = false;
+  bool trace = false;          // x_tokenprobe.trace: keep a trace of the run
+  std::string id;              // "cmpl-..." / "chatcmpl-..."
+  long long created = 0;
+  std::string model_name;
+};
+
+// Validates the body and turns it into a generation request; ApiError(400) naming the field.
+ParsedRequest parse_request(ApiKind kind, const nlohmann::json& body, const Model& model, int max_tokens_limit);
+
+// llama-server's sampler fields (temperature, top_k, top_p, min_p, typical_p, repeat_penalty,
+// repeat_last_n, frequency_penalty, presence_penalty, seed, samplers) over `s`.
+void parse_sampler(const nlohmann::json& b, sampling::SamplerSettings& s);
+
+// The chat fallback template: "role: content" lines, then "assistant:" (documented in
+// docs/http-api.md). Messages must be {role, content} with string (or text-part) content.
+std::string chat_prompt(const nlohmann::json& messages);
+
+// The whole response of a non-streamed request.
+nlohmann::json response_json(const ParsedRequest& req, const GenResult& res, const std::string& trace_id);
+// One streamed chunk for a token (tok may be null for the final text), and the final chunk.
+nlohmann::json stream_chunk(const ParsedRequest& req, const GenToken* tok, const std::string& delta, bool first);
+nlohmann::json stream_final(const ParsedRequest& req, const GenResult& res, const std::string& trace_id);
+
+}  // namespace tp::server

@@ -1,0 +1,96 @@
+#include "server/report.h"
+
+#include <regex>
+
+#include "core/error.h"
+#include "server/assets.h"
+#include "server/lens.h"
+#include "server/trace_store.h"
+
+namespace tp::server {
+namespace {
+
+using nlohmann::json;
+
+std::string asset_text(const std::string& path) {
+  const Asset* a = find_asset(path);
+  if (!a) throw Error(ErrorKind::Unsupported, "report", "the web viewer was not built into this binary (" + path + " missing)",
+                      "run scripts/build-web, then rebuild");
+  return std::string(reinterpret_cast<const char*>(a->data), a->size);
+}
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  return s;
+}
+
+// Attention rows per layer: {"L": {heads, positions, n_k, data}}.
+json attention_rows(const TraceReader& r, const ReportOptions& o, std::vector<std::string>* notes) {
+  std::vector<std::string> hooks;
+  size_t total = 0;
+  for (const auto& t : r.tensors())
+    if (t.hook.size() > 12 && t.hook.compare(t.hook.size() - 12, 12, "hook_pattern") == 0) {
+      if (std::find(hooks.begin(), hooks.end(), t.hook) == hooks.end()) hooks.push_back(t.hook);
+      size_t n = 1;
+      for (auto d : t.shape) n *= size_t(d);
+      total += n;
+    }
+  const std::string positions = total > o.max_attention_values ? "last" : "all";
+  if (positions == "last")
+    notes->push_back("attention patterns: only the rows of positions that chose a token (" + std::to_string(total) +
+                     " values in all is more than the report's limit)");
+  json out = json::object();
+  for (const auto& h : hooks) {
+    SliceRequest q;
+    q.hook = h;
+    q.positions = positions;
+    q.max_values = size_t(1) << 30;
+    const TensorSlice s = slice_tensor(r, q);
+    const size_t dot = h.find('.', 7);
+    out[h.substr(7, dot - 7)] = {{"heads", s.heads}, {"positions", s.positions}, {"n_k", s.shape[2]}, {"data", s.data}};
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string json_for_script(const std::string& json_text) { return replace_all(json_text, "<", "\\u003c"); }
+
+std::string report_html(const std::string& trace_id, const TraceReader& r, const ReportOptions& o,
+                        std::vector<std::string>* notes) {
+  std::string html = asset_text("/index.html");
+  json data = {{"mode", "report"}, {"trace", trace_json(trace_id, r)}, {"lens", nullptr}};
+  if (o.model) {
+    try {
+      data["lens"] = logit_lens(*o.model, r);
+    } catch (const Error& e) {
+      data["lens_error"] = e.what();
+      notes->push_back(std::string("logit lens: ") + e.what());
+    }
+  } else {
+    data["lens_error"] = "no model was given to compute the logit lens (tokenprobe report -m MODEL)";
+  }
+  data["attention"] = attention_rows(r, o, notes);
+  // Inline the built script and stylesheet in place of their tags.
+  const std::regex script_re(R"re(<script type="module" crossorigin src="([^"]+)"></script>)re");
+  const std::regex css_re(R"re(<link rel="stylesheet" crossorigin href="([^"]+)">)re");
+  std::smatch m;
+  std::string js, css;
+  if (std::regex_search(html, m, script_re)) {
+    js = replace_all(asset_text(m[1].str()), "</script", "<\\/script");
+    html = m.prefix().str() + m.suffix().str();
+  }
+  if (std::regex_search(html, m, css_re)) {
+    css = asset_text(m[1].str());
+    html = m.prefix().str() + m.suffix().str();
+  }
+  const std::string payload = "<script id=\"tp-data\" type=\"application/json\">" +
+                              json_for_script(data.dump(-1, ' ', false, json::error_handler_t::replace)) + "</script>\n";
+  const std::string tail = "<style>" + replace_all(css, "</style", "<\\/style") + "</style>\n" + payload +
+                           "<script type=\"module\">" + js + "</script>\n";
+  const size_t body_end = html.rfind("</body>");
+  if (body_end == std::string::npos) return html + tail;
+  return html.substr(0, body_end) + tail + html.substr(body_end);
+}
+
+}  // namespace tp::server

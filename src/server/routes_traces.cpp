@@ -1,0 +1,134 @@
+// /api/model, /api/run, /api/traces, /api/traces/ID, /api/traces/ID/tensor, /api/traces/ID/lens
+#include <cstring>
+
+#include "core/error.h"
+#include "probe/capture_spec.h"
+#include "sampling/record.h"
+#include "server/api_util.h"
+#include "server/generate.h"
+#include "server/lens.h"
+#include "server/openai.h"
+#include "server/server_impl.h"
+
+namespace tp::server {
+namespace {
+
+using nlohmann::json;
+
+std::string trace_id_of(const httplib::Request& req) {
+  const std::string id = req.matches.size() > 1 ? req.matches[1].str() : "";
+  if (!valid_trace_id(id))
+    throw ApiError(400, "'" + id.substr(0, 64) + "' is not a trace id (plain folder names only: letters, digits, '.', '_', '-')");
+  return id;
+}
+
+int int_param(const httplib::Request& req, const char* key, int def, int lo, int hi) {
+  if (!req.has_param(key)) return def;
+  const std::string v = req.get_param_value(key);
+  char* end = nullptr;
+  const long x = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end || x < lo || x > hi)
+    throw ApiError(400, std::string("query parameter '") + key + "' must be an integer in [" + std::to_string(lo) + ", " +
+                            std::to_string(hi) + "]");
+  return int(x);
+}
+
+void handle_run(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+  const Model& m = s.need_model();
+  const json b = parse_body(req.body);
+  GenRequest g;
+  if (b.contains("tokens") && !b["tokens"].is_null()) {
+    if (!b["tokens"].is_array() || b["tokens"].empty()) throw ApiError(400, "'tokens' must be a non-empty array of ids");
+    for (const auto& v : b["tokens"]) {
+      if (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() >= m.config.d_vocab)
+        throw ApiError(400, "'tokens' must hold token ids in [0, " + std::to_string(m.config.d_vocab) + ")");
+      g.prompt.push_back(v.get<int32_t>());
+    }
+  } else {
+    g.prompt_text = get_string(b, "prompt", "", 1 << 20);
+    const auto sp = m.tok().encode_with_spans(g.prompt_text);
+    g.spans = sp;
+    for (const auto& t : sp) g.prompt.push_back(t.id);
+    if (g.prompt.empty() && m.tok().bos() >= 0) {
+      g.prompt.push_back(m.tok().bos());
+      g.spans.push_back({m.tok().bos(), 0, 0});
+    }
+  }
+  g.max_tokens = int(get_int(b, "n", 16, 1, s.opts.max_tokens));
+  g.capture = get_string(b, "capture", "default", 4096);
+  g.top_logprobs = int(get_int(b, "top_logprobs", 5, 0, 20));
+  g.stop = get_strings(b, "stop", 4);
+  g.n_threads = s.opts.n_threads;
+  g.max_trace_bytes = uint64_t(get_int(b, "max_trace_bytes", 1LL << 30, 1, 1LL << 40));
+  g.sampler.temperature = 0.0f;  // greedy unless asked, as `tokenprobe trace`
+  if (b.contains("sampler") && !b["sampler"].is_null()) {
+    if (!b["sampler"].is_object()) throw ApiError(400, "'sampler' must be an object");
+    parse_sampler(b["sampler"], g.sampler);
+  }
+  CaptureSpec::parse(g.capture);  // a bad spec is a 400 before anything runs
+  std::string id;
+  g.trace_dir = s.store.new_trace_path(&id);
+  GenResult r;
+  {
+    std::lock_guard<std::mutex> lock(s.generate_mu);
+    r = generate(m, g, [](const GenToken*, const std::string&) { return true; });
+  }
+  send_json(res, {{"trace", id}, {"text", r.text}, {"generated", r.tokens.size()}, {"finish_reason", r.finish_reason}});
+}
+
+void handle_tensor(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+  const auto r = s.store.open(trace_id_of(req));
+  SliceRequest q;
+  q.hook = req.get_param_value("hook");
+  if (q.hook.size() > 256) throw ApiError(400, "'hook' is too long");
+  q.layer = int_param(req, "layer", -1, 0, 1 << 16);
+  q.positions = req.get_param_value("positions");
+  q.heads = req.get_param_value("heads");
+  const std::string format = req.has_param("format") ? req.get_param_value("format") : "json";
+  if (format != "json" && format != "bin") throw ApiError(400, "'format' must be json or bin");
+  const TensorSlice t = slice_tensor(*r, q);
+  if (format == "json") return send_json(res, t.to_json());
+  res.set_header("X-Tokenprobe-Slice", json{{"hook", t.hook}, {"dtype", "F32"}, {"shape", t.shape},
+                                            {"positions", t.positions}, {"heads", t.heads}}.dump());
+  res.set_content(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float), "application/octet-stream");
+}
+
+void handle_lens(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+  const std::string id = trace_id_of(req);
+  const auto r = s.store.open(id);
+  const Model& m = s.need_model();
+  {
+    std::lock_guard<std::mutex> lock(s.lens_mu);
+    if (auto it = s.lens_cache.find(id); it != s.lens_cache.end()) return send_json(res, it->second);
+  }
+  json lens = logit_lens(m, *r);
+  std::lock_guard<std::mutex> lock(s.lens_mu);
+  if (s.lens_cache.size() > 16) s.lens_cache.clear();
+  s.lens_cache[id] = lens;
+  send_json(res, lens);
+}
+
+}  // namespace
+
+void register_trace_routes(Server::Impl& s) {
+  s.http.Get("/api/model", guarded([&s](const httplib::Request&, httplib::Response& res) {
+    const Model& m = s.need_model();
+    send_json(res, {{"name", s.opts.model_name}, {"path", m.path}, {"format", m.format},
+                    {"architecture", m.config.architecture}, {"config", config_json(m.config)},
+                    {"tokenizer", m.tokenizer ? m.tokenizer->summary() : "none"}, {"max_tokens", s.opts.max_tokens}});
+  }));
+  s.http.Post("/api/run", guarded([&s](const httplib::Request& req, httplib::Response& res) { handle_run(s, req, res); }));
+  s.http.Get("/api/traces", guarded([&s](const httplib::Request&, httplib::Response& res) {
+    send_json(res, {{"traces", s.store.list()}});
+  }));
+  s.http.Get(R"(/api/traces/(.+)/tensor)",
+             guarded([&s](const httplib::Request& req, httplib::Response& res) { handle_tensor(s, req, res); }));
+  s.http.Get(R"(/api/traces/(.+)/lens)",
+             guarded([&s](const httplib::Request& req, httplib::Response& res) { handle_lens(s, req, res); }));
+  s.http.Get(R"(/api/traces/(.+))", guarded([&s](const httplib::Request& req, httplib::Response& res) {
+    const std::string id = trace_id_of(req);
+    send_json(res, trace_json(id, *s.store.open(id)));
+  }));
+}
+
+}  // namespace tp::server

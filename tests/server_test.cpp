@@ -1,0 +1,262 @@
+// The HTTP API end to end over a real socket: every endpoint, and hostile requests
+// (malformed JSON, unknown traces, path tricks, oversized bodies, wrong types) answered
+// with JSON 4xx errors. Uses stories260K from ../shared.
+#include <httplib.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "model/model.h"
+#include "server/report.h"
+#include "server/server.h"
+#include "server/trace_store.h"
+#include "test_support.h"
+
+namespace tp {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const fs::path model_path = test::shared_dir() / "models/real/stories260K.gguf";
+    if (!fs::exists(model_path)) return;
+    dir_ = fs::temp_directory_path() / ("tp-server-test-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    model_ = load_model(model_path.string());
+    server::ServerOptions o;
+    o.port = 0;
+    o.traces_dir = (dir_ / "traces").string();
+    o.max_body_bytes = 64 * 1024;
+    o.max_tokens = 64;
+    o.n_threads = 2;
+    srv_ = std::make_unique<server::Server>(o, model_);
+    port_ = srv_->bind();
+    thread_ = std::thread([] { srv_->run(); });
+  }
+  static void TearDownTestSuite() {
+    if (!srv_) return;
+    srv_->stop();
+    thread_.join();
+    srv_.reset();
+    fs::remove_all(dir_);
+  }
+  void SetUp() override { TP_REQUIRE_SHARED("models/real/stories260K.gguf"); }
+
+  static httplib::Client client() {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+  static json post(const std::string& path, const std::string& body, int want_status) {
+    auto r = client().Post(path.c_str(), body, "application/json");
+    EXPECT_TRUE(r) << path;
+    if (!r) return {};
+    EXPECT_EQ(r->status, want_status) << path << " -> " << r->body.substr(0, 400);
+    return json::parse(r->body);
+  }
+  static json get(const std::string& path, int want_status) {
+    auto r = client().Get(path.c_str());
+    EXPECT_TRUE(r) << path;
+    if (!r) return {};
+    EXPECT_EQ(r->status, want_status) << path << " -> " << r->body.substr(0, 400);
+    return json::parse(r->body);
+  }
+  static void expect_error(const json& j, const std::string& words) {
+    ASSERT_TRUE(j.contains("error")) << j.dump();
+    EXPECT_NE(j["error"]["message"].get<std::string>().find(words), std::string::npos) << j.dump();
+  }
+  // A traced run shared by the trace tests.
+  static const std::string& trace_id() {
+    static std::string id = post("/api/run", R"({"prompt": "Once upon a time", "n": 6})", 200).value("trace", "");
+    return id;
+  }
+
+  static inline fs::path dir_;
+  static inline std::shared_ptr<Model> model_;
+  static inline std::unique_ptr<server::Server> srv_;
+  static inline std::thread thread_;
+  static inline int port_ = 0;
+};
+
+TEST_F(ServerTest, HealthModelAndStaticPage) {
+  EXPECT_EQ(get("/health", 200)["status"], "ok");
+  EXPECT_EQ(get("/api/model", 200)["config"]["n_layers"], 5);
+  EXPECT_EQ(get("/v1/models", 200)["data"][0]["id"], "stories260K.gguf");
+  auto r = client().Get("/");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("tokenprobe"), std::string::npos);
+  expect_error(get("/no/such/thing", 404), "no such");
+}
+
+TEST_F(ServerTest, RunListOpenSliceLens) {
+  const std::string id = trace_id();
+  ASSERT_FALSE(id.empty());
+  bool listed = false;
+  const json list = get("/api/traces", 200);
+  for (const auto& t : list["traces"]) listed = listed || t["id"].get<std::string>() == id;
+  EXPECT_TRUE(listed);
+  const json t = get("/api/traces/" + id, 200);
+  EXPECT_EQ(t["steps"].size(), 6u);
+  EXPECT_TRUE(t["complete"].get<bool>());
+  const json s = get("/api/traces/" + id + "/tensor?hook=resid_post&layer=2&positions=1-3", 200);
+  EXPECT_EQ(s["hook"], "blocks.2.hook_resid_post");
+  EXPECT_EQ(s["shape"], json({3, 64}));
+  EXPECT_EQ(s["positions"], json({1, 2, 3}));
+  const json p = get("/api/traces/" + id + "/tensor?hook=blocks.0.attn.hook_pattern&positions=last&heads=1|3", 200);
+  EXPECT_EQ(p["heads"], json({1, 3}));
+  EXPECT_EQ(p["shape"][0], 2);
+  auto bin = client().Get(("/api/traces/" + id + "/tensor?hook=hook_embed&format=bin").c_str());
+  ASSERT_TRUE(bin);
+  EXPECT_EQ(bin->status, 200);
+  const json meta = json::parse(bin->get_header_value("X-Tokenprobe-Slice"));
+  EXPECT_EQ(bin->body.size(), size_t(meta["shape"][0].get<int>() * 64 * 4));
+  const json lens = get("/api/traces/" + id + "/lens", 200);
+  EXPECT_EQ(lens["layers"].size(), 6u);  // embed + 5 layers
+  // The last layer's lens is the model's own distribution: it matches the step's p_raw.
+  const auto& step0 = t["steps"][0];
+  const size_t last_prompt = t["manifest"]["tokens"].size() - 1;
+  const auto& positions = lens["positions"];
+  const size_t c = size_t(std::find(positions.begin(), positions.end(), last_prompt) - positions.begin());
+  EXPECT_NEAR(lens["next_prob"][5][c].get<double>(), step0["logprobs"]["x_tokenprobe"]["chosen"]["p_raw"].get<double>(), 1e-3);
+}
+
+TEST_F(ServerTest, TraceErrorsAreClear) {
+  expect_error(get("/api/traces/no-such-trace", 404), "no such trace");
+  expect_error(get("/api/traces/..%2F..%2Fetc", 400), "not a trace id");
+  expect_error(get("/api/traces/../../etc/passwd", 400), "not a trace id");
+  expect_error(get("/api/traces/.hidden", 400), "not a trace id");
+  const std::string id = trace_id();
+  expect_error(get("/api/traces/" + id + "/tensor?hook=blocks.9.hook_resid_post", 404), "did not capture");
+  expect_error(get("/api/traces/" + id + "/tensor", 400), "no hook");
+  expect_error(get("/api/traces/" + id + "/tensor?hook=hook_embed&positions=x-y", 400), "positions");
+  expect_error(get("/api/traces/" + id + "/tensor?hook=hook_embed&format=xml", 400), "format");
+  expect_error(get("/api/traces/" + id + "/tensor?hook=resid_post&layer=-1", 400), "layer");
+}
+
+TEST_F(ServerTest, BadRequestsGet4xx) {
+  expect_error(post("/api/run", "{\"prompt\": ", 400), "malformed JSON");
+  expect_error(post("/api/run", "[1, 2]", 400), "JSON object");
+  expect_error(post("/api/run", R"({"prompt": 5})", 400), "'prompt' must be a string");
+  expect_error(post("/api/run", R"({"prompt": "x", "n": 100000})", 400), "'n' must be between");
+  expect_error(post("/api/run", R"({"prompt": "x", "capture": "nonsense[[["})", 400), "");
+  expect_error(post("/api/run", R"({"tokens": [1, 99999]})", 400), "token ids");
+  expect_error(post("/v1/completions", R"({"prompt": "x", "n": 2})", 400), "'n' must be");
+  expect_error(post("/v1/completions", R"({"prompt": "x", "temperature": "hot"})", 400), "'temperature' must be a number");
+  expect_error(post("/v1/chat/completions", R"({"messages": []})", 400), "'messages'");
+  expect_error(post("/v1/chat/completions", R"({"messages": [{"content": "hi"}]})", 400), "'role'");
+  expect_error(post("/completion", R"({"n_predict": 3})", 400), "'prompt' is required");
+  const std::string big = "{\"prompt\": \"" + std::string(100 * 1024, 'a') + "\"}";
+  expect_error(post("/v1/completions", big, 413), "larger than");
+}
+
+TEST_F(ServerTest, OpenAICompletionShape) {
+  const json r = post("/v1/completions",
+                      R"({"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 5, "temperature": 0,
+                          "logprobs": 2, "stop": ["\n"]})", 200);
+  EXPECT_EQ(r["object"], "text_completion");
+  ASSERT_EQ(r["choices"].size(), 1u);
+  const auto& c = r["choices"][0];
+  EXPECT_TRUE(c["text"].is_string());
+  EXPECT_EQ(c["logprobs"]["tokens"].size(), r["usage"]["completion_tokens"]);
+  EXPECT_EQ(c["logprobs"]["top_logprobs"][0].size(), 2u);
+  EXPECT_EQ(r["usage"]["total_tokens"].get<int>(), r["usage"]["prompt_tokens"].get<int>() + r["usage"]["completion_tokens"].get<int>());
+  EXPECT_TRUE(c["finish_reason"] == "length" || c["finish_reason"] == "stop");
+}
+
+TEST_F(ServerTest, OpenAIChatShapeWithTraceExtension) {
+  const json r = post("/v1/chat/completions",
+                      R"({"model": "gpt-4o", "messages": [{"role": "system", "content": "Be brief."},
+                          {"role": "user", "content": [{"type": "text", "text": "Tell a story"}]}],
+                          "max_completion_tokens": 4, "logprobs": true, "top_logprobs": 3, "seed": 7,
+                          "x_tokenprobe": {"trace": true, "capture": "minimal"}})", 200);
+  EXPECT_EQ(r["object"], "chat.completion");
+  const auto& c = r["choices"][0];
+  EXPECT_EQ(c["message"]["role"], "assistant");
+  EXPECT_TRUE(c["message"]["content"].is_string());
+  ASSERT_EQ(c["logprobs"]["content"].size(), 4u);
+  const auto& lp = c["logprobs"]["content"][0];
+  EXPECT_TRUE(lp["logprob"].get<double>() <= 0.0);
+  EXPECT_EQ(lp["top_logprobs"].size(), 3u);
+  EXPECT_TRUE(lp["bytes"].is_array());
+  EXPECT_TRUE(lp["x_tokenprobe"].contains("stages"));
+  const std::string id = r["x_tokenprobe"]["trace"];
+  EXPECT_EQ(get("/api/traces/" + id, 200)["steps"].size(), 4u);
+}
+
+TEST_F(ServerTest, StreamingChatAndLlamaCompletion) {
+  std::string body;
+  auto res = client().Post("/v1/chat/completions",
+                           R"({"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "stream": true,
+                               "stream_options": {"include_usage": true}})", "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_NE(res->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
+  int chunks = 0;
+  std::string text;
+  for (size_t at = res->body.find("data: "); at != std::string::npos; at = res->body.find("data: ", at + 6)) {
+    const std::string line = res->body.substr(at + 6, res->body.find("\n\n", at) - at - 6);
+    if (line == "[DONE]") break;
+    const json j = json::parse(line);
+    EXPECT_EQ(j["object"], "chat.completion.chunk");
+    if (j["choices"][0]["delta"].contains("content")) text += j["choices"][0]["delta"]["content"].get<std::string>();
+    if (!j["choices"][0]["finish_reason"].is_null()) {
+      EXPECT_EQ(j["usage"]["completion_tokens"], 3);
+    }
+    ++chunks;
+  }
+  EXPECT_GE(chunks, 2);
+  EXPECT_NE(res->body.find("data: [DONE]"), std::string::npos);
+  const json l = post("/completion", R"({"prompt": "Once upon a time", "n_predict": 3, "n_probs": 2, "temperature": 0})", 200);
+  EXPECT_EQ(l["tokens_predicted"], 3);
+  EXPECT_EQ(l["completion_probabilities"].size(), 3u);
+  EXPECT_EQ(l["completion_probabilities"][0]["probs"].size(), 2u);
+  // Greedy streamed and non-streamed text agree.
+  auto s = client().Post("/completion", R"({"prompt": "Once upon a time", "n_predict": 3, "temperature": 0, "stream": true})",
+                         "application/json");
+  ASSERT_TRUE(s);
+  std::string streamed;
+  for (size_t at = s->body.find("data: "); at != std::string::npos; at = s->body.find("data: ", at + 6))
+    streamed += json::parse(s->body.substr(at + 6, s->body.find("\n\n", at) - at - 6))["content"].get<std::string>();
+  EXPECT_EQ(streamed, l["content"].get<std::string>());
+}
+
+TEST_F(ServerTest, ConcurrentRequestsAreSafe) {
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 4; ++i)
+    ts.emplace_back([&] {
+      auto r = client().Post("/v1/completions", R"({"prompt": "Once", "max_tokens": 4, "temperature": 0})", "application/json");
+      if (r && r->status == 200 && json::parse(r->body)["choices"][0]["text"] == json::parse(r->body)["choices"][0]["text"]) ++ok;
+      auto t = client().Get("/api/traces");
+      if (t && t->status == 200) ++ok;
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok.load(), 8);
+}
+
+TEST_F(ServerTest, ReportIsSelfContained) {
+  const std::string id = trace_id();
+  const auto r = TraceReader::open((dir_ / "traces" / id).string());
+  std::vector<std::string> notes;
+  server::ReportOptions o;
+  o.model = model_.get();
+  const std::string html = server::report_html(id, r, o, &notes);
+  EXPECT_NE(html.find("id=\"tp-data\""), std::string::npos);
+  EXPECT_EQ(html.find("src=\"/assets/"), std::string::npos);  // script inlined
+  EXPECT_NE(html.find("\"next_prob\""), std::string::npos);   // lens included
+  EXPECT_EQ(server::json_for_script(R"({"a":"</script>"})"), R"({"a":"\u003c/script>"})");
+}
+
+TEST(TraceIds, OnlyPlainNames) {
+  EXPECT_TRUE(server::valid_trace_id("run-1.tptrace"));
+  for (const char* bad : {"", "..", "../x", "a/b", ".x", "a..b", "a\\b", "a b", "%2e%2e"})
+    EXPECT_FALSE(server::valid_trace_id(bad)) << bad;
+}
+
+}  // namespace
+}  // namespace tp

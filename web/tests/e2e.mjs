@@ -1,0 +1,146 @@
+// End-to-end test of the viewer: starts `tokenprobe serve` on stories260K, drives Debian's
+// Chromium (playwright-core, no downloaded browsers), runs a prompt, clicks a token and
+// checks that each view shows the numbers of the trace; then opens a copy of the trace
+// with "explain" records (docs/explain-format.md) for the DLA and sources views, and a
+// 2,000-token trace for responsiveness. Screenshots go to $TP_TEST_OUTPUT (default
+// build/test-output/web). Exit 77 = skipped (no chromium / playwright-core / model).
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const SKIP = 77;
+const cli = process.env.TOKENPROBE_CLI;
+const shared = process.env.TOKENPROBE_SHARED ?? process.env.TP_DEFAULT_SHARED ?? "../../shared";
+const model = process.env.TOKENPROBE_MODEL ?? path.join(shared, "models/real/stories260K.gguf");
+const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const out = path.resolve(process.env.TP_TEST_OUTPUT ?? "build/test-output/web");
+const skip = msg => { console.log(`SKIPPED: ${msg}`); process.exit(SKIP); };
+if (!cli || !fs.existsSync(cli)) skip("TOKENPROBE_CLI is not set to the tokenprobe binary");
+if (!model || !fs.existsSync(model)) skip(`stories260K not found (TOKENPROBE_MODEL=${model})`);
+if (!fs.existsSync(chromiumPath)) skip(`${chromiumPath} is missing (scripts/setup installs Debian's chromium)`);
+let chromium;
+try { ({ chromium } = await import("playwright-core")); } catch { skip("playwright-core is not installed (cd web && npm ci)"); }
+
+fs.mkdirSync(out, { recursive: true });
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tp-e2e-"));
+const traces = path.join(tmp, "traces");
+const p4 = x => x.toFixed(4), f3 = x => x.toFixed(3);
+let failures = 0;
+const check = (ok, what) => { console.log(`${ok ? "ok  " : "FAIL"} ${what}`); if (!ok) failures++; };
+const deadline = setTimeout(() => { console.log("FAIL: the test took more than 120 s"); process.exit(1); }, 120_000);
+
+const server = spawn(cli, ["serve", "-m", model, "--traces", traces, "--port", "0", "-t", "2"], { stdio: ["ignore", "pipe", "inherit"] });
+const base = await new Promise((resolve, reject) => {
+  let buf = "";
+  server.stdout.on("data", d => { buf += d; const m = buf.match(/http:\/\/[0-9.]+:(\d+)\//); if (m) resolve(m[0].replace(/\/$/, "")); });
+  server.on("exit", c => reject(new Error(`server exited with ${c}`)));
+});
+const api = async p => (await fetch(base + p)).json();
+const userDir = path.join(tmp, "chromium-profile");
+const ctx = await chromium.launchPersistentContext(userDir, {
+  executablePath: chromiumPath, headless: true, viewport: { width: 1280, height: 1600 },
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = ctx.pages()[0] ?? await ctx.newPage();
+  page.on("pageerror", e => { console.log(`FAIL page error: ${e.message}`); failures++; });
+  await page.goto(base + "/");
+  await page.getByTestId("model-info").filter({ hasText: "stories260K" }).waitFor({ timeout: 10_000 });
+  await page.getByTestId("prompt").fill("Once upon a time there was");
+  await page.locator("input[name=n]").fill("12");
+  await page.getByTestId("run").click();
+  await page.getByTestId("status").filter({ hasText: "generated" }).waitFor({ timeout: 30_000 });
+  const id = await page.getByTestId("trace-select").inputValue();
+  const trace = await api(`/api/traces/${id}`);
+  const lens = await api(`/api/traces/${id}/lens`);
+  const nPrompt = trace.manifest.tokens.length;
+  check(trace.steps.length === 12, `the run made a trace with 12 steps (${id})`);
+  check(await page.locator(".strip .tok").count() === nPrompt + 12, "the token strip shows every token");
+
+  const k = 2, i = nPrompt + k, pos = i - 1, step = trace.steps[k], rec = step.logprobs.x_tokenprobe;
+  await page.locator(`.strip .tok[data-index="${i}"]`).click();
+  await page.getByTestId("selected").filter({ hasText: `token #${i} ` }).waitFor();
+  // funnel
+  check(await page.getByTestId("funnel-p-raw").textContent() === p4(rec.chosen.p_raw), `funnel p(model) = ${p4(rec.chosen.p_raw)}`);
+  check(await page.getByTestId("funnel-p-final").textContent() === p4(rec.chosen.p_final), `funnel p(after sampler) = ${p4(rec.chosen.p_final)}`);
+  // trajectory: one row per lens layer, each P(token) from the lens; the last equals the model's p
+  const col = lens.positions.indexOf(pos), L = lens.layers.length;
+  const trajRows = page.getByTestId("trajectory").locator("tr[data-layer]");
+  check(await trajRows.count() === L, `trajectory has ${L} points (embedding and every layer)`);
+  let trajOk = true;
+  for (let l = 0; l < L; l++) trajOk &&= (await trajRows.nth(l).locator("td").nth(1).textContent()) === p4(lens.next_prob[l][col]);
+  check(trajOk, "trajectory P(token) at every layer equals the lens of the trace's residual stream");
+  check(Math.abs(lens.next_prob[L - 1][col] - rec.chosen.p_raw) < 1e-3, `last-layer lens ${p4(lens.next_prob[L - 1][col])} matches the sampler's p ${p4(rec.chosen.p_raw)}`);
+  check(await page.getByTestId("trajectory-final").textContent() === p4(rec.chosen.p_raw), "trajectory final probability");
+  // lens heatmap column
+  const lensRows = page.getByTestId("lens-column").locator("tr").filter({ has: page.locator("td") });
+  let lensOk = (await lensRows.count()) === L;
+  for (let l = 0; l < L && lensOk; l++) lensOk &&= (await lensRows.nth(l).locator("td").nth(2).textContent()) === p4(lens.top_prob[l][col]);
+  check(lensOk, "logit-lens column shows the top-1 probability of every layer");
+  // attention: layer 0 head 0, the top source weight equals the pattern's row maximum
+  const pat = await api(`/api/traces/${id}/tensor?hook=hook_pattern&layer=0&positions=${pos}&heads=0`);
+  const row = pat.data.slice(0, pos + 1);
+  const cell = page.locator(`td.head[data-layer="0"][data-head="0"]`);
+  check(await cell.getByTestId("attn-top").textContent() === p4(Math.max(...row)), `attention L0H0 top source weight ${p4(Math.max(...row))}`);
+  await cell.click();
+  await page.getByTestId("attn-head-canvas").waitFor();
+  check(true, "clicking a head shows its full pattern");
+  check((await page.getByTestId("dla").textContent()).includes("not in this trace"), "DLA says 'not in this trace' without explain");
+  check((await page.getByTestId("sources").textContent()).includes("not in this trace"), "sources say 'not in this trace' without explain");
+  await page.screenshot({ path: path.join(out, "viewer-run.png"), fullPage: true });
+
+  // A copy of the trace with explain records (fixture in the documented format).
+  const fx = "fixture-explain.tptrace", fxDir = path.join(traces, fx);
+  fs.cpSync(path.join(traces, id), fxDir, { recursive: true });
+  const texts = trace.manifest.tokens.map(t => t.text);
+  const steps = trace.steps.map(s => {
+    const r = s.logprobs.x_tokenprobe, tl = r.chosen.raw_logit;
+    const parts = [{ name: "embed", kind: "embed", logit: 0.25 * tl, diff: 0.1 }, { name: "L0H1", kind: "head", layer: 0, head: 1, logit: 0.5 * tl, diff: 1.5 },
+                   { name: "L1 mlp", kind: "mlp", layer: 1, logit: 0.5 * tl, diff: 0.7 }, { name: "L2H3", kind: "head", layer: 2, head: 3, logit: -0.25 * tl, diff: -0.3 }];
+    return { ...s, explain: { step: s.step, position: s.position, chosen: { id: s.id, text: s.text, prob: r.chosen.p_raw, logit: tl, rank: 0 },
+      runner_up: { id: 8, text: " Sue", prob: 0.05, logit: tl - 2 },
+      dla: { target: s.id, baseline: 8, total_logit: tl, total_diff: 2.0, parts },
+      attention_sources: { heads: [{ layer: 0, head: 1, sources: [{ position: 1, text: texts[1], weight: 0.625 }, { position: 0, text: texts[0], weight: 0.375 }] }],
+                           layers: [{ layer: 0, sources: [{ position: 2, text: texts[2], weight: 0.5 }] }] } } };
+  });
+  fs.writeFileSync(path.join(fxDir, "steps.jsonl"), steps.map(s => JSON.stringify(s)).join("\n") + "\n");
+  await page.goto(`${base}/?trace=${fx}`);
+  await page.getByTestId("selected").waitFor();
+  await page.locator(`.strip .tok[data-index="${i}"]`).click();
+  await page.getByTestId("selected").filter({ hasText: `token #${i} ` }).waitFor();
+  const ex = steps[k].explain;
+  check(await page.getByTestId("dla-total").textContent() === f3(ex.dla.total_logit), `DLA total logit ${f3(ex.dla.total_logit)}`);
+  check(await page.getByTestId("dla").locator(`tr[data-part="L0H1"] td`).nth(1).textContent() === f3(ex.dla.parts[1].logit), "DLA part L0H1");
+  const srcText = await page.getByTestId("sources").textContent();
+  check(srcText.includes("0.6250") && srcText.includes("L0H1") && srcText.includes(texts[1]), "sources list the fixture's head sources");
+  await page.screenshot({ path: path.join(out, "viewer-explain.png"), fullPage: true });
+
+  // Responsiveness: a 2,000-token trace (prompt tokens repeated in the manifest).
+  const lg = "fixture-long.tptrace", lgDir = path.join(traces, lg);
+  fs.cpSync(path.join(traces, id), lgDir, { recursive: true });
+  const man = JSON.parse(fs.readFileSync(path.join(lgDir, "manifest.json"), "utf8"));
+  const toks = man.tokens;
+  while (man.tokens.length < 2000 - trace.steps.length) man.tokens = man.tokens.concat(toks);
+  man.tokens = man.tokens.slice(0, 2000 - trace.steps.length);
+  fs.writeFileSync(path.join(lgDir, "manifest.json"), JSON.stringify(man));
+  let t0 = Date.now();
+  await page.goto(`${base}/?trace=${lg}`);
+  await page.getByTestId("selected").waitFor();
+  const loadMs = Date.now() - t0;
+  check(await page.locator(".strip .tok").count() === 2000, `2,000-token trace loads (${loadMs} ms)`);
+  t0 = Date.now();
+  await page.locator(`.strip .tok[data-index="1500"]`).click();
+  await page.getByTestId("selected").filter({ hasText: "token #1500 " }).waitFor();
+  const clickMs = Date.now() - t0;
+  check(loadMs < 5000 && clickMs < 2000, `stays responsive: load ${loadMs} ms, click ${clickMs} ms`);
+  await page.screenshot({ path: path.join(out, "viewer-long.png") });
+} finally {
+  await ctx.close();
+  server.kill();
+  clearTimeout(deadline);
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+console.log(failures ? `${failures} check(s) FAILED` : `all checks passed; screenshots in ${out}`);
+process.exit(failures ? 1 : 0);
