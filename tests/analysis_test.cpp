@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <unistd.h>
 
 #include "analysis/attention_sources.h"
 #include "analysis/dla.h"
@@ -12,6 +13,8 @@
 #include "analysis/explain_capture.h"
 #include "analysis/logit_lens.h"
 #include "runtime/session.h"
+#include "trace/trace_reader.h"
+#include "trace/trace_run.h"
 #include "test_support.h"
 
 namespace tp {
@@ -104,6 +107,103 @@ TEST(Analysis, AttentionSourceWeightsAreDistributions) {
       EXPECT_NEAR(sum, 1.0, 1e-9) << name;
     }
   }
+}
+
+const char* kLilyPrompt = "Once upon a time, there was a little girl named";
+
+std::unique_ptr<Model> stories() { return load_model((test::shared_dir() / "models/real/stories260K.gguf").string()); }
+
+TEST(Analysis, StoriesExplainsLily) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  auto m = stories();
+  const auto prompt = m->tok().encode(kLilyPrompt);
+  Session s(*m, {.n_threads = 2});
+  ExplainCapture cap(*m, s.pool());
+  const auto logits = run(s, cap, prompt);
+  const int32_t chosen = argmax(logits.data(), int64_t(logits.size()));
+  const auto ex = analysis::explain_json(cap, prompt, chosen, 0);
+  EXPECT_EQ(ex["chosen"]["text"], " Lily");
+  EXPECT_EQ(ex["position"], int64_t(prompt.size()) - 1);
+  EXPECT_GT(ex["chosen"]["prob"].get<double>(), 0.5);
+  ASSERT_TRUE(ex["logit_lens"]["first_top1"].is_object());
+  EXPECT_EQ(ex["logit_lens"]["points"].size(), size_t(1 + 2 * m->config.n_layers));
+  const auto& heads = ex["attention_sources"]["heads"];
+  ASSERT_EQ(heads.size(), 5u);
+  bool reads_earlier = false;
+  for (const auto& h : heads)
+    for (const auto& src : h["sources"]) reads_earlier |= src["position"].get<int64_t>() < ex["position"].get<int64_t>();
+  EXPECT_TRUE(reads_earlier);
+  std::printf("\" Lily\" p=%.4f, top-1 from %s\n", ex["chosen"]["prob"].get<double>(),
+              ex["logit_lens"]["first_top1"]["name"].get<std::string>().c_str());
+}
+
+// The explanations stored by a traced run are those of a live run of the same tokens.
+TEST(Analysis, ExplainFromTraceEqualsExplainLive) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  auto m = stories();
+  const auto prompt = m->tok().encode(kLilyPrompt);
+  const fs::path dir = fs::temp_directory_path() / ("tp-" + std::to_string(::getpid()) + "-explain.tptrace");
+  fs::remove_all(dir);
+  ThreadPool pool(2);
+  ExplainCapture traced(*m, pool);
+  TraceRunOptions r;
+  r.out_dir = dir.string();
+  r.spec = CaptureSpec::parse("minimal");
+  r.n_generate = 3;
+  r.n_threads = 2;
+  r.observer = &traced;
+  TokenChooser choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
+    const int32_t id = argmax(logits.data(), int64_t(logits.size()));
+    return nlohmann::json{{"id", id}, {"explain", analysis::explain_json(traced, history, id, int(history.size() - prompt.size()))}};
+  };
+  run_traced(*m, prompt, choose, r, nlohmann::json::object());
+  const TraceReader tr = TraceReader::open(dir.string());
+  ASSERT_EQ(tr.steps().size(), 3u);
+
+  Session s(*m, {.n_threads = 2});
+  ExplainCapture live(*m, s.pool());
+  s.set_observer(&live);
+  std::vector<int32_t> history = prompt;
+  std::vector<float> logits = s.eval(prompt);
+  for (int k = 0; k < 3; ++k) {
+    if (k > 0) logits = s.eval({history.back()});
+    const int32_t id = argmax(logits.data(), int64_t(logits.size()));
+    const auto ex = analysis::explain_json(live, history, id, k);
+    EXPECT_EQ(ex, tr.steps()[size_t(k)]["explain"]) << "step " << k;
+    history.push_back(id);
+  }
+  fs::remove_all(dir);
+}
+
+std::string run_cli(const std::string& args) {
+  const std::string cmd = std::string(TP_CLI_PATH) + " " + args;
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  EXPECT_EQ(::pclose(p), 0) << cmd;
+  return out;
+}
+
+TEST(ExplainCli, PageNamesLilyAndTracePageMatchesLivePage) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  const std::string model = (test::shared_dir() / "models/real/stories260K.gguf").string();
+  const std::string prompt = std::string("-p \"") + kLilyPrompt + "\"";
+  const std::string live = run_cli("explain -m " + model + " " + prompt + " --color never");
+  EXPECT_NE(live.find("chose \" Lily\""), std::string::npos) << live;
+  for (const char* section : {"SAMPLER FUNNEL", "LOGIT LENS", "top-1 from", "DIRECT LOGIT ATTRIBUTION", "ATTENTION SOURCES"})
+    EXPECT_NE(live.find(section), std::string::npos) << section;
+  EXPECT_EQ(live.find("\x1b["), std::string::npos) << "no colour with --color never";
+
+  const fs::path dir = fs::temp_directory_path() / ("tp-" + std::to_string(::getpid()) + "-cli-explain.tptrace");
+  fs::remove_all(dir);
+  run_cli("trace -m " + model + " " + prompt + " -n 2 --explain -o " + dir.string() + " 2>/dev/null");
+  EXPECT_EQ(run_cli("explain " + dir.string() + " --step 0 --color never"), live);
+  const auto line = nlohmann::json::parse(run_cli("explain " + dir.string() + " --step 1 --json"));
+  EXPECT_EQ(line["explain"]["step"], 1);
+  EXPECT_TRUE(line["logprobs"].contains("x_tokenprobe"));
+  fs::remove_all(dir);
 }
 
 }  // namespace

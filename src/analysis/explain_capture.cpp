@@ -1,5 +1,6 @@
 #include "analysis/explain_capture.h"
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 
@@ -76,7 +77,9 @@ void ExplainCapture::add_vo_norms(int layer, const HookValue& v) {
   const auto& c = model_.config;
   const int64_t n = v.shape[0], H = c.n_heads, dh = c.d_head, group = c.n_heads / c.n_kv_heads;
   const TensorView& wo = standard(model_).blocks[size_t(layer)].attn.wo;
-  std::vector<double> sq(size_t(n * H), 0.0);
+  // Partial sums per chunk of rows, added in row order so that the result does not depend
+  // on which thread finished first.
+  std::vector<std::pair<int64_t, std::vector<double>>> partial;
   std::mutex mu;
   pool_.parallel_for(wo.n_rows(), [&](int64_t r0, int64_t r1) {
     std::vector<float> row(static_cast<size_t>(wo.row_len()));
@@ -92,8 +95,12 @@ void ExplainCapture::add_vo_norms(int layer, const HookValue& v) {
         }
     }
     std::lock_guard<std::mutex> lock(mu);
-    for (size_t i = 0; i < sq.size(); ++i) sq[i] += local[i];
+    partial.emplace_back(r0, std::move(local));
   });
+  std::sort(partial.begin(), partial.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<double> sq(size_t(n * H), 0.0);
+  for (const auto& [r0, local] : partial)
+    for (size_t i = 0; i < sq.size(); ++i) sq[i] += local[i];
   auto& dst = vo_norms_[size_t(layer)];
   if (dst.size() < size_t((v.pos0 + n) * H)) dst.resize(size_t((v.pos0 + n) * H), 0.0f);
   for (int64_t i = 0; i < n * H; ++i) dst[size_t(v.pos0 * H + i)] = float(std::sqrt(sq[size_t(i)]));
