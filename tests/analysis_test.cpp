@@ -137,6 +137,31 @@ TEST(Analysis, StoriesExplainsLily) {
               ex["logit_lens"]["first_top1"]["name"].get<std::string>().c_str());
 }
 
+// Any prompt position can be analysed: keeping position p of a longer prompt (whose logits
+// were not computed there) explains exactly what running the first p + 1 tokens does.
+TEST(Analysis, PromptPositionEqualsTruncatedPrompt) {
+  TP_REQUIRE_SHARED("models/synthetic/gpt2-tiny.gguf");
+  for (const char* name : {"models/synthetic/gpt2-tiny.gguf", "models/synthetic/gptneox-tiny.gguf"}) {
+    auto m = load_model((test::shared_dir() / name).string());
+    const int64_t p = 4;
+    const std::vector<int32_t> upto(kIds.begin(), kIds.begin() + p + 1);
+    Session whole(*m, {.n_threads = 2, .max_batch = 3});
+    ExplainCapture at_p(*m, whole.pool(), p);
+    whole.set_observer(&at_p);
+    whole.eval(kIds, Session::Logits::None);
+    Session part(*m, {.n_threads = 2});
+    ExplainCapture last(*m, part.pool());
+    const auto logits = run(part, last, upto);
+    const int32_t next = kIds[size_t(p + 1)];
+    auto a = analysis::explain_json(at_p, upto, next, -1), b = analysis::explain_json(last, upto, next, -1);
+    EXPECT_TRUE(a["step"].is_null());
+    EXPECT_NEAR(a["chosen"]["prob"].get<double>(), b["chosen"]["prob"].get<double>(), 1e-6) << name;
+    EXPECT_NEAR(a["dla"]["total_logit"].get<double>(), logits[size_t(next)], 1e-4) << name;
+    EXPECT_EQ(a["attention_sources"]["layers"], b["attention_sources"]["layers"]) << name;
+    EXPECT_EQ(a["logit_lens"]["first_top1"], b["logit_lens"]["first_top1"]) << name;
+  }
+}
+
 // The explanations stored by a traced run are those of a live run of the same tokens.
 TEST(Analysis, ExplainFromTraceEqualsExplainLive) {
   TP_REQUIRE_SHARED("models/real/stories260K.gguf");

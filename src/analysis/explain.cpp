@@ -114,7 +114,7 @@ json explain_json(const ExplainCapture& cap, const std::vector<int32_t>& tokens,
   const LogitLens lens = logit_lens(m, cap.pool(), a, chosen, logits, opts.lens_top);
   const Dla dla = direct_logit_attribution(m, a, chosen, second < 0 ? chosen : second, logits);
   json out = {
-      {"step", step},
+      {"step", step >= 0 ? json(step) : json(nullptr)},
       {"position", a.position},
       {"chosen", {{"id", chosen}, {"text", text_of(m, chosen)}, {"prob", std::exp(logp[size_t(chosen)])},
                   {"logit", logits[size_t(chosen)]}, {"rank", rank_of(logits.data(), V, chosen)}}},

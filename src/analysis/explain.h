@@ -19,7 +19,8 @@ struct ExplainOptions {
 
 // The record for token `chosen`, picked at the captured position (the logits captured there,
 // or, for a prompt position whose logits were not computed, the lens of the last layer,
-// which is the same arithmetic). `tokens` holds the ids at positions 0..position.
+// which is the same arithmetic). `tokens` holds the ids at positions 0..position. `step` < 0
+// (a prompt position, not a generated token) is written as null.
 nlohmann::json explain_json(const ExplainCapture& cap, const std::vector<int32_t>& tokens, int32_t chosen, int step,
                             const ExplainOptions& opts = {});
 

@@ -24,6 +24,7 @@ struct ExplainOptions {
   sampling::SamplerSettings sampler;
   int n = 1;
   int step = -1;  // -1: every generated token
+  int64_t position = -1;  // >= 0: explain the prompt token at position + 1 instead of generating
   int threads = 0;
   bool json = false;
   std::string out;
@@ -63,11 +64,31 @@ void explain_trace(const ExplainOptions& o) {
   }
 }
 
+// Why the model gave the prompt's own next token (at position + 1) the probability it did:
+// no sampling, so no funnel.
+void explain_prompt_position(const ExplainOptions& o, const Model& m, const std::vector<int32_t>& prompt) {
+  if (o.position + 1 >= int64_t(prompt.size()))
+    throw Error(ErrorKind::Usage, "--position", "position " + std::to_string(o.position) + " has no next token in a prompt of " +
+                std::to_string(prompt.size()) + " tokens", "give a position below " + std::to_string(prompt.size() - 1) +
+                ", or drop --position to explain generated tokens");
+  Session s(m, {.n_threads = o.threads});
+  analysis::ExplainCapture cap(m, s.pool(), o.position);
+  s.set_observer(&cap);
+  s.eval(prompt, Session::Logits::None);
+  const std::vector<int32_t> upto(prompt.begin(), prompt.begin() + o.position + 1);
+  const int32_t next = prompt[size_t(o.position + 1)];
+  json step = {{"id", next}, {"step", nullptr}, {"position", o.position + 1}};
+  step["text"] = m.tokenizer ? sampling::utf8_for_json(m.tokenizer->token_bytes(next)) : std::to_string(next);
+  step["explain"] = analysis::explain_json(cap, upto, next, -1);
+  show(step, m.tokenizer ? m.tokenizer->decode(upto) : "", o);
+}
+
 void explain_live(const ExplainOptions& o) {
   auto m = o.model.load();
   std::vector<TokenSpan> spans;
   std::string text;
   const std::vector<int32_t> prompt = o.prompt.ids(*m, &spans, &text);
+  if (o.position >= 0) return explain_prompt_position(o, *m, prompt);
   const int n = std::max(o.n, o.step + 1);
   sampling::Sampler sampler(o.sampler);
   ThreadPool pool(o.threads);
@@ -119,6 +140,8 @@ void register_explain(CLI::App& app) {
   add_sampler_options(cmd, opts->sampler);
   cmd->add_option("-n,--n-predict", opts->n, "Tokens to generate and explain")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   cmd->add_option("--step", opts->step, "Show only this generated token (0 = the first)")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--position", opts->position, "Explain the prompt's own token after this position (0 = BOS) instead of generating")
+      ->check(CLI::Range(int64_t(0), int64_t(1) << 40));
   cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: one per core)")->check(CLI::Range(0, 1024));
   cmd->add_flag("--json", opts->json, "Print each step's record (as in steps.jsonl, with \"explain\") as one JSON line");
   cmd->add_option("-o,--output", opts->out, "Also write a trace directory (steps with explanations)");

@@ -92,7 +92,8 @@ std::string short_point(const json& p) {
 
 std::string header(const json& ex, const std::string& context, const Painter& c, int width) {
   const auto& ch = ex["chosen"];
-  std::string title = fmt("── step %d · position %lld ", ex.value("step", 0), (long long)ex.value("position", 0LL));
+  std::string title = ex["step"].is_null() ? fmt("── prompt token after position %lld ", (long long)ex.value("position", 0LL))
+                                            : fmt("── step %d · position %lld ", ex["step"].get<int>(), (long long)ex.value("position", 0LL));
   for (size_t i = columns(title); i < size_t(width); ++i) title += "─";
   std::string out = c.bold(title) + "\n";
   std::string ctx = printable(context);
@@ -104,7 +105,7 @@ std::string header(const json& ex, const std::string& context, const Painter& c,
     ctx = "…" + ctx.substr(i);
   }
   out += c.dim(ctx) + c.bold("[" + printable(ch["text"].get<std::string>()) + "]") + "\n";
-  out += "chose " + c.good(quoted(ch["text"])) +
+  out += (ex["step"].is_null() ? "next is " : "chose ") + c.good(quoted(ch["text"])) +
          fmt("  p=%.4f  logit %.3f  rank %lld", ch["prob"].get<double>(), ch["logit"].get<double>(),
              (long long)ch["rank"].get<int64_t>());
   if (ex["runner_up"].is_object()) {
