@@ -98,8 +98,25 @@ json attention_json(const ExplainCapture& cap, const std::vector<int32_t>& token
 
 }  // namespace
 
+std::vector<int32_t> record_token_ids(const json& record) {
+  std::vector<int32_t> ids;
+  auto walk = [&](const json& j, auto&& self) -> void {
+    if (j.is_object()) {
+      for (const char* key : {"id", "new_id"})
+        if (j.contains(key) && j[key].is_number_integer()) ids.push_back(j[key].get<int32_t>());
+      for (const auto& [k, v] : j.items()) self(v, self);
+    } else if (j.is_array()) {
+      for (const auto& v : j) self(v, self);
+    }
+  };
+  walk(record, walk);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
 json explain_json(const ExplainCapture& cap, const std::vector<int32_t>& tokens, int32_t chosen, int step,
-                  const ExplainOptions& opts) {
+                  const std::vector<int32_t>& also_name, const ExplainOptions& opts) {
   const Model& m = cap.model();
   const PositionActivations& a = cap.at();
   if (a.position < 0 || int64_t(tokens.size()) <= a.position)
@@ -123,6 +140,10 @@ json explain_json(const ExplainCapture& cap, const std::vector<int32_t>& tokens,
       {"dla", dla_json(dla)},
       {"attention_sources", attention_json(cap, tokens, dla, opts)},
   };
+  json texts = json::object();
+  for (int32_t id : also_name)
+    if (id >= 0 && id < V) texts[std::to_string(id)] = text_of(m, id);
+  out["texts"] = texts;
   if (second >= 0)
     out["runner_up"] = {{"id", second}, {"text", text_of(m, second)}, {"prob", std::exp(logp[size_t(second)])},
                         {"logit", logits[size_t(second)]}};

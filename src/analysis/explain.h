@@ -20,8 +20,12 @@ struct ExplainOptions {
 // The record for token `chosen`, picked at the captured position (the logits captured there,
 // or, for a prompt position whose logits were not computed, the lens of the last layer,
 // which is the same arithmetic). `tokens` holds the ids at positions 0..position. `step` < 0
-// (a prompt position, not a generated token) is written as null.
+// (a prompt position, not a generated token) is written as null. `also_name`: ids whose text
+// goes into "texts" (the sampler record's tokens carry ids only).
 nlohmann::json explain_json(const ExplainCapture& cap, const std::vector<int32_t>& tokens, int32_t chosen, int step,
-                            const ExplainOptions& opts = {});
+                            const std::vector<int32_t>& also_name = {}, const ExplainOptions& opts = {});
+
+// The token ids a sampler record mentions: raw top, stage tops, chosen, flip points.
+std::vector<int32_t> record_token_ids(const nlohmann::json& record);
 
 }  // namespace tp::analysis

@@ -61,6 +61,8 @@ Names collect_names(const json& ex) {
   auto take = [&](const json& t) {
     if (t.is_object() && t.contains("id") && t.contains("text")) n[t["id"].get<int32_t>()] = t["text"].get<std::string>();
   };
+  if (ex.contains("texts"))
+    for (const auto& [id, text] : ex["texts"].items()) n[std::stoi(id)] = text.get<std::string>();
   take(ex.value("chosen", json()));
   take(ex.value("runner_up", json()));
   for (const auto& p : ex["logit_lens"]["points"])
@@ -116,17 +118,34 @@ std::string header(const json& ex, const std::string& context, const Painter& c,
   return out + "\n";
 }
 
-std::string candidates(const json& ex, const Painter& c) {
+const json* sampler_record(const json& step) {
+  return step.contains("logprobs") && step["logprobs"].contains("x_tokenprobe") ? &step["logprobs"]["x_tokenprobe"] : nullptr;
+}
+
+std::string candidate_line(const Names& names, int32_t id, double p, bool chosen, const Painter& c) {
+  std::string bars;
+  for (long i = 0; i < std::lround(p * 20); ++i) bars += "█";
+  const std::string line = "  " + pad(name_of(names, id), 18) + fmt("%7.4f  ", p) + pad(bars, 21);
+  return (chosen ? c.good(line + "◀ chosen") : line) + "\n";
+}
+
+// The model's top 5 (from the sampler record when there is one, else the last lens point),
+// and the chosen token below them when it ranks lower.
+std::string candidates(const json& step, const Names& names, const Painter& c) {
+  const json& ex = step["explain"];
   std::string out = "\n" + c.head("CANDIDATES") + c.dim("  the model's distribution (softmax of the logits, T=1)") + "\n";
   const int32_t chosen = ex["chosen"]["id"];
-  for (const auto& t : ex["logit_lens"]["points"].back()["top"]) {
-    const double p = t["prob"];
-    std::string bars;
-    for (long i = 0; i < std::lround(p * 20); ++i) bars += "█";
-    std::string line = "  " + pad(quoted(t["text"]), 18) + fmt("%7.4f  ", p) + pad(bars, 21);
-    if (t["id"].get<int32_t>() == chosen) line = c.good(line + "◀ chosen");
-    out += line + "\n";
+  const json* rec = sampler_record(step);
+  const json& top = rec ? (*rec)["raw"]["top"] : ex["logit_lens"]["points"].back()["top"];
+  bool shown = false;
+  for (size_t i = 0; i < top.size() && i < 5; ++i) {
+    const int32_t id = top[i]["id"];
+    shown |= id == chosen;
+    out += candidate_line(names, id, top[i].contains("p") ? top[i]["p"] : top[i]["prob"], id == chosen, c);
   }
+  if (!shown)
+    out += c.dim(fmt("  … rank %lld:\n", (long long)ex["chosen"]["rank"].get<int64_t>())) +
+           candidate_line(names, chosen, ex["chosen"]["prob"], true, c);
   return out;
 }
 
@@ -145,7 +164,7 @@ std::string flip_text(const json& flip, const Names& names) {
     if (!flip.contains(key) || !flip[key].is_object() || !flip[key][dir].is_object()) return;
     const auto& p = flip[key][dir];
     out += fmt("%s %s to %.4g picks ", label, std::string(dir) == "up" ? "↑" : "↓", p["value"].get<double>()) +
-           name_of(names, p["new_id"]) + "; ";
+           name_of(names, p["new_id"]) + "\n        ";
   };
   point("temperature", "temperature", "up");
   point("temperature", "temperature", "down");
@@ -159,8 +178,8 @@ std::string flip_text(const json& flip, const Names& names) {
 }
 
 std::string funnel(const json& step, const Names& names, const Painter& c) {
-  if (!step.contains("logprobs") || !step["logprobs"].contains("x_tokenprobe")) return "";
-  const json& r = step["logprobs"]["x_tokenprobe"];
+  if (!sampler_record(step)) return "";
+  const json& r = *sampler_record(step);
   std::string out = "\n" + c.head("SAMPLER FUNNEL") +
                     c.dim(fmt("  seed %llu, draw #%llu", (unsigned long long)r.value("seed", 0ULL),
                               (unsigned long long)r.value("draw_index", 0ULL))) + "\n";
@@ -202,20 +221,27 @@ std::string lens_table(const json& ex, const Painter& c) {
   return out;
 }
 
+// "L3H2                          +3.100  +1.900": a part's logit and its share of the gap.
+std::string part_cell(const json& p) {
+  return pad(p["name"], 28) + fmt("%+7.3f %+7.3f", p["logit"].get<double>(), p["diff"].get<double>());
+}
+
 std::string dla_section(const json& ex, const Painter& c) {
   const json& d = ex["dla"];
   std::vector<json> parts(d["parts"].begin(), d["parts"].end());
-  std::stable_sort(parts.begin(), parts.end(), [](const json& a, const json& b) { return a["logit"].get<double>() > b["logit"].get<double>(); });
+  std::stable_sort(parts.begin(), parts.end(),
+                   [](const json& a, const json& b) { return a["logit"].get<double>() > b["logit"].get<double>(); });
   std::string out = "\n" + c.head("DIRECT LOGIT ATTRIBUTION") + c.dim("  final norm scale frozen; parts sum to the logit") + "\n";
   out += fmt("  logit %.3f", d["total_logit"].get<double>());
-  if (ex["runner_up"].is_object()) out += fmt(", %+.3f over ", d["total_diff"].get<double>()) + quoted(ex["runner_up"]["text"]);
+  if (ex["runner_up"].is_object())
+    out += fmt(", %+.3f over ", d["total_diff"].get<double>()) + quoted(ex["runner_up"]["text"]);
   out += "\n" + c.dim("  pushing for                     logit  vs 2nd   against                         logit  vs 2nd") + "\n";
   const size_t n = std::min<size_t>(6, parts.size());
   for (size_t i = 0; i < n; ++i) {
     const json& f = parts[i];
     const json& a = parts[parts.size() - 1 - i];
-    std::string left = f["logit"].get<double>() > 0 ? "  " + pad(f["name"], 28) + fmt("%+7.3f %+7.3f", f["logit"].get<double>(), f["diff"].get<double>()) : "";
-    std::string right = a["logit"].get<double>() < 0 ? pad(a["name"], 28) + fmt("%+7.3f %+7.3f", a["logit"].get<double>(), a["diff"].get<double>()) : "";
+    const std::string left = f["logit"].get<double>() > 0 ? "  " + part_cell(f) : "";
+    const std::string right = a["logit"].get<double>() < 0 ? part_cell(a) : "";
     if (left.empty() && right.empty()) break;
     out += c.good(pad(left, 46)) + "   " + c.bad(right) + "\n";
   }
@@ -253,7 +279,7 @@ std::string render_explain_page(const json& step, const std::string& context, co
   const json& ex = step.at("explain");
   const Painter c{style.color};
   const Names names = collect_names(ex);
-  return header(ex, context, c, style.width) + candidates(ex, c) + funnel(step, names, c) + lens_table(ex, c) +
+  return header(ex, context, c, style.width) + candidates(step, names, c) + funnel(step, names, c) + lens_table(ex, c) +
          dla_section(ex, c) + sources_section(ex, c);
 }
 
