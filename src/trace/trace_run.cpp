@@ -9,22 +9,26 @@
 namespace tp {
 namespace {
 
-// Delivers each hook first to an intervention, then to the capture, so that the trace
-// holds the values the model actually continued from.
+// Delivers each hook to the observers in order (interventions first, then capture, then
+// any observer of the caller), so that all of them see the values the model continued from.
 class Chain : public Observer {
  public:
-  Chain(Observer* first, Observer* second) : first_(first), second_(second) {}
+  explicit Chain(std::vector<Observer*> observers) {
+    for (Observer* o : observers)
+      if (o) observers_.push_back(o);
+  }
   bool wants(Hook h, int layer) const override {
-    return (first_ && first_->wants(h, layer)) || second_->wants(h, layer);
+    for (const Observer* o : observers_)
+      if (o->wants(h, layer)) return true;
+    return false;
   }
   void deliver(Hook h, int layer, const HookValue& v, float* data) override {
-    if (first_ && first_->wants(h, layer)) first_->deliver(h, layer, v, data);
-    if (second_->wants(h, layer)) second_->deliver(h, layer, v, data);
+    for (Observer* o : observers_)
+      if (o->wants(h, layer)) o->deliver(h, layer, v, data);
   }
 
  private:
-  Observer* first_;
-  Observer* second_;
+  std::vector<Observer*> observers_;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -46,7 +50,7 @@ TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt
   TraceWriter writer(opts.out_dir, manifest, opts.writer);
   CaptureObserver capture(opts.spec, cfg, P, writer);
   InterventionObserver intervene(opts.interventions, cfg, P);
-  Chain chain(opts.interventions.empty() ? nullptr : &intervene, &capture);
+  Chain chain({opts.interventions.empty() ? nullptr : &intervene, &capture, opts.observer});
   auto begin_pass = [&](const std::string& label) {
     capture.begin_pass(label);
     intervene.begin_pass(label);

@@ -29,6 +29,9 @@ struct TraceRunOptions {
   TraceWriterOptions writer;
   // Applied before capture sees a value, so the trace holds what the model continued from.
   std::vector<Intervention> interventions;
+  // Also sees every hook it wants, after the interventions (e.g. the explain capture, which
+  // the chooser then reads); may be null.
+  Observer* observer = nullptr;
   std::function<void(int done, int total)> progress;  // called after each generated token
   // Asked after each generated token (its step record); true ends the run there, as EOS
   // does (a stop string was seen, the client went away). The trace is complete.

@@ -1,11 +1,9 @@
 // `tokenprobe trace`: generate while capturing hook values into a trace directory that
 // Python and `tokenprobe show/explain` read (docs/trace-format.md).
 #include <cstdio>
-#include <filesystem>
 
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
-#include "io/sha256.h"
 #include "probe/capture.h"
 #include "sampling/record.h"
 #include "trace/trace_run.h"
@@ -25,6 +23,7 @@ struct TraceOptions {
   bool dry_run = false;
   uint64_t max_trace_bytes = 0;
   int top_logprobs = 5;
+  bool explain = false;
 };
 
 void print_estimate(const CaptureEstimate& est, const TraceOptions& o, int64_t n_prompt) {
@@ -37,17 +36,6 @@ void print_estimate(const CaptureEstimate& est, const TraceOptions& o, int64_t n
   std::printf("  %-40s %8llu %14llu  (+%llu bytes of shard headers = %.2f MiB on disk)\n", "total",
               static_cast<unsigned long long>(est.total_tensors), static_cast<unsigned long long>(est.total_bytes),
               static_cast<unsigned long long>(est.header_bytes), est.file_bytes() / double(1 << 20));
-}
-
-nlohmann::json token_list(const Model& m, const std::vector<int32_t>& ids, const std::vector<TokenSpan>& spans) {
-  nlohmann::json out = nlohmann::json::array();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    nlohmann::json t = {{"id", ids[i]}};
-    if (m.tokenizer) t["text"] = sampling::utf8_for_json(m.tokenizer->token_bytes(ids[i]));
-    if (i < spans.size()) t["bytes"] = {spans[i].begin, spans[i].end};
-    out.push_back(t);
-  }
-  return out;
 }
 
 void run_trace(const TraceOptions& o) {
@@ -66,25 +54,23 @@ void run_trace(const TraceOptions& o) {
   print_estimate(est, o, int64_t(prompt.size()));
   if (o.dry_run) return;
 
-  nlohmann::json manifest = {
-      {"tool_version", TP_VERSION},
-      {"model",
-       {{"path", m->path}, {"size", std::filesystem::file_size(m->path)}, {"sha256", sha256_file(m->path)},
-        {"format", m->format}, {"architecture", m->config.architecture}, {"config", config_json(m->config)}}},
-      {"tokenizer", m->tokenizer ? m->tokenizer->summary() : "none"},
-      {"tokens", token_list(*m, prompt, spans)},
-      {"sampler", sampler_settings_json(o.sampler)},
-  };
-  if (!text.empty()) manifest["prompt"] = text;
+  const nlohmann::json manifest = trace_manifest(*m, prompt, spans, text, o.sampler);
 
   sampling::Sampler sampler(o.sampler);
   std::unique_ptr<StreamDecoder> dec;
   if (m->tokenizer) dec = std::make_unique<StreamDecoder>(*m->tokenizer);
-  auto bytes_of = [&](int32_t id) { return m->tokenizer ? m->tokenizer->token_bytes(id) : std::to_string(id); };
+  // --explain: the analyses read what this observer keeps of each deciding position.
+  std::unique_ptr<ThreadPool> explain_pool;
+  std::unique_ptr<analysis::ExplainCapture> explainer;
+  if (o.explain) {
+    explain_pool = std::make_unique<ThreadPool>(o.threads);
+    explainer = std::make_unique<analysis::ExplainCapture>(*m, *explain_pool);
+    r.observer = explainer.get();
+  }
   TokenChooser choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
     const auto rec = sampler.sample(logits.data(), int64_t(logits.size()), history);
-    nlohmann::json step = {{"id", rec.chosen_id}, {"text", sampling::utf8_for_json(bytes_of(rec.chosen_id))}};
-    step["logprobs"] = sampling::openai_logprobs(rec, bytes_of, o.top_logprobs);
+    nlohmann::json step = sampled_step(*m, rec, o.top_logprobs);
+    if (explainer) add_explanation(step, *explainer, history, int(history.size() - prompt.size()));
     if (dec) {
       std::fputs(printable_text(dec->feed(rec.chosen_id)).c_str(), stderr);
       std::fflush(stderr);
@@ -116,6 +102,7 @@ void register_trace(CLI::App& app) {
   cmd->add_flag("--dry-run", opts->dry_run, "Print what would be captured, and its size, without running");
   cmd->add_option("--max-trace-bytes", opts->max_trace_bytes, "Stop capturing before the trace exceeds this many bytes");
   cmd->add_option("--top-logprobs", opts->top_logprobs, "Alternatives listed per token in the OpenAI-style logprobs")->check(CLI::Range(0, 20));
+  cmd->add_flag("--explain", opts->explain, "Store each token's explanation (logit lens, DLA, attention sources) in steps.jsonl");
   cmd->callback([opts] { run_trace(*opts); });
 }
 

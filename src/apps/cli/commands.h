@@ -4,6 +4,7 @@
 
 namespace tp::cli {
 
+void register_explain(CLI::App& app);
 void register_info(CLI::App& app);
 void register_run(CLI::App& app);
 void register_show(CLI::App& app);

@@ -5,7 +5,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "analysis/explain.h"
 #include "core/error.h"
+#include "io/sha256.h"
 
 namespace tp::cli {
 
@@ -99,6 +101,48 @@ nlohmann::json sampler_settings_json(const sampling::SamplerSettings& s) {
           {"min_p", s.min_p}, {"typical_p", s.typical_p}, {"repeat_penalty", s.penalties.repeat},
           {"frequency_penalty", s.penalties.frequency}, {"presence_penalty", s.penalties.presence},
           {"repeat_last_n", s.penalties.last_n}, {"order", s.order}, {"logit_bias", bias}};
+}
+
+namespace {
+
+nlohmann::json token_list(const Model& m, const std::vector<int32_t>& ids, const std::vector<TokenSpan>& spans) {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    nlohmann::json t = {{"id", ids[i]}};
+    if (m.tokenizer) t["text"] = sampling::utf8_for_json(m.tokenizer->token_bytes(ids[i]));
+    if (i < spans.size()) t["bytes"] = {spans[i].begin, spans[i].end};
+    out.push_back(t);
+  }
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json trace_manifest(const Model& m, const std::vector<int32_t>& prompt, const std::vector<TokenSpan>& spans,
+                              const std::string& text, const sampling::SamplerSettings& s) {
+  nlohmann::json manifest = {
+      {"tool_version", TP_VERSION},
+      {"model",
+       {{"path", m.path}, {"size", fs::file_size(m.path)}, {"sha256", sha256_file(m.path)}, {"format", m.format},
+        {"architecture", m.config.architecture}, {"config", config_json(m.config)}}},
+      {"tokenizer", m.tokenizer ? m.tokenizer->summary() : "none"},
+      {"tokens", token_list(m, prompt, spans)},
+      {"sampler", sampler_settings_json(s)},
+  };
+  if (!text.empty()) manifest["prompt"] = text;
+  return manifest;
+}
+
+nlohmann::json sampled_step(const Model& m, const sampling::SampleRecord& rec, int top_logprobs) {
+  auto bytes_of = [&](int32_t id) { return m.tokenizer ? m.tokenizer->token_bytes(id) : std::to_string(id); };
+  nlohmann::json step = {{"id", rec.chosen_id}, {"text", sampling::utf8_for_json(bytes_of(rec.chosen_id))}};
+  step["logprobs"] = sampling::openai_logprobs(rec, bytes_of, top_logprobs);
+  return step;
+}
+
+void add_explanation(nlohmann::json& step, const analysis::ExplainCapture& cap, const std::vector<int32_t>& history, int k) {
+  const auto named = analysis::record_token_ids(step["logprobs"]["x_tokenprobe"]);
+  step["explain"] = analysis::explain_json(cap, history, step["id"].get<int32_t>(), k, named);
 }
 
 std::vector<int32_t> parse_ids(const std::string& list) {

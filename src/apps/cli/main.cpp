@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   CLI::App app{"tokenprobe " TP_VERSION " - run a transformer on the CPU and keep every token's trajectory"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "tokenprobe " TP_VERSION);
+  tp::cli::register_explain(app);
   tp::cli::register_info(app);
   tp::cli::register_run(app);
   tp::cli::register_show(app);

@@ -1,0 +1,124 @@
+#include "analysis/dla.h"
+
+#include "core/error.h"
+#include "runtime/ops.h"
+
+namespace tp::analysis {
+
+namespace {
+
+// A token's read-out direction with the final norm frozen: logit contribution of a part x is
+// Σ dir_i x_i − mean(x) Σ dir_i (the second term only for LayerNorm, which centres x).
+struct Readout {
+  std::vector<double> dir;  // U[id] ⊙ w · s
+  double dir_sum = 0;
+  bool centre = false;
+
+  double of(const float* x, int64_t d) const {
+    double dot = 0, mean = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      dot += dir[size_t(i)] * x[i];
+      mean += x[i];
+    }
+    return centre ? dot - mean / double(d) * dir_sum : dot;
+  }
+};
+
+Readout readout(const Model& m, int32_t id, double scale) {
+  const int64_t d = m.config.d_model;
+  std::vector<float> u(static_cast<size_t>(d));
+  ops::embedding_row(m.impl->unembed(), id, u.data());
+  const auto& w = m.impl->final_norm().w;
+  Readout r;
+  r.dir.resize(size_t(d));
+  for (int64_t i = 0; i < d; ++i) {
+    r.dir[size_t(i)] = double(u[size_t(i)]) * w[size_t(i)] * scale;
+    r.dir_sum += r.dir[size_t(i)];
+  }
+  r.centre = m.config.norm == NormKind::LayerNorm;
+  return r;
+}
+
+// Σ over layers of the attention output bias b_O (zero when the model has none).
+std::vector<float> attention_biases(const Model& m) {
+  const int64_t d = m.config.d_model;
+  std::vector<float> sum(size_t(d), 0.0f), b(static_cast<size_t>(d));
+  const auto* s = dynamic_cast<const StandardModel*>(m.impl.get());
+  if (!s) throw Error(ErrorKind::Unsupported, "dla", "architecture " + m.config.architecture + " does not expose its blocks");
+  for (const auto& blk : s->blocks) {
+    if (!blk.attn.bo.present()) continue;
+    ops::read_vector(blk.attn.bo, b.data(), d);
+    for (int64_t i = 0; i < d; ++i) sum[size_t(i)] += b[size_t(i)];
+  }
+  return sum;
+}
+
+// "L3H2" (head >= 0) or "L3 mlp"; appended piece by piece because GCC 12 warns (-Wrestrict,
+// falsely) about "L" + std::string.
+std::string part_name(int layer, int head) {
+  std::string s = "L";
+  s += std::to_string(layer);
+  if (head < 0) return s += " mlp";
+  s += 'H';
+  return s += std::to_string(head);
+}
+
+void check_captured(const Model& m, const PositionActivations& a) {
+  const auto& c = m.config;
+  bool ok = int64_t(a.embed.size()) == c.d_model && !a.resid_post.empty() &&
+            int64_t(a.resid_post.back().size()) == c.d_model;
+  for (int64_t l = 0; ok && l < c.n_layers; ++l)
+    ok = int64_t(a.result[size_t(l)].size()) == c.n_heads * c.d_model && int64_t(a.mlp_out[size_t(l)].size()) == c.d_model;
+  if (!ok) throw Error(ErrorKind::Usage, "dla", "the activations of position " + std::to_string(a.position) + " are incomplete");
+}
+
+}  // namespace
+
+Dla direct_logit_attribution(const Model& m, const PositionActivations& a, int32_t target, int32_t baseline,
+                             const std::vector<float>& final_logits) {
+  const auto& c = m.config;
+  const int64_t d = c.d_model;
+  check_captured(m, a);
+  if (int64_t(final_logits.size()) != c.d_vocab || target < 0 || baseline < 0 || target >= c.d_vocab || baseline >= c.d_vocab)
+    throw Error(ErrorKind::Usage, "dla", "need the final logits and target/baseline ids inside the vocabulary");
+  Dla out;
+  out.target = target;
+  out.baseline = baseline;
+  out.total_logit = final_logits[size_t(target)];
+  out.total_diff = double(final_logits[size_t(target)]) - final_logits[size_t(baseline)];
+  // The scale the final norm applied at this position (= ln_final.hook_scale), frozen.
+  std::vector<float> tmp(static_cast<size_t>(d));
+  const float* resid = a.resid_post.back().data();
+  out.frozen_scale = c.norm == NormKind::RMSNorm ? ops::rms_normalize(resid, tmp.data(), d, c.norm_eps)
+                                                 : ops::layer_normalize(resid, tmp.data(), d, c.norm_eps);
+  const Readout rt = readout(m, target, out.frozen_scale), rb = readout(m, baseline, out.frozen_scale);
+  auto add = [&](std::string name, std::string kind, int layer, int head, const float* x) {
+    const double t = rt.of(x, d);
+    out.parts.push_back({std::move(name), std::move(kind), layer, head, t, t - rb.of(x, d)});
+  };
+  add("embed", "embed", -1, -1, a.embed.data());
+  if (!a.pos_embed.empty()) add("pos_embed", "pos_embed", -1, -1, a.pos_embed.data());
+  for (int l = 0; l < c.n_layers; ++l) {
+    for (int h = 0; h < c.n_heads; ++h)
+      add(part_name(l, h), "head", l, h, a.result[size_t(l)].data() + h * d);
+    add(part_name(l, -1), "mlp", l, -1, a.mlp_out[size_t(l)].data());
+  }
+  const std::vector<float> bo = attention_biases(m);
+  add("biases", "bias", -1, -1, bo.data());
+  const auto& nb = m.impl->final_norm().b;
+  if (!nb.empty()) {
+    // The final norm's bias reaches the logits unscaled: U[id] · b.
+    std::vector<float> u(static_cast<size_t>(d)), ub(static_cast<size_t>(d));
+    ops::embedding_row(m.impl->unembed(), target, u.data());
+    ops::embedding_row(m.impl->unembed(), baseline, ub.data());
+    double t = 0, b = 0;
+    for (int64_t i = 0; i < d; ++i) {
+      t += double(u[size_t(i)]) * nb[size_t(i)];
+      b += double(ub[size_t(i)]) * nb[size_t(i)];
+    }
+    out.parts.push_back({"ln_final bias", "bias", -1, -1, t, t - b});
+  }
+  return out;
+}
+
+}  // namespace tp::analysis

@@ -1,0 +1,34 @@
+// Direct logit attribution: the residual stream at the final layer is a sum of parts (the
+// embeddings, every head's hook_result, every MLP's output, the attention output biases);
+// with the final norm's scale frozen at its actual value, the logit is linear in the
+// residual, so each part gets its share of the chosen token's logit and of the chosen minus
+// runner-up difference. Definitions: docs/analyses.md.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "analysis/explain_capture.h"
+
+namespace tp::analysis {
+
+struct DlaPart {
+  std::string name;  // "embed", "pos_embed", "L3H2", "L3 mlp", "biases", "ln_final bias"
+  std::string kind;  // "embed", "pos_embed", "head", "mlp", "bias"
+  int layer = -1, head = -1;
+  double logit = 0;  // contribution to the target's logit
+  double diff = 0;   // contribution to logit(target) − logit(baseline)
+};
+
+struct Dla {
+  int32_t target = 0, baseline = 0;
+  double total_logit = 0, total_diff = 0;  // the model's own logits at the position
+  double frozen_scale = 0;                 // the final norm's scale at the position
+  std::vector<DlaPart> parts;              // embeddings, then per layer heads and MLP, then biases
+};
+
+// `final_logits` [d_vocab]: the model's logits at the position (the totals come from them).
+Dla direct_logit_attribution(const Model& m, const PositionActivations& a, int32_t target, int32_t baseline,
+                             const std::vector<float>& final_logits);
+
+}  // namespace tp::analysis

@@ -1,0 +1,153 @@
+#include "analysis/explain.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "analysis/attention_sources.h"
+#include "analysis/dla.h"
+#include "analysis/logit_lens.h"
+#include "core/error.h"
+#include "sampling/record.h"
+
+namespace tp::analysis {
+
+namespace {
+
+using nlohmann::json;
+
+std::string text_of(const Model& m, int32_t id) {
+  if (m.tokenizer) return sampling::utf8_for_json(m.tokenizer->token_bytes(id));
+  std::string s = "#";
+  return s += std::to_string(id);
+}
+
+int32_t runner_up(const std::vector<float>& logits, int32_t chosen) {
+  int32_t best = -1;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    if (int32_t(i) == chosen) continue;
+    if (best < 0 || logits[i] > logits[size_t(best)]) best = int32_t(i);
+  }
+  return best;
+}
+
+json lens_json(const Model& m, const LogitLens& lens) {
+  json points = json::array();
+  for (const auto& p : lens.points) {
+    json top = json::array();
+    for (const auto& t : p.top) top.push_back({{"id", t.id}, {"text", text_of(m, t.id)}, {"prob", t.prob}});
+    points.push_back({{"name", p.name}, {"layer", p.layer}, {"where", p.where}, {"chosen_rank", p.chosen_rank},
+                      {"chosen_prob", p.chosen_prob}, {"chosen_logit", p.chosen_logit},
+                      {"kl_to_final", p.kl_to_final}, {"top", top}});
+  }
+  json first = nullptr;
+  if (lens.first_top1) {
+    const auto& p = lens.points[*lens.first_top1];
+    first = {{"name", p.name}, {"layer", p.layer}};
+  }
+  return {{"points", points}, {"first_top1", first}};
+}
+
+json dla_json(const Dla& d) {
+  json parts = json::array();
+  for (const auto& p : d.parts) {
+    json j = {{"name", p.name}, {"kind", p.kind}, {"logit", p.logit}, {"diff", p.diff}};
+    if (p.layer >= 0) j["layer"] = p.layer;
+    if (p.head >= 0) j["head"] = p.head;
+    parts.push_back(j);
+  }
+  return {{"target", d.target}, {"baseline", d.baseline}, {"total_logit", d.total_logit},
+          {"total_diff", d.total_diff}, {"frozen_scale", d.frozen_scale}, {"parts", parts}};
+}
+
+json sources_json(const Model& m, const std::vector<int32_t>& tokens, const std::vector<Source>& src, int top) {
+  json list = json::array();
+  double rest = 0;
+  for (size_t i = 0; i < src.size(); ++i) {
+    if (int(i) >= top) {
+      rest += src[i].weight;
+      continue;
+    }
+    const int32_t id = tokens.at(size_t(src[i].position));
+    list.push_back({{"position", src[i].position}, {"text", text_of(m, id)}, {"weight", src[i].weight}});
+  }
+  return {{"sources", list}, {"other_weight", rest}};
+}
+
+json attention_json(const ExplainCapture& cap, const std::vector<int32_t>& tokens, const Dla& dla, const ExplainOptions& o) {
+  const Model& m = cap.model();
+  std::vector<const DlaPart*> heads;
+  for (const auto& p : dla.parts)
+    if (p.kind == "head") heads.push_back(&p);
+  std::stable_sort(heads.begin(), heads.end(),
+                   [](const DlaPart* a, const DlaPart* b) { return std::fabs(a->logit) > std::fabs(b->logit); });
+  json hj = json::array();
+  for (size_t i = 0; i < heads.size() && int(i) < o.top_heads; ++i) {
+    const auto hs = head_sources(m.config, cap.at(), cap.vo_norms(), heads[i]->layer, heads[i]->head);
+    json j = {{"layer", hs.layer}, {"head", hs.head}, {"dla_logit", heads[i]->logit}};
+    j.update(sources_json(m, tokens, hs.sources, o.top_sources));
+    hj.push_back(j);
+  }
+  json lj = json::array();
+  for (const auto& ls : layer_sources(m.config, cap.at(), cap.vo_norms())) {
+    json j = {{"layer", ls.layer}};
+    j.update(sources_json(m, tokens, ls.sources, o.top_sources));
+    lj.push_back(j);
+  }
+  return {{"heads", hj}, {"layers", lj}};
+}
+
+}  // namespace
+
+std::vector<int32_t> record_token_ids(const json& record) {
+  std::vector<int32_t> ids;
+  auto walk = [&](const json& j, auto&& self) -> void {
+    if (j.is_object()) {
+      for (const char* key : {"id", "new_id"})
+        if (j.contains(key) && j[key].is_number_integer()) ids.push_back(j[key].get<int32_t>());
+      for (const auto& [k, v] : j.items()) self(v, self);
+    } else if (j.is_array()) {
+      for (const auto& v : j) self(v, self);
+    }
+  };
+  walk(record, walk);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+json explain_json(const ExplainCapture& cap, const std::vector<int32_t>& tokens, int32_t chosen, int step,
+                  const std::vector<int32_t>& also_name, const ExplainOptions& opts) {
+  const Model& m = cap.model();
+  const PositionActivations& a = cap.at();
+  if (a.position < 0 || int64_t(tokens.size()) <= a.position)
+    throw Error(ErrorKind::Usage, "explain", "no position captured, or fewer tokens than its position",
+                "run a forward pass over the position with the ExplainCapture observer first");
+  std::vector<float> logits = a.logits;
+  if (logits.empty()) logits = lens_logits(m, cap.pool(), a.resid_post.back().data(), 1);
+  const int64_t V = m.config.d_vocab;
+  const auto logp = log_softmax(logits.data(), V);
+  const int32_t second = runner_up(logits, chosen);
+
+  const LogitLens lens = logit_lens(m, cap.pool(), a, chosen, logits, opts.lens_top);
+  const Dla dla = direct_logit_attribution(m, a, chosen, second < 0 ? chosen : second, logits);
+  json out = {
+      {"step", step >= 0 ? json(step) : json(nullptr)},
+      {"position", a.position},
+      {"chosen", {{"id", chosen}, {"text", text_of(m, chosen)}, {"prob", std::exp(logp[size_t(chosen)])},
+                  {"logit", logits[size_t(chosen)]}, {"rank", rank_of(logits.data(), V, chosen)}}},
+      {"runner_up", nullptr},
+      {"logit_lens", lens_json(m, lens)},
+      {"dla", dla_json(dla)},
+      {"attention_sources", attention_json(cap, tokens, dla, opts)},
+  };
+  json texts = json::object();
+  for (int32_t id : also_name)
+    if (id >= 0 && id < V) texts[std::to_string(id)] = text_of(m, id);
+  out["texts"] = texts;
+  if (second >= 0)
+    out["runner_up"] = {{"id", second}, {"text", text_of(m, second)}, {"prob", std::exp(logp[size_t(second)])},
+                        {"logit", logits[size_t(second)]}};
+  return out;
+}
+
+}  // namespace tp::analysis
