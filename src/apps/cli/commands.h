@@ -7,5 +7,6 @@ namespace tp::cli {
 void register_info(CLI::App& app);
 void register_run(CLI::App& app);
 void register_show(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace tp::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   tp::cli::register_info(app);
   tp::cli::register_run(app);
   tp::cli::register_show(app);
+  tp::cli::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
