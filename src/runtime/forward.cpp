@@ -6,9 +6,9 @@
 
 namespace tp {
 
-void Forward::offer(Hook h, int layer, float* data, std::vector<int64_t> shape) const {
+void Forward::offer(Hook h, int layer, float* data, std::initializer_list<int64_t> shape) const {
   if (!wants(h, layer)) return;
-  HookValue v{data, std::move(shape), pos0};
+  HookValue v{data, std::vector<int64_t>(shape), pos0};
   observer->deliver(h, layer, v, data);
 }
 

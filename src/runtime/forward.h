@@ -3,6 +3,7 @@
 // intermediate is offered to the observer as the hook point it is.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <vector>
 
 #include "core/tensor.h"
@@ -26,7 +27,8 @@ struct Forward {
   int64_t n_k() const { return pos0 + n; }  // keys visible to the last query
   bool wants(Hook h, int layer) const { return observer && observer->wants(h, layer); }
   // Offers a buffer to the observer (if it wants it); the observer may modify it in place.
-  void offer(Hook h, int layer, float* data, std::vector<int64_t> shape) const;
+  // The shape is built only when the hook is wanted, so an unobserved pass allocates nothing.
+  void offer(Hook h, int layer, float* data, std::initializer_list<int64_t> shape) const;
 };
 
 // A norm's learned parameters, decoded to float once at load time (they are small).
