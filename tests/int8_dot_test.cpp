@@ -93,6 +93,25 @@ TEST_P(Int8Dot, FastMatchesScalarAndDequantisedProduct) {
 INSTANTIATE_TEST_SUITE_P(Quant, Int8Dot, testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K),
                          [](const testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
 
+TEST_P(Int8Dot, SeveralRowsAtOnceEqualOneAtATime) {
+  const DType t = GetParam();
+  const quant::ActFormat f = quant::act_format(t);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  const int64_t n = 3 * quant::act_block_elems(f), xb = quant::act_row_bytes(f, n), n_tok = 7;
+  const auto w = random_row(t, n, rng);
+  std::vector<float> x(static_cast<size_t>(n * n_tok));
+  for (auto& v : x) v = normal(rng);
+  std::vector<uint8_t> xq(static_cast<size_t>(xb * n_tok));
+  for (int64_t i = 0; i < n_tok; ++i) quant::quantize_act(f, x.data() + i * n, xq.data() + i * xb, n);
+  std::vector<float> out(static_cast<size_t>(2 * n_tok), -1.0f);
+  quant::dot_rows_int8(t, w.data(), xq.data(), xb, n_tok, n, out.data(), 2);
+  for (int64_t i = 0; i < n_tok; ++i) {
+    EXPECT_EQ(out[size_t(2 * i)], quant::dot_row_int8(t, w.data(), xq.data() + i * xb, n)) << "row " << i;
+    EXPECT_EQ(out[size_t(2 * i + 1)], -1.0f);  // the stride is respected
+  }
+}
+
 TEST(Int8Dot, TypesWithoutIntegerKernelKeepFloatActivations) {
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
                   DType::Q3_K, DType::Q5_K})

@@ -160,63 +160,84 @@ inline float hsum256(__m256 v) {
   return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
 }
 
+// Each kernel takes NT activation rows (xq + t * xs) and decodes every weight block once
+// for all of them: NT = 1 for decoding, NT = 4 for prompt batches (the same arithmetic per
+// token, so a prompt pass and a decode step give identical numbers).
+
 // Signed × signed through VNNI's unsigned × signed: |w| times y with w's sign moved onto y.
-float fast_q8_0(const uint8_t* row, const uint8_t* xq, int64_t n) {
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+template <int NT>
+void fast_q8_0(const uint8_t* row, const uint8_t* xq, int64_t xs, int64_t n, float* out) {
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / 32; ++b) {
     const uint8_t* w = row + b * 34;
-    const uint8_t* x = xq + b * kQ80Bytes;
-    const __m256i wv = loadu256(w + 2), yv = loadu256(x + 8);
-    const __m256i p = dpbusd(_mm256_sign_epi8(wv, wv), _mm256_sign_epi8(yv, wv));
-    acc[b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(load_f16_fast(w) * load_f32(x)), _mm256_cvtepi32_ps(p), acc[b & 1]);
+    const __m256i wv = loadu256(w + 2), aw = _mm256_sign_epi8(wv, wv);
+    const float dw = load_f16_fast(w);
+    for (int t = 0; t < NT; ++t) {
+      const uint8_t* x = xq + t * xs + b * kQ80Bytes;
+      const __m256i p = dpbusd(aw, _mm256_sign_epi8(loadu256(x + 8), wv));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * load_f32(x)), _mm256_cvtepi32_ps(p), acc[t]);
+    }
   }
-  return hsum256(_mm256_add_ps(acc[0], acc[1]));
+  for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
 }
 
 // Unsigned codes 0..15 straight into VNNI; the -8 offset comes back as -8 * sum(y).
-float fast_q4_0(const uint8_t* row, const uint8_t* xq, int64_t n) {
+template <int NT>
+void fast_q4_0(const uint8_t* row, const uint8_t* xq, int64_t xs, int64_t n, float* out) {
   const __m128i mask = _mm_set1_epi8(0x0F);
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-  float corr = 0.0f;
+  __m256 acc[NT];
+  float corr[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
   for (int64_t b = 0; b < n / 32; ++b) {
     const uint8_t* w = row + b * 18;
-    const uint8_t* x = xq + b * kQ80Bytes;
     const __m128i qs = detail::load16(w + 2);
     const __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), _mm_and_si128(qs, mask));
-    const __m256i p = dpbusd(codes, loadu256(x + 8));
-    int32_t ysum;
-    std::memcpy(&ysum, x + 4, 4);
-    const float d = load_f16_fast(w) * load_f32(x);
-    acc[b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[b & 1]);
-    corr += d * float(8 * ysum);
+    const float dw = load_f16_fast(w);
+    for (int t = 0; t < NT; ++t) {
+      const uint8_t* x = xq + t * xs + b * kQ80Bytes;
+      const __m256i p = dpbusd(codes, loadu256(x + 8));
+      int32_t ysum;
+      std::memcpy(&ysum, x + 4, 4);
+      const float d = dw * load_f32(x);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
+      corr[t] += d * float(8 * ysum);
+    }
   }
-  return hsum256(_mm256_add_ps(acc[0], acc[1])) - corr;
+  for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]) - corr[t];
 }
 
-float fast_q4_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
+template <int NT>
+void fast_q4_k(const uint8_t* row, const uint8_t* xq, int64_t xs, int64_t n, float* out) {
   const __m256i mask = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  float macc = 0.0f;
+  __m256 acc[NT];
+  float macc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), macc[t] = 0.0f;
   for (int64_t b = 0; b < n / 256; ++b) {
     const uint8_t* w = row + b * 144;
-    const uint8_t* x = xq + b * kQ8KBytes;
     uint8_t scale[8], min[8];
     unpack_scales_k4(w + 4, scale, min);
-    __m256i isum = _mm256_setzero_si256();
+    __m256i codes[8], sv[8];
     for (int c = 0; c < 4; ++c) {
       const __m256i qw = loadu256(w + 16 + 32 * c);
-      const __m256i lo = dpbusd(_mm256_and_si256(qw, mask), loadu256(x + 36 + 64 * c));
-      const __m256i hi = dpbusd(_mm256_and_si256(_mm256_srli_epi16(qw, 4), mask), loadu256(x + 36 + 64 * c + 32));
-      isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(lo, _mm256_set1_epi32(scale[2 * c])));
-      isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(hi, _mm256_set1_epi32(scale[2 * c + 1])));
+      codes[2 * c] = _mm256_and_si256(qw, mask);
+      codes[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(qw, 4), mask);
     }
-    int32_t summ = 0;
-    for (int s = 0; s < 8; ++s) summ += min[s] * (load_i16(x + 4 + 4 * s) + load_i16(x + 6 + 4 * s));
-    const float dy = load_f32(x);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(load_f16_fast(w) * dy), _mm256_cvtepi32_ps(isum), acc);
-    macc += load_f16_fast(w + 2) * dy * float(summ);
+    for (int s = 0; s < 8; ++s) sv[s] = _mm256_set1_epi32(scale[s]);
+    const float dw = load_f16_fast(w), dmw = load_f16_fast(w + 2);
+    for (int t = 0; t < NT; ++t) {
+      const uint8_t* x = xq + t * xs + b * kQ8KBytes;
+      __m256i isum = _mm256_setzero_si256();
+      for (int s = 0; s < 8; ++s)
+        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(dpbusd(codes[s], loadu256(x + 36 + 32 * s)), sv[s]));
+      int32_t summ = 0;
+      for (int s = 0; s < 8; ++s) summ += min[s] * (load_i16(x + 4 + 4 * s) + load_i16(x + 6 + 4 * s));
+      const float dy = load_f32(x);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy), _mm256_cvtepi32_ps(isum), acc[t]);
+      macc[t] += dmw * dy * float(summ);
+    }
   }
-  return hsum256(acc) - macc;
+  for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]) - macc[t];
 }
 
 // 32 six-bit codes: low nibbles (or high, `hi_nibble`) of ql plus two bits of qh at `shift`.
@@ -228,31 +249,50 @@ inline __m256i q6_codes(__m256i ql, __m256i qh, bool hi_nibble, int shift) {
 }
 
 // Unsigned codes 0..63 into VNNI; the -32 offset comes back through the 16-element sums.
-float fast_q6_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
-  __m256 acc = _mm256_setzero_ps();
+// Code vector 4h + g holds elements 128h + 32g .. +31 (scales 8h + 2g and 8h + 2g + 1).
+template <int NT>
+void fast_q6_k(const uint8_t* row, const uint8_t* xq, int64_t xs, int64_t n, float* out) {
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / 256; ++b) {
     const uint8_t* w = row + b * 210;
-    const uint8_t* x = xq + b * kQ8KBytes;
     const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
-    __m256i isum = _mm256_setzero_si256();
+    __m256i codes[8], sv[8];
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = loadu256(w + 64 * h), ql1 = loadu256(w + 64 * h + 32), qh = loadu256(w + 128 + 32 * h);
-      const __m256i codes[4] = {q6_codes(ql0, qh, false, 0), q6_codes(ql1, qh, false, 2),
-                                q6_codes(ql0, qh, true, 4), q6_codes(ql1, qh, true, 6)};
-      for (int g = 0; g < 4; ++g) {
-        const __m256i p = dpbusd(codes[g], loadu256(x + 36 + 128 * h + 32 * g));
-        const int8_t* s = sc + 8 * h + 2 * g;
-        const __m256i sv = _mm256_set_m128i(_mm_set1_epi32(s[1]), _mm_set1_epi32(s[0]));
-        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(p, sv));
-      }
+      codes[4 * h] = q6_codes(ql0, qh, false, 0);
+      codes[4 * h + 1] = q6_codes(ql1, qh, false, 2);
+      codes[4 * h + 2] = q6_codes(ql0, qh, true, 4);
+      codes[4 * h + 3] = q6_codes(ql1, qh, true, 6);
     }
-    int32_t corr = 0;
-    for (int j = 0; j < 16; ++j) corr += sc[j] * load_i16(x + 4 + 2 * j);
-    const float d = load_f16_fast(w + 208) * load_f32(x);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
-    acc = _mm256_sub_ps(acc, _mm256_setr_ps(d * float(32 * corr), 0, 0, 0, 0, 0, 0, 0));
+    for (int j = 0; j < 8; ++j) sv[j] = _mm256_set_m128i(_mm_set1_epi32(sc[2 * j + 1]), _mm_set1_epi32(sc[2 * j]));
+    const float dw = load_f16_fast(w + 208);
+    for (int t = 0; t < NT; ++t) {
+      const uint8_t* x = xq + t * xs + b * kQ8KBytes;
+      __m256i isum = _mm256_setzero_si256();
+      for (int j = 0; j < 8; ++j)
+        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(dpbusd(codes[j], loadu256(x + 36 + 32 * j)), sv[j]));
+      int32_t corr = 0;
+      for (int j = 0; j < 16; ++j) corr += sc[j] * load_i16(x + 4 + 2 * j);
+      const float d = dw * load_f32(x);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc[t]);
+      acc[t] = _mm256_sub_ps(acc[t], _mm256_setr_ps(d * float(32 * corr), 0, 0, 0, 0, 0, 0, 0));
+    }
   }
-  return hsum256(acc);
+  for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
+}
+
+using MultiFn = void (*)(const uint8_t*, const uint8_t*, int64_t, int64_t, float*);
+// The kernel for `type` taking NT activation rows, or nullptr.
+template <int NT>
+MultiFn fast_kernel(DType type) {
+  switch (type) {
+    case DType::Q8_0: return fast_q8_0<NT>;
+    case DType::Q4_0: return fast_q4_0<NT>;
+    case DType::Q4_K: return fast_q4_k<NT>;
+    case DType::Q6_K: return fast_q6_k<NT>;
+    default: return nullptr;
+  }
 }
 TP_SIMD_END
 #endif
@@ -294,17 +334,27 @@ float scalar::dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, in
 }
 
 float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n) {
+  float out = 0.0f;
+  dot_rows_int8(type, row, xq, 0, 1, n, &out, 1);
+  return out;
+}
+
+void dot_rows_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_t n,
+                   float* out, int64_t out_stride) {
 #ifdef TP_HAVE_VNNI
-  switch (type) {
-    case DType::Q8_0: return fast_q8_0(row, xq, n);
-    case DType::Q4_0: return fast_q4_0(row, xq, n);
-    case DType::Q4_K: return fast_q4_k(row, xq, n);
-    case DType::Q6_K: return fast_q6_k(row, xq, n);
-    default: return 0.0f;
+  const MultiFn one = fast_kernel<1>(type), four = fast_kernel<4>(type);
+  if (one) {
+    int64_t t = 0;
+    float r[4];
+    for (; t + 4 <= n_tok; t += 4) {
+      four(row, xq + t * x_stride, x_stride, n, r);
+      for (int i = 0; i < 4; ++i) out[(t + i) * out_stride] = r[i];
+    }
+    for (; t < n_tok; ++t) one(row, xq + t * x_stride, x_stride, n, out + t * out_stride);
+    return;
   }
-#else
-  return scalar::dot_row_int8(type, row, xq, n);
 #endif
+  for (int64_t t = 0; t < n_tok; ++t) out[t * out_stride] = scalar::dot_row_int8(type, row, xq + t * x_stride, n);
 }
 
 }  // namespace tp::quant

@@ -29,6 +29,12 @@ void quantize_act(ActFormat f, const float* x, uint8_t* dst, int64_t n);
 // caller guarantees act_format(type) != Float and whole blocks (matmul checks once).
 float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n);
 
+// The same for n_tok activation rows (xq + t * x_stride) into out[t * out_stride]: each
+// weight block is decoded once for up to four rows. Equal, bit for bit, to n_tok calls of
+// dot_row_int8.
+void dot_rows_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_t n,
+                   float* out, int64_t out_stride);
+
 namespace scalar {
 // The same sums in plain C++, block by block: the reference for the SIMD versions.
 float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n);

@@ -36,7 +36,7 @@ thread_local MatmulScratch tl_scratch;
 thread_local std::vector<float> tl_row;  // one decoded weight row (float path, batches)
 
 // Weights with an integer kernel: activations rounded to 8 bits per block once (as
-// llama.cpp does), then one int8 dot per (row, position); a row is read once per batch.
+// llama.cpp does), then each weight row is decoded once per four positions (dot_rows_int8).
 void matmul_int8(ThreadPool& pool, const TensorView& w, quant::ActFormat af, const float* x, int64_t n, float* y,
                  const float* bias) {
   const int64_t k = w.row_len(), rows = w.n_rows(), xb = quant::act_row_bytes(af, k);
@@ -50,13 +50,15 @@ void matmul_int8(ThreadPool& pool, const TensorView& w, quant::ActFormat af, con
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* wr = w.row(r);
       const float b = bias ? bias[r] : 0.0f;
-      for (int64_t t = 0; t < n; ++t) y[t * rows + r] = quant::dot_row_int8(w.type, wr, xqd + t * xb, k) + b;
+      quant::dot_rows_int8(w.type, wr, xqd, xb, n, k, y + r, rows);
+      if (b != 0.0f)
+        for (int64_t t = 0; t < n; ++t) y[t * rows + r] += b;
     }
   });
 }
 
 // Float activations: one row dot for a single position; for a batch, each weight row is
-// decoded once and dotted with every position by the F32 kernel, which accumulates like
+// decoded once and dotted with four positions at a time by the F32 kernel, which accumulates like
 // the F16/BF16 kernels, so a prompt pass and a decode step give the same numbers.
 void matmul_float(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y, const float* bias) {
   const int64_t k = w.row_len(), rows = w.n_rows();
@@ -67,11 +69,11 @@ void matmul_float(ThreadPool& pool, const TensorView& w, const float* x, int64_t
     }
     auto& row = tl_row;
     if (row.size() < size_t(k)) row.resize(size_t(k));
-    const auto* rb = reinterpret_cast<const uint8_t*>(row.data());
     for (int64_t r = r0; r < r1; ++r) {
       quant::dequantize_row(w.type, w.row(r), row.data(), k);
-      const float b = bias ? bias[r] : 0.0f;
-      for (int64_t t = 0; t < n; ++t) y[t * rows + r] = quant::dot_row(DType::F32, rb, x + t * k, k) + b;
+      quant::dot_rows_f32(row.data(), x, k, n, k, y + r, rows);
+      if (bias)
+        for (int64_t t = 0; t < n; ++t) y[t * rows + r] += bias[r];
     }
   });
 }
