@@ -39,63 +39,75 @@ ThreadPool::~ThreadPool() {
   for (auto& t : threads_) t.join();
 }
 
-void ThreadPool::run(int64_t n, Job job, void* ctx) {
-  if (n <= 0) return;
-  if (n_threads_ == 1 || n == 1) {
-    job(ctx, 0, n);
-    return;
-  }
-  job_ = job;
-  ctx_ = ctx;
-  job_n_ = n;
-  error_ = nullptr;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  {
-    // Under the mutex so that a worker about to sleep sees the new generation.
-    std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
-  }
-  start_cv_.notify_all();
-  int64_t b, e;
-  chunk(n, n_threads_, 0, &b, &e);
-  std::exception_ptr mine;
-  try {
-    if (b < e) job(ctx, b, e);
-  } catch (...) {
-    mine = std::current_exception();
-  }
-  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-    if (spins < kSpinIterations) TP_PAUSE();
-    else std::this_thread::yield();
-  }
-  if (mine) std::rethrow_exception(mine);
-  if (error_) std::rethrow_exception(error_);
-}
+namespace {
+constexpr uint64_t kIdxBits = 20, kMaxChunks = (1u << kIdxBits) - 1;
+uint64_t gen_of(uint64_t v) { return v >> (2 * kIdxBits); }
+uint64_t chunks_of(uint64_t v) { return (v >> kIdxBits) & kMaxChunks; }
+uint64_t idx_of(uint64_t v) { return v & kMaxChunks; }
+}  // namespace
 
-void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
-  for (;;) {
-    int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed) &&
-           spins < kSpinIterations) {
-      TP_PAUSE();
-      ++spins;
-    }
-    if (generation_.load(std::memory_order_acquire) == seen) {
-      std::unique_lock<std::mutex> lock(mu_);
-      start_cv_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
-    }
-    if (stop_.load()) return;
-    seen = generation_.load(std::memory_order_acquire);
+// Claims chunks of job `generation` until none are left; false when there was none to take.
+bool ThreadPool::claim_and_run(uint64_t generation) {
+  bool ran = false;
+  uint64_t v = state_.load(std::memory_order_acquire);
+  while (gen_of(v) == generation && idx_of(v) < chunks_of(v)) {
+    if (!state_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
+    // The claim synchronises with run()'s publication, so job_ is this job's.
     int64_t b, e;
-    chunk(job_n_, n_threads_, index, &b, &e);
+    chunk(job_n_, static_cast<int>(chunks_of(v)), static_cast<int>(idx_of(v)), &b, &e);
     try {
       if (b < e) job_(ctx_, b, e);
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!error_) error_ = std::current_exception();
     }
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    ran = true;
+    v = state_.load(std::memory_order_acquire);
+  }
+  return ran;
+}
+
+void ThreadPool::run(int64_t n, Job job, void* ctx) {
+  if (n <= 0) return;
+  if (n_threads_ == 1 || n == 1) {
+    job(ctx, 0, n);
+    return;
+  }
+  const uint64_t chunks = static_cast<uint64_t>(std::min<int64_t>(n, 4 * int64_t(n_threads_)));
+  job_ = job;
+  ctx_ = ctx;
+  job_n_ = n;
+  error_ = nullptr;
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t generation = (gen_of(state_.load(std::memory_order_relaxed)) + 1) & ((1u << 24) - 1);
+  {
+    // Under the mutex so that a worker about to sleep sees the new job.
+    std::lock_guard<std::mutex> lock(mu_);
+    state_.store((generation << (2 * kIdxBits)) | (chunks << kIdxBits), std::memory_order_release);
+  }
+  start_cv_.notify_all();
+  claim_and_run(generation);
+  for (int spins = 0; done_.load(std::memory_order_acquire) != int64_t(chunks); ++spins) {
+    if (spins < kSpinIterations) TP_PAUSE();
+    else std::this_thread::yield();
+  }
+  if (error_) std::rethrow_exception(error_);
+}
+
+void ThreadPool::worker(int) {
+  uint64_t seen = 0;
+  for (;;) {
+    auto fresh = [&] { return gen_of(state_.load(std::memory_order_acquire)) != seen; };
+    for (int spins = 0; !fresh() && !stop_.load(std::memory_order_relaxed) && spins < kSpinIterations; ++spins)
+      TP_PAUSE();
+    if (!fresh()) {
+      std::unique_lock<std::mutex> lock(mu_);
+      start_cv_.wait(lock, [&] { return stop_.load() || fresh(); });
+    }
+    if (stop_.load()) return;
+    seen = gen_of(state_.load(std::memory_order_acquire));
+    claim_and_run(seen);
   }
 }
 
