@@ -11,6 +11,7 @@
 
 #include "core/dtype.h"
 #include "core/half.h"
+#include "quant/int8_dot.h"
 #include "quant/quant.h"
 #include "quant/scalar.h"
 
@@ -76,6 +77,31 @@ void bm_dot_row(benchmark::State& state, tp::DType t) {
   state.counters["rows/s"] = benchmark::Counter(double(kRows), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The integer path: activations quantised once (outside the loop, as matmul does), then
+// one int8 dot per row (decode) or one call per row for 4 positions (prompt tiles).
+template <int NTok>
+void bm_dot_int8(benchmark::State& state, tp::DType t) {
+  const auto m = make_matrix(t);
+  const int64_t rb = tp::row_bytes(t, kCols);
+  const auto f = tp::quant::act_format(t);
+  const int64_t xb = tp::quant::act_row_bytes(f, kCols);
+  std::vector<float> x(kCols * NTok), y(kRows * NTok);
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (auto& v : x) v = normal(rng);
+  std::vector<uint8_t> xq(xb * NTok);
+  for (int i = 0; i < NTok; ++i) tp::quant::quantize_act(f, x.data() + i * kCols, xq.data() + i * xb, kCols);
+  for (auto _ : state) {
+    for (int64_t r = 0; r < kRows; ++r)
+      tp::quant::dot_rows_int8(t, m.data() + r * rb, xq.data(), xb, NTok, kCols, y.data() + r, kRows);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * rb * kRows);
+  state.counters["MAC/s"] =
+      benchmark::Counter(double(kRows * kCols * NTok), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -88,6 +114,11 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("dot_row/" + name).c_str(), bm_dot_row<true>, t)->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("dot_row_scalar/" + name).c_str(), bm_dot_row<false>, t)
         ->Unit(benchmark::kMicrosecond);
+  }
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    const std::string name = tp::dtype_name(t);
+    benchmark::RegisterBenchmark(("dot_int8/" + name).c_str(), bm_dot_int8<1>, t)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("dot_int8_x4/" + name).c_str(), bm_dot_int8<4>, t)->Unit(benchmark::kMicrosecond);
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -2,7 +2,27 @@
 
 #include <algorithm>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define TP_PAUSE() _mm_pause()
+#else
+#define TP_PAUSE() std::this_thread::yield()
+#endif
+
 namespace tp {
+namespace {
+
+// About a millisecond of pause instructions: longer than the gap between two matrix
+// products of a decode step, short enough that an idle pool soon stops burning a core.
+constexpr int kSpinIterations = 20000;
+
+void chunk(int64_t n, int parts, int index, int64_t* begin, int64_t* end) {
+  const int64_t base = n / parts, extra = n % parts;
+  *begin = index * base + std::min<int64_t>(index, extra);
+  *end = *begin + base + (index < extra ? 1 : 0);
+}
+
+}  // namespace
 
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -13,74 +33,81 @@ ThreadPool::ThreadPool(int n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   start_cv_.notify_all();
   for (auto& t : threads_) t.join();
 }
 
-static void chunk(int64_t n, int parts, int index, int64_t* begin, int64_t* end) {
-  const int64_t base = n / parts, extra = n % parts;
-  *begin = index * base + std::min<int64_t>(index, extra);
-  *end = *begin + base + (index < extra ? 1 : 0);
+namespace {
+constexpr uint64_t kIdxBits = 20, kMaxChunks = (1u << kIdxBits) - 1;
+uint64_t gen_of(uint64_t v) { return v >> (2 * kIdxBits); }
+uint64_t chunks_of(uint64_t v) { return (v >> kIdxBits) & kMaxChunks; }
+uint64_t idx_of(uint64_t v) { return v & kMaxChunks; }
+}  // namespace
+
+// Claims chunks of job `generation` until none are left; false when there was none to take.
+bool ThreadPool::claim_and_run(uint64_t generation) {
+  bool ran = false;
+  uint64_t v = state_.load(std::memory_order_acquire);
+  while (gen_of(v) == generation && idx_of(v) < chunks_of(v)) {
+    if (!state_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
+    // The claim synchronises with run()'s publication, so job_ is this job's.
+    int64_t b, e;
+    chunk(job_n_, static_cast<int>(chunks_of(v)), static_cast<int>(idx_of(v)), &b, &e);
+    try {
+      if (b < e) job_(ctx_, b, e);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) error_ = std::current_exception();
+    }
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    ran = true;
+    v = state_.load(std::memory_order_acquire);
+  }
+  return ran;
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::run(int64_t n, Job job, void* ctx) {
   if (n <= 0) return;
   if (n_threads_ == 1 || n == 1) {
-    fn(0, n);
+    job(ctx, 0, n);
     return;
   }
+  const uint64_t chunks = static_cast<uint64_t>(std::min<int64_t>(n, 4 * int64_t(n_threads_)));
+  job_ = job;
+  ctx_ = ctx;
+  job_n_ = n;
+  error_ = nullptr;
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t generation = (gen_of(state_.load(std::memory_order_relaxed)) + 1) & ((1u << 24) - 1);
   {
+    // Under the mutex so that a worker about to sleep sees the new job.
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    pending_ = n_threads_ - 1;
-    error_ = nullptr;
-    ++generation_;
+    state_.store((generation << (2 * kIdxBits)) | (chunks << kIdxBits), std::memory_order_release);
   }
   start_cv_.notify_all();
-  int64_t b, e;
-  chunk(n, n_threads_, 0, &b, &e);
-  std::exception_ptr mine;
-  try {
-    if (b < e) fn(b, e);
-  } catch (...) {
-    mine = std::current_exception();
+  claim_and_run(generation);
+  for (int spins = 0; done_.load(std::memory_order_acquire) != int64_t(chunks); ++spins) {
+    if (spins < kSpinIterations) TP_PAUSE();
+    else std::this_thread::yield();
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [this] { return pending_ == 0; });
-  job_ = nullptr;
-  if (mine) std::rethrow_exception(mine);
   if (error_) std::rethrow_exception(error_);
 }
 
-void ThreadPool::worker(int index) {
+void ThreadPool::worker(int) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t)>* job;
-    int64_t n;
-    {
+    auto fresh = [&] { return gen_of(state_.load(std::memory_order_acquire)) != seen; };
+    for (int spins = 0; !fresh() && !stop_.load(std::memory_order_relaxed) && spins < kSpinIterations; ++spins)
+      TP_PAUSE();
+    if (!fresh()) {
       std::unique_lock<std::mutex> lock(mu_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
+      start_cv_.wait(lock, [&] { return stop_.load() || fresh(); });
     }
-    int64_t b, e;
-    chunk(n, n_threads_, index, &b, &e);
-    std::exception_ptr err;
-    try {
-      if (b < e) (*job)(b, e);
-    } catch (...) {
-      err = std::current_exception();
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (err && !error_) error_ = err;
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
+    if (stop_.load()) return;
+    seen = gen_of(state_.load(std::memory_order_acquire));
+    claim_and_run(seen);
   }
 }
 

@@ -111,7 +111,7 @@ void CaptureObserver::deliver(Hook h, int layer, const HookValue& v, float*) {
   const int es = store_type_size(dtype);
 
   std::vector<int64_t> shape;
-  std::vector<uint8_t> bytes;
+  std::vector<uint8_t>& bytes = bytes_;
   if (attn) {  // [heads, q, k] -> [kept heads, kept q rows, k]
     const int64_t nk = v.shape[2];
     shape = {int64_t(heads.size()), int64_t(pos.size()), nk};

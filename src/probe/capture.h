@@ -50,6 +50,7 @@ class CaptureObserver : public Observer {
   uint64_t tensors_ = 0;
   // Selections resolved once per (hook, layer): index hook * (n_layers + 1) + layer + 1.
   std::vector<std::optional<HookSelection>> table_;
+  std::vector<uint8_t> bytes_;  // the tensor being encoded, reused so capture does not allocate per tensor
 };
 
 struct CaptureEstimate {

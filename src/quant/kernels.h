@@ -155,6 +155,10 @@ TP_DECLARE_TYPE(q5_k);
 TP_DECLARE_TYPE(q6_k);
 #undef TP_DECLARE_TYPE
 
+// n_tok dot products of one float row w with x + t * xs, into out[t * os]; each equals
+// dot_fast_f32 of that row bit for bit (prompt batches then match decode steps).
+void dot_rows_f32(const float* w, const float* x, int64_t xs, int64_t n_tok, int64_t n, float* out, int64_t os);
+
 void quantize_f32(const float*, uint8_t*, int64_t);
 void quantize_f16(const float*, uint8_t*, int64_t);
 void quantize_bf16(const float*, uint8_t*, int64_t);

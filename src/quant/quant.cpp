@@ -64,6 +64,11 @@ const detail::TypeKernels& checked(DType type, int64_t n, const char* op) {
 
 }  // namespace
 
+void dot_rows_f32(const float* w, const float* x, int64_t x_stride, int64_t n_tok, int64_t n, float* out,
+                  int64_t out_stride) {
+  detail::dot_rows_f32(w, x, x_stride, n_tok, n, out, out_stride);
+}
+
 void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n) {
   checked(type, n, "dequantize_row").dequantize(src, dst, n);
 }

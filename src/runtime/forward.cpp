@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "quant/quant.h"
 #include "runtime/ops.h"
 
 namespace tp {
@@ -153,16 +154,15 @@ void per_head_result(Forward& f, int layer, const TensorView& wo) {
   const int64_t dm = c.d_model, dh = c.d_head, qd = c.q_dim();
   st.result.resize(size_t(f.n * c.n_heads * dm));
   f.pool.parallel_for(dm, [&](int64_t r0, int64_t r1) {
-    std::vector<float> row(qd);
+    thread_local std::vector<float> row;  // one decoded row of W_O, reused across calls
+    if (row.size() < size_t(qd)) row.resize(size_t(qd));
     for (int64_t r = r0; r < r1; ++r) {
       ops::embedding_row(wo, r, row.data());
-      for (int64_t t = 0; t < f.n; ++t)
-        for (int64_t h = 0; h < c.n_heads; ++h) {
-          const float* z = st.z.data() + (t * c.n_heads + h) * dh;
-          float s = 0;
-          for (int64_t d = 0; d < dh; ++d) s += row[h * dh + d] * z[d];
-          st.result[(t * c.n_heads + h) * dm + r] = s;
-        }
+      // Head h's slice of the row against z[t, h] for every position: the SIMD F32 dot,
+      // over positions at the stride of one position's z.
+      for (int64_t h = 0; h < c.n_heads; ++h)
+        quant::dot_rows_f32(row.data() + h * dh, st.z.data() + h * dh, qd, f.n, dh, st.result.data() + h * dm + r,
+                            c.n_heads * dm);
     }
   });
   f.offer(Hook::Result, layer, st.result.data(), {f.n, c.n_heads, dm});

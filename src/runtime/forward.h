@@ -27,7 +27,7 @@ struct Forward {
   int64_t n_k() const { return pos0 + n; }  // keys visible to the last query
   bool wants(Hook h, int layer) const { return observer && observer->wants(h, layer); }
   // Offers a buffer to the observer (if it wants it); the observer may modify it in place.
-  // The shape is an initializer list so that an unobserved hook costs no allocation.
+  // The shape is built only when the hook is wanted, so an unobserved pass allocates nothing.
   void offer(Hook h, int layer, float* data, std::initializer_list<int64_t> shape) const;
 };
 

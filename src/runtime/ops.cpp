@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "quant/int8_dot.h"
 #include "quant/quant.h"
 
 namespace tp::ops {
@@ -22,33 +23,77 @@ void embedding_row(const TensorView& table, int64_t id, float* dst) {
   quant::dequantize_row(table.type, table.row(id), dst, table.row_len());
 }
 
-void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y, const TensorView& bias) {
+namespace {
+
+// Per-thread buffers reused across calls: they grow to the largest matrix once, so the
+// decode loop allocates nothing (thread_local because a Session's pool is the only caller
+// on its threads, and several sessions may run side by side).
+struct MatmulScratch {
+  std::vector<uint8_t> xq;   // the batch's activations, quantised for the integer kernels
+  std::vector<float> bias;   // the bias decoded to float
+};
+thread_local MatmulScratch tl_scratch;
+thread_local std::vector<float> tl_row;  // one decoded weight row (float path, batches)
+
+// Weights with an integer kernel: activations rounded to 8 bits per block once (as
+// llama.cpp does), then each weight row is decoded once per four positions (dot_rows_int8).
+void matmul_int8(ThreadPool& pool, const TensorView& w, quant::ActFormat af, const float* x, int64_t n, float* y,
+                 const float* bias) {
+  const int64_t k = w.row_len(), rows = w.n_rows(), xb = quant::act_row_bytes(af, k);
+  auto& xq = tl_scratch.xq;
+  if (xq.size() < size_t(n * xb)) xq.resize(size_t(n * xb));
+  uint8_t* xqd = xq.data();
+  pool.parallel_for(n, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) quant::quantize_act(af, x + t * k, xqd + t * xb, k);
+  });
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* wr = w.row(r);
+      const float b = bias ? bias[r] : 0.0f;
+      quant::dot_rows_int8(w.type, wr, xqd, xb, n, k, y + r, rows);
+      if (b != 0.0f)
+        for (int64_t t = 0; t < n; ++t) y[t * rows + r] += b;
+    }
+  });
+}
+
+// Float activations: one row dot for a single position; for a batch, each weight row is
+// decoded once and dotted with four positions at a time by the F32 kernel, which accumulates like
+// the F16/BF16 kernels, so a prompt pass and a decode step give the same numbers.
+void matmul_float(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y, const float* bias) {
   const int64_t k = w.row_len(), rows = w.n_rows();
-  std::vector<float> b;
-  if (bias.present()) {
-    b.resize(rows);
-    read_vector(bias, b.data(), rows);
-  }
   pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
     if (n == 1) {
-      for (int64_t r = r0; r < r1; ++r) y[r] = quant::dot_row(w.type, w.row(r), x, k);
-    } else {
-      // A prompt batch: decode each weight row once, then reuse it for every position.
-      std::vector<float> row(k);
-      for (int64_t r = r0; r < r1; ++r) {
-        quant::dequantize_row(w.type, w.row(r), row.data(), k);
-        for (int64_t t = 0; t < n; ++t) {
-          const float* xt = x + t * k;
-          float s = 0;
-          for (int64_t i = 0; i < k; ++i) s += row[i] * xt[i];
-          y[t * rows + r] = s;
-        }
-      }
+      for (int64_t r = r0; r < r1; ++r) y[r] = quant::dot_row(w.type, w.row(r), x, k) + (bias ? bias[r] : 0.0f);
+      return;
     }
-    if (!b.empty())
-      for (int64_t t = 0; t < n; ++t)
-        for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += b[r];
+    auto& row = tl_row;
+    if (row.size() < size_t(k)) row.resize(size_t(k));
+    for (int64_t r = r0; r < r1; ++r) {
+      quant::dequantize_row(w.type, w.row(r), row.data(), k);
+      quant::dot_rows_f32(row.data(), x, k, n, k, y + r, rows);
+      if (bias)
+        for (int64_t t = 0; t < n; ++t) y[t * rows + r] += bias[r];
+    }
   });
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y, const TensorView& bias) {
+  const int64_t k = w.row_len(), rows = w.n_rows();
+  const float* b = nullptr;
+  if (bias.present()) {
+    auto& buf = tl_scratch.bias;
+    if (buf.size() < size_t(rows)) buf.resize(size_t(rows));
+    read_vector(bias, buf.data(), rows);
+    b = buf.data();
+  }
+  const quant::ActFormat af = quant::act_format(w.type);
+  if (af != quant::ActFormat::Float && k % quant::act_block_elems(af) == 0)
+    matmul_int8(pool, w, af, x, n, y, b);
+  else
+    matmul_float(pool, w, x, n, y, b);
 }
 
 float rms_normalize(const float* x, float* normalized, int64_t d, float eps) {

@@ -63,6 +63,7 @@ TraceWriter::TraceWriter(const std::string& dir, nlohmann::json manifest, TraceW
   steps_.open(fs::path(dir_) / "steps.jsonl", std::ios::trunc);
   if (!steps_) throw Error(ErrorKind::Io, dir_ + "/steps.jsonl", "cannot create the file");
   current_.index = next_shard_++;
+  reserve_shard();
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -79,6 +80,10 @@ TraceWriter::~TraceWriter() {
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
 }
+
+// Address space for a whole shard up front, so appending never copies the shard; pages
+// are only touched (resident) as tensors arrive. Capped so tiny runs stay small.
+void TraceWriter::reserve_shard() { current_.data.reserve(size_t(std::min<uint64_t>(opts_.shard_bytes, 1ull << 30))); }
 
 void TraceWriter::write_manifest() { write_json_atomically(fs::path(dir_) / "manifest.json", manifest_); }
 
@@ -118,6 +123,7 @@ void TraceWriter::seal_shard() {
   cv_.notify_all();
   current_ = Shard{};
   current_.index = next_shard_++;
+  reserve_shard();
 }
 
 void TraceWriter::writer_loop() {

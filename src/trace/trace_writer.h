@@ -64,7 +64,8 @@ class TraceWriter : public CaptureSink {
   };
 
   void write_manifest();
-  void seal_shard();  // hands the current shard to the writer thread
+  void seal_shard();
+  void reserve_shard();  // hands the current shard to the writer thread
   void writer_loop();
   void rethrow_writer_error();
 

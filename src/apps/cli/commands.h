@@ -12,5 +12,6 @@ void register_trace(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_report(CLI::App& app);
+void register_bench(CLI::App& app);
 
 }  // namespace tp::cli

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   tp::cli::register_tokenize(app);
   tp::cli::register_serve(app);
   tp::cli::register_report(app);
+  tp::cli::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

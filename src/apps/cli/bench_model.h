@@ -1,0 +1,15 @@
+// Benchmark models for `tokenprobe bench`: TinyLlama-1.1B's exact shape (the one
+// ../shared/perf/BASELINE.md measured llama.cpp on) with seeded random weights, written with
+// the project's own GGUF writer and cached, since each file is 0.6 to 2 GiB.
+#pragma once
+#include <functional>
+#include <string>
+
+namespace tp::cli {
+
+// "f16", "q8_0", "q4_0" or "q4_k" (Q4_K_M's mix, see bench_model.cpp); Error(Usage) otherwise.
+// Returns the cached file's path ($TMPDIR/tokenprobe-bench/tinyllama-shape-NAME.gguf),
+// writing it first when absent; `progress(done_mib, total_mib)` reports the writing.
+std::string bench_model_path(const std::string& name, const std::function<void(int, int)>& progress);
+
+}  // namespace tp::cli

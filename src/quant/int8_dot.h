@@ -1,0 +1,43 @@
+// Integer dot products over activations rounded to 8 bits per block, as llama.cpp computes
+// quantised matrix products (its vec_dot_type): the activation row is quantised once per
+// matmul, then each weight row is dotted with it in int8 (AVX-512 VNNI where compiled in).
+// Exact integer sums per block; only the final per-block float scaling is rounded, so the
+// fast and scalar versions agree to float rounding. See docs/numerics.md for why this is the
+// default for Q8_0, Q4_0, Q4_K and Q6_K weights.
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace tp::quant {
+
+// Activation layouts (tokenprobe's own, not written to files):
+//   Q8_0 (32 per block): float d | int32 sum(q) | int8 q[32]          (40 bytes)
+//     d = fp16(max|x| / 127), q = round(x / (max|x| / 127)) as llama.cpp's quantize_row_q8_0
+//   Q8_K (256 per block): float d | int16 bsums[16] | int8 q[256]     (292 bytes)
+//     d = max / -127 (signed max), q = min(127, round(x / d)) as llama.cpp's q8_K
+enum class ActFormat { Float, Q8_0, Q8_K };
+
+// The activation format `weight` is dotted with: Float when it has no integer kernel.
+ActFormat act_format(DType weight);
+int64_t act_block_elems(ActFormat f);
+// Bytes of n quantised activations (n a multiple of the block size).
+int64_t act_row_bytes(ActFormat f, int64_t n);
+void quantize_act(ActFormat f, const float* x, uint8_t* dst, int64_t n);
+
+// Dot of one weight row with a quantised activation row of n elements (fast path). The
+// caller guarantees act_format(type) != Float and whole blocks (matmul checks once).
+float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n);
+
+// The same for n_tok activation rows (xq + t * x_stride) into out[t * out_stride]: each
+// weight block is decoded once for up to four rows. Equal, bit for bit, to n_tok calls of
+// dot_row_int8.
+void dot_rows_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_t n,
+                   float* out, int64_t out_stride);
+
+namespace scalar {
+// The same sums in plain C++, block by block: the reference for the SIMD versions.
+float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n);
+}  // namespace scalar
+
+}  // namespace tp::quant

@@ -1,0 +1,134 @@
+// The integer (8-bit activation) kernels: SIMD against the scalar reference on odd row
+// lengths for every type that has one, and both against dequantise-then-dot in double
+// precision with the activations rounded the same way (the rounding is the only difference).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/half.h"
+#include "quant/int8_dot.h"
+#include "quant/quant.h"
+
+namespace tp {
+namespace {
+
+// Random blocks with sane fp16 scale fields (as the benchmark models make them).
+std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
+  const int64_t rb = row_bytes(t, n), be = dtype_info(t).block_elems, bb = dtype_info(t).block_bytes;
+  std::vector<uint8_t> row(static_cast<size_t>(rb));
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : row) b = uint8_t(byte(rng));
+  auto put = [](uint8_t* p, float v) {
+    const uint16_t h = float_to_fp16(v);
+    std::memcpy(p, &h, 2);
+  };
+  for (int64_t b = 0; b < n / be; ++b) {
+    uint8_t* blk = row.data() + b * bb;
+    switch (t) {
+      case DType::Q8_0: case DType::Q4_0: put(blk, 0.01f); break;
+      case DType::Q4_K: put(blk, 0.001f); put(blk + 2, 0.002f); break;
+      case DType::Q6_K: put(blk + 208, 0.0005f); break;
+      default: break;
+    }
+  }
+  return row;
+}
+
+// Decodes the quantised activations back to floats (d * q), from the documented layouts.
+std::vector<float> decode_act(quant::ActFormat f, const uint8_t* xq, int64_t n) {
+  std::vector<float> out(static_cast<size_t>(n));
+  const int64_t be = quant::act_block_elems(f), bb = quant::act_row_bytes(f, be);
+  const int64_t qoff = f == quant::ActFormat::Q8_0 ? 8 : 36;
+  for (int64_t b = 0; b < n / be; ++b) {
+    float d;
+    std::memcpy(&d, xq + b * bb, 4);
+    for (int64_t i = 0; i < be; ++i) out[size_t(b * be + i)] = d * float(int8_t(xq[b * bb + qoff + i]));
+  }
+  return out;
+}
+
+class Int8Dot : public testing::TestWithParam<DType> {};
+
+TEST_P(Int8Dot, FastMatchesScalarAndDequantisedProduct) {
+  const DType t = GetParam();
+  const quant::ActFormat f = quant::act_format(t);
+  ASSERT_NE(f, quant::ActFormat::Float);
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t be = quant::act_block_elems(f);
+  for (int64_t blocks : {1, 3, 7, 13}) {  // odd lengths: no path may assume pairs of blocks
+    const int64_t n = blocks * be;
+    const auto w = random_row(t, n, rng);
+    std::vector<float> x(static_cast<size_t>(n));
+    for (auto& v : x) v = normal(rng);
+    x[3] = 0.0f;
+    std::vector<uint8_t> xq(static_cast<size_t>(quant::act_row_bytes(f, n)));
+    quant::quantize_act(f, x.data(), xq.data(), n);
+    const auto xd = decode_act(f, xq.data(), n);
+    std::vector<float> wd(static_cast<size_t>(n));
+    quant::dequantize_row(t, w.data(), wd.data(), n);
+    double want = 0, mag = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      want += double(wd[size_t(i)]) * xd[size_t(i)];
+      mag += std::fabs(double(wd[size_t(i)]) * xd[size_t(i)]);
+    }
+    const float fast = quant::dot_row_int8(t, w.data(), xq.data(), n);
+    const float ref = quant::scalar::dot_row_int8(t, w.data(), xq.data(), n);
+    EXPECT_NEAR(fast, ref, 1e-5 * mag + 1e-6) << dtype_name(t) << " n=" << n;
+    EXPECT_NEAR(ref, want, 1e-5 * mag + 1e-6) << dtype_name(t) << " n=" << n;
+    // The rounded activations stay within half a step of the originals (plus the fp16
+    // rounding of the Q8_0 scale: 127 steps of at most 2^-11 relative each).
+    for (int64_t i = 0; i < n; ++i) {
+      float amax = 0;
+      for (int64_t j = i / be * be; j < (i / be + 1) * be; ++j) amax = std::fmax(amax, std::fabs(x[size_t(j)]));
+      ASSERT_LE(std::fabs(xd[size_t(i)] - x[size_t(i)]), amax / 127.0f * 0.57f + 1e-6f) << "element " << i;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Quant, Int8Dot, testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K),
+                         [](const testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
+
+TEST_P(Int8Dot, SeveralRowsAtOnceEqualOneAtATime) {
+  const DType t = GetParam();
+  const quant::ActFormat f = quant::act_format(t);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  const int64_t n = 3 * quant::act_block_elems(f), xb = quant::act_row_bytes(f, n), n_tok = 7;
+  const auto w = random_row(t, n, rng);
+  std::vector<float> x(static_cast<size_t>(n * n_tok));
+  for (auto& v : x) v = normal(rng);
+  std::vector<uint8_t> xq(static_cast<size_t>(xb * n_tok));
+  for (int64_t i = 0; i < n_tok; ++i) quant::quantize_act(f, x.data() + i * n, xq.data() + i * xb, n);
+  std::vector<float> out(static_cast<size_t>(2 * n_tok), -1.0f);
+  quant::dot_rows_int8(t, w.data(), xq.data(), xb, n_tok, n, out.data(), 2);
+  for (int64_t i = 0; i < n_tok; ++i) {
+    EXPECT_EQ(out[size_t(2 * i)], quant::dot_row_int8(t, w.data(), xq.data() + i * xb, n)) << "row " << i;
+    EXPECT_EQ(out[size_t(2 * i + 1)], -1.0f);  // the stride is respected
+  }
+}
+
+TEST(Int8Dot, TypesWithoutIntegerKernelKeepFloatActivations) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
+                  DType::Q3_K, DType::Q5_K})
+    EXPECT_EQ(quant::act_format(t), quant::ActFormat::Float) << dtype_name(t);
+}
+
+TEST(Int8Dot, ZeroActivationsGiveZero) {
+  std::mt19937 rng(1);
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    const auto f = quant::act_format(t);
+    const auto w = random_row(t, 256, rng);
+    std::vector<float> x(256, 0.0f);
+    std::vector<uint8_t> xq(static_cast<size_t>(quant::act_row_bytes(f, 256)));
+    quant::quantize_act(f, x.data(), xq.data(), 256);
+    EXPECT_EQ(quant::dot_row_int8(t, w.data(), xq.data(), 256), 0.0f) << dtype_name(t);
+  }
+}
+
+}  // namespace
+}  // namespace tp
