@@ -12,6 +12,7 @@
 #include "analysis/explain.h"
 #include "analysis/explain_capture.h"
 #include "analysis/logit_lens.h"
+#include "quant/int8_dot.h"
 #include "runtime/session.h"
 #include "trace/trace_reader.h"
 #include "trace/trace_run.h"
@@ -82,6 +83,14 @@ TEST(Analysis, DlaPartsSumToLogitAndDifferenceOnEveryModel) {
     EXPECT_NEAR(sum, dla.total_logit, 1e-4) << path;
     EXPECT_NEAR(diff, dla.total_diff, 1e-4) << path;
     EXPECT_EQ(dla.parts.front().name, "embed");
+    // Only int8-multiplied unembeddings have a rounding part, and it stays small: the
+    // 8-bit rounding of the final residual moves a logit by a few hundredths.
+    const bool int8_unembed = quant::act_format(m->impl->unembed().type) != quant::ActFormat::Float;
+    EXPECT_EQ(dla.parts.back().kind == "rounding", int8_unembed) << path;
+    if (int8_unembed) {
+      std::printf("    int8 rounding part: logit %+.4f diff %+.4f\n", dla.parts.back().logit, dla.parts.back().diff);
+      EXPECT_LT(std::fabs(dla.parts.back().logit), 0.5) << path;
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 #include "analysis/dla.h"
 
 #include "core/error.h"
+#include "quant/int8_dot.h"
 #include "runtime/ops.h"
 
 namespace tp::analysis {
@@ -117,6 +118,15 @@ Dla direct_logit_attribution(const Model& m, const PositionActivations& a, int32
       b += double(ub[size_t(i)]) * nb[size_t(i)];
     }
     out.parts.push_back({"ln_final bias", "bias", -1, -1, t, t - b});
+  }
+  // Unembeddings multiplied in int8 (Q8_0/Q4_0/Q4_K/Q6_K, as llama.cpp does) round their
+  // input to 8 bits; that rounding is not linear in the parts above, so it gets its own
+  // part: the model's logit minus the float readout of the whole residual stream.
+  if (quant::act_format(m.impl->unembed().type) != quant::ActFormat::Float) {
+    double t = rt.of(resid, d), b = rb.of(resid, d);
+    for (const auto& p : out.parts)
+      if (p.name == "ln_final bias") t += p.logit, b += p.logit - p.diff;
+    out.parts.push_back({"int8 rounding", "rounding", -1, -1, out.total_logit - t, out.total_diff - (t - b)});
   }
   return out;
 }

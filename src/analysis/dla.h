@@ -14,7 +14,7 @@ namespace tp::analysis {
 
 struct DlaPart {
   std::string name;  // "embed", "pos_embed", "L3H2", "L3 mlp", "biases", "ln_final bias"
-  std::string kind;  // "embed", "pos_embed", "head", "mlp", "bias"
+  std::string kind;  // "embed", "pos_embed", "head", "mlp", "bias", "rounding"
   int layer = -1, head = -1;
   double logit = 0;  // contribution to the target's logit
   double diff = 0;   // contribution to logit(target) − logit(baseline)

@@ -323,6 +323,24 @@ void quantize_act(ActFormat f, const float* x, uint8_t* dst, int64_t n) {
   else std::memcpy(dst, x, size_t(n) * 4);
 }
 
+void dequantize_act(ActFormat f, const uint8_t* src, float* dst, int64_t n) {
+  if (f == ActFormat::Q8_0) {
+    for (int64_t b = 0; b < n / 32; ++b) {
+      const uint8_t* blk = src + b * kQ80Bytes;
+      const float d = load_f32(blk);
+      for (int i = 0; i < 32; ++i) dst[b * 32 + i] = d * float(static_cast<int8_t>(blk[8 + i]));
+    }
+  } else if (f == ActFormat::Q8_K) {
+    for (int64_t b = 0; b < n / 256; ++b) {
+      const uint8_t* blk = src + b * kQ8KBytes;
+      const float d = load_f32(blk);
+      for (int i = 0; i < 256; ++i) dst[b * 256 + i] = d * float(static_cast<int8_t>(blk[36 + i]));
+    }
+  } else {
+    std::memcpy(dst, src, size_t(n) * 4);
+  }
+}
+
 float scalar::dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n) {
   switch (type) {
     case DType::Q8_0: return scalar_q8_0(row, xq, n);

@@ -24,6 +24,9 @@ int64_t act_block_elems(ActFormat f);
 // Bytes of n quantised activations (n a multiple of the block size).
 int64_t act_row_bytes(ActFormat f, int64_t n);
 void quantize_act(ActFormat f, const float* x, uint8_t* dst, int64_t n);
+// The values a quantised activation row stands for (block scale × int8), so that a float
+// computation can see exactly what the integer products saw.
+void dequantize_act(ActFormat f, const uint8_t* src, float* dst, int64_t n);
 
 // Dot of one weight row with a quantised activation row of n elements (fast path). The
 // caller guarantees act_format(type) != Float and whole blocks (matmul checks once).

@@ -96,6 +96,17 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
     matmul_float(pool, w, x, n, y, b);
 }
 
+void round_as_matmul_input(const TensorView& w, float* x, int64_t n) {
+  const int64_t k = w.row_len();
+  const quant::ActFormat af = quant::act_format(w.type);
+  if (af == quant::ActFormat::Float || k % quant::act_block_elems(af) != 0) return;
+  std::vector<uint8_t> q(size_t(quant::act_row_bytes(af, k)));
+  for (int64_t t = 0; t < n; ++t) {
+    quant::quantize_act(af, x + t * k, q.data(), k);
+    quant::dequantize_act(af, q.data(), x + t * k, k);
+  }
+}
+
 float rms_normalize(const float* x, float* normalized, int64_t d, float eps) {
   double ss = 0;
   for (int64_t i = 0; i < d; ++i) ss += double(x[i]) * x[i];

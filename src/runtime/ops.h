@@ -13,6 +13,12 @@ namespace tp::ops {
 void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y,
             const TensorView& bias = {});
 
+// Rewrites x [n, k] in place as matmul(w, x) sees it: for weight types multiplied in int8
+// (Q8_0, Q4_0, Q4_K, Q6_K) each row is rounded to the 8-bit activation blocks, otherwise it
+// is left alone. Lets a decomposition of the product (per-head W_O slices) sum exactly to
+// the product itself.
+void round_as_matmul_input(const TensorView& w, float* x, int64_t n);
+
 // Reads a vector (bias, norm weight) of any float type into dst[n].
 void read_vector(const TensorView& v, float* dst, int64_t n);
 // Copies row `id` of an embedding table (any type) into dst.
