@@ -52,6 +52,7 @@ void run_trace(const TraceOptions& o) {
   r.writer.max_trace_bytes = o.max_trace_bytes;
   const auto est = estimate_capture(r.spec, m->config, int64_t(prompt.size()), o.n, r.max_batch, r.writer.shard_bytes);
   print_estimate(est, o, int64_t(prompt.size()));
+  std::fflush(stdout);  // the estimate before the text that streams to stderr
   if (o.dry_run) return;
 
   const nlohmann::json manifest = trace_manifest(*m, prompt, spans, text, o.sampler);
