@@ -125,6 +125,29 @@ TEST_F(ServerTest, RunListOpenSliceLens) {
   EXPECT_NEAR(lens["next_prob"][5][c].get<double>(), step0["logprobs"]["x_tokenprobe"]["chosen"]["p_raw"].get<double>(), 1e-3);
 }
 
+// The viewer's runs carry each token's "why" record unless asked not to; the DLA parts sum
+// to the model's own logit for the chosen token.
+TEST_F(ServerTest, RunExplainsEachTokenUnlessAsked) {
+  const json t = get("/api/traces/" + trace_id(), 200);
+  ASSERT_EQ(t["steps"].size(), 6u);
+  for (size_t k = 0; k < 6; ++k) {
+    const json& step = t["steps"][k];
+    ASSERT_TRUE(step.contains("explain")) << "step " << k;
+    const json& ex = step["explain"];
+    EXPECT_EQ(ex["step"], int(k));
+    EXPECT_EQ(ex["chosen"]["id"], step["id"]);
+    double sum = 0;
+    for (const auto& p : ex["dla"]["parts"]) sum += p["logit"].get<double>();
+    EXPECT_NEAR(sum, ex["dla"]["total_logit"].get<double>(), 1e-3) << "step " << k;
+    EXPECT_NEAR(ex["dla"]["total_logit"].get<double>(),
+                step["logprobs"]["x_tokenprobe"]["chosen"]["raw_logit"].get<double>(), 1e-3) << "step " << k;
+    EXPECT_FALSE(ex["attention_sources"]["heads"].empty());
+  }
+  const std::string bare = post("/api/run", R"({"prompt": "Once upon a time", "n": 2, "explain": false})", 200)["trace"];
+  for (const auto& step : get("/api/traces/" + bare, 200)["steps"]) EXPECT_FALSE(step.contains("explain"));
+  expect_error(post("/api/run", R"({"prompt": "x", "explain": "yes"})", 400), "'explain'");
+}
+
 TEST_F(ServerTest, TraceErrorsAreClear) {
   expect_error(get("/api/traces/no-such-trace", 404), "no such trace");
   expect_error(get("/api/traces/..%2F..%2Fetc", 400), "not a trace id");
@@ -173,7 +196,7 @@ TEST_F(ServerTest, OpenAIChatShapeWithTraceExtension) {
                       R"({"model": "gpt-4o", "messages": [{"role": "system", "content": "Be brief."},
                           {"role": "user", "content": [{"type": "text", "text": "Tell a story"}]}],
                           "max_completion_tokens": 4, "logprobs": true, "top_logprobs": 3, "seed": 7,
-                          "x_tokenprobe": {"trace": true, "capture": "minimal"}})", 200);
+                          "x_tokenprobe": {"trace": true, "capture": "minimal", "explain": true}})", 200);
   EXPECT_EQ(r["object"], "chat.completion");
   const auto& c = r["choices"][0];
   EXPECT_EQ(c["message"]["role"], "assistant");
@@ -185,7 +208,9 @@ TEST_F(ServerTest, OpenAIChatShapeWithTraceExtension) {
   EXPECT_TRUE(lp["bytes"].is_array());
   EXPECT_TRUE(lp["x_tokenprobe"].contains("stages"));
   const std::string id = r["x_tokenprobe"]["trace"];
-  EXPECT_EQ(get("/api/traces/" + id, 200)["steps"].size(), 4u);
+  const json steps = get("/api/traces/" + id, 200)["steps"];
+  ASSERT_EQ(steps.size(), 4u);
+  for (const auto& step : steps) EXPECT_TRUE(step.contains("explain"));  // explain works with any capture
 }
 
 TEST_F(ServerTest, StreamingChatAndLlamaCompletion) {
@@ -196,20 +221,29 @@ TEST_F(ServerTest, StreamingChatAndLlamaCompletion) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_NE(res->get_header_value("Content-Type").find("text/event-stream"), std::string::npos);
-  int chunks = 0;
+  int chunks = 0, finals = 0, usages = 0;
   std::string text;
   for (size_t at = res->body.find("data: "); at != std::string::npos; at = res->body.find("data: ", at + 6)) {
     const std::string line = res->body.substr(at + 6, res->body.find("\n\n", at) - at - 6);
     if (line == "[DONE]") break;
     const json j = json::parse(line);
     EXPECT_EQ(j["object"], "chat.completion.chunk");
-    if (j["choices"][0]["delta"].contains("content")) text += j["choices"][0]["delta"]["content"].get<std::string>();
-    if (!j["choices"][0]["finish_reason"].is_null()) {
+    ASSERT_TRUE(j.contains("usage"));  // OpenAI: null on every chunk but the last
+    if (j["choices"].empty()) {  // the usage chunk comes last, after the finish_reason chunk
+      EXPECT_EQ(finals, 1);
       EXPECT_EQ(j["usage"]["completion_tokens"], 3);
+      ++usages;
+    } else {
+      EXPECT_EQ(usages, 0);
+      EXPECT_TRUE(j["usage"].is_null());
+      if (j["choices"][0]["delta"].contains("content")) text += j["choices"][0]["delta"]["content"].get<std::string>();
+      if (!j["choices"][0]["finish_reason"].is_null()) ++finals;
     }
     ++chunks;
   }
-  EXPECT_GE(chunks, 2);
+  EXPECT_EQ(finals, 1);
+  EXPECT_EQ(usages, 1);
+  EXPECT_GE(chunks, 3);
   EXPECT_NE(res->body.find("data: [DONE]"), std::string::npos);
   const json l = post("/completion", R"({"prompt": "Once upon a time", "n_predict": 3, "n_probs": 2, "temperature": 0})", 200);
   EXPECT_EQ(l["tokens_predicted"], 3);

@@ -150,4 +150,9 @@ json explain_json(const ExplainCapture& cap, const std::vector<int32_t>& tokens,
   return out;
 }
 
+void add_explanation(json& step, const ExplainCapture& cap, const std::vector<int32_t>& history, int k) {
+  const auto named = record_token_ids(step["logprobs"]["x_tokenprobe"]);
+  step["explain"] = explain_json(cap, history, step["id"].get<int32_t>(), k, named);
+}
+
 }  // namespace tp::analysis

@@ -28,4 +28,9 @@ nlohmann::json explain_json(const ExplainCapture& cap, const std::vector<int32_t
 // The token ids a sampler record mentions: raw top, stage tops, chosen, flip points.
 std::vector<int32_t> record_token_ids(const nlohmann::json& record);
 
+// Adds "explain" to a sampled step ({id, logprobs: {x_tokenprobe}, …}, as traces store them):
+// the record of the position the capture kept, for generated token `k`; `history` holds the
+// tokens up to that position.
+void add_explanation(nlohmann::json& step, const ExplainCapture& cap, const std::vector<int32_t>& history, int k);
+
 }  // namespace tp::analysis

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "analysis/explain.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "io/sha256.h"
 #include "runtime/session.h"
 #include "sampling/record.h"
@@ -156,11 +158,22 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
     r.n_generate = n;
     r.n_threads = req.n_threads;
     r.writer.max_trace_bytes = req.max_trace_bytes;
+    // The analyses read what this observer keeps of each deciding position.
+    std::unique_ptr<ThreadPool> explain_pool;
+    std::unique_ptr<analysis::ExplainCapture> explainer;
+    if (req.explain) {
+      explain_pool = std::make_unique<ThreadPool>(req.n_threads);
+      explainer = std::make_unique<analysis::ExplainCapture>(model, *explain_pool);
+      r.observer = explainer.get();
+    }
     GenToken last;
     r.stop_after = [&](const nlohmann::json&) { return after(last); };
     TokenChooser chooser = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
       last = choose(logits, history);
-      return nlohmann::json{{"id", last.id}, {"text", sampling::utf8_for_json(last.bytes)}, {"logprobs", last.logprobs}};
+      nlohmann::json step{{"id", last.id}, {"text", sampling::utf8_for_json(last.bytes)}, {"logprobs", last.logprobs}};
+      if (explainer)
+        analysis::add_explanation(step, *explainer, history, int(history.size() - req.prompt.size()));
+      return step;
     };
     run_traced(model, req.prompt, chooser, r, manifest_for(model, req));
   } else if (n > 0) {

@@ -26,6 +26,9 @@ struct GenRequest {
   std::string trace_dir;
   std::string capture = "default";
   uint64_t max_trace_bytes = 0;  // 0: no limit
+  // With a trace: add each generated token's "explain" record (logit lens, DLA, attention
+  // sources; docs/explain-format.md) to its step, as `tokenprobe trace --explain` does.
+  bool explain = false;
   nlohmann::json manifest_extra = nlohmann::json::object();  // merged into the manifest
 };
 

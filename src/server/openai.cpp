@@ -100,13 +100,14 @@ void apply_logit_bias(const json& b, sampling::SamplerSettings& s, const Model& 
   }
 }
 
-// x_tokenprobe: {trace, capture, top_k, min_p, typical_p, repeat_penalty, samplers}
+// x_tokenprobe: {trace, capture, explain, top_k, min_p, typical_p, repeat_penalty, samplers}
 void apply_extension(const json& b, ParsedRequest& r) {
   if (!b.contains("x_tokenprobe") || b["x_tokenprobe"].is_null()) return;
   const json& x = b["x_tokenprobe"];
   if (!x.is_object()) throw ApiError(400, "'x_tokenprobe' must be an object");
   r.trace = get_bool(x, "trace", false);
   r.gen.capture = get_string(x, "capture", "default", 4096);
+  r.gen.explain = get_bool(x, "explain", false);
   auto& s = r.gen.sampler;
   s.top_k = int32_t(get_int(x, "top_k", s.top_k, -1, 1 << 30));
   s.min_p = float(get_number(x, "min_p", s.min_p, 0.0, 1.0));
@@ -278,8 +279,17 @@ json stream_chunk(const ParsedRequest& req, const GenToken* tok, const std::stri
       choice["logprobs"] = legacy_logprobs(one);
     }
   }
-  return {{"id", req.id}, {"object", req.kind == ApiKind::Chat ? "chat.completion.chunk" : "text_completion"},
-          {"created", req.created}, {"model", req.model_name}, {"choices", json::array({choice})}};
+  json out = {{"id", req.id}, {"object", req.kind == ApiKind::Chat ? "chat.completion.chunk" : "text_completion"},
+              {"created", req.created}, {"model", req.model_name}, {"choices", json::array({choice})}};
+  if (req.include_usage) out["usage"] = nullptr;  // as OpenAI: null until the usage chunk
+  return out;
+}
+
+json stream_usage(const ParsedRequest& req, const GenResult& res) {
+  json out = stream_chunk(req, nullptr, "", false);
+  out["choices"] = json::array();
+  out["usage"] = usage(req, res);
+  return out;
 }
 
 json stream_final(const ParsedRequest& req, const GenResult& res, const std::string& trace_id) {
@@ -293,7 +303,6 @@ json stream_final(const ParsedRequest& req, const GenResult& res, const std::str
   auto& choice = out["choices"][0];
   choice["finish_reason"] = res.finish_reason;
   if (req.kind == ApiKind::Chat) choice["delta"] = json::object();
-  if (req.include_usage) out["usage"] = usage(req, res);
   json x = {{"finish_reason", res.finish_reason}};
   if (!trace_id.empty()) x["trace"] = trace_id;
   out["x_tokenprobe"] = x;

@@ -39,5 +39,7 @@ nlohmann::json response_json(const ParsedRequest& req, const GenResult& res, con
 // One streamed chunk for a token (tok may be null for the final text), and the final chunk.
 nlohmann::json stream_chunk(const ParsedRequest& req, const GenToken* tok, const std::string& delta, bool first);
 nlohmann::json stream_final(const ParsedRequest& req, const GenResult& res, const std::string& trace_id);
+// With stream_options.include_usage: the chunk after the final one, empty choices and usage.
+nlohmann::json stream_usage(const ParsedRequest& req, const GenResult& res);
 
 }  // namespace tp::server

@@ -36,6 +36,10 @@ void stream(Server::Impl& s, std::shared_ptr<ParsedRequest> p, httplib::Response
       });
       const std::string fin = sse(stream_final(*p, r, trace_id));
       sink.write(fin.data(), fin.size());
+      if (p->include_usage && p->kind != ApiKind::LlamaCompletion) {
+        const std::string u = sse(stream_usage(*p, r));
+        sink.write(u.data(), u.size());
+      }
       if (p->kind != ApiKind::LlamaCompletion) sink.write("data: [DONE]\n\n", 14);
     } catch (const std::exception& e) {
       const std::string msg = sse(error_json(500, e.what()));

@@ -57,6 +57,7 @@ void handle_run(Server::Impl& s, const httplib::Request& req, httplib::Response&
   g.max_tokens = int(get_int(b, "n", 16, 1, s.opts.max_tokens));
   g.capture = get_string(b, "capture", "default", 4096);
   g.top_logprobs = int(get_int(b, "top_logprobs", 5, 0, 20));
+  g.explain = get_bool(b, "explain", true);
   g.stop = get_strings(b, "stop", 4);
   g.n_threads = s.opts.n_threads;
   g.max_trace_bytes = uint64_t(get_int(b, "max_trace_bytes", 1LL << 30, 1, 1LL << 40));

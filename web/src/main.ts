@@ -96,7 +96,7 @@ async function main() {
     const f = new FormData(form), num = (k: string) => Number(f.get(k));
     status("running…");
     try {
-      const r = await src.run!({ prompt: String(f.get("prompt")), n: num("n"), capture: String(f.get("capture")),
+      const r = await src.run!({ prompt: String(f.get("prompt")), n: num("n"), capture: String(f.get("capture")), explain: f.get("explain") !== null,
         sampler: { temperature: num("temperature"), top_k: num("top_k"), top_p: num("top_p"), min_p: num("min_p"), seed: num("seed") } });
       await refreshList();
       await openTrace(r.trace);

@@ -118,7 +118,7 @@ export function funnelView(step: Step | undefined, token: string): HTMLElement {
 
 export function dlaView(ex: Explain | undefined): HTMLElement {
   const d = ex?.dla;
-  if (!d) return panel("Direct logit attribution", "dla", absent("not in this trace (trace with --explain to get DLA)"));
+  if (!d) return panel("Direct logit attribution", "dla", absent("not in this trace (run with “explain”, or trace with --explain, to get DLA)"));
   const parts = [...d.parts].sort((a, b) => Math.abs(b.logit) - Math.abs(a.logit));
   const shown = parts.slice(0, 16), rest = parts.slice(16).reduce((s, p) => s + p.logit, 0);
   const items = [...shown.map(p => ({ name: p.name, v: p.logit })), ...(parts.length > 16 ? [{ name: `${parts.length - 16} others`, v: rest }] : [])];
@@ -141,7 +141,7 @@ export function dlaView(ex: Explain | undefined): HTMLElement {
 
 export function sourcesView(ex: Explain | undefined): HTMLElement {
   const s = ex?.attention_sources;
-  if (!s) return panel("Top source tokens", "sources", absent("not in this trace (trace with --explain to get attention sources)"));
+  if (!s) return panel("Top source tokens", "sources", absent("not in this trace (run with “explain”, or trace with --explain, to get attention sources)"));
   const list = (src: { position: number; text: string; weight: number }[]) => el("ol", {}, ...src.slice(0, 5).map(x => el("li", {}, el("span", { class: "tok" }, vis(x.text)), ` @${x.position} `, el("span", { class: "num" }, p4(x.weight)))));
   return panel("Top source tokens", "sources",
     el("h3", {}, "by head (heads with the largest |DLA|)"), ...s.heads.map(h => el("div", { class: "srcgroup" }, el("b", {}, `L${h.layer}H${h.head}`), list(h.sources))),

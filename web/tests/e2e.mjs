@@ -1,8 +1,8 @@
 // End-to-end test of the viewer: starts `tokenprobe serve` on stories260K, drives Debian's
 // Chromium (playwright-core, no downloaded browsers), runs a prompt, clicks a token and
-// checks that each view shows the numbers of the trace; then opens a copy of the trace
-// with "explain" records (docs/explain-format.md) for the DLA and sources views, and a
-// 2,000-token trace for responsiveness. Screenshots go to $TP_TEST_OUTPUT (default
+// checks that each view shows the numbers of the trace, the DLA and sources views included
+// (the run asks for "explain" records, docs/explain-format.md); then opens a copy of the
+// trace without them, and a 2,000-token trace for responsiveness. Screenshots go to $TP_TEST_OUTPUT (default
 // build/test-output/web). Exit 77 = skipped (no chromium / playwright-core / model).
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -65,13 +65,20 @@ try {
   // funnel
   check(await page.getByTestId("funnel-p-raw").textContent() === p4(rec.chosen.p_raw), `funnel p(model) = ${p4(rec.chosen.p_raw)}`);
   check(await page.getByTestId("funnel-p-final").textContent() === p4(rec.chosen.p_final), `funnel p(after sampler) = ${p4(rec.chosen.p_final)}`);
-  // trajectory: one row per lens layer, each P(token) from the lens; the last equals the model's p
-  const col = lens.positions.indexOf(pos), L = lens.layers.length;
+  // trajectory: one row per point of the step's logit lens (embedding, each layer's mid and
+  // post residual), each P(token) as recorded; the embed/post points agree with the lens the
+  // server computes from the trace's captured residual stream
+  const col = lens.positions.indexOf(pos), L = lens.layers.length, pts = step.explain.logit_lens.points;
   const trajRows = page.getByTestId("trajectory").locator("tr[data-layer]");
-  check(await trajRows.count() === L, `trajectory has ${L} points (embedding and every layer)`);
-  let trajOk = true;
-  for (let l = 0; l < L; l++) trajOk &&= (await trajRows.nth(l).locator("td").nth(1).textContent()) === p4(lens.next_prob[l][col]);
-  check(trajOk, "trajectory P(token) at every layer equals the lens of the trace's residual stream");
+  check(await trajRows.count() === pts.length, `trajectory has ${pts.length} points (embedding, every layer's mid and post)`);
+  let trajOk = true, lensAgree = true;
+  for (let j = 0; j < pts.length; j++) {
+    trajOk &&= (await trajRows.nth(j).locator("td").nth(1).textContent()) === p4(pts[j].chosen_prob);
+    const row = pts[j].where === "embed" ? 0 : pts[j].where === "post" ? pts[j].layer + 1 : -1;
+    if (row >= 0) lensAgree &&= Math.abs(lens.next_prob[row][col] - pts[j].chosen_prob) < 2e-3;
+  }
+  check(trajOk, "trajectory P(token) at every point equals the step's logit lens");
+  check(lensAgree, "the embed and post points equal the lens of the trace's residual stream");
   check(Math.abs(lens.next_prob[L - 1][col] - rec.chosen.p_raw) < 1e-3, `last-layer lens ${p4(lens.next_prob[L - 1][col])} matches the sampler's p ${p4(rec.chosen.p_raw)}`);
   check(await page.getByTestId("trajectory-final").textContent() === p4(rec.chosen.p_raw), "trajectory final probability");
   // lens heatmap column
@@ -87,35 +94,31 @@ try {
   await cell.click();
   await page.getByTestId("attn-head-canvas").waitFor();
   check(true, "clicking a head shows its full pattern");
-  check((await page.getByTestId("dla").textContent()).includes("not in this trace"), "DLA says 'not in this trace' without explain");
-  check((await page.getByTestId("sources").textContent()).includes("not in this trace"), "sources say 'not in this trace' without explain");
+  // DLA and sources: the run asked for explanations (the checkbox is on by default).
+  const ex = step.explain;
+  check(ex !== undefined && ex.step === k, "the run's steps carry explain records");
+  check(await page.getByTestId("dla-total").textContent() === f3(ex.dla.total_logit), `DLA total logit ${f3(ex.dla.total_logit)}`);
+  const sum = ex.dla.parts.reduce((a, p) => a + p.logit, 0);
+  check(Math.abs(sum - ex.dla.total_logit) < 1e-3, `DLA parts sum to the total (${f3(sum)})`);
+  check(Math.abs(ex.dla.total_logit - rec.chosen.raw_logit) < 1e-3, `DLA total equals the sampler's raw logit ${f3(rec.chosen.raw_logit)}`);
+  const big = [...ex.dla.parts].sort((a, b) => Math.abs(b.logit) - Math.abs(a.logit))[0];
+  check(await page.getByTestId("dla").locator(`tr[data-part="${big.name}"] td`).nth(1).textContent() === f3(big.logit), `DLA largest part ${big.name} = ${f3(big.logit)}`);
+  const h0 = ex.attention_sources.heads[0], srcText = await page.getByTestId("sources").textContent();
+  check(srcText.includes(`L${h0.layer}H${h0.head}`) && srcText.includes(p4(h0.sources[0].weight)),
+        `sources list head L${h0.layer}H${h0.head}'s top source weight ${p4(h0.sources[0].weight)}`);
   await page.screenshot({ path: path.join(out, "viewer-run.png"), fullPage: true });
 
-  // A copy of the trace with explain records (fixture in the documented format).
-  const fx = "fixture-explain.tptrace", fxDir = path.join(traces, fx);
+  // A copy of the trace without explain records: the views say so instead of drawing.
+  const fx = "fixture-no-explain.tptrace", fxDir = path.join(traces, fx);
   fs.cpSync(path.join(traces, id), fxDir, { recursive: true });
-  const texts = trace.manifest.tokens.map(t => t.text);
-  const steps = trace.steps.map(s => {
-    const r = s.logprobs.x_tokenprobe, tl = r.chosen.raw_logit;
-    const parts = [{ name: "embed", kind: "embed", logit: 0.25 * tl, diff: 0.1 }, { name: "L0H1", kind: "head", layer: 0, head: 1, logit: 0.5 * tl, diff: 1.5 },
-                   { name: "L1 mlp", kind: "mlp", layer: 1, logit: 0.5 * tl, diff: 0.7 }, { name: "L2H3", kind: "head", layer: 2, head: 3, logit: -0.25 * tl, diff: -0.3 }];
-    return { ...s, explain: { step: s.step, position: s.position, chosen: { id: s.id, text: s.text, prob: r.chosen.p_raw, logit: tl, rank: 0 },
-      runner_up: { id: 8, text: " Sue", prob: 0.05, logit: tl - 2 },
-      dla: { target: s.id, baseline: 8, total_logit: tl, total_diff: 2.0, parts },
-      attention_sources: { heads: [{ layer: 0, head: 1, sources: [{ position: 1, text: texts[1], weight: 0.625 }, { position: 0, text: texts[0], weight: 0.375 }] }],
-                           layers: [{ layer: 0, sources: [{ position: 2, text: texts[2], weight: 0.5 }] }] } } };
-  });
-  fs.writeFileSync(path.join(fxDir, "steps.jsonl"), steps.map(s => JSON.stringify(s)).join("\n") + "\n");
+  const bare = trace.steps.map(({ explain, ...s }) => s);
+  fs.writeFileSync(path.join(fxDir, "steps.jsonl"), bare.map(s => JSON.stringify(s)).join("\n") + "\n");
   await page.goto(`${base}/?trace=${fx}`);
   await page.getByTestId("selected").waitFor();
   await page.locator(`.strip .tok[data-index="${i}"]`).click();
   await page.getByTestId("selected").filter({ hasText: `token #${i} ` }).waitFor();
-  const ex = steps[k].explain;
-  check(await page.getByTestId("dla-total").textContent() === f3(ex.dla.total_logit), `DLA total logit ${f3(ex.dla.total_logit)}`);
-  check(await page.getByTestId("dla").locator(`tr[data-part="L0H1"] td`).nth(1).textContent() === f3(ex.dla.parts[1].logit), "DLA part L0H1");
-  const srcText = await page.getByTestId("sources").textContent();
-  check(srcText.includes("0.6250") && srcText.includes("L0H1") && srcText.includes(texts[1]), "sources list the fixture's head sources");
-  await page.screenshot({ path: path.join(out, "viewer-explain.png"), fullPage: true });
+  check((await page.getByTestId("dla").textContent()).includes("not in this trace"), "DLA says 'not in this trace' without explain");
+  check((await page.getByTestId("sources").textContent()).includes("not in this trace"), "sources say 'not in this trace' without explain");
 
   // Responsiveness: a 2,000-token trace (prompt tokens repeated in the manifest).
   const lg = "fixture-long.tptrace", lgDir = path.join(traces, lg);

@@ -100,7 +100,7 @@ void explain_live(const ExplainOptions& o) {
     const int k = int(history.size() - prompt.size());
     step["step"] = k;  // as run_traced numbers the lines of steps.jsonl
     step["position"] = int64_t(history.size());
-    add_explanation(step, cap, history, k);
+    analysis::add_explanation(step, cap, history, k);
     if (selected(o, k)) show(step, context, o);
     context += step.value("text", "");
     return step;

@@ -2,6 +2,7 @@
 // Python and `tokenprobe show/explain` read (docs/trace-format.md).
 #include <cstdio>
 
+#include "analysis/explain.h"
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
 #include "probe/capture.h"
@@ -71,7 +72,7 @@ void run_trace(const TraceOptions& o) {
   TokenChooser choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
     const auto rec = sampler.sample(logits.data(), int64_t(logits.size()), history);
     nlohmann::json step = sampled_step(*m, rec, o.top_logprobs);
-    if (explainer) add_explanation(step, *explainer, history, int(history.size() - prompt.size()));
+    if (explainer) analysis::add_explanation(step, *explainer, history, int(history.size() - prompt.size()));
     if (dec) {
       std::fputs(printable_text(dec->feed(rec.chosen_id)).c_str(), stderr);
       std::fflush(stderr);

@@ -5,7 +5,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "analysis/explain.h"
 #include "core/error.h"
 #include "io/sha256.h"
 
@@ -138,11 +137,6 @@ nlohmann::json sampled_step(const Model& m, const sampling::SampleRecord& rec, i
   nlohmann::json step = {{"id", rec.chosen_id}, {"text", sampling::utf8_for_json(bytes_of(rec.chosen_id))}};
   step["logprobs"] = sampling::openai_logprobs(rec, bytes_of, top_logprobs);
   return step;
-}
-
-void add_explanation(nlohmann::json& step, const analysis::ExplainCapture& cap, const std::vector<int32_t>& history, int k) {
-  const auto named = analysis::record_token_ids(step["logprobs"]["x_tokenprobe"]);
-  step["explain"] = analysis::explain_json(cap, history, step["id"].get<int32_t>(), k, named);
 }
 
 std::vector<int32_t> parse_ids(const std::string& list) {

@@ -6,7 +6,6 @@
 #include <string>
 #include <vector>
 
-#include "analysis/explain_capture.h"
 #include "model/model.h"
 #include "sampling/sampler.h"
 
@@ -39,10 +38,6 @@ nlohmann::json trace_manifest(const Model& m, const std::vector<int32_t>& prompt
                               const std::string& text, const sampling::SamplerSettings& s);
 // A sampled token's steps.jsonl record: id, text, and OpenAI logprobs carrying the record.
 nlohmann::json sampled_step(const Model& m, const sampling::SampleRecord& rec, int top_logprobs);
-
-// Adds "explain" to a sampled step: the analyses of the position the capture kept, for
-// generated token `k`; `history` holds the tokens up to that position.
-void add_explanation(nlohmann::json& step, const analysis::ExplainCapture& cap, const std::vector<int32_t>& history, int k);
 
 // The model path to use: `given` when non-empty, else stories260K found through
 // $TOKENPROBE_MODEL, ./models, ../shared/models/real. Throws Error(NotFound) saying where
