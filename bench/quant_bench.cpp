@@ -78,7 +78,7 @@ void bm_dot_row(benchmark::State& state, tp::DType t) {
 }
 
 // The integer path: activations quantised once (outside the loop, as matmul does), then
-// one int8 dot per row (decode) or one call per row for 4 positions (prompt tiles).
+// tiles of rows × positions over the whole matrix, for one position (decode) or four.
 template <int NTok>
 void bm_dot_int8(benchmark::State& state, tp::DType t) {
   const auto m = make_matrix(t);
@@ -92,8 +92,7 @@ void bm_dot_int8(benchmark::State& state, tp::DType t) {
   std::vector<uint8_t> xq(xb * NTok);
   for (int i = 0; i < NTok; ++i) tp::quant::quantize_act(f, x.data() + i * kCols, xq.data() + i * xb, kCols);
   for (auto _ : state) {
-    for (int64_t r = 0; r < kRows; ++r)
-      tp::quant::dot_rows_int8(t, m.data() + r * rb, xq.data(), xb, NTok, kCols, y.data() + r, kRows);
+    tp::quant::dot_tile_int8(t, m.data(), rb, kRows, xq.data(), xb, NTok, kCols, y.data(), kRows);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }

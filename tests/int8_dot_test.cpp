@@ -93,22 +93,37 @@ TEST_P(Int8Dot, FastMatchesScalarAndDequantisedProduct) {
 INSTANTIATE_TEST_SUITE_P(Quant, Int8Dot, testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K),
                          [](const testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
 
-TEST_P(Int8Dot, SeveralRowsAtOnceEqualOneAtATime) {
+// Tiles of rows × tokens (and the leftovers of every shape) give exactly what one row dot
+// per pair gives: the forward pass relies on this so that a prompt pass and a decode step
+// agree bit for bit.
+TEST_P(Int8Dot, TilesEqualOneDotPerPair) {
   const DType t = GetParam();
   const quant::ActFormat f = quant::act_format(t);
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 2.0f);
-  const int64_t n = 3 * quant::act_block_elems(f), xb = quant::act_row_bytes(f, n), n_tok = 7;
-  const auto w = random_row(t, n, rng);
-  std::vector<float> x(static_cast<size_t>(n * n_tok));
-  for (auto& v : x) v = normal(rng);
-  std::vector<uint8_t> xq(static_cast<size_t>(xb * n_tok));
-  for (int64_t i = 0; i < n_tok; ++i) quant::quantize_act(f, x.data() + i * n, xq.data() + i * xb, n);
-  std::vector<float> out(static_cast<size_t>(2 * n_tok), -1.0f);
-  quant::dot_rows_int8(t, w.data(), xq.data(), xb, n_tok, n, out.data(), 2);
-  for (int64_t i = 0; i < n_tok; ++i) {
-    EXPECT_EQ(out[size_t(2 * i)], quant::dot_row_int8(t, w.data(), xq.data() + i * xb, n)) << "row " << i;
-    EXPECT_EQ(out[size_t(2 * i + 1)], -1.0f);  // the stride is respected
+  const int64_t n = 3 * quant::act_block_elems(f), xb = quant::act_row_bytes(f, n);
+  for (int64_t n_rows : {1, 3, 4, 9}) {
+    for (int64_t n_tok : {1, 2, 5, 7}) {
+      std::vector<uint8_t> w;
+      for (int64_t r = 0; r < n_rows; ++r) {
+        const auto row = random_row(t, n, rng);
+        w.insert(w.end(), row.begin(), row.end());
+      }
+      const int64_t wb = int64_t(w.size()) / n_rows;
+      std::vector<float> x(static_cast<size_t>(n * n_tok));
+      for (auto& v : x) v = normal(rng);
+      std::vector<uint8_t> xq(static_cast<size_t>(xb * n_tok));
+      for (int64_t i = 0; i < n_tok; ++i) quant::quantize_act(f, x.data() + i * n, xq.data() + i * xb, n);
+      const int64_t os = n_rows + 1;  // one spare column: the stride is respected
+      std::vector<float> out(static_cast<size_t>(os * n_tok), -1.0f);
+      quant::dot_tile_int8(t, w.data(), wb, n_rows, xq.data(), xb, n_tok, n, out.data(), os);
+      for (int64_t i = 0; i < n_tok; ++i) {
+        for (int64_t r = 0; r < n_rows; ++r)
+          ASSERT_EQ(out[size_t(i * os + r)], quant::dot_row_int8(t, w.data() + r * wb, xq.data() + i * xb, n))
+              << n_rows << "x" << n_tok << " row " << r << " token " << i;
+        ASSERT_EQ(out[size_t(i * os + n_rows)], -1.0f);
+      }
+    }
   }
 }
 

@@ -12,7 +12,7 @@ using detail::load_f16;
 using detail::load_f16_fast;
 using detail::unpack_scales_k4;
 
-constexpr int64_t kQ80Bytes = 40;   // float d, int32 sum, int8 q[32]
+constexpr int64_t kQ80Bytes = 40;   // float d, int32 -8 * sum(q), int8 q[32]
 constexpr int64_t kQ8KBytes = 292;  // float d, int16 bsums[16], int8 q[256]
 
 inline float load_f32(const uint8_t* p) {
@@ -42,8 +42,9 @@ void quantize_act_q8_0(const float* x, uint8_t* dst, int64_t n) {
       blk[8 + i] = static_cast<uint8_t>(q);
       sum += q;
     }
+    const int32_t offset = -8 * sum;  // what Q4_0's code offset of 8 adds to a block's sum
     std::memcpy(blk, &d16, 4);
-    std::memcpy(blk + 4, &sum, 4);
+    std::memcpy(blk + 4, &offset, 4);
   }
 }
 
@@ -148,97 +149,168 @@ float scalar_q6_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
   return acc;
 }
 
-// ---- AVX-512 VNNI (256-bit lanes: a block of 32 codes is one register) ---------------------
+// ---- AVX-512 VNNI tiles (256-bit lanes: a block of 32 codes is one register) -------------
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
 #define TP_HAVE_VNNI 1
 TP_SIMD_BEGIN
 inline __m256i loadu256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline __m256i dpbusd(__m256i u8, __m256i s8) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8, s8); }
+inline __m256 bcast_f32(const uint8_t* p) { return _mm256_broadcast_ss(reinterpret_cast<const float*>(p)); }
+inline int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
 inline float hsum256(__m256 v) {
   alignas(32) float l[8];
   _mm256_store_ps(l, v);
   return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
 }
 
-// Each kernel takes NT activation rows (xq + t * xs) and decodes every weight block once
-// for all of them: NT = 1 for decoding, NT = 4 for prompt batches (the same arithmetic per
-// token, so a prompt pass and a decode step give identical numbers).
+// A tile kernel dots R weight rows (w + r * ws) with T activation rows (xq + t * xs) and
+// writes out[t * os + r]. Weight blocks are decoded once per tile and activation blocks
+// loaded once per tile; R × T independent accumulators keep the FMA and VNNI pipes busy
+// (one row alone is a chain of dependent FMAs, latency- rather than bandwidth-bound).
+// Every (row, token) pair runs the same instruction sequence whatever the tile shape, so
+// results do not depend on how a matrix is cut into tiles: a prompt pass and a decode step
+// give identical numbers.
+template <int R, int T>
+inline void store_tile(const __m256 (&acc)[T][R], float* out, int64_t os) {
+  for (int t = 0; t < T; ++t)
+    for (int r = 0; r < R; ++r) out[t * os + r] = hsum256(acc[t][r]);
+}
 
 // Signed × signed through VNNI's unsigned × signed: |w| times y with w's sign moved onto y.
-template <int NT>
-void fast_q8_0(const uint8_t* row, const uint8_t* xq, int64_t xs, int64_t n, float* out) {
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const uint8_t* w = row + b * 34;
-    const __m256i wv = loadu256(w + 2), aw = _mm256_sign_epi8(wv, wv);
-    const float dw = load_f16_fast(w);
-    for (int t = 0; t < NT; ++t) {
-      const uint8_t* x = xq + t * xs + b * kQ80Bytes;
-      const __m256i p = dpbusd(aw, _mm256_sign_epi8(loadu256(x + 8), wv));
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * load_f32(x)), _mm256_cvtepi32_ps(p), acc[t]);
+struct TileQ8_0 {
+  template <int R, int T>
+  static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
+    __m256 acc[T][R];
+    for (auto& a : acc)
+      for (auto& v : a) v = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; ++b) {
+      __m256i sw[R], aw[R];
+      __m256 dw[R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* wb = w + r * ws + b * 34;
+        sw[r] = loadu256(wb + 2);
+        aw[r] = _mm256_sign_epi8(sw[r], sw[r]);
+        dw[r] = _mm256_set1_ps(load_f16_fast(wb));
+      }
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* x = xq + t * xs + b * kQ80Bytes;
+        const __m256i y = loadu256(x + 8);
+        const __m256 dx = bcast_f32(x);
+        for (int r = 0; r < R; ++r) {
+          const __m256i p = dpbusd(aw[r], _mm256_sign_epi8(y, sw[r]));
+          acc[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(p), acc[t][r]);
+        }
+      }
     }
+    store_tile<R, T>(acc, out, os);
   }
-  for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
-}
+};
 
-// Unsigned codes 0..15 straight into VNNI; the -8 offset comes back as -8 * sum(y).
-template <int NT>
-void fast_q4_0(const uint8_t* row, const uint8_t* xq, int64_t xs, int64_t n, float* out) {
-  const __m128i mask = _mm_set1_epi8(0x0F);
-  __m256 acc[NT];
-  float corr[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), corr[t] = 0.0f;
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const uint8_t* w = row + b * 18;
-    const __m128i qs = detail::load16(w + 2);
-    const __m256i codes = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(qs, 4), mask), _mm_and_si128(qs, mask));
-    const float dw = load_f16_fast(w);
-    for (int t = 0; t < NT; ++t) {
-      const uint8_t* x = xq + t * xs + b * kQ80Bytes;
-      const __m256i p = dpbusd(codes, loadu256(x + 8));
-      int32_t ysum;
-      std::memcpy(&ysum, x + 4, 4);
-      const float d = dw * load_f32(x);
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc[t]);
-      corr[t] += d * float(8 * ysum);
+// Unsigned codes 0..15 straight into VNNI; the -8 offset (-8 * sum(y), kept with the
+// activation block) starts the integer sum in lane 0, so each block's sum is exact before
+// its one float scaling. Even and odd blocks go to two accumulators: a single row then has
+// two independent FMA chains.
+struct TileQ4_0 {
+  template <int R, int T>
+  static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
+    const __m256i mask = _mm256_set1_epi8(0x0F), shift = _mm256_setr_epi64x(0, 0, 4, 4);  // high lane: high nibbles
+    __m256 acc[2][T][R];
+    for (auto& h : acc)
+      for (auto& a : h)
+        for (auto& v : a) v = _mm256_setzero_ps();
+    const int64_t nb = n / 32;
+    auto block = [&](int64_t b, __m256 (&ac)[T][R]) {
+      __m256i codes[R];
+      __m256 dw[R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* wb = w + r * ws + b * 18;
+        const __m256i qs = _mm256_broadcastsi128_si256(detail::load16(wb + 2));
+        codes[r] = _mm256_and_si256(_mm256_srlv_epi64(qs, shift), mask);
+        dw[r] = _mm256_set1_ps(load_f16_fast(wb));
+      }
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* x = xq + t * xs + b * kQ80Bytes;
+        const __m256i y = loadu256(x + 8);
+        const __m256 dx = bcast_f32(x);
+        int32_t offset;
+        std::memcpy(&offset, x + 4, 4);
+        for (int r = 0; r < R; ++r) {
+          const __m256i p = _mm256_dpbusd_epi32(_mm256_zextsi128_si256(_mm_cvtsi32_si128(offset)), codes[r], y);
+          ac[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(p), ac[t][r]);
+        }
+      }
+    };
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      block(b, acc[0]);
+      block(b + 1, acc[1]);
     }
+    if (b < nb) block(b, acc[0]);
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r) acc[0][t][r] = _mm256_add_ps(acc[0][t][r], acc[1][t][r]);
+    store_tile<R, T>(acc[0], out, os);
   }
-  for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]) - corr[t];
-}
+};
 
-template <int NT>
-void fast_q4_k(const uint8_t* row, const uint8_t* xq, int64_t xs, int64_t n, float* out) {
-  const __m256i mask = _mm256_set1_epi8(0x0F);
-  __m256 acc[NT];
-  float macc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps(), macc[t] = 0.0f;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    const uint8_t* w = row + b * 144;
-    uint8_t scale[8], min[8];
-    unpack_scales_k4(w + 4, scale, min);
-    __m256i codes[8], sv[8];
-    for (int c = 0; c < 4; ++c) {
-      const __m256i qw = loadu256(w + 16 + 32 * c);
-      codes[2 * c] = _mm256_and_si256(qw, mask);
-      codes[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(qw, 4), mask);
+// Eight sub-blocks of 32 with 6-bit scales and mins. Integer sums per sub-block are scaled
+// in int32; the mins meet the activation's 16-element sums (paired into 32s) in int32 and
+// are subtracted once at the end from their own float sum, as llama.cpp keeps them: the
+// two totals nearly cancel, and rounding them in another order moves results enough to
+// flip later activation roundings.
+struct TileQ4_K {
+  template <int R, int T>
+  static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
+    const __m256i mask = _mm256_set1_epi8(0x0F), ones16 = _mm256_set1_epi16(1);
+    __m256 acc[T][R];
+    float macc[T][R] = {};
+    for (auto& a : acc)
+      for (auto& v : a) v = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; ++b) {
+      uint8_t scale[R][8], min[R][8];
+      float dw[R], dmw[R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* wb = w + r * ws + b * 144;
+        unpack_scales_k4(wb + 4, scale[r], min[r]);
+        dw[r] = load_f16_fast(wb);
+        dmw[r] = load_f16_fast(wb + 2);
+      }
+      __m256i isum[T][R];
+      for (auto& a : isum)
+        for (auto& v : a) v = _mm256_setzero_si256();
+      for (int s = 0; s < 8; ++s) {
+        __m256i codes[R], sv[R];
+        for (int r = 0; r < R; ++r) {
+          const __m256i qw = loadu256(w + r * ws + b * 144 + 16 + 32 * (s / 2));
+          codes[r] = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(qw, 4) : qw, mask);
+          sv[r] = _mm256_set1_epi32(scale[r][s]);
+        }
+        for (int t = 0; t < T; ++t) {
+          const __m256i y = loadu256(xq + t * xs + b * kQ8KBytes + 36 + 32 * s);
+          for (int r = 0; r < R; ++r)
+            isum[t][r] = _mm256_add_epi32(isum[t][r], _mm256_mullo_epi32(dpbusd(codes[r], y), sv[r]));
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* x = xq + t * xs + b * kQ8KBytes;
+        const __m256i bsums = _mm256_madd_epi16(loadu256(x + 4), ones16);  // 8 sums of 32
+        const float dy = load_f32(x);
+        for (int r = 0; r < R; ++r) {
+          const __m256i mins = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(min[r])));
+          const int32_t summ = hsum_i32(_mm256_mullo_epi32(mins, bsums));
+          acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dy), _mm256_cvtepi32_ps(isum[t][r]), acc[t][r]);
+          macc[t][r] += dmw[r] * dy * float(summ);
+        }
+      }
     }
-    for (int s = 0; s < 8; ++s) sv[s] = _mm256_set1_epi32(scale[s]);
-    const float dw = load_f16_fast(w), dmw = load_f16_fast(w + 2);
-    for (int t = 0; t < NT; ++t) {
-      const uint8_t* x = xq + t * xs + b * kQ8KBytes;
-      __m256i isum = _mm256_setzero_si256();
-      for (int s = 0; s < 8; ++s)
-        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(dpbusd(codes[s], loadu256(x + 36 + 32 * s)), sv[s]));
-      int32_t summ = 0;
-      for (int s = 0; s < 8; ++s) summ += min[s] * (load_i16(x + 4 + 4 * s) + load_i16(x + 6 + 4 * s));
-      const float dy = load_f32(x);
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy), _mm256_cvtepi32_ps(isum), acc[t]);
-      macc[t] += dmw * dy * float(summ);
-    }
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r) out[t * os + r] = hsum256(acc[t][r]) - macc[t][r];
   }
-  for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]) - macc[t];
-}
+};
 
 // 32 six-bit codes: low nibbles (or high, `hi_nibble`) of ql plus two bits of qh at `shift`.
 inline __m256i q6_codes(__m256i ql, __m256i qh, bool hi_nibble, int shift) {
@@ -248,49 +320,73 @@ inline __m256i q6_codes(__m256i ql, __m256i qh, bool hi_nibble, int shift) {
   return _mm256_or_si256(low, _mm256_slli_epi16(top, 4));
 }
 
-// Unsigned codes 0..63 into VNNI; the -32 offset comes back through the 16-element sums.
-// Code vector 4h + g holds elements 128h + 32g .. +31 (scales 8h + 2g and 8h + 2g + 1).
-template <int NT>
-void fast_q6_k(const uint8_t* row, const uint8_t* xq, int64_t xs, int64_t n, float* out) {
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < n / 256; ++b) {
-    const uint8_t* w = row + b * 210;
-    const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
-    __m256i codes[8], sv[8];
-    for (int h = 0; h < 2; ++h) {
-      const __m256i ql0 = loadu256(w + 64 * h), ql1 = loadu256(w + 64 * h + 32), qh = loadu256(w + 128 + 32 * h);
-      codes[4 * h] = q6_codes(ql0, qh, false, 0);
-      codes[4 * h + 1] = q6_codes(ql1, qh, false, 2);
-      codes[4 * h + 2] = q6_codes(ql0, qh, true, 4);
-      codes[4 * h + 3] = q6_codes(ql1, qh, true, 6);
+// Unsigned codes 0..63 into VNNI; the -32 offset comes back, in int32, through the
+// activation's 16-element sums times the 16 scales. Code vector j = 4h + g holds elements
+// 128h + 32g .. +31 (scales 2j and 2j + 1).
+struct TileQ6_K {
+  template <int R, int T>
+  static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
+    __m256 acc[T][R];
+    for (auto& a : acc)
+      for (auto& v : a) v = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 256; ++b) {
+      __m256i isum[T][R];
+      for (auto& a : isum)
+        for (auto& v : a) v = _mm256_setzero_si256();
+      for (int j = 0; j < 8; ++j) {
+        const int h = j / 4, g = j % 4;
+        __m256i codes[R], sv[R];
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* wb = w + r * ws + b * 210;
+          const __m256i ql = loadu256(wb + 64 * h + 32 * (g % 2)), qh = loadu256(wb + 128 + 32 * h);
+          codes[r] = q6_codes(ql, qh, g >= 2, 2 * g);
+          const auto* sc = reinterpret_cast<const int8_t*>(wb + 192);
+          sv[r] = _mm256_set_m128i(_mm_set1_epi32(sc[2 * j + 1]), _mm_set1_epi32(sc[2 * j]));
+        }
+        for (int t = 0; t < T; ++t) {
+          const __m256i y = loadu256(xq + t * xs + b * kQ8KBytes + 36 + 32 * j);
+          for (int r = 0; r < R; ++r)
+            isum[t][r] = _mm256_add_epi32(isum[t][r], _mm256_mullo_epi32(dpbusd(codes[r], y), sv[r]));
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* wb = w + r * ws + b * 210;
+        const __m256i sc16 = _mm256_cvtepi8_epi16(detail::load16(wb + 192));
+        const __m256 dw = _mm256_set1_ps(load_f16_fast(wb + 208));
+        for (int t = 0; t < T; ++t) {
+          const uint8_t* x = xq + t * xs + b * kQ8KBytes;
+          const __m256i corr = _mm256_madd_epi16(sc16, loadu256(x + 4));  // sum of scale × 16-sum
+          const __m256i exact = _mm256_sub_epi32(isum[t][r], _mm256_slli_epi32(corr, 5));
+          acc[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, bcast_f32(x)), _mm256_cvtepi32_ps(exact), acc[t][r]);
+        }
+      }
     }
-    for (int j = 0; j < 8; ++j) sv[j] = _mm256_set_m128i(_mm_set1_epi32(sc[2 * j + 1]), _mm_set1_epi32(sc[2 * j]));
-    const float dw = load_f16_fast(w + 208);
-    for (int t = 0; t < NT; ++t) {
-      const uint8_t* x = xq + t * xs + b * kQ8KBytes;
-      __m256i isum = _mm256_setzero_si256();
-      for (int j = 0; j < 8; ++j)
-        isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(dpbusd(codes[j], loadu256(x + 36 + 32 * j)), sv[j]));
-      int32_t corr = 0;
-      for (int j = 0; j < 16; ++j) corr += sc[j] * load_i16(x + 4 + 2 * j);
-      const float d = dw * load_f32(x);
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc[t]);
-      acc[t] = _mm256_sub_ps(acc[t], _mm256_setr_ps(d * float(32 * corr), 0, 0, 0, 0, 0, 0, 0));
-    }
+    store_tile<R, T>(acc, out, os);
   }
-  for (int t = 0; t < NT; ++t) out[t] = hsum256(acc[t]);
-}
+};
 
-using MultiFn = void (*)(const uint8_t*, const uint8_t*, int64_t, int64_t, float*);
-// The kernel for `type` taking NT activation rows, or nullptr.
-template <int NT>
-MultiFn fast_kernel(DType type) {
+using TileFn = void (*)(const uint8_t*, int64_t, const uint8_t*, int64_t, int64_t, float*, int64_t);
+// A type's tile kernels: R rows × T tokens, and the shapes for leftover rows and tokens.
+struct TileSet {
+  int R, T;
+  TileFn full, rows_only, tokens_only, single;  // <R,T>, <R,1>, <1,T>, <1,1>
+};
+template <class K, int R, int T>
+constexpr TileSet tiles() {
+  return {R, T, K::template run<R, T>, K::template run<R, 1>, K::template run<1, T>, K::template run<1, 1>};
+}
+// Shapes chosen so accumulators, codes and scales stay in the 32 vector registers.
+constexpr TileSet kTilesQ8_0 = tiles<TileQ8_0, 4, 3>();
+constexpr TileSet kTilesQ4_0 = tiles<TileQ4_0, 2, 4>();
+constexpr TileSet kTilesQ4_K = tiles<TileQ4_K, 1, 4>();
+constexpr TileSet kTilesQ6_K = tiles<TileQ6_K, 1, 4>();
+
+const TileSet* tile_set(DType type) {
   switch (type) {
-    case DType::Q8_0: return fast_q8_0<NT>;
-    case DType::Q4_0: return fast_q4_0<NT>;
-    case DType::Q4_K: return fast_q4_k<NT>;
-    case DType::Q6_K: return fast_q6_k<NT>;
+    case DType::Q8_0: return &kTilesQ8_0;
+    case DType::Q4_0: return &kTilesQ4_0;
+    case DType::Q4_K: return &kTilesQ4_K;
+    case DType::Q6_K: return &kTilesQ6_K;
     default: return nullptr;
   }
 }
@@ -353,26 +449,36 @@ float scalar::dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, in
 
 float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n) {
   float out = 0.0f;
-  dot_rows_int8(type, row, xq, 0, 1, n, &out, 1);
+  dot_tile_int8(type, row, 0, 1, xq, 0, 1, n, &out, 1);
   return out;
 }
 
-void dot_rows_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_t n,
-                   float* out, int64_t out_stride) {
+void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
+                   int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
 #ifdef TP_HAVE_VNNI
-  const MultiFn one = fast_kernel<1>(type), four = fast_kernel<4>(type);
-  if (one) {
-    int64_t t = 0;
-    float r[4];
-    for (; t + 4 <= n_tok; t += 4) {
-      four(row, xq + t * x_stride, x_stride, n, r);
-      for (int i = 0; i < 4; ++i) out[(t + i) * out_stride] = r[i];
-    }
-    for (; t < n_tok; ++t) one(row, xq + t * x_stride, x_stride, n, out + t * out_stride);
+  if (const TileSet* ts = tile_set(type)) {
+    // Rows outer, tokens inner: the tile's weight rows stay in L1 while the batch's
+    // activations stream from L2.
+    auto tokens = [&](int64_t r, TileFn full, TileFn one_tok) {
+      int64_t t = 0;
+      for (; t + ts->T <= n_tok; t += ts->T)
+        full(w + r * w_stride, w_stride, xq + t * x_stride, x_stride, n, out + t * out_stride + r, out_stride);
+      for (; t < n_tok; ++t)
+        one_tok(w + r * w_stride, w_stride, xq + t * x_stride, x_stride, n, out + t * out_stride + r, out_stride);
+    };
+    int64_t r = 0;
+    // Fewer positions than a tile holds (decoding): one row at a time, so each thread reads
+    // its weights as one sequential stream, which the hardware prefetcher follows best;
+    // interleaving several rows' streams measured half the bandwidth.
+    if (n_tok >= ts->T)
+      for (; r + ts->R <= n_rows; r += ts->R) tokens(r, ts->full, ts->rows_only);
+    for (; r < n_rows; ++r) tokens(r, ts->tokens_only, ts->single);
     return;
   }
 #endif
-  for (int64_t t = 0; t < n_tok; ++t) out[t * out_stride] = scalar::dot_row_int8(type, row, xq + t * x_stride, n);
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t t = 0; t < n_tok; ++t)
+      out[t * out_stride + r] = scalar::dot_row_int8(type, w + r * w_stride, xq + t * x_stride, n);
 }
 
 }  // namespace tp::quant

@@ -12,7 +12,8 @@
 namespace tp::quant {
 
 // Activation layouts (tokenprobe's own, not written to files):
-//   Q8_0 (32 per block): float d | int32 sum(q) | int8 q[32]          (40 bytes)
+//   Q8_0 (32 per block): float d | int32 -8·sum(q) | int8 q[32]       (40 bytes)
+//     (-8·sum(q) is what Q4_0's code offset of 8 adds to a block's integer sum)
 //     d = fp16(max|x| / 127), q = round(x / (max|x| / 127)) as llama.cpp's quantize_row_q8_0
 //   Q8_K (256 per block): float d | int16 bsums[16] | int8 q[256]     (292 bytes)
 //     d = max / -127 (signed max), q = min(127, round(x / d)) as llama.cpp's q8_K
@@ -32,11 +33,11 @@ void dequantize_act(ActFormat f, const uint8_t* src, float* dst, int64_t n);
 // caller guarantees act_format(type) != Float and whole blocks (matmul checks once).
 float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n);
 
-// The same for n_tok activation rows (xq + t * x_stride) into out[t * out_stride]: each
-// weight block is decoded once for up to four rows. Equal, bit for bit, to n_tok calls of
-// dot_row_int8.
-void dot_rows_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t x_stride, int64_t n_tok, int64_t n,
-                   float* out, int64_t out_stride);
+// Dots of n_rows weight rows (w + r * w_stride) with n_tok activation rows (xq + t * x_stride)
+// into out[t * out_stride + r]: each weight block is decoded once per tile of rows × tokens.
+// Equal, bit for bit, to one dot_row_int8 per pair, whatever the counts.
+void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
+                   int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride);
 
 namespace scalar {
 // The same sums in plain C++, block by block: the reference for the SIMD versions.

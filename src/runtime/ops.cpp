@@ -1,5 +1,6 @@
 #include "runtime/ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -36,7 +37,8 @@ thread_local MatmulScratch tl_scratch;
 thread_local std::vector<float> tl_row;  // one decoded weight row (float path, batches)
 
 // Weights with an integer kernel: activations rounded to 8 bits per block once (as
-// llama.cpp does), then each weight row is decoded once per four positions (dot_rows_int8).
+// llama.cpp does), then tiles of weight rows × positions (dot_tile_int8). Threads take
+// groups of four rows so every tile is whole.
 void matmul_int8(ThreadPool& pool, const TensorView& w, quant::ActFormat af, const float* x, int64_t n, float* y,
                  const float* bias) {
   const int64_t k = w.row_len(), rows = w.n_rows(), xb = quant::act_row_bytes(af, k);
@@ -46,14 +48,13 @@ void matmul_int8(ThreadPool& pool, const TensorView& w, quant::ActFormat af, con
   pool.parallel_for(n, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) quant::quantize_act(af, x + t * k, xqd + t * xb, k);
   });
-  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const uint8_t* wr = w.row(r);
-      const float b = bias ? bias[r] : 0.0f;
-      quant::dot_rows_int8(w.type, wr, xqd, xb, n, k, y + r, rows);
-      if (b != 0.0f)
-        for (int64_t t = 0; t < n; ++t) y[t * rows + r] += b;
-    }
+  constexpr int64_t kGroup = 4;
+  pool.parallel_for((rows + kGroup - 1) / kGroup, [&](int64_t g0, int64_t g1) {
+    const int64_t r0 = g0 * kGroup, r1 = std::min(rows, g1 * kGroup);
+    quant::dot_tile_int8(w.type, w.row(r0), int64_t(w.bytes_per_row()), r1 - r0, xqd, xb, n, k, y + r0, rows);
+    if (bias)
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += bias[r];
   });
 }
 

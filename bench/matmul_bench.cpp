@@ -1,0 +1,100 @@
+// ops::matmul as the forward pass calls it, on the thread pool:
+//   decode/TYPE  one position times a 2048-wide matrix of ~512 MiB (far beyond the caches, as
+//                a whole model is): weight GB/s, to compare with the machine's read bandwidth
+//   prompt/TYPE  128 positions times a 5632 × 2048 matrix (TinyLlama's FFN): MAC/s
+//   ./build/bench/tokenprobe_matmul_bench [--benchmark_filter=decode] [-- threads via TP_THREADS]
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/half.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "quant/quant.h"
+#include "runtime/ops.h"
+
+namespace {
+
+constexpr int64_t kCols = 2048;
+
+int threads() {
+  const char* t = std::getenv("TP_THREADS");
+  return t ? std::atoi(t) : 0;
+}
+
+// Random bytes with a small fp16 scale in each block's scale fields: valid weights of any
+// type (the same trick as `tokenprobe bench` for K-quants).
+std::vector<uint8_t> make_matrix(tp::DType t, int64_t rows) {
+  const auto& info = tp::dtype_info(t);
+  const int64_t rb = tp::row_bytes(t, kCols);
+  std::vector<uint8_t> m(static_cast<size_t>(rb * rows));
+  std::mt19937_64 rng(5);
+  for (size_t i = 0; i + 8 <= m.size(); i += 8) {
+    const uint64_t v = rng();
+    std::memcpy(m.data() + i, &v, 8);
+  }
+  std::vector<int> offs;
+  switch (t) {
+    case tp::DType::F16: case tp::DType::BF16: case tp::DType::F32: {
+      // Plain floats: decode normal values instead of random bit patterns (no NaN/Inf).
+      std::normal_distribution<float> normal(0.0f, 0.05f);
+      std::vector<float> row(kCols);
+      for (int64_t r = 0; r < rows; ++r) {
+        for (auto& v : row) v = normal(rng);
+        tp::quant::quantize_row(t, row.data(), m.data() + r * rb, kCols);
+      }
+      return m;
+    }
+    case tp::DType::Q2_K: offs = {80, 82}; break;
+    case tp::DType::Q3_K: offs = {108}; break;
+    case tp::DType::Q4_K: case tp::DType::Q5_K: offs = {0, 2}; break;
+    case tp::DType::Q6_K: offs = {208}; break;
+    default: offs = {0}; break;  // Q4_0, Q8_0, ... start with the fp16 scale
+  }
+  const uint16_t scale = tp::float_to_fp16(0.01f);
+  for (size_t b = 0; b < m.size() / size_t(info.block_bytes); ++b)
+    for (int off : offs) std::memcpy(m.data() + b * size_t(info.block_bytes) + off, &scale, 2);
+  return m;
+}
+
+void bm_matmul(benchmark::State& state, tp::DType t, int64_t rows, int64_t n_tok) {
+  static tp::ThreadPool pool(threads());
+  const auto m = make_matrix(t, rows);
+  tp::TensorView w{"w", t, {kCols, rows}, m.data(), m.size()};
+  std::vector<float> x(size_t(kCols * n_tok)), y(size_t(rows * n_tok));
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (auto& v : x) v = normal(rng);
+  for (auto _ : state) {
+    tp::ops::matmul(pool, w, x.data(), n_tok, y.data(), tp::TensorView{});
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * int64_t(m.size()));
+  state.counters["MAC/s"] = benchmark::Counter(double(rows * kCols * n_tok), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = pool.size();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using tp::DType;
+  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    const std::string name = tp::dtype_name(t);
+    const int64_t rows = (512LL << 20) / tp::row_bytes(t, kCols);
+    benchmark::RegisterBenchmark(("decode/" + name).c_str(), bm_matmul, t, rows, 1)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("prompt/" + name).c_str(), bm_matmul, t, 5632, 128)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
