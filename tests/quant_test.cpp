@@ -240,6 +240,39 @@ TEST_P(QuantType, DotMatchesScalarAndSpec) {
   }
 }
 
+// Register tiles of rows × positions (and every leftover shape, odd tails included) give
+// exactly dot_row per pair: prompt batches and decode steps then agree bit for bit.
+TEST(QuantFloatTiles, TilesEqualDotRowPerPair) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+    for (int64_t n : {5, 16, 37, 100}) {
+      for (int64_t n_rows : {1, 3, 4, 9}) {
+        for (int64_t n_tok : {1, 3, 4, 9}) {
+          std::vector<uint8_t> w;
+          for (int64_t r = 0; r < n_rows; ++r) {
+            const auto row = random_row(t, n, rng);
+            w.insert(w.end(), row.begin(), row.end());
+          }
+          const int64_t wb = int64_t(w.size()) / n_rows;
+          std::vector<float> x(static_cast<size_t>(n * n_tok));
+          for (auto& v : x) v = normal(rng);
+          const int64_t os = n_rows + 1;  // a spare column: the stride is respected
+          std::vector<float> out(static_cast<size_t>(os * n_tok), -1.0f);
+          quant::dot_tile_float(t, w.data(), wb, n_rows, x.data(), n, n_tok, n, out.data(), os);
+          for (int64_t i = 0; i < n_tok; ++i) {
+            for (int64_t r = 0; r < n_rows; ++r)
+              ASSERT_EQ(out[size_t(i * os + r)], quant::dot_row(t, w.data() + r * wb, x.data() + i * n, n))
+                  << dtype_name(t) << " n=" << n << " " << n_rows << "x" << n_tok << " row " << r << " pos " << i;
+            ASSERT_EQ(out[size_t(i * os + n_rows)], -1.0f);
+          }
+        }
+      }
+    }
+  }
+  EXPECT_THROW(quant::dot_tile_float(DType::Q4_0, nullptr, 0, 0, nullptr, 0, 0, 32, nullptr, 0), Error);
+}
+
 TEST_P(QuantType, ScalarDequantizeIsTheSame) {
   const DType t = GetParam();
   std::mt19937 rng(7);

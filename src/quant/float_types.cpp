@@ -81,87 +81,106 @@ void quantize_bf16(const float* src, uint8_t* dst, int64_t n) {
   }
 }
 
-// ---- SIMD dots -------------------------------------------------------------------------
-#ifdef __AVX512F__
+// ---- SIMD dots: register tiles ------------------------------------------------------------
+// R weight rows × T float rows per call, one 16-lane accumulator per pair, the row's tail
+// through masked loads: every pair runs the same instruction sequence whatever the tile
+// shape, so dot_row (a 1×1 tile) and a prompt batch give identical numbers. Weights are
+// converted to F32 in registers (F16 in hardware, BF16 by a shift), once per tile.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 TP_SIMD_BEGIN
 namespace {
 
-// Four independent accumulators hide the FMA latency; 64 elements per iteration.
-template <typename Load16>
-float dot_avx512(const uint8_t* row, const float* x, int64_t n, int64_t elem_bytes, Load16 load,
-                 DotFn scalar_tail) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64)
-    for (int k = 0; k < 4; ++k)
-      acc[k] = _mm512_fmadd_ps(load(row + (i + 16 * k) * elem_bytes), _mm512_loadu_ps(x + i + 16 * k), acc[k]);
-  for (; i + 16 <= n; i += 16)
-    acc[0] = _mm512_fmadd_ps(load(row + i * elem_bytes), _mm512_loadu_ps(x + i), acc[0]);
-  const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-  return hsum(sum) + scalar_tail(row + i * elem_bytes, x + i, n - i);
-}
-
-inline __m512 load_f32x16(const uint8_t* p) { return _mm512_loadu_ps(reinterpret_cast<const float*>(p)); }
-inline __m512 load_f16x16(const uint8_t* p) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
+struct LoadF32 {
+  static constexpr int64_t kBytes = 4;
+  static __m512 full(const uint8_t* p) { return _mm512_loadu_ps(p); }
+  static __m512 part(const uint8_t* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+};
+struct LoadF16 {
+  static constexpr int64_t kBytes = 2;
+  static __m512 full(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static __m512 part(const uint8_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+};
 // BF16 is the top half of an F32: widen to 32 bits and shift into place.
-inline __m512 load_bf16x16(const uint8_t* p) {
-  const __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+struct LoadBF16 {
+  static constexpr int64_t kBytes = 2;
+  static __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  static __m512 full(const uint8_t* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static __m512 part(const uint8_t* p, __mmask16 m) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+};
+
+template <class L, int R, int T>
+void tile(const uint8_t* w, int64_t ws, const float* x, int64_t xs, int64_t n, float* out, int64_t os) {
+  __m512 acc[T][R];
+  for (auto& a : acc)
+    for (auto& v : a) v = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = L::full(w + r * ws + i * L::kBytes);
+    for (int t = 0; t < T; ++t) {
+      const __m512 xv = _mm512_loadu_ps(x + t * xs + i);
+      for (int r = 0; r < R; ++r) acc[t][r] = _mm512_fmadd_ps(wv[r], xv, acc[t][r]);
+    }
+  }
+  if (i < n) {
+    const auto m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = L::part(w + r * ws + i * L::kBytes, m);
+    for (int t = 0; t < T; ++t) {
+      const __m512 xv = _mm512_maskz_loadu_ps(m, x + t * xs + i);
+      for (int r = 0; r < R; ++r) acc[t][r] = _mm512_fmadd_ps(wv[r], xv, acc[t][r]);
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int r = 0; r < R; ++r) out[t * os + r] = hsum(acc[t][r]);
 }
 
-// dot_avx512 for NT activation rows at once, each with exactly its accumulation order, so
-// the results equal NT separate dot_fast_f32 calls bit for bit; a weight vector loaded
-// once serves all NT rows.
-template <int NT>
-void dot_f32_rows(const float* w, const float* x, int64_t xs, int64_t n, float* out) {
-  __m512 acc[NT][4];
-  for (int t = 0; t < NT; ++t)
-    for (int k = 0; k < 4; ++k) acc[t][k] = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64)
-    for (int k = 0; k < 4; ++k) {
-      const __m512 wv = _mm512_loadu_ps(w + i + 16 * k);
-      for (int t = 0; t < NT; ++t) acc[t][k] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * xs + i + 16 * k), acc[t][k]);
-    }
-  for (; i + 16 <= n; i += 16) {
-    const __m512 wv = _mm512_loadu_ps(w + i);
-    for (int t = 0; t < NT; ++t) acc[t][0] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * xs + i), acc[t][0]);
-  }
-  const auto* tail = reinterpret_cast<const uint8_t*>(w + i);
-  for (int t = 0; t < NT; ++t) {
-    const __m512 sum = _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]), _mm512_add_ps(acc[t][2], acc[t][3]));
-    out[t] = hsum(sum) + dot_scalar_f32(tail, x + t * xs + i, n - i);
-  }
+// 4 rows × 4 positions: 16 accumulators, 4 weight vectors and one activation vector stay in
+// the 32 registers. Fewer positions than that (decoding): one row at a time, so each thread
+// reads its weights as one sequential stream.
+template <class L>
+void tiles(const uint8_t* w, int64_t ws, int64_t n_rows, const float* x, int64_t xs, int64_t n_tok, int64_t n,
+           float* out, int64_t os) {
+  constexpr int R = 4, T = 4;
+  auto tokens = [&](int64_t r, auto full, auto one_tok) {
+    int64_t t = 0;
+    for (; t + T <= n_tok; t += T) full(w + r * ws, ws, x + t * xs, xs, n, out + t * os + r, os);
+    for (; t < n_tok; ++t) one_tok(w + r * ws, ws, x + t * xs, xs, n, out + t * os + r, os);
+  };
+  int64_t r = 0;
+  if (n_tok >= T)
+    for (; r + R <= n_rows; r += R) tokens(r, tile<L, R, T>, tile<L, R, 1>);
+  for (; r < n_rows; ++r) tokens(r, tile<L, 1, T>, tile<L, 1, 1>);
+}
+
+template <class L>
+float dot_one(const uint8_t* row, const float* x, int64_t n) {
+  float out;
+  tile<L, 1, 1>(row, 0, x, 0, n, &out, 1);
+  return out;
 }
 
 }  // namespace
 
-void dot_rows_f32(const float* w, const float* x, int64_t xs, int64_t n_tok, int64_t n, float* out, int64_t os) {
-  int64_t t = 0;
-  float r[4];
-  for (; t + 4 <= n_tok; t += 4) {
-    dot_f32_rows<4>(w, x + t * xs, xs, n, r);
-    for (int i = 0; i < 4; ++i) out[(t + i) * os] = r[i];
+void dot_tile_float(DType type, const uint8_t* w, int64_t ws, int64_t n_rows, const float* x, int64_t xs,
+                    int64_t n_tok, int64_t n, float* out, int64_t os) {
+  switch (type) {
+    case DType::F16: return tiles<LoadF16>(w, ws, n_rows, x, xs, n_tok, n, out, os);
+    case DType::BF16: return tiles<LoadBF16>(w, ws, n_rows, x, xs, n_tok, n, out, os);
+    default: return tiles<LoadF32>(w, ws, n_rows, x, xs, n_tok, n, out, os);
   }
-  for (; t < n_tok; ++t) dot_f32_rows<1>(w, x + t * xs, xs, n, out + t * os);
 }
 
-float dot_fast_f32(const uint8_t* row, const float* x, int64_t n) {
-  return dot_avx512(row, x, n, 4, load_f32x16, dot_scalar_f32);
-}
-float dot_fast_f16(const uint8_t* row, const float* x, int64_t n) {
-  return dot_avx512(row, x, n, 2, load_f16x16, dot_scalar_f16);
-}
-float dot_fast_bf16(const uint8_t* row, const float* x, int64_t n) {
-  return dot_avx512(row, x, n, 2, load_bf16x16, dot_scalar_bf16);
-}
+float dot_fast_f32(const uint8_t* row, const float* x, int64_t n) { return dot_one<LoadF32>(row, x, n); }
+float dot_fast_f16(const uint8_t* row, const float* x, int64_t n) { return dot_one<LoadF16>(row, x, n); }
+float dot_fast_bf16(const uint8_t* row, const float* x, int64_t n) { return dot_one<LoadBF16>(row, x, n); }
 TP_SIMD_END
 #else
-void dot_rows_f32(const float* w, const float* x, int64_t xs, int64_t n_tok, int64_t n, float* out, int64_t os) {
-  for (int64_t t = 0; t < n_tok; ++t)
-    out[t * os] = dot_scalar_f32(reinterpret_cast<const uint8_t*>(w), x + t * xs, n);
+void dot_tile_float(DType type, const uint8_t* w, int64_t ws, int64_t n_rows, const float* x, int64_t xs,
+                    int64_t n_tok, int64_t n, float* out, int64_t os) {
+  const DotFn dot = type == DType::F16 ? dot_scalar_f16 : type == DType::BF16 ? dot_scalar_bf16 : dot_scalar_f32;
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t t = 0; t < n_tok; ++t) out[t * os + r] = dot(w + r * ws, x + t * xs, n);
 }
 float dot_fast_f32(const uint8_t* row, const float* x, int64_t n) { return dot_scalar_f32(row, x, n); }
 float dot_fast_f16(const uint8_t* row, const float* x, int64_t n) { return dot_scalar_f16(row, x, n); }

@@ -155,9 +155,10 @@ TP_DECLARE_TYPE(q5_k);
 TP_DECLARE_TYPE(q6_k);
 #undef TP_DECLARE_TYPE
 
-// n_tok dot products of one float row w with x + t * xs, into out[t * os]; each equals
-// dot_fast_f32 of that row bit for bit (prompt batches then match decode steps).
-void dot_rows_f32(const float* w, const float* x, int64_t xs, int64_t n_tok, int64_t n, float* out, int64_t os);
+// Register-tiled dots of float-type rows (quant.h dot_tile_float); dot_fast_f32/f16/bf16
+// are its 1×1 tile, so both give identical numbers.
+void dot_tile_float(DType type, const uint8_t* w, int64_t ws, int64_t n_rows, const float* x, int64_t xs,
+                    int64_t n_tok, int64_t n, float* out, int64_t os);
 
 void quantize_f32(const float*, uint8_t*, int64_t);
 void quantize_f16(const float*, uint8_t*, int64_t);

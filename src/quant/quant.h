@@ -15,11 +15,11 @@ void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n);
 // Dot product of one row of `type` with n floats.
 float dot_row(DType type, const uint8_t* row, const float* x, int64_t n);
 
-// Dot products of one float row w[n] with n_tok rows x + t * x_stride, written to
-// out[t * out_stride]; each equals dot_row(F32, w, ...) exactly, but w is read once for
-// up to four rows (prompt batches).
-void dot_rows_f32(const float* w, const float* x, int64_t x_stride, int64_t n_tok, int64_t n, float* out,
-                  int64_t out_stride);
+// Dots of n_rows rows of a plain float type (F32, F16 or BF16; w + r * w_stride bytes) with
+// n_tok float rows (x + t * x_stride) into out[t * out_stride + r], in register tiles of
+// rows × positions. Each pair equals dot_row(type, ...) bit for bit, whatever the counts.
+void dot_tile_float(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const float* x, int64_t x_stride,
+                    int64_t n_tok, int64_t n, float* out, int64_t out_stride);
 
 // Encodes n floats as one row of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1):
 // used by the model writer and tests. Throws Error(Unsupported) for other types.

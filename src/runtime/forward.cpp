@@ -165,8 +165,8 @@ void per_head_result(Forward& f, int layer, const TensorView& wo) {
       // Head h's slice of the row against z[t, h] for every position: the SIMD F32 dot,
       // over positions at the stride of one position's z.
       for (int64_t h = 0; h < c.n_heads; ++h)
-        quant::dot_rows_f32(row.data() + h * dh, z.data() + h * dh, qd, f.n, dh, st.result.data() + h * dm + r,
-                            c.n_heads * dm);
+        quant::dot_tile_float(DType::F32, reinterpret_cast<const uint8_t*>(row.data() + h * dh), 0, 1,
+                              z.data() + h * dh, qd, f.n, dh, st.result.data() + h * dm + r, c.n_heads * dm);
     }
   });
   f.offer(Hook::Result, layer, st.result.data(), {f.n, c.n_heads, dm});

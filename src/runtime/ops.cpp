@@ -34,7 +34,7 @@ struct MatmulScratch {
   std::vector<float> bias;   // the bias decoded to float
 };
 thread_local MatmulScratch tl_scratch;
-thread_local std::vector<float> tl_row;  // one decoded weight row (float path, batches)
+thread_local std::vector<float> tl_rows;  // four decoded weight rows (float path, batches)
 
 // Weights with an integer kernel: activations rounded to 8 bits per block once (as
 // llama.cpp does), then tiles of weight rows × positions (dot_tile_int8). Threads take
@@ -58,24 +58,31 @@ void matmul_int8(ThreadPool& pool, const TensorView& w, quant::ActFormat af, con
   });
 }
 
-// Float activations: one row dot for a single position; for a batch, each weight row is
-// decoded once and dotted with four positions at a time by the F32 kernel, which accumulates like
-// the F16/BF16 kernels, so a prompt pass and a decode step give the same numbers.
+// Float activations. Plain float weights (F32/F16/BF16) go straight into register tiles of
+// rows × positions; other types without an integer kernel decode four rows at a time into
+// F32 for a batch, and use their own dot for a single position.
 void matmul_float(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y, const float* bias) {
-  const int64_t k = w.row_len(), rows = w.n_rows();
-  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-    if (n == 1) {
-      for (int64_t r = r0; r < r1; ++r) y[r] = quant::dot_row(w.type, w.row(r), x, k) + (bias ? bias[r] : 0.0f);
-      return;
+  const int64_t k = w.row_len(), rows = w.n_rows(), bpr = int64_t(w.bytes_per_row());
+  const bool plain = w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16;
+  constexpr int64_t kGroup = 4;
+  pool.parallel_for((rows + kGroup - 1) / kGroup, [&](int64_t g0, int64_t g1) {
+    const int64_t r0 = g0 * kGroup, r1 = std::min(rows, g1 * kGroup);
+    if (plain) {
+      quant::dot_tile_float(w.type, w.row(r0), bpr, r1 - r0, x, k, n, k, y + r0, rows);
+    } else if (n == 1) {
+      for (int64_t r = r0; r < r1; ++r) y[r] = quant::dot_row(w.type, w.row(r), x, k);
+    } else {
+      auto& dec = tl_rows;
+      if (dec.size() < size_t(kGroup * k)) dec.resize(size_t(kGroup * k));
+      for (int64_t r = r0; r < r1; r += kGroup) {
+        const int64_t nr = std::min(kGroup, r1 - r);
+        for (int64_t i = 0; i < nr; ++i) quant::dequantize_row(w.type, w.row(r + i), dec.data() + i * k, k);
+        quant::dot_tile_float(DType::F32, reinterpret_cast<const uint8_t*>(dec.data()), k * 4, nr, x, k, n, k, y + r, rows);
+      }
     }
-    auto& row = tl_row;
-    if (row.size() < size_t(k)) row.resize(size_t(k));
-    for (int64_t r = r0; r < r1; ++r) {
-      quant::dequantize_row(w.type, w.row(r), row.data(), k);
-      quant::dot_rows_f32(row.data(), x, k, n, k, y + r, rows);
-      if (bias)
-        for (int64_t t = 0; t < n; ++t) y[t * rows + r] += bias[r];
-    }
+    if (bias)
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += bias[r];
   });
 }
 
