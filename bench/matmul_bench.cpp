@@ -1,7 +1,8 @@
 // ops::matmul as the forward pass calls it, on the thread pool:
 //   decode/TYPE  one position times a 2048-wide matrix of ~512 MiB (far beyond the caches, as
 //                a whole model is): weight GB/s, to compare with the machine's read bandwidth
-//   prompt/TYPE  128 positions times a 5632 × 2048 matrix (TinyLlama's FFN): MAC/s
+//   prompt/TYPE  128 positions times a 5632 × 2048 matrix (TinyLlama's FFN up): MAC/s
+//   prompt_wide/TYPE  the same through 2048 × 5632 (FFN down: wide rows, large activations)
 //   ./build/bench/tokenprobe_matmul_bench [--benchmark_filter=decode] [-- threads via TP_THREADS]
 #include <benchmark/benchmark.h>
 
@@ -20,7 +21,6 @@
 
 namespace {
 
-constexpr int64_t kCols = 2048;
 
 int threads() {
   const char* t = std::getenv("TP_THREADS");
@@ -29,7 +29,7 @@ int threads() {
 
 // Random bytes with a small fp16 scale in each block's scale fields: valid weights of any
 // type (the same trick as `tokenprobe bench` for K-quants).
-std::vector<uint8_t> make_matrix(tp::DType t, int64_t rows) {
+std::vector<uint8_t> make_matrix(tp::DType t, int64_t rows, int64_t kCols) {
   const auto& info = tp::dtype_info(t);
   const int64_t rb = tp::row_bytes(t, kCols);
   std::vector<uint8_t> m(static_cast<size_t>(rb * rows));
@@ -62,9 +62,9 @@ std::vector<uint8_t> make_matrix(tp::DType t, int64_t rows) {
   return m;
 }
 
-void bm_matmul(benchmark::State& state, tp::DType t, int64_t rows, int64_t n_tok) {
+void bm_matmul(benchmark::State& state, tp::DType t, int64_t rows, int64_t kCols, int64_t n_tok) {
   static tp::ThreadPool pool(threads());
-  const auto m = make_matrix(t, rows);
+  const auto m = make_matrix(t, rows, kCols);
   tp::TensorView w{"w", t, {kCols, rows}, m.data(), m.size()};
   std::vector<float> x(size_t(kCols * n_tok)), y(size_t(rows * n_tok));
   std::mt19937 rng(12);
@@ -86,10 +86,12 @@ int main(int argc, char** argv) {
   using tp::DType;
   for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     const std::string name = tp::dtype_name(t);
-    const int64_t rows = (512LL << 20) / tp::row_bytes(t, kCols);
-    benchmark::RegisterBenchmark(("decode/" + name).c_str(), bm_matmul, t, rows, 1)
+    const int64_t rows = (512LL << 20) / tp::row_bytes(t, 2048);
+    benchmark::RegisterBenchmark(("decode/" + name).c_str(), bm_matmul, t, rows, 2048, 1)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
-    benchmark::RegisterBenchmark(("prompt/" + name).c_str(), bm_matmul, t, 5632, 128)
+    benchmark::RegisterBenchmark(("prompt/" + name).c_str(), bm_matmul, t, 5632, 2048, 128)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("prompt_wide/" + name).c_str(), bm_matmul, t, 2048, 5632, 128)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
   }
   benchmark::Initialize(&argc, argv);
