@@ -162,24 +162,14 @@ inline int32_t hsum_i32(__m256i v) {
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
   return _mm_cvtsi128_si32(s);
 }
-inline float hsum256(__m256 v) {
-  alignas(32) float l[8];
-  _mm256_store_ps(l, v);
-  return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
-}
 
 // A tile kernel dots R weight rows (w + r * ws) with T activation rows (xq + t * xs) and
 // writes out[t * os + r]. Weight blocks are decoded once per tile and activation blocks
-// loaded once per tile; R × T independent accumulators keep the FMA and VNNI pipes busy
-// (one row alone is a chain of dependent FMAs, latency- rather than bandwidth-bound).
+// loaded once per tile; R × T independent accumulators keep the FMA and VNNI pipes busy.
 // Every (row, token) pair runs the same instruction sequence whatever the tile shape, so
 // results do not depend on how a matrix is cut into tiles: a prompt pass and a decode step
-// give identical numbers.
-template <int R, int T>
-inline void store_tile(const __m256 (&acc)[T][R], float* out, int64_t os) {
-  for (int t = 0; t < T; ++t)
-    for (int r = 0; r < R; ++r) out[t * os + r] = hsum256(acc[t][r]);
-}
+// give identical numbers. Accumulators are summed in place at the end (handing the array
+// to a helper made GCC keep a memory copy of every accumulator, stored each iteration).
 
 // Signed × signed through VNNI's unsigned × signed: |w| times y with w's sign moved onto y.
 struct TileQ8_0 {
@@ -207,7 +197,8 @@ struct TileQ8_0 {
         }
       }
     }
-    store_tile<R, T>(acc, out, os);
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r) out[t * os + r] = detail::hsum(acc[t][r]);
   }
 };
 
@@ -252,8 +243,7 @@ struct TileQ4_0 {
     }
     if (b < nb) block(b, acc[0]);
     for (int t = 0; t < T; ++t)
-      for (int r = 0; r < R; ++r) acc[0][t][r] = _mm256_add_ps(acc[0][t][r], acc[1][t][r]);
-    store_tile<R, T>(acc[0], out, os);
+      for (int r = 0; r < R; ++r) out[t * os + r] = detail::hsum(_mm256_add_ps(acc[0][t][r], acc[1][t][r]));
   }
 };
 
@@ -308,7 +298,7 @@ struct TileQ4_K {
       }
     }
     for (int t = 0; t < T; ++t)
-      for (int r = 0; r < R; ++r) out[t * os + r] = hsum256(acc[t][r]) - macc[t][r];
+      for (int r = 0; r < R; ++r) out[t * os + r] = detail::hsum(acc[t][r]) - macc[t][r];
   }
 };
 
@@ -361,7 +351,8 @@ struct TileQ6_K {
         }
       }
     }
-    store_tile<R, T>(acc, out, os);
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r) out[t * os + r] = detail::hsum(acc[t][r]);
   }
 };
 

@@ -108,14 +108,18 @@ inline void unpack_scales_k4(const uint8_t* s, uint8_t* scale, uint8_t* min) {
 
 #ifdef __AVX512F__
 TP_SIMD_BEGIN
-// Sum of the 16 lanes, once per row. Through memory rather than _mm512_reduce_add_ps,
-// whose GCC 12 expansion trips -Wuninitialized (_mm256_undefined_pd) in every caller.
+// Lane sums in registers, in a fixed order: (t0 + t1) + (t2 + t3) of the halves' sums.
+// (Not _mm512_reduce_add_ps, whose GCC 12 expansion trips -Wuninitialized; not through a
+// stack array either, which made GCC store every accumulator of a tile kernel to memory
+// on each loop iteration.)
+inline float hsum(__m128 t) {
+  const __m128 u = _mm_add_ps(t, _mm_shuffle_ps(t, t, 0xB1));  // t0+t1, t1+t0, t2+t3, t3+t2
+  return _mm_cvtss_f32(_mm_add_ss(u, _mm_movehl_ps(u, u)));
+}
+inline float hsum(__m256 v) { return hsum(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
 inline float hsum(__m512 v) {
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, v);
-  float s[8];
-  for (int i = 0; i < 8; ++i) s[i] = lanes[i] + lanes[i + 8];
-  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+  return hsum(_mm256_add_ps(_mm512_castps512_ps256(v), hi));
 }
 
 // 16 unsigned bytes → 16 floats.
