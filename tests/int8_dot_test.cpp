@@ -127,6 +127,34 @@ TEST_P(Int8Dot, TilesEqualOneDotPerPair) {
   }
 }
 
+// Per-slice dots (per-head slices of W_O) equal one dot per slice up to float rounding, for
+// slice counts around the kernel's eight-at-a-time reduction.
+TEST_P(Int8Dot, SlicesEqualOneDotPerSlice) {
+  const DType t = GetParam();
+  const quant::ActFormat f = quant::act_format(t);
+  const int64_t be = quant::act_block_elems(f);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t n_slices : {1, 7, 8, 9, 17}) {
+    for (int64_t blocks : {1, 2}) {
+      const int64_t len = blocks * be, n = n_slices * len;
+      const auto w = random_row(t, n, rng);
+      std::vector<float> x(static_cast<size_t>(n));
+      for (auto& v : x) v = normal(rng);
+      std::vector<uint8_t> xq(static_cast<size_t>(quant::act_row_bytes(f, n)));
+      quant::quantize_act(f, x.data(), xq.data(), n);
+      std::vector<float> out(static_cast<size_t>(2 * n_slices), -1.0f);
+      quant::dot_slices_int8(t, w.data(), xq.data(), n_slices, len, out.data(), 2);
+      const int64_t wb = row_bytes(t, len), xb = quant::act_row_bytes(f, len);
+      for (int64_t s = 0; s < n_slices; ++s) {
+        const float one = quant::dot_row_int8(t, w.data() + s * wb, xq.data() + s * xb, len);
+        EXPECT_NEAR(out[size_t(2 * s)], one, 1e-5 * (std::fabs(one) + 1.0f)) << n_slices << " slices, slice " << s;
+        EXPECT_EQ(out[size_t(2 * s + 1)], -1.0f);
+      }
+    }
+  }
+}
+
 TEST(Int8Dot, TypesWithoutIntegerKernelKeepFloatActivations) {
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
                   DType::Q3_K, DType::Q5_K})

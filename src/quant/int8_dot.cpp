@@ -200,6 +200,12 @@ struct TileQ8_0 {
     for (int t = 0; t < T; ++t)
       for (int r = 0; r < R; ++r) out[t * os + r] = detail::hsum(acc[t][r]);
   }
+  // One block's products added to acc (the per-slice kernel).
+  static __m256 block_fma(const uint8_t* wb, const uint8_t* x, __m256 acc) {
+    const __m256i sw = loadu256(wb + 2);
+    const __m256i p = dpbusd(_mm256_sign_epi8(sw, sw), _mm256_sign_epi8(loadu256(x + 8), sw));
+    return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(load_f16_fast(wb)), bcast_f32(x)), _mm256_cvtepi32_ps(p), acc);
+  }
 };
 
 // Unsigned codes 0..15 straight into VNNI; the -8 offset (-8 * sum(y), kept with the
@@ -244,6 +250,14 @@ struct TileQ4_0 {
     if (b < nb) block(b, acc[0]);
     for (int t = 0; t < T; ++t)
       for (int r = 0; r < R; ++r) out[t * os + r] = detail::hsum(_mm256_add_ps(acc[0][t][r], acc[1][t][r]));
+  }
+  static __m256 block_fma(const uint8_t* wb, const uint8_t* x, __m256 acc) {
+    const __m256i qs = _mm256_broadcastsi128_si256(detail::load16(wb + 2));
+    const __m256i codes = _mm256_and_si256(_mm256_srlv_epi64(qs, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
+    int32_t offset;
+    std::memcpy(&offset, x + 4, 4);
+    const __m256i p = _mm256_dpbusd_epi32(_mm256_zextsi128_si256(_mm_cvtsi32_si128(offset)), codes, loadu256(x + 8));
+    return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(load_f16_fast(wb)), bcast_f32(x)), _mm256_cvtepi32_ps(p), acc);
   }
 };
 
@@ -357,20 +371,58 @@ struct TileQ6_K {
 };
 
 using TileFn = void (*)(const uint8_t*, int64_t, const uint8_t*, int64_t, int64_t, float*, int64_t);
+// One position against n_rows rows, out[r]: the 1×1 tile in a loop the compiler sees whole,
+// without a call per row (per-head slices of W_O are only two blocks long).
+using RowsFn = void (*)(const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, float*);
+template <class K>
+void rows_1x1(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64_t n, float* out) {
+  for (int64_t r = 0; r < n_rows; ++r) K::template run<1, 1>(w + r * ws, ws, xq, 0, n, out + r, 1);
+}
 // A type's tile kernels: R rows × T tokens, and the shapes for leftover rows and tokens.
 struct TileSet {
   int R, T;
   TileFn full, rows_only, tokens_only, single;  // <R,T>, <R,1>, <1,T>, <1,1>
+  RowsFn single_rows;
 };
 template <class K, int R, int T>
 constexpr TileSet tiles() {
-  return {R, T, K::template run<R, T>, K::template run<R, 1>, K::template run<1, T>, K::template run<1, 1>};
+  return {R, T, K::template run<R, T>, K::template run<R, 1>, K::template run<1, T>, K::template run<1, 1>,
+          rows_1x1<K>};
 }
 // Shapes chosen so accumulators, codes and scales stay in the 32 vector registers.
 constexpr TileSet kTilesQ8_0 = tiles<TileQ8_0, 4, 3>();
 constexpr TileSet kTilesQ4_0 = tiles<TileQ4_0, 2, 4>();
 constexpr TileSet kTilesQ4_K = tiles<TileQ4_K, 1, 4>();
 constexpr TileSet kTilesQ6_K = tiles<TileQ6_K, 1, 4>();
+
+// Eight lane sums at once: out[j] = sum of a[j]'s lanes.
+inline __m256 hsum8x8(const __m256 (&a)[8]) {
+  const __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+  const __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);  // halves of a0..a3, a4..a7
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+// One row's slices of `blocks` blocks each against one activation row: eight slices per
+// pass, their sums reduced together, so a slice of two blocks (a 64-wide head) costs little
+// more than its products.
+template <class K, int64_t BlockBytes>
+void row_slices(const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t blocks, float* out, int64_t os) {
+  auto slice = [&](int64_t s) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = s * blocks; b < (s + 1) * blocks; ++b) acc = K::block_fma(row + b * BlockBytes, xq + b * kQ80Bytes, acc);
+    return acc;
+  };
+  int64_t s = 0;
+  for (; s + 8 <= n_slices; s += 8) {
+    __m256 acc[8];
+    for (int j = 0; j < 8; ++j) acc[j] = slice(s + j);
+    alignas(32) float sums[8];
+    _mm256_store_ps(sums, hsum8x8(acc));
+    for (int j = 0; j < 8; ++j) out[(s + j) * os] = sums[j];
+  }
+  for (; s < n_slices; ++s) out[s * os] = detail::hsum(slice(s));
+}
 
 const TileSet* tile_set(DType type) {
   switch (type) {
@@ -444,10 +496,22 @@ float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n)
   return out;
 }
 
+void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t slice_len, float* out,
+                     int64_t out_stride) {
+#ifdef TP_HAVE_VNNI
+  const int64_t blocks = slice_len / 32;  // Q8_0 and Q4_0 pair with 32-element activation blocks
+  if (type == DType::Q8_0) return row_slices<TileQ8_0, 34>(row, xq, n_slices, blocks, out, out_stride);
+  if (type == DType::Q4_0) return row_slices<TileQ4_0, 18>(row, xq, n_slices, blocks, out, out_stride);
+#endif
+  const int64_t wb = row_bytes(type, slice_len), xb = act_row_bytes(act_format(type), slice_len);
+  for (int64_t s = 0; s < n_slices; ++s) out[s * out_stride] = dot_row_int8(type, row + s * wb, xq + s * xb, slice_len);
+}
+
 void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                    int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
 #ifdef TP_HAVE_VNNI
   if (const TileSet* ts = tile_set(type)) {
+    if (n_tok == 1) return ts->single_rows(w, w_stride, n_rows, xq, n, out);
     // Rows outer, tokens inner: the tile's weight rows stay in L1 while the batch's
     // activations stream from L2.
     auto tokens = [&](int64_t r, TileFn full, TileFn one_tok) {

@@ -39,6 +39,13 @@ float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n)
 void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                    int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride);
 
+// The dots of one weight row's n_slices equal column slices (slice_len elements each, whole
+// activation blocks) with the matching slices of one activation row, into
+// out[s * out_stride]: per-head slices of W_O. Equal to dot_row_int8 per slice up to float
+// rounding (the slices' lanes are summed together).
+void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t slice_len, float* out,
+                     int64_t out_stride);
+
 namespace scalar {
 // The same sums in plain C++, block by block: the reference for the SIMD versions.
 float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n);

@@ -151,24 +151,11 @@ void attend(Forward& f, int layer) {
 void per_head_result(Forward& f, int layer, const TensorView& wo) {
   const auto& c = f.cfg;
   auto& st = f.st;
-  const int64_t dm = c.d_model, dh = c.d_head, qd = c.q_dim();
+  const int64_t dm = c.d_model;
   st.result.resize(size_t(f.n * c.n_heads * dm));
-  // z as the W_O product sees it (int8-rounded for some weight types), so that the heads'
-  // results sum to hook_attn_out minus its bias up to float rounding.
-  std::vector<float> z(st.z.begin(), st.z.begin() + f.n * qd);
-  ops::round_as_matmul_input(wo, z.data(), f.n);
-  f.pool.parallel_for(dm, [&](int64_t r0, int64_t r1) {
-    thread_local std::vector<float> row;  // one decoded row of W_O, reused across calls
-    if (row.size() < size_t(qd)) row.resize(size_t(qd));
-    for (int64_t r = r0; r < r1; ++r) {
-      ops::embedding_row(wo, r, row.data());
-      // Head h's slice of the row against z[t, h] for every position: the SIMD F32 dot,
-      // over positions at the stride of one position's z.
-      for (int64_t h = 0; h < c.n_heads; ++h)
-        quant::dot_tile_float(DType::F32, reinterpret_cast<const uint8_t*>(row.data() + h * dh), 0, 1,
-                              z.data() + h * dh, qd, f.n, dh, st.result.data() + h * dm + r, c.n_heads * dm);
-    }
-  });
+  // Head h's slice of W_O against z[t, h], rounded as the W_O product rounds z, so that
+  // the heads' results sum to hook_attn_out minus its bias up to float rounding.
+  ops::matmul_slices(f.pool, wo, st.z.data(), f.n, c.n_heads, st.result.data());
   f.offer(Hook::Result, layer, st.result.data(), {f.n, c.n_heads, dm});
 }
 

@@ -104,6 +104,58 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
     matmul_float(pool, w, x, n, y, b);
 }
 
+void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y) {
+  const int64_t k = w.row_len(), rows = w.n_rows(), len = k / n_slices, bpr = int64_t(w.bytes_per_row());
+  if (len * n_slices != k)
+    throw Error(ErrorKind::Shape, "tensor " + w.name, std::to_string(k) + " columns do not split into " +
+                                                          std::to_string(n_slices) + " equal slices");
+  const int64_t ys = n_slices * rows;  // y's stride between positions
+  constexpr int64_t kGroup = 4;
+  const quant::ActFormat af = quant::act_format(w.type);
+  const bool plain = w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16;
+  const bool int8 = af != quant::ActFormat::Float && len % quant::act_block_elems(af) == 0;
+  if (int8) {
+    // The activations quantised once, as matmul does; each row's slices against them.
+    const int64_t xb = quant::act_row_bytes(af, k);
+    auto& xq = tl_scratch.xq;
+    if (xq.size() < size_t(n * xb)) xq.resize(size_t(n * xb));
+    for (int64_t t = 0; t < n; ++t) quant::quantize_act(af, x + t * k, xq.data() + t * xb, k);
+    const uint8_t* xqd = xq.data();
+    pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t t = 0; t < n; ++t)
+          quant::dot_slices_int8(w.type, w.row(r), xqd + t * xb, n_slices, len, y + t * ys + r, rows);
+    });
+    return;
+  }
+  if (plain) {
+    // Slice s of every row starts at the same byte offset: the rows' slices form a matrix
+    // with the rows' stride, tiled like any float matmul.
+    const int64_t slice_bytes = len * dtype_info(w.type).block_bytes;
+    pool.parallel_for((rows + kGroup - 1) / kGroup, [&](int64_t g0, int64_t g1) {
+      const int64_t r0 = g0 * kGroup, r1 = std::min(rows, g1 * kGroup);
+      for (int64_t s = 0; s < n_slices; ++s)
+        quant::dot_tile_float(w.type, w.row(r0) + s * slice_bytes, bpr, r1 - r0, x + s * len, k, n, len,
+                              y + s * rows + r0, ys);
+    });
+    return;
+  }
+  // Blocks wider than a slice (K-quants against 64- or 128-wide heads): decode each row and
+  // dot its slices with x rounded as the integer product rounds it.
+  std::vector<float> xr(x, x + n * k);
+  round_as_matmul_input(w, xr.data(), n);
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    auto& row = tl_rows;
+    if (row.size() < size_t(k)) row.resize(size_t(k));
+    for (int64_t r = r0; r < r1; ++r) {
+      quant::dequantize_row(w.type, w.row(r), row.data(), k);
+      for (int64_t s = 0; s < n_slices; ++s)
+        quant::dot_tile_float(DType::F32, reinterpret_cast<const uint8_t*>(row.data() + s * len), 0, 1,
+                              xr.data() + s * len, k, n, len, y + s * rows + r, ys);
+    }
+  });
+}
+
 void round_as_matmul_input(const TensorView& w, float* x, int64_t n) {
   const int64_t k = w.row_len();
   const quant::ActFormat af = quant::act_format(w.type);

@@ -13,6 +13,13 @@ namespace tp::ops {
 void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y,
             const TensorView& bias = {});
 
+// The product split by column slices: y[t, s, r] = sum_{i in slice s} W[r, i] * x[t, i] for
+// n_slices equal slices of k (no bias), so that the slices sum to matmul(w, x) up to float
+// rounding, with x rounded as matmul rounds it. Per-head results of W_O (hook_result).
+// When the weight type's blocks tile the slices (float types; Q8_0/Q4_0 with slices of 32s)
+// this is one matmul's work on the weights as stored; otherwise rows are decoded to float.
+void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y);
+
 // Rewrites x [n, k] in place as matmul(w, x) sees it: for weight types multiplied in int8
 // (Q8_0, Q4_0, Q4_K, Q6_K) each row is rounded to the 8-bit activation blocks, otherwise it
 // is left alone. Lets a decomposition of the product (per-head W_O slices) sum exactly to
