@@ -155,6 +155,43 @@ TEST_P(Int8Dot, SlicesEqualOneDotPerSlice) {
   }
 }
 
+// The Q8_0 activation block holds exactly llama.cpp's numbers: d = fp16(max|x| / 127),
+// q = round-to-nearest-even(x * (127 / max|x|)), and -8 * sum(q) for Q4_0's offset.
+TEST(Int8Dot, Q8_0ActivationBlocksAreExact) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<float> x(64);
+    for (auto& v : x) v = normal(rng);
+    if (trial % 7 == 0) {  // max|x| = 127 makes the scale 1: halves fall on rounding ties (to even)
+      x[0] = 127.0f;
+      x[5] = 2.5f;
+      x[6] = -3.5f;
+    }
+    if (trial % 11 == 0) std::fill(x.begin() + 32, x.end(), 0.0f);  // an all-zero block
+    std::vector<uint8_t> q(size_t(quant::act_row_bytes(quant::ActFormat::Q8_0, 64)));
+    quant::quantize_act(quant::ActFormat::Q8_0, x.data(), q.data(), 64);
+    for (int b = 0; b < 2; ++b) {
+      const uint8_t* blk = q.data() + 40 * b;
+      float amax = 0.0f;
+      for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(x[size_t(32 * b + i)]));
+      const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+      float d;
+      int32_t offset;
+      std::memcpy(&d, blk, 4);
+      std::memcpy(&offset, blk + 4, 4);
+      ASSERT_EQ(d, fp16_to_float(float_to_fp16(amax / 127.0f)));
+      int32_t sum = 0;
+      for (int i = 0; i < 32; ++i) {
+        const int want = int(std::nearbyint(x[size_t(32 * b + i)] * id));
+        ASSERT_EQ(int(int8_t(blk[8 + i])), want) << "trial " << trial << " element " << 32 * b + i;
+        sum += want;
+      }
+      ASSERT_EQ(offset, -8 * sum);
+    }
+  }
+}
+
 TEST(Int8Dot, TypesWithoutIntegerKernelKeepFloatActivations) {
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
                   DType::Q3_K, DType::Q5_K})

@@ -26,26 +26,49 @@ inline int16_t load_i16(const uint8_t* p) {
   return v;
 }
 
-void quantize_act_q8_0(const float* x, uint8_t* dst, int64_t n) {
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const float* xb = x + b * 32;
-    uint8_t* blk = dst + b * kQ80Bytes;
-    float amax = 0.0f;
-    for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
-    // 127 / amax rather than 1 / d: what llama.cpp's x86 quantizer multiplies by, so that
-    // values near a rounding boundary round the same way.
-    const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    const float d16 = fp16_to_float(float_to_fp16(d));  // llama.cpp keeps d as fp16
-    int32_t sum = 0;
-    for (int i = 0; i < 32; ++i) {
-      const auto q = static_cast<int8_t>(std::nearbyint(xb[i] * id));
-      blk[8 + i] = static_cast<uint8_t>(q);
-      sum += q;
-    }
-    const int32_t offset = -8 * sum;  // what Q4_0's code offset of 8 adds to a block's sum
-    std::memcpy(blk, &d16, 4);
-    std::memcpy(blk + 4, &offset, 4);
+// One block: d = max|x| / 127 kept as fp16, q = round(x * 127 / max|x|), and the Q4_0
+// offset -8 * sum(q). The AVX-512 path computes the same numbers: max is exact and ignores
+// NaN as fmax does, and the conversion rounds to nearest even as nearbyint does.
+TP_SIMD_BEGIN
+void quantize_block_q8_0(const float* xb, uint8_t* blk) {
+  float amax = 0.0f;
+  int32_t sum = 0;
+#ifdef __AVX512F__
+  const __m512 lo = _mm512_loadu_ps(xb), hi = _mm512_loadu_ps(xb + 16);
+  const __m512 m = _mm512_max_ps(_mm512_abs_ps(lo), _mm512_max_ps(_mm512_abs_ps(hi), _mm512_setzero_ps()));
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, m);
+  for (float v : lanes) amax = std::fmax(amax, v);
+#else
+  for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
+#endif
+  // 127 / amax rather than 1 / d: what llama.cpp's x86 quantizer multiplies by, so that
+  // values near a rounding boundary round the same way.
+  const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  const float d16 = fp16_to_float(float_to_fp16(d));  // llama.cpp keeps d as fp16
+#ifdef __AVX512F__
+  const __m512 s = _mm512_set1_ps(id);
+  const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(lo, s)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(hi, s));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(blk + 8), _mm512_cvtsepi32_epi8(q0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(blk + 24), _mm512_cvtsepi32_epi8(q1));
+  alignas(64) int32_t qs[16];
+  _mm512_store_si512(qs, _mm512_add_epi32(q0, q1));
+  for (int32_t v : qs) sum += v;
+#else
+  for (int i = 0; i < 32; ++i) {
+    const auto q = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+    blk[8 + i] = static_cast<uint8_t>(q);
+    sum += q;
   }
+#endif
+  const int32_t offset = -8 * sum;  // what Q4_0's code offset of 8 adds to a block's sum
+  std::memcpy(blk, &d16, 4);
+  std::memcpy(blk + 4, &offset, 4);
+}
+TP_SIMD_END
+
+void quantize_act_q8_0(const float* x, uint8_t* dst, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b) quantize_block_q8_0(x + b * 32, dst + b * kQ80Bytes);
 }
 
 void quantize_act_q8_k(const float* x, uint8_t* dst, int64_t n) {
