@@ -36,9 +36,10 @@ void quantize_block_q8_0(const float* xb, uint8_t* blk) {
 #ifdef __AVX512F__
   const __m512 lo = _mm512_loadu_ps(xb), hi = _mm512_loadu_ps(xb + 16);
   const __m512 m = _mm512_max_ps(_mm512_abs_ps(lo), _mm512_max_ps(_mm512_abs_ps(hi), _mm512_setzero_ps()));
-  alignas(64) float lanes[16];
-  _mm512_store_ps(lanes, m);
-  for (float v : lanes) amax = std::fmax(amax, v);
+  const __m256 m8 = _mm256_max_ps(_mm512_castps512_ps256(m), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(m), 1)));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1)));
 #else
   for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
 #endif
