@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "io/gguf.h"
+#include "quant/kernels.h"
 #include "quant/quant.h"
 #include "quant/scalar.h"
 #include "test_support.h"
@@ -271,6 +272,57 @@ TEST(QuantFloatTiles, TilesEqualDotRowPerPair) {
     }
   }
   EXPECT_THROW(quant::dot_tile_float(DType::Q4_0, nullptr, 0, 0, nullptr, 0, 0, 32, nullptr, 0), Error);
+}
+
+// Per-slice dots of a decoded row equal one dot per slice up to float rounding, for slice
+// counts around the eight-at-a-time reduction and lengths with and without a tail.
+TEST(QuantFloatTiles, SlicesEqualOneDotPerSlice) {
+  std::mt19937 rng(6);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (int64_t n_slices : {1, 7, 8, 9, 17}) {
+    for (int64_t len : {5, 16, 64, 70}) {
+      std::vector<float> w(static_cast<size_t>(n_slices * len)), x(w.size());
+      for (auto& v : w) v = normal(rng);
+      for (auto& v : x) v = normal(rng);
+      std::vector<float> out(static_cast<size_t>(2 * n_slices), -1.0f);
+      quant::dot_slices_f32(w.data(), x.data(), n_slices, len, out.data(), 2);
+      for (int64_t s = 0; s < n_slices; ++s) {
+        double want = 0, mag = 0;
+        for (int64_t i = s * len; i < (s + 1) * len; ++i) {
+          want += double(w[size_t(i)]) * x[size_t(i)];
+          mag += std::fabs(double(w[size_t(i)]) * x[size_t(i)]);
+        }
+        EXPECT_NEAR(out[size_t(2 * s)], want, double(len + 4) * std::numeric_limits<float>::epsilon() * mag)
+            << n_slices << " slices of " << len << ", slice " << s;
+        EXPECT_EQ(out[size_t(2 * s + 1)], -1.0f);
+      }
+    }
+  }
+}
+
+// Q4_K's SIMD decode rounds exactly as the scalar formula: (d·scale)·code − dmin·min.
+TEST(QuantKnownAnswers, Q4_KDecodeIsTheScalarFormulaBitForBit) {
+  std::mt19937 rng(8);
+  const int64_t n = 3 * 256;
+  const auto row = random_row(DType::Q4_K, n, rng);
+  std::vector<float> got(static_cast<size_t>(n));
+  quant::dequantize_row(DType::Q4_K, row.data(), got.data(), n);
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* blk = row.data() + b * 144;
+    uint16_t hd, hm;
+    std::memcpy(&hd, blk, 2);
+    std::memcpy(&hm, blk + 2, 2);
+    const float d = fp16_to_float(hd), dmin = fp16_to_float(hm);
+    uint8_t scale[8], min[8];
+    quant::detail::unpack_scales_k4(blk + 4, scale, min);
+    for (int64_t i = 0; i < 256; ++i) {
+      const int c = int(i / 64), hi = int(i % 64) / 32, l = int(i % 32), sb = 2 * c + hi;
+      const uint8_t q = blk[16 + 32 * c + l];
+      const float code = float(hi ? q >> 4 : q & 0x0F);
+      const float want = (d * float(scale[sb])) * code - dmin * float(min[sb]);
+      ASSERT_EQ(got[size_t(b * 256 + i)], want) << "element " << b * 256 + i;
+    }
+  }
 }
 
 TEST_P(QuantType, ScalarDequantizeIsTheSame) {

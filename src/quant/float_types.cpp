@@ -162,6 +162,41 @@ float dot_one(const uint8_t* row, const float* x, int64_t n) {
 
 }  // namespace
 
+// Eight lane sums at once (out[j] = sum of a[j]'s 16 lanes), halves first.
+inline __m256 hsum8x16(const __m512 (&a)[8]) {
+  __m256 h[8];
+  for (int j = 0; j < 8; ++j)
+    h[j] = _mm256_add_ps(_mm512_castps512_ps256(a[j]), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[j]), 1)));
+  const __m256 t0 = _mm256_hadd_ps(h[0], h[1]), t1 = _mm256_hadd_ps(h[2], h[3]);
+  const __m256 t2 = _mm256_hadd_ps(h[4], h[5]), t3 = _mm256_hadd_ps(h[6], h[7]);
+  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t os) {
+  auto slice = [&](int64_t s) {
+    const float* ws = w + s * len;
+    const float* xs = x + s * len;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= len; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(ws + i), _mm512_loadu_ps(xs + i), acc);
+    if (i < len) {
+      const auto m = static_cast<__mmask16>((1u << (len - i)) - 1);
+      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, ws + i), _mm512_maskz_loadu_ps(m, xs + i), acc);
+    }
+    return acc;
+  };
+  int64_t s = 0;
+  for (; s + 8 <= n_slices; s += 8) {
+    __m512 acc[8];
+    for (int j = 0; j < 8; ++j) acc[j] = slice(s + j);
+    alignas(32) float sums[8];
+    _mm256_store_ps(sums, hsum8x16(acc));
+    for (int j = 0; j < 8; ++j) out[(s + j) * os] = sums[j];
+  }
+  for (; s < n_slices; ++s) out[s * os] = hsum(slice(s));
+}
+
 void dot_tile_float(DType type, const uint8_t* w, int64_t ws, int64_t n_rows, const float* x, int64_t xs,
                     int64_t n_tok, int64_t n, float* out, int64_t os) {
   switch (type) {
@@ -181,6 +216,10 @@ void dot_tile_float(DType type, const uint8_t* w, int64_t ws, int64_t n_rows, co
   const DotFn dot = type == DType::F16 ? dot_scalar_f16 : type == DType::BF16 ? dot_scalar_bf16 : dot_scalar_f32;
   for (int64_t r = 0; r < n_rows; ++r)
     for (int64_t t = 0; t < n_tok; ++t) out[t * os + r] = dot(w + r * ws, x + t * xs, n);
+}
+void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t os) {
+  for (int64_t s = 0; s < n_slices; ++s)
+    out[s * os] = dot_scalar_f32(reinterpret_cast<const uint8_t*>(w + s * len), x + s * len, len);
 }
 float dot_fast_f32(const uint8_t* row, const float* x, int64_t n) { return dot_scalar_f32(row, x, n); }
 float dot_fast_f16(const uint8_t* row, const float* x, int64_t n) { return dot_scalar_f16(row, x, n); }

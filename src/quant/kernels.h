@@ -164,6 +164,8 @@ TP_DECLARE_TYPE(q6_k);
 void dot_tile_float(DType type, const uint8_t* w, int64_t ws, int64_t n_rows, const float* x, int64_t xs,
                     int64_t n_tok, int64_t n, float* out, int64_t os);
 
+void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t os);
+
 void quantize_f32(const float*, uint8_t*, int64_t);
 void quantize_f16(const float*, uint8_t*, int64_t);
 void quantize_bf16(const float*, uint8_t*, int64_t);

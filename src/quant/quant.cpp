@@ -71,6 +71,10 @@ void dot_tile_float(DType type, const uint8_t* w, int64_t w_stride, int64_t n_ro
   detail::dot_tile_float(type, w, w_stride, n_rows, x, x_stride, n_tok, n, out, out_stride);
 }
 
+void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t out_stride) {
+  detail::dot_slices_f32(w, x, n_slices, len, out, out_stride);
+}
+
 void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n) {
   checked(type, n, "dequantize_row").dequantize(src, dst, n);
 }
@@ -90,6 +94,10 @@ void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n) {
 bool has_kernel(DType type) { return detail::find_kernels(type) != nullptr; }
 
 namespace scalar {
+
+void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t out_stride) {
+  detail::dot_slices_f32(w, x, n_slices, len, out, out_stride);
+}
 
 void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n) {
   checked(type, n, "scalar::dequantize_row").dequantize(src, dst, n);

@@ -21,6 +21,10 @@ float dot_row(DType type, const uint8_t* row, const float* x, int64_t n);
 void dot_tile_float(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const float* x, int64_t x_stride,
                     int64_t n_tok, int64_t n, float* out, int64_t out_stride);
 
+// out[s * out_stride] = dot of the s-th slice of len elements of w[n_slices * len] with the
+// same slice of x: per-head slices of a decoded W_O row, eight slices reduced together.
+void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t out_stride);
+
 // Encodes n floats as one row of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1):
 // used by the model writer and tests. Throws Error(Unsupported) for other types.
 void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n);

@@ -149,9 +149,7 @@ void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_
     if (row.size() < size_t(k)) row.resize(size_t(k));
     for (int64_t r = r0; r < r1; ++r) {
       quant::dequantize_row(w.type, w.row(r), row.data(), k);
-      for (int64_t s = 0; s < n_slices; ++s)
-        quant::dot_tile_float(DType::F32, reinterpret_cast<const uint8_t*>(row.data() + s * len), 0, 1,
-                              xr.data() + s * len, k, n, len, y + s * rows + r, ys);
+      for (int64_t t = 0; t < n; ++t) quant::dot_slices_f32(row.data(), xr.data() + t * k, n_slices, len, y + t * ys + r, rows);
     }
   });
 }
