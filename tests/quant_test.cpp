@@ -300,6 +300,25 @@ TEST(QuantFloatTiles, SlicesEqualOneDotPerSlice) {
   }
 }
 
+// The word-at-a-time unpacking of Q4_K/Q5_K scales and mins equals the byte-wise layout
+// (docs: j < 4 from the low six bits; j >= 4 from nibbles of s[j+4] and the top bits).
+TEST(QuantKnownAnswers, KQuantScaleUnpackingMatchesTheByteLayout) {
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int trial = 0; trial < 2000; ++trial) {
+    uint8_t sb[12];
+    for (auto& b : sb) b = uint8_t(trial < 256 ? trial : byte(rng));  // every byte value, then random
+    uint8_t scale[8], min[8];
+    quant::detail::unpack_scales_k4(sb, scale, min);
+    for (int j = 0; j < 8; ++j) {
+      const int want_scale = j < 4 ? sb[j] & 63 : (sb[j + 4] & 0x0F) | ((sb[j - 4] >> 6) << 4);
+      const int want_min = j < 4 ? sb[j + 4] & 63 : (sb[j + 4] >> 4) | ((sb[j] >> 6) << 4);
+      ASSERT_EQ(scale[j], want_scale) << "trial " << trial << " j " << j;
+      ASSERT_EQ(min[j], want_min) << "trial " << trial << " j " << j;
+    }
+  }
+}
+
 // Q4_K's SIMD decode rounds exactly as the scalar formula: (d·scale)·code − dmin·min.
 TEST(QuantKnownAnswers, Q4_KDecodeIsTheScalarFormulaBitForBit) {
   std::mt19937 rng(8);

@@ -310,12 +310,14 @@ struct TileQ4_K {
       __m256i isum[T][R];
       for (auto& a : isum)
         for (auto& v : a) v = _mm256_setzero_si256();
+      __m256i scales[R];  // the eight sub-block scales as int32 lanes
+      for (int r = 0; r < R; ++r) scales[r] = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scale[r])));
       for (int s = 0; s < 8; ++s) {
         __m256i codes[R], sv[R];
         for (int r = 0; r < R; ++r) {
           const __m256i qw = loadu256(w + r * ws + b * 144 + 16 + 32 * (s / 2));
           codes[r] = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(qw, 4) : qw, mask);
-          sv[r] = _mm256_set1_epi32(scale[r][s]);
+          sv[r] = _mm256_permutevar8x32_epi32(scales[r], _mm256_set1_epi32(s));
         }
         for (int t = 0; t < T; ++t) {
           const __m256i y = loadu256(xq + t * xs + b * kQ8KBytes + 36 + 32 * s);
@@ -361,15 +363,22 @@ struct TileQ6_K {
       __m256i isum[T][R];
       for (auto& a : isum)
         for (auto& v : a) v = _mm256_setzero_si256();
+      __m256i scales[R][2];  // the sixteen int8 scales as int32 lanes, 0-7 and 8-15
+      for (int r = 0; r < R; ++r) {
+        const __m128i sc = detail::load16(w + r * ws + b * 210 + 192);
+        scales[r][0] = _mm256_cvtepi8_epi32(sc);
+        scales[r][1] = _mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8));
+      }
       for (int j = 0; j < 8; ++j) {
         const int h = j / 4, g = j % 4;
+        // scale 2j in the low four lanes, 2j + 1 in the high four
+        const __m256i pick = _mm256_setr_epi32(2 * g, 2 * g, 2 * g, 2 * g, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1);
         __m256i codes[R], sv[R];
         for (int r = 0; r < R; ++r) {
           const uint8_t* wb = w + r * ws + b * 210;
           const __m256i ql = loadu256(wb + 64 * h + 32 * (g % 2)), qh = loadu256(wb + 128 + 32 * h);
           codes[r] = q6_codes(ql, qh, g >= 2, 2 * g);
-          const auto* sc = reinterpret_cast<const int8_t*>(wb + 192);
-          sv[r] = _mm256_set_m128i(_mm_set1_epi32(sc[2 * j + 1]), _mm_set1_epi32(sc[2 * j]));
+          sv[r] = _mm256_permutevar8x32_epi32(scales[r][h], pick);
         }
         for (int t = 0; t < T; ++t) {
           const __m256i y = loadu256(xq + t * xs + b * kQ8KBytes + 36 + 32 * j);
