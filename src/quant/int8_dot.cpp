@@ -195,28 +195,30 @@ inline int32_t hsum_i32(__m256i v) {
 // give identical numbers. Accumulators are summed in place at the end (handing the array
 // to a helper made GCC keep a memory copy of every accumulator, stored each iteration).
 
-// Signed × signed through VNNI's unsigned × signed: |w| times y with w's sign moved onto y.
+// Signed × signed through VNNI's unsigned × signed: y + 128 (y XOR 0x80) is unsigned, and
+// each row block's sum starts at -128·sum(w), so every lane holds exactly its four y·w.
 struct TileQ8_0 {
   template <int R, int T>
   static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
     __m256 acc[T][R];
     for (auto& a : acc)
       for (auto& v : a) v = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 32; ++b) {
-      __m256i sw[R], aw[R];
+      __m256i sw[R], start[R];
       __m256 dw[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* wb = w + r * ws + b * 34;
         sw[r] = loadu256(wb + 2);
-        aw[r] = _mm256_sign_epi8(sw[r], sw[r]);
+        start[r] = _mm256_sub_epi32(_mm256_setzero_si256(), dpbusd(flip, sw[r]));
         dw[r] = _mm256_set1_ps(load_f16_fast(wb));
       }
       for (int t = 0; t < T; ++t) {
         const uint8_t* x = xq + t * xs + b * kQ80Bytes;
-        const __m256i y = loadu256(x + 8);
+        const __m256i yu = _mm256_xor_si256(loadu256(x + 8), flip);
         const __m256 dx = bcast_f32(x);
         for (int r = 0; r < R; ++r) {
-          const __m256i p = dpbusd(aw[r], _mm256_sign_epi8(y, sw[r]));
+          const __m256i p = _mm256_dpbusd_epi32(start[r], yu, sw[r]);
           acc[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(p), acc[t][r]);
         }
       }
@@ -226,8 +228,9 @@ struct TileQ8_0 {
   }
   // One block's products added to acc (the per-slice kernel).
   static __m256 block_fma(const uint8_t* wb, const uint8_t* x, __m256 acc) {
-    const __m256i sw = loadu256(wb + 2);
-    const __m256i p = dpbusd(_mm256_sign_epi8(sw, sw), _mm256_sign_epi8(loadu256(x + 8), sw));
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), sw = loadu256(wb + 2);
+    const __m256i start = _mm256_sub_epi32(_mm256_setzero_si256(), dpbusd(flip, sw));
+    const __m256i p = _mm256_dpbusd_epi32(start, _mm256_xor_si256(loadu256(x + 8), flip), sw);
     return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(load_f16_fast(wb)), bcast_f32(x)), _mm256_cvtepi32_ps(p), acc);
   }
 };
