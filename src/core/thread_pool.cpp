@@ -15,6 +15,10 @@ namespace {
 // About a millisecond of pause instructions: longer than the gap between two matrix
 // products of a decode step, short enough that an idle pool soon stops burning a core.
 constexpr int kSpinIterations = 20000;
+// The first of them are pause instructions (tens of microseconds); after that a waiting worker
+// yields on each turn, so that a runnable thread of the same process (the trace writer)
+// gets the core instead of being time-sliced against a spinning worker.
+constexpr int kPauseIterations = 2000;
 
 void chunk(int64_t n, int parts, int index, int64_t* begin, int64_t* end) {
   const int64_t base = n / parts, extra = n % parts;
@@ -99,8 +103,10 @@ void ThreadPool::worker(int) {
   uint64_t seen = 0;
   for (;;) {
     auto fresh = [&] { return gen_of(state_.load(std::memory_order_acquire)) != seen; };
-    for (int spins = 0; !fresh() && !stop_.load(std::memory_order_relaxed) && spins < kSpinIterations; ++spins)
-      TP_PAUSE();
+    for (int spins = 0; !fresh() && !stop_.load(std::memory_order_relaxed) && spins < kSpinIterations; ++spins) {
+      if (spins < kPauseIterations) TP_PAUSE();
+      else std::this_thread::yield();
+    }
     if (!fresh()) {
       std::unique_lock<std::mutex> lock(mu_);
       start_cv_.wait(lock, [&] { return stop_.load() || fresh(); });
