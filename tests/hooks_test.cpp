@@ -7,6 +7,7 @@
 #include "model/model.h"
 #include "probe/recorder.h"
 #include "quant/quant.h"
+#include "runtime/ops.h"
 #include "runtime/session.h"
 #include "test_support.h"
 
@@ -118,13 +119,19 @@ TEST_P(HookIdentities, LogitsAreTheUnembeddingOfTheFinalNorm) {
   const auto& logits = c->rec.only("unembed.hook_out").data;              // [4, d_vocab]
   const NormWeights& ln = m.impl->final_norm();
   const TensorView& wu = m.impl->unembed();
+  // The unembedding's input, rounded as the product rounds it (8-bit blocks for weight
+  // types multiplied in int8; unchanged otherwise: docs/numerics.md).
+  std::vector<float> input(size_t(4 * dm));
+  for (int t = 0; t < 4; ++t)
+    for (int64_t i = 0; i < dm; ++i)
+      input[size_t(t * dm + i)] = normalized[t * dm + i] * ln.w[i] + (ln.b.empty() ? 0.0f : ln.b[i]);
+  ops::round_as_matmul_input(wu, input.data(), 4);
   std::vector<float> row(dm), want(logits.size());
   for (int64_t v = 0; v < V; ++v) {
     quant::dequantize_row(wu.type, wu.row(v), row.data(), dm);
     for (int t = 0; t < 4; ++t) {
       double s = 0;
-      for (int64_t i = 0; i < dm; ++i)
-        s += double(row[i]) * (normalized[t * dm + i] * ln.w[i] + (ln.b.empty() ? 0.0f : ln.b[i]));
+      for (int64_t i = 0; i < dm; ++i) s += double(row[i]) * input[size_t(t * dm + i)];
       want[t * V + v] = float(s);
     }
   }
@@ -133,7 +140,9 @@ TEST_P(HookIdentities, LogitsAreTheUnembeddingOfTheFinalNorm) {
 
 INSTANTIATE_TEST_SUITE_P(Synthetic, HookIdentities,
                          ::testing::Values("llama-spm-tiny.gguf", "gpt2-tiny.gguf", "gptneox-tiny.gguf",
-                                           "qwen2-tiny.gguf", "phi3-tiny.gguf", "gemma-tiny.gguf"),
+                                           "qwen2-tiny.gguf", "phi3-tiny.gguf", "gemma-tiny.gguf",
+                                           "llama-spm-small-q8_0.gguf", "llama-spm-small-q4_0.gguf",
+                                           "llama-spm-small-q4_k_m.gguf"),
                          [](const auto& info) {
                            std::string n = info.param.substr(0, info.param.find('.'));
                            for (char& ch : n)
