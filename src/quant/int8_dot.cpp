@@ -173,12 +173,57 @@ float scalar_q6_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
   return acc;
 }
 
-// ---- AVX-512 VNNI tiles (256-bit lanes: a block of 32 codes is one register) -------------
+// ---- Integer tiles (256-bit lanes: a block of 32 codes is one register) ----------------------
+// The tiles need 256-bit integer SIMD: AVX-512 VNNI's vpdpbusd where the build has it, else
+// AVX2's vpmaddubsw + vpmaddwd, which give the same int32 lanes (sums of four u8 × s8
+// products) as long as no pair of products leaves int16: true for 4- and 6-bit codes
+// against 8-bit activations, and for Q8_0 through the sign trick below.
+#if defined(__AVX2__) && defined(__F16C__)
+#define TP_HAVE_INT8_TILES 1
 #if defined(__AVX512VNNI__) && defined(__AVX512VL__)
 #define TP_HAVE_VNNI 1
+#endif
 TP_SIMD_BEGIN
 inline __m256i loadu256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-inline __m256i dpbusd(__m256i u8, __m256i s8) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u8, s8); }
+// acc + the sums of four u8 × s8 products per int32 lane.
+inline __m256i dpbusd_acc(__m256i acc, __m256i u8, __m256i s8) {
+#ifdef TP_HAVE_VNNI
+  return _mm256_dpbusd_epi32(acc, u8, s8);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u8, s8), _mm256_set1_epi16(1)));
+#endif
+}
+inline __m256i dpbusd(__m256i u8, __m256i s8) { return dpbusd_acc(_mm256_setzero_si256(), u8, s8); }
+
+// Q8_0 weights against Q8_0 activations, Σ y·w per lane exactly. With VNNI: y + 128
+// (y XOR 0x80) is unsigned and each row block's sum starts at -128·sum(w), one XOR per
+// activation block instead of a sign per pair. Without: |w| times y with w's sign moved
+// onto y (products stay within int16 for vpmaddubsw).
+struct Q8Weights {
+  __m256i w, aux;  // aux: -128·sum(w) per lane (VNNI) or |w|
+};
+inline Q8Weights q8_weights(const uint8_t* q) {
+  const __m256i w = loadu256(q);
+#ifdef TP_HAVE_VNNI
+  return {w, _mm256_sub_epi32(_mm256_setzero_si256(), dpbusd(_mm256_set1_epi8(static_cast<char>(0x80)), w))};
+#else
+  return {w, _mm256_sign_epi8(w, w)};
+#endif
+}
+inline __m256i q8_activations(const uint8_t* q) {
+#ifdef TP_HAVE_VNNI
+  return _mm256_xor_si256(loadu256(q), _mm256_set1_epi8(static_cast<char>(0x80)));
+#else
+  return loadu256(q);
+#endif
+}
+inline __m256i q8_dot(const Q8Weights& w, __m256i y) {
+#ifdef TP_HAVE_VNNI
+  return _mm256_dpbusd_epi32(w.aux, y, w.w);
+#else
+  return dpbusd(w.aux, _mm256_sign_epi8(y, w.w));
+#endif
+}
 inline __m256 bcast_f32(const uint8_t* p) { return _mm256_broadcast_ss(reinterpret_cast<const float*>(p)); }
 inline int32_t hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -195,32 +240,26 @@ inline int32_t hsum_i32(__m256i v) {
 // give identical numbers. Accumulators are summed in place at the end (handing the array
 // to a helper made GCC keep a memory copy of every accumulator, stored each iteration).
 
-// Signed × signed through VNNI's unsigned × signed: y + 128 (y XOR 0x80) is unsigned, and
-// each row block's sum starts at -128·sum(w), so every lane holds exactly its four y·w.
 struct TileQ8_0 {
   template <int R, int T>
   static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
-    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
     __m256 acc[T][R];
     for (auto& a : acc)
       for (auto& v : a) v = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 32; ++b) {
-      __m256i sw[R], start[R];
+      Q8Weights qw[R];
       __m256 dw[R];
       for (int r = 0; r < R; ++r) {
         const uint8_t* wb = w + r * ws + b * 34;
-        sw[r] = loadu256(wb + 2);
-        start[r] = _mm256_sub_epi32(_mm256_setzero_si256(), dpbusd(flip, sw[r]));
+        qw[r] = q8_weights(wb + 2);
         dw[r] = _mm256_set1_ps(load_f16_fast(wb));
       }
       for (int t = 0; t < T; ++t) {
         const uint8_t* x = xq + t * xs + b * kQ80Bytes;
-        const __m256i yu = _mm256_xor_si256(loadu256(x + 8), flip);
+        const __m256i y = q8_activations(x + 8);
         const __m256 dx = bcast_f32(x);
-        for (int r = 0; r < R; ++r) {
-          const __m256i p = _mm256_dpbusd_epi32(start[r], yu, sw[r]);
-          acc[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(p), acc[t][r]);
-        }
+        for (int r = 0; r < R; ++r)
+          acc[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(q8_dot(qw[r], y)), acc[t][r]);
       }
     }
     for (int t = 0; t < T; ++t)
@@ -228,9 +267,7 @@ struct TileQ8_0 {
   }
   // One block's products added to acc (the per-slice kernel).
   static __m256 block_fma(const uint8_t* wb, const uint8_t* x, __m256 acc) {
-    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80)), sw = loadu256(wb + 2);
-    const __m256i start = _mm256_sub_epi32(_mm256_setzero_si256(), dpbusd(flip, sw));
-    const __m256i p = _mm256_dpbusd_epi32(start, _mm256_xor_si256(loadu256(x + 8), flip), sw);
+    const __m256i p = q8_dot(q8_weights(wb + 2), q8_activations(x + 8));
     return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(load_f16_fast(wb)), bcast_f32(x)), _mm256_cvtepi32_ps(p), acc);
   }
 };
@@ -264,7 +301,7 @@ struct TileQ4_0 {
         int32_t offset;
         std::memcpy(&offset, x + 4, 4);
         for (int r = 0; r < R; ++r) {
-          const __m256i p = _mm256_dpbusd_epi32(_mm256_zextsi128_si256(_mm_cvtsi32_si128(offset)), codes[r], y);
+          const __m256i p = dpbusd_acc(_mm256_zextsi128_si256(_mm_cvtsi32_si128(offset)), codes[r], y);
           ac[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(p), ac[t][r]);
         }
       }
@@ -283,7 +320,7 @@ struct TileQ4_0 {
     const __m256i codes = _mm256_and_si256(_mm256_srlv_epi64(qs, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
     int32_t offset;
     std::memcpy(&offset, x + 4, 4);
-    const __m256i p = _mm256_dpbusd_epi32(_mm256_zextsi128_si256(_mm_cvtsi32_si128(offset)), codes, loadu256(x + 8));
+    const __m256i p = dpbusd_acc(_mm256_zextsi128_si256(_mm_cvtsi32_si128(offset)), codes, loadu256(x + 8));
     return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(load_f16_fast(wb)), bcast_f32(x)), _mm256_cvtepi32_ps(p), acc);
   }
 };
@@ -534,7 +571,7 @@ float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n)
 
 void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t slice_len, float* out,
                      int64_t out_stride) {
-#ifdef TP_HAVE_VNNI
+#ifdef TP_HAVE_INT8_TILES
   const int64_t blocks = slice_len / 32;  // Q8_0 and Q4_0 pair with 32-element activation blocks
   if (type == DType::Q8_0) return row_slices<TileQ8_0, 34>(row, xq, n_slices, blocks, out, out_stride);
   if (type == DType::Q4_0) return row_slices<TileQ4_0, 18>(row, xq, n_slices, blocks, out, out_stride);
@@ -545,7 +582,7 @@ void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t 
 
 void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                    int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
-#ifdef TP_HAVE_VNNI
+#ifdef TP_HAVE_INT8_TILES
   if (const TileSet* ts = tile_set(type)) {
     if (n_tok == 1) return ts->single_rows(w, w_stride, n_rows, xq, n, out);
     // Rows outer, tokens inner: the tile's weight rows stay in L1 while the batch's

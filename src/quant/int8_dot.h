@@ -1,6 +1,7 @@
 // Integer dot products over activations rounded to 8 bits per block, as llama.cpp computes
 // quantised matrix products (its vec_dot_type): the activation row is quantised once per
-// matmul, then each weight row is dotted with it in int8 (AVX-512 VNNI where compiled in).
+// matmul, then each weight row is dotted with it in int8 (AVX-512 VNNI where compiled in,
+// else AVX2 with the same integer lanes, else plain C++).
 // Exact integer sums per block; only the final per-block float scaling is rounded, so the
 // fast and scalar versions agree to float rounding. See docs/numerics.md for why this is the
 // default for Q8_0, Q4_0, Q4_K and Q6_K weights.

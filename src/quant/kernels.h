@@ -10,7 +10,7 @@
 #include "core/dtype.h"
 #include "core/half.h"
 
-#if defined(__F16C__) || defined(__AVX512F__)
+#if defined(__F16C__) || defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
@@ -107,8 +107,7 @@ inline void unpack_scales_k4(const uint8_t* s, uint8_t* scale, uint8_t* min) {
 #define TP_AVX512_BW_VL 1
 #endif
 
-#ifdef __AVX512F__
-TP_SIMD_BEGIN
+#ifdef __AVX2__
 // Lane sums in registers, in a fixed order: (t0 + t1) + (t2 + t3) of the halves' sums.
 // (Not _mm512_reduce_add_ps, whose GCC 12 expansion trips -Wuninitialized; not through a
 // stack array either, which made GCC store every accumulator of a tile kernel to memory
@@ -118,6 +117,11 @@ inline float hsum(__m128 t) {
   return _mm_cvtss_f32(_mm_add_ss(u, _mm_movehl_ps(u, u)));
 }
 inline float hsum(__m256 v) { return hsum(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
+inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+#endif
+
+#ifdef __AVX512F__
+TP_SIMD_BEGIN
 inline float hsum(__m512 v) {
   const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
   return hsum(_mm256_add_ps(_mm512_castps512_ps256(v), hi));
@@ -129,7 +133,6 @@ inline __m512 u8_to_ps(__m128i b) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi
 inline __m512 u8_to_ps_biased(__m128i b, int bias) {
   return _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(b), _mm512_set1_epi32(bias)));
 }
-inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 // 16 unsigned bytes, plus 16 where the mask bit is set (a 5th code bit), minus a bias.
 inline __m512 u8_to_ps_bit4(__m128i b, __mmask16 bit4, int bias) {
   __m512i v = _mm512_cvtepu8_epi32(b);
