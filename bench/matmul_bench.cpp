@@ -84,7 +84,7 @@ void bm_matmul(benchmark::State& state, tp::DType t, int64_t rows, int64_t kCols
 
 int main(int argc, char** argv) {
   using tp::DType;
-  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     const std::string name = tp::dtype_name(t);
     const int64_t rows = (512LL << 20) / tp::row_bytes(t, 2048);
     benchmark::RegisterBenchmark(("decode/" + name).c_str(), bm_matmul, t, rows, 2048, 1)

@@ -30,7 +30,7 @@ std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
     uint8_t* blk = row.data() + b * bb;
     switch (t) {
       case DType::Q8_0: case DType::Q4_0: put(blk, 0.01f); break;
-      case DType::Q4_K: put(blk, 0.001f); put(blk + 2, 0.002f); break;
+      case DType::Q4_K: case DType::Q5_K: put(blk, 0.001f); put(blk + 2, 0.002f); break;
       case DType::Q6_K: put(blk + 208, 0.0005f); break;
       default: break;
     }
@@ -90,7 +90,7 @@ TEST_P(Int8Dot, FastMatchesScalarAndDequantisedProduct) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Quant, Int8Dot, testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K),
+INSTANTIATE_TEST_SUITE_P(Quant, Int8Dot, testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K),
                          [](const testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
 
 // Tiles of rows × tokens (and the leftovers of every shape) give exactly what one row dot
@@ -194,13 +194,13 @@ TEST(Int8Dot, Q8_0ActivationBlocksAreExact) {
 
 TEST(Int8Dot, TypesWithoutIntegerKernelKeepFloatActivations) {
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
-                  DType::Q3_K, DType::Q5_K})
+                  DType::Q3_K})
     EXPECT_EQ(quant::act_format(t), quant::ActFormat::Float) << dtype_name(t);
 }
 
 TEST(Int8Dot, ZeroActivationsGiveZero) {
   std::mt19937 rng(1);
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     const auto f = quant::act_format(t);
     const auto w = random_row(t, 256, rng);
     std::vector<float> x(256, 0.0f);

@@ -123,20 +123,28 @@ float scalar_q4_0(const uint8_t* row, const uint8_t* xq, int64_t n) {
   return acc;
 }
 
-float scalar_q4_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
+// Q4_K and Q5_K: codes of 4 bits, or 5 with the fifth bit of element 32s + l in bit s of
+// qh[l] (Q5_K: qh at 16, qs at 48, 176-byte blocks).
+template <bool kFifthBit>
+float scalar_q45_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
+  constexpr int64_t kBlock = kFifthBit ? 176 : 144, kQs = kFifthBit ? 48 : 16;
   float acc = 0.0f;
   for (int64_t b = 0; b < n / 256; ++b) {
-    const uint8_t* w = row + b * 144;
+    const uint8_t* w = row + b * kBlock;
     const uint8_t* x = xq + b * kQ8KBytes;
     const auto* q = reinterpret_cast<const int8_t*>(x + 36);
     uint8_t scale[8], min[8];
     unpack_scales_k4(w + 4, scale, min);
+    auto code = [&](int c, int l, bool hi) {
+      const int nib = hi ? w[kQs + 32 * c + l] >> 4 : w[kQs + 32 * c + l] & 0x0F;
+      return kFifthBit ? nib | (((w[16 + l] >> (2 * c + (hi ? 1 : 0))) & 1) << 4) : nib;
+    };
     int32_t sumi = 0, summ = 0;
     for (int c = 0; c < 4; ++c) {
       int32_t lo = 0, hi = 0;
       for (int l = 0; l < 32; ++l) {
-        lo += (w[16 + 32 * c + l] & 0x0F) * q[64 * c + l];
-        hi += (w[16 + 32 * c + l] >> 4) * q[64 * c + 32 + l];
+        lo += code(c, l, false) * q[64 * c + l];
+        hi += code(c, l, true) * q[64 * c + 32 + l];
       }
       sumi += scale[2 * c] * lo + scale[2 * c + 1] * hi;
     }
@@ -329,8 +337,10 @@ struct TileQ4_0 {
 // in int32; the mins meet the activation's 16-element sums (paired into 32s) in int32 and
 // are subtracted once at the end from their own float sum, as llama.cpp keeps them: the
 // two totals nearly cancel, and rounding them in another order moves results enough to
-// flip later activation roundings.
-struct TileQ4_K {
+// flip later activation roundings. Q5_K is the same with a fifth code bit from qh.
+template <bool kFifthBit>
+struct TileQ45_K {
+  static constexpr int64_t kBlock = kFifthBit ? 176 : 144, kQs = kFifthBit ? 48 : 16;
   template <int R, int T>
   static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
     const __m256i mask = _mm256_set1_epi8(0x0F), ones16 = _mm256_set1_epi16(1);
@@ -342,7 +352,7 @@ struct TileQ4_K {
       uint8_t scale[R][8], min[R][8];
       float dw[R], dmw[R];
       for (int r = 0; r < R; ++r) {
-        const uint8_t* wb = w + r * ws + b * 144;
+        const uint8_t* wb = w + r * ws + b * kBlock;
         unpack_scales_k4(wb + 4, scale[r], min[r]);
         dw[r] = load_f16_fast(wb);
         dmw[r] = load_f16_fast(wb + 2);
@@ -355,8 +365,13 @@ struct TileQ4_K {
       for (int s = 0; s < 8; ++s) {
         __m256i codes[R], sv[R];
         for (int r = 0; r < R; ++r) {
-          const __m256i qw = loadu256(w + r * ws + b * 144 + 16 + 32 * (s / 2));
+          const uint8_t* wb = w + r * ws + b * kBlock;
+          const __m256i qw = loadu256(wb + kQs + 32 * (s / 2));
           codes[r] = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(qw, 4) : qw, mask);
+          if constexpr (kFifthBit) {
+            const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(loadu256(wb + 16), s), _mm256_set1_epi8(1));
+            codes[r] = _mm256_or_si256(codes[r], _mm256_slli_epi16(bit, 4));
+          }
           sv[r] = _mm256_permutevar8x32_epi32(scales[r], _mm256_set1_epi32(s));
         }
         for (int t = 0; t < T; ++t) {
@@ -465,7 +480,8 @@ constexpr TileSet tiles() {
 // Shapes chosen so accumulators, codes and scales stay in the 32 vector registers.
 constexpr TileSet kTilesQ8_0 = tiles<TileQ8_0, 4, 3>();
 constexpr TileSet kTilesQ4_0 = tiles<TileQ4_0, 2, 4>();
-constexpr TileSet kTilesQ4_K = tiles<TileQ4_K, 1, 4>();
+constexpr TileSet kTilesQ4_K = tiles<TileQ45_K<false>, 1, 4>();
+constexpr TileSet kTilesQ5_K = tiles<TileQ45_K<true>, 1, 4>();
 constexpr TileSet kTilesQ6_K = tiles<TileQ6_K, 1, 4>();
 
 // Eight lane sums at once: out[j] = sum of a[j]'s lanes.
@@ -502,6 +518,7 @@ const TileSet* tile_set(DType type) {
     case DType::Q8_0: return &kTilesQ8_0;
     case DType::Q4_0: return &kTilesQ4_0;
     case DType::Q4_K: return &kTilesQ4_K;
+    case DType::Q5_K: return &kTilesQ5_K;
     case DType::Q6_K: return &kTilesQ6_K;
     default: return nullptr;
   }
@@ -514,7 +531,7 @@ TP_SIMD_END
 ActFormat act_format(DType weight) {
   switch (weight) {
     case DType::Q8_0: case DType::Q4_0: return ActFormat::Q8_0;
-    case DType::Q4_K: case DType::Q6_K: return ActFormat::Q8_K;
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return ActFormat::Q8_K;
     default: return ActFormat::Float;
   }
 }
@@ -557,7 +574,8 @@ float scalar::dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, in
   switch (type) {
     case DType::Q8_0: return scalar_q8_0(row, xq, n);
     case DType::Q4_0: return scalar_q4_0(row, xq, n);
-    case DType::Q4_K: return scalar_q4_k(row, xq, n);
+    case DType::Q4_K: return scalar_q45_k<false>(row, xq, n);
+    case DType::Q5_K: return scalar_q45_k<true>(row, xq, n);
     case DType::Q6_K: return scalar_q6_k(row, xq, n);
     default: return 0.0f;
   }

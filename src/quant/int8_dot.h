@@ -4,7 +4,7 @@
 // else AVX2 with the same integer lanes, else plain C++).
 // Exact integer sums per block; only the final per-block float scaling is rounded, so the
 // fast and scalar versions agree to float rounding. See docs/numerics.md for why this is the
-// default for Q8_0, Q4_0, Q4_K and Q6_K weights.
+// default for Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights.
 #pragma once
 #include <cstdint>
 
