@@ -82,66 +82,122 @@ void quantize_bf16(const float* src, uint8_t* dst, int64_t n) {
 }
 
 // ---- SIMD dots: register tiles ------------------------------------------------------------
-// R weight rows × T float rows per call, one 16-lane accumulator per pair, the row's tail
-// through masked loads: every pair runs the same instruction sequence whatever the tile
-// shape, so dot_row (a 1×1 tile) and a prompt batch give identical numbers. Weights are
-// converted to F32 in registers (F16 in hardware, BF16 by a shift), once per tile.
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+// R weight rows × T float rows per call, one accumulator per pair, the row's tail through
+// partial loads: every pair runs the same instruction sequence whatever the tile shape, so
+// dot_row (a 1×1 tile) and a prompt batch give identical numbers. Weights are converted to
+// F32 in registers (F16 in hardware, BF16 by a shift), once per tile. One code for two
+// vector widths: AVX-512 (16 lanes, masked tails, 32 registers) and AVX2 + FMA + F16C (8
+// lanes, tails through a zero-padded copy, 16 registers).
+#if (defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)) || \
+    (defined(__AVX2__) && defined(__FMA__) && defined(__F16C__))
 TP_SIMD_BEGIN
 namespace {
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+struct Vec {
+  using F = __m512;
+  static constexpr int64_t kLanes = 16;
+  static constexpr int kRows = 4, kPositions = 4;  // 16 accumulators + 4 weight vectors
+  static F zero() { return _mm512_setzero_ps(); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F f32(const uint8_t* p) { return _mm512_loadu_ps(p); }
+  static F f16(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static F bf16(const uint8_t* p) { return widen_bf16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static F widen_bf16(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  // The first n (< kLanes) elements, zeros after them.
+  static __mmask16 mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
+  static F f32_part(const uint8_t* p, int64_t n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+  static F f16_part(const uint8_t* p, int64_t n) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask(n), p)); }
+  static F bf16_part(const uint8_t* p, int64_t n) { return widen_bf16(_mm256_maskz_loadu_epi16(mask(n), p)); }
+  // Eight accumulators' lane sums at once, halves first.
+  static __m256 sums8(const F (&a)[8]) {
+    __m256 h[8];
+    for (int j = 0; j < 8; ++j)
+      h[j] = _mm256_add_ps(_mm512_castps512_ps256(a[j]), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[j]), 1)));
+    return sums8x8(h);
+  }
+#else
+struct Vec {
+  using F = __m256;
+  static constexpr int64_t kLanes = 8;
+  static constexpr int kRows = 2, kPositions = 4;  // 8 accumulators + 2 weight vectors of 16 registers
+  static F zero() { return _mm256_setzero_ps(); }
+  static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F f32(const uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+  static F f16(const uint8_t* p) { return _mm256_cvtph_ps(load16(p)); }
+  static F bf16(const uint8_t* p) { return widen_bf16(load16(p)); }
+  static F widen_bf16(__m128i h) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); }
+  // The first n (< kLanes) elements of `bytes` each, zeros after them.
+  template <int64_t bytes>
+  static __m256i padded(const uint8_t* p, int64_t n) {
+    alignas(32) uint8_t buf[32] = {};
+    std::memcpy(buf, p, size_t(n * bytes));
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+  }
+  static F f32_part(const uint8_t* p, int64_t n) { return _mm256_castsi256_ps(padded<4>(p, n)); }
+  static F f16_part(const uint8_t* p, int64_t n) { return _mm256_cvtph_ps(_mm256_castsi256_si128(padded<2>(p, n))); }
+  static F bf16_part(const uint8_t* p, int64_t n) { return widen_bf16(_mm256_castsi256_si128(padded<2>(p, n))); }
+  static __m256 sums8(const F (&a)[8]) { return sums8x8(a); }
+#endif
+  // out[j] = sum of h[j]'s eight lanes.
+  static __m256 sums8x8(const __m256 (&h)[8]) {
+    const __m256 t0 = _mm256_hadd_ps(h[0], h[1]), t1 = _mm256_hadd_ps(h[2], h[3]);
+    const __m256 t2 = _mm256_hadd_ps(h[4], h[5]), t3 = _mm256_hadd_ps(h[6], h[7]);
+    const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+  }
+};
+using F = Vec::F;
+
 struct LoadF32 {
   static constexpr int64_t kBytes = 4;
-  static __m512 full(const uint8_t* p) { return _mm512_loadu_ps(p); }
-  static __m512 part(const uint8_t* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+  static F full(const uint8_t* p) { return Vec::f32(p); }
+  static F part(const uint8_t* p, int64_t n) { return Vec::f32_part(p, n); }
 };
 struct LoadF16 {
   static constexpr int64_t kBytes = 2;
-  static __m512 full(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
-  static __m512 part(const uint8_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+  static F full(const uint8_t* p) { return Vec::f16(p); }
+  static F part(const uint8_t* p, int64_t n) { return Vec::f16_part(p, n); }
 };
-// BF16 is the top half of an F32: widen to 32 bits and shift into place.
 struct LoadBF16 {
   static constexpr int64_t kBytes = 2;
-  static __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
-  static __m512 full(const uint8_t* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
-  static __m512 part(const uint8_t* p, __mmask16 m) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+  static F full(const uint8_t* p) { return Vec::bf16(p); }
+  static F part(const uint8_t* p, int64_t n) { return Vec::bf16_part(p, n); }
 };
 
 template <class L, int R, int T>
 void tile(const uint8_t* w, int64_t ws, const float* x, int64_t xs, int64_t n, float* out, int64_t os) {
-  __m512 acc[T][R];
+  constexpr int64_t V = Vec::kLanes;
+  F acc[T][R];
   for (auto& a : acc)
-    for (auto& v : a) v = _mm512_setzero_ps();
+    for (auto& v : a) v = Vec::zero();
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    __m512 wv[R];
+  for (; i + V <= n; i += V) {
+    F wv[R];
     for (int r = 0; r < R; ++r) wv[r] = L::full(w + r * ws + i * L::kBytes);
     for (int t = 0; t < T; ++t) {
-      const __m512 xv = _mm512_loadu_ps(x + t * xs + i);
-      for (int r = 0; r < R; ++r) acc[t][r] = _mm512_fmadd_ps(wv[r], xv, acc[t][r]);
+      const F xv = Vec::f32(reinterpret_cast<const uint8_t*>(x + t * xs + i));
+      for (int r = 0; r < R; ++r) acc[t][r] = Vec::fma(wv[r], xv, acc[t][r]);
     }
   }
   if (i < n) {
-    const auto m = static_cast<__mmask16>((1u << (n - i)) - 1);
-    __m512 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = L::part(w + r * ws + i * L::kBytes, m);
+    F wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = L::part(w + r * ws + i * L::kBytes, n - i);
     for (int t = 0; t < T; ++t) {
-      const __m512 xv = _mm512_maskz_loadu_ps(m, x + t * xs + i);
-      for (int r = 0; r < R; ++r) acc[t][r] = _mm512_fmadd_ps(wv[r], xv, acc[t][r]);
+      const F xv = Vec::f32_part(reinterpret_cast<const uint8_t*>(x + t * xs + i), n - i);
+      for (int r = 0; r < R; ++r) acc[t][r] = Vec::fma(wv[r], xv, acc[t][r]);
     }
   }
   for (int t = 0; t < T; ++t)
     for (int r = 0; r < R; ++r) out[t * os + r] = hsum(acc[t][r]);
 }
 
-// 4 rows × 4 positions: 16 accumulators, 4 weight vectors and one activation vector stay in
-// the 32 registers. Fewer positions than that (decoding): one row at a time, so each thread
-// reads its weights as one sequential stream.
+// Fewer positions than a tile holds (decoding): one row at a time, so each thread reads its
+// weights as one sequential stream.
 template <class L>
 void tiles(const uint8_t* w, int64_t ws, int64_t n_rows, const float* x, int64_t xs, int64_t n_tok, int64_t n,
            float* out, int64_t os) {
-  constexpr int R = 4, T = 4;
+  constexpr int R = Vec::kRows, T = Vec::kPositions;
   auto tokens = [&](int64_t r, auto full, auto one_tok) {
     int64_t t = 0;
     for (; t + T <= n_tok; t += T) full(w + r * ws, ws, x + t * xs, xs, n, out + t * os + r, os);
@@ -162,36 +218,23 @@ float dot_one(const uint8_t* row, const float* x, int64_t n) {
 
 }  // namespace
 
-// Eight lane sums at once (out[j] = sum of a[j]'s 16 lanes), halves first.
-inline __m256 hsum8x16(const __m512 (&a)[8]) {
-  __m256 h[8];
-  for (int j = 0; j < 8; ++j)
-    h[j] = _mm256_add_ps(_mm512_castps512_ps256(a[j]), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a[j]), 1)));
-  const __m256 t0 = _mm256_hadd_ps(h[0], h[1]), t1 = _mm256_hadd_ps(h[2], h[3]);
-  const __m256 t2 = _mm256_hadd_ps(h[4], h[5]), t3 = _mm256_hadd_ps(h[6], h[7]);
-  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
 void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t os) {
+  constexpr int64_t V = Vec::kLanes;
   auto slice = [&](int64_t s) {
-    const float* ws = w + s * len;
-    const float* xs = x + s * len;
-    __m512 acc = _mm512_setzero_ps();
+    const auto* ws = reinterpret_cast<const uint8_t*>(w + s * len);
+    const auto* xs = reinterpret_cast<const uint8_t*>(x + s * len);
+    F acc = Vec::zero();
     int64_t i = 0;
-    for (; i + 16 <= len; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(ws + i), _mm512_loadu_ps(xs + i), acc);
-    if (i < len) {
-      const auto m = static_cast<__mmask16>((1u << (len - i)) - 1);
-      acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, ws + i), _mm512_maskz_loadu_ps(m, xs + i), acc);
-    }
+    for (; i + V <= len; i += V) acc = Vec::fma(Vec::f32(ws + 4 * i), Vec::f32(xs + 4 * i), acc);
+    if (i < len) acc = Vec::fma(Vec::f32_part(ws + 4 * i, len - i), Vec::f32_part(xs + 4 * i, len - i), acc);
     return acc;
   };
   int64_t s = 0;
   for (; s + 8 <= n_slices; s += 8) {
-    __m512 acc[8];
+    F acc[8];
     for (int j = 0; j < 8; ++j) acc[j] = slice(s + j);
     alignas(32) float sums[8];
-    _mm256_store_ps(sums, hsum8x16(acc));
+    _mm256_store_ps(sums, Vec::sums8(acc));
     for (int j = 0; j < 8; ++j) out[(s + j) * os] = sums[j];
   }
   for (; s < n_slices; ++s) out[s * os] = hsum(slice(s));
