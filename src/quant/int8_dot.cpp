@@ -245,8 +245,7 @@ inline int32_t hsum_i32(__m256i v) {
 // loaded once per tile; R × T independent accumulators keep the FMA and VNNI pipes busy.
 // Every (row, token) pair runs the same instruction sequence whatever the tile shape, so
 // results do not depend on how a matrix is cut into tiles: a prompt pass and a decode step
-// give identical numbers. Accumulators are summed in place at the end (handing the array
-// to a helper made GCC keep a memory copy of every accumulator, stored each iteration).
+// give identical numbers. Accumulators are reduced in registers at the end (detail::hsum).
 
 struct TileQ8_0 {
   template <int R, int T>
