@@ -144,7 +144,9 @@ TEST_F(ServerTest, RunExplainsEachTokenUnlessAsked) {
     EXPECT_FALSE(ex["attention_sources"]["heads"].empty());
   }
   const std::string bare = post("/api/run", R"({"prompt": "Once upon a time", "n": 2, "explain": false})", 200)["trace"];
-  for (const auto& step : get("/api/traces/" + bare, 200)["steps"]) EXPECT_FALSE(step.contains("explain"));
+  const json bare_trace = get("/api/traces/" + bare, 200);
+  ASSERT_EQ(bare_trace["steps"].size(), 2u);
+  for (const auto& step : bare_trace["steps"]) EXPECT_FALSE(step.contains("explain"));
   expect_error(post("/api/run", R"({"prompt": "x", "explain": "yes"})", 400), "'explain'");
 }
 
