@@ -1,14 +1,13 @@
 #include "server/generate.h"
 
 #include <algorithm>
-#include <filesystem>
 
 #include "analysis/explain.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
-#include "io/sha256.h"
 #include "runtime/session.h"
 #include "sampling/record.h"
+#include "trace/manifest.h"
 #include "trace/trace_run.h"
 
 namespace tp::server {
@@ -75,39 +74,12 @@ class TextTracker {
 };
 
 nlohmann::json manifest_for(const Model& m, const GenRequest& req) {
-  nlohmann::json sampler = {{"seed", req.sampler.seed}, {"temperature", req.sampler.temperature},
-                            {"top_k", req.sampler.top_k}, {"top_p", req.sampler.top_p},
-                            {"min_p", req.sampler.min_p}, {"typical_p", req.sampler.typical_p},
-                            {"repeat_penalty", req.sampler.penalties.repeat},
-                            {"frequency_penalty", req.sampler.penalties.frequency},
-                            {"presence_penalty", req.sampler.penalties.presence},
-                            {"repeat_last_n", req.sampler.penalties.last_n}, {"order", req.sampler.order}};
-  nlohmann::json j = {
-      {"tool_version", TP_VERSION},
-      {"model",
-       {{"path", m.path}, {"size", std::filesystem::file_size(m.path)}, {"sha256", sha256_file(m.path)},
-        {"format", m.format}, {"architecture", m.config.architecture}, {"config", config_json(m.config)}}},
-      {"tokenizer", m.tokenizer ? m.tokenizer->summary() : "none"},
-      {"tokens", token_list(m, req.prompt, req.spans)},
-      {"sampler", sampler},
-  };
-  if (!req.prompt_text.empty()) j["prompt"] = req.prompt_text;
+  nlohmann::json j = trace_manifest(m, req.prompt, req.spans, req.prompt_text, req.sampler);
   j.update(req.manifest_extra);
   return j;
 }
 
 }  // namespace
-
-nlohmann::json token_list(const Model& m, const std::vector<int32_t>& ids, const std::vector<TokenSpan>& spans) {
-  nlohmann::json out = nlohmann::json::array();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    nlohmann::json t = {{"id", ids[i]}};
-    if (m.tokenizer) t["text"] = sampling::utf8_for_json(m.tokenizer->token_bytes(ids[i]));
-    if (i < spans.size()) t["bytes"] = {spans[i].begin, spans[i].end};
-    out.push_back(t);
-  }
-  return out;
-}
 
 GenResult generate(const Model& model, const GenRequest& req, const TokenCallback& on_token) {
   const auto& cfg = model.config;

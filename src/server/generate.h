@@ -53,7 +53,4 @@ using TokenCallback = std::function<bool(const GenToken* tok, const std::string&
 // Throws tp::Error(Usage) on impossible requests (empty prompt, too long for the context).
 GenResult generate(const Model& model, const GenRequest& req, const TokenCallback& on_token);
 
-// Tokens of the manifest: [{id, text, bytes:[b, e]}].
-nlohmann::json token_list(const Model& m, const std::vector<int32_t>& ids, const std::vector<TokenSpan>& spans);
-
 }  // namespace tp::server

@@ -6,7 +6,6 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "io/sha256.h"
 
 namespace tp::cli {
 
@@ -91,45 +90,6 @@ void add_sampler_options(CLI::App* cmd, sampling::SamplerSettings& s) {
   cmd->add_option("--repeat-last-n", s.penalties.last_n, "Penalty window (-1: whole context, 0: off)")->capture_default_str();
   cmd->add_option("--samplers", s.order, "Stage order, llama.cpp style (e.g. penalties;top_k;top_p;min_p;temperature)")->capture_default_str();
   cmd->add_option("-s,--seed", s.seed, "Random seed")->capture_default_str();
-}
-
-nlohmann::json sampler_settings_json(const sampling::SamplerSettings& s) {
-  nlohmann::json bias = nlohmann::json::object();
-  for (const auto& [id, b] : s.logit_bias) bias[std::to_string(id)] = b;
-  return {{"seed", s.seed}, {"temperature", s.temperature}, {"top_k", s.top_k}, {"top_p", s.top_p},
-          {"min_p", s.min_p}, {"typical_p", s.typical_p}, {"repeat_penalty", s.penalties.repeat},
-          {"frequency_penalty", s.penalties.frequency}, {"presence_penalty", s.penalties.presence},
-          {"repeat_last_n", s.penalties.last_n}, {"order", s.order}, {"logit_bias", bias}};
-}
-
-namespace {
-
-nlohmann::json token_list(const Model& m, const std::vector<int32_t>& ids, const std::vector<TokenSpan>& spans) {
-  nlohmann::json out = nlohmann::json::array();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    nlohmann::json t = {{"id", ids[i]}};
-    if (m.tokenizer) t["text"] = sampling::utf8_for_json(m.tokenizer->token_bytes(ids[i]));
-    if (i < spans.size()) t["bytes"] = {spans[i].begin, spans[i].end};
-    out.push_back(t);
-  }
-  return out;
-}
-
-}  // namespace
-
-nlohmann::json trace_manifest(const Model& m, const std::vector<int32_t>& prompt, const std::vector<TokenSpan>& spans,
-                              const std::string& text, const sampling::SamplerSettings& s) {
-  nlohmann::json manifest = {
-      {"tool_version", TP_VERSION},
-      {"model",
-       {{"path", m.path}, {"size", fs::file_size(m.path)}, {"sha256", sha256_file(m.path)}, {"format", m.format},
-        {"architecture", m.config.architecture}, {"config", config_json(m.config)}}},
-      {"tokenizer", m.tokenizer ? m.tokenizer->summary() : "none"},
-      {"tokens", token_list(m, prompt, spans)},
-      {"sampler", sampler_settings_json(s)},
-  };
-  if (!text.empty()) manifest["prompt"] = text;
-  return manifest;
 }
 
 nlohmann::json sampled_step(const Model& m, const sampling::SampleRecord& rec, int top_logprobs) {

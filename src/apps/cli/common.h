@@ -8,6 +8,7 @@
 
 #include "model/model.h"
 #include "sampling/sampler.h"
+#include "trace/manifest.h"
 
 namespace tp::cli {
 
@@ -30,12 +31,6 @@ struct PromptOptions {
 
 // Sampler settings (llama.cpp's flag names).
 void add_sampler_options(CLI::App* cmd, sampling::SamplerSettings& s);
-nlohmann::json sampler_settings_json(const sampling::SamplerSettings& s);
-
-// The manifest a trace starts with: model (path, size, sha256, config), tokenizer, prompt
-// tokens with their byte spans, prompt text and sampler settings.
-nlohmann::json trace_manifest(const Model& m, const std::vector<int32_t>& prompt, const std::vector<TokenSpan>& spans,
-                              const std::string& text, const sampling::SamplerSettings& s);
 // A sampled token's steps.jsonl record: id, text, and OpenAI logprobs carrying the record.
 nlohmann::json sampled_step(const Model& m, const sampling::SampleRecord& rec, int top_logprobs);
 
