@@ -30,75 +30,62 @@ void decode_block(const uint8_t* blk, float* y) {
 
 }  // namespace
 
-#ifdef __AVX512F__
-TP_SIMD_BEGIN
-// The scalar decode 16 elements at a time, with the same two roundings (multiply, then
-// subtract): per-head results of Q4_K W_O rows decode every row each token.
-void dequantize_q4_k(const uint8_t* src, float* dst, int64_t n) {
-  const __m128i mask = _mm_set1_epi8(0x0F);
-  for (int64_t b = 0; b < n / kQK; ++b) {
-    const uint8_t* blk = src + b * kBytes;
-    float* y = dst + b * kQK;
-    const float d = load_f16_fast(blk), dmin = load_f16_fast(blk + 2);
-    uint8_t scale[8], min[8];
-    unpack_scales_k4(blk + 4, scale, min);
-    for (int c = 0; c < 4; ++c) {
-      const __m512 d1 = _mm512_set1_ps(d * static_cast<float>(scale[2 * c]));
-      const __m512 m1 = _mm512_set1_ps(dmin * static_cast<float>(min[2 * c]));
-      const __m512 d2 = _mm512_set1_ps(d * static_cast<float>(scale[2 * c + 1]));
-      const __m512 m2 = _mm512_set1_ps(dmin * static_cast<float>(min[2 * c + 1]));
-      for (int p = 0; p < 2; ++p) {
-        const __m128i q = load16(blk + 16 + 32 * c + 16 * p);
-        const __m512 lo = _mm512_sub_ps(_mm512_mul_ps(d1, u8_to_ps(_mm_and_si128(q, mask))), m1);
-        const __m512 hi = _mm512_sub_ps(_mm512_mul_ps(d2, u8_to_ps(_mm_and_si128(_mm_srli_epi16(q, 4), mask))), m2);
-        _mm512_storeu_ps(y + 64 * c + 16 * p, lo);
-        _mm512_storeu_ps(y + 64 * c + 32 + 16 * p, hi);
-      }
-    }
-  }
-}
-TP_SIMD_END
-#else
-void dequantize_q4_k(const uint8_t* src, float* dst, int64_t n) {
-  dequantize_blocks<kQK, kBytes, decode_block>(src, dst, n);
-}
-#endif
 float dot_scalar_q4_k(const uint8_t* row, const float* x, int64_t n) {
   return dot_by_decoding<kQK, kBytes, decode_block>(row, x, n);
 }
 
 #ifdef __AVX512F__
 TP_SIMD_BEGIN
-// Decodes 16 elements at a time into floats (d*scale*code - dmin*min, as the scalar decode
-// does) and multiply-adds them with x; low and high nibbles feed separate accumulators.
-float dot_fast_q4_k(const uint8_t* row, const float* x, int64_t n) {
+namespace {
+
+// Decodes a block 16 elements at a time with the scalar decode's two roundings (multiply,
+// then subtract), calling use(offset, values) for elements offset .. offset + 15.
+template <class Use>
+void decode_block_avx512(const uint8_t* blk, Use&& use) {
   const __m128i mask = _mm_set1_epi8(0x0F);
+  const float d = load_f16_fast(blk), dmin = load_f16_fast(blk + 2);
+  uint8_t scale[8], min[8];
+  unpack_scales_k4(blk + 4, scale, min);
+  for (int c = 0; c < 4; ++c) {
+    const __m512 d1 = _mm512_set1_ps(d * static_cast<float>(scale[2 * c]));
+    const __m512 m1 = _mm512_set1_ps(dmin * static_cast<float>(min[2 * c]));
+    const __m512 d2 = _mm512_set1_ps(d * static_cast<float>(scale[2 * c + 1]));
+    const __m512 m2 = _mm512_set1_ps(dmin * static_cast<float>(min[2 * c + 1]));
+    for (int p = 0; p < 2; ++p) {
+      const __m128i q = load16(blk + 16 + 32 * c + 16 * p);
+      use(64 * c + 16 * p, _mm512_sub_ps(_mm512_mul_ps(d1, u8_to_ps(_mm_and_si128(q, mask))), m1));
+      use(64 * c + 32 + 16 * p,
+          _mm512_sub_ps(_mm512_mul_ps(d2, u8_to_ps(_mm_and_si128(_mm_srli_epi16(q, 4), mask))), m2));
+    }
+  }
+}
+
+}  // namespace
+
+// Per-head results of Q4_K W_O rows decode every row each token.
+void dequantize_q4_k(const uint8_t* src, float* dst, int64_t n) {
+  for (int64_t b = 0; b < n / kQK; ++b)
+    decode_block_avx512(src + b * kBytes, [&](int64_t off, __m512 v) { _mm512_storeu_ps(dst + b * kQK + off, v); });
+}
+
+// The decoded values (exactly dequantize_q4_k's) multiply-added with x; low and high
+// nibbles feed separate accumulators.
+float dot_fast_q4_k(const uint8_t* row, const float* x, int64_t n) {
   __m512 acc_lo = _mm512_setzero_ps(), acc_hi = _mm512_setzero_ps();
   for (int64_t b = 0; b < n / kQK; ++b) {
-    const uint8_t* blk = row + b * kBytes;
     const float* xb = x + b * kQK;
-    const float d = load_f16_fast(blk);
-    const float dmin = load_f16_fast(blk + 2);
-    uint8_t scale[8], min[8];
-    unpack_scales_k4(blk + 4, scale, min);
-    for (int c = 0; c < 4; ++c) {
-      const __m512 d1 = _mm512_set1_ps(d * static_cast<float>(scale[2 * c]));
-      const __m512 m1 = _mm512_set1_ps(dmin * static_cast<float>(min[2 * c]));
-      const __m512 d2 = _mm512_set1_ps(d * static_cast<float>(scale[2 * c + 1]));
-      const __m512 m2 = _mm512_set1_ps(dmin * static_cast<float>(min[2 * c + 1]));
-      for (int p = 0; p < 2; ++p) {
-        const __m128i q = load16(blk + 16 + 32 * c + 16 * p);
-        const __m512 lo = _mm512_fmsub_ps(d1, u8_to_ps(_mm_and_si128(q, mask)), m1);
-        const __m512 hi = _mm512_fmsub_ps(d2, u8_to_ps(_mm_and_si128(_mm_srli_epi16(q, 4), mask)), m2);
-        acc_lo = _mm512_fmadd_ps(lo, _mm512_loadu_ps(xb + 64 * c + 16 * p), acc_lo);
-        acc_hi = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xb + 64 * c + 32 + 16 * p), acc_hi);
-      }
-    }
+    decode_block_avx512(row + b * kBytes, [&](int64_t off, __m512 v) {
+      __m512& acc = (off / 32) % 2 ? acc_hi : acc_lo;
+      acc = _mm512_fmadd_ps(v, _mm512_loadu_ps(xb + off), acc);
+    });
   }
   return hsum(_mm512_add_ps(acc_lo, acc_hi));
 }
 TP_SIMD_END
 #else
+void dequantize_q4_k(const uint8_t* src, float* dst, int64_t n) {
+  dequantize_blocks<kQK, kBytes, decode_block>(src, dst, n);
+}
 float dot_fast_q4_k(const uint8_t* row, const float* x, int64_t n) { return dot_scalar_q4_k(row, x, n); }
 #endif
 
