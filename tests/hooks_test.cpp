@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "core/error.h"
+#include "core/thread_pool.h"
 #include "model/model.h"
 #include "probe/recorder.h"
 #include "quant/quant.h"
@@ -172,6 +174,25 @@ TEST(Hooks, ObserverCanIntervene) {
   ablated.set_observer(&zero);
   const auto changed = ablated.eval(toks);
   EXPECT_GT(max_abs_diff(base, changed), 1e-3) << "zeroing hook_attn_out of layer 0 had no effect";
+}
+
+// Per-head slices of a matrix whose row length does not split into the heads: a clear
+// shape error naming the tensor, with a hint, not a wrong answer.
+TEST(MatmulSlices, RowsThatDoNotSplitAreAShapeError) {
+  std::vector<float> w(10 * 2, 1.0f), x(10, 1.0f), y(3 * 2);
+  TensorView v{"blk.0.attn_output.weight", DType::F32, {10, 2}, reinterpret_cast<const uint8_t*>(w.data()), 80};
+  ThreadPool pool(1);
+  try {
+    ops::matmul_slices(pool, v, x.data(), 1, 3, y.data());
+    FAIL() << "10 columns cannot split into 3 slices";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Shape);
+    EXPECT_NE(std::string(e.what()).find("blk.0.attn_output.weight"), std::string::npos) << e.what();
+    EXPECT_FALSE(e.hint().empty());
+  }
+  std::vector<float> ok(5 * 2);
+  ops::matmul_slices(pool, v, x.data(), 1, 5, ok.data());  // 5 slices of 2: each row gives 2 per slice
+  for (float f : ok) EXPECT_EQ(f, 2.0f);
 }
 
 }  // namespace

@@ -67,7 +67,8 @@ const detail::TypeKernels& checked(DType type, int64_t n, const char* op) {
 void dot_tile_float(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const float* x, int64_t x_stride,
                     int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
   if (type != DType::F32 && type != DType::F16 && type != DType::BF16)
-    throw Error(ErrorKind::Unsupported, std::string("dot_tile_float ") + dtype_name(type), "not a plain float type");
+    throw Error(ErrorKind::Unsupported, std::string("dot_tile_float ") + dtype_name(type), "not a plain float type",
+                "decode the rows to F32 first (dequantize_row), as ops::matmul does");
   detail::dot_tile_float(type, w, w_stride, n_rows, x, x_stride, n_tok, n, out, out_stride);
 }
 

@@ -107,8 +107,9 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
 void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y) {
   const int64_t k = w.row_len(), rows = w.n_rows(), len = k / n_slices, bpr = int64_t(w.bytes_per_row());
   if (len * n_slices != k)
-    throw Error(ErrorKind::Shape, "tensor " + w.name, std::to_string(k) + " columns do not split into " +
-                                                          std::to_string(n_slices) + " equal slices");
+    throw Error(ErrorKind::Shape, "tensor " + w.name,
+                std::to_string(k) + " columns do not split into " + std::to_string(n_slices) + " equal slices",
+                "W_O's row length must be n_heads * d_head: check the model's head counts");
   const int64_t ys = n_slices * rows;  // y's stride between positions
   constexpr int64_t kGroup = 4;
   const quant::ActFormat af = quant::act_format(w.type);
