@@ -60,7 +60,7 @@ TEST_P(Int8Dot, FastMatchesScalarAndDequantisedProduct) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const int64_t be = quant::act_block_elems(f);
-  for (int64_t blocks : {1, 3, 7, 13}) {  // odd lengths: no path may assume pairs of blocks
+  for (int64_t blocks : {1, 3, 7, 13, 37}) {  // odd lengths: no path may assume pairs or groups of blocks
     const int64_t n = blocks * be;
     const auto w = random_row(t, n, rng);
     std::vector<float> x(static_cast<size_t>(n));
@@ -101,27 +101,31 @@ TEST_P(Int8Dot, TilesEqualOneDotPerPair) {
   const quant::ActFormat f = quant::act_format(t);
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 2.0f);
-  const int64_t n = 3 * quant::act_block_elems(f), xb = quant::act_row_bytes(f, n);
-  for (int64_t n_rows : {1, 3, 4, 9}) {
-    for (int64_t n_tok : {1, 2, 5, 7}) {
-      std::vector<uint8_t> w;
-      for (int64_t r = 0; r < n_rows; ++r) {
-        const auto row = random_row(t, n, rng);
-        w.insert(w.end(), row.begin(), row.end());
-      }
-      const int64_t wb = int64_t(w.size()) / n_rows;
-      std::vector<float> x(static_cast<size_t>(n * n_tok));
-      for (auto& v : x) v = normal(rng);
-      std::vector<uint8_t> xq(static_cast<size_t>(xb * n_tok));
-      for (int64_t i = 0; i < n_tok; ++i) quant::quantize_act(f, x.data() + i * n, xq.data() + i * xb, n);
-      const int64_t os = n_rows + 1;  // one spare column: the stride is respected
-      std::vector<float> out(static_cast<size_t>(os * n_tok), -1.0f);
-      quant::dot_tile_int8(t, w.data(), wb, n_rows, xq.data(), xb, n_tok, n, out.data(), os);
-      for (int64_t i = 0; i < n_tok; ++i) {
-        for (int64_t r = 0; r < n_rows; ++r)
-          ASSERT_EQ(out[size_t(i * os + r)], quant::dot_row_int8(t, w.data() + r * wb, xq.data() + i * xb, n))
-              << n_rows << "x" << n_tok << " row " << r << " token " << i;
-        ASSERT_EQ(out[size_t(i * os + n_rows)], -1.0f);
+  // 3 blocks, and 37 (two whole groups of 16 and a partial one for the row-lane kernels);
+  // 17 rows: a whole 16-row panel and one more.
+  for (const int64_t blocks : {3, 37}) {
+    const int64_t n = blocks * quant::act_block_elems(f), xb = quant::act_row_bytes(f, n);
+    for (int64_t n_rows : {1, 3, 4, 9, 17}) {
+      for (int64_t n_tok : {1, 2, 5, 7}) {
+        std::vector<uint8_t> w;
+        for (int64_t r = 0; r < n_rows; ++r) {
+          const auto row = random_row(t, n, rng);
+          w.insert(w.end(), row.begin(), row.end());
+        }
+        const int64_t wb = int64_t(w.size()) / n_rows;
+        std::vector<float> x(static_cast<size_t>(n * n_tok));
+        for (auto& v : x) v = normal(rng);
+        std::vector<uint8_t> xq(static_cast<size_t>(xb * n_tok));
+        for (int64_t i = 0; i < n_tok; ++i) quant::quantize_act(f, x.data() + i * n, xq.data() + i * xb, n);
+        const int64_t os = n_rows + 1;  // one spare column: the stride is respected
+        std::vector<float> out(static_cast<size_t>(os * n_tok), -1.0f);
+        quant::dot_tile_int8(t, w.data(), wb, n_rows, xq.data(), xb, n_tok, n, out.data(), os);
+        for (int64_t i = 0; i < n_tok; ++i) {
+          for (int64_t r = 0; r < n_rows; ++r)
+            ASSERT_EQ(out[size_t(i * os + r)], quant::dot_row_int8(t, w.data() + r * wb, xq.data() + i * xb, n))
+                << n_rows << "x" << n_tok << " row " << r << " token " << i << ", " << blocks << " blocks";
+          ASSERT_EQ(out[size_t(i * os + n_rows)], -1.0f);
+        }
       }
     }
   }

@@ -38,7 +38,7 @@ thread_local std::vector<float> tl_rows;  // four decoded weight rows (float pat
 
 // Weights with an integer kernel: activations rounded to 8 bits per block once (as
 // llama.cpp does), then tiles of weight rows × positions (dot_tile_int8). Threads take
-// groups of four rows so every tile is whole.
+// groups of 16 rows so every tile (and every 16-row panel, int8_rowlanes.h) is whole.
 void matmul_int8(ThreadPool& pool, const TensorView& w, quant::ActFormat af, const float* x, int64_t n, float* y,
                  const float* bias) {
   const int64_t k = w.row_len(), rows = w.n_rows(), xb = quant::act_row_bytes(af, k);
@@ -48,7 +48,7 @@ void matmul_int8(ThreadPool& pool, const TensorView& w, quant::ActFormat af, con
   pool.parallel_for(n, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) quant::quantize_act(af, x + t * k, xqd + t * xb, k);
   });
-  constexpr int64_t kGroup = 4;
+  constexpr int64_t kGroup = 16;
   pool.parallel_for((rows + kGroup - 1) / kGroup, [&](int64_t g0, int64_t g1) {
     const int64_t r0 = g0 * kGroup, r1 = std::min(rows, g1 * kGroup);
     quant::dot_tile_int8(w.type, w.row(r0), int64_t(w.bytes_per_row()), r1 - r0, xqd, xb, n, k, y + r0, rows);

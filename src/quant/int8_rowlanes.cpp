@@ -1,0 +1,314 @@
+#include "quant/int8_rowlanes.h"
+
+#include <climits>
+#include <cstring>
+#include <vector>
+
+#include "quant/kernels.h"
+
+namespace tp::quant::detail {
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+namespace {
+
+constexpr int64_t kActBlock = 40;  // Q8_0 activation block: float d | int32 -8·Σq | int8 q[32]
+
+inline int32_t load_i32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline float load_f32(const uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+TP_SIMD_BEGIN
+
+// One cache line: the unit of the kernels' buffers (std::vector<__m512i> would
+// drop the type's alignment attribute).
+struct alignas(64) Line {
+  uint8_t bytes[64];
+};
+
+inline __m256i loadu256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline __m128i loadu128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+
+// Both weight types enter VNNI as unsigned codes against signed activations;
+// the code offset comes back through the activation block's sum, -8·Σq (stored
+// with the block): Q4_0's codes are q + 8, Q8_0's are w XOR 0x80 = w + 128 = w
+// + 16·8.
+struct Q8_0 {
+  static constexpr int64_t kBlock = 34;
+  static int32_t correction(int32_t minus8_sum) { return minus8_sum * 16; }
+};
+struct Q4_0 {
+  static constexpr int64_t kBlock = 18;
+  static int32_t correction(int32_t minus8_sum) { return minus8_sum; }
+};
+
+// ---- the canonical float steps (header comment)
+// ---------------------------------------- Four chains, one per lane of c:
+// blocks 4k..4k+3 of f and s, for the four quarters in order.
+inline __m128 chain16(__m128 c, __m512 f, __m512 s) {
+  c = _mm_fmadd_ps(_mm512_castps512_ps128(f), _mm512_castps512_ps128(s), c);
+  c = _mm_fmadd_ps(_mm512_extractf32x4_ps(f, 1), _mm512_extractf32x4_ps(s, 1), c);
+  c = _mm_fmadd_ps(_mm512_extractf32x4_ps(f, 2), _mm512_extractf32x4_ps(s, 2), c);
+  return _mm_fmadd_ps(_mm512_extractf32x4_ps(f, 3), _mm512_extractf32x4_ps(s, 3), c);
+}
+inline float chains_total(__m128 c) {
+  const __m128 h = _mm_add_ps(c, _mm_movehl_ps(c, c));  // C0 + C2, C1 + C3
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+
+// ---- one position: rows streamed one at a time
+// ----------------------------------------- The position's activations
+// rearranged once per call so that a row's blocks meet them in whole registers;
+// padded with zeros to whole groups of 16 blocks.
+struct RowAct {
+  const uint8_t* codes;  // Q8_0: 32 per block in order; Q4_0: per 4 blocks,
+                         // elements 0-15 of each, then 16-31
+  const float* dx;       // block scales
+  const int32_t* corr;   // code-offset corrections
+};
+
+template <class K>
+RowAct prepare_row_act(const uint8_t* xq, int64_t nb, std::vector<Line>& buf) {
+  const int64_t nbp = (nb + 15) / 16 * 16;
+  buf.assign(size_t(nbp / 2 + nbp / 16 * 2), Line{});  // codes, then dx and corr
+  auto* codes = buf.data()->bytes;
+  auto* dx = reinterpret_cast<float*>(codes + nbp * 32);
+  auto* corr = reinterpret_cast<int32_t*>(dx + nbp);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* x = xq + b * kActBlock;
+    dx[b] = load_f32(x);
+    corr[b] = K::correction(load_i32(x + 4));
+    if constexpr (K::kBlock == Q8_0::kBlock) {
+      std::memcpy(codes + 32 * b, x + 8, 32);
+    } else {
+      uint8_t* g = codes + 128 * (b / 4) + 16 * (b % 4);
+      std::memcpy(g, x + 8, 16);
+      std::memcpy(g + 64, x + 24, 16);
+    }
+  }
+  return {codes, dx, corr};
+}
+
+// Sums within each 128-bit quarter: lane j of quarter q of the result is the
+// sum of quarter q of the j-th input (a, b, c, d).
+inline __m512i quarter_sums(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+  const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+}
+
+// Exact integer sums of 16 blocks of one row (v of them real; the rest read as
+// zeros), lane b = block b, code offsets not yet applied.
+template <bool Tail>
+__m512i block_sums(Q8_0, const uint8_t* w, const uint8_t* codes, int v) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i a[8];  // a[i]: blocks 2i (low half) and 2i + 1 (high half), eight
+                 // lanes each
+  for (int i = 0; i < 8; ++i) {
+    const uint8_t* p = w + 2 * i * Q8_0::kBlock + 2;
+    __m256i lo, hi;
+    if constexpr (Tail) {
+      lo = _mm256_maskz_loadu_epi8(2 * i < v ? ~0u : 0u, p);
+      hi = _mm256_maskz_loadu_epi8(2 * i + 1 < v ? ~0u : 0u, p + Q8_0::kBlock);
+    } else {
+      lo = loadu256(p);
+      hi = loadu256(p + Q8_0::kBlock);
+    }
+    const __m512i wv = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
+    a[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, _mm512_load_si512(codes + 64 * i));
+  }
+  // Quarters 0-1 of a[i] are block 2i, quarters 2-3 block 2i + 1.
+  const __m512i u = quarter_sums(a[0], a[1], a[2], a[3]), x = quarter_sums(a[4], a[5], a[6], a[7]);
+  const __m512i s = _mm512_add_epi32(_mm512_shuffle_i32x4(u, x, _MM_SHUFFLE(2, 0, 2, 0)),
+                                     _mm512_shuffle_i32x4(u, x, _MM_SHUFFLE(3, 1, 3, 1)));
+  // s: blocks 0 2 4 6 | 1 3 5 7 | 8 10 12 14 | 9 11 13 15
+  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15), s);
+}
+
+template <bool Tail>
+__m512i block_sums(Q4_0, const uint8_t* w, const uint8_t* codes, int v) {
+  const __m512i mask = _mm512_set1_epi8(0x0F);
+  __m512i a[4];  // a[i]: quarter q is block 4i + q
+  for (int i = 0; i < 4; ++i) {
+    const uint8_t* p = w + 4 * i * Q4_0::kBlock + 2;
+    __m128i q[4];
+    for (int j = 0; j < 4; ++j)
+      q[j] = Tail ? _mm_maskz_loadu_epi8(4 * i + j < v ? 0xFFFF : 0, p + j * Q4_0::kBlock)
+                  : loadu128(p + j * Q4_0::kBlock);
+    const __m512i wv =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(q[0]), q[1], 1)),
+                           _mm256_inserti128_si256(_mm256_castsi128_si256(q[2]), q[3], 1), 1);
+    const __m512i lo = _mm512_and_si512(wv, mask), hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), mask);
+    const __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(codes + 128 * i));
+    a[i] = _mm512_dpbusd_epi32(acc, hi, _mm512_load_si512(codes + 128 * i + 64));
+  }
+  // quarter_sums: lane 4q + i is block 4i + q
+  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+                                  quarter_sums(a[0], a[1], a[2], a[3]));
+}
+
+// The 16 blocks' fp16 scales (v of them; the rest 0) as floats.
+template <class K>
+__m512 block_scales(const uint8_t* w, int v) {
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(int(K::kBlock)));
+  const __mmask16 m = v >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << v) - 1);
+  const __m512i h = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, w, 1);
+  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+}
+
+template <class K, bool Tail>
+__m128 row_group(const uint8_t* w, const RowAct& a, int64_t b0, int v, __m128 c) {
+  const __m512i exact =
+      _mm512_add_epi32(block_sums<Tail>(K{}, w, a.codes + 32 * b0, v), _mm512_load_si512(a.corr + b0));
+  const __m512 s = _mm512_mul_ps(block_scales<K>(w, v), _mm512_load_ps(a.dx + b0));
+  return chain16(c, _mm512_cvtepi32_ps(exact), s);
+}
+
+template <class K>
+float row_dot(const uint8_t* row, const RowAct& a, int64_t nb) {
+  __m128 c = _mm_setzero_ps();
+  int64_t b = 0;
+  for (; b + 16 <= nb; b += 16) c = row_group<K, false>(row + b * K::kBlock, a, b, 16, c);
+  if (b < nb) c = row_group<K, true>(row + b * K::kBlock, a, b, int(nb - b), c);
+  return chains_total(c);
+}
+
+// ---- a batch of positions: 16 rows per panel
+// ------------------------------------------- Panel layout: for block b, eight
+// 64-byte vectors (element group g = 0..7: elements 4g..4g+3 of each of the 16
+// rows, as unsigned codes), then the rows' scales as floats.
+struct Panel {
+  std::vector<Line> codes;   // 8 per block
+  std::vector<Line> scales;  // 16 floats per block
+};
+
+template <class K>
+void pack_panel(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
+  p.codes.resize(size_t(nb * 8));
+  p.scales.resize(size_t(nb));
+  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32(int(ws)));
+  const __mmask16 m = rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1);  // rows past the end: not read
+  const __m512i zero = _mm512_setzero_si512();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = w + b * K::kBlock;
+    _mm512_store_ps(p.scales[size_t(b)].bytes,
+                    _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_mask_i32gather_epi32(zero, m, idx, blk, 1))));
+    Line* out = p.codes.data() + b * 8;
+    if constexpr (K::kBlock == Q8_0::kBlock) {
+      for (int g = 0; g < 8; ++g)
+        _mm512_store_si512(out[g].bytes, _mm512_xor_si512(_mm512_mask_i32gather_epi32(zero, m, idx, blk + 2 + 4 * g, 1),
+                                                          _mm512_set1_epi8(static_cast<char>(0x80))));
+    } else {
+      const __m512i mask = _mm512_set1_epi8(0x0F);
+      for (int g = 0; g < 4; ++g) {  // bytes 4g..4g+3: elements 4g.. (low
+                                     // nibbles) and 16 + 4g.. (high)
+        const __m512i v = _mm512_mask_i32gather_epi32(zero, m, idx, blk + 2 + 4 * g, 1);
+        _mm512_store_si512(out[g].bytes, _mm512_and_si512(v, mask));
+        _mm512_store_si512(out[g + 4].bytes, _mm512_and_si512(_mm512_srli_epi16(v, 4), mask));
+      }
+    }
+  }
+}
+
+// One block's products for T positions into chain J of each.
+template <class K, int T, int J>
+inline void panel_block(const Panel& p, int64_t b, const uint8_t* xq, int64_t xs, __m512 (&c)[T][4]) {
+  __m512i acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm512_set1_epi32(K::correction(load_i32(xq + t * xs + b * kActBlock + 4)));
+  const Line* codes = p.codes.data() + b * 8;
+  for (int g = 0; g < 8; ++g) {
+    const __m512i wv = _mm512_load_si512(codes[g].bytes);
+    for (int t = 0; t < T; ++t)
+      acc[t] = _mm512_dpbusd_epi32(acc[t], wv, _mm512_set1_epi32(load_i32(xq + t * xs + b * kActBlock + 8 + 4 * g)));
+  }
+  const __m512 dw = _mm512_load_ps(p.scales[size_t(b)].bytes);
+  for (int t = 0; t < T; ++t) {
+    const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(load_f32(xq + t * xs + b * kActBlock)));
+    c[t][J] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), s, c[t][J]);
+  }
+}
+
+template <class K, int T>
+void panel_tile(const Panel& p, int64_t nb, const uint8_t* xq, int64_t xs, float* out, int64_t os, __mmask16 m) {
+  __m512 c[T][4];
+  for (auto& ct : c)
+    for (auto& v : ct) v = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {  // chain index known at compile time: accumulators stay in registers
+    panel_block<K, T, 0>(p, b, xq, xs, c);
+    panel_block<K, T, 1>(p, b + 1, xq, xs, c);
+    panel_block<K, T, 2>(p, b + 2, xq, xs, c);
+    panel_block<K, T, 3>(p, b + 3, xq, xs, c);
+  }
+  if (b < nb) panel_block<K, T, 0>(p, b, xq, xs, c);
+  if (b + 1 < nb) panel_block<K, T, 1>(p, b + 1, xq, xs, c);
+  if (b + 2 < nb) panel_block<K, T, 2>(p, b + 2, xq, xs, c);
+  for (int t = 0; t < T; ++t) {
+    const __m512 total = _mm512_add_ps(_mm512_add_ps(c[t][0], c[t][2]), _mm512_add_ps(c[t][1], c[t][3]));
+    _mm512_mask_storeu_ps(out + t * os, m, total);
+  }
+}
+
+thread_local std::vector<Line> tl_row_act;
+thread_local Panel tl_panel;
+
+template <class K>
+void tile(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64_t xs, int64_t n_tok, int64_t n,
+          float* out, int64_t os) {
+  const int64_t nb = n / 32;
+  if (n_tok == 1) {
+    const RowAct a = prepare_row_act<K>(xq, nb, tl_row_act);
+    for (int64_t r = 0; r < n_rows; ++r) out[r] = row_dot<K>(w + r * ws, a, nb);
+    return;
+  }
+  // Packing reads each weight once and costs about what one position's products
+  // cost, so from two positions on it pays for itself.
+  Panel& p = tl_panel;
+  for (int64_t r0 = 0; r0 < n_rows; r0 += 16) {
+    const int rows = int(n_rows - r0 < 16 ? n_rows - r0 : 16);
+    pack_panel<K>(w + r0 * ws, ws, rows, nb, p);
+    const __mmask16 m = rows == 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1);
+    int64_t t = 0;
+    for (; t + 4 <= n_tok; t += 4) panel_tile<K, 4>(p, nb, xq + t * xs, xs, out + t * os + r0, os, m);
+    switch (n_tok - t) {
+      case 3: panel_tile<K, 3>(p, nb, xq + t * xs, xs, out + t * os + r0, os, m); break;
+      case 2: panel_tile<K, 2>(p, nb, xq + t * xs, xs, out + t * os + r0, os, m); break;
+      case 1: panel_tile<K, 1>(p, nb, xq + t * xs, xs, out + t * os + r0, os, m); break;
+      default: break;
+    }
+  }
+}
+
+TP_SIMD_END
+
+}  // namespace
+
+bool rowlanes_supported(DType type, int64_t w_stride) {
+  return (type == DType::Q8_0 || type == DType::Q4_0) && w_stride >= 0 && w_stride <= INT_MAX / 16;
+}
+
+void rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq, int64_t x_stride,
+                   int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
+  if (type == DType::Q8_0)
+    tile<Q8_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+  else
+    tile<Q4_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+}
+
+#else
+
+bool rowlanes_supported(DType, int64_t) { return false; }
+void rowlanes_tile(DType, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, int64_t, int64_t, float*,
+                   int64_t) {}
+
+#endif
+
+}  // namespace tp::quant::detail
