@@ -1,6 +1,7 @@
 // ops::matmul as the forward pass calls it, on the thread pool:
 //   decode/TYPE  one position times a 2048-wide matrix of ~512 MiB (far beyond the caches, as
 //                a whole model is): weight GB/s, to compare with the machine's read bandwidth
+//   decode_wide/TYPE  the same with rows of 5632 (FFN down)
 //   prompt/TYPE  128 positions times a 5632 × 2048 matrix (TinyLlama's FFN up): MAC/s
 //   prompt_wide/TYPE  the same through 2048 × 5632 (FFN down: wide rows, large activations)
 //   ./build/bench/tokenprobe_matmul_bench [--benchmark_filter=decode] [-- threads via TP_THREADS]
@@ -88,6 +89,10 @@ int main(int argc, char** argv) {
     const std::string name = tp::dtype_name(t);
     const int64_t rows = (512LL << 20) / tp::row_bytes(t, 2048);
     benchmark::RegisterBenchmark(("decode/" + name).c_str(), bm_matmul, t, rows, 2048, 1)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    // FFN down's shape while decoding: rows of 5632, a third of a LLaMA layer's weights
+    const int64_t wide_rows = (512LL << 20) / tp::row_bytes(t, 5632);
+    benchmark::RegisterBenchmark(("decode_wide/" + name).c_str(), bm_matmul, t, wide_rows, 5632, 1)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("prompt/" + name).c_str(), bm_matmul, t, 5632, 2048, 128)
         ->Unit(benchmark::kMillisecond)->UseRealTime();

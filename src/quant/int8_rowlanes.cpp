@@ -103,22 +103,39 @@ inline __m512i quarter_sums(__m512i a, __m512i b, __m512i c, __m512i d) {
   return _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
 }
 
-// Exact integer sums of 16 blocks of one row (v of them real; the rest read as
-// zeros), lane b = block b, code offsets not yet applied.
+// A group's exact integer block sums (code offsets not yet applied) and block scales,
+// lane b = block b. Blocks past the v real ones read as zeros.
+//
+// Measured while streaming rows from memory: any shuffle between a load and its
+// vpdpbusd (a byte permute to pick codes out of 64-byte loads, vpermb for the scales)
+// cost a quarter of the single-thread decoding speed, though it was faster from cache;
+// so codes come in with plain loads and the scales through scalar loads, and the
+// shuffles are left to the reduction.
+struct GroupSums {
+  __m512i sums;
+  __m512 scales;
+};
+
+template <class K>
+__m512 block_scales(const uint8_t* w, int v) {
+  uint16_t h[16] = {};
+  for (int j = 0; j < v; ++j) std::memcpy(&h[j], w + j * K::kBlock, 2);
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h)));
+}
+
 template <bool Tail>
-__m512i block_sums(Q8_0, const uint8_t* w, const uint8_t* codes, int v) {
+GroupSums block_sums(Q8_0, const uint8_t* w, const uint8_t* codes, int v) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512i a[8];  // a[i]: blocks 2i (low half) and 2i + 1 (high half), eight
-                 // lanes each
+  __m512i a[8];  // a[i]: blocks 2i (low half) and 2i + 1 (high half), eight lanes each
   for (int i = 0; i < 8; ++i) {
-    const uint8_t* p = w + 2 * i * Q8_0::kBlock + 2;
+    const uint8_t* q = w + 2 * i * Q8_0::kBlock + 2;
     __m256i lo, hi;
     if constexpr (Tail) {
-      lo = _mm256_maskz_loadu_epi8(2 * i < v ? ~0u : 0u, p);
-      hi = _mm256_maskz_loadu_epi8(2 * i + 1 < v ? ~0u : 0u, p + Q8_0::kBlock);
+      lo = _mm256_maskz_loadu_epi8(2 * i < v ? ~0u : 0u, q);
+      hi = _mm256_maskz_loadu_epi8(2 * i + 1 < v ? ~0u : 0u, q + Q8_0::kBlock);
     } else {
-      lo = loadu256(p);
-      hi = loadu256(p + Q8_0::kBlock);
+      lo = loadu256(q);
+      hi = loadu256(q + Q8_0::kBlock);
     }
     const __m512i wv = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
     a[i] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, _mm512_load_si512(codes + 64 * i));
@@ -128,19 +145,20 @@ __m512i block_sums(Q8_0, const uint8_t* w, const uint8_t* codes, int v) {
   const __m512i s = _mm512_add_epi32(_mm512_shuffle_i32x4(u, x, _MM_SHUFFLE(2, 0, 2, 0)),
                                      _mm512_shuffle_i32x4(u, x, _MM_SHUFFLE(3, 1, 3, 1)));
   // s: blocks 0 2 4 6 | 1 3 5 7 | 8 10 12 14 | 9 11 13 15
-  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15), s);
+  return {_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15), s),
+          block_scales<Q8_0>(w, v)};
 }
 
 template <bool Tail>
-__m512i block_sums(Q4_0, const uint8_t* w, const uint8_t* codes, int v) {
+GroupSums block_sums(Q4_0, const uint8_t* w, const uint8_t* codes, int v) {
   const __m512i mask = _mm512_set1_epi8(0x0F);
   __m512i a[4];  // a[i]: quarter q is block 4i + q
   for (int i = 0; i < 4; ++i) {
-    const uint8_t* p = w + 4 * i * Q4_0::kBlock + 2;
+    const uint8_t* p = w + 4 * i * Q4_0::kBlock;
     __m128i q[4];
     for (int j = 0; j < 4; ++j)
-      q[j] = Tail ? _mm_maskz_loadu_epi8(4 * i + j < v ? 0xFFFF : 0, p + j * Q4_0::kBlock)
-                  : loadu128(p + j * Q4_0::kBlock);
+      q[j] = Tail ? _mm_maskz_loadu_epi8(4 * i + j < v ? 0xFFFF : 0, p + 2 + j * Q4_0::kBlock)
+                  : loadu128(p + 2 + j * Q4_0::kBlock);
     const __m512i wv =
         _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(q[0]), q[1], 1)),
                            _mm256_inserti128_si256(_mm256_castsi128_si256(q[2]), q[3], 1), 1);
@@ -149,25 +167,16 @@ __m512i block_sums(Q4_0, const uint8_t* w, const uint8_t* codes, int v) {
     a[i] = _mm512_dpbusd_epi32(acc, hi, _mm512_load_si512(codes + 128 * i + 64));
   }
   // quarter_sums: lane 4q + i is block 4i + q
-  return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
-                                  quarter_sums(a[0], a[1], a[2], a[3]));
-}
-
-// The 16 blocks' fp16 scales (v of them; the rest 0) as floats.
-template <class K>
-__m512 block_scales(const uint8_t* w, int v) {
-  const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                         _mm512_set1_epi32(int(K::kBlock)));
-  const __mmask16 m = v >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << v) - 1);
-  const __m512i h = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, w, 1);
-  return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+  return {_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+                                   quarter_sums(a[0], a[1], a[2], a[3])),
+          block_scales<Q4_0>(w, v)};
 }
 
 template <class K, bool Tail>
 __m128 row_group(const uint8_t* w, const RowAct& a, int64_t b0, int v, __m128 c) {
-  const __m512i exact =
-      _mm512_add_epi32(block_sums<Tail>(K{}, w, a.codes + 32 * b0, v), _mm512_load_si512(a.corr + b0));
-  const __m512 s = _mm512_mul_ps(block_scales<K>(w, v), _mm512_load_ps(a.dx + b0));
+  const GroupSums g = block_sums<Tail>(K{}, w, a.codes + 32 * b0, v);
+  const __m512i exact = _mm512_add_epi32(g.sums, _mm512_load_si512(a.corr + b0));
+  const __m512 s = _mm512_mul_ps(g.scales, _mm512_load_ps(a.dx + b0));
   return chain16(c, _mm512_cvtepi32_ps(exact), s);
 }
 
