@@ -159,6 +159,50 @@ TEST_P(Int8Dot, SlicesEqualOneDotPerSlice) {
   }
 }
 
+// K-quant slices narrower than a super-block (64-, 96- or 32-wide heads against 256-element
+// blocks): each slice against the dequantised product in double precision, and all of them
+// together against the row's own dot.
+TEST(Int8Dot, KQuantSubBlockSlicesMatchDequantisedProduct) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t n = 768;  // three super-blocks
+  for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    const quant::ActFormat f = quant::act_format(t);
+    for (int64_t len : {16, 32, 64, 96, 128}) {
+      const bool fits = len % (t == DType::Q6_K ? 16 : 32) == 0;
+      ASSERT_EQ(quant::int8_slices_supported(t, n / len, len), fits) << dtype_name(t) << " len " << len;
+      if (!fits) continue;
+      const auto w = random_row(t, n, rng);
+      std::vector<float> x(static_cast<size_t>(n));
+      for (auto& v : x) v = normal(rng);
+      std::vector<uint8_t> xq(static_cast<size_t>(quant::act_row_bytes(f, n)));
+      quant::quantize_act(f, x.data(), xq.data(), n);
+      const auto xd = decode_act(f, xq.data(), n);
+      std::vector<float> wd(static_cast<size_t>(n));
+      quant::dequantize_row(t, w.data(), wd.data(), n);
+      const int64_t n_slices = n / len;
+      std::vector<float> out(static_cast<size_t>(2 * n_slices), -1.0f);
+      quant::dot_slices_int8(t, w.data(), xq.data(), n_slices, len, out.data(), 2);
+      double total = 0, total_mag = 0;
+      for (int64_t s = 0; s < n_slices; ++s) {
+        double want = 0, mag = 0;
+        for (int64_t i = s * len; i < (s + 1) * len; ++i) {
+          want += double(wd[size_t(i)]) * xd[size_t(i)];
+          mag += std::fabs(double(wd[size_t(i)]) * xd[size_t(i)]);
+        }
+        EXPECT_NEAR(out[size_t(2 * s)], want, 1e-5 * mag + 1e-6) << dtype_name(t) << " len " << len << " slice " << s;
+        EXPECT_EQ(out[size_t(2 * s + 1)], -1.0f);
+        total += out[size_t(2 * s)];
+        total_mag += mag;
+      }
+      EXPECT_NEAR(total, quant::dot_row_int8(t, w.data(), xq.data(), n), 1e-5 * total_mag + 1e-6) << dtype_name(t);
+    }
+  }
+  EXPECT_FALSE(quant::int8_slices_supported(DType::Q4_K, 3, 100));  // not whole sub-blocks
+  EXPECT_FALSE(quant::int8_slices_supported(DType::Q4_K, 1, 64));   // the row is not whole super-blocks
+  EXPECT_FALSE(quant::int8_slices_supported(DType::F16, 4, 64));    // no integer kernel
+}
+
 // The Q8_0 activation block holds exactly llama.cpp's numbers: d = fp16(max|x| / 127),
 // q = round-to-nearest-even(x * (127 / max|x|)), and -8 * sum(q) for Q4_0's offset.
 TEST(Int8Dot, Q8_0ActivationBlocksAreExact) {

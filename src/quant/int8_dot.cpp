@@ -513,6 +513,107 @@ void row_slices(const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t
   for (; s < n_slices; ++s) out[s * os] = detail::hsum(slice(s));
 }
 
+// ---- K-quant slices narrower than a super-block (per-head slices of W_O) ------------------
+// The exact integer sums of a super-block's sub-blocks (32 elements for Q4_K/Q5_K, 16 for
+// Q6_K), each times its sub-block scale, into I; Q4_K/Q5_K's min terms into M.
+template <bool kFifthBit>
+void subblock_sums_q45_k(const uint8_t* wb, const uint8_t* x, int32_t* I, int32_t* M) {
+  constexpr int64_t kQs = kFifthBit ? 48 : 16;
+  uint8_t scale[8], min[8];
+  unpack_scales_k4(wb + 4, scale, min);
+  const __m256i mask = _mm256_set1_epi8(0x0F);
+  __m256i p[8];
+  for (int s = 0; s < 8; ++s) {
+    const __m256i qw = loadu256(wb + kQs + 32 * (s / 2));
+    __m256i codes = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(qw, 4) : qw, mask);
+    if constexpr (kFifthBit) {
+      const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(loadu256(wb + 16), s), _mm256_set1_epi8(1));
+      codes = _mm256_or_si256(codes, _mm256_slli_epi16(bit, 4));
+    }
+    p[s] = dpbusd(codes, loadu256(x + 36 + 32 * s));
+  }
+  const __m256i t0 = _mm256_hadd_epi32(p[0], p[1]), t1 = _mm256_hadd_epi32(p[2], p[3]);
+  const __m256i t2 = _mm256_hadd_epi32(p[4], p[5]), t3 = _mm256_hadd_epi32(p[6], p[7]);
+  const __m256i u0 = _mm256_hadd_epi32(t0, t1), u1 = _mm256_hadd_epi32(t2, t3);
+  const __m256i isum = _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
+  const __m256i sc = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scale)));
+  const __m256i mn = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(min)));
+  const __m256i bsums = _mm256_madd_epi16(loadu256(x + 4), _mm256_set1_epi16(1));  // sums of 32
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(I), _mm256_mullo_epi32(isum, sc));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(M), _mm256_mullo_epi32(mn, bsums));
+}
+
+void subblock_sums_q6_k(const uint8_t* wb, const uint8_t* x, int32_t* I) {
+  __m256i p[8];  // code vector j = 4h + g: elements 128h + 32g.., sub-blocks 2j (lanes 0-3) and 2j + 1
+  for (int j = 0; j < 8; ++j) {
+    const int h = j / 4, g = j % 4;
+    const __m256i ql = loadu256(wb + 64 * h + 32 * (g % 2)), qh = loadu256(wb + 128 + 32 * h);
+    p[j] = dpbusd(q6_codes(ql, qh, g >= 2, 2 * g), loadu256(x + 36 + 32 * j));
+  }
+  alignas(32) int32_t sums[16];  // sums[j] for code vectors 0-3, first halves then second halves
+  for (int k = 0; k < 2; ++k) {
+    const __m256i u = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4 * k], p[4 * k + 1]), _mm256_hadd_epi32(p[4 * k + 2], p[4 * k + 3]));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * k), u);
+  }
+  const auto* sc = reinterpret_cast<const int8_t*>(wb + 192);
+  for (int j = 0; j < 8; ++j)
+    for (int half = 0; half < 2; ++half) {
+      const int sub = 2 * j + half;  // u lane order: vector 4k + i first half at i, second at 4 + i
+      const int32_t isum = sums[8 * (j / 4) + 4 * half + j % 4];
+      I[sub] = sc[sub] * (isum - 32 * load_i16(x + 4 + 2 * sub));
+    }
+}
+
+// Walks the slices of `len` elements while a row's sub-block parts come in order: the
+// integer sums of a slice's sub-blocks within one super-block are added first, then scaled
+// once with that super-block's factors.
+class SliceAccumulator {
+ public:
+  SliceAccumulator(int64_t len, float* out, int64_t os) : len_(len), out_(out), os_(os) {}
+  void add(int granule, int n_parts, const int32_t* I, const int32_t* M, float d, float dmin) {
+    int32_t is = 0, ms = 0;
+    for (int j = 0; j < n_parts; ++j) {
+      is += I[j];
+      ms += M ? M[j] : 0;
+      used_ += granule;
+      if (used_ == len_) {  // the slice ends here
+        out_[slice_ * os_] += d * float(is) - dmin * float(ms);
+        is = ms = 0;
+        used_ = 0;
+        ++slice_;
+      }
+    }
+    if (used_ > 0) out_[slice_ * os_] += d * float(is) - dmin * float(ms);  // continues in the next block
+  }
+
+ private:
+  int64_t len_;
+  float* out_;
+  int64_t os_;
+  int64_t slice_ = 0, used_ = 0;
+};
+
+void kquant_slices(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t len, float* out,
+                   int64_t os) {
+  for (int64_t s = 0; s < n_slices; ++s) out[s * os] = 0.0f;
+  const int64_t bb = dtype_info(type).block_bytes;
+  SliceAccumulator acc(len, out, os);
+  for (int64_t b = 0; b < n_slices * len / 256; ++b) {
+    const uint8_t* wb = row + b * bb;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    const float dy = load_f32(x);
+    int32_t I[16], M[8];
+    if (type == DType::Q6_K) {
+      subblock_sums_q6_k(wb, x, I);
+      acc.add(16, 16, I, nullptr, load_f16_fast(wb + 208) * dy, 0.0f);
+    } else {
+      if (type == DType::Q5_K) subblock_sums_q45_k<true>(wb, x, I, M);
+      else subblock_sums_q45_k<false>(wb, x, I, M);
+      acc.add(32, 8, I, M, load_f16_fast(wb) * dy, load_f16_fast(wb + 2) * dy);
+    }
+  }
+}
+
 const TileSet* tile_set(DType type) {
   switch (type) {
     case DType::Q8_0: return &kTilesQ8_0;
@@ -581,6 +682,17 @@ float scalar::dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, in
   }
 }
 
+bool int8_slices_supported(DType type, int64_t n_slices, int64_t slice_len) {
+  const ActFormat f = act_format(type);
+  if (f == ActFormat::Float || slice_len <= 0 || (n_slices * slice_len) % act_block_elems(f) != 0) return false;
+  if (slice_len % act_block_elems(f) == 0) return true;
+#ifdef TP_HAVE_INT8_TILES
+  if (type == DType::Q4_K || type == DType::Q5_K) return slice_len % 32 == 0;
+  if (type == DType::Q6_K) return slice_len % 16 == 0;
+#endif
+  return false;
+}
+
 float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n) {
   float out = 0.0f;
   dot_tile_int8(type, row, 0, 1, xq, 0, 1, n, &out, 1);
@@ -593,6 +705,7 @@ void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t 
   const int64_t blocks = slice_len / 32;  // Q8_0 and Q4_0 pair with 32-element activation blocks
   if (type == DType::Q8_0) return row_slices<TileQ8_0, 34>(row, xq, n_slices, blocks, out, out_stride);
   if (type == DType::Q4_0) return row_slices<TileQ4_0, 18>(row, xq, n_slices, blocks, out, out_stride);
+  if (slice_len % 256 != 0) return kquant_slices(type, row, xq, n_slices, slice_len, out, out_stride);
 #endif
   const int64_t wb = row_bytes(type, slice_len), xb = act_row_bytes(act_format(type), slice_len);
   for (int64_t s = 0; s < n_slices; ++s) out[s * out_stride] = dot_row_int8(type, row + s * wb, xq + s * xb, slice_len);

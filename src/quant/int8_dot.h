@@ -40,10 +40,17 @@ float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n)
 void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                    int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride);
 
-// The dots of one weight row's n_slices equal column slices (slice_len elements each, whole
-// activation blocks) with the matching slices of one activation row, into
-// out[s * out_stride]: per-head slices of W_O. Equal to dot_row_int8 per slice up to float
-// rounding (the slices' lanes are summed together).
+// Whether dot_slices_int8 takes `type` cut into n_slices slices of slice_len elements: whole
+// activation blocks, or (K-quants, where the build has the integer tiles) whole sub-blocks
+// of 32 (Q4_K, Q5_K) or 16 (Q6_K) inside an activation row of whole 256-element blocks.
+bool int8_slices_supported(DType type, int64_t n_slices, int64_t slice_len);
+
+// The dots of one weight row's n_slices equal column slices (slice_len elements each, as
+// int8_slices_supported allows) with the matching slices of the row's quantised activation
+// row (all n_slices * slice_len elements), into out[s * out_stride]: per-head slices of W_O.
+// Equal to dot_row_int8 per slice up to float rounding (the slices' lanes are summed
+// together); for slices inside a K-quant super-block, each slice's sub-block sums are
+// scaled once, so the slices add up to the row's dot up to float rounding.
 void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t slice_len, float* out,
                      int64_t out_stride);
 

@@ -35,6 +35,7 @@ struct MatmulScratch {
 };
 thread_local MatmulScratch tl_scratch;
 thread_local std::vector<float> tl_rows;  // four decoded weight rows (float path, batches)
+thread_local std::vector<float> tl_slices;  // per-head results of 16 rows (matmul_slices)
 
 // Weights with an integer kernel: activations rounded to 8 bits per block once (as
 // llama.cpp does), then tiles of weight rows × positions (dot_tile_int8). Threads take
@@ -86,6 +87,27 @@ void matmul_float(ThreadPool& pool, const TensorView& w, const float* x, int64_t
   });
 }
 
+// Runs fn(row, position, out, out_stride) for rows [r0, r1) and every position, where fn
+// writes a row's n_slices results to out[s * out_stride], and stores them into y (position
+// t, slice s, row r at y[(t * n_slices + s) * rows + r]). Results go through a small buffer
+// 16 rows wide and reach y a cache line per slice: written in place, each row's stores sat a
+// whole matrix row apart (8 KiB for 2048 rows), all in one L1 set, and cost more than the
+// products for K-quant heads.
+template <class F>
+void by_row_blocks(int64_t r0, int64_t r1, int64_t n, int64_t n_slices, int64_t rows, float* y, F&& fn) {
+  constexpr int64_t kBlock = 16;
+  auto& buf = tl_slices;
+  if (buf.size() < size_t(n * n_slices * kBlock)) buf.resize(size_t(n * n_slices * kBlock));
+  for (int64_t rb = r0; rb < r1; rb += kBlock) {
+    const int64_t nr = std::min(kBlock, r1 - rb);
+    for (int64_t r = rb; r < rb + nr; ++r)
+      for (int64_t t = 0; t < n; ++t) fn(r, t, buf.data() + t * n_slices * kBlock + (r - rb), kBlock);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t s = 0; s < n_slices; ++s)
+        std::copy_n(buf.data() + (t * n_slices + s) * kBlock, nr, y + (t * n_slices + s) * rows + rb);
+  }
+}
+
 }  // namespace
 
 void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y, const TensorView& bias) {
@@ -114,7 +136,7 @@ void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_
   constexpr int64_t kGroup = 4;
   const quant::ActFormat af = quant::act_format(w.type);
   const bool plain = w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16;
-  const bool int8 = af != quant::ActFormat::Float && len % quant::act_block_elems(af) == 0;
+  const bool int8 = quant::int8_slices_supported(w.type, n_slices, len);
   if (int8) {
     // The activations quantised once, as matmul does; each row's slices against them.
     const int64_t xb = quant::act_row_bytes(af, k);
@@ -123,9 +145,9 @@ void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_
     for (int64_t t = 0; t < n; ++t) quant::quantize_act(af, x + t * k, xq.data() + t * xb, k);
     const uint8_t* xqd = xq.data();
     pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t t = 0; t < n; ++t)
-          quant::dot_slices_int8(w.type, w.row(r), xqd + t * xb, n_slices, len, y + t * ys + r, rows);
+      by_row_blocks(r0, r1, n, n_slices, rows, y, [&](int64_t r, int64_t t, float* out, int64_t os) {
+        quant::dot_slices_int8(w.type, w.row(r), xqd + t * xb, n_slices, len, out, os);
+      });
     });
     return;
   }
@@ -148,10 +170,12 @@ void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_
   pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
     auto& row = tl_rows;
     if (row.size() < size_t(k)) row.resize(size_t(k));
-    for (int64_t r = r0; r < r1; ++r) {
-      quant::dequantize_row(w.type, w.row(r), row.data(), k);
-      for (int64_t t = 0; t < n; ++t) quant::dot_slices_f32(row.data(), xr.data() + t * k, n_slices, len, y + t * ys + r, rows);
-    }
+    int64_t decoded = -1;
+    by_row_blocks(r0, r1, n, n_slices, rows, y, [&](int64_t r, int64_t t, float* out, int64_t os) {
+      if (r != decoded) quant::dequantize_row(w.type, w.row(r), row.data(), k);
+      decoded = r;
+      quant::dot_slices_f32(row.data(), xr.data() + t * k, n_slices, len, out, os);
+    });
   });
 }
 
