@@ -248,7 +248,7 @@ TEST(QuantFloatTiles, TilesEqualDotRowPerPair) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (DType t : {DType::F32, DType::F16, DType::BF16}) {
     for (int64_t n : {5, 16, 37, 100}) {
-      for (int64_t n_rows : {1, 3, 4, 9}) {
+      for (int64_t n_rows : {1, 3, 4, 9, 13}) {  // 13: two whole 6-row tiles and one row
         for (int64_t n_tok : {1, 3, 4, 9}) {
           std::vector<uint8_t> w;
           for (int64_t r = 0; r < n_rows; ++r) {

@@ -97,7 +97,7 @@ namespace {
 struct Vec {
   using F = __m512;
   static constexpr int64_t kLanes = 16;
-  static constexpr int kRows = 4, kPositions = 4;  // 16 accumulators + 4 weight vectors
+  static constexpr int kRows = 6, kPositions = 4;  // 24 accumulators + 6 weight vectors + 1
   static F zero() { return _mm512_setzero_ps(); }
   static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
   static F f32(const uint8_t* p) { return _mm512_loadu_ps(p); }

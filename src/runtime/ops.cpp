@@ -34,7 +34,7 @@ struct MatmulScratch {
   std::vector<float> bias;   // the bias decoded to float
 };
 thread_local MatmulScratch tl_scratch;
-thread_local std::vector<float> tl_rows;  // four decoded weight rows (float path, batches)
+thread_local std::vector<float> tl_rows;  // twelve decoded weight rows (float path, batches)
 thread_local std::vector<float> tl_slices;  // per-head results of 16 rows (matmul_slices)
 
 // Weights with an integer kernel: activations rounded to 8 bits per block once (as
@@ -60,12 +60,13 @@ void matmul_int8(ThreadPool& pool, const TensorView& w, quant::ActFormat af, con
 }
 
 // Float activations. Plain float weights (F32/F16/BF16) go straight into register tiles of
-// rows × positions; other types without an integer kernel decode four rows at a time into
-// F32 for a batch, and use their own dot for a single position.
+// rows × positions; other types without an integer kernel decode twelve rows at a time into
+// F32 for a batch, and use their own dot for a single position. Twelve: a whole number of
+// the float tiles' rows (6 with AVX-512, 2 with AVX2).
 void matmul_float(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y, const float* bias) {
   const int64_t k = w.row_len(), rows = w.n_rows(), bpr = int64_t(w.bytes_per_row());
   const bool plain = w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16;
-  constexpr int64_t kGroup = 4;
+  constexpr int64_t kGroup = 12;
   pool.parallel_for((rows + kGroup - 1) / kGroup, [&](int64_t g0, int64_t g1) {
     const int64_t r0 = g0 * kGroup, r1 = std::min(rows, g1 * kGroup);
     if (plain) {
@@ -133,7 +134,7 @@ void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_
                 std::to_string(k) + " columns do not split into " + std::to_string(n_slices) + " equal slices",
                 "W_O's row length must be n_heads * d_head: check the model's head counts");
   const int64_t ys = n_slices * rows;  // y's stride between positions
-  constexpr int64_t kGroup = 4;
+  constexpr int64_t kGroup = 12;  // whole float tiles, as in matmul_float
   const quant::ActFormat af = quant::act_format(w.type);
   const bool plain = w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16;
   const bool int8 = quant::int8_slices_supported(w.type, n_slices, len);
