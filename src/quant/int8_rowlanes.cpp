@@ -1,5 +1,6 @@
 #include "quant/int8_rowlanes.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <vector>
@@ -252,47 +253,68 @@ void pack_panel(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
   }
 }
 
-// One block's products for T positions into chain J of each.
-template <class K, int T, int J>
-inline void panel_block(const Panel& p, int64_t b, const uint8_t* xq, int64_t xs, __m512 (&c)[T][4]) {
-  __m512i acc[T];
-  for (int t = 0; t < T; ++t) acc[t] = _mm512_set1_epi32(K::correction(load_i32(xq + t * xs + b * kActBlock + 4)));
-  const Line* codes = p.codes.data() + b * 8;
-  for (int g = 0; g < 8; ++g) {
-    const __m512i wv = _mm512_load_si512(codes[g].bytes);
-    for (int t = 0; t < T; ++t)
-      acc[t] = _mm512_dpbusd_epi32(acc[t], wv, _mm512_set1_epi32(load_i32(xq + t * xs + b * kActBlock + 8 + 4 * g)));
-  }
-  const __m512 dw = _mm512_load_ps(p.scales[size_t(b)].bytes);
+// One block's products for P panels × T positions into chain J of each: each broadcast
+// group of four activations serves P panels, each panel vector T positions.
+template <class K, int P, int T, int J>
+inline void panel_block(const Panel* const (&p)[P], int64_t b, const uint8_t* xq, int64_t xs, __m512 (&c)[P][T][4]) {
+  __m512i acc[P][T];
   for (int t = 0; t < T; ++t) {
-    const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(load_f32(xq + t * xs + b * kActBlock)));
-    c[t][J] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[t]), s, c[t][J]);
+    const __m512i init = _mm512_set1_epi32(K::correction(load_i32(xq + t * xs + b * kActBlock + 4)));
+    for (int q = 0; q < P; ++q) acc[q][t] = init;
+  }
+  for (int g = 0; g < 8; ++g) {
+    __m512i wv[P];
+    for (int q = 0; q < P; ++q) wv[q] = _mm512_load_si512(p[q]->codes[size_t(b * 8 + g)].bytes);
+    for (int t = 0; t < T; ++t) {
+      const __m512i xv = _mm512_set1_epi32(load_i32(xq + t * xs + b * kActBlock + 8 + 4 * g));
+      for (int q = 0; q < P; ++q) acc[q][t] = _mm512_dpbusd_epi32(acc[q][t], wv[q], xv);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    const __m512 dx = _mm512_set1_ps(load_f32(xq + t * xs + b * kActBlock));
+    for (int q = 0; q < P; ++q) {
+      const __m512 s = _mm512_mul_ps(_mm512_load_ps(p[q]->scales[size_t(b)].bytes), dx);
+      c[q][t][J] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[q][t]), s, c[q][t][J]);
+    }
   }
 }
 
-template <class K, int T>
-void panel_tile(const Panel& p, int64_t nb, const uint8_t* xq, int64_t xs, float* out, int64_t os, __mmask16 m) {
-  __m512 c[T][4];
-  for (auto& ct : c)
-    for (auto& v : ct) v = _mm512_setzero_ps();
+// P panels (16 rows each) × T positions, out[t * os + 16q + lane] for the lanes in m[q].
+template <class K, int P, int T>
+void panel_tile(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64_t xs, float* out, int64_t os,
+                const __mmask16 (&m)[P]) {
+  __m512 c[P][T][4];
+  for (auto& cq : c)
+    for (auto& ct : cq)
+      for (auto& v : ct) v = _mm512_setzero_ps();
   int64_t b = 0;
   for (; b + 4 <= nb; b += 4) {  // chain index known at compile time: accumulators stay in registers
-    panel_block<K, T, 0>(p, b, xq, xs, c);
-    panel_block<K, T, 1>(p, b + 1, xq, xs, c);
-    panel_block<K, T, 2>(p, b + 2, xq, xs, c);
-    panel_block<K, T, 3>(p, b + 3, xq, xs, c);
+    panel_block<K, P, T, 0>(p, b, xq, xs, c);
+    panel_block<K, P, T, 1>(p, b + 1, xq, xs, c);
+    panel_block<K, P, T, 2>(p, b + 2, xq, xs, c);
+    panel_block<K, P, T, 3>(p, b + 3, xq, xs, c);
   }
-  if (b < nb) panel_block<K, T, 0>(p, b, xq, xs, c);
-  if (b + 1 < nb) panel_block<K, T, 1>(p, b + 1, xq, xs, c);
-  if (b + 2 < nb) panel_block<K, T, 2>(p, b + 2, xq, xs, c);
-  for (int t = 0; t < T; ++t) {
-    const __m512 total = _mm512_add_ps(_mm512_add_ps(c[t][0], c[t][2]), _mm512_add_ps(c[t][1], c[t][3]));
-    _mm512_mask_storeu_ps(out + t * os, m, total);
-  }
+  if (b < nb) panel_block<K, P, T, 0>(p, b, xq, xs, c);
+  if (b + 1 < nb) panel_block<K, P, T, 1>(p, b + 1, xq, xs, c);
+  if (b + 2 < nb) panel_block<K, P, T, 2>(p, b + 2, xq, xs, c);
+  for (int q = 0; q < P; ++q)
+    for (int t = 0; t < T; ++t) {
+      const __m512 total = _mm512_add_ps(_mm512_add_ps(c[q][t][0], c[q][t][2]), _mm512_add_ps(c[q][t][1], c[q][t][3]));
+      _mm512_mask_storeu_ps(out + t * os + 16 * q, m[q], total);
+    }
+}
+
+// All positions against P packed panels: tiles of T, then one position at a time.
+template <class K, int P, int T>
+void panel_positions(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64_t xs, int64_t n_tok, float* out,
+                     int64_t os, const __mmask16 (&m)[P]) {
+  int64_t t = 0;
+  for (; t + T <= n_tok; t += T) panel_tile<K, P, T>(p, nb, xq + t * xs, xs, out + t * os, os, m);
+  for (; t < n_tok; ++t) panel_tile<K, P, 1>(p, nb, xq + t * xs, xs, out + t * os, os, m);
 }
 
 thread_local std::vector<Line> tl_row_act;
-thread_local Panel tl_panel;
+thread_local Panel tl_panels[2];
 
 template <class K>
 void tile(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64_t xs, int64_t n_tok, int64_t n,
@@ -303,21 +325,24 @@ void tile(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64
     for (int64_t r = 0; r < n_rows; ++r) out[r] = row_dot<K>(w + r * ws, a, nb);
     return;
   }
-  // Packing reads each weight once and costs about what one position's products
-  // cost, so from two positions on it pays for itself.
-  Panel& p = tl_panel;
-  for (int64_t r0 = 0; r0 < n_rows; r0 += 16) {
-    const int rows = int(n_rows - r0 < 16 ? n_rows - r0 : 16);
-    pack_panel<K>(w + r0 * ws, ws, rows, nb, p);
-    const __mmask16 m = rows == 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1);
-    int64_t t = 0;
-    for (; t + 4 <= n_tok; t += 4) panel_tile<K, 4>(p, nb, xq + t * xs, xs, out + t * os + r0, os, m);
-    switch (n_tok - t) {
-      case 3: panel_tile<K, 3>(p, nb, xq + t * xs, xs, out + t * os + r0, os, m); break;
-      case 2: panel_tile<K, 2>(p, nb, xq + t * xs, xs, out + t * os + r0, os, m); break;
-      case 1: panel_tile<K, 1>(p, nb, xq + t * xs, xs, out + t * os + r0, os, m); break;
-      default: break;
-    }
+  // Packing reads each weight once and costs about what one position's products cost, so
+  // from two positions on it pays for itself. Two panels (32 rows) × two positions per
+  // tile: each broadcast activation group then serves two vpdpbusd (measured 0-15% faster
+  // than 16 rows × 4 positions, in which every vpdpbusd has its own broadcast).
+  auto mask = [](int64_t rows) { return rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1); };
+  int64_t r0 = 0;
+  for (; r0 + 16 < n_rows; r0 += 32) {
+    pack_panel<K>(w + r0 * ws, ws, 16, nb, tl_panels[0]);
+    pack_panel<K>(w + (r0 + 16) * ws, ws, int(std::min<int64_t>(16, n_rows - r0 - 16)), nb, tl_panels[1]);
+    const Panel* const p[2] = {&tl_panels[0], &tl_panels[1]};
+    const __mmask16 m[2] = {0xFFFF, mask(n_rows - r0 - 16)};
+    panel_positions<K, 2, 2>(p, nb, xq, xs, n_tok, out + r0, os, m);
+  }
+  if (r0 < n_rows) {
+    pack_panel<K>(w + r0 * ws, ws, int(n_rows - r0), nb, tl_panels[0]);
+    const Panel* const p[1] = {&tl_panels[0]};
+    const __mmask16 m[1] = {mask(n_rows - r0)};
+    panel_positions<K, 1, 4>(p, nb, xq, xs, n_tok, out + r0, os, m);
   }
 }
 
