@@ -107,27 +107,21 @@ void attend(Forward& f, int layer) {
   if (st.scores.size() < need) st.scores.resize(need);
   f.pool.parallel_for(c.n_heads, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; ++h) {
-      const int64_t kvh = h / group;
+      float* scores = st.scores.data() + h * f.n * n_k;
+      ops::query_key_dots(st.q.data() + h * dh, c.n_heads * dh, f.n, f.kv.k_at(layer, 0) + (h / group) * dh, c.kv_dim(),
+                          n_k, dh, f.pos0, scores, n_k);
       for (int64_t i = 0; i < f.n; ++i) {
         const int64_t p = f.pos0 + i;
         const int64_t first = c.sliding_window > 0 ? std::max<int64_t>(0, p - c.sliding_window + 1) : 0;
-        const float* q = st.q.data() + (i * c.n_heads + h) * dh;
-        float* row = st.scores.data() + (h * f.n + i) * n_k;
-        for (int64_t j = 0; j < n_k; ++j) {
-          if (j > p || j < first) {
-            row[j] = -INFINITY;
-            continue;
-          }
-          const float* k = f.kv.k_at(layer, j) + kvh * dh;
-          float s = 0;
-          for (int64_t d = 0; d < dh; ++d) s += q[d] * k[d];
-          row[j] = s * scale;
-        }
+        float* row = scores + i * n_k;
+        for (int64_t j = 0; j < n_k; ++j) row[j] = j > p || j < first ? -INFINITY : row[j] * scale;
       }
     }
   });
   f.offer(Hook::AttnScores, layer, st.scores.data(), {c.n_heads, f.n, n_k});
-  for (int64_t r = 0; r < c.n_heads * f.n; ++r) ops::softmax_inplace(st.scores.data() + r * n_k, n_k);
+  f.pool.parallel_for(c.n_heads * f.n, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) ops::softmax_inplace(st.scores.data() + r * n_k, n_k);
+  });
   f.offer(Hook::Pattern, layer, st.scores.data(), {c.n_heads, f.n, n_k});
   f.pool.parallel_for(c.n_heads, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; ++h) {

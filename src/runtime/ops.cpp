@@ -36,6 +36,7 @@ struct MatmulScratch {
 thread_local MatmulScratch tl_scratch;
 thread_local std::vector<float> tl_rows;  // twelve decoded weight rows (float path, batches)
 thread_local std::vector<float> tl_slices;  // per-head results of 16 rows (matmul_slices)
+thread_local std::vector<float> tl_queries;  // 16 queries transposed (query_key_dots)
 
 // Weights with an integer kernel: activations rounded to 8 bits per block once (as
 // llama.cpp does), then tiles of weight rows × positions (dot_tile_int8). Threads take
@@ -213,6 +214,42 @@ float layer_normalize(const float* x, float* normalized, int64_t d, float eps) {
 
 void apply_weight(const float* normalized, const float* w, const float* b, float* out, int64_t d) {
   for (int64_t i = 0; i < d; ++i) out[i] = normalized[i] * w[i] + (b ? b[i] : 0.0f);
+}
+
+void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* k, int64_t k_stride, int64_t n_k,
+                    int64_t d_head, int64_t causal_end, float* out, int64_t out_stride) {
+  // Sixteen queries side by side (qt[d][i]), so the inner loop over them vectorises while
+  // each (query, key) pair still adds its products one element at a time, in order.
+  constexpr int64_t kQ = 16;
+  if (n_q < 4) {  // decoding: one dot per pair, the same sums in the same order
+    for (int64_t i = 0; i < n_q; ++i) {
+      const float* qi = q + i * q_stride;
+      for (int64_t j = 0; j < std::min(n_k, causal_end + i + 1); ++j) {
+        const float* kj = k + j * k_stride;
+        float s = 0.0f;
+        for (int64_t d = 0; d < d_head; ++d) s += qi[d] * kj[d];
+        out[i * out_stride + j] = s;
+      }
+    }
+    return;
+  }
+  auto& qt = tl_queries;
+  if (qt.size() < size_t(d_head * kQ)) qt.resize(size_t(d_head * kQ));
+  for (int64_t i0 = 0; i0 < n_q; i0 += kQ) {
+    const int64_t nq = std::min(kQ, n_q - i0), j_end = std::min(n_k, causal_end + i0 + nq);
+    for (int64_t d = 0; d < d_head; ++d)
+      for (int64_t i = 0; i < kQ; ++i) qt[size_t(d * kQ + i)] = i < nq ? q[(i0 + i) * q_stride + d] : 0.0f;
+    for (int64_t j = 0; j < j_end; ++j) {
+      const float* kj = k + j * k_stride;
+      float acc[kQ] = {};
+      for (int64_t d = 0; d < d_head; ++d) {
+        const float kd = kj[d];
+        const float* qd = qt.data() + d * kQ;
+        for (int64_t i = 0; i < kQ; ++i) acc[i] += qd[i] * kd;
+      }
+      for (int64_t i = 0; i < nq; ++i) out[(i0 + i) * out_stride + j] = acc[i];
+    }
+  }
 }
 
 void softmax_inplace(float* x, int64_t n) {
