@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 #include "probe/recorder.h"
 #include "runtime/session.h"
 #include "test_support.h"
+#include "trace/safetensors.h"
 #include "trace/trace_reader.h"
 #include "trace/trace_run.h"
 
@@ -44,6 +46,35 @@ uint64_t shard_bytes_on_disk(const fs::path& dir) {
 }
 
 std::unique_ptr<Model> stories() { return load_model((test::shared_dir() / "models/real/stories260K.gguf").string()); }
+
+// The safetensors writer keeps the tensors' data in order, with metadata, and refuses a
+// name used twice (the header is written key by key, so nothing else would catch it).
+TEST(Safetensors, WritesInOrderAndRefusesDuplicateNames) {
+  const auto dir = std::filesystem::temp_directory_path() / ("tp_st_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const float a[3] = {1, 2, 3};
+  const int32_t b[2] = {-1, 7};
+  const std::vector<StTensor> ts = {{"z.last", "F32", {3}, reinterpret_cast<const uint8_t*>(a), 12},
+                                    {"a.first", "I32", {1, 2}, reinterpret_cast<const uint8_t*>(b), 8}};
+  const std::string path = (dir / "t.safetensors").string();
+  write_safetensors(path, ts, {{"k", "v"}});
+  const auto f = SafetensorsFile::open(path);
+  ASSERT_EQ(f.tensors().size(), 2u);
+  const StTensor* first = f.find("z.last");
+  const StTensor* second = f.find("a.first");
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(second->shape, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(f.metadata().at("k"), "v");
+  EXPECT_EQ(std::memcmp(first->data, a, 12), 0);
+  EXPECT_EQ(std::memcmp(second->data, b, 8), 0);
+  EXPECT_LT(first->data, second->data);  // data in the order given
+  auto dup = ts;
+  dup[1].name = "z.last";
+  EXPECT_THROW(write_safetensors((dir / "d.safetensors").string(), dup, {}), Error);
+  dup[1].name = "__metadata__";
+  EXPECT_THROW(write_safetensors((dir / "d.safetensors").string(), dup, {}), Error);
+  std::filesystem::remove_all(dir);
+}
 
 TEST(CaptureSpec, ParsesPresetsGlobsAndOptions) {
   const auto s = CaptureSpec::parse("default;blocks.*.mlp.hook_post[layers=0-1|3,pos=last,dtype=f16];*pattern[heads=2]");
