@@ -140,17 +140,8 @@ TEST_P(HookIdentities, LogitsAreTheUnembeddingOfTheFinalNorm) {
   EXPECT_TRUE(test::compare(GetParam() + " logits = W_U (w * ln_final.hook_normalized + b)", logits, want, {4, V}, 1e-4).ok);
 }
 
-INSTANTIATE_TEST_SUITE_P(Synthetic, HookIdentities,
-                         ::testing::Values("llama-spm-tiny.gguf", "gpt2-tiny.gguf", "gptneox-tiny.gguf",
-                                           "qwen2-tiny.gguf", "phi3-tiny.gguf", "gemma-tiny.gguf",
-                                           "llama-spm-small-q8_0.gguf", "llama-spm-small-q4_0.gguf",
-                                           "llama-spm-small-q4_k_m.gguf"),
-                         [](const auto& info) {
-                           std::string n = info.param.substr(0, info.param.find('.'));
-                           for (char& ch : n)
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Synthetic, HookIdentities, ::testing::ValuesIn(test::synthetic_models()),
+                         [](const auto& info) { return test::model_label(info.param); });
 
 // An observer that zeroes one hook in place: the forward pass continues from the change.
 class ZeroAttnOut : public Observer {

@@ -43,17 +43,8 @@ TEST_P(BatchInvariance, PromptPassEqualsChunksAndTokenByToken) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Synthetic, BatchInvariance,
-                         ::testing::Values("llama-spm-tiny.gguf", "gpt2-tiny.gguf", "gptneox-tiny.gguf",
-                                           "qwen2-tiny.gguf", "phi3-tiny.gguf", "gemma-tiny.gguf",
-                                           "llama-spm-small-q8_0.gguf", "llama-spm-small-q4_0.gguf",
-                                           "llama-spm-small-q4_k_m.gguf"),
-                         [](const auto& info) {
-                           std::string n = info.param.substr(0, info.param.find('.'));
-                           for (char& ch : n)
-                             if (ch == '-') ch = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Synthetic, BatchInvariance, ::testing::ValuesIn(test::synthetic_models()),
+                         [](const auto& info) { return test::model_label(info.param); });
 
 }  // namespace
 }  // namespace tp

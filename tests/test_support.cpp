@@ -11,6 +11,21 @@ std::filesystem::path shared_dir() {
   return TP_DEFAULT_SHARED;
 }
 
+const std::vector<std::string>& synthetic_models() {
+  static const std::vector<std::string> models = {
+      "llama-spm-tiny.gguf",       "gpt2-tiny.gguf",           "gptneox-tiny.gguf",
+      "qwen2-tiny.gguf",           "phi3-tiny.gguf",           "gemma-tiny.gguf",
+      "llama-spm-small-q8_0.gguf", "llama-spm-small-q4_0.gguf", "llama-spm-small-q4_k_m.gguf"};
+  return models;
+}
+
+std::string model_label(const std::string& file) {
+  std::string n = file.substr(0, file.find('.'));
+  for (char& ch : n)
+    if (ch == '-') ch = '_';
+  return n;
+}
+
 CompareResult compare(const std::string& label, const std::vector<float>& got,
                       const std::vector<float>& want, const std::vector<int64_t>& shape, double tol,
                       double nmse_tol) {

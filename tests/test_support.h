@@ -20,6 +20,12 @@ std::filesystem::path shared_dir();
                    << " (set TOKENPROBE_SHARED to the shared/ folder)";                    \
   } while (0)
 
+// The synthetic models (models/synthetic/) that per-model tests run on: six architectures
+// and three quantisations.
+const std::vector<std::string>& synthetic_models();
+// A test-name-safe label for a model file: "llama-spm-small-q8_0.gguf" -> "llama_spm_small_q8_0".
+std::string model_label(const std::string& file);
+
 struct CompareResult {
   double max_abs = 0;
   double nmse = 0;

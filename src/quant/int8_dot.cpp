@@ -11,21 +11,12 @@ namespace {
 
 using detail::load_f16;
 using detail::load_f16_fast;
+using detail::load_f32;
+using detail::load_i16;
 using detail::unpack_scales_k4;
 
 constexpr int64_t kQ80Bytes = 40;   // float d, int32 -8 * sum(q), int8 q[32]
 constexpr int64_t kQ8KBytes = 292;  // float d, int16 bsums[16], int8 q[256]
-
-inline float load_f32(const uint8_t* p) {
-  float v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline int16_t load_i16(const uint8_t* p) {
-  int16_t v;
-  std::memcpy(&v, p, 2);
-  return v;
-}
 
 // One block: d = max|x| / 127 kept as fp16, q = round(x * 127 / max|x|), and the Q4_0
 // offset -8 * sum(q). The AVX-512 path computes the same numbers: max is exact and ignores

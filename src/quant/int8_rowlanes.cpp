@@ -14,17 +14,6 @@ namespace {
 
 constexpr int64_t kActBlock = 40;  // Q8_0 activation block: float d | int32 -8·Σq | int8 q[32]
 
-inline int32_t load_i32(const uint8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-inline float load_f32(const uint8_t* p) {
-  float v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
 TP_SIMD_BEGIN
 
 // One cache line: the unit of the kernels' buffers (std::vector<__m512i> would

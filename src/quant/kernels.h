@@ -39,6 +39,22 @@ inline float load_f16(const uint8_t* p) {
   std::memcpy(&h, p, 2);
   return fp16_to_float(h);
 }
+// Unaligned little-endian fields of blocks and activation rows.
+inline float load_f32(const uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline int32_t load_i32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline int16_t load_i16(const uint8_t* p) {
+  int16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
 // Same value as load_f16, through the F16C instruction when the build has it (SIMD paths).
 inline float load_f16_fast(const uint8_t* p) {
 #ifdef __F16C__
