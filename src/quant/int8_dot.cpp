@@ -704,7 +704,7 @@ void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t 
 
 void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                    int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
-  if (detail::rowlanes_supported(type, w_stride))
+  if (detail::rowlanes_supported(type))
     return detail::rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
 #ifdef TP_HAVE_INT8_TILES
   if (const TileSet* ts = tile_set(type)) {

@@ -1,7 +1,6 @@
 #include "quant/int8_rowlanes.h"
 
 #include <algorithm>
-#include <climits>
 #include <cstring>
 #include <vector>
 
@@ -16,8 +15,8 @@ constexpr int64_t kActBlock = 40;  // Q8_0 activation block: float d | int32 -8�
 
 TP_SIMD_BEGIN
 
-// One cache line: the unit of the kernels' buffers (std::vector<__m512i> would
-// drop the type's alignment attribute).
+// One cache line: the unit of the kernels' buffers (std::vector<__m512i> would drop the
+// type's alignment attribute).
 struct alignas(64) Line {
   uint8_t bytes[64];
 };
@@ -25,10 +24,9 @@ struct alignas(64) Line {
 inline __m256i loadu256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline __m128i loadu128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 
-// Both weight types enter VNNI as unsigned codes against signed activations;
-// the code offset comes back through the activation block's sum, -8·Σq (stored
-// with the block): Q4_0's codes are q + 8, Q8_0's are w XOR 0x80 = w + 128 = w
-// + 16·8.
+// Both weight types enter VNNI as unsigned codes against signed activations; the code
+// offset comes back through the activation block's sum, -8·Σq (stored with the block):
+// Q4_0's codes are q + 8, Q8_0's are w XOR 0x80 = w + 128 = w + 16·8.
 struct Q8_0 {
   static constexpr int64_t kBlock = 34;
   static int32_t correction(int32_t minus8_sum) { return minus8_sum * 16; }
@@ -38,9 +36,9 @@ struct Q4_0 {
   static int32_t correction(int32_t minus8_sum) { return minus8_sum; }
 };
 
-// ---- the canonical float steps (header comment)
-// ---------------------------------------- Four chains, one per lane of c:
-// blocks 4k..4k+3 of f and s, for the four quarters in order.
+// ---- the float steps of the rounding order (header comment) ----------------------------
+// Four chains, one per lane of c: blocks 4k..4k+3 of f and s, for the four quarters in
+// order.
 inline __m128 chain16(__m128 c, __m512 f, __m512 s) {
   c = _mm_fmadd_ps(_mm512_castps512_ps128(f), _mm512_castps512_ps128(s), c);
   c = _mm_fmadd_ps(_mm512_extractf32x4_ps(f, 1), _mm512_extractf32x4_ps(s, 1), c);
@@ -52,13 +50,11 @@ inline float chains_total(__m128 c) {
   return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
 }
 
-// ---- one position: rows streamed one at a time
-// ----------------------------------------- The position's activations
-// rearranged once per call so that a row's blocks meet them in whole registers;
-// padded with zeros to whole groups of 16 blocks.
+// ---- one position: rows streamed one at a time ------------------------------------------
+// The position's activations rearranged once per call so that a row's blocks meet them in
+// whole registers; padded with zeros to whole groups of 16 blocks.
 struct RowAct {
-  const uint8_t* codes;  // Q8_0: 32 per block in order; Q4_0: per 4 blocks,
-                         // elements 0-15 of each, then 16-31
+  const uint8_t* codes;  // Q8_0: 32 per block in order; Q4_0: per 4 blocks, elements 0-15 of each, then 16-31
   const float* dx;       // block scales
   const int32_t* corr;   // code-offset corrections
 };
@@ -85,8 +81,8 @@ RowAct prepare_row_act(const uint8_t* xq, int64_t nb, std::vector<Line>& buf) {
   return {codes, dx, corr};
 }
 
-// Sums within each 128-bit quarter: lane j of quarter q of the result is the
-// sum of quarter q of the j-th input (a, b, c, d).
+// Sums within each 128-bit quarter: lane j of quarter q of the result is the sum of
+// quarter q of the j-th input (a, b, c, d).
 inline __m512i quarter_sums(__m512i a, __m512i b, __m512i c, __m512i d) {
   const __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
   const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
@@ -179,10 +175,9 @@ float row_dot(const uint8_t* row, const RowAct& a, int64_t nb) {
   return chains_total(c);
 }
 
-// ---- a batch of positions: 16 rows per panel
-// ------------------------------------------- Panel layout: for block b, eight
-// 64-byte vectors (element group g = 0..7: elements 4g..4g+3 of each of the 16
-// rows, as unsigned codes), then the rows' scales as floats.
+// ---- a batch of positions: 16 rows per panel -------------------------------------------
+// Panel layout: for block b, eight 64-byte vectors (element group g = 0..7: elements
+// 4g..4g+3 of each of the 16 rows, as unsigned codes), then the rows' scales as floats.
 struct Panel {
   std::vector<Line> codes;   // 8 per block
   std::vector<Line> scales;  // 16 floats per block
@@ -226,14 +221,16 @@ void pack_panel(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
       if constexpr (K::kBlock == Q8_0::kBlock) return loadu256(blk + r * ws + 2);
       const __m128i q = loadu128(blk + r * ws + 2);  // Q4_0: low nibbles are elements 0-15, high 16-31
       const __m128i m = _mm_set1_epi8(0x0F);
-      return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_and_si128(q, m)), _mm_and_si128(_mm_srli_epi16(q, 4), m), 1);
+      const __m128i lo = _mm_and_si128(q, m), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m);
+      return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
     };
     __m512i z[8], out[8];
     for (int i = 0; i < 8; ++i) z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(codes(i)), codes(i + 8), 1);
     transpose_16x8(z, out);
     Line* dst = p.codes.data() + b * 8;
     for (int g = 0; g < 8; ++g) {
-      if constexpr (K::kBlock == Q8_0::kBlock) out[g] = _mm512_xor_si512(out[g], _mm512_set1_epi8(static_cast<char>(0x80)));
+      if constexpr (K::kBlock == Q8_0::kBlock)
+        out[g] = _mm512_xor_si512(out[g], _mm512_set1_epi8(static_cast<char>(0x80)));
       _mm512_store_si512(dst[g].bytes, out[g]);
     }
     alignas(32) uint16_t h[16] = {};
@@ -314,8 +311,8 @@ void tile(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64
     for (int64_t r = 0; r < n_rows; ++r) out[r] = row_dot<K>(w + r * ws, a, nb);
     return;
   }
-  // Packing reads each weight once and costs about what one position's products cost, so
-  // from two positions on it pays for itself. Two panels (32 rows) × two positions per
+  // Packing reads each weight once, as decoding does, and then serves every position from
+  // cache (9-11% of a 128-position prompt's time). Two panels (32 rows) × two positions per
   // tile: each broadcast activation group then serves two vpdpbusd (measured 0-15% faster
   // than 16 rows × 4 positions, in which every vpdpbusd has its own broadcast).
   auto mask = [](int64_t rows) { return rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1); };
@@ -339,9 +336,7 @@ TP_SIMD_END
 
 }  // namespace
 
-bool rowlanes_supported(DType type, int64_t w_stride) {
-  return (type == DType::Q8_0 || type == DType::Q4_0) && w_stride >= 0 && w_stride <= INT_MAX / 16;
-}
+bool rowlanes_supported(DType type) { return type == DType::Q8_0 || type == DType::Q4_0; }
 
 void rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq, int64_t x_stride,
                    int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
@@ -353,7 +348,7 @@ void rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_row
 
 #else
 
-bool rowlanes_supported(DType, int64_t) { return false; }
+bool rowlanes_supported(DType) { return false; }
 void rowlanes_tile(DType, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, int64_t, int64_t, float*,
                    int64_t) {}
 

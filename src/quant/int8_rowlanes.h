@@ -25,9 +25,8 @@
 
 namespace tp::quant::detail {
 
-// Whether these kernels are compiled in and take weights of `type` with row
-// stride `w_stride` (gathers index 16 rows with 32-bit offsets).
-bool rowlanes_supported(DType type, int64_t w_stride);
+// Whether these kernels are compiled in and take weights of `type`.
+bool rowlanes_supported(DType type);
 
 // dot_tile_int8's contract (int8_dot.h) for a type rowlanes_supported accepts.
 void rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq, int64_t x_stride,
