@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/error.h"
 #include "core/half.h"
 #include "quant/int8_dot.h"
 #include "quant/quant.h"
@@ -201,6 +202,9 @@ TEST(Int8Dot, KQuantSubBlockSlicesMatchDequantisedProduct) {
   EXPECT_FALSE(quant::int8_slices_supported(DType::Q4_K, 3, 100));  // not whole sub-blocks
   EXPECT_FALSE(quant::int8_slices_supported(DType::Q4_K, 1, 64));   // the row is not whole super-blocks
   EXPECT_FALSE(quant::int8_slices_supported(DType::F16, 4, 64));    // no integer kernel
+  std::vector<uint8_t> w(size_t(row_bytes(DType::Q4_K, 768))), xq(size_t(quant::act_row_bytes(quant::ActFormat::Q8_K, 768)));
+  float out[16];
+  EXPECT_THROW(quant::dot_slices_int8(DType::Q4_K, w.data(), xq.data(), 16, 48, out, 1), Error);  // 48: not whole sub-blocks
 }
 
 // The Q8_0 activation block holds exactly llama.cpp's numbers: d = fp16(max|x| / 127),

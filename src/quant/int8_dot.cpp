@@ -2,7 +2,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 
+#include "core/error.h"
 #include "quant/int8_rowlanes.h"
 #include "quant/kernels.h"
 
@@ -692,6 +694,11 @@ float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n)
 
 void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t slice_len, float* out,
                      int64_t out_stride) {
+  if (!int8_slices_supported(type, n_slices, slice_len))
+    throw Error(ErrorKind::Usage, "dot_slices_int8",
+                std::string(dtype_name(type)) + " rows cannot be cut into " + std::to_string(n_slices) + " slices of " +
+                    std::to_string(slice_len) + " for the integer kernels",
+                "check int8_slices_supported first (matmul_slices falls back to decoded rows)");
 #ifdef TP_HAVE_INT8_TILES
   const int64_t blocks = slice_len / 32;  // Q8_0 and Q4_0 pair with 32-element activation blocks
   if (type == DType::Q8_0) return row_slices<TileQ8_0, 34>(row, xq, n_slices, blocks, out, out_stride);
