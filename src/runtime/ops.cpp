@@ -219,7 +219,9 @@ void apply_weight(const float* normalized, const float* w, const float* b, float
 void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* k, int64_t k_stride, int64_t n_k,
                     int64_t d_head, int64_t causal_end, float* out, int64_t out_stride) {
   // Sixteen queries side by side (qt[d][i]), so the inner loop over them vectorises while
-  // each (query, key) pair still adds its products one element at a time, in order.
+  // each (query, key) pair still adds its products one element at a time, in order. The
+  // FMAs are written out: left to the compiler, `s += q * k` was contracted into an FMA at
+  // -O3 and not at -O2, so the two loops rounded differently in the sanitizer build.
   constexpr int64_t kQ = 16;
   if (n_q < 4) {  // decoding: one dot per pair, the same sums in the same order
     for (int64_t i = 0; i < n_q; ++i) {
@@ -227,7 +229,7 @@ void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* 
       for (int64_t j = 0; j < std::min(n_k, causal_end + i + 1); ++j) {
         const float* kj = k + j * k_stride;
         float s = 0.0f;
-        for (int64_t d = 0; d < d_head; ++d) s += qi[d] * kj[d];
+        for (int64_t d = 0; d < d_head; ++d) s = std::fma(qi[d], kj[d], s);
         out[i * out_stride + j] = s;
       }
     }
@@ -245,7 +247,7 @@ void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* 
       for (int64_t d = 0; d < d_head; ++d) {
         const float kd = kj[d];
         const float* qd = qt.data() + d * kQ;
-        for (int64_t i = 0; i < kQ; ++i) acc[i] += qd[i] * kd;
+        for (int64_t i = 0; i < kQ; ++i) acc[i] = std::fma(qd[i], kd, acc[i]);
       }
       for (int64_t i = 0; i < nq; ++i) out[(i0 + i) * out_stride + j] = acc[i];
     }
