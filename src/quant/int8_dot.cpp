@@ -326,6 +326,18 @@ struct TileQ4_0 {
   }
 };
 
+// Sub-block s (32 codes) of a Q4_K block, or of a Q5_K block with the fifth bit of
+// element 32s + l in bit s of qh[l] (qs at 48 instead of 16).
+template <bool kFifthBit>
+inline __m256i q45_codes(const uint8_t* wb, int s) {
+  constexpr int64_t kQs = kFifthBit ? 48 : 16;
+  const __m256i qw = loadu256(wb + kQs + 32 * (s / 2));
+  const __m256i codes = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(qw, 4) : qw, _mm256_set1_epi8(0x0F));
+  if constexpr (!kFifthBit) return codes;
+  const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(loadu256(wb + 16), s), _mm256_set1_epi8(1));
+  return _mm256_or_si256(codes, _mm256_slli_epi16(bit, 4));
+}
+
 // Eight sub-blocks of 32 with 6-bit scales and mins. Integer sums per sub-block are scaled
 // in int32; the mins meet the activation's 16-element sums (paired into 32s) in int32 and
 // are subtracted once at the end from their own float sum, as llama.cpp keeps them: the
@@ -333,10 +345,10 @@ struct TileQ4_0 {
 // flip later activation roundings. Q5_K is the same with a fifth code bit from qh.
 template <bool kFifthBit>
 struct TileQ45_K {
-  static constexpr int64_t kBlock = kFifthBit ? 176 : 144, kQs = kFifthBit ? 48 : 16;
+  static constexpr int64_t kBlock = kFifthBit ? 176 : 144;
   template <int R, int T>
   static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
-    const __m256i mask = _mm256_set1_epi8(0x0F), ones16 = _mm256_set1_epi16(1);
+    const __m256i ones16 = _mm256_set1_epi16(1);
     __m256 acc[T][R];
     float macc[T][R] = {};
     for (auto& a : acc)
@@ -358,13 +370,7 @@ struct TileQ45_K {
       for (int s = 0; s < 8; ++s) {
         __m256i codes[R], sv[R];
         for (int r = 0; r < R; ++r) {
-          const uint8_t* wb = w + r * ws + b * kBlock;
-          const __m256i qw = loadu256(wb + kQs + 32 * (s / 2));
-          codes[r] = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(qw, 4) : qw, mask);
-          if constexpr (kFifthBit) {
-            const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(loadu256(wb + 16), s), _mm256_set1_epi8(1));
-            codes[r] = _mm256_or_si256(codes[r], _mm256_slli_epi16(bit, 4));
-          }
+          codes[r] = q45_codes<kFifthBit>(w + r * ws + b * kBlock, s);
           sv[r] = _mm256_permutevar8x32_epi32(scales[r], _mm256_set1_epi32(s));
         }
         for (int t = 0; t < T; ++t) {
@@ -511,20 +517,10 @@ void row_slices(const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t
 // Q6_K), each times its sub-block scale, into I; Q4_K/Q5_K's min terms into M.
 template <bool kFifthBit>
 void subblock_sums_q45_k(const uint8_t* wb, const uint8_t* x, int32_t* I, int32_t* M) {
-  constexpr int64_t kQs = kFifthBit ? 48 : 16;
   uint8_t scale[8], min[8];
   unpack_scales_k4(wb + 4, scale, min);
-  const __m256i mask = _mm256_set1_epi8(0x0F);
   __m256i p[8];
-  for (int s = 0; s < 8; ++s) {
-    const __m256i qw = loadu256(wb + kQs + 32 * (s / 2));
-    __m256i codes = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(qw, 4) : qw, mask);
-    if constexpr (kFifthBit) {
-      const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(loadu256(wb + 16), s), _mm256_set1_epi8(1));
-      codes = _mm256_or_si256(codes, _mm256_slli_epi16(bit, 4));
-    }
-    p[s] = dpbusd(codes, loadu256(x + 36 + 32 * s));
-  }
+  for (int s = 0; s < 8; ++s) p[s] = dpbusd(q45_codes<kFifthBit>(wb, s), loadu256(x + 36 + 32 * s));
   const __m256i t0 = _mm256_hadd_epi32(p[0], p[1]), t1 = _mm256_hadd_epi32(p[2], p[3]);
   const __m256i t2 = _mm256_hadd_epi32(p[4], p[5]), t3 = _mm256_hadd_epi32(p[6], p[7]);
   const __m256i u0 = _mm256_hadd_epi32(t0, t1), u1 = _mm256_hadd_epi32(t2, t3);
