@@ -51,12 +51,6 @@ int safetensors_dtype_size(const std::string& d) {
   return 0;
 }
 
-uint64_t safetensors_size(const std::vector<StTensor>& tensors, const std::map<std::string, std::string>& metadata) {
-  uint64_t n = 8 + build_header(tensors, metadata).size();
-  for (const auto& t : tensors) n += t.nbytes;
-  return n;
-}
-
 void write_safetensors(const std::string& path, const std::vector<StTensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   const std::string header = build_header(tensors, metadata);

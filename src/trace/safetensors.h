@@ -30,9 +30,6 @@ int safetensors_dtype_size(const std::string& dtype);  // 0 when unknown
 void write_safetensors(const std::string& path, const std::vector<StTensor>& tensors,
                        const std::map<std::string, std::string>& metadata);
 
-// Bytes write_safetensors will produce for these tensors and metadata.
-uint64_t safetensors_size(const std::vector<StTensor>& tensors, const std::map<std::string, std::string>& metadata);
-
 class SafetensorsFile {
  public:
   static SafetensorsFile open(const std::string& path);
