@@ -4,6 +4,9 @@
 //   decode_wide/TYPE  the same with rows of 5632 (FFN down)
 //   prompt/TYPE  128 positions times a 5632 × 2048 matrix (TinyLlama's FFN up): MAC/s
 //   prompt_wide/TYPE  the same through 2048 × 5632 (FFN down: wide rows, large activations)
+//   slices/TYPE  hook_result while decoding: one position through a 2048 × 2048 W_O cut into
+//                32 heads of 64 (ops::matmul_slices; the matrix sits in L3, as W_O does right
+//                after the attention output's own product read it): MAC/s
 //   ./build/bench/tokenprobe_matmul_bench [--benchmark_filter=decode] [-- threads via TP_THREADS]
 #include <benchmark/benchmark.h>
 
@@ -81,6 +84,24 @@ void bm_matmul(benchmark::State& state, tp::DType t, int64_t rows, int64_t kCols
   state.counters["threads"] = pool.size();
 }
 
+void bm_slices(benchmark::State& state, tp::DType t) {
+  static tp::ThreadPool pool(threads());
+  constexpr int64_t kCols = 2048, kRows = 2048, kHeads = 32;
+  const auto m = make_matrix(t, kRows, kCols);
+  tp::TensorView w{"w", t, {kCols, kRows}, m.data(), m.size()};
+  std::vector<float> x(kCols), y(size_t(kHeads * kRows));
+  std::mt19937 rng(12);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (auto& v : x) v = normal(rng);
+  for (auto _ : state) {
+    tp::ops::matmul_slices(pool, w, x.data(), 1, kHeads, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["MAC/s"] = benchmark::Counter(double(kRows * kCols), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["threads"] = pool.size();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -98,6 +119,7 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("prompt_wide/" + name).c_str(), bm_matmul, t, 2048, 5632, 128)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("slices/" + name).c_str(), bm_slices, t)->Unit(benchmark::kMicrosecond)->UseRealTime();
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

@@ -110,37 +110,39 @@ void CaptureObserver::deliver(Hook h, int layer, const HookValue& v, float*) {
   const StoreType dtype = h == Hook::Tokens ? StoreType::F32 : sel.dtype;  // ids stay exact
   const int es = store_type_size(dtype);
 
+  // Shape first, so the sink can give room for the bytes and the rows are encoded there.
+  const int64_t nk = attn ? v.shape[2] : 0;
+  int64_t inner = 1;  // elements per row (per head where there is a heads axis)
   std::vector<int64_t> shape;
-  std::vector<uint8_t>& bytes = bytes_;
   if (attn) {  // [heads, q, k] -> [kept heads, kept q rows, k]
-    const int64_t nk = v.shape[2];
+    inner = nk;
     shape = {int64_t(heads.size()), int64_t(pos.size()), nk};
-    bytes.resize(heads.size() * pos.size() * nk * es);
-    size_t off = 0;
-    for (int64_t hd : heads)
-      for (int64_t p : pos) {
-        encode(v.data + (hd * n_rows + (p - v.pos0)) * nk, nk, dtype, bytes.data() + off);
-        off += nk * es;
-      }
   } else {
-    int64_t inner = 1;  // elements per row (per head where there is a heads axis)
     for (size_t d = heads_axis ? 2 : 1; d < v.shape.size(); ++d) inner *= v.shape[d];
     shape = {int64_t(pos.size())};
     if (heads_axis) shape.push_back(int64_t(heads.size()));
     for (size_t d = heads_axis ? 2 : 1; d < v.shape.size(); ++d) shape.push_back(v.shape[d]);
-    bytes.resize(pos.size() * heads.size() * inner * es);
-    size_t off = 0;
-    for (int64_t p : pos)
-      for (int64_t hd : heads) {
-        encode(v.data + ((p - v.pos0) * n_heads_total + hd) * inner, inner, dtype, bytes.data() + off);
-        off += inner * es;
-      }
   }
+  const uint64_t nbytes = uint64_t(pos.size()) * heads.size() * inner * es;
   const std::string name = hook_name(h, layer);
   const nlohmann::json meta = tensor_meta(name, label_, pos, heads_axis && !sel.heads.all() ? &heads : nullptr);
-  if (!sink_.put(label_ + "/" + name, dtype, shape, bytes, meta)) {
+  uint8_t* out = sink_.add(label_ + "/" + name, dtype, shape, nbytes, meta);
+  if (!out) {
     stopped_ = true;
     return;
+  }
+  if (attn) {
+    for (int64_t hd : heads)
+      for (int64_t p : pos) {
+        encode(v.data + (hd * n_rows + (p - v.pos0)) * nk, nk, dtype, out);
+        out += nk * es;
+      }
+  } else {
+    for (int64_t p : pos)
+      for (int64_t hd : heads) {
+        encode(v.data + ((p - v.pos0) * n_heads_total + hd) * inner, inner, dtype, out);
+        out += inner * es;
+      }
   }
   ++tensors_;
 }

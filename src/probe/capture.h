@@ -13,13 +13,15 @@
 
 namespace tp {
 
-// Receives captured tensors. put() returns false when the sink refuses more (e.g. the
-// trace reached --max-trace-bytes); the observer then stops capturing.
+// Receives captured tensors. add() returns room for the tensor's `nbytes`, which the
+// caller fills before its next call to the sink (the observer encodes straight into it,
+// so a captured value is copied once on its way to the writer), or nullptr when the sink
+// refuses more (e.g. the trace reached --max-trace-bytes); the observer then stops.
 class CaptureSink {
  public:
   virtual ~CaptureSink() = default;
-  virtual bool put(const std::string& name, StoreType dtype, const std::vector<int64_t>& shape,
-                   const std::vector<uint8_t>& bytes, const nlohmann::json& meta) = 0;
+  virtual uint8_t* add(const std::string& name, StoreType dtype, const std::vector<int64_t>& shape, uint64_t nbytes,
+                       const nlohmann::json& meta) = 0;
 };
 
 // The absolute positions kept from a pass covering [pos0, pos0 + n) of a sequence whose
@@ -50,7 +52,6 @@ class CaptureObserver : public Observer {
   uint64_t tensors_ = 0;
   // Selections resolved once per (hook, layer): index hook * (n_layers + 1) + layer + 1.
   std::vector<std::optional<HookSelection>> table_;
-  std::vector<uint8_t> bytes_;  // the tensor being encoded, reused so capture does not allocate per tensor
 };
 
 struct CaptureEstimate {

@@ -3,22 +3,24 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string_view>
 #include <unordered_set>
 
 #include "core/error.h"
+#include "io/output_file.h"
 
 namespace tp {
 namespace {
 
 constexpr uint64_t kMaxHeader = 100ull << 20;  // the reference implementation's limit
 
-// The JSON header, keys in tensor order. Written key by key: an ordered_json object looks
-// each new key up linearly, which made a full-capture step's header (hundreds of tensors)
-// quadratic and a visible share of the writer thread's time.
-std::string build_header(const std::vector<StTensor>& tensors, const std::map<std::string, std::string>& metadata) {
+// The JSON header, keys in tensor order, padded with spaces so that the data section starts
+// at a multiple of `align` bytes from the start of the file (8 + header). Written key by
+// key: an ordered_json object looks each new key up linearly, which made a full-capture
+// step's header (hundreds of tensors) quadratic and a visible share of the writer thread.
+std::string build_header(const std::vector<StTensor>& tensors, const std::map<std::string, std::string>& metadata,
+                         uint64_t align) {
   std::string s = "{";
   auto add = [&](const std::string& key, const nlohmann::ordered_json& value) {
     if (s.size() > 1) s += ',';
@@ -37,8 +39,23 @@ std::string build_header(const std::vector<StTensor>& tensors, const std::map<st
     off += t.nbytes;
   }
   s += '}';
-  s.append((8 - s.size() % 8) % 8, ' ');
+  s.append((align - (8 + s.size()) % align) % align, ' ');
   return s;
+}
+
+// Data of at least this size, lying back to back from a block-aligned address, starts on a
+// block boundary in the file so that it can skip the page cache (OutputFile); the header's
+// padding (under 4 KiB) is then nothing next to the data.
+constexpr uint64_t kDirectMinBytes = 1ull << 20;
+
+bool direct_eligible(const std::vector<StTensor>& tensors) {
+  if (tensors.empty() || reinterpret_cast<uintptr_t>(tensors[0].data) % OutputFile::kDirectAlign != 0) return false;
+  uint64_t n = 0;
+  for (const auto& t : tensors) {
+    if (t.data != tensors[0].data + n) return false;
+    n += t.nbytes;
+  }
+  return n >= kDirectMinBytes;
 }
 
 }  // namespace
@@ -53,18 +70,24 @@ int safetensors_dtype_size(const std::string& d) {
 
 void write_safetensors(const std::string& path, const std::vector<StTensor>& tensors,
                        const std::map<std::string, std::string>& metadata) {
-  const std::string header = build_header(tensors, metadata);
+  const bool direct = direct_eligible(tensors);
+  const std::string header = build_header(tensors, metadata, direct ? OutputFile::kDirectAlign : 8);
   const std::string tmp = path + ".partial";
-  {
-    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
-    if (!os) throw Error(ErrorKind::Io, tmp, "cannot create the file", "check that the folder exists and is writable");
-    const uint64_t n = header.size();
-    os.write(reinterpret_cast<const char*>(&n), 8);
-    os.write(header.data(), static_cast<std::streamsize>(header.size()));
-    for (const auto& t : tensors) os.write(reinterpret_cast<const char*>(t.data), static_cast<std::streamsize>(t.nbytes));
-    os.flush();
-    if (!os) throw Error(ErrorKind::Io, tmp, "write failed", "is the disk full?");
+  OutputFile out(tmp);
+  // Length prefix and header in one aligned piece, so the data that follows stays aligned.
+  const uint64_t n = header.size(), prefix = 8 + n;
+  AlignedBytes head = AlignedBytes::allocate(prefix);
+  std::memcpy(head.data(), &n, 8);
+  std::memcpy(head.data() + 8, header.data(), n);
+  out.write(head.data(), prefix);
+  // Tensors that lie back to back in memory (a trace shard's) go out in one write.
+  for (size_t i = 0; i < tensors.size();) {
+    const uint8_t* begin = tensors[i].data;
+    uint64_t run = 0;
+    for (; i < tensors.size() && tensors[i].data == begin + run; ++i) run += tensors[i].nbytes;
+    if (run > 0) out.write(begin, run);
   }
+  out.close();
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) throw Error(ErrorKind::Io, path, "cannot rename the finished shard into place: " + ec.message());

@@ -1,6 +1,8 @@
 #include "trace/trace_writer.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
@@ -62,8 +64,7 @@ TraceWriter::TraceWriter(const std::string& dir, nlohmann::json manifest, TraceW
   write_manifest();
   steps_.open(fs::path(dir_) / "steps.jsonl", std::ios::trunc);
   if (!steps_) throw Error(ErrorKind::Io, dir_ + "/steps.jsonl", "cannot create the file");
-  current_.index = next_shard_++;
-  reserve_shard();
+  start_shard();
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -81,31 +82,53 @@ TraceWriter::~TraceWriter() {
   if (writer_.joinable()) writer_.join();
 }
 
-// Address space for a whole shard up front, so appending never copies the shard; pages
-// are only touched (resident) as tensors arrive. Capped so tiny runs stay small.
-void TraceWriter::reserve_shard() { current_.data.reserve(size_t(std::min<uint64_t>(opts_.shard_bytes, 1ull << 30))); }
+// Address space for a whole shard up front (capped at 1 GiB), so appending never moves the
+// shard; a buffer's pages are only touched (resident) as tensors land in them.
+void TraceWriter::start_shard() {
+  current_ = Shard{};
+  current_.index = next_shard_++;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!free_.empty()) {
+    current_.buf = std::move(free_.back());
+    free_.pop_back();
+  } else {
+    current_.buf = AlignedBytes::allocate(std::min<uint64_t>(opts_.shard_bytes, 1ull << 30));
+  }
+}
+
+// A tensor larger than the buffer (a shard holds at least one tensor, whatever its size)
+// moves the shard into a buffer big enough.
+void TraceWriter::make_room(uint64_t nbytes) {
+  AlignedBytes& b = current_.buf;
+  if (current_.size + nbytes <= b.capacity) return;
+  AlignedBytes bigger = AlignedBytes::allocate(std::max(current_.size + nbytes, 2 * b.capacity));
+  if (current_.size > 0) std::memcpy(bigger.data(), b.data(), current_.size);
+  b = std::move(bigger);
+}
 
 void TraceWriter::write_manifest() { write_json_atomically(fs::path(dir_) / "manifest.json", manifest_); }
 
-bool TraceWriter::put(const std::string& name, StoreType dtype, const std::vector<int64_t>& shape,
-                      const std::vector<uint8_t>& bytes, const nlohmann::json& meta) {
+uint8_t* TraceWriter::add(const std::string& name, StoreType dtype, const std::vector<int64_t>& shape, uint64_t nbytes,
+                          const nlohmann::json& meta) {
   rethrow_writer_error();
-  if (capture_stopped()) return false;
-  if (opts_.max_trace_bytes > 0 && bytes_captured_ + bytes.size() > opts_.max_trace_bytes) {
+  if (capture_stopped()) return nullptr;
+  if (opts_.max_trace_bytes > 0 && bytes_captured_ + nbytes > opts_.max_trace_bytes) {
     stop_message_ = "capture stopped at " + std::to_string(bytes_captured_) + " bytes: " + name + " (" +
-                    std::to_string(bytes.size()) + " bytes) would pass --max-trace-bytes " +
+                    std::to_string(nbytes) + " bytes) would pass --max-trace-bytes " +
                     std::to_string(opts_.max_trace_bytes) + "; generation continued without capture";
-    return false;
+    return nullptr;
   }
-  if (!current_.names.empty() && current_.data.size() + bytes.size() > opts_.shard_bytes) seal_shard();
+  if (!current_.names.empty() && current_.size + nbytes > opts_.shard_bytes) seal_shard();
+  make_room(nbytes);
   current_.names.push_back(name);
   current_.dtypes.push_back(dtype);
   current_.shapes.push_back(shape);
-  current_.offsets.push_back(current_.data.size());
-  current_.data.insert(current_.data.end(), bytes.begin(), bytes.end());
+  current_.offsets.push_back(current_.size);
   current_.metadata[name] = meta.dump();
-  bytes_captured_ += bytes.size();
-  return true;
+  uint8_t* room = current_.buf.data() + current_.size;
+  current_.size += nbytes;
+  bytes_captured_ += nbytes;
+  return room;
 }
 
 void TraceWriter::add_step(const nlohmann::json& step) {
@@ -121,9 +144,7 @@ void TraceWriter::seal_shard() {
   queue_.push_back(std::move(current_));
   lock.unlock();
   cv_.notify_all();
-  current_ = Shard{};
-  current_.index = next_shard_++;
-  reserve_shard();
+  start_shard();
 }
 
 void TraceWriter::writer_loop() {
@@ -138,8 +159,8 @@ void TraceWriter::writer_loop() {
     try {
       std::vector<StTensor> tensors;
       for (size_t i = 0; i < s.names.size(); ++i) {
-        const uint64_t end = i + 1 < s.names.size() ? s.offsets[i + 1] : s.data.size();
-        tensors.push_back({s.names[i], store_type_name(s.dtypes[i]), s.shapes[i], s.data.data() + s.offsets[i], end - s.offsets[i]});
+        const uint64_t end = i + 1 < s.names.size() ? s.offsets[i + 1] : s.size;
+        tensors.push_back({s.names[i], store_type_name(s.dtypes[i]), s.shapes[i], s.buf.data() + s.offsets[i], end - s.offsets[i]});
       }
       write_safetensors((fs::path(dir_) / shard_name(s.index)).string(), tensors, s.metadata);
     } catch (...) {
@@ -149,6 +170,8 @@ void TraceWriter::writer_loop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       queue_.pop_front();
+      // Grown buffers (a tensor larger than a shard) are let go rather than kept resident.
+      if (s.buf.capacity <= std::min<uint64_t>(opts_.shard_bytes, 1ull << 30)) free_.push_back(std::move(s.buf));
     }
     cv_.notify_all();
   }
