@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "quant/int8_rowlanes.h"
 #include "quant/kernels.h"
+#include "quant/kquant_rowlanes.h"
 
 namespace tp::quant {
 namespace {
@@ -17,8 +18,8 @@ using detail::load_f32;
 using detail::load_i16;
 using detail::unpack_scales_k4;
 
-constexpr int64_t kQ80Bytes = 40;   // float d, int32 -8 * sum(q), int8 q[32]
-constexpr int64_t kQ8KBytes = 292;  // float d, int16 bsums[16], int8 q[256]
+using detail::kQ80Bytes;
+using detail::kQ8KBytes;
 
 // One block: d = max|x| / 127 kept as fp16, q = round(x * 127 / max|x|), and the Q4_0
 // offset -8 * sum(q). The AVX-512 path computes the same numbers: max is exact and ignores
@@ -326,33 +327,19 @@ struct TileQ4_0 {
   }
 };
 
-// Sub-block s (32 codes) of a Q4_K block, or of a Q5_K block with the fifth bit of
-// element 32s + l in bit s of qh[l] (qs at 48 instead of 16).
-template <bool kFifthBit>
-inline __m256i q45_codes(const uint8_t* wb, int s) {
-  constexpr int64_t kQs = kFifthBit ? 48 : 16;
-  const __m256i qw = loadu256(wb + kQs + 32 * (s / 2));
-  const __m256i codes = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(qw, 4) : qw, _mm256_set1_epi8(0x0F));
-  if constexpr (!kFifthBit) return codes;
-  const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(loadu256(wb + 16), s), _mm256_set1_epi8(1));
-  return _mm256_or_si256(codes, _mm256_slli_epi16(bit, 4));
-}
-
-// Eight sub-blocks of 32 with 6-bit scales and mins. Integer sums per sub-block are scaled
-// in int32; the mins meet the activation's 16-element sums (paired into 32s) in int32 and
-// are subtracted once at the end from their own float sum, as llama.cpp keeps them: the
-// two totals nearly cancel, and rounding them in another order moves results enough to
-// flip later activation roundings. Q5_K is the same with a fifth code bit from qh.
+// Eight sub-blocks of 32 with 6-bit scales and mins. A block's products reduce to two
+// exact integers, I = Σ scale·(sub-block sum) and M = Σ min·(activation sums of 32), which
+// then take the K-quant rounding order (kquant_rowlanes.h): the mins in a float sum of
+// their own subtracted at the end, as llama.cpp keeps them (the two totals nearly cancel;
+// rounding them together moved results enough to flip later activation roundings).
+// Q5_K is the same with a fifth code bit from qh.
 template <bool kFifthBit>
 struct TileQ45_K {
   static constexpr int64_t kBlock = kFifthBit ? 176 : 144;
   template <int R, int T>
   static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
     const __m256i ones16 = _mm256_set1_epi16(1);
-    __m256 acc[T][R];
-    float macc[T][R] = {};
-    for (auto& a : acc)
-      for (auto& v : a) v = _mm256_setzero_ps();
+    float acc[T][R] = {}, macc[T][R] = {};
     for (int64_t b = 0; b < n / 256; ++b) {
       uint8_t scale[R][8], min[R][8];
       float dw[R], dmw[R];
@@ -370,7 +357,7 @@ struct TileQ45_K {
       for (int s = 0; s < 8; ++s) {
         __m256i codes[R], sv[R];
         for (int r = 0; r < R; ++r) {
-          codes[r] = q45_codes<kFifthBit>(w + r * ws + b * kBlock, s);
+          codes[r] = detail::q45_codes<kFifthBit>(w + r * ws + b * kBlock, s);
           sv[r] = _mm256_permutevar8x32_epi32(scales[r], _mm256_set1_epi32(s));
         }
         for (int t = 0; t < T; ++t) {
@@ -386,33 +373,24 @@ struct TileQ45_K {
         for (int r = 0; r < R; ++r) {
           const __m256i mins = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(min[r])));
           const int32_t summ = hsum_i32(_mm256_mullo_epi32(mins, bsums));
-          acc[t][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dy), _mm256_cvtepi32_ps(isum[t][r]), acc[t][r]);
-          macc[t][r] += dmw[r] * dy * float(summ);
+          acc[t][r] = std::fma(dw[r] * dy, float(hsum_i32(isum[t][r])), acc[t][r]);
+          macc[t][r] = std::fma(dmw[r] * dy, float(summ), macc[t][r]);
         }
       }
     }
     for (int t = 0; t < T; ++t)
-      for (int r = 0; r < R; ++r) out[t * os + r] = detail::hsum(acc[t][r]) - macc[t][r];
+      for (int r = 0; r < R; ++r) out[t * os + r] = acc[t][r] - macc[t][r];
   }
 };
 
-// 32 six-bit codes: low nibbles (or high, `hi_nibble`) of ql plus two bits of qh at `shift`.
-inline __m256i q6_codes(__m256i ql, __m256i qh, bool hi_nibble, int shift) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
-  const __m256i low = _mm256_and_si256(hi_nibble ? _mm256_srli_epi16(ql, 4) : ql, m4);
-  const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, shift), m2);
-  return _mm256_or_si256(low, _mm256_slli_epi16(top, 4));
-}
-
 // Unsigned codes 0..63 into VNNI; the -32 offset comes back, in int32, through the
 // activation's 16-element sums times the 16 scales. Code vector j = 4h + g holds elements
-// 128h + 32g .. +31 (scales 2j and 2j + 1).
+// 128h + 32g .. +31 (scales 2j and 2j + 1). A block reduces to one exact integer, which
+// takes the K-quant rounding order (kquant_rowlanes.h) without a min term.
 struct TileQ6_K {
   template <int R, int T>
   static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
-    __m256 acc[T][R];
-    for (auto& a : acc)
-      for (auto& v : a) v = _mm256_setzero_ps();
+    float acc[T][R] = {};
     for (int64_t b = 0; b < n / 256; ++b) {
       __m256i isum[T][R];
       for (auto& a : isum)
@@ -431,7 +409,7 @@ struct TileQ6_K {
         for (int r = 0; r < R; ++r) {
           const uint8_t* wb = w + r * ws + b * 210;
           const __m256i ql = loadu256(wb + 64 * h + 32 * (g % 2)), qh = loadu256(wb + 128 + 32 * h);
-          codes[r] = q6_codes(ql, qh, g >= 2, 2 * g);
+          codes[r] = detail::q6_codes(ql, qh, g >= 2, 2 * g);
           sv[r] = _mm256_permutevar8x32_epi32(scales[r][h], pick);
         }
         for (int t = 0; t < T; ++t) {
@@ -443,17 +421,17 @@ struct TileQ6_K {
       for (int r = 0; r < R; ++r) {
         const uint8_t* wb = w + r * ws + b * 210;
         const __m256i sc16 = _mm256_cvtepi8_epi16(detail::load16(wb + 192));
-        const __m256 dw = _mm256_set1_ps(load_f16_fast(wb + 208));
+        const float dw = load_f16_fast(wb + 208);
         for (int t = 0; t < T; ++t) {
           const uint8_t* x = xq + t * xs + b * kQ8KBytes;
           const __m256i corr = _mm256_madd_epi16(sc16, loadu256(x + 4));  // sum of scale × 16-sum
-          const __m256i exact = _mm256_sub_epi32(isum[t][r], _mm256_slli_epi32(corr, 5));
-          acc[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, bcast_f32(x)), _mm256_cvtepi32_ps(exact), acc[t][r]);
+          const int32_t exact = hsum_i32(_mm256_sub_epi32(isum[t][r], _mm256_slli_epi32(corr, 5)));
+          acc[t][r] = std::fma(dw * load_f32(x), float(exact), acc[t][r]);
         }
       }
     }
     for (int t = 0; t < T; ++t)
-      for (int r = 0; r < R; ++r) out[t * os + r] = detail::hsum(acc[t][r]);
+      for (int r = 0; r < R; ++r) out[t * os + r] = acc[t][r];
   }
 };
 
@@ -520,7 +498,7 @@ void subblock_sums_q45_k(const uint8_t* wb, const uint8_t* x, int32_t* I, int32_
   uint8_t scale[8], min[8];
   unpack_scales_k4(wb + 4, scale, min);
   __m256i p[8];
-  for (int s = 0; s < 8; ++s) p[s] = dpbusd(q45_codes<kFifthBit>(wb, s), loadu256(x + 36 + 32 * s));
+  for (int s = 0; s < 8; ++s) p[s] = dpbusd(detail::q45_codes<kFifthBit>(wb, s), loadu256(x + 36 + 32 * s));
   const __m256i t0 = _mm256_hadd_epi32(p[0], p[1]), t1 = _mm256_hadd_epi32(p[2], p[3]);
   const __m256i t2 = _mm256_hadd_epi32(p[4], p[5]), t3 = _mm256_hadd_epi32(p[6], p[7]);
   const __m256i u0 = _mm256_hadd_epi32(t0, t1), u1 = _mm256_hadd_epi32(t2, t3);
@@ -537,7 +515,7 @@ void subblock_sums_q6_k(const uint8_t* wb, const uint8_t* x, int32_t* I) {
   for (int j = 0; j < 8; ++j) {
     const int h = j / 4, g = j % 4;
     const __m256i ql = loadu256(wb + 64 * h + 32 * (g % 2)), qh = loadu256(wb + 128 + 32 * h);
-    p[j] = dpbusd(q6_codes(ql, qh, g >= 2, 2 * g), loadu256(x + 36 + 32 * j));
+    p[j] = dpbusd(detail::q6_codes(ql, qh, g >= 2, 2 * g), loadu256(x + 36 + 32 * j));
   }
   alignas(32) int32_t sums[16];  // sums[j] for code vectors 0-3, first halves then second halves
   for (int k = 0; k < 2; ++k) {
@@ -709,6 +687,9 @@ void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_row
                    int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
   if (detail::rowlanes_supported(type))
     return detail::rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+  // K-quant panels pay for unpacking 16 rows once per call: worth it from a few positions.
+  if (n_tok >= 4 && detail::kquant_rowlanes_supported(type))
+    return detail::kquant_rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
 #ifdef TP_HAVE_INT8_TILES
   if (const TileSet* ts = tile_set(type)) {
     if (n_tok == 1) return ts->single_rows(w, w_stride, n_rows, xq, n, out);

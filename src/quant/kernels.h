@@ -95,6 +95,11 @@ void dequantize_blocks(const uint8_t* src, float* dst, int64_t n) {
 // s[j-4] (scale) and s[j] (min).
 // Done four bytes at a time in 32-bit words (a loop per byte cost more than the dot
 // products of a decode step's Q4_K blocks).
+// Activation blocks of the integer kernels (int8_dot.h): Q8_0 for Q8_0/Q4_0 weights,
+// Q8_K for the K-quants.
+constexpr int64_t kQ80Bytes = 40;   // float d, int32 -8 * sum(q), int8 q[32]
+constexpr int64_t kQ8KBytes = 292;  // float d, int16 bsums[16] (sums of 16), int8 q[256]
+
 inline void unpack_scales_k4(const uint8_t* s, uint8_t* scale, uint8_t* min) {
   uint32_t u[3];
   std::memcpy(u, s, 12);
@@ -134,6 +139,27 @@ inline float hsum(__m128 t) {
 }
 inline float hsum(__m256 v) { return hsum(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
 inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+
+// Sub-block s (32 codes, as bytes) of a Q4_K block, or of a Q5_K block with the fifth bit
+// of element 32s + l in bit s of qh[l] (qs at 48 instead of 16).
+template <bool kFifthBit>
+inline __m256i q45_codes(const uint8_t* wb, int s) {
+  constexpr int64_t kQs = kFifthBit ? 48 : 16;
+  const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + kQs + 32 * (s / 2)));
+  const __m256i codes = _mm256_and_si256(s % 2 ? _mm256_srli_epi16(qw, 4) : qw, _mm256_set1_epi8(0x0F));
+  if constexpr (!kFifthBit) return codes;
+  const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 16));
+  const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(qh, s), _mm256_set1_epi8(1));
+  return _mm256_or_si256(codes, _mm256_slli_epi16(bit, 4));
+}
+
+// 32 six-bit codes: low nibbles (or high, `hi_nibble`) of ql plus two bits of qh at `shift`.
+inline __m256i q6_codes(__m256i ql, __m256i qh, bool hi_nibble, int shift) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);
+  const __m256i low = _mm256_and_si256(hi_nibble ? _mm256_srli_epi16(ql, 4) : ql, m4);
+  const __m256i top = _mm256_and_si256(_mm256_srli_epi16(qh, shift), m2);
+  return _mm256_or_si256(low, _mm256_slli_epi16(top, 4));
+}
 #endif
 
 #ifdef __AVX512F__

@@ -1,0 +1,266 @@
+#include "quant/kquant_rowlanes.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "quant/kernels.h"
+#include "quant/rowlane_util.h"
+
+namespace tp::quant::detail {
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+namespace {
+
+TP_SIMD_BEGIN
+
+// 16 rows unpacked block by block into 64-byte lines. In every type, code line j of a
+// block holds elements 4j..4j+3 of the 16 rows (lane r: row r) as unsigned codes; the
+// lines after them hold what each type scales with, one lane per row.
+struct Panel {
+  std::vector<Line> lines;
+};
+
+inline __m512i load_line(const Line& l) { return _mm512_load_si512(l.bytes); }
+inline __m512i bcast_i32(const uint8_t* p) { return _mm512_set1_epi32(load_i32(p)); }
+
+// Code lines 8k..8k+7 from 16 rows' 32 codes each (codes(r) for r < rows; zeros after).
+template <class F>
+inline void pack_codes32(int rows, F&& codes, Line* dst) {
+  const __m256i zero = _mm256_setzero_si256();
+  auto c = [&](int r) { return r < rows ? codes(r) : zero; };
+  __m512i z[8], out[8];
+  for (int i = 0; i < 8; ++i) z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(c(i)), c(i + 8), 1);
+  transpose_16x8(z, out);
+  for (int g = 0; g < 8; ++g) _mm512_store_si512(dst[g].bytes, out[g]);
+}
+
+// 16 fp16 factors (one per row, rows past the end zero) as a line of floats.
+inline void store_factors(const uint16_t (&h)[16], Line& dst) {
+  _mm512_store_ps(dst.bytes, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h))));
+}
+
+// Q4_K / Q5_K: eight sub-blocks of 32. Lines: codes 0-63, then per sub-block s the rows'
+// scales (int32), then per sub-block the rows' mins as an int16 pair (min, min), which
+// vpmaddwd meets with the activation's two sums of 16 in that sub-block; d and dmin.
+template <bool kFifthBit>
+struct Q45 {
+  static constexpr int64_t kBlock = kFifthBit ? 176 : 144;
+  static constexpr int kScales = 64, kMins = 72, kD = 80, kDmin = 81, kLines = 82;
+
+  static void pack(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
+    p.lines.resize(size_t(nb * kLines));
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = w + b * kBlock;
+      Line* dst = p.lines.data() + b * kLines;
+      for (int s = 0; s < 8; ++s)
+        pack_codes32(rows, [&](int r) { return q45_codes<kFifthBit>(blk + r * ws, s); }, dst + 8 * s);
+      alignas(64) int32_t sc[8][16] = {};
+      alignas(64) int16_t mn[8][16][2] = {};
+      uint16_t d[16] = {}, dmin[16] = {};
+      for (int r = 0; r < rows; ++r) {
+        const uint8_t* wb = blk + r * ws;
+        uint8_t scale[8], min[8];
+        unpack_scales_k4(wb + 4, scale, min);
+        for (int s = 0; s < 8; ++s) {
+          sc[s][r] = scale[s];
+          mn[s][r][0] = mn[s][r][1] = min[s];
+        }
+        std::memcpy(&d[r], wb, 2);
+        std::memcpy(&dmin[r], wb + 2, 2);
+      }
+      std::memcpy(dst + kScales, sc, sizeof sc);
+      std::memcpy(dst + kMins, mn, sizeof mn);
+      store_factors(d, dst[kD]);
+      store_factors(dmin, dst[kDmin]);
+    }
+  }
+
+  // One block of P panels against T positions (x[t]: position t's Q8_K block).
+  template <int P, int T>
+  static void block(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512 (&c)[P][T], __m512 (&mf)[P][T]) {
+    __m512i isum[P][T];
+    for (auto& a : isum)
+      for (auto& v : a) v = _mm512_setzero_si512();
+    for (int s = 0; s < 8; ++s) {
+      __m512i acc[P][T];
+      for (auto& a : acc)
+        for (auto& v : a) v = _mm512_setzero_si512();
+      for (int g = 0; g < 8; ++g) {
+        __m512i wv[P];
+        for (int q = 0; q < P; ++q) wv[q] = load_line(l[q][8 * s + g]);
+        for (int t = 0; t < T; ++t) {
+          const __m512i xv = bcast_i32(x[t] + 36 + 32 * s + 4 * g);
+          for (int q = 0; q < P; ++q) acc[q][t] = _mm512_dpbusd_epi32(acc[q][t], wv[q], xv);
+        }
+      }
+      for (int q = 0; q < P; ++q) {
+        const __m512i sc = load_line(l[q][kScales + s]);
+        for (int t = 0; t < T; ++t) isum[q][t] = _mm512_add_epi32(isum[q][t], _mm512_mullo_epi32(acc[q][t], sc));
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m512 dy = _mm512_set1_ps(load_f32(x[t]));
+      for (int q = 0; q < P; ++q) {
+        __m512i m = _mm512_setzero_si512();
+        for (int s = 0; s < 8; ++s) m = _mm512_add_epi32(m, _mm512_madd_epi16(load_line(l[q][kMins + s]), bcast_i32(x[t] + 4 + 4 * s)));
+        const __m512 d = _mm512_mul_ps(_mm512_load_ps(l[q][kD].bytes), dy);
+        const __m512 dm = _mm512_mul_ps(_mm512_load_ps(l[q][kDmin].bytes), dy);
+        c[q][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum[q][t]), c[q][t]);
+        mf[q][t] = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(m), mf[q][t]);
+      }
+    }
+  }
+};
+
+// Q6_K: sixteen sub-blocks of 16 with int8 scales; codes 0..63 enter unsigned and the -32
+// comes back through the activation's sums of 16. Lines: codes 0-63, the rows' scales per
+// sub-block (int32), the scales as int16 pairs (sub-blocks 2p, 2p + 1) for vpmaddwd, d.
+struct Q6 {
+  static constexpr int64_t kBlock = 210;
+  static constexpr int kScales = 64, kPairs = 80, kD = 88, kLines = 89;
+
+  static void pack(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
+    p.lines.resize(size_t(nb * kLines));
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = w + b * kBlock;
+      Line* dst = p.lines.data() + b * kLines;
+      for (int j = 0; j < 8; ++j) {  // elements 32j..32j+31: half h, quarter g of ql/qh
+        const int h = j / 4, g = j % 4;
+        pack_codes32(rows, [&](int r) {
+          const uint8_t* wb = blk + r * ws;
+          const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 64 * h + 32 * (g % 2)));
+          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 128 + 32 * h));
+          return q6_codes(ql, qh, g >= 2, 2 * g);
+        }, dst + 8 * j);
+      }
+      alignas(64) int32_t sc[16][16] = {};
+      alignas(64) int16_t pairs[8][16][2] = {};
+      uint16_t d[16] = {};
+      for (int r = 0; r < rows; ++r) {
+        const uint8_t* wb = blk + r * ws;
+        for (int s = 0; s < 16; ++s) {
+          const int8_t v = static_cast<int8_t>(wb[192 + s]);
+          sc[s][r] = v;
+          pairs[s / 2][r][s % 2] = v;
+        }
+        std::memcpy(&d[r], wb + 208, 2);
+      }
+      std::memcpy(dst + kScales, sc, sizeof sc);
+      std::memcpy(dst + kPairs, pairs, sizeof pairs);
+      store_factors(d, dst[kD]);
+    }
+  }
+
+  template <int P, int T>
+  static void block(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512 (&c)[P][T], __m512 (&)[P][T]) {
+    __m512i isum[P][T];
+    for (auto& a : isum)
+      for (auto& v : a) v = _mm512_setzero_si512();
+    for (int s = 0; s < 16; ++s) {
+      __m512i acc[P][T];
+      for (auto& a : acc)
+        for (auto& v : a) v = _mm512_setzero_si512();
+      for (int g = 0; g < 4; ++g) {
+        __m512i wv[P];
+        for (int q = 0; q < P; ++q) wv[q] = load_line(l[q][4 * s + g]);
+        for (int t = 0; t < T; ++t) {
+          const __m512i xv = bcast_i32(x[t] + 36 + 16 * s + 4 * g);
+          for (int q = 0; q < P; ++q) acc[q][t] = _mm512_dpbusd_epi32(acc[q][t], wv[q], xv);
+        }
+      }
+      for (int q = 0; q < P; ++q) {
+        const __m512i sc = load_line(l[q][kScales + s]);
+        for (int t = 0; t < T; ++t) isum[q][t] = _mm512_add_epi32(isum[q][t], _mm512_mullo_epi32(acc[q][t], sc));
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m512 dy = _mm512_set1_ps(load_f32(x[t]));
+      for (int q = 0; q < P; ++q) {
+        __m512i corr = _mm512_setzero_si512();  // Σ scale · (sum of 16)
+        for (int p = 0; p < 8; ++p)
+          corr = _mm512_add_epi32(corr, _mm512_madd_epi16(load_line(l[q][kPairs + p]), bcast_i32(x[t] + 4 + 4 * p)));
+        const __m512i exact = _mm512_sub_epi32(isum[q][t], _mm512_slli_epi32(corr, 5));
+        const __m512 d = _mm512_mul_ps(_mm512_load_ps(l[q][kD].bytes), dy);
+        c[q][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(exact), c[q][t]);
+      }
+    }
+  }
+};
+
+// P panels (16 rows each) × T positions, out[t * os + 16q + lane] for the lanes in m[q].
+template <class K, int P, int T>
+void panel_tile(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64_t xs, float* out, int64_t os,
+                const __mmask16 (&m)[P]) {
+  __m512 c[P][T], mf[P][T];
+  for (int q = 0; q < P; ++q)
+    for (int t = 0; t < T; ++t) c[q][t] = mf[q][t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const Line* l[P];
+    for (int q = 0; q < P; ++q) l[q] = p[q]->lines.data() + b * K::kLines;
+    const uint8_t* x[T];
+    for (int t = 0; t < T; ++t) x[t] = xq + t * xs + b * kQ8KBytes;
+    K::template block<P, T>(l, x, c, mf);
+  }
+  for (int q = 0; q < P; ++q)
+    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + t * os + 16 * q, m[q], _mm512_sub_ps(c[q][t], mf[q][t]));
+}
+
+template <class K, int P, int T>
+void panel_positions(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64_t xs, int64_t n_tok, float* out,
+                     int64_t os, const __mmask16 (&m)[P]) {
+  int64_t t = 0;
+  for (; t + T <= n_tok; t += T) panel_tile<K, P, T>(p, nb, xq + t * xs, xs, out + t * os, os, m);
+  for (; t < n_tok; ++t) panel_tile<K, P, 1>(p, nb, xq + t * xs, xs, out + t * os, os, m);
+}
+
+thread_local Panel tl_panels[2];
+
+// As int8_rowlanes.cpp's tile(): two panels × two positions, a last panel × four.
+template <class K>
+void tile(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64_t xs, int64_t n_tok, int64_t n,
+          float* out, int64_t os) {
+  const int64_t nb = n / 256;
+  auto mask = [](int64_t rows) { return rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1); };
+  int64_t r0 = 0;
+  for (; r0 + 16 < n_rows; r0 += 32) {
+    K::pack(w + r0 * ws, ws, 16, nb, tl_panels[0]);
+    K::pack(w + (r0 + 16) * ws, ws, int(std::min<int64_t>(16, n_rows - r0 - 16)), nb, tl_panels[1]);
+    const Panel* const p[2] = {&tl_panels[0], &tl_panels[1]};
+    const __mmask16 m[2] = {0xFFFF, mask(n_rows - r0 - 16)};
+    panel_positions<K, 2, 2>(p, nb, xq, xs, n_tok, out + r0, os, m);
+  }
+  if (r0 < n_rows) {
+    K::pack(w + r0 * ws, ws, int(n_rows - r0), nb, tl_panels[0]);
+    const Panel* const p[1] = {&tl_panels[0]};
+    const __mmask16 m[1] = {mask(n_rows - r0)};
+    panel_positions<K, 1, 4>(p, nb, xq, xs, n_tok, out + r0, os, m);
+  }
+}
+
+TP_SIMD_END
+
+}  // namespace
+
+bool kquant_rowlanes_supported(DType type) {
+  return type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
+}
+
+void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
+                          int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
+  switch (type) {
+    case DType::Q4_K: return tile<Q45<false>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    case DType::Q5_K: return tile<Q45<true>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    default: return tile<Q6>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+  }
+}
+
+#else
+
+bool kquant_rowlanes_supported(DType) { return false; }
+void kquant_rowlanes_tile(DType, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, int64_t, int64_t, float*,
+                          int64_t) {}
+
+#endif
+
+}  // namespace tp::quant::detail

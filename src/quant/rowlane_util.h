@@ -1,0 +1,43 @@
+// Internal to src/quant: pieces shared by the row-lane kernels (int8_rowlanes.cpp,
+// kquant_rowlanes.cpp), in which the lanes of an AVX-512 vector are 16 weight rows.
+#pragma once
+#include <cstdint>
+
+#include "quant/kernels.h"
+
+namespace tp::quant::detail {
+
+// One cache line: the unit of the kernels' buffers (std::vector<__m512i> would drop the
+// type's alignment attribute).
+struct alignas(64) Line {
+  uint8_t bytes[64];
+};
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+TP_SIMD_BEGIN
+// Transposes 16 rows × 8 four-byte groups (z[i]: row i in the low half, row i + 8 in the
+// high half) into out[g] = group g of rows 0..15: an 8×8 transpose in each half.
+inline void transpose_16x8(const __m512i (&z)[8], __m512i (&out)[8]) {
+  __m512i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(z[2 * i], z[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(z[2 * i], z[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3 (h = 0) and 4-7 of each half
+    const __m512i* tt = t + 4 * h;
+    u[4 * h + 0] = _mm512_unpacklo_epi64(tt[0], tt[2]);  // groups 0 and 4 (per 128-bit lane)
+    u[4 * h + 1] = _mm512_unpackhi_epi64(tt[0], tt[2]);  // 1 and 5
+    u[4 * h + 2] = _mm512_unpacklo_epi64(tt[1], tt[3]);  // 2 and 6
+    u[4 * h + 3] = _mm512_unpackhi_epi64(tt[1], tt[3]);  // 3 and 7
+  }
+  const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  for (int g = 0; g < 4; ++g) {
+    out[g] = _mm512_permutex2var_epi64(u[g], lo, u[4 + g]);
+    out[g + 4] = _mm512_permutex2var_epi64(u[g], hi, u[4 + g]);
+  }
+}
+
+TP_SIMD_END
+#endif
+
+}  // namespace tp::quant::detail
