@@ -687,8 +687,7 @@ void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_row
                    int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
   if (detail::rowlanes_supported(type))
     return detail::rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
-  // K-quant panels pay for unpacking 16 rows once per call: worth it from a few positions.
-  if (n_tok >= 4 && detail::kquant_rowlanes_supported(type))
+  if (detail::kquant_rowlanes_take(type, n_tok))
     return detail::kquant_rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
 #ifdef TP_HAVE_INT8_TILES
   if (const TileSet* ts = tile_set(type)) {

@@ -1,6 +1,7 @@
 #include "quant/kquant_rowlanes.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -188,6 +189,52 @@ struct Q6 {
   }
 };
 
+// ---- one position (decoding): Q4_K / Q5_K rows streamed one at a time ----------------
+// Two sub-blocks per vpdpbusd: a 32-byte code chunk broadcast to both halves, the high
+// half shifted to its high nibbles, so lanes 0-7 hold sub-block 2j and lanes 8-15 sub-block
+// 2j + 1; one vpmulld scales both. The block's I and M then reduce together.
+template <bool kFifthBit>
+float q45_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
+  constexpr int64_t kBlock = kFifthBit ? 176 : 144, kQs = kFifthBit ? 48 : 16;
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  const __m512i shifts = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);  // high half: high nibbles
+  float c = 0.0f, mf = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* wb = row + b * kBlock;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    uint8_t scale[8], min[8];
+    unpack_scales_k4(wb + 4, scale, min);
+    const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scale)));
+    __m512i isum = _mm512_setzero_si512();
+    for (int j = 0; j < 4; ++j) {
+      const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + kQs + 32 * j)));
+      __m512i codes = _mm512_and_si512(_mm512_srlv_epi64(q, shifts), nibble);
+      if constexpr (kFifthBit) {  // bit 2j (low half) or 2j + 1 (high half) of each qh byte
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 16)));
+        const __m512i at = _mm512_add_epi64(_mm512_set1_epi64(2 * j), _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1));
+        codes = _mm512_or_si512(codes, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, at), _mm512_set1_epi8(1)), 4));
+      }
+      const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes,
+                                            _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x + 36 + 64 * j)));
+      const __m512i pick = _mm512_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1,
+                                             2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
+      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(pick, sc32)));
+    }
+    const __m256i mins = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(min)));
+    const __m256i bsums = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)), _mm256_set1_epi16(1));
+    const __m256i m32 = _mm256_mullo_epi32(mins, bsums);
+    const __m256i iv = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
+    const __m256i t = _mm256_hadd_epi32(iv, m32);  // i01 i23 m01 m23 | i45 i67 m45 m67
+    __m128i u = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+    u = _mm_hadd_epi32(u, u);  // I, M, I, M
+    const __m128 f = _mm_cvtepi32_ps(u);
+    const float dy = load_f32(x);
+    c = std::fma(load_f16_fast(wb) * dy, _mm_cvtss_f32(f), c);
+    mf = std::fma(load_f16_fast(wb + 2) * dy, _mm_cvtss_f32(_mm_movehdup_ps(f)), mf);
+  }
+  return c - mf;
+}
+
 // P panels (16 rows each) × T positions, out[t * os + 16q + lane] for the lanes in m[q].
 template <class K, int P, int T>
 void panel_tile(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64_t xs, float* out, int64_t os,
@@ -242,12 +289,18 @@ TP_SIMD_END
 
 }  // namespace
 
-bool kquant_rowlanes_supported(DType type) {
-  return type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
+bool kquant_rowlanes_take(DType type, int64_t n_tok) {
+  return (type == DType::Q4_K || type == DType::Q5_K) ? (n_tok == 1 || n_tok >= 4) : type == DType::Q6_K && n_tok >= 4;
 }
 
 void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                           int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
+  if (n_tok == 1) {
+    for (int64_t r = 0; r < n_rows; ++r)
+      out[r] = type == DType::Q5_K ? q45_row_dot<true>(w + r * w_stride, xq, n / 256)
+                                   : q45_row_dot<false>(w + r * w_stride, xq, n / 256);
+    return;
+  }
   switch (type) {
     case DType::Q4_K: return tile<Q45<false>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
     case DType::Q5_K: return tile<Q45<true>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
@@ -257,7 +310,7 @@ void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_
 
 #else
 
-bool kquant_rowlanes_supported(DType) { return false; }
+bool kquant_rowlanes_take(DType, int64_t) { return false; }
 void kquant_rowlanes_tile(DType, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, int64_t, int64_t, float*,
                           int64_t) {}
 

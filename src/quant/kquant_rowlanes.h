@@ -7,7 +7,9 @@
 // reduction, per pair. Here 16 rows are first unpacked into a panel (codes as bytes,
 // interleaved four at a time; scales, mins and factors as one lane per row), and then one
 // vpdpbusd multiplies 16 rows by a broadcast group of four activations, one vpmulld
-// scales a sub-block of 16 rows, and the float steps serve 16 rows at once.
+// scales a sub-block of 16 rows, and the float steps serve 16 rows at once. Decoding
+// streams Q4_K/Q5_K rows one at a time, two sub-blocks per 512-bit vpdpbusd (8% over the
+// 256-bit register tile, single-thread from memory).
 //
 // The K-quant rounding order, which these kernels and the register tiles (decoding, AVX2
 // builds) all follow, so that a prompt pass and token-by-token decoding agree bit for bit.
@@ -25,11 +27,12 @@
 
 namespace tp::quant::detail {
 
-// Whether these kernels are compiled in and take weights of `type`.
-bool kquant_rowlanes_supported(DType type);
+// Whether these kernels are compiled in and take `type` for n_tok positions: batches of 4
+// or more (a panel's unpacking pays off from there), and single positions of Q4_K/Q5_K
+// (rows streamed one at a time; Q6_K decodes with the register tiles).
+bool kquant_rowlanes_take(DType type, int64_t n_tok);
 
-// dot_tile_int8's contract (int8_dot.h) for n_tok >= 2 and a type kquant_rowlanes_supported
-// accepts.
+// dot_tile_int8's contract (int8_dot.h) where kquant_rowlanes_take agrees.
 void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                           int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride);
 
