@@ -235,6 +235,45 @@ float q45_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
   return c - mf;
 }
 
+// Q6_K the same way: 64 code bytes per vpdpbusd (ql's two 32-byte chunks of a half, low or
+// high nibbles, with their two bits of qh), each group of four lanes one sub-block of 16.
+float q6_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
+  const __m512i nibble = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(0x03);
+  float c = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* wb = row + b * 210;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 192));
+    const __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
+    __m512i isum = _mm512_setzero_si512();
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = _mm512_loadu_si512(reinterpret_cast<const __m512i*>(wb + 64 * h));
+      const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 128 + 32 * h)));
+      for (int k = 0; k < 2; ++k) {  // k = 0: elements 128h + 0..63 (low nibbles), k = 1: + 64..127
+        const __m512i low = _mm512_and_si512(k ? _mm512_srli_epi16(ql, 4) : ql, nibble);
+        const __m512i at = _mm512_setr_epi64(4 * k, 4 * k, 4 * k, 4 * k, 4 * k + 2, 4 * k + 2, 4 * k + 2, 4 * k + 2);
+        const __m512i top = _mm512_and_si512(_mm512_srlv_epi64(qh, at), two);
+        const __m512i codes = _mm512_or_si512(low, _mm512_slli_epi16(top, 4));
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes,
+                                              _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x + 36 + 128 * h + 64 * k)));
+        const int s0 = 8 * h + 4 * k;  // lanes 4i..4i+3: sub-block s0 + i
+        const __m512i pick = _mm512_setr_epi32(s0, s0, s0, s0, s0 + 1, s0 + 1, s0 + 1, s0 + 1, s0 + 2, s0 + 2, s0 + 2,
+                                               s0 + 2, s0 + 3, s0 + 3, s0 + 3, s0 + 3);
+        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(pick, sc32)));
+      }
+    }
+    // The codes' -32: Σ scale · (sum of 16), in int16 pairs.
+    const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)));
+    const __m256i iv = _mm256_sub_epi32(_mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1)),
+                                        _mm256_slli_epi32(corr, 5));
+    __m128i u = _mm_add_epi32(_mm256_castsi256_si128(iv), _mm256_extracti128_si256(iv, 1));
+    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0x4E));
+    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0xB1));
+    c = std::fma(load_f16_fast(wb + 208) * load_f32(x), float(_mm_cvtsi128_si32(u)), c);
+  }
+  return c;
+}
+
 // P panels (16 rows each) × T positions, out[t * os + 16q + lane] for the lanes in m[q].
 template <class K, int P, int T>
 void panel_tile(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64_t xs, float* out, int64_t os,
@@ -290,15 +329,18 @@ TP_SIMD_END
 }  // namespace
 
 bool kquant_rowlanes_take(DType type, int64_t n_tok) {
-  return (type == DType::Q4_K || type == DType::Q5_K) ? (n_tok == 1 || n_tok >= 4) : type == DType::Q6_K && n_tok >= 4;
+  return (type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K) && (n_tok == 1 || n_tok >= 4);
 }
 
 void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                           int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
   if (n_tok == 1) {
-    for (int64_t r = 0; r < n_rows; ++r)
-      out[r] = type == DType::Q5_K ? q45_row_dot<true>(w + r * w_stride, xq, n / 256)
-                                   : q45_row_dot<false>(w + r * w_stride, xq, n / 256);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const uint8_t* row = w + r * w_stride;
+      out[r] = type == DType::Q4_K   ? q45_row_dot<false>(row, xq, n / 256)
+               : type == DType::Q5_K ? q45_row_dot<true>(row, xq, n / 256)
+                                     : q6_row_dot(row, xq, n / 256);
+    }
     return;
   }
   switch (type) {

@@ -8,8 +8,9 @@
 // interleaved four at a time; scales, mins and factors as one lane per row), and then one
 // vpdpbusd multiplies 16 rows by a broadcast group of four activations, one vpmulld
 // scales a sub-block of 16 rows, and the float steps serve 16 rows at once. Decoding
-// streams Q4_K/Q5_K rows one at a time, two sub-blocks per 512-bit vpdpbusd (8% over the
-// 256-bit register tile, single-thread from memory).
+// streams rows one at a time, 64 codes per 512-bit vpdpbusd: Q4_K 8% over the 256-bit
+// register tile single-thread from memory; Q6_K 4% from cache, level from memory.
+// (Software prefetching 2-8 KiB ahead measured within the noise on two threads.)
 //
 // The K-quant rounding order, which these kernels and the register tiles (decoding, AVX2
 // builds) all follow, so that a prompt pass and token-by-token decoding agree bit for bit.
@@ -28,8 +29,8 @@
 namespace tp::quant::detail {
 
 // Whether these kernels are compiled in and take `type` for n_tok positions: batches of 4
-// or more (a panel's unpacking pays off from there), and single positions of Q4_K/Q5_K
-// (rows streamed one at a time; Q6_K decodes with the register tiles).
+// or more (a panel's unpacking pays off from there) and single positions (rows streamed
+// one at a time); 2-3 positions take the register tiles.
 bool kquant_rowlanes_take(DType type, int64_t n_tok);
 
 // dot_tile_int8's contract (int8_dot.h) where kquant_rowlanes_take agrees.
