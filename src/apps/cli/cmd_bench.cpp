@@ -1,7 +1,10 @@
 // `tokenprobe bench`: prompt and generation speed, and peak memory, on TinyLlama-shaped
 // models (bench_model.h) with capture off, default and full, the way BASELINE.md measured
 // llama.cpp: 128 prompt tokens, then 32 generated tokens, median of N runs.
-// Each (type, capture) cell runs in a child process so that its peak RSS is its own.
+// Each run of a (type, capture) cell is a child process, so that its peak RSS is its own,
+// and runs go round the capture modes in turn: this machine's memory bandwidth drifts by
+// ±25% from minute to minute, and measuring every mode once per round lets the ratio to
+// capture-off compare runs that were seconds apart.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -95,6 +98,10 @@ double median(std::vector<double> v) {
 
 json measure_cell(const std::string& path, const std::string& mode, const BenchOptions& o) {
   auto m = load_model(path);
+  {  // untimed warm-up, as llama-bench does: the weights' pages are mapped in by the first pass
+    Session warm(*m, {.n_threads = o.threads, .n_ctx = 2});
+    warm.eval({1});
+  }
   std::vector<double> pp, tg;
   for (int r = 0; r < o.runs; ++r) {
     const auto [p, g] = run_once(*m, mode, o);
@@ -145,31 +152,53 @@ json measure_in_child(const std::string& path, const std::string& mode, const Be
 }
 
 void print_table(const json& cells) {
-  std::printf("\n| weights | capture | pp%s tok/s | tg%s tok/s | peak RSS MiB | file MiB |\n", "128", "32");
-  std::printf("| --- | --- | ---: | ---: | ---: | ---: |\n");
-  for (const auto& c : cells)
-    std::printf("| %s | %s | %.1f | %.2f | %.0f | %.0f |\n", c["type"].get<std::string>().c_str(),
-                c["capture"].get<std::string>().c_str(), c["pp_tok_s"].get<double>(), c["tg_tok_s"].get<double>(),
+  std::printf("\n| weights | capture | pp%s tok/s | tg%s tok/s | tg ÷ off | peak RSS MiB | file MiB |\n", "128", "32");
+  std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+  for (const auto& c : cells) {
+    char ratio[32] = "";
+    if (c.contains("tg_vs_off")) std::snprintf(ratio, sizeof ratio, "%.2f", c["tg_vs_off"].get<double>());
+    std::printf("| %s | %s | %.1f | %.2f | %s | %.0f | %.0f |\n", c["type"].get<std::string>().c_str(),
+                c["capture"].get<std::string>().c_str(), c["pp_tok_s"].get<double>(), c["tg_tok_s"].get<double>(), ratio,
                 c["peak_rss_mib"].get<double>(), c["file_mib"].get<double>());
+  }
 }
 
 void run_bench(const BenchOptions& o) {
   json cells = json::array();
+  const std::vector<std::string> modes = split(o.modes);
+  for (const auto& mode : modes)
+    if (mode != "off") CaptureSpec::parse(mode);  // a bad spec fails before measuring
+  BenchOptions one = o;
+  one.runs = 1;
   for (const auto& type : split(o.types)) {
     const std::string path = bench_model_path(type, [&](int done, int total) {
       std::fprintf(stderr, "\rwriting %s model: %d / %d MiB", type.c_str(), done, total);
     });
     const double file_mib = double(fs::file_size(path)) / (1 << 20);
-    for (const auto& mode : split(o.modes)) {
-      if (mode != "off") CaptureSpec::parse(mode);  // a bad spec fails before measuring
-      std::fprintf(stderr, "measuring %s, capture %s (%d runs)...\n", type.c_str(), mode.c_str(), o.runs);
-      json c = measure_in_child(path, mode, o);
-      c["type"] = type;
-      c["capture"] = mode;
-      c["file_mib"] = file_mib;
-      c["model"] = path;
-      std::fprintf(stderr, "  pp %.1f tok/s, tg %.2f tok/s, peak RSS %.0f MiB\n", c["pp_tok_s"].get<double>(),
-                   c["tg_tok_s"].get<double>(), c["peak_rss_mib"].get<double>());
+    std::vector<std::vector<double>> pp(modes.size()), tg(modes.size());
+    std::vector<double> peak(modes.size(), 0.0);
+    for (int r = 0; r < o.runs; ++r) {
+      std::fprintf(stderr, "%s, round %d/%d:", type.c_str(), r + 1, o.runs);
+      for (size_t i = 0; i < modes.size(); ++i) {
+        const json c = measure_in_child(path, modes[i], one);
+        pp[i].push_back(c["pp_runs"][0].get<double>());
+        tg[i].push_back(c["tg_runs"][0].get<double>());
+        peak[i] = std::max(peak[i], c["peak_rss_mib"].get<double>());
+        std::fprintf(stderr, "  %s pp %.1f tg %.2f", modes[i].c_str(), pp[i].back(), tg[i].back());
+      }
+      std::fprintf(stderr, "\n");
+    }
+    const auto off = std::find(modes.begin(), modes.end(), "off");
+    for (size_t i = 0; i < modes.size(); ++i) {
+      json c{{"type", type},         {"capture", modes[i]},       {"pp_tok_s", median(pp[i])},
+             {"tg_tok_s", median(tg[i])}, {"pp_runs", pp[i]}, {"tg_runs", tg[i]},
+             {"peak_rss_mib", peak[i]}, {"file_mib", file_mib}, {"model", path}};
+      if (off != modes.end()) {  // per round, against the capture-off run of the same round
+        const auto& base = tg[size_t(off - modes.begin())];
+        std::vector<double> ratio;
+        for (int r = 0; r < o.runs; ++r) ratio.push_back(tg[i][size_t(r)] / base[size_t(r)]);
+        c["tg_vs_off"] = median(ratio);
+      }
       cells.push_back(c);
     }
   }
