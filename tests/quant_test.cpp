@@ -300,6 +300,34 @@ TEST(QuantFloatTiles, SlicesEqualOneDotPerSlice) {
   }
 }
 
+// Slices of a stored float row (hook_result while decoding) give exactly what the register
+// tiles give for each slice (prompts), so a head's result does not depend on the batch.
+TEST(QuantFloatTiles, StoredRowSlicesEqualTheTilesPerSlice) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+    for (int64_t n_slices : {1, 7, 8, 9, 17}) {
+      for (int64_t len : {5, 16, 64, 70}) {
+        const int64_t n = n_slices * len;
+        const auto row = random_row(t, n, rng);
+        std::vector<float> x(static_cast<size_t>(n));
+        for (auto& v : x) v = normal(rng);
+        std::vector<float> out(static_cast<size_t>(2 * n_slices), -1.0f);
+        quant::dot_slices_float(t, row.data(), x.data(), n_slices, len, out.data(), 2);
+        const int64_t sb = int64_t(row.size()) / n;  // bytes per element
+        for (int64_t s = 0; s < n_slices; ++s) {
+          float want = 0.0f;
+          quant::dot_tile_float(t, row.data() + s * len * sb, 0, 1, x.data() + s * len, 0, 1, len, &want, 1);
+          ASSERT_EQ(out[size_t(2 * s)], want) << dtype_name(t) << " " << n_slices << " slices of " << len << ", slice " << s;
+          ASSERT_EQ(out[size_t(2 * s + 1)], -1.0f);
+        }
+      }
+    }
+  }
+  float out = 0.0f;
+  EXPECT_THROW(quant::dot_slices_float(DType::Q8_0, nullptr, nullptr, 1, 32, &out, 1), Error);
+}
+
 // The word-at-a-time unpacking of Q4_K/Q5_K scales and mins equals the byte-wise layout
 // (docs: j < 4 from the low six bits; j >= 4 from nibbles of s[j+4] and the top bits).
 TEST(QuantKnownAnswers, KQuantScaleUnpackingMatchesTheByteLayout) {

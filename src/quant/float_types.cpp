@@ -134,12 +134,18 @@ struct Vec {
   static F bf16_part(const uint8_t* p, int64_t n) { return widen_bf16(_mm256_castsi256_si128(padded<2>(p, n))); }
   static __m256 sums8(const F (&a)[8]) { return sums8x8(a); }
 #endif
-  // out[j] = sum of h[j]'s eight lanes.
+  // out[j] = sum of h[j]'s eight lanes, added in hsum's order (halves, then (t0 + t1) +
+  // (t2 + t3)), so that a slice's sum is bit for bit what the 1×1 tile gives for it.
   static __m256 sums8x8(const __m256 (&h)[8]) {
-    const __m256 t0 = _mm256_hadd_ps(h[0], h[1]), t1 = _mm256_hadd_ps(h[2], h[3]);
-    const __m256 t2 = _mm256_hadd_ps(h[4], h[5]), t3 = _mm256_hadd_ps(h[6], h[7]);
-    const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+    auto halves = [](__m256 a, __m256 b) {  // [a's four half sums | b's]
+      return _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+    };
+    auto pairs = [](__m256 x, __m256 y) {  // per 128-bit lane: x0 + x1, x2 + x3, y0 + y1, y2 + y3
+      return _mm256_add_ps(_mm256_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
+    };
+    const __m256 z = pairs(halves(h[0], h[4]), halves(h[1], h[5]));  // h0 h0 h1 h1 | h4 h4 h5 h5
+    const __m256 w = pairs(halves(h[2], h[6]), halves(h[3], h[7]));  // h2 h2 h3 h3 | h6 h6 h7 h7
+    return pairs(z, w);
   }
 };
 using F = Vec::F;
@@ -213,15 +219,21 @@ float dot_one(const uint8_t* row, const float* x, int64_t n) {
 
 }  // namespace
 
-void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t os) {
-  constexpr int64_t V = Vec::kLanes;
+namespace {
+
+// A row's n_slices consecutive slices of `len` against x's: each slice is the 1×1 tile's
+// sum (same FMAs, same lane order), eight slices reduced together.
+template <class L>
+void slices(const uint8_t* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t os) {
   auto slice = [&](int64_t s) {
-    const auto* ws = reinterpret_cast<const uint8_t*>(w + s * len);
-    const auto* xs = reinterpret_cast<const uint8_t*>(x + s * len);
     F acc = Vec::zero();
+    const uint8_t* ws = w + s * len * L::kBytes;
+    const float* xs = x + s * len;
     int64_t i = 0;
-    for (; i + V <= len; i += V) acc = Vec::fma(Vec::f32(ws + 4 * i), Vec::f32(xs + 4 * i), acc);
-    if (i < len) acc = Vec::fma(Vec::f32_part(ws + 4 * i, len - i), Vec::f32_part(xs + 4 * i, len - i), acc);
+    for (; i + Vec::kLanes <= len; i += Vec::kLanes)
+      acc = Vec::fma(L::full(ws + i * L::kBytes), Vec::f32(reinterpret_cast<const uint8_t*>(xs + i)), acc);
+    if (i < len)
+      acc = Vec::fma(L::part(ws + i * L::kBytes, len - i), Vec::f32_part(reinterpret_cast<const uint8_t*>(xs + i), len - i), acc);
     return acc;
   };
   int64_t s = 0;
@@ -233,6 +245,21 @@ void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t le
     for (int j = 0; j < 8; ++j) out[(s + j) * os] = sums[j];
   }
   for (; s < n_slices; ++s) out[s * os] = hsum(slice(s));
+}
+
+}  // namespace
+
+void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t os) {
+  slices<LoadF32>(reinterpret_cast<const uint8_t*>(w), x, n_slices, len, out, os);
+}
+
+void dot_slices_float(DType type, const uint8_t* w, const float* x, int64_t n_slices, int64_t len, float* out,
+                      int64_t os) {
+  switch (type) {
+    case DType::F16: return slices<LoadF16>(w, x, n_slices, len, out, os);
+    case DType::BF16: return slices<LoadBF16>(w, x, n_slices, len, out, os);
+    default: return slices<LoadF32>(w, x, n_slices, len, out, os);
+  }
 }
 
 void dot_tile_float(DType type, const uint8_t* w, int64_t ws, int64_t n_rows, const float* x, int64_t xs,
@@ -258,6 +285,12 @@ void dot_tile_float(DType type, const uint8_t* w, int64_t ws, int64_t n_rows, co
 void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t os) {
   for (int64_t s = 0; s < n_slices; ++s)
     out[s * os] = dot_scalar_f32(reinterpret_cast<const uint8_t*>(w + s * len), x + s * len, len);
+}
+void dot_slices_float(DType type, const uint8_t* w, const float* x, int64_t n_slices, int64_t len, float* out,
+                      int64_t os) {
+  const DotFn dot = type == DType::F16 ? dot_scalar_f16 : type == DType::BF16 ? dot_scalar_bf16 : dot_scalar_f32;
+  const int64_t es = type == DType::F32 ? 4 : 2;
+  for (int64_t s = 0; s < n_slices; ++s) out[s * os] = dot(w + s * len * es, x + s * len, len);
 }
 float dot_fast_f32(const uint8_t* row, const float* x, int64_t n) { return dot_scalar_f32(row, x, n); }
 float dot_fast_f16(const uint8_t* row, const float* x, int64_t n) { return dot_scalar_f16(row, x, n); }

@@ -211,6 +211,8 @@ void dot_tile_float(DType type, const uint8_t* w, int64_t ws, int64_t n_rows, co
                     int64_t n_tok, int64_t n, float* out, int64_t os);
 
 void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t os);
+void dot_slices_float(DType type, const uint8_t* w, const float* x, int64_t n_slices, int64_t len, float* out,
+                      int64_t os);
 
 void quantize_f32(const float*, uint8_t*, int64_t);
 void quantize_f16(const float*, uint8_t*, int64_t);

@@ -76,6 +76,14 @@ void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t le
   detail::dot_slices_f32(w, x, n_slices, len, out, out_stride);
 }
 
+void dot_slices_float(DType type, const uint8_t* w, const float* x, int64_t n_slices, int64_t len, float* out,
+                      int64_t out_stride) {
+  if (type != DType::F32 && type != DType::F16 && type != DType::BF16)
+    throw Error(ErrorKind::Unsupported, std::string("dot_slices_float ") + dtype_name(type), "not a plain float type",
+                "decode the row to F32 first and use dot_slices_f32");
+  detail::dot_slices_float(type, w, x, n_slices, len, out, out_stride);
+}
+
 void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n) {
   checked(type, n, "dequantize_row").dequantize(src, dst, n);
 }

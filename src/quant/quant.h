@@ -25,6 +25,12 @@ void dot_tile_float(DType type, const uint8_t* w, int64_t w_stride, int64_t n_ro
 // same slice of x: per-head slices of a decoded W_O row, eight slices reduced together.
 void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t out_stride);
 
+// out[s * out_stride] = dot of the s-th slice of len elements of a plain float row (F32,
+// F16 or BF16) with the same slice of x: per-head slices of W_O while decoding. Each equals
+// dot_tile_float's result for that slice bit for bit.
+void dot_slices_float(DType type, const uint8_t* w, const float* x, int64_t n_slices, int64_t len, float* out,
+                      int64_t out_stride);
+
 // Encodes n floats as one row of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1):
 // used by the model writer and tests. Throws Error(Unsupported) for other types.
 void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n);
