@@ -41,6 +41,32 @@ inline void store_factors(const uint16_t (&h)[16], Line& dst) {
   _mm512_store_ps(dst.bytes, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h))));
 }
 
+// Σ_s scale_s · (products of sub-block s) for P panels × T positions, sub-block s being
+// code lines kGroups·s .. kGroups·s + kGroups - 1 (4·kGroups elements) with its scales at
+// line kScales + s: the integer part of a block, I, for every type here.
+template <int kSubs, int kGroups, int kScales, int P, int T>
+inline void scaled_sums(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512i (&isum)[P][T]) {
+  for (auto& a : isum)
+    for (auto& v : a) v = _mm512_setzero_si512();
+  for (int s = 0; s < kSubs; ++s) {
+    __m512i acc[P][T];
+    for (auto& a : acc)
+      for (auto& v : a) v = _mm512_setzero_si512();
+    for (int g = 0; g < kGroups; ++g) {
+      __m512i wv[P];
+      for (int q = 0; q < P; ++q) wv[q] = load_line(l[q][kGroups * s + g]);
+      for (int t = 0; t < T; ++t) {
+        const __m512i xv = bcast_i32(x[t] + 36 + 4 * (kGroups * s + g));
+        for (int q = 0; q < P; ++q) acc[q][t] = _mm512_dpbusd_epi32(acc[q][t], wv[q], xv);
+      }
+    }
+    for (int q = 0; q < P; ++q) {
+      const __m512i sc = load_line(l[q][kScales + s]);
+      for (int t = 0; t < T; ++t) isum[q][t] = _mm512_add_epi32(isum[q][t], _mm512_mullo_epi32(acc[q][t], sc));
+    }
+  }
+}
+
 // Q4_K / Q5_K: eight sub-blocks of 32. Lines: codes 0-63, then per sub-block s the rows'
 // scales (int32), then per sub-block the rows' mins as an int16 pair (min, min), which
 // vpmaddwd meets with the activation's two sums of 16 in that sub-block; d and dmin.
@@ -81,25 +107,7 @@ struct Q45 {
   template <int P, int T>
   static void block(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512 (&c)[P][T], __m512 (&mf)[P][T]) {
     __m512i isum[P][T];
-    for (auto& a : isum)
-      for (auto& v : a) v = _mm512_setzero_si512();
-    for (int s = 0; s < 8; ++s) {
-      __m512i acc[P][T];
-      for (auto& a : acc)
-        for (auto& v : a) v = _mm512_setzero_si512();
-      for (int g = 0; g < 8; ++g) {
-        __m512i wv[P];
-        for (int q = 0; q < P; ++q) wv[q] = load_line(l[q][8 * s + g]);
-        for (int t = 0; t < T; ++t) {
-          const __m512i xv = bcast_i32(x[t] + 36 + 32 * s + 4 * g);
-          for (int q = 0; q < P; ++q) acc[q][t] = _mm512_dpbusd_epi32(acc[q][t], wv[q], xv);
-        }
-      }
-      for (int q = 0; q < P; ++q) {
-        const __m512i sc = load_line(l[q][kScales + s]);
-        for (int t = 0; t < T; ++t) isum[q][t] = _mm512_add_epi32(isum[q][t], _mm512_mullo_epi32(acc[q][t], sc));
-      }
-    }
+    scaled_sums<8, 8, kScales>(l, x, isum);
     for (int t = 0; t < T; ++t) {
       const __m512 dy = _mm512_set1_ps(load_f32(x[t]));
       for (int q = 0; q < P; ++q) {
@@ -156,25 +164,7 @@ struct Q6 {
   template <int P, int T>
   static void block(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512 (&c)[P][T], __m512 (&)[P][T]) {
     __m512i isum[P][T];
-    for (auto& a : isum)
-      for (auto& v : a) v = _mm512_setzero_si512();
-    for (int s = 0; s < 16; ++s) {
-      __m512i acc[P][T];
-      for (auto& a : acc)
-        for (auto& v : a) v = _mm512_setzero_si512();
-      for (int g = 0; g < 4; ++g) {
-        __m512i wv[P];
-        for (int q = 0; q < P; ++q) wv[q] = load_line(l[q][4 * s + g]);
-        for (int t = 0; t < T; ++t) {
-          const __m512i xv = bcast_i32(x[t] + 36 + 16 * s + 4 * g);
-          for (int q = 0; q < P; ++q) acc[q][t] = _mm512_dpbusd_epi32(acc[q][t], wv[q], xv);
-        }
-      }
-      for (int q = 0; q < P; ++q) {
-        const __m512i sc = load_line(l[q][kScales + s]);
-        for (int t = 0; t < T; ++t) isum[q][t] = _mm512_add_epi32(isum[q][t], _mm512_mullo_epi32(acc[q][t], sc));
-      }
-    }
+    scaled_sums<16, 4, kScales>(l, x, isum);
     for (int t = 0; t < T; ++t) {
       const __m512 dy = _mm512_set1_ps(load_f32(x[t]));
       for (int q = 0; q < P; ++q) {
