@@ -14,6 +14,8 @@
 #include "core/error.h"
 #include "io/output_file.h"
 #include "trace/safetensors.h"
+#include "trace/trace_reader.h"
+#include "trace/trace_writer.h"
 
 namespace tp {
 namespace {
@@ -113,6 +115,38 @@ TEST(Safetensors, LargeContiguousDataStartsOnABlockBoundary) {
   EXPECT_EQ(n % 8, 0u);
   EXPECT_LT(n, 64u);
   fs::remove(path);
+}
+
+// The trace writer's shard buffers: tensors larger than a shard (a grown buffer, let go
+// after), shards of 1 MiB and more (written past the page cache) and recycled buffers
+// between them all give back every value.
+TEST(TraceWriterShards, EveryTensorComesBackWhateverItsSize) {
+  const fs::path dir = temp_file("shards.tptrace");
+  fs::remove_all(dir);
+  std::vector<std::pair<std::string, std::vector<float>>> written;
+  {
+    TraceWriter w(dir.string(), nlohmann::json::object(), {.shard_bytes = 4096});
+    int k = 0;
+    for (const int64_t n : {100, 700, 5000, 300, (1 << 20) / 4 + 3, 1, 900, 900, 900}) {
+      std::vector<float> v(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) v[size_t(i)] = float(k * 1000003 + i);
+      const std::string name = "prompt/blocks." + std::to_string(k++) + ".hook_resid_post";
+      const nlohmann::json meta = {{"hook", name.substr(7)}, {"pass", "prompt"}, {"positions", {0}}};
+      uint8_t* room = w.add(name, StoreType::F32, {1, n}, uint64_t(n) * 4, meta);
+      ASSERT_NE(room, nullptr);
+      std::memcpy(room, v.data(), v.size() * 4);
+      written.emplace_back(name, std::move(v));
+    }
+    w.finish(nlohmann::json::object());
+  }
+  const auto tr = TraceReader::open(dir.string());
+  EXPECT_TRUE(tr.complete());
+  for (const auto& [name, v] : written) {
+    const TraceTensorInfo* t = tr.find(name);
+    ASSERT_NE(t, nullptr) << name;
+    EXPECT_EQ(tr.read(*t), v) << name;
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
