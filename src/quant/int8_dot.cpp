@@ -677,7 +677,10 @@ void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t 
   const int64_t blocks = slice_len / 32;  // Q8_0 and Q4_0 pair with 32-element activation blocks
   if (type == DType::Q8_0) return row_slices<TileQ8_0, 34>(row, xq, n_slices, blocks, out, out_stride);
   if (type == DType::Q4_0) return row_slices<TileQ4_0, 18>(row, xq, n_slices, blocks, out, out_stride);
-  if (slice_len % 256 != 0) return kquant_slices(type, row, xq, n_slices, slice_len, out, out_stride);
+  if (slice_len % 256 != 0) {
+    if (detail::kquant_row_slices(type, row, xq, n_slices, slice_len, out, out_stride)) return;
+    return kquant_slices(type, row, xq, n_slices, slice_len, out, out_stride);
+  }
 #endif
   const int64_t wb = row_bytes(type, slice_len), xb = act_row_bytes(act_format(type), slice_len);
   for (int64_t s = 0; s < n_slices; ++s) out[s * out_stride] = dot_row_int8(type, row + s * wb, xq + s * xb, slice_len);

@@ -179,42 +179,54 @@ struct Q6 {
   }
 };
 
-// ---- one position (decoding): Q4_K / Q5_K rows streamed one at a time ----------------
-// Two sub-blocks per vpdpbusd: a 32-byte code chunk broadcast to both halves, the high
-// half shifted to its high nibbles, so lanes 0-7 hold sub-block 2j and lanes 8-15 sub-block
-// 2j + 1; one vpmulld scales both. The block's I and M then reduce together.
+// ---- one position (decoding): rows streamed one at a time -----------------------------
+// 64 codes per vpdpbusd. Q4_K/Q5_K: a 32-byte code chunk broadcast to both halves, the high
+// half shifted to its high nibbles, so p[j] holds sub-block 2j in lanes 0-7 and 2j + 1 in
+// lanes 8-15; one vpmulld scales both. Each lane holds four products times the scale.
 template <bool kFifthBit>
-float q45_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
-  constexpr int64_t kBlock = kFifthBit ? 176 : 144, kQs = kFifthBit ? 48 : 16;
+inline void q45_products(const uint8_t* wb, const uint8_t* x, const uint8_t (&scale)[8], __m512i (&p)[4]) {
+  constexpr int64_t kQs = kFifthBit ? 48 : 16;
   const __m512i nibble = _mm512_set1_epi8(0x0F);
   const __m512i shifts = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);  // high half: high nibbles
+  const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scale)));
+  for (int j = 0; j < 4; ++j) {
+    const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + kQs + 32 * j)));
+    __m512i codes = _mm512_and_si512(_mm512_srlv_epi64(q, shifts), nibble);
+    if constexpr (kFifthBit) {  // bit 2j (low half) or 2j + 1 (high half) of each qh byte
+      const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 16)));
+      const __m512i at = _mm512_add_epi64(_mm512_set1_epi64(2 * j), _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1));
+      codes = _mm512_or_si512(codes, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, at), _mm512_set1_epi8(1)), 4));
+    }
+    const __m512i prod = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes,
+                                             _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x + 36 + 64 * j)));
+    const __m512i pick = _mm512_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1,
+                                           2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
+    p[j] = _mm512_mullo_epi32(prod, _mm512_permutexvar_epi32(pick, sc32));
+  }
+}
+
+// min_s · (the activation's sum over sub-block s), s = 0..7.
+inline __m256i q45_min_terms(const uint8_t (&min)[8], const uint8_t* x) {
+  const __m256i mins = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(min)));
+  const __m256i bsums = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)), _mm256_set1_epi16(1));
+  return _mm256_mullo_epi32(mins, bsums);
+}
+
+template <bool kFifthBit>
+float q45_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
+  constexpr int64_t kBlock = kFifthBit ? 176 : 144;
   float c = 0.0f, mf = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* wb = row + b * kBlock;
     const uint8_t* x = xq + b * kQ8KBytes;
     uint8_t scale[8], min[8];
     unpack_scales_k4(wb + 4, scale, min);
-    const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scale)));
-    __m512i isum = _mm512_setzero_si512();
-    for (int j = 0; j < 4; ++j) {
-      const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + kQs + 32 * j)));
-      __m512i codes = _mm512_and_si512(_mm512_srlv_epi64(q, shifts), nibble);
-      if constexpr (kFifthBit) {  // bit 2j (low half) or 2j + 1 (high half) of each qh byte
-        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 16)));
-        const __m512i at = _mm512_add_epi64(_mm512_set1_epi64(2 * j), _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1));
-        codes = _mm512_or_si512(codes, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, at), _mm512_set1_epi8(1)), 4));
-      }
-      const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes,
-                                            _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x + 36 + 64 * j)));
-      const __m512i pick = _mm512_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1,
-                                             2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
-      isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(pick, sc32)));
-    }
-    const __m256i mins = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(min)));
-    const __m256i bsums = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)), _mm256_set1_epi16(1));
-    const __m256i m32 = _mm256_mullo_epi32(mins, bsums);
+    __m512i p[4];
+    q45_products<kFifthBit>(wb, x, scale, p);
+    const __m512i isum = _mm512_add_epi32(_mm512_add_epi32(p[0], p[1]), _mm512_add_epi32(p[2], p[3]));
+    // I and M together: [I..., M...] halves summed down to lanes 0 (I) and 1 (M).
     const __m256i iv = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
-    const __m256i t = _mm256_hadd_epi32(iv, m32);  // i01 i23 m01 m23 | i45 i67 m45 m67
+    const __m256i t = _mm256_hadd_epi32(iv, q45_min_terms(min, x));  // i01 i23 m01 m23 | i45 i67 m45 m67
     __m128i u = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
     u = _mm_hadd_epi32(u, u);  // I, M, I, M
     const __m128 f = _mm_cvtepi32_ps(u);
@@ -225,43 +237,109 @@ float q45_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
   return c - mf;
 }
 
-// Q6_K the same way: 64 code bytes per vpdpbusd (ql's two 32-byte chunks of a half, low or
-// high nibbles, with their two bits of qh), each group of four lanes one sub-block of 16.
-float q6_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
+// Q6_K the same way: p[2h + k] holds elements 128h + 64k .. +63 (ql's two 32-byte chunks
+// of half h, low nibbles for k = 0, high for k = 1, with their two bits of qh); lanes
+// 4i..4i+3 are sub-block 8h + 4k + i times its scale. The codes' -32 is left out.
+inline void q6_products(const uint8_t* wb, const uint8_t* x, __m512i (&p)[4]) {
   const __m512i nibble = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(0x03);
+  const __m512i sc32 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 192)));
+  for (int h = 0; h < 2; ++h) {
+    const __m512i ql = _mm512_loadu_si512(reinterpret_cast<const __m512i*>(wb + 64 * h));
+    const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 128 + 32 * h)));
+    for (int k = 0; k < 2; ++k) {
+      const __m512i low = _mm512_and_si512(k ? _mm512_srli_epi16(ql, 4) : ql, nibble);
+      const __m512i at = _mm512_setr_epi64(4 * k, 4 * k, 4 * k, 4 * k, 4 * k + 2, 4 * k + 2, 4 * k + 2, 4 * k + 2);
+      const __m512i top = _mm512_and_si512(_mm512_srlv_epi64(qh, at), two);
+      const __m512i codes = _mm512_or_si512(low, _mm512_slli_epi16(top, 4));
+      const __m512i prod = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes,
+                                               _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x + 36 + 128 * h + 64 * k)));
+      const int s0 = 8 * h + 4 * k;
+      const __m512i pick = _mm512_setr_epi32(s0, s0, s0, s0, s0 + 1, s0 + 1, s0 + 1, s0 + 1, s0 + 2, s0 + 2, s0 + 2,
+                                             s0 + 2, s0 + 3, s0 + 3, s0 + 3, s0 + 3);
+      p[2 * h + k] = _mm512_mullo_epi32(prod, _mm512_permutexvar_epi32(pick, sc32));
+    }
+  }
+}
+
+// The codes' -32 as int32 pairs: lane p = scale·(sum of 16) for sub-blocks 2p and 2p + 1.
+inline __m256i q6_offset_pairs(const uint8_t* wb, const uint8_t* x) {
+  const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 192)));
+  return _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)));
+}
+
+float q6_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
   float c = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* wb = row + b * 210;
     const uint8_t* x = xq + b * kQ8KBytes;
-    const __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 192));
-    const __m512i sc32 = _mm512_cvtepi8_epi32(sc8);
-    __m512i isum = _mm512_setzero_si512();
-    for (int h = 0; h < 2; ++h) {
-      const __m512i ql = _mm512_loadu_si512(reinterpret_cast<const __m512i*>(wb + 64 * h));
-      const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 128 + 32 * h)));
-      for (int k = 0; k < 2; ++k) {  // k = 0: elements 128h + 0..63 (low nibbles), k = 1: + 64..127
-        const __m512i low = _mm512_and_si512(k ? _mm512_srli_epi16(ql, 4) : ql, nibble);
-        const __m512i at = _mm512_setr_epi64(4 * k, 4 * k, 4 * k, 4 * k, 4 * k + 2, 4 * k + 2, 4 * k + 2, 4 * k + 2);
-        const __m512i top = _mm512_and_si512(_mm512_srlv_epi64(qh, at), two);
-        const __m512i codes = _mm512_or_si512(low, _mm512_slli_epi16(top, 4));
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes,
-                                              _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x + 36 + 128 * h + 64 * k)));
-        const int s0 = 8 * h + 4 * k;  // lanes 4i..4i+3: sub-block s0 + i
-        const __m512i pick = _mm512_setr_epi32(s0, s0, s0, s0, s0 + 1, s0 + 1, s0 + 1, s0 + 1, s0 + 2, s0 + 2, s0 + 2,
-                                               s0 + 2, s0 + 3, s0 + 3, s0 + 3, s0 + 3);
-        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(p, _mm512_permutexvar_epi32(pick, sc32)));
-      }
-    }
-    // The codes' -32: Σ scale · (sum of 16), in int16 pairs.
-    const __m256i corr = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)));
+    __m512i p[4];
+    q6_products(wb, x, p);
+    const __m512i isum = _mm512_add_epi32(_mm512_add_epi32(p[0], p[1]), _mm512_add_epi32(p[2], p[3]));
     const __m256i iv = _mm256_sub_epi32(_mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1)),
-                                        _mm256_slli_epi32(corr, 5));
+                                        _mm256_slli_epi32(q6_offset_pairs(wb, x), 5));
     __m128i u = _mm_add_epi32(_mm256_castsi256_si128(iv), _mm256_extracti128_si256(iv, 1));
     u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0x4E));
     u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0xB1));
     c = std::fma(load_f16_fast(wb + 208) * load_f32(x), float(_mm_cvtsi128_si32(u)), c);
   }
   return c;
+}
+
+// ---- per-head slices of one row (hook_result while decoding) ---------------------------
+// Heads of 64 or 128 lie inside a super-block: each p[j] above is one 64-wide head (Q6_K)
+// or a head's two sub-blocks (Q4_K/Q5_K), so one reduction of the four gives the block's
+// heads together, instead of a walk over sub-blocks per head.
+
+// Lanes 0-3: the sums of p[0..3]'s sixteen lanes.
+inline __m128i four_sums(const __m512i (&p)[4]) {
+  const __m512i r = quarter_sums(p[0], p[1], p[2], p[3]);
+  return _mm_add_epi32(_mm_add_epi32(_mm512_castsi512_si128(r), _mm512_extracti32x4_epi32(r, 1)),
+                       _mm_add_epi32(_mm512_extracti32x4_epi32(r, 2), _mm512_extracti32x4_epi32(r, 3)));
+}
+// Lanes 0-3: pairs of an 8-lane vector summed (lanes 2i and 2i + 1).
+inline __m128i pair_sums(__m256i v) {
+  const __m256i h = _mm256_hadd_epi32(v, v);  // per 128-bit lane: v01 v23 v01 v23
+  return _mm_unpacklo_epi64(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+// A block's four 64-wide heads: exact I and M (lanes 0-3), and the factors times d_x.
+struct BlockHeads {
+  __m128i i, m;
+  float d, dmin;
+};
+
+template <class F>
+void row_heads(const uint8_t* row, const uint8_t* xq, int64_t nb, int64_t block_bytes, int64_t len, float* out,
+               int64_t os, F&& heads_of) {
+  const int64_t per_block = 256 / len;
+  for (int64_t b = 0; b < nb; ++b) {
+    BlockHeads h = heads_of(row + b * block_bytes, xq + b * kQ8KBytes);
+    if (len == 128) {
+      h.i = _mm_hadd_epi32(h.i, h.i);
+      h.m = _mm_hadd_epi32(h.m, h.m);
+    }
+    alignas(16) float f[4];
+    _mm_store_ps(f, _mm_fmsub_ps(_mm_set1_ps(h.d), _mm_cvtepi32_ps(h.i),
+                                 _mm_mul_ps(_mm_set1_ps(h.dmin), _mm_cvtepi32_ps(h.m))));
+    for (int64_t k = 0; k < per_block; ++k) out[(b * per_block + k) * os] = f[k];
+  }
+}
+
+template <bool kFifthBit>
+BlockHeads q45_heads(const uint8_t* wb, const uint8_t* x) {
+  uint8_t scale[8], min[8];
+  unpack_scales_k4(wb + 4, scale, min);
+  __m512i p[4];
+  q45_products<kFifthBit>(wb, x, scale, p);
+  const float dy = load_f32(x);
+  return {four_sums(p), pair_sums(q45_min_terms(min, x)), load_f16_fast(wb) * dy, load_f16_fast(wb + 2) * dy};
+}
+
+BlockHeads q6_heads(const uint8_t* wb, const uint8_t* x) {
+  __m512i p[4];
+  q6_products(wb, x, p);
+  const __m128i i = _mm_sub_epi32(four_sums(p), _mm_slli_epi32(pair_sums(q6_offset_pairs(wb, x)), 5));
+  return {i, _mm_setzero_si128(), load_f16_fast(wb + 208) * load_f32(x), 0.0f};
 }
 
 // P panels (16 rows each) × T positions, out[t * os + 16q + lane] for the lanes in m[q].
@@ -318,6 +396,18 @@ TP_SIMD_END
 
 }  // namespace
 
+bool kquant_row_slices(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t len, float* out,
+                       int64_t out_stride) {
+  if (len != 64 && len != 128) return false;
+  const int64_t nb = n_slices * len / 256;
+  switch (type) {
+    case DType::Q4_K: row_heads(row, xq, nb, 144, len, out, out_stride, q45_heads<false>); return true;
+    case DType::Q5_K: row_heads(row, xq, nb, 176, len, out, out_stride, q45_heads<true>); return true;
+    case DType::Q6_K: row_heads(row, xq, nb, 210, len, out, out_stride, q6_heads); return true;
+    default: return false;
+  }
+}
+
 bool kquant_rowlanes_take(DType type, int64_t n_tok) {
   return (type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K) && (n_tok == 1 || n_tok >= 4);
 }
@@ -343,6 +433,7 @@ void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_
 #else
 
 bool kquant_rowlanes_take(DType, int64_t) { return false; }
+bool kquant_row_slices(DType, const uint8_t*, const uint8_t*, int64_t, int64_t, float*, int64_t) { return false; }
 void kquant_rowlanes_tile(DType, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, int64_t, int64_t, float*,
                           int64_t) {}
 

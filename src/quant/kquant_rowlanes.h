@@ -37,4 +37,10 @@ bool kquant_rowlanes_take(DType type, int64_t n_tok);
 void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                           int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride);
 
+// dot_slices_int8's contract for one row of Q4_K, Q5_K or Q6_K cut into heads of 64 or 128
+// (hook_result while decoding): each block's heads from one reduction. Returns false, having
+// done nothing, for other types and lengths (or where the kernels are not compiled in).
+bool kquant_row_slices(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t len, float* out,
+                       int64_t out_stride);
+
 }  // namespace tp::quant::detail

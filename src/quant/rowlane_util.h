@@ -37,6 +37,14 @@ inline void transpose_16x8(const __m512i (&z)[8], __m512i (&out)[8]) {
   }
 }
 
+// Sums within each 128-bit quarter: lane j of quarter q of the result is the sum of
+// quarter q of the j-th input (a, b, c, d).
+inline __m512i quarter_sums(__m512i a, __m512i b, __m512i c, __m512i d) {
+  const __m512i ab = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+  const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
+}
+
 TP_SIMD_END
 #endif
 
