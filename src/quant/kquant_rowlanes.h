@@ -1,6 +1,7 @@
 // Internal to src/quant: AVX-512 VNNI kernels for Q4_K, Q5_K and Q6_K weights against
-// Q8_K activations for a batch of positions (a prompt), in which the vector lanes are 16
-// weight rows, as int8_rowlanes.h does for Q8_0 and Q4_0.
+// Q8_K activations: for a batch of positions (a prompt), panels in which the vector lanes
+// are 16 weight rows, as int8_rowlanes.h does for Q8_0 and Q4_0; for one position
+// (decoding), rows streamed one at a time; and the per-head slices of a row (hook_result).
 //
 // The register tiles (int8_dot.cpp) give each (row, position) pair vectors of its own, so
 // every sub-block's products pay for a scale multiply, and every super-block for a
@@ -10,7 +11,9 @@
 // scales a sub-block of 16 rows, and the float steps serve 16 rows at once. Decoding
 // streams rows one at a time, 64 codes per 512-bit vpdpbusd: Q4_K 8% over the 256-bit
 // register tile single-thread from memory; Q6_K 4% from cache, level from memory.
-// (Software prefetching 2-8 KiB ahead measured within the noise on two threads.)
+// (Software prefetching 2-8 KiB ahead measured within the noise on two threads.) Per-head
+// slices reuse the decoding products: each 512-bit product vector is one 64-wide head or
+// its two sub-blocks.
 //
 // The K-quant rounding order, which these kernels and the register tiles (decoding, AVX2
 // builds) all follow, so that a prompt pass and token-by-token decoding agree bit for bit.
