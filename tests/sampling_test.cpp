@@ -2,10 +2,14 @@
 // of the draw, and the OpenAI logprobs entry. Flip margins: sampling_flip_test.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <random>
 #include <vector>
 
 #include "core/error.h"
+#include "sampling/candidates.h"
 #include "sampling/rng.h"
 #include "sampling/sampler.h"
 
@@ -27,6 +31,35 @@ SamplerSettings plain(uint64_t seed = 1) {
   s.top_p = 1.0f;
   s.min_p = 0.0f;
   return s;
+}
+
+// sort_by_logit takes a radix sort for large candidate lists in id order: the same order
+// as sorting with ranks_before, ties (and -0 against +0, and infinities) included.
+TEST(SamplingCandidates, SortByLogitIsRanksBeforeOrder) {
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> pick(0, 40);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  for (const size_t n : {size_t(5), size_t(1500), size_t(40000)}) {
+    for (const bool shuffled : {false, true}) {
+      Candidates c(n);
+      for (size_t i = 0; i < n; ++i) {
+        const int k = pick(rng);  // many ties, both zeros, infinities, a few distinct values
+        const float v = k < 10 ? float(k % 5) : k == 10 ? -0.0f : k == 11 ? 0.0f : k == 12 ? -INFINITY
+                      : k == 13 ? INFINITY : normal(rng);
+        c[i] = {int32_t(i * 3), v, 0.0f};
+      }
+      if (shuffled) std::shuffle(c.begin(), c.end(), rng);
+      Candidates want = c;
+      std::sort(want.begin(), want.end(), RanksBefore{});
+      sort_by_logit(c);
+      ASSERT_EQ(c.size(), want.size());
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(c[i].id, want[i].id) << "n=" << n << (shuffled ? " shuffled" : " in id order") << " at " << i;
+        ASSERT_EQ(std::memcmp(&c[i].logit, &want[i].logit, 4), 0);
+      }
+      EXPECT_TRUE(is_sorted_by_logit(c));
+    }
+  }
 }
 
 TEST(SamplingRng, PinnedDrawsAreTheSameEverywhere) {
