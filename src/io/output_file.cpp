@@ -35,7 +35,8 @@ void OutputFile::stop_direct() {
   if (!direct_) return;
   const int flags = ::fcntl(fd_, F_GETFL);
   if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) < 0)
-    throw Error(ErrorKind::Io, path_, std::string("cannot leave direct I/O: ") + std::strerror(errno));
+    throw Error(ErrorKind::Io, path_, std::string("cannot leave direct I/O: ") + std::strerror(errno),
+                "write the trace to another filesystem (-o)");
   direct_ = false;
 }
 
@@ -59,7 +60,7 @@ void OutputFile::write_all(const uint8_t* p, uint64_t n) {
 }
 
 void OutputFile::write(const uint8_t* p, uint64_t n) {
-  if (fd_ < 0) throw Error(ErrorKind::Usage, path_, "write after close");
+  if (fd_ < 0) throw Error(ErrorKind::Usage, path_, "write after close", "open a new OutputFile for more bytes");
   if (direct_ && aligned(offset_) && aligned(reinterpret_cast<uintptr_t>(p))) {
     const uint64_t blocks = n - n % kDirectAlign;
     write_all(p, blocks);

@@ -228,13 +228,6 @@ inline __m256i q8_dot(const Q8Weights& w, __m256i y) {
 #endif
 }
 inline __m256 bcast_f32(const uint8_t* p) { return _mm256_broadcast_ss(reinterpret_cast<const float*>(p)); }
-inline int32_t hsum_i32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
-}
-
 // A tile kernel dots R weight rows (w + r * ws) with T activation rows (xq + t * xs) and
 // writes out[t * os + r]. Weight blocks are decoded once per tile and activation blocks
 // loaded once per tile; R × T independent accumulators keep the FMA and VNNI pipes busy.
@@ -372,8 +365,8 @@ struct TileQ45_K {
         const float dy = load_f32(x);
         for (int r = 0; r < R; ++r) {
           const __m256i mins = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(min[r])));
-          const int32_t summ = hsum_i32(_mm256_mullo_epi32(mins, bsums));
-          acc[t][r] = std::fma(dw[r] * dy, float(hsum_i32(isum[t][r])), acc[t][r]);
+          const int32_t summ = detail::hsum_i32(_mm256_mullo_epi32(mins, bsums));
+          acc[t][r] = std::fma(dw[r] * dy, float(detail::hsum_i32(isum[t][r])), acc[t][r]);
           macc[t][r] = std::fma(dmw[r] * dy, float(summ), macc[t][r]);
         }
       }
@@ -425,7 +418,7 @@ struct TileQ6_K {
         for (int t = 0; t < T; ++t) {
           const uint8_t* x = xq + t * xs + b * kQ8KBytes;
           const __m256i corr = _mm256_madd_epi16(sc16, loadu256(x + 4));  // sum of scale × 16-sum
-          const int32_t exact = hsum_i32(_mm256_sub_epi32(isum[t][r], _mm256_slli_epi32(corr, 5)));
+          const int32_t exact = detail::hsum_i32(_mm256_sub_epi32(isum[t][r], _mm256_slli_epi32(corr, 5)));
           acc[t][r] = std::fma(dw * load_f32(x), float(exact), acc[t][r]);
         }
       }

@@ -255,13 +255,13 @@ void panel_tile(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64
     }
 }
 
-// All positions against P packed panels: tiles of T, then one position at a time.
+// All positions against P packed panels.
 template <class K, int P, int T>
 void panel_positions(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64_t xs, int64_t n_tok, float* out,
                      int64_t os, const __mmask16 (&m)[P]) {
-  int64_t t = 0;
-  for (; t + T <= n_tok; t += T) panel_tile<K, P, T>(p, nb, xq + t * xs, xs, out + t * os, os, m);
-  for (; t < n_tok; ++t) panel_tile<K, P, 1>(p, nb, xq + t * xs, xs, out + t * os, os, m);
+  position_tiles<T>(n_tok, [&](int64_t t, auto count) {
+    panel_tile<K, P, decltype(count)::value>(p, nb, xq + t * xs, xs, out + t * os, os, m);
+  });
 }
 
 thread_local std::vector<Line> tl_row_act;

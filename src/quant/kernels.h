@@ -139,6 +139,13 @@ inline float hsum(__m128 t) {
 }
 inline float hsum(__m256 v) { return hsum(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
 inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+// The sum of eight int32 lanes (exact: integer addition in any order).
+inline int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
 
 // Sub-block s (32 codes, as bytes) of a Q4_K block, or of a Q5_K block with the fifth bit
 // of element 32s + l in bit s of qh[l] (qs at 48 instead of 16).

@@ -277,10 +277,7 @@ float q6_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
     const __m512i isum = _mm512_add_epi32(_mm512_add_epi32(p[0], p[1]), _mm512_add_epi32(p[2], p[3]));
     const __m256i iv = _mm256_sub_epi32(_mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1)),
                                         _mm256_slli_epi32(q6_offset_pairs(wb, x), 5));
-    __m128i u = _mm_add_epi32(_mm256_castsi256_si128(iv), _mm256_extracti128_si256(iv, 1));
-    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0x4E));
-    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0xB1));
-    c = std::fma(load_f16_fast(wb + 208) * load_f32(x), float(_mm_cvtsi128_si32(u)), c);
+    c = std::fma(load_f16_fast(wb + 208) * load_f32(x), float(hsum_i32(iv)), c);
   }
   return c;
 }
@@ -360,12 +357,13 @@ void panel_tile(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64
     for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + t * os + 16 * q, m[q], _mm512_sub_ps(c[q][t], mf[q][t]));
 }
 
+// All positions against P packed panels.
 template <class K, int P, int T>
 void panel_positions(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64_t xs, int64_t n_tok, float* out,
                      int64_t os, const __mmask16 (&m)[P]) {
-  int64_t t = 0;
-  for (; t + T <= n_tok; t += T) panel_tile<K, P, T>(p, nb, xq + t * xs, xs, out + t * os, os, m);
-  for (; t < n_tok; ++t) panel_tile<K, P, 1>(p, nb, xq + t * xs, xs, out + t * os, os, m);
+  position_tiles<T>(n_tok, [&](int64_t t, auto count) {
+    panel_tile<K, P, decltype(count)::value>(p, nb, xq + t * xs, xs, out + t * os, os, m);
+  });
 }
 
 thread_local Panel tl_panels[2];

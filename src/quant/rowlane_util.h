@@ -2,6 +2,7 @@
 // kquant_rowlanes.cpp), in which the lanes of an AVX-512 vector are 16 weight rows.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "quant/kernels.h"
 
@@ -12,6 +13,15 @@ namespace tp::quant::detail {
 struct alignas(64) Line {
   uint8_t bytes[64];
 };
+
+// All positions of a batch in tiles of T, then the rest one at a time: tile(t, count) with
+// the count (T or 1) known at compile time, as the register tiles need it.
+template <int T, class F>
+inline void position_tiles(int64_t n_tok, F&& tile) {
+  int64_t t = 0;
+  for (; t + T <= n_tok; t += T) tile(t, std::integral_constant<int, T>{});
+  for (; t < n_tok; ++t) tile(t, std::integral_constant<int, 1>{});
+}
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
 TP_SIMD_BEGIN
