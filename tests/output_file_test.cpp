@@ -57,6 +57,13 @@ TEST(OutputFile, KeepsEveryByteAcrossAlignedAndUnalignedPieces) {
     EXPECT_EQ(out.size(), expected.size());
     EXPECT_FALSE(out.direct_so_far());  // the tail went through the page cache
     out.close();
+    try {
+      out.write(small.data(), small.size());
+      FAIL() << "a write after close must throw";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Usage);
+      EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
+    }
   }
   EXPECT_EQ(read_all(path), expected);
   fs::remove(path);
