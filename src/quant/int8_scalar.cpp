@@ -1,0 +1,113 @@
+// The integer dot products in plain C++, block by block: the reference the SIMD kernels
+// (int8_dot.cpp, int8_rowlanes.cpp, kquant_rowlanes.cpp) are tested against.
+#include "quant/int8_dot.h"
+#include "quant/kernels.h"
+
+namespace tp::quant {
+namespace {
+
+using detail::load_f16;
+using detail::load_f32;
+using detail::load_i16;
+using detail::unpack_scales_k4;
+using detail::kQ80Bytes;
+using detail::kQ8KBytes;
+
+
+float scalar_q8_0(const uint8_t* row, const uint8_t* xq, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const uint8_t* w = row + b * 34;
+    const uint8_t* x = xq + b * kQ80Bytes;
+    int32_t s = 0;
+    for (int i = 0; i < 32; ++i) s += int32_t(int8_t(w[2 + i])) * int8_t(x[8 + i]);
+    acc += float(s) * (load_f16(w) * load_f32(x));
+  }
+  return acc;
+}
+
+float scalar_q4_0(const uint8_t* row, const uint8_t* xq, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const uint8_t* w = row + b * 18;
+    const uint8_t* x = xq + b * kQ80Bytes;
+    int32_t s = 0;
+    for (int j = 0; j < 16; ++j)
+      s += ((w[2 + j] & 0x0F) - 8) * int8_t(x[8 + j]) + ((w[2 + j] >> 4) - 8) * int8_t(x[8 + 16 + j]);
+    acc += float(s) * (load_f16(w) * load_f32(x));
+  }
+  return acc;
+}
+
+// Q4_K and Q5_K: codes of 4 bits, or 5 with the fifth bit of element 32s + l in bit s of
+// qh[l] (Q5_K: qh at 16, qs at 48, 176-byte blocks).
+template <bool kFifthBit>
+float scalar_q45_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
+  constexpr int64_t kBlock = kFifthBit ? 176 : 144, kQs = kFifthBit ? 48 : 16;
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* w = row + b * kBlock;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    const auto* q = reinterpret_cast<const int8_t*>(x + 36);
+    uint8_t scale[8], min[8];
+    unpack_scales_k4(w + 4, scale, min);
+    auto code = [&](int c, int l, bool hi) {
+      const int nib = hi ? w[kQs + 32 * c + l] >> 4 : w[kQs + 32 * c + l] & 0x0F;
+      return kFifthBit ? nib | (((w[16 + l] >> (2 * c + (hi ? 1 : 0))) & 1) << 4) : nib;
+    };
+    int32_t sumi = 0, summ = 0;
+    for (int c = 0; c < 4; ++c) {
+      int32_t lo = 0, hi = 0;
+      for (int l = 0; l < 32; ++l) {
+        lo += code(c, l, false) * q[64 * c + l];
+        hi += code(c, l, true) * q[64 * c + 32 + l];
+      }
+      sumi += scale[2 * c] * lo + scale[2 * c + 1] * hi;
+    }
+    for (int s = 0; s < 8; ++s) summ += min[s] * (load_i16(x + 4 + 4 * s) + load_i16(x + 6 + 4 * s));
+    const float dy = load_f32(x);
+    acc += (load_f16(w) * dy) * float(sumi) - (load_f16(w + 2) * dy) * float(summ);
+  }
+  return acc;
+}
+
+float scalar_q6_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* w = row + b * 210;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    const auto* q = reinterpret_cast<const int8_t*>(x + 36);
+    const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
+    int32_t sumi = 0;
+    for (int h = 0; h < 2; ++h) {
+      const uint8_t* ql = w + 64 * h;
+      const uint8_t* qh = w + 128 + 32 * h;
+      int32_t g[8] = {};  // sums per group of 16 in this half
+      for (int l = 0; l < 32; ++l) {
+        const int base = 128 * h + l, s = l / 16;
+        g[s] += (((ql[l] & 0x0F) | ((qh[l] & 3) << 4)) - 32) * q[base];
+        g[s + 2] += (((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4)) - 32) * q[base + 32];
+        g[s + 4] += (((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32) * q[base + 64];
+        g[s + 6] += (((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32) * q[base + 96];
+      }
+      for (int j = 0; j < 8; ++j) sumi += sc[8 * h + j] * g[j];
+    }
+    acc += (load_f16(w + 208) * load_f32(x)) * float(sumi);
+  }
+  return acc;
+}
+
+}  // namespace
+
+float scalar::dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n) {
+  switch (type) {
+    case DType::Q8_0: return scalar_q8_0(row, xq, n);
+    case DType::Q4_0: return scalar_q4_0(row, xq, n);
+    case DType::Q4_K: return scalar_q45_k<false>(row, xq, n);
+    case DType::Q5_K: return scalar_q45_k<true>(row, xq, n);
+    case DType::Q6_K: return scalar_q6_k(row, xq, n);
+    default: return 0.0f;
+  }
+}
+
+}  // namespace tp::quant
