@@ -56,7 +56,7 @@ std::vector<uint8_t> make_matrix(tp::DType t, int64_t rows, int64_t kCols) {
     }
     case tp::DType::Q2_K: offs = {80, 82}; break;
     case tp::DType::Q3_K: offs = {108}; break;
-    case tp::DType::Q4_K: case tp::DType::Q5_K: offs = {0, 2}; break;
+    case tp::DType::Q4_1: case tp::DType::Q5_1: case tp::DType::Q4_K: case tp::DType::Q5_K: offs = {0, 2}; break;
     case tp::DType::Q6_K: offs = {208}; break;
     default: offs = {0}; break;  // Q4_0, Q8_0, ... start with the fp16 scale
   }
@@ -106,7 +106,8 @@ void bm_slices(benchmark::State& state, tp::DType t) {
 
 int main(int argc, char** argv) {
   using tp::DType;
-  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
+                  DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     const std::string name = tp::dtype_name(t);
     const int64_t rows = (512LL << 20) / tp::row_bytes(t, 2048);
     benchmark::RegisterBenchmark(("decode/" + name).c_str(), bm_matmul, t, rows, 2048, 1)

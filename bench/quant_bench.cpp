@@ -114,7 +114,8 @@ int main(int argc, char** argv) {
     benchmark::RegisterBenchmark(("dot_row_scalar/" + name).c_str(), bm_dot_row<false>, t)
         ->Unit(benchmark::kMicrosecond);
   }
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+  for (DType t : types) {
+    if (tp::quant::act_format(t) == tp::quant::ActFormat::Float) continue;
     const std::string name = tp::dtype_name(t);
     benchmark::RegisterBenchmark(("dot_int8/" + name).c_str(), bm_dot_int8<1>, t)->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("dot_int8_x4/" + name).c_str(), bm_dot_int8<4>, t)->Unit(benchmark::kMicrosecond);

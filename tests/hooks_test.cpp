@@ -41,7 +41,7 @@ struct Captured {
 
 std::unique_ptr<Captured> capture_all(const std::string& file, const std::vector<int32_t>& tokens) {
   auto c = std::make_unique<Captured>();
-  c->model = load_model((test::shared_dir() / "models/synthetic" / file).string());
+  c->model = load_model(test::synthetic_path(file).string());
   Session s(*c->model, {.n_threads = 2});
   s.set_observer(&c->rec);
   s.eval(tokens, /*all_logits=*/true);
@@ -57,7 +57,7 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 class HookIdentities : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HookIdentities, Hold) {
-  TP_REQUIRE_SHARED("models/synthetic/" + GetParam());
+  TP_REQUIRE_SHARED(test::synthetic_source(GetParam()));
   auto c = capture_all(GetParam(), {1, 5, 9, 17, 33, 2});
   const ModelConfig& cfg = c->model->config;
   const auto& rec = c->rec;
@@ -113,7 +113,7 @@ TEST_P(HookIdentities, Hold) {
 }
 
 TEST_P(HookIdentities, LogitsAreTheUnembeddingOfTheFinalNorm) {
-  TP_REQUIRE_SHARED("models/synthetic/" + GetParam());
+  TP_REQUIRE_SHARED(test::synthetic_source(GetParam()));
   auto c = capture_all(GetParam(), {1, 5, 9, 17});
   const Model& m = *c->model;
   const int64_t dm = m.config.d_model, V = m.config.d_vocab;
@@ -141,6 +141,8 @@ TEST_P(HookIdentities, LogitsAreTheUnembeddingOfTheFinalNorm) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Synthetic, HookIdentities, ::testing::ValuesIn(test::synthetic_models()),
+                         [](const auto& info) { return test::model_label(info.param); });
+INSTANTIATE_TEST_SUITE_P(Requantised, HookIdentities, ::testing::ValuesIn(test::requantised_models()),
                          [](const auto& info) { return test::model_label(info.param); });
 
 // An observer that zeroes one hook in place: the forward pass continues from the change.

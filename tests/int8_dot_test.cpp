@@ -30,7 +30,10 @@ std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
   for (int64_t b = 0; b < n / be; ++b) {
     uint8_t* blk = row.data() + b * bb;
     switch (t) {
-      case DType::Q8_0: case DType::Q4_0: put(blk, 0.01f); break;
+      case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: put(blk, 0.01f); break;
+      case DType::Q4_1: case DType::Q5_1: put(blk, 0.01f); put(blk + 2, -0.1f); break;
+      case DType::Q2_K: put(blk + 80, 0.003f); put(blk + 82, 0.001f); break;
+      case DType::Q3_K: put(blk + 108, 0.002f); break;
       case DType::Q4_K: case DType::Q5_K: put(blk, 0.001f); put(blk + 2, 0.002f); break;
       case DType::Q6_K: put(blk + 208, 0.0005f); break;
       default: break;
@@ -91,7 +94,11 @@ TEST_P(Int8Dot, FastMatchesScalarAndDequantisedProduct) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Quant, Int8Dot, testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K),
+// Every quantised type tokenprobe reads has an integer kernel.
+constexpr DType kInt8Types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+INSTANTIATE_TEST_SUITE_P(Quant, Int8Dot, testing::ValuesIn(kInt8Types),
                          [](const testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
 
 // Tiles of rows × tokens (and the leftovers of every shape) give exactly what one row dot
@@ -167,10 +174,10 @@ TEST(Int8Dot, KQuantSubBlockSlicesMatchDequantisedProduct) {
   std::mt19937 rng(11);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const int64_t n = 768;  // three super-blocks
-  for (DType t : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+  for (DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     const quant::ActFormat f = quant::act_format(t);
     for (int64_t len : {16, 32, 64, 96, 128}) {
-      const bool fits = len % (t == DType::Q6_K ? 16 : 32) == 0;
+      const bool fits = len % (t == DType::Q4_K || t == DType::Q5_K ? 32 : 16) == 0;
       ASSERT_EQ(quant::int8_slices_supported(t, n / len, len), fits) << dtype_name(t) << " len " << len;
       if (!fits) continue;
       const auto w = random_row(t, n, rng);
@@ -244,15 +251,19 @@ TEST(Int8Dot, Q8_0ActivationBlocksAreExact) {
   }
 }
 
-TEST(Int8Dot, TypesWithoutIntegerKernelKeepFloatActivations) {
-  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K,
-                  DType::Q3_K})
-    EXPECT_EQ(quant::act_format(t), quant::ActFormat::Float) << dtype_name(t);
+// The activation format each weight type is paired with: llama.cpp's, except that Q4_1/Q5_1
+// take Q8_0 blocks (see int8_dot.h: llama.cpp's Q8_1 rounds the block sum to fp16).
+TEST(Int8Dot, WeightTypesTakeLlamaCppsActivationFormats) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) EXPECT_EQ(quant::act_format(t), quant::ActFormat::Float) << dtype_name(t);
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_1, DType::Q5_1})
+    EXPECT_EQ(quant::act_format(t), quant::ActFormat::Q8_0) << dtype_name(t);
+  for (DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+    EXPECT_EQ(quant::act_format(t), quant::ActFormat::Q8_K) << dtype_name(t);
 }
 
 TEST(Int8Dot, ZeroActivationsGiveZero) {
   std::mt19937 rng(1);
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+  for (DType t : kInt8Types) {
     const auto f = quant::act_format(t);
     const auto w = random_row(t, 256, rng);
     std::vector<float> x(256, 0.0f);

@@ -15,8 +15,8 @@ namespace {
 class BatchInvariance : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BatchInvariance, PromptPassEqualsChunksAndTokenByToken) {
-  TP_REQUIRE_SHARED("models/synthetic/" + GetParam());
-  const auto model = load_model((test::shared_dir() / "models/synthetic" / GetParam()).string());
+  TP_REQUIRE_SHARED(test::synthetic_source(GetParam()));
+  const auto model = load_model(test::synthetic_path(GetParam()).string());
   const int64_t vocab = model->config.d_vocab;
   std::vector<int32_t> tokens;
   for (int i = 0; i < 21; ++i) tokens.push_back(int32_t((7 + 37 * i) % vocab));
@@ -44,6 +44,8 @@ TEST_P(BatchInvariance, PromptPassEqualsChunksAndTokenByToken) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Synthetic, BatchInvariance, ::testing::ValuesIn(test::synthetic_models()),
+                         [](const auto& info) { return test::model_label(info.param); });
+INSTANTIATE_TEST_SUITE_P(Requantised, BatchInvariance, ::testing::ValuesIn(test::requantised_models()),
                          [](const auto& info) { return test::model_label(info.param); });
 
 }  // namespace

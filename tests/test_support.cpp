@@ -1,8 +1,19 @@
 #include "test_support.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
+
+#include "core/dtype.h"
+#include "core/half.h"
+#include "io/gguf.h"
+#include "io/gguf_writer.h"
+#include "quant/quant.h"
 
 namespace tp::test {
 
@@ -17,6 +28,152 @@ const std::vector<std::string>& synthetic_models() {
       "qwen2-tiny.gguf",           "phi3-tiny.gguf",           "gemma-tiny.gguf",
       "llama-spm-small-q8_0.gguf", "llama-spm-small-q4_0.gguf", "llama-spm-small-q4_k_m.gguf"};
   return models;
+}
+
+namespace {
+
+void put_f16(uint8_t* p, float v) {
+  const uint16_t h = float_to_fp16(v);
+  std::memcpy(p, &h, 2);
+}
+float f16_round(float v) { return fp16_to_float(float_to_fp16(v)); }
+
+// Plain round-to-nearest encoders for the two K-quants tokenprobe does not write (not
+// llama-quantize's search, which only changes how good the weights are, not their format).
+// Element 128h + 32g + l (l < 32) of a super-block: two code bits at bits 2g of
+// qs[32h + l], sub-block 8h + 2g + l / 16.
+void encode_q3_k(const float* x, uint8_t* blk) {
+  std::memset(blk, 0, 110);
+  float s[16], smax = 0;
+  for (int j = 0; j < 16; ++j) {
+    float amax = 0;
+    for (int i = 0; i < 16; ++i) amax = std::max(amax, std::fabs(x[16 * j + i]));
+    s[j] = amax / 4;  // codes -4..3
+    smax = std::max(smax, s[j]);
+  }
+  const float d = f16_round(smax / 31);
+  put_f16(blk + 108, d);
+  for (int j = 0; j < 16; ++j) {
+    const int sc = d > 0 ? std::clamp(int(std::lround(s[j] / d)), 0, 31) : 0;
+    const int stored = sc + 32;
+    if (j < 8) blk[96 + j] |= uint8_t(stored & 0xF);
+    else blk[96 + j - 8] |= uint8_t((stored & 0xF) << 4);
+    blk[96 + 8 + j % 4] |= uint8_t((stored >> 4) << (2 * (j / 4)));
+    for (int i = 0; i < 16; ++i) {
+      const int e = 16 * j + i, h = e / 128, g = e % 128 / 32, l = e % 32;
+      const float step = d * float(sc);
+      const int code = step > 0 ? std::clamp(int(std::lround(x[e] / step)), -4, 3) : 0;
+      blk[32 + 32 * h + l] |= uint8_t(((code + 4) & 3) << (2 * g));
+      blk[l] |= uint8_t(((code + 4) >> 2) << (4 * h + g));
+    }
+  }
+}
+
+void encode_q2_k(const float* x, uint8_t* blk) {
+  std::memset(blk, 0, 84);
+  float s[16], m[16], smax = 0, mmax = 0;
+  for (int j = 0; j < 16; ++j) {
+    float lo = 0, hi = 0;
+    for (int i = 0; i < 16; ++i) {
+      lo = std::min(lo, x[16 * j + i]);
+      hi = std::max(hi, x[16 * j + i]);
+    }
+    m[j] = -lo;  // codes 0..3 above -m
+    s[j] = (hi - lo) / 3;
+    smax = std::max(smax, s[j]);
+    mmax = std::max(mmax, m[j]);
+  }
+  const float d = f16_round(smax / 15), dmin = f16_round(mmax / 15);
+  put_f16(blk + 80, d);
+  put_f16(blk + 82, dmin);
+  for (int j = 0; j < 16; ++j) {
+    const int sc = d > 0 ? std::clamp(int(std::lround(s[j] / d)), 0, 15) : 0;
+    const int mq = dmin > 0 ? std::clamp(int(std::lround(m[j] / dmin)), 0, 15) : 0;
+    blk[j] = uint8_t(sc | mq << 4);
+    for (int i = 0; i < 16; ++i) {
+      const int e = 16 * j + i, h = e / 128, g = e % 128 / 32, l = e % 32;
+      const float step = d * float(sc);
+      const int code = step > 0 ? std::clamp(int(std::lround((x[e] + dmin * float(mq)) / step)), 0, 3) : 0;
+      blk[16 + 32 * h + l] |= uint8_t(code << (2 * g));
+    }
+  }
+}
+
+void encode_row(DType t, const float* x, uint8_t* dst, int64_t n) {
+  if (t == DType::Q2_K || t == DType::Q3_K) {
+    for (int64_t b = 0; b < n / 256; ++b)
+      (t == DType::Q2_K ? encode_q2_k : encode_q3_k)(x + 256 * b, dst + b * dtype_info(t).block_bytes);
+  } else {
+    quant::quantize_row(t, x, dst, n);
+  }
+}
+
+constexpr const char* kRequantSource = "llama-spm-small-q8_0.gguf";
+
+// llama-spm-small-q8_0 with every quantised matrix decoded and encoded as `type`, then (for
+// the twin) decoded again to F32; the file is written under a unique name and renamed, so
+// test processes running at once never see a partial file.
+void write_requantised(const std::filesystem::path& dst, DType type, bool f32_twin) {
+  const GgufFile src = GgufFile::open((shared_dir() / "models/synthetic" / kRequantSource).string());
+  GgufWriter w;
+  for (const auto& [key, value] : src.metadata()) w.add(key, value);
+  for (const GgufTensor& t : src.tensors()) {
+    if (t.type == DType::F32) {
+      w.add_tensor(t.name, t.type, t.ne, t.data, t.nbytes);
+      continue;
+    }
+    const int64_t n = t.ne[0], rows = t.n_elements() / n;
+    std::vector<float> row(static_cast<size_t>(n));
+    std::vector<uint8_t> enc(size_t(row_bytes(type, n)));
+    std::vector<uint8_t> out(size_t(rows * row_bytes(f32_twin ? DType::F32 : type, n)));
+    for (int64_t r = 0; r < rows; ++r) {
+      quant::dequantize_row(t.type, t.data + r * row_bytes(t.type, n), row.data(), n);
+      encode_row(type, row.data(), enc.data(), n);
+      if (f32_twin) quant::dequantize_row(type, enc.data(), reinterpret_cast<float*>(out.data()) + r * n, n);
+      else std::memcpy(out.data() + r * enc.size(), enc.data(), enc.size());
+    }
+    w.add_tensor(t.name, f32_twin ? DType::F32 : type, t.ne, std::move(out));
+  }
+  std::filesystem::create_directories(dst.parent_path());
+  const auto part = dst.string() + "." + std::to_string(getpid()) + ".part";
+  const std::vector<uint8_t> bytes = w.to_bytes();
+  {
+    std::ofstream f(part, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    if (!f) throw std::runtime_error("cannot write " + part);
+  }
+  std::filesystem::rename(part, dst);
+}
+
+DType requantised_type(const std::string& file) {
+  for (DType t : {DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K}) {
+    std::string name = dtype_name(t);
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    if (file == "llama-spm-small-" + name + ".gguf") return t;
+  }
+  return DType::F32;  // not a requantised model
+}
+
+}  // namespace
+
+const std::vector<std::string>& requantised_models() {
+  static const std::vector<std::string> models = {"llama-spm-small-q4_1.gguf", "llama-spm-small-q5_0.gguf",
+                                                  "llama-spm-small-q5_1.gguf", "llama-spm-small-q2_k.gguf",
+                                                  "llama-spm-small-q3_k.gguf"};
+  return models;
+}
+
+std::string synthetic_source(const std::string& file) {
+  return std::string("models/synthetic/") + (requantised_type(file) == DType::F32 ? file : kRequantSource);
+}
+
+std::filesystem::path synthetic_path(const std::string& file, bool f32_twin) {
+  const DType t = requantised_type(file);
+  if (t == DType::F32) return shared_dir() / "models/synthetic" / file;
+  const std::filesystem::path dst =
+      std::filesystem::path(TP_TEST_SCRATCH) / (f32_twin ? file.substr(0, file.size() - 5) + "-f32.gguf" : file);
+  if (!std::filesystem::exists(dst)) write_requantised(dst, t, f32_twin);
+  return dst;
 }
 
 std::string model_label(const std::string& file) {

@@ -23,6 +23,17 @@ std::filesystem::path shared_dir();
 // The synthetic models (models/synthetic/) that per-model tests run on: six architectures
 // and three quantisations.
 const std::vector<std::string>& synthetic_models();
+// Weight types the fixtures have no model in (Q4_1, Q5_0, Q5_1, Q2_K, Q3_K): llama-spm-small
+// (d_model 256, so every row is whole K-quant super-blocks) with its matrices re-encoded.
+const std::vector<std::string>& requantised_models();
+// The file a synthetic model needs from ../shared (for TP_REQUIRE_SHARED): itself, or for a
+// requantised model the q8_0 model it is made from.
+std::string synthetic_source(const std::string& file);
+// Where a synthetic model is: ../shared/models/synthetic/FILE, or for a requantised model a
+// file written on first use into the build's test-output folder. f32_twin: the same weights
+// decoded to F32 (so that its products take float activations).
+std::filesystem::path synthetic_path(const std::string& file, bool f32_twin = false);
+
 // A test-name-safe label for a model file: "llama-spm-small-q8_0.gguf" -> "llama_spm_small_q8_0".
 std::string model_label(const std::string& file);
 

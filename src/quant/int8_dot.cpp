@@ -114,37 +114,82 @@ struct TileQ8_0 {
   }
 };
 
-// Unsigned codes 0..15 straight into VNNI; the -8 offset (-8 * sum(y), kept with the
-// activation block) starts the integer sum in lane 0, so each block's sum is exact before
-// its one float scaling. Even and odd blocks go to two accumulators: a single row then has
-// two independent FMA chains.
-struct TileQ4_0 {
+// Blocks of 32 five- or four-bit codes (qs[16]: low nibbles are elements 0-15, high nibbles
+// 16-31; Q5's fifth bit of element j is bit j of the 32-bit qh) with an fp16 scale d first.
+// kOffsetTimes: Q4_0's codes are offset by 8 and Q5_0's by 16, which the activation block's
+// -8·sum(q) brings back (once or twice) as the start of the integer sum. kMin: Q4_1 and Q5_1
+// store unsigned codes and an fp16 min m after d, which multiplies d_x·sum(q).
+template <int64_t kBytes_, int64_t kQs, int64_t kQh, int kOffsetTimes_, bool kMin_>
+struct Blocks32 {
+  static constexpr int64_t kBytes = kBytes_;
+  static constexpr int kOffsetTimes = kOffsetTimes_;
+  static constexpr bool kMin = kMin_;
+  static __m256i codes(const uint8_t* wb) {
+    const __m256i qs = _mm256_broadcastsi128_si256(detail::load16(wb + kQs));
+    const __m256i nib = _mm256_and_si256(_mm256_srlv_epi64(qs, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
+    if constexpr (kQh < 0) return nib;
+    else return _mm256_or_si256(nib, bits_to_0x10(uint32_t(detail::load_i32(wb + kQh))));
+  }
+
+ private:
+  // 32 bytes, 0x10 where bit j of `bits` is set.
+  static __m256i bits_to_0x10(uint32_t bits) {
+#ifdef TP_AVX512_BW_VL
+    return _mm256_maskz_mov_epi8(bits, _mm256_set1_epi8(0x10));
+#else
+    // byte j takes byte j / 8 of bits, then tests bit j % 8 of it
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(int(bits)),
+                                               _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+    const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201));
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+#endif
+  }
+};
+using Q4_0Blocks = Blocks32<18, 2, -1, 1, false>;
+using Q5_0Blocks = Blocks32<22, 6, 2, 2, false>;
+using Q4_1Blocks = Blocks32<20, 4, -1, 0, true>;
+using Q5_1Blocks = Blocks32<24, 8, 4, 0, true>;
+
+// Unsigned codes straight into VNNI, each block's integer sum exact before its one float
+// scaling; even and odd blocks go to two accumulators, so a single row has two independent
+// FMA chains. The min terms (Q4_1, Q5_1) are a float sum of their own, added at the end as
+// llama.cpp adds them.
+template <class B>
+struct TileQ32 {
   template <int R, int T>
   static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
-    const __m256i mask = _mm256_set1_epi8(0x0F), shift = _mm256_setr_epi64x(0, 0, 4, 4);  // high lane: high nibbles
     __m256 acc[2][T][R];
     for (auto& h : acc)
       for (auto& a : h)
         for (auto& v : a) v = _mm256_setzero_ps();
+    float macc[T][R] = {};
     const int64_t nb = n / 32;
     auto block = [&](int64_t b, __m256 (&ac)[T][R]) {
       __m256i codes[R];
       __m256 dw[R];
+      float mw[R];
       for (int r = 0; r < R; ++r) {
-        const uint8_t* wb = w + r * ws + b * 18;
-        const __m256i qs = _mm256_broadcastsi128_si256(detail::load16(wb + 2));
-        codes[r] = _mm256_and_si256(_mm256_srlv_epi64(qs, shift), mask);
+        const uint8_t* wb = w + r * ws + b * B::kBytes;
+        codes[r] = B::codes(wb);
         dw[r] = _mm256_set1_ps(load_f16_fast(wb));
+        if constexpr (B::kMin) mw[r] = load_f16_fast(wb + 2);
       }
       for (int t = 0; t < T; ++t) {
         const uint8_t* x = xq + t * xs + b * kQ80Bytes;
         const __m256i y = loadu256(x + 8);
         const __m256 dx = bcast_f32(x);
-        int32_t offset;
-        std::memcpy(&offset, x + 4, 4);
-        for (int r = 0; r < R; ++r) {
-          const __m256i p = dpbusd_acc(_mm256_zextsi128_si256(_mm_cvtsi32_si128(offset)), codes[r], y);
-          ac[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(p), ac[t][r]);
+        if constexpr (B::kMin) {
+          const float sx = load_f32(x) * float(detail::load_i32(x + 4) / -8);
+          for (int r = 0; r < R; ++r) {
+            ac[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(dpbusd(codes[r], y)), ac[t][r]);
+            macc[t][r] = std::fma(mw[r], sx, macc[t][r]);
+          }
+        } else {
+          const __m256i start = _mm256_zextsi128_si256(_mm_cvtsi32_si128(detail::load_i32(x + 4) * B::kOffsetTimes));
+          for (int r = 0; r < R; ++r) {
+            const __m256i p = dpbusd_acc(start, codes[r], y);
+            ac[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(p), ac[t][r]);
+          }
         }
       }
     };
@@ -155,14 +200,17 @@ struct TileQ4_0 {
     }
     if (b < nb) block(b, acc[0]);
     for (int t = 0; t < T; ++t)
-      for (int r = 0; r < R; ++r) out[t * os + r] = detail::hsum(_mm256_add_ps(acc[0][t][r], acc[1][t][r]));
+      for (int r = 0; r < R; ++r) {
+        const float v = detail::hsum(_mm256_add_ps(acc[0][t][r], acc[1][t][r]));
+        if constexpr (B::kMin) out[t * os + r] = v + macc[t][r];
+        else out[t * os + r] = v;
+      }
   }
+  // One block's products added to acc (the per-slice kernel; types without a min term).
   static __m256 block_fma(const uint8_t* wb, const uint8_t* x, __m256 acc) {
-    const __m256i qs = _mm256_broadcastsi128_si256(detail::load16(wb + 2));
-    const __m256i codes = _mm256_and_si256(_mm256_srlv_epi64(qs, _mm256_setr_epi64x(0, 0, 4, 4)), _mm256_set1_epi8(0x0F));
-    int32_t offset;
-    std::memcpy(&offset, x + 4, 4);
-    const __m256i p = dpbusd_acc(_mm256_zextsi128_si256(_mm_cvtsi32_si128(offset)), codes, loadu256(x + 8));
+    static_assert(!B::kMin);
+    const __m256i start = _mm256_zextsi128_si256(_mm_cvtsi32_si128(detail::load_i32(x + 4) * B::kOffsetTimes));
+    const __m256i p = dpbusd_acc(start, B::codes(wb), loadu256(x + 8));
     return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(load_f16_fast(wb)), bcast_f32(x)), _mm256_cvtepi32_ps(p), acc);
   }
 };
@@ -223,23 +271,69 @@ struct TileQ45_K {
   }
 };
 
-// Unsigned codes 0..63 into VNNI; the -32 offset comes back, in int32, through the
-// activation's 16-element sums times the 16 scales. Code vector j = 4h + g holds elements
-// 128h + 32g .. +31 (scales 2j and 2j + 1). A block reduces to one exact integer, which
-// takes the K-quant rounding order (kquant_rowlanes.h) without a min term.
-struct TileQ6_K {
+// Super-blocks of 256 in sixteen sub-blocks of 16 with one scale each. Code vector j = 4h + g
+// holds elements 128h + 32g .. +31, sub-blocks 2j and 2j + 1 (scale index 8h + 2g + l / 16
+// for element l of it), as 32 unsigned bytes:
+//   Q6_K: six bits from ql (low or high nibble) and qh, offset by 32; int8 scales at 192.
+//   Q3_K: two bits at 2g of qs[32h + l], plus 4 where bit 4h + g of hmask[l] is set (the
+//         stored code is that minus 4); 6-bit scales biased by 32 at 96.
+//   Q2_K: two bits at 2g of qs[32h + l]; 4-bit scale and 4-bit min per sub-block.
+// kOffsetShift: the codes' offset (32 or 4) as a shift, -1 for none.
+struct Q6Blocks {
+  static constexpr int64_t kBytes = 210, kD = 208, kDmin = -1;
+  static constexpr int kOffsetShift = 5;
+  static __m256i codes(const uint8_t* wb, int h, int g) {
+    const __m256i ql = loadu256(wb + 64 * h + 32 * (g % 2)), qh = loadu256(wb + 128 + 32 * h);
+    return detail::q6_codes(ql, qh, g >= 2, 2 * g);
+  }
+  static __m128i scales(const uint8_t* wb) { return detail::load16(wb + 192); }
+  static __m128i mins(const uint8_t*) { return _mm_setzero_si128(); }
+};
+struct Q3Blocks {
+  static constexpr int64_t kBytes = 110, kD = 108, kDmin = -1;
+  static constexpr int kOffsetShift = 2;
+  static __m256i codes(const uint8_t* wb, int h, int g) {
+    const __m256i low = _mm256_and_si256(_mm256_srli_epi16(loadu256(wb + 32 + 32 * h), 2 * g), _mm256_set1_epi8(3));
+    const __m256i high = _mm256_and_si256(_mm256_srli_epi16(loadu256(wb), 4 * h + g), _mm256_set1_epi8(1));
+    return _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
+  }
+  static __m128i scales(const uint8_t* wb) {
+    alignas(16) int8_t sc[16];
+    detail::unpack_scales_q3_k(wb + 96, sc);
+    return _mm_load_si128(reinterpret_cast<const __m128i*>(sc));
+  }
+  static __m128i mins(const uint8_t*) { return _mm_setzero_si128(); }
+};
+struct Q2Blocks {
+  static constexpr int64_t kBytes = 84, kD = 80, kDmin = 82;
+  static constexpr int kOffsetShift = -1;
+  static __m256i codes(const uint8_t* wb, int h, int g) {
+    return _mm256_and_si256(_mm256_srli_epi16(loadu256(wb + 16 + 32 * h), 2 * g), _mm256_set1_epi8(3));
+  }
+  static __m128i scales(const uint8_t* wb) { return _mm_and_si128(detail::load16(wb), _mm_set1_epi8(0x0F)); }
+  static __m128i mins(const uint8_t* wb) {
+    return _mm_and_si128(_mm_srli_epi16(detail::load16(wb), 4), _mm_set1_epi8(0x0F));
+  }
+};
+
+// A block reduces to exact integers, I = Σ scale·(sub-block sum), the codes' offset taken
+// back in int32 through the activation's 16-element sums times the scales, and for Q2_K
+// M = Σ min·(16-element sums); then the K-quant rounding order (kquant_rowlanes.h).
+template <class B>
+struct TileK16 {
   template <int R, int T>
   static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
-    float acc[T][R] = {};
+    float acc[T][R] = {}, macc[T][R] = {};
     for (int64_t b = 0; b < n / 256; ++b) {
       __m256i isum[T][R];
       for (auto& a : isum)
         for (auto& v : a) v = _mm256_setzero_si256();
-      __m256i scales[R][2];  // the sixteen int8 scales as int32 lanes, 0-7 and 8-15
+      __m128i sc[R];
+      __m256i scales[R][2];  // the sixteen scales as int32 lanes, 0-7 and 8-15
       for (int r = 0; r < R; ++r) {
-        const __m128i sc = detail::load16(w + r * ws + b * 210 + 192);
-        scales[r][0] = _mm256_cvtepi8_epi32(sc);
-        scales[r][1] = _mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8));
+        sc[r] = B::scales(w + r * ws + b * B::kBytes);
+        scales[r][0] = _mm256_cvtepi8_epi32(sc[r]);
+        scales[r][1] = _mm256_cvtepi8_epi32(_mm_srli_si128(sc[r], 8));
       }
       for (int j = 0; j < 8; ++j) {
         const int h = j / 4, g = j % 4;
@@ -247,9 +341,7 @@ struct TileQ6_K {
         const __m256i pick = _mm256_setr_epi32(2 * g, 2 * g, 2 * g, 2 * g, 2 * g + 1, 2 * g + 1, 2 * g + 1, 2 * g + 1);
         __m256i codes[R], sv[R];
         for (int r = 0; r < R; ++r) {
-          const uint8_t* wb = w + r * ws + b * 210;
-          const __m256i ql = loadu256(wb + 64 * h + 32 * (g % 2)), qh = loadu256(wb + 128 + 32 * h);
-          codes[r] = detail::q6_codes(ql, qh, g >= 2, 2 * g);
+          codes[r] = B::codes(w + r * ws + b * B::kBytes, h, g);
           sv[r] = _mm256_permutevar8x32_epi32(scales[r][h], pick);
         }
         for (int t = 0; t < T; ++t) {
@@ -259,19 +351,29 @@ struct TileQ6_K {
         }
       }
       for (int r = 0; r < R; ++r) {
-        const uint8_t* wb = w + r * ws + b * 210;
-        const __m256i sc16 = _mm256_cvtepi8_epi16(detail::load16(wb + 192));
-        const float dw = load_f16_fast(wb + 208);
+        const uint8_t* wb = w + r * ws + b * B::kBytes;
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc[r]);
+        const float dw = load_f16_fast(wb + B::kD);
         for (int t = 0; t < T; ++t) {
           const uint8_t* x = xq + t * xs + b * kQ8KBytes;
-          const __m256i corr = _mm256_madd_epi16(sc16, loadu256(x + 4));  // sum of scale × 16-sum
-          const int32_t exact = detail::hsum_i32(_mm256_sub_epi32(isum[t][r], _mm256_slli_epi32(corr, 5)));
-          acc[t][r] = std::fma(dw * load_f32(x), float(exact), acc[t][r]);
+          const __m256i bsums = loadu256(x + 4);
+          __m256i exact = isum[t][r];
+          if constexpr (B::kOffsetShift >= 0)  // sum of scale × 16-sum, times the offset
+            exact = _mm256_sub_epi32(exact, _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), B::kOffsetShift));
+          const float dy = load_f32(x);
+          acc[t][r] = std::fma(dw * dy, float(detail::hsum_i32(exact)), acc[t][r]);
+          if constexpr (B::kDmin >= 0) {
+            const int32_t m = detail::hsum_i32(_mm256_madd_epi16(_mm256_cvtepu8_epi16(B::mins(wb)), bsums));
+            macc[t][r] = std::fma(load_f16_fast(wb + B::kDmin) * dy, float(m), macc[t][r]);
+          }
         }
       }
     }
     for (int t = 0; t < T; ++t)
-      for (int r = 0; r < R; ++r) out[t * os + r] = acc[t][r];
+      for (int r = 0; r < R; ++r) {
+        if constexpr (B::kDmin >= 0) out[t * os + r] = acc[t][r] - macc[t][r];
+        else out[t * os + r] = acc[t][r];
+      }
   }
 };
 
@@ -296,10 +398,15 @@ constexpr TileSet tiles() {
 }
 // Shapes chosen so accumulators, codes and scales stay in the 32 vector registers.
 constexpr TileSet kTilesQ8_0 = tiles<TileQ8_0, 4, 3>();
-constexpr TileSet kTilesQ4_0 = tiles<TileQ4_0, 2, 4>();
+constexpr TileSet kTilesQ4_0 = tiles<TileQ32<Q4_0Blocks>, 2, 4>();
+constexpr TileSet kTilesQ5_0 = tiles<TileQ32<Q5_0Blocks>, 2, 4>();
+constexpr TileSet kTilesQ4_1 = tiles<TileQ32<Q4_1Blocks>, 2, 4>();
+constexpr TileSet kTilesQ5_1 = tiles<TileQ32<Q5_1Blocks>, 2, 4>();
 constexpr TileSet kTilesQ4_K = tiles<TileQ45_K<false>, 1, 4>();
 constexpr TileSet kTilesQ5_K = tiles<TileQ45_K<true>, 1, 4>();
-constexpr TileSet kTilesQ6_K = tiles<TileQ6_K, 1, 4>();
+constexpr TileSet kTilesQ6_K = tiles<TileK16<Q6Blocks>, 1, 4>();
+constexpr TileSet kTilesQ3_K = tiles<TileK16<Q3Blocks>, 1, 4>();
+constexpr TileSet kTilesQ2_K = tiles<TileK16<Q2Blocks>, 1, 4>();
 
 // Eight lane sums at once: out[j] = sum of a[j]'s lanes.
 inline __m256 hsum8x8(const __m256 (&a)[8]) {
@@ -350,24 +457,25 @@ void subblock_sums_q45_k(const uint8_t* wb, const uint8_t* x, int32_t* I, int32_
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(M), _mm256_mullo_epi32(mn, bsums));
 }
 
-void subblock_sums_q6_k(const uint8_t* wb, const uint8_t* x, int32_t* I) {
+template <class B>
+void subblock_sums_k16(const uint8_t* wb, const uint8_t* x, int32_t* I, int32_t* M) {
   __m256i p[8];  // code vector j = 4h + g: elements 128h + 32g.., sub-blocks 2j (lanes 0-3) and 2j + 1
-  for (int j = 0; j < 8; ++j) {
-    const int h = j / 4, g = j % 4;
-    const __m256i ql = loadu256(wb + 64 * h + 32 * (g % 2)), qh = loadu256(wb + 128 + 32 * h);
-    p[j] = dpbusd(detail::q6_codes(ql, qh, g >= 2, 2 * g), loadu256(x + 36 + 32 * j));
-  }
+  for (int j = 0; j < 8; ++j) p[j] = dpbusd(B::codes(wb, j / 4, j % 4), loadu256(x + 36 + 32 * j));
   alignas(32) int32_t sums[16];  // sums[j] for code vectors 0-3, first halves then second halves
   for (int k = 0; k < 2; ++k) {
     const __m256i u = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4 * k], p[4 * k + 1]), _mm256_hadd_epi32(p[4 * k + 2], p[4 * k + 3]));
     _mm256_store_si256(reinterpret_cast<__m256i*>(sums + 8 * k), u);
   }
-  const auto* sc = reinterpret_cast<const int8_t*>(wb + 192);
+  alignas(16) int8_t sc[16];
+  alignas(16) uint8_t mn[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(sc), B::scales(wb));
+  _mm_store_si128(reinterpret_cast<__m128i*>(mn), B::mins(wb));
   for (int j = 0; j < 8; ++j)
     for (int half = 0; half < 2; ++half) {
       const int sub = 2 * j + half;  // u lane order: vector 4k + i first half at i, second at 4 + i
-      const int32_t isum = sums[8 * (j / 4) + 4 * half + j % 4];
-      I[sub] = sc[sub] * (isum - 32 * load_i16(x + 4 + 2 * sub));
+      const int32_t isum = sums[8 * (j / 4) + 4 * half + j % 4], bsum = load_i16(x + 4 + 2 * sub);
+      I[sub] = sc[sub] * (B::kOffsetShift >= 0 ? isum - bsum * (1 << B::kOffsetShift) : isum);
+      M[sub] = mn[sub] * bsum;
     }
 }
 
@@ -409,14 +517,24 @@ void kquant_slices(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_
     const uint8_t* wb = row + b * bb;
     const uint8_t* x = xq + b * kQ8KBytes;
     const float dy = load_f32(x);
-    int32_t I[16], M[8];
-    if (type == DType::Q6_K) {
-      subblock_sums_q6_k(wb, x, I);
-      acc.add(16, 16, I, nullptr, load_f16_fast(wb + 208) * dy, 0.0f);
-    } else {
-      if (type == DType::Q5_K) subblock_sums_q45_k<true>(wb, x, I, M);
-      else subblock_sums_q45_k<false>(wb, x, I, M);
-      acc.add(32, 8, I, M, load_f16_fast(wb) * dy, load_f16_fast(wb + 2) * dy);
+    int32_t I[16], M[16];
+    switch (type) {
+      case DType::Q6_K:
+        subblock_sums_k16<Q6Blocks>(wb, x, I, M);
+        acc.add(16, 16, I, nullptr, load_f16_fast(wb + Q6Blocks::kD) * dy, 0.0f);
+        break;
+      case DType::Q3_K:
+        subblock_sums_k16<Q3Blocks>(wb, x, I, M);
+        acc.add(16, 16, I, nullptr, load_f16_fast(wb + Q3Blocks::kD) * dy, 0.0f);
+        break;
+      case DType::Q2_K:
+        subblock_sums_k16<Q2Blocks>(wb, x, I, M);
+        acc.add(16, 16, I, M, load_f16_fast(wb + Q2Blocks::kD) * dy, load_f16_fast(wb + Q2Blocks::kDmin) * dy);
+        break;
+      default:
+        if (type == DType::Q5_K) subblock_sums_q45_k<true>(wb, x, I, M);
+        else subblock_sums_q45_k<false>(wb, x, I, M);
+        acc.add(32, 8, I, M, load_f16_fast(wb) * dy, load_f16_fast(wb + 2) * dy);
     }
   }
 }
@@ -425,6 +543,11 @@ const TileSet* tile_set(DType type) {
   switch (type) {
     case DType::Q8_0: return &kTilesQ8_0;
     case DType::Q4_0: return &kTilesQ4_0;
+    case DType::Q5_0: return &kTilesQ5_0;
+    case DType::Q4_1: return &kTilesQ4_1;
+    case DType::Q5_1: return &kTilesQ5_1;
+    case DType::Q2_K: return &kTilesQ2_K;
+    case DType::Q3_K: return &kTilesQ3_K;
     case DType::Q4_K: return &kTilesQ4_K;
     case DType::Q5_K: return &kTilesQ5_K;
     case DType::Q6_K: return &kTilesQ6_K;
@@ -442,7 +565,7 @@ bool int8_slices_supported(DType type, int64_t n_slices, int64_t slice_len) {
   if (slice_len % act_block_elems(f) == 0) return true;
 #ifdef TP_HAVE_INT8_TILES
   if (type == DType::Q4_K || type == DType::Q5_K) return slice_len % 32 == 0;
-  if (type == DType::Q6_K) return slice_len % 16 == 0;
+  if (type == DType::Q6_K || type == DType::Q3_K || type == DType::Q2_K) return slice_len % 16 == 0;
 #endif
   return false;
 }
@@ -461,10 +584,11 @@ void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t 
                     std::to_string(slice_len) + " for the integer kernels",
                 "check int8_slices_supported first (matmul_slices falls back to decoded rows)");
 #ifdef TP_HAVE_INT8_TILES
-  const int64_t blocks = slice_len / 32;  // Q8_0 and Q4_0 pair with 32-element activation blocks
+  const int64_t blocks = slice_len / 32;  // the Q8_0 activation blocks of 32 elements
   if (type == DType::Q8_0) return row_slices<TileQ8_0, 34>(row, xq, n_slices, blocks, out, out_stride);
-  if (type == DType::Q4_0) return row_slices<TileQ4_0, 18>(row, xq, n_slices, blocks, out, out_stride);
-  if (slice_len % 256 != 0) {
+  if (type == DType::Q4_0) return row_slices<TileQ32<Q4_0Blocks>, 18>(row, xq, n_slices, blocks, out, out_stride);
+  if (type == DType::Q5_0) return row_slices<TileQ32<Q5_0Blocks>, 22>(row, xq, n_slices, blocks, out, out_stride);
+  if (act_format(type) == ActFormat::Q8_K && slice_len % 256 != 0) {
     if (detail::kquant_row_slices(type, row, xq, n_slices, slice_len, out, out_stride)) return;
     return kquant_slices(type, row, xq, n_slices, slice_len, out, out_stride);
   }

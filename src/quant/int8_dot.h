@@ -4,7 +4,7 @@
 // else AVX2 with the same integer lanes, else plain C++).
 // Exact integer sums per block; only the final per-block float scaling is rounded, so the
 // fast and scalar versions agree to float rounding. See docs/numerics.md for why this is the
-// default for Q8_0, Q4_0, Q4_K, Q5_K and Q6_K weights.
+// default for every quantised type (F32/F16/BF16 weights multiply float activations).
 #pragma once
 #include <cstdint>
 
@@ -14,7 +14,11 @@ namespace tp::quant {
 
 // Activation layouts (tokenprobe's own, not written to files):
 //   Q8_0 (32 per block): float d | int32 -8·sum(q) | int8 q[32]       (40 bytes)
-//     (-8·sum(q) is what Q4_0's code offset of 8 adds to a block's integer sum)
+//     (-8·sum(q) is what Q4_0's code offset of 8 adds to a block's integer sum, twice that
+//     Q5_0's offset of 16; Q4_1/Q5_1's min multiplies d·sum(q). llama.cpp gives those two a
+//     Q8_1 block whose sum is d·sum(q) rounded to fp16; keeping it exact instead means that
+//     the dequantised activations (dequantize_act) reproduce the integer product, so that
+//     per-head results and logit attributions add up to the logits)
 //     d = fp16(max|x| / 127), q = round(x / (max|x| / 127)) as llama.cpp's quantize_row_q8_0
 //   Q8_K (256 per block): float d | int16 bsums[16] | int8 q[256]     (292 bytes)
 //     d = max / -127 (signed max), q = min(127, round(x / d)) as llama.cpp's q8_K

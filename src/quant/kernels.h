@@ -110,6 +110,20 @@ inline void unpack_scales_k4(const uint8_t* s, uint8_t* scale, uint8_t* min) {
   std::memcpy(min, mn, 8);
 }
 
+// Q3_K's sixteen 6-bit scales, biased by 32, from 12 bytes s: scale j's low four bits are
+// the low (j < 8) or high (j >= 8) nibble of s[j % 8], its top two bits are bits 2(j / 4)
+// of s[8 + j % 4]. Done a 32-bit word (four scales) at a time; out[j] = scale j - 32.
+inline void unpack_scales_q3_k(const uint8_t* s, int8_t* out) {
+  uint32_t a[3];
+  std::memcpy(a, s, 12);
+  constexpr uint32_t k4 = 0x0f0f0f0f, k2 = 0x03030303;
+  const uint32_t w[4] = {(a[0] & k4) | ((a[2] & k2) << 4), (a[1] & k4) | (((a[2] >> 2) & k2) << 4),
+                         ((a[0] >> 4) & k4) | (((a[2] >> 4) & k2) << 4), ((a[1] >> 4) & k4) | (((a[2] >> 6) & k2) << 4)};
+  uint8_t u[16];
+  std::memcpy(u, w, 16);
+  for (int j = 0; j < 16; ++j) out[j] = static_cast<int8_t>(u[j] - 32);
+}
+
 // GCC 12's AVX-512 intrinsics seed their results with _mm512_undefined_*(), which its
 // -Wuninitialized then reports in every function they are inlined into (GCC bug 105593).
 // SIMD sections are wrapped in these to keep -Wall -Wextra builds clean.

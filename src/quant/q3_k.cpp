@@ -12,21 +12,11 @@ namespace {
 constexpr int64_t kQK = 256;
 constexpr int64_t kBytes = 110;
 
-// Scale j: low four bits are the low (j < 8) or high (j >= 8) nibble of s[j % 8]; the top
-// two bits are bits 2*(j/4) of s[8 + j % 4].
-void unpack_scales(const uint8_t* s, int* scale) {
-  for (int j = 0; j < 16; ++j) {
-    const int low = j < 8 ? (s[j] & 0x0F) : (s[j - 8] >> 4);
-    const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-    scale[j] = (low | (high << 4)) - 32;
-  }
-}
-
 void decode_block(const uint8_t* blk, float* y) {
   const uint8_t* hmask = blk;
   const float d = load_f16(blk + 108);
-  int scale[16];
-  unpack_scales(blk + 96, scale);
+  int8_t scale[16];
+  unpack_scales_q3_k(blk + 96, scale);
   for (int h = 0; h < 2; ++h) {
     const uint8_t* q = blk + 32 + 32 * h;
     for (int g = 0; g < 4; ++g) {
@@ -62,8 +52,8 @@ float dot_fast_q3_k(const uint8_t* row, const float* x, int64_t n) {
   for (int64_t b = 0; b < n / kQK; ++b) {
     const uint8_t* blk = row + b * kBytes;
     const float d = load_f16_fast(blk + 108);
-    int scale[16];
-    unpack_scales(blk + 96, scale);
+    int8_t scale[16];
+    unpack_scales_q3_k(blk + 96, scale);
     for (int h = 0; h < 2; ++h)
       for (int s = 0; s < 2; ++s) {
         const __m128i q = load16(blk + 32 + 32 * h + 16 * s);
