@@ -297,11 +297,7 @@ struct Q3Blocks {
     const __m256i high = _mm256_and_si256(_mm256_srli_epi16(loadu256(wb), 4 * h + g), _mm256_set1_epi8(1));
     return _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
   }
-  static __m128i scales(const uint8_t* wb) {
-    alignas(16) int8_t sc[16];
-    detail::unpack_scales_q3_k(wb + 96, sc);
-    return _mm_load_si128(reinterpret_cast<const __m128i*>(sc));
-  }
+  static __m128i scales(const uint8_t* wb) { return detail::q3_k_scales(wb + 96); }
   static __m128i mins(const uint8_t*) { return _mm_setzero_si128(); }
 };
 struct Q2Blocks {

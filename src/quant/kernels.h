@@ -112,13 +112,20 @@ inline void unpack_scales_k4(const uint8_t* s, uint8_t* scale, uint8_t* min) {
 
 // Q3_K's sixteen 6-bit scales, biased by 32, from 12 bytes s: scale j's low four bits are
 // the low (j < 8) or high (j >= 8) nibble of s[j % 8], its top two bits are bits 2(j / 4)
-// of s[8 + j % 4]. Done a 32-bit word (four scales) at a time; out[j] = scale j - 32.
-inline void unpack_scales_q3_k(const uint8_t* s, int8_t* out) {
+// of s[8 + j % 4]. Done a 32-bit word (four scales, still biased) at a time.
+inline void unpack_scales_q3_k_biased(const uint8_t* s, uint32_t (&w)[4]) {
   uint32_t a[3];
   std::memcpy(a, s, 12);
   constexpr uint32_t k4 = 0x0f0f0f0f, k2 = 0x03030303;
-  const uint32_t w[4] = {(a[0] & k4) | ((a[2] & k2) << 4), (a[1] & k4) | (((a[2] >> 2) & k2) << 4),
-                         ((a[0] >> 4) & k4) | (((a[2] >> 4) & k2) << 4), ((a[1] >> 4) & k4) | (((a[2] >> 6) & k2) << 4)};
+  w[0] = (a[0] & k4) | ((a[2] & k2) << 4);
+  w[1] = (a[1] & k4) | (((a[2] >> 2) & k2) << 4);
+  w[2] = ((a[0] >> 4) & k4) | (((a[2] >> 4) & k2) << 4);
+  w[3] = ((a[1] >> 4) & k4) | (((a[2] >> 6) & k2) << 4);
+}
+// out[j] = scale j - 32.
+inline void unpack_scales_q3_k(const uint8_t* s, int8_t* out) {
+  uint32_t w[4];
+  unpack_scales_q3_k_biased(s, w);
   uint8_t u[16];
   std::memcpy(u, w, 16);
   for (int j = 0; j < 16; ++j) out[j] = static_cast<int8_t>(u[j] - 32);
@@ -143,6 +150,13 @@ inline void unpack_scales_q3_k(const uint8_t* s, int8_t* out) {
 #endif
 
 #ifdef __AVX2__
+// Q3_K's scales minus 32 as sixteen int8 lanes.
+inline __m128i q3_k_scales(const uint8_t* s) {
+  uint32_t w[4];
+  unpack_scales_q3_k_biased(s, w);
+  return _mm_sub_epi8(_mm_setr_epi32(int(w[0]), int(w[1]), int(w[2]), int(w[3])), _mm_set1_epi8(32));
+}
+
 // Lane sums in registers, in a fixed order: (t0 + t1) + (t2 + t3) of the halves' sums.
 // (Not _mm512_reduce_add_ps, whose GCC 12 expansion trips -Wuninitialized; not through a
 // stack array either, which made GCC store every accumulator of a tile kernel to memory

@@ -237,49 +237,103 @@ float q45_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
   return c - mf;
 }
 
-// Q6_K the same way: p[2h + k] holds elements 128h + 64k .. +63 (ql's two 32-byte chunks
-// of half h, low nibbles for k = 0, high for k = 1, with their two bits of qh); lanes
-// 4i..4i+3 are sub-block 8h + 4k + i times its scale. The codes' -32 is left out.
-inline void q6_products(const uint8_t* wb, const uint8_t* x, __m512i (&p)[4]) {
-  const __m512i nibble = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(0x03);
-  const __m512i sc32 = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 192)));
-  for (int h = 0; h < 2; ++h) {
+// Q6_K, Q3_K and Q2_K (sixteen sub-blocks of 16) the same way: p[2h + k] holds elements
+// 128h + 64k .. +63, lanes 4i..4i+3 sub-block 8h + 4k + i times its scale. The codes'
+// offset (Q6_K 32, Q3_K 4) and Q2_K's mins are left out (k16_offsets, k16_mins).
+enum class K16 { Q2, Q3, Q6 };
+
+// The 64 codes of p[2h + k] as unsigned bytes. Q6_K: ql's two 32-byte chunks of half h,
+// low nibbles for k = 0, high for k = 1, with their two bits of qh. Q2_K/Q3_K: code vector
+// g = 2k and 2k + 1 are bits 2g of the same 32 bytes of qs; Q3_K adds 4 where bit 4h + g of
+// hmask is set (its stored code is that minus 4).
+template <K16 K>
+inline __m512i k16_codes(const uint8_t* wb, int h, int k) {
+  const __m512i at = _mm512_setr_epi64(4 * k, 4 * k, 4 * k, 4 * k, 4 * k + 2, 4 * k + 2, 4 * k + 2, 4 * k + 2);
+  const __m512i two = _mm512_set1_epi8(0x03);
+  auto bcast32 = [](const uint8_t* p) {
+    return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  };
+  if constexpr (K == K16::Q6) {
     const __m512i ql = _mm512_loadu_si512(reinterpret_cast<const __m512i*>(wb + 64 * h));
-    const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 128 + 32 * h)));
+    const __m512i low = _mm512_and_si512(k ? _mm512_srli_epi16(ql, 4) : ql, _mm512_set1_epi8(0x0F));
+    const __m512i top = _mm512_and_si512(_mm512_srlv_epi64(bcast32(wb + 128 + 32 * h), at), two);
+    return _mm512_or_si512(low, _mm512_slli_epi16(top, 4));
+  } else {
+    const __m512i codes = _mm512_and_si512(_mm512_srlv_epi64(bcast32(wb + (K == K16::Q2 ? 16 : 32) + 32 * h), at), two);
+    if constexpr (K == K16::Q2) return codes;
+    const int bit = 4 * h + 2 * k;
+    const __m512i hat = _mm512_setr_epi64(bit, bit, bit, bit, bit + 1, bit + 1, bit + 1, bit + 1);
+    const __m512i high = _mm512_and_si512(_mm512_srlv_epi64(bcast32(wb), hat), _mm512_set1_epi8(1));
+    return _mm512_or_si512(codes, _mm512_slli_epi16(high, 2));
+  }
+}
+
+// The sixteen scales as int8 (Q2_K's 4-bit scales are the low nibbles of its first 16 bytes).
+template <K16 K>
+inline __m128i k16_scales(const uint8_t* wb) {
+  if constexpr (K == K16::Q6) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 192));
+  if constexpr (K == K16::Q2) return _mm_and_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb)), _mm_set1_epi8(0x0F));
+  return q3_k_scales(wb + 96);
+}
+
+template <K16 K>
+inline void k16_products(const uint8_t* wb, const uint8_t* x, __m128i scales, __m512i (&p)[4]) {
+  const __m512i sc32 = _mm512_cvtepi8_epi32(scales);
+  for (int h = 0; h < 2; ++h)
     for (int k = 0; k < 2; ++k) {
-      const __m512i low = _mm512_and_si512(k ? _mm512_srli_epi16(ql, 4) : ql, nibble);
-      const __m512i at = _mm512_setr_epi64(4 * k, 4 * k, 4 * k, 4 * k, 4 * k + 2, 4 * k + 2, 4 * k + 2, 4 * k + 2);
-      const __m512i top = _mm512_and_si512(_mm512_srlv_epi64(qh, at), two);
-      const __m512i codes = _mm512_or_si512(low, _mm512_slli_epi16(top, 4));
-      const __m512i prod = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes,
+      const __m512i prod = _mm512_dpbusd_epi32(_mm512_setzero_si512(), k16_codes<K>(wb, h, k),
                                                _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x + 36 + 128 * h + 64 * k)));
       const int s0 = 8 * h + 4 * k;
       const __m512i pick = _mm512_setr_epi32(s0, s0, s0, s0, s0 + 1, s0 + 1, s0 + 1, s0 + 1, s0 + 2, s0 + 2, s0 + 2,
                                              s0 + 2, s0 + 3, s0 + 3, s0 + 3, s0 + 3);
       p[2 * h + k] = _mm512_mullo_epi32(prod, _mm512_permutexvar_epi32(pick, sc32));
     }
-  }
 }
 
-// The codes' -32 as int32 pairs: lane p = scale·(sum of 16) for sub-blocks 2p and 2p + 1.
-inline __m256i q6_offset_pairs(const uint8_t* wb, const uint8_t* x) {
-  const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 192)));
-  return _mm256_madd_epi16(sc16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)));
+// int32 pairs against the activation's sixteen 16-sums (lane p: sub-blocks 2p and 2p + 1):
+// the codes' offset (scale · sum, to be shifted by log2 of the offset) or Q2_K's min terms.
+inline __m256i k16_offsets(__m128i scales, const uint8_t* x) {
+  return _mm256_madd_epi16(_mm256_cvtepi8_epi16(scales), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)));
+}
+inline __m256i k16_mins(const uint8_t* wb, const uint8_t* x) {
+  const __m128i mins = _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb)), 4), _mm_set1_epi8(0x0F));
+  return _mm256_madd_epi16(_mm256_cvtepu8_epi16(mins), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)));
 }
 
-float q6_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
-  float c = 0.0f;
+template <K16 K>
+struct K16Layout;
+template <>
+struct K16Layout<K16::Q6> {
+  static constexpr int64_t kBytes = 210, kD = 208, kOffsetShift = 5;
+};
+template <>
+struct K16Layout<K16::Q3> {
+  static constexpr int64_t kBytes = 110, kD = 108, kOffsetShift = 2;
+};
+template <>
+struct K16Layout<K16::Q2> {
+  static constexpr int64_t kBytes = 84, kD = 80, kDmin = 82;
+};
+
+template <K16 K>
+float k16_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
+  using L = K16Layout<K>;
+  float c = 0.0f, mf = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* wb = row + b * 210;
+    const uint8_t* wb = row + b * L::kBytes;
     const uint8_t* x = xq + b * kQ8KBytes;
+    const __m128i scales = k16_scales<K>(wb);
     __m512i p[4];
-    q6_products(wb, x, p);
+    k16_products<K>(wb, x, scales, p);
     const __m512i isum = _mm512_add_epi32(_mm512_add_epi32(p[0], p[1]), _mm512_add_epi32(p[2], p[3]));
-    const __m256i iv = _mm256_sub_epi32(_mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1)),
-                                        _mm256_slli_epi32(q6_offset_pairs(wb, x), 5));
-    c = std::fma(load_f16_fast(wb + 208) * load_f32(x), float(hsum_i32(iv)), c);
+    __m256i iv = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
+    if constexpr (K != K16::Q2) iv = _mm256_sub_epi32(iv, _mm256_slli_epi32(k16_offsets(scales, x), L::kOffsetShift));
+    const float dy = load_f32(x);
+    c = std::fma(load_f16_fast(wb + L::kD) * dy, float(hsum_i32(iv)), c);
+    if constexpr (K == K16::Q2) mf = std::fma(load_f16_fast(wb + L::kDmin) * dy, float(hsum_i32(k16_mins(wb, x))), mf);
   }
-  return c;
+  if constexpr (K == K16::Q2) return c - mf;
+  else return c;
 }
 
 // ---- per-head slices of one row (hook_result while decoding) ---------------------------
@@ -332,11 +386,19 @@ BlockHeads q45_heads(const uint8_t* wb, const uint8_t* x) {
   return {four_sums(p), pair_sums(q45_min_terms(min, x)), load_f16_fast(wb) * dy, load_f16_fast(wb + 2) * dy};
 }
 
-BlockHeads q6_heads(const uint8_t* wb, const uint8_t* x) {
+template <K16 K>
+BlockHeads k16_heads(const uint8_t* wb, const uint8_t* x) {
+  using L = K16Layout<K>;
+  const __m128i scales = k16_scales<K>(wb);
   __m512i p[4];
-  q6_products(wb, x, p);
-  const __m128i i = _mm_sub_epi32(four_sums(p), _mm_slli_epi32(pair_sums(q6_offset_pairs(wb, x)), 5));
-  return {i, _mm_setzero_si128(), load_f16_fast(wb + 208) * load_f32(x), 0.0f};
+  k16_products<K>(wb, x, scales, p);
+  const float dy = load_f32(x);
+  if constexpr (K == K16::Q2) {
+    return {four_sums(p), pair_sums(k16_mins(wb, x)), load_f16_fast(wb + L::kD) * dy, load_f16_fast(wb + L::kDmin) * dy};
+  } else {
+    const __m128i i = _mm_sub_epi32(four_sums(p), _mm_slli_epi32(pair_sums(k16_offsets(scales, x)), L::kOffsetShift));
+    return {i, _mm_setzero_si128(), load_f16_fast(wb + L::kD) * dy, 0.0f};
+  }
 }
 
 // P panels (16 rows each) × T positions, out[t * os + 16q + lane] for the lanes in m[q].
@@ -401,25 +463,31 @@ bool kquant_row_slices(DType type, const uint8_t* row, const uint8_t* xq, int64_
   switch (type) {
     case DType::Q4_K: row_heads(row, xq, nb, 144, len, out, out_stride, q45_heads<false>); return true;
     case DType::Q5_K: row_heads(row, xq, nb, 176, len, out, out_stride, q45_heads<true>); return true;
-    case DType::Q6_K: row_heads(row, xq, nb, 210, len, out, out_stride, q6_heads); return true;
+    case DType::Q6_K: row_heads(row, xq, nb, 210, len, out, out_stride, k16_heads<K16::Q6>); return true;
+    case DType::Q3_K: row_heads(row, xq, nb, 110, len, out, out_stride, k16_heads<K16::Q3>); return true;
+    case DType::Q2_K: row_heads(row, xq, nb, 84, len, out, out_stride, k16_heads<K16::Q2>); return true;
     default: return false;
   }
 }
 
 bool kquant_rowlanes_take(DType type, int64_t n_tok) {
+  if (type == DType::Q2_K || type == DType::Q3_K) return n_tok == 1;  // no panels for these yet
   return (type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K) && (n_tok == 1 || n_tok >= 4);
 }
 
 void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                           int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
   if (n_tok == 1) {
-    for (int64_t r = 0; r < n_rows; ++r) {
-      const uint8_t* row = w + r * w_stride;
-      out[r] = type == DType::Q4_K   ? q45_row_dot<false>(row, xq, n / 256)
-               : type == DType::Q5_K ? q45_row_dot<true>(row, xq, n / 256)
-                                     : q6_row_dot(row, xq, n / 256);
+    auto rows = [&](auto dot) {
+      for (int64_t r = 0; r < n_rows; ++r) out[r] = dot(w + r * w_stride, xq, n / 256);
+    };
+    switch (type) {
+      case DType::Q4_K: return rows(q45_row_dot<false>);
+      case DType::Q5_K: return rows(q45_row_dot<true>);
+      case DType::Q6_K: return rows(k16_row_dot<K16::Q6>);
+      case DType::Q3_K: return rows(k16_row_dot<K16::Q3>);
+      default: return rows(k16_row_dot<K16::Q2>);
     }
-    return;
   }
   switch (type) {
     case DType::Q4_K: return tile<Q45<false>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);

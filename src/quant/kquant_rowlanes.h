@@ -1,7 +1,8 @@
-// Internal to src/quant: AVX-512 VNNI kernels for Q4_K, Q5_K and Q6_K weights against
-// Q8_K activations: for a batch of positions (a prompt), panels in which the vector lanes
+// Internal to src/quant: AVX-512 VNNI kernels for K-quant weights against Q8_K activations:
+// for a batch of positions (a prompt; Q4_K, Q5_K, Q6_K), panels in which the vector lanes
 // are 16 weight rows, as int8_rowlanes.h does for Q8_0 and Q4_0; for one position
-// (decoding), rows streamed one at a time; and the per-head slices of a row (hook_result).
+// (decoding; also Q2_K and Q3_K), rows streamed one at a time; and the per-head slices of
+// a row (hook_result).
 //
 // The register tiles (int8_dot.cpp) give each (row, position) pair vectors of its own, so
 // every sub-block's products pay for a scale multiply, and every super-block for a
@@ -32,15 +33,15 @@
 namespace tp::quant::detail {
 
 // Whether these kernels are compiled in and take `type` for n_tok positions: batches of 4
-// or more (a panel's unpacking pays off from there) and single positions (rows streamed
-// one at a time); 2-3 positions take the register tiles.
+// or more (a panel's unpacking pays off from there; Q4_K, Q5_K, Q6_K) and single positions
+// (rows streamed one at a time); other batches take the register tiles.
 bool kquant_rowlanes_take(DType type, int64_t n_tok);
 
 // dot_tile_int8's contract (int8_dot.h) where kquant_rowlanes_take agrees.
 void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                           int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride);
 
-// dot_slices_int8's contract for one row of Q4_K, Q5_K or Q6_K cut into heads of 64 or 128
+// dot_slices_int8's contract for one row of a K-quant cut into heads of 64 or 128
 // (hook_result while decoding): each block's heads from one reduction. Returns false, having
 // done nothing, for other types and lengths (or where the kernels are not compiled in).
 bool kquant_row_slices(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t len, float* out,
