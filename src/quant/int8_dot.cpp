@@ -292,20 +292,14 @@ struct Q6Blocks {
 struct Q3Blocks {
   static constexpr int64_t kBytes = 110, kD = 108, kDmin = -1;
   static constexpr int kOffsetShift = 2;
-  static __m256i codes(const uint8_t* wb, int h, int g) {
-    const __m256i low = _mm256_and_si256(_mm256_srli_epi16(loadu256(wb + 32 + 32 * h), 2 * g), _mm256_set1_epi8(3));
-    const __m256i high = _mm256_and_si256(_mm256_srli_epi16(loadu256(wb), 4 * h + g), _mm256_set1_epi8(1));
-    return _mm256_or_si256(low, _mm256_slli_epi16(high, 2));
-  }
+  static __m256i codes(const uint8_t* wb, int h, int g) { return detail::q3_codes(wb + 32 + 32 * h, wb, h, g); }
   static __m128i scales(const uint8_t* wb) { return detail::q3_k_scales(wb + 96); }
   static __m128i mins(const uint8_t*) { return _mm_setzero_si128(); }
 };
 struct Q2Blocks {
   static constexpr int64_t kBytes = 84, kD = 80, kDmin = 82;
   static constexpr int kOffsetShift = -1;
-  static __m256i codes(const uint8_t* wb, int h, int g) {
-    return _mm256_and_si256(_mm256_srli_epi16(loadu256(wb + 16 + 32 * h), 2 * g), _mm256_set1_epi8(3));
-  }
+  static __m256i codes(const uint8_t* wb, int h, int g) { return detail::q2_codes(wb + 16 + 32 * h, g); }
   static __m128i scales(const uint8_t* wb) { return _mm_and_si128(detail::load16(wb), _mm_set1_epi8(0x0F)); }
   static __m128i mins(const uint8_t* wb) {
     return _mm_and_si128(_mm_srli_epi16(detail::load16(wb), 4), _mm_set1_epi8(0x0F));

@@ -188,6 +188,19 @@ inline __m256i q45_codes(const uint8_t* wb, int s) {
   return _mm256_or_si256(codes, _mm256_slli_epi16(bit, 4));
 }
 
+// Q2_K and Q3_K: the 32 codes of elements 128h + 32g .. +31 are bits 2g of the 32 bytes of
+// qs for half h (`qs` points at them). Q3_K's stored code is these minus 4 where bit 4h + g
+// of hmask[l] is clear; as unsigned bytes here, 4 is added where it is set.
+inline __m256i q2_codes(const uint8_t* qs, int g) {
+  return _mm256_and_si256(_mm256_srli_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)), 2 * g),
+                          _mm256_set1_epi8(3));
+}
+inline __m256i q3_codes(const uint8_t* qs, const uint8_t* hmask, int h, int g) {
+  const __m256i hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hmask));
+  const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + g), _mm256_set1_epi8(1));
+  return _mm256_or_si256(q2_codes(qs, g), _mm256_slli_epi16(high, 2));
+}
+
 // 32 six-bit codes: low nibbles (or high, `hi_nibble`) of ql plus two bits of qh at `shift`.
 inline __m256i q6_codes(__m256i ql, __m256i qh, bool hi_nibble, int shift) {
   const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(0x03);

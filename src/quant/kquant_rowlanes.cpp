@@ -41,6 +41,23 @@ inline void store_factors(const uint16_t (&h)[16], Line& dst) {
   _mm512_store_ps(dst.bytes, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h))));
 }
 
+// The K-quants with sixteen sub-blocks of 16 (Q6_K, Q3_K, Q2_K) and where their fields are.
+enum class K16 { Q2, Q3, Q6 };
+template <K16 K>
+struct K16Layout;
+template <>
+struct K16Layout<K16::Q6> {
+  static constexpr int64_t kBytes = 210, kD = 208, kOffsetShift = 5;
+};
+template <>
+struct K16Layout<K16::Q3> {
+  static constexpr int64_t kBytes = 110, kD = 108, kOffsetShift = 2;
+};
+template <>
+struct K16Layout<K16::Q2> {
+  static constexpr int64_t kBytes = 84, kD = 80, kDmin = 82;
+};
+
 // Σ_s scale_s · (products of sub-block s) for P panels × T positions, sub-block s being
 // code lines kGroups·s .. kGroups·s + kGroups - 1 (4·kGroups elements) with its scales at
 // line kScales + s: the integer part of a block, I, for every type here.
@@ -122,58 +139,86 @@ struct Q45 {
   }
 };
 
-// Q6_K: sixteen sub-blocks of 16 with int8 scales; codes 0..63 enter unsigned and the -32
-// comes back through the activation's sums of 16. Lines: codes 0-63, the rows' scales per
-// sub-block (int32), the scales as int16 pairs (sub-blocks 2p, 2p + 1) for vpmaddwd, d.
-struct Q6 {
-  static constexpr int64_t kBlock = 210;
-  static constexpr int kScales = 64, kPairs = 80, kD = 88, kLines = 89;
+// Q6_K, Q3_K and Q2_K: sixteen sub-blocks of 16 with one scale each. Codes enter unsigned;
+// Q6_K's -32 and Q3_K's -4 come back through the activation's sums of 16 times the
+// scales, Q2_K's mins the same way. Lines: codes 0-63, the rows' scales per sub-block
+// (int32), then int16 pairs (sub-blocks 2p, 2p + 1) for vpmaddwd against the sums of 16 —
+// the scales (Q6_K, Q3_K) or the mins (Q2_K) — then d (and Q2_K's dmin).
+template <K16 K>
+struct K16Panel {
+  using L = K16Layout<K>;
+  static constexpr int64_t kBlock = L::kBytes;
+  static constexpr int kScales = 64, kPairs = 80, kD = 88, kDmin = 89, kLines = K == K16::Q2 ? 90 : 89;
+
+  // Elements 32j..32j+31 (half h = j / 4, g = j % 4) as unsigned codes.
+  static __m256i codes(const uint8_t* wb, int h, int g) {
+    if constexpr (K == K16::Q6) {
+      const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 64 * h + 32 * (g % 2)));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 128 + 32 * h));
+      return q6_codes(ql, qh, g >= 2, 2 * g);
+    } else if constexpr (K == K16::Q3) {
+      return q3_codes(wb + 32 + 32 * h, wb, h, g);
+    } else {
+      return q2_codes(wb + 16 + 32 * h, g);
+    }
+  }
+  // The sixteen scales and what the pairs lines hold.
+  static void row_scales(const uint8_t* wb, int8_t (&sc)[16], int16_t (&paired)[16]) {
+    if constexpr (K == K16::Q3) {
+      unpack_scales_q3_k(wb + 96, sc);
+    } else {
+      for (int s = 0; s < 16; ++s) sc[s] = static_cast<int8_t>(K == K16::Q6 ? wb[192 + s] : wb[s] & 0x0F);
+    }
+    for (int s = 0; s < 16; ++s) paired[s] = K == K16::Q2 ? int16_t(wb[s] >> 4) : int16_t(sc[s]);
+  }
 
   static void pack(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
     p.lines.resize(size_t(nb * kLines));
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* blk = w + b * kBlock;
       Line* dst = p.lines.data() + b * kLines;
-      for (int j = 0; j < 8; ++j) {  // elements 32j..32j+31: half h, quarter g of ql/qh
-        const int h = j / 4, g = j % 4;
-        pack_codes32(rows, [&](int r) {
-          const uint8_t* wb = blk + r * ws;
-          const __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 64 * h + 32 * (g % 2)));
-          const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 128 + 32 * h));
-          return q6_codes(ql, qh, g >= 2, 2 * g);
-        }, dst + 8 * j);
-      }
+      for (int j = 0; j < 8; ++j) pack_codes32(rows, [&](int r) { return codes(blk + r * ws, j / 4, j % 4); }, dst + 8 * j);
       alignas(64) int32_t sc[16][16] = {};
       alignas(64) int16_t pairs[8][16][2] = {};
-      uint16_t d[16] = {};
+      uint16_t d[16] = {}, dmin[16] = {};
       for (int r = 0; r < rows; ++r) {
         const uint8_t* wb = blk + r * ws;
+        int8_t scale[16];
+        int16_t paired[16];
+        row_scales(wb, scale, paired);
         for (int s = 0; s < 16; ++s) {
-          const int8_t v = static_cast<int8_t>(wb[192 + s]);
-          sc[s][r] = v;
-          pairs[s / 2][r][s % 2] = v;
+          sc[s][r] = scale[s];
+          pairs[s / 2][r][s % 2] = paired[s];
         }
-        std::memcpy(&d[r], wb + 208, 2);
+        std::memcpy(&d[r], wb + L::kD, 2);
+        if constexpr (K == K16::Q2) std::memcpy(&dmin[r], wb + L::kDmin, 2);
       }
       std::memcpy(dst + kScales, sc, sizeof sc);
       std::memcpy(dst + kPairs, pairs, sizeof pairs);
       store_factors(d, dst[kD]);
+      if constexpr (K == K16::Q2) store_factors(dmin, dst[kDmin]);
     }
   }
 
   template <int P, int T>
-  static void block(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512 (&c)[P][T], __m512 (&)[P][T]) {
+  static void block(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512 (&c)[P][T], __m512 (&mf)[P][T]) {
     __m512i isum[P][T];
     scaled_sums<16, 4, kScales>(l, x, isum);
     for (int t = 0; t < T; ++t) {
       const __m512 dy = _mm512_set1_ps(load_f32(x[t]));
       for (int q = 0; q < P; ++q) {
-        __m512i corr = _mm512_setzero_si512();  // Σ scale · (sum of 16)
+        __m512i paired = _mm512_setzero_si512();  // Σ scale (or min) · (sum of 16)
         for (int p = 0; p < 8; ++p)
-          corr = _mm512_add_epi32(corr, _mm512_madd_epi16(load_line(l[q][kPairs + p]), bcast_i32(x[t] + 4 + 4 * p)));
-        const __m512i exact = _mm512_sub_epi32(isum[q][t], _mm512_slli_epi32(corr, 5));
+          paired = _mm512_add_epi32(paired, _mm512_madd_epi16(load_line(l[q][kPairs + p]), bcast_i32(x[t] + 4 + 4 * p)));
         const __m512 d = _mm512_mul_ps(_mm512_load_ps(l[q][kD].bytes), dy);
-        c[q][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(exact), c[q][t]);
+        if constexpr (K == K16::Q2) {
+          c[q][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum[q][t]), c[q][t]);
+          const __m512 dm = _mm512_mul_ps(_mm512_load_ps(l[q][kDmin].bytes), dy);
+          mf[q][t] = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(paired), mf[q][t]);
+        } else {
+          const __m512i exact = _mm512_sub_epi32(isum[q][t], _mm512_slli_epi32(paired, L::kOffsetShift));
+          c[q][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(exact), c[q][t]);
+        }
       }
     }
   }
@@ -240,8 +285,7 @@ float q45_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
 // Q6_K, Q3_K and Q2_K (sixteen sub-blocks of 16) the same way: p[2h + k] holds elements
 // 128h + 64k .. +63, lanes 4i..4i+3 sub-block 8h + 4k + i times its scale. The codes'
 // offset (Q6_K 32, Q3_K 4) and Q2_K's mins are left out (k16_offsets, k16_mins).
-enum class K16 { Q2, Q3, Q6 };
-
+//
 // The 64 codes of p[2h + k] as unsigned bytes. Q6_K: ql's two 32-byte chunks of half h,
 // low nibbles for k = 0, high for k = 1, with their two bits of qh. Q2_K/Q3_K: code vector
 // g = 2k and 2k + 1 are bits 2g of the same 32 bytes of qs; Q3_K adds 4 where bit 4h + g of
@@ -299,21 +343,6 @@ inline __m256i k16_mins(const uint8_t* wb, const uint8_t* x) {
   const __m128i mins = _mm_and_si128(_mm_srli_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wb)), 4), _mm_set1_epi8(0x0F));
   return _mm256_madd_epi16(_mm256_cvtepu8_epi16(mins), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)));
 }
-
-template <K16 K>
-struct K16Layout;
-template <>
-struct K16Layout<K16::Q6> {
-  static constexpr int64_t kBytes = 210, kD = 208, kOffsetShift = 5;
-};
-template <>
-struct K16Layout<K16::Q3> {
-  static constexpr int64_t kBytes = 110, kD = 108, kOffsetShift = 2;
-};
-template <>
-struct K16Layout<K16::Q2> {
-  static constexpr int64_t kBytes = 84, kD = 80, kDmin = 82;
-};
 
 template <K16 K>
 float k16_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
@@ -471,8 +500,9 @@ bool kquant_row_slices(DType type, const uint8_t* row, const uint8_t* xq, int64_
 }
 
 bool kquant_rowlanes_take(DType type, int64_t n_tok) {
-  if (type == DType::Q2_K || type == DType::Q3_K) return n_tok == 1;  // no panels for these yet
-  return (type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K) && (n_tok == 1 || n_tok >= 4);
+  return (type == DType::Q2_K || type == DType::Q3_K || type == DType::Q4_K || type == DType::Q5_K ||
+          type == DType::Q6_K) &&
+         (n_tok == 1 || n_tok >= 4);
 }
 
 void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
@@ -492,7 +522,9 @@ void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_
   switch (type) {
     case DType::Q4_K: return tile<Q45<false>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
     case DType::Q5_K: return tile<Q45<true>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
-    default: return tile<Q6>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    case DType::Q6_K: return tile<K16Panel<K16::Q6>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    case DType::Q3_K: return tile<K16Panel<K16::Q3>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    default: return tile<K16Panel<K16::Q2>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
   }
 }
 
