@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "quant/kernels.h"
@@ -19,17 +20,30 @@ TP_SIMD_BEGIN
 inline __m256i loadu256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 inline __m128i loadu128(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 
-// Both weight types enter VNNI as unsigned codes against signed activations; the code
+// Every weight type enters VNNI as unsigned codes against signed activations; the code
 // offset comes back through the activation block's sum, -8·Σq (stored with the block):
-// Q4_0's codes are q + 8, Q8_0's are w XOR 0x80 = w + 128 = w + 16·8.
+// Q8_0's codes are w XOR 0x80 = w + 128 = w + 16·8, Q4_0's q + 8, Q5_0's q + 16. The
+// nibble types (all but Q8_0) store 16 bytes of codes at kQs (low nibbles: elements 0-15,
+// high: 16-31), Q5's fifth bits in 32 bits at kQh, and Q4_1/Q5_1 (kMin) an fp16 min after
+// d, which multiplies the activation block's d·Σq.
 struct Q8_0 {
   static constexpr int64_t kBlock = 34;
+  static constexpr bool kMin = false;
   static int32_t correction(int32_t minus8_sum) { return minus8_sum * 16; }
 };
-struct Q4_0 {
-  static constexpr int64_t kBlock = 18;
-  static int32_t correction(int32_t minus8_sum) { return minus8_sum; }
+template <int64_t kBlock_, int64_t kQs_, int64_t kQh_, int kOffsetTimes, bool kMin_>
+struct Nibbles {
+  static constexpr int64_t kBlock = kBlock_, kQs = kQs_, kQh = kQh_;
+  static constexpr bool kMin = kMin_;
+  static int32_t correction(int32_t minus8_sum) { return minus8_sum * kOffsetTimes; }
 };
+using Q4_0 = Nibbles<18, 2, -1, 1, false>;
+using Q5_0 = Nibbles<22, 6, 2, 2, false>;
+using Q4_1 = Nibbles<20, 4, -1, 0, true>;
+using Q5_1 = Nibbles<24, 8, 4, 0, true>;
+
+// d·Σq of an activation block: what a Q4_1/Q5_1 block's min multiplies.
+inline float act_sum(const uint8_t* x) { return load_f32(x) * float(load_i32(x + 4) / -8); }
 
 // ---- the float steps of the rounding order (header comment) ----------------------------
 // Four chains, one per lane of c: blocks 4k..4k+3 of f and s, for the four quarters in
@@ -38,6 +52,17 @@ inline __m128 chain16(__m128 c, __m512 f, __m512 s) {
   c = _mm_fmadd_ps(_mm512_castps512_ps128(f), _mm512_castps512_ps128(s), c);
   c = _mm_fmadd_ps(_mm512_extractf32x4_ps(f, 1), _mm512_extractf32x4_ps(s, 1), c);
   c = _mm_fmadd_ps(_mm512_extractf32x4_ps(f, 2), _mm512_extractf32x4_ps(s, 2), c);
+  return _mm_fmadd_ps(_mm512_extractf32x4_ps(f, 3), _mm512_extractf32x4_ps(s, 3), c);
+}
+// With min terms (Q4_1, Q5_1): each block adds m·(d_x·Σq) to its chain, then its product.
+inline __m128 chain16(__m128 c, __m512 f, __m512 s, __m512 m, __m512 sx) {
+  c = _mm_fmadd_ps(_mm512_castps512_ps128(m), _mm512_castps512_ps128(sx), c);
+  c = _mm_fmadd_ps(_mm512_castps512_ps128(f), _mm512_castps512_ps128(s), c);
+  c = _mm_fmadd_ps(_mm512_extractf32x4_ps(m, 1), _mm512_extractf32x4_ps(sx, 1), c);
+  c = _mm_fmadd_ps(_mm512_extractf32x4_ps(f, 1), _mm512_extractf32x4_ps(s, 1), c);
+  c = _mm_fmadd_ps(_mm512_extractf32x4_ps(m, 2), _mm512_extractf32x4_ps(sx, 2), c);
+  c = _mm_fmadd_ps(_mm512_extractf32x4_ps(f, 2), _mm512_extractf32x4_ps(s, 2), c);
+  c = _mm_fmadd_ps(_mm512_extractf32x4_ps(m, 3), _mm512_extractf32x4_ps(sx, 3), c);
   return _mm_fmadd_ps(_mm512_extractf32x4_ps(f, 3), _mm512_extractf32x4_ps(s, 3), c);
 }
 inline float chains_total(__m128 c) {
@@ -49,23 +74,26 @@ inline float chains_total(__m128 c) {
 // The position's activations rearranged once per call so that a row's blocks meet them in
 // whole registers; padded with zeros to whole groups of 16 blocks.
 struct RowAct {
-  const uint8_t* codes;  // Q8_0: 32 per block in order; Q4_0: per 4 blocks, elements 0-15 of each, then 16-31
+  const uint8_t* codes;  // Q8_0: 32 per block in order; others: per 4 blocks, elements 0-15 of each, then 16-31
   const float* dx;       // block scales
   const int32_t* corr;   // code-offset corrections
+  const float* sx;       // d·Σq (the min types)
 };
 
 template <class K>
 RowAct prepare_row_act(const uint8_t* xq, int64_t nb, std::vector<Line>& buf) {
   const int64_t nbp = (nb + 15) / 16 * 16;
-  buf.assign(size_t(nbp / 2 + nbp / 16 * 2), Line{});  // codes, then dx and corr
+  buf.assign(size_t(nbp / 2 + nbp / 16 * 3), Line{});  // codes, then dx, corr and sx
   auto* codes = buf.data()->bytes;
   auto* dx = reinterpret_cast<float*>(codes + nbp * 32);
   auto* corr = reinterpret_cast<int32_t*>(dx + nbp);
+  auto* sx = reinterpret_cast<float*>(corr + nbp);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* x = xq + b * kActBlock;
     dx[b] = load_f32(x);
     corr[b] = K::correction(load_i32(x + 4));
-    if constexpr (K::kBlock == Q8_0::kBlock) {
+    sx[b] = act_sum(x);
+    if constexpr (std::is_same_v<K, Q8_0>) {
       std::memcpy(codes + 32 * b, x + 8, 32);
     } else {
       uint8_t* g = codes + 128 * (b / 4) + 16 * (b % 4);
@@ -73,7 +101,7 @@ RowAct prepare_row_act(const uint8_t* xq, int64_t nb, std::vector<Line>& buf) {
       std::memcpy(g + 64, x + 24, 16);
     }
   }
-  return {codes, dx, corr};
+  return {codes, dx, corr, sx};
 }
 
 // A group's exact integer block sums (code offsets not yet applied) and block scales,
@@ -87,13 +115,24 @@ RowAct prepare_row_act(const uint8_t* xq, int64_t nb, std::vector<Line>& buf) {
 struct GroupSums {
   __m512i sums;
   __m512 scales;
+  __m512 mins;  // Q4_1/Q5_1
 };
 
+// The fp16 field at `at` of v blocks (d at 0; Q4_1/Q5_1's min at 2) as floats.
 template <class K>
 __m512 block_scales(const uint8_t* w, int v) {
   uint16_t h[16] = {};
   for (int j = 0; j < v; ++j) std::memcpy(&h[j], w + j * K::kBlock, 2);
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h)));
+}
+// d and the min of v Q4_1/Q5_1 blocks, read together as one 32-bit word per block.
+template <class K>
+void block_scales_mins(const uint8_t* w, int v, __m512& d, __m512& m) {
+  alignas(64) int32_t dm[16] = {};
+  for (int j = 0; j < v; ++j) dm[j] = load_i32(w + j * K::kBlock);
+  const __m512i words = _mm512_load_si512(dm);
+  d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words));
+  m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(words, 16)));
 }
 
 template <bool Tail>
@@ -119,37 +158,53 @@ GroupSums block_sums(Q8_0, const uint8_t* w, const uint8_t* codes, int v) {
                                      _mm512_shuffle_i32x4(u, x, _MM_SHUFFLE(3, 1, 3, 1)));
   // s: blocks 0 2 4 6 | 1 3 5 7 | 8 10 12 14 | 9 11 13 15
   return {_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15), s),
-          block_scales<Q8_0>(w, v)};
+          block_scales<Q8_0>(w, v), _mm512_setzero_ps()};
 }
 
-template <bool Tail>
-GroupSums block_sums(Q4_0, const uint8_t* w, const uint8_t* codes, int v) {
+template <bool Tail, int64_t kBlock, int64_t kQs, int64_t kQh, int kOffsetTimes, bool kMin>
+GroupSums block_sums(Nibbles<kBlock, kQs, kQh, kOffsetTimes, kMin>, const uint8_t* w, const uint8_t* codes, int v) {
+  using K = Nibbles<kBlock, kQs, kQh, kOffsetTimes, kMin>;
   const __m512i mask = _mm512_set1_epi8(0x0F);
   __m512i a[4];  // a[i]: quarter q is block 4i + q
   for (int i = 0; i < 4; ++i) {
-    const uint8_t* p = w + 4 * i * Q4_0::kBlock;
+    const uint8_t* p = w + 4 * i * kBlock;
     __m128i q[4];
     for (int j = 0; j < 4; ++j)
-      q[j] = Tail ? _mm_maskz_loadu_epi8(4 * i + j < v ? 0xFFFF : 0, p + 2 + j * Q4_0::kBlock)
-                  : loadu128(p + 2 + j * Q4_0::kBlock);
+      q[j] = Tail ? _mm_maskz_loadu_epi8(4 * i + j < v ? 0xFFFF : 0, p + kQs + j * kBlock) : loadu128(p + kQs + j * kBlock);
     const __m512i wv =
         _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(q[0]), q[1], 1)),
                            _mm256_inserti128_si256(_mm256_castsi128_si256(q[2]), q[3], 1), 1);
-    const __m512i lo = _mm512_and_si512(wv, mask), hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), mask);
+    __m512i lo = _mm512_and_si512(wv, mask), hi = _mm512_and_si512(_mm512_srli_epi16(wv, 4), mask);
+    if constexpr (kQh >= 0) {  // fifth bits: elements 0-15 of block 4i + j from bits 0-15 of its qh, 16-31 from 16-31
+      uint64_t mlo = 0, mhi = 0;
+      for (int j = 0; j < 4; ++j)
+        if (!Tail || 4 * i + j < v) {
+          const auto qh = uint32_t(load_i32(p + kQh + j * kBlock));
+          mlo |= uint64_t(qh & 0xFFFF) << (16 * j);
+          mhi |= uint64_t(qh >> 16) << (16 * j);
+        }
+      lo = _mm512_or_si512(lo, _mm512_maskz_mov_epi8(mlo, _mm512_set1_epi8(0x10)));
+      hi = _mm512_or_si512(hi, _mm512_maskz_mov_epi8(mhi, _mm512_set1_epi8(0x10)));
+    }
     const __m512i acc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(codes + 128 * i));
     a[i] = _mm512_dpbusd_epi32(acc, hi, _mm512_load_si512(codes + 128 * i + 64));
   }
   // quarter_sums: lane 4q + i is block 4i + q
-  return {_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
-                                   quarter_sums(a[0], a[1], a[2], a[3])),
-          block_scales<Q4_0>(w, v)};
+  GroupSums g;
+  g.sums = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+                                    quarter_sums(a[0], a[1], a[2], a[3]));
+  if constexpr (kMin) block_scales_mins<K>(w, v, g.scales, g.mins);
+  else g.scales = block_scales<K>(w, v);
+  return g;
 }
 
 template <class K, bool Tail>
 __m128 row_group(const uint8_t* w, const RowAct& a, int64_t b0, int v, __m128 c) {
   const GroupSums g = block_sums<Tail>(K{}, w, a.codes + 32 * b0, v);
-  const __m512i exact = _mm512_add_epi32(g.sums, _mm512_load_si512(a.corr + b0));
   const __m512 s = _mm512_mul_ps(g.scales, _mm512_load_ps(a.dx + b0));
+  if constexpr (K::kMin)
+    return chain16(c, _mm512_cvtepi32_ps(g.sums), s, g.mins, _mm512_load_ps(a.sx + b0));
+  const __m512i exact = _mm512_add_epi32(g.sums, _mm512_load_si512(a.corr + b0));
   return chain16(c, _mm512_cvtepi32_ps(exact), s);
 }
 
@@ -168,6 +223,7 @@ float row_dot(const uint8_t* row, const RowAct& a, int64_t nb) {
 struct Panel {
   std::vector<Line> codes;   // 8 per block
   std::vector<Line> scales;  // 16 floats per block
+  std::vector<Line> mins;    // likewise, Q4_1/Q5_1
 };
 
 // Block by block, 16 rows' codes transposed in registers (16 gathers per block, the first
@@ -177,30 +233,40 @@ template <class K>
 void pack_panel(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
   p.codes.resize(size_t(nb * 8));
   p.scales.resize(size_t(nb));
+  if constexpr (K::kMin) p.mins.resize(size_t(nb));
   const __m256i zero = _mm256_setzero_si256();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = w + b * K::kBlock;
     // Rows past the end read as zeros (their lanes' results are not stored).
     auto codes = [&](int r) -> __m256i {
       if (r >= rows) return zero;
-      if constexpr (K::kBlock == Q8_0::kBlock) return loadu256(blk + r * ws + 2);
-      const __m128i q = loadu128(blk + r * ws + 2);  // Q4_0: low nibbles are elements 0-15, high 16-31
-      const __m128i m = _mm_set1_epi8(0x0F);
-      const __m128i lo = _mm_and_si128(q, m), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m);
-      return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+      if constexpr (std::is_same_v<K, Q8_0>) {
+        return loadu256(blk + r * ws + 2);
+      } else {
+        const __m128i q = loadu128(blk + r * ws + K::kQs);  // low nibbles are elements 0-15, high 16-31
+        const __m128i m = _mm_set1_epi8(0x0F);
+        const __m128i lo = _mm_and_si128(q, m), hi = _mm_and_si128(_mm_srli_epi16(q, 4), m);
+        const __m256i c = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+        if constexpr (K::kQh < 0) return c;
+        else return _mm256_or_si256(c, _mm256_maskz_mov_epi8(uint32_t(load_i32(blk + r * ws + K::kQh)), _mm256_set1_epi8(0x10)));
+      }
     };
     __m512i z[8], out[8];
     for (int i = 0; i < 8; ++i) z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(codes(i)), codes(i + 8), 1);
     transpose_16x8(z, out);
     Line* dst = p.codes.data() + b * 8;
     for (int g = 0; g < 8; ++g) {
-      if constexpr (K::kBlock == Q8_0::kBlock)
+      if constexpr (std::is_same_v<K, Q8_0>)
         out[g] = _mm512_xor_si512(out[g], _mm512_set1_epi8(static_cast<char>(0x80)));
       _mm512_store_si512(dst[g].bytes, out[g]);
     }
-    alignas(32) uint16_t h[16] = {};
-    for (int r = 0; r < rows; ++r) std::memcpy(&h[r], blk + r * ws, 2);
-    _mm512_store_ps(p.scales[size_t(b)].bytes, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h))));
+    auto factors = [&](int at, Line& dst) {
+      alignas(32) uint16_t h[16] = {};
+      for (int r = 0; r < rows; ++r) std::memcpy(&h[r], blk + r * ws + at, 2);
+      _mm512_store_ps(dst.bytes, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(h))));
+    };
+    factors(0, p.scales[size_t(b)]);
+    if constexpr (K::kMin) factors(2, p.mins[size_t(b)]);
   }
 }
 
@@ -222,8 +288,11 @@ inline void panel_block(const Panel* const (&p)[P], int64_t b, const uint8_t* xq
     }
   }
   for (int t = 0; t < T; ++t) {
-    const __m512 dx = _mm512_set1_ps(load_f32(xq + t * xs + b * kActBlock));
+    const uint8_t* x = xq + t * xs + b * kActBlock;
+    const __m512 dx = _mm512_set1_ps(load_f32(x));
     for (int q = 0; q < P; ++q) {
+      if constexpr (K::kMin)
+        c[q][t][J] = _mm512_fmadd_ps(_mm512_load_ps(p[q]->mins[size_t(b)].bytes), _mm512_set1_ps(act_sum(x)), c[q][t][J]);
       const __m512 s = _mm512_mul_ps(_mm512_load_ps(p[q]->scales[size_t(b)].bytes), dx);
       c[q][t][J] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[q][t]), s, c[q][t][J]);
     }
@@ -301,14 +370,20 @@ TP_SIMD_END
 
 }  // namespace
 
-bool rowlanes_supported(DType type) { return type == DType::Q8_0 || type == DType::Q4_0; }
+bool rowlanes_supported(DType type) {
+  return type == DType::Q8_0 || type == DType::Q4_0 || type == DType::Q5_0 || type == DType::Q4_1 ||
+         type == DType::Q5_1;
+}
 
 void rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq, int64_t x_stride,
                    int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
-  if (type == DType::Q8_0)
-    tile<Q8_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
-  else
-    tile<Q4_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+  switch (type) {
+    case DType::Q8_0: return tile<Q8_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    case DType::Q4_0: return tile<Q4_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    case DType::Q5_0: return tile<Q5_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    case DType::Q4_1: return tile<Q4_1>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    default: return tile<Q5_1>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+  }
 }
 
 #else

@@ -1,5 +1,5 @@
-// Internal to src/quant: AVX-512 VNNI kernels for Q8_0 and Q4_0 weights against
-// Q8_0 activations, in which the vector lanes are weight rows.
+// Internal to src/quant: AVX-512 VNNI kernels for the 32-element block types (Q8_0, Q4_0,
+// Q5_0, Q4_1, Q5_1) against Q8_0 activations, in which the vector lanes are weight rows.
 //
 // The register tiles in int8_dot.cpp give each (row, position) pair its own
 // vector of partial sums, so every 32 products cost a conversion, a scale and
@@ -18,6 +18,8 @@
 //   c_b   = d_w(b) · d_x(b)                                   (float product),
 //   C_j   = fma(float(s_b), c_b, C_j) for b = j, j + 4, j + 8, ... in order
 //   (four chains), dot   = (C_0 + C_2) + (C_1 + C_3).
+// Q4_1 and Q5_1 add each block's min term to its chain first:
+//   C_j   = fma(float(s_b), c_b, fma(m_w(b), d_x(b)·float(Σq_b), C_j)).
 #pragma once
 #include <cstdint>
 
