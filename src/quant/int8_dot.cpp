@@ -107,8 +107,9 @@ struct TileQ8_0 {
     for (int t = 0; t < T; ++t)
       for (int r = 0; r < R; ++r) out[t * os + r] = detail::hsum(acc[t][r]);
   }
+  static constexpr bool kMin = false;
   // One block's products added to acc (the per-slice kernel).
-  static __m256 block_fma(const uint8_t* wb, const uint8_t* x, __m256 acc) {
+  static __m256 block_fma(const uint8_t* wb, const uint8_t* x, __m256 acc, float*) {
     const __m256i p = q8_dot(q8_weights(wb + 2), q8_activations(x + 8));
     return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(load_f16_fast(wb)), bcast_f32(x)), _mm256_cvtepi32_ps(p), acc);
   }
@@ -206,11 +207,12 @@ struct TileQ32 {
         else out[t * os + r] = v;
       }
   }
-  // One block's products added to acc (the per-slice kernel; types without a min term).
-  static __m256 block_fma(const uint8_t* wb, const uint8_t* x, __m256 acc) {
-    static_assert(!B::kMin);
-    const __m256i start = _mm256_zextsi128_si256(_mm_cvtsi32_si128(detail::load_i32(x + 4) * B::kOffsetTimes));
-    const __m256i p = dpbusd_acc(start, B::codes(wb), loadu256(x + 8));
+  static constexpr bool kMin = B::kMin;
+  // One block's products added to acc, and its min term to *macc (the per-slice kernel).
+  static __m256 block_fma(const uint8_t* wb, const uint8_t* x, __m256 acc, [[maybe_unused]] float* macc) {
+    const int32_t offset = B::kMin ? 0 : detail::load_i32(x + 4) * B::kOffsetTimes;
+    const __m256i p = dpbusd_acc(_mm256_zextsi128_si256(_mm_cvtsi32_si128(offset)), B::codes(wb), loadu256(x + 8));
+    if constexpr (B::kMin) *macc = std::fma(load_f16_fast(wb + 2), load_f32(x) * float(detail::load_i32(x + 4) / -8), *macc);
     return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(load_f16_fast(wb)), bcast_f32(x)), _mm256_cvtepi32_ps(p), acc);
   }
 };
@@ -411,20 +413,27 @@ inline __m256 hsum8x8(const __m256 (&a)[8]) {
 // more than its products.
 template <class K, int64_t BlockBytes>
 void row_slices(const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t blocks, float* out, int64_t os) {
-  auto slice = [&](int64_t s) {
+  // A slice's lanes; with min terms (Q4_1, Q5_1), those into *macc, added after the lane sum.
+  auto slice = [&](int64_t s, float* macc) {
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = s * blocks; b < (s + 1) * blocks; ++b) acc = K::block_fma(row + b * BlockBytes, xq + b * kQ80Bytes, acc);
+    for (int64_t b = s * blocks; b < (s + 1) * blocks; ++b)
+      acc = K::block_fma(row + b * BlockBytes, xq + b * kQ80Bytes, acc, macc);
     return acc;
   };
   int64_t s = 0;
   for (; s + 8 <= n_slices; s += 8) {
     __m256 acc[8];
-    for (int j = 0; j < 8; ++j) acc[j] = slice(s + j);
+    float macc[8] = {};
+    for (int j = 0; j < 8; ++j) acc[j] = slice(s + j, K::kMin ? &macc[j] : nullptr);
     alignas(32) float sums[8];
     _mm256_store_ps(sums, hsum8x8(acc));
-    for (int j = 0; j < 8; ++j) out[(s + j) * os] = sums[j];
+    for (int j = 0; j < 8; ++j) out[(s + j) * os] = K::kMin ? sums[j] + macc[j] : sums[j];
   }
-  for (; s < n_slices; ++s) out[s * os] = detail::hsum(slice(s));
+  for (; s < n_slices; ++s) {
+    float macc = 0.0f;
+    const float lanes = detail::hsum(slice(s, K::kMin ? &macc : nullptr));
+    out[s * os] = K::kMin ? lanes + macc : lanes;
+  }
 }
 
 // ---- K-quant slices narrower than a super-block (per-head slices of W_O) ------------------
@@ -578,6 +587,8 @@ void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t 
   if (type == DType::Q8_0) return row_slices<TileQ8_0, 34>(row, xq, n_slices, blocks, out, out_stride);
   if (type == DType::Q4_0) return row_slices<TileQ32<Q4_0Blocks>, 18>(row, xq, n_slices, blocks, out, out_stride);
   if (type == DType::Q5_0) return row_slices<TileQ32<Q5_0Blocks>, 22>(row, xq, n_slices, blocks, out, out_stride);
+  if (type == DType::Q4_1) return row_slices<TileQ32<Q4_1Blocks>, 20>(row, xq, n_slices, blocks, out, out_stride);
+  if (type == DType::Q5_1) return row_slices<TileQ32<Q5_1Blocks>, 24>(row, xq, n_slices, blocks, out, out_stride);
   if (act_format(type) == ActFormat::Q8_K && slice_len % 256 != 0) {
     if (detail::kquant_row_slices(type, row, xq, n_slices, slice_len, out, out_stride)) return;
     return kquant_slices(type, row, xq, n_slices, slice_len, out, out_stride);
