@@ -50,7 +50,13 @@ void fix_scales(DType t, uint8_t* row, int64_t n_blocks, Rng& rng) {
     switch (t) {
       case DType::Q8_0: put(blk, jitter * 2.7e-4f); break;
       case DType::Q4_0: put(blk, jitter * 4.3e-3f); break;
+      case DType::Q5_0: put(blk, jitter * 2.1e-3f); break;
+      case DType::Q4_1: put(blk, jitter * 4.3e-3f); put(blk + 2, jitter * -3.4e-2f); break;
+      case DType::Q5_1: put(blk, jitter * 2.1e-3f); put(blk + 2, jitter * -3.4e-2f); break;
+      case DType::Q2_K: put(blk + 80, jitter * 1.3e-3f); put(blk + 82, jitter * 1.3e-3f); break;
+      case DType::Q3_K: put(blk + 108, jitter * 5.0e-4f); break;
       case DType::Q4_K: put(blk, jitter * 1.3e-4f); put(blk + 2, jitter * 1.0e-4f); break;
+      case DType::Q5_K: put(blk, jitter * 6.5e-5f); put(blk + 2, jitter * 1.0e-4f); break;
       case DType::Q6_K: put(blk + 208, jitter * 1.7e-5f); break;
       default: break;
     }
@@ -78,7 +84,17 @@ Plan plan_for(const std::string& name) {
   // attn_v and ffn_down Q6_K in the first and last eighth of the layers and every third.
   if (name == "q4_0") return {DType::Q4_0, DType::Q4_0, DType::Q6_K, DType::Q4_0};
   if (name == "q4_k") return {DType::Q4_K, DType::Q4_K, DType::Q6_K, DType::Q6_K};
-  throw Error(ErrorKind::Usage, "bench", "unknown model type '" + name + "'", "use f16, q8_0, q4_0 or q4_k");
+  // The other types, for their kernels' sake; the K-quant mixes approximate llama-quantize's
+  // (Q2_K: Q3_K for attn_v/ffn_down in those layers; Q3_K_M: Q5_K there; Q5_K_M: Q6_K).
+  if (name == "q5_0") return {DType::Q5_0, DType::Q5_0, DType::Q6_K, DType::Q5_0};
+  if (name == "q4_1") return {DType::Q4_1, DType::Q4_1, DType::Q6_K, DType::Q4_1};
+  if (name == "q5_1") return {DType::Q5_1, DType::Q5_1, DType::Q6_K, DType::Q5_1};
+  if (name == "q2_k") return {DType::Q2_K, DType::Q2_K, DType::Q6_K, DType::Q3_K};
+  if (name == "q3_k") return {DType::Q3_K, DType::Q3_K, DType::Q6_K, DType::Q5_K};
+  if (name == "q5_k") return {DType::Q5_K, DType::Q5_K, DType::Q6_K, DType::Q6_K};
+  if (name == "q6_k") return {DType::Q6_K, DType::Q6_K, DType::Q6_K, DType::Q6_K};
+  throw Error(ErrorKind::Usage, "bench", "unknown model type '" + name + "'",
+              "use f16, q8_0, q4_0, q4_k (BASELINE.md's four), q5_0, q4_1, q5_1, q2_k, q3_k, q5_k or q6_k");
 }
 
 bool use_more_bits(int64_t l) { return l < kLayers / 8 || l >= 7 * kLayers / 8 || (l - kLayers / 8) % 3 == 2; }

@@ -217,7 +217,8 @@ void run_bench(const BenchOptions& o) {
 void register_bench(CLI::App& app) {
   auto opts = std::make_shared<BenchOptions>();
   auto* cmd = app.add_subcommand("bench", "Measure prompt/generation speed and memory on TinyLlama-shaped models");
-  cmd->add_option("--types", opts->types, "Weight types: f16,q8_0,q4_0,q4_k (Q4_K_M's mix)");
+  cmd->add_option("--types", opts->types,
+                  "Weight types: f16,q8_0,q4_0,q4_k (Q4_K_M's mix), also q5_0,q4_1,q5_1,q2_k,q3_k,q5_k,q6_k");
   cmd->add_option("--capture-modes", opts->modes, "Capture modes: off and/or capture specs (default, full, ...)");
   cmd->add_option("--runs", opts->runs, "Runs per cell (the median is reported)")->check(CLI::Range(1, 100));
   cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: one per core)")->check(CLI::Range(0, 1024));
