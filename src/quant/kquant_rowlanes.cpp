@@ -226,14 +226,18 @@ struct K16Panel {
 
 // ---- one position (decoding): rows streamed one at a time -----------------------------
 // 64 codes per vpdpbusd. Q4_K/Q5_K: a 32-byte code chunk broadcast to both halves, the high
-// half shifted to its high nibbles, so p[j] holds sub-block 2j in lanes 0-7 and 2j + 1 in
-// lanes 8-15; one vpmulld scales both. Each lane holds four products times the scale.
+// half shifted to its high nibbles, so that the products of code vector j hold sub-block 2j
+// in lanes 0-7 and 2j + 1 in lanes 8-15. Their quarters are summed across the four vectors
+// first and then scaled with one vpmulld: lane 4q + j of the result is quarter q of vector
+// j times its sub-block's scale (2j for q < 2, else 2j + 1), so its 128-bit lanes add up to
+// the four 64-wide parts of I and all its lanes to I. (Scaling each vector before the sums
+// took four vpmulld and four lane-crossing scale permutes per block: a fifth of the step.)
 template <bool kFifthBit>
-inline void q45_products(const uint8_t* wb, const uint8_t* x, const uint8_t (&scale)[8], __m512i (&p)[4]) {
+inline __m512i q45_scaled_quarters(const uint8_t* wb, const uint8_t* x, __m128i scales_mins) {
   constexpr int64_t kQs = kFifthBit ? 48 : 16;
   const __m512i nibble = _mm512_set1_epi8(0x0F);
   const __m512i shifts = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);  // high half: high nibbles
-  const __m512i sc32 = _mm512_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scale)));
+  __m512i p[4];
   for (int j = 0; j < 4; ++j) {
     const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + kQs + 32 * j)));
     __m512i codes = _mm512_and_si512(_mm512_srlv_epi64(q, shifts), nibble);
@@ -242,36 +246,89 @@ inline void q45_products(const uint8_t* wb, const uint8_t* x, const uint8_t (&sc
       const __m512i at = _mm512_add_epi64(_mm512_set1_epi64(2 * j), _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1));
       codes = _mm512_or_si512(codes, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, at), _mm512_set1_epi8(1)), 4));
     }
-    const __m512i prod = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes,
-                                             _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x + 36 + 64 * j)));
-    const __m512i pick = _mm512_setr_epi32(2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j + 1, 2 * j + 1,
-                                           2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1);
-    p[j] = _mm512_mullo_epi32(prod, _mm512_permutexvar_epi32(pick, sc32));
+    p[j] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), codes,
+                               _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x + 36 + 64 * j)));
   }
+  // Scale bytes 0, 2, 4, 6 (quarters 0-1) or 1, 3, 5, 7 (quarters 2-3) as int32 lanes, by an
+  // in-lane byte shuffle of the eight scale bytes repeated in every 128-bit lane.
+  constexpr int kE0 = int(0x80808000u), kE1 = kE0 | 2, kE2 = kE0 | 4, kE3 = kE0 | 6;
+  const __m512i pick = _mm512_setr_epi32(kE0, kE1, kE2, kE3, kE0, kE1, kE2, kE3, kE0 | 1, kE1 | 1, kE2 | 1, kE3 | 1,
+                                         kE0 | 1, kE1 | 1, kE2 | 1, kE3 | 1);
+  const __m512i scales = _mm512_shuffle_epi8(_mm512_broadcastq_epi64(scales_mins), pick);
+  return _mm512_mullo_epi32(quarter_sums(p[0], p[1], p[2], p[3]), scales);
 }
 
-// min_s · (the activation's sum over sub-block s), s = 0..7.
-inline __m256i q45_min_terms(const uint8_t (&min)[8], const uint8_t* x) {
-  const __m256i mins = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(min)));
+// min_s · (the activation's sum over sub-block s), s = 0..7 (mins in bytes 8-15).
+inline __m256i q45_min_terms(__m128i scales_mins, const uint8_t* x) {
+  const __m256i mins = _mm256_cvtepu8_epi32(_mm_srli_si128(scales_mins, 8));
   const __m256i bsums = _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)), _mm256_set1_epi16(1));
   return _mm256_mullo_epi32(mins, bsums);
 }
 
+// A position's Q8_K activations for q45_row_dot, rearranged once per call so that each
+// 64-byte load of a Q4_K/Q5_K block's codes (two 32-byte chunks: low nibbles sub-blocks 4c
+// and 4c + 2, high nibbles 4c + 1 and 4c + 3) meets its activations in one plain load:
+// per block, d and the sixteen 16-sums as in Q8_K, then sub-blocks 0 2 1 3 4 6 5 7.
+thread_local std::vector<uint8_t> tl_q45_act;
+
+const uint8_t* prepare_q45_act(const uint8_t* xq, int64_t nb) {
+  tl_q45_act.resize(size_t(nb * kQ8KBytes));
+  static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* x = xq + b * kQ8KBytes;
+    uint8_t* dst = tl_q45_act.data() + b * kQ8KBytes;
+    std::memcpy(dst, x, 36);
+    for (int k = 0; k < 8; ++k) std::memcpy(dst + 36 + 32 * k, x + 36 + 32 * kOrder[k], 32);
+  }
+  return tl_q45_act.data();
+}
+
+// A block's I as sixteen int32 lanes to be summed: four vpdpbusd from two 64-byte code
+// loads, the sub-block sums of all four taken together (quarter_sums) and scaled with one
+// vpmulld. (Broadcasting 32 code bytes per vpdpbusd, and scaling each product vector with
+// a permuted scale vector, made a step a quarter slower: it is bound by 512-bit operations.)
 template <bool kFifthBit>
-float q45_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
+inline __m512i q45_prepared_products(const uint8_t* wb, const uint8_t* xa, __m128i scales_mins) {
+  constexpr int64_t kQs = kFifthBit ? 48 : 16;
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  __m512i p[4];  // lo 0, hi 0, lo 1, hi 1: sub-blocks [0|2] [1|3] [4|6] [5|7]
+  for (int c = 0; c < 2; ++c) {
+    const __m512i q = _mm512_loadu_si512(reinterpret_cast<const __m512i*>(wb + kQs + 64 * c));
+    __m512i lo = _mm512_and_si512(q, nibble), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+    if constexpr (kFifthBit) {  // element l of sub-block s has its fifth bit in bit s of qh[l]
+      const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 16)));
+      const __m512i one = _mm512_set1_epi8(1);
+      const __m512i at = _mm512_setr_epi64(4 * c, 4 * c, 4 * c, 4 * c, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2);
+      lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, at), one), 4));
+      hi = _mm512_or_si512(
+          hi, _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi64(qh, _mm512_add_epi64(at, _mm512_set1_epi64(1))), one), 4));
+    }
+    const uint8_t* x = xa + 36 + 128 * c;
+    p[2 * c] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x)));
+    p[2 * c + 1] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x + 64)));
+  }
+  // quarter_sums: lane 4q + i is quarter q of p[i]; its scale is that of sub-block
+  // (0 1 4 5)[i] for q < 2, (2 3 6 7)[i] for q >= 2.
+  constexpr int kB = int(0x80808000u);
+  const __m512i pick = _mm512_setr_epi32(kB | 0, kB | 1, kB | 4, kB | 5, kB | 0, kB | 1, kB | 4, kB | 5, kB | 2, kB | 3,
+                                         kB | 6, kB | 7, kB | 2, kB | 3, kB | 6, kB | 7);
+  const __m512i scales = _mm512_shuffle_epi8(_mm512_broadcastq_epi64(scales_mins), pick);
+  return _mm512_mullo_epi32(quarter_sums(p[0], p[1], p[2], p[3]), scales);
+}
+
+// xa: the position's activations as prepare_q45_act leaves them.
+template <bool kFifthBit>
+float q45_row_dot(const uint8_t* row, const uint8_t* xa, int64_t nb) {
   constexpr int64_t kBlock = kFifthBit ? 176 : 144;
   float c = 0.0f, mf = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* wb = row + b * kBlock;
-    const uint8_t* x = xq + b * kQ8KBytes;
-    uint8_t scale[8], min[8];
-    unpack_scales_k4(wb + 4, scale, min);
-    __m512i p[4];
-    q45_products<kFifthBit>(wb, x, scale, p);
-    const __m512i isum = _mm512_add_epi32(_mm512_add_epi32(p[0], p[1]), _mm512_add_epi32(p[2], p[3]));
+    const uint8_t* x = xa + b * kQ8KBytes;
+    const __m128i sm = scales_mins_k4(wb + 4);
+    const __m512i isum = q45_prepared_products<kFifthBit>(wb, x, sm);
     // I and M together: [I..., M...] halves summed down to lanes 0 (I) and 1 (M).
     const __m256i iv = _mm256_add_epi32(_mm512_castsi512_si256(isum), _mm512_extracti64x4_epi64(isum, 1));
-    const __m256i t = _mm256_hadd_epi32(iv, q45_min_terms(min, x));  // i01 i23 m01 m23 | i45 i67 m45 m67
+    const __m256i t = _mm256_hadd_epi32(iv, q45_min_terms(sm, x));  // i01 i23 m01 m23 | i45 i67 m45 m67
     __m128i u = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
     u = _mm_hadd_epi32(u, u);  // I, M, I, M
     const __m128 f = _mm_cvtepi32_ps(u);
@@ -407,12 +464,12 @@ void row_heads(const uint8_t* row, const uint8_t* xq, int64_t nb, int64_t block_
 
 template <bool kFifthBit>
 BlockHeads q45_heads(const uint8_t* wb, const uint8_t* x) {
-  uint8_t scale[8], min[8];
-  unpack_scales_k4(wb + 4, scale, min);
-  __m512i p[4];
-  q45_products<kFifthBit>(wb, x, scale, p);
+  const __m128i sm = scales_mins_k4(wb + 4);
+  const __m512i r = q45_scaled_quarters<kFifthBit>(wb, x, sm);  // 128-bit lane sums: the four heads
+  const __m128i heads = _mm_add_epi32(_mm_add_epi32(_mm512_castsi512_si128(r), _mm512_extracti32x4_epi32(r, 1)),
+                                      _mm_add_epi32(_mm512_extracti32x4_epi32(r, 2), _mm512_extracti32x4_epi32(r, 3)));
   const float dy = load_f32(x);
-  return {four_sums(p), pair_sums(q45_min_terms(min, x)), load_f16_fast(wb) * dy, load_f16_fast(wb + 2) * dy};
+  return {heads, pair_sums(q45_min_terms(sm, x)), load_f16_fast(wb) * dy, load_f16_fast(wb + 2) * dy};
 }
 
 template <K16 K>
@@ -512,8 +569,13 @@ void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_
       for (int64_t r = 0; r < n_rows; ++r) out[r] = dot(w + r * w_stride, xq, n / 256);
     };
     switch (type) {
-      case DType::Q4_K: return rows(q45_row_dot<false>);
-      case DType::Q5_K: return rows(q45_row_dot<true>);
+      case DType::Q4_K: case DType::Q5_K: {
+        const uint8_t* xa = prepare_q45_act(xq, n / 256);
+        for (int64_t r = 0; r < n_rows; ++r)
+          out[r] = type == DType::Q4_K ? q45_row_dot<false>(w + r * w_stride, xa, n / 256)
+                                       : q45_row_dot<true>(w + r * w_stride, xa, n / 256);
+        return;
+      }
       case DType::Q6_K: return rows(k16_row_dot<K16::Q6>);
       case DType::Q3_K: return rows(k16_row_dot<K16::Q3>);
       default: return rows(k16_row_dot<K16::Q2>);
