@@ -31,6 +31,9 @@ std::vector<fs::path> reference_models() {
       for (const auto& e : fs::directory_iterator(test::shared_dir() / dir))
         if (e.path().extension() == ".gguf") out.push_back(e.path());
   std::sort(out.begin(), out.end());
+  // and the weight types the fixtures lack, re-encoded from one of them (test_support.h)
+  if (fs::exists(test::shared_dir() / test::synthetic_source(test::requantised_models().front())))
+    for (const auto& f : test::requantised_models()) out.push_back(test::synthetic_path(f));
   return out;
 }
 

@@ -23,7 +23,7 @@ namespace fs = std::filesystem;
 // - F32/F16 weights: 1e-4, the figure the reference README gives for a correct F32
 //   implementation (summation order alone moves the last digits).
 // - Quantised weights: tokenprobe rounds the activations to 8 bits per block (Q8_0 blocks
-//   for Q8_0/Q4_0 weights, Q8_K for Q4_K/Q5_K/Q6_K) and takes integer dot products, as llama.cpp
+//   for Q8_0/Q4_0 and the other 32-element types, Q8_K for the K-quants) and takes integer dot products, as llama.cpp
 //   does (docs/numerics.md). Q8_0 and Q4_K_M then match to max |Δ| 5e-7 / 2e-6 on
 //   activations and 4e-6 / 1.5e-5 on logits: the F32 bound holds. Q4_0 matches as closely
 //   up to one activation of layer 0's MLP that sits on a rounding boundary and rounds the

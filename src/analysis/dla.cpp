@@ -119,7 +119,7 @@ Dla direct_logit_attribution(const Model& m, const PositionActivations& a, int32
     }
     out.parts.push_back({"ln_final bias", "bias", -1, -1, t, t - b});
   }
-  // Unembeddings multiplied in int8 (Q8_0/Q4_0/Q4_K/Q5_K/Q6_K, as llama.cpp does) round their
+  // Unembeddings multiplied in int8 (every quantised type, as llama.cpp does) round their
   // input to 8 bits; that rounding is not linear in the parts above, so it gets its own
   // part: the model's logit minus the float readout of the whole residual stream.
   if (quant::act_format(m.impl->unembed().type) != quant::ActFormat::Float) {

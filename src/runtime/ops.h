@@ -21,7 +21,7 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
 void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y);
 
 // Rewrites x [n, k] in place as matmul(w, x) sees it: for weight types multiplied in int8
-// (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) each row is rounded to the 8-bit activation blocks, otherwise it
+// (every quantised type) each row is rounded to the 8-bit activation blocks, otherwise it
 // is left alone. Lets a decomposition of the product (per-head W_O slices) sum exactly to
 // the product itself.
 void round_as_matmul_input(const TensorView& w, float* x, int64_t n);
