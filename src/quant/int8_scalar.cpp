@@ -15,7 +15,6 @@ using detail::unpack_scales_k4;
 using detail::kQ80Bytes;
 using detail::kQ8KBytes;
 
-
 float scalar_q8_0(const uint8_t* row, const uint8_t* xq, int64_t n) {
   float acc = 0.0f;
   for (int64_t b = 0; b < n / 32; ++b) {
@@ -28,57 +27,27 @@ float scalar_q8_0(const uint8_t* row, const uint8_t* xq, int64_t n) {
   return acc;
 }
 
-float scalar_q4_0(const uint8_t* row, const uint8_t* xq, int64_t n) {
-  float acc = 0.0f;
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const uint8_t* w = row + b * 18;
-    const uint8_t* x = xq + b * kQ80Bytes;
-    int32_t s = 0;
-    for (int j = 0; j < 16; ++j)
-      s += ((w[2 + j] & 0x0F) - 8) * int8_t(x[8 + j]) + ((w[2 + j] >> 4) - 8) * int8_t(x[8 + 16 + j]);
-    acc += float(s) * (load_f16(w) * load_f32(x));
-  }
-  return acc;
-}
-
-// Q5_0 (22-byte blocks: d | qh | qs[16]): codes of five bits, the fifth of element j in bit
-// j of qh, offset by 16.
-float scalar_q5_0(const uint8_t* row, const uint8_t* xq, int64_t n) {
-  float acc = 0.0f;
-  for (int64_t b = 0; b < n / 32; ++b) {
-    const uint8_t* w = row + b * 22;
-    const uint8_t* x = xq + b * kQ80Bytes;
-    const auto qh = uint32_t(load_i32(w + 2));
-    int32_t s = 0;
-    for (int j = 0; j < 16; ++j) {
-      const int lo = (w[6 + j] & 0x0F) | int((qh >> j) & 1) << 4, hi = (w[6 + j] >> 4) | int((qh >> (j + 16)) & 1) << 4;
-      s += (lo - 16) * int8_t(x[8 + j]) + (hi - 16) * int8_t(x[8 + 16 + j]);
-    }
-    acc += float(s) * (load_f16(w) * load_f32(x));
-  }
-  return acc;
-}
-
-// Q4_1 (20-byte blocks: d | m | qs[16]) and Q5_1 (24 bytes: d | m | qh | qs[16]): d_w·d_x·Σ
-// code·q per block, and the min times d_x·Σq, summed apart and added at the end as llama.cpp
-// adds them.
-template <bool kFifthBit>
-float scalar_q41(const uint8_t* row, const uint8_t* xq, int64_t n) {
-  constexpr int64_t kBlock = kFifthBit ? 24 : 20, kQs = kFifthBit ? 8 : 4;
+// The 32-element nibble types: qs[16] at kQs (low nibbles elements 0-15, high 16-31), Q5's
+// fifth bit of element j in bit j of the 32-bit qh at kQh (-1: none). Q4_0 (18 bytes) and
+// Q5_0 (22) offset their codes by 8 or 16; Q4_1 (20) and Q5_1 (24) store unsigned codes and
+// an fp16 min after d, whose term m·d_x·Σq is summed apart and added at the end as llama.cpp
+// adds it.
+template <int64_t kBlock, int64_t kQs, int64_t kQh, int kOffset, bool kMin>
+float scalar_q32(const uint8_t* row, const uint8_t* xq, int64_t n) {
   float acc = 0.0f, macc = 0.0f;
   for (int64_t b = 0; b < n / 32; ++b) {
     const uint8_t* w = row + b * kBlock;
     const uint8_t* x = xq + b * kQ80Bytes;
-    const uint32_t qh = kFifthBit ? uint32_t(load_i32(w + 4)) : 0u;
+    const uint32_t qh = kQh >= 0 ? uint32_t(load_i32(w + kQh)) : 0u;
     int32_t s = 0;
     for (int j = 0; j < 16; ++j) {
       const int lo = (w[kQs + j] & 0x0F) | int((qh >> j) & 1) << 4, hi = (w[kQs + j] >> 4) | int((qh >> (j + 16)) & 1) << 4;
-      s += lo * int8_t(x[8 + j]) + hi * int8_t(x[8 + 16 + j]);
+      s += (lo - kOffset) * int8_t(x[8 + j]) + (hi - kOffset) * int8_t(x[8 + 16 + j]);
     }
     acc += float(s) * (load_f16(w) * load_f32(x));
-    macc += load_f16(w + 2) * (load_f32(x) * float(load_i32(x + 4) / -8));
+    if constexpr (kMin) macc += load_f16(w + 2) * (load_f32(x) * float(load_i32(x + 4) / -8));
   }
-  return acc + macc;
+  return kMin ? acc + macc : acc;
 }
 
 // Q4_K and Q5_K: codes of 4 bits, or 5 with the fifth bit of element 32s + l in bit s of
@@ -118,39 +87,29 @@ float scalar_q45_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
 // Q2_K (84 bytes: scales | qs at 16 | d at 80 | dmin at 82): unsigned codes, scale and min
 // in the low and high nibble of the sub-block's byte. Q3_K (110 bytes: hmask | qs at 32 |
 // scales at 96 | d at 108): the code loses 4 where bit 4h + g of hmask[l] is clear.
-float scalar_q2_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
+template <bool kQ3>
+float scalar_q23_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
+  constexpr int64_t kBlock = kQ3 ? 110 : 84, kQs = kQ3 ? 32 : 16, kD = kQ3 ? 108 : 80;
   float acc = 0.0f;
   for (int64_t b = 0; b < n / 256; ++b) {
-    const uint8_t* w = row + b * 84;
-    const uint8_t* x = xq + b * kQ8KBytes;
-    const auto* q = reinterpret_cast<const int8_t*>(x + 36);
-    int32_t sumi = 0, summ = 0;
-    for (int e = 0; e < 256; ++e) {
-      const int h = e / 128, g = e % 128 / 32, l = e % 32;
-      sumi += (w[8 * h + 2 * g + l / 16] & 0x0F) * ((w[16 + 32 * h + l] >> (2 * g)) & 3) * q[e];
-    }
-    for (int sub = 0; sub < 16; ++sub) summ += (w[sub] >> 4) * load_i16(x + 4 + 2 * sub);
-    const float dy = load_f32(x);
-    acc += (load_f16(w + 80) * dy) * float(sumi) - (load_f16(w + 82) * dy) * float(summ);
-  }
-  return acc;
-}
-
-float scalar_q3_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
-  float acc = 0.0f;
-  for (int64_t b = 0; b < n / 256; ++b) {
-    const uint8_t* w = row + b * 110;
+    const uint8_t* w = row + b * kBlock;
     const uint8_t* x = xq + b * kQ8KBytes;
     const auto* q = reinterpret_cast<const int8_t*>(x + 36);
     int8_t scale[16];
-    unpack_scales_q3_k(w + 96, scale);
-    int32_t sumi = 0;
+    if constexpr (kQ3) unpack_scales_q3_k(w + 96, scale);
+    else
+      for (int s = 0; s < 16; ++s) scale[s] = int8_t(w[s] & 0x0F);
+    int32_t sumi = 0, summ = 0;
     for (int e = 0; e < 256; ++e) {
       const int h = e / 128, g = e % 128 / 32, l = e % 32;
-      const int code = ((w[32 + 32 * h + l] >> (2 * g)) & 3) - ((w[l] >> (4 * h + g)) & 1 ? 0 : 4);
+      int code = (w[kQs + 32 * h + l] >> (2 * g)) & 3;
+      if constexpr (kQ3) code -= (w[l] >> (4 * h + g)) & 1 ? 0 : 4;
       sumi += scale[8 * h + 2 * g + l / 16] * code * q[e];
     }
-    acc += (load_f16(w + 108) * load_f32(x)) * float(sumi);
+    if constexpr (!kQ3)
+      for (int sub = 0; sub < 16; ++sub) summ += (w[sub] >> 4) * load_i16(x + 4 + 2 * sub);
+    const float dy = load_f32(x);
+    acc += (load_f16(w + kD) * dy) * float(sumi) - (kQ3 ? 0.0f : (load_f16(w + 82) * dy) * float(summ));
   }
   return acc;
 }
@@ -186,12 +145,12 @@ float scalar_q6_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
 float scalar::dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n) {
   switch (type) {
     case DType::Q8_0: return scalar_q8_0(row, xq, n);
-    case DType::Q4_0: return scalar_q4_0(row, xq, n);
-    case DType::Q5_0: return scalar_q5_0(row, xq, n);
-    case DType::Q4_1: return scalar_q41<false>(row, xq, n);
-    case DType::Q5_1: return scalar_q41<true>(row, xq, n);
-    case DType::Q2_K: return scalar_q2_k(row, xq, n);
-    case DType::Q3_K: return scalar_q3_k(row, xq, n);
+    case DType::Q4_0: return scalar_q32<18, 2, -1, 8, false>(row, xq, n);
+    case DType::Q5_0: return scalar_q32<22, 6, 2, 16, false>(row, xq, n);
+    case DType::Q4_1: return scalar_q32<20, 4, -1, 0, true>(row, xq, n);
+    case DType::Q5_1: return scalar_q32<24, 8, 4, 0, true>(row, xq, n);
+    case DType::Q2_K: return scalar_q23_k<false>(row, xq, n);
+    case DType::Q3_K: return scalar_q23_k<true>(row, xq, n);
     case DType::Q4_K: return scalar_q45_k<false>(row, xq, n);
     case DType::Q5_K: return scalar_q45_k<true>(row, xq, n);
     case DType::Q6_K: return scalar_q6_k(row, xq, n);
