@@ -108,8 +108,8 @@ void attend(Forward& f, int layer) {
   f.pool.parallel_for(c.n_heads, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; ++h) {
       float* scores = st.scores.data() + h * f.n * n_k;
-      ops::query_key_dots(st.q.data() + h * dh, c.n_heads * dh, f.n, f.kv.k_at(layer, 0) + (h / group) * dh, c.kv_dim(),
-                          n_k, dh, f.pos0, scores, n_k);
+      ops::query_key_dots(st.q.data() + h * dh, c.n_heads * dh, f.n, f.kv.keys(layer, (h / group) * dh),
+                          f.kv.key_block_stride(), n_k, dh, f.pos0, scores, n_k);
       for (int64_t i = 0; i < f.n; ++i) {
         const int64_t p = f.pos0 + i;
         const int64_t first = c.sliding_window > 0 ? std::max<int64_t>(0, p - c.sliding_window + 1) : 0;
@@ -169,7 +169,7 @@ void attention_step(Forward& f, int layer, const AttnWeights& w) {
     f.offer(Hook::RotK, layer, st.k.data(), {f.n, c.n_kv_heads, c.d_head});
   }
   const int64_t kvd = c.kv_dim();
-  std::copy(st.k.begin(), st.k.begin() + f.n * kvd, f.kv.k_at(layer, f.pos0));
+  f.kv.store_keys(layer, f.pos0, st.k.data(), f.n);
   std::copy(st.v.begin(), st.v.begin() + f.n * kvd, f.kv.v_at(layer, f.pos0));
   attend(f, layer);
   if (f.wants(Hook::Result, layer)) per_head_result(f, layer, w.wo);

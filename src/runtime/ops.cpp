@@ -36,7 +36,6 @@ struct MatmulScratch {
 thread_local MatmulScratch tl_scratch;
 thread_local std::vector<float> tl_rows;  // twelve decoded weight rows (float path, batches)
 thread_local std::vector<float> tl_slices;  // per-head results of 16 rows (matmul_slices)
-thread_local std::vector<float> tl_queries;  // 16 queries transposed (query_key_dots)
 
 // Weights with an integer kernel: activations rounded to 8 bits per block once (as
 // llama.cpp does), then tiles of weight rows × positions (dot_tile_int8). Threads take
@@ -226,40 +225,48 @@ void apply_weight(const float* normalized, const float* w, const float* b, float
   for (int64_t i = 0; i < d; ++i) out[i] = normalized[i] * w[i] + (b ? b[i] : 0.0f);
 }
 
-void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* k, int64_t k_stride, int64_t n_k,
-                    int64_t d_head, int64_t causal_end, float* out, int64_t out_stride) {
-  // Sixteen queries side by side (qt[d][i]), so the inner loop over them vectorises while
-  // each (query, key) pair still adds its products one element at a time, in order. The
-  // FMAs are written out: left to the compiler, `s += q * k` was contracted into an FMA at
-  // -O3 and not at -O2, so the two loops rounded differently in the sanitizer build.
-  constexpr int64_t kQ = 16;
-  if (n_q < 4) {  // decoding: one dot per pair, the same sums in the same order
-    for (int64_t i = 0; i < n_q; ++i) {
-      const float* qi = q + i * q_stride;
-      for (int64_t j = 0; j < std::min(n_k, causal_end + i + 1); ++j) {
-        const float* kj = k + j * k_stride;
-        float s = 0.0f;
-        for (int64_t d = 0; d < d_head; ++d) s = std::fma(qi[d], kj[d], s);
-        out[i * out_stride + j] = s;
-      }
-    }
-    return;
+namespace {
+
+// Dots of one query with n keys of one block, from element 0 of the first at `keys`:
+// one FMA per element in order, across the keys. kN > 0 fixes n at compile time, so the
+// accumulators stay in registers; kN = 0 is the tail.
+template <int kN>
+void key_block(const float* q, const float* keys, int64_t d_head, int n, float* out) {
+  constexpr int kMax = kN > 0 ? kN : 16;
+  const int m = kN > 0 ? kN : n;
+  float acc[kMax] = {};
+  for (int64_t d = 0; d < d_head; ++d) {
+    const float qd = q[d];
+    const float* row = keys + d * kKeyBlock;
+    for (int jj = 0; jj < m; ++jj) acc[jj] = std::fma(qd, row[jj], acc[jj]);
   }
-  auto& qt = tl_queries;
-  if (qt.size() < size_t(d_head * kQ)) qt.resize(size_t(d_head * kQ));
-  for (int64_t i0 = 0; i0 < n_q; i0 += kQ) {
-    const int64_t nq = std::min(kQ, n_q - i0), j_end = std::min(n_k, causal_end + i0 + nq);
-    for (int64_t d = 0; d < d_head; ++d)
-      for (int64_t i = 0; i < kQ; ++i) qt[size_t(d * kQ + i)] = i < nq ? q[(i0 + i) * q_stride + d] : 0.0f;
-    for (int64_t j = 0; j < j_end; ++j) {
-      const float* kj = k + j * k_stride;
-      float acc[kQ] = {};
-      for (int64_t d = 0; d < d_head; ++d) {
-        const float kd = kj[d];
-        const float* qd = qt.data() + d * kQ;
-        for (int64_t i = 0; i < kQ; ++i) acc[i] = std::fma(qd[i], kd, acc[i]);
+  for (int jj = 0; jj < m; ++jj) out[jj] = acc[jj];
+}
+
+}  // namespace
+
+void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* kt, int64_t block_stride, int64_t n_k,
+                    int64_t d_head, int64_t causal_end, float* out, int64_t out_stride) {
+  // A whole block of 64 keys keeps four independent chains in flight (an FMA's latency is
+  // four of its issue slots); a block's last keys go 16 at a time, then one by one. The FMAs
+  // are written out: left to the compiler, `s += q * k` was contracted into an FMA at -O3
+  // and not at -O2, and the sanitizer build rounded differently.
+  constexpr int kNarrow = 16;
+  static_assert(kKeyBlock % kNarrow == 0);
+  for (int64_t i = 0; i < n_q; ++i) {
+    const float* qi = q + i * q_stride;
+    float* o = out + i * out_stride;
+    const int64_t end = std::min(n_k, causal_end + i + 1);
+    for (int64_t j0 = 0; j0 < end; j0 += kKeyBlock) {
+      const float* block = kt + (j0 / kKeyBlock) * block_stride;
+      const int64_t n = std::min(kKeyBlock, end - j0);
+      if (n == kKeyBlock) {
+        key_block<kKeyBlock>(qi, block, d_head, kKeyBlock, o + j0);
+        continue;
       }
-      for (int64_t i = 0; i < nq; ++i) out[(i0 + i) * out_stride + j] = acc[i];
+      int64_t j = 0;
+      for (; j + kNarrow <= n; j += kNarrow) key_block<kNarrow>(qi, block + j, d_head, kNarrow, o + j0 + j);
+      if (j < n) key_block<0>(qi, block + j, d_head, int(n - j), o + j0 + j);
     }
   }
 }

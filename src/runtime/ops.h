@@ -43,9 +43,12 @@ void softmax_inplace(float* x, int64_t n);  // -inf entries become exactly 0
 
 // Attention scores before scaling: out[i * out_stride + j] = q_i · k_j for queries i < n_q
 // and keys j < min(n_k, causal_end + i + 1) (later keys are left untouched for the caller's
-// mask). Each dot is a chain of FMAs in element order, the same numbers whether the queries
-// come one at a time (decoding) or as a prompt batch; batches take 16 queries per vector.
-void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* k, int64_t k_stride, int64_t n_k,
+// mask). Keys come transposed in blocks of kKeyBlock: element d of key j is
+// kt[(j / kKeyBlock) * block_stride + d * kKeyBlock + j % kKeyBlock]. Each dot is a chain of
+// FMAs in element order, the same numbers whether the queries come one at a time (decoding)
+// or as a prompt batch, and whatever the number of keys.
+constexpr int64_t kKeyBlock = 64;
+void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* kt, int64_t block_stride, int64_t n_k,
                     int64_t d_head, int64_t causal_end, float* out, int64_t out_stride);
 
 float silu(float x);

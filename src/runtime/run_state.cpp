@@ -24,8 +24,17 @@ RunState::RunState(const ModelConfig& c, int64_t b)
       mlp_out(b * c.d_model) {}
 
 KvCache::KvCache(const ModelConfig& c, int64_t ctx) : n_ctx(ctx), kv_dim(c.kv_dim()) {
-  k.assign(c.n_layers, std::vector<float>(ctx * kv_dim));
+  const int64_t blocks = (ctx + ops::kKeyBlock - 1) / ops::kKeyBlock;
+  k.assign(c.n_layers, std::vector<float>(blocks * key_block_stride()));
   v.assign(c.n_layers, std::vector<float>(ctx * kv_dim));
+}
+
+void KvCache::store_keys(int layer, int64_t pos0, const float* keys, int64_t n) {
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t p = pos0 + t;
+    float* dst = k[layer].data() + (p / ops::kKeyBlock) * key_block_stride() + p % ops::kKeyBlock;
+    for (int64_t i = 0; i < kv_dim; ++i) dst[i * ops::kKeyBlock] = keys[t * kv_dim + i];
+  }
 }
 
 }  // namespace tp

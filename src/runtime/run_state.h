@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "runtime/ops.h"
 
 namespace tp {
 
@@ -36,14 +37,23 @@ struct RunState {
   std::vector<float> logits;          // [pos, d_vocab]   only the positions asked for
 };
 
-// Keys after RoPE and values, per layer: [n_ctx, n_kv_heads, d_head] each.
+// Keys after RoPE and values, per layer. Values are [n_ctx, n_kv_heads, d_head]: attention
+// adds whole value vectors. Keys are stored transposed in blocks of ops::kKeyBlock positions,
+// [block, n_kv_heads, d_head, kKeyBlock]: a query meets many keys at once, and with element d
+// of consecutive keys side by side each step of its dot products is one vector FMA across
+// keys (ops::query_key_dots); a block's keys for one head are one contiguous 16 KiB (d_head
+// 64), where rows n_ctx apart would fall into the same few cache sets.
 struct KvCache {
   KvCache(const ModelConfig& cfg, int64_t n_ctx);
   int64_t n_ctx;
   int64_t kv_dim;
-  std::vector<std::vector<float>> k, v;  // [layer][pos * kv_dim + i]
-  float* k_at(int layer, int64_t pos) { return k[layer].data() + pos * kv_dim; }
+  std::vector<std::vector<float>> k, v;  // [layer][...] as above
+  // Element i (of kv_dim) of key 0; block b of the same element is key_block_stride() further.
+  const float* keys(int layer, int64_t i) const { return k[layer].data() + i * ops::kKeyBlock; }
+  int64_t key_block_stride() const { return kv_dim * ops::kKeyBlock; }
   float* v_at(int layer, int64_t pos) { return v[layer].data() + pos * kv_dim; }
+  // Stores keys [n, kv_dim] for positions pos0.. of a layer.
+  void store_keys(int layer, int64_t pos0, const float* keys, int64_t n);
 };
 
 }  // namespace tp
