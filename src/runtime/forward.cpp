@@ -197,11 +197,14 @@ void mlp_step(Forward& f, int layer, const MlpWeights& w) {
   }
   f.offer(Hook::MlpPre, layer, st.mlp_pre.data(), {f.n, dm});
   if (c.gated_mlp) f.offer(Hook::MlpPreLinear, layer, st.mlp_pre_linear.data(), {f.n, dm});
-  const int64_t total = f.n * dm;
-  for (int64_t i = 0; i < total; ++i) {
-    const float a = c.act == Activation::SiLU ? ops::silu(st.mlp_pre[i]) : ops::gelu(st.mlp_pre[i]);
-    st.mlp_post[i] = c.gated_mlp ? a * st.mlp_pre_linear[i] : a;
-  }
+  // An exp or tanh per element (~30 cycles): a prompt's 128 x 5632 of them took a sixth of
+  // its time on one thread, so the threads share them too.
+  f.pool.parallel_for(f.n * dm, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float a = c.act == Activation::SiLU ? ops::silu(st.mlp_pre[i]) : ops::gelu(st.mlp_pre[i]);
+      st.mlp_post[i] = c.gated_mlp ? a * st.mlp_pre_linear[i] : a;
+    }
+  });
   f.offer(Hook::MlpPost, layer, st.mlp_post.data(), {f.n, dm});
   ops::matmul(f.pool, w.down, st.mlp_post.data(), f.n, st.mlp_out.data(), w.down_b);
   f.offer(Hook::MlpOut, layer, st.mlp_out.data(), {f.n, c.d_model});
