@@ -1,6 +1,7 @@
 #include "apps/cli/bench_model.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -138,6 +139,39 @@ void add_norm(GgufWriter& w, const std::string& name) {
   w.add_tensor(name, DType::F32, {kDModel}, ones.data(), ones.size() * 4);
 }
 
+// A SentencePiece-style vocabulary of kVocab pieces (control tokens, the 256 byte tokens,
+// then made-up words), so that llama.cpp loads the same file: comparing the two engines on
+// the same bytes is what these models are for (BASELINE.md).
+void add_vocabulary(GgufWriter& w) {
+  std::vector<std::string> pieces;
+  std::vector<GgufValue> scores, types;
+  enum : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kByte = 6 };  // llama.cpp's token types
+  auto piece = [&](std::string text, float score, int32_t type) {
+    pieces.push_back(std::move(text));
+    scores.push_back(gguf_value::f32(score));
+    types.push_back(gguf_value::i32(type));
+  };
+  piece("<unk>", 0.0f, kUnknown);
+  piece("<s>", 0.0f, kControl);
+  piece("</s>", 0.0f, kControl);
+  char hex[8];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(hex, sizeof hex, "<0x%02X>", b);
+    piece(hex, 0.0f, kByte);
+  }
+  while (int64_t(pieces.size()) < kVocab) {
+    const auto id = pieces.size();
+    piece("\xe2\x96\x81w" + std::to_string(id), -float(id), kNormal);  // "▁w<id>": a word piece
+  }
+  w.add_string("tokenizer.ggml.model", "llama");
+  w.add_string_array("tokenizer.ggml.tokens", pieces);
+  w.add_array("tokenizer.ggml.scores", GgufType::F32, std::move(scores));
+  w.add_array("tokenizer.ggml.token_type", GgufType::I32, std::move(types));
+  w.add_u32("tokenizer.ggml.unknown_token_id", 0);
+  w.add_u32("tokenizer.ggml.bos_token_id", 1);
+  w.add_u32("tokenizer.ggml.eos_token_id", 2);
+}
+
 void write_model(const std::string& name, const std::string& path, const std::function<void(int, int)>& progress) {
   const Plan p = plan_for(name);
   Progress pr{progress};
@@ -152,6 +186,7 @@ void write_model(const std::string& name, const std::string& path, const std::fu
   w.add_u32("llama.context_length", 2048);
   w.add_u32("llama.rope.dimension_count", kDModel / kHeads);
   w.add_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  add_vocabulary(w);
   uint64_t seed = 1;
   add_matrix(w, pr, "token_embd.weight", p.embed, kDModel, kVocab, seed++);
   add_norm(w, "output_norm.weight");
@@ -181,7 +216,8 @@ std::string bench_model_path(const std::string& name, const std::function<void(i
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(ErrorKind::Io, dir.string(), "cannot create the benchmark model folder: " + ec.message());
-  const fs::path path = dir / ("tinyllama-shape-" + name + ".gguf");
+  // v2: with a vocabulary (files without one are not reused).
+  const fs::path path = dir / ("tinyllama-shape-" + name + "-v2.gguf");
   if (!fs::exists(path)) write_model(name, path.string(), progress);
   return path.string();
 }
