@@ -79,12 +79,13 @@ double OrderFreeSum::value() const {
 double softmax(Candidates& c) {
   float max_logit = -INFINITY;
   for (const Candidate& x : c) max_logit = std::max(max_logit, x.logit);
+  // Each exp once (a whole vocabulary's are most of a sampling step), kept for the division.
+  thread_local std::vector<double> exps;
+  exps.resize(c.size());
   OrderFreeSum terms;
-  for (const Candidate& x : c) terms.add(std::exp(static_cast<double>(x.logit) - max_logit));
+  for (size_t i = 0; i < c.size(); ++i) terms.add(exps[i] = std::exp(static_cast<double>(c[i].logit) - max_logit));
   const double sum = terms.value();
-  for (Candidate& x : c) {
-    x.p = static_cast<float>(std::exp(static_cast<double>(x.logit) - max_logit) / sum);
-  }
+  for (size_t i = 0; i < c.size(); ++i) c[i].p = static_cast<float>(exps[i] / sum);
   return max_logit + std::log(sum);
 }
 
