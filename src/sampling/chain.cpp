@@ -53,17 +53,32 @@ void finish_stage(Candidates& c, const char* stage) {
 void run_chain(Candidates& c, size_t from, const ChainContext& ctx,
                std::vector<StageRecord>* records, size_t top_n,
                const StageInputFn& on_input) {
+  // Without records or cached inputs (the flip margins' re-runs) p is only renormalised
+  // where it is read: by top-p and typical-p, and by the pick. softmax depends only on the
+  // candidates present, so the numbers are those of renormalising after every stage; a
+  // vocabulary-wide softmax before top-k is the one this spares.
+  const bool lazy = !records && !on_input;
+  bool stale = false;
   for (size_t i = from; i < ctx.pipeline.size(); ++i) {
     const StageKind kind = ctx.pipeline[i];
+    if (stale && (kind == StageKind::TopP || kind == StageKind::TypicalP)) {
+      softmax(c);
+      stale = false;
+    }
     if (on_input) on_input(i, c);
     const size_t n_in = c.size();
     const StageOutcome outcome = run_stage(kind, c, ctx);
     drop_banned(c, stage_name(kind));
+    // A stage that changed nothing needs no renormalisation (the common case when off).
+    const bool changed = outcome.active || c.size() != n_in;
+    if (lazy) {
+      stale = stale || changed;
+      continue;
+    }
     // p still holds the stage input's distribution, so the survivors' p sum to the mass kept.
     double kept = 0;
     for (const Candidate& x : c) kept += x.p;
-    // A stage that changed nothing needs no renormalisation (the common case when off).
-    if (outcome.active || c.size() != n_in) softmax(c);
+    if (changed) softmax(c);
     if (!records) continue;
     StageRecord r;
     r.name = stage_name(kind);
@@ -77,6 +92,7 @@ void run_chain(Candidates& c, size_t from, const ChainContext& ctx,
     r.top = top_probs(c, top_n);
     records->push_back(std::move(r));
   }
+  if (stale) softmax(c);
 }
 
 Pick pick(Candidates& c, double u) {
@@ -98,7 +114,7 @@ Pick pick(Candidates& c, double u) {
   return {last_nonzero, (cum - c[last_nonzero].p) / total, 1.0};
 }
 
-int32_t choose(Candidates c, size_t from, const ChainContext& ctx, double u) {
+int32_t choose(Candidates& c, size_t from, const ChainContext& ctx, double u) {
   run_chain(c, from, ctx, nullptr, 0);
   const Pick p = pick(c, u);
   return c[p.index].id;

@@ -41,7 +41,8 @@ struct Pick {
 // Sorts c by ranks_before and picks the candidate whose CDF interval holds u.
 Pick pick(Candidates& c, double u);
 
-// run_chain without records, then pick: the token chosen from this stage input.
-int32_t choose(Candidates c, size_t from, const ChainContext& ctx, double u);
+// run_chain without records, then pick: the token chosen from this stage input (c is used
+// up: the chain filters it in place).
+int32_t choose(Candidates& c, size_t from, const ChainContext& ctx, double u);
 
 }  // namespace tp::sampling
