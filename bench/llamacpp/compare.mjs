@@ -8,6 +8,7 @@ import {mkdtempSync, readFileSync, writeFileSync} from "node:fs";
 import {tmpdir} from "node:os";
 import path from "node:path";
 import {fileURLToPath} from "node:url";
+import {median} from "./median.mjs";
 
 const [cli, types = "f16,q8_0,q4_0,q4_k", rounds = "3", runs = "3", jsonOut = ""] = process.argv.slice(2);
 if (!cli) {
@@ -16,19 +17,26 @@ if (!cli) {
 }
 const here = path.dirname(fileURLToPath(import.meta.url));
 const scratch = mkdtempSync(path.join(tmpdir(), "tokenprobe-vs-llamacpp-"));
-const median = a => {
-  const s = [...a].sort((x, y) => x - y), h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-};
 const cells = {};
 for (let round = 1; round <= Number(rounds); ++round) {
   for (const type of types.split(",")) {
     const out = path.join(scratch, `${type}.json`);
-    execFileSync(cli, ["bench", "--types", type, "--capture-modes", "off", "--runs", runs, "--json", out],
-                 {stdio: ["ignore", "ignore", "inherit"]});
+    // Either program's own message goes to stderr above; this names which step failed.
+    const step = (what, run) => {
+      try {
+        return run();
+      } catch (e) {
+        console.error(`compare.mjs: ${what} failed for type ${type} (${e.message.split("\n")[0]})`);
+        process.exit(1);
+      }
+    };
+    step("tokenprobe bench", () => execFileSync(
+        cli, ["bench", "--types", type, "--capture-modes", "off", "--runs", runs, "--json", out],
+        {stdio: ["ignore", "ignore", "inherit"]}));
     const tp = JSON.parse(readFileSync(out, "utf8")).results[0];
-    const lc = JSON.parse(execFileSync("node", [path.join(here, "time_llamacpp.mjs"), tp.model, runs],
-                                       {encoding: "utf8", stdio: ["ignore", "pipe", "inherit"]}));
+    const lc = step("llama.cpp", () => JSON.parse(execFileSync(
+        "node", [path.join(here, "time_llamacpp.mjs"), tp.model, runs],
+        {encoding: "utf8", stdio: ["ignore", "pipe", "inherit"]})));
     const c = (cells[type] ??= {type, file_mib: tp.file_mib, backend: lc.backend, tp_pp: [], tp_tg: [], lc_pp: [], lc_tg: []});
     c.tp_pp.push(tp.pp_tok_s), c.tp_tg.push(tp.tg_tok_s), c.lc_pp.push(lc.pp_tok_s), c.lc_tg.push(lc.tg_tok_s);
     console.error(`round ${round} ${type}: tokenprobe pp ${tp.pp_tok_s.toFixed(1)} tg ${tp.tg_tok_s.toFixed(2)}` +

@@ -6,10 +6,16 @@
 //   node time_llamacpp.mjs MODEL.gguf [runs=3] [threads=2] [n_prompt=128] [n_gen=32]
 // Prints one JSON line: {backend, pp_tok_s, tg_tok_s, pp_runs, tg_runs} (medians).
 import {getLlama} from "node-llama-cpp";
+import {existsSync} from "node:fs";
+import {median} from "./median.mjs";
 
 const [modelPath, runs = "3", threads = "2", nPrompt = "128", nGen = "32"] = process.argv.slice(2);
 if (!modelPath) {
   console.error("usage: node time_llamacpp.mjs MODEL.gguf [runs] [threads] [n_prompt] [n_gen]");
+  process.exit(2);
+}
+if (!existsSync(modelPath)) {
+  console.error(`time_llamacpp.mjs: no model file at ${modelPath} (run tokenprobe bench --types TYPE to make one)`);
   process.exit(2);
 }
 let backend = "";
@@ -25,10 +31,6 @@ const model = await llama.loadModel({modelPath, gpuLayers: 0, useMmap: true});
 // tokenprobe bench's prompt: (1 + 7919 (i + 1)) mod vocab, vocab 32000 (TinyLlama).
 const vocab = 32000;
 const prompt = Array.from({length: Number(nPrompt)}, (_, i) => (1 + 7919 * (i + 1)) % vocab);
-const median = a => {
-  const s = [...a].sort((x, y) => x - y), h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-};
 const pp = [], tg = [];
 // Run 0 is a warm-up, as in llama-bench (first touches of the mapped file, repacking).
 for (let r = 0; r <= Number(runs); ++r) {

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "io/gguf_writer.h"
+#include "tokenizer/vocab.h"
 
 namespace tp::cli {
 namespace {
@@ -145,23 +146,22 @@ void add_norm(GgufWriter& w, const std::string& name) {
 void add_vocabulary(GgufWriter& w) {
   std::vector<std::string> pieces;
   std::vector<GgufValue> scores, types;
-  enum : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kByte = 6 };  // llama.cpp's token types
-  auto piece = [&](std::string text, float score, int32_t type) {
+  auto piece = [&](std::string text, float score, TokenType type) {
     pieces.push_back(std::move(text));
     scores.push_back(gguf_value::f32(score));
-    types.push_back(gguf_value::i32(type));
+    types.push_back(gguf_value::i32(static_cast<int32_t>(type)));
   };
-  piece("<unk>", 0.0f, kUnknown);
-  piece("<s>", 0.0f, kControl);
-  piece("</s>", 0.0f, kControl);
+  piece("<unk>", 0.0f, TokenType::Unknown);
+  piece("<s>", 0.0f, TokenType::Control);
+  piece("</s>", 0.0f, TokenType::Control);
   char hex[8];
   for (int b = 0; b < 256; ++b) {
     std::snprintf(hex, sizeof hex, "<0x%02X>", b);
-    piece(hex, 0.0f, kByte);
+    piece(hex, 0.0f, TokenType::Byte);
   }
   while (int64_t(pieces.size()) < kVocab) {
     const auto id = pieces.size();
-    piece("\xe2\x96\x81w" + std::to_string(id), -float(id), kNormal);  // "▁w<id>": a word piece
+    piece("\xe2\x96\x81w" + std::to_string(id), -float(id), TokenType::Normal);  // "▁w<id>": a word piece
   }
   w.add_string("tokenizer.ggml.model", "llama");
   w.add_string_array("tokenizer.ggml.tokens", pieces);
