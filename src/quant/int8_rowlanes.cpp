@@ -84,7 +84,8 @@ template <class K>
 RowAct prepare_row_act(const uint8_t* xq, int64_t nb, std::vector<Line>& buf) {
   const int64_t nbp = (nb + 15) / 16 * 16;
   buf.assign(size_t(nbp / 2 + nbp / 16 * 3), Line{});  // codes, then dx, corr and sx
-  auto* codes = buf.data()->bytes;
+  // The whole buffer as bytes (not the first Line's array: GCC then sees writes past it).
+  auto* codes = reinterpret_cast<uint8_t*>(buf.data());
   auto* dx = reinterpret_cast<float*>(codes + nbp * 32);
   auto* corr = reinterpret_cast<int32_t*>(dx + nbp);
   auto* sx = reinterpret_cast<float*>(corr + nbp);

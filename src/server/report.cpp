@@ -1,6 +1,6 @@
 #include "server/report.h"
 
-#include <regex>
+#include <algorithm>
 
 #include "core/error.h"
 #include "server/assets.h"
@@ -22,6 +22,18 @@ std::string asset_text(const std::string& path) {
 std::string replace_all(std::string s, const std::string& from, const std::string& to) {
   for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
   return s;
+}
+
+// Removes the first tag that starts with `open` and ends with `close` from html and returns
+// what stood between them (the asset's path), or "" when there is no such tag.
+std::string cut_tag(std::string& html, const std::string& open, const std::string& close) {
+  const size_t at = html.find(open);
+  if (at == std::string::npos) return {};
+  const size_t end = html.find(close, at + open.size());
+  if (end == std::string::npos) return {};
+  std::string path = html.substr(at + open.size(), end - at - open.size());
+  html.erase(at, end + close.size() - at);
+  return path;
 }
 
 // Attention rows per layer: {"L": {heads, positions, n_k, data}}.
@@ -72,18 +84,10 @@ std::string report_html(const std::string& trace_id, const TraceReader& r, const
   }
   data["attention"] = attention_rows(r, o, notes);
   // Inline the built script and stylesheet in place of their tags.
-  const std::regex script_re(R"re(<script type="module" crossorigin src="([^"]+)"></script>)re");
-  const std::regex css_re(R"re(<link rel="stylesheet" crossorigin href="([^"]+)">)re");
-  std::smatch m;
-  std::string js, css;
-  if (std::regex_search(html, m, script_re)) {
-    js = replace_all(asset_text(m[1].str()), "</script", "<\\/script");
-    html = m.prefix().str() + m.suffix().str();
-  }
-  if (std::regex_search(html, m, css_re)) {
-    css = asset_text(m[1].str());
-    html = m.prefix().str() + m.suffix().str();
-  }
+  const std::string js_path = cut_tag(html, "<script type=\"module\" crossorigin src=\"", "\"></script>");
+  const std::string css_path = cut_tag(html, "<link rel=\"stylesheet\" crossorigin href=\"", "\">");
+  const std::string js = js_path.empty() ? "" : replace_all(asset_text(js_path), "</script", "<\\/script");
+  const std::string css = css_path.empty() ? "" : asset_text(css_path);
   const std::string payload = "<script id=\"tp-data\" type=\"application/json\">" +
                               json_for_script(data.dump(-1, ' ', false, json::error_handler_t::replace)) + "</script>\n";
   const std::string tail = "<style>" + replace_all(css, "</style", "<\\/style") + "</style>\n" + payload +
