@@ -36,11 +36,11 @@ void write_json_atomically(const fs::path& path, const nlohmann::json& j) {
   if (ec) throw Error(ErrorKind::Io, path.string(), "cannot rename into place: " + ec.message());
 }
 
-// The directory the finished trace will be, checked before the run so that a bad -o costs
-// nothing: a new name, an empty directory, or an earlier trace (a symbolic link to one is
-// followed). Anything else is refused, since replacing it would delete files that are not
-// this program's to delete.
-fs::path resolve_target(const std::string& dir) {
+}  // namespace
+
+// Anything but a new name, an empty directory or an earlier trace is refused, since
+// replacing it would delete files that are not this program's to delete.
+std::filesystem::path resolve_trace_target(const std::string& dir) {
   fs::path p = fs::path(dir).lexically_normal();
   if (!p.has_filename()) p = p.parent_path();  // "out.tptrace/" names out.tptrace
   const std::string leaf = p.filename().string();
@@ -66,6 +66,8 @@ fs::path resolve_target(const std::string& dir) {
   return p;
 }
 
+namespace {
+
 // A name beside `target` that does not exist yet: TARGET<tag><pid>, then .1, .2, ...
 fs::path free_sibling(const fs::path& target, const std::string& tag, bool create) {
   const std::string base = target.string() + tag + std::to_string(::getpid());
@@ -88,7 +90,7 @@ fs::path make_partial_dir(const fs::path& target) {
 }  // namespace
 
 TraceWriter::TraceWriter(const std::string& dir, nlohmann::json manifest, TraceWriterOptions opts)
-    : target_(resolve_target(dir).string()), dir_(make_partial_dir(target_).string()), manifest_(std::move(manifest)), opts_(opts) {
+    : target_(resolve_trace_target(dir).string()), dir_(make_partial_dir(target_).string()), manifest_(std::move(manifest)), opts_(opts) {
   try {
     manifest_["format"] = "tokenprobe-trace";
     manifest_["format_version"] = kTraceFormatVersion;

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -47,11 +48,16 @@ struct TraceWriterOptions {
   uint64_t max_trace_bytes = 0;         // 0 = unlimited; else capture stops before exceeding it
 };
 
+// The directory a trace written to `dir` will be (a symbolic link to a trace is followed),
+// checked before a run so that a bad -o costs nothing. Throws Error(Usage) when `dir`
+// exists and is neither empty nor a trace, is not a directory, or is a dangling link.
+std::filesystem::path resolve_trace_target(const std::string& dir);
+
 class TraceWriter : public CaptureSink {
  public:
   // Starts a trace that finish() will put at `dir` (replacing an earlier trace there).
-  // Throws Error(Usage) when `dir` exists and is not a trace, is not a directory, or is a
-  // dangling symbolic link; Error(Io) when the partial directory cannot be created.
+  // Throws as resolve_trace_target() does, or Error(Io) when the partial directory cannot
+  // be created.
   TraceWriter(const std::string& dir, nlohmann::json manifest, TraceWriterOptions opts = {});
   // Without finish() (the run failed), removes the partial directory: the failed run's
   // files are all this run's own, and an earlier trace at `dir` was never touched.

@@ -72,6 +72,7 @@ void run_trace(const TraceOptions& o) {
   std::string text;
   const std::vector<int32_t> prompt = o.prompt.ids(*m, &spans, &text);
   check_prompt(*m, prompt);
+  if (!o.dry_run) resolve_trace_target(o.out);  // a bad -o is refused before anything runs
   TraceRunOptions r;
   r.out_dir = o.out;
   r.spec = CaptureSpec::parse(o.capture);
@@ -103,13 +104,13 @@ void run_trace(const TraceOptions& o) {
     nlohmann::json step = sampled_step(*m, rec, o.top_logprobs);
     if (explainer) analysis::add_explanation(step, *explainer, history, int(history.size() - prompt.size()));
     if (dec) {
+      if (history.size() == prompt.size()) std::fputs("generated: ", stderr);
       std::fputs(printable_text(dec->feed(rec.chosen_id)).c_str(), stderr);
       std::fflush(stderr);
     }
     return step;
   };
   r.stop_id = m->tokenizer ? m->tokenizer->eos() : -1;
-  if (dec) std::fputs("generated: ", stderr);
   const auto res = run_traced(*m, prompt, choose, r, manifest);
   if (dec) std::fprintf(stderr, "%s\n", printable_text(dec->flush()).c_str());
   if (!res.capture_stopped.empty()) std::fprintf(stderr, "tokenprobe: %s\n", res.capture_stopped.c_str());
