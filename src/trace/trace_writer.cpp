@@ -259,7 +259,7 @@ void TraceWriter::publish() {
     return;
   }
   if (!is_trace_dir(target_))
-    throw Error(ErrorKind::Usage, target_, "appeared during the run and is not a tokenprobe trace" + here,
+    throw Error(ErrorKind::Usage, target_, "changed during the run and is now neither empty nor a tokenprobe trace" + here,
                 "move that folder away and rename the new trace yourself");
   const std::string aside = free_sibling(target_, ".replaced-", false).string();
   fs::rename(target_, aside, ec);
