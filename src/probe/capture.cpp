@@ -206,57 +206,130 @@ std::optional<PlannedTensor> plan_tensor(Hook h, int layer, const HookSelection&
   return t;
 }
 
-}  // namespace
+// Selected (hook, layer) pairs in the order the forward pass offers them: globals, each
+// layer's, the final ones.
+struct PlannedHook {
+  Hook hook;
+  int layer;
+  HookSelection sel;
+};
 
-CaptureEstimate estimate_capture(const CaptureSpec& spec, const ModelConfig& cfg, int64_t prompt_len,
-                                 int64_t n_generate, int64_t max_batch, uint64_t shard_bytes) {
-  std::vector<PlannedPass> passes;
-  const bool all_logits = wants_all_prompt_logits(spec, cfg, prompt_len);
-  for (int64_t p0 = 0; p0 < prompt_len; p0 += max_batch) {
-    const int64_t n = std::min(max_batch, prompt_len - p0);
-    passes.push_back({p0, n, all_logits, p0 + n == prompt_len});
-  }
-  for (int64_t k = 1; k < n_generate; ++k) passes.push_back({prompt_len + k - 1, 1, true, true});
-
-  // Hooks in the order the forward pass offers them: globals, each layer's, the final ones.
+std::vector<PlannedHook> planned_hooks(const CaptureSpec& spec, const ModelConfig& cfg) {
   std::vector<std::pair<Hook, int>> order;
   for (Hook h : {Hook::Tokens, Hook::Embed, Hook::PosEmbed, Hook::RopeCos, Hook::RopeSin}) order.emplace_back(h, -1);
   for (int l = 0; l < cfg.n_layers; ++l)
     for (int i = static_cast<int>(Hook::ResidPre); i <= static_cast<int>(Hook::ResidPost); ++i) order.emplace_back(static_cast<Hook>(i), l);
   for (Hook h : {Hook::LnFinalScale, Hook::LnFinalNormalized, Hook::Logits}) order.emplace_back(h, -1);
+  std::vector<PlannedHook> out;
+  for (const auto& [h, layer] : order) {
+    if (!hook_available(h, cfg)) continue;
+    if (auto sel = spec.select(h, layer)) out.push_back({h, layer, *sel});
+  }
+  return out;
+}
 
-  CaptureEstimate est;
-  std::vector<CaptureEstimate::Item> items(kHookCount);
+// What one pass stores: bytes and tensors per hook kind, and the headers of the shards it
+// fills (TraceWriter starts a shard per pass and splits a pass at `shard_bytes`).
+struct PassTally {
+  std::vector<uint64_t> bytes = std::vector<uint64_t>(kHookCount), tensors = std::vector<uint64_t>(kHookCount);
+  uint64_t header_bytes = 0;
+};
+
+PassTally tally_pass(const PlannedPass& ps, const std::vector<PlannedHook>& hooks, const ModelConfig& cfg,
+                     int64_t prompt_len, uint64_t shard_bytes) {
+  PassTally tally;
   uint64_t shard_payload = 0, shard_header = 0;
   auto close_shard = [&] {
     if (shard_payload == 0 && shard_header == 0) return;
-    est.header_bytes += 8 + shard_header + 20 + 7;  // length prefix, entries, "__metadata__" wrapper, padding
+    tally.header_bytes += 8 + shard_header + 20 + 7;  // length prefix, entries, "__metadata__" wrapper, padding
     shard_payload = shard_header = 0;
   };
-  for (const PlannedPass& ps : passes)
-    for (const auto& [h, layer] : order) {
-      if (!hook_available(h, cfg)) continue;
-      const auto sel = spec.select(h, layer);
-      if (!sel) continue;
-      const auto t = plan_tensor(h, layer, *sel, cfg, ps, prompt_len);
-      if (!t) continue;
-      if (shard_payload > 0 && shard_payload + t->bytes > shard_bytes) close_shard();
-      nlohmann::json entry = {{"dtype", store_type_name(h == Hook::Tokens ? StoreType::F32 : sel->dtype)},
-                              {"shape", t->shape},
-                              {"data_offsets", {shard_payload, shard_payload + t->bytes}}};
-      shard_header += nlohmann::json(t->name).dump().size() * 2 + entry.dump().size() +
-                      nlohmann::json(t->meta.dump()).dump().size() + 2;
-      shard_payload += t->bytes;
-      auto& item = items[static_cast<int>(h)];
-      item.hook = hook_is_per_layer(h) ? "blocks.*." + hook_name(h, 0).substr(9) : hook_name(h, -1);
-      item.bytes += t->bytes;
-      ++item.tensors;
-      est.total_bytes += t->bytes;
-      ++est.total_tensors;
-    }
+  for (const PlannedHook& ph : hooks) {
+    const auto t = plan_tensor(ph.hook, ph.layer, ph.sel, cfg, ps, prompt_len);
+    if (!t) continue;
+    if (shard_payload > 0 && shard_payload + t->bytes > shard_bytes) close_shard();
+    nlohmann::json entry = {{"dtype", store_type_name(ph.hook == Hook::Tokens ? StoreType::F32 : ph.sel.dtype)},
+                            {"shape", t->shape},
+                            {"data_offsets", {shard_payload, shard_payload + t->bytes}}};
+    shard_header += nlohmann::json(t->name).dump().size() * 2 + entry.dump().size() +
+                    nlohmann::json(t->meta.dump()).dump().size() + 2;
+    shard_payload += t->bytes;
+    tally.bytes[static_cast<int>(ph.hook)] += t->bytes;
+    ++tally.tensors[static_cast<int>(ph.hook)];
+  }
   close_shard();
-  for (auto& item : items)
-    if (item.tensors > 0) est.items.push_back(item);
+  return tally;
+}
+
+// The decode passes (one row each, at positions [lo, hi]) fall into runs in which every
+// pass stores the same tensors with the same number of digits in its names, positions and
+// key counts: cut where an explicit position range starts or ends and where a position,
+// a key count or a step number gains a digit. Returns the first position of each run.
+std::vector<int64_t> decode_runs(const std::vector<PlannedHook>& hooks, int64_t lo, int64_t hi, int64_t prompt_len) {
+  std::vector<int64_t> cuts = {lo};
+  auto cut = [&](int64_t p) {
+    if (p > lo && p <= hi) cuts.push_back(p);
+  };
+  for (const PlannedHook& ph : hooks)
+    if (ph.sel.pos == PosMode::Explicit)
+      for (const auto& [b, e] : ph.sel.positions.spans) {
+        cut(b);
+        cut(e + 1);
+      }
+  for (int64_t ten = 10; ten <= hi; ten *= 10) {
+    cut(ten - 1);               // the key count p + 1 gains a digit
+    cut(ten);                   // the position does
+    cut(ten + prompt_len - 1);  // the step number p - prompt_len + 1 does
+  }
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  return cuts;
+}
+
+}  // namespace
+
+// In closed form over the decode passes: within a run (decode_runs) a hook's bytes are
+// constant or, for attention matrices, grow by one key per pass, so a run's total is its
+// length times the mean of its first and last pass; headers, whose data offsets change in
+// digits now and then, are estimated the same way. The cost is a few passes per run and
+// a few dozen runs, whatever the number of tokens.
+CaptureEstimate estimate_capture(const CaptureSpec& spec, const ModelConfig& cfg, int64_t prompt_len,
+                                 int64_t n_generate, int64_t max_batch, uint64_t shard_bytes) {
+  CaptureEstimate est;
+  // Generation stops when the context is full: token k is chosen at position prompt_len + k - 1.
+  est.n_generate = std::max<int64_t>(0, std::min(n_generate, cfg.n_ctx - prompt_len + 1));
+  const std::vector<PlannedHook> hooks = planned_hooks(spec, cfg);
+  std::vector<CaptureEstimate::Item> items(kHookCount);
+  auto add = [&](const PassTally& first, const PassTally& last, uint64_t count) {
+    for (int i = 0; i < kHookCount; ++i) {
+      items[i].bytes += (first.bytes[i] + last.bytes[i]) * count / 2;
+      items[i].tensors += first.tensors[i] * count;
+    }
+    est.header_bytes += (first.header_bytes + last.header_bytes) * count / 2;
+  };
+  const bool all_logits = wants_all_prompt_logits(spec, cfg, prompt_len);
+  for (int64_t p0 = 0; p0 < prompt_len; p0 += max_batch) {
+    const int64_t n = std::min(max_batch, prompt_len - p0);
+    const PassTally t = tally_pass({p0, n, all_logits, p0 + n == prompt_len}, hooks, cfg, prompt_len, shard_bytes);
+    add(t, t, 1);
+  }
+  const int64_t lo = prompt_len, hi = prompt_len + est.n_generate - 2;  // step pass k runs position prompt_len + k - 1
+  if (lo <= hi) {
+    const std::vector<int64_t> runs = decode_runs(hooks, lo, hi, prompt_len);
+    for (size_t r = 0; r < runs.size(); ++r) {
+      const int64_t a = runs[r], b = r + 1 < runs.size() ? runs[r + 1] - 1 : hi;
+      const PassTally first = tally_pass({a, 1, true, true}, hooks, cfg, prompt_len, shard_bytes);
+      add(first, a == b ? first : tally_pass({b, 1, true, true}, hooks, cfg, prompt_len, shard_bytes), uint64_t(b - a + 1));
+    }
+  }
+  for (int i = 0; i < kHookCount; ++i) {
+    if (items[i].tensors == 0) continue;
+    const Hook h = static_cast<Hook>(i);
+    items[i].hook = hook_is_per_layer(h) ? "blocks.*." + hook_name(h, 0).substr(9) : hook_name(h, -1);
+    est.total_bytes += items[i].bytes;
+    est.total_tensors += items[i].tensors;
+    est.items.push_back(items[i]);
+  }
   return est;
 }
 

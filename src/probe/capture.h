@@ -64,12 +64,15 @@ struct CaptureEstimate {
   uint64_t total_bytes = 0;    // tensor payload
   uint64_t total_tensors = 0;
   uint64_t header_bytes = 0;   // safetensors headers (names, shapes, metadata)
+  int64_t n_generate = 0;      // tokens generated at most: n_generate clamped to the context
   uint64_t file_bytes() const { return total_bytes + header_bytes; }
 };
 
 // What a run of `prompt_len` prompt tokens (processed in chunks of max_batch) and
-// `n_generate` generated tokens will capture: payload bytes of every tensor.
-// Shards are simulated as TraceWriter fills them (`shard_bytes` each) to count headers.
+// `n_generate` generated tokens (fewer when the context ends first) will capture: payload
+// bytes of every tensor, and the headers of the shards TraceWriter writes (one per pass,
+// split at `shard_bytes`). Computed in closed form over the generated tokens: instant
+// however many are asked for.
 CaptureEstimate estimate_capture(const CaptureSpec& spec, const ModelConfig& cfg, int64_t prompt_len,
                                  int64_t n_generate, int64_t max_batch, uint64_t shard_bytes = 256ull << 20);
 

@@ -1,6 +1,8 @@
 #include "trace/trace_run.h"
 
 #include <chrono>
+#include <cmath>
+#include <optional>
 
 #include "core/error.h"
 #include "probe/capture.h"
@@ -35,11 +37,75 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// The same model without the interventions, fed the same tokens and timed apart, to say
+// what the interventions changed at each step.
+class UnpatchedRun {
+ public:
+  UnpatchedRun(const Model& model, const SessionOptions& so) : s_(model, so) {}
+  void eval(const std::vector<int32_t>& ids) {
+    const auto t0 = std::chrono::steady_clock::now();
+    logits_ = s_.eval(ids);
+    seconds += seconds_since(t0);
+  }
+  void compare(const std::vector<float>& patched);
+
+  InterventionEffect effect;
+  double seconds = 0;
+
+ private:
+  Session s_;
+  std::vector<float> logits_;
+};
+
+void UnpatchedRun::compare(const std::vector<float>& patched) {
+  InterventionEffect& e = effect;
+  const int k = int(e.unpatched_top1.size());
+  e.unpatched_top1.push_back(argmax(logits_.data(), int64_t(logits_.size())));
+  float step_max = 0;
+  for (size_t i = 0; i < patched.size(); ++i) {
+    const float d = std::fabs(patched[i] - logits_[i]);
+    if (!(d > step_max)) continue;  // NaN never counts as the largest
+    step_max = d;
+    if (e.largest_step < 0 || d > std::fabs(e.largest_after - e.largest_before)) {
+      e.largest_step = k;
+      e.largest_token = int32_t(i);
+      e.largest_before = logits_[i];
+      e.largest_after = patched[i];
+    }
+  }
+  e.max_logit_change.push_back(step_max);
+}
+
 }  // namespace
+
+nlohmann::json InterventionEffect::to_json(const std::vector<int32_t>& chosen) const {
+  int changed = 0;
+  for (size_t k = 0; k < chosen.size() && k < unpatched_top1.size(); ++k) changed += chosen[k] != unpatched_top1[k];
+  nlohmann::json j = {{"compared_steps", unpatched_top1.size()},
+                      {"steps_not_unpatched_top1", changed},
+                      {"unpatched_top1", unpatched_top1},
+                      {"max_abs_logit_change", max_logit_change}};
+  if (largest_step >= 0)
+    j["largest"] = {{"step", largest_step}, {"id", largest_token}, {"unpatched_logit", largest_before}, {"patched_logit", largest_after}};
+  return j;
+}
+
+void check_prompt(const Model& model, const std::vector<int32_t>& prompt) {
+  const ModelConfig& cfg = model.config;
+  if (prompt.empty()) throw Error(ErrorKind::Usage, "trace", "the prompt has no tokens", "give a prompt or --tokens");
+  if (int64_t(prompt.size()) > cfg.n_ctx)
+    throw Error(ErrorKind::Usage, "prompt",
+                "has " + std::to_string(prompt.size()) + " tokens; the model's context holds " + std::to_string(cfg.n_ctx),
+                "shorten the prompt to at most " + std::to_string(cfg.n_ctx) + " tokens");
+  for (size_t i = 0; i < prompt.size(); ++i)
+    if (prompt[i] < 0 || prompt[i] >= cfg.d_vocab)
+      throw Error(ErrorKind::Usage, "prompt", "token " + std::to_string(i) + " has id " + std::to_string(prompt[i]) +
+                  ", outside the vocabulary of " + std::to_string(cfg.d_vocab), "give ids below " + std::to_string(cfg.d_vocab));
+}
 
 TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt, const TokenChooser& choose,
                           const TraceRunOptions& opts, nlohmann::json manifest) {
-  if (prompt.empty()) throw Error(ErrorKind::Usage, "trace", "the prompt has no tokens", "give a prompt or --tokens");
+  check_prompt(model, prompt);
   const ModelConfig& cfg = model.config;
   const int64_t P = static_cast<int64_t>(prompt.size());
   const auto est = estimate_capture(opts.spec, cfg, P, opts.n_generate, opts.max_batch, opts.writer.shard_bytes);
@@ -57,6 +123,9 @@ TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt
   };
   Session s(model, {.n_threads = opts.n_threads, .max_batch = opts.max_batch});
   s.set_observer(&chain);
+  std::optional<UnpatchedRun> unpatched;
+  if (!opts.interventions.empty() && opts.compare_unpatched)
+    unpatched.emplace(model, SessionOptions{.n_threads = opts.n_threads, .max_batch = opts.max_batch});
 
   TraceRunResult res;
   const auto t0 = std::chrono::steady_clock::now();
@@ -68,17 +137,23 @@ TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt
     begin_pass(p0 == 0 ? "prompt" : "prompt." + std::to_string(p0));
     const std::vector<int32_t> chunk(prompt.begin() + p0, prompt.begin() + p0 + n);
     logits = s.eval(chunk, all_logits ? Session::Logits::All : last ? Session::Logits::Last : Session::Logits::None);
+    writer.end_pass();
   }
   if (all_logits) logits.erase(logits.begin(), logits.end() - cfg.d_vocab);
   res.prompt_seconds = seconds_since(t0);
+  if (unpatched) unpatched->eval(prompt);
 
+  const double compared_before = unpatched ? unpatched->seconds : 0;
   const auto t1 = std::chrono::steady_clock::now();
   std::vector<int32_t> history = prompt;
   for (int k = 0; k < opts.n_generate; ++k) {
     if (k > 0) {
       begin_pass("step." + std::to_string(k));
       logits = s.eval({history.back()});
+      writer.end_pass();
+      if (unpatched) unpatched->eval({history.back()});
     }
+    if (unpatched) unpatched->compare(logits);
     nlohmann::json step = choose(logits, history);
     const int32_t id = step.at("id").get<int32_t>();
     step["step"] = k;
@@ -90,13 +165,22 @@ TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt
     if (id == opts.stop_id || s.n_past() >= s.n_ctx()) break;
     if (opts.stop_after && opts.stop_after(step)) break;
   }
-  res.generate_seconds = seconds_since(t1);
+  res.generate_seconds = seconds_since(t1) - (unpatched ? unpatched->seconds - compared_before : 0);
   res.captured_bytes = writer.bytes_captured();
   res.capture_stopped = writer.stop_message();
   res.values_changed = intervene.values_changed();
-  writer.finish({{"generated_ids", res.generated},
-                 {"intervention_values_changed", res.values_changed},
-                 {"timings", {{"prompt_seconds", res.prompt_seconds}, {"generate_seconds", res.generate_seconds}}}});
+  nlohmann::json updates = {{"generated_ids", res.generated},
+                             {"intervention_values_changed", res.values_changed},
+                             {"timings", {{"prompt_seconds", res.prompt_seconds}, {"generate_seconds", res.generate_seconds}}}};
+  if (unpatched) {
+    res.compare_seconds = unpatched->seconds;
+    res.effect = std::move(unpatched->effect);
+    updates["timings"]["compare_seconds"] = res.compare_seconds;
+    updates["intervention_effect"] = res.effect->to_json(res.generated);
+  }
+  writer.finish(updates);
+  res.dir = writer.dir();
+  res.notes = writer.notes();
   return res;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -36,15 +37,37 @@ struct TraceRunOptions {
   // Asked after each generated token (its step record); true ends the run there, as EOS
   // does (a stop string was seen, the client went away). The trace is complete.
   std::function<bool(const nlohmann::json& step)> stop_after;
+  // With interventions: also run the model without them on the same tokens (a second
+  // session, one extra forward pass per token, no capture) to say what they changed.
+  bool compare_unpatched = true;
+};
+
+// What the interventions changed, measured against the same model without them fed the
+// same tokens (teacher forcing), so that every step compares like with like.
+struct InterventionEffect {
+  std::vector<int32_t> unpatched_top1;   // per step: the unpatched model's most likely token
+  std::vector<float> max_logit_change;   // per step: max over the vocabulary of |patched - unpatched|
+  int largest_step = -1;                 // where the largest change of all was
+  int32_t largest_token = -1;            //   and for which token
+  float largest_before = 0, largest_after = 0;  // its unpatched and patched logits
+  nlohmann::json to_json(const std::vector<int32_t>& chosen) const;
 };
 
 struct TraceRunResult {
   std::vector<int32_t> generated;
   uint64_t captured_bytes = 0;
   std::string capture_stopped;  // empty unless --max-trace-bytes stopped capture
-  double prompt_seconds = 0, generate_seconds = 0;
+  double prompt_seconds = 0, generate_seconds = 0;  // the traced run's own
+  double compare_seconds = 0;                       // the unpatched comparison run's
   uint64_t values_changed = 0;  // by interventions
+  std::optional<InterventionEffect> effect;  // with interventions and compare_unpatched
+  std::string dir;                 // where the trace is (the target; see TraceWriter)
+  std::vector<std::string> notes;  // about an earlier trace that was replaced
 };
+
+// Refuses, before anything runs, a prompt the model cannot take: no tokens, more tokens
+// than its context, or ids outside its vocabulary.
+void check_prompt(const Model& model, const std::vector<int32_t>& prompt);
 
 // `manifest` holds what the caller knows (model, tokenizer, prompt, sampler, ...); the run
 // adds the capture spec, the dry-run estimate, timings and completion.

@@ -89,7 +89,16 @@ void explain_live(const ExplainOptions& o) {
   std::string text;
   const std::vector<int32_t> prompt = o.prompt.ids(*m, &spans, &text);
   if (o.position >= 0) return explain_prompt_position(o, *m, prompt);
+  check_prompt(*m, prompt);
+  // Token k is chosen at position len(prompt) + k - 1, so the context ends the run after
+  // step n_ctx - len(prompt).
+  const int64_t last_step = m->config.n_ctx - int64_t(prompt.size());
+  if (o.step > last_step)
+    throw Error(ErrorKind::Usage, "--step", "step " + std::to_string(o.step) + " lies beyond the context: with " +
+                std::to_string(prompt.size()) + " prompt tokens and a context of " + std::to_string(m->config.n_ctx) +
+                " the last step is " + std::to_string(last_step), "give --step " + std::to_string(last_step) + " or less");
   const int n = std::max(o.n, o.step + 1);
+  int generated = 0;
   sampling::Sampler sampler(o.sampler);
   ThreadPool pool(o.threads);
   analysis::ExplainCapture cap(*m, pool);
@@ -98,6 +107,7 @@ void explain_live(const ExplainOptions& o) {
     const auto rec = sampler.sample(logits.data(), int64_t(logits.size()), history);
     json step = sampled_step(*m, rec, o.top_logprobs);
     const int k = int(history.size() - prompt.size());
+    generated = k + 1;
     step["step"] = k;  // as run_traced numbers the lines of steps.jsonl
     step["position"] = int64_t(history.size());
     analysis::add_explanation(step, cap, history, k);
@@ -115,17 +125,20 @@ void explain_live(const ExplainOptions& o) {
     r.stop_id = stop_id;
     r.observer = &cap;
     run_traced(*m, prompt, choose, r, trace_manifest(*m, prompt, spans, text, o.sampler));
-    return;
+  } else {
+    Session s(*m, {.n_threads = o.threads});
+    s.set_observer(&cap);
+    std::vector<int32_t> history = prompt;
+    std::vector<float> logits = s.eval(prompt);
+    for (int k = 0; k < n; ++k) {
+      if (k > 0) logits = s.eval({history.back()});
+      history.push_back(choose(logits, history).at("id").get<int32_t>());
+      if (history.back() == stop_id || s.n_past() >= s.n_ctx()) break;
+    }
   }
-  Session s(*m, {.n_threads = o.threads});
-  s.set_observer(&cap);
-  std::vector<int32_t> history = prompt;
-  std::vector<float> logits = s.eval(prompt);
-  for (int k = 0; k < n; ++k) {
-    if (k > 0) logits = s.eval({history.back()});
-    history.push_back(choose(logits, history).at("id").get<int32_t>());
-    if (history.back() == stop_id || s.n_past() >= s.n_ctx()) break;
-  }
+  if (o.step >= generated)
+    throw Error(ErrorKind::NotFound, "--step", "the run ended at the end-of-text token after " + std::to_string(generated) +
+                " tokens, before step " + std::to_string(o.step), "give --step " + std::to_string(generated - 1) + " or less");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "apps/cli/common.h"
 #include "probe/capture.h"
 #include "sampling/record.h"
+#include "trace/trace_files.h"
 #include "trace/trace_run.h"
 
 namespace tp::cli {
@@ -25,18 +26,44 @@ struct TraceOptions {
   uint64_t max_trace_bytes = 0;
   int top_logprobs = 5;
   bool explain = false;
+  bool no_compare = false;
 };
 
-void print_estimate(const CaptureEstimate& est, const TraceOptions& o, int64_t n_prompt) {
-  std::printf("capture '%s' for %lld prompt tokens + %d generated:\n", o.capture.c_str(),
-              static_cast<long long>(n_prompt), o.n);
-  std::printf("  %-40s %8s %14s\n", "hook", "tensors", "bytes");
+void print_estimate(const CaptureEstimate& est, const TraceOptions& o, int64_t n_prompt, int64_t n_ctx) {
+  std::printf("capture '%s' for %lld prompt tokens + %lld generated", o.capture.c_str(),
+              static_cast<long long>(n_prompt), static_cast<long long>(est.n_generate));
+  if (est.n_generate < o.n) std::printf(" (-n %d ends at the context of %lld tokens)", o.n, static_cast<long long>(n_ctx));
+  std::printf(", at most:\n  %-40s %8s %14s\n", "hook", "tensors", "data bytes");
   for (const auto& it : est.items)
     std::printf("  %-40s %8llu %14llu\n", it.hook.c_str(), static_cast<unsigned long long>(it.tensors),
                 static_cast<unsigned long long>(it.bytes));
-  std::printf("  %-40s %8llu %14llu  (+%llu bytes of shard headers = %.2f MiB on disk)\n", "total",
-              static_cast<unsigned long long>(est.total_tensors), static_cast<unsigned long long>(est.total_bytes),
-              static_cast<unsigned long long>(est.header_bytes), est.file_bytes() / double(1 << 20));
+  std::printf("  %-40s %8llu %14llu\n", "total", static_cast<unsigned long long>(est.total_tensors),
+              static_cast<unsigned long long>(est.total_bytes));
+  std::printf("estimated shard files: %s (tensor data + %llu bytes of headers; manifest and steps.jsonl come on top)\n",
+              format_bytes(est.file_bytes()).c_str(), static_cast<unsigned long long>(est.header_bytes));
+}
+
+// What the interventions changed against the unpatched model fed the same tokens.
+void print_effect(const Model& m, const InterventionEffect& e, const std::vector<int32_t>& chosen) {
+  auto tok = [&](int32_t id) {
+    return m.tokenizer ? "'" + printable(m.tokenizer->token_bytes(id)) + "'" : "#" + std::to_string(id);
+  };
+  std::printf("intervention effect (against the model without it, fed the same tokens):\n");
+  if (e.largest_step < 0) {
+    std::printf("  no logit changed\n");
+  } else {
+    std::printf("  largest logit change %+.4f: %s at step %d (%.4f -> %.4f)\n", e.largest_after - e.largest_before,
+                tok(e.largest_token).c_str(), e.largest_step, e.largest_before, e.largest_after);
+  }
+  int changed = 0;
+  for (size_t k = 0; k < chosen.size() && k < e.unpatched_top1.size(); ++k) {
+    if (chosen[k] == e.unpatched_top1[k]) continue;
+    if (++changed <= 10)
+      std::printf("  step %zu: chose %s; without the intervention the top token is %s (max |logit change| %.4f)\n", k,
+                  tok(chosen[k]).c_str(), tok(e.unpatched_top1[k]).c_str(), e.max_logit_change[k]);
+  }
+  std::printf("  %d of %zu chosen tokens differ from the unpatched model's top token%s\n", changed, chosen.size(),
+              changed > 10 ? " (first 10 listed; all in the manifest's intervention_effect)" : "");
 }
 
 void run_trace(const TraceOptions& o) {
@@ -44,15 +71,18 @@ void run_trace(const TraceOptions& o) {
   std::vector<TokenSpan> spans;
   std::string text;
   const std::vector<int32_t> prompt = o.prompt.ids(*m, &spans, &text);
+  check_prompt(*m, prompt);
+  if (!o.dry_run) resolve_trace_target(o.out);  // a bad -o is refused before anything runs
   TraceRunOptions r;
   r.out_dir = o.out;
   r.spec = CaptureSpec::parse(o.capture);
   r.interventions = parse_interventions(o.intervene);
+  r.compare_unpatched = !o.no_compare;
   r.n_generate = o.n;
   r.n_threads = o.threads;
   r.writer.max_trace_bytes = o.max_trace_bytes;
   const auto est = estimate_capture(r.spec, m->config, int64_t(prompt.size()), o.n, r.max_batch, r.writer.shard_bytes);
-  print_estimate(est, o, int64_t(prompt.size()));
+  print_estimate(est, o, int64_t(prompt.size()), m->config.n_ctx);
   std::fflush(stdout);  // the estimate before the text that streams to stderr
   if (o.dry_run) return;
 
@@ -74,6 +104,7 @@ void run_trace(const TraceOptions& o) {
     nlohmann::json step = sampled_step(*m, rec, o.top_logprobs);
     if (explainer) analysis::add_explanation(step, *explainer, history, int(history.size() - prompt.size()));
     if (dec) {
+      if (history.size() == prompt.size()) std::fputs("generated: ", stderr);
       std::fputs(printable_text(dec->feed(rec.chosen_id)).c_str(), stderr);
       std::fflush(stderr);
     }
@@ -83,8 +114,17 @@ void run_trace(const TraceOptions& o) {
   const auto res = run_traced(*m, prompt, choose, r, manifest);
   if (dec) std::fprintf(stderr, "%s\n", printable_text(dec->flush()).c_str());
   if (!res.capture_stopped.empty()) std::fprintf(stderr, "tokenprobe: %s\n", res.capture_stopped.c_str());
-  std::printf("wrote %s: %zu tokens generated, %.2f MiB captured (prompt %.2fs, generation %.2fs)\n", o.out.c_str(),
-              res.generated.size(), res.captured_bytes / double(1 << 20), res.prompt_seconds, res.generate_seconds);
+  for (const auto& n : res.notes) std::fprintf(stderr, "tokenprobe: note: %s\n", n.c_str());
+  const TraceSize size = trace_size(res.dir);
+  std::printf("wrote %s: %zu tokens generated (prompt %.2fs, generation %.2fs)\n", res.dir.c_str(), res.generated.size(),
+              res.prompt_seconds, res.generate_seconds);
+  std::printf("  trace size %s on disk, all %llu files of the trace\n", format_bytes(size.bytes).c_str(),
+              static_cast<unsigned long long>(size.files));
+  std::printf("  captured   %s of tensor data\n", format_bytes(res.captured_bytes).c_str());
+  if (res.effect) {
+    print_effect(*m, *res.effect, res.generated);
+    std::printf("  (comparison run: %.2fs; --no-compare skips it)\n", res.compare_seconds);
+  }
 }
 
 }  // namespace
@@ -100,7 +140,10 @@ void register_trace(CLI::App& app) {
   cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: one per core)")->check(CLI::Range(0, 1024));
   cmd->add_option("--capture", opts->capture, "Capture spec: minimal | default | full | globs with [layers=,pos=,heads=,dtype=] (docs/capture-spec.md)")->capture_default_str();
   cmd->add_option("--intervene", opts->intervene, "Interventions: zero(...), mean(...), scale(..., x), add(..., v.npy), patch(..., other.tptrace)");
-  cmd->add_option("-o,--output", opts->out, "Trace directory to write")->capture_default_str();
+  cmd->add_flag("--no-compare", opts->no_compare,
+                "With --intervene: skip the run without the interventions that says what they changed");
+  cmd->add_option("-o,--output", opts->out, "Trace directory to write (an earlier trace there is replaced once the run has finished)")
+      ->capture_default_str();
   cmd->add_flag("--dry-run", opts->dry_run, "Print what would be captured, and its size, without running");
   cmd->add_option("--max-trace-bytes", opts->max_trace_bytes, "Stop capturing before the trace exceeds this many bytes");
   cmd->add_option("--top-logprobs", opts->top_logprobs, "Alternatives listed per token in the OpenAI-style logprobs")->check(CLI::Range(0, 20));
