@@ -5,6 +5,7 @@
 #include "analysis/explain.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "server/api_util.h"
 #include "runtime/session.h"
 #include "sampling/record.h"
 #include "trace/manifest.h"
@@ -13,7 +14,8 @@
 namespace tp::server {
 namespace {
 
-// Tracks the generated text, stop strings and what may be sent so far.
+// Tracks the generated text, stop strings, what may be sent so far, and where each token's
+// text begins (so that a stop string's own tokens can be left out with its text).
 class TextTracker {
  public:
   TextTracker(const Model& m, const std::vector<int32_t>& prompt, std::vector<std::string> stop)
@@ -25,6 +27,7 @@ class TextTracker {
   }
   // Adds a token; returns true when a stop string was found (text is cut before it).
   bool add(int32_t id) {
+    starts_.push_back(text_.size());
     text_ += dec_ ? dec_->feed(id) : std::to_string(id) + " ";
     return check_stop();
   }
@@ -34,6 +37,7 @@ class TextTracker {
       check_stop();
     }
     held_ = 0;
+    finished_ = true;
   }
   // Text not sent yet that can no longer become part of a stop string.
   std::string take_delta() {
@@ -41,6 +45,12 @@ class TextTracker {
     std::string d = end > sent_ ? text_.substr(sent_, end - sent_) : std::string();
     sent_ = std::max(sent_, end);
     return d;
+  }
+  // How many of the added tokens belong to the text sent so far: those whose text begins
+  // before its end (all of them at a finish without a stop string).
+  size_t sent_tokens() const {
+    if (finished_ && stopped_by_.empty()) return starts_.size();
+    return size_t(std::lower_bound(starts_.begin(), starts_.end(), sent_) - starts_.begin());
   }
   const std::string& text() const { return text_; }
   const std::string& stopped_by() const { return stopped_by_; }
@@ -70,7 +80,9 @@ class TextTracker {
   std::vector<std::string> stop_;
   std::unique_ptr<StreamDecoder> dec_;
   std::string text_, stopped_by_;
+  std::vector<size_t> starts_;  // text_.size() before each token was added
   size_t sent_ = 0, held_ = 0;
+  bool finished_ = false;
 };
 
 nlohmann::json manifest_for(const Model& m, const GenRequest& req) {
@@ -81,7 +93,7 @@ nlohmann::json manifest_for(const Model& m, const GenRequest& req) {
 
 }  // namespace
 
-GenResult generate(const Model& model, const GenRequest& req, const TokenCallback& on_token) {
+GenResult generate(const Model& model, const GenRequest& req, const TokenCallback& on_token, Session* session) {
   const auto& cfg = model.config;
   if (req.prompt.empty()) throw Error(ErrorKind::Usage, "prompt", "the prompt has no tokens");
   for (int32_t id : req.prompt)
@@ -91,8 +103,11 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
     throw Error(ErrorKind::Usage, "prompt",
                 "the prompt has " + std::to_string(req.prompt.size()) + " tokens; the context holds " +
                     std::to_string(cfg.n_ctx));
+  const bool traced = !req.trace_dir.empty();
   sampling::SamplerSettings ss = req.sampler;
   ss.record_top_n = std::max<size_t>(ss.record_top_n, size_t(std::max(req.top_logprobs, 0)));
+  // The flip margins cost a few dozen partial re-runs a token; only the record shows them.
+  ss.flip_margins = ss.flip_margins && (traced || req.sampler_records);
   sampling::Sampler sampler(ss);
   auto bytes_of = [&](int32_t id) { return model.tokenizer ? model.tokenizer->token_bytes(id) : std::to_string(id); };
   const int32_t eos = model.tokenizer ? model.tokenizer->eos() : -1;
@@ -103,27 +118,47 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
   GenResult res;
   res.finish_reason = "length";
   TextTracker text(model, req.prompt, req.stop);
+  std::vector<GenToken> generated;  // every token but an EOS; those of the text go to res.tokens
   bool client_gone = false;
+  // Reports the text made final and the tokens it belongs to; false when the client is gone.
+  auto report = [&] {
+    std::string delta = text.take_delta();
+    bool ok = true;
+    for (const size_t n = text.sent_tokens(); res.tokens.size() < n; delta.clear()) {
+      res.tokens.push_back(generated[res.tokens.size()]);
+      ok = on_token(&res.tokens.back(), delta) && ok;
+    }
+    if (!delta.empty()) ok = on_token(nullptr, delta) && ok;
+    return ok;
+  };
   // After each chosen token: record it, extend the text, report; true = stop here.
   auto after = [&](const GenToken& tok) {
-    res.tokens.push_back(tok);
+    ++res.n_generated;
     if (is_end(tok.id)) {
       res.finish_reason = "stop";
       return true;
     }
+    generated.push_back(tok);
     const bool hit = text.add(tok.id);
-    if (!on_token(&tok, text.take_delta())) client_gone = true;
+    if (!report() || (req.cancelled && req.cancelled())) client_gone = true;
     if (hit) res.finish_reason = "stop";
     return hit || client_gone;
   };
+  // The step record of a trace keeps the whole entry; the answer only what was asked.
+  nlohmann::json full_logprobs;
   auto choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
     const auto rec = sampler.sample(logits.data(), int64_t(logits.size()), history);
-    GenToken tok{rec.chosen_id, bytes_of(rec.chosen_id), sampling::openai_logprobs(rec, bytes_of, req.top_logprobs)};
+    GenToken tok{rec.chosen_id, bytes_of(rec.chosen_id), nullptr};
+    if (traced || req.logprobs) {
+      full_logprobs = sampling::openai_logprobs(rec, bytes_of, req.top_logprobs);
+      if (req.logprobs) tok.logprobs = full_logprobs;
+      if (req.logprobs && !req.sampler_records) tok.logprobs.erase("x_tokenprobe");
+    }
     return tok;
   };
   const int n = std::max(0, std::min<int>(req.max_tokens, int(cfg.n_ctx - int64_t(req.prompt.size()))));
 
-  if (!req.trace_dir.empty() && n > 0) {
+  if (traced && n > 0) {
     TraceRunOptions r;
     r.out_dir = req.trace_dir;
     r.spec = CaptureSpec::parse(req.capture);
@@ -142,14 +177,17 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
     r.stop_after = [&](const nlohmann::json&) { return after(last); };
     TokenChooser chooser = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
       last = choose(logits, history);
-      nlohmann::json step{{"id", last.id}, {"text", sampling::utf8_for_json(last.bytes)}, {"logprobs", last.logprobs}};
+      nlohmann::json step{{"id", last.id}, {"text", sampling::utf8_for_json(last.bytes)}, {"logprobs", full_logprobs}};
       if (explainer)
         analysis::add_explanation(step, *explainer, history, int(history.size() - req.prompt.size()));
       return step;
     };
     run_traced(model, req.prompt, chooser, r, manifest_for(model, req));
   } else if (n > 0) {
-    Session s(model, {.n_threads = req.n_threads});
+    std::unique_ptr<Session> own;
+    if (!session) own = std::make_unique<Session>(model, SessionOptions{.n_threads = req.n_threads});
+    Session& s = session ? *session : *own;
+    s.reset();
     std::vector<int32_t> history = req.prompt;
     std::vector<float> logits = s.eval(req.prompt);
     for (int i = 0; i < n; ++i) {
@@ -162,9 +200,67 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
   text.finish();
   res.text = text.text();
   res.stopped_by = text.stopped_by();
-  const std::string rest = text.take_delta();
-  if (!rest.empty() && !client_gone) on_token(nullptr, rest);
+  if (!client_gone) report();
   return res;
+}
+
+struct GenerationQueue::Task {
+  std::function<void(Session&)> job;
+  bool started = false, done = false;
+  std::exception_ptr error;
+  std::condition_variable cv;
+};
+
+GenerationQueue::GenerationQueue(const Model& model, int n_threads, int max_waiting)
+    : model_(model), n_threads_(n_threads), max_waiting_(max_waiting), thread_([this] { loop(); }) {}
+
+GenerationQueue::~GenerationQueue() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void GenerationQueue::run(const std::function<void(Session&)>& job, const std::function<bool()>& gone) {
+  auto task = std::make_shared<Task>();
+  task->job = job;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (int(queue_.size()) >= max_waiting_)
+    throw ApiError(503, std::to_string(queue_.size()) + " generation requests are waiting already (the server runs one at a "
+                        "time); try again later");
+  queue_.push_back(task);
+  cv_.notify_all();
+  while (!task->done) {
+    task->cv.wait_for(lock, std::chrono::milliseconds(100));
+    if (!task->started && !task->done && gone && gone()) {
+      queue_.erase(std::find(queue_.begin(), queue_.end(), task));
+      throw ClientGone{};
+    }
+  }
+  if (task->error) std::rethrow_exception(task->error);
+}
+
+void GenerationQueue::loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    auto task = queue_.front();
+    queue_.pop_front();
+    task->started = true;
+    lock.unlock();
+    try {
+      if (!session_) session_ = std::make_unique<Session>(model_, SessionOptions{.n_threads = n_threads_});
+      task->job(*session_);
+    } catch (...) {
+      task->error = std::current_exception();
+    }
+    lock.lock();
+    task->done = true;
+    task->cv.notify_all();
+  }
 }
 
 }  // namespace tp::server
