@@ -125,21 +125,22 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
     std::string delta = text.take_delta();
     bool ok = true;
     for (const size_t n = text.sent_tokens(); res.tokens.size() < n; delta.clear()) {
-      res.tokens.push_back(generated[res.tokens.size()]);
+      res.tokens.push_back(std::move(generated[res.tokens.size()]));
       ok = on_token(&res.tokens.back(), delta) && ok;
     }
     if (!delta.empty()) ok = on_token(nullptr, delta) && ok;
     return ok;
   };
   // After each chosen token: record it, extend the text, report; true = stop here.
-  auto after = [&](const GenToken& tok) {
+  auto after = [&](GenToken tok) {
     ++res.n_generated;
     if (is_end(tok.id)) {
       res.finish_reason = "stop";
       return true;
     }
-    generated.push_back(tok);
-    const bool hit = text.add(tok.id);
+    const int32_t id = tok.id;
+    generated.push_back(std::move(tok));
+    const bool hit = text.add(id);
     if (!report() || (req.cancelled && req.cancelled())) client_gone = true;
     if (hit) res.finish_reason = "stop";
     return hit || client_gone;
@@ -151,7 +152,7 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
     GenToken tok{rec.chosen_id, bytes_of(rec.chosen_id), nullptr};
     if (traced || req.logprobs) {
       full_logprobs = sampling::openai_logprobs(rec, bytes_of, req.top_logprobs);
-      if (req.logprobs) tok.logprobs = full_logprobs;
+      if (req.logprobs) tok.logprobs = traced ? full_logprobs : std::move(full_logprobs);
       if (req.logprobs && !req.sampler_records) tok.logprobs.erase("x_tokenprobe");
     }
     return tok;
@@ -174,7 +175,7 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
       r.observer = explainer.get();
     }
     GenToken last;
-    r.stop_after = [&](const nlohmann::json&) { return after(last); };
+    r.stop_after = [&](const nlohmann::json&) { return after(std::move(last)); };
     TokenChooser chooser = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
       last = choose(logits, history);
       nlohmann::json step{{"id", last.id}, {"text", sampling::utf8_for_json(last.bytes)}, {"logprobs", full_logprobs}};
@@ -191,9 +192,9 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
     std::vector<int32_t> history = req.prompt;
     std::vector<float> logits = s.eval(req.prompt);
     for (int i = 0; i < n; ++i) {
-      const GenToken tok = choose(logits, history);
+      GenToken tok = choose(logits, history);
       history.push_back(tok.id);
-      if (after(tok) || i + 1 == n || s.n_past() >= s.n_ctx()) break;
+      if (after(std::move(tok)) || i + 1 == n || s.n_past() >= s.n_ctx()) break;
       logits = s.eval({tok.id});
     }
   }
