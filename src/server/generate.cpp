@@ -91,6 +91,138 @@ nlohmann::json manifest_for(const Model& m, const GenRequest& req) {
   return j;
 }
 
+sampling::SamplerSettings sampler_settings(const GenRequest& req) {
+  sampling::SamplerSettings ss = req.sampler;
+  ss.record_top_n = std::max<size_t>(ss.record_top_n, size_t(std::max(req.top_logprobs, 0)));
+  // The flip margins cost a few dozen partial re-runs a token; only the record shows them.
+  ss.flip_margins = ss.flip_margins && (!req.trace_dir.empty() || req.sampler_records);
+  return ss;
+}
+
+// One request's run: the sampler, the text so far, the tokens and what was reported.
+class Generation {
+ public:
+  Generation(const Model& model, const GenRequest& req, const TokenCallback& on_token)
+      : model_(model), req_(req), on_token_(on_token), sampler_(sampler_settings(req)),
+        text_(model, req.prompt, req.stop) {
+    res_.finish_reason = "length";
+  }
+
+  GenResult run(Session* session) {
+    const int64_t room = model_.config.n_ctx - int64_t(req_.prompt.size());
+    const int n = int(std::max<int64_t>(0, std::min<int64_t>(req_.max_tokens, room)));
+    if (n > 0 && !req_.trace_dir.empty()) run_traced_steps(n);
+    else if (n > 0) run_steps(n, session);
+    text_.finish();
+    res_.text = text_.text();
+    res_.stopped_by = text_.stopped_by();
+    if (!client_gone_) report();
+    return std::move(res_);
+  }
+
+ private:
+  std::string bytes_of(int32_t id) const {
+    return model_.tokenizer ? model_.tokenizer->token_bytes(id) : std::to_string(id);
+  }
+  bool is_end(int32_t id) const {
+    const int32_t eos = model_.tokenizer ? model_.tokenizer->eos() : -1;
+    return !req_.ignore_eos && (id == eos || (model_.tokenizer && model_.tokenizer->is_eog(id)));
+  }
+
+  // Samples a token. A trace's step keeps the whole logprobs entry (full_logprobs_); the
+  // answer only what was asked.
+  GenToken choose(const std::vector<float>& logits, const std::vector<int32_t>& history) {
+    const auto rec = sampler_.sample(logits.data(), int64_t(logits.size()), history);
+    GenToken tok{rec.chosen_id, bytes_of(rec.chosen_id), nullptr};
+    const bool traced = !req_.trace_dir.empty();
+    if (traced || req_.logprobs) {
+      full_logprobs_ = sampling::openai_logprobs(rec, [&](int32_t id) { return bytes_of(id); }, req_.top_logprobs);
+      if (req_.logprobs) tok.logprobs = traced ? full_logprobs_ : std::move(full_logprobs_);
+      if (req_.logprobs && !req_.sampler_records) tok.logprobs.erase("x_tokenprobe");
+    }
+    return tok;
+  }
+
+  // Reports the text made final and the tokens it belongs to; false when the client is gone.
+  bool report() {
+    std::string delta = text_.take_delta();
+    bool ok = true;
+    for (const size_t n = text_.sent_tokens(); res_.tokens.size() < n; delta.clear()) {
+      res_.tokens.push_back(std::move(generated_[res_.tokens.size()]));
+      ok = on_token_(&res_.tokens.back(), delta) && ok;
+    }
+    if (!delta.empty()) ok = on_token_(nullptr, delta) && ok;
+    return ok;
+  }
+
+  // After each chosen token: keep it, extend the text, report; true = stop here.
+  bool after(GenToken tok) {
+    ++res_.n_generated;
+    if (is_end(tok.id)) {
+      res_.finish_reason = "stop";
+      return true;
+    }
+    const int32_t id = tok.id;
+    generated_.push_back(std::move(tok));
+    const bool hit = text_.add(id);
+    if (!report() || (req_.cancelled && req_.cancelled())) client_gone_ = true;
+    if (hit) res_.finish_reason = "stop";
+    return hit || client_gone_;
+  }
+
+  void run_traced_steps(int n) {
+    TraceRunOptions r;
+    r.out_dir = req_.trace_dir;
+    r.spec = CaptureSpec::parse(req_.capture);
+    r.n_generate = n;
+    r.n_threads = req_.n_threads;
+    r.writer.max_trace_bytes = req_.max_trace_bytes;
+    // The analyses read what this observer keeps of each deciding position.
+    std::unique_ptr<ThreadPool> explain_pool;
+    std::unique_ptr<analysis::ExplainCapture> explainer;
+    if (req_.explain) {
+      explain_pool = std::make_unique<ThreadPool>(req_.n_threads);
+      explainer = std::make_unique<analysis::ExplainCapture>(model_, *explain_pool);
+      r.observer = explainer.get();
+    }
+    GenToken last;
+    r.stop_after = [&](const nlohmann::json&) { return after(std::move(last)); };
+    TokenChooser chooser = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
+      last = choose(logits, history);
+      nlohmann::json step{{"id", last.id}, {"text", sampling::utf8_for_json(last.bytes)}, {"logprobs", full_logprobs_}};
+      if (explainer)
+        analysis::add_explanation(step, *explainer, history, int(history.size() - req_.prompt.size()));
+      return step;
+    };
+    run_traced(model_, req_.prompt, chooser, r, manifest_for(model_, req_));
+  }
+
+  void run_steps(int n, Session* session) {
+    std::unique_ptr<Session> own;
+    if (!session) own = std::make_unique<Session>(model_, SessionOptions{.n_threads = req_.n_threads});
+    Session& s = session ? *session : *own;
+    s.reset();
+    std::vector<int32_t> history = req_.prompt;
+    std::vector<float> logits = s.eval(req_.prompt);
+    for (int i = 0; i < n; ++i) {
+      GenToken tok = choose(logits, history);
+      history.push_back(tok.id);
+      if (after(std::move(tok)) || i + 1 == n || s.n_past() >= s.n_ctx()) break;
+      logits = s.eval({history.back()});
+    }
+  }
+
+  const Model& model_;
+  const GenRequest& req_;
+  const TokenCallback& on_token_;
+  sampling::Sampler sampler_;
+  TextTracker text_;
+  GenResult res_;
+  std::vector<GenToken> generated_;  // every token but an EOS; those of the text move to res_.tokens
+  nlohmann::json full_logprobs_;
+  bool client_gone_ = false;
+};
+
 }  // namespace
 
 GenResult generate(const Model& model, const GenRequest& req, const TokenCallback& on_token, Session* session) {
@@ -103,106 +235,7 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
     throw Error(ErrorKind::Usage, "prompt",
                 "the prompt has " + std::to_string(req.prompt.size()) + " tokens; the context holds " +
                     std::to_string(cfg.n_ctx));
-  const bool traced = !req.trace_dir.empty();
-  sampling::SamplerSettings ss = req.sampler;
-  ss.record_top_n = std::max<size_t>(ss.record_top_n, size_t(std::max(req.top_logprobs, 0)));
-  // The flip margins cost a few dozen partial re-runs a token; only the record shows them.
-  ss.flip_margins = ss.flip_margins && (traced || req.sampler_records);
-  sampling::Sampler sampler(ss);
-  auto bytes_of = [&](int32_t id) { return model.tokenizer ? model.tokenizer->token_bytes(id) : std::to_string(id); };
-  const int32_t eos = model.tokenizer ? model.tokenizer->eos() : -1;
-  auto is_end = [&](int32_t id) {
-    return !req.ignore_eos && (id == eos || (model.tokenizer && model.tokenizer->is_eog(id)));
-  };
-
-  GenResult res;
-  res.finish_reason = "length";
-  TextTracker text(model, req.prompt, req.stop);
-  std::vector<GenToken> generated;  // every token but an EOS; those of the text go to res.tokens
-  bool client_gone = false;
-  // Reports the text made final and the tokens it belongs to; false when the client is gone.
-  auto report = [&] {
-    std::string delta = text.take_delta();
-    bool ok = true;
-    for (const size_t n = text.sent_tokens(); res.tokens.size() < n; delta.clear()) {
-      res.tokens.push_back(std::move(generated[res.tokens.size()]));
-      ok = on_token(&res.tokens.back(), delta) && ok;
-    }
-    if (!delta.empty()) ok = on_token(nullptr, delta) && ok;
-    return ok;
-  };
-  // After each chosen token: record it, extend the text, report; true = stop here.
-  auto after = [&](GenToken tok) {
-    ++res.n_generated;
-    if (is_end(tok.id)) {
-      res.finish_reason = "stop";
-      return true;
-    }
-    const int32_t id = tok.id;
-    generated.push_back(std::move(tok));
-    const bool hit = text.add(id);
-    if (!report() || (req.cancelled && req.cancelled())) client_gone = true;
-    if (hit) res.finish_reason = "stop";
-    return hit || client_gone;
-  };
-  // The step record of a trace keeps the whole entry; the answer only what was asked.
-  nlohmann::json full_logprobs;
-  auto choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
-    const auto rec = sampler.sample(logits.data(), int64_t(logits.size()), history);
-    GenToken tok{rec.chosen_id, bytes_of(rec.chosen_id), nullptr};
-    if (traced || req.logprobs) {
-      full_logprobs = sampling::openai_logprobs(rec, bytes_of, req.top_logprobs);
-      if (req.logprobs) tok.logprobs = traced ? full_logprobs : std::move(full_logprobs);
-      if (req.logprobs && !req.sampler_records) tok.logprobs.erase("x_tokenprobe");
-    }
-    return tok;
-  };
-  const int n = std::max(0, std::min<int>(req.max_tokens, int(cfg.n_ctx - int64_t(req.prompt.size()))));
-
-  if (traced && n > 0) {
-    TraceRunOptions r;
-    r.out_dir = req.trace_dir;
-    r.spec = CaptureSpec::parse(req.capture);
-    r.n_generate = n;
-    r.n_threads = req.n_threads;
-    r.writer.max_trace_bytes = req.max_trace_bytes;
-    // The analyses read what this observer keeps of each deciding position.
-    std::unique_ptr<ThreadPool> explain_pool;
-    std::unique_ptr<analysis::ExplainCapture> explainer;
-    if (req.explain) {
-      explain_pool = std::make_unique<ThreadPool>(req.n_threads);
-      explainer = std::make_unique<analysis::ExplainCapture>(model, *explain_pool);
-      r.observer = explainer.get();
-    }
-    GenToken last;
-    r.stop_after = [&](const nlohmann::json&) { return after(std::move(last)); };
-    TokenChooser chooser = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
-      last = choose(logits, history);
-      nlohmann::json step{{"id", last.id}, {"text", sampling::utf8_for_json(last.bytes)}, {"logprobs", full_logprobs}};
-      if (explainer)
-        analysis::add_explanation(step, *explainer, history, int(history.size() - req.prompt.size()));
-      return step;
-    };
-    run_traced(model, req.prompt, chooser, r, manifest_for(model, req));
-  } else if (n > 0) {
-    std::unique_ptr<Session> own;
-    if (!session) own = std::make_unique<Session>(model, SessionOptions{.n_threads = req.n_threads});
-    Session& s = session ? *session : *own;
-    s.reset();
-    std::vector<int32_t> history = req.prompt;
-    std::vector<float> logits = s.eval(req.prompt);
-    for (int i = 0; i < n; ++i) {
-      GenToken tok = choose(logits, history);
-      history.push_back(tok.id);
-      if (after(std::move(tok)) || i + 1 == n || s.n_past() >= s.n_ctx()) break;
-      logits = s.eval({tok.id});
-    }
-  }
-  text.finish();
-  res.text = text.text();
-  res.stopped_by = text.stopped_by();
-  if (!client_gone) report();
-  return res;
+  return Generation(model, req, on_token).run(session);
 }
 
 struct GenerationQueue::Task {

@@ -164,6 +164,8 @@ struct Conn {
   bool close_after = false;
 };
 thread_local Conn* tl_conn = nullptr;
+// Set while the accepting thread runs a connection's task itself: it is over the limit.
+thread_local bool tl_over_limit = false;
 
 // "gzip" (or "*") listed without q=0.
 bool accepts_gzip(const std::string& accept_encoding) {
@@ -193,10 +195,17 @@ class ThreadPerConnection : public httplib::TaskQueue {
  public:
   explicit ThreadPerConnection(int max) : max_(max) {}
   void enqueue(std::function<void()> fn) override {
+    bool over;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (running_ >= max_) return fn();
-      ++running_;
+      over = running_ >= max_;
+      running_ += !over;
+    }
+    if (over) {
+      tl_over_limit = true;
+      fn();
+      tl_over_limit = false;
+      return;
     }
     try {
       std::thread([this, fn] {
@@ -268,7 +277,7 @@ bool GuardedHttpServer::process_and_close_socket(socket_t sock) {
     ~Count() { --n; }
   } count{active_};
   bool ok = false;
-  if (++active_ > limits_.max_connections) {
+  if (++active_ > limits_.max_connections || tl_over_limit) {
     reject_busy(sock);
   } else {
     ConnStream stream(sock, limits_);
