@@ -136,8 +136,7 @@ class ConnStream : public httplib::Stream {
     const bool head = phase_ == Phase::Head;
     if (too_large)
       refusal_ = head ? "the request line and headers are larger than " + std::to_string(limits_.max_head_bytes) + " bytes"
-                      : "the request body is larger than the server's limit of " + std::to_string(limits_.max_body_bytes) +
-                            " bytes (--max-body)";
+                      : body_limit_message(limits_.max_body_bytes);
     else
       refusal_ = std::string("the client did not send the request's ") + (head ? "headers" : "body") + " within " +
                  std::to_string(int(head ? limits_.head_timeout_s : limits_.body_timeout_s)) + " s";
@@ -176,7 +175,8 @@ bool accepts_gzip(const std::string& accept_encoding) {
     std::string item = accept_encoding.substr(at, end - at);
     item.erase(std::remove(item.begin(), item.end(), ' '), item.end());
     const std::string name = item.substr(0, item.find(';'));
-    const bool refused = item.find(";q=0") != std::string::npos && item.find_first_of("123456789", item.find(";q=0")) == std::string::npos;
+    const size_t q0 = item.find(";q=0");  // q=0, 0.0, 0.00...: refused
+    const bool refused = q0 != std::string::npos && item.find_first_of("123456789", q0) == std::string::npos;
     if ((name == "gzip" || name == "*") && !refused) return true;
     at = end + 1;
   }
@@ -300,6 +300,11 @@ bool GuardedHttpServer::process_and_close_socket(socket_t sock) {
   ::shutdown(sock, SHUT_RDWR);
   ::close(sock);
   return ok;
+}
+
+std::string body_limit_message(size_t max_bytes) {
+  return "the request body is larger than the server's limit of " + std::to_string(max_bytes) +
+         " bytes (raise it with --max-body)";
 }
 
 void compress_response(httplib::Response& res) {

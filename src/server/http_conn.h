@@ -57,6 +57,9 @@ class GuardedHttpServer : public httplib::Server {
   std::atomic<int> active_{0};
 };
 
+// The 413 message, naming the limit and the option that sets it.
+std::string body_limit_message(size_t max_bytes);
+
 // Gzips res.body in place (Content-Encoding, Content-Length, Vary) when the client accepts
 // gzip, the type is text-like and the body is worth compressing.
 void compress_response(httplib::Response& res);

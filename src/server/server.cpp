@@ -74,8 +74,7 @@ std::string lower(std::string s) {
 
 ApiError body_too_large(size_t max) {
   GuardedHttpServer::close_after_response();  // the rest of the body is still on the wire
-  return ApiError(413, "the request body is larger than the server's limit of " + std::to_string(max) +
-                           " bytes (raise it with --max-body)");
+  return ApiError(413, body_limit_message(max));
 }
 
 // The body, read with the bound whatever its framing. A request with neither Content-Length
@@ -217,7 +216,7 @@ class OriginPolicy {
 
 std::string error_message(const httplib::Request& req, const httplib::Response& res, size_t max_body) {
   switch (res.status) {
-    case 413: return "the request body is larger than the server's limit of " + std::to_string(max_body) + " bytes (raise it with --max-body)";
+    case 413: return body_limit_message(max_body);
     case 404: return "no such endpoint: " + req.method + " " + req.path.substr(0, 200);
     case 414: return "the request line is longer than 8192 bytes";
     case 400: return "malformed HTTP request: its request line, headers or body framing could not be parsed";
