@@ -207,6 +207,7 @@ class OriginPolicy {
     return out;
   }
   static httplib::Server::HandlerResponse refuse(httplib::Response& res, const std::string& msg) {
+    GuardedHttpServer::close_after_response();  // a body, if any, is left unread
     send_json(res, error_json(403, msg), 403);
     return httplib::Server::HandlerResponse::Handled;
   }
