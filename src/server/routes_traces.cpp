@@ -79,7 +79,7 @@ void handle_run(Server::Impl& s, const std::string& body, httplib::Response& res
         r = generate(m, g, [](const GenToken*, const std::string&) { return true; });
       },
       gone);
-  send_json(res, {{"trace", id}, {"text", r.text}, {"generated", r.tokens.size()}, {"finish_reason", r.finish_reason}});
+  send_json(res, {{"trace", id}, {"text", r.text}, {"generated", r.n_generated}, {"finish_reason", r.finish_reason}});
 }
 
 void handle_tensor(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
