@@ -411,6 +411,24 @@ TEST_F(ServerHardening, LogprobsCoverExactlyTheTextBeforeAStopString) {
   }
 }
 
+// The generation thread keeps one Session between untraced requests (no thread pool or KV
+// cache per request): what an earlier request left in it must not change a later answer.
+TEST_F(ServerHardening, AKeptSessionGivesTheAnswersOfAFreshOne) {
+  RunningServer srv(options(), model_);
+  auto c = srv.client();
+  auto text = [&](const std::string& body) {
+    const auto r = c.Post("/v1/completions", body, "application/json");
+    EXPECT_TRUE(r && r->status == 200);
+    return r ? json::parse(r->body)["choices"][0] : json();
+  };
+  const std::string ask = R"({"prompt": "Once upon a time", "max_tokens": 30, "temperature": 0, "logprobs": 2)";
+  const json first = text(ask + "}");
+  text(R"({"prompt": "The little dog ran to the big red ball and", "max_tokens": 60, "temperature": 0.9, "seed": 3})");
+  EXPECT_EQ(text(ask + "}"), first);
+  // A traced run builds a Session of its own: the same text.
+  EXPECT_EQ(text(ask + R"(, "x_tokenprobe": {"trace": true}})")["text"], first["text"]);
+}
+
 TEST_F(ServerHardening, GenerationStopsWhenTheClientLeaves) {
   RunningServer srv(options(), model_);
   const std::string body = R"({"prompt": "Once upon a time", "n_predict": 500, "ignore_eos": true, "temperature": 0,
