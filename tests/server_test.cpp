@@ -198,7 +198,7 @@ TEST_F(ServerTest, OpenAIChatShapeWithTraceExtension) {
                       R"({"model": "gpt-4o", "messages": [{"role": "system", "content": "Be brief."},
                           {"role": "user", "content": [{"type": "text", "text": "Tell a story"}]}],
                           "max_completion_tokens": 4, "logprobs": true, "top_logprobs": 3, "seed": 7,
-                          "x_tokenprobe": {"trace": true, "capture": "minimal", "explain": true}})", 200);
+                          "x_tokenprobe": {"trace": true, "capture": "minimal", "explain": true, "sampler_records": true}})", 200);
   EXPECT_EQ(r["object"], "chat.completion");
   const auto& c = r["choices"][0];
   EXPECT_EQ(c["message"]["role"], "assistant");

@@ -11,11 +11,14 @@ nlohmann::json error_json(int status, const std::string& message) {
 }
 
 nlohmann::json parse_body(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw ApiError(400, "the request has no body: send a JSON object such as {\"prompt\": \"Once upon a time\"}");
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(body);
   } catch (const nlohmann::json::parse_error& e) {
-    throw ApiError(400, std::string("malformed JSON in the request body: ") + e.what());
+    throw ApiError(400, std::string("malformed JSON in the request body (it must be a JSON object, whatever its "
+                                    "Content-Type): ") + e.what());
   }
   if (!j.is_object()) throw ApiError(400, "the request body must be a JSON object");
   return j;

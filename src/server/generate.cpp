@@ -5,6 +5,7 @@
 #include "analysis/explain.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "server/api_util.h"
 #include "runtime/session.h"
 #include "sampling/record.h"
 #include "trace/manifest.h"
@@ -13,7 +14,8 @@
 namespace tp::server {
 namespace {
 
-// Tracks the generated text, stop strings and what may be sent so far.
+// Tracks the generated text, stop strings, what may be sent so far, and where each token's
+// text begins (so that a stop string's own tokens can be left out with its text).
 class TextTracker {
  public:
   TextTracker(const Model& m, const std::vector<int32_t>& prompt, std::vector<std::string> stop)
@@ -25,6 +27,7 @@ class TextTracker {
   }
   // Adds a token; returns true when a stop string was found (text is cut before it).
   bool add(int32_t id) {
+    starts_.push_back(text_.size());
     text_ += dec_ ? dec_->feed(id) : std::to_string(id) + " ";
     return check_stop();
   }
@@ -34,6 +37,7 @@ class TextTracker {
       check_stop();
     }
     held_ = 0;
+    finished_ = true;
   }
   // Text not sent yet that can no longer become part of a stop string.
   std::string take_delta() {
@@ -41,6 +45,12 @@ class TextTracker {
     std::string d = end > sent_ ? text_.substr(sent_, end - sent_) : std::string();
     sent_ = std::max(sent_, end);
     return d;
+  }
+  // How many of the added tokens belong to the text sent so far: those whose text begins
+  // before its end (all of them at a finish without a stop string).
+  size_t sent_tokens() const {
+    if (finished_ && stopped_by_.empty()) return starts_.size();
+    return size_t(std::lower_bound(starts_.begin(), starts_.end(), sent_) - starts_.begin());
   }
   const std::string& text() const { return text_; }
   const std::string& stopped_by() const { return stopped_by_; }
@@ -70,7 +80,9 @@ class TextTracker {
   std::vector<std::string> stop_;
   std::unique_ptr<StreamDecoder> dec_;
   std::string text_, stopped_by_;
+  std::vector<size_t> starts_;  // text_.size() before each token was added
   size_t sent_ = 0, held_ = 0;
+  bool finished_ = false;
 };
 
 nlohmann::json manifest_for(const Model& m, const GenRequest& req) {
@@ -79,9 +91,141 @@ nlohmann::json manifest_for(const Model& m, const GenRequest& req) {
   return j;
 }
 
+sampling::SamplerSettings sampler_settings(const GenRequest& req) {
+  sampling::SamplerSettings ss = req.sampler;
+  ss.record_top_n = std::max<size_t>(ss.record_top_n, size_t(std::max(req.top_logprobs, 0)));
+  // The flip margins cost a few dozen partial re-runs a token; only the record shows them.
+  ss.flip_margins = ss.flip_margins && (!req.trace_dir.empty() || req.sampler_records);
+  return ss;
+}
+
+// One request's run: the sampler, the text so far, the tokens and what was reported.
+class Generation {
+ public:
+  Generation(const Model& model, const GenRequest& req, const TokenCallback& on_token)
+      : model_(model), req_(req), on_token_(on_token), sampler_(sampler_settings(req)),
+        text_(model, req.prompt, req.stop) {
+    res_.finish_reason = "length";
+  }
+
+  GenResult run(Session* session) {
+    const int64_t room = model_.config.n_ctx - int64_t(req_.prompt.size());
+    const int n = int(std::max<int64_t>(0, std::min<int64_t>(req_.max_tokens, room)));
+    if (n > 0 && !req_.trace_dir.empty()) run_traced_steps(n);
+    else if (n > 0) run_steps(n, session);
+    text_.finish();
+    res_.text = text_.text();
+    res_.stopped_by = text_.stopped_by();
+    if (!client_gone_) report();
+    return std::move(res_);
+  }
+
+ private:
+  std::string bytes_of(int32_t id) const {
+    return model_.tokenizer ? model_.tokenizer->token_bytes(id) : std::to_string(id);
+  }
+  bool is_end(int32_t id) const {
+    const int32_t eos = model_.tokenizer ? model_.tokenizer->eos() : -1;
+    return !req_.ignore_eos && (id == eos || (model_.tokenizer && model_.tokenizer->is_eog(id)));
+  }
+
+  // Samples a token. A trace's step keeps the whole logprobs entry (full_logprobs_); the
+  // answer only what was asked.
+  GenToken choose(const std::vector<float>& logits, const std::vector<int32_t>& history) {
+    const auto rec = sampler_.sample(logits.data(), int64_t(logits.size()), history);
+    GenToken tok{rec.chosen_id, bytes_of(rec.chosen_id), nullptr};
+    const bool traced = !req_.trace_dir.empty();
+    if (traced || req_.logprobs) {
+      full_logprobs_ = sampling::openai_logprobs(rec, [&](int32_t id) { return bytes_of(id); }, req_.top_logprobs);
+      if (req_.logprobs) tok.logprobs = traced ? full_logprobs_ : std::move(full_logprobs_);
+      if (req_.logprobs && !req_.sampler_records) tok.logprobs.erase("x_tokenprobe");
+    }
+    return tok;
+  }
+
+  // Reports the text made final and the tokens it belongs to; false when the client is gone.
+  bool report() {
+    std::string delta = text_.take_delta();
+    bool ok = true;
+    for (const size_t n = text_.sent_tokens(); res_.tokens.size() < n; delta.clear()) {
+      res_.tokens.push_back(std::move(generated_[res_.tokens.size()]));
+      ok = on_token_(&res_.tokens.back(), delta) && ok;
+    }
+    if (!delta.empty()) ok = on_token_(nullptr, delta) && ok;
+    return ok;
+  }
+
+  // After each chosen token: keep it, extend the text, report; true = stop here.
+  bool after(GenToken tok) {
+    ++res_.n_generated;
+    if (is_end(tok.id)) {
+      res_.finish_reason = "stop";
+      return true;
+    }
+    const int32_t id = tok.id;
+    generated_.push_back(std::move(tok));
+    const bool hit = text_.add(id);
+    if (!report() || (req_.cancelled && req_.cancelled())) client_gone_ = true;
+    if (hit) res_.finish_reason = "stop";
+    return hit || client_gone_;
+  }
+
+  void run_traced_steps(int n) {
+    TraceRunOptions r;
+    r.out_dir = req_.trace_dir;
+    r.spec = CaptureSpec::parse(req_.capture);
+    r.n_generate = n;
+    r.n_threads = req_.n_threads;
+    r.writer.max_trace_bytes = req_.max_trace_bytes;
+    // The analyses read what this observer keeps of each deciding position.
+    std::unique_ptr<ThreadPool> explain_pool;
+    std::unique_ptr<analysis::ExplainCapture> explainer;
+    if (req_.explain) {
+      explain_pool = std::make_unique<ThreadPool>(req_.n_threads);
+      explainer = std::make_unique<analysis::ExplainCapture>(model_, *explain_pool);
+      r.observer = explainer.get();
+    }
+    GenToken last;
+    r.stop_after = [&](const nlohmann::json&) { return after(std::move(last)); };
+    TokenChooser chooser = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
+      last = choose(logits, history);
+      nlohmann::json step{{"id", last.id}, {"text", sampling::utf8_for_json(last.bytes)}, {"logprobs", full_logprobs_}};
+      if (explainer)
+        analysis::add_explanation(step, *explainer, history, int(history.size() - req_.prompt.size()));
+      return step;
+    };
+    run_traced(model_, req_.prompt, chooser, r, manifest_for(model_, req_));
+  }
+
+  void run_steps(int n, Session* session) {
+    std::unique_ptr<Session> own;
+    if (!session) own = std::make_unique<Session>(model_, SessionOptions{.n_threads = req_.n_threads});
+    Session& s = session ? *session : *own;
+    s.reset();
+    std::vector<int32_t> history = req_.prompt;
+    std::vector<float> logits = s.eval(req_.prompt);
+    for (int i = 0; i < n; ++i) {
+      GenToken tok = choose(logits, history);
+      history.push_back(tok.id);
+      if (after(std::move(tok)) || i + 1 == n || s.n_past() >= s.n_ctx()) break;
+      logits = s.eval({history.back()});
+    }
+  }
+
+  const Model& model_;
+  const GenRequest& req_;
+  const TokenCallback& on_token_;
+  sampling::Sampler sampler_;
+  TextTracker text_;
+  GenResult res_;
+  std::vector<GenToken> generated_;  // every token but an EOS; those of the text move to res_.tokens
+  nlohmann::json full_logprobs_;
+  bool client_gone_ = false;
+};
+
 }  // namespace
 
-GenResult generate(const Model& model, const GenRequest& req, const TokenCallback& on_token) {
+GenResult generate(const Model& model, const GenRequest& req, const TokenCallback& on_token, Session* session) {
   const auto& cfg = model.config;
   if (req.prompt.empty()) throw Error(ErrorKind::Usage, "prompt", "the prompt has no tokens");
   for (int32_t id : req.prompt)
@@ -91,80 +235,66 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
     throw Error(ErrorKind::Usage, "prompt",
                 "the prompt has " + std::to_string(req.prompt.size()) + " tokens; the context holds " +
                     std::to_string(cfg.n_ctx));
-  sampling::SamplerSettings ss = req.sampler;
-  ss.record_top_n = std::max<size_t>(ss.record_top_n, size_t(std::max(req.top_logprobs, 0)));
-  sampling::Sampler sampler(ss);
-  auto bytes_of = [&](int32_t id) { return model.tokenizer ? model.tokenizer->token_bytes(id) : std::to_string(id); };
-  const int32_t eos = model.tokenizer ? model.tokenizer->eos() : -1;
-  auto is_end = [&](int32_t id) {
-    return !req.ignore_eos && (id == eos || (model.tokenizer && model.tokenizer->is_eog(id)));
-  };
+  return Generation(model, req, on_token).run(session);
+}
 
-  GenResult res;
-  res.finish_reason = "length";
-  TextTracker text(model, req.prompt, req.stop);
-  bool client_gone = false;
-  // After each chosen token: record it, extend the text, report; true = stop here.
-  auto after = [&](const GenToken& tok) {
-    res.tokens.push_back(tok);
-    if (is_end(tok.id)) {
-      res.finish_reason = "stop";
-      return true;
-    }
-    const bool hit = text.add(tok.id);
-    if (!on_token(&tok, text.take_delta())) client_gone = true;
-    if (hit) res.finish_reason = "stop";
-    return hit || client_gone;
-  };
-  auto choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
-    const auto rec = sampler.sample(logits.data(), int64_t(logits.size()), history);
-    GenToken tok{rec.chosen_id, bytes_of(rec.chosen_id), sampling::openai_logprobs(rec, bytes_of, req.top_logprobs)};
-    return tok;
-  };
-  const int n = std::max(0, std::min<int>(req.max_tokens, int(cfg.n_ctx - int64_t(req.prompt.size()))));
+struct GenerationQueue::Task {
+  std::function<void(Session&)> job;
+  bool started = false, done = false;
+  std::exception_ptr error;
+  std::condition_variable cv;
+};
 
-  if (!req.trace_dir.empty() && n > 0) {
-    TraceRunOptions r;
-    r.out_dir = req.trace_dir;
-    r.spec = CaptureSpec::parse(req.capture);
-    r.n_generate = n;
-    r.n_threads = req.n_threads;
-    r.writer.max_trace_bytes = req.max_trace_bytes;
-    // The analyses read what this observer keeps of each deciding position.
-    std::unique_ptr<ThreadPool> explain_pool;
-    std::unique_ptr<analysis::ExplainCapture> explainer;
-    if (req.explain) {
-      explain_pool = std::make_unique<ThreadPool>(req.n_threads);
-      explainer = std::make_unique<analysis::ExplainCapture>(model, *explain_pool);
-      r.observer = explainer.get();
-    }
-    GenToken last;
-    r.stop_after = [&](const nlohmann::json&) { return after(last); };
-    TokenChooser chooser = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
-      last = choose(logits, history);
-      nlohmann::json step{{"id", last.id}, {"text", sampling::utf8_for_json(last.bytes)}, {"logprobs", last.logprobs}};
-      if (explainer)
-        analysis::add_explanation(step, *explainer, history, int(history.size() - req.prompt.size()));
-      return step;
-    };
-    run_traced(model, req.prompt, chooser, r, manifest_for(model, req));
-  } else if (n > 0) {
-    Session s(model, {.n_threads = req.n_threads});
-    std::vector<int32_t> history = req.prompt;
-    std::vector<float> logits = s.eval(req.prompt);
-    for (int i = 0; i < n; ++i) {
-      const GenToken tok = choose(logits, history);
-      history.push_back(tok.id);
-      if (after(tok) || i + 1 == n || s.n_past() >= s.n_ctx()) break;
-      logits = s.eval({tok.id});
+GenerationQueue::GenerationQueue(const Model& model, int n_threads, int max_waiting)
+    : model_(model), n_threads_(n_threads), max_waiting_(max_waiting), thread_([this] { loop(); }) {}
+
+GenerationQueue::~GenerationQueue() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void GenerationQueue::run(const std::function<void(Session&)>& job, const std::function<bool()>& gone) {
+  auto task = std::make_shared<Task>();
+  task->job = job;
+  std::unique_lock<std::mutex> lock(mu_);
+  if (int(queue_.size()) >= max_waiting_)
+    throw ApiError(503, std::to_string(queue_.size()) + " generation requests are waiting already (the server runs one at a "
+                        "time); try again later");
+  queue_.push_back(task);
+  cv_.notify_all();
+  while (!task->done) {
+    task->cv.wait_for(lock, std::chrono::milliseconds(100));
+    if (!task->started && !task->done && gone && gone()) {
+      queue_.erase(std::find(queue_.begin(), queue_.end(), task));
+      throw ClientGone{};
     }
   }
-  text.finish();
-  res.text = text.text();
-  res.stopped_by = text.stopped_by();
-  const std::string rest = text.take_delta();
-  if (!rest.empty() && !client_gone) on_token(nullptr, rest);
-  return res;
+  if (task->error) std::rethrow_exception(task->error);
+}
+
+void GenerationQueue::loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    auto task = queue_.front();
+    queue_.pop_front();
+    task->started = true;
+    lock.unlock();
+    try {
+      if (!session_) session_ = std::make_unique<Session>(model_, SessionOptions{.n_threads = n_threads_});
+      task->job(*session_);
+    } catch (...) {
+      task->error = std::current_exception();
+    }
+    lock.lock();
+    task->done = true;
+    task->cv.notify_all();
+  }
 }
 
 }  // namespace tp::server

@@ -1,13 +1,19 @@
 // Generation for the HTTP server: one prompt, one sampler, a token callback (for streaming),
 // stop strings, and optionally a trace written while it runs. No HTTP in here.
 #pragma once
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "model/model.h"
+#include "runtime/session.h"
 #include "sampling/sampler.h"
 
 namespace tp::server {
@@ -20,6 +26,8 @@ struct GenRequest {
   int max_tokens = 16;
   std::vector<std::string> stop;  // stop strings: the text ends before the first one seen
   int top_logprobs = 5;           // alternatives kept per token in `logprobs`
+  bool logprobs = true;           // build each token's `logprobs` entry
+  bool sampler_records = false;   // with it, the sampler's record (x_tokenprobe, ~7 KB a token)
   bool ignore_eos = false;
   int n_threads = 0;
   // When non-empty, the run is traced into this directory with this capture spec.
@@ -30,27 +38,64 @@ struct GenRequest {
   // sources; docs/explain-format.md) to its step, as `tokenprobe trace --explain` does.
   bool explain = false;
   nlohmann::json manifest_extra = nlohmann::json::object();  // merged into the manifest
+  std::function<bool()> cancelled;  // asked after each token; true stops the run (client gone)
 };
 
 struct GenToken {
   int32_t id = 0;
   std::string bytes;         // the token's exact bytes
-  nlohmann::json logprobs;   // sampling::openai_logprobs entry (with x_tokenprobe)
+  nlohmann::json logprobs;   // sampling::openai_logprobs entry (x_tokenprobe: when asked); null unless asked
 };
 
 struct GenResult {
-  std::vector<GenToken> tokens;
+  std::vector<GenToken> tokens;  // the tokens of `text`: not EOS, not a stop string's own
+  size_t n_generated = 0;        // every token the model generated (usage counts these)
   std::string text;            // generated text, valid UTF-8, cut at a stop string
   std::string finish_reason;   // "stop" (EOS or stop string) or "length"
   std::string stopped_by;      // the stop string that ended it, if any
 };
 
-// Called once per generated token with the text that became final with it (text that could
-// still turn into a stop string is held back), and once more with tok == nullptr for the
-// rest at the end. Returning false stops generation (client gone).
+// Called once per token of the returned text, when text of it becomes final (text that could
+// still turn into a stop string is held back, and so are its tokens), with the text made
+// final since the last call (may be empty); with tok == nullptr for final text whose tokens
+// were reported already. Returning false stops generation (client gone).
 using TokenCallback = std::function<bool(const GenToken* tok, const std::string& delta)>;
 
 // Throws tp::Error(Usage) on impossible requests (empty prompt, too long for the context).
-GenResult generate(const Model& model, const GenRequest& req, const TokenCallback& on_token);
+// An untraced run uses `session` when given (reset first; it keeps its thread pool and KV
+// cache between requests), else a Session of its own.
+GenResult generate(const Model& model, const GenRequest& req, const TokenCallback& on_token, Session* session = nullptr);
+
+// Runs generations one at a time on a thread of their own, which keeps one Session for the
+// untraced runs, so that requests never pay for a thread pool or KV cache of their own and
+// connection threads stay free for cheap requests. At most max_waiting requests wait.
+class GenerationQueue {
+ public:
+  GenerationQueue(const Model& model, int n_threads, int max_waiting);
+  ~GenerationQueue();
+  GenerationQueue(const GenerationQueue&) = delete;
+  GenerationQueue& operator=(const GenerationQueue&) = delete;
+
+  // Runs job on the generation thread; returns when it is done, rethrowing what it threw.
+  // Throws ApiError(503) when max_waiting requests are waiting already; a job whose client
+  // has gone (`gone`) before it started is dropped, throwing ClientGone.
+  void run(const std::function<void(Session&)>& job, const std::function<bool()>& gone);
+
+  struct ClientGone {};
+
+ private:
+  struct Task;
+  void loop();
+
+  const Model& model_;
+  const int n_threads_;
+  const int max_waiting_;
+  std::unique_ptr<Session> session_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Task>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 }  // namespace tp::server

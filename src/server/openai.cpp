@@ -100,7 +100,7 @@ void apply_logit_bias(const json& b, sampling::SamplerSettings& s, const Model& 
   }
 }
 
-// x_tokenprobe: {trace, capture, explain, top_k, min_p, typical_p, repeat_penalty, samplers}
+// x_tokenprobe: {trace, capture, explain, sampler_records, top_k, min_p, typical_p, repeat_penalty, samplers}
 void apply_extension(const json& b, ParsedRequest& r) {
   if (!b.contains("x_tokenprobe") || b["x_tokenprobe"].is_null()) return;
   const json& x = b["x_tokenprobe"];
@@ -108,6 +108,7 @@ void apply_extension(const json& b, ParsedRequest& r) {
   r.trace = get_bool(x, "trace", false);
   r.gen.capture = get_string(x, "capture", "default", 4096);
   r.gen.explain = get_bool(x, "explain", false);
+  r.gen.sampler_records = get_bool(x, "sampler_records", false);
   auto& s = r.gen.sampler;
   s.top_k = int32_t(get_int(x, "top_k", s.top_k, -1, 1 << 30));
   s.min_p = float(get_number(x, "min_p", s.min_p, 0.0, 1.0));
@@ -185,6 +186,7 @@ ParsedRequest parse_request(ApiKind kind, const json& b, const Model& model, int
   g.stop = get_strings(b, "stop", 4);
   apply_logit_bias(b, g.sampler, model);
   apply_extension(b, r);
+  g.logprobs = r.logprobs;
   try {
     sampling::Sampler check(g.sampler);
   } catch (const Error& e) {
@@ -196,14 +198,14 @@ ParsedRequest parse_request(ApiKind kind, const json& b, const Model& model, int
 namespace {
 
 json usage(const ParsedRequest& req, const GenResult& res) {
-  const size_t n = res.tokens.size();
+  const size_t n = res.n_generated;
   return {{"prompt_tokens", req.gen.prompt.size()}, {"completion_tokens", n}, {"total_tokens", req.gen.prompt.size() + n}};
 }
 
-json legacy_logprobs(const GenResult& res) {
+json legacy_logprobs(const std::vector<GenToken>& toks, bool records) {
   json tokens = json::array(), lps = json::array(), tops = json::array(), offs = json::array(), recs = json::array();
   size_t off = 0;
-  for (const auto& t : res.tokens) {
+  for (const auto& t : toks) {
     tokens.push_back(t.logprobs["token"]);
     lps.push_back(t.logprobs["logprob"]);
     json top = json::object();
@@ -211,9 +213,11 @@ json legacy_logprobs(const GenResult& res) {
     tops.push_back(top);
     offs.push_back(off);
     off += t.bytes.size();
-    recs.push_back(t.logprobs["x_tokenprobe"]);
+    if (records) recs.push_back(t.logprobs.at("x_tokenprobe"));
   }
-  return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs}, {"x_tokenprobe", recs}};
+  json out = {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}, {"text_offset", offs}};
+  if (records) out["x_tokenprobe"] = recs;
+  return out;
 }
 
 json llama_probs(const GenToken& t) {
@@ -238,7 +242,7 @@ json response_json(const ParsedRequest& req, const GenResult& res, const std::st
   json x = {{"finish_reason", res.finish_reason}, {"stopped_by", res.stopped_by}};
   if (!trace_id.empty()) x["trace"] = trace_id;
   if (req.kind == ApiKind::LlamaCompletion) {
-    json out = {{"content", res.text}, {"stop", true}, {"model", req.model_name}, {"tokens_predicted", res.tokens.size()},
+    json out = {{"content", res.text}, {"stop", true}, {"model", req.model_name}, {"tokens_predicted", res.n_generated},
                 {"tokens_evaluated", req.gen.prompt.size()},
                 {"stop_type", !res.stopped_by.empty() ? "word" : res.finish_reason == "stop" ? "eos" : "limit"},
                 {"stopping_word", res.stopped_by}, {"x_tokenprobe", x}};
@@ -254,14 +258,20 @@ json response_json(const ParsedRequest& req, const GenResult& res, const std::st
     if (req.logprobs) choice["logprobs"] = {{"content", content_logprobs(res)}};
   } else {
     choice["text"] = res.text;
-    if (req.logprobs) choice["logprobs"] = legacy_logprobs(res);
+    if (req.logprobs) choice["logprobs"] = legacy_logprobs(res.tokens, req.gen.sampler_records);
   }
   return {{"id", req.id}, {"object", req.kind == ApiKind::Chat ? "chat.completion" : "text_completion"},
           {"created", req.created}, {"model", req.model_name}, {"choices", json::array({choice})},
           {"usage", usage(req, res)}, {"x_tokenprobe", x}};
 }
 
-json stream_chunk(const ParsedRequest& req, const GenToken* tok, const std::string& delta, bool first) {
+json stream_role_chunk(const ParsedRequest& req) {
+  json out = stream_chunk(req, nullptr, "");
+  out["choices"][0]["delta"] = {{"role", "assistant"}, {"content", ""}};
+  return out;
+}
+
+json stream_chunk(const ParsedRequest& req, const GenToken* tok, const std::string& delta) {
   if (req.kind == ApiKind::LlamaCompletion) {
     json out = {{"content", delta}, {"stop", false}};
     if (req.logprobs && tok) out["completion_probabilities"] = json::array({llama_probs(*tok)});
@@ -269,15 +279,11 @@ json stream_chunk(const ParsedRequest& req, const GenToken* tok, const std::stri
   }
   json choice = {{"index", 0}, {"finish_reason", nullptr}, {"logprobs", nullptr}};
   if (req.kind == ApiKind::Chat) {
-    choice["delta"] = first ? json{{"role", "assistant"}, {"content", delta}} : json{{"content", delta}};
+    choice["delta"] = {{"content", delta}};
     if (req.logprobs && tok) choice["logprobs"] = {{"content", json::array({tok->logprobs})}};
   } else {
     choice["text"] = delta;
-    if (req.logprobs && tok) {
-      GenResult one;
-      one.tokens.push_back(*tok);
-      choice["logprobs"] = legacy_logprobs(one);
-    }
+    if (req.logprobs && tok) choice["logprobs"] = legacy_logprobs({*tok}, req.gen.sampler_records);
   }
   json out = {{"id", req.id}, {"object", req.kind == ApiKind::Chat ? "chat.completion.chunk" : "text_completion"},
               {"created", req.created}, {"model", req.model_name}, {"choices", json::array({choice})}};
@@ -286,7 +292,7 @@ json stream_chunk(const ParsedRequest& req, const GenToken* tok, const std::stri
 }
 
 json stream_usage(const ParsedRequest& req, const GenResult& res) {
-  json out = stream_chunk(req, nullptr, "", false);
+  json out = stream_chunk(req, nullptr, "");
   out["choices"] = json::array();
   out["usage"] = usage(req, res);
   return out;
@@ -299,7 +305,7 @@ json stream_final(const ParsedRequest& req, const GenResult& res, const std::str
     out.erase("completion_probabilities");
     return out;
   }
-  json out = stream_chunk(req, nullptr, "", false);
+  json out = stream_chunk(req, nullptr, "");
   auto& choice = out["choices"][0];
   choice["finish_reason"] = res.finish_reason;
   if (req.kind == ApiKind::Chat) choice["delta"] = json::object();

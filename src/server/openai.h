@@ -36,8 +36,11 @@ std::string chat_prompt(const nlohmann::json& messages);
 
 // The whole response of a non-streamed request.
 nlohmann::json response_json(const ParsedRequest& req, const GenResult& res, const std::string& trace_id);
-// One streamed chunk for a token (tok may be null for the final text), and the final chunk.
-nlohmann::json stream_chunk(const ParsedRequest& req, const GenToken* tok, const std::string& delta, bool first);
+// Chat streams open with this chunk: delta {"role": "assistant", "content": ""} alone, as
+// OpenAI's do (clients' stream helpers take the role chunk's logprobs as the first token's).
+nlohmann::json stream_role_chunk(const ParsedRequest& req);
+// One streamed chunk for a token (null: text whose tokens went out already), and the final chunk.
+nlohmann::json stream_chunk(const ParsedRequest& req, const GenToken* tok, const std::string& delta);
 nlohmann::json stream_final(const ParsedRequest& req, const GenResult& res, const std::string& trace_id);
 // With stream_options.include_usage: the chunk after the final one, empty choices and usage.
 nlohmann::json stream_usage(const ParsedRequest& req, const GenResult& res);

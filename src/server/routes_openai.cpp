@@ -12,47 +12,57 @@ using nlohmann::json;
 
 std::string sse(const json& j) { return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n"; }
 
-// Generates under the server's lock, tracing when asked; returns the trace id (or "").
-GenResult run_generation(Server::Impl& s, ParsedRequest& p, std::string* trace_id, const TokenCallback& cb) {
-  if (p.trace) p.gen.trace_dir = s.store.new_trace_path(trace_id);
+// Generates on the generation queue, tracing when asked (the trace id goes to *trace_id).
+GenResult run_generation(Server::Impl& s, ParsedRequest& p, std::string* trace_id, const TokenCallback& cb,
+                         const std::function<bool()>& gone) {
   p.gen.n_threads = s.opts.n_threads;
-  p.gen.max_trace_bytes = 1ull << 30;
   p.gen.manifest_extra = {{"api", p.kind == ApiKind::Chat ? "chat" : "completion"}};
-  std::lock_guard<std::mutex> lock(s.generate_mu);
-  return generate(s.need_model(), p.gen, cb);
+  p.gen.cancelled = gone;
+  GenResult r;
+  s.queue().run(
+      [&](Session& session) {
+        if (p.trace) {
+          p.gen.max_trace_bytes = s.trace_room(1ull << 30);
+          p.gen.trace_dir = s.store.new_trace_path(trace_id);
+        }
+        r = generate(s.need_model(), p.gen, cb, &session);
+      },
+      gone);
+  return r;
 }
 
 void stream(Server::Impl& s, std::shared_ptr<ParsedRequest> p, httplib::Response& res) {
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider("text/event-stream", [&s, p](size_t, httplib::DataSink& sink) {
-    bool first = true;
+  const auto gone = GuardedHttpServer::client_gone_probe();
+  res.set_chunked_content_provider("text/event-stream", [&s, p, gone](size_t, httplib::DataSink& sink) {
+    auto send = [&](const json& j) {
+      const std::string msg = sse(j);
+      return sink.write(msg.data(), msg.size());
+    };
     std::string trace_id;
     try {
-      const GenResult r = run_generation(s, *p, &trace_id, [&](const GenToken* tok, const std::string& delta) {
-        if (!tok && delta.empty()) return true;
-        const std::string msg = sse(stream_chunk(*p, tok, delta, first));
-        first = false;
-        return sink.write(msg.data(), msg.size());
-      });
-      const std::string fin = sse(stream_final(*p, r, trace_id));
-      sink.write(fin.data(), fin.size());
-      if (p->include_usage && p->kind != ApiKind::LlamaCompletion) {
-        const std::string u = sse(stream_usage(*p, r));
-        sink.write(u.data(), u.size());
-      }
+      if (p->kind == ApiKind::Chat && !send(stream_role_chunk(*p))) return false;
+      const GenResult r = run_generation(
+          s, *p, &trace_id, [&](const GenToken* tok, const std::string& delta) { return send(stream_chunk(*p, tok, delta)); },
+          gone);
+      send(stream_final(*p, r, trace_id));
+      if (p->include_usage && p->kind != ApiKind::LlamaCompletion) send(stream_usage(*p, r));
       if (p->kind != ApiKind::LlamaCompletion) sink.write("data: [DONE]\n\n", 14);
+    } catch (const GenerationQueue::ClientGone&) {
+      return false;
+    } catch (const ApiError& e) {
+      send(error_json(e.status(), e.what()));
     } catch (const std::exception& e) {
-      const std::string msg = sse(error_json(500, e.what()));
-      sink.write(msg.data(), msg.size());
+      send(error_json(500, e.what()));
     }
     sink.done();
     return true;
   });
 }
 
-void handle(Server::Impl& s, ApiKind kind, const httplib::Request& req, httplib::Response& res) {
+void handle(Server::Impl& s, ApiKind kind, const std::string& body, httplib::Response& res) {
   const Model& m = s.need_model();
-  auto p = std::make_shared<ParsedRequest>(parse_request(kind, parse_body(req.body), m, s.opts.max_tokens));
+  auto p = std::make_shared<ParsedRequest>(parse_request(kind, parse_body(body), m, s.opts.max_tokens));
   if (p->model_name.empty()) p->model_name = s.opts.model_name;
   if (p->gen.capture != "default") CaptureSpec::parse(p->gen.capture);
   if (int64_t(p->gen.prompt.size()) >= m.config.n_ctx)
@@ -60,22 +70,20 @@ void handle(Server::Impl& s, ApiKind kind, const httplib::Request& req, httplib:
                             std::to_string(m.config.n_ctx));
   if (p->stream) return stream(s, p, res);
   std::string trace_id;
-  const GenResult r = run_generation(s, *p, &trace_id, [](const GenToken*, const std::string&) { return true; });
+  const GenResult r = run_generation(
+      s, *p, &trace_id, [](const GenToken*, const std::string&) { return true; }, GuardedHttpServer::client_gone_probe());
   send_json(res, response_json(*p, r, trace_id));
 }
 
 }  // namespace
 
 void register_openai_routes(Server::Impl& s) {
-  s.http.Post("/v1/completions", guarded([&s](const httplib::Request& q, httplib::Response& r) {
-    handle(s, ApiKind::Completions, q, r);
-  }));
-  s.http.Post("/v1/chat/completions", guarded([&s](const httplib::Request& q, httplib::Response& r) {
-    handle(s, ApiKind::Chat, q, r);
-  }));
-  s.http.Post("/completion", guarded([&s](const httplib::Request& q, httplib::Response& r) {
-    handle(s, ApiKind::LlamaCompletion, q, r);
-  }));
+  for (const auto& [path, kind] : {std::pair{"/v1/completions", ApiKind::Completions},
+                                   std::pair{"/v1/chat/completions", ApiKind::Chat},
+                                   std::pair{"/completion", ApiKind::LlamaCompletion}})
+    s.http.Post(path, guarded_post(s, [&s, kind](const httplib::Request&, const std::string& body, httplib::Response& r) {
+      handle(s, kind, body, r);
+    }));
   s.http.Get("/v1/models", guarded([&s](const httplib::Request&, httplib::Response& res) {
     json data = json::array();
     if (s.model) data.push_back({{"id", s.opts.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "tokenprobe"}});

@@ -33,9 +33,9 @@ int int_param(const httplib::Request& req, const char* key, int def, int lo, int
   return int(x);
 }
 
-void handle_run(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+void handle_run(Server::Impl& s, const std::string& body, httplib::Response& res) {
   const Model& m = s.need_model();
-  const json b = parse_body(req.body);
+  const json b = parse_body(body);
   GenRequest g;
   if (b.contains("tokens") && !b["tokens"].is_null()) {
     if (!b["tokens"].is_array() || b["tokens"].empty()) throw ApiError(400, "'tokens' must be a non-empty array of ids");
@@ -60,7 +60,8 @@ void handle_run(Server::Impl& s, const httplib::Request& req, httplib::Response&
   g.explain = get_bool(b, "explain", true);
   g.stop = get_strings(b, "stop", 4);
   g.n_threads = s.opts.n_threads;
-  g.max_trace_bytes = uint64_t(get_int(b, "max_trace_bytes", 1LL << 30, 1, 1LL << 40));
+  g.logprobs = false;  // the trace's steps keep them; the answer has none
+  const auto max_trace_bytes = uint64_t(get_int(b, "max_trace_bytes", 1LL << 30, 1, 1LL << 40));
   g.sampler.temperature = 0.0f;  // greedy unless asked, as `tokenprobe trace`
   if (b.contains("sampler") && !b["sampler"].is_null()) {
     if (!b["sampler"].is_object()) throw ApiError(400, "'sampler' must be an object");
@@ -68,13 +69,17 @@ void handle_run(Server::Impl& s, const httplib::Request& req, httplib::Response&
   }
   CaptureSpec::parse(g.capture);  // a bad spec is a 400 before anything runs
   std::string id;
-  g.trace_dir = s.store.new_trace_path(&id);
   GenResult r;
-  {
-    std::lock_guard<std::mutex> lock(s.generate_mu);
-    r = generate(m, g, [](const GenToken*, const std::string&) { return true; });
-  }
-  send_json(res, {{"trace", id}, {"text", r.text}, {"generated", r.tokens.size()}, {"finish_reason", r.finish_reason}});
+  const auto gone = GuardedHttpServer::client_gone_probe();
+  g.cancelled = gone;
+  s.queue().run(
+      [&](Session&) {
+        g.max_trace_bytes = s.trace_room(max_trace_bytes);
+        g.trace_dir = s.store.new_trace_path(&id);
+        r = generate(m, g, [](const GenToken*, const std::string&) { return true; });
+      },
+      gone);
+  send_json(res, {{"trace", id}, {"text", r.text}, {"generated", r.n_generated}, {"finish_reason", r.finish_reason}});
 }
 
 void handle_tensor(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
@@ -118,7 +123,9 @@ void register_trace_routes(Server::Impl& s) {
                     {"architecture", m.config.architecture}, {"config", config_json(m.config)},
                     {"tokenizer", m.tokenizer ? m.tokenizer->summary() : "none"}, {"max_tokens", s.opts.max_tokens}});
   }));
-  s.http.Post("/api/run", guarded([&s](const httplib::Request& req, httplib::Response& res) { handle_run(s, req, res); }));
+  s.http.Post("/api/run", guarded_post(s, [&s](const httplib::Request&, const std::string& body, httplib::Response& res) {
+    handle_run(s, body, res);
+  }));
   s.http.Get("/api/traces", guarded([&s](const httplib::Request&, httplib::Response& res) {
     send_json(res, {{"traces", s.store.list()}});
   }));

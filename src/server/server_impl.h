@@ -6,6 +6,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "server/generate.h"
+#include "server/http_conn.h"
 #include "server/server.h"
 #include "server/trace_store.h"
 
@@ -15,19 +17,28 @@ struct Server::Impl {
   ServerOptions opts;
   std::shared_ptr<const Model> model;
   TraceStore store;
-  httplib::Server http;
-  std::mutex generate_mu;  // one generation at a time: the CPU is the bottleneck anyway
+  GuardedHttpServer http;
+  std::unique_ptr<GenerationQueue> generation;  // one generation at a time, on its own thread
   std::mutex lens_mu;
   std::map<std::string, nlohmann::json> lens_cache;
   int port = 0;
 
-  Impl(ServerOptions o, std::shared_ptr<const Model> m) : opts(std::move(o)), model(std::move(m)), store(opts.traces_dir) {}
+  Impl(ServerOptions o, std::shared_ptr<const Model> m);
   const Model& need_model() const;  // ApiError(503) when the server runs without a model
+  GenerationQueue& queue() const;   // likewise
+  // Before a traced run (on the generation thread): ApiError(507) when the traces folder is
+  // at --max-traces or --max-traces-bytes; else the bytes the new trace may take, at most `want`.
+  uint64_t trace_room(uint64_t want) const;
 };
 
 // Runs a handler, turning exceptions into JSON errors with a fitting status.
 using JsonHandler = std::function<void(const httplib::Request&, httplib::Response&)>;
 httplib::Server::Handler guarded(JsonHandler h);
+// The same for a POST whose body the handler gets as a string: read here with the
+// --max-body bound whatever its framing (413 beyond it), parsed as JSON whatever its
+// Content-Type (curl -d sends JSON as form data), empty when the request has none.
+using BodyHandler = std::function<void(const httplib::Request&, const std::string& body, httplib::Response&)>;
+httplib::Server::HandlerWithContentReader guarded_post(const Server::Impl& s, BodyHandler h);
 void send_json(httplib::Response& res, const nlohmann::json& j, int status = 200);
 
 void register_openai_routes(Server::Impl& s);

@@ -114,10 +114,13 @@ std::string TraceStore::new_trace_path(std::string* id) {
 nlohmann::json TraceStore::list() const {
   std::vector<std::pair<fs::file_time_type, nlohmann::json>> rows;
   std::error_code ec;
+  const fs::path root = fs::weakly_canonical(dir_, ec);
   for (const auto& e : fs::directory_iterator(dir_, ec)) {
     const std::string id = e.path().filename().string();
     const fs::path man = e.path() / "manifest.json";
     if (!valid_trace_id(id) || !e.is_directory() || !fs::exists(man)) continue;
+    std::error_code canon_ec;  // open()'s rule: the resolved folder is a direct child of the traces folder
+    if (fs::weakly_canonical(e.path(), canon_ec).parent_path() != root || canon_ec) continue;
     nlohmann::json m;
     std::ifstream is(man);
     try {
@@ -137,6 +140,15 @@ nlohmann::json TraceStore::list() const {
   nlohmann::json out = nlohmann::json::array();
   for (auto& r : rows) out.push_back(std::move(r.second));
   return out;
+}
+
+TraceStore::Usage TraceStore::usage() const {
+  Usage u;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir_, ec)) u.count += e.is_directory(ec) && !e.is_symlink(ec);
+  for (auto it = fs::recursive_directory_iterator(dir_, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file(ec) && !it->is_symlink(ec)) u.bytes += it->file_size(ec);
+  return u;
 }
 
 std::shared_ptr<const TraceReader> TraceStore::open(const std::string& id) {

@@ -46,8 +46,16 @@ class TraceStore {
 
   // A fresh directory path for a new trace: DIR/run-<time>-<n>.tptrace, and its id.
   std::string new_trace_path(std::string* id);
-  // Every trace in the folder: id, complete, prompt, model, steps, bytes, modified time.
+  // Every trace in the folder that open() would open: id, complete, prompt, model, steps,
+  // prompt_tokens, newest first.
   nlohmann::json list() const;
+  // What the folder holds, for the server's bounds: its trace folders and the bytes of
+  // every file under it (symlinks not followed).
+  struct Usage {
+    size_t count = 0;
+    uint64_t bytes = 0;
+  };
+  Usage usage() const;
   // Opens (or reuses) the trace; Error(NotFound) for an unknown id or Usage for a bad one.
   std::shared_ptr<const TraceReader> open(const std::string& id);
   void forget(const std::string& id);

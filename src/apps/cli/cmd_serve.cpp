@@ -28,6 +28,12 @@ void run_serve(const ServeOptions& o) {
   }
   server::Server srv(o.server, model);
   const int port = srv.bind();
+  if (!server::is_loopback_host(o.server.host))
+    std::fprintf(stderr,
+                 "tokenprobe: warning: listening on %s, beyond this machine: anyone who can reach it may generate and "
+                 "read traces (there is no authentication). Requests must name an allowed host: add the names clients "
+                 "use with --allow-host.\n",
+                 o.server.host.c_str());
   std::printf("tokenprobe: serving %s on http://%s:%d/ (traces in %s)\n", model ? model->path.c_str() : "no model",
               o.server.host.c_str(), port, o.server.traces_dir.c_str());
   std::fflush(stdout);
@@ -47,6 +53,18 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--max-body", s.max_body_bytes, "Largest request body in bytes")->check(CLI::Range(1024, 1 << 30))->capture_default_str();
   cmd->add_option("--max-tokens", s.max_tokens, "Most tokens one request may generate")->check(CLI::Range(1, 1 << 20))->capture_default_str();
   cmd->add_option("-t,--threads", s.n_threads, "Worker threads (default: one per core)")->check(CLI::Range(0, 1024));
+  cmd->add_option("--allow-host", s.allow_hosts,
+                  "Host name the server also answers to (besides localhost, 127.0.0.1, [::1] and --host); repeatable");
+  cmd->add_option("--allow-origin", s.allow_origins,
+                  "Web origin (http://name:port) whose pages may call the API; repeatable");
+  cmd->add_option("--max-connections", s.max_connections, "Open connections; more get 503")
+      ->check(CLI::Range(1, 10000))->capture_default_str();
+  cmd->add_option("--max-queue", s.max_waiting, "Generation requests that may wait their turn; more get 503")
+      ->check(CLI::Range(0, 100000))->capture_default_str();
+  cmd->add_option("--max-traces", s.max_traces, "Traces the traces folder may hold; then traced runs get 507")
+      ->check(CLI::Range(1, 1 << 30))->capture_default_str();
+  cmd->add_option("--max-traces-bytes", s.max_traces_bytes, "Bytes the traces folder may hold; then traced runs get 507")
+      ->check(CLI::Range(uint64_t(1) << 20, uint64_t(1) << 50))->capture_default_str();
   cmd->add_flag("--no-model", opts->no_model, "Serve traces only, without loading a model");
   cmd->callback([opts] { run_serve(*opts); });
 }
