@@ -253,7 +253,7 @@ void check_targets(const std::string& where, const std::vector<TargetRef>& targe
   for (const TargetRef& t : targets) {
     if (range_max(t.layers) >= cfg.n_layers) fail("layers=" + std::to_string(range_max(t.layers)) + ": " + layers);
     const auto named = parse_hook_name(t.glob);
-    if (named && named->second >= cfg.n_layers) fail("'" + t.glob + "': " + layers);
+    if (named && named->second >= cfg.n_layers) fail("there is no layer " + std::to_string(named->second) + ": " + layers);
     if (t.pos == PosMode::Explicit && range_max(t.positions) >= n_positions)
       fail("pos=" + std::to_string(range_max(t.positions)) + ": the run has at most " + count_phrase(n_positions, "positions") +
            (n_positions == cfg.n_ctx ? ", the model's context" : ", prompt and generated tokens"));

@@ -91,11 +91,12 @@ void check_length(const GgufFile& f, const char* key, size_t got, size_t want) {
 // UNK must: every prompt starts with BOS, generation stops at EOS, unknown text becomes UNK,
 // so a wrong one would silently change what runs. Other ids outside the vocabulary leave
 // the default (llama.cpp warns "bad special token" and does the same).
+// -1 (written as u32 0xFFFFFFFF by some converters) means "none given": the default stays.
 void read_special(const GgufFile& f, const char* key, int32_t& id, int32_t n_tokens, bool required_valid = false) {
   if (!f.has(key)) return;
   const int64_t v = f.get_i64(key);
   if (v >= 0 && v < n_tokens) id = static_cast<int32_t>(v);
-  else if (required_valid)
+  else if (required_valid && v != -1 && v != 0xFFFFFFFF)
     throw Error(ErrorKind::Format, f.path() + ": key " + key,
                 "is " + std::to_string(v) + " but tokenizer.ggml.tokens has " + std::to_string(n_tokens) + " tokens (0-" +
                     std::to_string(n_tokens - 1) + ")",
