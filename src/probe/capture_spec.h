@@ -69,7 +69,8 @@ class CaptureSpec {
   std::optional<HookSelection> select(Hook h, int layer) const;
   // Checks every clause against a model (check_target): a clause that matches nothing, or
   // names layers, heads or positions the model lacks, is Error(Usage) saying what exists.
-  // n_positions: positions the run will have (0: the model's n_ctx).
+  // n_positions: positions the run's passes cover, prompt + generated - 1 (the last token
+  // chosen is never run); 0: the model's n_ctx.
   void validate_against(const ModelConfig& cfg, int64_t n_positions = 0) const;
 
  private:

@@ -177,8 +177,12 @@ namespace {
 
 std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s.push_back(',');  // appended piece by piece: GCC 12 warns falsely on "," + string
+    s.append(std::to_string(shape[i]));
+  }
+  s.push_back(']');
+  return s;
 }
 
 // A hook value seen as rows (positions) × heads × units (the last axis), whatever its

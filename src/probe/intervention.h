@@ -66,7 +66,7 @@ nlohmann::json interventions_to_json(const std::vector<Intervention>& iv);
 void validate_interventions(const std::vector<Intervention>& iv, const ModelConfig& cfg, int64_t n_positions = 0);
 
 // Everything a run with interventions needs from the model, before it starts:
-// validate_interventions for prompt + n_generate positions; patch sources recorded from
+// validate_interventions for the positions the run computes (prompt + n_generate - 1); patch sources recorded from
 // this very model file (the sha256 in their manifest); and the prompt means of mean()
 // clauses, from one pass over the whole prompt without interventions.
 void prepare_interventions(std::vector<Intervention>& iv, const Model& model, const std::vector<int32_t>& prompt,

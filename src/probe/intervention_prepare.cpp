@@ -1,5 +1,6 @@
 // What interventions need from the model before a run: clauses checked against its config,
 // patch sources checked to come from the same model, and the prompt means of mean().
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <tuple>
@@ -135,7 +136,8 @@ void validate_interventions(const std::vector<Intervention>& iv, const ModelConf
 void prepare_interventions(std::vector<Intervention>& iv, const Model& model, const std::vector<int32_t>& prompt,
                            int64_t n_generate, int n_threads) {
   const int64_t P = int64_t(prompt.size());
-  validate_interventions(iv, model.config, P + n_generate);
+  // The last generated token is chosen but never run: the passes cover P + n - 1 positions.
+  validate_interventions(iv, model.config, P + std::max<int64_t>(n_generate - 1, 0));
   std::string sha;
   bool any_mean = false;
   for (const auto& i : iv) {
