@@ -16,6 +16,7 @@
 #include "runtime/ops.h"
 #include "runtime/session.h"
 #include "test_support.h"
+#include "trace/trace_run.h"
 
 namespace tp {
 namespace {
@@ -105,6 +106,21 @@ TEST(ProbeGuard, CaptureSpecsAreCheckedAgainstTheModel) {
             std::string::npos);
   for (const char* ok : {"default", "full", "minimal;blocks.4.mlp.hook_post[pos=last,dtype=f16]", "blocks.*.attn.hook_z[heads=7]"})
     EXPECT_NO_THROW(CaptureSpec::parse(ok).validate_against(m->config)) << ok;
+}
+
+// Every traced run checks its spec, whoever built it (CLI, server, library).
+TEST(ProbeGuard, TracedRunsRefuseSpecsThatMatchNothing) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  auto m = load_model(stories().string());
+  TraceRunOptions o;
+  o.out_dir = (fs::temp_directory_path() / ("tp-guard-" + std::to_string(::getpid()) + ".tptrace")).string();
+  o.spec = CaptureSpec::parse("blocks.7.hook_resid_post");
+  const std::string msg = error_of([&] {
+    run_traced(*m, {1, 403}, [](const std::vector<float>&, const std::vector<int32_t>&) { return nlohmann::json{{"id", 1}}; },
+               o, {});
+  });
+  EXPECT_NE(msg.find("there is no layer 7: the model has 5 layers (0-4)"), std::string::npos) << msg;
+  fs::remove_all(o.out_dir);
 }
 
 TEST(ProbeGuard, HugeNumbersInSpecsAreOutOfRangeNotNaN) {

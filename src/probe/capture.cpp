@@ -62,6 +62,7 @@ std::vector<int64_t> select_positions(const HookSelection& sel, int64_t pos0, in
 
 CaptureObserver::CaptureObserver(CaptureSpec spec, const ModelConfig& cfg, int64_t prompt_len, CaptureSink& sink)
     : spec_(std::move(spec)), cfg_(cfg), prompt_len_(prompt_len), sink_(sink) {
+  spec_.validate_against(cfg_);  // a clause that can match nothing is an error, not an empty trace
   const int64_t stride = cfg.n_layers + 1;
   table_.resize(kHookCount * stride);
   for (int i = 0; i < kHookCount; ++i) {

@@ -163,7 +163,7 @@ void prepare_interventions(std::vector<Intervention>& iv, const Model& model, co
         }
     }
   MeanCollector collect(iv, model.config, P);
-  Session s(model, {.n_threads = n_threads});
+  Session s(model, {.n_threads = n_threads, .n_ctx = P});  // a cache for the prompt only
   s.set_observer(&collect);
   s.eval(prompt, final_hooks ? Session::Logits::All : Session::Logits::None);
   for (auto& [i, name, hook] : wanted) i->means[name] = collect.mean(name, hook);
