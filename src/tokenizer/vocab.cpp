@@ -146,7 +146,7 @@ void apply_model_defaults(const GgufFile& f, Vocab& v) {
     v.add_bos = true, v.add_eos = true;  // [CLS] ... [SEP]
   } else {
     throw Error(ErrorKind::Unsupported, f.path() + ": key tokenizer.ggml.model",
-                "tokenizer model '" + v.model + "' is not supported",
+                "tokenizer model '" + gguf_printable(v.model) + "' is not supported",
                 "tokenprobe reads llama (SentencePiece), gpt2 (byte-level BPE) and bert (WordPiece)");
   }
 }
