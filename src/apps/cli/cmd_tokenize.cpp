@@ -23,7 +23,8 @@ struct TokenizeArgs {
 
 bool is_gguf(const std::string& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw Error(ErrorKind::Io, path, "is a directory, not a model file");
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(ErrorKind::Io, path, "is a directory, not a model file", "pass the path of a .gguf file or a llama2.c tokenizer");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorKind::Io, path, "cannot open the file");
   char magic[4] = {};
