@@ -165,7 +165,7 @@ TEST(ProbeGuard, FileStringsInErrorsAreEscaped) {
   TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   for (const char* key : {"general.architecture", "tokenizer.ggml.model", "llama.rope.scaling.type"}) {
     const auto bad = test::write_gguf_variant(
-        stories(), "escaped", {{{key, gguf_value::string(std::string("x\x1b]0;t\x07\0y", 11))}}, {}});
+        stories(), "escaped", {{{key, gguf_value::string(std::string("x\x1b]0;t\x07\0y", 9))}}, {}});
     const std::string msg = error_of([&] { load_model(bad.string()); });
     EXPECT_EQ(msg.find('\x1b'), std::string::npos) << key << ": " << msg;
     EXPECT_NE(msg.find("x\\x1b]0;t\\x07\\x00y"), std::string::npos) << key << ": " << msg;
