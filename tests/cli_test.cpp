@@ -7,7 +7,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/gguf_writer.h"
 #include "io/npy.h"
+#include "model_variant.h"
 #include "test_support.h"
 
 namespace tp {
@@ -20,8 +22,9 @@ struct Result {
   std::string out;  // stdout and stderr together
 };
 
-Result cli(const std::string& args) {
-  const std::string cmd = std::string(TP_CLI_PATH) + " " + args + " 2>&1";
+// Runs the CLI with `env` (e.g. "TOKENPROBE_MODEL=...") in its environment.
+Result cli(const std::string& args, const std::string& env = "") {
+  const std::string cmd = env + (env.empty() ? "" : " ") + std::string(TP_CLI_PATH) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
@@ -110,6 +113,89 @@ TEST(Cli, TraceDryRunEstimateIsWithinOnePercentOfTheTrace) {
   EXPECT_EQ(show.status, 0);
   EXPECT_NE(show.out.find("blocks.4.attn.hook_pattern"), std::string::npos) << show.out;
   fs::remove_all(dir);
+}
+
+// CLI11's own errors (unknown option, bad value, missing argument) exit 1 with a hint, as
+// every other usage error does; --help and --version still exit 0.
+TEST(Cli, UsageErrorsExitOneWithAHint) {
+  for (const char* args : {"run --no-such-flag", "run -n abc", "tokenize --text a --file b", "frobnicate", ""}) {
+    const auto r = cli(args);
+    EXPECT_EQ(r.status, 1) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("HINT"), std::string::npos) << args << "\n" << r.out;
+  }
+  EXPECT_NE(cli("run --no-such-flag").out.find("tokenprobe run --help"), std::string::npos);
+  EXPECT_EQ(cli("--help").status, 0);
+  EXPECT_EQ(cli("run --help").status, 0);
+  EXPECT_EQ(cli("--version").status, 0);
+}
+
+TEST(Cli, TokenizeTakesTheDefaultModel) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  const auto r = cli("tokenize --text \"Hello world\"", "TOKENPROBE_MODEL=" + shared("models/real/stories260K.gguf"));
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("tokens for 11 bytes"), std::string::npos) << r.out;
+  // Where there is no default model, the error says where it looked and how to get one.
+  const auto none = cli("tokenize --text hi", "cd / && TOKENPROBE_MODEL=/no/such.gguf");
+  EXPECT_EQ(none.status, 1) << none.out;
+  EXPECT_NE(none.out.find("stories260K was not found"), std::string::npos) << none.out;
+}
+
+// A prompt file must be a readable file of UTF-8 text, for every command.
+TEST(Cli, PromptFilesMustBeFilesOfUtf8Text) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  const std::string m = " -m " + shared("models/real/stories260K.gguf");
+  const auto dir = cli("run" + m + " -f /tmp -n 2");
+  EXPECT_EQ(dir.status, 1) << dir.out;
+  EXPECT_NE(dir.out.find("/tmp: is a directory"), std::string::npos) << dir.out;
+  const fs::path bad = fs::temp_directory_path() / ("tp-cli-" + std::to_string(::getpid()) + "-latin1.txt");
+  std::ofstream(bad, std::ios::binary) << "caf\xe9 au lait";
+  for (const std::string& cmd : {"run" + m + " -n 2 -f ", "tokenize" + m + " --file ", "explain" + m + " -f "}) {
+    const auto r = cli(cmd + bad.string());
+    EXPECT_EQ(r.status, 1) << cmd << "\n" << r.out;
+    EXPECT_NE(r.out.find("not valid UTF-8 (byte 3 is \\xE9)"), std::string::npos) << cmd << "\n" << r.out;
+  }
+  fs::remove(bad);
+}
+
+TEST(Cli, RunSaysWhenTheContextEndsGeneration) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  const auto path = test::write_gguf_variant(shared("models/real/stories260K.gguf"), "ctx12",
+                                             {{{"llama.context_length", gguf_value::u32(12)}}, {}});
+  const auto r = cli("run -m " + path.string() + " --tokens 1,403,407 -n 100");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("generation stopped after 10 of 100 tokens: the context of 12 positions is full"), std::string::npos)
+      << r.out;
+  fs::remove(path);
+}
+
+// Strings from a GGUF reach the terminal escaped: no control sequence, and a NUL does not
+// cut the message short.
+TEST(Cli, FileStringsAreEscapedForTheTerminal) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  const std::string evil_arch("ll\x1b]0;pwned\x07" "a\0ma", 16);
+  const auto arch = test::write_gguf_variant(shared("models/real/stories260K.gguf"), "evil-arch",
+                                             {{{"general.architecture", gguf_value::string(evil_arch)}}, {}});
+  const auto r = cli("info " + arch.string());
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find('\x07'), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\\x00ma' is not supported"), std::string::npos) << r.out;
+  const auto name = test::write_gguf_variant(shared("models/real/stories260K.gguf"), "evil-name",
+                                             {{{"general.name", gguf_value::string("story\x1b[2J\xc2\x9b" "31m")}}, {}});
+  const auto info = cli("info --metadata " + name.string());
+  EXPECT_EQ(info.status, 0) << info.out;
+  EXPECT_EQ(info.out.find('\x1b'), std::string::npos) << info.out;
+  EXPECT_EQ(info.out.find("\xc2\x9b"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("story\\x1B[2J"), std::string::npos) << info.out;
+  fs::remove(arch);
+  fs::remove(name);
+}
+
+TEST(Cli, SpecNumbersTooLargeAreOutOfRange) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  const auto r = cli("trace -m " + shared("models/real/stories260K.gguf") + " -p hi --capture 'hook_embed[pos=99999999999]' --dry-run");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("out of range, at most 2147483647"), std::string::npos) << r.out;
 }
 
 }  // namespace

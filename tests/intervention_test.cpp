@@ -2,14 +2,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
+#include "io/gguf_writer.h"
 #include "io/npy.h"
 #include "model/model.h"
 #include "runtime/session.h"
+#include "model_variant.h"
 #include "test_support.h"
+#include "trace/manifest.h"
 #include "trace/trace_reader.h"
+#include "trace/trace_writer.h"
 #include "trace/trace_run.h"
 
 namespace tp {
@@ -38,14 +43,18 @@ struct TracedRun {
   }
 };
 
+// A traced run as `tokenprobe trace` makes it: the manifest records the model, the
+// interventions are prepared against it (checks, prompt means).
 TracedRun run(const Model& m, const std::vector<int32_t>& prompt, const std::string& capture, const std::string& intervene,
-        const std::string& name, int n = 2) {
+        const std::string& name, int n = 2, int64_t max_batch = 512) {
   TraceRunOptions o;
   o.out_dir = temp_path(name + ".tptrace").string();
   o.n_generate = n;
+  o.max_batch = max_batch;
   o.spec = CaptureSpec::parse(capture);
   o.interventions = parse_interventions(intervene);
-  run_traced(m, prompt, greedy(), o, {});
+  prepare_interventions(o.interventions, m, prompt, n);
+  run_traced(m, prompt, greedy(), o, trace_manifest(m, prompt, {}, "", {}));
   return TracedRun{TraceReader::open(o.out_dir)};
 }
 
@@ -142,6 +151,157 @@ TEST_F(Intervention, ScaleAddAndMeanDoWhatTheySay) {
     EXPECT_EQ(r3[t * 172 + 8], post[t * 172 + 8]);
   }
   fs::remove(vec);
+}
+
+// The mean of an attention matrix covers the prompt's keys; decode steps have more keys
+// than the prompt pass (it was sized from the prompt: a heap overflow, garbage, then NaN).
+TEST_F(Intervention, MeanOfAttentionMatricesHoldsOnDecodeSteps) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  auto m = model("models/real/stories260K.gguf");
+  const std::vector<int32_t> p = {1, 403, 407, 261};
+  const TracedRun clean = run(*m, p, "blocks.0.attn.hook_pattern", "", "clean-pattern", 1);
+  const auto cp = clean.get("prompt/blocks.0.attn.hook_pattern");  // [8, 4, 4]
+  const TracedRun r = run(*m, p, "blocks.0.attn.hook_pattern", "mean(blocks.0.attn.hook_pattern)", "mean-pattern", 6);
+  for (int k = 1; k < 6; ++k) {
+    const auto step = r.get("step." + std::to_string(k) + "/blocks.0.attn.hook_pattern");  // [8, 1, 4 + k]
+    ASSERT_EQ(step.size(), size_t(8 * (4 + k)));
+    for (int h = 0; h < 8; ++h) {
+      float sum = 0;
+      for (int key = 0; key < 4 + k; ++key) {
+        float want = 0;
+        if (key < 4)
+          for (int q = 0; q < 4; ++q) want += cp[size_t((h * 4 + q) * 4 + key)] / 4;
+        EXPECT_NEAR(step[size_t(h * (4 + k) + key)], want, 1e-6) << "step " << k << " head " << h << " key " << key;
+        sum += step[size_t(h * (4 + k) + key)];
+      }
+      EXPECT_NEAR(sum, 1.0f, 1e-5);
+    }
+  }
+  // Scores and every hook at once run to the end with finite values (the run checks).
+  EXPECT_NO_THROW(run(*m, p, "minimal", "mean(blocks.*.attn.hook_attn_scores)", "mean-scores", 6));
+  EXPECT_NO_THROW(run(*m, p, "minimal", "mean(*)", "mean-all", 6));
+}
+
+// Prompts run in chunks; the mean is over the whole prompt, not its first chunk.
+TEST_F(Intervention, MeanCoversEveryPromptChunk) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  auto m = model("models/real/stories260K.gguf");
+  const std::vector<int32_t> p = {1, 403, 407, 261, 378, 300, 301, 302, 303, 304};
+  const auto post = run(*m, p, "blocks.1.mlp.hook_post", "", "clean-chunks", 1).get("prompt/blocks.1.mlp.hook_post");
+  float mean = 0;
+  for (int t = 0; t < 10; ++t) mean += post[size_t(t * 172 + 7)] / 10;
+  const TracedRun r = run(*m, p, "blocks.1.mlp.hook_post", "mean(blocks.1.mlp.hook_post[neurons=7])", "mean-chunks", 1, 4);
+  for (const char* pass : {"prompt", "prompt.4", "prompt.8"}) {
+    const auto got = r.get(std::string(pass) + "/blocks.1.mlp.hook_post");
+    for (size_t t = 0; t < got.size() / 172; ++t) EXPECT_NEAR(got[t * 172 + 7], mean, 1e-6) << pass << " row " << t;
+  }
+}
+
+// Clauses are checked against the model before anything runs, and name what exists.
+TEST_F(Intervention, ClausesThatMatchNothingAreUsageErrors) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  auto m = model("models/real/stories260K.gguf");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"zero(blocks.99.hook_resid_post)", "5 layers (0-4)"},
+      {"zero(blocks.0.attn.hook_z[heads=99])", "8 heads (0-7)"},
+      {"zero(blocks.0.mlp.hook_post[neurons=99999])", "172 values per row (0-171)"},
+      {"zero(blocks.0.hook_resid_post[pos=9999])", "2048 positions (0-2047)"},
+      {"zero(blocks.*.hook_resid_post[layers=7])", "5 layers (0-4)"},
+      {"zero(hook_pos_embed)", "matches no hook"}};
+  for (const auto& [clause, says] : cases) {
+    TraceRunOptions o;
+    o.out_dir = temp_path("unmatched.tptrace").string();
+    o.interventions = parse_interventions(clause);
+    try {
+      run_traced(*m, {1, 403}, greedy(), o, {});
+      ADD_FAILURE() << "accepted: " << clause;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Usage) << e.what();
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(clause), std::string::npos) << e.what();
+    }
+  }
+  // Before a run, positions are checked against the run's length: prompt + generated.
+  auto iv = parse_interventions("zero(blocks.0.hook_resid_post[pos=999])");
+  try {
+    prepare_interventions(iv, *m, {1, 403}, 2);
+    ADD_FAILURE() << "accepted pos=999 in a run of 3 positions";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("at most 3 positions (0-2)"), std::string::npos) << e.what();
+  }
+}
+
+// A source tensor whose shape disagrees with the hook or with its own metadata is an
+// error, never a read outside it.
+TEST_F(Intervention, PatchSourcesOfTheWrongShapeAreShapeErrors) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  auto m = model("models/real/stories260K.gguf");
+  const std::vector<int32_t> p = {1, 403, 407, 261};
+  struct Bad {
+    std::string hook;
+    std::vector<int64_t> shape;
+    std::vector<int64_t> positions;
+  };
+  const std::vector<Bad> bads = {{"blocks.0.attn.hook_pattern", {8, 25}, {0, 1, 2, 3}},
+                                 {"blocks.0.attn.hook_pattern", {200}, {0, 1, 2, 3}},
+                                 {"blocks.0.hook_resid_pre", {2, 64}, {0, 1, 2, 3}},
+                                 {"blocks.0.hook_resid_pre", {0, 64}, {0, 1, 2, 3}}};
+  int i = 0;
+  for (const Bad& b : bads) {
+    const std::string dir = temp_path("bad-source-" + std::to_string(i++) + ".tptrace").string();
+    {
+      TraceWriter w(dir, trace_manifest(*m, p, {}, "", {}));
+      uint64_t n = 1;
+      for (int64_t d : b.shape) n *= uint64_t(d);
+      uint8_t* data = w.add("prompt/" + b.hook, StoreType::F32, b.shape, n * 4,
+                            {{"hook", b.hook}, {"pass", "prompt"}, {"positions", b.positions}});
+      if (data) std::memset(data, 0, n * 4);
+      w.finish(nlohmann::json::object());
+    }
+    try {
+      run(*m, p, "minimal", "patch(" + b.hook + ", " + dir + ")", "patched-bad", 1);
+      ADD_FAILURE() << "accepted a " << b.hook << " source of shape " << nlohmann::json(b.shape).dump();
+    } catch (const Error& e) {
+      EXPECT_TRUE(e.kind() == ErrorKind::Shape || e.kind() == ErrorKind::Format) << e.what();
+    }
+  }
+}
+
+// Same shape, other model: the config and the file's sha256 in the source's manifest must
+// be this model's.
+TEST_F(Intervention, PatchFromAnotherModelIsRefused) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  auto m = model("models/real/stories260K.gguf");
+  const std::vector<int32_t> p = {1, 403, 407, 261};
+  const std::string clean = temp_path("other-clean.tptrace").string();
+  run(*m, p, "blocks.0.hook_resid_pre", "", "other-clean", 1);
+  // Other weights, same config.
+  const auto reweighted = test::write_gguf_variant(test::shared_dir() / "models/real/stories260K.gguf", "reweighted",
+                                                   {{}, [](const GgufTensor& t, std::vector<uint8_t>& bytes) {
+                                                      if (t.name == "blk.0.attn_q.weight") bytes[0] ^= 1;
+                                                    }});
+  auto other = load_model(reweighted.string());
+  try {
+    run(*other, p, "minimal", "patch(blocks.0.hook_resid_pre, " + clean + ")", "other-patched", 1);
+    ADD_FAILURE() << "patched from a trace of another model file";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sha256"), std::string::npos) << e.what();
+  }
+  // Another config with the same d_model: refused even without the file check.
+  const auto renamed = test::write_gguf_variant(test::shared_dir() / "models/real/stories260K.gguf", "renamed",
+                                                {{{"llama.context_length", gguf_value::u32(64)}}, {}});
+  auto shorter = load_model(renamed.string());
+  TraceRunOptions o;
+  o.out_dir = temp_path("other-config.tptrace").string();
+  o.interventions = parse_interventions("patch(blocks.0.hook_resid_pre, " + clean + ")");
+  try {
+    run_traced(*shorter, p, greedy(), o, {});
+    ADD_FAILURE() << "patched from a trace of a model with another config";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("n_ctx"), std::string::npos) << e.what();
+  }
+  fs::remove(reweighted);
+  fs::remove(renamed);
 }
 
 }  // namespace

@@ -160,9 +160,11 @@ TEST(TokenizerRobustness, OutOfRangeIdsAndMissingBytesAreHandled) {
   b.strs("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "\xE2\x96\x81", "a", "", "\xE2\x96\x81" "a"});
   b.f32s("tokenizer.ggml.scores", {0, 0, 0, -1, -1, -1, -0.5});
   b.i32s("tokenizer.ggml.token_type", {2, 3, 3, 1, 1, 1, 99});  // 99: unknown type value
-  b.u32("tokenizer.ggml.bos_token_id", 123456);                  // out of range: default stays
-  b.u32("tokenizer.ggml.eos_token_id", 0xFFFFFFFFu);
+  b.u32("tokenizer.ggml.eos_token_id", 0xFFFFFFFFu);             // "none": the default stays
   b.u32("tokenizer.ggml.unknown_token_id", 0xFFFFFFFFu);
+  GgufBuilder out_of_range = b;
+  out_of_range.u32("tokenizer.ggml.bos_token_id", 123456);        // names no token: refused
+  EXPECT_THROW(load(out_of_range), tp::Error);
   const auto tok = load(b);
   EXPECT_EQ(tok->bos(), 1);
   EXPECT_EQ(tok->eos(), 2);

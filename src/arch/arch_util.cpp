@@ -2,6 +2,7 @@
 
 #include "arch/architecture.h"
 #include "core/error.h"
+#include "io/gguf.h"
 #include "runtime/ops.h"
 
 namespace tp::arch_util {
@@ -32,7 +33,7 @@ ModelConfig read_common(const GgufFile& f, const std::string& arch) {
     if (factor > 0) c.rope_freq_scale = static_cast<float>(1.0 / factor);
   } else if (scaling != "none") {
     throw Error(ErrorKind::Unsupported, f.path() + ": key " + p + "rope.scaling.type",
-                "RoPE scaling '" + scaling + "' is not implemented", "only linear scaling is supported so far");
+                "RoPE scaling '" + gguf_printable(scaling) + "' is not implemented", "only linear scaling is supported so far");
   }
   const GgufTensor* emb = f.find_tensor("token_embd.weight");
   if (emb && emb->ne.size() >= 2) c.d_vocab = emb->ne[1];

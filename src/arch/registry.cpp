@@ -2,6 +2,7 @@
 
 #include "arch/architecture.h"
 #include "core/error.h"
+#include "io/gguf.h"
 
 namespace tp {
 
@@ -29,7 +30,9 @@ const Architecture& find_architecture(const std::string& name, const std::string
     if (name == a->name) return *a;
   std::string known;
   for (const Architecture* a : architectures()) known += std::string(known.empty() ? "" : ", ") + a->name;
-  throw Error(ErrorKind::Unsupported, where, "architecture '" + name + "' is not supported",
+  // The name comes from the file: escaped, so that a NUL does not cut the message short and
+  // no control sequence reaches a terminal.
+  throw Error(ErrorKind::Unsupported, where, "architecture '" + gguf_printable(name) + "' is not supported",
               "tokenprobe runs: " + known);
 }
 

@@ -7,6 +7,21 @@
 #include "io/mapped_file.h"
 
 namespace tp {
+namespace {
+
+// The model's logits and embedding rows are its vocabulary: a tokenizer with fewer tokens
+// cannot show what it generates, one with more gives ids the model has no row for.
+void check_tokenizer_fits(const Model& m, const std::string& where) {
+  const int64_t n = m.tokenizer->n_vocab();
+  if (n == m.config.d_vocab) return;
+  throw Error(ErrorKind::Format, where,
+              "the tokenizer has " + std::to_string(n) + " tokens but the model's vocabulary (its embedding and "
+              "output rows, d_vocab) has " + std::to_string(m.config.d_vocab),
+              m.format == "llama2.c" ? "give the tokenizer made for this checkpoint: --tokenizer tok" + std::to_string(m.config.d_vocab) + ".bin"
+                                     : "the file's tokenizer does not belong to its weights; re-convert the model");
+}
+
+}  // namespace
 
 const Tokenizer& Model::tok() const {
   if (!tokenizer)
@@ -39,7 +54,10 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   m->table = expand_table(m->arch->weight_table(m->config), m->config.n_layers);
   m->weights.validate(m->table);
   m->impl = m->arch->bind(m->config, m->weights);
-  if (file->has("tokenizer.ggml.model")) m->tokenizer = Tokenizer::from_gguf(*file);
+  if (file->has("tokenizer.ggml.model")) {
+    m->tokenizer = Tokenizer::from_gguf(*file);
+    check_tokenizer_fits(*m, path + ": key tokenizer.ggml.tokens");
+  }
   return m;
 }
 
@@ -129,7 +147,10 @@ std::unique_ptr<Model> load_llama2c_model(const std::string& path, const std::st
         break;
       }
   }
-  if (!tok.empty()) m->tokenizer = Tokenizer::from_llama2c(tok);
+  if (!tok.empty()) {
+    m->tokenizer = Tokenizer::from_llama2c(tok);
+    check_tokenizer_fits(*m, tok);
+  }
   return m;
 }
 

@@ -18,23 +18,6 @@ std::vector<int64_t> select_heads(const HookSelection& sel, int64_t total) {
   return out;
 }
 
-int64_t heads_of(Hook h, const ModelConfig& c) {
-  return (h == Hook::K || h == Hook::V || h == Hook::RotK) ? c.n_kv_heads : c.n_heads;
-}
-
-// Elements per kept position for [pos, ...] hooks (per kept head where there is a heads axis).
-int64_t row_elems(Hook h, const ModelConfig& c) {
-  switch (h) {
-    case Hook::Tokens: case Hook::Ln1Scale: case Hook::Ln2Scale: case Hook::LnFinalScale: return 1;
-    case Hook::RopeCos: case Hook::RopeSin: return c.rope_dims / 2;
-    case Hook::Q: case Hook::K: case Hook::V: case Hook::RotQ: case Hook::RotK: case Hook::Z: return c.d_head;
-    case Hook::Result: return c.d_model;
-    case Hook::MlpPre: case Hook::MlpPreLinear: case Hook::MlpPost: return c.d_mlp;
-    case Hook::Logits: return c.d_vocab;
-    default: return c.d_model;
-  }
-}
-
 void encode(const float* src, int64_t n, StoreType t, uint8_t* dst) {
   if (t == StoreType::F32) {
     std::memcpy(dst, src, n * 4);
@@ -79,6 +62,7 @@ std::vector<int64_t> select_positions(const HookSelection& sel, int64_t pos0, in
 
 CaptureObserver::CaptureObserver(CaptureSpec spec, const ModelConfig& cfg, int64_t prompt_len, CaptureSink& sink)
     : spec_(std::move(spec)), cfg_(cfg), prompt_len_(prompt_len), sink_(sink) {
+  spec_.validate_against(cfg_);  // a clause that can match nothing is an error, not an empty trace
   const int64_t stride = cfg.n_layers + 1;
   table_.resize(kHookCount * stride);
   for (int i = 0; i < kHookCount; ++i) {
@@ -184,7 +168,7 @@ std::optional<PlannedTensor> plan_tensor(Hook h, int layer, const HookSelection&
   }
   const std::vector<int64_t> pos = select_positions(sel, pos0, n, prompt_len);
   const auto axis = hook_heads_axis(h);
-  const std::vector<int64_t> heads = axis ? select_heads(sel, heads_of(h, cfg)) : std::vector<int64_t>{0};
+  const std::vector<int64_t> heads = axis ? select_heads(sel, hook_heads(h, cfg)) : std::vector<int64_t>{0};
   if (pos.empty() || heads.empty()) return std::nullopt;
   const int64_t rows = int64_t(pos.size()), nh = int64_t(heads.size());
   const int es = store_type_size(h == Hook::Tokens ? StoreType::F32 : sel.dtype);
@@ -194,11 +178,11 @@ std::optional<PlannedTensor> plan_tensor(Hook h, int layer, const HookSelection&
   if (hook_is_attention_matrix(h)) {
     t.shape = {nh, rows, ps.pos0 + ps.n};
   } else if (axis) {
-    t.shape = {rows, nh, row_elems(h, cfg)};
+    t.shape = {rows, nh, hook_row_size(h, cfg)};
   } else if (h == Hook::Tokens) {
     t.shape = {rows};
   } else {
-    t.shape = {rows, row_elems(h, cfg)};
+    t.shape = {rows, hook_row_size(h, cfg)};
   }
   t.bytes = es;
   for (auto d : t.shape) t.bytes *= uint64_t(d);

@@ -31,6 +31,7 @@ std::vector<int64_t> select_positions(const HookSelection& sel, int64_t pos0, in
 
 class CaptureObserver : public Observer {
  public:
+  // Checks the spec against the model (CaptureSpec::validate_against, positions up to n_ctx).
   CaptureObserver(CaptureSpec spec, const ModelConfig& cfg, int64_t prompt_len, CaptureSink& sink);
 
   // Names the forward pass that follows: "prompt", "prompt.512" (a later prompt chunk) or

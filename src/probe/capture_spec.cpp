@@ -1,6 +1,8 @@
 #include "probe/capture_spec.h"
 
+#include <algorithm>
 #include <cctype>
+#include <charconv>
 
 #include "core/error.h"
 
@@ -35,10 +37,14 @@ std::vector<std::string> split(const std::string& s, char sep) {
 }
 
 int64_t parse_int(const std::string& clause, const std::string& s) {
-  if (s.empty() || s.size() > 9) bad(clause, "'" + s + "' is not a number");
   for (char c : s)
     if (!std::isdigit(static_cast<unsigned char>(c))) bad(clause, "'" + s + "' is not a number");
-  return std::stoll(s);
+  if (s.empty()) bad(clause, "a number is missing");
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v > kMaxIndex)
+    bad(clause, "'" + s + "' is out of range, at most " + std::to_string(kMaxIndex));
+  return v;
 }
 
 Ranges parse_ranges(const std::string& clause, const std::string& text) {
@@ -179,6 +185,107 @@ bool hook_available(Hook h, const ModelConfig& cfg) {
 
 bool hook_is_attention_matrix(Hook h) { return h == Hook::AttnScores || h == Hook::Pattern; }
 
+int64_t hook_heads(Hook h, const ModelConfig& c) {
+  if (!hook_heads_axis(h)) return 1;
+  return (h == Hook::K || h == Hook::V || h == Hook::RotK) ? c.n_kv_heads : c.n_heads;
+}
+
+int64_t hook_row_size(Hook h, const ModelConfig& c) {
+  switch (h) {
+    case Hook::Tokens: case Hook::Ln1Scale: case Hook::Ln2Scale: case Hook::LnFinalScale: return 1;
+    case Hook::RopeCos: case Hook::RopeSin: return c.rope_dims / 2;
+    case Hook::Q: case Hook::K: case Hook::V: case Hook::RotQ: case Hook::RotK: case Hook::Z: return c.d_head;
+    case Hook::AttnScores: case Hook::Pattern: return c.n_ctx;
+    case Hook::MlpPre: case Hook::MlpPreLinear: case Hook::MlpPost: return c.d_mlp;
+    case Hook::Logits: return c.d_vocab;
+    default: return c.d_model;  // residual stream, embeddings, norms, attention/MLP outputs, result
+  }
+}
+
+namespace {
+
+// The largest value a Ranges names (-1 when it names everything).
+int64_t range_max(const Ranges& r) {
+  int64_t m = -1;
+  for (const auto& [a, b] : r.spans) m = std::max(m, b);
+  return m;
+}
+
+std::string count_phrase(int64_t n, const std::string& what) {
+  return std::to_string(n) + " " + what + (n > 0 ? " (0-" + std::to_string(n - 1) + ")" : "");
+}
+
+// What a set of targets reaches in a model: the hooks it matches and the largest axes.
+struct Reach {
+  int matched = 0;
+  int64_t heads = 0;      // largest heads axis among matched hooks with one (0: none has one)
+  int64_t row = 0;        // largest row size ("neurons") among matched hooks
+  std::string row_hook;   // a hook with that row size, for the message
+};
+
+Reach reach_of(const std::vector<TargetRef>& targets, const ModelConfig& cfg, int64_t n_positions) {
+  Reach r;
+  for (const TargetRef& t : targets)
+    for (int i = 0; i < kHookCount; ++i) {
+      const Hook h = static_cast<Hook>(i);
+      if (!hook_available(h, cfg)) continue;
+      const bool per_layer = hook_is_per_layer(h);
+      for (int l = per_layer ? 0 : -1; l < (per_layer ? int(cfg.n_layers) : 0); ++l) {
+        if (!glob_match(t.glob, hook_name(h, l)) || (l >= 0 && !t.layers.contains(l))) continue;
+        ++r.matched;
+        if (hook_heads_axis(h)) r.heads = std::max(r.heads, hook_heads(h, cfg));
+        const int64_t row = hook_is_attention_matrix(h) ? n_positions : hook_row_size(h, cfg);
+        if (row > r.row) r.row = row, r.row_hook = hook_name(h, std::max(l, 0));
+      }
+    }
+  return r;
+}
+
+}  // namespace
+
+void check_targets(const std::string& where, const std::vector<TargetRef>& targets, const ModelConfig& cfg,
+                   int64_t n_positions) {
+  if (n_positions <= 0 || n_positions > cfg.n_ctx) n_positions = cfg.n_ctx;
+  auto fail = [&](const std::string& what) {
+    throw Error(ErrorKind::Usage, where, what, "see `tokenprobe info` for the model's dimensions and docs/capture-spec.md");
+  };
+  const std::string layers = "the model has " + count_phrase(cfg.n_layers, "layers");
+  for (const TargetRef& t : targets) {
+    if (range_max(t.layers) >= cfg.n_layers) fail("layers=" + std::to_string(range_max(t.layers)) + ": " + layers);
+    const auto named = parse_hook_name(t.glob);
+    if (named && named->second >= cfg.n_layers) fail("there is no layer " + std::to_string(named->second) + ": " + layers);
+    if (t.pos == PosMode::Explicit && range_max(t.positions) >= n_positions)
+      fail("pos=" + std::to_string(range_max(t.positions)) + ": the run has at most " + count_phrase(n_positions, "positions") +
+           (n_positions == cfg.n_ctx ? ", the model's context" : ", prompt and generated tokens"));
+  }
+  const Reach r = reach_of(targets, cfg, n_positions);
+  if (r.matched == 0)
+    fail("matches no hook that this " + cfg.architecture + " model computes (" + layers +
+         "; hooks such as hook_pos_embed or hook_rope_cos exist only for some position schemes)");
+  for (const TargetRef& t : targets) {
+    const int64_t hmax = range_max(t.heads);
+    if (hmax >= 0 && r.heads == 0) fail("heads= is given but no matched hook has a heads axis");
+    if (hmax >= r.heads) fail("heads=" + std::to_string(hmax) + ": the model has " + count_phrase(r.heads, "heads"));
+    const int64_t nmax = t.neurons ? range_max(*t.neurons) : -1;
+    if (nmax >= r.row) fail("neurons=" + std::to_string(nmax) + ": " + r.row_hook + " has " + count_phrase(r.row, "values per row"));
+  }
+}
+
+void CaptureSpec::validate_against(const ModelConfig& cfg, int64_t n_positions) const {
+  // Rules of one clause are checked together: a preset's rule for a hook this model lacks
+  // (hook_pos_embed in a RoPE model) is fine while the clause matches something.
+  for (size_t i = 0; i < rules_.size();) {
+    size_t j = i;
+    std::vector<TargetRef> targets;
+    for (; j < rules_.size() && rules_[j].clause == rules_[i].clause; ++j) {
+      const CaptureRule& r = rules_[j];
+      targets.push_back({r.glob, r.layers, r.pos, r.positions, r.heads, nullptr});
+    }
+    check_targets("spec clause '" + rules_[i].clause + "'", targets, cfg, n_positions);
+    i = j;
+  }
+}
+
 CaptureSpec CaptureSpec::parse(const std::string& text) {
   CaptureSpec spec;
   spec.text_ = text;
@@ -201,6 +308,7 @@ CaptureSpec CaptureSpec::parse(const std::string& text) {
       r.glob = head;
       rules.push_back(r);
     }
+    for (auto& r : rules) r.clause = clause;
     for (auto& r : rules)
       for (const std::string& o : split(opts, ','))
         if (!trim(o).empty()) apply_option(clause, o, r);

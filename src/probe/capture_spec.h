@@ -41,6 +41,7 @@ struct Ranges {
 enum class PosMode { All, Last, Prompt, Generated, Explicit };
 
 struct CaptureRule {
+  std::string clause;  // the clause it came from (a preset gives several rules), for errors
   std::string glob;
   Ranges layers;
   PosMode pos = PosMode::All;
@@ -66,6 +67,11 @@ class CaptureSpec {
   const std::vector<CaptureRule>& rules() const { return rules_; }
   // The selection for a hook at a layer (-1 for global hooks), or nothing.
   std::optional<HookSelection> select(Hook h, int layer) const;
+  // Checks every clause against a model (check_target): a clause that matches nothing, or
+  // names layers, heads or positions the model lacks, is Error(Usage) saying what exists.
+  // n_positions: positions the run's passes cover, prompt + generated - 1 (the last token
+  // chosen is never run); 0: the model's n_ctx.
+  void validate_against(const ModelConfig& cfg, int64_t n_positions = 0) const;
 
  private:
   std::string text_;
@@ -74,6 +80,27 @@ class CaptureSpec {
 
 // Whether the architecture described by `cfg` computes this hook at all.
 bool hook_available(Hook h, const ModelConfig& cfg);
+// The size of a hook's heads axis (n_kv_heads for k/v, else n_heads; 1 without one).
+int64_t hook_heads(Hook h, const ModelConfig& cfg);
+// Elements per position (per head where there is a heads axis): the last axis that
+// "neurons" indexes. Attention matrices: keys, at most n_ctx.
+int64_t hook_row_size(Hook h, const ModelConfig& cfg);
+
+// Where a clause applies, as capture rules and interventions both say it.
+struct TargetRef {
+  const std::string& glob;
+  const Ranges& layers;
+  PosMode pos;
+  const Ranges& positions;
+  const Ranges& heads;
+  const Ranges* neurons;  // interventions only
+};
+// Throws Error(Usage, where, ...) when the targets (one clause may hold several, e.g. a
+// preset's) match no hook this model computes at the layers given, or name a layer, head,
+// neuron or position beyond the model's (positions: beyond n_positions); the message says
+// what exists, e.g. "the model has 6 layers (0-5)".
+void check_targets(const std::string& where, const std::vector<TargetRef>& targets, const ModelConfig& cfg,
+                   int64_t n_positions);
 
 bool glob_match(const std::string& pattern, const std::string& text);
 
@@ -81,7 +108,9 @@ bool glob_match(const std::string& pattern, const std::string& text);
 namespace spec_syntax {
 std::string trim(const std::string& s);
 std::vector<std::string> split(const std::string& s, char sep);
-// "3", "0-5", "1|4-6"; throws Error(Usage) quoting `clause`.
+// "3", "0-5", "1|4-6"; throws Error(Usage) quoting `clause`; numbers above kMaxIndex are
+// "out of range".
+constexpr int64_t kMaxIndex = 2147483647;
 Ranges parse_ranges(const std::string& clause, const std::string& text);
 }  // namespace spec_syntax
 // Whether a hook has a heads dimension, and which: 0 for [heads, q, k], 1 for [pos, heads, ...].

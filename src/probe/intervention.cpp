@@ -3,9 +3,14 @@
 #include <algorithm>
 #include <filesystem>
 
+#include <cmath>
+
 #include "core/error.h"
 #include "io/npy.h"
+#include "io/sha256.h"
+#include "model/model.h"
 #include "probe/capture.h"
+#include "runtime/session.h"
 #include "trace/trace_reader.h"
 
 namespace tp {
@@ -168,8 +173,72 @@ nlohmann::json interventions_to_json(const std::vector<Intervention>& iv) {
   return out;
 }
 
+namespace {
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s.push_back(',');  // appended piece by piece: GCC 12 warns falsely on "," + string
+    s.append(std::to_string(shape[i]));
+  }
+  s.push_back(']');
+  return s;
+}
+
+// A hook value seen as rows (positions) × heads × units (the last axis), whatever its
+// layout. Built only from a shape checked against the model, so no index into a value
+// leaves it, whoever made the shape.
+struct Layout {
+  int64_t rows = 1, heads = 1, units = 1;
+  bool attention = false;
+  int64_t index(int64_t r, int64_t h, int64_t u) const {
+    return attention ? (h * rows + r) * units + u : (r * heads + h) * units + u;
+  }
+  int64_t size() const { return rows * heads * units; }
+};
+
+// The shape a hook has in this model for `rows` positions (attention: `keys` keys).
+std::vector<int64_t> expected_shape(Hook h, const ModelConfig& cfg, int64_t rows, int64_t heads, int64_t keys) {
+  if (hook_is_attention_matrix(h)) return {heads, rows, keys};
+  if (hook_heads_axis(h)) return {rows, heads, hook_row_size(h, cfg)};
+  if (h == Hook::Tokens) return {rows};
+  return {rows, hook_row_size(h, cfg)};
+}
+
+Layout layout_from(Hook h, const std::vector<int64_t>& shape) {
+  Layout l;
+  l.attention = hook_is_attention_matrix(h);
+  if (l.attention) {
+    l.heads = shape[0], l.rows = shape[1], l.units = shape[2];
+  } else {
+    l.rows = shape[0];
+    if (hook_heads_axis(h)) l.heads = shape[1];
+    l.units = shape.size() > 1 ? shape.back() : 1;
+  }
+  return l;
+}
+
+// The layout of a delivered value: its shape must be the model's for the pass.
+Layout checked_layout(const Intervention& iv, Hook h, int layer, const HookValue& v, const ModelConfig& cfg) {
+  const bool attn = hook_is_attention_matrix(h);
+  const int64_t rows = v.shape.empty() ? -1 : v.shape[attn && v.shape.size() > 1 ? 1 : 0];
+  const auto want = expected_shape(h, cfg, rows, hook_heads(h, cfg), v.pos0 + rows);
+  if (rows < 1 || v.shape != want)
+    throw Error(ErrorKind::Shape, "intervention '" + iv.text + "'",
+                hook_name(h, layer) + " arrived as " + shape_string(v.shape) + " where this model gives " + shape_string(want));
+  return layout_from(h, v.shape);
+}
+
+}  // namespace
+
 InterventionObserver::InterventionObserver(std::vector<Intervention> iv, const ModelConfig& cfg, int64_t prompt_len)
-    : iv_(std::move(iv)), cfg_(cfg), prompt_len_(prompt_len) {}
+    : iv_(std::move(iv)), cfg_(cfg), prompt_len_(prompt_len) {
+  validate_interventions(iv_, cfg_);
+  for (const auto& i : iv_)
+    if (i.op == InterventionOp::Mean && !i.means_ready)
+      throw Error(ErrorKind::Usage, "intervention '" + i.text + "'", "the prompt means were not computed",
+                  "call prepare_interventions before the run");
+}
 
 bool InterventionObserver::wants(Hook h, int layer) const {
   const std::string name = hook_name(h, layer);
@@ -184,58 +253,58 @@ void InterventionObserver::deliver(Hook h, int layer, const HookValue& v, float*
     if (glob_match(iv.glob, name) && (layer < 0 || iv.layers.contains(layer))) apply(iv, h, layer, v, data);
 }
 
-}  // namespace tp
-
-namespace tp {
 namespace {
 
-// A hook value seen as rows (positions) × heads × units (the last axis, or everything after
-// the heads axis), whatever its layout.
-struct Layout {
-  int64_t rows = 1, heads = 1, units = 1;
-  bool attention = false;
-  int64_t index(int64_t r, int64_t h, int64_t u) const {
-    return attention ? (h * rows + r) * units + u : (r * heads + h) * units + u;
-  }
+// Visits every selected value of a checked layout: fn(position, head, unit, value&).
+template <class Fn>
+void for_each_selected(const Intervention& iv, const Layout& L, int64_t pos0, int64_t prompt_len, float* data, Fn&& fn) {
+  HookSelection sel;
+  sel.pos = iv.pos;
+  sel.positions = iv.positions;
+  for (int64_t p : select_positions(sel, pos0, L.rows, prompt_len))
+    for (int64_t hd = 0; hd < L.heads; ++hd) {
+      if (!iv.heads.contains(hd)) continue;
+      for (int64_t u = 0; u < L.units; ++u)
+        if (iv.neurons.contains(u)) fn(p, hd, u, data[L.index(p - pos0, hd, u)]);
+    }
+}
+
+// The source tensor of a patch, checked against the hook before any of it is read: its
+// shape must be what capture writes for this hook (kept rows and heads as its metadata
+// lists them; for attention any number of keys), and its values as many as the shape says.
+struct PatchSource {
+  const TraceTensorInfo& info;
+  std::vector<float> values;
+  Layout layout;
 };
 
-Layout layout_of(Hook h, const std::vector<int64_t>& shape) {
-  Layout l;
-  l.attention = hook_is_attention_matrix(h);
-  const auto axis = hook_heads_axis(h);
-  if (l.attention) {
-    l.heads = shape[0];
-    l.rows = shape[1];
-    l.units = shape[2];
-    return l;
-  }
-  l.rows = shape[0];
-  size_t first_unit = 1;
-  if (axis) {
-    l.heads = shape[1];
-    first_unit = 2;
-  }
-  for (size_t d = first_unit; d < shape.size(); ++d) l.units *= shape[d];
-  return l;
+PatchSource checked_source(const Intervention& iv, Hook h, const TraceTensorInfo& t, const ModelConfig& cfg) {
+  const int64_t rows = int64_t(t.positions.size());
+  const int64_t heads = t.heads.empty() ? hook_heads(h, cfg) : int64_t(t.heads.size());
+  const bool attn = hook_is_attention_matrix(h);
+  const int64_t keys = attn && t.shape.size() == 3 ? t.shape[2] : 0;
+  const auto want = expected_shape(h, cfg, rows, heads, keys);
+  auto fail = [&](const std::string& what) {
+    throw Error(ErrorKind::Shape, "intervention '" + iv.text + "'", iv.source_path + ": tensor " + t.name + " " + what,
+                "the source trace is damaged or not from this model; write it again with `tokenprobe trace`");
+  };
+  if (t.shape != want || (attn && keys < 1))
+    fail("has shape " + shape_string(t.shape) + " but its metadata (" + std::to_string(rows) + " positions) and the hook need " +
+         shape_string(want));
+  for (int64_t hd : t.heads)
+    if (hd < 0 || hd >= hook_heads(h, cfg)) fail("lists head " + std::to_string(hd) + " of a model with " + std::to_string(hook_heads(h, cfg)));
+  PatchSource s{t, iv.source->read(t), layout_from(h, t.shape)};
+  if (int64_t(s.values.size()) != s.layout.size())
+    fail("holds " + std::to_string(s.values.size()) + " values for shape " + shape_string(t.shape));
+  return s;
 }
 
 }  // namespace
 
 void InterventionObserver::apply(const Intervention& iv, Hook h, int layer, const HookValue& v, float* data) {
   const std::string name = hook_name(h, layer);
-  const Layout L = layout_of(h, v.shape);
-  HookSelection sel;
-  sel.pos = iv.pos;
-  sel.positions = iv.positions;
-  const std::vector<int64_t> pos = select_positions(sel, v.pos0, L.rows, prompt_len_);
-  auto each = [&](auto&& fn) {
-    for (int64_t p : pos)
-      for (int64_t hd = 0; hd < L.heads; ++hd) {
-        if (!iv.heads.contains(hd)) continue;
-        for (int64_t u = 0; u < L.units; ++u)
-          if (iv.neurons.contains(u)) fn(p, hd, u, data[L.index(p - v.pos0, hd, u)]);
-      }
-  };
+  const Layout L = checked_layout(iv, h, layer, v, cfg_);
+  auto each = [&](auto&& fn) { for_each_selected(iv, L, v.pos0, prompt_len_, data, fn); };
   switch (iv.op) {
     case InterventionOp::Zero:
       each([&](int64_t, int64_t, int64_t, float& x) { x = 0.0f, ++changed_; });
@@ -244,19 +313,21 @@ void InterventionObserver::apply(const Intervention& iv, Hook h, int layer, cons
       each([&](int64_t, int64_t, int64_t, float& x) { x *= iv.factor, ++changed_; });
       break;
     case InterventionOp::Mean: {
-      auto& mean = means_[iv.text + "|" + name];
-      if (mean.empty()) {  // first pass over the prompt: average its rows, keep for later passes
-        mean.assign(L.heads * L.units, 0.0f);
-        for (int64_t r = 0; r < L.rows; ++r)
-          for (int64_t hd = 0; hd < L.heads; ++hd)
-            for (int64_t u = 0; u < L.units; ++u) mean[hd * L.units + u] += data[L.index(r, hd, u)] / float(L.rows);
-      }
-      each([&](int64_t, int64_t hd, int64_t u, float& x) { x = mean[hd * L.units + u], ++changed_; });
+      const auto it = iv.means.find(name);
+      // prepare_interventions averaged every hook the clause matches; an attention mean
+      // covers the prompt's keys, the rows of a longer pass get the masked value beyond.
+      const int64_t keys = L.attention ? int64_t(it == iv.means.end() ? 0 : it->second.size()) / L.heads : L.units;
+      if (it == iv.means.end() || int64_t(it->second.size()) != L.heads * keys)
+        throw Error(ErrorKind::Shape, "intervention '" + iv.text + "'", "no prompt mean of " + name + " for " + shape_string(v.shape),
+                    "call prepare_interventions with this model and prompt");
+      const std::vector<float>& mean = it->second;
+      const float beyond = h == Hook::AttnScores ? -INFINITY : 0.0f;
+      each([&](int64_t, int64_t hd, int64_t u, float& x) { x = u < keys ? mean[hd * keys + u] : beyond, ++changed_; });
       break;
     }
     case InterventionOp::Add: {
       const int64_t d = iv.add_shape.back(), n = iv.add_shape.size() == 2 ? iv.add_shape[0] : 0;
-      if (d != L.units)
+      if (d != L.units || int64_t(iv.add_values.size()) != (n ? n : 1) * d)
         throw Error(ErrorKind::Shape, "intervention '" + iv.text + "'",
                     "the vector has " + std::to_string(d) + " values but " + name + " has " + std::to_string(L.units) + " per row");
       each([&](int64_t p, int64_t, int64_t u, float& x) {
@@ -267,29 +338,26 @@ void InterventionObserver::apply(const Intervention& iv, Hook h, int layer, cons
       break;
     }
     case InterventionOp::Patch: {
-      const TraceTensorInfo* src = iv.source->find(label_ + "/" + name);
-      if (!src) {
+      const TraceTensorInfo* info = iv.source->find(label_ + "/" + name);
+      if (!info) {
         if (label_.rfind("prompt", 0) == 0)
           throw Error(ErrorKind::NotFound, "intervention '" + iv.text + "'",
                       iv.source_path + " has no " + label_ + "/" + name, "capture that hook in the source trace");
         return;  // the source run generated fewer steps
       }
-      const std::vector<float> vals = iv.source->read(*src);
-      const Layout S = layout_of(h, src->shape);
-      if (!L.attention && S.units != L.units)
-        throw Error(ErrorKind::Shape, "intervention '" + iv.text + "'",
-                    "source rows have " + std::to_string(S.units) + " values, this run's " + std::to_string(L.units));
+      const PatchSource src = checked_source(iv, h, *info, cfg_);
+      const auto& spos = src.info.positions;
+      const auto& sheads = src.info.heads;
       each([&](int64_t p, int64_t hd, int64_t u, float& x) {
-        const auto pr = std::find(src->positions.begin(), src->positions.end(), p);
-        if (pr == src->positions.end() || u >= S.units) return;
+        const auto pr = std::find(spos.begin(), spos.end(), p);
+        if (pr == spos.end() || u >= src.layout.units) return;
         int64_t sh = hd;
-        if (!src->heads.empty()) {
-          const auto it = std::find(src->heads.begin(), src->heads.end(), hd);
-          if (it == src->heads.end()) return;
-          sh = it - src->heads.begin();
+        if (!sheads.empty()) {
+          const auto it = std::find(sheads.begin(), sheads.end(), hd);
+          if (it == sheads.end()) return;
+          sh = it - sheads.begin();
         }
-        if (sh >= S.heads) return;
-        x = vals[S.index(pr - src->positions.begin(), sh, u)];
+        x = src.values[size_t(src.layout.index(pr - spos.begin(), sh, u))];
         ++changed_;
       });
       break;

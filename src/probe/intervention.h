@@ -4,7 +4,8 @@
 //   clause  := op "(" target [ "," argument ] ")"
 //   target  := hook glob [ "[" option { "," option } "]" ]   options: layers, pos, heads, neurons
 //   op      := "zero"            set the selected values to 0
-//            | "mean"            replace them by their mean over the prompt's positions
+//            | "mean"            replace them by their mean over the prompt's positions in
+//                                a run without interventions (prepare_interventions)
 //            | "scale"           multiply by the number given as argument
 //            | "add"             add a vector from a .npy file: [d] for every selected
 //                                position or [pos, d] row by row; argument "FILE[*COEFF]"
@@ -19,6 +20,7 @@
 // "neurons" selects indices on the last axis (d_mlp for MLP hooks, d_model for residual
 // hooks, d_head for q/k/v/z). Positions follow the capture spec's rules.
 #pragma once
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -45,15 +47,34 @@ struct Intervention {
   std::vector<float> add_values;
   std::shared_ptr<const TraceReader> source;  // patch
   std::string source_path;
+  // mean: per hook name, the prompt mean (prepare_interventions): [heads * units], or for
+  // attention matrices [heads, prompt keys] (docs/capture-spec.md says what a mean is there).
+  std::map<std::string, std::vector<float>> means;
+  bool means_ready = false;
 };
+
+struct Model;
 
 // Parses and loads (vectors, traces) an intervention spec; throws Error(Usage/NotFound)
 // quoting the clause.
 std::vector<Intervention> parse_interventions(const std::string& text);
 nlohmann::json interventions_to_json(const std::vector<Intervention>& iv);
 
+// Checks every clause against a model config: targets (check_targets: layers, heads,
+// neurons, positions below n_positions, 0 = n_ctx) and patch sources recorded from a model
+// with this config. Throws Error(Usage) naming the clause and what the model has.
+void validate_interventions(const std::vector<Intervention>& iv, const ModelConfig& cfg, int64_t n_positions = 0);
+
+// Everything a run with interventions needs from the model, before it starts:
+// validate_interventions for the positions the run computes (prompt + n_generate - 1); patch sources recorded from
+// this very model file (the sha256 in their manifest); and the prompt means of mean()
+// clauses, from one pass over the whole prompt without interventions.
+void prepare_interventions(std::vector<Intervention>& iv, const Model& model, const std::vector<int32_t>& prompt,
+                           int64_t n_generate, int n_threads = 0);
+
 class InterventionObserver : public Observer {
  public:
+  // Validates the clauses (validate_interventions); mean() clauses must have been prepared.
   InterventionObserver(std::vector<Intervention> iv, const ModelConfig& cfg, int64_t prompt_len);
 
   // The pass label ("prompt", "step.K"), used to find patch sources.
@@ -71,8 +92,6 @@ class InterventionObserver : public Observer {
   int64_t prompt_len_;
   std::string label_ = "prompt";
   uint64_t changed_ = 0;
-  // Mean ablation: the prompt mean of each (clause, hook, layer), kept for decode steps.
-  std::map<std::string, std::vector<float>> means_;
 };
 
 }  // namespace tp

@@ -39,7 +39,9 @@ float layer_normalize(const float* x, float* normalized, int64_t d, float eps);
 // out = normalized * w (+ b); w and b are float arrays (b may be null).
 void apply_weight(const float* normalized, const float* w, const float* b, float* out, int64_t d);
 
-void softmax_inplace(float* x, int64_t n);  // -inf entries become exactly 0
+void softmax_inplace(float* x, int64_t n);  // -inf entries become exactly 0; a NaN makes the row NaN
+// The index of the first NaN or infinity in x[0, n), or -1 when every value is finite.
+int64_t first_nonfinite(const float* x, int64_t n);
 
 // Attention scores before scaling: out[i * out_stride + j] = q_i · k_j for queries i < n_q
 // and keys j < min(n_k, causal_end + i + 1) (later keys are left untouched for the caller's

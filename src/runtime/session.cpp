@@ -1,6 +1,7 @@
 #include "runtime/session.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 #include "runtime/forward.h"
@@ -54,8 +55,12 @@ void Session::eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, 
     f.offer(Hook::Tokens, -1, ids.data(), {n});
   }
   model_.impl->embed(f);
+  check_finite(f, -1);
   prepare_rope(f);
-  for (int l = 0; l < c.n_layers; ++l) model_.impl->block(f, l);
+  for (int l = 0; l < c.n_layers; ++l) {
+    model_.impl->block(f, l);
+    check_finite(f, l);
+  }
   n_past_ += n;
   if (first_logit >= n) return;
 
@@ -66,6 +71,64 @@ void Session::eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, 
             st_.resid.data() + first_logit * dm);
   ops::matmul(pool_, model_.impl->unembed(), st_.ln_out.data(), m, logits_out);
   tail.offer(Hook::Logits, -1, logits_out, {m, c.d_vocab});
+  check_final_finite(tail, logits_out);
+}
+
+namespace {
+
+struct Buffer {
+  Hook hook;
+  const float* data;
+  int64_t row;   // values per position
+  int64_t rows;  // positions, or heads × positions for the attention pattern
+};
+
+[[noreturn]] void report_nonfinite(const Model& m, const Buffer& b, int layer, int64_t index, int64_t pos0, float value) {
+  int64_t row = index / b.row;
+  if (b.hook == Hook::Pattern) row %= b.rows;  // [heads, q, k]: the query row
+  const std::string what = std::isnan(value) ? "NaN" : "an infinity";
+  throw Error(ErrorKind::Format, m.path + ": " + hook_name(b.hook, layer),
+              what + " appeared here first, at position " + std::to_string(pos0 + row) +
+                  (layer >= 0 ? " (layer " + std::to_string(layer) + ")" : ""),
+              "the model's weights hold NaN or Inf values (a damaged or badly converted file), or an intervention "
+              "(scale, add) made values overflow; results past this point would be meaningless");
+}
+
+}  // namespace
+
+// The residual stream is checked after the embedding and after every block (n * d_model
+// values: a vectorised pass, negligible beside the block's matrix products). Only when it
+// holds a NaN or infinity are the block's intermediates searched, in the order the block
+// computes them, for the first hook where it appeared.
+void Session::check_finite(const Forward& f, int layer) const {
+  const ModelConfig& c = model_.config;
+  if (ops::first_nonfinite(st_.resid.data(), f.n * c.d_model) < 0) return;
+  std::vector<Buffer> order;
+  if (layer >= 0)
+    order = {{Hook::Q, st_.q.data(), c.q_dim(), f.n},
+             {Hook::K, st_.k.data(), c.kv_dim(), f.n},
+             {Hook::V, st_.v.data(), c.kv_dim(), f.n},
+             {Hook::Pattern, st_.scores.data(), f.n_k(), f.n},
+             {Hook::Z, st_.z.data(), c.q_dim(), f.n},
+             {Hook::AttnOut, st_.attn_out.data(), c.d_model, f.n},
+             {Hook::MlpPre, st_.mlp_pre.data(), c.d_mlp, f.n},
+             {Hook::MlpPost, st_.mlp_post.data(), c.d_mlp, f.n},
+             {Hook::MlpOut, st_.mlp_out.data(), c.d_model, f.n}};
+  order.push_back({layer >= 0 ? Hook::ResidPost : Hook::Embed, st_.resid.data(), c.d_model, f.n});
+  for (const Buffer& b : order) {
+    const int64_t count = (b.hook == Hook::Pattern ? c.n_heads : 1) * b.rows * b.row;
+    const int64_t i = ops::first_nonfinite(b.data, count);
+    if (i >= 0) report_nonfinite(model_, b, layer, i, f.pos0, b.data[i]);
+  }
+}
+
+void Session::check_final_finite(const Forward& tail, const float* logits) const {
+  const ModelConfig& c = model_.config;
+  for (const Buffer& b : {Buffer{Hook::LnFinalNormalized, st_.normalized.data(), c.d_model, tail.n},
+                          Buffer{Hook::Logits, logits, c.d_vocab, tail.n}}) {
+    const int64_t i = ops::first_nonfinite(b.data, b.rows * b.row);
+    if (i >= 0) report_nonfinite(model_, b, -1, i, tail.pos0, b.data[i]);
+  }
 }
 
 int32_t argmax(const float* x, int64_t n) {

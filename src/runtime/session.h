@@ -13,6 +13,8 @@
 
 namespace tp {
 
+struct Forward;
+
 struct SessionOptions {
   int n_threads = 0;        // 0 = one per hardware thread
   int64_t n_ctx = 0;        // 0 = the model's context length
@@ -41,6 +43,11 @@ class Session {
   // One batch of at most max_batch tokens; writes the logits of positions [first_logit, n)
   // to logits_out [n - first_logit, d_vocab].
   void eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, float* logits_out);
+  // Error(Format) naming the first hook, layer and position where a NaN or infinity
+  // appeared: after the embedding (layer -1) or block `layer`, and in the final norm and
+  // logits: a probe must not report numbers computed from NaN (docs/cli.md).
+  void check_finite(const Forward& f, int layer) const;
+  void check_final_finite(const Forward& tail, const float* logits) const;
 
   const Model& model_;
   ThreadPool pool_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "io/gguf.h"
 
 namespace tp {
 namespace {
@@ -71,7 +72,7 @@ const Family& find_family(const std::string& name, const std::string& where) {
   std::string list;
   for (const auto& n : known_pre_tokenizers()) list += (list.empty() ? "" : ", ") + n;
   throw Error(ErrorKind::Unsupported, where + ": key tokenizer.ggml.pre",
-              "unknown pre-tokenizer '" + name + "'", "known pre-tokenizers: " + list);
+              "unknown pre-tokenizer '" + gguf_printable(name) + "'", "known pre-tokenizers: " + list);
 }
 
 // `\s` / `\S` mean White_Space in llama.cpp; PCRE2's UCP \s differs slightly (U+0085).

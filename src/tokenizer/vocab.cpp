@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 
 #include "core/error.h"
@@ -86,12 +87,20 @@ void check_length(const GgufFile& f, const char* key, size_t got, size_t want) {
                 "the vocabulary metadata is inconsistent; re-convert the model");
 }
 
-// A special id from the file replaces the default when it names a real token; otherwise the
-// default stays (llama.cpp warns "bad special token" and does the same).
-void read_special(const GgufFile& f, const char* key, int32_t& id, int32_t n_tokens) {
+// A special id from the file replaces the default when it names a real token. BOS, EOS and
+// UNK must: every prompt starts with BOS, generation stops at EOS, unknown text becomes UNK,
+// so a wrong one would silently change what runs. Other ids outside the vocabulary leave
+// the default (llama.cpp warns "bad special token" and does the same).
+// -1 (written as u32 0xFFFFFFFF by some converters) means "none given": the default stays.
+void read_special(const GgufFile& f, const char* key, int32_t& id, int32_t n_tokens, bool required_valid = false) {
   if (!f.has(key)) return;
   const int64_t v = f.get_i64(key);
   if (v >= 0 && v < n_tokens) id = static_cast<int32_t>(v);
+  else if (required_valid && v != -1 && v != 0xFFFFFFFF)
+    throw Error(ErrorKind::Format, f.path() + ": key " + key,
+                "is " + std::to_string(v) + " but tokenizer.ggml.tokens has " + std::to_string(n_tokens) + " tokens (0-" +
+                    std::to_string(n_tokens - 1) + ")",
+                "the tokenizer metadata is inconsistent; fix the key or re-convert the model");
 }
 
 void read_token_arrays(const GgufFile& f, Vocab& v) {
@@ -137,7 +146,7 @@ void apply_model_defaults(const GgufFile& f, Vocab& v) {
     v.add_bos = true, v.add_eos = true;  // [CLS] ... [SEP]
   } else {
     throw Error(ErrorKind::Unsupported, f.path() + ": key tokenizer.ggml.model",
-                "tokenizer model '" + v.model + "' is not supported",
+                "tokenizer model '" + gguf_printable(v.model) + "' is not supported",
                 "tokenprobe reads llama (SentencePiece), gpt2 (byte-level BPE) and bert (WordPiece)");
   }
 }
@@ -153,10 +162,10 @@ Vocab load_vocab_from_gguf(const GgufFile& f) {
   read_token_arrays(f, v);
   apply_model_defaults(f, v);
   const int32_t n = v.n_tokens();
-  read_special(f, "tokenizer.ggml.bos_token_id", v.bos, n);
+  read_special(f, "tokenizer.ggml.bos_token_id", v.bos, n, true);
   if (v.kind == VocabKind::Wpm) read_special(f, "tokenizer.ggml.cls_token_id", v.bos, n);
-  read_special(f, "tokenizer.ggml.eos_token_id", v.eos, n);
-  read_special(f, "tokenizer.ggml.unknown_token_id", v.unk, n);
+  read_special(f, "tokenizer.ggml.eos_token_id", v.eos, n, true);
+  read_special(f, "tokenizer.ggml.unknown_token_id", v.unk, n, true);
   read_special(f, "tokenizer.ggml.seperator_token_id", v.sep, n);
   read_special(f, "tokenizer.ggml.padding_token_id", v.pad, n);
   read_special(f, "tokenizer.ggml.mask_token_id", v.mask, n);
@@ -171,6 +180,9 @@ Vocab load_vocab_from_gguf(const GgufFile& f) {
 }
 
 Vocab load_vocab_from_llama2c(const std::string& path, int32_t bos, int32_t eos) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(ErrorKind::Io, path, "is a directory, not a llama2.c tokenizer file", "give the tokenizer file, e.g. tok512.bin");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorKind::Io, path, "cannot open the llama2.c tokenizer file");
   const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

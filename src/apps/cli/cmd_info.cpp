@@ -27,28 +27,30 @@ std::string human_bytes(uint64_t n) {
 void run_info(const InfoOptions& o) {
   const std::string path = resolve_model(o.model);
   auto m = load_model(path, o.tokenizer);
-  std::printf("model      %s\nformat     %s", path.c_str(), m->format.c_str());
+  // Strings from the file (architecture, name, tokenizer, metadata) pass through printable:
+  // a GGUF is untrusted input and must not reach the terminal as control sequences.
+  std::printf("model      %s\nformat     %s", printable(path).c_str(), m->format.c_str());
   if (m->gguf) std::printf(" v%u", m->gguf->version());
   std::printf("\nweights    %s in %zu tensors\n\nconfig\n%s", human_bytes(m->weight_bytes()).c_str(),
-              m->weights.all().size(), m->config.describe().c_str());
-  std::printf("\ntokenizer  %s\n", m->tokenizer ? m->tokenizer->summary().c_str() : "none");
+              m->weights.all().size(), printable_text(m->config.describe()).c_str());
+  std::printf("\ntokenizer  %s\n", m->tokenizer ? printable(m->tokenizer->summary()).c_str() : "none");
   if (o.metadata && m->gguf) {
     std::printf("\nmetadata\n");
-    for (const auto& [k, v] : m->gguf->metadata()) std::printf("  %-44s %s\n", k.c_str(), printable(v.to_display()).c_str());
+    for (const auto& [k, v] : m->gguf->metadata()) std::printf("  %-44s %s\n", printable(k).c_str(), printable(v.to_display()).c_str());
   }
   std::printf("\ntensors (%s table; shapes in ggml order, row length first)\n", m->arch->name);
   std::printf("  %-34s %-6s %-16s %12s\n", "name", "type", "shape", "bytes");
   for (const auto& e : m->table) {
     const TensorView* t = m->weights.find(e.name);
     if (!t) continue;
-    std::printf("  %-34s %-6s %-16s %12llu\n", e.name.c_str(), dtype_name(t->type), t->shape_string().c_str(),
+    std::printf("  %-34s %-6s %-16s %12llu\n", printable(e.name).c_str(), dtype_name(t->type), t->shape_string().c_str(),
                 static_cast<unsigned long long>(t->nbytes));
   }
   for (const auto& [name, t] : m->weights.all()) {
     bool listed = false;
     for (const auto& e : m->table) listed = listed || e.name == name;
     if (!listed)
-      std::printf("  %-34s %-6s %-16s %12llu  (not used by the %s forward pass)\n", name.c_str(), dtype_name(t.type),
+      std::printf("  %-34s %-6s %-16s %12llu  (not used by the %s forward pass)\n", printable(name).c_str(), dtype_name(t.type),
                   t.shape_string().c_str(), static_cast<unsigned long long>(t.nbytes), m->arch->name);
   }
 }

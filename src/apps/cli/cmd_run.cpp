@@ -47,12 +47,17 @@ void run_run(const RunOptions& o) {
   std::vector<int32_t> history = prompt, generated;
   std::vector<float> logits = s.eval(prompt);
   const int32_t eos = m->tokenizer ? m->tokenizer->eos() : -1;
+  bool context_full = false;  // said on stderr: fewer tokens than -n asked for
   for (int i = 0; i < o.n; ++i) {
     const int32_t id = sampler.sample(logits.data(), m->config.d_vocab, history).chosen_id;
     generated.push_back(id);
     history.push_back(id);
     if (dec) emit(dec->feed(id));
-    if ((m->tokenizer && m->tokenizer->is_eog(id)) || id == eos || i + 1 == o.n || s.n_past() >= s.n_ctx()) break;
+    if ((m->tokenizer && m->tokenizer->is_eog(id)) || id == eos || i + 1 == o.n) break;
+    if (s.n_past() >= s.n_ctx()) {
+      context_full = true;
+      break;
+    }
     logits = s.eval({id});
   }
   if (dec) emit(dec->flush());
@@ -64,6 +69,10 @@ void run_run(const RunOptions& o) {
     std::printf("\n");
   } else {
     std::printf("\n");
+  }
+  if (context_full) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "tokenprobe: %s\n", context_end_note(generated.size(), o.n, s.n_ctx()).c_str());
   }
 }
 

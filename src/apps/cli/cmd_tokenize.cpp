@@ -1,12 +1,13 @@
-// tokenprobe tokenize -m MODEL (--text T | --file F) [--no-bos] [--special] [--json]
+// tokenprobe tokenize [-m MODEL] (--text T | --file F) [--no-bos] [--special] [--json]
 // Prints each token's id, vocabulary piece, exact text and byte span in the input. Needs only
 // the vocabulary: vocabulary-only GGUFs and llama2.c tokenizer files work.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "apps/cli/commands.h"
+#include "apps/cli/common.h"
 #include "core/error.h"
 #include "io/gguf.h"
 #include "tokenizer/tokenizer.h"
@@ -21,6 +22,9 @@ struct TokenizeArgs {
 };
 
 bool is_gguf(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(ErrorKind::Io, path, "is a directory, not a model file", "pass the path of a .gguf file or a llama2.c tokenizer");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorKind::Io, path, "cannot open the file");
   char magic[4] = {};
@@ -39,28 +43,6 @@ std::unique_ptr<Tokenizer> load_tokenizer(const TokenizeArgs& a) {
   }
 }
 
-// Bytes shown in a terminal: printable UTF-8 as is, everything else escaped.
-std::string visible(const std::string& bytes) {
-  std::string out;
-  for (size_t i = 0; i < bytes.size();) {
-    uint32_t cp;
-    const size_t n = utf8::decode(bytes, i, cp);
-    char buf[8];
-    if (n == 0 || cp < 0x20 || cp == 0x7F) {
-      const auto c = static_cast<uint8_t>(bytes[i]);
-      if (c == '\n') out += "\\n";
-      else if (c == '\t') out += "\\t";
-      else if (c == '\r') out += "\\r";
-      else { std::snprintf(buf, sizeof buf, "\\x%02X", c); out += buf; }
-      ++i;
-    } else {
-      out.append(bytes, i, n);
-      i += n;
-    }
-  }
-  return out;
-}
-
 // Pads to `width` terminal columns, counting code points rather than bytes.
 std::string pad(std::string s, size_t width) {
   size_t cols = 0;
@@ -77,14 +59,7 @@ std::string hex(const std::string& bytes) {
 }
 
 void run_tokenize(const TokenizeArgs& a) {
-  std::string text = a.text;
-  if (!a.file.empty()) {
-    std::ifstream in(a.file, std::ios::binary);
-    if (!in) throw Error(ErrorKind::Io, a.file, "cannot open the text file");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    text = ss.str();
-  }
+  const std::string text = prompt_text(a.text, a.file, "--text");
   const auto tok = load_tokenizer(a);
   EncodeOptions opt;
   if (a.no_bos) opt.add_bos = false;
@@ -105,13 +80,13 @@ void run_tokenize(const TokenizeArgs& a) {
     std::printf("%s\n", j.dump(1).c_str());
     return;
   }
-  std::printf("# %s\n# %zu tokens for %zu bytes\n", tok->summary().c_str(), spans.size(), text.size());
+  std::printf("# %s\n# %zu tokens for %zu bytes\n", printable(tok->summary()).c_str(), spans.size(), text.size());
   std::printf("%5s %8s  %-12s %-24s %s\n", "pos", "id", "bytes", "piece", "text");
   for (size_t i = 0; i < spans.size(); ++i) {
     const auto& s = spans[i];
     const std::string range = "[" + std::to_string(s.begin) + "," + std::to_string(s.end) + ")";
-    std::printf("%5zu %8d  %-12s %s '%s'\n", i, s.id, range.c_str(), pad(visible(tok->piece(s.id)), 24).c_str(),
-                visible(tok->token_bytes(s.id)).c_str());
+    std::printf("%5zu %8d  %-12s %s '%s'\n", i, s.id, range.c_str(), pad(printable(tok->piece(s.id)), 24).c_str(),
+                printable(tok->token_bytes(s.id)).c_str());
   }
 }
 
@@ -120,8 +95,8 @@ void run_tokenize(const TokenizeArgs& a) {
 void register_tokenize(CLI::App& app) {
   auto args = std::make_shared<TokenizeArgs>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Show how a text is cut into tokens (ids, pieces, byte spans)");
-  cmd->add_option("-m,--model", args->model, "GGUF model or vocabulary file, or a llama2.c tokenizer .bin")
-      ->required();
+  cmd->add_option("-m,--model", args->model,
+                  "GGUF model or vocabulary file, or a llama2.c tokenizer .bin; default: stories260K");
   cmd->add_option("--tokenizer", args->tokenizer, "llama2.c tokenizer file (for llama2.c .bin models)");
   auto* text = cmd->add_option("--text", args->text, "the text to tokenize");
   auto* file = cmd->add_option("--file", args->file, "read the text from this file");
@@ -131,6 +106,7 @@ void register_tokenize(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print JSON");
   cmd->callback([args, text, file] {
     if (text->count() == 0 && file->count() == 0) throw CLI::ValidationError("tokenize", "give --text or --file");
+    if (args->tokenizer.empty()) args->model = resolve_model(args->model);
     run_tokenize(*args);
   });
 }

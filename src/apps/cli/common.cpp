@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "tokenizer/utf8.h"
 
 namespace tp::cli {
 
@@ -47,16 +48,41 @@ void PromptOptions::add_to(CLI::App* cmd) {
   cmd->add_flag("--special", special, "Recognise special tokens such as <s> written in the text");
 }
 
+std::string read_text_file(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw Error(ErrorKind::Io, path, "is a directory, not " + what, "give the path of a file");
+  std::ifstream is(path, std::ios::binary);
+  if (!is) throw Error(ErrorKind::Io, path, "cannot open " + what, "check that the file exists and is readable");
+  std::stringstream ss;
+  ss << is.rdbuf();
+  if (is.bad() || ss.bad())
+    throw Error(ErrorKind::Io, path, "cannot read " + what);
+  return ss.str();
+}
+
+std::string prompt_text(const std::string& text, const std::string& file, const std::string& option) {
+  const std::string t = file.empty() ? text : read_text_file(file, "the prompt file");
+  for (size_t i = 0; i < t.size();) {
+    uint32_t cp;
+    const size_t n = utf8::decode(t, i, cp);
+    if (n == 0)
+      throw Error(ErrorKind::Usage, file.empty() ? option : file,
+                  "the text is not valid UTF-8 (byte " + std::to_string(i) + " is " + printable(t.substr(i, 1)) + ")",
+                  "convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8), or give token ids with --tokens");
+    i += n;
+  }
+  return t;
+}
+
+std::string context_end_note(size_t generated, int64_t asked, int64_t n_ctx) {
+  return "generation stopped after " + std::to_string(generated) + " of " + std::to_string(asked) +
+         " tokens: the context of " + std::to_string(n_ctx) + " positions is full (use a shorter prompt or a smaller -n)";
+}
+
 std::vector<int32_t> PromptOptions::ids(const Model& m, std::vector<TokenSpan>* spans, std::string* text_out) const {
   if (!tokens.empty()) return parse_ids(tokens);
-  std::string t = text;
-  if (!file.empty()) {
-    std::ifstream is(file, std::ios::binary);
-    if (!is) throw Error(ErrorKind::Io, file, "cannot read the prompt file");
-    std::stringstream ss;
-    ss << is.rdbuf();
-    t = ss.str();
-  }
+  const std::string t = prompt_text(text, file, "-p/--prompt");
   if (text_out) *text_out = t;
   if (!m.tokenizer) {
     if (!t.empty()) m.tok();  // throws, saying how to give a tokenizer
@@ -127,6 +153,8 @@ std::string escape(const std::string& bytes, bool keep_layout) {
     if (c >= 0x80 && len == 1) len = 0;
     bool ok = len > 1 && i + len <= bytes.size();
     for (int k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(bytes[i + k]) & 0xC0) == 0x80;
+    // U+0080..U+009F are C1 controls (0xC2 0x80..0x9F): CSI, OSC and others to a terminal.
+    if (ok && len == 2 && c == 0xC2 && static_cast<unsigned char>(bytes[i + 1]) < 0xA0) ok = false;
     if (ok) {
       out.append(bytes, i, len);
       i += len - 1;

@@ -39,11 +39,22 @@ nlohmann::json sampled_step(const Model& m, const sampling::SampleRecord& rec, i
 // it looked and how to get the model.
 std::string resolve_model(const std::string& given);
 
+// A whole file as text; Error(Io) naming the path for a directory, a missing or an
+// unreadable file. `what` says what the file is for ("the prompt file").
+std::string read_text_file(const std::string& path, const std::string& what);
+// The prompt text every command runs: `text`, or the contents of `file` when given. One
+// rule for all: it must be valid UTF-8 (the manifest and the API hold it as text), else
+// Error(Usage) naming the byte; `option` names where the text came from.
+std::string prompt_text(const std::string& text, const std::string& file, const std::string& option);
+// What to say when generation ended because the context is full before -n tokens.
+std::string context_end_note(size_t generated, int64_t asked, int64_t n_ctx);
+
 // "1,2,3" -> {1, 2, 3}; throws Error(Usage) naming the bad item.
 std::vector<int32_t> parse_ids(const std::string& list);
 
-// Escapes a string for a terminal line: control bytes and invalid UTF-8 as \xNN, newlines
-// and tabs as \n and \t.
+// Makes an untrusted string (GGUF metadata, token text, error messages quoting files) safe
+// for a terminal line: control bytes (C0, DEL, C1 such as ESC and CSI), NUL and invalid
+// UTF-8 as \xNN, newlines and tabs as \n and \t.
 std::string printable(const std::string& bytes);
 // The same for running text: newlines and tabs are kept.
 std::string printable_text(const std::string& bytes);

@@ -3,7 +3,29 @@
 #include <exception>
 
 #include "apps/cli/commands.h"
+#include "apps/cli/common.h"
 #include "core/error.h"
+
+namespace {
+
+// Messages may quote file contents (a GGUF string, a prompt): escaped, so that a NUL does
+// not cut them short and no control sequence reaches the terminal.
+void print_error(const std::string& message) {
+  const std::string safe = tp::cli::printable_text(message);
+  std::fprintf(stderr, "tokenprobe: %s\n", safe.c_str());
+}
+
+// The subcommand that was being parsed, for the hint ("tokenprobe run --help").
+std::string command_path(const CLI::App& app) {
+  std::string path = "tokenprobe";
+  for (const CLI::App* sub = &app; !sub->get_subcommands().empty();) {
+    sub = sub->get_subcommands().front();
+    path += " " + sub->get_name();
+  }
+  return path;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"tokenprobe " TP_VERSION " - run a transformer on the CPU and keep every token's trajectory"};
@@ -20,13 +42,18 @@ int main(int argc, char** argv) {
   tp::cli::register_bench(app);
   try {
     app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help, --help-all and --version print and exit 0
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Every usage error exits 1, as tp::Error(Usage) does (docs/cli.md), not CLI11's 100+.
+    const std::string cmd = command_path(app);
+    print_error(std::string("usage error: ") + e.what() + "\n  ---> HINT: see `" + cmd + " --help`");
+    return 1;
   } catch (const tp::Error& e) {
-    std::fprintf(stderr, "tokenprobe: %s\n", e.what());
+    print_error(e.what());
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "tokenprobe: %s\n", e.what());
+    print_error(std::string("internal error (please report it): ") + e.what());
     return 1;
   }
   return 0;
