@@ -99,6 +99,7 @@ void explain_live(const ExplainOptions& o) {
                 " the last step is " + std::to_string(last_step), "give --step " + std::to_string(last_step) + " or less");
   const int n = std::max(o.n, o.step + 1);
   int generated = 0;
+  int32_t last_id = -1;
   sampling::Sampler sampler(o.sampler);
   ThreadPool pool(o.threads);
   analysis::ExplainCapture cap(*m, pool);
@@ -108,6 +109,7 @@ void explain_live(const ExplainOptions& o) {
     json step = sampled_step(*m, rec, o.top_logprobs);
     const int k = int(history.size() - prompt.size());
     generated = k + 1;
+    last_id = rec.chosen_id;
     step["step"] = k;  // as run_traced numbers the lines of steps.jsonl
     step["position"] = int64_t(history.size());
     analysis::add_explanation(step, cap, history, k);
@@ -136,6 +138,8 @@ void explain_live(const ExplainOptions& o) {
       if (history.back() == stop_id || s.n_past() >= s.n_ctx()) break;
     }
   }
+  if (generated < n && last_id != stop_id)
+    std::fprintf(stderr, "tokenprobe: %s\n", context_end_note(size_t(generated), n, m->config.n_ctx).c_str());
   if (o.step >= generated)
     throw Error(ErrorKind::NotFound, "--step", "the run ended at the end-of-text token after " + std::to_string(generated) +
                 " tokens, before step " + std::to_string(o.step), "give --step " + std::to_string(generated - 1) + " or less");

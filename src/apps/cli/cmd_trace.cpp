@@ -77,6 +77,9 @@ void run_trace(const TraceOptions& o) {
   r.out_dir = o.out;
   r.spec = CaptureSpec::parse(o.capture);
   r.interventions = parse_interventions(o.intervene);
+  // The last chosen token is never run through the model: P + n - 1 positions at most.
+  r.spec.validate_against(m->config, int64_t(prompt.size()) + o.n - 1);
+  prepare_interventions(r.interventions, *m, prompt, o.n, o.threads);
   r.compare_unpatched = !o.no_compare;
   r.n_generate = o.n;
   r.n_threads = o.threads;
@@ -115,6 +118,8 @@ void run_trace(const TraceOptions& o) {
   if (dec) std::fprintf(stderr, "%s\n", printable_text(dec->flush()).c_str());
   if (!res.capture_stopped.empty()) std::fprintf(stderr, "tokenprobe: %s\n", res.capture_stopped.c_str());
   for (const auto& n : res.notes) std::fprintf(stderr, "tokenprobe: note: %s\n", n.c_str());
+  if (int(res.generated.size()) < o.n && (res.generated.empty() || res.generated.back() != r.stop_id))
+    std::fprintf(stderr, "tokenprobe: %s\n", context_end_note(res.generated.size(), o.n, m->config.n_ctx).c_str());
   const TraceSize size = trace_size(res.dir);
   std::printf("wrote %s: %zu tokens generated (prompt %.2fs, generation %.2fs)\n", res.dir.c_str(), res.generated.size(),
               res.prompt_seconds, res.generate_seconds);
