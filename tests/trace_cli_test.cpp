@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "model/model.h"
 #include "test_support.h"
 
 namespace tp {
@@ -118,6 +119,33 @@ TEST(TraceCli, HopelessRequestsAreRefusedAtOnce) {
   EXPECT_EQ(step.status, 1) << step.out;
   EXPECT_NE(step.out.find("beyond the context"), std::string::npos) << step.out;
   EXPECT_LT(step.seconds, 5.0);
+}
+
+// trace wires the checks of the probe: capture specs and interventions that match nothing
+// are refused before anything runs, `mean` averages the prompt first, and a run cut short
+// by the context says so.
+TEST(TraceCli, SpecsAreCheckedMeansPreparedAndContextEndsReported) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  const fs::path dir = scratch("checked.tptrace");
+  const auto cap = tp_cli("trace -m " + model() + " -p hi -n 2 --capture \"blocks.99.hook_resid_post\" -o " + dir.string());
+  EXPECT_EQ(cap.status, 1) << cap.out;
+  EXPECT_NE(cap.out.find("there is no layer 99"), std::string::npos) << cap.out;
+  const auto iv = tp_cli("trace -m " + model() + " -p hi -n 2 --intervene \"zero(blocks.0.attn.hook_z[heads=99])\" -o " + dir.string());
+  EXPECT_EQ(iv.status, 1) << iv.out;
+  EXPECT_NE(iv.out.find("heads=99"), std::string::npos) << iv.out;
+  EXPECT_FALSE(fs::exists(dir));
+
+  const auto mean = tp_cli("trace -m " + model() + " -p \"Once upon a time\" -n 4 --capture minimal --intervene \"mean(blocks.0.attn.hook_pattern)\" -o " + dir.string());
+  EXPECT_EQ(mean.status, 0) << mean.out;
+  EXPECT_NE(mean.out.find("intervention effect"), std::string::npos) << mean.out;
+
+  const int64_t n_ctx = load_model(model())->config.n_ctx;
+  std::string ids = "1";
+  for (int64_t i = 0; i < n_ctx - 4; ++i) ids += ",403";
+  const auto full = tp_cli("trace -m " + model() + " --tokens " + ids + " -n 10 --capture minimal -o " + dir.string());
+  EXPECT_EQ(full.status, 0) << full.out.substr(0, 2000);
+  EXPECT_NE(full.out.find("is full"), std::string::npos) << full.out.substr(0, 2000);
+  fs::remove_all(dir);
 }
 
 }  // namespace
