@@ -35,13 +35,14 @@ bool has_hook(const TraceReader& r, const std::string& hook) {
 
 nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_cells) {
   const auto& cfg = model.config;
-  const auto& man = r.manifest();
-  if (man.contains("model") && man["model"].contains("config")) {
-    const auto& c = man["model"]["config"];
-    if (c.value("d_model", cfg.d_model) != cfg.d_model || c.value("d_vocab", cfg.d_vocab) != cfg.d_vocab)
-      throw Error(ErrorKind::Shape, "logit lens", "the trace was made by a model of another shape than the loaded one",
-                  "serve with -m set to the trace's model");
-  }
+  const auto& dims = r.info().model_dims;
+  auto differs = [&](const char* key, int64_t have) {
+    const auto it = dims.find(key);
+    return it != dims.end() && it->second != have;
+  };
+  if (differs("d_model", cfg.d_model) || differs("d_vocab", cfg.d_vocab))
+    throw Error(ErrorKind::Shape, "logit lens", "the trace was made by a model of another shape than the loaded one",
+                "serve with -m set to the trace's model");
   std::vector<std::pair<std::string, std::string>> layers;  // label, hook
   if (has_hook(r, "hook_embed")) layers.push_back({"embed", "hook_embed"});
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
@@ -52,8 +53,8 @@ nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_c
     throw Error(ErrorKind::NotFound, "logit lens", "the trace captured no residual stream",
                 "trace with --capture default (or any capture with blocks.*.hook_resid_post)");
   std::vector<int32_t> seq;
-  for (const auto& t : man.value("tokens", nlohmann::json::array())) seq.push_back(t.value("id", 0));
-  for (const auto& s : r.steps()) seq.push_back(s.value("id", 0));
+  for (const auto& t : r.info().tokens) seq.push_back(t.id);
+  for (const auto& t : r.generated()) seq.push_back(t.id);
 
   std::vector<float> norm_w(size_t(cfg.d_model)), tmp(size_t(cfg.d_model));
   const auto& fn = model.impl->final_norm();
@@ -67,7 +68,7 @@ nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_c
     auto rows = rows_by_position(r, hook);
     if (hook == "hook_embed" && has_hook(r, "hook_pos_embed")) {
       for (auto& [p, v] : rows_by_position(r, "hook_pos_embed"))
-        if (rows.count(p))
+        if (rows.count(p) && rows[p].size() == v.size())
           for (size_t i = 0; i < v.size(); ++i) rows[p][i] += v[i];
     }
     if (positions.empty())

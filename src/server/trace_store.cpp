@@ -227,7 +227,7 @@ TensorSlice slice_tensor(const TraceReader& r, const SliceRequest& req) {
   const int head_axis = attn ? 0 : first.shape.size() == 3 ? 1 : -1;
   std::vector<int64_t> all_pos;
   for (auto* t : infos) all_pos.insert(all_pos.end(), t->positions.begin(), t->positions.end());
-  const int64_t n_prompt = int64_t(r.manifest().value("tokens", nlohmann::json::array()).size());
+  const int64_t n_prompt = int64_t(r.info().tokens.size());
   const auto pos = select_values(req.positions, all_pos, n_prompt, "positions");
   const std::set<int64_t> want(pos.begin(), pos.end());
   std::vector<Part> parts;
@@ -263,7 +263,9 @@ TensorSlice slice_tensor(const TraceReader& r, const SliceRequest& req) {
     const auto& t = *p.info;
     const auto vals = r.read(t);
     const auto theads = head_axis >= 0 ? heads_of(t, head_axis) : std::vector<int64_t>{};
-    for (size_t hi = 0; hi < std::max<size_t>(1, out.heads.size()); ++hi) {
+    // One pass per selected head, or one when the hook has no heads axis.
+    const size_t n_loop = head_axis >= 0 ? out.heads.size() : 1;
+    for (size_t hi = 0; hi < n_loop; ++hi) {
       size_t th = 0;  // the head's index in this tensor
       if (head_axis >= 0) {
         th = size_t(std::find(theads.begin(), theads.end(), out.heads[hi]) - theads.begin());
