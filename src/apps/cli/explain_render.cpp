@@ -9,11 +9,12 @@
 #include <unistd.h>
 
 #include "apps/cli/common.h"
-#include "apps/cli/explain_record.h"
+#include "analysis/explain_record.h"
 
 namespace tp::cli {
 
 using nlohmann::json;
+using namespace analysis;
 
 bool use_color(const std::string& mode) {
   if (mode == "always") return true;

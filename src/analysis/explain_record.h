@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace tp::cli {
+namespace tp::analysis {
 
 struct ExplainToken {
   int32_t id = 0;
@@ -86,4 +86,4 @@ struct ExplainRecord {
 // `step`: a line of steps.jsonl holding "explain"; `where` names it in errors.
 ExplainRecord read_explain_record(const nlohmann::json& step, const std::string& where);
 
-}  // namespace tp::cli
+}  // namespace tp::analysis

@@ -1,11 +1,11 @@
-#include "apps/cli/explain_record.h"
+#include "analysis/explain_record.h"
 
 #include <charconv>
 
 #include "core/error.h"
 #include "trace/checked_json.h"
 
-namespace tp::cli {
+namespace tp::analysis {
 namespace {
 
 using nlohmann::json;
@@ -162,4 +162,4 @@ ExplainRecord read_explain_record(const json& step, const std::string& where) {
   return r;
 }
 
-}  // namespace tp::cli
+}  // namespace tp::analysis
