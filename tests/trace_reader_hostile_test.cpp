@@ -200,6 +200,9 @@ TEST_F(TraceHostile, MetadataThatDoesNotMatchTheTensorIsRefused) {
   Crafted w;
   w.tensor("step.1/blocks.0.hook_resid_post").shape = {1, 32};
   expect_refused(w, "shape", "width differs between passes");
+  Crafted h;  // q of 3 heads in a later pass, 2 in the prompt's
+  h.tensors.push_back({"step.1/blocks.0.attn.hook_q", "F16", {1, 3, 8}, json{{"positions", {3}}}});
+  expect_refused(h, "shape", "heads differ between passes");
 }
 
 TEST_F(TraceHostile, OnlyFloatDtypesAreRead) {

@@ -205,15 +205,17 @@ void TraceReader::read_shards() {
     bytes_on_disk_ += fs::file_size(p, ec);
     add_shard_tensors(p.string());
   }
-  // Tensors of one hook share their row width (the last axis), which consumers read from
-  // the first; attention matrices differ in n_k, and hook_tokens' one axis is rows.
+  // Tensors of one hook, one per pass, differ only in their rows (and attention matrices in
+  // n_k): consumers stack them and read the other axes from the first.
+  auto fixed_axes = [](const TraceTensorInfo& t) {
+    const bool attention = hook_is_attention_matrix(parse_hook_name(t.hook)->first);
+    return attention ? std::vector<int64_t>{t.shape[0]} : std::vector<int64_t>(t.shape.begin() + 1, t.shape.end());
+  };
   std::map<std::string, const TraceTensorInfo*> first;
   for (const auto& t : infos_) {
     const auto [it, fresh] = first.emplace(t.hook, &t);
-    const bool exempt = t.shape.size() < 2 || hook_is_attention_matrix(parse_hook_name(t.hook)->first);
-    if (!fresh && !exempt && t.shape.back() != it->second->shape.back())
-      corrupt(t.name + ": shape", "rows of " + std::to_string(t.shape.back()) + " values, but " + it->second->name + " has " +
-                                      std::to_string(it->second->shape.back()));
+    if (!fresh && fixed_axes(t) != fixed_axes(*it->second))
+      corrupt(t.name + ": shape", "does not match " + it->second->name + " in any axis but rows (and keys)");
   }
 }
 
