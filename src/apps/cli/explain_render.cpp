@@ -8,8 +8,8 @@
 #include <map>
 #include <unistd.h>
 
-#include "apps/cli/common.h"
 #include "analysis/explain_record.h"
+#include "apps/cli/common.h"
 
 namespace tp::cli {
 
