@@ -6,6 +6,7 @@
 // tensor; negative positions; a deeply nested manifest; mistyped step and explain records),
 // every field of a valid trace is deleted or retyped in turn.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -16,11 +17,13 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "analysis/explain_record.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "server/lens.h"
+#include "server/server.h"
 #include "server/trace_store.h"
 #include "test_support.h"
 #include "trace/checked_json.h"
@@ -499,6 +502,66 @@ TEST_F(TraceHostile, ServerAndLensGiveErrorsNotCrashes) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::Shape) << e.what();
   }
+}
+
+// Over a real socket: one GET per crafted trace and endpoint, each answered with an error
+// status, and the server still answering afterwards.
+TEST_F(TraceHostile, ServeAnswersCraftedTracesWithErrorsAndKeepsRunning) {
+  const fs::path model_path = test::shared_dir() / "models/real/stories260K.gguf";
+  if (!fs::exists(model_path)) GTEST_SKIP() << "stories260K not found in ../shared";
+  const fs::path root = scratch_root() / "serve";
+  fs::create_directories(root);
+  Crafted good;
+  good.write(root / "good.tptrace");
+  std::vector<std::string> bad;
+  auto add = [&](const std::string& id, const std::function<void(Crafted&)>& change) {
+    Crafted c;
+    change(c);
+    c.write(root / id);
+    bad.push_back(id);
+  };
+  add("empty-shape.tptrace", [](Crafted& c) { c.tensor("prompt/blocks.0.attn.hook_pattern").shape = {}; });
+  add("flat-pattern.tptrace", [](Crafted& c) { c.tensor("prompt/blocks.0.attn.hook_pattern").shape = {200}; });
+  add("zero-rows.tptrace", [](Crafted& c) { c.tensor("prompt/blocks.0.hook_resid_post").shape = {0, 64}; });
+  add("long-positions.tptrace", [](Crafted& c) { c.tensor("prompt/blocks.0.hook_resid_post").meta = json{{"positions", {0, 1, 2, 3, 4, 5}}}; });
+  add("long-heads.tptrace", [](Crafted& c) { c.tensor("prompt/blocks.0.attn.hook_q").meta = json{{"positions", {0, 1, 2}}, {"heads", {0, 1, 2, 3}}}; });
+  add("u8.tptrace", [](Crafted& c) { c.tensor("prompt/blocks.0.hook_resid_post").dtype = "U8"; });
+  add("negative.tptrace", [](Crafted& c) { c.tensor("prompt/hook_embed").meta = json{{"positions", {-3, -2, -1}}}; });
+  add("mistyped-step.tptrace", [](Crafted& c) { c.steps = {R"({"id":"5"})", R"({"id":6})"}; });
+  add("narrow.tptrace", [](Crafted& c) {
+    for (auto& t : c.tensors)
+      if (t.name.find("resid_post") != std::string::npos || t.name.find("embed") != std::string::npos) t.shape.back() = 25;
+    c.manifest["model"].erase("config");
+  });
+  server::ServerOptions o;
+  o.port = 0;
+  o.traces_dir = root.string();
+  o.n_threads = 2;
+  server::Server srv(o, std::shared_ptr<const Model>(load_model(model_path.string())));
+  const int port = srv.bind();
+  std::thread th([&] { srv.run(); });
+  httplib::Client cl("127.0.0.1", port);
+  cl.set_read_timeout(60, 0);
+  const std::vector<std::string> endpoints = {"", "/tensor?hook=blocks.0.hook_resid_post", "/tensor?hook=blocks.0.attn.hook_pattern",
+                                              "/lens"};
+  for (const auto& ep : endpoints) {
+    const auto r = cl.Get(("/api/traces/good.tptrace" + ep).c_str());
+    ASSERT_TRUE(r) << ep;
+    EXPECT_EQ(r->status, 200) << ep << ": " << r->body.substr(0, 300);
+  }
+  for (const auto& id : bad)
+    for (const auto& ep : endpoints) {
+      if (id == "narrow.tptrace" && ep != "/lens") continue;  // valid to the reader; only the lens cannot use it
+      const auto r = cl.Get(("/api/traces/" + id + ep).c_str());
+      ASSERT_TRUE(r) << id << ep << ": no answer (did the server die?)";
+      EXPECT_GE(r->status, 400) << id << ep;
+      EXPECT_NE(r->body.find("error"), std::string::npos) << id << ep << ": " << r->body.substr(0, 300);
+    }
+  const auto health = cl.Get("/health");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  srv.stop();
+  th.join();
 }
 
 }  // namespace
