@@ -403,7 +403,7 @@ json explain_step(bool greedy) {
 
 TEST_F(TraceHostile, ExplainRecordsAreCheckedFieldByField) {
   const json good = explain_step(false);
-  const auto r = analysis::read_explain_record(good, "step");
+  const auto r = analysis::record::read_explain_record(good, "step");
   EXPECT_EQ(r.names.at(7), "z");
   EXPECT_EQ(r.lens.size(), 1u);
   ASSERT_TRUE(r.funnel);
@@ -415,7 +415,7 @@ TEST_F(TraceHostile, ExplainRecordsAreCheckedFieldByField) {
       json m = good;
       m[json::json_pointer(path)] = bad;
       try {
-        (void)analysis::read_explain_record(m, "step");
+        (void)analysis::record::read_explain_record(m, "step");
       } catch (const Error& e) {
         EXPECT_EQ(e.kind(), ErrorKind::Format) << path;
         ++refused;
@@ -426,7 +426,7 @@ TEST_F(TraceHostile, ExplainRecordsAreCheckedFieldByField) {
   for (const char* ex : {R"({})", R"({"chosen":{"id":5},"logit_lens":{"points":"x"},"dla":{"total_logit":1,"parts":[]}})",
                          R"({"chosen":{"id":5},"texts":{"abc":"x"},"logit_lens":{"points":[]},"dla":{"total_logit":1,"parts":[]}})"}) {
     json step = {{"id", 5}, {"explain", json::parse(ex)}};
-    EXPECT_THROW(analysis::read_explain_record(step, "step"), Error) << ex;
+    EXPECT_THROW(analysis::record::read_explain_record(step, "step"), Error) << ex;
   }
 }
 

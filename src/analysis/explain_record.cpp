@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "trace/checked_json.h"
 
-namespace tp::analysis {
+namespace tp::analysis::record {
 namespace {
 
 using nlohmann::json;
@@ -162,4 +162,4 @@ ExplainRecord read_explain_record(const json& step, const std::string& where) {
   return r;
 }
 
-}  // namespace tp::analysis
+}  // namespace tp::analysis::record

@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
-namespace tp::analysis {
+// Its own namespace: analysis/ has LensPoint, DlaPart and HeadSources of its own (the
+// computed values), and two classes of one name break the one-definition rule.
+namespace tp::analysis::record {
 
 struct ExplainToken {
   int32_t id = 0;
@@ -86,4 +88,4 @@ struct ExplainRecord {
 // `step`: a line of steps.jsonl holding "explain"; `where` names it in errors.
 ExplainRecord read_explain_record(const nlohmann::json& step, const std::string& where);
 
-}  // namespace tp::analysis
+}  // namespace tp::analysis::record

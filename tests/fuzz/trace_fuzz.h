@@ -113,7 +113,7 @@ inline void use_trace(const TraceReader& r) {
       }
   for (size_t i = 0; i < r.steps().size(); ++i)
     if (r.steps()[i].contains("explain")) try {
-        sink = sink + analysis::read_explain_record(r.steps()[i], "step").lens.size();
+        sink = sink + analysis::record::read_explain_record(r.steps()[i], "step").lens.size();
       } catch (const Error&) {
       }
   (void)sink;

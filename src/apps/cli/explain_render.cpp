@@ -14,7 +14,7 @@
 namespace tp::cli {
 
 using nlohmann::json;
-using namespace analysis;
+using namespace analysis::record;
 
 bool use_color(const std::string& mode) {
   if (mode == "always") return true;
