@@ -141,5 +141,162 @@ class TraceReaderTest(unittest.TestCase):
             tokenprobe.load_trace(self.tmp)  # no manifest
 
 
+def _write_shard(path, tensors):
+    """tensors: [(name, dtype, shape, metadata dict or None)], values 0x3c bytes."""
+    header, meta, data = {}, {}, b""
+    for name, dtype, shape, m in tensors:
+        n = int(np.prod(shape)) * {"F32": 4, "F16": 2, "BF16": 2, "U8": 1, "I16": 2}[dtype]
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + n]}
+        data += b"\x3c" * n
+        if m is not None:
+            meta[name] = json.dumps(m)
+    header["__metadata__"] = meta
+    raw = json.dumps(header).encode()
+    raw += b" " * ((8 - len(raw) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little") + raw + data)
+
+
+VALID_MANIFEST = {"format": "tokenprobe-trace", "format_version": 1, "complete": True, "prompt": "abc",
+                  "tokens": [{"id": 1, "text": "a"}, {"id": 2, "text": "b"}, {"id": 3, "text": "c"}],
+                  "model": {"path": "m.gguf", "architecture": "llama", "config": {"d_model": 64, "n_heads": 8}},
+                  "capture": {"spec": "default"}, "interventions": [{"clause": "zero(hook_embed)"}],
+                  "sampler": {"seed": 1}}
+VALID_TENSORS = [("prompt/blocks.0.hook_resid_post", "F32", [3, 64], {"positions": [0, 1, 2]}),
+                 ("prompt/blocks.0.attn.hook_pattern", "F32", [8, 3, 3], {"positions": [0, 1, 2]}),
+                 ("prompt/blocks.0.attn.hook_q", "F16", [3, 2, 8], {"positions": [0, 1, 2], "heads": [0, 5]}),
+                 ("step.1/blocks.0.hook_resid_post", "BF16", [1, 64], {"positions": [3]}),
+                 ("step.1/blocks.0.attn.hook_pattern", "F32", [8, 1, 4], {"positions": [3]})]
+VALID_STEPS = ['{"step": 0, "position": 3, "id": 5, "text": "x"}', '{"step": 1, "position": 4, "id": 6, "text": "y"}']
+
+
+def _mutations(value):
+    """Every field of a JSON value deleted or retyped: (description, mutated copy)."""
+    def paths(v, prefix=()):
+        items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else []
+        for k, c in items:
+            yield prefix + (k,)
+            yield from paths(c, prefix + (k,))
+    for path in list(paths(value)):
+        for replacement in (None, "x", [], {}, -1, 1.5, True, [-1, "x"], "DELETE"):
+            v = json.loads(json.dumps(value))
+            parent = v
+            for k in path[:-1]:
+                parent = parent[k]
+            if replacement == "DELETE":
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = replacement
+            yield f"{'/'.join(map(str, path))} = {replacement!r}", v
+
+
+class CorruptTraceTest(unittest.TestCase):
+    """Crafted and corrupt traces: load_trace gives a trace or TraceFormatError, nothing else."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="tokenprobe-py-corrupt-")
+        self.dir = os.path.join(self.tmp, "c.tptrace")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def write(self, manifest=VALID_MANIFEST, steps=VALID_STEPS, tensors=VALID_TENSORS):
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        with open(os.path.join(self.dir, "manifest.json"), "wb") as f:
+            f.write(manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode())
+        with open(os.path.join(self.dir, "steps.jsonl"), "wb") as f:
+            f.write(steps if isinstance(steps, bytes) else "".join(s + "\n" for s in steps).encode())
+        _write_shard(os.path.join(self.dir, "activations-00000.safetensors"), tensors)
+
+    def load_or_format_error(self, label):
+        """Loads the trace and reads every hook; only TraceFormatError may come out."""
+        try:
+            tr = tokenprobe.load_trace(self.dir)
+        except tokenprobe.TraceFormatError:
+            return False
+        except Exception as e:  # noqa: BLE001 - the point: no other exception
+            self.fail(f"{label}: {type(e).__name__}: {e}")
+        for key in tr.cache.keys():
+            tr.cache[key]
+            tr.cache.positions(key)
+        tr.token_ids
+        return True
+
+    def assert_refused(self, label, field):
+        with self.assertRaises(tokenprobe.TraceFormatError, msg=label) as cm:
+            tokenprobe.load_trace(self.dir)
+        self.assertIn(field, str(cm.exception), label)
+
+    def test_valid_crafted_trace_loads(self):
+        self.write()
+        tr = tokenprobe.load_trace(self.dir)
+        self.assertEqual(tr.cache["pattern", 0].shape, (8, 4, 4))
+        self.assertEqual(tr.token_ids, [1, 2, 3, 5, 6])
+
+    def test_every_field_deleted_or_retyped(self):
+        counts = [0, 0]
+        for label, m in _mutations(VALID_MANIFEST):
+            self.write(manifest=m)
+            counts[self.load_or_format_error("manifest " + label)] += 1
+        for label, rec in _mutations(json.loads(VALID_STEPS[0])):
+            self.write(steps=[json.dumps(rec), VALID_STEPS[1]])
+            counts[self.load_or_format_error("step " + label)] += 1
+        for i, (name, dtype, shape, meta) in enumerate(VALID_TENSORS):
+            for label, m in _mutations(meta):
+                tensors = list(VALID_TENSORS)
+                tensors[i] = (name, dtype, shape, m)
+                self.write(tensors=tensors)
+                counts[self.load_or_format_error(f"{name} metadata {label}")] += 1
+        print(f"mutated traces: {counts[1]} loaded, {counts[0]} refused")
+        self.assertGreater(counts[0], 100)
+
+    def test_every_byte_of_the_shard_header_flipped_or_cut(self):
+        self.write()
+        shard = os.path.join(self.dir, "activations-00000.safetensors")
+        with open(shard, "rb") as f:
+            good = f.read()
+        n = 8 + int.from_bytes(good[:8], "little")
+        for at in range(0, n, 3):
+            for bad in (good[:at] + bytes([good[at] ^ 0x5A]) + good[at + 1:], good[:at]):
+                with open(shard, "wb") as f:
+                    f.write(bad)
+                self.load_or_format_error(f"shard byte {at}")
+
+    def test_issue16_reproducers(self):
+        resid, pattern = VALID_TENSORS[0], VALID_TENSORS[1]
+        cases = [
+            ("pattern []", [(pattern[0], "F32", [], {"positions": []})], "shape"),
+            ("pattern [200]", [(pattern[0], "F32", [200], {"positions": [0]})], "shape"),
+            ("pattern [8,25]", [(pattern[0], "F32", [8, 25], {"positions": [0]})], "shape"),
+            ("resid [0,64]", [(resid[0], "F32", [0, 64], {"positions": []})], "shape"),
+            ("positions longer", [(resid[0], "F32", [1, 64], {"positions": [0, 1, 2, 3]})], "positions"),
+            ("heads longer", [("prompt/blocks.0.attn.hook_z", "F32", [1, 2, 8], {"positions": [0], "heads": [0, 1, 2]})], "heads"),
+            ("U8", [(resid[0], "U8", [3, 64], {"positions": [0, 1, 2]})], "dtype"),
+            ("I16", [(resid[0], "I16", [3, 64], {"positions": [0, 1, 2]})], "dtype"),
+            ("negative positions", [(resid[0], "F32", [3, 64], {"positions": [-2, -1, 0]})], "positions"),
+            ("no metadata", [(resid[0], "F32", [3, 64], None)], "metadata"),
+            ("unknown hook", [("prompt/blocks.0.hook_nonsense", "F32", [3, 64], {"positions": [0, 1, 2]})], "hook"),
+            ("widths differ", [resid, ("step.1/blocks.0.hook_resid_post", "F32", [1, 32], {"positions": [3]})], "shape"),
+        ]
+        for label, tensors, field in cases:
+            self.write(tensors=tensors)
+            self.assert_refused(label, field)
+        self.write(manifest=b"[" * 200000 + b"]" * 200000)
+        self.assert_refused("deep manifest", "manifest.json")
+        self.write(manifest=b'{"format": "tokenprobe-trace", "prompt": "\xff\xfe"}')
+        self.assert_refused("manifest not UTF-8", "manifest.json")
+        for line in ('{"step": 0}', '{"id": "5"}', '{"id": 5, "text": 5}', "[5]", '{"id": 5, "explain": []}', '{"id"'):
+            self.write(steps=[line, VALID_STEPS[1]])
+            self.assert_refused(line, "steps.jsonl line 1")
+
+    def test_torn_last_line_inside_utf8_is_skipped_with_a_note(self):
+        torn = (VALID_STEPS[0] + "\n").encode() + b'{"id": 6, "text": "\xe2\x82'
+        self.write(steps=torn)
+        tr = tokenprobe.load_trace(self.dir)
+        self.assertEqual(len(tr.steps), 1)
+        self.assertTrue(any("torn" in n for n in tr.notes), tr.notes)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -41,17 +41,133 @@ _SHORT_NAMES = {
 _ATTENTION_HOOKS = ("attn.hook_pattern", "attn.hook_attn_scores")
 _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I32": np.int32, "I64": np.int64,
            "U8": np.uint8, "I8": np.int8, "I16": np.int16, "U16": np.uint16}
+_DTYPE_SIZES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
+                "U16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_TRACE_DTYPES = ("F32", "F16", "BF16")  # what traces hold; anything else is refused
+
+# Hook names (src/probe/hooks.cpp): global ones, and per-layer ones after "blocks.L.".
+_GLOBAL_HOOKS = {"hook_tokens", "hook_embed", "hook_pos_embed", "hook_rope_cos", "hook_rope_sin",
+                 "ln_final.hook_scale", "ln_final.hook_normalized", "unembed.hook_out"}
+_HEADS_HOOKS = {"attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_rot_q", "attn.hook_rot_k", "attn.hook_z",
+                "attn.hook_result"}
+_LAYER_HOOKS = {"hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized", "attn.hook_attn_scores", "attn.hook_pattern",
+                "hook_attn_out", "hook_resid_mid", "ln2.hook_scale", "ln2.hook_normalized", "mlp.hook_pre",
+                "mlp.hook_pre_linear", "mlp.hook_post", "hook_mlp_out", "hook_resid_post"} | _HEADS_HOOKS
+
+# The same bounds as the C++ reader (src/trace/trace_reader.cpp, checked_json.h).
+_MAX_MANIFEST_BYTES = 64 << 20
+_MAX_HEADER_BYTES = 100 << 20
+_MAX_DEPTH = 64
+_MAX_POSITION = 1 << 40
+_MAX_HEADS = 1 << 20
+_MAX_ID = (1 << 31) - 1
 
 
 class TraceFormatError(ValueError):
-    """A trace or shard file is not what the format says (names the file and the problem)."""
+    """A trace or shard file is not what the format says (names the file, the field and the problem)."""
+
+
+def _json(raw: Union[bytes, str], where: str):
+    """Parses JSON text that may be hostile: bad UTF-8, bad JSON and deep nesting are TraceFormatError."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        value = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise TraceFormatError(f"{where}: not valid JSON: {str(e)[:200]}") from None
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > _MAX_DEPTH:
+                raise TraceFormatError(f"{where}: JSON nests deeper than {_MAX_DEPTH} levels")
+            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return value
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _get(obj: dict, key: str, kind: str, where: str, required: bool = False, lo: int = -(1 << 63), hi: int = 1 << 63):
+    """obj[key] checked to be of `kind` (int, str, bool, list, dict); None when absent and not required."""
+    v = obj.get(key)
+    if v is None:
+        if required:
+            raise TraceFormatError(f"{where}.{key}: is missing")
+        return None
+    ok = {"int": _is_int(v), "str": isinstance(v, str), "bool": isinstance(v, bool), "list": isinstance(v, list),
+          "dict": isinstance(v, dict)}[kind]
+    if not ok:
+        raise TraceFormatError(f"{where}.{key}: is {type(v).__name__}, not {kind}")
+    if kind == "int" and not lo <= v <= hi:
+        raise TraceFormatError(f"{where}.{key}: {v} is outside [{lo}, {hi}]")
+    return v
+
+
+def _check_manifest(m, where: str) -> None:
+    if not isinstance(m, dict):
+        raise TraceFormatError(f"{where}: is not a JSON object")
+    if m.get("format") != "tokenprobe-trace":
+        raise TraceFormatError(f"{where}.format: is not tokenprobe-trace")
+    _get(m, "format_version", "int", where)
+    _get(m, "complete", "bool", where)
+    _get(m, "prompt", "str", where)
+    _get(m, "capture_stopped", "str", where)
+    _get(m, "sampler", "dict", where)
+    for i, t in enumerate(_get(m, "tokens", "list", where) or []):
+        if not isinstance(t, dict):
+            raise TraceFormatError(f"{where}.tokens[{i}]: is not an object")
+        _get(t, "id", "int", f"{where}.tokens[{i}]", required=True, lo=0, hi=_MAX_ID)
+        _get(t, "text", "str", f"{where}.tokens[{i}]")
+    model = _get(m, "model", "dict", where)
+    if model is not None:
+        for key in ("path", "architecture"):
+            _get(model, key, "str", f"{where}.model")
+        _get(model, "config", "dict", f"{where}.model")
+    capture = _get(m, "capture", "dict", where)
+    if capture is not None:
+        _get(capture, "spec", "str", f"{where}.capture")
+    for i, iv in enumerate(_get(m, "interventions", "list", where) or []):
+        if not isinstance(iv, dict):
+            raise TraceFormatError(f"{where}.interventions[{i}]: is not an object")
+        _get(iv, "clause", "str", f"{where}.interventions[{i}]")
+
+
+def _read_steps(path: str) -> Tuple[List[dict], List[str]]:
+    """Step records; only the last line may be torn (a killed run, even inside a UTF-8 character)."""
+    steps: List[dict] = []
+    notes: List[str] = []
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        where = f"{path} line {i + 1}"
+        try:
+            rec = _json(line, where)
+        except TraceFormatError:
+            if i != last:
+                raise
+            notes.append(f"steps.jsonl line {i + 1} is torn (interrupted run); skipped")
+            continue
+        if not isinstance(rec, dict):
+            raise TraceFormatError(f"{where}: is not a JSON object")
+        _get(rec, "id", "int", where, required=True, lo=0, hi=_MAX_ID)
+        _get(rec, "text", "str", where)
+        _get(rec, "step", "int", where)
+        _get(rec, "position", "int", where, lo=0)
+        _get(rec, "explain", "dict", where)
+        _get(rec, "logprobs", "dict", where)
+        steps.append(rec)
+    return steps, notes
 
 
 def read_safetensors(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
     """Reads a safetensors file into numpy arrays (BF16 widened to float32) and its metadata."""
     header = _header(path)
-    meta = header.get("__metadata__", {}) or {}
-    has_bf16 = any(isinstance(v, dict) and v.get("dtype") == "BF16" for k, v in header.items() if k != "__metadata__")
+    meta = header.get("__metadata__", {})
+    has_bf16 = any(v["dtype"] == "BF16" for k, v in header.items() if not k.startswith("__"))
     if not has_bf16:  # numpy has no bfloat16; the safetensors package would fail on it
         try:
             from safetensors.numpy import load_file  # optional, faster for big shards
@@ -63,35 +179,60 @@ def read_safetensors(path: str) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
 
 
 def _header(path: str) -> dict:
-    size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        raw = f.read(8)
-        if len(raw) < 8:
-            raise TraceFormatError(f"{path}: too short for a safetensors header")
-        n = struct.unpack("<Q", raw)[0]
-        if n > size - 8 or n > 100 << 20:
-            raise TraceFormatError(f"{path}: header length {n} exceeds the file")
-        try:
-            header = json.loads(f.read(n))
-        except ValueError as e:
-            raise TraceFormatError(f"{path}: header is not JSON: {e}") from None
+    """The checked header: every tensor's dtype known, shape non-negative, bytes inside the file and
+    equal to what the shape needs; metadata a map of strings."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            raw = f.read(8)
+            if len(raw) < 8:
+                raise TraceFormatError(f"{path}: too short for a safetensors header")
+            n = struct.unpack("<Q", raw)[0]
+            if n > size - 8 or n > _MAX_HEADER_BYTES:
+                raise TraceFormatError(f"{path}: header length {n} exceeds the file")
+            header = _json(f.read(n), f"{path}: header")
+    except OSError as e:
+        raise TraceFormatError(f"{path}: cannot be read: {e}") from None
     if not isinstance(header, dict):
         raise TraceFormatError(f"{path}: header is not a JSON object")
+    meta = header.get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise TraceFormatError(f"{path}: __metadata__ is not a map of strings")
+    avail = size - 8 - n
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        where = f"{path}: tensor {name}"
+        if name.startswith("__"):
+            raise TraceFormatError(f"{where}: names starting with __ are reserved")
+        if not isinstance(info, dict):
+            raise TraceFormatError(f"{where}: is not an object")
+        dtype = _get(info, "dtype", "str", where, required=True)
+        if dtype not in _DTYPE_SIZES:
+            raise TraceFormatError(f"{where}.dtype: unknown dtype {dtype}")
+        shape = _get(info, "shape", "list", where, required=True)
+        offsets = _get(info, "data_offsets", "list", where, required=True)
+        if not all(_is_int(d) and 0 <= d < 1 << 50 for d in shape):
+            raise TraceFormatError(f"{where}.shape: {shape} is not a list of sizes")
+        if len(offsets) != 2 or not all(_is_int(o) for o in offsets) or not 0 <= offsets[0] <= offsets[1] <= avail:
+            raise TraceFormatError(f"{where}.data_offsets: {offsets} lies outside the file")
+        need = int(np.prod(shape, dtype=object)) * _DTYPE_SIZES[dtype]
+        if offsets[1] - offsets[0] != need:
+            raise TraceFormatError(f"{where}: has {offsets[1] - offsets[0]} bytes but its shape needs {need}")
     header["__data_start__"] = 8 + n
+    header["__metadata__"] = meta
     return header
 
 
 def _read_safetensors_numpy(path: str, header: dict) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
-    header = dict(header)
-    start = header.pop("__data_start__")
-    meta = header.pop("__metadata__", {}) or {}
+    start = header["__data_start__"]
     data = np.memmap(path, dtype=np.uint8, mode="r")
     out = {}
     for name, info in header.items():
-        dtype, shape = info["dtype"], [int(d) for d in info["shape"]]
-        b, e = (int(x) for x in info["data_offsets"])
-        if not 0 <= b <= e <= data.size - start:
-            raise TraceFormatError(f"{path}: tensor {name} lies outside the file")
+        if name.startswith("__"):
+            continue
+        dtype, shape = info["dtype"], info["shape"]
+        b, e = info["data_offsets"]
         raw = data[start + b:start + e]
         if dtype == "BF16":
             arr = (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
@@ -99,51 +240,132 @@ def _read_safetensors_numpy(path: str, header: dict) -> Tuple[Dict[str, np.ndarr
             arr = raw.view(_DTYPES[dtype])
         else:
             raise TraceFormatError(f"{path}: tensor {name} has unsupported dtype {dtype}")
-        if arr.size != int(np.prod(shape)):
-            raise TraceFormatError(f"{path}: tensor {name} has {arr.size} values, shape {shape} needs more")
         out[name] = np.array(arr.reshape(shape))
-    return out, meta
+    return out, header["__metadata__"]
+
+
+def _layout(hook: str) -> Optional[Tuple[int, int, Optional[int], bool]]:
+    """(rank, rows axis, heads axis, attention) of a known hook's tensors, or None."""
+    m = re.fullmatch(r"blocks\.(\d{1,6})\.(.+)", hook)
+    suffix = m.group(2) if m else hook
+    if not (suffix in _LAYER_HOOKS if m else hook in _GLOBAL_HOOKS):
+        return None
+    if suffix.endswith(_ATTENTION_HOOKS):
+        return 3, 1, 0, True
+    if suffix in _HEADS_HOOKS:
+        return 3, 0, 1, False
+    return (1, 0, None, False) if hook == "hook_tokens" else (2, 0, None, False)
+
+
+def _increasing(meta: dict, key: str, hi: int, where: str) -> List[int]:
+    values = _get(meta, key, "list", where, required=True)
+    for i, v in enumerate(values):
+        if not _is_int(v) or not 0 <= v < hi:
+            raise TraceFormatError(f"{where}.{key}[{i}]: {v!r} is not an integer in [0, {hi})")
+        if i and v <= values[i - 1]:
+            raise TraceFormatError(f"{where}.{key}[{i}]: {v} does not follow {values[i - 1]} in increasing order")
+    return values
+
+
+def _check_tensor(name: str, info: dict, meta_text: Optional[str], where: str, n_heads: int) -> dict:
+    """The tensor's metadata, checked against its hook's layout (docs/trace-format.md, reader guarantees)."""
+    pass_, _, hook = name.partition("/")
+    layout = _layout(hook) if pass_ and hook else None
+    if layout is None:
+        raise TraceFormatError(f"{where}: the name is not PASS/HOOK with a known hook")
+    rank, rows_axis, heads_axis, attention = layout
+    if info["dtype"] not in _TRACE_DTYPES:
+        raise TraceFormatError(f"{where}.dtype: {info['dtype']} is not F32, F16 or BF16")
+    shape = info["shape"]
+    if len(shape) != rank or min(shape, default=0) < 1:
+        raise TraceFormatError(f"{where}.shape: {shape} is not a {rank}-dimensional shape of positive sizes, as {hook} needs")
+    if meta_text is None:
+        raise TraceFormatError(f"{where}: metadata is missing (positions are required)")
+    meta = _json(meta_text, f"{where}: metadata")
+    if not isinstance(meta, dict):
+        raise TraceFormatError(f"{where}: metadata is not a JSON object")
+    positions = _increasing(meta, "positions", shape[2] if attention else _MAX_POSITION, f"{where}: metadata")
+    if len(positions) != shape[rows_axis]:
+        raise TraceFormatError(f"{where}: metadata.positions: {len(positions)} positions for {shape[rows_axis]} rows")
+    if meta.get("heads") is not None:
+        if heads_axis is None:
+            raise TraceFormatError(f"{where}: metadata.heads: is given for {hook}, which has no heads axis")
+        heads = _increasing(meta, "heads", n_heads, f"{where}: metadata")
+        if len(heads) != shape[heads_axis]:
+            raise TraceFormatError(f"{where}: metadata.heads: {len(heads)} heads for a heads axis of {shape[heads_axis]}")
+    return meta
 
 
 class Trace:
-    """A loaded trace: manifest, tokens, per-token steps, and the activation cache."""
+    """A loaded trace: manifest, tokens, per-token steps, and the activation cache.
+
+    Everything is checked on loading (docs/trace-format.md, "Reader guarantees"): a corrupt or
+    crafted trace raises TraceFormatError naming the file and the field.
+    """
 
     def __init__(self, path: str):
         self.path = path
         manifest_path = os.path.join(path, "manifest.json")
         if not os.path.exists(manifest_path):
             raise TraceFormatError(f"{path}: no manifest.json (not a tokenprobe trace)")
-        with open(manifest_path) as f:
-            self.manifest = json.load(f)
-        if self.manifest.get("format") != "tokenprobe-trace":
-            raise TraceFormatError(f"{manifest_path}: format is not tokenprobe-trace")
+        self.manifest = _json(self._read_small(manifest_path), manifest_path)
+        _check_manifest(self.manifest, manifest_path)
         self.notes: List[str] = []
         self.steps: List[dict] = []
         steps_path = os.path.join(path, "steps.jsonl")
         if os.path.exists(steps_path):
-            with open(steps_path) as f:
-                for i, line in enumerate(f, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        self.steps.append(json.loads(line))
-                    except ValueError:
-                        self.notes.append(f"steps.jsonl line {i} is torn (interrupted run); skipped")
+            if not os.path.isfile(steps_path):
+                raise TraceFormatError(f"{steps_path}: is not a regular file")
+            self.steps, self.notes = _read_steps(steps_path)
         self.tensors: Dict[str, np.ndarray] = {}
         self.tensor_meta: Dict[str, dict] = {}
         for name in sorted(os.listdir(path)):
             if not name.startswith("activations-"):
                 continue
-            if not name.endswith(".safetensors"):
+            if not name.endswith(".safetensors") or not os.path.isfile(os.path.join(path, name)):
                 self.notes.append(f"{name} is an unfinished shard; skipped")
                 continue
-            arrays, meta = read_safetensors(os.path.join(path, name))
-            for k, v in arrays.items():
-                self.tensors[k] = v
-                self.tensor_meta[k] = json.loads(meta.get(k, "{}"))
+            self._add_shard(os.path.join(path, name))
+        self._check_passes_agree()
         if not self.complete:
             self.notes.append("the run did not complete (interrupted?)")
         self.cache = ActivationCache(self)
+
+    @staticmethod
+    def _read_small(path: str) -> bytes:
+        if not os.path.isfile(path):
+            raise TraceFormatError(f"{path}: is not a regular file")
+        if os.path.getsize(path) > _MAX_MANIFEST_BYTES:
+            raise TraceFormatError(f"{path}: is larger than {_MAX_MANIFEST_BYTES} bytes")
+        with open(path, "rb") as f:
+            return f.read()
+
+    def _add_shard(self, shard: str) -> None:
+        header = _header(shard)
+        config = (self.manifest.get("model") or {}).get("config") or {}
+        n_heads = config.get("n_heads") if _is_int(config.get("n_heads")) else _MAX_HEADS
+        metas = {}
+        for name, info in header.items():
+            if name.startswith("__"):
+                continue
+            where = f"{shard}: tensor {name}"
+            metas[name] = _check_tensor(name, info, header["__metadata__"].get(name), where, n_heads)
+            if name in self.tensor_meta:
+                raise TraceFormatError(f"{where}: appears twice in the trace")
+        arrays, _ = _read_safetensors_numpy(shard, header)
+        self.tensors.update(arrays)
+        self.tensor_meta.update(metas)
+
+    def _check_passes_agree(self) -> None:
+        """Tensors of one hook differ only in rows (and attention matrices in n_k): they stack."""
+        first: Dict[str, str] = {}
+        for name, arr in self.tensors.items():
+            hook = name.split("/", 1)[1]
+            fixed = arr.shape[:1] if hook.endswith(_ATTENTION_HOOKS) else arr.shape[1:]
+            other = first.setdefault(hook, name)
+            theirs = self.tensors[other].shape
+            if fixed != (theirs[:1] if hook.endswith(_ATTENTION_HOOKS) else theirs[1:]):
+                raise TraceFormatError(f"{self.path}: tensor {name}.shape: {list(arr.shape)} does not match {other}")
 
     @property
     def complete(self) -> bool:
@@ -152,14 +374,11 @@ class Trace:
     @property
     def tokens(self) -> List[dict]:
         """Prompt tokens as the manifest lists them: id, text, byte span."""
-        return self.manifest.get("tokens", [])
+        return self.manifest.get("tokens") or []
 
     @property
     def token_ids(self) -> List[int]:
-        prompt = [t["id"] if isinstance(t, dict) else int(t) for t in self.manifest.get("tokens", [])]
-        if not prompt:
-            prompt = list(self.manifest.get("prompt_ids", []))
-        return prompt + [int(s["id"]) for s in self.steps]
+        return [t["id"] for t in self.tokens] + [s["id"] for s in self.steps]
 
     def passes(self) -> List[str]:
         seen = []

@@ -12,15 +12,19 @@
 namespace tp::server {
 namespace {
 
-// Rows of `hook` across passes, keyed by position ([d_model] each).
-std::map<int64_t, std::vector<float>> rows_by_position(const TraceReader& r, const std::string& hook) {
+// Rows of `hook` across passes, keyed by position ([d_model] each). Error(Shape) when the
+// trace's rows are not d_model wide (a trace of another model, or a crafted one).
+std::map<int64_t, std::vector<float>> rows_by_position(const TraceReader& r, const std::string& hook, int64_t d_model) {
   std::map<int64_t, std::vector<float>> out;
   SliceRequest req;
   req.hook = hook;
   req.max_values = size_t(1) << 28;
   const TensorSlice s = slice_tensor(r, req);
-  const size_t d = s.shape.size() == 2 ? size_t(s.shape[1]) : 0;
-  for (size_t i = 0; i < s.positions.size() && d; ++i)
+  if (s.shape.size() != 2 || s.shape[1] != d_model)
+    throw Error(ErrorKind::Shape, "logit lens: " + hook, "rows of the trace are not the loaded model's d_model " + std::to_string(d_model) + " wide",
+                "serve with -m set to the trace's model");
+  const size_t d = size_t(d_model);
+  for (size_t i = 0; i < s.positions.size(); ++i)
     out[s.positions[i]].assign(s.data.begin() + long(i * d), s.data.begin() + long((i + 1) * d));
   return out;
 }
@@ -35,13 +39,14 @@ bool has_hook(const TraceReader& r, const std::string& hook) {
 
 nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_cells) {
   const auto& cfg = model.config;
-  const auto& man = r.manifest();
-  if (man.contains("model") && man["model"].contains("config")) {
-    const auto& c = man["model"]["config"];
-    if (c.value("d_model", cfg.d_model) != cfg.d_model || c.value("d_vocab", cfg.d_vocab) != cfg.d_vocab)
-      throw Error(ErrorKind::Shape, "logit lens", "the trace was made by a model of another shape than the loaded one",
-                  "serve with -m set to the trace's model");
-  }
+  const auto& dims = r.info().model_dims;
+  auto differs = [&](const char* key, int64_t have) {
+    const auto it = dims.find(key);
+    return it != dims.end() && it->second != have;
+  };
+  if (differs("d_model", cfg.d_model) || differs("d_vocab", cfg.d_vocab))
+    throw Error(ErrorKind::Shape, "logit lens", "the trace was made by a model of another shape than the loaded one",
+                "serve with -m set to the trace's model");
   std::vector<std::pair<std::string, std::string>> layers;  // label, hook
   if (has_hook(r, "hook_embed")) layers.push_back({"embed", "hook_embed"});
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
@@ -52,8 +57,8 @@ nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_c
     throw Error(ErrorKind::NotFound, "logit lens", "the trace captured no residual stream",
                 "trace with --capture default (or any capture with blocks.*.hook_resid_post)");
   std::vector<int32_t> seq;
-  for (const auto& t : man.value("tokens", nlohmann::json::array())) seq.push_back(t.value("id", 0));
-  for (const auto& s : r.steps()) seq.push_back(s.value("id", 0));
+  for (const auto& t : r.info().tokens) seq.push_back(t.id);
+  for (const auto& t : r.generated()) seq.push_back(t.id);
 
   std::vector<float> norm_w(size_t(cfg.d_model)), tmp(size_t(cfg.d_model));
   const auto& fn = model.impl->final_norm();
@@ -64,9 +69,9 @@ nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_c
   ThreadPool pool(0);
   size_t cells = 0;
   for (const auto& [label, hook] : layers) {
-    auto rows = rows_by_position(r, hook);
+    auto rows = rows_by_position(r, hook, cfg.d_model);
     if (hook == "hook_embed" && has_hook(r, "hook_pos_embed")) {
-      for (auto& [p, v] : rows_by_position(r, "hook_pos_embed"))
+      for (auto& [p, v] : rows_by_position(r, "hook_pos_embed", cfg.d_model))
         if (rows.count(p))
           for (size_t i = 0; i < v.size(); ++i) rows[p][i] += v[i];
     }
@@ -79,7 +84,7 @@ nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_c
     std::vector<float> x(size_t(n * cfg.d_model), 0.0f), logits(size_t(n * cfg.d_vocab));
     for (int64_t i = 0; i < n; ++i) {
       auto it = rows.find(positions[size_t(i)]);
-      if (it == rows.end() || int64_t(it->second.size()) != cfg.d_model) continue;
+      if (it == rows.end()) continue;
       float* row = &x[size_t(i * cfg.d_model)];
       if (cfg.norm == NormKind::RMSNorm) ops::rms_normalize(it->second.data(), tmp.data(), cfg.d_model, cfg.norm_eps);
       else ops::layer_normalize(it->second.data(), tmp.data(), cfg.d_model, cfg.norm_eps);

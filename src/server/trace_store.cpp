@@ -8,10 +8,14 @@
 #include <set>
 
 #include "core/error.h"
+#include "trace/checked_json.h"
 
 namespace tp::server {
 
 namespace fs = std::filesystem;
+
+// Manifests are small (a prompt and its tokens); a larger file is not listed.
+constexpr size_t kMaxListedManifestBytes = 64u << 20;
 
 bool valid_trace_id(const std::string& id) {
   if (id.empty() || id.size() > 128 || id.find("..") != std::string::npos) return false;
@@ -121,19 +125,28 @@ nlohmann::json TraceStore::list() const {
     if (!valid_trace_id(id) || !e.is_directory() || !fs::exists(man)) continue;
     std::error_code canon_ec;  // open()'s rule: the resolved folder is a direct child of the traces folder
     if (fs::weakly_canonical(e.path(), canon_ec).parent_path() != root || canon_ec) continue;
-    nlohmann::json m;
-    std::ifstream is(man);
+    // A manifest is hostile input like any other: bounded parse, checked fields; a trace
+    // whose manifest cannot be read is left out of the list (opening it says why).
+    nlohmann::json row;
     try {
-      m = nlohmann::json::parse(is);
-    } catch (const std::exception&) {
+      std::error_code size_ec;
+      const uintmax_t size = fs::file_size(man, size_ec);
+      if (size_ec || size > kMaxListedManifestBytes) continue;
+      std::ifstream is(man, std::ios::binary);
+      std::string text(size_t(size), '\0');
+      is.read(text.data(), std::streamsize(text.size()));
+      text.resize(size_t(is.gcount()));
+      const nlohmann::json m = parse_json_bounded(text, man.string());
+      const JsonFields f(m, man.string());
+      size_t steps = 0;
+      std::ifstream st(e.path() / "steps.jsonl");
+      for (std::string line; std::getline(st, line);) steps += !line.empty();
+      row = {{"id", id}, {"complete", f.boolean_or("complete", false)}, {"prompt", f.string_or("prompt", "")},
+             {"model", f.has("model") ? f.object("model").string_or("path", "") : ""}, {"steps", steps},
+             {"prompt_tokens", f.array_or_empty("tokens").size()}};
+    } catch (const Error&) {
       continue;
     }
-    size_t steps = 0;
-    std::ifstream st(e.path() / "steps.jsonl");
-    for (std::string line; std::getline(st, line);) steps += !line.empty();
-    nlohmann::json row = {{"id", id}, {"complete", m.value("complete", false)}, {"prompt", m.value("prompt", "")},
-                          {"model", m.contains("model") ? m["model"].value("path", "") : ""}, {"steps", steps},
-                          {"prompt_tokens", m.contains("tokens") ? m["tokens"].size() : 0}};
     rows.push_back({mtime_of(man), row});
   }
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
@@ -239,7 +252,7 @@ TensorSlice slice_tensor(const TraceReader& r, const SliceRequest& req) {
   const int head_axis = attn ? 0 : first.shape.size() == 3 ? 1 : -1;
   std::vector<int64_t> all_pos;
   for (auto* t : infos) all_pos.insert(all_pos.end(), t->positions.begin(), t->positions.end());
-  const int64_t n_prompt = int64_t(r.manifest().value("tokens", nlohmann::json::array()).size());
+  const int64_t n_prompt = int64_t(r.info().tokens.size());
   const auto pos = select_values(req.positions, all_pos, n_prompt, "positions");
   const std::set<int64_t> want(pos.begin(), pos.end());
   std::vector<Part> parts;
@@ -275,7 +288,9 @@ TensorSlice slice_tensor(const TraceReader& r, const SliceRequest& req) {
     const auto& t = *p.info;
     const auto vals = r.read(t);
     const auto theads = head_axis >= 0 ? heads_of(t, head_axis) : std::vector<int64_t>{};
-    for (size_t hi = 0; hi < std::max<size_t>(1, out.heads.size()); ++hi) {
+    // One pass per selected head, or one when the hook has no heads axis.
+    const size_t n_loop = head_axis >= 0 ? out.heads.size() : 1;
+    for (size_t hi = 0; hi < n_loop; ++hi) {
       size_t th = 0;  // the head's index in this tensor
       if (head_axis >= 0) {
         th = size_t(std::find(theads.begin(), theads.end(), out.heads[hi]) - theads.begin());

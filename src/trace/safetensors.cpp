@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "io/output_file.h"
+#include "trace/checked_json.h"
 
 namespace tp {
 namespace {
@@ -116,12 +117,7 @@ void SafetensorsFile::parse_all(const uint8_t* data, size_t size) {
   uint64_t n;
   std::memcpy(&n, data, 8);
   if (n > kMaxHeader || n > size - 8) fail("header length " + std::to_string(n) + " exceeds the file");
-  nlohmann::json h;
-  try {
-    h = nlohmann::json::parse(data + 8, data + 8 + n);
-  } catch (const nlohmann::json::exception& e) {
-    fail(std::string("header is not valid JSON: ") + e.what());
-  }
+  const nlohmann::json h = parse_json_bounded(std::string_view(reinterpret_cast<const char*>(data) + 8, n), name_ + ": header");
   if (!h.is_object()) fail("header is not a JSON object");
   const uint8_t* base = data + 8 + n;
   const uint64_t avail = size - 8 - n;

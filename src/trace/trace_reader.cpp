@@ -7,84 +7,236 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "probe/capture_spec.h"
+#include "probe/hooks.h"
+#include "trace/checked_json.h"
 
 namespace tp {
 
 namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// A manifest holds the prompt's tokens and the generated ids: a few MiB for a very long run.
+constexpr uint64_t kMaxManifestBytes = 64ull << 20;
+// Positions are token indices; no context comes near 2^40.
+constexpr int64_t kMaxPosition = int64_t(1) << 40;
+constexpr int64_t kMaxHeads = 1 << 20;
+constexpr const char* kCorruptHint = "the trace is corrupt or was not written by tokenprobe";
+
+[[noreturn]] void corrupt(const std::string& where, const std::string& what) {
+  throw Error(ErrorKind::Format, where, what, kCorruptHint);
+}
+
+std::string read_small_file(const fs::path& p, uint64_t limit) {
+  std::error_code ec;
+  if (!fs::is_regular_file(p, ec)) corrupt(p.string(), "is not a regular file");
+  const uint64_t size = fs::file_size(p, ec);
+  if (ec || size > limit)
+    corrupt(p.string(), "is " + std::to_string(size) + " bytes, more than the limit of " + std::to_string(limit));
+  std::ifstream is(p, std::ios::binary);
+  std::string s(size, '\0');
+  if (!is.read(s.data(), std::streamsize(size))) throw Error(ErrorKind::Io, p.string(), "cannot be read");
+  return s;
+}
+
+std::vector<TraceToken> prompt_tokens(const JsonFields& m) {
+  std::vector<TraceToken> out;
+  const json& tokens = m.array_or_empty("tokens");
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const JsonFields t = element(tokens, i, m.where_of("tokens"));
+    out.push_back({int32_t(t.integer("id", 0, INT32_MAX)), t.string_or("text", "")});
+  }
+  return out;
+}
+
+TraceInfo trace_info(const JsonFields& m) {
+  TraceInfo info;
+  info.format_version = m.integer_or("format_version", 0);
+  info.complete = m.boolean_or("complete", false);
+  if (m.has("prompt")) info.prompt = m.string("prompt");
+  info.tokens = prompt_tokens(m);
+  if (m.has("model")) {
+    const JsonFields model = m.object("model");
+    info.model_path = model.string_or("path", "");
+    info.model_architecture = model.string_or("architecture", "");
+    if (model.has("config"))
+      for (const auto& [k, v] : model.object("config").value().items())
+        if (v.is_number_integer()) info.model_dims[k] = model.object("config").integer(k.c_str());
+  }
+  if (m.has("capture")) info.capture_spec = m.object("capture").string_or("spec", "");
+  const json& ivs = m.array_or_empty("interventions");
+  for (size_t i = 0; i < ivs.size(); ++i) info.interventions.push_back(element(ivs, i, m.where_of("interventions")).string_or("clause", ""));
+  info.capture_stopped = m.string_or("capture_stopped", "");
+  if (m.has("sampler")) info.sampler = m.object("sampler").value();
+  return info;
+}
+
+// What a hook's tensors look like on disk (docs/trace-format.md, "Shapes").
+struct HookLayout {
+  size_t rank;
+  size_t rows_axis;
+  int heads_axis;  // -1: none
+  bool attention;
+};
+
+HookLayout layout_of(Hook h) {
+  if (hook_is_attention_matrix(h)) return {3, 1, 0, true};
+  if (const auto axis = hook_heads_axis(h)) return {3, 0, *axis, false};
+  if (h == Hook::Tokens) return {1, 0, -1, false};
+  return {2, 0, -1, false};
+}
+
+// Strictly increasing integers in [0, hi): positions and heads.
+std::vector<int64_t> increasing(const JsonFields& meta, const char* key, int64_t hi) {
+  std::vector<int64_t> out;
+  const json& a = meta.array(key);
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::string where = meta.where_of(key) + "[" + std::to_string(i) + "]";
+    if (!a[i].is_number_integer()) corrupt(where, std::string("is a JSON ") + a[i].type_name() + ", not an integer");
+    const int64_t v = a[i].is_number_unsigned() && a[i].get<uint64_t>() > uint64_t(INT64_MAX) ? -1 : a[i].get<int64_t>();
+    if (v < 0 || v >= hi) corrupt(where, std::to_string(v) + " is outside [0, " + std::to_string(hi) + ")");
+    if (!out.empty() && v <= out.back()) corrupt(where, std::to_string(v) + " does not follow " + std::to_string(out.back()) + " in increasing order");
+    out.push_back(v);
+  }
+  return out;
+}
+
+// Checks one tensor against its hook's layout and its metadata; fills positions and heads.
+// Returns whether it is an attention matrix.
+bool validate_tensor(TraceTensorInfo& t, const std::string& where, const std::string* meta_text, const TraceInfo& info) {
+  const auto hook = parse_hook_name(t.hook);
+  if (t.pass.empty() || t.pass == t.name || !hook) corrupt(where, "the name is not PASS/HOOK with a known hook");
+  if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16") corrupt(where + ": dtype", t.dtype + " is not F32, F16 or BF16");
+  const HookLayout L = layout_of(hook->first);
+  std::string dims;
+  for (int64_t d : t.shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+  if (t.shape.size() != L.rank || std::any_of(t.shape.begin(), t.shape.end(), [](int64_t d) { return d < 1; }))
+    corrupt(where + ": shape", "[" + dims + "] is not a " + std::to_string(L.rank) + "-dimensional shape of positive sizes, as " +
+                                   t.hook + " needs");
+  if (!meta_text) corrupt(where + ": metadata", "is missing (positions are required)");
+  const json meta_json = parse_json_bounded(*meta_text, where + ": metadata");
+  const JsonFields meta(meta_json, where + ": metadata");
+  const int64_t rows = t.shape[L.rows_axis];
+  t.positions = increasing(meta, "positions", L.attention ? t.shape[2] : kMaxPosition);
+  if (int64_t(t.positions.size()) != rows)
+    corrupt(meta.where_of("positions"), std::to_string(t.positions.size()) + " positions for " + std::to_string(rows) + " rows");
+  if (meta.has("heads")) {
+    if (L.heads_axis < 0) corrupt(meta.where_of("heads"), "is given for " + t.hook + ", which has no heads axis");
+    const auto n = info.model_dims.find("n_heads");
+    t.heads = increasing(meta, "heads", n != info.model_dims.end() ? n->second : kMaxHeads);
+    if (int64_t(t.heads.size()) != t.shape[size_t(L.heads_axis)])
+      corrupt(meta.where_of("heads"), std::to_string(t.heads.size()) + " heads for a heads axis of " +
+                                          std::to_string(t.shape[size_t(L.heads_axis)]));
+  }
+  return L.attention;
+}
+
+}  // namespace
 
 TraceReader TraceReader::open(const std::string& dir) {
   TraceReader r;
   r.dir_ = dir;
-  const fs::path mpath = fs::path(dir) / "manifest.json";
-  if (!fs::exists(mpath))
-    throw Error(ErrorKind::NotFound, dir, "no manifest.json: not a tokenprobe trace", "traces are written by `tokenprobe trace -o NAME.tptrace`");
-  try {
-    std::ifstream is(mpath);
-    r.manifest_ = nlohmann::json::parse(is);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(ErrorKind::Format, mpath.string(), std::string("manifest is not valid JSON: ") + e.what());
-  }
-  if (!r.manifest_.is_object() || r.manifest_.value("format", "") != "tokenprobe-trace")
-    throw Error(ErrorKind::Format, mpath.string(), "manifest does not say format \"tokenprobe-trace\"");
-  r.bytes_on_disk_ += fs::file_size(mpath);
-
-  const fs::path spath = fs::path(dir) / "steps.jsonl";
-  if (fs::exists(spath)) {
-    r.bytes_on_disk_ += fs::file_size(spath);
-    std::ifstream is(spath);
-    std::string line;
-    size_t n = 0;
-    while (std::getline(is, line)) {
-      ++n;
-      if (line.empty()) continue;
-      try {
-        r.steps_.push_back(nlohmann::json::parse(line));
-      } catch (const nlohmann::json::exception&) {
-        r.notes_.push_back("steps.jsonl line " + std::to_string(n) + " is torn (the run was interrupted); skipped");
-      }
-    }
-  }
-
-  std::vector<fs::path> shard_paths;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("activations-", 0) != 0) continue;
-    if (e.path().extension() == ".safetensors") shard_paths.push_back(e.path());
-    else r.notes_.push_back(name + " is an unfinished shard (the run was interrupted); skipped");
-  }
-  std::sort(shard_paths.begin(), shard_paths.end());
-  for (const auto& p : shard_paths) {
-    r.shards_.push_back(SafetensorsFile::open(p.string()));
-    r.bytes_on_disk_ += fs::file_size(p);
-    const auto& shard = r.shards_.back();
-    for (const auto& t : shard.tensors()) {
-      TraceTensorInfo info;
-      info.name = t.name;
-      info.dtype = t.dtype;
-      info.shape = t.shape;
-      info.shard = r.shards_.size() - 1;
-      const size_t slash = t.name.find('/');
-      info.pass = t.name.substr(0, slash);
-      info.hook = slash == std::string::npos ? t.name : t.name.substr(slash + 1);
-      auto m = shard.metadata().find(t.name);
-      if (m != shard.metadata().end()) {
-        try {
-          const auto meta = nlohmann::json::parse(m->second);
-          info.positions = meta.value("positions", std::vector<int64_t>{});
-          info.heads = meta.value("heads", std::vector<int64_t>{});
-        } catch (const nlohmann::json::exception&) {
-          r.notes_.push_back("metadata of " + t.name + " in " + p.filename().string() + " is not valid JSON");
-        }
-      }
-      r.index_[info.name] = r.infos_.size();
-      r.infos_.push_back(std::move(info));
-    }
-  }
+  r.read_manifest();
+  r.read_steps();
+  r.read_shards();
   if (!r.complete()) r.notes_.push_back("the manifest says the run did not complete (interrupted?)");
   return r;
 }
 
-bool TraceReader::complete() const { return manifest_.value("complete", false); }
+void TraceReader::read_manifest() {
+  const fs::path mpath = fs::path(dir_) / "manifest.json";
+  std::error_code ec;
+  if (!fs::exists(mpath, ec))
+    throw Error(ErrorKind::NotFound, dir_, "no manifest.json: not a tokenprobe trace", "traces are written by `tokenprobe trace -o NAME.tptrace`");
+  manifest_ = parse_json_bounded(read_small_file(mpath, kMaxManifestBytes), mpath.string());
+  const JsonFields m(manifest_, mpath.string());
+  if (m.string_or("format", "") != "tokenprobe-trace") corrupt(m.where_of("format"), "is not \"tokenprobe-trace\"");
+  info_ = trace_info(m);
+  bytes_on_disk_ += fs::file_size(mpath, ec);
+}
+
+// One record per line. Only the last line may be torn (a run killed mid-write): it is
+// skipped with a note; any other line that is not a step record refuses the trace.
+void TraceReader::read_steps() {
+  const fs::path spath = fs::path(dir_) / "steps.jsonl";
+  std::error_code ec;
+  if (!fs::exists(spath, ec)) return;
+  if (!fs::is_regular_file(spath, ec)) corrupt(spath.string(), "is not a regular file");
+  bytes_on_disk_ += fs::file_size(spath, ec);
+  std::ifstream is(spath, std::ios::binary);
+  std::string line;
+  for (size_t n = 1; std::getline(is, line); ++n) {
+    if (line.empty()) continue;
+    const std::string where = spath.string() + " line " + std::to_string(n);
+    const bool last = is.peek() == std::char_traits<char>::eof();
+    json rec;
+    try {
+      rec = parse_json_bounded(line, where);
+    } catch (const Error&) {
+      if (!last) throw;
+      notes_.push_back("steps.jsonl line " + std::to_string(n) + " is torn (the run was interrupted); skipped");
+      continue;
+    }
+    const JsonFields s(rec, where);
+    TraceToken tok{int32_t(s.integer("id", 0, INT32_MAX)), s.string_or("text", "")};
+    s.integer_or("step", 0);
+    if (s.integer_or("position", 0) < 0) corrupt(s.where_of("position"), "is negative");
+    if (s.has("explain")) s.object("explain");
+    if (s.has("logprobs")) s.object("logprobs");
+    steps_.push_back(std::move(rec));
+    generated_.push_back(std::move(tok));
+  }
+}
+
+void TraceReader::read_shards() {
+  std::vector<fs::path> shard_paths;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("activations-", 0) != 0) continue;
+    if (e.path().extension() == ".safetensors" && e.is_regular_file(ec)) shard_paths.push_back(e.path());
+    else notes_.push_back(name + " is an unfinished shard (the run was interrupted); skipped");
+  }
+  std::sort(shard_paths.begin(), shard_paths.end());
+  for (const auto& p : shard_paths) {
+    shards_.push_back(SafetensorsFile::open(p.string()));
+    bytes_on_disk_ += fs::file_size(p, ec);
+    add_shard_tensors(p.string());
+  }
+  // Tensors of one hook, one per pass, differ only in their rows (and attention matrices in
+  // n_k): consumers stack them and read the other axes from the first.
+  auto fixed_axes = [](const TraceTensorInfo& t) {
+    const bool attention = hook_is_attention_matrix(parse_hook_name(t.hook)->first);
+    return attention ? std::vector<int64_t>{t.shape[0]} : std::vector<int64_t>(t.shape.begin() + 1, t.shape.end());
+  };
+  std::map<std::string, const TraceTensorInfo*> first;
+  for (const auto& t : infos_) {
+    const auto [it, fresh] = first.emplace(t.hook, &t);
+    if (!fresh && fixed_axes(t) != fixed_axes(*it->second))
+      corrupt(t.name + ": shape", "does not match " + it->second->name + " in any axis but rows (and keys)");
+  }
+}
+
+void TraceReader::add_shard_tensors(const std::string& file) {
+  const SafetensorsFile& shard = shards_.back();
+  for (const auto& t : shard.tensors()) {
+    TraceTensorInfo info;
+    info.name = t.name;
+    info.dtype = t.dtype;
+    info.shape = t.shape;
+    info.shard = shards_.size() - 1;
+    const size_t slash = t.name.find('/');
+    info.pass = t.name.substr(0, slash);
+    info.hook = slash == std::string::npos ? t.name : t.name.substr(slash + 1);
+    const std::string where = file + ": tensor " + t.name;
+    const auto m = shard.metadata().find(t.name);
+    validate_tensor(info, where, m == shard.metadata().end() ? nullptr : &m->second, info_);
+    if (!index_.emplace(info.name, infos_.size()).second) corrupt(where, "appears twice in the trace");
+    infos_.push_back(std::move(info));
+  }
+}
 
 const TraceTensorInfo* TraceReader::find(const std::string& name) const {
   auto it = index_.find(name);
@@ -92,18 +244,20 @@ const TraceTensorInfo* TraceReader::find(const std::string& name) const {
 }
 
 std::vector<float> TraceReader::read(const TraceTensorInfo& info) const {
-  const StTensor* t = shards_.at(info.shard).find(info.name);
+  const StTensor* t = info.shard < shards_.size() ? shards_[info.shard].find(info.name) : nullptr;
   if (!t) throw Error(ErrorKind::NotFound, dir_, "tensor " + info.name + " is missing from its shard");
-  const size_t es = safetensors_dtype_size(t->dtype);
+  // open() admitted only F32, F16 and BF16 tensors whose byte length matches their shape.
+  const size_t es = t->dtype == "F32" ? 4 : 2;
   std::vector<float> out(t->nbytes / es);
+  if (t->dtype == "F32") {
+    std::memcpy(out.data(), t->data, t->nbytes);
+    return out;
+  }
+  const bool f16 = t->dtype == "F16";
   for (size_t i = 0; i < out.size(); ++i) {
-    if (t->dtype == "F32") {
-      std::memcpy(&out[i], t->data + 4 * i, 4);
-    } else {
-      uint16_t h;
-      std::memcpy(&h, t->data + 2 * i, 2);
-      out[i] = t->dtype == "F16" ? fp16_to_float(h) : bf16_to_float(h);
-    }
+    uint16_t h;
+    std::memcpy(&h, t->data + 2 * i, 2);
+    out[i] = f16 ? fp16_to_float(h) : bf16_to_float(h);
   }
   return out;
 }

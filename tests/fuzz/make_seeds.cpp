@@ -5,6 +5,9 @@
 //   miniature with the same keys and tensor names (arrays cut to 8 items, tensors cut to
 //   one block) so the fuzzer starts from real-world metadata in a few KiB.
 // OUT_DIR/npy/: .npy files of each supported dtype and header version.
+// OUT_DIR/trace_{manifest,steps,shard}/: the parts of trace_fuzz.h's small trace, and of a
+//   real trace of stories260K (SHARED_DIR/models/real) with explain records and sampler
+//   records in its steps.
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -15,6 +18,14 @@
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
 #include "io/npy.h"
+#include "analysis/explain.h"
+#include "analysis/explain_capture.h"
+#include "model/model.h"
+#include "sampling/record.h"
+#include "sampling/sampler.h"
+#include "trace/manifest.h"
+#include "trace/trace_run.h"
+#include "trace_fuzz.h"
 
 namespace fs = std::filesystem;
 using namespace tp;
@@ -103,6 +114,55 @@ void npy_seeds(const fs::path& dir) {
   npy_with_header(dir / "i8_v3.npy", 3, "{'descr': '<i8', 'fortran_order': False, 'shape': (1, 2), }", i8, sizeof i8);
 }
 
+// Two sampled steps with explanations and sampler records, default capture.
+void real_trace(const fs::path& model_path, const fs::path& dir) {
+  const auto m = load_model(model_path.string());
+  sampling::SamplerSettings settings;
+  settings.temperature = 0.8f;
+  settings.seed = 7;
+  sampling::Sampler sampler(settings);
+  ThreadPool pool(1);
+  analysis::ExplainCapture cap(*m, pool);
+  const std::vector<int32_t> prompt = m->tokenizer->encode("Once upon a time");
+  auto choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
+    const auto rec = sampler.sample(logits.data(), int64_t(logits.size()), history);
+    nlohmann::json step = {{"id", rec.chosen_id},
+                           {"text", sampling::utf8_for_json(m->tokenizer->token_bytes(rec.chosen_id))},
+                           {"logprobs", {{"x_tokenprobe", rec.to_json()}}}};
+    analysis::add_explanation(step, cap, history, int(history.size() - prompt.size()));
+    return step;
+  };
+  TraceRunOptions o;
+  o.out_dir = dir.string();
+  o.n_generate = 2;
+  o.n_threads = 1;
+  o.observer = &cap;
+  run_traced(*m, prompt, choose, o, trace_manifest(*m, prompt, {}, "Once upon a time", settings));
+}
+
+// Seeds above libFuzzer's -max_len (run_fuzzers.sh) would only be cut: left out.
+void copy_seed(const fs::path& from, const fs::path& to) {
+  if (fs::file_size(from) <= 65536) fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+}
+
+int trace_seeds(const fs::path& out, const char* shared) {
+  for (const char* d : {"trace_manifest", "trace_steps", "trace_shard"}) fs::create_directories(out / d);
+  fuzz::write_file(out / "trace_manifest" / "small.json", fuzz::valid_manifest());
+  fuzz::write_file(out / "trace_steps" / "small.jsonl", fuzz::valid_steps());
+  fuzz::write_valid_shard(out / "trace_shard" / "small.safetensors");
+  const fs::path model = shared ? fs::path(shared) / "models/real/stories260K.gguf" : fs::path();
+  if (!shared || !fs::exists(model)) return 0;
+  const fs::path dir = out / "real.tptrace";
+  real_trace(model, dir);
+  copy_seed(dir / "manifest.json", out / "trace_manifest" / "real.json");
+  copy_seed(dir / "steps.jsonl", out / "trace_steps" / "real.jsonl");
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".safetensors") copy_seed(e.path(), out / "trace_shard" / ("real-" + std::to_string(n++) + ".safetensors"));
+  fs::remove_all(dir);
+  return 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -124,7 +184,8 @@ int main(int argc, char** argv) {
         ++n;
       }
     }
-    std::printf("make_seeds: wrote synthetic seeds and %d miniatures of shared GGUF files\n", n);
+    const int real = trace_seeds(out, argc > 2 ? argv[2] : nullptr);
+    std::printf("make_seeds: wrote synthetic seeds, %d miniatures of shared GGUF files and %d real trace(s)\n", n, real);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_seeds: %s\n", e.what());
     return 1;

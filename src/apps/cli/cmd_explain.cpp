@@ -32,12 +32,12 @@ struct ExplainOptions {
   int top_logprobs = 5;
 };
 
-void show(const json& step, const std::string& context, const ExplainOptions& o) {
+void show(const json& step, const std::string& context, const ExplainOptions& o, const std::string& where = "step record") {
   if (o.json) {
     std::printf("%s\n", step.dump().c_str());
     return;
   }
-  std::fputs(render_explain_page(step, context, {.color = use_color(o.color)}).c_str(), stdout);
+  std::fputs(render_explain_page(step, context, {.color = use_color(o.color)}, where).c_str(), stdout);
   std::printf("\n");
 }
 
@@ -49,18 +49,17 @@ void explain_trace(const ExplainOptions& o) {
   if (o.step >= int(steps.size()))
     throw Error(ErrorKind::Usage, o.trace, "has " + std::to_string(steps.size()) + " steps; there is no step " + std::to_string(o.step),
                 "steps count from 0");
-  const json& m = tr.manifest();
-  std::string context = m.value("prompt", "");
-  if (!m.contains("prompt"))
-    for (const auto& t : m.value("tokens", json::array())) context += t.value("text", "");
+  std::string context = tr.info().prompt.value_or("");
+  if (!tr.info().prompt)
+    for (const auto& t : tr.info().tokens) context += t.text;
   for (int k = 0; k < int(steps.size()); ++k) {
     if (selected(o, k)) {
       if (!steps[size_t(k)].contains("explain"))
         throw Error(ErrorKind::NotFound, o.trace, "step " + std::to_string(k) + " holds no explanation",
                     "write the trace with `tokenprobe trace --explain`, or run `tokenprobe explain -m MODEL -p TEXT`");
-      show(steps[size_t(k)], context, o);
+      show(steps[size_t(k)], context, o, o.trace + ": steps.jsonl step " + std::to_string(k));
     }
-    context += steps[size_t(k)].value("text", "");
+    context += tr.generated()[size_t(k)].text;
   }
 }
 

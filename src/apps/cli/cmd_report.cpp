@@ -23,7 +23,7 @@ void run_report(const ReportOptions& o) {
   std::unique_ptr<Model> model;
   if (!o.no_lens) {
     std::string path = o.model.model;
-    if (path.empty() && r.manifest().contains("model")) path = r.manifest()["model"].value("path", "");
+    if (path.empty()) path = r.info().model_path;
     try {
       if (!path.empty()) model = load_model(path, o.model.tokenizer);
     } catch (const Error& e) {

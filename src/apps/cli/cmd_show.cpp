@@ -49,23 +49,19 @@ std::string readable_settings(const nlohmann::json& settings) {
 
 void run_show(const std::string& path) {
   const TraceReader tr = TraceReader::open(path);
-  const auto& m = tr.manifest();
-  std::printf("trace      %s  (format %d, %s)\n", path.c_str(), m.value("format_version", 0),
+  const TraceInfo& m = tr.info();
+  std::printf("trace      %s  (format %lld, %s)\n", path.c_str(), (long long)m.format_version,
               tr.complete() ? "complete" : "INCOMPLETE");
-  if (m.contains("model")) {
-    const auto& mo = m["model"];
-    std::printf("model      %s (%s)\n", mo.value("path", "?").c_str(), mo.value("architecture", "?").c_str());
-  }
-  if (m.contains("prompt")) std::printf("prompt     %s\n", printable(m["prompt"].get<std::string>()).c_str());
-  if (m.contains("capture")) std::printf("capture    %s\n", m["capture"].value("spec", "").c_str());
-  if (m.contains("interventions") && !m["interventions"].empty())
-    for (const auto& iv : m["interventions"]) std::printf("intervene  %s\n", iv.value("clause", "").c_str());
-  if (m.contains("sampler")) std::printf("sampler    %s\n", readable_settings(m["sampler"]).c_str());
+  if (!m.model_path.empty() || !m.model_architecture.empty())
+    std::printf("model      %s (%s)\n", printable(m.model_path).c_str(), printable(m.model_architecture).c_str());
+  if (m.prompt) std::printf("prompt     %s\n", printable(*m.prompt).c_str());
+  if (!m.capture_spec.empty()) std::printf("capture    %s\n", printable(m.capture_spec).c_str());
+  for (const auto& clause : m.interventions) std::printf("intervene  %s\n", printable(clause).c_str());
+  if (!m.sampler.empty()) std::printf("sampler    %s\n", readable_settings(m.sampler).c_str());
 
-  std::printf("\ntokens     %zu prompt + %zu generated\n", m.value("tokens", nlohmann::json::array()).size(),
-              tr.steps().size());
+  std::printf("\ntokens     %zu prompt + %zu generated\n", m.tokens.size(), tr.generated().size());
   std::string text;
-  for (const auto& s : tr.steps()) text += s.value("text", "");
+  for (const auto& t : tr.generated()) text += t.text;
   if (!text.empty()) std::printf("generated  %s\n", printable(text).c_str());
 
   // Hooks grouped over passes: count, bytes.
@@ -92,7 +88,7 @@ void run_show(const std::string& path) {
     std::printf("  %-44s %-5s %7zu %12llu\n", key.substr(0, sp).c_str(), key.substr(sp + 1).c_str(), v.first,
                 static_cast<unsigned long long>(v.second));
   }
-  if (m.contains("capture_stopped")) std::printf("\nnote: %s\n", m["capture_stopped"].get<std::string>().c_str());
+  if (!m.capture_stopped.empty()) std::printf("\nnote: %s\n", printable(m.capture_stopped).c_str());
   for (const auto& n : tr.notes()) std::printf("note: %s\n", n.c_str());
 }
 

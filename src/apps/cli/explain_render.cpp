@@ -8,11 +8,13 @@
 #include <map>
 #include <unistd.h>
 
+#include "analysis/explain_record.h"
 #include "apps/cli/common.h"
 
 namespace tp::cli {
 
 using nlohmann::json;
+using namespace analysis::record;
 
 bool use_color(const std::string& mode) {
   if (mode == "always") return true;
@@ -46,7 +48,6 @@ std::string pad(const std::string& s, size_t w) { return s + std::string(w > col
 
 std::string quoted(const std::string& text) { return "\"" + printable(text) + "\""; }
 
-// The ids whose text the page knows (the record itself carries ids only).
 using Names = std::map<int32_t, std::string>;
 
 std::string name_of(const Names& names, int32_t id) {
@@ -54,20 +55,6 @@ std::string name_of(const Names& names, int32_t id) {
   if (it != names.end()) return quoted(it->second);
   std::string s = "#";
   return s += std::to_string(id);
-}
-
-Names collect_names(const json& ex) {
-  Names n;
-  auto take = [&](const json& t) {
-    if (t.is_object() && t.contains("id") && t.contains("text")) n[t["id"].get<int32_t>()] = t["text"].get<std::string>();
-  };
-  if (ex.contains("texts"))
-    for (const auto& [id, text] : ex["texts"].items()) n[std::stoi(id)] = text.get<std::string>();
-  take(ex.value("chosen", json()));
-  take(ex.value("runner_up", json()));
-  for (const auto& p : ex["logit_lens"]["points"])
-    for (const auto& t : p["top"]) take(t);
-  return n;
 }
 
 struct Painter {
@@ -83,203 +70,166 @@ struct Painter {
 std::string sparkline(const std::vector<double>& probs) {
   static const char* bars[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
   std::string s;
-  for (double p : probs) s += bars[std::clamp(int(p * 8), 0, 7)];
+  for (double p : probs) s += bars[std::isfinite(p) ? std::clamp(int(p * 8), 0, 7) : 0];
   return s;
 }
 
-std::string short_point(const json& p) {
-  const std::string where = p.value("where", "");
-  return where == "embed" ? where : fmt("L%d %s", p.value("layer", 0), where.c_str());
+std::string short_point(const LensPoint& p) {
+  return p.where == "embed" ? p.where : fmt("L%lld %s", (long long)p.layer, printable(p.where).c_str());
 }
 
-std::string header(const json& ex, const std::string& context, const Painter& c, int width) {
-  const auto& ch = ex["chosen"];
-  std::string title = ex["step"].is_null() ? fmt("── prompt token after position %lld ", (long long)ex.value("position", 0LL))
-                                            : fmt("── step %d · position %lld ", ex["step"].get<int>(), (long long)ex.value("position", 0LL));
+// The last `keep` columns of the printable context, "…" in front when cut.
+std::string context_tail(const std::string& context, size_t keep) {
+  const std::string ctx = printable(context);
+  size_t drop = columns(ctx) > keep ? columns(ctx) - keep : 0, i = 0;
+  if (drop == 0) return ctx;
+  for (; i < ctx.size() && drop; ++i)
+    if (i + 1 >= ctx.size() || (static_cast<unsigned char>(ctx[i + 1]) & 0xC0) != 0x80) --drop;
+  return "…" + ctx.substr(i);
+}
+
+std::string header(const ExplainRecord& ex, const std::string& context, const Painter& c, int width) {
+  const auto& ch = ex.chosen;
+  std::string title = !ex.step ? fmt("── prompt token after position %lld ", (long long)ex.position)
+                               : fmt("── step %lld · position %lld ", (long long)*ex.step, (long long)ex.position);
   for (size_t i = columns(title); i < size_t(width); ++i) title += "─";
   std::string out = c.bold(title) + "\n";
-  std::string ctx = printable(context);
-  const size_t keep = 60;
-  if (columns(ctx) > keep) {
-    size_t drop = columns(ctx) - keep, i = 0;
-    for (; i < ctx.size() && drop; ++i)
-      if ((static_cast<unsigned char>(ctx[i + 1]) & 0xC0) != 0x80) --drop;
-    ctx = "…" + ctx.substr(i);
-  }
-  out += c.dim(ctx) + c.bold("[" + printable(ch["text"].get<std::string>()) + "]") + "\n";
-  out += (ex["step"].is_null() ? "next is " : "chose ") + c.good(quoted(ch["text"])) +
-         fmt("  p=%.4f  logit %.3f  rank %lld", ch["prob"].get<double>(), ch["logit"].get<double>(),
-             (long long)ch["rank"].get<int64_t>());
-  if (ex["runner_up"].is_object()) {
-    const auto& ru = ex["runner_up"];
-    out += "   runner-up " + quoted(ru["text"]) +
-           fmt(" p=%.4f (%+.3f logits)", ru["prob"].get<double>(), ru["logit"].get<double>() - ch["logit"].get<double>());
-  }
+  out += c.dim(context_tail(context, 60)) + c.bold("[" + printable(ch.text) + "]") + "\n";
+  out += (!ex.step ? "next is " : "chose ") + c.good(quoted(ch.text)) +
+         fmt("  p=%.4f  logit %.3f  rank %lld", ch.prob, ch.logit, (long long)ch.rank);
+  if (ex.runner_up)
+    out += "   runner-up " + quoted(ex.runner_up->text) +
+           fmt(" p=%.4f (%+.3f logits)", ex.runner_up->prob, ex.runner_up->logit - ch.logit);
   return out + "\n";
-}
-
-const json* sampler_record(const json& step) {
-  return step.contains("logprobs") && step["logprobs"].contains("x_tokenprobe") ? &step["logprobs"]["x_tokenprobe"] : nullptr;
 }
 
 std::string candidate_line(const Names& names, int32_t id, double p, bool chosen, const Painter& c) {
   std::string bars;
-  for (long i = 0; i < std::lround(p * 20); ++i) bars += "█";
+  for (long i = 0; i < std::lround(std::isfinite(p) ? std::clamp(p, 0.0, 1.0) * 20 : 0); ++i) bars += "█";
   const std::string line = "  " + pad(name_of(names, id), 18) + fmt("%7.4f  ", p) + pad(bars, 21);
   return (chosen ? c.good(line + "◀ chosen") : line) + "\n";
 }
 
 // The model's top 5 (from the sampler record when there is one, else the last lens point),
 // and the chosen token below them when it ranks lower.
-std::string candidates(const json& step, const Names& names, const Painter& c) {
-  const json& ex = step["explain"];
+std::string candidates(const ExplainRecord& ex, const Names& names, const Painter& c) {
   std::string out = "\n" + c.head("CANDIDATES") + c.dim("  the model's distribution (softmax of the logits, T=1)") + "\n";
-  const int32_t chosen = ex["chosen"]["id"];
-  const json* rec = sampler_record(step);
-  const json& top = rec ? (*rec)["raw"]["top"] : ex["logit_lens"]["points"].back()["top"];
+  static const std::vector<ExplainToken> none;
+  const std::vector<ExplainToken>& top = ex.funnel ? ex.funnel->raw_top : ex.lens.empty() ? none : ex.lens.back().top;
   bool shown = false;
   for (size_t i = 0; i < top.size() && i < 5; ++i) {
-    const int32_t id = top[i]["id"];
-    shown |= id == chosen;
-    out += candidate_line(names, id, top[i].contains("p") ? top[i]["p"] : top[i]["prob"], id == chosen, c);
+    shown |= top[i].id == ex.chosen.id;
+    out += candidate_line(names, top[i].id, top[i].prob, top[i].id == ex.chosen.id, c);
   }
   if (!shown)
-    out += c.dim(fmt("  … rank %lld:\n", (long long)ex["chosen"]["rank"].get<int64_t>())) +
-           candidate_line(names, chosen, ex["chosen"]["prob"], true, c);
+    out += c.dim(fmt("  … rank %lld:\n", (long long)ex.chosen.rank)) + candidate_line(names, ex.chosen.id, ex.chosen.prob, true, c);
   return out;
 }
 
-std::string stage_line(const json& s) {
-  std::string line = "  " + pad(s.value("name", ""), 12) +
-                     fmt("%6lld → %-6lld", (long long)s.value("n_in", 0LL), (long long)s.value("n_kept", 0LL));
-  if (!s["threshold"].is_null())
-    line += fmt("  cut at %s %.4g, removed %.2f%% of the mass", s.value("threshold_unit", "").c_str(),
-                s["threshold"].get<double>(), 100.0 * s.value("mass_removed", 0.0));
+std::string stage_line(const FunnelStage& s) {
+  std::string line = "  " + pad(printable(s.name), 12) + fmt("%6lld → %-6lld", (long long)s.n_in, (long long)s.n_kept);
+  if (s.threshold)
+    line += fmt("  cut at %s %.4g, removed %.2f%% of the mass", printable(s.threshold_unit).c_str(), *s.threshold,
+                100.0 * s.mass_removed);
   return line + "\n";
 }
 
-std::string flip_text(const json& flip, const Names& names) {
+std::string flip_text(const SamplerFunnel& f, const Names& names) {
+  static const std::map<std::string, std::string> labels = {{"temperature", "temperature"}, {"top_k", "top-k"}, {"top_p", "top-p"}};
   std::string out;
-  auto point = [&](const char* label, const char* key, const char* dir) {
-    if (!flip.contains(key) || !flip[key].is_object() || !flip[key][dir].is_object()) return;
-    const auto& p = flip[key][dir];
-    out += fmt("%s %s to %.4g picks ", label, std::string(dir) == "up" ? "↑" : "↓", p["value"].get<double>()) +
-           name_of(names, p["new_id"]) + "\n        ";
-  };
-  point("temperature", "temperature", "up");
-  point("temperature", "temperature", "down");
-  point("top-k", "top_k", "up");
-  point("top-k", "top_k", "down");
-  point("top-p", "top_p", "up");
-  point("top-p", "top_p", "down");
-  if (flip.contains("logit_gap") && !flip["logit_gap"].is_null() && flip["runner_up"].is_object())
-    out += fmt("logit gap %.3f over ", flip["logit_gap"].get<double>()) + name_of(names, flip["runner_up"]["id"]);
+  for (const auto& p : f.flips)
+    out += fmt("%s %s to %.4g picks ", labels.at(p.label).c_str(), p.direction == "up" ? "↑" : "↓", p.value) +
+           name_of(names, p.new_id) + "\n        ";
+  if (f.logit_gap) out += fmt("logit gap %.3f over ", f.logit_gap->first) + name_of(names, f.logit_gap->second);
   return out;
 }
 
-std::string funnel(const json& step, const Names& names, const Painter& c) {
-  if (!sampler_record(step)) return "";
-  const json& r = *sampler_record(step);
+std::string funnel(const ExplainRecord& ex, const Names& names, const Painter& c) {
+  if (!ex.funnel) return "";
+  const SamplerFunnel& f = *ex.funnel;
   std::string out = "\n" + c.head("SAMPLER FUNNEL") +
-                    c.dim(fmt("  seed %llu, draw #%llu", (unsigned long long)r.value("seed", 0ULL),
-                              (unsigned long long)r.value("draw_index", 0ULL))) + "\n";
-  for (const auto& s : r["stages"])
-    if (s.value("active", false)) out += stage_line(s);
-  const auto& d = r["draw"];
-  const auto& ch = r["chosen"];
-  out += fmt("  draw u=%.4f lands in [%.4f, %.4f) of ", d["u"].get<double>(), d["interval"][0].get<double>(),
-             d["interval"][1].get<double>()) +
-         name_of(names, ch["id"]) +
-         (d.value("greedy", false) ? " (greedy)" : fmt(", p_final %.4f", ch.value("p_final", 0.0))) + "\n";
-  if (r.contains("flip")) {
-    const std::string f = flip_text(r["flip"], names);
-    if (!f.empty()) out += c.dim("  flip: " + f) + "\n";
-  }
+                    c.dim(fmt("  seed %llu, draw #%llu", (unsigned long long)f.seed, (unsigned long long)f.draw_index)) + "\n";
+  for (const auto& s : f.active_stages) out += stage_line(s);
+  // A greedy step takes the top token: no random number was drawn, so none is shown.
+  if (f.greedy) out += "  greedy: the top token " + name_of(names, f.chosen_id) + ", no random draw\n";
+  else
+    out += fmt("  draw u=%.4f lands in [%.4f, %.4f) of ", f.u, f.lo, f.hi) + name_of(names, f.chosen_id) +
+           fmt(", p_final %.4f", f.p_final) + "\n";
+  const std::string flips = flip_text(f, names);
+  if (!flips.empty()) out += c.dim("  flip: " + flips) + "\n";
   return out;
 }
 
-std::string lens_table(const json& ex, const Painter& c) {
-  const json& lens = ex["logit_lens"];
+std::string lens_table(const ExplainRecord& ex, const Painter& c) {
   std::vector<double> probs;
-  for (const auto& p : lens["points"]) probs.push_back(p["chosen_prob"]);
-  const std::string chosen = quoted(ex["chosen"]["text"]);
+  for (const auto& p : ex.lens) probs.push_back(p.chosen_prob);
   std::string first = "never settles as top-1";
-  for (const auto& p : lens["points"])
-    if (!lens["first_top1"].is_null() && p["name"] == lens["first_top1"]["name"]) first = "top-1 from " + short_point(p) + " on";
+  for (const auto& p : ex.lens)
+    if (ex.first_top1 && p.name == *ex.first_top1) first = "top-1 from " + short_point(p) + " on";
   std::string out = "\n" + c.head("LOGIT LENS") + c.dim("  each point through the final norm + unembedding") + "\n";
-  out += "  " + chosen + " " + c.bold(first) + "   p by point " + c.good(sparkline(probs)) + "\n";
+  out += "  " + quoted(ex.chosen.text) + " " + c.bold(first) + "   p by point " + c.good(sparkline(probs)) + "\n";
   out += c.dim("  point      rank    prob    logit  KL(final‖·)  top-1") + "\n";
-  for (const auto& p : lens["points"]) {
-    const auto& top = p["top"];
-    const std::string top1 = top.empty() ? "" : quoted(top[0]["text"]) + fmt(" %.3f", top[0]["prob"].get<double>());
-    std::string line = "  " + pad(short_point(p), 9) +
-                       fmt("%6lld  %6.4f  %7.3f  %10.4f   ", (long long)p["chosen_rank"].get<int64_t>(),
-                           p["chosen_prob"].get<double>(), p["chosen_logit"].get<double>(), p["kl_to_final"].get<double>()) +
-                       top1;
-    out += (p["chosen_rank"].get<int64_t>() == 0 ? c.good(line) : line) + "\n";
+  for (const auto& p : ex.lens) {
+    const std::string top1 = p.top.empty() ? "" : quoted(p.top[0].text) + fmt(" %.3f", p.top[0].prob);
+    const std::string line = "  " + pad(short_point(p), 9) +
+                             fmt("%6lld  %6.4f  %7.3f  %10.4f   ", (long long)p.chosen_rank, p.chosen_prob, p.chosen_logit,
+                                 p.kl_to_final) +
+                             top1;
+    out += (p.chosen_rank == 0 ? c.good(line) : line) + "\n";
   }
   return out;
 }
 
 // "L3H2                          +3.100  +1.900": a part's logit and its share of the gap.
-std::string part_cell(const json& p) {
-  return pad(p["name"], 28) + fmt("%+7.3f %+7.3f", p["logit"].get<double>(), p["diff"].get<double>());
-}
+std::string part_cell(const DlaPart& p) { return pad(printable(p.name), 28) + fmt("%+7.3f %+7.3f", p.logit, p.diff); }
 
-std::string dla_section(const json& ex, const Painter& c) {
-  const json& d = ex["dla"];
-  std::vector<json> parts(d["parts"].begin(), d["parts"].end());
-  std::stable_sort(parts.begin(), parts.end(),
-                   [](const json& a, const json& b) { return a["logit"].get<double>() > b["logit"].get<double>(); });
+std::string dla_section(const ExplainRecord& ex, const Painter& c) {
+  std::vector<DlaPart> parts = ex.parts;
+  std::stable_sort(parts.begin(), parts.end(), [](const DlaPart& a, const DlaPart& b) { return a.logit > b.logit; });
   std::string out = "\n" + c.head("DIRECT LOGIT ATTRIBUTION") + c.dim("  final norm scale frozen; parts sum to the logit") + "\n";
-  out += fmt("  logit %.3f", d["total_logit"].get<double>());
-  if (ex["runner_up"].is_object())
-    out += fmt(", %+.3f over ", d["total_diff"].get<double>()) + quoted(ex["runner_up"]["text"]);
+  out += fmt("  logit %.3f", ex.total_logit);
+  if (ex.runner_up) out += fmt(", %+.3f over ", ex.total_diff) + quoted(ex.runner_up->text);
   out += "\n" + c.dim("  pushing for                     logit  vs 2nd   against                         logit  vs 2nd") + "\n";
   const size_t n = std::min<size_t>(6, parts.size());
   for (size_t i = 0; i < n; ++i) {
-    const json& f = parts[i];
-    const json& a = parts[parts.size() - 1 - i];
-    const std::string left = f["logit"].get<double>() > 0 ? "  " + part_cell(f) : "";
-    const std::string right = a["logit"].get<double>() < 0 ? part_cell(a) : "";
+    const DlaPart& f = parts[i];
+    const DlaPart& a = parts[parts.size() - 1 - i];
+    const std::string left = f.logit > 0 ? "  " + part_cell(f) : "";
+    const std::string right = a.logit < 0 ? part_cell(a) : "";
     if (left.empty() && right.empty()) break;
     out += c.good(pad(left, 46)) + "   " + c.bad(right) + "\n";
   }
   std::map<std::string, double> by_kind;
-  for (const auto& p : parts) by_kind[p["kind"]] += p["logit"].get<double>();
+  for (const auto& p : parts) by_kind[p.kind] += p.logit;
   std::string kinds = "  by kind:";
-  for (const auto& [k, v] : by_kind) kinds += fmt(" %s %+.3f", k.c_str(), v);
+  for (const auto& [k, v] : by_kind) kinds += fmt(" %s %+.3f", printable(k).c_str(), v);
   return out + c.dim(kinds) + "\n";
 }
 
-std::string sources_line(const json& list, int max) {
+std::string sources_line(const std::vector<SourceToken>& list, size_t max) {
   std::string s;
-  int i = 0;
-  for (const auto& src : list) {
-    if (i++ == max) break;
-    s += "  " + quoted(src["text"]) + fmt("@%lld %.0f%%", (long long)src["position"].get<int64_t>(), 100 * src["weight"].get<double>());
-  }
+  for (size_t i = 0; i < list.size() && i < max; ++i)
+    s += "  " + quoted(list[i].text) + fmt("@%lld %.0f%%", (long long)list[i].position, 100 * list[i].weight);
   return s;
 }
 
-std::string sources_section(const json& ex, const Painter& c) {
-  const json& a = ex["attention_sources"];
+std::string sources_section(const ExplainRecord& ex, const Painter& c) {
   std::string out = "\n" + c.head("ATTENTION SOURCES") + c.dim("  share of each head's output: pattern × ‖v·W_O‖") + "\n";
-  for (const auto& h : a["heads"])
-    out += "  " + c.bold(pad(fmt("L%dH%d", h["layer"].get<int>(), h["head"].get<int>()), 7)) +
-           c.dim(fmt("%+7.3f", h.value("dla_logit", 0.0))) + sources_line(h["sources"], 4) + "\n";
+  for (const auto& h : ex.heads)
+    out += "  " + c.bold(pad(fmt("L%lldH%lld", (long long)h.layer, (long long)h.head), 7)) + c.dim(fmt("%+7.3f", h.dla_logit)) +
+           sources_line(h.sources, 4) + "\n";
   out += c.dim("  per layer (all heads):") + "\n";
-  for (const auto& l : a["layers"]) out += "  " + pad(fmt("L%d", l["layer"].get<int>()), 14) + sources_line(l["sources"], 4) + "\n";
+  for (const auto& l : ex.layers) out += "  " + pad(fmt("L%lld", (long long)l.layer), 14) + sources_line(l.sources, 4) + "\n";
   return out;
 }
 
 }  // namespace
 
-std::string render_explain_page(const json& step, const std::string& context, const PageStyle& style) {
-  const json& ex = step.at("explain");
+std::string render_explain_page(const json& step, const std::string& context, const PageStyle& style,
+                                const std::string& where) {
+  const ExplainRecord ex = read_explain_record(step, where);
   const Painter c{style.color};
-  const Names names = collect_names(ex);
-  return header(ex, context, c, style.width) + candidates(step, names, c) + funnel(step, names, c) + lens_table(ex, c) +
+  return header(ex, context, c, style.width) + candidates(ex, ex.names, c) + funnel(ex, ex.names, c) + lens_table(ex, c) +
          dla_section(ex, c) + sources_section(ex, c);
 }
 

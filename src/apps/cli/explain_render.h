@@ -18,7 +18,9 @@ struct PageStyle {
 bool use_color(const std::string& mode);
 
 // `step`: a line of steps.jsonl holding "explain" (and, when sampled, "logprobs" with the
-// record under "x_tokenprobe"); `context`: the text before the chosen token.
-std::string render_explain_page(const nlohmann::json& step, const std::string& context, const PageStyle& style);
+// record under "x_tokenprobe"); `context`: the text before the chosen token. Error(Format)
+// at `where` naming the field when the record lacks one the page draws (explain_record.h).
+std::string render_explain_page(const nlohmann::json& step, const std::string& context, const PageStyle& style,
+                                const std::string& where = "step record");
 
 }  // namespace tp::cli
