@@ -109,7 +109,8 @@ export function funnelView(step: Step | undefined, token: string): HTMLElement {
   const stages = rec.stages.filter(s => s.active).map(s => bar(s.name, s.n_kept, s.mass_removed > 0 ? `removed mass ${p4(s.mass_removed)}${s.threshold !== null ? `, cut at ${f3(s.threshold)} ${s.threshold_unit ?? ""}` : ""}` : "nothing cut"));
   const top = rec.raw.top.slice(0, 5).map(t => el("li", {}, `#${t.id} p=${p4(t.p)} logit ${f3(t.logit)}`));
   return panel(`Sampler funnel for “${vis(token)}”`, "funnel", bar("vocabulary", rec.raw.n_vocab, ""), ...stages,
-    el("p", {}, `draw u = ${p4(rec.draw.u)}${rec.draw.greedy ? " (greedy)" : ""}, interval [${p4(rec.draw.interval[0])}, ${p4(rec.draw.interval[1])})`),
+    el("p", { "data-testid": "funnel-draw" }, rec.draw.greedy ? "greedy: the top token is taken, no random draw"
+      : `draw u = ${p4(rec.draw.u)}, interval [${p4(rec.draw.interval[0])}, ${p4(rec.draw.interval[1])})`),
     el("p", {}, "chosen: p(model) ", el("b", { "data-testid": "funnel-p-raw" }, p4(rec.chosen.p_raw)), ", p(after sampler) ", el("b", { "data-testid": "funnel-p-final" }, p4(rec.chosen.p_final)),
       `, raw rank ${rec.chosen.raw_rank}, logit ${f3(rec.chosen.raw_logit)}`,
       rec.flip.logit_gap !== null ? `, lead over runner-up ${f3(rec.flip.logit_gap)}` : ""),

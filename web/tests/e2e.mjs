@@ -65,6 +65,9 @@ try {
   // funnel
   check(await page.getByTestId("funnel-p-raw").textContent() === p4(rec.chosen.p_raw), `funnel p(model) = ${p4(rec.chosen.p_raw)}`);
   check(await page.getByTestId("funnel-p-final").textContent() === p4(rec.chosen.p_final), `funnel p(after sampler) = ${p4(rec.chosen.p_final)}`);
+  const draw = await page.getByTestId("funnel-draw").textContent();
+  check(rec.draw.greedy ? draw.includes("no random draw") && !draw.includes("u =") : draw.includes("draw u ="),
+        `funnel draw line fits a ${rec.draw.greedy ? "greedy" : "sampled"} step: "${draw}"`);
   // trajectory: one row per point of the step's logit lens (embedding, each layer's mid and
   // post residual), each P(token) as recorded; the embed/post points agree with the lens the
   // server computes from the trace's captured residual stream
