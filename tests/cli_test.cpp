@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "io/gguf_writer.h"
 #include "io/npy.h"
@@ -189,6 +191,38 @@ TEST(Cli, FileStringsAreEscapedForTheTerminal) {
   EXPECT_NE(info.out.find("story\\x1B[2J"), std::string::npos) << info.out;
   fs::remove(arch);
   fs::remove(name);
+}
+
+// Overlong forms, surrogates and code points past U+10FFFF are not UTF-8 (core/utf8.h): a
+// prompt holding one is refused like any other invalid text, and a string from a file holding
+// one reaches the terminal escaped, byte by byte.
+TEST(Cli, OverlongFormsAndSurrogatesAreNotUtf8) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  const std::string model = shared("models/real/stories260K.gguf");
+  struct Prompt {
+    std::string text, refusal;
+  };
+  const std::vector<Prompt> prompts = {{"\xC0\xAF", "byte 0 is \\xC0"},
+                                       {"\xED\xA0\x80", "byte 0 is \\xED"},
+                                       {"\xF4\x90\x80\x80", "byte 0 is \\xF4"},
+                                       {"ok\xE0\x80\xAF", "byte 2 is \\xE0"}};
+  for (const auto& p : prompts) {
+    const auto r = cli("run -m " + model + " -n 2 -p '" + p.text + "'");
+    EXPECT_EQ(r.status, 1) << p.refusal << "\n" << r.out;
+    EXPECT_NE(r.out.find("not valid UTF-8 (" + p.refusal + ")"), std::string::npos) << r.out;
+  }
+  const auto name = test::write_gguf_variant(model, "overlong-name",
+                                             {{{"general.name", gguf_value::string("a\xC0\xAF" "b\xED\xA0\x80" "c\xF8\x80\x80" "d")}}, {}});
+  const auto info = cli("info --metadata " + name.string());
+  EXPECT_EQ(info.status, 0) << info.out;
+  EXPECT_NE(info.out.find("a\\xC0\\xAFb\\xED\\xA0\\x80c\\xF8\\x80\\x80d"), std::string::npos) << info.out;
+  const auto arch = test::write_gguf_variant(model, "overlong-arch",
+                                             {{{"general.architecture", gguf_value::string("ll\xF8\x80\x80" "ama")}}, {}});
+  const auto bad = cli("info " + arch.string());
+  EXPECT_EQ(bad.status, 1) << bad.out;
+  EXPECT_NE(bad.out.find("'ll\\xf8\\x80\\x80ama' is not supported"), std::string::npos) << bad.out;
+  fs::remove(name);
+  fs::remove(arch);
 }
 
 TEST(Cli, SpecNumbersTooLargeAreOutOfRange) {

@@ -9,11 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "io/gguf.h"
 #include "test_support.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/utf8.h"
+#include "tokenizer/byte_level.h"
 #include "tokenizer/vocab.h"
 
 namespace {
@@ -61,7 +62,7 @@ std::vector<std::string> byte_level_tokens() {
   std::vector<std::string> t;
   for (int b = 0; b < 256; ++b) {
     std::string s;
-    tp::utf8::append(s, tp::utf8::byte_to_cp(static_cast<uint8_t>(b)));
+    tp::utf8::append(s, tp::byte_level::byte_to_cp(static_cast<uint8_t>(b)));
     t.push_back(s);
   }
   for (const char* x : {"he", "ll", "hell", "hello", "Ġw", "<|endoftext|>"}) t.emplace_back(x);

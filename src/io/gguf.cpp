@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace tp {
 namespace {
@@ -49,20 +50,11 @@ std::string printable(std::string_view s, size_t max_bytes = 80) {
       ++i;
       continue;
     }
-    // A multi-byte UTF-8 sequence: copy it whole when it is well-formed and not a C1
-    // control character (U+0080..U+009F, which some terminals obey), else escape one byte.
-    const size_t len = ch >= 0xF0 && ch <= 0xF4 ? 4 : ch >= 0xE0 ? 3 : ch >= 0xC2 && ch < 0xE0 ? 2 : 0;
-    bool ok = len != 0 && i + len <= s.size();
-    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-    if (ok && len == 2 && ch == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0) ok = false;
-    if (ok && len == 3) {  // no overlong forms, no surrogates
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(ch == 0xE0 && c1 < 0xA0) && !(ch == 0xED && c1 >= 0xA0);
-    }
-    if (ok && len == 4) {  // no overlong forms, nothing past U+10FFFF
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(ch == 0xF0 && c1 < 0x90) && !(ch == 0xF4 && c1 >= 0x90);
-    }
+    // A valid multi-byte UTF-8 sequence is copied whole unless it is a C1 control character
+    // (U+0080..U+009F, which some terminals obey); anything else is escaped one byte at a time.
+    uint32_t cp = 0;
+    const size_t len = utf8::decode(s, i, cp);
+    const bool ok = len > 1 && cp > 0x9F;
     if (ok) {
       out.append(s.substr(i, len));
       i += len;

@@ -1,6 +1,6 @@
 #include "sampling/record.h"
 
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 #include <cmath>
 

@@ -2,7 +2,8 @@
 
 #include <queue>
 
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
+#include "tokenizer/byte_level.h"
 
 namespace tp {
 namespace {
@@ -29,15 +30,15 @@ BpeModel::BpeModel(const Vocab& v) : vocab_(v) {
   std::string raw;
   raw_to_id_.reserve(v.tokens.size());
   for (int32_t id = 0; id < v.n_tokens(); ++id)
-    if (utf8::unmap_bytes(v.tokens[id], raw)) raw_to_id_[raw] = id;  // last wins, as the text map
+    if (byte_level::unmap_bytes(v.tokens[id], raw)) raw_to_id_[raw] = id;  // last wins, as the text map
   ranks_.reserve(v.merges.size());
   std::string left, right;
   for (size_t i = 0; i < v.merges.size(); ++i) {
     const std::string& m = v.merges[i];
     const size_t sp = m.find(' ', 1);
     if (sp == std::string::npos) continue;  // malformed: can never apply
-    if (!utf8::unmap_bytes(std::string_view(m).substr(0, sp), left) ||
-        !utf8::unmap_bytes(std::string_view(m).substr(sp + 1), right))
+    if (!byte_level::unmap_bytes(std::string_view(m).substr(0, sp), left) ||
+        !byte_level::unmap_bytes(std::string_view(m).substr(sp + 1), right))
       continue;  // not in the byte mapping: no word can ever produce it
     std::string key = left + right;
     append_split(key, static_cast<uint32_t>(left.size()));
@@ -106,7 +107,7 @@ void BpeModel::emit(std::string_view word, uint32_t start, uint32_t n, Pieces& o
   for (uint32_t k = start; k < start + n; ++k) {
     const char c = word[k];
     std::string mapped;
-    utf8::append(mapped, utf8::byte_to_cp(static_cast<uint8_t>(c)));
+    utf8::append(mapped, byte_level::byte_to_cp(static_cast<uint8_t>(c)));
     bool any = false;
     for (size_t j = 0; j < mapped.size(); ++j) {
       const int32_t id = vocab_.find(std::string_view(mapped).substr(j, 1));

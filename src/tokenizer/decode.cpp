@@ -3,8 +3,9 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "core/utf8.h"
+#include "tokenizer/byte_level.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/utf8.h"
 #include "tokenizer/vocab.h"
 
 namespace tp {
@@ -42,7 +43,7 @@ std::string unmap_lenient(const std::string& t) {
   for (size_t i = 0; i < t.size();) {
     uint32_t cp;
     const size_t n = utf8::decode(t, i, cp);
-    const int b = n ? utf8::cp_to_byte(cp) : -1;
+    const int b = n ? byte_level::cp_to_byte(cp) : -1;
     if (b >= 0) out += static_cast<char>(b);
     else out.append(t, i, n ? n : 1);
     i += n ? n : 1;
@@ -133,7 +134,7 @@ std::string StreamDecoder::next_bytes(int32_t id) {
 
 std::string StreamDecoder::feed(int32_t id) {
   pending_ += next_bytes(id);
-  const size_t k = utf8::complete_prefix(pending_);
+  const size_t k = pending_.size() - utf8::incomplete_tail(pending_);
   std::string out = utf8::sanitize(std::string_view(pending_).substr(0, k));
   pending_.erase(0, k);
   return out;

@@ -4,8 +4,8 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "tokenizer/encoders.h"
-#include "tokenizer/utf8.h"
 
 namespace tp {
 namespace {

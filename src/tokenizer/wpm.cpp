@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <string>
 
+#include "core/utf8.h"
 #include "tokenizer/encoders.h"
-#include "tokenizer/utf8.h"
 
 namespace tp {
 namespace {

@@ -14,9 +14,10 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "io/gguf.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/utf8.h"
+#include "tokenizer/byte_level.h"
 #include "tokenizer/vocab.h"
 
 namespace {
@@ -31,7 +32,7 @@ std::unique_ptr<tp::Tokenizer> tiny_bpe() {
   v.model = "gpt2", v.kind = tp::VocabKind::Bpe, v.pre = "llama-bpe";
   for (int b = 0; b < 256; ++b) {
     std::string s;
-    tp::utf8::append(s, tp::utf8::byte_to_cp(static_cast<uint8_t>(b)));
+    tp::utf8::append(s, tp::byte_level::byte_to_cp(static_cast<uint8_t>(b)));
     v.tokens.push_back(s);
   }
   for (const char* t : {"he", "ll", "hell", "hello", "Ġw", "<|special|>"}) v.tokens.emplace_back(t);

@@ -9,9 +9,9 @@
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
 #include "core/error.h"
+#include "core/utf8.h"
 #include "io/gguf.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/utf8.h"
 
 namespace tp::cli {
 namespace {
@@ -41,14 +41,6 @@ std::unique_ptr<Tokenizer> load_tokenizer(const TokenizeArgs& a) {
     throw Error(ErrorKind::Format, a.model, "neither a GGUF file nor a llama2.c tokenizer file",
                 "for a llama2.c model .bin pass its tokenizer with --tokenizer tok512.bin");
   }
-}
-
-// Pads to `width` terminal columns, counting code points rather than bytes.
-std::string pad(std::string s, size_t width) {
-  size_t cols = 0;
-  for (unsigned char c : s) cols += (c & 0xC0) != 0x80;
-  if (cols < width) s.append(width - cols, ' ');
-  return s;
 }
 
 std::string hex(const std::string& bytes) {

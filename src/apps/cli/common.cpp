@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace tp::cli {
 
@@ -63,15 +63,11 @@ std::string read_text_file(const std::string& path, const std::string& what) {
 
 std::string prompt_text(const std::string& text, const std::string& file, const std::string& option) {
   const std::string t = file.empty() ? text : read_text_file(file, "the prompt file");
-  for (size_t i = 0; i < t.size();) {
-    uint32_t cp;
-    const size_t n = utf8::decode(t, i, cp);
-    if (n == 0)
-      throw Error(ErrorKind::Usage, file.empty() ? option : file,
-                  "the text is not valid UTF-8 (byte " + std::to_string(i) + " is " + printable(t.substr(i, 1)) + ")",
-                  "convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8), or give token ids with --tokens");
-    i += n;
-  }
+  const size_t bad = utf8::first_invalid(t);
+  if (bad != std::string::npos)
+    throw Error(ErrorKind::Usage, file.empty() ? option : file,
+                "the text is not valid UTF-8 (byte " + std::to_string(bad) + " is " + printable(t.substr(bad, 1)) + ")",
+                "convert it to UTF-8 (e.g. iconv -f latin1 -t utf-8), or give token ids with --tokens");
   return t;
 }
 
@@ -148,13 +144,11 @@ std::string escape(const std::string& bytes, bool keep_layout) {
   std::string out;
   for (size_t i = 0; i < bytes.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(bytes[i]);
-    // Keep well-formed multi-byte UTF-8 sequences as they are.
-    int len = c >= 0xF0 && c < 0xF5 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 1;
-    if (c >= 0x80 && len == 1) len = 0;
-    bool ok = len > 1 && i + len <= bytes.size();
-    for (int k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(bytes[i + k]) & 0xC0) == 0x80;
-    // U+0080..U+009F are C1 controls (0xC2 0x80..0x9F): CSI, OSC and others to a terminal.
-    if (ok && len == 2 && c == 0xC2 && static_cast<unsigned char>(bytes[i + 1]) < 0xA0) ok = false;
+    // Keep valid multi-byte UTF-8 sequences as they are, except U+0080..U+009F: C1 controls
+    // such as CSI and OSC, which a terminal obeys.
+    uint32_t cp = 0;
+    const size_t len = utf8::decode(bytes, i, cp);
+    const bool ok = len > 1 && cp > 0x9F;
     if (ok) {
       out.append(bytes, i, len);
       i += len - 1;
@@ -179,5 +173,10 @@ std::string escape(const std::string& bytes, bool keep_layout) {
 
 std::string printable(const std::string& bytes) { return escape(bytes, false); }
 std::string printable_text(const std::string& bytes) { return escape(bytes, true); }
+
+std::string pad(const std::string& s, size_t width) {
+  const size_t cols = utf8::code_points(s);
+  return cols < width ? s + std::string(width - cols, ' ') : s;
+}
 
 }  // namespace tp::cli

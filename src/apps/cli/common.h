@@ -58,5 +58,8 @@ std::vector<int32_t> parse_ids(const std::string& list);
 std::string printable(const std::string& bytes);
 // The same for running text: newlines and tabs are kept.
 std::string printable_text(const std::string& bytes);
+// s followed by spaces up to `width` terminal columns, counting code points (s is valid
+// UTF-8, as printable() returns).
+std::string pad(const std::string& s, size_t width);
 
 }  // namespace tp::cli

@@ -10,6 +10,7 @@
 
 #include "analysis/explain_record.h"
 #include "apps/cli/common.h"
+#include "core/utf8.h"
 
 namespace tp::cli {
 
@@ -36,15 +37,6 @@ std::string fmt(const char* f, ...) {
   va_end(ap);
   return buf;
 }
-
-size_t columns(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
-// Left-aligns to `w` terminal columns (counting code points, not bytes).
-std::string pad(const std::string& s, size_t w) { return s + std::string(w > columns(s) ? w - columns(s) : 0, ' '); }
 
 std::string quoted(const std::string& text) { return "\"" + printable(text) + "\""; }
 
@@ -81,10 +73,10 @@ std::string short_point(const LensPoint& p) {
 // The last `keep` columns of the printable context, "…" in front when cut.
 std::string context_tail(const std::string& context, size_t keep) {
   const std::string ctx = printable(context);
-  size_t drop = columns(ctx) > keep ? columns(ctx) - keep : 0, i = 0;
-  if (drop == 0) return ctx;
-  for (; i < ctx.size() && drop; ++i)
-    if (i + 1 >= ctx.size() || (static_cast<unsigned char>(ctx[i + 1]) & 0xC0) != 0x80) --drop;
+  const size_t cols = utf8::code_points(ctx);
+  if (cols <= keep) return ctx;
+  size_t i = 0;
+  for (size_t drop = cols - keep; i < ctx.size() && drop; --drop) i += std::max<size_t>(1, utf8::sequence_length(ctx, i));
   return "…" + ctx.substr(i);
 }
 
@@ -92,7 +84,7 @@ std::string header(const ExplainRecord& ex, const std::string& context, const Pa
   const auto& ch = ex.chosen;
   std::string title = !ex.step ? fmt("── prompt token after position %lld ", (long long)ex.position)
                                : fmt("── step %lld · position %lld ", (long long)*ex.step, (long long)ex.position);
-  for (size_t i = columns(title); i < size_t(width); ++i) title += "─";
+  for (size_t i = utf8::code_points(title); i < size_t(width); ++i) title += "─";
   std::string out = c.bold(title) + "\n";
   out += c.dim(context_tail(context, 60)) + c.bold("[" + printable(ch.text) + "]") + "\n";
   out += (!ex.step ? "next is " : "chose ") + c.good(quoted(ch.text)) +
