@@ -504,6 +504,27 @@ TEST_F(TraceHostile, ServerAndLensGiveErrorsNotCrashes) {
   }
 }
 
+// A token id outside the loaded model's vocabulary (a trace of another model whose manifest
+// gave no d_vocab) would index past the lens's logits: Error(Shape) naming the token.
+TEST_F(TraceHostile, LensRefusesTokenIdsOutsideTheVocabulary) {
+  if (!stories()) GTEST_SKIP() << "stories260K not found in ../shared";
+  for (const bool in_prompt : {false, true}) {
+    Crafted foreign;
+    foreign.manifest["model"].erase("config");
+    if (in_prompt) foreign.manifest["tokens"][1]["id"] = 100000;
+    else foreign.steps = {R"({"step":0,"position":3,"id":512,"text":"x"})"};  // d_vocab is 512
+    const fs::path dir = scratch("foreign-vocab");
+    foreign.write(dir);
+    try {
+      (void)server::logit_lens(*stories(), TraceReader::open(dir.string()));
+      ADD_FAILURE() << "lens over an id outside the vocabulary, in the " << (in_prompt ? "prompt" : "steps");
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Shape) << e.what();
+      EXPECT_NE(std::string(e.what()).find("vocabulary"), std::string::npos) << e.what();
+    }
+  }
+}
+
 // The folder listing reads every manifest it lists: mistyped fields or a hostile nesting
 // depth leave that trace out of the list, and the others are still listed.
 TEST_F(TraceHostile, ListingSkipsManifestsItCannotRead) {

@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "quant/int8_dot.h"
+#include "runtime/forward.h"
 #include "runtime/ops.h"
 
 namespace tp::analysis {
@@ -90,8 +91,7 @@ Dla direct_logit_attribution(const Model& m, const PositionActivations& a, int32
   // The scale the final norm applied at this position (= ln_final.hook_scale), frozen.
   std::vector<float> tmp(static_cast<size_t>(d));
   const float* resid = a.resid_post.back().data();
-  out.frozen_scale = c.norm == NormKind::RMSNorm ? ops::rms_normalize(resid, tmp.data(), d, c.norm_eps)
-                                                 : ops::layer_normalize(resid, tmp.data(), d, c.norm_eps);
+  out.frozen_scale = normalize_row(c, resid, tmp.data());
   const Readout rt = readout(m, target, out.frozen_scale), rb = readout(m, baseline, out.frozen_scale);
   auto add = [&](std::string name, std::string kind, int layer, int head, const float* x) {
     const double t = rt.of(x, d);

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "runtime/forward.h"
 #include "runtime/ops.h"
 
 namespace tp::analysis {
@@ -13,12 +14,7 @@ std::vector<float> lens_logits(const Model& m, ThreadPool& pool, const float* ro
   const int64_t d = c.d_model;
   const NormWeights& nw = m.impl->final_norm();
   std::vector<float> normalized(static_cast<size_t>(d)), normed(static_cast<size_t>(n * d));
-  for (int64_t t = 0; t < n; ++t) {
-    const float* x = rows + t * d;
-    if (c.norm == NormKind::RMSNorm) ops::rms_normalize(x, normalized.data(), d, c.norm_eps);
-    else ops::layer_normalize(x, normalized.data(), d, c.norm_eps);
-    ops::apply_weight(normalized.data(), nw.w.data(), nw.b.empty() ? nullptr : nw.b.data(), normed.data() + t * d, d);
-  }
+  for (int64_t t = 0; t < n; ++t) apply_norm(c, nw, rows + t * d, normalized.data(), normed.data() + t * d);
   std::vector<float> out(static_cast<size_t>(n * c.d_vocab));
   ops::matmul(pool, m.impl->unembed(), normed.data(), n, out.data());
   return out;

@@ -24,14 +24,20 @@ NormWeights bind_norm(const TensorView& w, const TensorView& b, int64_t d) {
   return out;
 }
 
+float normalize_row(const ModelConfig& c, const float* x, float* normalized) {
+  return c.norm == NormKind::RMSNorm ? ops::rms_normalize(x, normalized, c.d_model, c.norm_eps)
+                                     : ops::layer_normalize(x, normalized, c.d_model, c.norm_eps);
+}
+
+void apply_norm(const ModelConfig& c, const NormWeights& w, const float* x, float* normalized, float* out) {
+  normalize_row(c, x, normalized);
+  ops::apply_weight(normalized, w.w.data(), w.b.empty() ? nullptr : w.b.data(), out, c.d_model);
+}
+
 void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalized_hook, int layer, const float* in) {
   const int64_t d = f.cfg.d_model;
   auto& st = f.st;
-  for (int64_t t = 0; t < f.n; ++t) {
-    st.norm_scale[t] = f.cfg.norm == NormKind::RMSNorm
-                           ? ops::rms_normalize(in + t * d, st.normalized.data() + t * d, d, f.cfg.norm_eps)
-                           : ops::layer_normalize(in + t * d, st.normalized.data() + t * d, d, f.cfg.norm_eps);
-  }
+  for (int64_t t = 0; t < f.n; ++t) st.norm_scale[t] = normalize_row(f.cfg, in + t * d, st.normalized.data() + t * d);
   f.offer(scale_hook, layer, st.norm_scale.data(), {f.n, 1});
   f.offer(normalized_hook, layer, st.normalized.data(), {f.n, d});
   const float* b = w.b.empty() ? nullptr : w.b.data();

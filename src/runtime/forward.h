@@ -57,6 +57,14 @@ struct BlockWeights {
 
 NormWeights bind_norm(const TensorView& w, const TensorView& b, int64_t d);
 
+// The model's norm of one row [d_model], by c.norm: ops::rms_normalize or
+// ops::layer_normalize. The one place that chooses between them (the forward pass, the logit
+// lens and DLA's frozen scale all come here). `normalized` gets the row before the learned
+// weight; returns the scale.
+float normalize_row(const ModelConfig& c, const float* x, float* normalized);
+// normalize_row, then the learned weight and bias: out = N(x). `normalized` is scratch [d_model].
+void apply_norm(const ModelConfig& c, const NormWeights& w, const float* x, float* normalized, float* out);
+
 // in [n, d_model] -> st.ln_out [n, d_model]; offers `scale_hook` and `normalized_hook`.
 void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalized_hook, int layer, const float* in);
 // st.ln_out -> st.attn_out (offers q, k, v, rot_q, rot_k, attn_scores, pattern, z, result, attn_out).

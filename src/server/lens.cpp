@@ -4,8 +4,8 @@
 #include <cmath>
 #include <map>
 
+#include "analysis/logit_lens.h"
 #include "core/error.h"
-#include "runtime/ops.h"
 #include "sampling/record.h"
 #include "server/trace_store.h"
 
@@ -35,6 +35,58 @@ bool has_hook(const TraceReader& r, const std::string& hook) {
   return false;
 }
 
+// The trace's tokens (prompt, then generated): the id after each position. Error(Shape) for
+// an id outside the loaded model's vocabulary (a trace of another model).
+std::vector<int32_t> token_sequence(const TraceReader& r, int64_t d_vocab) {
+  std::vector<int32_t> seq;
+  for (const auto& t : r.info().tokens) seq.push_back(t.id);
+  for (const auto& t : r.generated()) seq.push_back(t.id);
+  for (size_t i = 0; i < seq.size(); ++i)
+    if (seq[i] < 0 || seq[i] >= d_vocab)
+      throw Error(ErrorKind::Shape, "logit lens: token " + std::to_string(i),
+                  "id " + std::to_string(seq[i]) + " is outside the loaded model's vocabulary of " + std::to_string(d_vocab),
+                  "serve with -m set to the trace's model");
+  return seq;
+}
+
+// One heatmap row: per position, the lens of that position's row of the hook.
+struct LensRow {
+  nlohmann::json top_id = nlohmann::json::array(), top_prob = top_id, next_prob = top_id, next_rank = top_id;
+};
+
+// The rows at `positions` through analysis::lens_logits (the lens `explain` uses), read with
+// its rules: probabilities by analysis::log_softmax, the top token and the next token's rank
+// by logit with ties to the lower id. A position the hook lacks reads a zero row.
+LensRow lens_row(const Model& model, ThreadPool& pool, const std::map<int64_t, std::vector<float>>& rows,
+                 const std::vector<int64_t>& positions, const std::vector<int32_t>& seq, std::map<int32_t, bool>& seen) {
+  const int64_t d = model.config.d_model, V = model.config.d_vocab, n = int64_t(positions.size());
+  std::vector<float> x(size_t(n * d), 0.0f);
+  for (int64_t i = 0; i < n; ++i) {
+    const auto it = rows.find(positions[size_t(i)]);
+    if (it != rows.end()) std::copy(it->second.begin(), it->second.end(), x.begin() + i * d);
+  }
+  const std::vector<float> logits = analysis::lens_logits(model, pool, x.data(), n);
+  LensRow out;
+  for (int64_t i = 0; i < n; ++i) {
+    const float* lg = logits.data() + i * V;
+    const auto logp = analysis::log_softmax(lg, V);
+    const analysis::TokenP best = analysis::top_tokens(lg, logp, V, 1).at(0);
+    out.top_id.push_back(best.id);
+    out.top_prob.push_back(best.prob);
+    seen[best.id] = true;
+    const int64_t pos = positions[size_t(i)];
+    if (pos + 1 < int64_t(seq.size())) {
+      const int32_t next = seq[size_t(pos + 1)];
+      out.next_prob.push_back(std::exp(logp[size_t(next)]));
+      out.next_rank.push_back(analysis::rank_of(lg, V, next));
+    } else {
+      out.next_prob.push_back(nullptr);
+      out.next_rank.push_back(nullptr);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_cells) {
@@ -56,12 +108,8 @@ nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_c
   if (layers.empty())
     throw Error(ErrorKind::NotFound, "logit lens", "the trace captured no residual stream",
                 "trace with --capture default (or any capture with blocks.*.hook_resid_post)");
-  std::vector<int32_t> seq;
-  for (const auto& t : r.info().tokens) seq.push_back(t.id);
-  for (const auto& t : r.generated()) seq.push_back(t.id);
+  const std::vector<int32_t> seq = token_sequence(r, cfg.d_vocab);
 
-  std::vector<float> norm_w(size_t(cfg.d_model)), tmp(size_t(cfg.d_model));
-  const auto& fn = model.impl->final_norm();
   nlohmann::json out = {{"layers", nlohmann::json::array()}, {"hooks", nlohmann::json::array()}};
   nlohmann::json top_id = nlohmann::json::array(), top_prob = top_id, next_prob = top_id, next_rank = top_id;
   std::map<int32_t, bool> seen;
@@ -80,42 +128,13 @@ nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_c
     cells += positions.size();
     if (cells > max_cells)
       throw Error(ErrorKind::Usage, "logit lens", "the heatmap would have more than " + std::to_string(max_cells) + " cells");
-    const int64_t n = int64_t(positions.size());
-    std::vector<float> x(size_t(n * cfg.d_model), 0.0f), logits(size_t(n * cfg.d_vocab));
-    for (int64_t i = 0; i < n; ++i) {
-      auto it = rows.find(positions[size_t(i)]);
-      if (it == rows.end()) continue;
-      float* row = &x[size_t(i * cfg.d_model)];
-      if (cfg.norm == NormKind::RMSNorm) ops::rms_normalize(it->second.data(), tmp.data(), cfg.d_model, cfg.norm_eps);
-      else ops::layer_normalize(it->second.data(), tmp.data(), cfg.d_model, cfg.norm_eps);
-      ops::apply_weight(tmp.data(), fn.w.data(), fn.b.empty() ? nullptr : fn.b.data(), row, cfg.d_model);
-    }
-    ops::matmul(pool, model.impl->unembed(), x.data(), n, logits.data());
-    nlohmann::json ti = nlohmann::json::array(), tp_ = ti, np = ti, nr = ti;
-    for (int64_t i = 0; i < n; ++i) {
-      float* lg = &logits[size_t(i * cfg.d_vocab)];
-      ops::softmax_inplace(lg, cfg.d_vocab);
-      const int64_t best = std::max_element(lg, lg + cfg.d_vocab) - lg;
-      ti.push_back(best);
-      tp_.push_back(lg[best]);
-      seen[int32_t(best)] = true;
-      const int64_t pos = positions[size_t(i)];
-      if (pos + 1 < int64_t(seq.size())) {
-        const int32_t nx = seq[size_t(pos + 1)];
-        const float pn = nx >= 0 && nx < cfg.d_vocab ? lg[nx] : 0.0f;
-        np.push_back(pn);
-        nr.push_back(std::count_if(lg, lg + cfg.d_vocab, [&](float v) { return v > pn; }));
-      } else {
-        np.push_back(nullptr);
-        nr.push_back(nullptr);
-      }
-    }
+    LensRow row = lens_row(model, pool, rows, positions, seq, seen);
     out["layers"].push_back(label);
     out["hooks"].push_back(hook);
-    top_id.push_back(ti);
-    top_prob.push_back(tp_);
-    next_prob.push_back(np);
-    next_rank.push_back(nr);
+    top_id.push_back(std::move(row.top_id));
+    top_prob.push_back(std::move(row.top_prob));
+    next_prob.push_back(std::move(row.next_prob));
+    next_rank.push_back(std::move(row.next_rank));
   }
   nlohmann::json next_id = nlohmann::json::array(), texts = nlohmann::json::object();
   for (int64_t p : positions) {
@@ -134,3 +153,4 @@ nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_c
 }
 
 }  // namespace tp::server
+

@@ -1,7 +1,8 @@
 // The logit-lens heatmap of a trace (layers × positions), computed from its captured
-// residual stream with the loaded model: each row goes through ln_final and the
-// unembedding; per cell we keep the top-1 token and its probability, and the probability
-// and rank of the token that actually came next (the "trajectory" of that token).
+// residual stream with the loaded model by the analysis module's lens (analysis/logit_lens.h,
+// the one `explain` uses, ties to the lower id): per cell we keep the top-1 token and its
+// probability, and the probability and rank of the token that actually came next (the
+// "trajectory" of that token).
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -14,7 +15,8 @@ namespace tp::server {
 //  "top_id": [[...] per layer], "top_prob": [[...]], "next_prob": [[...]], "next_rank": [[...]],
 //  "texts": {"id": "text"}}. Rows: hook_embed (+ hook_pos_embed when captured) and every
 // blocks.L.hook_resid_post the trace holds. Error(NotFound) when it holds none, Error(Shape)
-// when the trace's d_model or d_vocab differ from the model's. At most max_cells cells.
+// when the trace's d_model or d_vocab differ from the model's, or a token id is outside its
+// vocabulary. At most max_cells cells.
 nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_cells = 1 << 20);
 
 }  // namespace tp::server
