@@ -6,11 +6,8 @@
 //   preset  := "minimal" (token ids; the per-step record always keeps the top logits and
 //              the sampler's decision) | "default" (+ embeddings, residual stream after every
 //              block and attention patterns, every position) | "full" (every hook point)
-//   glob    := hook-name pattern; "*" matches any run of characters, "?" one character
+//   glob, option: a selector's (selector.h), with the options layers, pos, heads and dtype
 //              (e.g. "blocks.*.hook_resid_post", "blocks.3.attn.hook_pattern", "*pattern")
-//   option  := "layers=" ranges | "pos=" positions | "heads=" ranges | "dtype=" (f32|f16|bf16)
-//   ranges  := range { "|" range };  range := N | A-B   (inclusive)
-//   positions := "all" | "last" | "prompt" | "generated" | ranges
 //
 // Later clauses override earlier ones for the hooks they match, so
 // "default;blocks.*.mlp.hook_post[pos=last,dtype=f16]" adds MLP activations of the last
@@ -20,34 +17,17 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "model/config.h"
 #include "probe/hooks.h"
+#include "probe/selector.h"
 
 namespace tp {
 
-enum class StoreType { F32, F16, BF16 };
-const char* store_type_name(StoreType t);  // "F32", "F16", "BF16" (safetensors dtype names)
-int store_type_size(StoreType t);
-
-struct Ranges {
-  std::vector<std::pair<int64_t, int64_t>> spans;  // inclusive; empty = everything
-  bool contains(int64_t v) const;
-  bool all() const { return spans.empty(); }
-};
-
-enum class PosMode { All, Last, Prompt, Generated, Explicit };
-
 struct CaptureRule {
   std::string clause;  // the clause it came from (a preset gives several rules), for errors
-  std::string glob;
-  Ranges layers;
-  PosMode pos = PosMode::All;
-  Ranges positions;  // for PosMode::Explicit
-  Ranges heads;
-  StoreType dtype = StoreType::F32;
+  Selector sel;        // never selects neurons: capture keeps whole rows
 };
 
 // What a spec says about one hook at one layer.
@@ -86,33 +66,12 @@ int64_t hook_heads(Hook h, const ModelConfig& cfg);
 // "neurons" indexes. Attention matrices: keys, at most n_ctx.
 int64_t hook_row_size(Hook h, const ModelConfig& cfg);
 
-// Where a clause applies, as capture rules and interventions both say it.
-struct TargetRef {
-  const std::string& glob;
-  const Ranges& layers;
-  PosMode pos;
-  const Ranges& positions;
-  const Ranges& heads;
-  const Ranges* neurons;  // interventions only
-};
 // Throws Error(Usage, where, ...) when the targets (one clause may hold several, e.g. a
 // preset's) match no hook this model computes at the layers given, or name a layer, head,
 // neuron or position beyond the model's (positions: beyond n_positions); the message says
 // what exists, e.g. "the model has 6 layers (0-5)".
-void check_targets(const std::string& where, const std::vector<TargetRef>& targets, const ModelConfig& cfg,
+void check_targets(const std::string& where, const std::vector<const Selector*>& targets, const ModelConfig& cfg,
                    int64_t n_positions);
-
-bool glob_match(const std::string& pattern, const std::string& text);
-
-// Pieces of the spec syntax shared with the intervention language.
-namespace spec_syntax {
-std::string trim(const std::string& s);
-std::vector<std::string> split(const std::string& s, char sep);
-// "3", "0-5", "1|4-6"; throws Error(Usage) quoting `clause`; numbers above kMaxIndex are
-// "out of range".
-constexpr int64_t kMaxIndex = 2147483647;
-Ranges parse_ranges(const std::string& clause, const std::string& text);
-}  // namespace spec_syntax
 // Whether a hook has a heads dimension, and which: 0 for [heads, q, k], 1 for [pos, heads, ...].
 std::optional<int> hook_heads_axis(Hook h);
 // Whether a hook's first dimension is heads with query rows second ([heads, q_pos, k_pos]).

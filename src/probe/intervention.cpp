@@ -16,14 +16,15 @@
 namespace tp {
 namespace {
 
-using spec_syntax::parse_ranges;
-using spec_syntax::split;
 using spec_syntax::trim;
 
-[[noreturn]] void bad(const std::string& clause, const std::string& what) {
-  throw Error(ErrorKind::Usage, "intervention '" + clause + "'", what,
-              "see docs/capture-spec.md; e.g. \"zero(blocks.3.attn.hook_z[heads=2])\"");
+const SelectorGrammar& grammar() {
+  static const SelectorGrammar g{"intervention", "zero(blocks.3.attn.hook_z[heads=2])",
+                                 kOptLayers | kOptPos | kOptHeads | kOptNeurons, {}};
+  return g;
 }
+
+[[noreturn]] void bad(const std::string& clause, const std::string& what) { grammar().fail(clause, what); }
 
 // Splits "op(target[opts], arg)" at the top-level comma (commas inside [] belong to options).
 void split_call(const std::string& clause, std::string* op, std::string* target, std::string* arg) {
@@ -43,45 +44,6 @@ void split_call(const std::string& clause, std::string* op, std::string* target,
   }
   *target = trim(inner.substr(0, comma));
   *arg = comma == std::string::npos ? "" : trim(inner.substr(comma + 1));
-}
-
-void parse_target(const std::string& clause, const std::string& target, Intervention& iv) {
-  std::string head = target, opts;
-  const size_t br = target.find('[');
-  if (br != std::string::npos) {
-    if (target.back() != ']') bad(clause, "options must end with ']'");
-    head = trim(target.substr(0, br));
-    opts = target.substr(br + 1, target.size() - br - 2);
-  }
-  if (head.empty()) bad(clause, "no hook name");
-  bool any = false;
-  for (int i = 0; i < kHookCount && !any; ++i)
-    for (int l : {0, 1})
-      any = any || glob_match(head, hook_name(static_cast<Hook>(i), l)) || parse_hook_name(head).has_value();
-  if (!any) bad(clause, "'" + head + "' matches no hook point");
-  iv.glob = head;
-  for (const std::string& raw : split(opts, ',')) {
-    const std::string o = trim(raw);
-    if (o.empty()) continue;
-    const size_t eq = o.find('=');
-    if (eq == std::string::npos) bad(clause, "option '" + o + "' needs a value");
-    const std::string k = trim(o.substr(0, eq)), v = trim(o.substr(eq + 1));
-    if (k == "layers") iv.layers = parse_ranges(clause, v);
-    else if (k == "heads") iv.heads = parse_ranges(clause, v);
-    else if (k == "neurons") iv.neurons = parse_ranges(clause, v);
-    else if (k == "pos") {
-      if (v == "all") iv.pos = PosMode::All;
-      else if (v == "last") iv.pos = PosMode::Last;
-      else if (v == "prompt") iv.pos = PosMode::Prompt;
-      else if (v == "generated") iv.pos = PosMode::Generated;
-      else {
-        iv.pos = PosMode::Explicit;
-        iv.positions = parse_ranges(clause, v);
-      }
-    } else {
-      bad(clause, "unknown option '" + k + "' (options: layers, pos, heads, neurons)");
-    }
-  }
 }
 
 void parse_argument(const std::string& clause, const std::string& arg, Intervention& iv) {
@@ -153,7 +115,7 @@ std::vector<Intervention> parse_interventions(const std::string& text) {
     else if (op == "add") iv.op = InterventionOp::Add;
     else if (op == "patch") iv.op = InterventionOp::Patch;
     else bad(clause, "unknown operation '" + op + "' (zero, mean, scale, add, patch)");
-    parse_target(clause, target, iv);
+    static_cast<Selector&>(iv) = parse_selector(grammar(), clause, target);
     parse_argument(clause, arg, iv);
     out.push_back(std::move(iv));
   }
@@ -243,14 +205,14 @@ InterventionObserver::InterventionObserver(std::vector<Intervention> iv, const M
 bool InterventionObserver::wants(Hook h, int layer) const {
   const std::string name = hook_name(h, layer);
   for (const auto& iv : iv_)
-    if (glob_match(iv.glob, name) && (layer < 0 || iv.layers.contains(layer))) return true;
+    if (iv.applies_to(name, layer)) return true;
   return false;
 }
 
 void InterventionObserver::deliver(Hook h, int layer, const HookValue& v, float* data) {
   const std::string name = hook_name(h, layer);
   for (const auto& iv : iv_)
-    if (glob_match(iv.glob, name) && (layer < 0 || iv.layers.contains(layer))) apply(iv, h, layer, v, data);
+    if (iv.applies_to(name, layer)) apply(iv, h, layer, v, data);
 }
 
 namespace {
@@ -258,14 +220,15 @@ namespace {
 // Visits every selected value of a checked layout: fn(position, head, unit, value&).
 template <class Fn>
 void for_each_selected(const Intervention& iv, const Layout& L, int64_t pos0, int64_t prompt_len, float* data, Fn&& fn) {
+  const Selector& t = iv;
   HookSelection sel;
-  sel.pos = iv.pos;
-  sel.positions = iv.positions;
+  sel.pos = t.pos;
+  sel.positions = t.positions;
   for (int64_t p : select_positions(sel, pos0, L.rows, prompt_len))
     for (int64_t hd = 0; hd < L.heads; ++hd) {
-      if (!iv.heads.contains(hd)) continue;
+      if (!t.heads.contains(hd)) continue;
       for (int64_t u = 0; u < L.units; ++u)
-        if (iv.neurons.contains(u)) fn(p, hd, u, data[L.index(p - pos0, hd, u)]);
+        if (t.neurons.contains(u)) fn(p, hd, u, data[L.index(p - pos0, hd, u)]);
     }
 }
 

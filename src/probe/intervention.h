@@ -2,7 +2,7 @@
 //
 //   spec    := clause { ";" clause }
 //   clause  := op "(" target [ "," argument ] ")"
-//   target  := hook glob [ "[" option { "," option } "]" ]   options: layers, pos, heads, neurons
+//   target  := a selector (selector.h) with the options layers, pos, heads, neurons
 //   op      := "zero"            set the selected values to 0
 //            | "mean"            replace them by their mean over the prompt's positions in
 //                                a run without interventions (prepare_interventions)
@@ -36,12 +36,10 @@ class TraceReader;
 
 enum class InterventionOp { Zero, Mean, Scale, Add, Patch };
 
-struct Intervention {
+// The selector is the clause's target (never a dtype: interventions change values in place).
+struct Intervention : Selector {
   InterventionOp op = InterventionOp::Zero;
   std::string text;  // the clause as written
-  std::string glob;
-  Ranges layers, positions, heads, neurons;
-  PosMode pos = PosMode::All;
   float factor = 1.0f;             // scale, or the coefficient of add
   std::vector<int64_t> add_shape;  // [d] or [pos, d]
   std::vector<float> add_values;

@@ -16,7 +16,7 @@ namespace tp {
 namespace {
 
 bool mean_applies(const Intervention& iv, const std::string& name, int layer) {
-  return iv.op == InterventionOp::Mean && glob_match(iv.glob, name) && (layer < 0 || iv.layers.contains(layer));
+  return iv.op == InterventionOp::Mean && iv.applies_to(name, layer);
 }
 
 // Sums every hook a mean() clause matches over the prompt's positions, chunk after chunk:
@@ -127,8 +127,7 @@ void check_source_identity(const Intervention& iv, const Model& model, const std
 
 void validate_interventions(const std::vector<Intervention>& iv, const ModelConfig& cfg, int64_t n_positions) {
   for (const auto& i : iv) {
-    check_targets("intervention '" + i.text + "'", {{i.glob, i.layers, i.pos, i.positions, i.heads, &i.neurons}}, cfg,
-                  n_positions);
+    check_targets("intervention '" + i.text + "'", {&i}, cfg, n_positions);
     if (i.op == InterventionOp::Patch) check_source_config(i, cfg);
   }
 }

@@ -47,32 +47,57 @@ std::string new_id(const char* prefix) {
   return std::string(prefix) + std::to_string(t) + "-" + std::to_string(++counter);
 }
 
-// OpenAI's sampler: temperature and top_p only (others off), penalties as given.
-void openai_sampler(const json& b, sampling::SamplerSettings& s) {
-  s.temperature = float(get_number(b, "temperature", 1.0, 0.0, 2.0));
-  s.top_p = float(get_number(b, "top_p", 1.0, 0.0, 1.0));
-  s.top_k = 0;
-  s.min_p = 0.0f;
-  s.typical_p = 1.0f;
-  s.penalties.frequency = float(get_number(b, "frequency_penalty", 0.0, -2.0, 2.0));
-  s.penalties.presence = float(get_number(b, "presence_penalty", 0.0, -2.0, 2.0));
-  s.seed = uint64_t(get_int(b, "seed", 0, std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max()));
-}
+// Every sampler field a request may set, once: its name, the endpoints that read it
+// (OpenAI's top level, llama-server's top level and /api/run's "sampler", the x_tokenprobe
+// extension) and its range (llama.cpp's; OpenAI documents narrower ones for some).
+enum FieldSource : unsigned { kOpenAI = 1, kLlama = 2, kExtension = 4 };
+using Settings = sampling::SamplerSettings;
 
-}  // namespace
+struct NumberField {
+  const char* name;
+  unsigned sources;
+  double lo, hi;
+  double openai_lo, openai_hi;
+  float& (*ref)(Settings&);
+};
+constexpr NumberField kNumbers[] = {
+    {"temperature", kOpenAI | kLlama, -1, 100, 0, 2, [](Settings& s) -> float& { return s.temperature; }},
+    {"top_p", kOpenAI | kLlama, 0, 1, 0, 1, [](Settings& s) -> float& { return s.top_p; }},
+    {"min_p", kLlama | kExtension, 0, 1, 0, 1, [](Settings& s) -> float& { return s.min_p; }},
+    {"typical_p", kLlama | kExtension, 0, 1, 0, 1, [](Settings& s) -> float& { return s.typical_p; }},
+    {"repeat_penalty", kLlama | kExtension, 0, 100, 0, 100, [](Settings& s) -> float& { return s.penalties.repeat; }},
+    {"frequency_penalty", kOpenAI | kLlama, -100, 100, -2, 2, [](Settings& s) -> float& { return s.penalties.frequency; }},
+    {"presence_penalty", kOpenAI | kLlama, -100, 100, -2, 2, [](Settings& s) -> float& { return s.penalties.presence; }},
+};
 
-void parse_sampler(const json& b, sampling::SamplerSettings& s) {
-  s.temperature = float(get_number(b, "temperature", s.temperature, -1.0, 100.0));
-  s.top_k = int32_t(get_int(b, "top_k", s.top_k, -1, 1 << 30));
-  s.top_p = float(get_number(b, "top_p", s.top_p, 0.0, 1.0));
-  s.min_p = float(get_number(b, "min_p", s.min_p, 0.0, 1.0));
-  s.typical_p = float(get_number(b, "typical_p", s.typical_p, 0.0, 1.0));
-  s.penalties.repeat = float(get_number(b, "repeat_penalty", s.penalties.repeat, 0.0, 100.0));
-  s.penalties.last_n = int32_t(get_int(b, "repeat_last_n", s.penalties.last_n, -1, 1 << 30));
-  s.penalties.frequency = float(get_number(b, "frequency_penalty", s.penalties.frequency, -100.0, 100.0));
-  s.penalties.presence = float(get_number(b, "presence_penalty", s.penalties.presence, -100.0, 100.0));
-  s.seed = uint64_t(get_int(b, "seed", 0, std::numeric_limits<long long>::min(), std::numeric_limits<long long>::max()));
-  if (b.contains("samplers") && b["samplers"].is_array()) {
+struct IntField {
+  const char* name;
+  unsigned sources;
+  long long lo, hi;
+  int32_t& (*ref)(Settings&);
+};
+constexpr IntField kInts[] = {
+    {"top_k", kLlama | kExtension, -1, 1 << 30, [](Settings& s) -> int32_t& { return s.top_k; }},
+    {"repeat_last_n", kLlama, -1, 1 << 30, [](Settings& s) -> int32_t& { return s.penalties.last_n; }},
+};
+constexpr unsigned kSeedSources = kOpenAI | kLlama, kOrderSources = kLlama | kExtension;
+
+// Reads the fields `source` takes from `b` over `s` (absent or null: unchanged); ApiError(400)
+// naming a field of the wrong type or out of its range.
+void read_sampler(const json& b, FieldSource source, Settings& s) {
+  for (const NumberField& f : kNumbers) {
+    if (!(f.sources & source)) continue;
+    const bool openai = source == kOpenAI;
+    float& v = f.ref(s);
+    v = float(get_number(b, f.name, v, openai ? f.openai_lo : f.lo, openai ? f.openai_hi : f.hi));
+  }
+  for (const IntField& f : kInts)
+    if (f.sources & source) f.ref(s) = int32_t(get_int(b, f.name, f.ref(s), f.lo, f.hi));
+  if (kSeedSources & source)
+    s.seed = uint64_t(get_int(b, "seed", (long long)s.seed, std::numeric_limits<long long>::min(),
+                              std::numeric_limits<long long>::max()));
+  if (!(kOrderSources & source)) return;
+  if (b.contains("samplers") && b["samplers"].is_array()) {  // llama-server's ["top_k", "temperature"]
     std::string order;
     for (const auto& n : b["samplers"]) {
       if (!n.is_string()) throw ApiError(400, "'samplers' must hold stage names");
@@ -84,6 +109,22 @@ void parse_sampler(const json& b, sampling::SamplerSettings& s) {
     s.order = get_string(b, "samplers", s.order, 256);
   }
 }
+
+// OpenAI's sampler before the request's fields: temperature and top_p only (top-k, min-p
+// and typical-p off), no penalties.
+void openai_defaults(Settings& s) {
+  s.temperature = 1.0f;
+  s.top_p = 1.0f;
+  s.top_k = 0;
+  s.min_p = 0.0f;
+  s.typical_p = 1.0f;
+  s.penalties.frequency = 0.0f;
+  s.penalties.presence = 0.0f;
+}
+
+}  // namespace
+
+void parse_sampler(const json& b, sampling::SamplerSettings& s) { read_sampler(b, kLlama, s); }
 
 namespace {
 
@@ -109,12 +150,7 @@ void apply_extension(const json& b, ParsedRequest& r) {
   r.gen.capture = get_string(x, "capture", "default", 4096);
   r.gen.explain = get_bool(x, "explain", false);
   r.gen.sampler_records = get_bool(x, "sampler_records", false);
-  auto& s = r.gen.sampler;
-  s.top_k = int32_t(get_int(x, "top_k", s.top_k, -1, 1 << 30));
-  s.min_p = float(get_number(x, "min_p", s.min_p, 0.0, 1.0));
-  s.typical_p = float(get_number(x, "typical_p", s.typical_p, 0.0, 1.0));
-  s.penalties.repeat = float(get_number(x, "repeat_penalty", s.penalties.repeat, 0.0, 100.0));
-  s.order = get_string(x, "samplers", s.order, 256);
+  read_sampler(x, kExtension, r.gen.sampler);
 }
 
 }  // namespace
@@ -179,7 +215,8 @@ ParsedRequest parse_request(ApiKind kind, const json& b, const Model& model, int
       r.id = new_id("cmpl-");
     }
     if (get_int(b, "n", 1, 1, 1) != 1) throw ApiError(400, "'n' must be 1");
-    openai_sampler(b, g.sampler);
+    openai_defaults(g.sampler);
+    read_sampler(b, kOpenAI, g.sampler);
     if (b.contains("stream_options") && b["stream_options"].is_object())
       r.include_usage = get_bool(b["stream_options"], "include_usage", false);
   }

@@ -27,7 +27,10 @@ struct ParsedRequest {
 ParsedRequest parse_request(ApiKind kind, const nlohmann::json& body, const Model& model, int max_tokens_limit);
 
 // llama-server's sampler fields (temperature, top_k, top_p, min_p, typical_p, repeat_penalty,
-// repeat_last_n, frequency_penalty, presence_penalty, seed, samplers) over `s`.
+// repeat_last_n, frequency_penalty, presence_penalty, seed, samplers) over `s`: absent or
+// null fields keep its values. The one sampler reader parse_request uses too, with OpenAI's
+// fields and ranges at the top level of completions and chat and x_tokenprobe's fields in
+// the extension; ApiError(400) naming a field of the wrong type or out of range.
 void parse_sampler(const nlohmann::json& b, sampling::SamplerSettings& s);
 
 // The chat fallback template: "role: content" lines, then "assistant:" (documented in
