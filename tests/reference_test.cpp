@@ -11,6 +11,7 @@
 #include "io/npy.h"
 #include "model/model.h"
 #include "probe/recorder.h"
+#include "runtime/generate.h"
 #include "runtime/session.h"
 #include "test_support.h"
 

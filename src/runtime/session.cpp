@@ -135,17 +135,4 @@ int32_t argmax(const float* x, int64_t n) {
   return static_cast<int32_t>(std::max_element(x, x + n) - x);
 }
 
-std::vector<int32_t> generate_greedy(Session& s, const std::vector<int32_t>& prompt, int n, int32_t stop_id) {
-  std::vector<int32_t> out;
-  std::vector<float> logits = s.eval(prompt);
-  const int64_t vocab = s.model().config.d_vocab;
-  for (int i = 0; i < n; ++i) {
-    const int32_t next = argmax(logits.data(), vocab);
-    out.push_back(next);
-    if (next == stop_id || i + 1 == n) break;
-    logits = s.eval({next});
-  }
-  return out;
-}
-
 }  // namespace tp

@@ -57,10 +57,6 @@ class Session {
   int64_t n_past_ = 0;
 };
 
-// Greedy generation: the prompt, then `n` argmax tokens (stopping early at `stop_id` when
-// it is >= 0). Returns the generated ids only.
-std::vector<int32_t> generate_greedy(Session& s, const std::vector<int32_t>& prompt, int n, int32_t stop_id = -1);
-
 int32_t argmax(const float* x, int64_t n);
 
 }  // namespace tp

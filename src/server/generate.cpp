@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "server/api_util.h"
-#include "runtime/session.h"
+#include "runtime/generate.h"
 #include "sampling/record.h"
 #include "trace/manifest.h"
 #include "trace/trace_run.h"
@@ -111,8 +111,10 @@ class Generation {
   GenResult run(Session* session) {
     const int64_t room = model_.config.n_ctx - int64_t(req_.prompt.size());
     const int n = int(std::max<int64_t>(0, std::min<int64_t>(req_.max_tokens, room)));
-    if (n > 0 && !req_.trace_dir.empty()) run_traced_steps(n);
-    else if (n > 0) run_steps(n, session);
+    StopReason why = StopReason::Length;
+    if (n > 0 && !req_.trace_dir.empty()) why = run_traced_steps(n);
+    else if (n > 0) why = run_steps(n, session);
+    if (why == StopReason::Eog || why == StopReason::StopString) res_.finish_reason = "stop";
     text_.finish();
     res_.text = text_.text();
     res_.stopped_by = text_.stopped_by();
@@ -123,10 +125,6 @@ class Generation {
  private:
   std::string bytes_of(int32_t id) const {
     return model_.tokenizer ? model_.tokenizer->token_bytes(id) : std::to_string(id);
-  }
-  bool is_end(int32_t id) const {
-    const int32_t eos = model_.tokenizer ? model_.tokenizer->eos() : -1;
-    return !req_.ignore_eos && (id == eos || (model_.tokenizer && model_.tokenizer->is_eog(id)));
   }
 
   // Samples a token. A trace's step keeps the whole logprobs entry (full_logprobs_); the
@@ -155,26 +153,28 @@ class Generation {
     return ok;
   }
 
-  // After each chosen token: keep it, extend the text, report; true = stop here.
-  bool after(GenToken tok) {
-    ++res_.n_generated;
-    if (is_end(tok.id)) {
-      res_.finish_reason = "stop";
-      return true;
-    }
-    const int32_t id = tok.id;
-    generated_.push_back(std::move(tok));
-    const bool hit = text_.add(id);
-    if (!report() || (req_.cancelled && req_.cancelled())) client_gone_ = true;
-    if (hit) res_.finish_reason = "stop";
-    return hit || client_gone_;
+  // The stop rule's text check, for every token but an end-of-generation one: keep the token
+  // (pending_, from choose), extend the text; true when a stop string is complete.
+  bool add_text(int32_t id) {
+    generated_.push_back(std::move(pending_));
+    return text_.add(id);
   }
 
-  void run_traced_steps(int n) {
+  // After each chosen token: report the text made final; false when the client is gone.
+  bool after(StopReason why) {
+    ++res_.n_generated;
+    if (why == StopReason::Eog) return true;
+    if (!report() || (req_.cancelled && req_.cancelled())) client_gone_ = true;
+    return !client_gone_;
+  }
+
+  StopReason run_traced_steps(int n) {
     TraceRunOptions r;
     r.out_dir = req_.trace_dir;
     r.spec = CaptureSpec::parse(req_.capture);
     r.n_generate = n;
+    r.stop_at_eog = !req_.ignore_eos;
+    r.stop_string = [this](int32_t id) { return add_text(id); };
     r.n_threads = req_.n_threads;
     r.writer.max_trace_bytes = req_.max_trace_bytes;
     // The analyses read what this observer keeps of each deciding position.
@@ -185,31 +185,31 @@ class Generation {
       explainer = std::make_unique<analysis::ExplainCapture>(model_, *explain_pool);
       r.observer = explainer.get();
     }
-    GenToken last;
-    r.stop_after = [&](const nlohmann::json&) { return after(std::move(last)); };
+    r.on_token = [&](int32_t, StopReason why) { return after(why); };
     TokenChooser chooser = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
-      last = choose(logits, history);
-      nlohmann::json step{{"id", last.id}, {"text", sampling::utf8_for_json(last.bytes)}, {"logprobs", full_logprobs_}};
+      pending_ = choose(logits, history);
+      nlohmann::json step{{"id", pending_.id}, {"text", sampling::utf8_for_json(pending_.bytes)}, {"logprobs", full_logprobs_}};
       if (explainer)
         analysis::add_explanation(step, *explainer, history, int(history.size() - req_.prompt.size()));
       return step;
     };
-    run_traced(model_, req_.prompt, chooser, r, manifest_for(model_, req_));
+    return run_traced(model_, req_.prompt, chooser, r, manifest_for(model_, req_)).stop_reason;
   }
 
-  void run_steps(int n, Session* session) {
+  StopReason run_steps(int n, Session* session) {
     std::unique_ptr<Session> own;
     if (!session) own = std::make_unique<Session>(model_, SessionOptions{.n_threads = req_.n_threads});
     Session& s = session ? *session : *own;
     s.reset();
-    std::vector<int32_t> history = req_.prompt;
-    std::vector<float> logits = s.eval(req_.prompt);
-    for (int i = 0; i < n; ++i) {
-      GenToken tok = choose(logits, history);
-      history.push_back(tok.id);
-      if (after(std::move(tok)) || i + 1 == n || s.n_past() >= s.n_ctx()) break;
-      logits = s.eval({history.back()});
-    }
+    auto choose_id = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
+      pending_ = choose(logits, history);
+      return pending_.id;
+    };
+    GenerateHooks hooks;
+    hooks.on_token = [&](int32_t, int, StopReason why) { return after(why); };
+    StopRule rule = model_stop_rule(model_, n, !req_.ignore_eos);
+    rule.stop_string = [this](int32_t id) { return add_text(id); };
+    return tp::generate(s, req_.prompt, choose_id, rule, hooks).reason;
   }
 
   const Model& model_;
@@ -218,7 +218,8 @@ class Generation {
   sampling::Sampler sampler_;
   TextTracker text_;
   GenResult res_;
-  std::vector<GenToken> generated_;  // every token but an EOS; those of the text move to res_.tokens
+  GenToken pending_;                 // the token just chosen
+  std::vector<GenToken> generated_;  // every token but an end-of-generation one; those of the text move to res_.tokens
   nlohmann::json full_logprobs_;
   bool client_gone_ = false;
 };

@@ -76,6 +76,69 @@ void UnpatchedRun::compare(const std::vector<float>& patched) {
   e.max_logit_change.push_back(step_max);
 }
 
+// The traced model's passes: the prompt in chunks of max_batch positions and then each
+// step, one pass (shard) each, with the unpatched run (when there is one) fed the same
+// tokens and compared. Times the traced run apart from the comparison.
+class TracedPasses {
+ public:
+  TracedPasses(Session& s, TraceWriter& writer, CaptureObserver& capture, InterventionObserver& intervene,
+               UnpatchedRun* unpatched)
+      : s_(s), writer_(writer), capture_(capture), intervene_(intervene), unpatched_(unpatched) {}
+
+  std::vector<float> prompt(const std::vector<int32_t>& prompt, int64_t max_batch, bool all_logits) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const int64_t P = static_cast<int64_t>(prompt.size());
+    std::vector<float> logits;
+    for (int64_t p0 = 0; p0 < P; p0 += max_batch) {
+      const int64_t n = std::min(max_batch, P - p0);
+      const bool last = p0 + n == P;
+      begin_pass(p0 == 0 ? "prompt" : "prompt." + std::to_string(p0));
+      const std::vector<int32_t> chunk(prompt.begin() + p0, prompt.begin() + p0 + n);
+      logits = s_.eval(chunk, all_logits ? Session::Logits::All : last ? Session::Logits::Last : Session::Logits::None);
+      writer_.end_pass();
+    }
+    if (all_logits) logits.erase(logits.begin(), logits.end() - s_.model().config.d_vocab);
+    prompt_seconds = seconds_since(t0);
+    if (unpatched_) unpatched_->eval(prompt);
+    compared_before_ = unpatched_ ? unpatched_->seconds : 0;
+    t1_ = std::chrono::steady_clock::now();
+    if (unpatched_) unpatched_->compare(logits);
+    return logits;
+  }
+
+  std::vector<float> step(int32_t id, int k) {
+    begin_pass("step." + std::to_string(k));
+    std::vector<float> logits = s_.eval({id});
+    writer_.end_pass();
+    if (unpatched_) {
+      unpatched_->eval({id});
+      unpatched_->compare(logits);
+    }
+    return logits;
+  }
+
+  // Since the prompt, less the time the comparison run took.
+  double generate_seconds() const {
+    return seconds_since(t1_) - (unpatched_ ? unpatched_->seconds - compared_before_ : 0);
+  }
+
+  double prompt_seconds = 0;
+
+ private:
+  void begin_pass(const std::string& label) {
+    capture_.begin_pass(label);
+    intervene_.begin_pass(label);
+  }
+
+  Session& s_;
+  TraceWriter& writer_;
+  CaptureObserver& capture_;
+  InterventionObserver& intervene_;
+  UnpatchedRun* unpatched_;
+  std::chrono::steady_clock::time_point t1_;
+  double compared_before_ = 0;
+};
+
 }  // namespace
 
 nlohmann::json InterventionEffect::to_json(const std::vector<int32_t>& chosen) const {
@@ -117,55 +180,36 @@ TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt
   CaptureObserver capture(opts.spec, cfg, P, writer);
   InterventionObserver intervene(opts.interventions, cfg, P);
   Chain chain({opts.interventions.empty() ? nullptr : &intervene, &capture, opts.observer});
-  auto begin_pass = [&](const std::string& label) {
-    capture.begin_pass(label);
-    intervene.begin_pass(label);
-  };
   Session s(model, {.n_threads = opts.n_threads, .max_batch = opts.max_batch});
   s.set_observer(&chain);
   std::optional<UnpatchedRun> unpatched;
   if (!opts.interventions.empty() && opts.compare_unpatched)
     unpatched.emplace(model, SessionOptions{.n_threads = opts.n_threads, .max_batch = opts.max_batch});
 
-  TraceRunResult res;
-  const auto t0 = std::chrono::steady_clock::now();
-  const bool all_logits = wants_all_prompt_logits(opts.spec, cfg, P);
-  std::vector<float> logits;
-  for (int64_t p0 = 0; p0 < P; p0 += opts.max_batch) {
-    const int64_t n = std::min(opts.max_batch, P - p0);
-    const bool last = p0 + n == P;
-    begin_pass(p0 == 0 ? "prompt" : "prompt." + std::to_string(p0));
-    const std::vector<int32_t> chunk(prompt.begin() + p0, prompt.begin() + p0 + n);
-    logits = s.eval(chunk, all_logits ? Session::Logits::All : last ? Session::Logits::Last : Session::Logits::None);
-    writer.end_pass();
-  }
-  if (all_logits) logits.erase(logits.begin(), logits.end() - cfg.d_vocab);
-  res.prompt_seconds = seconds_since(t0);
-  if (unpatched) unpatched->eval(prompt);
-
-  const double compared_before = unpatched ? unpatched->seconds : 0;
-  const auto t1 = std::chrono::steady_clock::now();
-  std::vector<int32_t> history = prompt;
-  for (int k = 0; k < opts.n_generate; ++k) {
-    if (k > 0) {
-      begin_pass("step." + std::to_string(k));
-      logits = s.eval({history.back()});
-      writer.end_pass();
-      if (unpatched) unpatched->eval({history.back()});
-    }
-    if (unpatched) unpatched->compare(logits);
+  TracedPasses passes(s, writer, capture, intervene, unpatched ? &*unpatched : nullptr);
+  GenerateHooks hooks;
+  hooks.eval_prompt = [&] { return passes.prompt(prompt, opts.max_batch, wants_all_prompt_logits(opts.spec, cfg, P)); };
+  hooks.eval_step = [&](int32_t id, int k) { return passes.step(id, k); };
+  auto choose_and_record = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
     nlohmann::json step = choose(logits, history);
-    const int32_t id = step.at("id").get<int32_t>();
+    const int k = int(history.size()) - int(P);
     step["step"] = k;
     step["position"] = P + k;
     writer.add_step(step);
-    history.push_back(id);
-    res.generated.push_back(id);
+    return step.at("id").get<int32_t>();
+  };
+  hooks.on_token = [&](int32_t id, int k, StopReason why) {
     if (opts.progress) opts.progress(k + 1, opts.n_generate);
-    if (id == opts.stop_id || s.n_past() >= s.n_ctx()) break;
-    if (opts.stop_after && opts.stop_after(step)) break;
-  }
-  res.generate_seconds = seconds_since(t1) - (unpatched ? unpatched->seconds - compared_before : 0);
+    return !opts.on_token || opts.on_token(id, why);
+  };
+  StopRule rule = model_stop_rule(model, opts.n_generate, opts.stop_at_eog);
+  rule.stop_string = opts.stop_string;
+  const GenerateResult gen = generate(s, prompt, choose_and_record, rule, hooks);
+  TraceRunResult res;
+  res.generated = gen.generated;
+  res.stop_reason = gen.reason;
+  res.prompt_seconds = passes.prompt_seconds;
+  res.generate_seconds = passes.generate_seconds();
   res.captured_bytes = writer.bytes_captured();
   res.capture_stopped = writer.stop_message();
   res.values_changed = intervene.values_changed();

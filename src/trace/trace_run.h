@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "probe/capture_spec.h"
 #include "probe/intervention.h"
+#include "runtime/generate.h"
 #include "trace/trace_writer.h"
 
 namespace tp {
@@ -23,8 +24,12 @@ using TokenChooser = std::function<nlohmann::json(const std::vector<float>& logi
 struct TraceRunOptions {
   std::string out_dir;
   CaptureSpec spec = CaptureSpec::parse("default");
+  // Generation ends by the one stop rule (runtime/generate.h): after n_generate tokens, at
+  // the end of the context, after any end-of-generation token of the model's tokenizer
+  // (unless stop_at_eog is false), or after a stop string (stop_string, may be empty).
   int n_generate = 16;
-  int32_t stop_id = -1;  // stop after generating this id (EOS); -1 = never
+  bool stop_at_eog = true;
+  std::function<bool(int32_t id)> stop_string;
   int n_threads = 0;
   int64_t max_batch = 512;
   TraceWriterOptions writer;
@@ -34,9 +39,9 @@ struct TraceRunOptions {
   // the chooser then reads); may be null.
   Observer* observer = nullptr;
   std::function<void(int done, int total)> progress;  // called after each generated token
-  // Asked after each generated token (its step record); true ends the run there, as EOS
-  // does (a stop string was seen, the client went away). The trace is complete.
-  std::function<bool(const nlohmann::json& step)> stop_after;
+  // Called after each generated token (its step is written) with why the run ends there
+  // (StopReason::None: it goes on); false ends it (the client went away). The trace is complete.
+  std::function<bool(int32_t id, StopReason why)> on_token;
   // With interventions: also run the model without them on the same tokens (a second
   // session, one extra forward pass per token, no capture) to say what they changed.
   bool compare_unpatched = true;
@@ -55,6 +60,7 @@ struct InterventionEffect {
 
 struct TraceRunResult {
   std::vector<int32_t> generated;
+  StopReason stop_reason = StopReason::Length;  // why generation ended
   uint64_t captured_bytes = 0;
   std::string capture_stopped;  // empty unless --max-trace-bytes stopped capture
   double prompt_seconds = 0, generate_seconds = 0;  // the traced run's own

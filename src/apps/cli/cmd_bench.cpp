@@ -76,6 +76,7 @@ std::pair<double, double> run_once(const Model& m, const std::string& mode, cons
   opts.spec = CaptureSpec::parse(mode);
   opts.n_generate = o.n_gen + 1;  // the first token comes from the prompt's logits
   opts.n_threads = o.threads;
+  opts.stop_at_eog = false;  // a fixed number of steps, as the untraced mode runs
   const int64_t vocab = m.config.d_vocab;
   auto choose = [vocab](const std::vector<float>& logits, const std::vector<int32_t>&) {
     return json{{"id", argmax(logits.data(), vocab)}};

@@ -8,7 +8,7 @@
 #include "apps/cli/common.h"
 #include "apps/cli/explain_render.h"
 #include "core/error.h"
-#include "runtime/session.h"
+#include "runtime/generate.h"
 #include "trace/trace_reader.h"
 #include "trace/trace_run.h"
 
@@ -98,7 +98,6 @@ void explain_live(const ExplainOptions& o) {
                 " the last step is " + std::to_string(last_step), "give --step " + std::to_string(last_step) + " or less");
   const int n = std::max(o.n, o.step + 1);
   int generated = 0;
-  int32_t last_id = -1;
   sampling::Sampler sampler(o.sampler);
   ThreadPool pool(o.threads);
   analysis::ExplainCapture cap(*m, pool);
@@ -108,7 +107,6 @@ void explain_live(const ExplainOptions& o) {
     json step = sampled_step(*m, rec, o.top_logprobs);
     const int k = int(history.size() - prompt.size());
     generated = k + 1;
-    last_id = rec.chosen_id;
     step["step"] = k;  // as run_traced numbers the lines of steps.jsonl
     step["position"] = int64_t(history.size());
     analysis::add_explanation(step, cap, history, k);
@@ -116,31 +114,27 @@ void explain_live(const ExplainOptions& o) {
     context += step.value("text", "");
     return step;
   };
-  const int32_t stop_id = m->tokenizer ? m->tokenizer->eos() : -1;
+  StopReason why;
   if (!o.out.empty()) {
     TraceRunOptions r;
     r.out_dir = o.out;
     r.spec = CaptureSpec::parse("minimal");
     r.n_generate = n;
     r.n_threads = o.threads;
-    r.stop_id = stop_id;
     r.observer = &cap;
-    run_traced(*m, prompt, choose, r, trace_manifest(*m, prompt, spans, text, o.sampler));
+    why = run_traced(*m, prompt, choose, r, trace_manifest(*m, prompt, spans, text, o.sampler)).stop_reason;
   } else {
     Session s(*m, {.n_threads = o.threads});
     s.set_observer(&cap);
-    std::vector<int32_t> history = prompt;
-    std::vector<float> logits = s.eval(prompt);
-    for (int k = 0; k < n; ++k) {
-      if (k > 0) logits = s.eval({history.back()});
-      history.push_back(choose(logits, history).at("id").get<int32_t>());
-      if (history.back() == stop_id || s.n_past() >= s.n_ctx()) break;
-    }
+    auto choose_id = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
+      return choose(logits, history).at("id").get<int32_t>();
+    };
+    why = generate(s, prompt, choose_id, model_stop_rule(*m, n)).reason;
   }
-  if (generated < n && last_id != stop_id)
+  if (why == StopReason::Context)
     std::fprintf(stderr, "tokenprobe: %s\n", context_end_note(size_t(generated), n, m->config.n_ctx).c_str());
   if (o.step >= generated)
-    throw Error(ErrorKind::NotFound, "--step", "the run ended at the end-of-text token after " + std::to_string(generated) +
+    throw Error(ErrorKind::NotFound, "--step", "the run ended at an end-of-generation token after " + std::to_string(generated) +
                 " tokens, before step " + std::to_string(o.step), "give --step " + std::to_string(generated - 1) + " or less");
 }
 

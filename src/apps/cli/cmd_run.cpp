@@ -6,7 +6,7 @@
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
 #include "io/npy.h"
-#include "runtime/session.h"
+#include "runtime/generate.h"
 
 namespace tp::cli {
 namespace {
@@ -44,22 +44,16 @@ void run_run(const RunOptions& o) {
   if (dec)
     for (int32_t id : prompt) emit(dec->feed(id));
 
-  std::vector<int32_t> history = prompt, generated;
-  std::vector<float> logits = s.eval(prompt);
-  const int32_t eos = m->tokenizer ? m->tokenizer->eos() : -1;
-  bool context_full = false;  // said on stderr: fewer tokens than -n asked for
-  for (int i = 0; i < o.n; ++i) {
-    const int32_t id = sampler.sample(logits.data(), m->config.d_vocab, history).chosen_id;
-    generated.push_back(id);
-    history.push_back(id);
+  auto choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
+    return sampler.sample(logits.data(), m->config.d_vocab, history).chosen_id;
+  };
+  GenerateHooks hooks;
+  hooks.on_token = [&](int32_t id, int, StopReason) {
     if (dec) emit(dec->feed(id));
-    if ((m->tokenizer && m->tokenizer->is_eog(id)) || id == eos || i + 1 == o.n) break;
-    if (s.n_past() >= s.n_ctx()) {
-      context_full = true;
-      break;
-    }
-    logits = s.eval({id});
-  }
+    return true;
+  };
+  const GenerateResult res = generate(s, prompt, choose, model_stop_rule(*m, o.n), hooks);
+  const std::vector<int32_t>& generated = res.generated;
   if (dec) emit(dec->flush());
   if (o.json) {
     nlohmann::json j{{"model", m->path}, {"prompt_ids", prompt}, {"generated_ids", generated}, {"text", text}};
@@ -70,7 +64,7 @@ void run_run(const RunOptions& o) {
   } else {
     std::printf("\n");
   }
-  if (context_full) {
+  if (res.reason == StopReason::Context) {  // said on stderr: fewer tokens than -n asked for
     std::fflush(stdout);
     std::fprintf(stderr, "tokenprobe: %s\n", context_end_note(generated.size(), o.n, s.n_ctx()).c_str());
   }

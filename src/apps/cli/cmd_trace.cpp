@@ -113,12 +113,11 @@ void run_trace(const TraceOptions& o) {
     }
     return step;
   };
-  r.stop_id = m->tokenizer ? m->tokenizer->eos() : -1;
   const auto res = run_traced(*m, prompt, choose, r, manifest);
   if (dec) std::fprintf(stderr, "%s\n", printable_text(dec->flush()).c_str());
   if (!res.capture_stopped.empty()) std::fprintf(stderr, "tokenprobe: %s\n", res.capture_stopped.c_str());
   for (const auto& n : res.notes) std::fprintf(stderr, "tokenprobe: note: %s\n", n.c_str());
-  if (int(res.generated.size()) < o.n && (res.generated.empty() || res.generated.back() != r.stop_id))
+  if (res.stop_reason == StopReason::Context)
     std::fprintf(stderr, "tokenprobe: %s\n", context_end_note(res.generated.size(), o.n, m->config.n_ctx).c_str());
   const TraceSize size = trace_size(res.dir);
   std::printf("wrote %s: %zu tokens generated (prompt %.2fs, generation %.2fs)\n", res.dir.c_str(), res.generated.size(),
