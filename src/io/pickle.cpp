@@ -129,7 +129,7 @@ const Tensor& Pickle::tensor(Ref r, std::string_view what) const {
   return tensors_[static_cast<size_t>(node(r).i)];
 }
 
-std::string Pickle::key_of(Ref k, size_t offset) const {
+std::string Pickle::key_of(Ref k) const {
   const Node& n = node(k);
   switch (n.kind) {
     case Kind::None: return "n";
@@ -140,10 +140,7 @@ std::string Pickle::key_of(Ref k, size_t offset) const {
       return "f:" + std::to_string(std::bit_cast<uint64_t>(n.f));
     case Kind::Str: return "s:" + n.s;
     case Kind::Bytes: return "b:" + n.s;
-    default:
-      throw Error(ErrorKind::Unsupported, "pickle @ byte " + std::to_string(offset),
-                  std::string("a dict key of type ") + kind_name(n.kind),
-                  "checkpoints key their dicts by str or int");
+    default: return {};
   }
 }
 
@@ -300,7 +297,11 @@ void Machine::add_item(Ref container, Ref item) {
 
 void Machine::set_item(Ref dict, Ref key, Ref value) {
   if (node(dict).kind != Kind::Dict) fail("SETITEM(S) on " + what_is(dict) + ", not a dict");
-  const std::string id = std::to_string(dict) + '\0' + out_.key_of(key, op_at_);
+  const std::string key_id = out_.key_of(key);
+  if (key_id.empty())
+    fail(std::string("a dict key of type ") + kind_name(node(key).kind), "checkpoints key their dicts by str or int",
+         ErrorKind::Unsupported);
+  const std::string id = std::to_string(dict) + '\0' + key_id;
   const auto [it, fresh] = out_.dict_index_.emplace(id, node(dict).items.size());
   if (!fresh) {  // Python keeps the first position and the last value
     add_item(dict, value);                   // checks depth and counts like any insertion

@@ -65,7 +65,7 @@ struct Limits {
   size_t max_stack = 1 << 20;     // values on the stack (and per MARK group)
   size_t max_marks = 1 << 12;     // open MARKs
   size_t max_memo = 1 << 22;      // memo entries
-  size_t max_objects = 1 << 24;   // values created
+  size_t max_objects = 1 << 23;   // values created (about 80 bytes each)
   uint32_t max_depth = 256;       // containers nested inside each other
   uint64_t max_items = 1 << 26;   // elements in all containers together
 };
@@ -109,8 +109,9 @@ class Pickle {
   };
   const Node& node(Ref r) const { return nodes_[r]; }
   void display(Ref r, int depth, std::string& out, size_t max_chars) const;
-  // A dict key's identity (Python's hash equality for None, bool, int, float, str, bytes).
-  std::string key_of(Ref k, size_t offset) const;
+  // A dict key's identity (Python's hash equality for None, bool, int, float, str, bytes);
+  // empty for other kinds, which tokenprobe does not take as keys.
+  std::string key_of(Ref k) const;
 
   std::vector<Node> nodes_;
   std::vector<Tensor> tensors_;
