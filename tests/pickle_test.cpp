@@ -61,6 +61,7 @@ TEST(Pickle, Protocol2Values) {
   EXPECT_EQ(v.as_float(*v.get(root, "f"), "f"), 0.25);
   EXPECT_EQ(v.to_display(*v.get(root, "t")), "('a', None, True)");
   EXPECT_FALSE(v.get(root, "missing"));
+  EXPECT_THROW(v.kind(static_cast<Ref>(v.size())), Error);  // checked: no read outside the tree
 }
 
 TEST(Pickle, Protocol4FramesMemoizeAndShortStrings) {

@@ -99,10 +99,6 @@ const std::string& Pickle::as_bytes(Ref r, std::string_view what) const {
   if (kind(r) != Kind::Bytes) wrong_kind(what, kind(r), "bytes");
   return node(r).s;
 }
-const std::string& Pickle::global_name(Ref r) const {
-  if (kind(r) != Kind::Global) wrong_kind("global", kind(r), "a global");
-  return node(r).s;
-}
 const std::vector<Ref>& Pickle::items(Ref r, std::string_view what) const {
   if (kind(r) != Kind::Tuple && kind(r) != Kind::List) wrong_kind(what, kind(r), "a tuple or list");
   return node(r).items;
@@ -115,6 +111,13 @@ std::vector<std::pair<Ref, Ref>> Pickle::entries(Ref dict, std::string_view what
   for (size_t i = 0; i + 1 < it.size(); i += 2) out.emplace_back(it[i], it[i + 1]);
   return out;
 }
+const Pickle::Node& Pickle::node(Ref r) const {
+  if (r >= nodes_.size())
+    throw Error(ErrorKind::Usage, "pickle value " + std::to_string(r), "no such value (the tree has " +
+                                                                          std::to_string(nodes_.size()) + ")");
+  return nodes_[r];
+}
+
 size_t Pickle::dict_size(Ref dict) const { return kind(dict) == Kind::Dict ? node(dict).items.size() / 2 : 0; }
 
 std::optional<Ref> Pickle::get(Ref dict, std::string_view key) const {

@@ -82,7 +82,6 @@ class Pickle {
   double as_float(Ref r, std::string_view what) const;    // Float, Int or Bool (0-d tensors: TorchFile)
   const std::string& as_str(Ref r, std::string_view what) const;    // Str
   const std::string& as_bytes(Ref r, std::string_view what) const;  // Bytes
-  const std::string& global_name(Ref r) const;                      // "module.name" of a Global
   const std::vector<Ref>& items(Ref r, std::string_view what) const;  // Tuple or List
   // Dict entries in insertion order as key, value pairs.
   std::vector<std::pair<Ref, Ref>> entries(Ref dict, std::string_view what) const;
@@ -107,7 +106,7 @@ class Pickle {
     std::string s;          // Str, Bytes (raw), Global ("module.name"), NumpyDtype ("<f8")
     std::vector<Ref> items; // Tuple, List; Dict: key, value, key, value...
   };
-  const Node& node(Ref r) const { return nodes_[r]; }
+  const Node& node(Ref r) const;  // Error(Usage) for a Ref outside the tree
   void display(Ref r, int depth, std::string& out, size_t max_chars) const;
   // A dict key's identity (Python's hash equality for None, bool, int, float, str, bytes);
   // empty for other kinds, which tokenprobe does not take as keys.
