@@ -19,9 +19,12 @@ inline std::string le(uint64_t v, int n) {
   return s;
 }
 inline std::string proto(int v) { return std::string("\x80", 1) + static_cast<char>(v); }
-inline std::string str(const std::string& s) { return "X" + le(s.size(), 4) + s; }  // BINUNICODE
-inline std::string integer(int32_t v) { return "J" + le(static_cast<uint32_t>(v), 4); }  // BININT
-inline std::string global(const std::string& module, const std::string& name) { return "c" + module + "\n" + name + "\n"; }
+// (Built by appending: GCC 12 warns falsely, -Wrestrict, on "literal" + std::string.)
+inline std::string str(const std::string& s) { return std::string("X").append(le(s.size(), 4)).append(s); }  // BINUNICODE
+inline std::string integer(int32_t v) { return std::string("J").append(le(static_cast<uint32_t>(v), 4)); }  // BININT
+inline std::string global(const std::string& module, const std::string& name) {
+  return std::string("c").append(module).append("\n").append(name).append("\n");
+}
 inline std::string binfloat(double d) {
   uint64_t u;
   std::memcpy(&u, &d, 8);
@@ -73,7 +76,7 @@ inline std::vector<uint8_t> make_zip(const std::vector<ZipFileEntry>& entries, c
     std::string extra;
     if (o.align64) {
       const size_t unpadded = offset + 30 + e.name.size() + 4;
-      extra = "FB" + le((64 - unpadded % 64) % 64, 2);
+      extra = std::string("FB").append(le((64 - unpadded % 64) % 64, 2));
       extra.append((64 - unpadded % 64) % 64, 'Z');
     }
     out += le(0x04034b50, 4) + le(20, 2) + le(0x0800, 2) + le(e.method, 2) + le(0, 4) + le(crc, 4) +
