@@ -92,6 +92,11 @@ TEST(TorchFile, NanoGptGpt2TensorsAndTiedStorage) {
   EXPECT_EQ(by_name(ts, "_orig_mod.transformer.h.1.attn.c_attn.weight").sizes, (std::vector<int64_t>{96, 32}));
   EXPECT_EQ(by_name(ts, "_orig_mod.transformer.h.0.mlp.c_fc.bias").sizes, (std::vector<int64_t>{128}));
   EXPECT_NE(by_name(ts, "_orig_mod.transformer.wpe.weight").storage, wte.storage);
+  const TensorView v = by_name(ts, "_orig_mod.transformer.h.1.attn.c_attn.weight").as_view();
+  EXPECT_EQ(v.ne, (std::vector<int64_t>{32, 96}));  // ggml order: 96 rows of 32
+  EXPECT_EQ(v.type, DType::F32);
+  EXPECT_EQ(v.n_rows(), 96);
+  EXPECT_EQ(v.nbytes, 96u * 32 * 4);
 }
 
 // The reference's embed is wte's rows of the prompt's ids; pos_embed is wpe's first rows.
@@ -172,6 +177,9 @@ void expect_mini(const std::vector<uint8_t>& bytes) {
   EXPECT_EQ(f32_at(wte, 7), 7.0f);
   EXPECT_EQ(wte.nbytes, 48u);
   EXPECT_FALSE(wt.contiguous());  // reported; the loader decides what to do with it
+  const Error e = error_of([&] { wt.as_view(); });
+  EXPECT_NE(text(e).find("tensor wT | the view is not contiguous"), std::string::npos) << text(e);
+  EXPECT_EQ(wte.as_view().row(2), wte.data + 2 * 3 * 4);
   EXPECT_EQ(wt.storage_offset, 1);
   EXPECT_EQ(wt.strides, (std::vector<int64_t>{1, 3}));
   EXPECT_EQ(f32_at(wt, 1 * 1 + 1 * 3), 5.0f);  // wT[1][1] = storage[1 + 1 + 3]

@@ -58,6 +58,22 @@ bool TorchTensor::contiguous() const {
   return true;
 }
 
+TensorView TorchTensor::as_view() const {
+  const auto dtype = pickle::storage_dtype(type);
+  if (!dtype || !contiguous())
+    throw Error(ErrorKind::Unsupported, "tensor " + gguf_printable(name),
+                !dtype ? std::string("element type ") + pickle::storage_type_name(type) + " has no tokenprobe type"
+                       : "the view is not contiguous (transposed or strided)",
+                !dtype ? "" : "save the state dict of contiguous tensors (tensor.contiguous()) or map it element by element");
+  TensorView v;
+  v.name = name;
+  v.type = *dtype;
+  v.ne.assign(sizes.rbegin(), sizes.rend());
+  v.data = data;
+  v.nbytes = nbytes;
+  return v;
+}
+
 TorchFile TorchFile::open(const std::string& path) {
   auto file = std::make_shared<MappedFile>(path);
   const uint8_t* data = file->data();

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/tensor.h"
 #include "io/mapped_file.h"
 #include "io/pickle.h"
 #include "io/zip_reader.h"
@@ -41,6 +42,10 @@ struct TorchTensor {
   int64_t numel() const;
   // Row-major with no gaps (strides {..., sizes[-1], 1}); other views are the caller's decision.
   bool contiguous() const;
+  // The same bytes as a TensorView (ggml order: ne = sizes reversed, so nn.Linear's
+  // [out, in] becomes ne {in, out}: out rows of in). Unsupported, naming the tensor, when
+  // the view is not contiguous or its type (Byte, Bool) has no tokenprobe DType.
+  TensorView as_view() const;
 };
 
 class TorchFile {
