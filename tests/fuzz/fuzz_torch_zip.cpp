@@ -28,6 +28,8 @@ void read_zip(const uint8_t* data, size_t size) {
   }
 }
 
+bool pickle_type_mappable(const tp::TorchTensor& t) { return tp::pickle::storage_dtype(t.type).has_value(); }
+
 void read_torch(const uint8_t* data, size_t size) {
   const tp::TorchFile f = tp::TorchFile::parse(data, size, "fuzz.pt");
   volatile uint8_t sink = 0;
@@ -38,6 +40,7 @@ void read_torch(const uint8_t* data, size_t size) {
       const tp::TorchTensor t = f.tensor(r, "t");
       sink = sink + touch(t.data, t.nbytes) + t.contiguous();
       if (t.numel() == 1) sink = sink + static_cast<uint8_t>(f.number(r, "n") != 0);
+      if (t.contiguous() && pickle_type_mappable(t)) sink = sink + static_cast<uint8_t>(t.as_view().n_elements());
     } catch (const tp::Error&) {  // a missing, short or compressed storage record
     }
   }
