@@ -8,6 +8,10 @@
 // OUT_DIR/trace_{manifest,steps,shard}/: the parts of trace_fuzz.h's small trace, and of a
 //   real trace of stories260K (SHARED_DIR/models/real) with explain records and sampler
 //   records in its steps.
+// OUT_DIR/pickle/: pickles of torch_samples.h (a miniature nanoGPT checkpoint, numpy scalars,
+//   a refused os.system call) and, from SHARED_DIR, nanoGPT's meta.pkl files and the data.pkl
+//   records of its ckpt.pt files.
+// OUT_DIR/torch_zip/: the miniature checkpoint in each zip layout torch_samples.h writes.
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -25,6 +29,9 @@
 #include "sampling/sampler.h"
 #include "trace/manifest.h"
 #include "trace/trace_run.h"
+#include "io/mapped_file.h"
+#include "io/zip_reader.h"
+#include "torch_samples.h"
 #include "trace_fuzz.h"
 
 namespace fs = std::filesystem;
@@ -163,6 +170,45 @@ int trace_seeds(const fs::path& out, const char* shared) {
   return 1;
 }
 
+void save_text(const fs::path& p, const std::string& s) { save(p, std::vector<uint8_t>(s.begin(), s.end())); }
+
+int torch_seeds(const fs::path& out, const char* shared) {
+  namespace ts = samples;
+  fs::create_directories(out / "pickle");
+  fs::create_directories(out / "torch_zip");
+  save_text(out / "pickle" / "mini_checkpoint.pkl", ts::mini_checkpoint_pickle());
+  const std::string dtype = ts::global("numpy", "dtype") + ts::tuple({ts::str("f8"), "\x89", "\x88"}) + "R" +
+                            ts::tuple({ts::integer(3), ts::str("<")}) + "b";
+  const std::string raw = ts::global("_codecs", "encode") +
+                          ts::tuple({ts::str(std::string(6, '\0') + "\xc3\xb8?"), ts::str("latin1")}) + "R";
+  save_text(out / "pickle" / "numpy_scalar.pkl",
+            ts::proto(2) + ts::global("numpy.core.multiarray", "scalar") + ts::tuple({dtype, raw}) + "R.");
+  save_text(out / "pickle" / "os_system.pkl", ts::proto(2) + ts::global("os", "system") + ts::str("true") + "\x85R.");
+  ts::ZipOptions o;
+  save(out / "torch_zip" / "torch_layout.pt", ts::mini_checkpoint(o));
+  o.zip64_extra = true;
+  o.align64 = false;
+  save(out / "torch_zip" / "zip64_fields.pt", ts::mini_checkpoint(o));
+  o.zip64_extra = o.zip64_end = false;
+  save(out / "torch_zip" / "plain_zip.pt", ts::mini_checkpoint(o));
+  if (!shared) return 0;
+  int n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(fs::path(shared) / "models")) {
+    if (e.path().filename() == "meta.pkl") {
+      copy_seed(e.path(), out / "pickle" / ("meta-" + std::to_string(n++) + ".pkl"));
+    } else if (e.path().extension() == ".pt") {
+      const MappedFile f(e.path().string());
+      const ZipReader zip(f.data(), f.size(), e.path().string());
+      for (const auto& entry : zip.entries())
+        if (entry.name.ends_with("/data.pkl") && entry.size <= 65536) {
+          const auto bytes = zip.data(entry);
+          save(out / "pickle" / ("data-" + std::to_string(n++) + ".pkl"), {bytes.begin(), bytes.end()});
+        }
+    }
+  }
+  return n;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -185,7 +231,9 @@ int main(int argc, char** argv) {
       }
     }
     const int real = trace_seeds(out, argc > 2 ? argv[2] : nullptr);
-    std::printf("make_seeds: wrote synthetic seeds, %d miniatures of shared GGUF files and %d real trace(s)\n", n, real);
+    const int pickles = torch_seeds(out, argc > 2 ? argv[2] : nullptr);
+    std::printf("make_seeds: wrote synthetic seeds, %d miniatures of shared GGUF files, %d real trace(s) and %d "
+                "pickles from shared torch files\n", n, real, pickles);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "make_seeds: %s\n", e.what());
     return 1;
