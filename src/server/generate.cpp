@@ -194,8 +194,7 @@ class Generation {
   }
 
   StopReason run_steps(int n) {
-    Session& s = session_;
-    s.reset();
+    session_.reset();
     auto choose_id = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
       pending_ = choose(logits, history);
       return pending_.id;
@@ -204,7 +203,7 @@ class Generation {
     hooks.on_token = [&](int32_t, int, StopReason why) { return after(why); };
     StopRule rule = model_stop_rule(model_, n, !req_.ignore_eos);
     rule.stop_string = [this](int32_t id) { return add_text(id); };
-    return tp::generate(s, req_.prompt, choose_id, rule, hooks).reason;
+    return tp::generate(session_, req_.prompt, choose_id, rule, hooks).reason;
   }
 
   Session& session_;

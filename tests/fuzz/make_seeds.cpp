@@ -26,7 +26,6 @@
 #include "trace/manifest.h"
 #include "trace/trace_run.h"
 #include "trace_fuzz.h"
-#include "test_pool.h"
 
 namespace fs = std::filesystem;
 using namespace tp;
@@ -122,7 +121,8 @@ void real_trace(const fs::path& model_path, const fs::path& dir) {
   settings.temperature = 0.8f;
   settings.seed = 7;
   sampling::Sampler sampler(settings);
-  analysis::ExplainCapture cap(*m, test_pool());
+  ThreadPool pool(1);
+  analysis::ExplainCapture cap(*m, pool);
   const std::vector<int32_t> prompt = m->tokenizer->encode("Once upon a time");
   auto choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
     const auto rec = sampler.sample(logits.data(), int64_t(logits.size()), history);
@@ -136,7 +136,7 @@ void real_trace(const fs::path& model_path, const fs::path& dir) {
   o.out_dir = dir.string();
   o.n_generate = 2;
   o.observer = &cap;
-  run_traced(*m, test_pool(), prompt, choose, o, trace_manifest(*m, prompt, {}, "Once upon a time", settings));
+  run_traced(*m, pool, prompt, choose, o, trace_manifest(*m, prompt, {}, "Once upon a time", settings));
 }
 
 // Seeds above libFuzzer's -max_len (run_fuzzers.sh) would only be cut: left out.

@@ -80,7 +80,8 @@ void run_trace(const TraceOptions& o) {
   r.interventions = parse_interventions(o.intervene);
   // The last chosen token is never run through the model: P + n - 1 positions at most.
   r.spec.validate_against(m->config, int64_t(prompt.size()) + o.n - 1);
-  ThreadPool pool(o.threads);  // the command's one pool: the traced, comparison and mean passes and --explain share it
+  // The command's one pool: the mean() pass, the traced and comparison runs and --explain share it.
+  ThreadPool pool(o.threads);
   prepare_interventions(r.interventions, *m, prompt, o.n,
                         [&](Observer& mean, bool all_logits) { observe_prompt(*m, pool, prompt, mean, all_logits); });
   r.compare_unpatched = !o.no_compare;
