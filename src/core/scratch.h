@@ -16,7 +16,7 @@ namespace tp {
 enum class ScratchSlot : int {
   MatmulActs,   // runtime/ops: a batch's activations quantised once for the integer kernels (the caller's)
   MatmulBias,   // runtime/ops: a matrix's bias decoded to float (the caller's)
-  DecodedRows,  // runtime/ops: weight rows decoded to float for a float product
+  DecodedRows,  // runtime/ops, analysis/explain_capture: weight rows decoded to float
   HeadSlices,   // runtime/ops: per-head W_O results of 16 rows before they reach hook_result
   RowActs,      // quant/int8_rowlanes: one position's activations laid out for the row kernel
   Panels,       // quant/*_rowlanes: two 16-row weight panels packed for a tile of positions
