@@ -91,8 +91,9 @@ void bm_dot_int8(benchmark::State& state, tp::DType t) {
   for (auto& v : x) v = normal(rng);
   std::vector<uint8_t> xq(xb * NTok);
   for (int i = 0; i < NTok; ++i) tp::quant::quantize_act(f, x.data() + i * kCols, xq.data() + i * xb, kCols);
+  tp::Scratch scratch;
   for (auto _ : state) {
-    tp::quant::dot_tile_int8(t, m.data(), rb, kRows, xq.data(), xb, NTok, kCols, y.data(), kRows);
+    tp::quant::dot_tile_int8(t, m.data(), rb, kRows, xq.data(), xb, NTok, kCols, y.data(), kRows, scratch);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }

@@ -16,6 +16,7 @@
 #include "runtime/session.h"
 #include "trace/trace_reader.h"
 #include "trace/trace_run.h"
+#include "test_pool.h"
 #include "test_support.h"
 
 namespace tp {
@@ -49,7 +50,7 @@ TEST(Analysis, LensOfLastResidPostIsTheFinalDistribution) {
   TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   for (const auto& path : reference_models()) {
     auto m = load_model(path.string());
-    Session s(*m, {.n_threads = 2});
+    Session s(*m, test_pool());
     ExplainCapture cap(*m, s.pool());
     const auto logits = run(s, cap, kIds);
     const int32_t chosen = argmax(logits.data(), int64_t(logits.size()));
@@ -73,7 +74,7 @@ TEST(Analysis, DlaPartsSumToLogitAndDifferenceOnEveryModel) {
   EXPECT_GE(models.size(), 10u);
   for (const auto& path : models) {
     auto m = load_model(path.string());
-    Session s(*m, {.n_threads = 2});
+    Session s(*m, test_pool());
     ExplainCapture cap(*m, s.pool());
     const auto logits = run(s, cap, kIds);
     const int32_t chosen = argmax(logits.data(), int64_t(logits.size()));
@@ -101,7 +102,7 @@ TEST(Analysis, AttentionSourceWeightsAreDistributions) {
   TP_REQUIRE_SHARED("models/synthetic/gpt2-tiny.gguf");
   for (const char* name : {"models/synthetic/gpt2-tiny.gguf", "models/synthetic/gemma-tiny.gguf", "models/real/stories260K.gguf"}) {
     auto m = load_model((test::shared_dir() / name).string());
-    Session s(*m, {.n_threads = 2, .max_batch = 3});  // chunks: norms must carry across passes
+    Session s(*m, test_pool(), {.max_batch = 3});  // chunks: norms must carry across passes
     ExplainCapture cap(*m, s.pool());
     run(s, cap, kIds);
     for (int l = 0; l < m->config.n_layers; ++l) {
@@ -129,7 +130,7 @@ TEST(Analysis, StoriesExplainsLily) {
   TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const auto prompt = m->tok().encode(kLilyPrompt);
-  Session s(*m, {.n_threads = 2});
+  Session s(*m, test_pool());
   ExplainCapture cap(*m, s.pool());
   const auto logits = run(s, cap, prompt);
   const int32_t chosen = argmax(logits.data(), int64_t(logits.size()));
@@ -157,11 +158,11 @@ TEST(Analysis, PromptPositionEqualsTruncatedPrompt) {
     auto m = load_model((test::shared_dir() / name).string());
     const int64_t p = 4;
     const std::vector<int32_t> upto(kIds.begin(), kIds.begin() + p + 1);
-    Session whole(*m, {.n_threads = 2, .max_batch = 3});
+    Session whole(*m, test_pool(), {.max_batch = 3});
     ExplainCapture at_p(*m, whole.pool(), p);
     whole.set_observer(&at_p);
     whole.eval(kIds, Session::Logits::None);
-    Session part(*m, {.n_threads = 2});
+    Session part(*m, test_pool());
     ExplainCapture last(*m, part.pool());
     const auto logits = run(part, last, upto);
     const int32_t next = kIds[size_t(p + 1)];
@@ -181,23 +182,21 @@ TEST(Analysis, ExplainFromTraceEqualsExplainLive) {
   const auto prompt = m->tok().encode(kLilyPrompt);
   const fs::path dir = fs::temp_directory_path() / ("tp-" + std::to_string(::getpid()) + "-explain.tptrace");
   fs::remove_all(dir);
-  ThreadPool pool(2);
-  ExplainCapture traced(*m, pool);
+  ExplainCapture traced(*m, test_pool());
   TraceRunOptions r;
   r.out_dir = dir.string();
   r.spec = CaptureSpec::parse("minimal");
   r.n_generate = 3;
-  r.n_threads = 2;
   r.observer = &traced;
   TokenChooser choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
     const int32_t id = argmax(logits.data(), int64_t(logits.size()));
     return nlohmann::json{{"id", id}, {"explain", analysis::explain_json(traced, history, id, int(history.size() - prompt.size()))}};
   };
-  run_traced(*m, prompt, choose, r, nlohmann::json::object());
+  run_traced(*m, test_pool(), prompt, choose, r, nlohmann::json::object());
   const TraceReader tr = TraceReader::open(dir.string());
   ASSERT_EQ(tr.steps().size(), 3u);
 
-  Session s(*m, {.n_threads = 2});
+  Session s(*m, test_pool());
   ExplainCapture live(*m, s.pool());
   s.set_observer(&live);
   std::vector<int32_t> history = prompt;

@@ -16,6 +16,7 @@
 #include "model_variant.h"
 #include "runtime/generate.h"
 #include "server/generate.h"
+#include "test_pool.h"
 #include "test_support.h"
 
 namespace tp {
@@ -64,13 +65,13 @@ TEST(Generate, SaysWhyItStopped) {
   TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = load_model(stories().string());
   const std::vector<int32_t> prompt = {1, 403, 407};
-  Session s(*m, {.n_threads = 1});
+  Session s(*m, test_pool());
   const auto length = generate(s, prompt, greedy(m->config.d_vocab), model_stop_rule(*m, 5));
   EXPECT_EQ(length.reason, StopReason::Length);
   EXPECT_EQ(length.generated.size(), 5u);
 
   // A context of 5 positions: the prompt fills 3, tokens 1 and 2 are run, token 3 is not.
-  Session small(*m, {.n_threads = 1, .n_ctx = 5});
+  Session small(*m, test_pool(), {.n_ctx = 5});
   const auto context = generate(small, prompt, greedy(m->config.d_vocab), model_stop_rule(*m, 50));
   EXPECT_EQ(context.reason, StopReason::Context);
   EXPECT_EQ(context.generated, std::vector<int32_t>(length.generated.begin(), length.generated.begin() + 3));
@@ -94,7 +95,7 @@ struct TwoEogModel {
 
 TwoEogModel make_two_eog_model(const std::vector<int32_t>& prompt) {
   auto m = load_model(stories().string());
-  Session s(*m, {.n_threads = 1});
+  Session s(*m, test_pool());
   const std::vector<int32_t> free = generate_greedy(s, prompt, 12);
   size_t k = 2;
   while (k < free.size() && (std::count(free.begin(), free.begin() + k, free[k]) || m->tokenizer->is_eog(free[k]))) ++k;
@@ -143,10 +144,10 @@ TEST(Generate, RunTraceExplainAndServeStopAtTheSameEndOfGenerationToken) {
     req.prompt = prompt;
     req.max_tokens = 12;
     req.sampler.temperature = 0;
-    req.n_threads = 1;
     if (traced) req.trace_dir = (scratch / "s.tptrace").string();
     std::vector<int32_t> streamed;
-    const auto res = server::generate(*m, req, [&](const server::GenToken* tok, const std::string&) {
+    Session session(*m, test_pool());
+    const auto res = server::generate(session, req, [&](const server::GenToken* tok, const std::string&) {
       if (tok) streamed.push_back(tok->id);
       return true;
     });

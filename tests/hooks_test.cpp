@@ -11,6 +11,7 @@
 #include "quant/quant.h"
 #include "runtime/ops.h"
 #include "runtime/session.h"
+#include "test_pool.h"
 #include "test_support.h"
 
 namespace tp {
@@ -42,7 +43,7 @@ struct Captured {
 std::unique_ptr<Captured> capture_all(const std::string& file, const std::vector<int32_t>& tokens) {
   auto c = std::make_unique<Captured>();
   c->model = load_model(test::synthetic_path(file).string());
-  Session s(*c->model, {.n_threads = 2});
+  Session s(*c->model, test_pool());
   s.set_observer(&c->rec);
   s.eval(tokens, /*all_logits=*/true);
   return c;
@@ -160,10 +161,10 @@ TEST(Hooks, ObserverCanIntervene) {
   TP_REQUIRE_SHARED("models/synthetic/llama-spm-tiny.gguf");
   auto m = load_model((test::shared_dir() / "models/synthetic/llama-spm-tiny.gguf").string());
   const std::vector<int32_t> toks = {1, 5, 9, 17};
-  Session clean(*m, {.n_threads = 1});
+  Session clean(*m, test_pool());
   const auto base = clean.eval(toks);
   ZeroAttnOut zero;
-  Session ablated(*m, {.n_threads = 1});
+  Session ablated(*m, test_pool());
   ablated.set_observer(&zero);
   const auto changed = ablated.eval(toks);
   EXPECT_GT(max_abs_diff(base, changed), 1e-3) << "zeroing hook_attn_out of layer 0 had no effect";

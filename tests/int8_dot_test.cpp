@@ -17,6 +17,12 @@
 namespace tp {
 namespace {
 
+// The kernels' working memory, as one pool worker's (core/scratch.h).
+Scratch& scratch() {
+  static Scratch s;
+  return s;
+}
+
 // Random blocks with sane fp16 scale fields (as the benchmark models make them).
 std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
   const int64_t rb = row_bytes(t, n), be = dtype_info(t).block_elems, bb = dtype_info(t).block_bytes;
@@ -80,7 +86,7 @@ TEST_P(Int8Dot, FastMatchesScalarAndDequantisedProduct) {
       want += double(wd[size_t(i)]) * xd[size_t(i)];
       mag += std::fabs(double(wd[size_t(i)]) * xd[size_t(i)]);
     }
-    const float fast = quant::dot_row_int8(t, w.data(), xq.data(), n);
+    const float fast = quant::dot_row_int8(t, w.data(), xq.data(), n, scratch());
     const float ref = quant::scalar::dot_row_int8(t, w.data(), xq.data(), n);
     EXPECT_NEAR(fast, ref, 1e-5 * mag + 1e-6) << dtype_name(t) << " n=" << n;
     EXPECT_NEAR(ref, want, 1e-5 * mag + 1e-6) << dtype_name(t) << " n=" << n;
@@ -127,10 +133,10 @@ TEST_P(Int8Dot, TilesEqualOneDotPerPair) {
         for (int64_t i = 0; i < n_tok; ++i) quant::quantize_act(f, x.data() + i * n, xq.data() + i * xb, n);
         const int64_t os = n_rows + 1;  // one spare column: the stride is respected
         std::vector<float> out(static_cast<size_t>(os * n_tok), -1.0f);
-        quant::dot_tile_int8(t, w.data(), wb, n_rows, xq.data(), xb, n_tok, n, out.data(), os);
+        quant::dot_tile_int8(t, w.data(), wb, n_rows, xq.data(), xb, n_tok, n, out.data(), os, scratch());
         for (int64_t i = 0; i < n_tok; ++i) {
           for (int64_t r = 0; r < n_rows; ++r)
-            ASSERT_EQ(out[size_t(i * os + r)], quant::dot_row_int8(t, w.data() + r * wb, xq.data() + i * xb, n))
+            ASSERT_EQ(out[size_t(i * os + r)], quant::dot_row_int8(t, w.data() + r * wb, xq.data() + i * xb, n, scratch()))
                 << n_rows << "x" << n_tok << " row " << r << " token " << i << ", " << blocks << " blocks";
           ASSERT_EQ(out[size_t(i * os + n_rows)], -1.0f);
         }
@@ -156,10 +162,10 @@ TEST_P(Int8Dot, SlicesEqualOneDotPerSlice) {
       std::vector<uint8_t> xq(static_cast<size_t>(quant::act_row_bytes(f, n)));
       quant::quantize_act(f, x.data(), xq.data(), n);
       std::vector<float> out(static_cast<size_t>(2 * n_slices), -1.0f);
-      quant::dot_slices_int8(t, w.data(), xq.data(), n_slices, len, out.data(), 2);
+      quant::dot_slices_int8(t, w.data(), xq.data(), n_slices, len, out.data(), 2, scratch());
       const int64_t wb = row_bytes(t, len), xb = quant::act_row_bytes(f, len);
       for (int64_t s = 0; s < n_slices; ++s) {
-        const float one = quant::dot_row_int8(t, w.data() + s * wb, xq.data() + s * xb, len);
+        const float one = quant::dot_row_int8(t, w.data() + s * wb, xq.data() + s * xb, len, scratch());
         EXPECT_NEAR(out[size_t(2 * s)], one, 1e-5 * (std::fabs(one) + 1.0f)) << n_slices << " slices, slice " << s;
         EXPECT_EQ(out[size_t(2 * s + 1)], -1.0f);
       }
@@ -190,7 +196,7 @@ TEST(Int8Dot, KQuantSubBlockSlicesMatchDequantisedProduct) {
       quant::dequantize_row(t, w.data(), wd.data(), n);
       const int64_t n_slices = n / len;
       std::vector<float> out(static_cast<size_t>(2 * n_slices), -1.0f);
-      quant::dot_slices_int8(t, w.data(), xq.data(), n_slices, len, out.data(), 2);
+      quant::dot_slices_int8(t, w.data(), xq.data(), n_slices, len, out.data(), 2, scratch());
       double total = 0, total_mag = 0;
       for (int64_t s = 0; s < n_slices; ++s) {
         double want = 0, mag = 0;
@@ -203,7 +209,7 @@ TEST(Int8Dot, KQuantSubBlockSlicesMatchDequantisedProduct) {
         total += out[size_t(2 * s)];
         total_mag += mag;
       }
-      EXPECT_NEAR(total, quant::dot_row_int8(t, w.data(), xq.data(), n), 1e-5 * total_mag + 1e-6) << dtype_name(t);
+      EXPECT_NEAR(total, quant::dot_row_int8(t, w.data(), xq.data(), n, scratch()), 1e-5 * total_mag + 1e-6) << dtype_name(t);
     }
   }
   EXPECT_FALSE(quant::int8_slices_supported(DType::Q4_K, 3, 100));  // not whole sub-blocks
@@ -211,7 +217,7 @@ TEST(Int8Dot, KQuantSubBlockSlicesMatchDequantisedProduct) {
   EXPECT_FALSE(quant::int8_slices_supported(DType::F16, 4, 64));    // no integer kernel
   std::vector<uint8_t> w(size_t(row_bytes(DType::Q4_K, 768))), xq(size_t(quant::act_row_bytes(quant::ActFormat::Q8_K, 768)));
   float out[16];
-  EXPECT_THROW(quant::dot_slices_int8(DType::Q4_K, w.data(), xq.data(), 16, 48, out, 1), Error);  // 48: not whole sub-blocks
+  EXPECT_THROW(quant::dot_slices_int8(DType::Q4_K, w.data(), xq.data(), 16, 48, out, 1, scratch()), Error);  // 48: not whole sub-blocks
 }
 
 // The Q8_0 activation block holds exactly llama.cpp's numbers: d = fp16(max|x| / 127),
@@ -269,7 +275,7 @@ TEST(Int8Dot, ZeroActivationsGiveZero) {
     std::vector<float> x(256, 0.0f);
     std::vector<uint8_t> xq(static_cast<size_t>(quant::act_row_bytes(f, 256)));
     quant::quantize_act(f, x.data(), xq.data(), 256);
-    EXPECT_EQ(quant::dot_row_int8(t, w.data(), xq.data(), 256), 0.0f) << dtype_name(t);
+    EXPECT_EQ(quant::dot_row_int8(t, w.data(), xq.data(), 256, scratch()), 0.0f) << dtype_name(t);
   }
 }
 

@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "runtime/session.h"
 #include "model_variant.h"
+#include "test_pool.h"
 #include "test_support.h"
 #include "trace/manifest.h"
 #include "trace/trace_reader.h"
@@ -53,8 +54,10 @@ TracedRun run(const Model& m, const std::vector<int32_t>& prompt, const std::str
   o.max_batch = max_batch;
   o.spec = CaptureSpec::parse(capture);
   o.interventions = parse_interventions(intervene);
-  prepare_interventions(o.interventions, m, prompt, n);
-  run_traced(m, prompt, greedy(), o, trace_manifest(m, prompt, {}, "", {}));
+  prepare_interventions(o.interventions, m, prompt, n, [&](Observer& mean, bool all_logits) {
+    observe_prompt(m, test_pool(), prompt, mean, all_logits);
+  });
+  run_traced(m, test_pool(), prompt, greedy(), o, trace_manifest(m, prompt, {}, "", {}));
   return TracedRun{TraceReader::open(o.out_dir)};
 }
 
@@ -213,7 +216,7 @@ TEST_F(Intervention, ClausesThatMatchNothingAreUsageErrors) {
     o.out_dir = temp_path("unmatched.tptrace").string();
     o.interventions = parse_interventions(clause);
     try {
-      run_traced(*m, {1, 403}, greedy(), o, {});
+      run_traced(*m, test_pool(), {1, 403}, greedy(), o, {});
       ADD_FAILURE() << "accepted: " << clause;
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::Usage) << e.what();
@@ -224,7 +227,7 @@ TEST_F(Intervention, ClausesThatMatchNothingAreUsageErrors) {
   // Before a run, positions are checked against the run's length: prompt + generated.
   auto iv = parse_interventions("zero(blocks.0.hook_resid_post[pos=999])");
   try {
-    prepare_interventions(iv, *m, {1, 403}, 2);
+    prepare_interventions(iv, *m, {1, 403}, 2, [](Observer&, bool) { ADD_FAILURE() << "no mean() clause to run for"; });
     ADD_FAILURE() << "accepted pos=999 in a run of 3 positions";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("at most 3 positions (0-2)"), std::string::npos) << e.what();
@@ -295,7 +298,7 @@ TEST_F(Intervention, PatchFromAnotherModelIsRefused) {
   o.out_dir = temp_path("other-config.tptrace").string();
   o.interventions = parse_interventions("patch(blocks.0.hook_resid_pre, " + clean + ")");
   try {
-    run_traced(*shorter, p, greedy(), o, {});
+    run_traced(*shorter, test_pool(), p, greedy(), o, {});
     ADD_FAILURE() << "patched from a trace of a model with another config";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("n_ctx"), std::string::npos) << e.what();

@@ -15,6 +15,7 @@
 #include "model_variant.h"
 #include "runtime/session.h"
 #include "server/lens.h"
+#include "test_pool.h"
 #include "test_support.h"
 #include "trace/manifest.h"
 #include "trace/trace_reader.h"
@@ -31,7 +32,7 @@ const std::vector<int32_t> kPrompt{1, 403};
 // The first token the model picks after kPrompt (greedy).
 int32_t first_greedy(const fs::path& model_file) {
   auto m = load_model(model_file.string());
-  Session s(*m);
+  Session s(*m, test_pool());
   const auto logits = s.eval(kPrompt);
   return argmax(logits.data(), m->config.d_vocab);
 }
@@ -73,16 +74,15 @@ TEST(LensAgreement, ViewerLensAndExplainAgreeIncludingTies) {
   const fs::path variant = with_twin_rows(src, chosen, twin);
   auto m = load_model(variant.string());
 
-  ThreadPool pool(1);
-  analysis::ExplainCapture cap(*m, pool);
+  analysis::ExplainCapture cap(*m, test_pool());
   TraceRunOptions o;
   o.out_dir = (fs::temp_directory_path() / ("tp-lens-agree-" + std::to_string(::getpid()) + ".tptrace")).string();
   fs::remove_all(o.out_dir);
   o.n_generate = 3;
   o.observer = &cap;
-  run_traced(*m, kPrompt, last_of_ties(cap, kPrompt.size()), o, trace_manifest(*m, kPrompt, {}, "", {}));
+  run_traced(*m, test_pool(), kPrompt, last_of_ties(cap, kPrompt.size()), o, trace_manifest(*m, kPrompt, {}, "", {}));
   const TraceReader r = TraceReader::open(o.out_dir);
-  const json lens = server::logit_lens(*m, r);
+  const json lens = server::logit_lens(*m, test_pool(), r);
 
   // The crafted tie at the first generated token: equal logits at the last layer, the
   // chooser took the higher id, and both lenses put the lower id first and the next token second.

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "model/model.h"
 #include "runtime/session.h"
+#include "test_pool.h"
 #include "test_support.h"
 
 namespace tp {
@@ -36,7 +37,7 @@ TEST(ModelLoad, Llama2cCheckpointMatchesGguf) {
   EXPECT_EQ(bin->config.n_kv_heads, gguf->config.n_kv_heads);
   EXPECT_EQ(bin->config.d_vocab, gguf->config.d_vocab);
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
-  Session a(*bin, {.n_threads = 1}), b(*gguf, {.n_threads = 1});
+  Session a(*bin, test_pool()), b(*gguf, test_pool());
   const auto la = a.eval(prompt, true), lb = b.eval(prompt, true);
   const auto r = test::compare("stories260K .bin vs .gguf logits", la, lb,
                                {int64_t(prompt.size()), gguf->config.d_vocab}, 1e-5);
@@ -96,7 +97,7 @@ TEST(ModelLoad, UnknownArchitectureNamesItAndTheSupportedList) {
 TEST(ModelLoad, ContextOverflowIsAUsageError) {
   TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = load_model((test::shared_dir() / "models/real/stories260K.gguf").string());
-  Session s(*m, {.n_threads = 1, .n_ctx = 4});
+  Session s(*m, test_pool(), {.n_ctx = 4});
   EXPECT_THROW(s.eval({1, 2, 3, 4, 5}), Error);
   EXPECT_THROW(s.eval({1, 100000}), Error);  // id outside the vocabulary
 }
@@ -105,11 +106,11 @@ TEST(ModelLoad, ChunkedPromptEqualsOneBatch) {
   TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = load_model((test::shared_dir() / "models/real/stories260K.gguf").string());
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432, 383, 286, 261};
-  Session one(*m, {.n_threads = 2}), chunked(*m, {.n_threads = 2, .max_batch = 4});
+  Session one(*m, test_pool()), chunked(*m, test_pool(), {.max_batch = 4});
   const auto a = one.eval(prompt, true), b = chunked.eval(prompt, true);
   EXPECT_TRUE(test::compare("chunked prompt logits", b, a, {9, m->config.d_vocab}, 1e-4).ok);
   // Token by token through the KV cache gives the same last logits too.
-  Session step(*m, {.n_threads = 1});
+  Session step(*m, test_pool());
   std::vector<float> last;
   for (int32_t id : prompt) last = step.eval({id});
   const std::vector<float> want(a.end() - m->config.d_vocab, a.end());

@@ -15,6 +15,7 @@
 #include "probe/capture_spec.h"
 #include "runtime/ops.h"
 #include "runtime/session.h"
+#include "test_pool.h"
 #include "test_support.h"
 #include "trace/trace_run.h"
 
@@ -66,7 +67,7 @@ TEST(ProbeGuard, NaNWeightsAreReportedAtTheFirstHook) {
     for (size_t i = 0; i + 4 <= b.size(); i += 4) std::memcpy(&b[i], &nan, 4);
   }});
   auto m = load_model(path.string());
-  Session s(*m, {.n_threads = 1});
+  Session s(*m, test_pool());
   const std::string msg = error_of([&] { s.eval({1, 403, 407}); });
   EXPECT_NE(msg.find("blocks.1.attn.hook_q"), std::string::npos) << msg;
   EXPECT_NE(msg.find("NaN"), std::string::npos) << msg;
@@ -82,7 +83,7 @@ TEST(ProbeGuard, InfiniteLogitsAreReported) {
     for (size_t i = 0; i + 4 <= b.size(); i += 4) std::memcpy(&b[i], &big, 4);
   }});
   auto m = load_model(path.string());
-  Session s(*m, {.n_threads = 1});
+  Session s(*m, test_pool());
   const std::string msg = error_of([&] { s.eval({1, 403}); });
   EXPECT_NE(msg.find("unembed.hook_out"), std::string::npos) << msg;
   EXPECT_NE(msg.find("position 1"), std::string::npos) << msg;
@@ -116,7 +117,7 @@ TEST(ProbeGuard, TracedRunsRefuseSpecsThatMatchNothing) {
   o.out_dir = (fs::temp_directory_path() / ("tp-guard-" + std::to_string(::getpid()) + ".tptrace")).string();
   o.spec = CaptureSpec::parse("blocks.7.hook_resid_post");
   const std::string msg = error_of([&] {
-    run_traced(*m, {1, 403}, [](const std::vector<float>&, const std::vector<int32_t>&) { return nlohmann::json{{"id", 1}}; },
+    run_traced(*m, test_pool(), {1, 403}, [](const std::vector<float>&, const std::vector<int32_t>&) { return nlohmann::json{{"id", 1}}; },
                o, {});
   });
   EXPECT_NE(msg.find("there is no layer 7: the model has 5 layers (0-4)"), std::string::npos) << msg;

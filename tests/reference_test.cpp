@@ -13,6 +13,7 @@
 #include "probe/recorder.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
+#include "test_pool.h"
 #include "test_support.h"
 
 namespace tp {
@@ -102,7 +103,7 @@ TEST_P(Reference, MatchesLlamaCpp) {
     return h == Hook::ResidPost || h == Hook::Pattern || h == Hook::AttnOut || h == Hook::MlpOut ||
            h == Hook::ResidMid || h == Hook::Z || h == Hook::Embed || h == Hook::PosEmbed;
   });
-  Session s(*model, {.n_threads = 2});
+  Session s(*model, test_pool());
   s.set_observer(&rec);
   const std::vector<float> logits = s.eval(tokens, /*all_logits=*/true);
   s.set_observer(nullptr);
@@ -131,7 +132,7 @@ TEST_P(Reference, MatchesLlamaCpp) {
   }
   EXPECT_EQ(failures, 0) << "tensors outside tolerance (see NOT OK lines above)";
 
-  Session g(*model, {.n_threads = 2});
+  Session g(*model, test_pool());
   const auto ids = generate_greedy(g, tokens, static_cast<int>(greedy.size()));
   EXPECT_EQ(ids, greedy) << "greedy continuation differs from llama.cpp's";
   std::printf("%-6s %s/%s greedy ids (%zu)\n", ids == greedy ? "OK" : "NOT OK", c.model.c_str(), c.prompt.c_str(), greedy.size());

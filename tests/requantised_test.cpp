@@ -8,6 +8,7 @@
 
 #include "model/model.h"
 #include "runtime/session.h"
+#include "test_pool.h"
 #include "test_support.h"
 
 namespace tp {
@@ -21,7 +22,7 @@ TEST_P(Requantised, IntegerProductsStayNearFloatActivations) {
   const auto twin = load_model(test::synthetic_path(GetParam(), /*f32_twin=*/true).string());
   const std::vector<int32_t> tokens = {1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203};
   const int64_t vocab = quantised->config.d_vocab, n = int64_t(tokens.size());
-  Session qs(*quantised, {.n_threads = 2}), fs(*twin, {.n_threads = 2});
+  Session qs(*quantised, test_pool()), fs(*twin, test_pool());
   const std::vector<float> got = qs.eval(tokens, /*all_logits=*/true), want = fs.eval(tokens, /*all_logits=*/true);
   // Tolerance: the 8-bit activation rounding alone moves these logits (about ±15) by up to
   // 1.0 (measured 2026-11-27: max |Δ| 0.62-0.99, NMSE 2.2e-4 to 5.2e-4 over the five types,

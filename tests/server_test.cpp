@@ -11,6 +11,7 @@
 #include "server/report.h"
 #include "server/server.h"
 #include "server/trace_store.h"
+#include "test_pool.h"
 #include "test_support.h"
 
 namespace tp {
@@ -281,6 +282,7 @@ TEST_F(ServerTest, ReportIsSelfContained) {
   std::vector<std::string> notes;
   server::ReportOptions o;
   o.model = model_.get();
+  o.pool = &test_pool();
   const std::string html = server::report_html(id, r, o, &notes);
   EXPECT_NE(html.find("id=\"tp-data\""), std::string::npos);
   EXPECT_EQ(html.find("src=\"/assets/"), std::string::npos);  // script inlined

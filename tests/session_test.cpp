@@ -1,12 +1,15 @@
 // A prompt evaluated in one pass, in chunks, or one token at a time gives the same logits,
 // bit for bit: every kernel rounds each (row, position) pair the same way whatever the batch
 // (docs/numerics.md), so a trace of a prompt and a trace of generation agree exactly.
+// Sessions on several threads sharing one pool give what each gives alone.
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <thread>
 
 #include "model/model.h"
 #include "runtime/session.h"
+#include "test_pool.h"
 #include "test_support.h"
 
 namespace tp {
@@ -21,14 +24,14 @@ TEST_P(BatchInvariance, PromptPassEqualsChunksAndTokenByToken) {
   std::vector<int32_t> tokens;
   for (int i = 0; i < 21; ++i) tokens.push_back(int32_t((7 + 37 * i) % vocab));
 
-  Session whole(*model, {.n_threads = 2});
+  Session whole(*model, test_pool());
   const std::vector<float> all = whole.eval(tokens, /*all_logits=*/true);
   ASSERT_EQ(all.size(), tokens.size() * size_t(vocab));
 
-  Session chunked(*model, {.n_threads = 2, .max_batch = 6});  // chunks of 6, 6, 6, 3
+  Session chunked(*model, test_pool(), {.max_batch = 6});  // chunks of 6, 6, 6, 3
   const std::vector<float> chunks = chunked.eval(tokens, /*all_logits=*/true);
 
-  Session single(*model, {.n_threads = 2});
+  Session single(*model, test_pool());
   for (size_t i = 0; i < tokens.size(); ++i) {
     const std::vector<float> one = single.eval({tokens[i]});
     for (int64_t v = 0; v < vocab; ++v) {
@@ -42,6 +45,48 @@ TEST_P(BatchInvariance, PromptPassEqualsChunksAndTokenByToken) {
     }
   }
 }
+
+// The server's case (docs/architecture.md): its generation session decodes on one thread
+// while a request's products run on another, on the process's one pool. Each gets, bit for
+// bit, the logits it gets alone: jobs never mix and no worker's scratch is shared. A prompt
+// in batches of 4 takes the packed-panel kernels, decoding the single-row ones.
+class SharedPool : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SharedPool, SessionsOnTwoThreadsMatchTheirSoloRuns) {
+  TP_REQUIRE_SHARED(test::synthetic_source(GetParam()));
+  const auto model = load_model(test::synthetic_path(GetParam()).string());
+  const int64_t vocab = model->config.d_vocab;
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 13; ++i) tokens.push_back(int32_t((5 + 41 * i) % vocab));
+  ThreadPool pool(3);
+  auto decode = [&] {
+    Session s(*model, pool);
+    std::vector<float> out;
+    for (int32_t id : tokens) {
+      const auto one = s.eval({id});
+      out.insert(out.end(), one.begin(), one.end());
+    }
+    return out;
+  };
+  auto prompt = [&] {
+    Session s(*model, pool, {.max_batch = 4});
+    return s.eval(tokens, /*all_logits=*/true);
+  };
+  const std::vector<float> decoded = decode(), prompted = prompt();
+  int decode_differs = 0, prompt_differs = 0;
+  std::thread other([&] {
+    for (int rep = 0; rep < 4; ++rep) prompt_differs += prompt() != prompted;
+  });
+  for (int rep = 0; rep < 4; ++rep) decode_differs += decode() != decoded;
+  other.join();
+  EXPECT_EQ(decode_differs, 0) << GetParam() << ": decoding beside another session changed its logits";
+  EXPECT_EQ(prompt_differs, 0) << GetParam() << ": a prompt pass beside a decoding session changed its logits";
+}
+
+INSTANTIATE_TEST_SUITE_P(Synthetic, SharedPool, ::testing::ValuesIn(test::synthetic_models()),
+                         [](const auto& info) { return test::model_label(info.param); });
+INSTANTIATE_TEST_SUITE_P(Requantised, SharedPool, ::testing::ValuesIn(test::requantised_models()),
+                         [](const auto& info) { return test::model_label(info.param); });
 
 INSTANTIATE_TEST_SUITE_P(Synthetic, BatchInvariance, ::testing::ValuesIn(test::synthetic_models()),
                          [](const auto& info) { return test::model_label(info.param); });

@@ -25,6 +25,7 @@
 #include "server/lens.h"
 #include "server/server.h"
 #include "server/trace_store.h"
+#include "test_pool.h"
 #include "test_support.h"
 #include "trace/checked_json.h"
 #include "trace/safetensors.h"
@@ -140,7 +141,7 @@ void use_every_way(const TraceReader& r) {
         q.heads = "0|5";
         (void)server::slice_tensor(r, q);
       });
-  if (stories()) guarded([&] { (void)server::logit_lens(*stories(), r); });
+  if (stories()) guarded([&] { (void)server::logit_lens(*stories(), test_pool(), r); });
 }
 
 TEST_F(TraceHostile, TheCraftedTraceIsValidAndReadsBack) {
@@ -497,7 +498,7 @@ TEST_F(TraceHostile, ServerAndLensGiveErrorsNotCrashes) {
   narrow.write(root / "narrow.tptrace");
   const auto r = store.open("narrow.tptrace");
   try {
-    (void)server::logit_lens(*stories(), *r);
+    (void)server::logit_lens(*stories(), test_pool(), *r);
     ADD_FAILURE() << "lens over rows of 25";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::Shape) << e.what();
@@ -516,7 +517,7 @@ TEST_F(TraceHostile, LensRefusesTokenIdsOutsideTheVocabulary) {
     const fs::path dir = scratch("foreign-vocab");
     foreign.write(dir);
     try {
-      (void)server::logit_lens(*stories(), TraceReader::open(dir.string()));
+      (void)server::logit_lens(*stories(), test_pool(), TraceReader::open(dir.string()));
       ADD_FAILURE() << "lens over an id outside the vocabulary, in the " << (in_prompt ? "prompt" : "steps");
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::Shape) << e.what();

@@ -16,6 +16,7 @@
 #include "probe/capture.h"
 #include "probe/recorder.h"
 #include "runtime/session.h"
+#include "test_pool.h"
 #include "test_support.h"
 #include "trace/safetensors.h"
 #include "trace/trace_reader.h"
@@ -106,7 +107,7 @@ TEST(Trace, DefaultCaptureMatchesEstimateAndReadsBack) {
   o.out_dir = temp_trace("default").string();
   o.n_generate = 8;
   o.max_batch = 3;  // exercise prompt chunks
-  const auto res = run_traced(*m, prompt, greedy(), o, {{"prompt_ids", prompt}});
+  const auto res = run_traced(*m, test_pool(), prompt, greedy(), o, {{"prompt_ids", prompt}});
   const auto est = estimate_capture(o.spec, m->config, 5, 8, 3);
   EXPECT_EQ(res.captured_bytes, est.total_bytes);
   const double on_disk = double(shard_bytes_on_disk(o.out_dir));
@@ -134,7 +135,7 @@ TEST(Trace, SelectionOfPositionsHeadsAndDtype) {
   auto m = stories();
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432};
   Recorder rec([](Hook h, int l) { return h == Hook::Pattern && l == 1; });
-  Session s(*m, {.n_threads = 1});
+  Session s(*m, test_pool());
   s.set_observer(&rec);
   s.eval(prompt);
   const auto& full = rec.only("blocks.1.attn.hook_pattern");  // [8, 6, 6]
@@ -143,7 +144,7 @@ TEST(Trace, SelectionOfPositionsHeadsAndDtype) {
   o.out_dir = temp_trace("select").string();
   o.n_generate = 1;
   o.spec = CaptureSpec::parse("blocks.1.attn.hook_pattern[heads=2|5,pos=1-2,dtype=f16]");
-  run_traced(*m, prompt, greedy(), o, {});
+  run_traced(*m, test_pool(), prompt, greedy(), o, {});
   const auto tr = TraceReader::open(o.out_dir);
   const auto* t = tr.find("prompt/blocks.1.attn.hook_pattern");
   ASSERT_TRUE(t);
@@ -171,7 +172,7 @@ TEST(Trace, FullCaptureEqualsReference) {
   o.out_dir = temp_trace("full").string();
   o.n_generate = 2;
   o.spec = CaptureSpec::parse("full");
-  run_traced(*m, prompt, greedy(), o, {});
+  run_traced(*m, test_pool(), prompt, greedy(), o, {});
   const auto tr = TraceReader::open(o.out_dir);
   int bad = 0;
   auto check = [&](const std::string& hook, const std::string& file) {
@@ -209,7 +210,7 @@ TEST(Trace, MaxTraceBytesStopsCaptureCleanly) {
   o.n_generate = 20;
   o.spec = CaptureSpec::parse("full");
   o.writer.max_trace_bytes = 100000;
-  const auto res = run_traced(*m, {1, 403, 407}, greedy(), o, {});
+  const auto res = run_traced(*m, test_pool(), {1, 403, 407}, greedy(), o, {});
   EXPECT_EQ(res.generated.size(), 20u) << "generation continues after capture stops";
   EXPECT_LE(res.captured_bytes, 100000u);
   EXPECT_FALSE(res.capture_stopped.empty());
@@ -241,7 +242,7 @@ TEST(Trace, KilledRunLeavesAnIncompleteTraceThatOpens) {
       }
       return nlohmann::json{{"id", argmax(logits.data(), int64_t(logits.size()))}};
     };
-    run_traced(*m, {1, 403}, chooser, o, {});
+    run_traced(*m, test_pool(), {1, 403}, chooser, o, {});
     _exit(0);
   }
   int status = 0;

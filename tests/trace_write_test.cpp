@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "probe/capture.h"
 #include "runtime/session.h"
+#include "test_pool.h"
 #include "test_support.h"
 #include "trace/trace_files.h"
 #include "trace/trace_reader.h"
@@ -70,7 +71,7 @@ TraceRunResult trace_into(const Model& m, const fs::path& dir, int n, const Toke
   TraceRunOptions o;
   o.out_dir = dir.string();
   o.n_generate = n;
-  return run_traced(m, {1, 403, 407}, choose, o, {});
+  return run_traced(m, test_pool(), {1, 403, 407}, choose, o, {});
 }
 
 TEST(TraceFiles, NamesTheTracesOwnFilesOnly) {
@@ -118,7 +119,7 @@ TEST(TraceOutput, FailingRunKeepsTheEarlierTraceByteForByte) {
   EXPECT_EQ(snapshot(dir), before);
   TraceRunOptions bad;
   bad.out_dir = dir.string();
-  EXPECT_THROW(run_traced(*m, {1, 999999}, greedy(), bad, {}), Error);  // refused up front
+  EXPECT_THROW(run_traced(*m, test_pool(), {1, 999999}, greedy(), bad, {}), Error);  // refused up front
   EXPECT_EQ(snapshot(dir), before);
   EXPECT_EQ(siblings(dir), std::vector<std::string>{});
   fs::remove_all(dir);
@@ -217,7 +218,7 @@ TEST(TraceOutput, KillMinusNineKeepsEveryFinishedStepButTheLast) {
       if (k++ == kSteps) raise(SIGKILL);  // steps 0..kSteps-1 are in steps.jsonl
       return nlohmann::json{{"id", argmax(logits.data(), int64_t(logits.size()))}};
     };
-    run_traced(*m, {1, 403}, chooser, o, {});
+    run_traced(*m, test_pool(), {1, 403}, chooser, o, {});
     _exit(0);
   }
   int status = 0;
@@ -246,7 +247,7 @@ TEST(TraceRun, PromptLongerThanTheContextIsRefusedBeforeAnythingIsWritten) {
   o.out_dir = dir.string();
   const std::vector<int32_t> prompt(size_t(m->config.n_ctx + 1), 403);
   try {
-    run_traced(*m, prompt, greedy(), o, {});
+    run_traced(*m, test_pool(), prompt, greedy(), o, {});
     ADD_FAILURE() << "a prompt longer than the context was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("context"), std::string::npos) << e.what();
@@ -281,7 +282,7 @@ TEST(CaptureEstimateClosedForm, MatchesARunWithPositionRanges) {
   o.max_batch = 4;
   o.spec = CaptureSpec::parse("*pattern[pos=3-9|20-25|98-103];blocks.1.hook_resid_post[pos=generated,dtype=f16];hook_tokens");
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432, 261, 378, 403};
-  const auto res = run_traced(*m, prompt, [](const std::vector<float>& l, const std::vector<int32_t>&) {
+  const auto res = run_traced(*m, test_pool(), prompt, [](const std::vector<float>& l, const std::vector<int32_t>&) {
     auto id = argmax(l.data(), int64_t(l.size()));
     return nlohmann::json{{"id", id == 2 ? 403 : id}};  // never stop at EOS
   }, o, {});
@@ -308,12 +309,12 @@ TEST(TraceRun, InterventionEffectIsMeasuredAgainstTheUnpatchedModel) {
   o.n_generate = 6;
   o.spec = CaptureSpec::parse("minimal");
   o.interventions = parse_interventions("scale(blocks.2.hook_resid_post, 1)");
-  auto same = run_traced(*m, {1, 403, 407}, greedy(), o, {});
+  auto same = run_traced(*m, test_pool(), {1, 403, 407}, greedy(), o, {});
   ASSERT_TRUE(same.effect);
   EXPECT_EQ(same.effect->unpatched_top1, same.generated);
   EXPECT_EQ(same.effect->largest_step, -1);
   o.interventions = parse_interventions("zero(blocks.2.hook_resid_post)");
-  auto changed = run_traced(*m, {1, 403, 407}, greedy(), o, {});
+  auto changed = run_traced(*m, test_pool(), {1, 403, 407}, greedy(), o, {});
   ASSERT_TRUE(changed.effect);
   ASSERT_EQ(changed.effect->max_logit_change.size(), changed.generated.size());
   EXPECT_GE(changed.effect->largest_step, 0);
@@ -323,7 +324,7 @@ TEST(TraceRun, InterventionEffectIsMeasuredAgainstTheUnpatchedModel) {
   EXPECT_EQ(e.at("unpatched_top1").get<std::vector<int32_t>>(), changed.effect->unpatched_top1);
   EXPECT_EQ(e.at("largest").at("step").get<int>(), changed.effect->largest_step);
   o.compare_unpatched = false;
-  EXPECT_FALSE(run_traced(*m, {1, 403, 407}, greedy(), o, {}).effect);
+  EXPECT_FALSE(run_traced(*m, test_pool(), {1, 403, 407}, greedy(), o, {}).effect);
   fs::remove_all(dir);
 }
 

@@ -81,16 +81,16 @@ void ExplainCapture::add_vo_norms(int layer, const HookValue& v) {
   // on which thread finished first.
   std::vector<std::pair<int64_t, std::vector<double>>> partial;
   std::mutex mu;
-  pool_.parallel_for(wo.n_rows(), [&](int64_t r0, int64_t r1) {
-    std::vector<float> row(static_cast<size_t>(wo.row_len()));
+  pool_.parallel_for(wo.n_rows(), [&](Scratch& scratch, int64_t r0, int64_t r1) {
+    float* row = scratch.get<float>(ScratchSlot::DecodedRows, size_t(wo.row_len()));
     std::vector<double> local(size_t(n * H), 0.0);
     for (int64_t r = r0; r < r1; ++r) {
-      ops::embedding_row(wo, r, row.data());
+      ops::embedding_row(wo, r, row);
       for (int64_t t = 0; t < n; ++t)
         for (int64_t h = 0; h < H; ++h) {
           const float* vv = v.data + (t * c.n_kv_heads + h / group) * dh;
           double s = 0;
-          for (int64_t d = 0; d < dh; ++d) s += double(row[size_t(h * dh + d)]) * vv[d];
+          for (int64_t d = 0; d < dh; ++d) s += double(row[h * dh + d]) * vv[d];
           local[size_t(t * H + h)] += s * s;
         }
     }

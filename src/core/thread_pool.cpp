@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define TP_PAUSE() _mm_pause()
@@ -20,6 +22,11 @@ constexpr int kSpinIterations = 20000;
 // gets the core instead of being time-sliced against a spinning worker.
 constexpr int kPauseIterations = 2000;
 
+[[noreturn]] void nested_job() {
+  throw Error(ErrorKind::Usage, "thread pool", "a job called parallel_for on the pool that runs it",
+              "split the work into one flat parallel_for, or give the job a pool of its own");
+}
+
 void chunk(int64_t n, int parts, int index, int64_t* begin, int64_t* end) {
   const int64_t base = n / parts, extra = n % parts;
   *begin = index * base + std::min<int64_t>(index, extra);
@@ -31,6 +38,7 @@ void chunk(int64_t n, int parts, int index, int64_t* begin, int64_t* end) {
 ThreadPool::ThreadPool(int n_threads) {
   if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n_threads_ = n_threads;
+  scratch_ = std::make_unique<Scratch[]>(size_t(n_threads_));
   for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
 }
 
@@ -50,8 +58,32 @@ uint64_t chunks_of(uint64_t v) { return (v >> kIdxBits) & kMaxChunks; }
 uint64_t idx_of(uint64_t v) { return v & kMaxChunks; }
 }  // namespace
 
+ThreadPool::Hold ThreadPool::hold() {
+  const std::thread::id me = std::this_thread::get_id();
+  // Only this thread ever stores its own id, so a relaxed load cannot see it by mistake.
+  if (owner_.load(std::memory_order_relaxed) == me) return Hold(*this, false);
+  for (const std::thread& t : threads_)
+    if (t.get_id() == me)  // waiting for the caller that waits for this worker: a deadlock
+      nested_job();
+  callers_.lock();
+  owner_.store(me, std::memory_order_relaxed);
+  return Hold(*this, true);
+}
+
+ThreadPool::Hold::~Hold() {
+  if (!owner_) return;
+  pool_.owner_.store(std::thread::id(), std::memory_order_relaxed);
+  pool_.callers_.unlock();
+}
+
+size_t ThreadPool::scratch_bytes() const {
+  size_t total = 0;
+  for (int i = 0; i < n_threads_; ++i) total += scratch_[size_t(i)].bytes();
+  return total;
+}
+
 // Claims chunks of job `generation` until none are left; false when there was none to take.
-bool ThreadPool::claim_and_run(uint64_t generation) {
+bool ThreadPool::claim_and_run(uint64_t generation, Scratch& scratch) {
   bool ran = false;
   uint64_t v = state_.load(std::memory_order_acquire);
   while (gen_of(v) == generation && idx_of(v) < chunks_of(v)) {
@@ -60,7 +92,7 @@ bool ThreadPool::claim_and_run(uint64_t generation) {
     int64_t b, e;
     chunk(job_n_, static_cast<int>(chunks_of(v)), static_cast<int>(idx_of(v)), &b, &e);
     try {
-      if (b < e) job_(ctx_, b, e);
+      if (b < e) job_(ctx_, scratch, b, e);
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!error_) error_ = std::current_exception();
@@ -74,8 +106,16 @@ bool ThreadPool::claim_and_run(uint64_t generation) {
 
 void ThreadPool::run(int64_t n, Job job, void* ctx) {
   if (n <= 0) return;
+  const Hold held = hold();
+  if (in_job_)  // the caller's own chunk asked: the job word would be overwritten
+    nested_job();
+  in_job_ = true;
+  struct Leave {
+    bool& in_job;
+    ~Leave() { in_job = false; }
+  } leave{in_job_};
   if (n_threads_ == 1 || n == 1) {
-    job(ctx, 0, n);
+    job(ctx, scratch_[0], 0, n);
     return;
   }
   const uint64_t chunks = static_cast<uint64_t>(std::min<int64_t>(n, 4 * int64_t(n_threads_)));
@@ -91,7 +131,7 @@ void ThreadPool::run(int64_t n, Job job, void* ctx) {
     state_.store((generation << (2 * kIdxBits)) | (chunks << kIdxBits), std::memory_order_release);
   }
   start_cv_.notify_all();
-  claim_and_run(generation);
+  claim_and_run(generation, scratch_[0]);
   for (int spins = 0; done_.load(std::memory_order_acquire) != int64_t(chunks); ++spins) {
     if (spins < kSpinIterations) TP_PAUSE();
     else std::this_thread::yield();
@@ -99,7 +139,8 @@ void ThreadPool::run(int64_t n, Job job, void* ctx) {
   if (error_) std::rethrow_exception(error_);
 }
 
-void ThreadPool::worker(int) {
+void ThreadPool::worker(int index) {
+  Scratch& scratch = scratch_[size_t(index)];
   uint64_t seen = 0;
   for (;;) {
     auto fresh = [&] { return gen_of(state_.load(std::memory_order_acquire)) != seen; };
@@ -113,7 +154,7 @@ void ThreadPool::worker(int) {
     }
     if (stop_.load()) return;
     seen = gen_of(state_.load(std::memory_order_acquire));
-    claim_and_run(seen);
+    claim_and_run(seen, scratch);
   }
 }
 

@@ -10,7 +10,6 @@
 #include "io/sha256.h"
 #include "model/model.h"
 #include "probe/capture.h"
-#include "runtime/session.h"
 #include "trace/trace_reader.h"
 
 namespace tp {

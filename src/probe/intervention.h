@@ -20,6 +20,7 @@
 // "neurons" selects indices on the last axis (d_mlp for MLP hooks, d_model for residual
 // hooks, d_head for q/k/v/z). Positions follow the capture spec's rules.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -66,9 +67,14 @@ void validate_interventions(const std::vector<Intervention>& iv, const ModelConf
 // Everything a run with interventions needs from the model, before it starts:
 // validate_interventions for the positions the run computes (prompt + n_generate - 1); patch sources recorded from
 // this very model file (the sha256 in their manifest); and the prompt means of mean()
-// clauses, from one pass over the whole prompt without interventions.
+// clauses, from one pass over the whole prompt without interventions. probe/ sits below
+// runtime/ (the forward pass offers hooks to observers), so that pass is the caller's:
+// `pass(observer, all_logits)` runs the prompt with the observer attached, computing every
+// position's logits when all_logits is set (runtime/session.h's observe_prompt does); it is
+// called only when there are mean() clauses.
+using PromptPass = std::function<void(Observer& observer, bool all_logits)>;
 void prepare_interventions(std::vector<Intervention>& iv, const Model& model, const std::vector<int32_t>& prompt,
-                           int64_t n_generate, int n_threads = 0);
+                           int64_t n_generate, const PromptPass& pass);
 
 class InterventionObserver : public Observer {
  public:

@@ -9,7 +9,6 @@
 #include "io/sha256.h"
 #include "model/model.h"
 #include "probe/intervention.h"
-#include "runtime/session.h"
 #include "trace/trace_reader.h"
 
 namespace tp {
@@ -133,7 +132,7 @@ void validate_interventions(const std::vector<Intervention>& iv, const ModelConf
 }
 
 void prepare_interventions(std::vector<Intervention>& iv, const Model& model, const std::vector<int32_t>& prompt,
-                           int64_t n_generate, int n_threads) {
+                           int64_t n_generate, const PromptPass& pass) {
   const int64_t P = int64_t(prompt.size());
   // The last generated token is chosen but never run: the passes cover P + n - 1 positions.
   validate_interventions(iv, model.config, P + std::max<int64_t>(n_generate - 1, 0));
@@ -162,9 +161,7 @@ void prepare_interventions(std::vector<Intervention>& iv, const Model& model, co
         }
     }
   MeanCollector collect(iv, model.config, P);
-  Session s(model, {.n_threads = n_threads, .n_ctx = P});  // a cache for the prompt only
-  s.set_observer(&collect);
-  s.eval(prompt, final_hooks ? Session::Logits::All : Session::Logits::None);
+  pass(collect, final_hooks);
   for (auto& [i, name, hook] : wanted) i->means[name] = collect.mean(name, hook);
   for (auto& i : iv) i.means_ready = i.means_ready || i.op == InterventionOp::Mean;
 }

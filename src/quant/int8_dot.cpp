@@ -569,14 +569,14 @@ bool int8_slices_supported(DType type, int64_t n_slices, int64_t slice_len) {
   return false;
 }
 
-float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n) {
+float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n, Scratch& scratch) {
   float out = 0.0f;
-  dot_tile_int8(type, row, 0, 1, xq, 0, 1, n, &out, 1);
+  dot_tile_int8(type, row, 0, 1, xq, 0, 1, n, &out, 1, scratch);
   return out;
 }
 
 void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t slice_len, float* out,
-                     int64_t out_stride) {
+                     int64_t out_stride, Scratch& scratch) {
   if (!int8_slices_supported(type, n_slices, slice_len))
     throw Error(ErrorKind::Usage, "dot_slices_int8",
                 std::string(dtype_name(type)) + " rows cannot be cut into " + std::to_string(n_slices) + " slices of " +
@@ -595,15 +595,16 @@ void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t 
   }
 #endif
   const int64_t wb = row_bytes(type, slice_len), xb = act_row_bytes(act_format(type), slice_len);
-  for (int64_t s = 0; s < n_slices; ++s) out[s * out_stride] = dot_row_int8(type, row + s * wb, xq + s * xb, slice_len);
+  for (int64_t s = 0; s < n_slices; ++s)
+    out[s * out_stride] = dot_row_int8(type, row + s * wb, xq + s * xb, slice_len, scratch);
 }
 
 void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
-                   int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
+                   int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride, Scratch& scratch) {
   if (detail::rowlanes_supported(type))
-    return detail::rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    return detail::rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
   if (detail::kquant_rowlanes_take(type, n_tok))
-    return detail::kquant_rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    return detail::kquant_rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
 #ifdef TP_HAVE_INT8_TILES
   if (const TileSet* ts = tile_set(type)) {
     if (n_tok == 1) return ts->single_rows(w, w_stride, n_rows, xq, n, out);

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/scratch.h"
 
 namespace tp::quant {
 
@@ -36,13 +37,15 @@ void dequantize_act(ActFormat f, const uint8_t* src, float* dst, int64_t n);
 
 // Dot of one weight row with a quantised activation row of n elements (fast path). The
 // caller guarantees act_format(type) != Float and whole blocks (matmul checks once).
-float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n);
+// `scratch` is the calling worker's (core/scratch.h): some kernels lay activations or weight
+// panels out there first.
+float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n, Scratch& scratch);
 
 // Dots of n_rows weight rows (w + r * w_stride) with n_tok activation rows (xq + t * x_stride)
 // into out[t * out_stride + r]: each weight block is decoded once per tile of rows × tokens.
 // Equal, bit for bit, to one dot_row_int8 per pair, whatever the counts.
 void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
-                   int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride);
+                   int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride, Scratch& scratch);
 
 // Whether dot_slices_int8 takes `type` cut into n_slices slices of slice_len elements: whole
 // activation blocks, or (K-quants, where the build has the integer tiles) whole sub-blocks
@@ -56,7 +59,7 @@ bool int8_slices_supported(DType type, int64_t n_slices, int64_t slice_len);
 // together); for slices inside a K-quant super-block, each slice's sub-block sums are
 // scaled once, so the slices add up to the row's dot up to float rounding.
 void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t slice_len, float* out,
-                     int64_t out_stride);
+                     int64_t out_stride, Scratch& scratch);
 
 namespace scalar {
 // The same sums in plain C++, block by block: the reference for the SIMD versions.

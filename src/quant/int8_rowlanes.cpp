@@ -81,11 +81,13 @@ struct RowAct {
 };
 
 template <class K>
-RowAct prepare_row_act(const uint8_t* xq, int64_t nb, std::vector<Line>& buf) {
+RowAct prepare_row_act(const uint8_t* xq, int64_t nb, Scratch& scratch) {
   const int64_t nbp = (nb + 15) / 16 * 16;
-  buf.assign(size_t(nbp / 2 + nbp / 16 * 3), Line{});  // codes, then dx, corr and sx
+  const size_t lines = size_t(nbp / 2 + nbp / 16 * 3);  // codes, then dx, corr and sx
+  Line* buf = scratch.get<Line>(ScratchSlot::RowActs, lines);
+  std::memset(buf, 0, lines * sizeof(Line));  // the padding blocks add zeros
   // The whole buffer as bytes (not the first Line's array: GCC then sees writes past it).
-  auto* codes = reinterpret_cast<uint8_t*>(buf.data());
+  auto* codes = reinterpret_cast<uint8_t*>(buf);
   auto* dx = reinterpret_cast<float*>(codes + nbp * 32);
   auto* corr = reinterpret_cast<int32_t*>(dx + nbp);
   auto* sx = reinterpret_cast<float*>(corr + nbp);
@@ -222,19 +224,24 @@ float row_dot(const uint8_t* row, const RowAct& a, int64_t nb) {
 // Panel layout: for block b, eight 64-byte vectors (element group g = 0..7: elements
 // 4g..4g+3 of each of the 16 rows, as unsigned codes), then the rows' scales as floats.
 struct Panel {
-  std::vector<Line> codes;   // 8 per block
-  std::vector<Line> scales;  // 16 floats per block
-  std::vector<Line> mins;    // likewise, Q4_1/Q5_1
+  Line* codes;   // 8 per block
+  Line* scales;  // 16 floats per block
+  Line* mins;    // likewise, Q4_1/Q5_1
 };
+
+// Two panels of nb blocks in the worker's scratch.
+template <class K>
+void scratch_panels(Scratch& scratch, int64_t nb, Panel (&p)[2]) {
+  const int64_t per = nb * (8 + 1 + (K::kMin ? 1 : 0));
+  Line* mem = scratch.get<Line>(ScratchSlot::Panels, size_t(2 * per));
+  for (int i = 0; i < 2; ++i) p[i] = {mem + i * per, mem + i * per + nb * 8, mem + i * per + nb * 9};
+}
 
 // Block by block, 16 rows' codes transposed in registers (16 gathers per block, the first
 // version, took 40% as long as the products of a 128-position prompt; four-byte scalar
 // copies no less).
 template <class K>
 void pack_panel(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
-  p.codes.resize(size_t(nb * 8));
-  p.scales.resize(size_t(nb));
-  if constexpr (K::kMin) p.mins.resize(size_t(nb));
   const __m256i zero = _mm256_setzero_si256();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = w + b * K::kBlock;
@@ -255,7 +262,7 @@ void pack_panel(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
     __m512i z[8], out[8];
     for (int i = 0; i < 8; ++i) z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(codes(i)), codes(i + 8), 1);
     transpose_16x8(z, out);
-    Line* dst = p.codes.data() + b * 8;
+    Line* dst = p.codes + b * 8;
     for (int g = 0; g < 8; ++g) {
       if constexpr (std::is_same_v<K, Q8_0>)
         out[g] = _mm512_xor_si512(out[g], _mm512_set1_epi8(static_cast<char>(0x80)));
@@ -334,15 +341,12 @@ void panel_positions(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, 
   });
 }
 
-thread_local std::vector<Line> tl_row_act;
-thread_local Panel tl_panels[2];
-
 template <class K>
 void tile(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64_t xs, int64_t n_tok, int64_t n,
-          float* out, int64_t os) {
+          float* out, int64_t os, Scratch& scratch) {
   const int64_t nb = n / 32;
   if (n_tok == 1) {
-    const RowAct a = prepare_row_act<K>(xq, nb, tl_row_act);
+    const RowAct a = prepare_row_act<K>(xq, nb, scratch);
     for (int64_t r = 0; r < n_rows; ++r) out[r] = row_dot<K>(w + r * ws, a, nb);
     return;
   }
@@ -351,17 +355,19 @@ void tile(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64
   // tile: each broadcast activation group then serves two vpdpbusd (measured 0-15% faster
   // than 16 rows × 4 positions, in which every vpdpbusd has its own broadcast).
   auto mask = [](int64_t rows) { return rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1); };
+  Panel panels[2];
+  scratch_panels<K>(scratch, nb, panels);
   int64_t r0 = 0;
   for (; r0 + 16 < n_rows; r0 += 32) {
-    pack_panel<K>(w + r0 * ws, ws, 16, nb, tl_panels[0]);
-    pack_panel<K>(w + (r0 + 16) * ws, ws, int(std::min<int64_t>(16, n_rows - r0 - 16)), nb, tl_panels[1]);
-    const Panel* const p[2] = {&tl_panels[0], &tl_panels[1]};
+    pack_panel<K>(w + r0 * ws, ws, 16, nb, panels[0]);
+    pack_panel<K>(w + (r0 + 16) * ws, ws, int(std::min<int64_t>(16, n_rows - r0 - 16)), nb, panels[1]);
+    const Panel* const p[2] = {&panels[0], &panels[1]};
     const __mmask16 m[2] = {0xFFFF, mask(n_rows - r0 - 16)};
     panel_positions<K, 2, 2>(p, nb, xq, xs, n_tok, out + r0, os, m);
   }
   if (r0 < n_rows) {
-    pack_panel<K>(w + r0 * ws, ws, int(n_rows - r0), nb, tl_panels[0]);
-    const Panel* const p[1] = {&tl_panels[0]};
+    pack_panel<K>(w + r0 * ws, ws, int(n_rows - r0), nb, panels[0]);
+    const Panel* const p[1] = {&panels[0]};
     const __mmask16 m[1] = {mask(n_rows - r0)};
     panel_positions<K, 1, 4>(p, nb, xq, xs, n_tok, out + r0, os, m);
   }
@@ -377,21 +383,21 @@ bool rowlanes_supported(DType type) {
 }
 
 void rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq, int64_t x_stride,
-                   int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
+                   int64_t n_tok, int64_t n, float* out, int64_t out_stride, Scratch& scratch) {
   switch (type) {
-    case DType::Q8_0: return tile<Q8_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
-    case DType::Q4_0: return tile<Q4_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
-    case DType::Q5_0: return tile<Q5_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
-    case DType::Q4_1: return tile<Q4_1>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
-    default: return tile<Q5_1>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    case DType::Q8_0: return tile<Q8_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::Q4_0: return tile<Q4_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::Q5_0: return tile<Q5_0>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::Q4_1: return tile<Q4_1>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    default: return tile<Q5_1>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
   }
 }
 
 #else
 
 bool rowlanes_supported(DType) { return false; }
-void rowlanes_tile(DType, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, int64_t, int64_t, float*,
-                   int64_t) {}
+void rowlanes_tile(DType, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, int64_t, int64_t, float*, int64_t,
+                   Scratch&) {}
 
 #endif
 

@@ -24,6 +24,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/scratch.h"
 
 namespace tp::quant::detail {
 
@@ -32,6 +33,6 @@ bool rowlanes_supported(DType type);
 
 // dot_tile_int8's contract (int8_dot.h) for a type rowlanes_supported accepts.
 void rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq, int64_t x_stride,
-                   int64_t n_tok, int64_t n, float* out, int64_t out_stride);
+                   int64_t n_tok, int64_t n, float* out, int64_t out_stride, Scratch& scratch);
 
 }  // namespace tp::quant::detail

@@ -19,7 +19,7 @@ TP_SIMD_BEGIN
 // block holds elements 4j..4j+3 of the 16 rows (lane r: row r) as unsigned codes; the
 // lines after them hold what each type scales with, one lane per row.
 struct Panel {
-  std::vector<Line> lines;
+  Line* lines;  // K::kLines per block, in the worker's scratch
 };
 
 inline __m512i load_line(const Line& l) { return _mm512_load_si512(l.bytes); }
@@ -93,10 +93,9 @@ struct Q45 {
   static constexpr int kScales = 64, kMins = 72, kD = 80, kDmin = 81, kLines = 82;
 
   static void pack(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
-    p.lines.resize(size_t(nb * kLines));
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* blk = w + b * kBlock;
-      Line* dst = p.lines.data() + b * kLines;
+      Line* dst = p.lines + b * kLines;
       for (int s = 0; s < 8; ++s)
         pack_codes32(rows, [&](int r) { return q45_codes<kFifthBit>(blk + r * ws, s); }, dst + 8 * s);
       alignas(64) int32_t sc[8][16] = {};
@@ -173,10 +172,9 @@ struct K16Panel {
   }
 
   static void pack(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
-    p.lines.resize(size_t(nb * kLines));
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* blk = w + b * kBlock;
-      Line* dst = p.lines.data() + b * kLines;
+      Line* dst = p.lines + b * kLines;
       for (int j = 0; j < 8; ++j) pack_codes32(rows, [&](int r) { return codes(blk + r * ws, j / 4, j % 4); }, dst + 8 * j);
       alignas(64) int32_t sc[16][16] = {};
       alignas(64) int16_t pairs[8][16][2] = {};
@@ -269,18 +267,16 @@ inline __m256i q45_min_terms(__m128i scales_mins, const uint8_t* x) {
 // 64-byte load of a Q4_K/Q5_K block's codes (two 32-byte chunks: low nibbles sub-blocks 4c
 // and 4c + 2, high nibbles 4c + 1 and 4c + 3) meets its activations in one plain load:
 // per block, d and the sixteen 16-sums as in Q8_K, then sub-blocks 0 2 1 3 4 6 5 7.
-thread_local std::vector<uint8_t> tl_q45_act;
-
-const uint8_t* prepare_q45_act(const uint8_t* xq, int64_t nb) {
-  tl_q45_act.resize(size_t(nb * kQ8KBytes));
+const uint8_t* prepare_q45_act(const uint8_t* xq, int64_t nb, Scratch& scratch) {
+  uint8_t* out = scratch.get<uint8_t>(ScratchSlot::Q45Acts, size_t(nb * kQ8KBytes));
   static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* x = xq + b * kQ8KBytes;
-    uint8_t* dst = tl_q45_act.data() + b * kQ8KBytes;
+    uint8_t* dst = out + b * kQ8KBytes;
     std::memcpy(dst, x, 36);
     for (int k = 0; k < 8; ++k) std::memcpy(dst + 36 + 32 * k, x + 36 + 32 * kOrder[k], 32);
   }
-  return tl_q45_act.data();
+  return out;
 }
 
 // A block's I as sixteen int32 lanes to be summed: four vpdpbusd from two 64-byte code
@@ -496,7 +492,7 @@ void panel_tile(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64
     for (int t = 0; t < T; ++t) c[q][t] = mf[q][t] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Line* l[P];
-    for (int q = 0; q < P; ++q) l[q] = p[q]->lines.data() + b * K::kLines;
+    for (int q = 0; q < P; ++q) l[q] = p[q]->lines + b * K::kLines;
     const uint8_t* x[T];
     for (int t = 0; t < T; ++t) x[t] = xq + t * xs + b * kQ8KBytes;
     K::template block<P, T>(l, x, c, mf);
@@ -514,25 +510,25 @@ void panel_positions(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, 
   });
 }
 
-thread_local Panel tl_panels[2];
-
 // As int8_rowlanes.cpp's tile(): two panels × two positions, a last panel × four.
 template <class K>
 void tile(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64_t xs, int64_t n_tok, int64_t n,
-          float* out, int64_t os) {
+          float* out, int64_t os, Scratch& scratch) {
   const int64_t nb = n / 256;
   auto mask = [](int64_t rows) { return rows >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1); };
+  Line* mem = scratch.get<Line>(ScratchSlot::Panels, size_t(2 * nb * K::kLines));
+  Panel panels[2] = {{mem}, {mem + nb * K::kLines}};
   int64_t r0 = 0;
   for (; r0 + 16 < n_rows; r0 += 32) {
-    K::pack(w + r0 * ws, ws, 16, nb, tl_panels[0]);
-    K::pack(w + (r0 + 16) * ws, ws, int(std::min<int64_t>(16, n_rows - r0 - 16)), nb, tl_panels[1]);
-    const Panel* const p[2] = {&tl_panels[0], &tl_panels[1]};
+    K::pack(w + r0 * ws, ws, 16, nb, panels[0]);
+    K::pack(w + (r0 + 16) * ws, ws, int(std::min<int64_t>(16, n_rows - r0 - 16)), nb, panels[1]);
+    const Panel* const p[2] = {&panels[0], &panels[1]};
     const __mmask16 m[2] = {0xFFFF, mask(n_rows - r0 - 16)};
     panel_positions<K, 2, 2>(p, nb, xq, xs, n_tok, out + r0, os, m);
   }
   if (r0 < n_rows) {
-    K::pack(w + r0 * ws, ws, int(n_rows - r0), nb, tl_panels[0]);
-    const Panel* const p[1] = {&tl_panels[0]};
+    K::pack(w + r0 * ws, ws, int(n_rows - r0), nb, panels[0]);
+    const Panel* const p[1] = {&panels[0]};
     const __mmask16 m[1] = {mask(n_rows - r0)};
     panel_positions<K, 1, 4>(p, nb, xq, xs, n_tok, out + r0, os, m);
   }
@@ -563,14 +559,14 @@ bool kquant_rowlanes_take(DType type, int64_t n_tok) {
 }
 
 void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
-                          int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride) {
+                          int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride, Scratch& scratch) {
   if (n_tok == 1) {
     auto rows = [&](auto dot) {
       for (int64_t r = 0; r < n_rows; ++r) out[r] = dot(w + r * w_stride, xq, n / 256);
     };
     switch (type) {
       case DType::Q4_K: case DType::Q5_K: {
-        const uint8_t* xa = prepare_q45_act(xq, n / 256);
+        const uint8_t* xa = prepare_q45_act(xq, n / 256, scratch);
         for (int64_t r = 0; r < n_rows; ++r)
           out[r] = type == DType::Q4_K ? q45_row_dot<false>(w + r * w_stride, xa, n / 256)
                                        : q45_row_dot<true>(w + r * w_stride, xa, n / 256);
@@ -582,11 +578,11 @@ void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_
     }
   }
   switch (type) {
-    case DType::Q4_K: return tile<Q45<false>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
-    case DType::Q5_K: return tile<Q45<true>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
-    case DType::Q6_K: return tile<K16Panel<K16::Q6>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
-    case DType::Q3_K: return tile<K16Panel<K16::Q3>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
-    default: return tile<K16Panel<K16::Q2>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride);
+    case DType::Q4_K: return tile<Q45<false>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::Q5_K: return tile<Q45<true>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::Q6_K: return tile<K16Panel<K16::Q6>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::Q3_K: return tile<K16Panel<K16::Q3>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    default: return tile<K16Panel<K16::Q2>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
   }
 }
 
@@ -595,7 +591,7 @@ void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_
 bool kquant_rowlanes_take(DType, int64_t) { return false; }
 bool kquant_row_slices(DType, const uint8_t*, const uint8_t*, int64_t, int64_t, float*, int64_t) { return false; }
 void kquant_rowlanes_tile(DType, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, int64_t, int64_t, float*,
-                          int64_t) {}
+                          int64_t, Scratch&) {}
 
 #endif
 

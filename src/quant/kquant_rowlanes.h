@@ -28,6 +28,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/scratch.h"
 
 namespace tp::quant::detail {
 
@@ -38,7 +39,7 @@ bool kquant_rowlanes_take(DType type, int64_t n_tok);
 
 // dot_tile_int8's contract (int8_dot.h) where kquant_rowlanes_take agrees.
 void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
-                          int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride);
+                          int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride, Scratch& scratch);
 
 // dot_slices_int8's contract for one row of a K-quant cut into heads of 64 or 128
 // (hook_result while decoding): each block's heads from one reduction. Returns false, having

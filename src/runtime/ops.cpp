@@ -26,33 +26,24 @@ void embedding_row(const TensorView& table, int64_t id, float* dst) {
 
 namespace {
 
-// Per-thread buffers reused across calls: they grow to the largest matrix once, so the
-// decode loop allocates nothing (thread_local because a Session's pool is the only caller
-// on its threads, and several sessions may run side by side).
-struct MatmulScratch {
-  std::vector<uint8_t> xq;   // the batch's activations, quantised for the integer kernels
-  std::vector<float> bias;   // the bias decoded to float
-};
-thread_local MatmulScratch tl_scratch;
-thread_local std::vector<float> tl_rows;  // twelve decoded weight rows (float path, batches)
-thread_local std::vector<float> tl_slices;  // per-head results of 16 rows (matmul_slices)
+// Buffers are the pool's scratch (core/scratch.h), grown to the largest matrix once, so the
+// decode loop allocates nothing: the caller's own (`own`, worker 0's, valid while it holds
+// the pool) for what every worker reads, and each worker's for what it alone uses.
 
 // Weights with an integer kernel: activations rounded to 8 bits per block once (as
 // llama.cpp does), then tiles of weight rows × positions (dot_tile_int8). Threads take
 // groups of 16 rows so every tile (and every 16-row panel, int8_rowlanes.h) is whole.
-void matmul_int8(ThreadPool& pool, const TensorView& w, quant::ActFormat af, const float* x, int64_t n, float* y,
-                 const float* bias) {
+void matmul_int8(ThreadPool& pool, Scratch& own, const TensorView& w, quant::ActFormat af, const float* x, int64_t n,
+                 float* y, const float* bias) {
   const int64_t k = w.row_len(), rows = w.n_rows(), xb = quant::act_row_bytes(af, k);
-  auto& xq = tl_scratch.xq;
-  if (xq.size() < size_t(n * xb)) xq.resize(size_t(n * xb));
-  uint8_t* xqd = xq.data();
+  uint8_t* xqd = own.get<uint8_t>(ScratchSlot::MatmulActs, size_t(n * xb));
   pool.parallel_for(n, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) quant::quantize_act(af, x + t * k, xqd + t * xb, k);
   });
   constexpr int64_t kGroup = 16;
-  pool.parallel_for((rows + kGroup - 1) / kGroup, [&](int64_t g0, int64_t g1) {
+  pool.parallel_for((rows + kGroup - 1) / kGroup, [&](Scratch& scratch, int64_t g0, int64_t g1) {
     const int64_t r0 = g0 * kGroup, r1 = std::min(rows, g1 * kGroup);
-    quant::dot_tile_int8(w.type, w.row(r0), int64_t(w.bytes_per_row()), r1 - r0, xqd, xb, n, k, y + r0, rows);
+    quant::dot_tile_int8(w.type, w.row(r0), int64_t(w.bytes_per_row()), r1 - r0, xqd, xb, n, k, y + r0, rows, scratch);
     if (bias)
       for (int64_t t = 0; t < n; ++t)
         for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += bias[r];
@@ -67,19 +58,18 @@ void matmul_float(ThreadPool& pool, const TensorView& w, const float* x, int64_t
   const int64_t k = w.row_len(), rows = w.n_rows(), bpr = int64_t(w.bytes_per_row());
   const bool plain = w.type == DType::F32 || w.type == DType::F16 || w.type == DType::BF16;
   constexpr int64_t kGroup = 12;
-  pool.parallel_for((rows + kGroup - 1) / kGroup, [&](int64_t g0, int64_t g1) {
+  pool.parallel_for((rows + kGroup - 1) / kGroup, [&](Scratch& scratch, int64_t g0, int64_t g1) {
     const int64_t r0 = g0 * kGroup, r1 = std::min(rows, g1 * kGroup);
     if (plain) {
       quant::dot_tile_float(w.type, w.row(r0), bpr, r1 - r0, x, k, n, k, y + r0, rows);
     } else if (n == 1) {
       for (int64_t r = r0; r < r1; ++r) y[r] = quant::dot_row(w.type, w.row(r), x, k);
     } else {
-      auto& dec = tl_rows;
-      if (dec.size() < size_t(kGroup * k)) dec.resize(size_t(kGroup * k));
+      float* dec = scratch.get<float>(ScratchSlot::DecodedRows, size_t(kGroup * k));
       for (int64_t r = r0; r < r1; r += kGroup) {
         const int64_t nr = std::min(kGroup, r1 - r);
-        for (int64_t i = 0; i < nr; ++i) quant::dequantize_row(w.type, w.row(r + i), dec.data() + i * k, k);
-        quant::dot_tile_float(DType::F32, reinterpret_cast<const uint8_t*>(dec.data()), k * 4, nr, x, k, n, k, y + r, rows);
+        for (int64_t i = 0; i < nr; ++i) quant::dequantize_row(w.type, w.row(r + i), dec + i * k, k);
+        quant::dot_tile_float(DType::F32, reinterpret_cast<const uint8_t*>(dec), k * 4, nr, x, k, n, k, y + r, rows);
       }
     }
     if (bias)
@@ -95,17 +85,17 @@ void matmul_float(ThreadPool& pool, const TensorView& w, const float* x, int64_t
 // whole matrix row apart (8 KiB for 2048 rows), all in one L1 set, and cost more than the
 // products for K-quant heads.
 template <class F>
-void by_row_blocks(int64_t r0, int64_t r1, int64_t n, int64_t n_slices, int64_t rows, float* y, F&& fn) {
+void by_row_blocks(Scratch& scratch, int64_t r0, int64_t r1, int64_t n, int64_t n_slices, int64_t rows, float* y,
+                   F&& fn) {
   constexpr int64_t kBlock = 16;
-  auto& buf = tl_slices;
-  if (buf.size() < size_t(n * n_slices * kBlock)) buf.resize(size_t(n * n_slices * kBlock));
+  float* buf = scratch.get<float>(ScratchSlot::HeadSlices, size_t(n * n_slices * kBlock));
   for (int64_t rb = r0; rb < r1; rb += kBlock) {
     const int64_t nr = std::min(kBlock, r1 - rb);
     for (int64_t r = rb; r < rb + nr; ++r)
-      for (int64_t t = 0; t < n; ++t) fn(r, t, buf.data() + t * n_slices * kBlock + (r - rb), kBlock);
+      for (int64_t t = 0; t < n; ++t) fn(r, t, buf + t * n_slices * kBlock + (r - rb), kBlock);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t s = 0; s < n_slices; ++s)
-        std::copy_n(buf.data() + (t * n_slices + s) * kBlock, nr, y + (t * n_slices + s) * rows + rb);
+        std::copy_n(buf + (t * n_slices + s) * kBlock, nr, y + (t * n_slices + s) * rows + rb);
   }
 }
 
@@ -113,16 +103,15 @@ void by_row_blocks(int64_t r0, int64_t r1, int64_t n, int64_t n_slices, int64_t 
 
 void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y, const TensorView& bias) {
   const int64_t k = w.row_len(), rows = w.n_rows();
-  const float* b = nullptr;
+  const auto held = pool.hold();  // the decoded bias and quantised activations stay ours across the jobs
+  float* b = nullptr;
   if (bias.present()) {
-    auto& buf = tl_scratch.bias;
-    if (buf.size() < size_t(rows)) buf.resize(size_t(rows));
-    read_vector(bias, buf.data(), rows);
-    b = buf.data();
+    b = held.scratch().get<float>(ScratchSlot::MatmulBias, size_t(rows));
+    read_vector(bias, b, rows);
   }
   const quant::ActFormat af = quant::act_format(w.type);
   if (af != quant::ActFormat::Float && k % quant::act_block_elems(af) == 0)
-    matmul_int8(pool, w, af, x, n, y, b);
+    matmul_int8(pool, held.scratch(), w, af, x, n, y, b);
   else
     matmul_float(pool, w, x, n, y, b);
 }
@@ -141,13 +130,12 @@ void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_
   if (int8) {
     // The activations quantised once, as matmul does; each row's slices against them.
     const int64_t xb = quant::act_row_bytes(af, k);
-    auto& xq = tl_scratch.xq;
-    if (xq.size() < size_t(n * xb)) xq.resize(size_t(n * xb));
-    for (int64_t t = 0; t < n; ++t) quant::quantize_act(af, x + t * k, xq.data() + t * xb, k);
-    const uint8_t* xqd = xq.data();
-    pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-      by_row_blocks(r0, r1, n, n_slices, rows, y, [&](int64_t r, int64_t t, float* out, int64_t os) {
-        quant::dot_slices_int8(w.type, w.row(r), xqd + t * xb, n_slices, len, out, os);
+    const auto held = pool.hold();  // the quantised activations stay ours during the job
+    uint8_t* xqd = held.scratch().get<uint8_t>(ScratchSlot::MatmulActs, size_t(n * xb));
+    for (int64_t t = 0; t < n; ++t) quant::quantize_act(af, x + t * k, xqd + t * xb, k);
+    pool.parallel_for(rows, [&](Scratch& scratch, int64_t r0, int64_t r1) {
+      by_row_blocks(scratch, r0, r1, n, n_slices, rows, y, [&](int64_t r, int64_t t, float* out, int64_t os) {
+        quant::dot_slices_int8(w.type, w.row(r), xqd + t * xb, n_slices, len, out, os, scratch);
       });
     });
     return;
@@ -155,8 +143,8 @@ void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_
   if (plain && n < 4) {
     // Decoding: a row at a time, its slices reduced eight at a time (the tiles below give
     // each 64-wide slice of 12 rows its own reduction: 8 GMAC/s). The same numbers.
-    pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-      by_row_blocks(r0, r1, n, n_slices, rows, y, [&](int64_t r, int64_t t, float* out, int64_t os) {
+    pool.parallel_for(rows, [&](Scratch& scratch, int64_t r0, int64_t r1) {
+      by_row_blocks(scratch, r0, r1, n, n_slices, rows, y, [&](int64_t r, int64_t t, float* out, int64_t os) {
         quant::dot_slices_float(w.type, w.row(r), x + t * k, n_slices, len, out, os);
       });
     });
@@ -178,14 +166,13 @@ void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_
   // dot its slices with x rounded as the integer product rounds it.
   std::vector<float> xr(x, x + n * k);
   round_as_matmul_input(w, xr.data(), n);
-  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-    auto& row = tl_rows;
-    if (row.size() < size_t(k)) row.resize(size_t(k));
+  pool.parallel_for(rows, [&](Scratch& scratch, int64_t r0, int64_t r1) {
+    float* row = scratch.get<float>(ScratchSlot::DecodedRows, size_t(k));
     int64_t decoded = -1;
-    by_row_blocks(r0, r1, n, n_slices, rows, y, [&](int64_t r, int64_t t, float* out, int64_t os) {
-      if (r != decoded) quant::dequantize_row(w.type, w.row(r), row.data(), k);
+    by_row_blocks(scratch, r0, r1, n, n_slices, rows, y, [&](int64_t r, int64_t t, float* out, int64_t os) {
+      if (r != decoded) quant::dequantize_row(w.type, w.row(r), row, k);
       decoded = r;
-      quant::dot_slices_f32(row.data(), xr.data() + t * k, n_slices, len, out, os);
+      quant::dot_slices_f32(row, xr.data() + t * k, n_slices, len, out, os);
     });
   });
 }

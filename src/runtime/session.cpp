@@ -9,9 +9,9 @@
 
 namespace tp {
 
-Session::Session(const Model& model, const SessionOptions& opts)
+Session::Session(const Model& model, ThreadPool& pool, const SessionOptions& opts)
     : model_(model),
-      pool_(opts.n_threads),
+      pool_(pool),
       st_(model.config, std::max<int64_t>(1, opts.max_batch)),
       kv_(model.config, opts.n_ctx > 0 ? std::min(opts.n_ctx, model.config.n_ctx) : model.config.n_ctx) {}
 
@@ -49,6 +49,9 @@ std::vector<float> Session::eval(const std::vector<int32_t>& tokens, Logits whic
 
 void Session::eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, float* logits_out) {
   const ModelConfig& c = model_.config;
+  // The whole batch as one turn on the pool: another caller's jobs wait (the ~200 jobs of a
+  // step then each pay one relaxed load to see that the pool is held already).
+  const auto held = pool_.hold();
   Forward f{c, pool_, st_, kv_, observer_, tokens, n_past_, n};
   if (observer_ && observer_->wants(Hook::Tokens, -1)) {
     std::vector<float> ids(tokens, tokens + n);
@@ -133,6 +136,13 @@ void Session::check_final_finite(const Forward& tail, const float* logits) const
 
 int32_t argmax(const float* x, int64_t n) {
   return static_cast<int32_t>(std::max_element(x, x + n) - x);
+}
+
+void observe_prompt(const Model& model, ThreadPool& pool, const std::vector<int32_t>& prompt, Observer& observer,
+                    bool all_logits) {
+  Session s(model, pool, {.n_ctx = int64_t(prompt.size())});
+  s.set_observer(&observer);
+  s.eval(prompt, all_logits ? Session::Logits::All : Session::Logits::None);
 }
 
 }  // namespace tp

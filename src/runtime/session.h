@@ -1,6 +1,8 @@
 // A Session runs a model over a growing sequence: the prompt as batches, then one token at
 // a time, keeping the KV cache. It owns the activation buffers, so decoding allocates
-// nothing per token.
+// nothing per token. It does not own its thread pool: the caller passes the process's one
+// pool in (several sessions, and the analyses, share it; core/thread_pool.h), and it must
+// outlive the session. The model is only read.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -16,14 +18,13 @@ namespace tp {
 struct Forward;
 
 struct SessionOptions {
-  int n_threads = 0;        // 0 = one per hardware thread
   int64_t n_ctx = 0;        // 0 = the model's context length
   int64_t max_batch = 512;  // longer prompts are processed in chunks of this many positions
 };
 
 class Session {
  public:
-  Session(const Model& model, const SessionOptions& opts = {});
+  Session(const Model& model, ThreadPool& pool, const SessionOptions& opts = {});
 
   enum class Logits { Last, All, None };
   // Runs `tokens` at positions [n_past, n_past + n). Returns the logits of the last
@@ -37,7 +38,7 @@ class Session {
   void reset() { n_past_ = 0; }
   void set_observer(Observer* o) { observer_ = o; }
   const Model& model() const { return model_; }
-  ThreadPool& pool() { return pool_; }
+  ThreadPool& pool() const { return pool_; }
 
  private:
   // One batch of at most max_batch tokens; writes the logits of positions [first_logit, n)
@@ -50,7 +51,7 @@ class Session {
   void check_final_finite(const Forward& tail, const float* logits) const;
 
   const Model& model_;
-  ThreadPool pool_;
+  ThreadPool& pool_;
   RunState st_;
   KvCache kv_;
   Observer* observer_ = nullptr;
@@ -58,5 +59,11 @@ class Session {
 };
 
 int32_t argmax(const float* x, int64_t n);
+
+// Runs `prompt` once through a fresh Session with a cache for the prompt only, with
+// `observer` attached (every position's logits computed when all_logits is set): the pass
+// that probe's prepare_interventions asks its caller for (probe/intervention.h).
+void observe_prompt(const Model& model, ThreadPool& pool, const std::vector<int32_t>& prompt, Observer& observer,
+                    bool all_logits);
 
 }  // namespace tp

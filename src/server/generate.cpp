@@ -102,18 +102,18 @@ sampling::SamplerSettings sampler_settings(const GenRequest& req) {
 // One request's run: the sampler, the text so far, the tokens and what was reported.
 class Generation {
  public:
-  Generation(const Model& model, const GenRequest& req, const TokenCallback& on_token)
-      : model_(model), req_(req), on_token_(on_token), sampler_(sampler_settings(req)),
-        text_(model, req.prompt, req.stop) {
+  Generation(Session& session, const GenRequest& req, const TokenCallback& on_token)
+      : session_(session), model_(session.model()), req_(req), on_token_(on_token), sampler_(sampler_settings(req)),
+        text_(session.model(), req.prompt, req.stop) {
     res_.finish_reason = "length";
   }
 
-  GenResult run(Session* session) {
+  GenResult run() {
     const int64_t room = model_.config.n_ctx - int64_t(req_.prompt.size());
     const int n = int(std::max<int64_t>(0, std::min<int64_t>(req_.max_tokens, room)));
     StopReason why = StopReason::Length;
     if (n > 0 && !req_.trace_dir.empty()) why = run_traced_steps(n);
-    else if (n > 0) why = run_steps(n, session);
+    else if (n > 0) why = run_steps(n);
     if (why == StopReason::Eog || why == StopReason::StopString) res_.finish_reason = "stop";
     text_.finish();
     res_.text = text_.text();
@@ -175,14 +175,11 @@ class Generation {
     r.n_generate = n;
     r.stop_at_eog = !req_.ignore_eos;
     r.stop_string = [this](int32_t id) { return add_text(id); };
-    r.n_threads = req_.n_threads;
     r.writer.max_trace_bytes = req_.max_trace_bytes;
     // The analyses read what this observer keeps of each deciding position.
-    std::unique_ptr<ThreadPool> explain_pool;
     std::unique_ptr<analysis::ExplainCapture> explainer;
     if (req_.explain) {
-      explain_pool = std::make_unique<ThreadPool>(req_.n_threads);
-      explainer = std::make_unique<analysis::ExplainCapture>(model_, *explain_pool);
+      explainer = std::make_unique<analysis::ExplainCapture>(model_, session_.pool());
       r.observer = explainer.get();
     }
     r.on_token = [&](int32_t, StopReason why) { return after(why); };
@@ -193,14 +190,11 @@ class Generation {
         analysis::add_explanation(step, *explainer, history, int(history.size() - req_.prompt.size()));
       return step;
     };
-    return run_traced(model_, req_.prompt, chooser, r, manifest_for(model_, req_)).stop_reason;
+    return run_traced(model_, session_.pool(), req_.prompt, chooser, r, manifest_for(model_, req_)).stop_reason;
   }
 
-  StopReason run_steps(int n, Session* session) {
-    std::unique_ptr<Session> own;
-    if (!session) own = std::make_unique<Session>(model_, SessionOptions{.n_threads = req_.n_threads});
-    Session& s = session ? *session : *own;
-    s.reset();
+  StopReason run_steps(int n) {
+    session_.reset();
     auto choose_id = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
       pending_ = choose(logits, history);
       return pending_.id;
@@ -209,9 +203,10 @@ class Generation {
     hooks.on_token = [&](int32_t, int, StopReason why) { return after(why); };
     StopRule rule = model_stop_rule(model_, n, !req_.ignore_eos);
     rule.stop_string = [this](int32_t id) { return add_text(id); };
-    return tp::generate(s, req_.prompt, choose_id, rule, hooks).reason;
+    return tp::generate(session_, req_.prompt, choose_id, rule, hooks).reason;
   }
 
+  Session& session_;
   const Model& model_;
   const GenRequest& req_;
   const TokenCallback& on_token_;
@@ -226,8 +221,8 @@ class Generation {
 
 }  // namespace
 
-GenResult generate(const Model& model, const GenRequest& req, const TokenCallback& on_token, Session* session) {
-  const auto& cfg = model.config;
+GenResult generate(Session& session, const GenRequest& req, const TokenCallback& on_token) {
+  const auto& cfg = session.model().config;
   if (req.prompt.empty()) throw Error(ErrorKind::Usage, "prompt", "the prompt has no tokens");
   for (int32_t id : req.prompt)
     if (id < 0 || id >= cfg.d_vocab)
@@ -236,7 +231,7 @@ GenResult generate(const Model& model, const GenRequest& req, const TokenCallbac
     throw Error(ErrorKind::Usage, "prompt",
                 "the prompt has " + std::to_string(req.prompt.size()) + " tokens; the context holds " +
                     std::to_string(cfg.n_ctx));
-  return Generation(model, req, on_token).run(session);
+  return Generation(session, req, on_token).run();
 }
 
 struct GenerationQueue::Task {
@@ -246,8 +241,8 @@ struct GenerationQueue::Task {
   std::condition_variable cv;
 };
 
-GenerationQueue::GenerationQueue(const Model& model, int n_threads, int max_waiting)
-    : model_(model), n_threads_(n_threads), max_waiting_(max_waiting), thread_([this] { loop(); }) {}
+GenerationQueue::GenerationQueue(const Model& model, ThreadPool& pool, int max_waiting)
+    : model_(model), pool_(pool), max_waiting_(max_waiting), thread_([this] { loop(); }) {}
 
 GenerationQueue::~GenerationQueue() {
   {
@@ -287,7 +282,7 @@ void GenerationQueue::loop() {
     task->started = true;
     lock.unlock();
     try {
-      if (!session_) session_ = std::make_unique<Session>(model_, SessionOptions{.n_threads = n_threads_});
+      if (!session_) session_ = std::make_unique<Session>(model_, pool_);
       task->job(*session_);
     } catch (...) {
       task->error = std::current_exception();

@@ -29,7 +29,6 @@ struct GenRequest {
   bool logprobs = true;           // build each token's `logprobs` entry
   bool sampler_records = false;   // with it, the sampler's record (x_tokenprobe, ~7 KB a token)
   bool ignore_eos = false;
-  int n_threads = 0;
   // When non-empty, the run is traced into this directory with this capture spec.
   std::string trace_dir;
   std::string capture = "default";
@@ -62,16 +61,17 @@ struct GenResult {
 using TokenCallback = std::function<bool(const GenToken* tok, const std::string& delta)>;
 
 // Throws tp::Error(Usage) on impossible requests (empty prompt, too long for the context).
-// An untraced run uses `session` when given (reset first; it keeps its thread pool and KV
-// cache between requests), else a Session of its own.
-GenResult generate(const Model& model, const GenRequest& req, const TokenCallback& on_token, Session* session = nullptr);
+// Runs session's model. An untraced run uses `session` (reset first; it keeps its KV cache
+// between requests); a traced one runs sessions of its own (run_traced) on session's pool.
+GenResult generate(Session& session, const GenRequest& req, const TokenCallback& on_token);
 
-// Runs generations one at a time on a thread of their own, which keeps one Session for the
-// untraced runs, so that requests never pay for a thread pool or KV cache of their own and
-// connection threads stay free for cheap requests. At most max_waiting requests wait.
+// Runs generations one at a time on a thread of their own, which keeps one Session (on the
+// server's one thread pool) for every request, so that requests never pay for a KV cache
+// of their own and connection threads stay free for cheap requests. At most max_waiting
+// requests wait.
 class GenerationQueue {
  public:
-  GenerationQueue(const Model& model, int n_threads, int max_waiting);
+  GenerationQueue(const Model& model, ThreadPool& pool, int max_waiting);
   ~GenerationQueue();
   GenerationQueue(const GenerationQueue&) = delete;
   GenerationQueue& operator=(const GenerationQueue&) = delete;
@@ -88,7 +88,7 @@ class GenerationQueue {
   void loop();
 
   const Model& model_;
-  const int n_threads_;
+  ThreadPool& pool_;
   const int max_waiting_;
   std::unique_ptr<Session> session_;
   std::mutex mu_;

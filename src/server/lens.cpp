@@ -89,7 +89,7 @@ LensRow lens_row(const Model& model, ThreadPool& pool, const std::map<int64_t, s
 
 }  // namespace
 
-nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_cells) {
+nlohmann::json logit_lens(const Model& model, ThreadPool& pool, const TraceReader& r, size_t max_cells) {
   const auto& cfg = model.config;
   const auto& dims = r.info().model_dims;
   auto differs = [&](const char* key, int64_t have) {
@@ -114,7 +114,6 @@ nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_c
   nlohmann::json top_id = nlohmann::json::array(), top_prob = top_id, next_prob = top_id, next_rank = top_id;
   std::map<int32_t, bool> seen;
   std::vector<int64_t> positions;
-  ThreadPool pool(0);
   size_t cells = 0;
   for (const auto& [label, hook] : layers) {
     auto rows = rows_by_position(r, hook, cfg.d_model);

@@ -6,6 +6,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include "core/thread_pool.h"
 #include "model/model.h"
 #include "trace/trace_reader.h"
 
@@ -16,7 +17,7 @@ namespace tp::server {
 //  "texts": {"id": "text"}}. Rows: hook_embed (+ hook_pos_embed when captured) and every
 // blocks.L.hook_resid_post the trace holds. Error(NotFound) when it holds none, Error(Shape)
 // when the trace's d_model or d_vocab differ from the model's, or a token id is outside its
-// vocabulary. At most max_cells cells.
-nlohmann::json logit_lens(const Model& model, const TraceReader& r, size_t max_cells = 1 << 20);
+// vocabulary. At most max_cells cells. The products run on `pool` (the process's one pool).
+nlohmann::json logit_lens(const Model& model, ThreadPool& pool, const TraceReader& r, size_t max_cells = 1 << 20);
 
 }  // namespace tp::server

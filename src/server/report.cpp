@@ -72,9 +72,12 @@ std::string report_html(const std::string& trace_id, const TraceReader& r, const
                         std::vector<std::string>* notes) {
   std::string html = asset_text("/index.html");
   json data = {{"mode", "report"}, {"trace", trace_json(trace_id, r)}, {"lens", nullptr}};
+  if (o.model && !o.pool)
+    throw Error(ErrorKind::Usage, "report", "a model was given without a thread pool to run its lens",
+                "set ReportOptions::pool to the process's pool");
   if (o.model) {
     try {
-      data["lens"] = logit_lens(*o.model, r);
+      data["lens"] = logit_lens(*o.model, *o.pool, r);
     } catch (const Error& e) {
       data["lens_error"] = e.what();
       notes->push_back(std::string("logit lens: ") + e.what());

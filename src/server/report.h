@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "model/model.h"
 #include "trace/trace_reader.h"
 
@@ -11,6 +12,7 @@ namespace tp::server {
 
 struct ReportOptions {
   const Model* model = nullptr;          // for the logit-lens heatmap; null: lens from the trace only
+  ThreadPool* pool = nullptr;            // with a model: the caller's pool, which runs the lens
   size_t max_attention_values = 8 << 20;  // above this, attention rows of deciding positions only
 };
 

@@ -15,7 +15,6 @@ std::string sse(const json& j) { return "data: " + j.dump(-1, ' ', false, json::
 // Generates on the generation queue, tracing when asked (the trace id goes to *trace_id).
 GenResult run_generation(Server::Impl& s, ParsedRequest& p, std::string* trace_id, const TokenCallback& cb,
                          const std::function<bool()>& gone) {
-  p.gen.n_threads = s.opts.n_threads;
   p.gen.manifest_extra = {{"api", p.kind == ApiKind::Chat ? "chat" : "completion"}};
   p.gen.cancelled = gone;
   GenResult r;
@@ -25,7 +24,7 @@ GenResult run_generation(Server::Impl& s, ParsedRequest& p, std::string* trace_i
           p.gen.max_trace_bytes = s.trace_room(1ull << 30);
           p.gen.trace_dir = s.store.new_trace_path(trace_id);
         }
-        r = generate(s.need_model(), p.gen, cb, &session);
+        r = generate(session, p.gen, cb);
       },
       gone);
   return r;

@@ -59,7 +59,6 @@ void handle_run(Server::Impl& s, const std::string& body, httplib::Response& res
   g.top_logprobs = int(get_int(b, "top_logprobs", 5, 0, 20));
   g.explain = get_bool(b, "explain", true);
   g.stop = get_strings(b, "stop", 4);
-  g.n_threads = s.opts.n_threads;
   g.logprobs = false;  // the trace's steps keep them; the answer has none
   const auto max_trace_bytes = uint64_t(get_int(b, "max_trace_bytes", 1LL << 30, 1, 1LL << 40));
   g.sampler.temperature = 0.0f;  // greedy unless asked, as `tokenprobe trace`
@@ -73,10 +72,10 @@ void handle_run(Server::Impl& s, const std::string& body, httplib::Response& res
   const auto gone = GuardedHttpServer::client_gone_probe();
   g.cancelled = gone;
   s.queue().run(
-      [&](Session&) {
+      [&](Session& session) {
         g.max_trace_bytes = s.trace_room(max_trace_bytes);
         g.trace_dir = s.store.new_trace_path(&id);
-        r = generate(m, g, [](const GenToken*, const std::string&) { return true; });
+        r = generate(session, g, [](const GenToken*, const std::string&) { return true; });
       },
       gone);
   send_json(res, {{"trace", id}, {"text", r.text}, {"generated", r.n_generated}, {"finish_reason", r.finish_reason}});
@@ -107,7 +106,7 @@ void handle_lens(Server::Impl& s, const httplib::Request& req, httplib::Response
     std::lock_guard<std::mutex> lock(s.lens_mu);
     if (auto it = s.lens_cache.find(id); it != s.lens_cache.end()) return send_json(res, it->second);
   }
-  json lens = logit_lens(m, *r);
+  json lens = logit_lens(m, *s.pool, *r);
   std::lock_guard<std::mutex> lock(s.lens_mu);
   if (s.lens_cache.size() > 16) s.lens_cache.clear();
   s.lens_cache[id] = lens;

@@ -229,7 +229,9 @@ std::string error_message(const httplib::Request& req, const httplib::Response& 
 
 Server::Impl::Impl(ServerOptions o, std::shared_ptr<const Model> m)
     : opts(std::move(o)), model(std::move(m)), store(opts.traces_dir), http(limits_of(opts)) {
-  if (model) generation = std::make_unique<GenerationQueue>(*model, opts.n_threads, opts.max_waiting);
+  if (!model) return;
+  pool = std::make_unique<ThreadPool>(opts.n_threads);
+  generation = std::make_unique<GenerationQueue>(*model, *pool, opts.max_waiting);
 }
 
 const Model& Server::Impl::need_model() const {

@@ -18,6 +18,10 @@ struct Server::Impl {
   std::shared_ptr<const Model> model;
   TraceStore store;
   GuardedHttpServer http;
+  // With a model: the server's one thread pool (--threads), shared by the generation queue
+  // and the lens endpoint's requests; the pool runs one caller's job at a time
+  // (core/thread_pool.h), so a lens request's products interleave with a generation's steps.
+  std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<GenerationQueue> generation;  // one generation at a time, on its own thread
   std::mutex lens_mu;
   std::map<std::string, nlohmann::json> lens_cache;

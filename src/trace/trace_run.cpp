@@ -41,7 +41,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // what the interventions changed at each step.
 class UnpatchedRun {
  public:
-  UnpatchedRun(const Model& model, const SessionOptions& so) : s_(model, so) {}
+  UnpatchedRun(const Model& model, ThreadPool& pool, const SessionOptions& so) : s_(model, pool, so) {}
   void eval(const std::vector<int32_t>& ids) {
     const auto t0 = std::chrono::steady_clock::now();
     logits_ = s_.eval(ids);
@@ -166,25 +166,25 @@ void check_prompt(const Model& model, const std::vector<int32_t>& prompt) {
                   ", outside the vocabulary of " + std::to_string(cfg.d_vocab), "give ids below " + std::to_string(cfg.d_vocab));
 }
 
-TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt, const TokenChooser& choose,
-                          const TraceRunOptions& opts, nlohmann::json manifest) {
+TraceRunResult run_traced(const Model& model, ThreadPool& pool, const std::vector<int32_t>& prompt,
+                          const TokenChooser& choose, const TraceRunOptions& opts, nlohmann::json manifest) {
   check_prompt(model, prompt);
   const ModelConfig& cfg = model.config;
   const int64_t P = static_cast<int64_t>(prompt.size());
   const auto est = estimate_capture(opts.spec, cfg, P, opts.n_generate, opts.max_batch, opts.writer.shard_bytes);
   manifest["capture"] = {{"spec", opts.spec.text()}, {"estimated_bytes", est.total_bytes}, {"estimated_file_bytes", est.file_bytes()}, {"estimated_tensors", est.total_tensors}};
-  manifest["threads"] = opts.n_threads;
+  manifest["threads"] = pool.size();
   manifest["interventions"] = interventions_to_json(opts.interventions);
 
   TraceWriter writer(opts.out_dir, manifest, opts.writer);
   CaptureObserver capture(opts.spec, cfg, P, writer);
   InterventionObserver intervene(opts.interventions, cfg, P);
   Chain chain({opts.interventions.empty() ? nullptr : &intervene, &capture, opts.observer});
-  Session s(model, {.n_threads = opts.n_threads, .max_batch = opts.max_batch});
+  Session s(model, pool, {.max_batch = opts.max_batch});
   s.set_observer(&chain);
   std::optional<UnpatchedRun> unpatched;
   if (!opts.interventions.empty() && opts.compare_unpatched)
-    unpatched.emplace(model, SessionOptions{.n_threads = opts.n_threads, .max_batch = opts.max_batch});
+    unpatched.emplace(model, pool, SessionOptions{.max_batch = opts.max_batch});
 
   TracedPasses passes(s, writer, capture, intervene, unpatched ? &*unpatched : nullptr);
   GenerateHooks hooks;

@@ -30,7 +30,6 @@ struct TraceRunOptions {
   int n_generate = 16;
   bool stop_at_eog = true;
   std::function<bool(int32_t id)> stop_string;
-  int n_threads = 0;
   int64_t max_batch = 512;
   TraceWriterOptions writer;
   // Applied before capture sees a value, so the trace holds what the model continued from.
@@ -76,8 +75,9 @@ struct TraceRunResult {
 void check_prompt(const Model& model, const std::vector<int32_t>& prompt);
 
 // `manifest` holds what the caller knows (model, tokenizer, prompt, sampler, ...); the run
-// adds the capture spec, the dry-run estimate, timings and completion.
-TraceRunResult run_traced(const Model& model, const std::vector<int32_t>& prompt, const TokenChooser& choose,
-                          const TraceRunOptions& opts, nlohmann::json manifest);
+// adds the capture spec, the dry-run estimate, timings and completion. Its sessions run on
+// `pool` (the process's one pool; the chooser's analyses may use it too).
+TraceRunResult run_traced(const Model& model, ThreadPool& pool, const std::vector<int32_t>& prompt,
+                          const TokenChooser& choose, const TraceRunOptions& opts, nlohmann::json manifest);
 
 }  // namespace tp

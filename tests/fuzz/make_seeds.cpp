@@ -142,9 +142,8 @@ void real_trace(const fs::path& model_path, const fs::path& dir) {
   TraceRunOptions o;
   o.out_dir = dir.string();
   o.n_generate = 2;
-  o.n_threads = 1;
   o.observer = &cap;
-  run_traced(*m, prompt, choose, o, trace_manifest(*m, prompt, {}, "Once upon a time", settings));
+  run_traced(*m, pool, prompt, choose, o, trace_manifest(*m, prompt, {}, "Once upon a time", settings));
 }
 
 // Seeds above libFuzzer's -max_len (run_fuzzers.sh) would only be cut: left out.

@@ -59,10 +59,10 @@ std::vector<int32_t> bench_prompt(int n, int64_t vocab) {
 }
 
 // One run: {prompt seconds, generation seconds}, generation = n_gen single-token passes.
-std::pair<double, double> run_once(const Model& m, const std::string& mode, const BenchOptions& o) {
+std::pair<double, double> run_once(const Model& m, ThreadPool& pool, const std::string& mode, const BenchOptions& o) {
   const auto prompt = bench_prompt(o.n_prompt, m.config.d_vocab);
   if (mode == "off") {
-    Session s(m, {.n_threads = o.threads, .n_ctx = o.n_prompt + o.n_gen + 1});
+    Session s(m, pool, {.n_ctx = o.n_prompt + o.n_gen + 1});
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<float> logits = s.eval(prompt);
     const double pp = seconds_since(t0);
@@ -75,7 +75,6 @@ std::pair<double, double> run_once(const Model& m, const std::string& mode, cons
   opts.out_dir = dir.string();
   opts.spec = CaptureSpec::parse(mode);
   opts.n_generate = o.n_gen + 1;  // the first token comes from the prompt's logits
-  opts.n_threads = o.threads;
   opts.stop_at_eog = false;  // a fixed number of steps, as the untraced mode runs
   const int64_t vocab = m.config.d_vocab;
   auto choose = [vocab](const std::vector<float>& logits, const std::vector<int32_t>&) {
@@ -83,7 +82,7 @@ std::pair<double, double> run_once(const Model& m, const std::string& mode, cons
   };
   TraceRunResult r;
   try {
-    r = run_traced(m, prompt, choose, opts, json{{"bench", mode}});
+    r = run_traced(m, pool, prompt, choose, opts, json{{"bench", mode}});
   } catch (...) {
     fs::remove_all(dir);
     throw;
@@ -99,13 +98,14 @@ double median(std::vector<double> v) {
 
 json measure_cell(const std::string& path, const std::string& mode, const BenchOptions& o) {
   auto m = load_model(path);
+  ThreadPool pool(o.threads);  // here, in the child process measure_in_child runs this in
   {  // untimed warm-up, as llama-bench does: the weights' pages are mapped in by the first pass
-    Session warm(*m, {.n_threads = o.threads, .n_ctx = 2});
+    Session warm(*m, pool, {.n_ctx = 2});
     warm.eval({1});
   }
   std::vector<double> pp, tg;
   for (int r = 0; r < o.runs; ++r) {
-    const auto [p, g] = run_once(*m, mode, o);
+    const auto [p, g] = run_once(*m, pool, mode, o);
     pp.push_back(o.n_prompt / p);
     tg.push_back(o.n_gen / g);
   }

@@ -65,13 +65,14 @@ void explain_trace(const ExplainOptions& o) {
 
 // Why the model gave the prompt's own next token (at position + 1) the probability it did:
 // no sampling, so no funnel.
-void explain_prompt_position(const ExplainOptions& o, const Model& m, const std::vector<int32_t>& prompt) {
+void explain_prompt_position(const ExplainOptions& o, const Model& m, ThreadPool& pool,
+                             const std::vector<int32_t>& prompt) {
   if (o.position + 1 >= int64_t(prompt.size()))
     throw Error(ErrorKind::Usage, "--position", "position " + std::to_string(o.position) + " has no next token in a prompt of " +
                 std::to_string(prompt.size()) + " tokens", "give a position below " + std::to_string(prompt.size() - 1) +
                 ", or drop --position to explain generated tokens");
-  Session s(m, {.n_threads = o.threads});
-  analysis::ExplainCapture cap(m, s.pool(), o.position);
+  Session s(m, pool);
+  analysis::ExplainCapture cap(m, pool, o.position);
   s.set_observer(&cap);
   s.eval(prompt, Session::Logits::None);
   const std::vector<int32_t> upto(prompt.begin(), prompt.begin() + o.position + 1);
@@ -87,7 +88,8 @@ void explain_live(const ExplainOptions& o) {
   std::vector<TokenSpan> spans;
   std::string text;
   const std::vector<int32_t> prompt = o.prompt.ids(*m, &spans, &text);
-  if (o.position >= 0) return explain_prompt_position(o, *m, prompt);
+  ThreadPool pool(o.threads);  // the command's one pool: the forward pass and the analyses share it
+  if (o.position >= 0) return explain_prompt_position(o, *m, pool, prompt);
   check_prompt(*m, prompt);
   // Token k is chosen at position len(prompt) + k - 1, so the context ends the run after
   // step n_ctx - len(prompt).
@@ -99,7 +101,6 @@ void explain_live(const ExplainOptions& o) {
   const int n = std::max(o.n, o.step + 1);
   int generated = 0;
   sampling::Sampler sampler(o.sampler);
-  ThreadPool pool(o.threads);
   analysis::ExplainCapture cap(*m, pool);
   std::string context = m->tokenizer ? m->tokenizer->decode(prompt) : "";
   auto choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
@@ -120,11 +121,10 @@ void explain_live(const ExplainOptions& o) {
     r.out_dir = o.out;
     r.spec = CaptureSpec::parse("minimal");
     r.n_generate = n;
-    r.n_threads = o.threads;
     r.observer = &cap;
-    why = run_traced(*m, prompt, choose, r, trace_manifest(*m, prompt, spans, text, o.sampler)).stop_reason;
+    why = run_traced(*m, pool, prompt, choose, r, trace_manifest(*m, prompt, spans, text, o.sampler)).stop_reason;
   } else {
-    Session s(*m, {.n_threads = o.threads});
+    Session s(*m, pool);
     s.set_observer(&cap);
     auto choose_id = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
       return choose(logits, history).at("id").get<int32_t>();

@@ -30,8 +30,11 @@ void run_report(const ReportOptions& o) {
       std::fprintf(stderr, "tokenprobe: no logit lens in the report: %s\n", e.what());
     }
   }
+  std::unique_ptr<ThreadPool> pool;  // the command's one pool, for the lens
+  if (model) pool = std::make_unique<ThreadPool>(0);
   server::ReportOptions ro;
   ro.model = model.get();
+  ro.pool = pool.get();
   std::vector<std::string> notes;
   const std::string id = std::filesystem::path(o.trace).lexically_normal().filename().string();
   const std::string html = server::report_html(id.empty() ? o.trace : id, r, ro, &notes);

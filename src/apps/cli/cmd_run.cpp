@@ -24,7 +24,8 @@ struct RunOptions {
 void run_run(const RunOptions& o) {
   auto m = o.model.load();
   const std::vector<int32_t> prompt = o.prompt.ids(*m);
-  Session s(*m, {.n_threads = o.threads});
+  ThreadPool pool(o.threads);
+  Session s(*m, pool);
   if (!o.dump_logits.empty()) {
     const auto logits = s.eval(prompt, /*all_logits=*/true);
     write_npy(o.dump_logits, logits.data(), {static_cast<int64_t>(prompt.size()), m->config.d_vocab});

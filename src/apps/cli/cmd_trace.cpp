@@ -6,6 +6,7 @@
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
 #include "probe/capture.h"
+#include "runtime/session.h"
 #include "sampling/record.h"
 #include "trace/trace_files.h"
 #include "trace/trace_run.h"
@@ -79,10 +80,12 @@ void run_trace(const TraceOptions& o) {
   r.interventions = parse_interventions(o.intervene);
   // The last chosen token is never run through the model: P + n - 1 positions at most.
   r.spec.validate_against(m->config, int64_t(prompt.size()) + o.n - 1);
-  prepare_interventions(r.interventions, *m, prompt, o.n, o.threads);
+  // The command's one pool: the mean() pass, the traced and comparison runs and --explain share it.
+  ThreadPool pool(o.threads);
+  prepare_interventions(r.interventions, *m, prompt, o.n,
+                        [&](Observer& mean, bool all_logits) { observe_prompt(*m, pool, prompt, mean, all_logits); });
   r.compare_unpatched = !o.no_compare;
   r.n_generate = o.n;
-  r.n_threads = o.threads;
   r.writer.max_trace_bytes = o.max_trace_bytes;
   const auto est = estimate_capture(r.spec, m->config, int64_t(prompt.size()), o.n, r.max_batch, r.writer.shard_bytes);
   print_estimate(est, o, int64_t(prompt.size()), m->config.n_ctx);
@@ -95,11 +98,9 @@ void run_trace(const TraceOptions& o) {
   std::unique_ptr<StreamDecoder> dec;
   if (m->tokenizer) dec = std::make_unique<StreamDecoder>(*m->tokenizer);
   // --explain: the analyses read what this observer keeps of each deciding position.
-  std::unique_ptr<ThreadPool> explain_pool;
   std::unique_ptr<analysis::ExplainCapture> explainer;
   if (o.explain) {
-    explain_pool = std::make_unique<ThreadPool>(o.threads);
-    explainer = std::make_unique<analysis::ExplainCapture>(*m, *explain_pool);
+    explainer = std::make_unique<analysis::ExplainCapture>(*m, pool);
     r.observer = explainer.get();
   }
   TokenChooser choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
@@ -113,7 +114,7 @@ void run_trace(const TraceOptions& o) {
     }
     return step;
   };
-  const auto res = run_traced(*m, prompt, choose, r, manifest);
+  const auto res = run_traced(*m, pool, prompt, choose, r, manifest);
   if (dec) std::fprintf(stderr, "%s\n", printable_text(dec->flush()).c_str());
   if (!res.capture_stopped.empty()) std::fprintf(stderr, "tokenprobe: %s\n", res.capture_stopped.c_str());
   for (const auto& n : res.notes) std::fprintf(stderr, "tokenprobe: note: %s\n", n.c_str());
