@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "probe/hooks.h"
 #include "server/assets.h"
 #include "server/lens.h"
 #include "server/trace_store.h"
@@ -41,7 +42,7 @@ json attention_rows(const TraceReader& r, const ReportOptions& o, std::vector<st
   std::vector<std::string> hooks;
   size_t total = 0;
   for (const auto& t : r.tensors())
-    if (t.hook.size() > 12 && t.hook.compare(t.hook.size() - 12, 12, "hook_pattern") == 0) {
+    if (const auto hook = parse_hook_name(t.hook); hook && hook->first == Hook::Pattern) {
       if (std::find(hooks.begin(), hooks.end(), t.hook) == hooks.end()) hooks.push_back(t.hook);
       size_t n = 1;
       for (auto d : t.shape) n *= size_t(d);
