@@ -13,6 +13,7 @@
 #include "probe/intervention.h"
 #include "probe/recorder.h"
 #include "runtime/generate.h"
+#include "server/report.h"
 #include "server/trace_store.h"
 #include "test_support.h"
 #include "trace/manifest.h"
@@ -203,6 +204,36 @@ TEST_F(HookScratch, ReadersFollowTheListAndFallBackToTheTable) {
   ASSERT_NE(tokens, nullptr);
   EXPECT_FALSE(tokens->listed);
   EXPECT_EQ(tokens->shape, (std::vector<int64_t>{-1}));
+}
+
+// A known name the list gives another layout is read by the list everywhere: the server's
+// slice and the report (which takes only attention-shaped patterns) follow it.
+TEST_F(HookScratch, AKnownNameWithAnotherLayoutIsReadByTheList) {
+  TP_REQUIRE_SHARED(kTiny);
+  auto m = tiny();
+  const fs::path dir = scratch("relaid.tptrace");
+  traced(*m, "minimal", 1, dir.string());
+  json manifest = read_manifest(dir);
+  manifest["hooks"].push_back({{"name", "blocks.0.attn.hook_pattern"}, {"dtype", "F32"}, {"shape", {nullptr, 5}},
+                               {"rows_axis", 0}, {"heads_axis", nullptr}, {"keys_axis", nullptr}});
+  write_manifest(dir, manifest);
+  const std::vector<float> values(2 * 5, 0.5f);
+  write_safetensors((dir / "activations-09999.safetensors").string(),
+                    {{"prompt/blocks.0.attn.hook_pattern", "F32", {2, 5}, reinterpret_cast<const uint8_t*>(values.data()),
+                      values.size() * 4}},
+                    {{"prompt/blocks.0.attn.hook_pattern", R"({"positions":[0,1]})"}});
+  const TraceReader r = TraceReader::open(dir.string());
+  EXPECT_EQ(r.hook("blocks.0.attn.hook_pattern")->keys_axis, -1);
+  server::SliceRequest q;
+  q.hook = "blocks.0.attn.hook_pattern";
+  EXPECT_EQ(server::slice_tensor(r, q).shape, (std::vector<int64_t>{2, 5}));
+  std::vector<std::string> notes;
+  try {
+    const std::string html = server::report_html("relaid", r, {}, &notes);
+    EXPECT_FALSE(html.empty());
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported) << e.what();  // a binary built without the viewer
+  }
 }
 
 // The list is hostile input like the rest of the manifest: each bad entry is refused,

@@ -131,7 +131,7 @@ nlohmann::json CaptureObserver::captured_hooks() const {
 void CaptureObserver::deliver(Hook h, int layer, const HookValue& v, float*) {
   const HookSelection& sel = *table_[slot(h, layer)];
   const bool attn = hook_is_attention_matrix(h);
-  const int64_t n_rows = attn ? v.shape[1] : v.shape[0];
+  const int64_t n_rows = v.shape[size_t(hook_rows_axis(h))];
   const std::vector<int64_t> pos = select_positions(sel, v.pos0, n_rows, prompt_len_);
   if (pos.empty()) return;
   const auto heads_axis = hook_heads_axis(h);
