@@ -66,16 +66,16 @@ nlohmann::json describe_captured_hook(Hook h, int layer, const HookSelection& se
   const int64_t heads = heads_axis ? int64_t(select_heads(sel, hook_heads(h, cfg)).size()) : 1;
   const std::vector<int64_t> shape = hook_shape(h, cfg, 0, 0, heads);
   const int rows_axis = hook_rows_axis(h);
-  const bool attn = hook_is_attention_matrix(h);
+  const auto keys_axis = hook_keys_axis(h);
   nlohmann::json dims = nlohmann::json::array();
   for (size_t d = 0; d < shape.size(); ++d)
-    dims.push_back(int(d) == rows_axis || (attn && d == 2) ? nlohmann::json() : nlohmann::json(shape[d]));
+    dims.push_back(int(d) == rows_axis || int(d) == keys_axis ? nlohmann::json() : nlohmann::json(shape[d]));
   nlohmann::json j = {{"name", hook_name(h, layer)}, {"per_layer", hook_is_per_layer(h)}, {"dtype", store_type_name(store_type(h, sel))},
                       {"axes", hook_axis_names(h)}, {"shape", dims}, {"rows_axis", rows_axis},
                       {"heads_axis", heads_axis ? nlohmann::json(*heads_axis) : nlohmann::json()},
-                      {"keys_axis", attn ? nlohmann::json(2) : nlohmann::json()}};
+                      {"keys_axis", keys_axis ? nlohmann::json(*keys_axis) : nlohmann::json()}};
   if (hook_is_per_layer(h)) j["layer"] = layer;
-  if (attn) j["masked"] = std::isinf(hook_info(h).masked) ? nlohmann::json("-inf") : nlohmann::json(hook_info(h).masked);
+  if (keys_axis) j["masked"] = std::isinf(hook_info(h).masked) ? nlohmann::json("-inf") : nlohmann::json(hook_info(h).masked);
   return j;
 }
 

@@ -118,6 +118,8 @@ std::optional<int> hook_heads_axis(Hook h) {
 
 int hook_rows_axis(Hook h) { return hook_is_attention_matrix(h) ? 1 : 0; }
 
+std::optional<int> hook_keys_axis(Hook h) { return hook_is_attention_matrix(h) ? std::optional<int>(2) : std::nullopt; }
+
 bool hook_is_attention_matrix(Hook h) { return hook_info(h).layout == L::HeadsQueryKeys; }
 
 int64_t hook_heads(Hook h, const ModelConfig& c) {

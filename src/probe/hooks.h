@@ -68,6 +68,8 @@ bool hook_available(Hook h, const ModelConfig& cfg);
 std::optional<int> hook_heads_axis(Hook h);
 // Which axis holds positions: 1 for [heads, q_pos, k_pos], 0 otherwise.
 int hook_rows_axis(Hook h);
+// Which axis holds the keys of an attention matrix (2), or nothing for other hooks.
+std::optional<int> hook_keys_axis(Hook h);
 // Whether a hook's first dimension is heads with query rows second ([heads, q_pos, k_pos]).
 bool hook_is_attention_matrix(Hook h);
 // The size of a hook's heads axis (n_kv_heads for k/v, else n_heads; 1 without one).

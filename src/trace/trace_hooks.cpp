@@ -87,7 +87,7 @@ std::optional<TraceHook> derived_hook(const std::string& name) {
   t.shape.assign(hook_axis_names(h).size(), -1);
   t.rows_axis = hook_rows_axis(h);
   t.heads_axis = hook_heads_axis(h).value_or(-1);
-  t.keys_axis = hook_is_attention_matrix(h) ? 2 : -1;
+  t.keys_axis = hook_keys_axis(h).value_or(-1);
   t.masked = hook_info(h).masked;
   return t;
 }
