@@ -3,7 +3,9 @@
 // list (older traces without it: the table); patch through a fake ActivationSource.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -285,6 +287,49 @@ TEST_F(HookScratch, BadListEntriesAreRefused) {
   unlisted["hooks"].erase(size_t(std::stoul(embed.substr(7))));
   write_manifest(dir, unlisted);
   EXPECT_THROW(TraceReader::open(dir.string()), Error);
+}
+
+// Every field of every list entry deleted or retyped: open() refuses with tp::Error, or
+// gives a reader whose hooks the server slices and reports without anything else thrown.
+TEST_F(HookScratch, EveryListFieldDeletedOrRetypedFailsCleanly) {
+  TP_REQUIRE_SHARED(kTiny);
+  auto m = tiny();
+  const fs::path dir = scratch("mutated.tptrace");
+  traced(*m, "hook_embed;blocks.0.attn.hook_pattern;blocks.0.attn.hook_q[heads=0]", 1, dir.string());
+  const json base = read_manifest(dir);
+  const std::vector<json> replacements = {json(), "x", json::array(), json::object(), -1, 0, 1, 2, 1e300, "-inf",
+                                          json::array({nullptr, 3})};
+  size_t opened = 0, refused = 0;
+  auto attempt = [&](const json& manifest) {
+    write_manifest(dir, manifest);
+    try {
+      const TraceReader r = TraceReader::open(dir.string());
+      ++opened;
+      for (const auto& h : r.hooks()) {
+        if (r.tensors().end() == std::find_if(r.tensors().begin(), r.tensors().end(), [&](auto& t) { return t.hook == h.name; }))
+          continue;
+        (void)server::slice_tensor(r, {.hook = h.name, .layer = -1, .positions = "", .heads = "0", .max_values = size_t(1) << 24});
+      }
+      std::vector<std::string> notes;
+      (void)server::report_html("m", r, {}, &notes);
+    } catch (const Error&) {
+      ++refused;
+    }
+  };
+  for (size_t i = 0; i < base["hooks"].size(); ++i)
+    for (const auto& [key, value] : base["hooks"][i].items()) {
+      json erased = base;
+      erased["hooks"][i].erase(key);
+      attempt(erased);
+      for (const json& r : replacements) {
+        json changed = base;
+        changed["hooks"][i][key] = r;
+        attempt(changed);
+      }
+    }
+  std::printf("mutated hook lists: %zu opened, %zu refused\n", opened, refused);
+  EXPECT_GT(refused, 50u);
+  EXPECT_GT(opened, 10u);
 }
 
 // Patch through an ActivationSource that is not a trace: no file is read.
