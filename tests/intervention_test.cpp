@@ -17,6 +17,7 @@
 #include "trace/trace_reader.h"
 #include "trace/trace_writer.h"
 #include "trace/trace_run.h"
+#include "trace/trace_source.h"
 
 namespace tp {
 namespace {
@@ -53,7 +54,7 @@ TracedRun run(const Model& m, const std::vector<int32_t>& prompt, const std::str
   o.n_generate = n;
   o.max_batch = max_batch;
   o.spec = CaptureSpec::parse(capture);
-  o.interventions = parse_interventions(intervene);
+  o.interventions = parse_interventions(intervene, open_trace_source);
   prepare_interventions(o.interventions, m, prompt, n, [&](Observer& mean, bool all_logits) {
     observe_prompt(m, test_pool(), prompt, mean, all_logits);
   });
@@ -78,7 +79,7 @@ TEST_F(Intervention, ParseErrorsQuoteTheClause) {
                           "zero(hook_embed, 3)", "zero(hook_embed[wat=1])", "add(hook_embed)", "zero hook_embed",
                           "patch(hook_embed, /no/such/trace.tptrace)", "add(hook_embed, /no/such.npy)"}) {
     try {
-      parse_interventions(bad);
+      parse_interventions(bad, open_trace_source);
       ADD_FAILURE() << "accepted: " << bad;
     } catch (const Error& e) {
       SUCCEED() << e.what();
@@ -296,7 +297,7 @@ TEST_F(Intervention, PatchFromAnotherModelIsRefused) {
   auto shorter = load_model(renamed.string());
   TraceRunOptions o;
   o.out_dir = temp_path("other-config.tptrace").string();
-  o.interventions = parse_interventions("patch(blocks.0.hook_resid_pre, " + clean + ")");
+  o.interventions = parse_interventions("patch(blocks.0.hook_resid_pre, " + clean + ")", open_trace_source);
   try {
     run_traced(*shorter, test_pool(), p, greedy(), o, {});
     ADD_FAILURE() << "patched from a trace of a model with another config";

@@ -22,7 +22,6 @@ ORDER=(core io quant tokenizer model probe runtime arch sampling trace analysis 
 # removed when h-weights / h-hooks merge
 ALLOWED=(
   "model arch"   # h-weights: the loader moves above arch
-  "probe trace"  # h-hooks: patch reads its source through an interface
 )
 
 # check SRC: prints every violation; returns 1 when there is one.

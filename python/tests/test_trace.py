@@ -58,6 +58,10 @@ class TraceReaderTest(unittest.TestCase):
         self.assertEqual(tr.cache.positions("blocks.4.hook_resid_post"), list(range(n_prompt + 5)))
         pattern = tr.cache["pattern", 2]
         self.assertEqual(pattern.shape, (8, n_prompt + 5, n_prompt + 5))
+        # The manifest lists exactly the captured hooks, and the reader took its facts from it.
+        self.assertEqual(sorted(h["name"] for h in tr.manifest["hooks"]), tr.cache.keys())
+        self.assertTrue(all(tr.hooks[k].listed for k in tr.cache.keys()))
+        self.assertEqual(tr.hooks["blocks.2.attn.hook_pattern"].shape, [8, None, None])
         np.testing.assert_allclose(pattern.sum(axis=-1), 1.0, atol=1e-5)
         self.assertTrue(np.all(np.triu(pattern, 1) == 0))
         self.assertEqual(tr.token_ids[:n_prompt], [t["id"] for t in tr.tokens])
@@ -296,6 +300,79 @@ class CorruptTraceTest(unittest.TestCase):
         tr = tokenprobe.load_trace(self.dir)
         self.assertEqual(len(tr.steps), 1)
         self.assertTrue(any("torn" in n for n in tr.notes), tr.notes)
+
+
+def _listed(name, dtype, shape, rows_axis=0, heads_axis=None, keys_axis=None, **extra):
+    entry = {"name": name, "dtype": dtype, "shape": shape, "rows_axis": rows_axis, "heads_axis": heads_axis,
+             "keys_axis": keys_axis, "per_layer": name.startswith("blocks."), "axes": []}
+    entry.update(extra)
+    return entry
+
+
+class ManifestHookListTest(CorruptTraceTest):
+    """Traces whose manifest lists their hooks (format 1.1) are read by that list alone."""
+
+    TENSORS = [("prompt/blocks.0.hook_resid_post", "F32", [3, 2, 32], {"positions": [0, 1, 2], "heads": [0, 1]}),
+               ("step.1/blocks.0.hook_resid_post", "F32", [1, 2, 32], {"positions": [3]}),
+               ("prompt/blocks.0.time_mix.hook_state", "F16", [3, 4], {"positions": [0, 1, 2]}),
+               ("prompt/blocks.0.attn.hook_pattern", "F32", [8, 3, 3], {"positions": [0, 1, 2]}),
+               ("step.1/blocks.0.attn.hook_pattern", "F32", [8, 1, 4], {"positions": [3]})]
+    HOOKS = [_listed("blocks.0.hook_resid_post", "F32", [None, 2, 32], heads_axis=1),
+             _listed("blocks.0.time_mix.hook_state", "F16", [None, 4]),
+             _listed("blocks.0.attn.hook_pattern", "F32", [8, None, None], 1, 0, 2, masked="-inf")]
+
+    def manifest(self, hooks):
+        m = json.loads(json.dumps(VALID_MANIFEST))
+        m["hooks"] = hooks
+        return m
+
+    def test_the_list_decides_shapes_and_padding_where_the_old_rules_would_not(self):
+        self.write(manifest=self.manifest(self.HOOKS), tensors=self.TENSORS)
+        tr = tokenprobe.load_trace(self.dir)
+        # A residual stream with a heads axis, and a hook the name rules do not know.
+        self.assertEqual(tr.cache["blocks.0.hook_resid_post"].shape, (4, 2, 32))
+        self.assertEqual(tr.cache["blocks.0.time_mix.hook_state"].shape, (3, 4))
+        self.assertEqual(tr.hooks["blocks.0.hook_resid_post"].heads_axis, 1)
+        self.assertTrue(tr.hooks["blocks.0.time_mix.hook_state"].listed)
+        # The pattern's prompt rows padded with the list's masked value, not the name rules' 0.
+        pattern = tr.cache["pattern", 0]
+        self.assertEqual(pattern.shape, (8, 4, 4))
+        self.assertTrue(np.all(np.isneginf(pattern[:, :3, 3])))
+        # The same trace without the list is read by the old rules, which refuse it.
+        self.write(manifest=VALID_MANIFEST, tensors=self.TENSORS)
+        self.assert_refused("no list", "shape")
+
+    def test_older_traces_fall_back_to_the_name_rules(self):
+        self.write()
+        tr = tokenprobe.load_trace(self.dir)
+        facts = tr.hooks["blocks.0.attn.hook_q"]
+        self.assertFalse(facts.listed)
+        self.assertEqual((facts.shape, facts.rows_axis, facts.heads_axis), ([None, 2, 8], 0, 1))
+        self.assertEqual(tr.hooks["blocks.0.attn.hook_pattern"].keys_axis, 2)
+
+    def test_tensors_must_agree_with_the_list(self):
+        cases = [
+            ("unlisted hook", self.HOOKS[1:], "not in the manifest's hooks list"),
+            ("other dtype", [_listed("blocks.0.hook_resid_post", "F16", [None, 2, 32], heads_axis=1)] + self.HOOKS[1:], "dtype"),
+            ("other width", [_listed("blocks.0.hook_resid_post", "F32", [None, 2, 31], heads_axis=1)] + self.HOOKS[1:], "shape"),
+            ("listed twice", self.HOOKS + self.HOOKS[:1], "listed twice"),
+            ("null fixed axis", [_listed("blocks.0.hook_resid_post", "F32", [None, None, 32], heads_axis=1)] + self.HOOKS[1:],
+             "shape[1]"),
+            ("unsupported layout", [_listed("blocks.0.hook_resid_post", "F32", [None, 2, 32], heads_axis=2)] + self.HOOKS[1:],
+             "rows_axis"),
+            ("masked without keys", [_listed("blocks.0.hook_resid_post", "F32", [None, 2, 32], heads_axis=1, masked=0)]
+             + self.HOOKS[1:], "masked"),
+        ]
+        for label, hooks, field in cases:
+            self.write(manifest=self.manifest(hooks), tensors=self.TENSORS)
+            self.assert_refused(label, field)
+
+    def test_every_list_field_deleted_or_retyped(self):
+        counts = [0, 0]
+        for label, hooks in _mutations(self.HOOKS):
+            self.write(manifest=self.manifest(hooks), tensors=self.TENSORS)
+            counts[self.load_or_format_error("hooks " + label)] += 1
+        self.assertGreater(counts[0], 50)
 
 
 if __name__ == "__main__":

@@ -38,14 +38,15 @@ _SHORT_NAMES = {
     "logits": "unembed.hook_out",
 }
 
-_ATTENTION_HOOKS = ("attn.hook_pattern", "attn.hook_attn_scores")
 _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I32": np.int32, "I64": np.int64,
            "U8": np.uint8, "I8": np.int8, "I16": np.int16, "U16": np.uint16}
 _DTYPE_SIZES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
                 "U16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 _TRACE_DTYPES = ("F32", "F16", "BF16")  # what traces hold; anything else is refused
 
-# Hook names (src/probe/hooks.cpp): global ones, and per-layer ones after "blocks.L.".
+# The fallback for traces whose manifest has no "hooks" list (written before it existed,
+# docs/trace-format.md): the hook names of src/probe/hooks.cpp, global ones and per-layer
+# ones after "blocks.L.", and their layouts. Traces with the list are read by it alone.
 _GLOBAL_HOOKS = {"hook_tokens", "hook_embed", "hook_pos_embed", "hook_rope_cos", "hook_rope_sin",
                  "ln_final.hook_scale", "ln_final.hook_normalized", "unembed.hook_out"}
 _HEADS_HOOKS = {"attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_rot_q", "attn.hook_rot_k", "attn.hook_z",
@@ -53,6 +54,7 @@ _HEADS_HOOKS = {"attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_rot_q", 
 _LAYER_HOOKS = {"hook_resid_pre", "ln1.hook_scale", "ln1.hook_normalized", "attn.hook_attn_scores", "attn.hook_pattern",
                 "hook_attn_out", "hook_resid_mid", "ln2.hook_scale", "ln2.hook_normalized", "mlp.hook_pre",
                 "mlp.hook_pre_linear", "mlp.hook_post", "hook_mlp_out", "hook_resid_post"} | _HEADS_HOOKS
+_ATTENTION_HOOKS = {"attn.hook_pattern": 0.0, "attn.hook_attn_scores": float("-inf")}  # -> masked value
 
 # The same bounds as the C++ reader (src/trace/trace_reader.cpp, checked_json.h).
 _MAX_MANIFEST_BYTES = 64 << 20
@@ -244,17 +246,91 @@ def _read_safetensors_numpy(path: str, header: dict) -> Tuple[Dict[str, np.ndarr
     return out, header["__metadata__"]
 
 
-def _layout(hook: str) -> Optional[Tuple[int, int, Optional[int], bool]]:
-    """(rank, rows axis, heads axis, attention) of a known hook's tensors, or None."""
+class HookFacts:
+    """What a trace says about one hook: the manifest's "hooks" entry, or for traces without the
+    list, the layout derived from the hook's name with sizes taken from its first tensor.
+
+    shape has None on the axes that differ between passes (rows; keys of attention matrices);
+    heads_axis and keys_axis are None when the hook has no such axis; masked is what key
+    columns a query cannot see hold (attention matrices); dtype is None when not listed.
+    """
+
+    __slots__ = ("name", "shape", "rows_axis", "heads_axis", "keys_axis", "masked", "dtype", "listed")
+
+    def __init__(self, name, shape, rows_axis, heads_axis=None, keys_axis=None, masked=0.0, dtype=None, listed=False):
+        self.name, self.shape, self.rows_axis, self.heads_axis = name, shape, rows_axis, heads_axis
+        self.keys_axis, self.masked, self.dtype, self.listed = keys_axis, masked, dtype, listed
+
+    def __repr__(self) -> str:
+        return f"<HookFacts {self.name} shape={self.shape} rows_axis={self.rows_axis} heads_axis={self.heads_axis}>"
+
+
+def _derived_facts(hook: str) -> Optional[HookFacts]:
+    """The fallback: a known hook's layout from its name, every fixed size unknown (None)."""
     m = re.fullmatch(r"blocks\.(\d{1,6})\.(.+)", hook)
     suffix = m.group(2) if m else hook
     if not (suffix in _LAYER_HOOKS if m else hook in _GLOBAL_HOOKS):
         return None
-    if suffix.endswith(_ATTENTION_HOOKS):
-        return 3, 1, 0, True
+    if suffix in _ATTENTION_HOOKS:
+        return HookFacts(hook, [None] * 3, 1, 0, 2, _ATTENTION_HOOKS[suffix])
     if suffix in _HEADS_HOOKS:
-        return 3, 0, 1, False
-    return (1, 0, None, False) if hook == "hook_tokens" else (2, 0, None, False)
+        return HookFacts(hook, [None] * 3, 0, 1)
+    return HookFacts(hook, [None] * (1 if hook == "hook_tokens" else 2), 0)
+
+
+def _axis(entry: dict, key: str, rank: int, where: str, required: bool = False) -> Optional[int]:
+    return _get(entry, key, "int", where, required=required, lo=0, hi=rank - 1)
+
+
+def _listed_facts(entry, where: str) -> HookFacts:
+    """One entry of the manifest's "hooks" list, checked as the C++ reader checks it
+    (src/trace/trace_hooks.cpp)."""
+    if not isinstance(entry, dict):
+        raise TraceFormatError(f"{where}: is not an object")
+    name = _get(entry, "name", "str", where, required=True)
+    if not name or "/" in name:
+        raise TraceFormatError(f"{where}.name: {name!r} is not a hook name")
+    dtype = _get(entry, "dtype", "str", where, required=True)
+    if dtype not in _TRACE_DTYPES:
+        raise TraceFormatError(f"{where}.dtype: {dtype} is not F32, F16 or BF16")
+    shape = _get(entry, "shape", "list", where, required=True)
+    if not 1 <= len(shape) <= 8:
+        raise TraceFormatError(f"{where}.shape: has {len(shape)} axes, not 1 to 8")
+    rank = len(shape)
+    rows, heads, keys = (_axis(entry, "rows_axis", rank, where, True), _axis(entry, "heads_axis", rank, where),
+                         _axis(entry, "keys_axis", rank, where))
+    rows_first = rows == 0 and keys is None and heads in (None, 1)
+    attention = rank == 3 and (heads, rows, keys) == (0, 1, 2)
+    if not (rows_first or attention):
+        raise TraceFormatError(f"{where}: rows_axis, heads_axis and keys_axis are not [pos, ...], [pos, heads, ...] "
+                               "or [heads, pos, keys]")
+    for d, size in enumerate(shape):
+        varies = d in (rows, keys)
+        if varies != (size is None):
+            raise TraceFormatError(f"{where}.shape[{d}]: " + ("is not null on the axis of rows or keys" if varies
+                                                              else "is null on a fixed axis"))
+        if not varies and not (_is_int(size) and 1 <= size <= _MAX_POSITION):
+            raise TraceFormatError(f"{where}.shape[{d}]: {size!r} is not an integer in [1, 2^40]")
+    masked = entry.get("masked")
+    if masked is not None:
+        if keys is None:
+            raise TraceFormatError(f"{where}.masked: is given for a hook without a keys axis")
+        if masked != "-inf" and (isinstance(masked, bool) or not isinstance(masked, (int, float))):
+            raise TraceFormatError(f'{where}.masked: {masked!r} is neither a number nor "-inf"')
+    return HookFacts(name, list(shape), rows, heads, keys, float(masked or 0.0), dtype, True)
+
+
+def _listed_hooks(manifest: dict, where: str) -> Optional[Dict[str, HookFacts]]:
+    entries = _get(manifest, "hooks", "list", where)
+    if entries is None:
+        return None
+    out: Dict[str, HookFacts] = {}
+    for i, entry in enumerate(entries):
+        facts = _listed_facts(entry, f"{where}.hooks[{i}]")
+        if facts.name in out:
+            raise TraceFormatError(f"{where}.hooks[{i}].name: {facts.name} is listed twice")
+        out[facts.name] = facts
+    return out
 
 
 def _increasing(meta: dict, key: str, hi: int, where: str) -> List[int]:
@@ -267,32 +343,48 @@ def _increasing(meta: dict, key: str, hi: int, where: str) -> List[int]:
     return values
 
 
-def _check_tensor(name: str, info: dict, meta_text: Optional[str], where: str, n_heads: int) -> dict:
-    """The tensor's metadata, checked against its hook's layout (docs/trace-format.md, reader guarantees)."""
+def _check_tensor(name: str, info: dict, meta_text: Optional[str], where: str, n_heads: int,
+                  hooks: Dict[str, HookFacts], listed: bool) -> dict:
+    """The tensor's metadata, checked against what the trace says of its hook (the manifest's
+    list, or the fallback and the hook's first tensor); docs/trace-format.md, reader guarantees."""
     pass_, _, hook = name.partition("/")
-    layout = _layout(hook) if pass_ and hook else None
-    if layout is None:
-        raise TraceFormatError(f"{where}: the name is not PASS/HOOK with a known hook")
-    rank, rows_axis, heads_axis, attention = layout
+    if not pass_ or not hook:
+        raise TraceFormatError(f"{where}: the name is not PASS/HOOK")
+    facts = hooks.get(hook)
+    if facts is None:
+        if listed:
+            raise TraceFormatError(f"{where}: {hook} is not in the manifest's hooks list")
+        facts = _derived_facts(hook)
+        if facts is None:
+            raise TraceFormatError(f"{where}: the name is not PASS/HOOK with a known hook (and the manifest lists no hooks)")
+        hooks[hook] = facts
     if info["dtype"] not in _TRACE_DTYPES:
         raise TraceFormatError(f"{where}.dtype: {info['dtype']} is not F32, F16 or BF16")
-    shape = info["shape"]
+    if facts.dtype is not None and info["dtype"] != facts.dtype:
+        raise TraceFormatError(f"{where}.dtype: {info['dtype']} is not the {facts.dtype} the manifest's hooks list gives {hook}")
+    shape, rank = info["shape"], len(facts.shape)
     if len(shape) != rank or min(shape, default=0) < 1:
         raise TraceFormatError(f"{where}.shape: {shape} is not a {rank}-dimensional shape of positive sizes, as {hook} needs")
+    if any(want is not None and got != want for got, want in zip(shape, facts.shape)):
+        source = "in the manifest's hooks list" if facts.listed else "in the trace's other passes"
+        raise TraceFormatError(f"{where}.shape: {shape} does not match {hook}'s {facts.shape} {source}")
     if meta_text is None:
         raise TraceFormatError(f"{where}: metadata is missing (positions are required)")
     meta = _json(meta_text, f"{where}: metadata")
     if not isinstance(meta, dict):
         raise TraceFormatError(f"{where}: metadata is not a JSON object")
-    positions = _increasing(meta, "positions", shape[2] if attention else _MAX_POSITION, f"{where}: metadata")
-    if len(positions) != shape[rows_axis]:
-        raise TraceFormatError(f"{where}: metadata.positions: {len(positions)} positions for {shape[rows_axis]} rows")
+    keys = facts.keys_axis
+    positions = _increasing(meta, "positions", shape[keys] if keys is not None else _MAX_POSITION, f"{where}: metadata")
+    if len(positions) != shape[facts.rows_axis]:
+        raise TraceFormatError(f"{where}: metadata.positions: {len(positions)} positions for {shape[facts.rows_axis]} rows")
     if meta.get("heads") is not None:
-        if heads_axis is None:
+        if facts.heads_axis is None:
             raise TraceFormatError(f"{where}: metadata.heads: is given for {hook}, which has no heads axis")
         heads = _increasing(meta, "heads", n_heads, f"{where}: metadata")
-        if len(heads) != shape[heads_axis]:
-            raise TraceFormatError(f"{where}: metadata.heads: {len(heads)} heads for a heads axis of {shape[heads_axis]}")
+        if len(heads) != shape[facts.heads_axis]:
+            raise TraceFormatError(f"{where}: metadata.heads: {len(heads)} heads for a heads axis of {shape[facts.heads_axis]}")
+    if not facts.listed:  # the hook's other tensors must agree with this one on the fixed axes
+        facts.shape = [None if d in (facts.rows_axis, keys) else size for d, size in enumerate(shape)]
     return meta
 
 
@@ -310,6 +402,11 @@ class Trace:
             raise TraceFormatError(f"{path}: no manifest.json (not a tokenprobe trace)")
         self.manifest = _json(self._read_small(manifest_path), manifest_path)
         _check_manifest(self.manifest, manifest_path)
+        listed = _listed_hooks(self.manifest, manifest_path)
+        self._hooks_listed = listed is not None
+        # What the trace says of each hook (HookFacts): the manifest's list, or (older traces)
+        # derived from each captured hook's name and first tensor.
+        self.hooks: Dict[str, HookFacts] = listed if listed is not None else {}
         self.notes: List[str] = []
         self.steps: List[dict] = []
         steps_path = os.path.join(path, "steps.jsonl")
@@ -326,7 +423,6 @@ class Trace:
                 self.notes.append(f"{name} is an unfinished shard; skipped")
                 continue
             self._add_shard(os.path.join(path, name))
-        self._check_passes_agree()
         if not self.complete:
             self.notes.append("the run did not complete (interrupted?)")
         self.cache = ActivationCache(self)
@@ -349,23 +445,13 @@ class Trace:
             if name.startswith("__"):
                 continue
             where = f"{shard}: tensor {name}"
-            metas[name] = _check_tensor(name, info, header["__metadata__"].get(name), where, n_heads)
+            metas[name] = _check_tensor(name, info, header["__metadata__"].get(name), where, n_heads, self.hooks,
+                                        self._hooks_listed)
             if name in self.tensor_meta:
                 raise TraceFormatError(f"{where}: appears twice in the trace")
         arrays, _ = _read_safetensors_numpy(shard, header)
         self.tensors.update(arrays)
         self.tensor_meta.update(metas)
-
-    def _check_passes_agree(self) -> None:
-        """Tensors of one hook differ only in rows (and attention matrices in n_k): they stack."""
-        first: Dict[str, str] = {}
-        for name, arr in self.tensors.items():
-            hook = name.split("/", 1)[1]
-            fixed = arr.shape[:1] if hook.endswith(_ATTENTION_HOOKS) else arr.shape[1:]
-            other = first.setdefault(hook, name)
-            theirs = self.tensors[other].shape
-            if fixed != (theirs[:1] if hook.endswith(_ATTENTION_HOOKS) else theirs[1:]):
-                raise TraceFormatError(f"{self.path}: tensor {name}.shape: {list(arr.shape)} does not match {other}")
 
     @property
     def complete(self) -> bool:
@@ -446,12 +532,14 @@ class ActivationCache:
         if hook not in self._by_hook:
             raise KeyError(f"{hook} was not captured; captured: {self.keys()}")
         parts = [self._trace.tensors[n] for n in self._by_hook[hook]]
-        if hook.endswith(_ATTENTION_HOOKS):
-            n_k = max(p.shape[2] for p in parts)
-            fill = -np.inf if hook.endswith("hook_attn_scores") else 0.0
-            padded = [np.pad(p, ((0, 0), (0, 0), (0, n_k - p.shape[2])), constant_values=fill) for p in parts]
-            return np.concatenate(padded, axis=1)
-        return np.concatenate(parts, axis=0)
+        facts = self._trace.hooks[hook]
+        if facts.keys_axis is not None:
+            n_k = max(p.shape[facts.keys_axis] for p in parts)
+            pad = [[(0, 0)] * p.ndim for p in parts]
+            for width, p in zip(pad, parts):
+                width[facts.keys_axis] = (0, n_k - p.shape[facts.keys_axis])
+            parts = [np.pad(p, w, constant_values=facts.masked) for p, w in zip(parts, pad)]
+        return np.concatenate(parts, axis=facts.rows_axis)
 
 
 def load_trace(path: str) -> Trace:

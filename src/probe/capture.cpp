@@ -1,6 +1,7 @@
 #include "probe/capture.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/half.h"
@@ -8,7 +9,12 @@
 namespace tp {
 namespace {
 
-bool is_final_hook(Hook h) { return h == Hook::LnFinalScale || h == Hook::LnFinalNormalized || h == Hook::Logits; }
+bool is_final_hook(Hook h) { return hook_info(h).stage == HookStage::Final; }
+
+// Token ids stay exact whatever dtype the spec asks for.
+StoreType store_type(Hook h, const HookSelection& sel) {
+  return hook_info(h).layout == HookLayout::Ids ? StoreType::F32 : sel.dtype;
+}
 
 // Heads kept out of `total` by a selection.
 std::vector<int64_t> select_heads(const HookSelection& sel, int64_t total) {
@@ -44,6 +50,43 @@ std::string pass_label(int64_t pos0, int64_t prompt_len) {
 
 }  // namespace
 
+std::vector<std::pair<Hook, int>> hooks_in_pass_order(const ModelConfig& cfg) {
+  std::vector<std::pair<Hook, int>> order;
+  for (HookStage stage : {HookStage::Input, HookStage::Block, HookStage::Final})
+    for (int l = stage == HookStage::Block ? 0 : -1; l < (stage == HookStage::Block ? int(cfg.n_layers) : 0); ++l)
+      for (int i = 0; i < kHookCount; ++i)
+        if (hook_info(static_cast<Hook>(i)).stage == stage) order.emplace_back(static_cast<Hook>(i), l);
+  return order;
+}
+
+// The shape with null where passes differ (rows; keys of attention matrices), the kept
+// heads counted as capture keeps them.
+nlohmann::json describe_captured_hook(Hook h, int layer, const HookSelection& sel, const ModelConfig& cfg) {
+  const auto heads_axis = hook_heads_axis(h);
+  const int64_t heads = heads_axis ? int64_t(select_heads(sel, hook_heads(h, cfg)).size()) : 1;
+  const std::vector<int64_t> shape = hook_shape(h, cfg, 0, 0, heads);
+  const int rows_axis = hook_rows_axis(h);
+  const auto keys_axis = hook_keys_axis(h);
+  nlohmann::json dims = nlohmann::json::array();
+  for (size_t d = 0; d < shape.size(); ++d)
+    dims.push_back(int(d) == rows_axis || int(d) == keys_axis ? nlohmann::json() : nlohmann::json(shape[d]));
+  nlohmann::json j = {{"name", hook_name(h, layer)}, {"per_layer", hook_is_per_layer(h)}, {"dtype", store_type_name(store_type(h, sel))},
+                      {"axes", hook_axis_names(h)}, {"shape", dims}, {"rows_axis", rows_axis},
+                      {"heads_axis", heads_axis ? nlohmann::json(*heads_axis) : nlohmann::json()},
+                      {"keys_axis", keys_axis ? nlohmann::json(*keys_axis) : nlohmann::json()}};
+  if (hook_is_per_layer(h)) j["layer"] = layer;
+  if (keys_axis) j["masked"] = std::isinf(hook_info(h).masked) ? nlohmann::json("-inf") : nlohmann::json(hook_info(h).masked);
+  return j;
+}
+
+nlohmann::json capture_hook_list(const CaptureSpec& spec, const ModelConfig& cfg) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [h, layer] : hooks_in_pass_order(cfg))
+    if (hook_available(h, cfg))
+      if (const auto sel = spec.select(h, layer)) out.push_back(describe_captured_hook(h, layer, *sel, cfg));
+  return out;
+}
+
 std::vector<int64_t> select_positions(const HookSelection& sel, int64_t pos0, int64_t n, int64_t prompt_len) {
   std::vector<int64_t> out;
   for (int64_t p = pos0; p < pos0 + n; ++p) {
@@ -63,35 +106,39 @@ std::vector<int64_t> select_positions(const HookSelection& sel, int64_t pos0, in
 CaptureObserver::CaptureObserver(CaptureSpec spec, const ModelConfig& cfg, int64_t prompt_len, CaptureSink& sink)
     : spec_(std::move(spec)), cfg_(cfg), prompt_len_(prompt_len), sink_(sink) {
   spec_.validate_against(cfg_);  // a clause that can match nothing is an error, not an empty trace
-  const int64_t stride = cfg.n_layers + 1;
-  table_.resize(kHookCount * stride);
-  for (int i = 0; i < kHookCount; ++i) {
-    const Hook h = static_cast<Hook>(i);
-    if (!hook_available(h, cfg)) continue;
-    if (!hook_is_per_layer(h)) {
-      table_[i * stride] = spec_.select(h, -1);
-      continue;
-    }
-    for (int l = 0; l < cfg.n_layers; ++l) table_[i * stride + l + 1] = spec_.select(h, l);
-  }
+  table_.resize(size_t(kHookCount * (cfg.n_layers + 1)));
+  written_.resize(table_.size());
+  for (const auto& [h, layer] : hooks_in_pass_order(cfg))
+    if (hook_available(h, cfg)) table_[slot(h, layer)] = spec_.select(h, layer);
+}
+
+size_t CaptureObserver::slot(Hook h, int layer) const {
+  return size_t(static_cast<int>(h) * (cfg_.n_layers + 1) + layer + 1);
 }
 
 bool CaptureObserver::wants(Hook h, int layer) const {
   if (stopped_) return false;
-  return table_[static_cast<int>(h) * (cfg_.n_layers + 1) + layer + 1].has_value();
+  return table_[slot(h, layer)].has_value();
+}
+
+nlohmann::json CaptureObserver::captured_hooks() const {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [h, layer] : hooks_in_pass_order(cfg_))
+    if (written_[slot(h, layer)]) out.push_back(describe_captured_hook(h, layer, *table_[slot(h, layer)], cfg_));
+  return out;
 }
 
 void CaptureObserver::deliver(Hook h, int layer, const HookValue& v, float*) {
-  const HookSelection& sel = *table_[static_cast<int>(h) * (cfg_.n_layers + 1) + layer + 1];
+  const HookSelection& sel = *table_[slot(h, layer)];
   const bool attn = hook_is_attention_matrix(h);
-  const int64_t n_rows = attn ? v.shape[1] : v.shape[0];
+  const int64_t n_rows = v.shape[size_t(hook_rows_axis(h))];
   const std::vector<int64_t> pos = select_positions(sel, v.pos0, n_rows, prompt_len_);
   if (pos.empty()) return;
   const auto heads_axis = hook_heads_axis(h);
   const int64_t n_heads_total = heads_axis ? v.shape[*heads_axis] : 1;
   const std::vector<int64_t> heads = heads_axis ? select_heads(sel, n_heads_total) : std::vector<int64_t>{0};
   if (heads.empty()) return;
-  const StoreType dtype = h == Hook::Tokens ? StoreType::F32 : sel.dtype;  // ids stay exact
+  const StoreType dtype = store_type(h, sel);
   const int es = store_type_size(dtype);
 
   // Shape first, so the sink can give room for the bytes and the rows are encoded there.
@@ -115,6 +162,7 @@ void CaptureObserver::deliver(Hook h, int layer, const HookValue& v, float*) {
     stopped_ = true;
     return;
   }
+  written_[slot(h, layer)] = true;
   if (attn) {
     for (int64_t hd : heads)
       for (int64_t p : pos) {
@@ -132,13 +180,13 @@ void CaptureObserver::deliver(Hook h, int layer, const HookValue& v, float*) {
 }
 
 bool wants_all_prompt_logits(const CaptureSpec& spec, const ModelConfig& cfg, int64_t prompt_len) {
-  for (Hook h : {Hook::LnFinalScale, Hook::LnFinalNormalized, Hook::Logits}) {
-    const auto sel = spec.select(h, -1);
+  for (int i = 0; i < kHookCount; ++i) {
+    const Hook h = static_cast<Hook>(i);
+    const auto sel = is_final_hook(h) && hook_available(h, cfg) ? spec.select(h, -1) : std::nullopt;
     if (!sel) continue;
     const auto pos = select_positions(*sel, 0, prompt_len, prompt_len);
     if (!pos.empty() && pos.front() < prompt_len - 1) return true;
   }
-  (void)cfg;
   return false;
 }
 
@@ -171,19 +219,11 @@ std::optional<PlannedTensor> plan_tensor(Hook h, int layer, const HookSelection&
   const std::vector<int64_t> heads = axis ? select_heads(sel, hook_heads(h, cfg)) : std::vector<int64_t>{0};
   if (pos.empty() || heads.empty()) return std::nullopt;
   const int64_t rows = int64_t(pos.size()), nh = int64_t(heads.size());
-  const int es = store_type_size(h == Hook::Tokens ? StoreType::F32 : sel.dtype);
+  const int es = store_type_size(store_type(h, sel));
   PlannedTensor t;
   const std::string hook = hook_name(h, layer), label = pass_label(ps.pos0, prompt_len);
   t.name = label + "/" + hook;
-  if (hook_is_attention_matrix(h)) {
-    t.shape = {nh, rows, ps.pos0 + ps.n};
-  } else if (axis) {
-    t.shape = {rows, nh, hook_row_size(h, cfg)};
-  } else if (h == Hook::Tokens) {
-    t.shape = {rows};
-  } else {
-    t.shape = {rows, hook_row_size(h, cfg)};
-  }
+  t.shape = hook_shape(h, cfg, rows, ps.pos0 + ps.n, nh);
   t.bytes = es;
   for (auto d : t.shape) t.bytes *= uint64_t(d);
   t.meta = tensor_meta(hook, label, pos, axis && !sel.heads.all() ? &heads : nullptr);
@@ -199,13 +239,8 @@ struct PlannedHook {
 };
 
 std::vector<PlannedHook> planned_hooks(const CaptureSpec& spec, const ModelConfig& cfg) {
-  std::vector<std::pair<Hook, int>> order;
-  for (Hook h : {Hook::Tokens, Hook::Embed, Hook::PosEmbed, Hook::RopeCos, Hook::RopeSin}) order.emplace_back(h, -1);
-  for (int l = 0; l < cfg.n_layers; ++l)
-    for (int i = static_cast<int>(Hook::ResidPre); i <= static_cast<int>(Hook::ResidPost); ++i) order.emplace_back(static_cast<Hook>(i), l);
-  for (Hook h : {Hook::LnFinalScale, Hook::LnFinalNormalized, Hook::Logits}) order.emplace_back(h, -1);
   std::vector<PlannedHook> out;
-  for (const auto& [h, layer] : order) {
+  for (const auto& [h, layer] : hooks_in_pass_order(cfg)) {
     if (!hook_available(h, cfg)) continue;
     if (auto sel = spec.select(h, layer)) out.push_back({h, layer, *sel});
   }
@@ -232,7 +267,7 @@ PassTally tally_pass(const PlannedPass& ps, const std::vector<PlannedHook>& hook
     const auto t = plan_tensor(ph.hook, ph.layer, ph.sel, cfg, ps, prompt_len);
     if (!t) continue;
     if (shard_payload > 0 && shard_payload + t->bytes > shard_bytes) close_shard();
-    nlohmann::json entry = {{"dtype", store_type_name(ph.hook == Hook::Tokens ? StoreType::F32 : ph.sel.dtype)},
+    nlohmann::json entry = {{"dtype", store_type_name(store_type(ph.hook, ph.sel))},
                             {"shape", t->shape},
                             {"data_offsets", {shard_payload, shard_payload + t->bytes}}};
     shard_header += nlohmann::json(t->name).dump().size() * 2 + entry.dump().size() +

@@ -29,6 +29,18 @@ class CaptureSink {
 // position prompt_len - 1 and every generated position.
 std::vector<int64_t> select_positions(const HookSelection& sel, int64_t pos0, int64_t n, int64_t prompt_len);
 
+// Every (hook, layer) of a model in the order a forward pass offers them: the input hooks,
+// each block's, the final ones (available or not: callers ask hook_available).
+std::vector<std::pair<Hook, int>> hooks_in_pass_order(const ModelConfig& cfg);
+
+// The trace manifest's description of a captured hook (docs/trace-format.md, "hooks"):
+// name, per_layer, layer, dtype, axes, shape (null on the axes that differ between passes:
+// rows, and keys of attention matrices), rows_axis, heads_axis, keys_axis, masked.
+nlohmann::json describe_captured_hook(Hook h, int layer, const HookSelection& sel, const ModelConfig& cfg);
+// The description of every hook the spec selects in this model, in pass order: what a
+// trace of this spec may hold before the run has captured anything.
+nlohmann::json capture_hook_list(const CaptureSpec& spec, const ModelConfig& cfg);
+
 class CaptureObserver : public Observer {
  public:
   // Checks the spec against the model (CaptureSpec::validate_against, positions up to n_ctx).
@@ -39,6 +51,8 @@ class CaptureObserver : public Observer {
   void begin_pass(const std::string& label) { label_ = label; }
   bool stopped() const { return stopped_; }
   uint64_t tensors_written() const { return tensors_; }
+  // describe_captured_hook of each hook it has written at least one tensor of, in pass order.
+  nlohmann::json captured_hooks() const;
 
   bool wants(Hook h, int layer) const override;
   void deliver(Hook h, int layer, const HookValue& v, float* mutable_data) override;
@@ -51,8 +65,10 @@ class CaptureObserver : public Observer {
   std::string label_ = "prompt";
   bool stopped_ = false;
   uint64_t tensors_ = 0;
-  // Selections resolved once per (hook, layer): index hook * (n_layers + 1) + layer + 1.
+  size_t slot(Hook h, int layer) const;  // hook * (n_layers + 1) + layer + 1
+  // Selections resolved once per (hook, layer), and which have been written, by slot().
   std::vector<std::optional<HookSelection>> table_;
+  std::vector<bool> written_;
 };
 
 struct CaptureEstimate {

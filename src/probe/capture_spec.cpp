@@ -34,49 +34,6 @@ const SelectorGrammar& capture_grammar() {
   return g;
 }
 
-}  // namespace
-
-std::optional<int> hook_heads_axis(Hook h) {
-  switch (h) {
-    case Hook::AttnScores: case Hook::Pattern: return 0;
-    case Hook::Q: case Hook::K: case Hook::V: case Hook::RotQ: case Hook::RotK: case Hook::Z: case Hook::Result:
-      return 1;
-    default: return std::nullopt;
-  }
-}
-
-bool hook_available(Hook h, const ModelConfig& cfg) {
-  switch (h) {
-    case Hook::PosEmbed: return cfg.positions == PositionKind::Learned;
-    case Hook::RopeCos: case Hook::RopeSin: case Hook::RotQ: case Hook::RotK:
-      return cfg.positions == PositionKind::Rope;
-    case Hook::ResidMid: return !cfg.parallel_residual;
-    case Hook::MlpPreLinear: return cfg.gated_mlp;
-    default: return true;
-  }
-}
-
-bool hook_is_attention_matrix(Hook h) { return h == Hook::AttnScores || h == Hook::Pattern; }
-
-int64_t hook_heads(Hook h, const ModelConfig& c) {
-  if (!hook_heads_axis(h)) return 1;
-  return (h == Hook::K || h == Hook::V || h == Hook::RotK) ? c.n_kv_heads : c.n_heads;
-}
-
-int64_t hook_row_size(Hook h, const ModelConfig& c) {
-  switch (h) {
-    case Hook::Tokens: case Hook::Ln1Scale: case Hook::Ln2Scale: case Hook::LnFinalScale: return 1;
-    case Hook::RopeCos: case Hook::RopeSin: return c.rope_dims / 2;
-    case Hook::Q: case Hook::K: case Hook::V: case Hook::RotQ: case Hook::RotK: case Hook::Z: return c.d_head;
-    case Hook::AttnScores: case Hook::Pattern: return c.n_ctx;
-    case Hook::MlpPre: case Hook::MlpPreLinear: case Hook::MlpPost: return c.d_mlp;
-    case Hook::Logits: return c.d_vocab;
-    default: return c.d_model;  // residual stream, embeddings, norms, attention/MLP outputs, result
-  }
-}
-
-namespace {
-
 // The largest value a Ranges names (-1 when it names everything).
 int64_t range_max(const Ranges& r) {
   int64_t m = -1;

@@ -58,23 +58,11 @@ class CaptureSpec {
   std::vector<CaptureRule> rules_;
 };
 
-// Whether the architecture described by `cfg` computes this hook at all.
-bool hook_available(Hook h, const ModelConfig& cfg);
-// The size of a hook's heads axis (n_kv_heads for k/v, else n_heads; 1 without one).
-int64_t hook_heads(Hook h, const ModelConfig& cfg);
-// Elements per position (per head where there is a heads axis): the last axis that
-// "neurons" indexes. Attention matrices: keys, at most n_ctx.
-int64_t hook_row_size(Hook h, const ModelConfig& cfg);
-
 // Throws Error(Usage, where, ...) when the targets (one clause may hold several, e.g. a
 // preset's) match no hook this model computes at the layers given, or name a layer, head,
 // neuron or position beyond the model's (positions: beyond n_positions); the message says
 // what exists, e.g. "the model has 6 layers (0-5)".
 void check_targets(const std::string& where, const std::vector<const Selector*>& targets, const ModelConfig& cfg,
                    int64_t n_positions);
-// Whether a hook has a heads dimension, and which: 0 for [heads, q, k], 1 for [pos, heads, ...].
-std::optional<int> hook_heads_axis(Hook h);
-// Whether a hook's first dimension is heads with query rows second ([heads, q_pos, k_pos]).
-bool hook_is_attention_matrix(Hook h);
 
 }  // namespace tp

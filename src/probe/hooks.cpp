@@ -1,54 +1,81 @@
 #include "probe/hooks.h"
 
+#include <cmath>
+
+#include "model/config.h"
+
 namespace tp {
 namespace {
 
-struct HookName {
-  Hook hook;
-  const char* suffix;  // after "blocks.L." for per-layer hooks; whole name otherwise
-  bool per_layer;
-};
+using S = HookStage;
+using L = HookLayout;
+using H = HookHeads;
+using W = HookWidth;
+using N = HookNeeds;
 
-constexpr HookName kNames[] = {
-    {Hook::Tokens, "hook_tokens", false},
-    {Hook::Embed, "hook_embed", false},
-    {Hook::PosEmbed, "hook_pos_embed", false},
-    {Hook::RopeCos, "hook_rope_cos", false},
-    {Hook::RopeSin, "hook_rope_sin", false},
-    {Hook::ResidPre, "hook_resid_pre", true},
-    {Hook::Ln1Scale, "ln1.hook_scale", true},
-    {Hook::Ln1Normalized, "ln1.hook_normalized", true},
-    {Hook::Q, "attn.hook_q", true},
-    {Hook::K, "attn.hook_k", true},
-    {Hook::V, "attn.hook_v", true},
-    {Hook::RotQ, "attn.hook_rot_q", true},
-    {Hook::RotK, "attn.hook_rot_k", true},
-    {Hook::AttnScores, "attn.hook_attn_scores", true},
-    {Hook::Pattern, "attn.hook_pattern", true},
-    {Hook::Z, "attn.hook_z", true},
-    {Hook::Result, "attn.hook_result", true},
-    {Hook::AttnOut, "hook_attn_out", true},
-    {Hook::ResidMid, "hook_resid_mid", true},
-    {Hook::Ln2Scale, "ln2.hook_scale", true},
-    {Hook::Ln2Normalized, "ln2.hook_normalized", true},
-    {Hook::MlpPre, "mlp.hook_pre", true},
-    {Hook::MlpPreLinear, "mlp.hook_pre_linear", true},
-    {Hook::MlpPost, "mlp.hook_post", true},
-    {Hook::MlpOut, "hook_mlp_out", true},
-    {Hook::ResidPost, "hook_resid_post", true},
-    {Hook::LnFinalScale, "ln_final.hook_scale", false},
-    {Hook::LnFinalNormalized, "ln_final.hook_normalized", false},
-    {Hook::Logits, "unembed.hook_out", false},
+// Every fact about every hook (docs/hooks.md), in the order the forward pass offers them.
+constexpr HookInfo kHooks[] = {
+    {Hook::Tokens, "hook_tokens", S::Input, L::Ids, H::None, W::One, N::Always, 0},
+    {Hook::Embed, "hook_embed", S::Input, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::PosEmbed, "hook_pos_embed", S::Input, L::Rows, H::None, W::DModel, N::LearnedPositions, 0},
+    {Hook::RopeCos, "hook_rope_cos", S::Input, L::Rows, H::None, W::RopeHalf, N::Rope, 0},
+    {Hook::RopeSin, "hook_rope_sin", S::Input, L::Rows, H::None, W::RopeHalf, N::Rope, 0},
+    {Hook::ResidPre, "hook_resid_pre", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::Ln1Scale, "ln1.hook_scale", S::Block, L::Rows, H::None, W::One, N::Always, 0},
+    {Hook::Ln1Normalized, "ln1.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::Q, "attn.hook_q", S::Block, L::RowsHeads, H::Query, W::DHead, N::Always, 0},
+    {Hook::K, "attn.hook_k", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Always, 0},
+    {Hook::V, "attn.hook_v", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Always, 0},
+    {Hook::RotQ, "attn.hook_rot_q", S::Block, L::RowsHeads, H::Query, W::DHead, N::Rope, 0},
+    {Hook::RotK, "attn.hook_rot_k", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Rope, 0},
+    {Hook::AttnScores, "attn.hook_attn_scores", S::Block, L::HeadsQueryKeys, H::Query, W::Keys, N::Always, -INFINITY},
+    {Hook::Pattern, "attn.hook_pattern", S::Block, L::HeadsQueryKeys, H::Query, W::Keys, N::Always, 0},
+    {Hook::Z, "attn.hook_z", S::Block, L::RowsHeads, H::Query, W::DHead, N::Always, 0},
+    {Hook::Result, "attn.hook_result", S::Block, L::RowsHeads, H::Query, W::DModel, N::Always, 0},
+    {Hook::AttnOut, "hook_attn_out", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::ResidMid, "hook_resid_mid", S::Block, L::Rows, H::None, W::DModel, N::SequentialResidual, 0},
+    {Hook::Ln2Scale, "ln2.hook_scale", S::Block, L::Rows, H::None, W::One, N::Always, 0},
+    {Hook::Ln2Normalized, "ln2.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::MlpPre, "mlp.hook_pre", S::Block, L::Rows, H::None, W::DMlp, N::Always, 0},
+    {Hook::MlpPreLinear, "mlp.hook_pre_linear", S::Block, L::Rows, H::None, W::DMlp, N::GatedMlp, 0},
+    {Hook::MlpPost, "mlp.hook_post", S::Block, L::Rows, H::None, W::DMlp, N::Always, 0},
+    {Hook::MlpOut, "hook_mlp_out", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::ResidPost, "hook_resid_post", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::LnFinalScale, "ln_final.hook_scale", S::Final, L::Rows, H::None, W::One, N::Always, 0},
+    {Hook::LnFinalNormalized, "ln_final.hook_normalized", S::Final, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::Logits, "unembed.hook_out", S::Final, L::Rows, H::None, W::DVocab, N::Always, 0},
 };
-static_assert(sizeof(kNames) / sizeof(kNames[0]) == kHookCount, "every hook has a name");
+static_assert(sizeof(kHooks) / sizeof(kHooks[0]) == kHookCount, "every hook has an entry");
+
+constexpr bool in_enum_order() {
+  for (int i = 0; i < kHookCount; ++i)
+    if (static_cast<int>(kHooks[i].hook) != i) return false;
+  return true;
+}
+static_assert(in_enum_order(), "kHooks is indexed by Hook");
+
+const char* width_name(HookWidth w) {
+  switch (w) {
+    case W::One: return "one";
+    case W::RopeHalf: return "rope_dims/2";
+    case W::DHead: return "d_head";
+    case W::DModel: return "d_model";
+    case W::DMlp: return "d_mlp";
+    case W::DVocab: return "d_vocab";
+    case W::Keys: return "keys";
+  }
+  return "";
+}
 
 }  // namespace
 
-bool hook_is_per_layer(Hook h) { return kNames[static_cast<int>(h)].per_layer; }
+const HookInfo& hook_info(Hook h) { return kHooks[static_cast<int>(h)]; }
+
+bool hook_is_per_layer(Hook h) { return hook_info(h).stage == S::Block; }
 
 std::string hook_name(Hook h, int layer) {
-  const auto& n = kNames[static_cast<int>(h)];
-  if (!n.per_layer) return n.suffix;
+  const HookInfo& n = hook_info(h);
+  if (n.stage != S::Block) return n.suffix;
   return "blocks." + std::to_string(layer) + "." + n.suffix;
 }
 
@@ -65,9 +92,78 @@ std::optional<std::pair<Hook, int>> parse_hook_name(const std::string& name) {
     }
     rest = name.substr(dot + 1);
   }
-  for (const auto& n : kNames)
-    if (n.per_layer == (layer >= 0) && rest == n.suffix) return std::make_pair(n.hook, layer);
+  for (const auto& n : kHooks)
+    if ((n.stage == S::Block) == (layer >= 0) && rest == n.suffix) return std::make_pair(n.hook, layer);
   return std::nullopt;
+}
+
+bool hook_available(Hook h, const ModelConfig& cfg) {
+  switch (hook_info(h).needs) {
+    case N::Always: return true;
+    case N::LearnedPositions: return cfg.positions == PositionKind::Learned;
+    case N::Rope: return cfg.positions == PositionKind::Rope;
+    case N::SequentialResidual: return !cfg.parallel_residual;
+    case N::GatedMlp: return cfg.gated_mlp;
+  }
+  return false;
+}
+
+std::optional<int> hook_heads_axis(Hook h) {
+  switch (hook_info(h).layout) {
+    case L::HeadsQueryKeys: return 0;
+    case L::RowsHeads: return 1;
+    default: return std::nullopt;
+  }
+}
+
+int hook_rows_axis(Hook h) { return hook_is_attention_matrix(h) ? 1 : 0; }
+
+std::optional<int> hook_keys_axis(Hook h) { return hook_is_attention_matrix(h) ? std::optional<int>(2) : std::nullopt; }
+
+bool hook_is_attention_matrix(Hook h) { return hook_info(h).layout == L::HeadsQueryKeys; }
+
+int64_t hook_heads(Hook h, const ModelConfig& c) {
+  switch (hook_info(h).heads) {
+    case H::None: return 1;
+    case H::Query: return c.n_heads;
+    case H::KeyValue: return c.n_kv_heads;
+  }
+  return 1;
+}
+
+int64_t hook_row_size(Hook h, const ModelConfig& c) {
+  switch (hook_info(h).width) {
+    case W::One: return 1;
+    case W::RopeHalf: return c.rope_dims / 2;
+    case W::DHead: return c.d_head;
+    case W::DModel: return c.d_model;
+    case W::DMlp: return c.d_mlp;
+    case W::DVocab: return c.d_vocab;
+    case W::Keys: return c.n_ctx;
+  }
+  return 0;
+}
+
+std::vector<int64_t> hook_shape(Hook h, const ModelConfig& cfg, int64_t rows, int64_t keys, int64_t heads) {
+  if (heads < 0) heads = hook_heads(h, cfg);
+  switch (hook_info(h).layout) {
+    case L::Ids: return {rows};
+    case L::Rows: return {rows, hook_row_size(h, cfg)};
+    case L::RowsHeads: return {rows, heads, hook_row_size(h, cfg)};
+    case L::HeadsQueryKeys: return {heads, rows, keys};
+  }
+  return {};
+}
+
+std::vector<std::string> hook_axis_names(Hook h) {
+  const std::string width = width_name(hook_info(h).width);
+  switch (hook_info(h).layout) {
+    case L::Ids: return {"pos"};
+    case L::Rows: return {"pos", width};
+    case L::RowsHeads: return {"pos", "heads", width};
+    case L::HeadsQueryKeys: return {"heads", "pos", "keys"};
+  }
+  return {};
 }
 
 }  // namespace tp

@@ -1,5 +1,10 @@
 // Hook points, named as TransformerLens names them. The forward pass offers each value
 // where it naturally exists; an Observer says once which it wants and receives only those.
+//
+// Everything else about a hook (its layout, heads axis, row width, the masked value of
+// attention matrices, which models compute it) lives in one table, hooks.cpp's kHooks:
+// capture, capture specs, interventions, trace reading and the trace manifest's hook list
+// ask these functions instead of spelling a hook's shape again.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -7,6 +12,8 @@
 #include <vector>
 
 namespace tp {
+
+struct ModelConfig;
 
 enum class Hook : uint8_t {
   // global, before the blocks
@@ -21,11 +28,60 @@ enum class Hook : uint8_t {
 
 constexpr int kHookCount = static_cast<int>(Hook::Count);
 
+// Where a hook is computed: before the blocks, in every block (named blocks.L.*), or after
+// them (the final norm and the logits, only for the rows whose logits are computed).
+enum class HookStage : uint8_t { Input, Block, Final };
+// How a value is laid out: [pos] (token ids), [pos, width], [pos, heads, width], or an
+// attention matrix [heads, q_pos, k_pos] (query rows are positions, keys are all visible).
+enum class HookLayout : uint8_t { Ids, Rows, RowsHeads, HeadsQueryKeys };
+// The size of the heads axis: none, the query heads, the key/value heads (grouped queries).
+enum class HookHeads : uint8_t { None, Query, KeyValue };
+// Values per position (per head where there is a heads axis): 1 (a token id, a norm's
+// scale), rope_dims/2, d_head, d_model, d_mlp, d_vocab, or the keys of an attention matrix
+// (as many as the pass can see, at most n_ctx).
+enum class HookWidth : uint8_t { One, RopeHalf, DHead, DModel, DMlp, DVocab, Keys };
+// What a model must have for the hook to exist.
+enum class HookNeeds : uint8_t { Always, LearnedPositions, Rope, SequentialResidual, GatedMlp };
+
+struct HookInfo {
+  Hook hook;
+  const char* suffix;  // after "blocks.L." for per-layer hooks; the whole name otherwise
+  HookStage stage;
+  HookLayout layout;
+  HookHeads heads;
+  HookWidth width;
+  HookNeeds needs;
+  float masked;  // attention matrices: what a key a query cannot see holds (-inf, 0)
+};
+
+const HookInfo& hook_info(Hook h);
+
 bool hook_is_per_layer(Hook h);
 // "blocks.3.attn.hook_pattern", "hook_embed", "unembed.hook_out"; layer ignored for globals.
 std::string hook_name(Hook h, int layer);
 // Inverse of hook_name: the hook and its layer (-1 for globals), or nothing.
 std::optional<std::pair<Hook, int>> parse_hook_name(const std::string& name);
+
+// Whether the architecture described by `cfg` computes this hook at all.
+bool hook_available(Hook h, const ModelConfig& cfg);
+// Whether a hook has a heads dimension, and which: 0 for [heads, q, k], 1 for [pos, heads, ...].
+std::optional<int> hook_heads_axis(Hook h);
+// Which axis holds positions: 1 for [heads, q_pos, k_pos], 0 otherwise.
+int hook_rows_axis(Hook h);
+// Which axis holds the keys of an attention matrix (2), or nothing for other hooks.
+std::optional<int> hook_keys_axis(Hook h);
+// Whether a hook's first dimension is heads with query rows second ([heads, q_pos, k_pos]).
+bool hook_is_attention_matrix(Hook h);
+// The size of a hook's heads axis (n_kv_heads for k/v, else n_heads; 1 without one).
+int64_t hook_heads(Hook h, const ModelConfig& cfg);
+// Elements per position (per head where there is a heads axis): the last axis that
+// "neurons" indexes. Attention matrices: keys, at most n_ctx.
+int64_t hook_row_size(Hook h, const ModelConfig& cfg);
+// The hook's shape in this model for `rows` positions, with `heads` heads where it has a
+// heads axis (-1: all of them) and, for attention matrices, `keys` keys.
+std::vector<int64_t> hook_shape(Hook h, const ModelConfig& cfg, int64_t rows, int64_t keys, int64_t heads = -1);
+// The names of the axes of hook_shape ("pos", "heads", "keys", "d_model", ...).
+std::vector<std::string> hook_axis_names(Hook h);
 
 // One delivered value: a dense row-major float array. `pos0` is the first position of the
 // batch it covers; the first dimension is positions for [pos, ...] hooks, heads for

@@ -1,16 +1,11 @@
 #include "probe/intervention.h"
 
 #include <algorithm>
-#include <filesystem>
-
 #include <cmath>
 
 #include "core/error.h"
 #include "io/npy.h"
-#include "io/sha256.h"
-#include "model/model.h"
 #include "probe/capture.h"
-#include "trace/trace_reader.h"
 
 namespace tp {
 namespace {
@@ -45,7 +40,8 @@ void split_call(const std::string& clause, std::string* op, std::string* target,
   *arg = comma == std::string::npos ? "" : trim(inner.substr(comma + 1));
 }
 
-void parse_argument(const std::string& clause, const std::string& arg, Intervention& iv) {
+void parse_argument(const std::string& clause, const std::string& arg, const ActivationSourceOpener& open_source,
+                    Intervention& iv) {
   switch (iv.op) {
     case InterventionOp::Zero:
     case InterventionOp::Mean:
@@ -76,15 +72,16 @@ void parse_argument(const std::string& clause, const std::string& arg, Intervent
     }
     case InterventionOp::Patch:
       if (arg.empty()) bad(clause, "patch needs the source trace directory");
+      if (!open_source) bad(clause, "patch is not available here (no source of recorded activations)");
       iv.source_path = arg;
-      iv.source = std::make_shared<const TraceReader>(TraceReader::open(arg));
+      iv.source = open_source(arg);
       return;
   }
 }
 
 }  // namespace
 
-std::vector<Intervention> parse_interventions(const std::string& text) {
+std::vector<Intervention> parse_interventions(const std::string& text, const ActivationSourceOpener& open_source) {
   std::vector<Intervention> out;
   // Clauses end at ';' outside brackets and parentheses.
   std::vector<std::string> clauses;
@@ -115,7 +112,7 @@ std::vector<Intervention> parse_interventions(const std::string& text) {
     else if (op == "patch") iv.op = InterventionOp::Patch;
     else bad(clause, "unknown operation '" + op + "' (zero, mean, scale, add, patch)");
     static_cast<Selector&>(iv) = parse_selector(grammar(), clause, target);
-    parse_argument(clause, arg, iv);
+    parse_argument(clause, arg, open_source, iv);
     out.push_back(std::move(iv));
   }
   return out;
@@ -158,32 +155,20 @@ struct Layout {
   int64_t size() const { return rows * heads * units; }
 };
 
-// The shape a hook has in this model for `rows` positions (attention: `keys` keys).
-std::vector<int64_t> expected_shape(Hook h, const ModelConfig& cfg, int64_t rows, int64_t heads, int64_t keys) {
-  if (hook_is_attention_matrix(h)) return {heads, rows, keys};
-  if (hook_heads_axis(h)) return {rows, heads, hook_row_size(h, cfg)};
-  if (h == Hook::Tokens) return {rows};
-  return {rows, hook_row_size(h, cfg)};
-}
-
 Layout layout_from(Hook h, const std::vector<int64_t>& shape) {
   Layout l;
   l.attention = hook_is_attention_matrix(h);
-  if (l.attention) {
-    l.heads = shape[0], l.rows = shape[1], l.units = shape[2];
-  } else {
-    l.rows = shape[0];
-    if (hook_heads_axis(h)) l.heads = shape[1];
-    l.units = shape.size() > 1 ? shape.back() : 1;
-  }
+  l.rows = shape[size_t(hook_rows_axis(h))];
+  if (const auto axis = hook_heads_axis(h)) l.heads = shape[size_t(*axis)];
+  l.units = shape.size() > 1 ? shape.back() : 1;
   return l;
 }
 
 // The layout of a delivered value: its shape must be the model's for the pass.
 Layout checked_layout(const Intervention& iv, Hook h, int layer, const HookValue& v, const ModelConfig& cfg) {
-  const bool attn = hook_is_attention_matrix(h);
-  const int64_t rows = v.shape.empty() ? -1 : v.shape[attn && v.shape.size() > 1 ? 1 : 0];
-  const auto want = expected_shape(h, cfg, rows, hook_heads(h, cfg), v.pos0 + rows);
+  const size_t rows_axis = size_t(hook_rows_axis(h));
+  const int64_t rows = v.shape.size() > rows_axis ? v.shape[rows_axis] : -1;
+  const auto want = hook_shape(h, cfg, rows, v.pos0 + rows);
   if (rows < 1 || v.shape != want)
     throw Error(ErrorKind::Shape, "intervention '" + iv.text + "'",
                 hook_name(h, layer) + " arrived as " + shape_string(v.shape) + " where this model gives " + shape_string(want));
@@ -235,29 +220,29 @@ void for_each_selected(const Intervention& iv, const Layout& L, int64_t pos0, in
 // shape must be what capture writes for this hook (kept rows and heads as its metadata
 // lists them; for attention any number of keys), and its values as many as the shape says.
 struct PatchSource {
-  const TraceTensorInfo& info;
-  std::vector<float> values;
+  RecordedActivation rec;
   Layout layout;
 };
 
-PatchSource checked_source(const Intervention& iv, Hook h, const TraceTensorInfo& t, const ModelConfig& cfg) {
-  const int64_t rows = int64_t(t.positions.size());
-  const int64_t heads = t.heads.empty() ? hook_heads(h, cfg) : int64_t(t.heads.size());
+PatchSource checked_source(const Intervention& iv, Hook h, int layer, const std::string& pass, RecordedActivation rec,
+                           const ModelConfig& cfg) {
+  const int64_t rows = int64_t(rec.positions.size());
+  const int64_t heads = rec.heads.empty() ? hook_heads(h, cfg) : int64_t(rec.heads.size());
   const bool attn = hook_is_attention_matrix(h);
-  const int64_t keys = attn && t.shape.size() == 3 ? t.shape[2] : 0;
-  const auto want = expected_shape(h, cfg, rows, heads, keys);
+  const int64_t keys = attn && rec.shape.size() == 3 ? rec.shape[2] : 0;
+  const auto want = hook_shape(h, cfg, rows, keys, heads);
   auto fail = [&](const std::string& what) {
-    throw Error(ErrorKind::Shape, "intervention '" + iv.text + "'", iv.source_path + ": tensor " + t.name + " " + what,
+    throw Error(ErrorKind::Shape, "intervention '" + iv.text + "'", iv.source_path + ": " + pass + "/" + hook_name(h, layer) + " " + what,
                 "the source trace is damaged or not from this model; write it again with `tokenprobe trace`");
   };
-  if (t.shape != want || (attn && keys < 1))
-    fail("has shape " + shape_string(t.shape) + " but its metadata (" + std::to_string(rows) + " positions) and the hook need " +
+  if (rec.shape != want || (attn && keys < 1))
+    fail("has shape " + shape_string(rec.shape) + " but its metadata (" + std::to_string(rows) + " positions) and the hook need " +
          shape_string(want));
-  for (int64_t hd : t.heads)
+  for (int64_t hd : rec.heads)
     if (hd < 0 || hd >= hook_heads(h, cfg)) fail("lists head " + std::to_string(hd) + " of a model with " + std::to_string(hook_heads(h, cfg)));
-  PatchSource s{t, iv.source->read(t), layout_from(h, t.shape)};
-  if (int64_t(s.values.size()) != s.layout.size())
-    fail("holds " + std::to_string(s.values.size()) + " values for shape " + shape_string(t.shape));
+  PatchSource s{std::move(rec), layout_from(h, want)};
+  if (int64_t(s.rec.values.size()) != s.layout.size())
+    fail("holds " + std::to_string(s.rec.values.size()) + " values for shape " + shape_string(want));
   return s;
 }
 
@@ -283,7 +268,7 @@ void InterventionObserver::apply(const Intervention& iv, Hook h, int layer, cons
         throw Error(ErrorKind::Shape, "intervention '" + iv.text + "'", "no prompt mean of " + name + " for " + shape_string(v.shape),
                     "call prepare_interventions with this model and prompt");
       const std::vector<float>& mean = it->second;
-      const float beyond = h == Hook::AttnScores ? -INFINITY : 0.0f;
+      const float beyond = hook_info(h).masked;
       each([&](int64_t, int64_t hd, int64_t u, float& x) { x = u < keys ? mean[hd * keys + u] : beyond, ++changed_; });
       break;
     }
@@ -300,16 +285,16 @@ void InterventionObserver::apply(const Intervention& iv, Hook h, int layer, cons
       break;
     }
     case InterventionOp::Patch: {
-      const TraceTensorInfo* info = iv.source->find(label_ + "/" + name);
-      if (!info) {
+      std::optional<RecordedActivation> rec = iv.source->read(h, layer, label_);
+      if (!rec) {
         if (label_.rfind("prompt", 0) == 0)
           throw Error(ErrorKind::NotFound, "intervention '" + iv.text + "'",
                       iv.source_path + " has no " + label_ + "/" + name, "capture that hook in the source trace");
         return;  // the source run generated fewer steps
       }
-      const PatchSource src = checked_source(iv, h, *info, cfg_);
-      const auto& spos = src.info.positions;
-      const auto& sheads = src.info.heads;
+      const PatchSource src = checked_source(iv, h, layer, label_, std::move(*rec), cfg_);
+      const auto& spos = src.rec.positions;
+      const auto& sheads = src.rec.heads;
       each([&](int64_t p, int64_t hd, int64_t u, float& x) {
         const auto pr = std::find(spos.begin(), spos.end(), p);
         if (pr == spos.end() || u >= src.layout.units) return;
@@ -319,7 +304,7 @@ void InterventionObserver::apply(const Intervention& iv, Hook h, int layer, cons
           if (it == sheads.end()) return;
           sh = it - sheads.begin();
         }
-        x = src.values[size_t(src.layout.index(pr - spos.begin(), sh, u))];
+        x = src.rec.values[size_t(src.layout.index(pr - spos.begin(), sh, u))];
         ++changed_;
       });
       break;

@@ -9,8 +9,9 @@
 //            | "scale"           multiply by the number given as argument
 //            | "add"             add a vector from a .npy file: [d] for every selected
 //                                position or [pos, d] row by row; argument "FILE[*COEFF]"
-//            | "patch"           copy values from another trace (argument: its directory) for
-//                                the same hook, pass and positions
+//            | "patch"           copy values recorded by another run (argument: a source the
+//                                caller's ActivationSourceOpener opens; the CLI: a trace
+//                                directory) for the same hook, pass and positions
 //
 //   zero(blocks.3.attn.hook_z[heads=2])              ablate head 3.2 everywhere
 //   mean(blocks.1.mlp.hook_post[neurons=10-19])      mean-ablate ten neurons
@@ -28,12 +29,11 @@
 #include <vector>
 
 #include "model/config.h"
+#include "probe/activation_source.h"
 #include "probe/capture_spec.h"
 #include "probe/hooks.h"
 
 namespace tp {
-
-class TraceReader;
 
 enum class InterventionOp { Zero, Mean, Scale, Add, Patch };
 
@@ -44,7 +44,7 @@ struct Intervention : Selector {
   float factor = 1.0f;             // scale, or the coefficient of add
   std::vector<int64_t> add_shape;  // [d] or [pos, d]
   std::vector<float> add_values;
-  std::shared_ptr<const TraceReader> source;  // patch
+  std::shared_ptr<const ActivationSource> source;  // patch
   std::string source_path;
   // mean: per hook name, the prompt mean (prepare_interventions): [heads * units], or for
   // attention matrices [heads, prompt keys] (docs/capture-spec.md says what a mean is there).
@@ -54,9 +54,9 @@ struct Intervention : Selector {
 
 struct Model;
 
-// Parses and loads (vectors, traces) an intervention spec; throws Error(Usage/NotFound)
-// quoting the clause.
-std::vector<Intervention> parse_interventions(const std::string& text);
+// Parses and loads (vectors; patch sources through `open_source`) an intervention spec;
+// throws Error(Usage/NotFound) quoting the clause. Without an opener, patch is refused.
+std::vector<Intervention> parse_interventions(const std::string& text, const ActivationSourceOpener& open_source = {});
 nlohmann::json interventions_to_json(const std::vector<Intervention>& iv);
 
 // Checks every clause against a model config: targets (check_targets: layers, heads,

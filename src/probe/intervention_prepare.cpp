@@ -9,7 +9,6 @@
 #include "io/sha256.h"
 #include "model/model.h"
 #include "probe/intervention.h"
-#include "trace/trace_reader.h"
 
 namespace tp {
 namespace {
@@ -58,7 +57,7 @@ class MeanCollector : public Observer {
     const Sum& s = found->second;
     std::vector<float> out(s.sum.size());
     for (size_t i = 0; i < out.size(); ++i)
-      out[i] = s.count[i] ? float(s.sum[i] / double(s.count[i])) : (h == Hook::AttnScores ? -INFINITY : 0.0f);
+      out[i] = s.count[i] ? float(s.sum[i] / double(s.count[i])) : hook_info(h).masked;
     return out;
   }
 
@@ -84,13 +83,8 @@ class MeanCollector : public Observer {
 // The source trace's manifest records the model it ran (docs/trace-format.md): its config
 // must be this model's, field by field.
 void check_source_config(const Intervention& iv, const ModelConfig& cfg) {
-  const nlohmann::json& m = iv.source->manifest();
-  const auto model = m.find("model");
-  const nlohmann::json* recorded = nullptr;
-  if (model != m.end() && model->is_object()) {
-    const auto c = model->find("config");
-    if (c != model->end() && c->is_object()) recorded = &*c;
-  }
+  const nlohmann::json config = iv.source->model().config;
+  const nlohmann::json* recorded = config.is_object() ? &config : nullptr;
   const std::string where = "intervention '" + iv.text + "'";
   const std::string hint = "patch from a trace written with this model (`tokenprobe trace -m MODEL`)";
   if (!recorded) throw Error(ErrorKind::Usage, where, iv.source_path + " does not record the model it ran", hint);
@@ -107,13 +101,7 @@ void check_source_config(const Intervention& iv, const ModelConfig& cfg) {
 
 // The same file, not only the same shape: the sha256 the source's manifest records.
 void check_source_identity(const Intervention& iv, const Model& model, const std::string& model_sha) {
-  const nlohmann::json& m = iv.source->manifest();
-  const auto rec = m.find("model");
-  std::string sha;
-  if (rec != m.end() && rec->is_object()) {
-    const auto s = rec->find("sha256");
-    if (s != rec->end() && s->is_string()) sha = s->get<std::string>();
-  }
+  const std::string sha = iv.source->model().sha256;
   if (sha != model_sha)
     throw Error(ErrorKind::Usage, "intervention '" + iv.text + "'",
                 iv.source_path + " was recorded from a model file with sha256 " + (sha.empty() ? "(none recorded)" : sha) +
@@ -157,7 +145,7 @@ void prepare_interventions(std::vector<Intervention>& iv, const Model& model, co
       for (int l = per_layer ? 0 : -1; l < (per_layer ? int(model.config.n_layers) : 0); ++l)
         if (mean_applies(i, hook_name(hook, l), l) && hook_available(hook, model.config)) {
           wanted.emplace_back(&i, hook_name(hook, l), hook);
-          final_hooks = final_hooks || hook == Hook::LnFinalScale || hook == Hook::LnFinalNormalized || hook == Hook::Logits;
+          final_hooks = final_hooks || hook_info(hook).stage == HookStage::Final;
         }
     }
   MeanCollector collect(iv, model.config, P);

@@ -1,8 +1,10 @@
 #include "server/report.h"
 
 #include <algorithm>
+#include <map>
 
 #include "core/error.h"
+#include "probe/hooks.h"
 #include "server/assets.h"
 #include "server/lens.h"
 #include "server/trace_store.h"
@@ -37,12 +39,14 @@ std::string cut_tag(std::string& html, const std::string& open, const std::strin
 }
 
 // Attention rows per layer: {"L": {heads, positions, n_k, data}}.
+// The patterns are the tensors of blocks.L.attn.hook_pattern that the trace describes as
+// attention matrices ([heads, pos, keys]; a manifest's hooks list could say otherwise).
 json attention_rows(const TraceReader& r, const ReportOptions& o, std::vector<std::string>* notes) {
-  std::vector<std::string> hooks;
+  std::map<int, std::string> hooks;  // layer -> name
   size_t total = 0;
   for (const auto& t : r.tensors())
-    if (t.hook.size() > 12 && t.hook.compare(t.hook.size() - 12, 12, "hook_pattern") == 0) {
-      if (std::find(hooks.begin(), hooks.end(), t.hook) == hooks.end()) hooks.push_back(t.hook);
+    if (const auto hook = parse_hook_name(t.hook); hook && hook->first == Hook::Pattern && r.hook(t.hook)->keys_axis >= 0) {
+      hooks.emplace(hook->second, t.hook);
       size_t n = 1;
       for (auto d : t.shape) n *= size_t(d);
       total += n;
@@ -52,14 +56,13 @@ json attention_rows(const TraceReader& r, const ReportOptions& o, std::vector<st
     notes->push_back("attention patterns: only the rows of positions that chose a token (" + std::to_string(total) +
                      " values in all is more than the report's limit)");
   json out = json::object();
-  for (const auto& h : hooks) {
+  for (const auto& [layer, h] : hooks) {
     SliceRequest q;
     q.hook = h;
     q.positions = positions;
     q.max_values = size_t(1) << 30;
     const TensorSlice s = slice_tensor(r, q);
-    const size_t dot = h.find('.', 7);
-    out[h.substr(7, dot - 7)] = {{"heads", s.heads}, {"positions", s.positions}, {"n_k", s.shape[2]}, {"data", s.data}};
+    out[std::to_string(layer)] = {{"heads", s.heads}, {"positions", s.positions}, {"n_k", s.shape[2]}, {"data", s.data}};
   }
   return out;
 }

@@ -52,11 +52,6 @@ std::vector<std::string> split_items(const std::string& spec) {
   return items;
 }
 
-bool is_attention(const std::string& hook) {
-  auto ends = [&](const std::string& s) { return hook.size() >= s.size() && hook.compare(hook.size() - s.size(), s.size(), s) == 0; };
-  return ends("hook_pattern") || ends("hook_attn_scores");
-}
-
 fs::file_time_type mtime_of(const fs::path& p) {
   std::error_code ec;
   const auto t = fs::last_write_time(p, ec);
@@ -247,9 +242,12 @@ TensorSlice slice_tensor(const TraceReader& r, const SliceRequest& req) {
   std::stable_sort(infos.begin(), infos.end(), [](auto* a, auto* b) {
     return (a->positions.empty() ? 0 : a->positions[0]) < (b->positions.empty() ? 0 : b->positions[0]);
   });
-  const bool attn = is_attention(out.hook);
+  // The reader's facts of the hook (the manifest's list, or the hook table for older
+  // traces): one of [rows, ...], [rows, heads, ...] or [heads, rows, keys].
+  const TraceHook& hook = *r.hook(out.hook);
+  const bool attn = hook.keys_axis >= 0;
   const TraceTensorInfo& first = *infos.front();
-  const int head_axis = attn ? 0 : first.shape.size() == 3 ? 1 : -1;
+  const int head_axis = hook.heads_axis;
   std::vector<int64_t> all_pos;
   for (auto* t : infos) all_pos.insert(all_pos.end(), t->positions.begin(), t->positions.end());
   const int64_t n_prompt = int64_t(r.info().tokens.size());

@@ -7,8 +7,6 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "probe/capture_spec.h"
-#include "probe/hooks.h"
 #include "trace/checked_json.h"
 
 namespace tp {
@@ -73,21 +71,6 @@ TraceInfo trace_info(const JsonFields& m) {
   return info;
 }
 
-// What a hook's tensors look like on disk (docs/trace-format.md, "Shapes").
-struct HookLayout {
-  size_t rank;
-  size_t rows_axis;
-  int heads_axis;  // -1: none
-  bool attention;
-};
-
-HookLayout layout_of(Hook h) {
-  if (hook_is_attention_matrix(h)) return {3, 1, 0, true};
-  if (const auto axis = hook_heads_axis(h)) return {3, 0, *axis, false};
-  if (h == Hook::Tokens) return {1, 0, -1, false};
-  return {2, 0, -1, false};
-}
-
 // Strictly increasing integers in [0, hi): positions and heads.
 std::vector<int64_t> increasing(const JsonFields& meta, const char* key, int64_t hi) {
   std::vector<int64_t> out;
@@ -103,34 +86,42 @@ std::vector<int64_t> increasing(const JsonFields& meta, const char* key, int64_t
   return out;
 }
 
-// Checks one tensor against its hook's layout and its metadata; fills positions and heads.
-// Returns whether it is an attention matrix.
-bool validate_tensor(TraceTensorInfo& t, const std::string& where, const std::string* meta_text, const TraceInfo& info) {
-  const auto hook = parse_hook_name(t.hook);
-  if (t.pass.empty() || t.pass == t.name || !hook) corrupt(where, "the name is not PASS/HOOK with a known hook");
-  if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16") corrupt(where + ": dtype", t.dtype + " is not F32, F16 or BF16");
-  const HookLayout L = layout_of(hook->first);
+std::string shape_text(const std::vector<int64_t>& shape) {
   std::string dims;
-  for (int64_t d : t.shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
-  if (t.shape.size() != L.rank || std::any_of(t.shape.begin(), t.shape.end(), [](int64_t d) { return d < 1; }))
-    corrupt(where + ": shape", "[" + dims + "] is not a " + std::to_string(L.rank) + "-dimensional shape of positive sizes, as " +
-                                   t.hook + " needs");
+  for (int64_t d : shape) dims += (dims.empty() ? "" : ", ") + (d < 0 ? std::string("*") : std::to_string(d));
+  return "[" + dims + "]";
+}
+
+// Checks one tensor against what the trace says of its hook (the manifest's list, or the
+// table's axes and the sizes of the hook's first tensor) and its metadata; fills positions
+// and heads.
+void validate_tensor(TraceTensorInfo& t, const TraceHook& hook, const std::string& where, const std::string* meta_text,
+                     const TraceInfo& info) {
+  if (t.dtype != "F32" && t.dtype != "F16" && t.dtype != "BF16") corrupt(where + ": dtype", t.dtype + " is not F32, F16 or BF16");
+  if (hook.listed && t.dtype != hook.dtype)
+    corrupt(where + ": dtype", t.dtype + " is not the " + hook.dtype + " the manifest's hooks list gives " + hook.name);
+  if (t.shape.size() != hook.shape.size() || std::any_of(t.shape.begin(), t.shape.end(), [](int64_t d) { return d < 1; }))
+    corrupt(where + ": shape", shape_text(t.shape) + " is not a " + std::to_string(hook.shape.size()) +
+                                   "-dimensional shape of positive sizes, as " + t.hook + " needs");
+  for (size_t d = 0; d < t.shape.size(); ++d)
+    if (hook.shape[d] >= 0 && t.shape[d] != hook.shape[d])
+      corrupt(where + ": shape", shape_text(t.shape) + " does not match " + hook.name + "'s " + shape_text(hook.shape) +
+                                     (hook.listed ? " in the manifest's hooks list" : " in the trace's other passes"));
   if (!meta_text) corrupt(where + ": metadata", "is missing (positions are required)");
   const json meta_json = parse_json_bounded(*meta_text, where + ": metadata");
   const JsonFields meta(meta_json, where + ": metadata");
-  const int64_t rows = t.shape[L.rows_axis];
-  t.positions = increasing(meta, "positions", L.attention ? t.shape[2] : kMaxPosition);
+  const int64_t rows = t.shape[size_t(hook.rows_axis)];
+  t.positions = increasing(meta, "positions", hook.keys_axis >= 0 ? t.shape[size_t(hook.keys_axis)] : kMaxPosition);
   if (int64_t(t.positions.size()) != rows)
     corrupt(meta.where_of("positions"), std::to_string(t.positions.size()) + " positions for " + std::to_string(rows) + " rows");
   if (meta.has("heads")) {
-    if (L.heads_axis < 0) corrupt(meta.where_of("heads"), "is given for " + t.hook + ", which has no heads axis");
+    if (hook.heads_axis < 0) corrupt(meta.where_of("heads"), "is given for " + t.hook + ", which has no heads axis");
     const auto n = info.model_dims.find("n_heads");
     t.heads = increasing(meta, "heads", n != info.model_dims.end() ? n->second : kMaxHeads);
-    if (int64_t(t.heads.size()) != t.shape[size_t(L.heads_axis)])
+    if (int64_t(t.heads.size()) != t.shape[size_t(hook.heads_axis)])
       corrupt(meta.where_of("heads"), std::to_string(t.heads.size()) + " heads for a heads axis of " +
-                                          std::to_string(t.shape[size_t(L.heads_axis)]));
+                                          std::to_string(t.shape[size_t(hook.heads_axis)]));
   }
-  return L.attention;
 }
 
 }  // namespace
@@ -154,6 +145,10 @@ void TraceReader::read_manifest() {
   const JsonFields m(manifest_, mpath.string());
   if (m.string_or("format", "") != "tokenprobe-trace") corrupt(m.where_of("format"), "is not \"tokenprobe-trace\"");
   info_ = trace_info(m);
+  if (auto listed = listed_hooks(m)) {
+    hooks_listed_ = true;
+    for (auto& h : *listed) add_hook(std::move(h));
+  }
   bytes_on_disk_ += fs::file_size(mpath, ec);
 }
 
@@ -205,18 +200,6 @@ void TraceReader::read_shards() {
     bytes_on_disk_ += fs::file_size(p, ec);
     add_shard_tensors(p.string());
   }
-  // Tensors of one hook, one per pass, differ only in their rows (and attention matrices in
-  // n_k): consumers stack them and read the other axes from the first.
-  auto fixed_axes = [](const TraceTensorInfo& t) {
-    const bool attention = hook_is_attention_matrix(parse_hook_name(t.hook)->first);
-    return attention ? std::vector<int64_t>{t.shape[0]} : std::vector<int64_t>(t.shape.begin() + 1, t.shape.end());
-  };
-  std::map<std::string, const TraceTensorInfo*> first;
-  for (const auto& t : infos_) {
-    const auto [it, fresh] = first.emplace(t.hook, &t);
-    if (!fresh && fixed_axes(t) != fixed_axes(*it->second))
-      corrupt(t.name + ": shape", "does not match " + it->second->name + " in any axis but rows (and keys)");
-  }
 }
 
 void TraceReader::add_shard_tensors(const std::string& file) {
@@ -231,11 +214,35 @@ void TraceReader::add_shard_tensors(const std::string& file) {
     info.pass = t.name.substr(0, slash);
     info.hook = slash == std::string::npos ? t.name : t.name.substr(slash + 1);
     const std::string where = file + ": tensor " + t.name;
+    if (info.pass.empty() || info.pass == info.name || info.hook.empty()) corrupt(where, "the name is not PASS/HOOK");
+    TraceHook* hook = hook_of(info.hook, where);
     const auto m = shard.metadata().find(t.name);
-    validate_tensor(info, where, m == shard.metadata().end() ? nullptr : &m->second, info_);
+    validate_tensor(info, *hook, where, m == shard.metadata().end() ? nullptr : &m->second, info_);
+    if (!hook->listed) fix_sizes(*hook, info.shape);  // the hook's other tensors must agree
     if (!index_.emplace(info.name, infos_.size()).second) corrupt(where, "appears twice in the trace");
     infos_.push_back(std::move(info));
   }
+}
+
+void TraceReader::add_hook(TraceHook h) {
+  hook_index_.emplace(h.name, hooks_.size());
+  hooks_.push_back(std::move(h));
+}
+
+// A listed trace's tensors are of listed hooks; an older trace's of hooks the table knows.
+TraceHook* TraceReader::hook_of(const std::string& name, const std::string& where) {
+  const auto it = hook_index_.find(name);
+  if (it != hook_index_.end()) return &hooks_[it->second];
+  if (hooks_listed_) corrupt(where, name + " is not in the manifest's hooks list");
+  std::optional<TraceHook> derived = derived_hook(name);
+  if (!derived) corrupt(where, "the name is not PASS/HOOK with a known hook (and the manifest lists no hooks)");
+  add_hook(std::move(*derived));
+  return &hooks_.back();
+}
+
+const TraceHook* TraceReader::hook(const std::string& name) const {
+  const auto it = hook_index_.find(name);
+  return it == hook_index_.end() ? nullptr : &hooks_[it->second];
 }
 
 const TraceTensorInfo* TraceReader::find(const std::string& name) const {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "trace/safetensors.h"
+#include "trace/trace_hooks.h"
 
 namespace tp {
 
@@ -25,8 +26,9 @@ struct TraceTensorInfo {
   std::string hook;   // "blocks.3.hook_resid_post"
   std::string pass;   // "prompt", "step.4"
   std::string dtype;  // "F32", "F16", "BF16"
-  // Every dimension >= 1; [heads, q_rows, n_k] for attention matrices, [rows, heads, d] for
-  // hooks with a heads axis, [rows] for hook_tokens, [rows, d] for the rest.
+  // Every dimension >= 1, with the rank, axes and fixed sizes of its hook (hook()): e.g.
+  // [heads, q_rows, n_k] for attention matrices, [rows, heads, d] for hooks with a heads
+  // axis, [rows] for hook_tokens, [rows, d] for the rest.
   std::vector<int64_t> shape;
   std::vector<int64_t> positions;  // one per row, strictly increasing, >= 0 (< n_k for attention)
   std::vector<int64_t> heads;      // kept heads when filtered (one per head row, increasing), else empty
@@ -70,6 +72,11 @@ class TraceReader {
   const std::vector<std::string>& notes() const { return notes_; }
 
   const std::vector<TraceTensorInfo>& tensors() const { return infos_; }
+  // What the trace says of each hook (trace_hooks.h): the manifest's list, which may name
+  // hooks without tensors in an interrupted trace, or for a trace without one, every hook
+  // that has tensors. Every tensor's hook is here.
+  const std::vector<TraceHook>& hooks() const { return hooks_; }
+  const TraceHook* hook(const std::string& name) const;
   const TraceTensorInfo* find(const std::string& name) const;
   // The tensor's values as float32 (F16/BF16 widened): product(shape) values.
   std::vector<float> read(const TraceTensorInfo& t) const;
@@ -80,6 +87,8 @@ class TraceReader {
   void read_steps();
   void read_shards();
   void add_shard_tensors(const std::string& file);
+  void add_hook(TraceHook h);
+  TraceHook* hook_of(const std::string& name, const std::string& where);
   std::string dir_;
   nlohmann::json manifest_;
   TraceInfo info_;
@@ -87,6 +96,9 @@ class TraceReader {
   std::vector<TraceToken> generated_;
   std::vector<SafetensorsFile> shards_;
   std::vector<TraceTensorInfo> infos_;
+  std::vector<TraceHook> hooks_;
+  std::map<std::string, size_t> hook_index_;
+  bool hooks_listed_ = false;
   std::map<std::string, size_t> index_;
   std::vector<std::string> notes_;
   uint64_t bytes_on_disk_ = 0;

@@ -175,6 +175,8 @@ TraceRunResult run_traced(const Model& model, ThreadPool& pool, const std::vecto
   manifest["capture"] = {{"spec", opts.spec.text()}, {"estimated_bytes", est.total_bytes}, {"estimated_file_bytes", est.file_bytes()}, {"estimated_tensors", est.total_tensors}};
   manifest["threads"] = pool.size();
   manifest["interventions"] = interventions_to_json(opts.interventions);
+  // What the spec selects; narrowed at the end to the hooks that were captured.
+  manifest["hooks"] = capture_hook_list(opts.spec, cfg);
 
   TraceWriter writer(opts.out_dir, manifest, opts.writer);
   CaptureObserver capture(opts.spec, cfg, P, writer);
@@ -214,6 +216,7 @@ TraceRunResult run_traced(const Model& model, ThreadPool& pool, const std::vecto
   res.capture_stopped = writer.stop_message();
   res.values_changed = intervene.values_changed();
   nlohmann::json updates = {{"generated_ids", res.generated},
+                             {"hooks", capture.captured_hooks()},
                              {"intervention_values_changed", res.values_changed},
                              {"timings", {{"prompt_seconds", res.prompt_seconds}, {"generate_seconds", res.generate_seconds}}}};
   if (unpatched) {

@@ -10,6 +10,7 @@
 #include "sampling/record.h"
 #include "trace/trace_files.h"
 #include "trace/trace_run.h"
+#include "trace/trace_source.h"
 
 namespace tp::cli {
 namespace {
@@ -77,7 +78,7 @@ void run_trace(const TraceOptions& o) {
   TraceRunOptions r;
   r.out_dir = o.out;
   r.spec = CaptureSpec::parse(o.capture);
-  r.interventions = parse_interventions(o.intervene);
+  r.interventions = parse_interventions(o.intervene, open_trace_source);
   // The last chosen token is never run through the model: P + n - 1 positions at most.
   r.spec.validate_against(m->config, int64_t(prompt.size()) + o.n - 1);
   // The command's one pool: the mean() pass, the traced and comparison runs and --explain share it.
