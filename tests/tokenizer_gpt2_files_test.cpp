@@ -7,9 +7,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "fuzz/gpt2_files_fuzz.h"
+#include "test_support.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
 
@@ -79,6 +81,22 @@ TEST(TokenizerGpt2Files, TinyFilesGiveAWorkingByteLevelBpe) {
   EXPECT_EQ(tok->summary(), "BPE (gpt2, pre=gpt-2), 266 tokens, 9 merges, bos=265 eos=265");
 }
 
+// The fuzzer's seeds (run_fuzzers.sh) are valid pairs, so it starts from inputs that pass.
+TEST(TokenizerGpt2Files, FuzzSeedsParse) {
+  const fs::path dir = fs::temp_directory_path() / ("tp_gpt2_seeds_" + std::to_string(::getpid()));
+  tp::fuzz::write_gpt2_files_seeds(dir, tp::test::shared_dir());
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto tok = tp::Tokenizer::from_vocab(parse(tp::fuzz::split_input(bytes)));
+    EXPECT_EQ(tok->decode(tok->encode("hello world, 42!")), "hello world, 42!") << e.path();
+    ++n;
+  }
+  fs::remove_all(dir);
+  EXPECT_GE(n, 1u);
+}
+
 TEST(TokenizerGpt2Files, WithoutEndOfTextThereIsNoEndOfGeneration) {
   const auto tok = tp::Tokenizer::from_vocab(parse(with_encoder(", \"<|endoftext|>\": 265", "")));
   EXPECT_EQ(tok->n_vocab(), 265);
@@ -143,6 +161,9 @@ TEST(TokenizerGpt2Files, BadMergeLinesNameTheLine) {
   expect_error(with_merges("#version: 0.2\nh e\n#version: 0.2\n"), "vocab.bpe: line 3", "uses '#version:', which is not a token");
   expect_error(with_merges("h e\nq z\n"), "vocab.bpe: line 2", "merge 'q z' makes 'qz', which is not a token");
   expect_error(with_merges("h e\nhe \xE2\x82\xAC\n"), "vocab.bpe: line 2", "uses '\xE2\x82\xAC', which is not a token");
+  // Text must never turn into a control token (decode would drop it).
+  const Gpt2Files control = with_encoder("\"<|endoftext|>\": 265", "\"<|endoftext|>\": 265, \"<|endoftext|\": 266");
+  expect_error({control.encoder_json, "<|endoftext| >\n"}, "vocab.bpe: line 1", "makes the control token '<|endoftext|>'");
   expect_error(with_merges("h e\nl \xFFl\n"), "vocab.bpe @ byte 6 (line 2, column 3)", "is not valid UTF-8");
 }
 

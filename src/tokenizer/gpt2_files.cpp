@@ -177,9 +177,13 @@ std::vector<std::string> parse_merges(std::string_view text, const std::string& 
                     "every merge must join two tokens of the encoder.json it comes with");
     std::string joined(left);
     joined += right;
-    if (v.find(joined) < 0)
+    const int32_t made = v.find(joined);
+    if (made < 0)
       throw Error(ErrorKind::Format, where, "merge " + shown(line) + " makes " + shown(joined) + ", which is not a token",
                   "every merge must make a token of the encoder.json it comes with");
+    if (v.types[made] == TokenType::Control)  // text would turn into a token decode leaves out
+      throw Error(ErrorKind::Format, where, "merge " + shown(line) + " makes the control token " + shown(joined),
+                  "control tokens such as <|endoftext|> are never made by merges");
     merges.emplace_back(line);
   }
   return merges;
@@ -211,12 +215,12 @@ Vocab parse_gpt2_vocab(std::string_view encoder_json, std::string_view vocab_bpe
   v.types.assign(v.tokens.size(), TokenType::Normal);
   v.finalize();  // builds the text index the checks below use
   require_every_byte(v, encoder_name);
-  v.merges = parse_merges(vocab_bpe, bpe_name, v);
   // GPT-2's one special token ends documents: BOS, EOS and end of generation, as in its GGUFs.
   if (const int32_t eot = v.find(kEndOfText); eot >= 0) {
     v.types[eot] = TokenType::Control;
     v.bos = v.eos = eot;
   }
+  v.merges = parse_merges(vocab_bpe, bpe_name, v);
   const PreTokenizerFlags pf = pre_tokenizer_flags(v.pre, encoder_name);
   v.add_bos = pf.add_bos, v.ignore_merges = pf.ignore_merges;
   v.finalize();

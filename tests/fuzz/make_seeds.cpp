@@ -8,6 +8,7 @@
 // OUT_DIR/trace_{manifest,steps,shard}/: the parts of trace_fuzz.h's small trace, and of a
 //   real trace of stories260K (SHARED_DIR/models/real) with explain records and sampler
 //   records in its steps.
+// OUT_DIR/gpt2_files/: GPT-2 tokenizer file pairs (gpt2_files_fuzz.h).
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -25,6 +26,7 @@
 #include "sampling/sampler.h"
 #include "trace/manifest.h"
 #include "trace/trace_run.h"
+#include "gpt2_files_fuzz.h"
 #include "trace_fuzz.h"
 
 namespace fs = std::filesystem;
@@ -184,6 +186,7 @@ int main(int argc, char** argv) {
         ++n;
       }
     }
+    tp::fuzz::write_gpt2_files_seeds(out / "gpt2_files", argc > 2 ? argv[2] : "");
     const int real = trace_seeds(out, argc > 2 ? argv[2] : nullptr);
     std::printf("make_seeds: wrote synthetic seeds, %d miniatures of shared GGUF files and %d real trace(s)\n", n, real);
   } catch (const std::exception& e) {
