@@ -65,7 +65,8 @@ class Tokenizer {
   std::vector<TokenSpan> encode_with_spans(std::string_view text, const EncodeOptions& = {}) const;
 
   // The bytes the token stands for: byte tokens give their byte, "▁" gives a space, GPT-2's
-  // byte-to-unicode characters are mapped back; control tokens give their text; unused give "".
+  // byte-to-unicode characters are mapped back; control tokens give their text; unused give "";
+  // a character vocabulary's tokens give their character.
   std::string token_bytes(int32_t id) const;
   std::string decode(const std::vector<int32_t>& ids, const DecodeOptions& = {}) const;
 
