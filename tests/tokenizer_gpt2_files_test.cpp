@@ -147,6 +147,12 @@ TEST(TokenizerGpt2Files, IdsMustBeZeroToNMinusOneEachOnce) {
   expect_error({"{}", ""}, "encoder.json", "holds no tokens");
 }
 
+TEST(TokenizerGpt2Files, TokenCountIsCapped) {
+  std::string json = "{";
+  for (size_t i = 0; i <= tp::kMaxGpt2Tokens; ++i) json += (i ? ",\"" : "\"") + std::to_string(i) + "\":" + std::to_string(i);
+  expect_error({json + "}", ""}, "encoder.json", "holds more than 1048576 tokens");
+}
+
 TEST(TokenizerGpt2Files, EveryByteMustHaveAToken) {
   // "A" (byte 0x41) is id 65: give that id to a new token instead.
   expect_error(with_encoder("\"A\": 65", "\"AA\": 65"), "encoder.json", "has no token for byte 0x41 (written 'A')");

@@ -68,6 +68,9 @@ class EncoderSax {
     if (id >= static_cast<uint64_t>(INT32_MAX))
       throw Error(ErrorKind::Format, name_ + ": token " + shown(key_), "has id " + std::to_string(id),
                   "ids must be 0..N-1 for N tokens");
+    if (entries.size() == kMaxGpt2Tokens)
+      throw Error(ErrorKind::Format, name_, "holds more than " + std::to_string(kMaxGpt2Tokens) + " tokens",
+                  "no real vocabulary is that large; is this the right file?");
     const auto [it, fresh] = seen_.emplace(key_, static_cast<int32_t>(entries.size()));
     if (!fresh)
       throw Error(ErrorKind::Format, name_ + ": token " + shown(key_),

@@ -79,8 +79,11 @@ Vocab load_vocab_from_llama2c(const std::string& path, int32_t bos, int32_t eos)
 // is added. Throws tp::Error naming the file and the byte/line/token at fault: invalid JSON,
 // anything but an object of whole-number ids, duplicate texts or ids, ids not 0..N-1, a
 // missing single-byte token, a merge line that is not two tokens whose concatenation is a
-// token, invalid UTF-8, files above kMaxGpt2FileBytes.
-inline constexpr size_t kMaxGpt2FileBytes = size_t{64} << 20;
+// token, invalid UTF-8, files above kMaxGpt2FileBytes, more than kMaxGpt2Tokens tokens (the
+// caps bound the memory a hostile file can claim; the largest real vocabularies have about
+// 260k tokens, GPT-2's files are 1 MiB and 0.5 MiB).
+inline constexpr size_t kMaxGpt2FileBytes = size_t{16} << 20;
+inline constexpr size_t kMaxGpt2Tokens = size_t{1} << 20;
 Vocab load_vocab_from_gpt2_files(const std::string& encoder_json_path, const std::string& vocab_bpe_path);
 // The same from the files' contents; the names are for messages.
 Vocab parse_gpt2_vocab(std::string_view encoder_json, std::string_view vocab_bpe, const std::string& encoder_name,
