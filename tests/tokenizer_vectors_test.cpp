@@ -1,7 +1,9 @@
 // The tokenizers against llama.cpp's test vectors (../shared/tokenizer-tests) and the prompts
-// of the reference runs (../shared/reference/*/*/tokens.json).
+// of the reference runs (../shared/reference/*/*/tokens.json, and the nanoGPT fixtures'
+// ../shared/models/nanogpt/*/ref/*/tokens.json for OpenAI's GPT-2 files).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -9,6 +11,7 @@
 #include "io/gguf.h"
 #include "test_support.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/vocab.h"
 
 namespace {
 
@@ -176,6 +179,90 @@ TEST(TokenizerReference, Llama2cTokenizerMatchesStories260K) {
   }
   for (const char* text : {"", " ", "Zebra 🦙 \xff ok\n\n", "  two  spaces"})
     EXPECT_EQ(tok->encode(text), gg->encode(text)) << text;
+}
+
+// OpenAI's GPT-2 files (../shared/tokenizers/gpt2), as nanoGPT's GPT-2 models use them.
+std::unique_ptr<tp::Tokenizer> gpt2_files_tokenizer() {
+  const fs::path dir = tp::test::shared_dir() / "tokenizers/gpt2";
+  return tp::Tokenizer::from_gpt2_files((dir / "encoder.json").string(), (dir / "vocab.bpe").string());
+}
+
+TEST(TokenizerGpt2Files, NanoGptReferenceTextsGiveTheirTokens) {
+  TP_REQUIRE_SHARED("tokenizers/gpt2/vocab.bpe");
+  TP_REQUIRE_SHARED("models/nanogpt/nanogpt-gpt2-tiny/ref");
+  const auto tok = gpt2_files_tokenizer();
+  size_t n = 0;
+  for (const auto& c : fs::directory_iterator(tp::test::shared_dir() / "models/nanogpt/nanogpt-gpt2-tiny/ref")) {
+    if (!fs::exists(c.path() / "tokens.json")) continue;
+    const auto j = nlohmann::json::parse(read_all(c.path() / "tokens.json"));
+    const std::string text = j.at("text").get<std::string>();
+    const auto want = j.at("tokens").get<std::vector<int32_t>>();
+    EXPECT_EQ(tok->encode(text), want) << c.path();  // default options: no BOS, as nanoGPT's sample.py
+    EXPECT_EQ(tok->decode(want), text) << c.path();
+    ++n;
+  }
+  EXPECT_GE(n, 2u);
+  std::printf("OK gpt2 files: %zu nanoGPT reference texts  [%s]\n", n, tok->summary().c_str());
+}
+
+// The files give the vocabulary a GGUF GPT-2 model carries, field by field, so both run the
+// same encoder: llama.cpp's GPT-2 test vectors hold for either.
+TEST(TokenizerGpt2Files, SameVocabularyAndIdsAsGgufGpt2) {
+  TP_REQUIRE_SHARED("tokenizers/gpt2/vocab.bpe");
+  TP_REQUIRE_SHARED("tokenizer-tests/ggml-vocab-gpt-2.gguf.inp");
+  const auto files = gpt2_files_tokenizer();
+  const fs::path vectors = tp::test::shared_dir() / "tokenizer-tests/ggml-vocab-gpt-2.gguf";
+  std::vector<fs::path> ggufs = {vectors};
+  if (fs::exists(model_path("gpt2-tiny.gguf"))) ggufs.push_back(model_path("gpt2-tiny.gguf"));
+  for (const fs::path& g : ggufs) {
+    const auto gg = tp::Tokenizer::from_gguf(tp::GgufFile::open(g.string()));
+    const tp::Vocab &a = files->vocab(), &b = gg->vocab();
+    ASSERT_EQ(a.tokens, b.tokens) << g;
+    EXPECT_EQ(a.merges, b.merges) << g;
+    EXPECT_EQ(a.types, b.types) << g;
+    EXPECT_EQ(a.pre, b.pre) << g;
+    EXPECT_EQ(a.bos, b.bos) << g;
+    EXPECT_EQ(a.eos, b.eos) << g;
+    EXPECT_EQ(a.eog_ids, b.eog_ids) << g;
+    EXPECT_EQ(files->adds_bos(), gg->adds_bos()) << g;
+  }
+  size_t ok = 0;
+  const auto cases = load_vectors(vectors);
+  ASSERT_GT(cases.size(), 40u);
+  for (const auto& [text, want] : cases) {
+    const auto got = files->encode(text);  // default options add nothing for GPT-2
+    if (got == want && files->decode(got) == text) ++ok;
+    else ADD_FAILURE() << "'" << text << "'\n  got " << ids_str(got) << "\n want " << ids_str(want);
+  }
+  std::printf("%s gpt2 files on llama.cpp's gpt-2 vectors: %zu/%zu texts\n", ok == cases.size() ? "OK" : "NOT OK",
+              ok, cases.size());
+}
+
+// nanoGPT's sample.py encodes with tiktoken's allowed_special={"<|endoftext|>"}: the text
+// "<|endoftext|>" becomes id 50256. tokenprobe does that with parse_special (--special);
+// without it the text is spelled as ordinary characters, like tiktoken's encode_ordinary.
+TEST(TokenizerGpt2Files, EndOfTextIsControlAndEndOfGeneration) {
+  TP_REQUIRE_SHARED("tokenizers/gpt2/vocab.bpe");
+  const auto tok = gpt2_files_tokenizer();
+  EXPECT_EQ(tok->n_vocab(), 50257);
+  EXPECT_EQ(tok->vocab().merges.size(), 50000u);
+  EXPECT_TRUE(tok->is_control(50256));
+  EXPECT_TRUE(tok->is_eog(50256));
+  EXPECT_FALSE(tok->is_eog(13));
+  EXPECT_FALSE(tok->adds_bos());
+  tp::EncodeOptions special;
+  special.parse_special = true;
+  std::vector<int32_t> want = tok->encode("Hi");
+  want.push_back(50256);
+  for (int32_t id : tok->encode("Bye")) want.push_back(id);
+  EXPECT_EQ(tok->encode("Hi<|endoftext|>Bye", special), want);
+  const auto plain = tok->encode("Hi<|endoftext|>Bye");
+  EXPECT_EQ(std::count(plain.begin(), plain.end(), 50256), 0);
+  EXPECT_EQ(tok->decode(plain), "Hi<|endoftext|>Bye");
+  tp::DecodeOptions render;
+  render.render_control = true;
+  EXPECT_EQ(tok->decode(want, render), "Hi<|endoftext|>Bye");
+  EXPECT_EQ(tok->decode(want), "HiBye");
 }
 
 }  // namespace

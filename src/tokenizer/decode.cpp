@@ -103,7 +103,13 @@ std::string Tokenizer::token_bytes(int32_t id) const {
     }
     case TokenType::Normal: break;
   }
-  return v.kind == VocabKind::Bpe ? unmap_lenient(t) : replace_lower_block(t);
+  switch (v.kind) {
+    case VocabKind::Bpe: return unmap_lenient(t);
+    case VocabKind::Char: return t;  // the character itself: "▁" is no space marker here
+    case VocabKind::Spm:
+    case VocabKind::Wpm: break;
+  }
+  return replace_lower_block(t);
 }
 
 // The encoder puts "▁" before the first text and before text that follows a special token;

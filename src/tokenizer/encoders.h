@@ -23,4 +23,8 @@ bool spm_words_are_independent(const Vocab& v);
 // and CJK split off), then greedy longest match per word with the "▁" word-start marker.
 void wpm_encode(const Vocab& v, std::string_view text, size_t base, std::vector<TokenSpan>& out);
 
+// Character-level: one token per UTF-8 character. Throws tp::Error(Usage) naming the byte
+// offset (in the whole input) of invalid UTF-8 or of a character the vocabulary lacks.
+void char_encode(const Vocab& v, std::string_view text, size_t base, std::vector<TokenSpan>& out);
+
 }  // namespace tp

@@ -13,6 +13,8 @@ std::string Tokenizer::summary() const {
   if (v.kind == VocabKind::Bpe) s += ", " + std::to_string(v.merges.size()) + " merges";
   if (v.kind == VocabKind::Wpm) {
     s += ", cls=" + std::to_string(v.bos) + " sep=" + std::to_string(v.sep);
+  } else if (v.kind == VocabKind::Char) {
+    s += " (one per character), no BOS/EOS";
   } else {
     s += ", bos=" + std::to_string(v.bos) + " eos=" + std::to_string(v.eos);
   }

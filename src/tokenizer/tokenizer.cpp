@@ -73,6 +73,16 @@ std::unique_ptr<Tokenizer> Tokenizer::from_llama2c(const std::string& path, int3
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::make_unique<Vocab>(load_vocab_from_llama2c(path, bos, eos))));
 }
 
+std::unique_ptr<Tokenizer> Tokenizer::from_gpt2_files(const std::string& encoder_json_path,
+                                                      const std::string& vocab_bpe_path) {
+  return std::unique_ptr<Tokenizer>(
+      new Tokenizer(std::make_unique<Vocab>(load_vocab_from_gpt2_files(encoder_json_path, vocab_bpe_path))));
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::from_chars(std::vector<std::string> itos, const std::string& source) {
+  return std::unique_ptr<Tokenizer>(new Tokenizer(std::make_unique<Vocab>(make_char_vocab(std::move(itos), source))));
+}
+
 std::unique_ptr<Tokenizer> Tokenizer::from_vocab(Vocab vocab) {
   if (vocab.types.empty()) vocab.types.assign(vocab.tokens.size(), TokenType::Normal);
   check_vocab(vocab);  // before finalize() would paper over arrays of different lengths
@@ -121,6 +131,9 @@ void Tokenizer::encode_text(std::string_view text, size_t base, bool after_speci
       return;
     case VocabKind::Wpm:
       wpm_encode(v, text, base, out);
+      return;
+    case VocabKind::Char:
+      char_encode(v, text, base, out);
       return;
     case VocabKind::Bpe:
       for (const auto& [b, e] : pre_->split(text))

@@ -1,10 +1,12 @@
 // Text <-> token ids for every model tokenprobe runs, built from GGUF metadata
-// (tokenizer.ggml.*) or from a llama2.c tokenizer file. Three families:
+// (tokenizer.ggml.*), a llama2.c tokenizer file, OpenAI's GPT-2 files (encoder.json +
+// vocab.bpe) or a list of characters. Four families:
 //   SPM  (tokenizer.ggml.model = "llama"): SentencePiece-style score-driven merges over
 //        UTF-8 characters, byte fallback <0xNN>, "▁" for spaces and a space prefix.
 //   BPE  ("gpt2"): byte-level BPE with ranked merges after a regex pre-tokenizer chosen by
 //        tokenizer.ggml.pre (see pretokenizer.h).
 //   WPM  ("bert"): WordPiece greedy longest match after BERT normalisation.
+//   CHAR ("chars"): one token per Unicode character (nanoGPT's character-level models).
 // Behaviour follows llama.cpp (the reference the project compares against); the few
 // deliberate differences are listed in docs/tokenizers.md. Every token carries the byte span
 // of the input it came from. The library never aborts: bad metadata gives tp::Error.
@@ -47,6 +49,13 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_gguf(const GgufFile& f);  // throws Error naming the key
   static std::unique_ptr<Tokenizer> from_llama2c(const std::string& path, int32_t bos = 1,
                                                  int32_t eos = 2);
+  // OpenAI's GPT-2 encoder.json + vocab.bpe (load_vocab_from_gpt2_files in vocab.h): the
+  // same vocabulary and encoding as a GGUF GPT-2 model's. Throws Error naming file and line.
+  static std::unique_ptr<Tokenizer> from_gpt2_files(const std::string& encoder_json_path,
+                                                    const std::string& vocab_bpe_path);
+  // Character level (nanoGPT's meta.pkl itos): id i is the one character itos[i]; encoding a
+  // character not in the list throws Error(Usage) naming it and its byte offset.
+  static std::unique_ptr<Tokenizer> from_chars(std::vector<std::string> itos, const std::string& source = {});
   static std::unique_ptr<Tokenizer> from_vocab(Vocab vocab);  // validates like from_gguf
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
@@ -56,7 +65,8 @@ class Tokenizer {
   std::vector<TokenSpan> encode_with_spans(std::string_view text, const EncodeOptions& = {}) const;
 
   // The bytes the token stands for: byte tokens give their byte, "▁" gives a space, GPT-2's
-  // byte-to-unicode characters are mapped back; control tokens give their text; unused give "".
+  // byte-to-unicode characters are mapped back; control tokens give their text; unused give "";
+  // a character vocabulary's tokens give their character.
   std::string token_bytes(int32_t id) const;
   std::string decode(const std::vector<int32_t>& ids, const DecodeOptions& = {}) const;
 

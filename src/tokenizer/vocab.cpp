@@ -16,6 +16,7 @@ const char* vocab_kind_name(VocabKind k) {
     case VocabKind::Spm: return "SPM";
     case VocabKind::Bpe: return "BPE";
     case VocabKind::Wpm: return "WPM";
+    case VocabKind::Char: return "CHAR";
   }
   return "?";
 }

@@ -1,7 +1,9 @@
 // The vocabulary a tokenizer works from: token strings, scores, types, special ids and the
 // flags that say how text is prepared (BOS/EOS, the SentencePiece space prefix). Built from
-// GGUF `tokenizer.ggml.*` metadata or from a llama2.c tokenizer file; treats both as hostile.
+// GGUF `tokenizer.ggml.*` metadata, a llama2.c tokenizer file, OpenAI's GPT-2 files or a
+// character list; treats all of them as hostile.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -17,7 +19,8 @@ class GgufFile;
 enum class TokenType : uint8_t { Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4,
                                  Unused = 5, Byte = 6 };
 
-enum class VocabKind { Spm, Bpe, Wpm };
+// Char: one token per Unicode character, looked up whole (nanoGPT's character-level models).
+enum class VocabKind { Spm, Bpe, Wpm, Char };
 const char* vocab_kind_name(VocabKind k);
 
 struct StringViewHash {
@@ -28,7 +31,7 @@ using TextIndex = std::unordered_map<std::string, int32_t, StringViewHash, std::
 
 struct Vocab {
   VocabKind kind = VocabKind::Spm;
-  std::string model;   // tokenizer.ggml.model ("llama", "gpt2", "bert", "llama2.c")
+  std::string model;   // tokenizer.ggml.model ("llama", "gpt2", "bert"), or "llama2.c", "chars"
   std::string pre;     // tokenizer.ggml.pre, the BPE pre-tokenizer name
   std::string source;  // file name, for error messages
   std::string name;    // general.name (lower case), for the few per-model quirks
@@ -68,5 +71,27 @@ Vocab load_vocab_from_gguf(const GgufFile& f);
 // Reads a llama2.c tokenizer file: u32 max_token_length, then per token
 // {f32 score, i32 len, bytes}. The token count is implied by the file size.
 Vocab load_vocab_from_llama2c(const std::string& path, int32_t bos, int32_t eos);
+
+// OpenAI's GPT-2 files: encoder.json ({"token": id} with ids 0..N-1, tokens in GPT-2's
+// byte-to-unicode form) and vocab.bpe (an optional "#version" line, then one merge "left
+// right" per line in rank order). Gives what a GGUF with model "gpt2", pre "gpt-2" gives:
+// "<|endoftext|>" (when present) is a control token and BOS = EOS = end of generation; no BOS
+// is added. Throws tp::Error naming the file and the byte/line/token at fault: invalid JSON,
+// anything but an object of whole-number ids, duplicate texts or ids, ids not 0..N-1, a
+// missing single-byte token, a merge line that is not two tokens whose concatenation is a
+// token, invalid UTF-8, files above kMaxGpt2FileBytes, more than kMaxGpt2Tokens tokens (the
+// caps bound the memory a hostile file can claim; the largest real vocabularies have about
+// 260k tokens, GPT-2's files are 1 MiB and 0.5 MiB).
+inline constexpr size_t kMaxGpt2FileBytes = size_t{16} << 20;
+inline constexpr size_t kMaxGpt2Tokens = size_t{1} << 20;
+Vocab load_vocab_from_gpt2_files(const std::string& encoder_json_path, const std::string& vocab_bpe_path);
+// The same from the files' contents; the names are for messages.
+Vocab parse_gpt2_vocab(std::string_view encoder_json, std::string_view vocab_bpe, const std::string& encoder_name,
+                       const std::string& bpe_name);
+
+// A character-level vocabulary (nanoGPT's meta.pkl `itos`): id i is itos[i], which must be
+// exactly one Unicode character in valid UTF-8, each character once. No BOS, EOS or
+// end-of-generation token. `source` names where the list came from, for messages.
+Vocab make_char_vocab(std::vector<std::string> itos, const std::string& source);
 
 }  // namespace tp

@@ -12,6 +12,7 @@
 //   a refused os.system call) and, from SHARED_DIR, nanoGPT's meta.pkl files and the data.pkl
 //   records of its ckpt.pt files.
 // OUT_DIR/torch_zip/: the miniature checkpoint in each zip layout torch_samples.h writes.
+// OUT_DIR/gpt2_files/: GPT-2 tokenizer file pairs (gpt2_files_fuzz.h).
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -32,6 +33,7 @@
 #include "io/mapped_file.h"
 #include "io/zip_reader.h"
 #include "torch_samples.h"
+#include "gpt2_files_fuzz.h"
 #include "trace_fuzz.h"
 
 namespace fs = std::filesystem;
@@ -229,6 +231,7 @@ int main(int argc, char** argv) {
         ++n;
       }
     }
+    tp::fuzz::write_gpt2_files_seeds(out / "gpt2_files", argc > 2 ? argv[2] : "");
     const int real = trace_seeds(out, argc > 2 ? argv[2] : nullptr);
     const int pickles = torch_seeds(out, argc > 2 ? argv[2] : nullptr);
     std::printf("make_seeds: wrote synthetic seeds, %d miniatures of shared GGUF files, %d real trace(s) and %d "
