@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "io/gguf_writer.h"
 #include "io/npy.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "runtime/session.h"
 #include "model_variant.h"
 #include "test_support.h"

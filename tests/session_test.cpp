@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "model/model.h"
+#include "loader/loader.h"
 #include "runtime/session.h"
 #include "test_support.h"
 

@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "io/npy.h"
 #include "io/sha256.h"
-#include "model/model.h"
+#include "runtime/model.h"
 #include "probe/capture.h"
 #include "runtime/session.h"
 #include "trace/trace_reader.h"

@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "io/sha256.h"
-#include "model/model.h"
+#include "runtime/model.h"
 #include "probe/intervention.h"
 #include "runtime/session.h"
 #include "trace/trace_reader.h"

@@ -6,7 +6,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
-#include "model/model.h"
+#include "runtime/model.h"
 #include "trace/trace_reader.h"
 
 namespace tp::server {

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "model/model.h"
+#include "runtime/model.h"
 #include "trace/trace_reader.h"
 
 namespace tp::server {
