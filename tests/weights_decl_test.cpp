@@ -3,6 +3,7 @@
 // declarations make; mistakes in the declarations themselves are refused.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <memory>
 
 #include "arch/architecture.h"
@@ -201,6 +202,31 @@ TEST(WeightDecl, LoadedTableIsTheDeclaredTable) {
     }
     EXPECT_TRUE(m->config.gated_mlp);
   }
+}
+
+// With two tensors missing, the error names the first in table order (blk.3.attn_q before any
+// ffn_up), as validation reported before declarations bound block by block.
+TEST(WeightDecl, FirstProblemReportedInTableOrder) {
+  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
+  std::ifstream is(test::shared_dir() / "models/real/stories260K.gguf", std::ios::binary);
+  std::string bytes(std::istreambuf_iterator<char>(is), {});
+  for (const auto& [from, to] : {std::pair{"blk.0.ffn_up.weight", "blk.0.ffn_uX.weight"},
+                                 std::pair{"blk.3.attn_q.weight", "blk.3.attn_X.weight"}}) {
+    const size_t at = bytes.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    bytes.replace(at, std::string(to).size(), to);
+  }
+  const auto path = std::filesystem::temp_directory_path() / ("tokenprobe-test-" + std::to_string(::getpid()) + "-two-missing.gguf");
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::string where;
+  try {
+    load_model(path.string());
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::NotFound);
+    where = e.where();
+  }
+  std::filesystem::remove(path);
+  EXPECT_EQ(where, path.string() + ": tensor blk.3.attn_q.weight");
 }
 
 }  // namespace
