@@ -57,7 +57,6 @@ ModelConfig small_config(const std::string& arch) {
 
 TEST(WeightDecl, ListingYieldsTheTableAndEmptyViews) {
   WeightDecl listing;
-  EXPECT_FALSE(listing.binding());
   for (const TensorView& v : declare_toy(listing)) EXPECT_FALSE(v.present());
   const auto& specs = listing.specs();
   ASSERT_EQ(specs.size(), 4u);

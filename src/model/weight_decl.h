@@ -51,7 +51,6 @@ class WeightDecl {
   };
   Block block(int layer) { return Block(*this, layer); }
 
-  bool binding() const { return store_ != nullptr; }
   // The table: one spec per name pattern, in the order first declared.
   const std::vector<WeightSpec>& specs() const { return specs_; }
   // The table expanded (expand_table): what validation and `tokenprobe info` walk. Throws
