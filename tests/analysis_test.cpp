@@ -12,6 +12,7 @@
 #include "analysis/explain.h"
 #include "analysis/explain_capture.h"
 #include "analysis/logit_lens.h"
+#include "loader/loader.h"
 #include "quant/int8_dot.h"
 #include "runtime/session.h"
 #include "trace/trace_reader.h"

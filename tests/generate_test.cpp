@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "io/gguf_writer.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "model_variant.h"
 #include "runtime/generate.h"
 #include "server/generate.h"

@@ -11,7 +11,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "probe/intervention.h"
 #include "probe/recorder.h"
 #include "runtime/generate.h"

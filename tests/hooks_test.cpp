@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/thread_pool.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "probe/recorder.h"
 #include "quant/quant.h"
 #include "runtime/ops.h"

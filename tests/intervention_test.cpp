@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "io/gguf_writer.h"
 #include "io/npy.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "runtime/session.h"
 #include "model_variant.h"
 #include "test_pool.h"
@@ -55,7 +55,7 @@ TracedRun run(const Model& m, const std::vector<int32_t>& prompt, const std::str
   o.max_batch = max_batch;
   o.spec = CaptureSpec::parse(capture);
   o.interventions = parse_interventions(intervene, open_trace_source);
-  prepare_interventions(o.interventions, m, prompt, n, [&](Observer& mean, bool all_logits) {
+  prepare_interventions(o.interventions, m.config, m.path, prompt, n, [&](Observer& mean, bool all_logits) {
     observe_prompt(m, test_pool(), prompt, mean, all_logits);
   });
   run_traced(m, test_pool(), prompt, greedy(), o, trace_manifest(m, prompt, {}, "", {}));
@@ -228,7 +228,7 @@ TEST_F(Intervention, ClausesThatMatchNothingAreUsageErrors) {
   // Before a run, positions are checked against the run's length: prompt + generated.
   auto iv = parse_interventions("zero(blocks.0.hook_resid_post[pos=999])");
   try {
-    prepare_interventions(iv, *m, {1, 403}, 2, [](Observer&, bool) { ADD_FAILURE() << "no mean() clause to run for"; });
+    prepare_interventions(iv, m->config, m->path, {1, 403}, 2, [](Observer&, bool) { ADD_FAILURE() << "no mean() clause to run for"; });
     ADD_FAILURE() << "accepted pos=999 in a run of 3 positions";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("at most 3 positions (0-2)"), std::string::npos) << e.what();

@@ -11,7 +11,7 @@
 
 #include "analysis/explain.h"
 #include "analysis/logit_lens.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "model_variant.h"
 #include "runtime/session.h"
 #include "server/lens.h"

@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "runtime/session.h"
 #include "test_pool.h"
 #include "test_support.h"

@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "io/gguf_writer.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "model_variant.h"
 #include "probe/capture_spec.h"
 #include "runtime/ops.h"

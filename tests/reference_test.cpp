@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "io/gguf.h"
 #include "io/npy.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "probe/recorder.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"

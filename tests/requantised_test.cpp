@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-#include "model/model.h"
+#include "loader/loader.h"
 #include "runtime/session.h"
 #include "test_pool.h"
 #include "test_support.h"

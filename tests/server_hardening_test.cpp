@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "model/model.h"
+#include "loader/loader.h"
 #include "server/server.h"
 #include "test_support.h"
 

@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/model.h"
+#include "loader/loader.h"
 #include "server/api_util.h"
 #include "server/openai.h"
 #include "test_support.h"

@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "model/model.h"
+#include "loader/loader.h"
 #include "server/report.h"
 #include "server/server.h"
 #include "server/trace_store.h"

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <thread>
 
-#include "model/model.h"
+#include "loader/loader.h"
 #include "runtime/session.h"
 #include "test_pool.h"
 #include "test_support.h"

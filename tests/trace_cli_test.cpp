@@ -10,7 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "model/model.h"
+#include "loader/loader.h"
 #include "test_support.h"
 
 namespace tp {

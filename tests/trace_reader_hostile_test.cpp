@@ -21,7 +21,7 @@
 
 #include "analysis/explain_record.h"
 #include "core/error.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "server/lens.h"
 #include "server/server.h"
 #include "server/trace_store.h"

@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "io/npy.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "probe/capture.h"
 #include "probe/recorder.h"
 #include "runtime/session.h"

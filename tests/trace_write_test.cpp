@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "probe/capture.h"
 #include "runtime/session.h"
 #include "test_pool.h"

@@ -1,5 +1,6 @@
 #include "analysis/dla.h"
 
+#include "arch/architecture.h"
 #include "core/error.h"
 #include "quant/int8_dot.h"
 #include "runtime/forward.h"

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "arch/architecture.h"
 #include "core/error.h"
 #include "runtime/ops.h"
 

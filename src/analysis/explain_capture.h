@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "model/model.h"
+#include "runtime/model.h"
 #include "probe/hooks.h"
 
 namespace tp::analysis {

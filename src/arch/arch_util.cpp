@@ -53,7 +53,9 @@ void embed_tokens(Forward& f, const TensorView& table, float scale) {
   f.offer(Hook::Embed, -1, f.st.resid.data(), {f.n, d});
 }
 
-std::string blk(int layer, const char* name) { return "blk." + std::to_string(layer) + "." + name; }
+NormWeights norm(const NormViews& v, int64_t d) {
+  return v.weight.present() ? bind_norm(v.weight, v.bias, d) : NormWeights{};
+}
 
 }  // namespace tp::arch_util
 
@@ -75,70 +77,10 @@ void StandardModel::block(Forward& f, int layer) const {
   else sequential_block(f, layer, blocks[layer]);
 }
 
-namespace arch_util {
-
-NormWeights bind_block_norm(const WeightStore& w, int l, const char* name, int64_t d) {
-  const std::string base = blk(l, name);
-  return bind_norm(w.get(base + ".weight"), w.optional(base + ".bias"), d);
+bool StandardModel::gated_mlp() const {
+  // Every block has the same MLP (the declarations are checked alike in every layer).
+  const MlpWeights& m = blocks.front().mlp;
+  return m.gate.present() || m.fused_gate_up;
 }
 
-AttnWeights bind_separate_qkv(const WeightStore& w, int l) {
-  AttnWeights a;
-  a.wq = w.get(blk(l, "attn_q.weight"));
-  a.wk = w.get(blk(l, "attn_k.weight"));
-  a.wv = w.get(blk(l, "attn_v.weight"));
-  a.bq = w.optional(blk(l, "attn_q.bias"));
-  a.bk = w.optional(blk(l, "attn_k.bias"));
-  a.bv = w.optional(blk(l, "attn_v.bias"));
-  a.wo = w.get(blk(l, "attn_output.weight"));
-  a.bo = w.optional(blk(l, "attn_output.bias"));
-  return a;
-}
-
-AttnWeights bind_fused_qkv(const WeightStore& w, int l) {
-  AttnWeights a;
-  a.wqkv = w.get(blk(l, "attn_qkv.weight"));
-  a.bqkv = w.optional(blk(l, "attn_qkv.bias"));
-  a.wo = w.get(blk(l, "attn_output.weight"));
-  a.bo = w.optional(blk(l, "attn_output.bias"));
-  return a;
-}
-
-MlpWeights bind_mlp(const WeightStore& w, int l, bool gated, bool fused_gate_up) {
-  MlpWeights m;
-  m.up = w.get(blk(l, "ffn_up.weight"));
-  m.up_b = w.optional(blk(l, "ffn_up.bias"));
-  if (gated && !fused_gate_up) {
-    m.gate = w.get(blk(l, "ffn_gate.weight"));
-    m.gate_b = w.optional(blk(l, "ffn_gate.bias"));
-  }
-  m.fused_gate_up = fused_gate_up;
-  m.down = w.get(blk(l, "ffn_down.weight"));
-  m.down_b = w.optional(blk(l, "ffn_down.bias"));
-  return m;
-}
-
-void bind_ends(StandardModel& m, const ModelConfig& c, const WeightStore& w) {
-  m.token_embd = w.get("token_embd.weight");
-  m.out_norm = bind_norm(w.get("output_norm.weight"), w.optional("output_norm.bias"), c.d_model);
-  m.output = c.tied_output ? m.token_embd : w.get("output.weight");
-}
-
-std::unique_ptr<StandardModel> bind_standard(const ModelConfig& c, const WeightStore& w, const BlockLayout& layout) {
-  auto m = std::make_unique<StandardModel>();
-  bind_ends(*m, c, w);
-  m->parallel = c.parallel_residual;
-  m->embed_scale = c.embed_scale;
-  for (int l = 0; l < c.n_layers; ++l) {
-    BlockWeights b;
-    b.ln1 = bind_block_norm(w, l, "attn_norm", c.d_model);
-    b.ln2 = bind_block_norm(w, l, "ffn_norm", c.d_model);
-    b.attn = layout.fused_qkv ? bind_fused_qkv(w, l) : bind_separate_qkv(w, l);
-    b.mlp = bind_mlp(w, l, layout.gated_mlp, layout.fused_gate_up);
-    m->blocks.push_back(std::move(b));
-  }
-  return m;
-}
-
-}  // namespace arch_util
 }  // namespace tp

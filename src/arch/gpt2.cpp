@@ -11,41 +11,36 @@ ModelConfig read_config(const GgufFile& f) {
   c.positions = PositionKind::Learned;
   c.rope_dims = 0;
   c.act = Activation::GELU;
-  c.gated_mlp = false;
   return c;
 }
 
-std::vector<WeightSpec> weight_table(const ModelConfig& c) {
+std::unique_ptr<ArchModel> declare(const ModelConfig& c, WeightDecl& d) {
   const int64_t dm = c.d_model, qkv = c.q_dim() + 2 * c.kv_dim(), dff = c.d_mlp;
-  return {
-      {"token_embd.weight", {dm, c.d_vocab}},
-      {"position_embd.weight", {dm, c.n_ctx}},
-      {"output_norm.weight", {dm}},
-      {"output_norm.bias", {dm}},
-      {"output.weight", {dm, c.d_vocab}, false},
-      {"blk.{L}.attn_norm.weight", {dm}},
-      {"blk.{L}.attn_norm.bias", {dm}},
-      {"blk.{L}.attn_qkv.weight", {dm, qkv}},
-      {"blk.{L}.attn_qkv.bias", {qkv}},
-      {"blk.{L}.attn_output.weight", {c.q_dim(), dm}},
-      {"blk.{L}.attn_output.bias", {dm}},
-      {"blk.{L}.ffn_norm.weight", {dm}},
-      {"blk.{L}.ffn_norm.bias", {dm}},
-      {"blk.{L}.ffn_up.weight", {dm, dff}},
-      {"blk.{L}.ffn_up.bias", {dff}},
-      {"blk.{L}.ffn_down.weight", {dff, dm}},
-      {"blk.{L}.ffn_down.bias", {dm}},
-  };
-}
-
-std::unique_ptr<ArchModel> bind(const ModelConfig& c, const WeightStore& w) {
-  auto m = arch_util::bind_standard(c, w, {.fused_qkv = true, .gated_mlp = false, .fused_gate_up = false});
-  m->position_embd = w.get("position_embd.weight");
+  auto m = std::make_unique<StandardModel>(c);
+  m->token_embd = d.tensor("token_embd.weight", {dm, c.d_vocab});
+  m->position_embd = d.tensor("position_embd.weight", {dm, c.n_ctx});
+  m->out_norm = arch_util::norm({d.tensor("output_norm.weight", {dm}), d.tensor("output_norm.bias", {dm})}, dm);
+  const TensorView output = d.optional("output.weight", {dm, c.d_vocab});
+  m->output = output.present() ? output : m->token_embd;
+  for (int l = 0; l < c.n_layers; ++l) {
+    WeightDecl::Block b = d.block(l);
+    BlockWeights& w = m->blocks.emplace_back();
+    w.ln1 = arch_util::norm({b.tensor("attn_norm.weight", {dm}), b.tensor("attn_norm.bias", {dm})}, dm);
+    w.attn.wqkv = b.tensor("attn_qkv.weight", {dm, qkv});
+    w.attn.bqkv = b.tensor("attn_qkv.bias", {qkv});
+    w.attn.wo = b.tensor("attn_output.weight", {c.q_dim(), dm});
+    w.attn.bo = b.tensor("attn_output.bias", {dm});
+    w.ln2 = arch_util::norm({b.tensor("ffn_norm.weight", {dm}), b.tensor("ffn_norm.bias", {dm})}, dm);
+    w.mlp.up = b.tensor("ffn_up.weight", {dm, dff});
+    w.mlp.up_b = b.tensor("ffn_up.bias", {dff});
+    w.mlp.down = b.tensor("ffn_down.weight", {dff, dm});
+    w.mlp.down_b = b.tensor("ffn_down.bias", {dm});
+  }
   return m;
 }
 
 }  // namespace
 
-extern const Architecture kGpt2Architecture{"gpt2", read_config, weight_table, bind};
+extern const Architecture kGpt2Architecture{"gpt2", read_config, declare};
 
 }  // namespace tp

@@ -36,4 +36,11 @@ const Architecture& find_architecture(const std::string& name, const std::string
               "tokenprobe runs: " + known);
 }
 
+std::vector<WeightSpec> weight_table(const Architecture& arch, const ModelConfig& c) {
+  WeightDecl listing;
+  arch.declare(c, listing);
+  listing.entries();  // refuses a block tensor not declared in every layer
+  return listing.specs();
+}
+
 }  // namespace tp

@@ -38,7 +38,7 @@ struct ModelConfig {
   float rope_freq_scale = 1.0f;  // linear position scaling: positions are multiplied by it
 
   Activation act = Activation::SiLU;
-  bool gated_mlp = true;          // act(gate) * up
+  bool gated_mlp = true;          // act(gate) * up; set by the loader from the declared weights
   bool parallel_residual = false; // attention and MLP both read the block input
   float embed_scale = 1.0f;       // Gemma multiplies embeddings by sqrt(d_model)
   float attn_scale = 0.0f;        // 1/sqrt(d_head) unless the model says otherwise

@@ -43,27 +43,27 @@ static std::string shape_str(const std::vector<int64_t>& ne) {
   return v.shape_string();
 }
 
+const TensorView* WeightStore::check(const WeightEntry& e) const {
+  const TensorView* t = find(e.name);
+  if (!t) return e.required ? &get(e.name) : nullptr;  // get throws the NotFound error
+  // Trailing dimensions of 1 are equivalent (a [64] bias may be stored as [64, 1]).
+  auto trimmed = [](std::vector<int64_t> v) {
+    while (v.size() > 1 && v.back() == 1) v.pop_back();
+    return v;
+  };
+  if (trimmed(t->ne) != trimmed(e.ne))
+    throw Error(ErrorKind::Shape, source_ + ": tensor " + e.name,
+                "has shape " + t->shape_string() + " but the model config implies " + shape_str(e.ne),
+                "the metadata and the tensors disagree; the file may be corrupt");
+  if (!dtype_info(t->type).computable)
+    throw Error(ErrorKind::Unsupported, source_ + ": tensor " + e.name,
+                std::string("type ") + dtype_name(t->type) + " cannot be used as a weight",
+                "re-quantise the model to F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or Q2_K..Q6_K");
+  return t;
+}
+
 void WeightStore::validate(const std::vector<WeightEntry>& entries) const {
-  for (const auto& e : entries) {
-    const TensorView* t = find(e.name);
-    if (!t) {
-      if (e.required) get(e.name);  // throws the NotFound error
-      continue;
-    }
-    // Trailing dimensions of 1 are equivalent (a [64] bias may be stored as [64, 1]).
-    auto trimmed = [](std::vector<int64_t> v) {
-      while (v.size() > 1 && v.back() == 1) v.pop_back();
-      return v;
-    };
-    if (trimmed(t->ne) != trimmed(e.ne))
-      throw Error(ErrorKind::Shape, source_ + ": tensor " + e.name,
-                  "has shape " + t->shape_string() + " but the model config implies " + shape_str(e.ne),
-                  "the metadata and the tensors disagree; the file may be corrupt");
-    if (!dtype_info(t->type).computable)
-      throw Error(ErrorKind::Unsupported, source_ + ": tensor " + e.name,
-                  std::string("type ") + dtype_name(t->type) + " cannot be used as a weight",
-                  "re-quantise the model to F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or Q2_K..Q6_K");
-  }
+  for (const auto& e : entries) check(e);
 }
 
 }  // namespace tp

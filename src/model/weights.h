@@ -1,5 +1,6 @@
-// Weight tables: each architecture lists its tensors once (name pattern, expected shape,
-// required or optional). Loading, validation and `tokenprobe info` all walk that table.
+// Weight tables: an architecture declares each tensor once (model/weight_decl.h: name
+// pattern, expected shape, required or optional); the table below is derived from those
+// declarations, and loading, validation and `tokenprobe info` all walk it.
 #pragma once
 #include <map>
 #include <memory>
@@ -40,8 +41,11 @@ class WeightStore {
   const std::map<std::string, TensorView>& all() const { return tensors_; }
   const std::string& source() const { return source_; }
 
-  // Every required entry exists with the expected shape and a computable type; optional
-  // ones, when present, have the expected shape. Throws Error naming the tensor.
+  // The view for `e` once it passes the checks: exists when required, has the expected shape
+  // (trailing 1s aside) and a computable type. nullptr when optional and absent. Throws
+  // Error naming the tensor and the file.
+  const TensorView* check(const WeightEntry& e) const;
+  // check() on every entry, in table order.
   void validate(const std::vector<WeightEntry>& entries) const;
 
  private:

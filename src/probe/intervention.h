@@ -52,8 +52,6 @@ struct Intervention : Selector {
   bool means_ready = false;
 };
 
-struct Model;
-
 // Parses and loads (vectors; patch sources through `open_source`) an intervention spec;
 // throws Error(Usage/NotFound) quoting the clause. Without an opener, patch is refused.
 std::vector<Intervention> parse_interventions(const std::string& text, const ActivationSourceOpener& open_source = {});
@@ -73,8 +71,9 @@ void validate_interventions(const std::vector<Intervention>& iv, const ModelConf
 // position's logits when all_logits is set (runtime/session.h's observe_prompt does); it is
 // called only when there are mean() clauses.
 using PromptPass = std::function<void(Observer& observer, bool all_logits)>;
-void prepare_interventions(std::vector<Intervention>& iv, const Model& model, const std::vector<int32_t>& prompt,
-                           int64_t n_generate, const PromptPass& pass);
+// `model_path`: the file `cfg` was read from (a patch source must be recorded from it).
+void prepare_interventions(std::vector<Intervention>& iv, const ModelConfig& cfg, const std::string& model_path,
+                           const std::vector<int32_t>& prompt, int64_t n_generate, const PromptPass& pass);
 
 class InterventionObserver : public Observer {
  public:

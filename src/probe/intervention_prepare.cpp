@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "io/sha256.h"
-#include "model/model.h"
+#include "model/config.h"
 #include "probe/intervention.h"
 
 namespace tp {
@@ -100,12 +100,12 @@ void check_source_config(const Intervention& iv, const ModelConfig& cfg) {
 }
 
 // The same file, not only the same shape: the sha256 the source's manifest records.
-void check_source_identity(const Intervention& iv, const Model& model, const std::string& model_sha) {
+void check_source_identity(const Intervention& iv, const std::string& model_path, const std::string& model_sha) {
   const std::string sha = iv.source->model().sha256;
   if (sha != model_sha)
     throw Error(ErrorKind::Usage, "intervention '" + iv.text + "'",
                 iv.source_path + " was recorded from a model file with sha256 " + (sha.empty() ? "(none recorded)" : sha) +
-                    ", not " + model.path + " (sha256 " + model_sha + ")",
+                    ", not " + model_path + " (sha256 " + model_sha + ")",
                 "patch from a trace written with this model file; a model with the same shape but other weights "
                 "would patch in meaningless values");
 }
@@ -119,17 +119,17 @@ void validate_interventions(const std::vector<Intervention>& iv, const ModelConf
   }
 }
 
-void prepare_interventions(std::vector<Intervention>& iv, const Model& model, const std::vector<int32_t>& prompt,
-                           int64_t n_generate, const PromptPass& pass) {
+void prepare_interventions(std::vector<Intervention>& iv, const ModelConfig& cfg, const std::string& model_path,
+                           const std::vector<int32_t>& prompt, int64_t n_generate, const PromptPass& pass) {
   const int64_t P = int64_t(prompt.size());
   // The last generated token is chosen but never run: the passes cover P + n - 1 positions.
-  validate_interventions(iv, model.config, P + std::max<int64_t>(n_generate - 1, 0));
+  validate_interventions(iv, cfg, P + std::max<int64_t>(n_generate - 1, 0));
   std::string sha;
   bool any_mean = false;
   for (const auto& i : iv) {
     if (i.op == InterventionOp::Patch) {
-      if (sha.empty()) sha = sha256_file(model.path);
-      check_source_identity(i, model, sha);
+      if (sha.empty()) sha = sha256_file(model_path);
+      check_source_identity(i, model_path, sha);
     }
     any_mean = any_mean || i.op == InterventionOp::Mean;
   }
@@ -142,13 +142,13 @@ void prepare_interventions(std::vector<Intervention>& iv, const Model& model, co
     for (int h = 0; h < kHookCount && i.op == InterventionOp::Mean; ++h) {
       const Hook hook = static_cast<Hook>(h);
       const bool per_layer = hook_is_per_layer(hook);
-      for (int l = per_layer ? 0 : -1; l < (per_layer ? int(model.config.n_layers) : 0); ++l)
-        if (mean_applies(i, hook_name(hook, l), l) && hook_available(hook, model.config)) {
+      for (int l = per_layer ? 0 : -1; l < (per_layer ? int(cfg.n_layers) : 0); ++l)
+        if (mean_applies(i, hook_name(hook, l), l) && hook_available(hook, cfg)) {
           wanted.emplace_back(&i, hook_name(hook, l), hook);
           final_hooks = final_hooks || hook_info(hook).stage == HookStage::Final;
         }
     }
-  MeanCollector collect(iv, model.config, P);
+  MeanCollector collect(iv, cfg, P);
   pass(collect, final_hooks);
   for (auto& [i, name, hook] : wanted) i->means[name] = collect.mean(name, hook);
   for (auto& i : iv) i.means_ready = i.means_ready || i.op == InterventionOp::Mean;

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "model/model.h"
+#include "runtime/model.h"
 #include "probe/hooks.h"
 #include "runtime/run_state.h"
 

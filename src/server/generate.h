@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "model/model.h"
+#include "runtime/model.h"
 #include "runtime/session.h"
 #include "sampling/sampler.h"
 

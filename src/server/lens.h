@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/thread_pool.h"
-#include "model/model.h"
+#include "runtime/model.h"
 #include "trace/trace_reader.h"
 
 namespace tp::server {

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "model/model.h"
+#include "runtime/model.h"
 #include "server/generate.h"
 
 namespace tp::server {

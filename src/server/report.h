@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
-#include "model/model.h"
+#include "runtime/model.h"
 #include "trace/trace_reader.h"
 
 namespace tp::server {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model/model.h"
+#include "runtime/model.h"
 #include "probe/capture_spec.h"
 #include "probe/intervention.h"
 #include "runtime/generate.h"

@@ -25,7 +25,7 @@
 #include "io/npy.h"
 #include "analysis/explain.h"
 #include "analysis/explain_capture.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "sampling/record.h"
 #include "sampling/sampler.h"
 #include "trace/manifest.h"

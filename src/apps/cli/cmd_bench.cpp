@@ -20,7 +20,7 @@
 #include "apps/cli/bench_model.h"
 #include "apps/cli/commands.h"
 #include "core/error.h"
-#include "model/model.h"
+#include "loader/loader.h"
 #include "runtime/session.h"
 #include "trace/trace_run.h"
 

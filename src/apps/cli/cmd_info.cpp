@@ -4,7 +4,7 @@
 
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
-#include "model/model.h"
+#include "loader/loader.h"
 
 namespace tp::cli {
 namespace {
@@ -38,7 +38,7 @@ void run_info(const InfoOptions& o) {
     std::printf("\nmetadata\n");
     for (const auto& [k, v] : m->gguf->metadata()) std::printf("  %-44s %s\n", printable(k).c_str(), printable(v.to_display()).c_str());
   }
-  std::printf("\ntensors (%s table; shapes in ggml order, row length first)\n", m->arch->name);
+  std::printf("\ntensors (%s table; shapes in ggml order, row length first)\n", m->config.architecture.c_str());
   std::printf("  %-34s %-6s %-16s %12s\n", "name", "type", "shape", "bytes");
   for (const auto& e : m->table) {
     const TensorView* t = m->weights.find(e.name);
@@ -51,7 +51,7 @@ void run_info(const InfoOptions& o) {
     for (const auto& e : m->table) listed = listed || e.name == name;
     if (!listed)
       std::printf("  %-34s %-6s %-16s %12llu  (not used by the %s forward pass)\n", printable(name).c_str(), dtype_name(t.type),
-                  t.shape_string().c_str(), static_cast<unsigned long long>(t.nbytes), m->arch->name);
+                  t.shape_string().c_str(), static_cast<unsigned long long>(t.nbytes), m->config.architecture.c_str());
   }
 }
 

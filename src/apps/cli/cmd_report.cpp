@@ -6,6 +6,7 @@
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
 #include "core/error.h"
+#include "loader/loader.h"
 #include "server/report.h"
 
 namespace tp::cli {

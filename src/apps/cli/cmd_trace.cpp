@@ -83,7 +83,7 @@ void run_trace(const TraceOptions& o) {
   r.spec.validate_against(m->config, int64_t(prompt.size()) + o.n - 1);
   // The command's one pool: the mean() pass, the traced and comparison runs and --explain share it.
   ThreadPool pool(o.threads);
-  prepare_interventions(r.interventions, *m, prompt, o.n,
+  prepare_interventions(r.interventions, m->config, m->path, prompt, o.n,
                         [&](Observer& mean, bool all_logits) { observe_prompt(*m, pool, prompt, mean, all_logits); });
   r.compare_unpatched = !o.no_compare;
   r.n_generate = o.n;

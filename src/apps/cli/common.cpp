@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/utf8.h"
+#include "loader/loader.h"
 
 namespace tp::cli {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "model/model.h"
+#include "runtime/model.h"
 #include "sampling/sampler.h"
 #include "trace/manifest.h"
 

@@ -1,0 +1,23 @@
+// Loading a model file into a Model (runtime/model.h): the layer above the architectures.
+// A format reader turns the file into a WeightStore under the GGUF names and a ModelConfig;
+// the architecture's declarations (arch/) give the table to validate against and bind the
+// forward pass.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "runtime/model.h"
+
+namespace tp {
+
+// Opens a GGUF model; throws Error naming the file, key or tensor on any problem.
+std::unique_ptr<Model> load_gguf_model(const std::string& path);
+// Opens a llama2.c checkpoint (.bin): 7 int32 (dim, hidden_dim, n_layers, n_heads,
+// n_kv_heads, vocab_size (negative = separate classifier), seq_len) then f32 tensors.
+// The tokenizer comes from `tokenizer_path`, else tokenizer.bin or tok<d_vocab>.bin beside
+// the checkpoint (llama2.c's names); without one the model still runs on token ids.
+std::unique_ptr<Model> load_llama2c_model(const std::string& path, const std::string& tokenizer_path = {});
+// Chooses by content: GGUF magic, else llama2.c.
+std::unique_ptr<Model> load_model(const std::string& path, const std::string& tokenizer_path = {});
+
+}  // namespace tp

@@ -1,0 +1,21 @@
+#include "runtime/model.h"
+
+#include "core/error.h"
+
+namespace tp {
+
+const Tokenizer& Model::tok() const {
+  if (!tokenizer)
+    throw Error(ErrorKind::NotFound, path, "the model has no tokenizer",
+                format == "llama2.c" ? "pass --tokenizer tok512.bin (llama2.c tokenizer file)"
+                                     : "the GGUF file lacks tokenizer.ggml.* metadata; give token ids with --tokens");
+  return *tokenizer;
+}
+
+uint64_t Model::weight_bytes() const {
+  uint64_t n = 0;
+  for (const auto& [name, t] : weights.all()) n += t.nbytes;
+  return n;
+}
+
+}  // namespace tp

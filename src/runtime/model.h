@@ -1,0 +1,56 @@
+// A loaded model: its config, validated weight views, bound forward pass and tokenizer.
+// GGUF files and llama2.c checkpoints load into the same shape (loader/loader.h builds it).
+//
+// A Model is immutable once loaded: nothing changes it after the loader returns, and every
+// method, here and on the forward pass it holds, is const. Any number of sessions and
+// threads may share one Model without locking; each Session keeps its own buffers and cache.
+//
+// It lives in runtime/ (below arch/, above model/): a Session runs a Model through the
+// ArchModel interface, the architectures (arch/) implement that interface, and the loader
+// (loader/, above arch/) fills the struct. So no directory includes one that includes it.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/gguf.h"
+#include "model/config.h"
+#include "model/weights.h"
+#include "runtime/forward.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tp {
+
+// An architecture's forward pass bound to a model's weights.
+class ArchModel {
+ public:
+  virtual ~ArchModel() = default;
+  // Tokens of the batch -> st.resid [n, d_model]; offers hook_embed (and hook_pos_embed).
+  virtual void embed(Forward& f) const = 0;
+  virtual void block(Forward& f, int layer) const = 0;
+  virtual const NormWeights& final_norm() const = 0;
+  virtual const TensorView& unembed() const = 0;
+  // Whether the MLP computes act(gate) * up, as its declared weights say (a separate gate or
+  // a fused [gate | up]): the loader's one source for ModelConfig::gated_mlp.
+  virtual bool gated_mlp() const = 0;
+};
+
+struct Model {
+  std::string path;
+  std::string format;  // "gguf" or "llama2.c"
+  ModelConfig config;
+  std::vector<WeightEntry> table;  // the architecture's declared table, expanded and validated
+  WeightStore weights;
+  std::shared_ptr<const GgufFile> gguf;  // null for llama2.c checkpoints
+  std::unique_ptr<const ArchModel> impl;
+  std::unique_ptr<const Tokenizer> tokenizer;  // null when the file carries none
+
+  // The tokenizer, or Error(NotFound) saying how to give one.
+  const Tokenizer& tok() const;
+
+  uint64_t weight_bytes() const;
+};
+
+}  // namespace tp
