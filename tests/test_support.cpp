@@ -8,9 +8,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <set>
+#include <stdexcept>
 
 #include "core/dtype.h"
 #include "core/half.h"
+#include "fixtures/fixture_models.h"
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
 #include "quant/quant.h"
@@ -163,11 +167,46 @@ const std::vector<std::string>& requantised_models() {
   return models;
 }
 
+const std::vector<std::string>& fixture_models() {
+  static const std::vector<std::string> models = [] {
+    std::vector<std::string> names;
+    for (const auto& spec : fixtures::fixture_specs()) names.push_back(spec.name + ".gguf");
+    return names;
+  }();
+  return models;
+}
+
+namespace {
+
+bool is_fixture(const std::string& file) {
+  const auto& all = fixture_models();
+  return std::find(all.begin(), all.end(), file) != all.end();
+}
+
+std::filesystem::path fixture_path(const std::string& file) {
+  static std::mutex mu;
+  static std::set<std::string> written;  // by this process
+  const std::filesystem::path dst = std::filesystem::path(TP_TEST_SCRATCH) / "fixtures" / file;
+  const std::lock_guard lock(mu);
+  if (written.insert(file).second) {
+    std::filesystem::create_directories(dst.parent_path());
+    fixtures::write_fixture(fixtures::find_fixture(file.substr(0, file.size() - 5)), dst.string());
+  }
+  return dst;
+}
+
+}  // namespace
+
 std::string synthetic_source(const std::string& file) {
+  if (is_fixture(file)) return "";
   return std::string("models/synthetic/") + (requantised_type(file) == DType::F32 ? file : kRequantSource);
 }
 
 std::filesystem::path synthetic_path(const std::string& file, bool f32_twin) {
+  if (is_fixture(file)) {
+    if (f32_twin) throw std::invalid_argument("no F32 twin of the generated fixture " + file);
+    return fixture_path(file);
+  }
   const DType t = requantised_type(file);
   if (t == DType::F32) return shared_dir() / "models/synthetic" / file;
   const std::filesystem::path dst =
