@@ -212,15 +212,11 @@ TEST(Analysis, ExplainFromTraceEqualsExplainLive) {
   fs::remove_all(dir);
 }
 
+// The CLI's stdout; the command must succeed.
 std::string run_cli(const std::string& args) {
-  const std::string cmd = std::string(TP_CLI_PATH) + " " + args;
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  EXPECT_EQ(::pclose(p), 0) << cmd;
-  return out;
+  const test::CliResult r = test::cli(args, "", test::Stderr::ToLog);
+  EXPECT_EQ(r.status, 0) << args;
+  return r.out;
 }
 
 TEST(ExplainCli, PageNamesLilyAndTracePageMatchesLivePage) {

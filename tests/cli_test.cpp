@@ -18,23 +18,7 @@ namespace tp {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Result {
-  int status;
-  std::string out;  // stdout and stderr together
-};
-
-// Runs the CLI with `env` (e.g. "TOKENPROBE_MODEL=...") in its environment.
-Result cli(const std::string& args, const std::string& env = "") {
-  const std::string cmd = env + (env.empty() ? "" : " ") + std::string(TP_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using test::cli;
 
 std::string shared(const std::string& rel) { return (test::shared_dir() / rel).string(); }
 

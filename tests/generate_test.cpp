@@ -25,21 +25,6 @@ namespace fs = std::filesystem;
 
 fs::path stories() { return test::shared_dir() / "models/real/stories260K.gguf"; }
 
-struct Cli {
-  int status;
-  std::string out;  // stdout only: stderr goes to the test's log
-};
-
-Cli cli(const std::string& args) {
-  FILE* p = popen((std::string(TP_CLI_PATH) + " " + args).c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
 auto greedy(int64_t vocab) {
   return [vocab](const std::vector<float>& logits, const std::vector<int32_t>&) { return argmax(logits.data(), vocab); };
 }
@@ -118,18 +103,19 @@ TEST(Generate, RunTraceExplainAndServeStopAtTheSameEndOfGenerationToken) {
   const fs::path scratch = fs::temp_directory_path() / ("tp-gen-" + std::to_string(::getpid()));
   fs::remove_all(scratch);
 
-  const Cli run = cli("run" + common + " --json");
+  const test::CliResult run = test::cli("run" + common + " --json", "", test::Stderr::ToLog);
   ASSERT_EQ(run.status, 0) << run.out;
   EXPECT_EQ(ids_of(nlohmann::json::parse(run.out)["generated_ids"]), t.until_eot) << "run";
 
-  const Cli trace = cli("trace" + common + " --capture minimal -o " + (scratch / "t.tptrace").string());
+  const test::CliResult trace =
+      test::cli("trace" + common + " --capture minimal -o " + (scratch / "t.tptrace").string(), "", test::Stderr::ToLog);
   ASSERT_EQ(trace.status, 0) << trace.out;
   std::ifstream manifest(scratch / "t.tptrace" / "manifest.json");
   EXPECT_EQ(ids_of(nlohmann::json::parse(manifest)["generated_ids"]), t.until_eot) << "trace";
 
   // explain, untraced and with a trace of its own (-o): one JSON line per explained token.
   for (const std::string& out : std::vector<std::string>{"", " -o " + (scratch / "e.tptrace").string()}) {
-    const Cli explain = cli("explain" + common + " --json" + out);
+    const test::CliResult explain = test::cli("explain" + common + " --json" + out, "", test::Stderr::ToLog);
     ASSERT_EQ(explain.status, 0) << explain.out;
     std::vector<int32_t> ids;
     std::istringstream lines(explain.out);

@@ -2,7 +2,11 @@
 
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -220,6 +224,21 @@ std::string model_label(const std::string& file) {
   for (char& ch : n)
     if (ch == '-') ch = '_';
   return n;
+}
+
+CliResult cli(const std::string& args, const std::string& env, Stderr err) {
+  const std::string cmd =
+      env + (env.empty() ? "" : " ") + TP_CLI_PATH + " " + args + (err == Stderr::Merged ? " 2>&1" : "");
+  const auto t0 = std::chrono::steady_clock::now();
+  CliResult r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), p)) > 0;) r.out.append(buf.data(), n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
 }
 
 CompareResult compare(const std::string& label, const std::vector<float>& got,

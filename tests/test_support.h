@@ -48,6 +48,17 @@ std::filesystem::path synthetic_path(const std::string& file, bool f32_twin = fa
 // A test-name-safe label for a model file: "llama-spm-small-q8_0.gguf" -> "llama_spm_small_q8_0".
 std::string model_label(const std::string& file);
 
+// What the tokenprobe CLI built with the tests did.
+struct CliResult {
+  int status = -1;  // exit status; -1 when it could not start or died of a signal
+  std::string out;  // stdout, and stderr with Stderr::Merged
+  double seconds = 0;
+};
+enum class Stderr { Merged, ToLog };  // into CliResult::out, or to the test's log
+// Runs `env TP_CLI_PATH args` through the shell (args may hold quotes and redirections;
+// env is "NAME=value ..." or another command to run first).
+CliResult cli(const std::string& args, const std::string& env = "", Stderr err = Stderr::Merged);
+
 struct CompareResult {
   double max_abs = 0;
   double nmse = 0;

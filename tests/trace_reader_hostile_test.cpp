@@ -430,27 +430,13 @@ TEST_F(TraceHostile, ExplainRecordsAreCheckedFieldByField) {
   }
 }
 
-struct CliResult {
-  int status;  // -1: killed by a signal
-  std::string out;
-};
-
-CliResult cli(const std::string& args) {
-  FILE* p = popen((std::string(TP_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  for (size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
 TEST_F(TraceHostile, CliCommandsSayWhatIsWrongWithACraftedTrace) {
   const fs::path dir = scratch("cli");
   Crafted c;
   c.tensor("prompt/blocks.0.attn.hook_pattern").shape = {8, 25};
   c.write(dir);
   for (const std::string& cmd : std::vector<std::string>{"show", "explain", "report --no-lens -o " + (dir.parent_path() / "r.html").string()}) {
-    const auto r = cli(cmd + " " + dir.string());
+    const auto r = test::cli(cmd + " " + dir.string());
     EXPECT_EQ(r.status, 1) << cmd << ": " << r.out;
     EXPECT_NE(r.out.find("hook_pattern: shape"), std::string::npos) << cmd << ": " << r.out;
   }
@@ -460,7 +446,7 @@ TEST_F(TraceHostile, CliCommandsSayWhatIsWrongWithACraftedTrace) {
   step["explain"].erase("logit_lens");
   e.steps = {step.dump()};
   e.write(dir);
-  const auto r = cli("explain " + dir.string());
+  const auto r = test::cli("explain " + dir.string());
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("explain.logit_lens"), std::string::npos) << r.out;
 }
@@ -470,13 +456,13 @@ TEST_F(TraceHostile, AGreedyStepShowsNoRandomDraw) {
   Crafted c;
   c.steps = {explain_step(true).dump()};
   c.write(dir);
-  const auto greedy = cli("explain --color never " + dir.string());
+  const auto greedy = test::cli("explain --color never " + dir.string());
   EXPECT_EQ(greedy.status, 0) << greedy.out;
   EXPECT_EQ(greedy.out.find("u=0.6013"), std::string::npos) << greedy.out;
   EXPECT_NE(greedy.out.find("greedy"), std::string::npos) << greedy.out;
   c.steps = {explain_step(false).dump()};
   c.write(dir);
-  const auto sampled = cli("explain --color never " + dir.string());
+  const auto sampled = test::cli("explain --color never " + dir.string());
   EXPECT_NE(sampled.out.find("u=0.6013"), std::string::npos) << sampled.out;
 }
 
