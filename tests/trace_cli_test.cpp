@@ -18,7 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string model() { return (test::shared_dir() / "models/real/stories260K.gguf").string(); }
+std::string model() { return (test::synthetic_path(test::kStoriesShaped)).string(); }
 
 fs::path scratch(const std::string& name) {
   const fs::path p = fs::temp_directory_path() / ("tp-tcli-" + std::to_string(::getpid()) + "-" + name);
@@ -37,7 +37,6 @@ uint64_t number_after(const std::string& out, const std::string& label) {
 }
 
 TEST(TraceCli, TraceAndShowPrintOneLabelledSizeAndReadableSettings) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   const fs::path dir = scratch("sizes.tptrace");
   const auto r = test::cli("trace -m " + model() + " -p \"Once upon a time\" -n 8 --temp 0.7 --top-p 0.95 -s 3 -o " + dir.string());
   ASSERT_EQ(r.status, 0) << r.out;
@@ -55,7 +54,6 @@ TEST(TraceCli, TraceAndShowPrintOneLabelledSizeAndReadableSettings) {
 }
 
 TEST(TraceCli, InterveneSaysWhatTheInterventionChanged) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   const fs::path dir = scratch("effect.tptrace");
   const auto r = test::cli("trace -m " + model() + " -p \"Once upon a time\" -n 6 --capture minimal --intervene \"zero(blocks.3.hook_resid_post)\" -o " + dir.string());
   ASSERT_EQ(r.status, 0) << r.out;
@@ -71,7 +69,6 @@ TEST(TraceCli, InterveneSaysWhatTheInterventionChanged) {
 // -o naming the trace that patch() reads: the source is read during the run and replaced
 // only after it.
 TEST(TraceCli, OutputEqualToThePatchSourceIsKept) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   const fs::path dir = scratch("patch.tptrace");
   ASSERT_EQ(test::cli("trace -m " + model() + " -p \"Once upon a time\" -n 4 -o " + dir.string()).status, 0);
   const auto r = test::cli("trace -m " + model() + " -p \"Once upon a time\" -n 4 --intervene \"patch(blocks.1.hook_resid_post, " +
@@ -84,7 +81,6 @@ TEST(TraceCli, OutputEqualToThePatchSourceIsKept) {
 }
 
 TEST(TraceCli, HopelessRequestsAreRefusedAtOnce) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   const auto dry = test::cli("trace -m " + model() + " -p hi -n 1048576 --capture full --dry-run");
   EXPECT_EQ(dry.status, 0) << dry.out;
   EXPECT_NE(dry.out.find("-n 1048576 ends at the context of "), std::string::npos) << dry.out;
@@ -108,7 +104,6 @@ TEST(TraceCli, HopelessRequestsAreRefusedAtOnce) {
 // are refused before anything runs, `mean` averages the prompt first, and a run cut short
 // by the context says so.
 TEST(TraceCli, SpecsAreCheckedMeansPreparedAndContextEndsReported) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   const fs::path dir = scratch("checked.tptrace");
   const auto cap = test::cli("trace -m " + model() + " -p hi -n 2 --capture \"blocks.99.hook_resid_post\" -o " + dir.string());
   EXPECT_EQ(cap.status, 1) << cap.out;

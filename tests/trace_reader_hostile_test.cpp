@@ -112,11 +112,9 @@ void expect_refused(const Crafted& c, const std::string& field, const std::strin
   }
 }
 
+// The generated stories260K-shaped fixture, which the crafted traces fit.
 const Model* stories() {
-  static std::unique_ptr<Model> m = [] {
-    const fs::path p = test::shared_dir() / "models/real/stories260K.gguf";
-    return fs::exists(p) ? load_model(p.string()) : nullptr;
-  }();
+  static std::unique_ptr<Model> m = load_model(test::synthetic_path(test::kStoriesShaped).string());
   return m.get();
 }
 
@@ -140,7 +138,7 @@ void use_every_way(const TraceReader& r) {
         q.heads = "0|5";
         (void)server::slice_tensor(r, q);
       });
-  if (stories()) guarded([&] { (void)server::logit_lens(*stories(), r); });
+  guarded([&] { (void)server::logit_lens(*stories(), r); });
 }
 
 TEST_F(TraceHostile, TheCraftedTraceIsValidAndReadsBack) {
@@ -475,7 +473,6 @@ TEST_F(TraceHostile, ServerAndLensGiveErrorsNotCrashes) {
   server::TraceStore store(root.string());
   EXPECT_THROW(store.open("bad.tptrace"), Error);
   // Valid to the reader, but 25 values wide where the model has 64: the lens says so.
-  if (!stories()) GTEST_SKIP() << "stories260K not found in ../shared";
   Crafted narrow;
   for (const char* n : {"prompt/blocks.0.hook_resid_post", "step.1/blocks.0.hook_resid_post", "prompt/hook_embed"})
     narrow.tensor(n).shape.back() = 25;
@@ -493,7 +490,6 @@ TEST_F(TraceHostile, ServerAndLensGiveErrorsNotCrashes) {
 // A token id outside the loaded model's vocabulary (a trace of another model whose manifest
 // gave no d_vocab) would index past the lens's logits: Error(Shape) naming the token.
 TEST_F(TraceHostile, LensRefusesTokenIdsOutsideTheVocabulary) {
-  if (!stories()) GTEST_SKIP() << "stories260K not found in ../shared";
   for (const bool in_prompt : {false, true}) {
     Crafted foreign;
     foreign.manifest["model"].erase("config");
@@ -535,8 +531,7 @@ TEST_F(TraceHostile, ListingSkipsManifestsItCannotRead) {
 // Over a real socket: one GET per crafted trace and endpoint, each answered with an error
 // status, and the server still answering afterwards.
 TEST_F(TraceHostile, ServeAnswersCraftedTracesWithErrorsAndKeepsRunning) {
-  const fs::path model_path = test::shared_dir() / "models/real/stories260K.gguf";
-  if (!fs::exists(model_path)) GTEST_SKIP() << "stories260K not found in ../shared";
+  const fs::path model_path = test::synthetic_path(test::kStoriesShaped);
   const fs::path root = scratch_root() / "serve";
   fs::create_directories(root);
   Crafted good;

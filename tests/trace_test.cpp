@@ -45,7 +45,8 @@ uint64_t shard_bytes_on_disk(const fs::path& dir) {
   return n;
 }
 
-std::unique_ptr<Model> stories() { return load_model((test::shared_dir() / "models/real/stories260K.gguf").string()); }
+// The generated stories260K-shaped fixture: these tests need a model, not its answers.
+std::unique_ptr<Model> stories() { return load_model(test::synthetic_path(test::kStoriesShaped).string()); }
 
 // The safetensors writer keeps the tensors' data in order, with metadata, and refuses a
 // name used twice (the header is written key by key, so nothing else would catch it).
@@ -99,7 +100,6 @@ TEST(CaptureSpec, ParsesPresetsGlobsAndOptions) {
 }
 
 TEST(Trace, DefaultCaptureMatchesEstimateAndReadsBack) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
   TraceRunOptions o;
@@ -130,7 +130,6 @@ TEST(Trace, DefaultCaptureMatchesEstimateAndReadsBack) {
 }
 
 TEST(Trace, SelectionOfPositionsHeadsAndDtype) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432};
   Recorder rec([](Hook h, int l) { return h == Hook::Pattern && l == 1; });
@@ -163,7 +162,7 @@ TEST(Trace, SelectionOfPositionsHeadsAndDtype) {
 
 TEST(Trace, FullCaptureEqualsReference) {
   TP_REQUIRE_SHARED("reference/stories260K/picked/tokens.json");
-  auto m = stories();
+  auto m = load_model((test::synthetic_path(test::kStoriesShaped)).string());
   const fs::path ref = test::shared_dir() / "reference/stories260K/picked";
   std::ifstream js(ref / "tokens.json");
   const auto prompt = nlohmann::json::parse(js)["tokens"].get<std::vector<int32_t>>();
@@ -202,7 +201,6 @@ TEST(Trace, FullCaptureEqualsReference) {
 }
 
 TEST(Trace, MaxTraceBytesStopsCaptureCleanly) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   TraceRunOptions o;
   o.out_dir = temp_trace("bounded").string();
@@ -221,7 +219,6 @@ TEST(Trace, MaxTraceBytesStopsCaptureCleanly) {
 }
 
 TEST(Trace, KilledRunLeavesAnIncompleteTraceThatOpens) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   const fs::path dir = temp_trace("killed");
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);

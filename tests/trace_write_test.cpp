@@ -34,7 +34,7 @@ fs::path scratch(const std::string& name) {
   return p;
 }
 
-std::unique_ptr<Model> stories() { return load_model((test::shared_dir() / "models/real/stories260K.gguf").string()); }
+std::unique_ptr<Model> stories() { return load_model((test::synthetic_path(test::kStoriesShaped)).string()); }
 
 TokenChooser greedy() {
   return [](const std::vector<float>& logits, const std::vector<int32_t>&) {
@@ -103,7 +103,6 @@ TEST(TraceFiles, OnlyAManifestSayingTokenprobeTraceMakesATrace) {
 // An error in the middle of a run (here the chooser throws, as a full disk or a bad id
 // would) leaves the earlier trace exactly as it was, and no partial directory behind.
 TEST(TraceOutput, FailingRunKeepsTheEarlierTraceByteForByte) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const fs::path dir = scratch("keep.tptrace");
   trace_into(*m, dir, 4);
@@ -125,7 +124,6 @@ TEST(TraceOutput, FailingRunKeepsTheEarlierTraceByteForByte) {
 }
 
 TEST(TraceOutput, AFolderThatIsNotATraceIsRefusedUntouched) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const fs::path dir = scratch("webapp");
   fs::create_directories(dir);
@@ -148,7 +146,6 @@ TEST(TraceOutput, AFolderThatIsNotATraceIsRefusedUntouched) {
 // Replacing a trace removes its own files and nothing else: other files move into the new
 // trace's folder, and the run says so.
 TEST(TraceOutput, ReplacingATraceKeepsFilesThatAreNotTraceFiles) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const fs::path dir = scratch("replace.tptrace");
   trace_into(*m, dir, 6);
@@ -175,7 +172,6 @@ TEST(TraceOutput, ReplacingATraceKeepsFilesThatAreNotTraceFiles) {
 }
 
 TEST(TraceOutput, DanglingSymlinkIsAClearErrorAndALinkToATraceIsFollowed) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const fs::path link = scratch("link.tptrace"), real = scratch("real.tptrace");
   fs::create_symlink(scratch("nowhere"), link);
@@ -201,7 +197,6 @@ TEST(TraceOutput, DanglingSymlinkIsAClearErrorAndALinkToATraceIsFollowed) {
 // the tensors of every finished step but at most the last (handed to the writer thread,
 // perhaps not yet written), even with the default 256 MiB shard size.
 TEST(TraceOutput, KillMinusNineKeepsEveryFinishedStepButTheLast) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   const fs::path dir = scratch("kill9.tptrace");
   constexpr int kSteps = 30;
   const pid_t pid = fork();
@@ -239,7 +234,6 @@ TEST(TraceOutput, KillMinusNineKeepsEveryFinishedStepButTheLast) {
 }
 
 TEST(TraceRun, PromptLongerThanTheContextIsRefusedBeforeAnythingIsWritten) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const fs::path dir = scratch("long.tptrace");
   TraceRunOptions o;
@@ -257,7 +251,6 @@ TEST(TraceRun, PromptLongerThanTheContextIsRefusedBeforeAnythingIsWritten) {
 
 // A million tokens of full capture: the estimate stops at the context's end and takes no time.
 TEST(CaptureEstimateClosedForm, ClampsToTheContextAndIsInstant) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const auto t0 = std::chrono::steady_clock::now();
   const auto est = estimate_capture(CaptureSpec::parse("full"), m->config, 5, 1 << 20, 512);
@@ -272,7 +265,6 @@ TEST(CaptureEstimateClosedForm, ClampsToTheContextAndIsInstant) {
 // Explicit position ranges, digit changes in step numbers and positions: the closed form
 // equals what a run writes (payload exactly, files within 1%).
 TEST(CaptureEstimateClosedForm, MatchesARunWithPositionRanges) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const fs::path dir = scratch("ranges.tptrace");
   TraceRunOptions o;
@@ -281,9 +273,9 @@ TEST(CaptureEstimateClosedForm, MatchesARunWithPositionRanges) {
   o.max_batch = 4;
   o.spec = CaptureSpec::parse("*pattern[pos=3-9|20-25|98-103];blocks.1.hook_resid_post[pos=generated,dtype=f16];hook_tokens");
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432, 261, 378, 403};
-  const auto res = run_traced(*m, prompt, [](const std::vector<float>& l, const std::vector<int32_t>&) {
+  const auto res = run_traced(*m, prompt, [&m](const std::vector<float>& l, const std::vector<int32_t>&) {
     auto id = argmax(l.data(), int64_t(l.size()));
-    return nlohmann::json{{"id", id == 2 ? 403 : id}};  // never stop at EOS
+    return nlohmann::json{{"id", m->tok().is_eog(id) ? 403 : id}};  // never stop at an end-of-generation token
   }, o, {});
   ASSERT_EQ(res.generated.size(), 120u);
   const auto est = estimate_capture(o.spec, m->config, int64_t(prompt.size()), 120, 4);
@@ -300,7 +292,6 @@ TEST(CaptureEstimateClosedForm, MatchesARunWithPositionRanges) {
 // The comparison feeds the unpatched model the same tokens: an intervention that changes
 // nothing reports no change, and one that changes the residual stream reports where.
 TEST(TraceRun, InterventionEffectIsMeasuredAgainstTheUnpatchedModel) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const fs::path dir = scratch("effect.tptrace");
   TraceRunOptions o;
