@@ -23,14 +23,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path stories() { return test::shared_dir() / "models/real/stories260K.gguf"; }
+// The generated stories260K-shaped fixture: the stop rule holds for any weights.
+fs::path stories() { return test::synthetic_path(test::kStoriesShaped); }
 
 auto greedy(int64_t vocab) {
   return [vocab](const std::vector<float>& logits, const std::vector<int32_t>&) { return argmax(logits.data(), vocab); };
 }
 
 TEST(StopRule, ReasonsAreCheckedInOrder) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = load_model(stories().string());
   const int32_t eos = m->tokenizer->eos();
   ASSERT_GE(eos, 0);
@@ -46,7 +46,6 @@ TEST(StopRule, ReasonsAreCheckedInOrder) {
 }
 
 TEST(Generate, SaysWhyItStopped) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = load_model(stories().string());
   const std::vector<int32_t> prompt = {1, 403, 407};
   Session s(*m, {.n_threads = 1});
@@ -70,7 +69,7 @@ TEST(Generate, SaysWhyItStopped) {
 
 std::vector<int32_t> ids_of(const nlohmann::json& j) { return j.get<std::vector<int32_t>>(); }
 
-// stories260K with an EOT token beside its EOS: the token its greedy run gives at the third
+// The model with one more EOT token beside its end-of-generation tokens: the token its greedy run gives at the third
 // step or later that it did not give before, so that the run reaches it and stops there.
 struct TwoEogModel {
   fs::path path;
@@ -91,7 +90,6 @@ TwoEogModel make_two_eog_model(const std::vector<int32_t>& prompt) {
 }
 
 TEST(Generate, RunTraceExplainAndServeStopAtTheSameEndOfGenerationToken) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   const std::vector<int32_t> prompt = {1, 403, 407};
   const TwoEogModel t = make_two_eog_model(prompt);
   const int32_t eot = t.until_eot.back();
