@@ -2,8 +2,6 @@
 // architecture at least, and each one loads, tokenizes a prompt and runs to finite logits.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -23,13 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 using fixtures::FixtureSpec;
 
-fs::path temp_file(const std::string& name) {
-  return fs::temp_directory_path() / ("tp-fixture-" + std::to_string(::getpid()) + "-" + name);
-}
-
 TEST(Fixtures, TheSameSeedWritesTheSameBytes) {
   for (const FixtureSpec& spec : fixtures::fixture_specs()) {
-    const fs::path a = temp_file("a.gguf"), b = temp_file("b.gguf"), c = temp_file("c.gguf");
+    const fs::path a = test::scratch_path("fixture", "a.gguf"), b = test::scratch_path("fixture", "b.gguf"),
+                   c = test::scratch_path("fixture", "c.gguf");
     fixtures::write_fixture(spec, a.string());
     fixtures::write_fixture(spec, b.string());
     FixtureSpec reseeded = spec;

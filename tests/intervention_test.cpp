@@ -22,18 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path temp_path(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("tp-iv-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(p);
-  return p;
-}
-
-TokenChooser greedy() {
-  return [](const std::vector<float>& logits, const std::vector<int32_t>&) {
-    return nlohmann::json{{"id", argmax(logits.data(), int64_t(logits.size()))}};
-  };
-}
-
 struct TracedRun {
   TraceReader trace;
   std::vector<float> get(const std::string& name) const {
@@ -48,13 +36,13 @@ struct TracedRun {
 TracedRun run(const Model& m, const std::vector<int32_t>& prompt, const std::string& capture, const std::string& intervene,
         const std::string& name, int n = 2, int64_t max_batch = 512) {
   TraceRunOptions o;
-  o.out_dir = temp_path(name + ".tptrace").string();
+  o.out_dir = test::scratch_path("iv", name + ".tptrace").string();
   o.n_generate = n;
   o.max_batch = max_batch;
   o.spec = CaptureSpec::parse(capture);
   o.interventions = parse_interventions(intervene);
   prepare_interventions(o.interventions, m, prompt, n);
-  run_traced(m, prompt, greedy(), o, trace_manifest(m, prompt, {}, "", {}));
+  run_traced(m, prompt, test::greedy_chooser(), o, trace_manifest(m, prompt, {}, "", {}));
   return TracedRun{TraceReader::open(o.out_dir)};
 }
 
@@ -128,7 +116,7 @@ TEST_F(Intervention, ScaleAddAndMeanDoWhatTheySay) {
 
   std::vector<float> v(64);
   for (int i = 0; i < 64; ++i) v[i] = 0.01f * float(i);
-  const std::string vec = temp_path("v.npy").string();
+  const std::string vec = test::scratch_path("iv", "v.npy").string();
   write_npy(vec, v.data(), {64});
   const TracedRun added = run(*m, p, "blocks.0.hook_resid_post", "add(blocks.0.hook_resid_post[pos=2], " + vec + "*2)", "add", 1);
   const auto r1 = added.get("prompt/blocks.0.hook_resid_post");
@@ -205,10 +193,10 @@ TEST_F(Intervention, ClausesThatMatchNothingAreUsageErrors) {
       {"zero(hook_pos_embed)", "matches no hook"}};
   for (const auto& [clause, says] : cases) {
     TraceRunOptions o;
-    o.out_dir = temp_path("unmatched.tptrace").string();
+    o.out_dir = test::scratch_path("iv", "unmatched.tptrace").string();
     o.interventions = parse_interventions(clause);
     try {
-      run_traced(*m, {1, 403}, greedy(), o, {});
+      run_traced(*m, {1, 403}, test::greedy_chooser(), o, {});
       ADD_FAILURE() << "accepted: " << clause;
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::Usage) << e.what();
@@ -242,7 +230,7 @@ TEST_F(Intervention, PatchSourcesOfTheWrongShapeAreShapeErrors) {
                                  {"blocks.0.hook_resid_pre", {0, 64}, {0, 1, 2, 3}}};
   int i = 0;
   for (const Bad& b : bads) {
-    const std::string dir = temp_path("bad-source-" + std::to_string(i++) + ".tptrace").string();
+    const std::string dir = test::scratch_path("iv", "bad-source-" + std::to_string(i++) + ".tptrace").string();
     {
       TraceWriter w(dir, trace_manifest(*m, p, {}, "", {}));
       uint64_t n = 1;
@@ -266,7 +254,7 @@ TEST_F(Intervention, PatchSourcesOfTheWrongShapeAreShapeErrors) {
 TEST_F(Intervention, PatchFromAnotherModelIsRefused) {
   auto m = model(test::kStoriesShaped);
   const std::vector<int32_t> p = {1, 403, 407, 261};
-  const std::string clean = temp_path("other-clean.tptrace").string();
+  const std::string clean = test::scratch_path("iv", "other-clean.tptrace").string();
   run(*m, p, "blocks.0.hook_resid_pre", "", "other-clean", 1);
   // Other weights, same config.
   const auto reweighted = test::write_gguf_variant(test::synthetic_path(test::kStoriesShaped), "reweighted",
@@ -285,10 +273,10 @@ TEST_F(Intervention, PatchFromAnotherModelIsRefused) {
                                                 {{{"llama.context_length", gguf_value::u32(64)}}, {}});
   auto shorter = load_model(renamed.string());
   TraceRunOptions o;
-  o.out_dir = temp_path("other-config.tptrace").string();
+  o.out_dir = test::scratch_path("iv", "other-config.tptrace").string();
   o.interventions = parse_interventions("patch(blocks.0.hook_resid_pre, " + clean + ")");
   try {
-    run_traced(*shorter, p, greedy(), o, {});
+    run_traced(*shorter, p, test::greedy_chooser(), o, {});
     ADD_FAILURE() << "patched from a trace of a model with another config";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("n_ctx"), std::string::npos) << e.what();

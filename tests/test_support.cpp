@@ -22,6 +22,7 @@
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
 #include "quant/quant.h"
+#include "runtime/session.h"
 
 namespace tp::test {
 
@@ -224,6 +225,18 @@ std::string model_label(const std::string& file) {
   for (char& ch : n)
     if (ch == '-') ch = '_';
   return n;
+}
+
+std::filesystem::path scratch_path(const std::string& tag, const std::string& name) {
+  const auto p = std::filesystem::temp_directory_path() / ("tp-" + tag + "-" + std::to_string(::getpid()) + "-" + name);
+  std::filesystem::remove_all(p);
+  return p;
+}
+
+TokenChooser greedy_chooser() {
+  return [](const std::vector<float>& logits, const std::vector<int32_t>&) {
+    return nlohmann::json{{"id", argmax(logits.data(), int64_t(logits.size()))}};
+  };
 }
 
 CliResult cli(const std::string& args, const std::string& env, Stderr err) {

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "trace/trace_run.h"
+
 namespace tp::test {
 
 // TOKENPROBE_SHARED, else the ../shared beside the repository.
@@ -47,6 +49,12 @@ std::filesystem::path synthetic_path(const std::string& file, bool f32_twin = fa
 
 // A test-name-safe label for a model file: "llama-spm-small-q8_0.gguf" -> "llama_spm_small_q8_0".
 std::string model_label(const std::string& file);
+
+// A fresh path in the temporary folder, <tmp>/tp-TAG-PID-NAME, removed if it exists (TAG
+// lets a test suite find and remove its own files).
+std::filesystem::path scratch_path(const std::string& tag, const std::string& name);
+// Picks the highest logit (the first of equals), as the trace's chooser.
+TokenChooser greedy_chooser();
 
 // What the tokenprobe CLI built with the tests did.
 struct CliResult {

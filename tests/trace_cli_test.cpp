@@ -20,12 +20,6 @@ namespace fs = std::filesystem;
 
 std::string model() { return (test::synthetic_path(test::kStoriesShaped)).string(); }
 
-fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("tp-tcli-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(p);
-  return p;
-}
-
 // The number after `label` in `out` ("trace size 99,663 bytes" -> 99663).
 uint64_t number_after(const std::string& out, const std::string& label) {
   const size_t at = out.find(label);
@@ -37,7 +31,7 @@ uint64_t number_after(const std::string& out, const std::string& label) {
 }
 
 TEST(TraceCli, TraceAndShowPrintOneLabelledSizeAndReadableSettings) {
-  const fs::path dir = scratch("sizes.tptrace");
+  const fs::path dir = test::scratch_path("tcli", "sizes.tptrace");
   const auto r = test::cli("trace -m " + model() + " -p \"Once upon a time\" -n 8 --temp 0.7 --top-p 0.95 -s 3 -o " + dir.string());
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("generated: "), std::string::npos) << r.out;
@@ -54,7 +48,7 @@ TEST(TraceCli, TraceAndShowPrintOneLabelledSizeAndReadableSettings) {
 }
 
 TEST(TraceCli, InterveneSaysWhatTheInterventionChanged) {
-  const fs::path dir = scratch("effect.tptrace");
+  const fs::path dir = test::scratch_path("tcli", "effect.tptrace");
   const auto r = test::cli("trace -m " + model() + " -p \"Once upon a time\" -n 6 --capture minimal --intervene \"zero(blocks.3.hook_resid_post)\" -o " + dir.string());
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("intervention effect"), std::string::npos) << r.out;
@@ -69,7 +63,7 @@ TEST(TraceCli, InterveneSaysWhatTheInterventionChanged) {
 // -o naming the trace that patch() reads: the source is read during the run and replaced
 // only after it.
 TEST(TraceCli, OutputEqualToThePatchSourceIsKept) {
-  const fs::path dir = scratch("patch.tptrace");
+  const fs::path dir = test::scratch_path("tcli", "patch.tptrace");
   ASSERT_EQ(test::cli("trace -m " + model() + " -p \"Once upon a time\" -n 4 -o " + dir.string()).status, 0);
   const auto r = test::cli("trace -m " + model() + " -p \"Once upon a time\" -n 4 --intervene \"patch(blocks.1.hook_resid_post, " +
                         dir.string() + ")\" -o " + dir.string());
@@ -86,7 +80,7 @@ TEST(TraceCli, HopelessRequestsAreRefusedAtOnce) {
   EXPECT_NE(dry.out.find("-n 1048576 ends at the context of "), std::string::npos) << dry.out;
   EXPECT_LT(dry.seconds, 5.0);
 
-  const fs::path dir = scratch("long.tptrace");
+  const fs::path dir = test::scratch_path("tcli", "long.tptrace");
   std::string ids = "1";
   for (int i = 0; i < 5000; ++i) ids += ",403";  // longer than stories260K's context of 2048
   const auto longp = test::cli("trace -m " + model() + " --tokens " + ids + " -n 2 --capture full -o " + dir.string());
@@ -104,7 +98,7 @@ TEST(TraceCli, HopelessRequestsAreRefusedAtOnce) {
 // are refused before anything runs, `mean` averages the prompt first, and a run cut short
 // by the context says so.
 TEST(TraceCli, SpecsAreCheckedMeansPreparedAndContextEndsReported) {
-  const fs::path dir = scratch("checked.tptrace");
+  const fs::path dir = test::scratch_path("tcli", "checked.tptrace");
   const auto cap = test::cli("trace -m " + model() + " -p hi -n 2 --capture \"blocks.99.hook_resid_post\" -o " + dir.string());
   EXPECT_EQ(cap.status, 1) << cap.out;
   EXPECT_NE(cap.out.find("there is no layer 99"), std::string::npos) << cap.out;

@@ -26,18 +26,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path temp_trace(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("tp-" + std::to_string(::getpid()) + "-" + name + ".tptrace");
-  fs::remove_all(p);
-  return p;
-}
-
-TokenChooser greedy() {
-  return [](const std::vector<float>& logits, const std::vector<int32_t>&) {
-    return nlohmann::json{{"id", argmax(logits.data(), int64_t(logits.size()))}};
-  };
-}
-
 uint64_t shard_bytes_on_disk(const fs::path& dir) {
   uint64_t n = 0;
   for (const auto& e : fs::directory_iterator(dir))
@@ -103,10 +91,10 @@ TEST(Trace, DefaultCaptureMatchesEstimateAndReadsBack) {
   auto m = stories();
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
   TraceRunOptions o;
-  o.out_dir = temp_trace("default").string();
+  o.out_dir = test::scratch_path("trace", "default.tptrace").string();
   o.n_generate = 8;
   o.max_batch = 3;  // exercise prompt chunks
-  const auto res = run_traced(*m, prompt, greedy(), o, {{"prompt_ids", prompt}});
+  const auto res = run_traced(*m, prompt, test::greedy_chooser(), o, {{"prompt_ids", prompt}});
   const auto est = estimate_capture(o.spec, m->config, 5, 8, 3);
   EXPECT_EQ(res.captured_bytes, est.total_bytes);
   const double on_disk = double(shard_bytes_on_disk(o.out_dir));
@@ -139,10 +127,10 @@ TEST(Trace, SelectionOfPositionsHeadsAndDtype) {
   const auto& full = rec.only("blocks.1.attn.hook_pattern");  // [8, 6, 6]
 
   TraceRunOptions o;
-  o.out_dir = temp_trace("select").string();
+  o.out_dir = test::scratch_path("trace", "select.tptrace").string();
   o.n_generate = 1;
   o.spec = CaptureSpec::parse("blocks.1.attn.hook_pattern[heads=2|5,pos=1-2,dtype=f16]");
-  run_traced(*m, prompt, greedy(), o, {});
+  run_traced(*m, prompt, test::greedy_chooser(), o, {});
   const auto tr = TraceReader::open(o.out_dir);
   const auto* t = tr.find("prompt/blocks.1.attn.hook_pattern");
   ASSERT_TRUE(t);
@@ -167,10 +155,10 @@ TEST(Trace, FullCaptureEqualsReference) {
   std::ifstream js(ref / "tokens.json");
   const auto prompt = nlohmann::json::parse(js)["tokens"].get<std::vector<int32_t>>();
   TraceRunOptions o;
-  o.out_dir = temp_trace("full").string();
+  o.out_dir = test::scratch_path("trace", "full.tptrace").string();
   o.n_generate = 2;
   o.spec = CaptureSpec::parse("full");
-  run_traced(*m, prompt, greedy(), o, {});
+  run_traced(*m, prompt, test::greedy_chooser(), o, {});
   const auto tr = TraceReader::open(o.out_dir);
   int bad = 0;
   auto check = [&](const std::string& hook, const std::string& file) {
@@ -203,11 +191,11 @@ TEST(Trace, FullCaptureEqualsReference) {
 TEST(Trace, MaxTraceBytesStopsCaptureCleanly) {
   auto m = stories();
   TraceRunOptions o;
-  o.out_dir = temp_trace("bounded").string();
+  o.out_dir = test::scratch_path("trace", "bounded.tptrace").string();
   o.n_generate = 20;
   o.spec = CaptureSpec::parse("full");
   o.writer.max_trace_bytes = 100000;
-  const auto res = run_traced(*m, {1, 403, 407}, greedy(), o, {});
+  const auto res = run_traced(*m, {1, 403, 407}, test::greedy_chooser(), o, {});
   EXPECT_EQ(res.generated.size(), 20u) << "generation continues after capture stops";
   EXPECT_LE(res.captured_bytes, 100000u);
   EXPECT_FALSE(res.capture_stopped.empty());
@@ -219,7 +207,7 @@ TEST(Trace, MaxTraceBytesStopsCaptureCleanly) {
 }
 
 TEST(Trace, KilledRunLeavesAnIncompleteTraceThatOpens) {
-  const fs::path dir = temp_trace("killed");
+  const fs::path dir = test::scratch_path("trace", "killed.tptrace");
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {

@@ -28,19 +28,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("tp-tw-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(p);
-  return p;
-}
-
 std::unique_ptr<Model> stories() { return load_model((test::synthetic_path(test::kStoriesShaped)).string()); }
-
-TokenChooser greedy() {
-  return [](const std::vector<float>& logits, const std::vector<int32_t>&) {
-    return nlohmann::json{{"id", argmax(logits.data(), int64_t(logits.size()))}};
-  };
-}
 
 std::string slurp(const fs::path& p) {
   std::ifstream is(p, std::ios::binary);
@@ -66,7 +54,7 @@ std::vector<std::string> siblings(const fs::path& target) {
   return out;
 }
 
-TraceRunResult trace_into(const Model& m, const fs::path& dir, int n, const TokenChooser& choose = greedy()) {
+TraceRunResult trace_into(const Model& m, const fs::path& dir, int n, const TokenChooser& choose = test::greedy_chooser()) {
   TraceRunOptions o;
   o.out_dir = dir.string();
   o.n_generate = n;
@@ -85,7 +73,7 @@ TEST(TraceFiles, NamesTheTracesOwnFilesOnly) {
 }
 
 TEST(TraceFiles, OnlyAManifestSayingTokenprobeTraceMakesATrace) {
-  const fs::path dir = scratch("detect");
+  const fs::path dir = test::scratch_path("tw", "detect");
   fs::create_directories(dir);
   auto with_manifest = [&](const std::string& text) {
     std::ofstream(dir / "manifest.json") << text;
@@ -104,20 +92,20 @@ TEST(TraceFiles, OnlyAManifestSayingTokenprobeTraceMakesATrace) {
 // would) leaves the earlier trace exactly as it was, and no partial directory behind.
 TEST(TraceOutput, FailingRunKeepsTheEarlierTraceByteForByte) {
   auto m = stories();
-  const fs::path dir = scratch("keep.tptrace");
+  const fs::path dir = test::scratch_path("tw", "keep.tptrace");
   trace_into(*m, dir, 4);
   std::ofstream(dir / "activations-notes.txt") << "my notes";
   const auto before = snapshot(dir);
   int calls = 0;
   const TokenChooser failing = [&](const std::vector<float>& logits, const std::vector<int32_t>& h) {
     if (++calls == 3) throw Error(ErrorKind::Io, "test", "simulated failure");
-    return greedy()(logits, h);
+    return test::greedy_chooser()(logits, h);
   };
   EXPECT_THROW(trace_into(*m, dir, 8, failing), Error);
   EXPECT_EQ(snapshot(dir), before);
   TraceRunOptions bad;
   bad.out_dir = dir.string();
-  EXPECT_THROW(run_traced(*m, {1, 999999}, greedy(), bad, {}), Error);  // refused up front
+  EXPECT_THROW(run_traced(*m, {1, 999999}, test::greedy_chooser(), bad, {}), Error);  // refused up front
   EXPECT_EQ(snapshot(dir), before);
   EXPECT_EQ(siblings(dir), std::vector<std::string>{});
   fs::remove_all(dir);
@@ -125,7 +113,7 @@ TEST(TraceOutput, FailingRunKeepsTheEarlierTraceByteForByte) {
 
 TEST(TraceOutput, AFolderThatIsNotATraceIsRefusedUntouched) {
   auto m = stories();
-  const fs::path dir = scratch("webapp");
+  const fs::path dir = test::scratch_path("tw", "webapp");
   fs::create_directories(dir);
   std::ofstream(dir / "manifest.json") << R"({"name": "my web app", "icons": []})";
   std::ofstream(dir / "steps.jsonl.bak") << "kept";
@@ -147,7 +135,7 @@ TEST(TraceOutput, AFolderThatIsNotATraceIsRefusedUntouched) {
 // trace's folder, and the run says so.
 TEST(TraceOutput, ReplacingATraceKeepsFilesThatAreNotTraceFiles) {
   auto m = stories();
-  const fs::path dir = scratch("replace.tptrace");
+  const fs::path dir = test::scratch_path("tw", "replace.tptrace");
   trace_into(*m, dir, 6);
   std::ofstream(dir / "activations-notes.txt") << "my notes";
   fs::create_directories(dir / "figures");
@@ -173,8 +161,8 @@ TEST(TraceOutput, ReplacingATraceKeepsFilesThatAreNotTraceFiles) {
 
 TEST(TraceOutput, DanglingSymlinkIsAClearErrorAndALinkToATraceIsFollowed) {
   auto m = stories();
-  const fs::path link = scratch("link.tptrace"), real = scratch("real.tptrace");
-  fs::create_symlink(scratch("nowhere"), link);
+  const fs::path link = test::scratch_path("tw", "link.tptrace"), real = test::scratch_path("tw", "real.tptrace");
+  fs::create_symlink(test::scratch_path("tw", "nowhere"), link);
   try {
     trace_into(*m, link, 2);
     ADD_FAILURE() << "a dangling link was accepted";
@@ -197,7 +185,7 @@ TEST(TraceOutput, DanglingSymlinkIsAClearErrorAndALinkToATraceIsFollowed) {
 // the tensors of every finished step but at most the last (handed to the writer thread,
 // perhaps not yet written), even with the default 256 MiB shard size.
 TEST(TraceOutput, KillMinusNineKeepsEveryFinishedStepButTheLast) {
-  const fs::path dir = scratch("kill9.tptrace");
+  const fs::path dir = test::scratch_path("tw", "kill9.tptrace");
   constexpr int kSteps = 30;
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -235,12 +223,12 @@ TEST(TraceOutput, KillMinusNineKeepsEveryFinishedStepButTheLast) {
 
 TEST(TraceRun, PromptLongerThanTheContextIsRefusedBeforeAnythingIsWritten) {
   auto m = stories();
-  const fs::path dir = scratch("long.tptrace");
+  const fs::path dir = test::scratch_path("tw", "long.tptrace");
   TraceRunOptions o;
   o.out_dir = dir.string();
   const std::vector<int32_t> prompt(size_t(m->config.n_ctx + 1), 403);
   try {
-    run_traced(*m, prompt, greedy(), o, {});
+    run_traced(*m, prompt, test::greedy_chooser(), o, {});
     ADD_FAILURE() << "a prompt longer than the context was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("context"), std::string::npos) << e.what();
@@ -266,7 +254,7 @@ TEST(CaptureEstimateClosedForm, ClampsToTheContextAndIsInstant) {
 // equals what a run writes (payload exactly, files within 1%).
 TEST(CaptureEstimateClosedForm, MatchesARunWithPositionRanges) {
   auto m = stories();
-  const fs::path dir = scratch("ranges.tptrace");
+  const fs::path dir = test::scratch_path("tw", "ranges.tptrace");
   TraceRunOptions o;
   o.out_dir = dir.string();
   o.n_generate = 120;
@@ -293,18 +281,18 @@ TEST(CaptureEstimateClosedForm, MatchesARunWithPositionRanges) {
 // nothing reports no change, and one that changes the residual stream reports where.
 TEST(TraceRun, InterventionEffectIsMeasuredAgainstTheUnpatchedModel) {
   auto m = stories();
-  const fs::path dir = scratch("effect.tptrace");
+  const fs::path dir = test::scratch_path("tw", "effect.tptrace");
   TraceRunOptions o;
   o.out_dir = dir.string();
   o.n_generate = 6;
   o.spec = CaptureSpec::parse("minimal");
   o.interventions = parse_interventions("scale(blocks.2.hook_resid_post, 1)");
-  auto same = run_traced(*m, {1, 403, 407}, greedy(), o, {});
+  auto same = run_traced(*m, {1, 403, 407}, test::greedy_chooser(), o, {});
   ASSERT_TRUE(same.effect);
   EXPECT_EQ(same.effect->unpatched_top1, same.generated);
   EXPECT_EQ(same.effect->largest_step, -1);
   o.interventions = parse_interventions("zero(blocks.2.hook_resid_post)");
-  auto changed = run_traced(*m, {1, 403, 407}, greedy(), o, {});
+  auto changed = run_traced(*m, {1, 403, 407}, test::greedy_chooser(), o, {});
   ASSERT_TRUE(changed.effect);
   ASSERT_EQ(changed.effect->max_logit_change.size(), changed.generated.size());
   EXPECT_GE(changed.effect->largest_step, 0);
@@ -314,7 +302,7 @@ TEST(TraceRun, InterventionEffectIsMeasuredAgainstTheUnpatchedModel) {
   EXPECT_EQ(e.at("unpatched_top1").get<std::vector<int32_t>>(), changed.effect->unpatched_top1);
   EXPECT_EQ(e.at("largest").at("step").get<int>(), changed.effect->largest_step);
   o.compare_unpatched = false;
-  EXPECT_FALSE(run_traced(*m, {1, 403, 407}, greedy(), o, {}).effect);
+  EXPECT_FALSE(run_traced(*m, {1, 403, 407}, test::greedy_chooser(), o, {}).effect);
   fs::remove_all(dir);
 }
 
