@@ -150,7 +150,7 @@ TEST(Trace, SelectionOfPositionsHeadsAndDtype) {
 
 TEST(Trace, FullCaptureEqualsReference) {
   TP_REQUIRE_SHARED("reference/stories260K/picked/tokens.json");
-  auto m = load_model((test::synthetic_path(test::kStoriesShaped)).string());
+  auto m = load_model((test::shared_dir() / "models/real/stories260K.gguf").string());  // the reference's model
   const fs::path ref = test::shared_dir() / "reference/stories260K/picked";
   std::ifstream js(ref / "tokens.json");
   const auto prompt = nlohmann::json::parse(js)["tokens"].get<std::vector<int32_t>>();
