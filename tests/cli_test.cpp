@@ -18,25 +18,11 @@ namespace tp {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Result {
-  int status;
-  std::string out;  // stdout and stderr together
-};
-
-// Runs the CLI with `env` (e.g. "TOKENPROBE_MODEL=...") in its environment.
-Result cli(const std::string& args, const std::string& env = "") {
-  const std::string cmd = env + (env.empty() ? "" : " ") + std::string(TP_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using test::cli;
 
 std::string shared(const std::string& rel) { return (test::shared_dir() / rel).string(); }
+// A generated fixture (test_support.h), for commands that need a model, not its answers.
+std::string fixture(const std::string& file) { return test::synthetic_path(file).string(); }
 
 TEST(Cli, RunTellsTheStoriesStory) {
   TP_REQUIRE_SHARED("models/real/stories260K.gguf");
@@ -72,10 +58,9 @@ TEST(Cli, DumpLogitsWritesTheReferenceLogits) {
 }
 
 TEST(Cli, InfoPrintsTheTransformerLensConfigAndTensors) {
-  TP_REQUIRE_SHARED("models/synthetic/qwen2-tiny.gguf");
-  const auto r = cli("info " + shared("models/synthetic/qwen2-tiny.gguf"));
+  const auto r = cli("info " + fixture("qwen2-bpe-q8_0.gguf"));
   ASSERT_EQ(r.status, 0) << r.out;
-  for (const char* s : {"d_model            64", "n_kv_heads         2", "d_vocab", "blk.3.attn_q.bias", "tokenizer  BPE"})
+  for (const char* s : {"d_model            64", "n_kv_heads         2", "d_vocab", "blk.1.attn_q.bias", "tokenizer  BPE"})
     EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
 }
 
@@ -88,15 +73,14 @@ TEST(Cli, ErrorsAreOneClearLineWithAHint) {
   const auto missing = cli("info /no/such/model.gguf");
   EXPECT_EQ(missing.status, 1);
   EXPECT_NE(missing.out.find("/no/such/model.gguf"), std::string::npos) << missing.out;
-  const auto bad_spec = cli("trace -m " + shared("models/real/stories260K.gguf") + " -p hi --capture 'blocks.x.nothing' --dry-run");
+  const auto bad_spec = cli("trace -m " + fixture(test::kStoriesShaped) + " -p hi --capture 'blocks.x.nothing' --dry-run");
   EXPECT_EQ(bad_spec.status, 1);
   EXPECT_NE(bad_spec.out.find("matches no hook point"), std::string::npos) << bad_spec.out;
 }
 
 TEST(Cli, TraceDryRunEstimateIsWithinOnePercentOfTheTrace) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   const fs::path dir = fs::temp_directory_path() / ("tp-cli-" + std::to_string(::getpid()) + ".tptrace");
-  const std::string args = "trace -m " + shared("models/real/stories260K.gguf") + " -p \"Once upon a time\" -n 12 --capture full -o " + dir.string();
+  const std::string args = "trace -m " + fixture(test::kStoriesShaped) + " -p \"Once upon a time\" -n 12 --capture full -o " + dir.string();
   const auto dry = cli(args + " --dry-run");
   ASSERT_EQ(dry.status, 0) << dry.out;
   EXPECT_FALSE(fs::exists(dir));
@@ -132,8 +116,7 @@ TEST(Cli, UsageErrorsExitOneWithAHint) {
 }
 
 TEST(Cli, TokenizeTakesTheDefaultModel) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  const auto r = cli("tokenize --text \"Hello world\"", "TOKENPROBE_MODEL=" + shared("models/real/stories260K.gguf"));
+  const auto r = cli("tokenize --text \"Hello world\"", "TOKENPROBE_MODEL=" + fixture(test::kStoriesShaped));
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("tokens for 11 bytes"), std::string::npos) << r.out;
   // Where there is no default model, the error says where it looked and how to get one.
@@ -144,8 +127,7 @@ TEST(Cli, TokenizeTakesTheDefaultModel) {
 
 // A prompt file must be a readable file of UTF-8 text, for every command.
 TEST(Cli, PromptFilesMustBeFilesOfUtf8Text) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  const std::string m = " -m " + shared("models/real/stories260K.gguf");
+  const std::string m = " -m " + fixture(test::kStoriesShaped);
   const auto dir = cli("run" + m + " -f /tmp -n 2");
   EXPECT_EQ(dir.status, 1) << dir.out;
   EXPECT_NE(dir.out.find("/tmp: is a directory"), std::string::npos) << dir.out;
@@ -160,8 +142,7 @@ TEST(Cli, PromptFilesMustBeFilesOfUtf8Text) {
 }
 
 TEST(Cli, RunSaysWhenTheContextEndsGeneration) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  const auto path = test::write_gguf_variant(shared("models/real/stories260K.gguf"), "ctx12",
+  const auto path = test::write_gguf_variant(fixture(test::kStoriesShaped), "ctx12",
                                              {{{"llama.context_length", gguf_value::u32(12)}}, {}});
   const auto r = cli("run -m " + path.string() + " --tokens 1,403,407 -n 100");
   EXPECT_EQ(r.status, 0) << r.out;
@@ -173,16 +154,15 @@ TEST(Cli, RunSaysWhenTheContextEndsGeneration) {
 // Strings from a GGUF reach the terminal escaped: no control sequence, and a NUL does not
 // cut the message short.
 TEST(Cli, FileStringsAreEscapedForTheTerminal) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   const std::string evil_arch("ll\x1b]0;pwned\x07" "a\0ma", 16);
-  const auto arch = test::write_gguf_variant(shared("models/real/stories260K.gguf"), "evil-arch",
+  const auto arch = test::write_gguf_variant(fixture(test::kStoriesShaped), "evil-arch",
                                              {{{"general.architecture", gguf_value::string(evil_arch)}}, {}});
   const auto r = cli("info " + arch.string());
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find('\x07'), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\\x00ma' is not supported"), std::string::npos) << r.out;
-  const auto name = test::write_gguf_variant(shared("models/real/stories260K.gguf"), "evil-name",
+  const auto name = test::write_gguf_variant(fixture(test::kStoriesShaped), "evil-name",
                                              {{{"general.name", gguf_value::string("story\x1b[2J\xc2\x9b" "31m")}}, {}});
   const auto info = cli("info --metadata " + name.string());
   EXPECT_EQ(info.status, 0) << info.out;
@@ -197,8 +177,7 @@ TEST(Cli, FileStringsAreEscapedForTheTerminal) {
 // prompt holding one is refused like any other invalid text, and a string from a file holding
 // one reaches the terminal escaped, byte by byte.
 TEST(Cli, OverlongFormsAndSurrogatesAreNotUtf8) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  const std::string model = shared("models/real/stories260K.gguf");
+  const std::string model = fixture(test::kStoriesShaped);
   struct Prompt {
     std::string text, refusal;
   };
@@ -226,8 +205,7 @@ TEST(Cli, OverlongFormsAndSurrogatesAreNotUtf8) {
 }
 
 TEST(Cli, SpecNumbersTooLargeAreOutOfRange) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  const auto r = cli("trace -m " + shared("models/real/stories260K.gguf") + " -p hi --capture 'hook_embed[pos=99999999999]' --dry-run");
+  const auto r = cli("trace -m " + fixture(test::kStoriesShaped) + " -p hi --capture 'hook_embed[pos=99999999999]' --dry-run");
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("out of range, at most 2147483647"), std::string::npos) << r.out;
 }

@@ -24,29 +24,14 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path stories() { return test::shared_dir() / "models/real/stories260K.gguf"; }
-
-struct Cli {
-  int status;
-  std::string out;  // stdout only: stderr goes to the test's log
-};
-
-Cli cli(const std::string& args) {
-  FILE* p = popen((std::string(TP_CLI_PATH) + " " + args).c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+// The generated stories260K-shaped fixture: the stop rule holds for any weights.
+fs::path stories() { return test::synthetic_path(test::kStoriesShaped); }
 
 auto greedy(int64_t vocab) {
   return [vocab](const std::vector<float>& logits, const std::vector<int32_t>&) { return argmax(logits.data(), vocab); };
 }
 
 TEST(StopRule, ReasonsAreCheckedInOrder) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = load_model(stories().string());
   const int32_t eos = m->tokenizer->eos();
   ASSERT_GE(eos, 0);
@@ -62,7 +47,6 @@ TEST(StopRule, ReasonsAreCheckedInOrder) {
 }
 
 TEST(Generate, SaysWhyItStopped) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = load_model(stories().string());
   const std::vector<int32_t> prompt = {1, 403, 407};
   Session s(*m, test_pool());
@@ -86,7 +70,7 @@ TEST(Generate, SaysWhyItStopped) {
 
 std::vector<int32_t> ids_of(const nlohmann::json& j) { return j.get<std::vector<int32_t>>(); }
 
-// stories260K with an EOT token beside its EOS: the token its greedy run gives at the third
+// The model with one more EOT token beside its end-of-generation tokens: the token its greedy run gives at the third
 // step or later that it did not give before, so that the run reaches it and stops there.
 struct TwoEogModel {
   fs::path path;
@@ -107,7 +91,6 @@ TwoEogModel make_two_eog_model(const std::vector<int32_t>& prompt) {
 }
 
 TEST(Generate, RunTraceExplainAndServeStopAtTheSameEndOfGenerationToken) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   const std::vector<int32_t> prompt = {1, 403, 407};
   const TwoEogModel t = make_two_eog_model(prompt);
   const int32_t eot = t.until_eot.back();
@@ -119,18 +102,19 @@ TEST(Generate, RunTraceExplainAndServeStopAtTheSameEndOfGenerationToken) {
   const fs::path scratch = fs::temp_directory_path() / ("tp-gen-" + std::to_string(::getpid()));
   fs::remove_all(scratch);
 
-  const Cli run = cli("run" + common + " --json");
+  const test::CliResult run = test::cli("run" + common + " --json", "", test::Stderr::ToLog);
   ASSERT_EQ(run.status, 0) << run.out;
   EXPECT_EQ(ids_of(nlohmann::json::parse(run.out)["generated_ids"]), t.until_eot) << "run";
 
-  const Cli trace = cli("trace" + common + " --capture minimal -o " + (scratch / "t.tptrace").string());
+  const test::CliResult trace =
+      test::cli("trace" + common + " --capture minimal -o " + (scratch / "t.tptrace").string(), "", test::Stderr::ToLog);
   ASSERT_EQ(trace.status, 0) << trace.out;
   std::ifstream manifest(scratch / "t.tptrace" / "manifest.json");
   EXPECT_EQ(ids_of(nlohmann::json::parse(manifest)["generated_ids"]), t.until_eot) << "trace";
 
   // explain, untraced and with a trace of its own (-o): one JSON line per explained token.
   for (const std::string& out : std::vector<std::string>{"", " -o " + (scratch / "e.tptrace").string()}) {
-    const Cli explain = cli("explain" + common + " --json" + out);
+    const test::CliResult explain = test::cli("explain" + common + " --json" + out, "", test::Stderr::ToLog);
     ASSERT_EQ(explain.status, 0) << explain.out;
     std::vector<int32_t> ids;
     std::istringstream lines(explain.out);

@@ -30,8 +30,7 @@ TEST(GgufReader, ReadsVocabularyOnlyFiles) {
 }
 
 TEST(GgufReader, TypedAccessorsNameTheKey) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  auto f = GgufFile::open((test::shared_dir() / "models/real/stories260K.gguf").string());
+  auto f = GgufFile::open(test::synthetic_path(test::kStoriesShaped).string());
   try {
     f.get_string("llama.embedding_length");
     FAIL() << "expected a type error";

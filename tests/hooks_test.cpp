@@ -145,6 +145,8 @@ INSTANTIATE_TEST_SUITE_P(Synthetic, HookIdentities, ::testing::ValuesIn(test::sy
                          [](const auto& info) { return test::model_label(info.param); });
 INSTANTIATE_TEST_SUITE_P(Requantised, HookIdentities, ::testing::ValuesIn(test::requantised_models()),
                          [](const auto& info) { return test::model_label(info.param); });
+INSTANTIATE_TEST_SUITE_P(Generated, HookIdentities, ::testing::ValuesIn(test::fixture_models()),
+                         [](const auto& info) { return test::model_label(info.param); });
 
 // An observer that zeroes one hook in place: the forward pass continues from the change.
 class ZeroAttnOut : public Observer {
@@ -158,8 +160,7 @@ class ZeroAttnOut : public Observer {
 };
 
 TEST(Hooks, ObserverCanIntervene) {
-  TP_REQUIRE_SHARED("models/synthetic/llama-spm-tiny.gguf");
-  auto m = load_model((test::shared_dir() / "models/synthetic/llama-spm-tiny.gguf").string());
+  auto m = load_model(test::synthetic_path(test::kStoriesShaped).string());
   const std::vector<int32_t> toks = {1, 5, 9, 17};
   Session clean(*m, test_pool());
   const auto base = clean.eval(toks);

@@ -24,18 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path temp_path(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("tp-iv-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(p);
-  return p;
-}
-
-TokenChooser greedy() {
-  return [](const std::vector<float>& logits, const std::vector<int32_t>&) {
-    return nlohmann::json{{"id", argmax(logits.data(), int64_t(logits.size()))}};
-  };
-}
-
 struct TracedRun {
   TraceReader trace;
   std::vector<float> get(const std::string& name) const {
@@ -50,7 +38,7 @@ struct TracedRun {
 TracedRun run(const Model& m, const std::vector<int32_t>& prompt, const std::string& capture, const std::string& intervene,
         const std::string& name, int n = 2, int64_t max_batch = 512) {
   TraceRunOptions o;
-  o.out_dir = temp_path(name + ".tptrace").string();
+  o.out_dir = test::scratch_path("iv", name + ".tptrace").string();
   o.n_generate = n;
   o.max_batch = max_batch;
   o.spec = CaptureSpec::parse(capture);
@@ -58,7 +46,7 @@ TracedRun run(const Model& m, const std::vector<int32_t>& prompt, const std::str
   prepare_interventions(o.interventions, m.config, m.path, prompt, n, [&](Observer& mean, bool all_logits) {
     observe_prompt(m, test_pool(), prompt, mean, all_logits);
   });
-  run_traced(m, test_pool(), prompt, greedy(), o, trace_manifest(m, prompt, {}, "", {}));
+  run_traced(m, test_pool(), prompt, test::greedy_chooser(), o, trace_manifest(m, prompt, {}, "", {}));
   return TracedRun{TraceReader::open(o.out_dir)};
 }
 
@@ -72,7 +60,8 @@ class Intervention : public ::testing::Test {
   }
 };
 
-std::unique_ptr<Model> model(const std::string& rel) { return load_model((test::shared_dir() / rel).string()); }
+// The generated fixtures: these tests check what interventions do, which any weights show.
+std::unique_ptr<Model> model(const std::string& file) { return load_model(test::synthetic_path(file).string()); }
 
 TEST_F(Intervention, ParseErrorsQuoteTheClause) {
   for (const char* bad : {"zero(nothing)", "frobnicate(hook_embed)", "scale(hook_embed)", "scale(hook_embed, abc)",
@@ -93,9 +82,8 @@ TEST_F(Intervention, ParseErrorsQuoteTheClause) {
 }
 
 TEST_F(Intervention, ZeroingEveryHeadLeavesOnlyTheOutputBias) {
-  TP_REQUIRE_SHARED("models/synthetic/gpt2-tiny.gguf");
-  auto m = model("models/synthetic/gpt2-tiny.gguf");
-  const TracedRun r = run(*m, {1544, 6497, 510, 262, 2266}, "blocks.2.hook_resid_pre;blocks.2.hook_resid_mid;blocks.2.attn.hook_z",
+  auto m = model("gpt2-bpe-f32.gguf");
+  const TracedRun r = run(*m, {154, 64, 51, 262, 226}, "blocks.2.hook_resid_pre;blocks.2.hook_resid_mid;blocks.2.attn.hook_z",
                     "zero(blocks.2.attn.hook_z)", "zero");
   const auto pre = r.get("prompt/blocks.2.hook_resid_pre"), mid = r.get("prompt/blocks.2.hook_resid_mid");
   const auto z = r.get("prompt/blocks.2.attn.hook_z");
@@ -112,8 +100,7 @@ TEST_F(Intervention, ZeroingEveryHeadLeavesOnlyTheOutputBias) {
 }
 
 TEST_F(Intervention, PatchingTheResidualAtLayer0ReproducesTheCleanRun) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  auto m = model("models/real/stories260K.gguf");
+  auto m = model(test::kStoriesShaped);
   const TracedRun clean = run(*m, {1, 403, 407, 261, 378}, "blocks.0.hook_resid_pre;unembed.hook_out", "", "clean");
   const std::string src = (fs::temp_directory_path() / ("tp-iv-" + std::to_string(::getpid()) + "-clean.tptrace")).string();
   const TracedRun patched = run(*m, {1, 300, 301, 302, 303}, "unembed.hook_out",
@@ -126,15 +113,14 @@ TEST_F(Intervention, PatchingTheResidualAtLayer0ReproducesTheCleanRun) {
 }
 
 TEST_F(Intervention, ScaleAddAndMeanDoWhatTheySay) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  auto m = model("models/real/stories260K.gguf");
+  auto m = model(test::kStoriesShaped);
   const std::vector<int32_t> p = {1, 403, 407, 261};
   const TracedRun base = run(*m, p, "blocks.0.hook_resid_post;blocks.1.mlp.hook_post", "", "base", 1);
   const auto r0 = base.get("prompt/blocks.0.hook_resid_post");
 
   std::vector<float> v(64);
   for (int i = 0; i < 64; ++i) v[i] = 0.01f * float(i);
-  const std::string vec = temp_path("v.npy").string();
+  const std::string vec = test::scratch_path("iv", "v.npy").string();
   write_npy(vec, v.data(), {64});
   const TracedRun added = run(*m, p, "blocks.0.hook_resid_post", "add(blocks.0.hook_resid_post[pos=2], " + vec + "*2)", "add", 1);
   const auto r1 = added.get("prompt/blocks.0.hook_resid_post");
@@ -160,8 +146,7 @@ TEST_F(Intervention, ScaleAddAndMeanDoWhatTheySay) {
 // The mean of an attention matrix covers the prompt's keys; decode steps have more keys
 // than the prompt pass (it was sized from the prompt: a heap overflow, garbage, then NaN).
 TEST_F(Intervention, MeanOfAttentionMatricesHoldsOnDecodeSteps) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  auto m = model("models/real/stories260K.gguf");
+  auto m = model(test::kStoriesShaped);
   const std::vector<int32_t> p = {1, 403, 407, 261};
   const TracedRun clean = run(*m, p, "blocks.0.attn.hook_pattern", "", "clean-pattern", 1);
   const auto cp = clean.get("prompt/blocks.0.attn.hook_pattern");  // [8, 4, 4]
@@ -188,8 +173,7 @@ TEST_F(Intervention, MeanOfAttentionMatricesHoldsOnDecodeSteps) {
 
 // Prompts run in chunks; the mean is over the whole prompt, not its first chunk.
 TEST_F(Intervention, MeanCoversEveryPromptChunk) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  auto m = model("models/real/stories260K.gguf");
+  auto m = model(test::kStoriesShaped);
   const std::vector<int32_t> p = {1, 403, 407, 261, 378, 300, 301, 302, 303, 304};
   const auto post = run(*m, p, "blocks.1.mlp.hook_post", "", "clean-chunks", 1).get("prompt/blocks.1.mlp.hook_post");
   float mean = 0;
@@ -203,8 +187,7 @@ TEST_F(Intervention, MeanCoversEveryPromptChunk) {
 
 // Clauses are checked against the model before anything runs, and name what exists.
 TEST_F(Intervention, ClausesThatMatchNothingAreUsageErrors) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  auto m = model("models/real/stories260K.gguf");
+  auto m = model(test::kStoriesShaped);
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"zero(blocks.99.hook_resid_post)", "5 layers (0-4)"},
       {"zero(blocks.0.attn.hook_z[heads=99])", "8 heads (0-7)"},
@@ -214,10 +197,10 @@ TEST_F(Intervention, ClausesThatMatchNothingAreUsageErrors) {
       {"zero(hook_pos_embed)", "matches no hook"}};
   for (const auto& [clause, says] : cases) {
     TraceRunOptions o;
-    o.out_dir = temp_path("unmatched.tptrace").string();
+    o.out_dir = test::scratch_path("iv", "unmatched.tptrace").string();
     o.interventions = parse_interventions(clause);
     try {
-      run_traced(*m, test_pool(), {1, 403}, greedy(), o, {});
+      run_traced(*m, test_pool(), {1, 403}, test::greedy_chooser(), o, {});
       ADD_FAILURE() << "accepted: " << clause;
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::Usage) << e.what();
@@ -238,8 +221,7 @@ TEST_F(Intervention, ClausesThatMatchNothingAreUsageErrors) {
 // A source tensor whose shape disagrees with the hook or with its own metadata is an
 // error, never a read outside it.
 TEST_F(Intervention, PatchSourcesOfTheWrongShapeAreShapeErrors) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  auto m = model("models/real/stories260K.gguf");
+  auto m = model(test::kStoriesShaped);
   const std::vector<int32_t> p = {1, 403, 407, 261};
   struct Bad {
     std::string hook;
@@ -252,7 +234,7 @@ TEST_F(Intervention, PatchSourcesOfTheWrongShapeAreShapeErrors) {
                                  {"blocks.0.hook_resid_pre", {0, 64}, {0, 1, 2, 3}}};
   int i = 0;
   for (const Bad& b : bads) {
-    const std::string dir = temp_path("bad-source-" + std::to_string(i++) + ".tptrace").string();
+    const std::string dir = test::scratch_path("iv", "bad-source-" + std::to_string(i++) + ".tptrace").string();
     {
       TraceWriter w(dir, trace_manifest(*m, p, {}, "", {}));
       uint64_t n = 1;
@@ -274,13 +256,12 @@ TEST_F(Intervention, PatchSourcesOfTheWrongShapeAreShapeErrors) {
 // Same shape, other model: the config and the file's sha256 in the source's manifest must
 // be this model's.
 TEST_F(Intervention, PatchFromAnotherModelIsRefused) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  auto m = model("models/real/stories260K.gguf");
+  auto m = model(test::kStoriesShaped);
   const std::vector<int32_t> p = {1, 403, 407, 261};
-  const std::string clean = temp_path("other-clean.tptrace").string();
+  const std::string clean = test::scratch_path("iv", "other-clean.tptrace").string();
   run(*m, p, "blocks.0.hook_resid_pre", "", "other-clean", 1);
   // Other weights, same config.
-  const auto reweighted = test::write_gguf_variant(test::shared_dir() / "models/real/stories260K.gguf", "reweighted",
+  const auto reweighted = test::write_gguf_variant(test::synthetic_path(test::kStoriesShaped), "reweighted",
                                                    {{}, [](const GgufTensor& t, std::vector<uint8_t>& bytes) {
                                                       if (t.name == "blk.0.attn_q.weight") bytes[0] ^= 1;
                                                     }});
@@ -292,14 +273,14 @@ TEST_F(Intervention, PatchFromAnotherModelIsRefused) {
     EXPECT_NE(std::string(e.what()).find("sha256"), std::string::npos) << e.what();
   }
   // Another config with the same d_model: refused even without the file check.
-  const auto renamed = test::write_gguf_variant(test::shared_dir() / "models/real/stories260K.gguf", "renamed",
+  const auto renamed = test::write_gguf_variant(test::synthetic_path(test::kStoriesShaped), "renamed",
                                                 {{{"llama.context_length", gguf_value::u32(64)}}, {}});
   auto shorter = load_model(renamed.string());
   TraceRunOptions o;
-  o.out_dir = temp_path("other-config.tptrace").string();
+  o.out_dir = test::scratch_path("iv", "other-config.tptrace").string();
   o.interventions = parse_interventions("patch(blocks.0.hook_resid_pre, " + clean + ")", open_trace_source);
   try {
-    run_traced(*shorter, test_pool(), p, greedy(), o, {});
+    run_traced(*shorter, test_pool(), p, test::greedy_chooser(), o, {});
     ADD_FAILURE() << "patched from a trace of a model with another config";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("n_ctx"), std::string::npos) << e.what();

@@ -1,8 +1,8 @@
 // The viewer's logit lens (GET /api/traces/ID/lens, server/lens.cpp, over a trace's rows)
 // and explain's (analysis::logit_lens, over the live activations) are one lens: the same
 // top token, probabilities and rank of the next token at every residual row, ties included
-// (docs/analyses.md: ties rank the lower id first). Uses stories260K from ../shared, with
-// one unembedding row copied so that two tokens always have equal logits.
+// (docs/analyses.md: ties rank the lower id first). Uses the generated stories260K-shaped
+// fixture, with one unembedding row copied so that two tokens always have equal logits.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -66,8 +66,7 @@ size_t index_of(const json& arr, const json& v) {
 }
 
 TEST(LensAgreement, ViewerLensAndExplainAgreeIncludingTies) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  const fs::path src = test::shared_dir() / "models/real/stories260K.gguf";
+  const fs::path src = test::synthetic_path(test::kStoriesShaped);
   const int32_t chosen = first_greedy(src);
   ASSERT_GT(chosen, 0);
   const int32_t twin = chosen - 1;  // lower id, same row: the lens ranks it first

@@ -95,16 +95,14 @@ TEST(ModelLoad, UnknownArchitectureNamesItAndTheSupportedList) {
 }
 
 TEST(ModelLoad, ContextOverflowIsAUsageError) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  auto m = load_model((test::shared_dir() / "models/real/stories260K.gguf").string());
+  auto m = load_model(test::synthetic_path(test::kStoriesShaped).string());
   Session s(*m, test_pool(), {.n_ctx = 4});
   EXPECT_THROW(s.eval({1, 2, 3, 4, 5}), Error);
   EXPECT_THROW(s.eval({1, 100000}), Error);  // id outside the vocabulary
 }
 
 TEST(ModelLoad, ChunkedPromptEqualsOneBatch) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  auto m = load_model((test::shared_dir() / "models/real/stories260K.gguf").string());
+  auto m = load_model(test::synthetic_path(test::kStoriesShaped).string());
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432, 383, 286, 261};
   Session one(*m, test_pool()), chunked(*m, test_pool(), {.max_batch = 4});
   const auto a = one.eval(prompt, true), b = chunked.eval(prompt, true);

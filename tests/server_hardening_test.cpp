@@ -1,7 +1,7 @@
 // The server under hostile or careless clients, over real sockets: compressed transfers,
 // chunked and form-encoded bodies, bodiless requests, foreign origins and hosts, slow and
 // silent connections, a connection flood, concurrent completions, clients that leave, and
-// the OpenAI stream's shape. Uses stories260K from ../shared.
+// the OpenAI stream's shape. Uses the generated stories260K-shaped fixture.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -112,12 +112,10 @@ std::string body_of(const std::string& response) {
 class ServerHardening : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const fs::path p = test::shared_dir() / "models/real/stories260K.gguf";
-    if (fs::exists(p)) model_ = load_model(p.string());
+    model_ = load_model(test::synthetic_path(test::kStoriesShaped).string());
   }
   static void TearDownTestSuite() { model_.reset(); }
   void SetUp() override {
-    TP_REQUIRE_SHARED("models/real/stories260K.gguf");
     dir_ = fs::temp_directory_path() / ("tp-hardening-" + std::to_string(::getpid()) + "-" +
                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);

@@ -1,6 +1,6 @@
 // The server reads sampler settings in one place: the same settings given through each
 // endpoint (/v1/completions, /v1/chat/completions, llama-server's /completion and /api/run's
-// "sampler" object) become the same SamplerSettings. Uses stories260K from ../shared.
+// "sampler" object) become the same SamplerSettings. Uses the generated stories260K-shaped fixture.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -20,11 +20,9 @@ using server::ApiKind;
 class ServerSampler : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const auto p = test::shared_dir() / "models/real/stories260K.gguf";
-    if (std::filesystem::exists(p)) model_ = load_model(p.string());
+    model_ = load_model(test::synthetic_path(test::kStoriesShaped).string());
   }
   static void TearDownTestSuite() { model_.reset(); }
-  void SetUp() override { TP_REQUIRE_SHARED("models/real/stories260K.gguf"); }
 
   static json settings(ApiKind kind, const json& body) {
     return sampler_settings_json(server::parse_request(kind, body, *model_, 64).gen.sampler);

@@ -1,6 +1,6 @@
 // The HTTP API end to end over a real socket: every endpoint, and hostile requests
 // (malformed JSON, unknown traces, path tricks, oversized bodies, wrong types) answered
-// with JSON 4xx errors. Uses stories260K from ../shared.
+// with JSON 4xx errors. Uses the generated stories260K-shaped fixture (test_support.h).
 #include <httplib.h>
 
 #include <filesystem>
@@ -23,8 +23,7 @@ namespace fs = std::filesystem;
 class ServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const fs::path model_path = test::shared_dir() / "models/real/stories260K.gguf";
-    if (!fs::exists(model_path)) return;
+    const fs::path model_path = test::synthetic_path(test::kStoriesShaped);
     dir_ = fs::temp_directory_path() / ("tp-server-test-" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     model_ = load_model(model_path.string());
@@ -45,7 +44,6 @@ class ServerTest : public ::testing::Test {
     srv_.reset();
     fs::remove_all(dir_);
   }
-  void SetUp() override { TP_REQUIRE_SHARED("models/real/stories260K.gguf"); }
 
   static httplib::Client client() {
     httplib::Client c("127.0.0.1", port_);
@@ -86,7 +84,7 @@ class ServerTest : public ::testing::Test {
 TEST_F(ServerTest, HealthModelAndStaticPage) {
   EXPECT_EQ(get("/health", 200)["status"], "ok");
   EXPECT_EQ(get("/api/model", 200)["config"]["n_layers"], 5);
-  EXPECT_EQ(get("/v1/models", 200)["data"][0]["id"], "stories260K.gguf");
+  EXPECT_EQ(get("/v1/models", 200)["data"][0]["id"], test::kStoriesShaped);
   auto r = client().Get("/");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
@@ -182,7 +180,7 @@ TEST_F(ServerTest, BadRequestsGet4xx) {
 
 TEST_F(ServerTest, OpenAICompletionShape) {
   const json r = post("/v1/completions",
-                      R"({"model": "stories260K", "prompt": "Once upon a time", "max_tokens": 5, "temperature": 0,
+                      R"({"model": "llama-spm-f32", "prompt": "Once upon a time", "max_tokens": 5, "temperature": 0,
                           "logprobs": 2, "stop": ["\n"]})", 200);
   EXPECT_EQ(r["object"], "text_completion");
   ASSERT_EQ(r["choices"].size(), 1u);

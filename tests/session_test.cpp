@@ -92,6 +92,8 @@ INSTANTIATE_TEST_SUITE_P(Synthetic, BatchInvariance, ::testing::ValuesIn(test::s
                          [](const auto& info) { return test::model_label(info.param); });
 INSTANTIATE_TEST_SUITE_P(Requantised, BatchInvariance, ::testing::ValuesIn(test::requantised_models()),
                          [](const auto& info) { return test::model_label(info.param); });
+INSTANTIATE_TEST_SUITE_P(Generated, BatchInvariance, ::testing::ValuesIn(test::fixture_models()),
+                         [](const auto& info) { return test::model_label(info.param); });
 
 }  // namespace
 }  // namespace tp

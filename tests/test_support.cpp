@@ -2,18 +2,27 @@
 
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <algorithm>
+#include <array>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
+#include <set>
+#include <stdexcept>
 
 #include "core/dtype.h"
 #include "core/half.h"
+#include "fixtures/fixture_models.h"
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
 #include "quant/quant.h"
+#include "runtime/session.h"
 
 namespace tp::test {
 
@@ -163,11 +172,46 @@ const std::vector<std::string>& requantised_models() {
   return models;
 }
 
+const std::vector<std::string>& fixture_models() {
+  static const std::vector<std::string> models = [] {
+    std::vector<std::string> names;
+    for (const auto& spec : fixtures::fixture_specs()) names.push_back(spec.name + ".gguf");
+    return names;
+  }();
+  return models;
+}
+
+namespace {
+
+bool is_fixture(const std::string& file) {
+  const auto& all = fixture_models();
+  return std::find(all.begin(), all.end(), file) != all.end();
+}
+
+std::filesystem::path fixture_path(const std::string& file) {
+  static std::mutex mu;
+  static std::set<std::string> written;  // by this process
+  const std::filesystem::path dst = std::filesystem::path(TP_TEST_SCRATCH) / "fixtures" / file;
+  const std::lock_guard lock(mu);
+  if (written.insert(file).second) {
+    std::filesystem::create_directories(dst.parent_path());
+    fixtures::write_fixture(fixtures::find_fixture(file.substr(0, file.size() - 5)), dst.string());
+  }
+  return dst;
+}
+
+}  // namespace
+
 std::string synthetic_source(const std::string& file) {
+  if (is_fixture(file)) return "";
   return std::string("models/synthetic/") + (requantised_type(file) == DType::F32 ? file : kRequantSource);
 }
 
 std::filesystem::path synthetic_path(const std::string& file, bool f32_twin) {
+  if (is_fixture(file)) {
+    if (f32_twin) throw std::invalid_argument("no F32 twin of the generated fixture " + file);
+    return fixture_path(file);
+  }
   const DType t = requantised_type(file);
   if (t == DType::F32) return shared_dir() / "models/synthetic" / file;
   const std::filesystem::path dst =
@@ -181,6 +225,33 @@ std::string model_label(const std::string& file) {
   for (char& ch : n)
     if (ch == '-') ch = '_';
   return n;
+}
+
+std::filesystem::path scratch_path(const std::string& tag, const std::string& name) {
+  const auto p = std::filesystem::temp_directory_path() / ("tp-" + tag + "-" + std::to_string(::getpid()) + "-" + name);
+  std::filesystem::remove_all(p);
+  return p;
+}
+
+TokenChooser greedy_chooser() {
+  return [](const std::vector<float>& logits, const std::vector<int32_t>&) {
+    return nlohmann::json{{"id", argmax(logits.data(), int64_t(logits.size()))}};
+  };
+}
+
+CliResult cli(const std::string& args, const std::string& env, Stderr err) {
+  const std::string cmd =
+      env + (env.empty() ? "" : " ") + TP_CLI_PATH + " " + args + (err == Stderr::Merged ? " 2>&1" : "");
+  const auto t0 = std::chrono::steady_clock::now();
+  CliResult r;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  for (size_t n; (n = std::fread(buf.data(), 1, buf.size(), p)) > 0;) r.out.append(buf.data(), n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
 }
 
 CompareResult compare(const std::string& label, const std::vector<float>& got,

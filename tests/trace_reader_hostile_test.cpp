@@ -113,11 +113,9 @@ void expect_refused(const Crafted& c, const std::string& field, const std::strin
   }
 }
 
+// The generated stories260K-shaped fixture, which the crafted traces fit.
 const Model* stories() {
-  static std::unique_ptr<Model> m = [] {
-    const fs::path p = test::shared_dir() / "models/real/stories260K.gguf";
-    return fs::exists(p) ? load_model(p.string()) : nullptr;
-  }();
+  static std::unique_ptr<Model> m = load_model(test::synthetic_path(test::kStoriesShaped).string());
   return m.get();
 }
 
@@ -141,7 +139,7 @@ void use_every_way(const TraceReader& r) {
         q.heads = "0|5";
         (void)server::slice_tensor(r, q);
       });
-  if (stories()) guarded([&] { (void)server::logit_lens(*stories(), test_pool(), r); });
+  guarded([&] { (void)server::logit_lens(*stories(), test_pool(), r); });
 }
 
 TEST_F(TraceHostile, TheCraftedTraceIsValidAndReadsBack) {
@@ -431,27 +429,13 @@ TEST_F(TraceHostile, ExplainRecordsAreCheckedFieldByField) {
   }
 }
 
-struct CliResult {
-  int status;  // -1: killed by a signal
-  std::string out;
-};
-
-CliResult cli(const std::string& args) {
-  FILE* p = popen((std::string(TP_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  for (size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) out.append(buf.data(), n);
-  const int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
 TEST_F(TraceHostile, CliCommandsSayWhatIsWrongWithACraftedTrace) {
   const fs::path dir = scratch("cli");
   Crafted c;
   c.tensor("prompt/blocks.0.attn.hook_pattern").shape = {8, 25};
   c.write(dir);
   for (const std::string& cmd : std::vector<std::string>{"show", "explain", "report --no-lens -o " + (dir.parent_path() / "r.html").string()}) {
-    const auto r = cli(cmd + " " + dir.string());
+    const auto r = test::cli(cmd + " " + dir.string());
     EXPECT_EQ(r.status, 1) << cmd << ": " << r.out;
     EXPECT_NE(r.out.find("hook_pattern: shape"), std::string::npos) << cmd << ": " << r.out;
   }
@@ -461,7 +445,7 @@ TEST_F(TraceHostile, CliCommandsSayWhatIsWrongWithACraftedTrace) {
   step["explain"].erase("logit_lens");
   e.steps = {step.dump()};
   e.write(dir);
-  const auto r = cli("explain " + dir.string());
+  const auto r = test::cli("explain " + dir.string());
   EXPECT_EQ(r.status, 1) << r.out;
   EXPECT_NE(r.out.find("explain.logit_lens"), std::string::npos) << r.out;
 }
@@ -471,13 +455,13 @@ TEST_F(TraceHostile, AGreedyStepShowsNoRandomDraw) {
   Crafted c;
   c.steps = {explain_step(true).dump()};
   c.write(dir);
-  const auto greedy = cli("explain --color never " + dir.string());
+  const auto greedy = test::cli("explain --color never " + dir.string());
   EXPECT_EQ(greedy.status, 0) << greedy.out;
   EXPECT_EQ(greedy.out.find("u=0.6013"), std::string::npos) << greedy.out;
   EXPECT_NE(greedy.out.find("greedy"), std::string::npos) << greedy.out;
   c.steps = {explain_step(false).dump()};
   c.write(dir);
-  const auto sampled = cli("explain --color never " + dir.string());
+  const auto sampled = test::cli("explain --color never " + dir.string());
   EXPECT_NE(sampled.out.find("u=0.6013"), std::string::npos) << sampled.out;
 }
 
@@ -490,7 +474,6 @@ TEST_F(TraceHostile, ServerAndLensGiveErrorsNotCrashes) {
   server::TraceStore store(root.string());
   EXPECT_THROW(store.open("bad.tptrace"), Error);
   // Valid to the reader, but 25 values wide where the model has 64: the lens says so.
-  if (!stories()) GTEST_SKIP() << "stories260K not found in ../shared";
   Crafted narrow;
   for (const char* n : {"prompt/blocks.0.hook_resid_post", "step.1/blocks.0.hook_resid_post", "prompt/hook_embed"})
     narrow.tensor(n).shape.back() = 25;
@@ -508,7 +491,6 @@ TEST_F(TraceHostile, ServerAndLensGiveErrorsNotCrashes) {
 // A token id outside the loaded model's vocabulary (a trace of another model whose manifest
 // gave no d_vocab) would index past the lens's logits: Error(Shape) naming the token.
 TEST_F(TraceHostile, LensRefusesTokenIdsOutsideTheVocabulary) {
-  if (!stories()) GTEST_SKIP() << "stories260K not found in ../shared";
   for (const bool in_prompt : {false, true}) {
     Crafted foreign;
     foreign.manifest["model"].erase("config");
@@ -550,8 +532,7 @@ TEST_F(TraceHostile, ListingSkipsManifestsItCannotRead) {
 // Over a real socket: one GET per crafted trace and endpoint, each answered with an error
 // status, and the server still answering afterwards.
 TEST_F(TraceHostile, ServeAnswersCraftedTracesWithErrorsAndKeepsRunning) {
-  const fs::path model_path = test::shared_dir() / "models/real/stories260K.gguf";
-  if (!fs::exists(model_path)) GTEST_SKIP() << "stories260K not found in ../shared";
+  const fs::path model_path = test::synthetic_path(test::kStoriesShaped);
   const fs::path root = scratch_root() / "serve";
   fs::create_directories(root);
   Crafted good;

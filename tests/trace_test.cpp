@@ -27,18 +27,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path temp_trace(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("tp-" + std::to_string(::getpid()) + "-" + name + ".tptrace");
-  fs::remove_all(p);
-  return p;
-}
-
-TokenChooser greedy() {
-  return [](const std::vector<float>& logits, const std::vector<int32_t>&) {
-    return nlohmann::json{{"id", argmax(logits.data(), int64_t(logits.size()))}};
-  };
-}
-
 uint64_t shard_bytes_on_disk(const fs::path& dir) {
   uint64_t n = 0;
   for (const auto& e : fs::directory_iterator(dir))
@@ -46,7 +34,8 @@ uint64_t shard_bytes_on_disk(const fs::path& dir) {
   return n;
 }
 
-std::unique_ptr<Model> stories() { return load_model((test::shared_dir() / "models/real/stories260K.gguf").string()); }
+// The generated stories260K-shaped fixture: these tests need a model, not its answers.
+std::unique_ptr<Model> stories() { return load_model(test::synthetic_path(test::kStoriesShaped).string()); }
 
 // The safetensors writer keeps the tensors' data in order, with metadata, and refuses a
 // name used twice (the header is written key by key, so nothing else would catch it).
@@ -100,14 +89,13 @@ TEST(CaptureSpec, ParsesPresetsGlobsAndOptions) {
 }
 
 TEST(Trace, DefaultCaptureMatchesEstimateAndReadsBack) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378};
   TraceRunOptions o;
-  o.out_dir = temp_trace("default").string();
+  o.out_dir = test::scratch_path("trace", "default.tptrace").string();
   o.n_generate = 8;
   o.max_batch = 3;  // exercise prompt chunks
-  const auto res = run_traced(*m, test_pool(), prompt, greedy(), o, {{"prompt_ids", prompt}});
+  const auto res = run_traced(*m, test_pool(), prompt, test::greedy_chooser(), o, {{"prompt_ids", prompt}});
   const auto est = estimate_capture(o.spec, m->config, 5, 8, 3);
   EXPECT_EQ(res.captured_bytes, est.total_bytes);
   const double on_disk = double(shard_bytes_on_disk(o.out_dir));
@@ -131,7 +119,6 @@ TEST(Trace, DefaultCaptureMatchesEstimateAndReadsBack) {
 }
 
 TEST(Trace, SelectionOfPositionsHeadsAndDtype) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432};
   Recorder rec([](Hook h, int l) { return h == Hook::Pattern && l == 1; });
@@ -141,10 +128,10 @@ TEST(Trace, SelectionOfPositionsHeadsAndDtype) {
   const auto& full = rec.only("blocks.1.attn.hook_pattern");  // [8, 6, 6]
 
   TraceRunOptions o;
-  o.out_dir = temp_trace("select").string();
+  o.out_dir = test::scratch_path("trace", "select.tptrace").string();
   o.n_generate = 1;
   o.spec = CaptureSpec::parse("blocks.1.attn.hook_pattern[heads=2|5,pos=1-2,dtype=f16]");
-  run_traced(*m, test_pool(), prompt, greedy(), o, {});
+  run_traced(*m, test_pool(), prompt, test::greedy_chooser(), o, {});
   const auto tr = TraceReader::open(o.out_dir);
   const auto* t = tr.find("prompt/blocks.1.attn.hook_pattern");
   ASSERT_TRUE(t);
@@ -164,15 +151,15 @@ TEST(Trace, SelectionOfPositionsHeadsAndDtype) {
 
 TEST(Trace, FullCaptureEqualsReference) {
   TP_REQUIRE_SHARED("reference/stories260K/picked/tokens.json");
-  auto m = stories();
+  auto m = load_model((test::shared_dir() / "models/real/stories260K.gguf").string());  // the reference's model
   const fs::path ref = test::shared_dir() / "reference/stories260K/picked";
   std::ifstream js(ref / "tokens.json");
   const auto prompt = nlohmann::json::parse(js)["tokens"].get<std::vector<int32_t>>();
   TraceRunOptions o;
-  o.out_dir = temp_trace("full").string();
+  o.out_dir = test::scratch_path("trace", "full.tptrace").string();
   o.n_generate = 2;
   o.spec = CaptureSpec::parse("full");
-  run_traced(*m, test_pool(), prompt, greedy(), o, {});
+  run_traced(*m, test_pool(), prompt, test::greedy_chooser(), o, {});
   const auto tr = TraceReader::open(o.out_dir);
   int bad = 0;
   auto check = [&](const std::string& hook, const std::string& file) {
@@ -203,14 +190,13 @@ TEST(Trace, FullCaptureEqualsReference) {
 }
 
 TEST(Trace, MaxTraceBytesStopsCaptureCleanly) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   TraceRunOptions o;
-  o.out_dir = temp_trace("bounded").string();
+  o.out_dir = test::scratch_path("trace", "bounded.tptrace").string();
   o.n_generate = 20;
   o.spec = CaptureSpec::parse("full");
   o.writer.max_trace_bytes = 100000;
-  const auto res = run_traced(*m, test_pool(), {1, 403, 407}, greedy(), o, {});
+  const auto res = run_traced(*m, test_pool(), {1, 403, 407}, test::greedy_chooser(), o, {});
   EXPECT_EQ(res.generated.size(), 20u) << "generation continues after capture stops";
   EXPECT_LE(res.captured_bytes, 100000u);
   EXPECT_FALSE(res.capture_stopped.empty());
@@ -222,8 +208,7 @@ TEST(Trace, MaxTraceBytesStopsCaptureCleanly) {
 }
 
 TEST(Trace, KilledRunLeavesAnIncompleteTraceThatOpens) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  const fs::path dir = temp_trace("killed");
+  const fs::path dir = test::scratch_path("trace", "killed.tptrace");
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {

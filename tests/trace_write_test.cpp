@@ -29,19 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path scratch(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("tp-tw-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(p);
-  return p;
-}
-
-std::unique_ptr<Model> stories() { return load_model((test::shared_dir() / "models/real/stories260K.gguf").string()); }
-
-TokenChooser greedy() {
-  return [](const std::vector<float>& logits, const std::vector<int32_t>&) {
-    return nlohmann::json{{"id", argmax(logits.data(), int64_t(logits.size()))}};
-  };
-}
+std::unique_ptr<Model> stories() { return load_model((test::synthetic_path(test::kStoriesShaped)).string()); }
 
 std::string slurp(const fs::path& p) {
   std::ifstream is(p, std::ios::binary);
@@ -67,7 +55,7 @@ std::vector<std::string> siblings(const fs::path& target) {
   return out;
 }
 
-TraceRunResult trace_into(const Model& m, const fs::path& dir, int n, const TokenChooser& choose = greedy()) {
+TraceRunResult trace_into(const Model& m, const fs::path& dir, int n, const TokenChooser& choose = test::greedy_chooser()) {
   TraceRunOptions o;
   o.out_dir = dir.string();
   o.n_generate = n;
@@ -86,7 +74,7 @@ TEST(TraceFiles, NamesTheTracesOwnFilesOnly) {
 }
 
 TEST(TraceFiles, OnlyAManifestSayingTokenprobeTraceMakesATrace) {
-  const fs::path dir = scratch("detect");
+  const fs::path dir = test::scratch_path("tw", "detect");
   fs::create_directories(dir);
   auto with_manifest = [&](const std::string& text) {
     std::ofstream(dir / "manifest.json") << text;
@@ -104,31 +92,29 @@ TEST(TraceFiles, OnlyAManifestSayingTokenprobeTraceMakesATrace) {
 // An error in the middle of a run (here the chooser throws, as a full disk or a bad id
 // would) leaves the earlier trace exactly as it was, and no partial directory behind.
 TEST(TraceOutput, FailingRunKeepsTheEarlierTraceByteForByte) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
-  const fs::path dir = scratch("keep.tptrace");
+  const fs::path dir = test::scratch_path("tw", "keep.tptrace");
   trace_into(*m, dir, 4);
   std::ofstream(dir / "activations-notes.txt") << "my notes";
   const auto before = snapshot(dir);
   int calls = 0;
   const TokenChooser failing = [&](const std::vector<float>& logits, const std::vector<int32_t>& h) {
     if (++calls == 3) throw Error(ErrorKind::Io, "test", "simulated failure");
-    return greedy()(logits, h);
+    return test::greedy_chooser()(logits, h);
   };
   EXPECT_THROW(trace_into(*m, dir, 8, failing), Error);
   EXPECT_EQ(snapshot(dir), before);
   TraceRunOptions bad;
   bad.out_dir = dir.string();
-  EXPECT_THROW(run_traced(*m, test_pool(), {1, 999999}, greedy(), bad, {}), Error);  // refused up front
+  EXPECT_THROW(run_traced(*m, test_pool(), {1, 999999}, test::greedy_chooser(), bad, {}), Error);  // refused up front
   EXPECT_EQ(snapshot(dir), before);
   EXPECT_EQ(siblings(dir), std::vector<std::string>{});
   fs::remove_all(dir);
 }
 
 TEST(TraceOutput, AFolderThatIsNotATraceIsRefusedUntouched) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
-  const fs::path dir = scratch("webapp");
+  const fs::path dir = test::scratch_path("tw", "webapp");
   fs::create_directories(dir);
   std::ofstream(dir / "manifest.json") << R"({"name": "my web app", "icons": []})";
   std::ofstream(dir / "steps.jsonl.bak") << "kept";
@@ -149,9 +135,8 @@ TEST(TraceOutput, AFolderThatIsNotATraceIsRefusedUntouched) {
 // Replacing a trace removes its own files and nothing else: other files move into the new
 // trace's folder, and the run says so.
 TEST(TraceOutput, ReplacingATraceKeepsFilesThatAreNotTraceFiles) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
-  const fs::path dir = scratch("replace.tptrace");
+  const fs::path dir = test::scratch_path("tw", "replace.tptrace");
   trace_into(*m, dir, 6);
   std::ofstream(dir / "activations-notes.txt") << "my notes";
   fs::create_directories(dir / "figures");
@@ -176,10 +161,9 @@ TEST(TraceOutput, ReplacingATraceKeepsFilesThatAreNotTraceFiles) {
 }
 
 TEST(TraceOutput, DanglingSymlinkIsAClearErrorAndALinkToATraceIsFollowed) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
-  const fs::path link = scratch("link.tptrace"), real = scratch("real.tptrace");
-  fs::create_symlink(scratch("nowhere"), link);
+  const fs::path link = test::scratch_path("tw", "link.tptrace"), real = test::scratch_path("tw", "real.tptrace");
+  fs::create_symlink(test::scratch_path("tw", "nowhere"), link);
   try {
     trace_into(*m, link, 2);
     ADD_FAILURE() << "a dangling link was accepted";
@@ -202,8 +186,7 @@ TEST(TraceOutput, DanglingSymlinkIsAClearErrorAndALinkToATraceIsFollowed) {
 // the tensors of every finished step but at most the last (handed to the writer thread,
 // perhaps not yet written), even with the default 256 MiB shard size.
 TEST(TraceOutput, KillMinusNineKeepsEveryFinishedStepButTheLast) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
-  const fs::path dir = scratch("kill9.tptrace");
+  const fs::path dir = test::scratch_path("tw", "kill9.tptrace");
   constexpr int kSteps = 30;
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
@@ -240,14 +223,13 @@ TEST(TraceOutput, KillMinusNineKeepsEveryFinishedStepButTheLast) {
 }
 
 TEST(TraceRun, PromptLongerThanTheContextIsRefusedBeforeAnythingIsWritten) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
-  const fs::path dir = scratch("long.tptrace");
+  const fs::path dir = test::scratch_path("tw", "long.tptrace");
   TraceRunOptions o;
   o.out_dir = dir.string();
   const std::vector<int32_t> prompt(size_t(m->config.n_ctx + 1), 403);
   try {
-    run_traced(*m, test_pool(), prompt, greedy(), o, {});
+    run_traced(*m, test_pool(), prompt, test::greedy_chooser(), o, {});
     ADD_FAILURE() << "a prompt longer than the context was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("context"), std::string::npos) << e.what();
@@ -258,7 +240,6 @@ TEST(TraceRun, PromptLongerThanTheContextIsRefusedBeforeAnythingIsWritten) {
 
 // A million tokens of full capture: the estimate stops at the context's end and takes no time.
 TEST(CaptureEstimateClosedForm, ClampsToTheContextAndIsInstant) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
   const auto t0 = std::chrono::steady_clock::now();
   const auto est = estimate_capture(CaptureSpec::parse("full"), m->config, 5, 1 << 20, 512);
@@ -273,18 +254,17 @@ TEST(CaptureEstimateClosedForm, ClampsToTheContextAndIsInstant) {
 // Explicit position ranges, digit changes in step numbers and positions: the closed form
 // equals what a run writes (payload exactly, files within 1%).
 TEST(CaptureEstimateClosedForm, MatchesARunWithPositionRanges) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
-  const fs::path dir = scratch("ranges.tptrace");
+  const fs::path dir = test::scratch_path("tw", "ranges.tptrace");
   TraceRunOptions o;
   o.out_dir = dir.string();
   o.n_generate = 120;
   o.max_batch = 4;
   o.spec = CaptureSpec::parse("*pattern[pos=3-9|20-25|98-103];blocks.1.hook_resid_post[pos=generated,dtype=f16];hook_tokens");
   const std::vector<int32_t> prompt = {1, 403, 407, 261, 378, 432, 261, 378, 403};
-  const auto res = run_traced(*m, test_pool(), prompt, [](const std::vector<float>& l, const std::vector<int32_t>&) {
+  const auto res = run_traced(*m, test_pool(), prompt, [&m](const std::vector<float>& l, const std::vector<int32_t>&) {
     auto id = argmax(l.data(), int64_t(l.size()));
-    return nlohmann::json{{"id", id == 2 ? 403 : id}};  // never stop at EOS
+    return nlohmann::json{{"id", m->tok().is_eog(id) ? 403 : id}};  // never stop at an end-of-generation token
   }, o, {});
   ASSERT_EQ(res.generated.size(), 120u);
   const auto est = estimate_capture(o.spec, m->config, int64_t(prompt.size()), 120, 4);
@@ -301,20 +281,19 @@ TEST(CaptureEstimateClosedForm, MatchesARunWithPositionRanges) {
 // The comparison feeds the unpatched model the same tokens: an intervention that changes
 // nothing reports no change, and one that changes the residual stream reports where.
 TEST(TraceRun, InterventionEffectIsMeasuredAgainstTheUnpatchedModel) {
-  TP_REQUIRE_SHARED("models/real/stories260K.gguf");
   auto m = stories();
-  const fs::path dir = scratch("effect.tptrace");
+  const fs::path dir = test::scratch_path("tw", "effect.tptrace");
   TraceRunOptions o;
   o.out_dir = dir.string();
   o.n_generate = 6;
   o.spec = CaptureSpec::parse("minimal");
   o.interventions = parse_interventions("scale(blocks.2.hook_resid_post, 1)");
-  auto same = run_traced(*m, test_pool(), {1, 403, 407}, greedy(), o, {});
+  auto same = run_traced(*m, test_pool(), {1, 403, 407}, test::greedy_chooser(), o, {});
   ASSERT_TRUE(same.effect);
   EXPECT_EQ(same.effect->unpatched_top1, same.generated);
   EXPECT_EQ(same.effect->largest_step, -1);
   o.interventions = parse_interventions("zero(blocks.2.hook_resid_post)");
-  auto changed = run_traced(*m, test_pool(), {1, 403, 407}, greedy(), o, {});
+  auto changed = run_traced(*m, test_pool(), {1, 403, 407}, test::greedy_chooser(), o, {});
   ASSERT_TRUE(changed.effect);
   ASSERT_EQ(changed.effect->max_logit_change.size(), changed.generated.size());
   EXPECT_GE(changed.effect->largest_step, 0);
@@ -324,7 +303,7 @@ TEST(TraceRun, InterventionEffectIsMeasuredAgainstTheUnpatchedModel) {
   EXPECT_EQ(e.at("unpatched_top1").get<std::vector<int32_t>>(), changed.effect->unpatched_top1);
   EXPECT_EQ(e.at("largest").at("step").get<int>(), changed.effect->largest_step);
   o.compare_unpatched = false;
-  EXPECT_FALSE(run_traced(*m, test_pool(), {1, 403, 407}, greedy(), o, {}).effect);
+  EXPECT_FALSE(run_traced(*m, test_pool(), {1, 403, 407}, test::greedy_chooser(), o, {}).effect);
   fs::remove_all(dir);
 }
 

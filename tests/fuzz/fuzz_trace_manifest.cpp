@@ -2,16 +2,7 @@
 // then what the server and the explain page do with the opened trace (trace_fuzz.h).
 #include "trace_fuzz.h"
 
-using namespace tp::fuzz;
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const fs::path dir = [] {
-    const fs::path dir = trace_dir("manifest");
-    write_file(dir / "steps.jsonl", valid_steps());
-    write_valid_shard(dir / "activations-00000.safetensors");
-    return dir;
-  }();
-  write_file(dir / "manifest.json", data, size);
-  open_and_use(dir);
+  tp::fuzz::fuzz_trace_file("manifest", "manifest.json", data, size);
   return 0;
 }

@@ -128,4 +128,19 @@ inline void open_and_use(const fs::path& dir) {
   }
 }
 
+// A target's whole run: the trace's file `file` (manifest.json, steps.jsonl or
+// activations-00000.safetensors) is the input and the others are valid, written once per
+// process; then everything a reader does with the trace.
+inline void fuzz_trace_file(const char* target, const std::string& file, const uint8_t* data, size_t size) {
+  static const fs::path dir = [target] {
+    const fs::path d = trace_dir(target);
+    write_file(d / "manifest.json", valid_manifest());
+    write_file(d / "steps.jsonl", valid_steps());
+    write_valid_shard(d / "activations-00000.safetensors");
+    return d;
+  }();
+  write_file(dir / file, data, size);
+  open_and_use(dir);
+}
+
 }  // namespace tp::fuzz

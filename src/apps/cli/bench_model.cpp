@@ -1,14 +1,13 @@
 #include "apps/cli/bench_model.h"
 
-#include <cmath>
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
 #include <filesystem>
 #include <vector>
 
 #include "core/error.h"
-#include "core/half.h"
 #include "io/gguf_writer.h"
+#include "io/seeded_weights.h"
 #include "tokenizer/vocab.h"
 
 namespace tp::cli {
@@ -19,61 +18,9 @@ namespace fs = std::filesystem;
 // TinyLlama-1.1B (BASELINE.md).
 constexpr int64_t kDModel = 2048, kLayers = 22, kHeads = 32, kKvHeads = 4, kDMlp = 5632, kVocab = 32000;
 constexpr int64_t kKvDim = kDModel / kHeads * kKvHeads;
-
-// splitmix64: fast enough to fill 2 GiB in seconds, seeded per tensor and row so the
-// files are the same on every machine.
-struct Rng {
-  uint64_t s;
-  uint64_t next() {
-    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  void fill(uint8_t* p, size_t n) {
-    for (size_t i = 0; i < n; i += 8) {
-      const uint64_t v = next();
-      std::memcpy(p + i, &v, std::min<size_t>(8, n - i));
-    }
-  }
-};
-
-// Random bytes make valid blocks of every quantised type once the fp16 scale fields hold a
-// small value (element spread about 0.02, like trained weights), so nothing overflows.
-void fix_scales(DType t, uint8_t* row, int64_t n_blocks, Rng& rng) {
-  const auto& info = dtype_info(t);
-  auto put = [](uint8_t* p, float v) {
-    const uint16_t h = float_to_fp16(v);
-    std::memcpy(p, &h, 2);
-  };
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    uint8_t* blk = row + b * info.block_bytes;
-    const float jitter = 0.75f + 0.5f * float(rng.next() & 0xFF) / 255.0f;
-    switch (t) {
-      case DType::Q8_0: put(blk, jitter * 2.7e-4f); break;
-      case DType::Q4_0: put(blk, jitter * 4.3e-3f); break;
-      case DType::Q5_0: put(blk, jitter * 2.1e-3f); break;
-      case DType::Q4_1: put(blk, jitter * 4.3e-3f); put(blk + 2, jitter * -3.4e-2f); break;
-      case DType::Q5_1: put(blk, jitter * 2.1e-3f); put(blk + 2, jitter * -3.4e-2f); break;
-      case DType::Q2_K: put(blk + 80, jitter * 1.3e-3f); put(blk + 82, jitter * 1.3e-3f); break;
-      case DType::Q3_K: put(blk + 108, jitter * 5.0e-4f); break;
-      case DType::Q4_K: put(blk, jitter * 1.3e-4f); put(blk + 2, jitter * 1.0e-4f); break;
-      case DType::Q5_K: put(blk, jitter * 6.5e-5f); put(blk + 2, jitter * 1.0e-4f); break;
-      case DType::Q6_K: put(blk + 208, jitter * 1.7e-5f); break;
-      default: break;
-    }
-  }
-}
-
-// 256 fp16 values with a normal-like spread of 0.02, picked by random bytes.
-std::vector<uint16_t> f16_table() {
-  std::vector<uint16_t> t(256);
-  for (int i = 0; i < 256; ++i) {
-    const double u = (i + 0.5) / 256.0;  // inverse of a logistic CDF ≈ normal quantiles
-    t[i] = float_to_fp16(static_cast<float>(0.02 * 0.55 * std::log(u / (1 - u))));
-  }
-  return t;
-}
+// Element spread of the matrices, like trained weights; the files are the same on every
+// machine (io/seeded_weights.h).
+constexpr double kSpread = 0.02;
 
 struct Plan {
   DType matrix, embed, output, more_bits;  // more_bits: attn_v/ffn_down in Q4_K_M's chosen layers
@@ -118,20 +65,7 @@ void add_matrix(GgufWriter& w, Progress& pr, const std::string& name, DType t, i
   pr.total += uint64_t(rb * rows);
   w.add_tensor(name, t, {cols, rows}, [t, cols, rb, seed, &pr](int64_t r0, int64_t n, uint8_t* dst) {
     pr.add(uint64_t(rb * n));
-    static const std::vector<uint16_t> table = f16_table();
-    for (int64_t r = 0; r < n; ++r) {
-      Rng rng{seed * 0x100000001B3ull + uint64_t(r0 + r)};
-      uint8_t* row = dst + r * rb;
-      rng.fill(row, size_t(rb));
-      if (t == DType::F16) {
-        for (int64_t i = 0; i < cols; ++i) {
-          const uint16_t h = table[row[2 * i]];
-          std::memcpy(row + 2 * i, &h, 2);
-        }
-      } else {
-        fix_scales(t, row, cols / dtype_info(t).block_elems, rng);
-      }
-    }
+    seeded::fill_rows(t, cols, kSpread, seed, r0, n, dst);
   });
 }
 
