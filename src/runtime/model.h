@@ -39,7 +39,7 @@ class ArchModel {
 
 struct Model {
   std::string path;
-  std::string format;  // "gguf" or "llama2.c"
+  std::string format;  // "gguf", "llama2.c" or "nanogpt"
   ModelConfig config;
   std::vector<WeightEntry> table;  // the architecture's declared table, expanded and validated
   WeightStore weights;
