@@ -12,6 +12,7 @@
 #include "io/gguf.h"
 #include "io/torch_file.h"
 #include "loader/bind.h"
+#include "loader/facts.h"
 #include "loader/loader.h"
 #include "tokenizer/vocab.h"
 
@@ -242,6 +243,20 @@ std::unique_ptr<Model> load_torch_model(const std::string& path, const std::stri
   bind_architecture(*m, find_architecture("gpt2", path));
   load_nanogpt_tokenizer(*m, *file, tokenizer_path);
   return m;
+}
+
+std::vector<std::pair<std::string, std::string>> format_facts(const Model& m) {
+  if (m.format != "nanogpt") return {};
+  const TorchFile f = TorchFile::open(m.path);
+  const pickle::Pickle& t = f.tree();
+  std::vector<std::pair<std::string, std::string>> out;
+  if (const auto args = f.find({"model_args"}); args && t.is(*args, pickle::Kind::Dict))
+    for (const auto& [k, v] : t.entries(*args, "model_args"))
+      out.push_back({"model_args." + (t.is(k, pickle::Kind::Str) ? t.as_str(k, "model_args key") : t.to_display(k)), t.to_display(v)});
+  for (const char* key : {"iter_num", "best_val_loss"})
+    if (const auto r = f.find({key})) out.push_back({key, t.is(*r, pickle::Kind::Tensor) ? std::to_string(f.number(*r, key)) : t.to_display(*r)});
+  if (const auto ds = f.find({"config", "dataset"})) out.push_back({"config.dataset", t.to_display(*ds)});
+  return out;
 }
 
 }  // namespace tp
