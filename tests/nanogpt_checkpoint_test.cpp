@@ -15,6 +15,7 @@
 #include "core/half.h"
 #include "fuzz/torch_samples.h"
 #include "loader/loader.h"
+#include "runtime/ops.h"
 #include "runtime/session.h"
 #include "test_pool.h"
 #include "test_support.h"
@@ -32,14 +33,15 @@ struct Options {
   bool compile = false;    // "_orig_mod." before every name
   bool mask = false;       // transformer.h.N.attn.bias buffers
   bool tied = true;        // lm_head.weight over wte's storage
-  bool half = false;       // HalfStorage instead of FloatStorage
+  std::string storage = "FloatStorage";  // or HalfStorage, BFloat16Storage
   std::string extra;       // one more tensor under this name
   std::optional<bool> args_bias;  // model_args['bias'] when it should disagree with `bias`
+  bool transposed_wte = false;    // wte's bytes viewed with strides {1, vocab}
 };
 
-Options options(bool bias, bool compile, bool mask, bool tied, bool half) {
+Options options(bool bias, bool compile, bool mask, bool tied, const char* storage = "FloatStorage") {
   Options o;
-  o.bias = bias, o.compile = compile, o.mask = mask, o.tied = tied, o.half = half;
+  o.bias = bias, o.compile = compile, o.mask = mask, o.tied = tied, o.storage = storage;
   return o;
 }
 
@@ -82,17 +84,18 @@ Weights seeded_weights(const Options& o) {
 }
 
 // The checkpoint: {'model': state dict, 'optimizer': {}, 'model_args': {...}, 'iter_num': 3,
-// 'config': {'dataset': 'mini'}}. With `half`, values are rounded to fp16 in `w` too.
+// 'config': {'dataset': 'mini'}}. With 16-bit storages, values are rounded in `w` too.
 std::vector<uint8_t> make_checkpoint(const Options& o, Weights& w) {
   std::vector<std::pair<std::string, std::string>> sd;
   std::vector<ZipFileEntry> entries;
-  const std::string type = o.half ? "HalfStorage" : "FloatStorage";
+  const std::string& type = o.storage;
   auto storage = [&](std::vector<float>& v) {
     std::string bytes;
-    if (o.half) {
+    if (type != "FloatStorage") {
+      const bool half = type == "HalfStorage";
       for (float& x : v) {
-        const uint16_t h = float_to_fp16(x);
-        x = fp16_to_float(h);
+        const uint16_t h = half ? float_to_fp16(x) : float_to_bf16(x);
+        x = half ? fp16_to_float(h) : bf16_to_float(h);
         bytes += le(h, 2);
       }
     } else {
@@ -106,7 +109,9 @@ std::vector<uint8_t> make_checkpoint(const Options& o, Weights& w) {
   for (const auto& [name, shape] : shapes(o)) {
     const std::string key = storage(w[name]);
     const int numel = static_cast<int>(w[name].size());
-    const std::vector<int> strides = shape.size() == 2 ? std::vector<int>{shape[1], 1} : std::vector<int>{1};
+    const bool transposed = o.transposed_wte && name == "transformer.wte.weight";
+    const std::vector<int> strides = shape.size() == 2 ? (transposed ? std::vector<int>{1, shape[0]} : std::vector<int>{shape[1], 1})
+                                                       : std::vector<int>{1};
     sd.push_back({str(prefix + name), tensor(type, key, numel, 0, shape, strides)});
     if (name == "transformer.wte.weight" && o.tied)
       sd.push_back({str(prefix + "lm_head.weight"), tensor(type, key, numel, 0, shape, strides)});
@@ -229,13 +234,22 @@ TEST_P(NanoGptCheckpoint, MatchesModelPy) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Generated, NanoGptCheckpoint,
-                         ::testing::Values(std::pair{std::string("plain"), options(true, false, false, true, false)},
-                                           std::pair{std::string("no_bias"), options(false, false, false, true, false)},
-                                           std::pair{std::string("compiled_with_mask"), options(true, true, true, true, false)},
-                                           std::pair{std::string("no_bias_compiled_mask"), options(false, true, true, true, false)},
-                                           std::pair{std::string("untied"), options(true, false, false, false, false)},
-                                           std::pair{std::string("half"), options(true, false, false, true, true)}),
+                         ::testing::Values(std::pair{std::string("plain"), options(true, false, false, true)},
+                                           std::pair{std::string("no_bias"), options(false, false, false, true)},
+                                           std::pair{std::string("compiled_with_mask"), options(true, true, true, true)},
+                                           std::pair{std::string("no_bias_compiled_mask"), options(false, true, true, true)},
+                                           std::pair{std::string("untied"), options(true, false, false, false)},
+                                           std::pair{std::string("half"), options(true, false, false, true, "HalfStorage")},
+                                           std::pair{std::string("bfloat16"), options(false, false, false, true, "BFloat16Storage")}),
                          [](const auto& info) { return info.param.first; });
+
+// nanoGPT's exact GELU, x·Φ(x), against values of PyTorch's nn.GELU(); the tanh form GPT-2's
+// GGUF files use differs by 1.6e-4 at x = 1.
+TEST(NanoGptCheckpoint, ExactGeluIsXTimesPhi) {
+  EXPECT_NEAR(ops::gelu_erf(1.0f), 0.8413447f, 1e-6);
+  EXPECT_NEAR(ops::gelu_erf(-2.0f), -0.0455003f, 1e-6);
+  EXPECT_GT(std::abs(ops::gelu_erf(1.0f) - ops::gelu(1.0f)), 1e-4);
+}
 
 Error load_error(const std::string& label, const std::vector<uint8_t>& bytes) {
   const fs::path path = write_file(label, bytes);
@@ -260,6 +274,16 @@ TEST(NanoGptCheckpoint, RefusesTensorsTheModelDoesNotHave) {
   const Error biased = load_error("biased", seeded_checkpoint(claims_no_bias));
   EXPECT_EQ(biased.kind(), ErrorKind::Unsupported);
   EXPECT_NE(std::string(biased.what()).find("transformer.h.0.attn.c_attn.bias"), std::string::npos) << biased.what();
+}
+
+// A transposed view (strides {1, rows}) is refused naming the tensor, not rearranged.
+TEST(NanoGptCheckpoint, RefusesNonContiguousTensorsNamingThem) {
+  Options o;
+  o.transposed_wte = true;
+  const Error e = load_error("transposed", seeded_checkpoint(o));
+  EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+  EXPECT_NE(std::string(e.where()).find("transformer.wte.weight"), std::string::npos) << e.where();
+  EXPECT_NE(std::string(e.what()).find("not contiguous"), std::string::npos) << e.what();
 }
 
 TEST(NanoGptCheckpoint, RefusesOtherTorchFilesByWhatTheyHold) {
