@@ -98,7 +98,7 @@ void register_tokenize(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("tokenize", "Show how a text is cut into tokens (ids, pieces, byte spans)");
   cmd->add_option("-m,--model", args->model,
                   "GGUF model or vocabulary file, or a llama2.c tokenizer .bin; default: stories260K");
-  cmd->add_option("--tokenizer", args->tokenizer, "llama2.c tokenizer file (for llama2.c .bin models)");
+  cmd->add_option("--tokenizer", args->tokenizer, "llama2.c tokenizer file (for llama2.c .bin models), or a nanoGPT ckpt.pt's meta.pkl, encoder.json, vocab.bpe or their folder");
   auto* text = cmd->add_option("--text", args->text, "the text to tokenize");
   auto* file = cmd->add_option("--file", args->file, "read the text from this file");
   text->excludes(file);
