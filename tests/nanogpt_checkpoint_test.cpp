@@ -5,11 +5,14 @@
 // are compared with a direct transcription of nanoGPT's model.py written here, so the name
 // map and the [out, in] layout are checked without ../shared.
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include <cmath>
 #include <fstream>
 #include <optional>
+#include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -17,6 +20,7 @@
 #include "loader/loader.h"
 #include "runtime/ops.h"
 #include "runtime/session.h"
+#include "server/server.h"
 #include "test_pool.h"
 #include "test_support.h"
 
@@ -334,6 +338,49 @@ TEST(NanoGptCheckpoint, CliShowsFactsFindsDatasetMetaAndCropsLongPrompts) {
   const auto run = test::cli("run -m " + path.string() + " -p " + std::string(20, 'a') + " -n 1", "cd " + cwd.string() + " &&");
   EXPECT_EQ(run.status, 0) << run.out;
   EXPECT_NE(run.out.find("the prompt's 20 tokens are cropped to the last 16 (block_size)"), std::string::npos) << run.out;
+}
+
+// The server crops as the CLI does: a prompt of 20 ids in a block of 16 runs on its last 16,
+// says so (x_tokenprobe.prompt_cropped, /api/run's prompt_cropped) and chooses what the last
+// 16 alone choose; a prompt that fills the block still gets its one token, traced too.
+TEST(NanoGptCheckpoint, ServerCropsLongPromptsAsTheCli) {
+  using nlohmann::json;
+  const fs::path path = write_file("serve", seeded_checkpoint({}));
+  std::shared_ptr<Model> model = load_model(path.string());
+  server::ServerOptions o;
+  o.port = 0;
+  o.traces_dir = (path.parent_path() / "traces").string();
+  o.n_threads = 1;
+  server::Server srv(o, model);
+  const int port = srv.bind();
+  std::thread th([&] { srv.run(); });
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60, 0);
+  auto post = [&](const std::string& route, const json& body) {
+    const auto r = c.Post(route.c_str(), body.dump(), "application/json");
+    EXPECT_TRUE(r) << route;
+    if (!r) return json();
+    EXPECT_EQ(r->status, 200) << route << " " << r->body;
+    return json::parse(r->body);
+  };
+  std::vector<int> ids(20);
+  for (int i = 0; i < 20; ++i) ids[i] = (i * 7 + 3) % kVocab;
+  const std::vector<int> last(ids.end() - kBlock, ids.end());
+  auto completion = [&](const std::vector<int>& prompt) {
+    return post("/v1/completions", {{"prompt", prompt}, {"max_tokens", 1}, {"temperature", 0}, {"logprobs", 1}});
+  };
+  const json cropped = completion(ids), whole = completion(last);
+  EXPECT_EQ(cropped["x_tokenprobe"].value("prompt_cropped", 0), 4) << cropped.dump();
+  EXPECT_FALSE(whole["x_tokenprobe"].contains("prompt_cropped")) << whole.dump();
+  EXPECT_EQ(cropped["usage"]["prompt_tokens"], kBlock);
+  EXPECT_EQ(cropped["usage"]["completion_tokens"], 1);
+  EXPECT_EQ(cropped["choices"][0]["logprobs"]["tokens"], whole["choices"][0]["logprobs"]["tokens"]) << cropped.dump();
+  const json run = post("/api/run", {{"tokens", ids}, {"n", 3}});
+  EXPECT_EQ(run.value("prompt_cropped", 0), 4) << run.dump();
+  EXPECT_EQ(run.value("generated", 0), 1) << run.dump();  // the block is full after the prompt
+  EXPECT_FALSE(run.value("trace", "").empty());
+  srv.stop();
+  th.join();
 }
 
 }  // namespace

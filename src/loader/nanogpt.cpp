@@ -12,7 +12,6 @@
 #include "io/gguf.h"
 #include "io/torch_file.h"
 #include "loader/bind.h"
-#include "loader/facts.h"
 #include "loader/loader.h"
 #include "tokenizer/vocab.h"
 
@@ -221,6 +220,20 @@ void load_nanogpt_tokenizer(Model& m, const TorchFile& f, const std::string& giv
   check_tokenizer_fits(m, files->meta.empty() ? files->encoder.string() : files->meta.string());
 }
 
+// model_args, iter_num, best_val_loss and config.dataset as info shows them; small records
+// only, the storages stay unread.
+std::vector<std::pair<std::string, std::string>> nanogpt_facts(const TorchFile& f) {
+  const pickle::Pickle& t = f.tree();
+  std::vector<std::pair<std::string, std::string>> out;
+  if (const auto args = f.find({"model_args"}); args && t.is(*args, pickle::Kind::Dict))
+    for (const auto& [k, v] : t.entries(*args, "model_args"))
+      out.push_back({"model_args." + (t.is(k, pickle::Kind::Str) ? t.as_str(k, "model_args key") : t.to_display(k)), t.to_display(v)});
+  for (const char* key : {"iter_num", "best_val_loss"})
+    if (const auto r = f.find({key})) out.push_back({key, t.is(*r, pickle::Kind::Tensor) ? std::to_string(f.number(*r, key)) : t.to_display(*r)});
+  if (const auto ds = f.find({"config", "dataset"})) out.push_back({"config.dataset", t.to_display(*ds)});
+  return out;
+}
+
 }  // namespace
 
 std::unique_ptr<Model> load_torch_model(const std::string& path, const std::string& tokenizer_path) {
@@ -238,25 +251,14 @@ std::unique_ptr<Model> load_torch_model(const std::string& path, const std::stri
   auto m = std::make_unique<Model>();
   m->path = path;
   m->format = "nanogpt";
+  m->crops_long_prompts = true;
   m->config = read_nanogpt_config(*file, *args);
   m->weights = WeightStore(map_state_dict(*file, m->config), file, path);
   bind_architecture(*m, find_architecture("gpt2", path));
   load_nanogpt_tokenizer(*m, *file, tokenizer_path);
+  m->facts = nanogpt_facts(*file);
   return m;
 }
 
-std::vector<std::pair<std::string, std::string>> format_facts(const Model& m) {
-  if (m.format != "nanogpt") return {};
-  const TorchFile f = TorchFile::open(m.path);
-  const pickle::Pickle& t = f.tree();
-  std::vector<std::pair<std::string, std::string>> out;
-  if (const auto args = f.find({"model_args"}); args && t.is(*args, pickle::Kind::Dict))
-    for (const auto& [k, v] : t.entries(*args, "model_args"))
-      out.push_back({"model_args." + (t.is(k, pickle::Kind::Str) ? t.as_str(k, "model_args key") : t.to_display(k)), t.to_display(v)});
-  for (const char* key : {"iter_num", "best_val_loss"})
-    if (const auto r = f.find({key})) out.push_back({key, t.is(*r, pickle::Kind::Tensor) ? std::to_string(f.number(*r, key)) : t.to_display(*r)});
-  if (const auto ds = f.find({"config", "dataset"})) out.push_back({"config.dataset", t.to_display(*ds)});
-  return out;
-}
 
 }  // namespace tp

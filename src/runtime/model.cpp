@@ -19,4 +19,9 @@ uint64_t Model::weight_bytes() const {
   return n;
 }
 
+size_t Model::prompt_excess(size_t n) const {
+  const auto ctx = static_cast<size_t>(config.n_ctx);
+  return crops_long_prompts && n > ctx ? n - ctx : 0;
+}
+
 }  // namespace tp

@@ -4,7 +4,6 @@
 
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
-#include "loader/facts.h"
 #include "loader/loader.h"
 
 namespace tp::cli {
@@ -35,7 +34,7 @@ void run_info(const InfoOptions& o) {
   std::printf("\nweights    %s in %zu tensors\n\nconfig\n%s", human_bytes(m->weight_bytes()).c_str(),
               m->weights.all().size(), printable_text(m->config.describe()).c_str());
   std::printf("\ntokenizer  %s\n", m->tokenizer ? printable(m->tokenizer->summary()).c_str() : "none");
-  const auto facts = format_facts(*m);
+  const auto& facts = m->facts;
   if (!facts.empty()) std::printf("\n%s\n", m->format.c_str());
   for (const auto& [k, v] : facts) std::printf("  %-24s %s\n", printable(k).c_str(), printable(v).c_str());
   if (o.metadata && m->gguf) {

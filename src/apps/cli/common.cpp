@@ -79,16 +79,14 @@ std::string context_end_note(size_t generated, int64_t asked, int64_t n_ctx) {
 }
 
 namespace {
-// nanoGPT's generate() conditions on the last block_size tokens of a longer context; a
-// nanoGPT checkpoint's prompt is cropped the same way, with a notice (other formats refuse a
-// prompt longer than their context where it is run).
+// Model::prompt_excess says how much of a long prompt the model's own generate() drops.
 std::vector<int32_t> crop_to_block(const Model& m, std::vector<int32_t> ids, std::vector<TokenSpan>* spans) {
-  const auto block = static_cast<size_t>(m.config.n_ctx);
-  if (m.format != "nanogpt" || ids.size() <= block) return ids;
+  const size_t drop = m.prompt_excess(ids.size());
+  if (drop == 0) return ids;
   std::fprintf(stderr, "note: the prompt's %zu tokens are cropped to the last %zu (block_size), as nanoGPT's generate does\n",
-               ids.size(), block);
-  if (spans && spans->size() == ids.size()) spans->erase(spans->begin(), spans->end() - static_cast<std::ptrdiff_t>(block));
-  ids.erase(ids.begin(), ids.end() - static_cast<std::ptrdiff_t>(block));
+               ids.size(), ids.size() - drop);
+  if (spans && spans->size() == ids.size()) spans->erase(spans->begin(), spans->begin() + static_cast<std::ptrdiff_t>(drop));
+  ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(drop));
   return ids;
 }
 }  // namespace
