@@ -20,6 +20,17 @@ CLI = os.environ.get("TOKENPROBE_CLI", "")
 SHARED = os.environ.get("TOKENPROBE_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
 STORIES = os.path.join(SHARED, "models", "real", "stories260K.gguf")
 REFERENCE = os.path.join(SHARED, "reference")
+NANOGPT = os.path.join(SHARED, "models", "nanogpt")
+
+# nanoGPT fixtures' references (an independent PyTorch implementation of model.py) -> hooks;
+# tolerance 1e-4 as tests/nanogpt_reference_test.cpp (F32 weights, summation order only).
+NANOGPT_MAPPING = {
+    "embed.npy": "hook_embed",
+    "pos_embed.npy": "hook_pos_embed",
+    "logits.npy": "unembed.hook_out",
+    "resid_post-{L}.npy": "blocks.{L}.hook_resid_post",
+    "pattern-{L}.npy": "blocks.{L}.attn.hook_pattern",
+}
 
 # Same mapping as tests/reference_test.cpp (llama.cpp names -> hook names) for the tensors the
 # Python side checks; tolerance 1e-4 (F32 reference, summation order only).
@@ -106,6 +117,41 @@ class TraceReaderTest(unittest.TestCase):
                         checked += 1
                 shutil.rmtree(out)
         self.assertGreater(checked, 100)
+
+    def test_nanogpt_traces_equal_their_references(self):
+        if not os.path.isdir(NANOGPT):
+            self.skipTest("shared nanoGPT fixtures absent")
+        checked = 0
+        for model in sorted(os.listdir(NANOGPT)):
+            ckpt = os.path.join(NANOGPT, model, "ckpt.pt")
+            refs = os.path.join(NANOGPT, model, "ref")
+            if not (os.path.exists(ckpt) and os.path.isdir(refs)):
+                continue
+            for case in sorted(os.listdir(refs)):
+                ref = os.path.join(refs, case)
+                with open(os.path.join(ref, "tokens.json")) as f:
+                    meta = json.load(f)
+                out = os.path.join(self.tmp, f"{model}-{case}.tptrace")
+                run_cli("trace", "-m", ckpt, "--tokens", ",".join(map(str, meta["tokens"])),
+                        "-n", str(len(meta["greedy"])), "--capture", "full", "-o", out)
+                tr = tokenprobe.load_trace(out)
+                self.assertEqual(tr.manifest["model"]["architecture"], "gpt2")
+                n_layers = tr.manifest["model"]["config"]["n_layers"]
+                prompt = tr.cache.step("prompt")
+                for file, hook in NANOGPT_MAPPING.items():
+                    for layer in range(n_layers if "{L}" in file else 1):
+                        want = np.load(os.path.join(ref, file.replace("{L}", str(layer))))
+                        name = hook.replace("{L}", str(layer))
+                        got = prompt[name]
+                        self.assertEqual(got.shape, want.shape, f"{model}/{case} {name}")
+                        err = float(np.max(np.abs(got - want)))
+                        print(f"{'OK' if err <= 1e-4 else 'NOT OK':6} python {model}/{case} {name} max|d|={err:.3g}")
+                        self.assertLessEqual(err, 1e-4, f"{model}/{case} {name}")
+                        checked += 1
+                n = len(meta["tokens"])
+                self.assertEqual(tr.token_ids[n:], meta["greedy"], f"{model}/{case} greedy ids")
+                shutil.rmtree(out)
+        self.assertGreater(checked, 20)
 
     @unittest.skipUnless(os.path.exists(STORIES), "shared models absent (set TOKENPROBE_SHARED)")
     def test_half_precision_and_interrupted_traces(self):

@@ -6,13 +6,11 @@
 #include "arch/architecture.h"
 #include "core/error.h"
 #include "io/mapped_file.h"
+#include "loader/bind.h"
 #include "model/weight_decl.h"
 
 namespace tp {
-namespace {
 
-// The model's logits and embedding rows are its vocabulary: a tokenizer with fewer tokens
-// cannot show what it generates, one with more gives ids the model has no row for.
 void check_tokenizer_fits(const Model& m, const std::string& where) {
   const int64_t n = m.tokenizer->n_vocab();
   if (n == m.config.d_vocab) return;
@@ -20,7 +18,8 @@ void check_tokenizer_fits(const Model& m, const std::string& where) {
               "the tokenizer has " + std::to_string(n) + " tokens but the model's vocabulary (its embedding and "
               "output rows, d_vocab) has " + std::to_string(m.config.d_vocab),
               m.format == "llama2.c" ? "give the tokenizer made for this checkpoint: --tokenizer tok" + std::to_string(m.config.d_vocab) + ".bin"
-                                     : "the file's tokenizer does not belong to its weights; re-convert the model");
+              : m.format == "nanogpt" ? "give the tokenizer this checkpoint was trained with: --tokenizer meta.pkl or a folder with encoder.json + vocab.bpe"
+                                      : "the file's tokenizer does not belong to its weights; re-convert the model");
 }
 
 // The architecture's declarations, run twice: listing gives the table, which the file is
@@ -36,8 +35,6 @@ void bind_architecture(Model& m, const Architecture& arch) {
   m.impl = arch.declare(m.config, binding);
   m.config.gated_mlp = m.impl->gated_mlp();
 }
-
-}  // namespace
 
 std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   auto file = std::make_shared<const GgufFile>(GgufFile::open(path));
@@ -170,6 +167,8 @@ std::unique_ptr<Model> load_llama2c_model(const std::string& path, const std::st
 std::unique_ptr<Model> load_model(const std::string& path, const std::string& tokenizer_path) {
   MappedFile probe(path);
   if (probe.size() >= 4 && std::memcmp(probe.data(), "GGUF", 4) == 0) return load_gguf_model(path);
+  // torch.save writes a zip archive (a local file header, "PK\3\4", first).
+  if (probe.size() >= 4 && std::memcmp(probe.data(), "PK\x03\x04", 4) == 0) return load_torch_model(path, tokenizer_path);
   return load_llama2c_model(path, tokenizer_path);
 }
 

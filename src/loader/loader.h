@@ -17,7 +17,14 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path);
 // The tokenizer comes from `tokenizer_path`, else tokenizer.bin or tok<d_vocab>.bin beside
 // the checkpoint (llama2.c's names); without one the model still runs on token ids.
 std::unique_ptr<Model> load_llama2c_model(const std::string& path, const std::string& tokenizer_path = {});
-// Chooses by content: GGUF magic, else llama2.c.
+// A torch.save file (a zip): nanoGPT's ckpt.pt ({model, model_args, ...}; loader/nanogpt.cpp,
+// docs/torch-checkpoints.md) loads as a GPT-2 model; any other torch file is refused with
+// Error(Unsupported) naming what it holds. The tokenizer comes from `tokenizer_path` (a
+// meta.pkl, encoder.json, vocab.bpe or a folder holding them), else meta.pkl or encoder.json
+// + vocab.bpe beside the checkpoint, else data/<config.dataset>/meta.pkl under the current
+// directory (as nanoGPT's sample.py); without one the model still runs on token ids.
+std::unique_ptr<Model> load_torch_model(const std::string& path, const std::string& tokenizer_path = {});
+// Chooses by content: GGUF magic, a zip (torch.save), else llama2.c.
 std::unique_ptr<Model> load_model(const std::string& path, const std::string& tokenizer_path = {});
 
 }  // namespace tp

@@ -7,7 +7,14 @@
 namespace tp {
 
 const char* norm_kind_name(NormKind k) { return k == NormKind::RMSNorm ? "RMSNorm" : "LayerNorm"; }
-const char* activation_name(Activation a) { return a == Activation::SiLU ? "SiLU" : "GELU"; }
+const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::SiLU: return "SiLU";
+    case Activation::GELU: return "GELU";
+    case Activation::GELUErf: return "GELU (erf)";
+  }
+  return "?";
+}
 
 void ModelConfig::validate(const std::string& where) const {
   auto check = [&](bool ok, const std::string& what) {
@@ -64,6 +71,7 @@ std::string ModelConfig::describe() const {
   else
     add("positions", "learned");
   add("mlp", std::string(gated_mlp ? "gated " : "") + activation_name(act) + (parallel_residual ? ", parallel residual" : ""));
+  if (!biases) add("biases", "none");
   if (embed_scale != 1.0f) add("embed_scale", std::to_string(embed_scale));
   if (sliding_window > 0) add("sliding_window", std::to_string(sliding_window));
   add("unembedding", tied_output ? "tied to token_embd" : "separate output.weight");

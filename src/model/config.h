@@ -12,7 +12,9 @@ enum class PositionKind { Rope, Learned };
 // Which pairs of dimensions RoPE rotates: (2i, 2i+1) as in LLaMA, or (i, i + n_rot/2) as in
 // GPT-NeoX and most later models.
 enum class RopeStyle { Adjacent, NeoX };
-enum class Activation { SiLU, GELU };
+// GELU is the tanh approximation (GPT-2, ggml); GELUErf the exact x·Φ(x) (PyTorch's nn.GELU(),
+// which nanoGPT uses).
+enum class Activation { SiLU, GELU, GELUErf };
 
 struct ModelConfig {
   std::string architecture;  // GGUF general.architecture
@@ -44,6 +46,9 @@ struct ModelConfig {
   float attn_scale = 0.0f;        // 1/sqrt(d_head) unless the model says otherwise
   int64_t sliding_window = 0;     // 0 = full causal attention
   bool tied_output = false;       // unembedding shares token_embd
+  // Linear layers and LayerNorms carry biases. GGUF GPT-2 files always do; a nanoGPT model
+  // trained with bias=False has none, and its architecture then declares none.
+  bool biases = true;
 
   int64_t q_dim() const { return n_heads * d_head; }
   int64_t kv_dim() const { return n_kv_heads * d_head; }

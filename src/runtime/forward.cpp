@@ -183,6 +183,18 @@ void attention_step(Forward& f, int layer, const AttnWeights& w) {
   f.offer(Hook::AttnOut, layer, st.attn_out.data(), {f.n, c.d_model});
 }
 
+namespace {
+// The model's MLP activation of one value: the one switch over Activation.
+float activate(Activation a, float x) {
+  switch (a) {
+    case Activation::SiLU: return ops::silu(x);
+    case Activation::GELU: return ops::gelu(x);
+    case Activation::GELUErf: return ops::gelu_erf(x);
+  }
+  return x;
+}
+}  // namespace
+
 void mlp_step(Forward& f, int layer, const MlpWeights& w) {
   const auto& c = f.cfg;
   auto& st = f.st;
@@ -207,7 +219,7 @@ void mlp_step(Forward& f, int layer, const MlpWeights& w) {
   // its time on one thread, so the threads share them too.
   f.pool.parallel_for(f.n * dm, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
-      const float a = c.act == Activation::SiLU ? ops::silu(st.mlp_pre[i]) : ops::gelu(st.mlp_pre[i]);
+      const float a = activate(c.act, st.mlp_pre[i]);
       st.mlp_post[i] = c.gated_mlp ? a * st.mlp_pre_linear[i] : a;
     }
   });

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -39,13 +40,25 @@ class ArchModel {
 
 struct Model {
   std::string path;
-  std::string format;  // "gguf" or "llama2.c"
+  std::string format;  // "gguf", "llama2.c" or "nanogpt"
   ModelConfig config;
   std::vector<WeightEntry> table;  // the architecture's declared table, expanded and validated
   WeightStore weights;
   std::shared_ptr<const GgufFile> gguf;  // null for llama2.c checkpoints
   std::unique_ptr<const ArchModel> impl;
   std::unique_ptr<const Tokenizer> tokenizer;  // null when the file carries none
+  // What the file records beyond its config, for `tokenprobe info`, as (name, value as text)
+  // in the file's order: nanoGPT's model_args, iter_num, best_val_loss, config.dataset. Values
+  // are the file's, not yet made printable. GGUF metadata has its own listing (info
+  // --metadata); llama2.c checkpoints record nothing beyond their header.
+  std::vector<std::pair<std::string, std::string>> facts;
+  // nanoGPT's generate() conditions on the last block_size tokens of a longer context: its
+  // checkpoints set this, and a prompt longer than n_ctx keeps its last n_ctx tokens. Other
+  // formats refuse such a prompt where it is run.
+  bool crops_long_prompts = false;
+
+  // How many leading tokens of an n-token prompt are dropped by that rule (0 when none).
+  size_t prompt_excess(size_t n) const;
 
   // The tokenizer, or Error(NotFound) saying how to give one.
   const Tokenizer& tok() const;

@@ -55,5 +55,6 @@ void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* 
 
 float silu(float x);
 float gelu(float x);  // the tanh form used by GPT-2 and ggml
+float gelu_erf(float x);  // the exact form x * Phi(x), PyTorch's nn.GELU() (nanoGPT)
 
 }  // namespace tp::ops

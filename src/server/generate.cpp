@@ -109,7 +109,8 @@ class Generation {
   }
 
   GenResult run() {
-    const int64_t room = model_.config.n_ctx - int64_t(req_.prompt.size());
+    // A full context still predicts one token (the last position's logits), as the CLI's run.
+    const int64_t room = model_.config.n_ctx - int64_t(req_.prompt.size()) + 1;
     const int n = int(std::max<int64_t>(0, std::min<int64_t>(req_.max_tokens, room)));
     StopReason why = StopReason::Length;
     if (n > 0 && !req_.trace_dir.empty()) why = run_traced_steps(n);
@@ -221,13 +222,21 @@ class Generation {
 
 }  // namespace
 
+void crop_prompt(GenRequest& g, const Model& m) {
+  const size_t drop = m.prompt_excess(g.prompt.size());
+  if (drop == 0) return;
+  if (g.spans.size() == g.prompt.size()) g.spans.erase(g.spans.begin(), g.spans.begin() + std::ptrdiff_t(drop));
+  g.prompt.erase(g.prompt.begin(), g.prompt.begin() + std::ptrdiff_t(drop));
+  g.prompt_cropped += drop;
+}
+
 GenResult generate(Session& session, const GenRequest& req, const TokenCallback& on_token) {
   const auto& cfg = session.model().config;
   if (req.prompt.empty()) throw Error(ErrorKind::Usage, "prompt", "the prompt has no tokens");
   for (int32_t id : req.prompt)
     if (id < 0 || id >= cfg.d_vocab)
       throw Error(ErrorKind::Usage, "prompt", "token id " + std::to_string(id) + " is outside the vocabulary");
-  if (int64_t(req.prompt.size()) >= cfg.n_ctx)
+  if (int64_t(req.prompt.size()) > cfg.n_ctx)
     throw Error(ErrorKind::Usage, "prompt",
                 "the prompt has " + std::to_string(req.prompt.size()) + " tokens; the context holds " +
                     std::to_string(cfg.n_ctx));

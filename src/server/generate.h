@@ -22,6 +22,7 @@ struct GenRequest {
   std::vector<int32_t> prompt;
   std::string prompt_text;        // for the trace manifest, when the prompt was text
   std::vector<TokenSpan> spans;   // byte spans of prompt tokens in prompt_text
+  size_t prompt_cropped = 0;      // leading prompt tokens crop_prompt dropped
   sampling::SamplerSettings sampler;
   int max_tokens = 16;
   std::vector<std::string> stop;  // stop strings: the text ends before the first one seen
@@ -59,6 +60,10 @@ struct GenResult {
 // final since the last call (may be empty); with tok == nullptr for final text whose tokens
 // were reported already. Returning false stops generation (client gone).
 using TokenCallback = std::function<bool(const GenToken* tok, const std::string& delta)>;
+
+// Drops the leading prompt tokens (and their spans) that the model's own generate() would not
+// see (Model::prompt_excess: nanoGPT's block_size crop), counting them in g.prompt_cropped.
+void crop_prompt(GenRequest& g, const Model& m);
 
 // Throws tp::Error(Usage) on impossible requests (empty prompt, too long for the context).
 // Runs session's model. An untraced run uses `session` (reset first; it keeps its KV cache

@@ -278,6 +278,7 @@ json content_logprobs(const GenResult& res) {
 json response_json(const ParsedRequest& req, const GenResult& res, const std::string& trace_id) {
   json x = {{"finish_reason", res.finish_reason}, {"stopped_by", res.stopped_by}};
   if (!trace_id.empty()) x["trace"] = trace_id;
+  if (req.gen.prompt_cropped > 0) x["prompt_cropped"] = req.gen.prompt_cropped;
   if (req.kind == ApiKind::LlamaCompletion) {
     json out = {{"content", res.text}, {"stop", true}, {"model", req.model_name}, {"tokens_predicted", res.n_generated},
                 {"tokens_evaluated", req.gen.prompt.size()},

@@ -64,7 +64,8 @@ void handle(Server::Impl& s, ApiKind kind, const std::string& body, httplib::Res
   auto p = std::make_shared<ParsedRequest>(parse_request(kind, parse_body(body), m, s.opts.max_tokens));
   if (p->model_name.empty()) p->model_name = s.opts.model_name;
   if (p->gen.capture != "default") CaptureSpec::parse(p->gen.capture);
-  if (int64_t(p->gen.prompt.size()) >= m.config.n_ctx)
+  crop_prompt(p->gen, m);
+  if (int64_t(p->gen.prompt.size()) > m.config.n_ctx)
     throw ApiError(400, "the prompt has " + std::to_string(p->gen.prompt.size()) + " tokens; the context holds " +
                             std::to_string(m.config.n_ctx));
   if (p->stream) return stream(s, p, res);

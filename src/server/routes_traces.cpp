@@ -67,6 +67,7 @@ void handle_run(Server::Impl& s, const std::string& body, httplib::Response& res
     parse_sampler(b["sampler"], g.sampler);
   }
   CaptureSpec::parse(g.capture);  // a bad spec is a 400 before anything runs
+  crop_prompt(g, m);
   std::string id;
   GenResult r;
   const auto gone = GuardedHttpServer::client_gone_probe();
@@ -78,7 +79,9 @@ void handle_run(Server::Impl& s, const std::string& body, httplib::Response& res
         r = generate(session, g, [](const GenToken*, const std::string&) { return true; });
       },
       gone);
-  send_json(res, {{"trace", id}, {"text", r.text}, {"generated", r.n_generated}, {"finish_reason", r.finish_reason}});
+  json out = {{"trace", id}, {"text", r.text}, {"generated", r.n_generated}, {"finish_reason", r.finish_reason}};
+  if (g.prompt_cropped > 0) out["prompt_cropped"] = g.prompt_cropped;
+  send_json(res, out);
 }
 
 void handle_tensor(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {

@@ -34,6 +34,9 @@ void run_info(const InfoOptions& o) {
   std::printf("\nweights    %s in %zu tensors\n\nconfig\n%s", human_bytes(m->weight_bytes()).c_str(),
               m->weights.all().size(), printable_text(m->config.describe()).c_str());
   std::printf("\ntokenizer  %s\n", m->tokenizer ? printable(m->tokenizer->summary()).c_str() : "none");
+  const auto& facts = m->facts;
+  if (!facts.empty()) std::printf("\n%s\n", m->format.c_str());
+  for (const auto& [k, v] : facts) std::printf("  %-24s %s\n", printable(k).c_str(), printable(v).c_str());
   if (o.metadata && m->gguf) {
     std::printf("\nmetadata\n");
     for (const auto& [k, v] : m->gguf->metadata()) std::printf("  %-44s %s\n", printable(k).c_str(), printable(v.to_display()).c_str());
@@ -60,9 +63,9 @@ void run_info(const InfoOptions& o) {
 void register_info(CLI::App& app) {
   auto opts = std::make_shared<InfoOptions>();
   auto* cmd = app.add_subcommand("info", "Print a model's architecture, hyper-parameters, tokenizer and tensors");
-  cmd->add_option("model", opts->model, "Model file (.gguf or llama2.c .bin); default: stories260K");
+  cmd->add_option("model", opts->model, "Model file (.gguf, llama2.c .bin or nanoGPT ckpt.pt); default: stories260K");
   cmd->add_option("-m,--model", opts->model, "Same as the positional MODEL");
-  cmd->add_option("--tokenizer", opts->tokenizer, "Tokenizer file for a llama2.c .bin model");
+  cmd->add_option("--tokenizer", opts->tokenizer, "Tokenizer for a llama2.c .bin (tok512.bin) or nanoGPT ckpt.pt (meta.pkl, encoder.json, vocab.bpe or their folder)");
   cmd->add_flag("--metadata", opts->metadata, "Also print every GGUF metadata key");
   cmd->callback([opts] { run_info(*opts); });
 }

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/utf8.h"
 #include "io/gguf.h"
+#include "loader/loader.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tp::cli {
@@ -21,20 +22,28 @@ struct TokenizeArgs {
   bool no_bos = false, special = false, json = false;
 };
 
-bool is_gguf(const std::string& path) {
+// The file's first 4 bytes ("GGUF"; "PK\3\4" for a torch.save zip).
+std::string file_magic(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw Error(ErrorKind::Io, path, "is a directory, not a model file", "pass the path of a .gguf file or a llama2.c tokenizer");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorKind::Io, path, "cannot open the file");
-  char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && std::string(magic, 4) == "GGUF";
+  char head[4] = {};
+  in.read(head, 4);
+  return std::string(head, static_cast<size_t>(in.gcount()));
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer(const TokenizeArgs& a) {
+std::unique_ptr<const Tokenizer> load_tokenizer(const TokenizeArgs& a) {
+  const std::string m = file_magic(a.model);
+  // A nanoGPT checkpoint's tokenizer lies beside it or is given: the loader's search finds it.
+  if (m == std::string("PK\3\4", 4)) {
+    auto model = load_model(a.model, a.tokenizer);
+    model->tok();  // throws, saying how to give one, when none was found
+    return std::move(model->tokenizer);
+  }
   if (!a.tokenizer.empty()) return Tokenizer::from_llama2c(a.tokenizer);
-  if (is_gguf(a.model)) return Tokenizer::from_gguf(GgufFile::open(a.model));
+  if (m == "GGUF") return Tokenizer::from_gguf(GgufFile::open(a.model));
   try {
     return Tokenizer::from_llama2c(a.model);
   } catch (const Error&) {
@@ -89,7 +98,7 @@ void register_tokenize(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("tokenize", "Show how a text is cut into tokens (ids, pieces, byte spans)");
   cmd->add_option("-m,--model", args->model,
                   "GGUF model or vocabulary file, or a llama2.c tokenizer .bin; default: stories260K");
-  cmd->add_option("--tokenizer", args->tokenizer, "llama2.c tokenizer file (for llama2.c .bin models)");
+  cmd->add_option("--tokenizer", args->tokenizer, "llama2.c tokenizer file (for llama2.c .bin models), or a nanoGPT ckpt.pt's meta.pkl, encoder.json, vocab.bpe or their folder");
   auto* text = cmd->add_option("--text", args->text, "the text to tokenize");
   auto* file = cmd->add_option("--file", args->file, "read the text from this file");
   text->excludes(file);

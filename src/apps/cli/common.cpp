@@ -1,5 +1,6 @@
 #include "apps/cli/common.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -36,7 +37,7 @@ std::string resolve_model(const std::string& given) {
 
 void ModelOptions::add_to(CLI::App* cmd) {
   cmd->add_option("-m,--model", model, "Model file (.gguf or llama2.c .bin); default: stories260K");
-  cmd->add_option("--tokenizer", tokenizer, "Tokenizer file for a llama2.c .bin model (default: tok<vocab>.bin beside it)");
+  cmd->add_option("--tokenizer", tokenizer, "Tokenizer for a llama2.c .bin (default: tok<vocab>.bin beside it) or a nanoGPT ckpt.pt (meta.pkl, encoder.json, vocab.bpe or their folder; default: beside it, then data/<dataset>/meta.pkl)");
 }
 
 std::unique_ptr<Model> ModelOptions::load() const { return load_model(resolve_model(model), tokenizer); }
@@ -77,8 +78,21 @@ std::string context_end_note(size_t generated, int64_t asked, int64_t n_ctx) {
          " tokens: the context of " + std::to_string(n_ctx) + " positions is full (use a shorter prompt or a smaller -n)";
 }
 
+namespace {
+// Model::prompt_excess says how much of a long prompt the model's own generate() drops.
+std::vector<int32_t> crop_to_block(const Model& m, std::vector<int32_t> ids, std::vector<TokenSpan>* spans) {
+  const size_t drop = m.prompt_excess(ids.size());
+  if (drop == 0) return ids;
+  std::fprintf(stderr, "note: the prompt's %zu tokens are cropped to the last %zu (block_size), as nanoGPT's generate does\n",
+               ids.size(), ids.size() - drop);
+  if (spans && spans->size() == ids.size()) spans->erase(spans->begin(), spans->begin() + static_cast<std::ptrdiff_t>(drop));
+  ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(drop));
+  return ids;
+}
+}  // namespace
+
 std::vector<int32_t> PromptOptions::ids(const Model& m, std::vector<TokenSpan>* spans, std::string* text_out) const {
-  if (!tokens.empty()) return parse_ids(tokens);
+  if (!tokens.empty()) return crop_to_block(m, parse_ids(tokens), nullptr);
   const std::string t = prompt_text(text, file, "-p/--prompt");
   if (text_out) *text_out = t;
   if (!m.tokenizer) {
@@ -98,7 +112,7 @@ std::vector<int32_t> PromptOptions::ids(const Model& m, std::vector<TokenSpan>* 
     sp.push_back({m.tok().bos(), 0, 0});
   }
   if (spans) *spans = sp;
-  return ids;
+  return crop_to_block(m, std::move(ids), spans);
 }
 
 void add_sampler_options(CLI::App* cmd, sampling::SamplerSettings& s) {

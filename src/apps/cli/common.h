@@ -15,7 +15,7 @@ namespace tp::cli {
 // -m/--model and --tokenizer, shared by every command that runs a model.
 struct ModelOptions {
   std::string model;
-  std::string tokenizer;  // llama2.c .bin checkpoints only
+  std::string tokenizer;  // llama2.c .bin and nanoGPT ckpt.pt checkpoints (loader.h)
   void add_to(CLI::App* cmd);
   std::unique_ptr<Model> load() const;  // resolves the default model and loads it
 };
