@@ -43,11 +43,6 @@ constexpr std::pair<const char*, const char*> kNameMap[] = {
 // torch.compile wraps the module: its state dict's names start with this.
 constexpr std::string_view kCompilePrefix = "_orig_mod.";
 
-std::string expand(std::string pattern, int64_t layer) {
-  const size_t at = pattern.find("{L}");
-  return at == std::string::npos ? pattern : pattern.replace(at, 3, std::to_string(layer));
-}
-
 // torch < 2.0 registers the causal mask as a buffer `attn.bias` ([1, 1, T, T]) in every block:
 // the attention step masks by itself, so it is the one name read and dropped.
 bool is_mask_buffer(const std::string& name) {
@@ -114,10 +109,10 @@ std::map<std::string, TensorView> map_state_dict(const TorchFile& f, ModelConfig
     const bool is_bias = std::string_view(gguf).ends_with(".bias");
     if (is_bias && !c.biases) continue;  // then they are unexpected below
     for (int64_t l = 0; l < (per_layer ? c.n_layers : 1); ++l) {
-      const auto it = sd.find(expand(torch, l));
+      const auto it = sd.find(layer_name(torch, l));
       if (it == sd.end()) continue;  // the table's validation names what is missing
       TensorView v = it->second.as_view();
-      v.name = expand(gguf, l);
+      v.name = layer_name(gguf, l);
       views[v.name] = v;
       sd.erase(it);
     }
@@ -259,6 +254,5 @@ std::unique_ptr<Model> load_torch_model(const std::string& path, const std::stri
   m->facts = nanogpt_facts(*file);
   return m;
 }
-
 
 }  // namespace tp

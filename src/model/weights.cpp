@@ -4,19 +4,19 @@
 
 namespace tp {
 
+std::string layer_name(std::string pattern, int64_t layer) {
+  const size_t at = pattern.find("{L}");
+  return at == std::string::npos ? pattern : pattern.replace(at, 3, std::to_string(layer));
+}
+
 std::vector<WeightEntry> expand_table(const std::vector<WeightSpec>& table, int64_t n_layers) {
   std::vector<WeightEntry> out;
   for (const auto& spec : table) {
-    const size_t at = spec.pattern.find("{L}");
-    if (at == std::string::npos) {
+    if (spec.pattern.find("{L}") == std::string::npos) {
       out.push_back({spec.pattern, spec.ne, spec.required});
       continue;
     }
-    for (int64_t l = 0; l < n_layers; ++l) {
-      std::string name = spec.pattern;
-      name.replace(at, 3, std::to_string(l));
-      out.push_back({name, spec.ne, spec.required});
-    }
+    for (int64_t l = 0; l < n_layers; ++l) out.push_back({layer_name(spec.pattern, l), spec.ne, spec.required});
   }
   return out;
 }

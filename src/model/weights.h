@@ -24,6 +24,9 @@ struct WeightEntry {
   bool required = true;
 };
 
+// `pattern` with its "{L}" replaced by `layer` (unchanged when it has none).
+std::string layer_name(std::string pattern, int64_t layer);
+
 std::vector<WeightEntry> expand_table(const std::vector<WeightSpec>& table, int64_t n_layers);
 
 // Named tensor views over a model file; `keepalive` owns the mapping the views point into.
