@@ -16,7 +16,7 @@ set -euo pipefail
 # forward pass offers its hooks to observers; and runtime below arch, whose files compose
 # runtime/forward.h's building blocks (a Session reaches an architecture only through the
 # interface the Model holds); loader above arch, since it binds a file to an architecture.
-ORDER=(core io quant tokenizer model probe runtime arch loader sampling trace analysis server apps)
+ORDER=(core io hub quant tokenizer model probe runtime arch loader sampling trace analysis server apps)
 
 # Upward edges tolerated for now, each "FROM TO" with the reason; empty: there are none, and
 # an entry no include needs any more is reported.
