@@ -59,6 +59,14 @@ std::string origin(const std::string& url) {
 // A URL for messages: without its query, which for a CDN holds a signature.
 std::string shown(const std::string& url) { return url.substr(0, url.find('?')); }
 
+// Bytes of an earlier attempt to resume from: 0 unless a regular file is there.
+uint64_t partial_size(const fs::path& partial) {
+  std::error_code ec;
+  if (!fs::is_regular_file(partial, ec)) return 0;
+  const uintmax_t n = fs::file_size(partial, ec);
+  return ec ? 0 : n;
+}
+
 bool is_redirect(long status) { return status == 301 || status == 302 || status == 303 || status == 307 || status == 308; }
 
 }  // namespace
@@ -230,9 +238,9 @@ HttpResponse HttpClient::get(const std::string& url, size_t max_body) const {
 
 uint64_t HttpClient::download_attempt(const std::string& url, const fs::path& partial, const Expected& expected,
                                       const std::string& name) const {
-  std::error_code ec;
-  uint64_t have = fs::exists(partial, ec) ? fs::file_size(partial, ec) : 0;
-  if (ec || (expected.size > 0 && have > expected.size)) {  // not ours to resume: start over
+  uint64_t have = partial_size(partial);
+  if (expected.size > 0 && have > expected.size) {  // not the file announced: start over
+    std::error_code ec;
     fs::remove(partial, ec);
     have = 0;
   }
@@ -254,12 +262,16 @@ uint64_t HttpClient::download_attempt(const std::string& url, const fs::path& pa
     throw HubError(errno == ENOSPC ? HubFailure::NoSpace : HubFailure::Connection, partial.string(),
                    std::string("cannot write the download: ") + std::strerror(errno));
   if (r.status == 416) {  // the partial file does not fit what the server has: start over
+    std::error_code ec;
     fs::remove(partial, ec);
     throw HubError(HubFailure::Connection, shown(url), "the server refused to resume (416)");
   }
-  if (r.status != 200 && r.status != 206)
+  if (r.status != 200 && r.status != 206) {
+    std::error_code ec;
+    if (partial_size(partial) == 0) fs::remove(partial, ec);  // the empty file this attempt made
     throw HubError(HubFailure::Http, shown(at), "the download answered HTTP " + std::to_string(r.status),
                    "try again later");
+  }
   return sink.on_disk;
 }
 
@@ -268,7 +280,7 @@ void HttpClient::download(const std::string& url, const fs::path& blob, const Ex
   const fs::path partial = blob.string() + ".incomplete";
   std::error_code ec;
   fs::create_directories(blob.parent_path(), ec);
-  const uint64_t have = fs::exists(partial, ec) ? fs::file_size(partial, ec) : 0;
+  const uint64_t have = partial_size(partial);
   const auto space = fs::space(blob.parent_path(), ec);
   if (!ec && expected.size > have && space.available < expected.size - have)
     throw HubError(HubFailure::NoSpace, blob.parent_path().string(),
@@ -283,7 +295,7 @@ void HttpClient::download(const std::string& url, const fs::path& blob, const Ex
       if (settings_.progress) settings_.progress->finish(false);
       if (e.failure() != HubFailure::Connection) throw;
       if (attempt >= settings_.attempts) {
-        const uint64_t kept = fs::exists(partial, ec) ? fs::file_size(partial, ec) : 0;
+        const uint64_t kept = partial_size(partial);
         throw HubError(HubFailure::Connection, name,
                        e.problem() + " (" + std::to_string(attempt) + " tries; " + human_bytes(kept) + " kept in " +
                            partial.string() + ")",
