@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "hub/hf_cache.h"
 #include "hub/hub_error.h"
@@ -50,7 +51,9 @@ json hub_config() {
            {{"fake/tinystories", tiny_repo()},
             {"fake/cut-retry", tiny_repo({{"cut_once", {{"model.safetensors", 1000000}}}})},
             {"fake/cut-rerun", tiny_repo({{"cut_once", {{"model.safetensors", 700000}}}})},
+            {"fake/cut-norange", tiny_repo({{"cut_once", {{"model.safetensors", 500000}}}, {"ignore_range", {"model.safetensors"}}})},
             {"fake/corrupt", tiny_repo({{"corrupt", {"model.safetensors"}}})},
+            {"fake/old-name", {{"moved_to", "fake/tinystories"}, {"commit", kCommit}, {"files", json::object()}}},
             {"fake/huge", tiny_repo({{"announce_size", {{"model.safetensors", 1ull << 50}}}})},
             {"fake/gated", tiny_repo({{"gated", true}})},
             {"fake/tiny-GGUF",
@@ -149,6 +152,21 @@ TEST_F(HubDownload, ACutConnectionIsResumedWithARangeRequest) {
   EXPECT_FALSE(fs::exists(cache_ / "models--fake--cut-retry" / "blobs" / (want + ".incomplete")));
 }
 
+TEST_F(HubDownload, AServerThatIgnoresTheRangeStartsTheFileOver) {
+  settings_.attempts = 2;
+  const std::string path = fetch(parse_hub_uri("hf://fake/cut-norange/model.safetensors"), settings_);
+  EXPECT_EQ(sha256_file(path), sha256_file(shared(std::string(kTiny) + "/model.safetensors")));
+  const auto cdn = asked("/cdn/");
+  ASSERT_EQ(cdn.size(), 2u);
+  EXPECT_EQ(cdn[1]["range"], "bytes=500000-");  // asked, answered with the whole file
+}
+
+TEST_F(HubDownload, ARenamedRepositoryIsFollowed) {
+  const std::string dir = fetch(parse_hub_uri("hf://fake/old-name"), settings_);
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "model.safetensors"));
+  EXPECT_EQ(fs::path(dir).parent_path().parent_path().filename(), "models--fake--old-name");  // cached under the name asked
+}
+
 TEST_F(HubDownload, AnInterruptedDownloadResumesOnTheNextRun) {
   const auto uri = parse_hub_uri("hf://fake/cut-rerun/model.safetensors");
   const std::string msg = failure_of([&] { fetch(uri, settings_); }, HubFailure::Connection);
@@ -163,6 +181,33 @@ TEST_F(HubDownload, AnInterruptedDownloadResumesOnTheNextRun) {
   const auto cdn = asked("/cdn/");
   ASSERT_EQ(cdn.size(), 2u);
   EXPECT_EQ(cdn[1]["range"], "bytes=700000-");
+}
+
+// Two downloads of one blob at once (two processes of either tool): the second waits on
+// huggingface_hub's lock file and finds the blob there, instead of appending to the same
+// .incomplete file.
+TEST_F(HubDownload, ConcurrentDownloadsOfOneBlobFetchItOnce) {
+  const auto uri = parse_hub_uri("hf://fake/tinystories/model.safetensors");
+  std::string a, b, failed;
+  std::thread other([&] {
+    try {
+      a = fetch(uri, settings_);
+    } catch (const std::exception& e) {
+      failed = e.what();
+    }
+  });
+  try {
+    b = fetch(uri, settings_);
+  } catch (const std::exception& e) {
+    failed = e.what();
+  }
+  other.join();
+  EXPECT_EQ(failed, "");
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(sha256_file(a), sha256_file(shared(std::string(kTiny) + "/model.safetensors")));
+  EXPECT_EQ(asked("/cdn/").size(), 1u);
+  const std::string sha = sha256_file(a);
+  EXPECT_TRUE(fs::exists(cache_ / ".locks" / "models--fake--tinystories" / (sha + ".lock")));
 }
 
 TEST_F(HubDownload, AWrongChecksumIsRefusedAndNothingIsLeft) {

@@ -5,7 +5,9 @@ Usage: hub_fake_hub.py CONFIG.json   (prints the port it listens on, then serves
 
 CONFIG: {"repos": {"OWNER/NAME": {"commit": 40 hex, "files": {"path/in/repo": "/local/file"},
                                   "gated": bool, "corrupt": [paths served with a flipped byte],
-                                  "cut_once": {"path": bytes}, "announce_size": {"path": bytes}}}}
+                                  "cut_once": {"path": bytes}, "announce_size": {"path": bytes},
+                                  "ignore_range": [paths answered 200 to a Range request],
+                                  "moved_to": "OWNER/NAME" (a renamed repository: 307)}}}
 
 Routes, as huggingface.co answers them:
   GET  /api/models/OWNER/NAME/revision/REV   {"sha": commit, "siblings": [{"rfilename": ...}]}
@@ -93,13 +95,25 @@ class Hub(BaseHTTPRequestHandler):
         return repo
 
     def listing(self, name, revision, head):
+        if self.moved(name):
+            return
         repo = self.repo(name, revision, head)
         if repo is not None:
             body = json.dumps({"id": name, "sha": repo["commit"],
                                "siblings": [{"rfilename": f} for f in sorted(repo["files"])]}).encode()
             self.send(200, {"Content-Type": "application/json"}, body, head)
 
+    def moved(self, name):
+        """A renamed repository: the Hub answers with a relative redirect to the new name."""
+        target = CONFIG["repos"].get(name, {}).get("moved_to")
+        if target is None:
+            return False
+        self.send(307, {"Location": self.path.replace("/" + name + "/", "/" + target + "/", 1)}, b"")
+        return True
+
     def resolve(self, name, revision, path, head):
+        if self.moved(name):
+            return
         repo = self.repo(name, revision, head)
         if repo is None:
             return
@@ -133,7 +147,7 @@ class Hub(BaseHTTPRequestHandler):
         rng = self.headers.get("Range", "")
         headers = {"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream"}
         status = 200
-        if rng.startswith("bytes=") and rng.endswith("-"):
+        if rng.startswith("bytes=") and rng.endswith("-") and path not in repo.get("ignore_range", []):
             start = int(rng[6:-1])
             status = 206
             headers["Content-Range"] = "bytes %d-%d/%d" % (start, len(data) - 1, len(data))

@@ -1,6 +1,12 @@
 #include "hub/hf_cache.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -125,5 +131,21 @@ fs::path HfCache::link(const std::string& commit, const std::string& file, const
                       "the cache folder's filesystem must allow symbolic links");
   return pointer;
 }
+
+BlobLock::BlobLock(const std::string& cache_dir, const HfCache& cache, const std::string& etag) {
+  const fs::path lock = fs::path(cache_dir) / ".locks" / cache.repo_dir().filename() / (normalise_etag(etag) + ".lock");
+  make_dirs(lock.parent_path());
+  fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error(ErrorKind::Io, lock.string(), std::string("cannot open the lock file: ") + std::strerror(errno));
+  int rc;
+  while ((rc = ::flock(fd_, LOCK_EX)) != 0 && errno == EINTR) {}
+  if (rc != 0) {
+    const int err = errno;
+    ::close(fd_);
+    throw Error(ErrorKind::Io, lock.string(), std::string("cannot lock: ") + std::strerror(err));
+  }
+}
+
+BlobLock::~BlobLock() { ::close(fd_); }  // closing releases the lock
 
 }  // namespace tp::hub

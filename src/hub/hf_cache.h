@@ -44,6 +44,20 @@ class HfCache {
   std::filesystem::path repo_dir_;
 };
 
+// An exclusive lock on one blob while it is fetched, on the file huggingface_hub's filelock
+// uses (CACHE/.locks/models--OWNER--NAME/<etag>.lock, flock), so that two processes of either
+// tool never append to one .incomplete file. Blocks until the other download is done.
+class BlobLock {
+ public:
+  BlobLock(const std::string& cache_dir, const HfCache& cache, const std::string& etag);
+  ~BlobLock();
+  BlobLock(const BlobLock&) = delete;
+  BlobLock& operator=(const BlobLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // The ETag as huggingface_hub normalises it for the blob's name: no W/ prefix, no quotes.
 // Throws Error(Format) unless what remains is a safe file name (hex digits, as the Hub sends).
 std::string normalise_etag(const std::string& etag);

@@ -163,8 +163,9 @@ std::string fetch_file(const HubRef& ref, const HubSettings& settings) {
   }
   cache.write_ref(ref.revision, m.commit);
   if (auto p = cache.cached(m.commit, ref.file)) return p->string();
+  const BlobLock lock(settings.cache_dir, cache, m.etag);
   std::error_code ec;
-  if (!fs::exists(cache.blob(m.etag), ec))
+  if (!fs::exists(cache.blob(m.etag), ec))  // checked under the lock: another process may just have fetched it
     http.download(m.location, cache.blob(m.etag), {m.size, is_sha256_hex(m.etag) ? m.etag : ""}, ref.file);
   return cache.link(m.commit, ref.file, m.etag).string();
 }
