@@ -244,12 +244,12 @@ uint64_t HttpClient::download_attempt(const std::string& url, const fs::path& pa
     fs::remove(partial, ec);
     have = 0;
   }
-  if (expected.size > 0 && have == expected.size) return have;
+  if (settings_.progress) settings_.progress->start(name, expected.size, have);
+  if (expected.size > 0 && have == expected.size) return have;  // an earlier run got it all
   std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(partial.c_str(), "ab"), std::fclose);
   if (!file) throw HubError(HubFailure::Connection, partial.string(), std::string("cannot open for writing: ") + std::strerror(errno),
                             "check the permissions, or set HF_HUB_CACHE (or HF_HOME) to a writable folder");
   BodySink sink{file.get(), have, true, 0, "", settings_.progress};
-  if (sink.progress) sink.progress->start(name, expected.size, have);
   std::string at = url;
   HttpResponse r;
   for (int hop = 0;; ++hop) {
