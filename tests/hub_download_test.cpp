@@ -46,9 +46,31 @@ json tiny_repo(json extra = json::object()) {
   return repo;
 }
 
+// A sharded checkpoint: an index naming two shard files (their bytes do not matter here), and
+// a second index that names a shard the repository lacks.
+json sharded_repo(const fs::path& dir, bool with_missing_shard) {
+  fs::create_directories(dir);
+  json index = {{"metadata", json::object()},
+                {"weight_map", {{"a.weight", "model-00001-of-00002.safetensors"},
+                                {"b.weight", "model-00002-of-00002.safetensors"},
+                                {"c.weight", "model-00001-of-00002.safetensors"}}}};
+  if (with_missing_shard) index["weight_map"]["d.weight"] = "model-00003-of-00002.safetensors";
+  const fs::path index_path = dir / (with_missing_shard ? "broken.index.json" : "model.safetensors.index.json");
+  std::ofstream(index_path) << index.dump();
+  return {{"commit", kCommit},
+          {"files",
+           {{"config.json", shared(std::string(kTiny) + "/config.json")},
+            {"model.safetensors.index.json", index_path.string()},
+            {"model-00001-of-00002.safetensors", shared(std::string(kTiny) + "/model.safetensors")},
+            {"model-00002-of-00002.safetensors", shared(std::string(kTiny) + "/tokenizer.json")}}}};
+}
+
 json hub_config() {
+  const fs::path dir = test::scratch_path("hubdl", "sharded");
   return {{"repos",
            {{"fake/tinystories", tiny_repo()},
+            {"fake/sharded", sharded_repo(dir, false)},
+            {"fake/sharded-broken", sharded_repo(dir, true)},
             {"fake/cut-retry", tiny_repo({{"cut_once", {{"model.safetensors", 1000000}}}})},
             {"fake/cut-rerun", tiny_repo({{"cut_once", {{"model.safetensors", 700000}}}})},
             {"fake/cut-norange", tiny_repo({{"cut_once", {{"model.safetensors", 500000}}}, {"ignore_range", {"model.safetensors"}}})},
@@ -138,6 +160,16 @@ TEST_F(HubDownload, AModelFolderLandsInTheHuggingfaceCacheLayout) {
   EXPECT_EQ(fetch(parse_hub_uri("hf://fake/tinystories"), settings_), dir);
   EXPECT_EQ(asked().size(), 1u);
   EXPECT_EQ(asked("/api/").size(), 1u);
+}
+
+TEST_F(HubDownload, ShardedWeightsAreFetchedFromTheirIndex) {
+  const fs::path dir = fetch(parse_hub_uri("hf://fake/sharded"), settings_);
+  for (const char* f : {"config.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors",
+                        "model-00002-of-00002.safetensors"})
+    EXPECT_TRUE(fs::is_regular_file(dir / f)) << f;
+  const std::string msg = failure_of([&] { fetch(parse_hub_uri("hf://fake/sharded-broken"), settings_); },
+                                     HubFailure::EntryNotFound);
+  EXPECT_NE(msg.find("names model-00003-of-00002.safetensors, which the repository does not hold"), std::string::npos) << msg;
 }
 
 TEST_F(HubDownload, ACutConnectionIsResumedWithARangeRequest) {
