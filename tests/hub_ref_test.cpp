@@ -193,6 +193,10 @@ TEST(RepoFiles, GgufQuantChoiceFollowsLlamaCpp) {
   }
   EXPECT_THROW(pick_gguf({"big/m-Q2_K-00001-of-00003.gguf", "big/m-Q2_K-00002-of-00003.gguf"}, "Q2_K", "a/b"), HubError);
   EXPECT_THROW(pick_gguf({"config.json", "model.safetensors"}, "", "a/b"), HubError);
+  // "of 00000" is no split: the file itself.
+  EXPECT_EQ(pick_gguf({"m-Q8_0-00001-of-00000.gguf"}, "Q8_0", "a/b"), std::vector<std::string>{"m-Q8_0-00001-of-00000.gguf"});
+  EXPECT_EQ(gguf_quants({"Qwen2.5-0.5B-Instruct-IQ2_XXS.gguf", "x-BF16.gguf", "q4.gguf", "README.md"}),
+            (std::vector<std::string>{"IQ2_XXS", "Q4", "BF16"}));  // in file name order
 }
 
 TEST(DownloadProgress, ShowsBytesTotalRateAndEta) {

@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -83,8 +84,10 @@ void HfCache::write_ref(const std::string& revision, const std::string& commit) 
   if (revision == commit) return;
   const fs::path ref = repo_dir_ / "refs" / revision;
   make_dirs(ref.parent_path());
-  // Written beside and renamed, so a reader never sees half a hash.
-  const fs::path tmp = ref.string() + ".tmp";
+  // Written beside and renamed, so a reader never sees half a hash; the temporary name is
+  // this writer's own, as two downloads (processes or threads) may record the same ref.
+  static std::atomic<unsigned> writes{0};
+  const fs::path tmp = ref.string() + ".tmp" + std::to_string(::getpid()) + "-" + std::to_string(writes++);
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << commit;
@@ -92,7 +95,11 @@ void HfCache::write_ref(const std::string& revision, const std::string& commit) 
   }
   std::error_code ec;
   fs::rename(tmp, ref, ec);
-  if (ec) throw Error(ErrorKind::Io, ref.string(), "cannot write the ref: " + ec.message());
+  if (ec) {
+    const std::string why = ec.message();
+    fs::remove(tmp, ec);
+    throw Error(ErrorKind::Io, ref.string(), "cannot write the ref: " + why);
+  }
 }
 
 fs::path HfCache::snapshot_dir(const std::string& commit) const {

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <nlohmann/json.hpp>
-#include <regex>
 
 #include "core/error.h"
 #include "hub/hub_error.h"
@@ -46,9 +46,40 @@ bool has_tag(const std::string& name, const std::string& tag) {
   return false;
 }
 
-const std::regex& split_pattern() {
-  static const std::regex re(R"(^(.*)-([0-9]{5})-of-([0-9]{5})\.gguf$)", std::regex::icase);
-  return re;
+bool digits(const std::string& s, size_t at, size_t n) {
+  for (size_t i = at; i < at + n; ++i)
+    if (i >= s.size() || !std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+  return true;
+}
+
+// A split GGUF's name, PREFIX-0000i-of-0000N.gguf (llama.cpp's gguf-split): PREFIX and N.
+bool parse_split(const std::string& name, std::string& prefix, int& parts) {
+  const std::string tail = "-00000-of-00000.gguf";
+  if (name.size() <= tail.size()) return false;
+  const size_t at = name.size() - tail.size();
+  const std::string u = upper(name.substr(at));
+  if (u[0] != '-' || !digits(u, 1, 5) || u.compare(6, 4, "-OF-") != 0 || !digits(u, 10, 5) || u.compare(15, 5, ".GGUF") != 0)
+    return false;
+  prefix = name.substr(0, at);
+  parts = std::stoi(u.substr(10, 5));
+  return parts > 0;
+}
+
+// The length of a quantisation tag starting at `at` of an upper-cased name (Q8_0, Q4_K_M,
+// IQ2_XXS, BF16, F16, F32), or 0. The caller checks the character before it.
+size_t quant_tag_at(const std::string& u, size_t at) {
+  size_t end = at;
+  for (const char* plain : {"BF16", "F16", "F32"})
+    if (u.compare(at, std::strlen(plain), plain) == 0) end = std::max(end, at + std::strlen(plain));
+  if (end == at) {
+    size_t i = at + (u.compare(at, 2, "IQ") == 0 ? 1 : 0);  // at the Q
+    if (i >= u.size() || u[i] != 'Q' || !digits(u, i + 1, 1)) return 0;
+    for (++i; i < u.size() && std::isdigit(static_cast<unsigned char>(u[i]));) ++i;
+    while (i + 1 < u.size() && u[i] == '_' && alnum(u[i + 1]))
+      for (++i; i < u.size() && alnum(u[i]);) ++i;
+    end = i;
+  }
+  return end == u.size() || (!alnum(u[end]) && u[end] != '_') ? end - at : 0;
 }
 
 // The model's .gguf files, sorted (the Hub lists in order; a cached folder does not).
@@ -65,14 +96,14 @@ std::vector<std::string> model_ggufs(const std::vector<std::string>& listing) {
 // A split model's parts: all N of "PREFIX-0000i-of-0000N.gguf", each present.
 std::vector<std::string> split_parts(const std::vector<std::string>& listing, const std::string& chosen,
                                      const std::string& repo) {
-  std::smatch m;
-  if (!std::regex_match(chosen, m, split_pattern())) return {chosen};
-  const int n = std::stoi(m[3].str());
+  std::string prefix;
+  int n = 0;
+  if (!parse_split(chosen, prefix, n)) return {chosen};
   std::vector<std::string> parts;
   for (int i = 1; i <= n; ++i) {
     char num[32];
-    std::snprintf(num, sizeof num, "-%05d-of-%s.gguf", i, m[3].str().c_str());
-    const std::string part = m[1].str() + num;
+    std::snprintf(num, sizeof num, "-%05d-of-%05d.gguf", i, n);
+    const std::string part = prefix + num;
     if (!has(listing, part))
       throw HubError(HubFailure::EntryNotFound, "hf://" + repo, "part " + std::to_string(i) + " of " + chosen + " (" + part +
                                                                  ") is not in the repository",
@@ -124,12 +155,15 @@ std::vector<std::string> index_shards(const std::string& index_json, const std::
 }
 
 std::vector<std::string> gguf_quants(const std::vector<std::string>& listing) {
-  static const std::regex tag(R"((^|[^A-Za-z0-9])(I?Q[0-9]+(_[A-Za-z0-9]+)*|BF16|F16|F32)(?![A-Za-z0-9_]))", std::regex::icase);
   std::vector<std::string> out;
   for (const auto& f : model_ggufs(listing)) {
-    for (std::sregex_iterator it(f.begin(), f.end(), tag), end; it != end; ++it) {
-      const std::string q = upper((*it)[2].str());
-      if (!has(out, q)) out.push_back(q);
+    const std::string u = upper(f);
+    for (size_t at = 0; at < u.size(); ++at) {
+      if (at > 0 && alnum(u[at - 1])) continue;  // a tag starts a word
+      if (const size_t n = quant_tag_at(u, at); n > 0) {
+        if (!has(out, u.substr(at, n))) out.push_back(u.substr(at, n));
+        at += n - 1;
+      }
     }
   }
   return out;
