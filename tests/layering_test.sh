@@ -15,8 +15,10 @@ set -euo pipefail
 # probe (hook ids, the Observer protocol, capture specs, interventions) below runtime, whose
 # forward pass offers its hooks to observers; and runtime below arch, whose files compose
 # runtime/forward.h's building blocks (a Session reaches an architecture only through the
-# interface the Model holds); loader above arch, since it binds a file to an architecture.
-ORDER=(core io quant tokenizer model probe runtime arch loader sampling trace analysis server apps)
+# interface the Model holds); loader above arch, since it binds a file to an architecture;
+# hub (HuggingFace Hub downloads, not in the guide's list) right above io, using only core
+# and io: fetching a file does not depend on what it holds.
+ORDER=(core io hub quant tokenizer model probe runtime arch loader sampling trace analysis server apps)
 
 # Upward edges tolerated for now, each "FROM TO" with the reason; empty: there are none, and
 # an entry no include needs any more is reported.

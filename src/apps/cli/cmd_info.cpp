@@ -11,6 +11,7 @@ namespace {
 
 struct InfoOptions {
   std::string model;
+  std::string hf_repo;
   std::string tokenizer;
   bool metadata = false;
 };
@@ -25,7 +26,7 @@ std::string human_bytes(uint64_t n) {
 }
 
 void run_info(const InfoOptions& o) {
-  const std::string path = resolve_model(o.model);
+  const std::string path = resolve_model(o.model, o.hf_repo);
   auto m = load_model(path, o.tokenizer);
   // Strings from the file (architecture, name, tokenizer, metadata) pass through printable:
   // a GGUF is untrusted input and must not reach the terminal as control sequences.
@@ -63,8 +64,9 @@ void run_info(const InfoOptions& o) {
 void register_info(CLI::App& app) {
   auto opts = std::make_shared<InfoOptions>();
   auto* cmd = app.add_subcommand("info", "Print a model's architecture, hyper-parameters, tokenizer and tensors");
-  cmd->add_option("model", opts->model, "Model file (.gguf, llama2.c .bin or nanoGPT ckpt.pt); default: stories260K");
+  cmd->add_option("model", opts->model, "Model file (.gguf, llama2.c .bin or nanoGPT ckpt.pt) or hf://OWNER/NAME[@REVISION][/FILE]; default: stories260K");
   cmd->add_option("-m,--model", opts->model, "Same as the positional MODEL");
+  cmd->add_option("--hf-repo", opts->hf_repo, std::string(kHfRepoHelp) + "; also written -hf");
   cmd->add_option("--tokenizer", opts->tokenizer, "Tokenizer for a llama2.c .bin (tok512.bin) or nanoGPT ckpt.pt (meta.pkl, encoder.json, vocab.bpe or their folder)");
   cmd->add_flag("--metadata", opts->metadata, "Also print every GGUF metadata key");
   cmd->callback([opts] { run_info(*opts); });

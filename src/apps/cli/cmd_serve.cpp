@@ -22,7 +22,7 @@ void run_serve(const ServeOptions& o) {
     try {
       model = o.model.load();
     } catch (const Error& e) {
-      if (!o.model.model.empty()) throw;  // a model was named: failing to load it is an error
+      if (o.model.named()) throw;  // a model was named: failing to load it is an error
       std::fprintf(stderr, "tokenprobe: serving without a model (%s)\n", e.what());
     }
   }

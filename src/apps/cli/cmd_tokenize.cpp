@@ -18,7 +18,7 @@ namespace tp::cli {
 namespace {
 
 struct TokenizeArgs {
-  std::string model, tokenizer, text, file;
+  std::string model, hf_repo, tokenizer, text, file;
   bool no_bos = false, special = false, json = false;
 };
 
@@ -97,7 +97,8 @@ void register_tokenize(CLI::App& app) {
   auto args = std::make_shared<TokenizeArgs>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Show how a text is cut into tokens (ids, pieces, byte spans)");
   cmd->add_option("-m,--model", args->model,
-                  "GGUF model or vocabulary file, or a llama2.c tokenizer .bin; default: stories260K");
+                  "GGUF model or vocabulary file, a llama2.c tokenizer .bin, or hf://OWNER/NAME[@REVISION][/FILE]; default: stories260K");
+  cmd->add_option("--hf-repo", args->hf_repo, std::string(kHfRepoHelp) + "; also written -hf");
   cmd->add_option("--tokenizer", args->tokenizer, "llama2.c tokenizer file (for llama2.c .bin models), or a nanoGPT ckpt.pt's meta.pkl, encoder.json, vocab.bpe or their folder");
   auto* text = cmd->add_option("--text", args->text, "the text to tokenize");
   auto* file = cmd->add_option("--file", args->file, "read the text from this file");
@@ -107,7 +108,7 @@ void register_tokenize(CLI::App& app) {
   cmd->add_flag("--json", args->json, "print JSON");
   cmd->callback([args, text, file] {
     if (text->count() == 0 && file->count() == 0) throw CLI::ValidationError("tokenize", "give --text or --file");
-    if (args->tokenizer.empty()) args->model = resolve_model(args->model);
+    if (args->tokenizer.empty()) args->model = resolve_model(args->model, args->hf_repo);
     run_tokenize(*args);
   });
 }

@@ -13,5 +13,6 @@ void register_tokenize(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_report(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_download(CLI::App& app);
 
 }  // namespace tp::cli

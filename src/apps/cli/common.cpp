@@ -1,5 +1,7 @@
 #include "apps/cli/common.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -8,13 +10,26 @@
 
 #include "core/error.h"
 #include "core/utf8.h"
+#include "hub/download_progress.h"
+#include "hub/hub_fetch.h"
 #include "loader/loader.h"
 
 namespace tp::cli {
 
 namespace fs = std::filesystem;
 
-std::string resolve_model(const std::string& given) {
+std::string fetch_from_hub(const std::string& uri, const std::string& hf_repo, bool progress_bar) {
+  hub::TerminalProgress progress(stderr, progress_bar || ::isatty(STDERR_FILENO));
+  hub::HubSettings settings = hub::HubSettings::from_environment();
+  settings.progress = &progress;
+  if (!hf_repo.empty()) return hub::fetch_gguf(hub::parse_gguf_repo(hf_repo), settings);
+  return hub::fetch(hub::parse_hub_uri(uri), settings);
+}
+
+std::string resolve_model(const std::string& given, const std::string& hf_repo) {
+  if (!hf_repo.empty() && !given.empty())
+    throw Error(ErrorKind::Usage, "-hf " + hf_repo, "both -m and -hf name a model", "give one of them");
+  if (!hf_repo.empty() || hub::is_hub_uri(given)) return fetch_from_hub(given, hf_repo);
   if (!given.empty()) return given;
   std::vector<fs::path> tried;
   if (const char* env = std::getenv("TOKENPROBE_MODEL"); env && *env) {
@@ -36,11 +51,14 @@ std::string resolve_model(const std::string& given) {
 }
 
 void ModelOptions::add_to(CLI::App* cmd) {
-  cmd->add_option("-m,--model", model, "Model file (.gguf or llama2.c .bin); default: stories260K");
+  cmd->add_option("-m,--model", model,
+                  "Model file (.gguf or llama2.c .bin), or hf://OWNER/NAME[@REVISION][/FILE] from the HuggingFace Hub; "
+                  "default: stories260K");
+  cmd->add_option("--hf-repo", hf_repo, std::string(kHfRepoHelp) + "; also written -hf");
   cmd->add_option("--tokenizer", tokenizer, "Tokenizer for a llama2.c .bin (default: tok<vocab>.bin beside it) or a nanoGPT ckpt.pt (meta.pkl, encoder.json, vocab.bpe or their folder; default: beside it, then data/<dataset>/meta.pkl)");
 }
 
-std::unique_ptr<Model> ModelOptions::load() const { return load_model(resolve_model(model), tokenizer); }
+std::unique_ptr<Model> ModelOptions::load() const { return load_model(resolve_model(model, hf_repo), tokenizer); }
 
 void PromptOptions::add_to(CLI::App* cmd) {
   cmd->add_option("-p,--prompt", text, "Prompt text");

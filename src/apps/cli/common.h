@@ -12,13 +12,19 @@
 
 namespace tp::cli {
 
-// -m/--model and --tokenizer, shared by every command that runs a model.
+// -m/--model, -hf/--hf-repo and --tokenizer, shared by every command that runs a model.
 struct ModelOptions {
   std::string model;
+  std::string hf_repo;    // llama.cpp's -hf OWNER/NAME[:QUANT]
   std::string tokenizer;  // llama2.c .bin and nanoGPT ckpt.pt checkpoints (loader.h)
   void add_to(CLI::App* cmd);
   std::unique_ptr<Model> load() const;  // resolves the default model and loads it
+  bool named() const { return !model.empty() || !hf_repo.empty(); }  // not the default model
 };
+
+// The help text of -hf/--hf-repo, and the option itself for commands with their own -m.
+inline constexpr const char* kHfRepoHelp =
+    "A GGUF from the HuggingFace Hub, as llama.cpp's -hf: OWNER/NAME[:QUANT] (default quantisation Q4_K_M)";
 
 // The prompt as text (-p/--file) or ids (--tokens); BOS per the model unless --no-bos.
 struct PromptOptions {
@@ -34,10 +40,16 @@ void add_sampler_options(CLI::App* cmd, sampling::SamplerSettings& s);
 // A sampled token's steps.jsonl record: id, text, and OpenAI logprobs carrying the record.
 nlohmann::json sampled_step(const Model& m, const sampling::SampleRecord& rec, int top_logprobs);
 
-// The model path to use: `given` when non-empty, else stories260K found through
-// $TOKENPROBE_MODEL, ./models, ../shared/models/real. Throws Error(NotFound) saying where
-// it looked and how to get the model.
-std::string resolve_model(const std::string& given);
+// The model path to use: for an hf:// address or -hf (hf_repo), the file or folder fetched
+// into the HuggingFace cache (fetch_from_hub); `given` when non-empty; else stories260K found
+// through $TOKENPROBE_MODEL, ./models, ../shared/models/real. Throws Error(NotFound) saying
+// where it looked and how to get the model.
+std::string resolve_model(const std::string& given, const std::string& hf_repo = "");
+// hf://OWNER/NAME[@REV][/FILE] (`uri`) or -hf OWNER/NAME[:QUANT] (`hf_repo`, when not empty)
+// fetched with the settings of the environment (HF_TOKEN, HF_ENDPOINT, HF_HOME,
+// HF_HUB_OFFLINE...): the local path. Progress goes to stderr: a bar on a terminal or with
+// progress_bar, one line per file otherwise.
+std::string fetch_from_hub(const std::string& uri, const std::string& hf_repo, bool progress_bar = false);
 
 // A whole file as text; Error(Io) naming the path for a directory, a missing or an
 // unreadable file. `what` says what the file is for ("the prompt file").

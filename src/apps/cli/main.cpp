@@ -1,6 +1,8 @@
 // tokenprobe: shows why a language model chose a token.
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <vector>
 
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
@@ -25,6 +27,16 @@ std::string command_path(const CLI::App& app) {
   return path;
 }
 
+// llama.cpp spells its Hub option -hf (and -hfr); CLI11 reads one dash as short flags, so
+// both are given their long name, --hf-repo, before parsing.
+std::vector<char*> with_long_hf_option(int argc, char** argv) {
+  static char long_name[] = "--hf-repo";
+  std::vector<char*> args(argv, argv + argc);
+  for (char*& a : args)
+    if (std::strcmp(a, "-hf") == 0 || std::strcmp(a, "-hfr") == 0) a = long_name;
+  return args;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -40,8 +52,10 @@ int main(int argc, char** argv) {
   tp::cli::register_serve(app);
   tp::cli::register_report(app);
   tp::cli::register_bench(app);
+  tp::cli::register_download(app);
   try {
-    app.parse(argc, argv);
+    std::vector<char*> args = with_long_hf_option(argc, argv);
+    app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::Success& e) {
     return app.exit(e);  // --help, --help-all and --version print and exit 0
   } catch (const CLI::ParseError& e) {
