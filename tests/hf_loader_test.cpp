@@ -218,6 +218,31 @@ TEST(HfWeights, TiedEmbeddingsComeFromConfigMetadataOrAMissingHead) {
   fs::remove_all(dir);
 }
 
+// BF16 checkpoints (most recent releases) compute in place, as F16 ones do (the gptneox and
+// phi3 fixture folders): every matrix re-saved as BF16 stays BF16 and the logits stay those
+// of the F32 weights up to BF16's rounding.
+TEST(HfWeights, Bf16WeightsAreViewedInPlace) {
+  const fs::path dir = write_folder("llama-spm-f32.gguf", "bf16");
+  const auto want = logits_of(*load_model(dir.string()));
+  std::vector<std::vector<uint16_t>> keep;
+  rewrite_weights(dir, [&](auto& ts, auto&) {
+    for (StTensor& t : ts) {
+      if (t.shape.size() != 2) continue;
+      const float* f = reinterpret_cast<const float*>(t.data);
+      auto& b = keep.emplace_back(t.nbytes / 4);
+      for (size_t i = 0; i < b.size(); ++i) b[i] = float_to_bf16(f[i]);
+      t = {t.name, "BF16", t.shape, reinterpret_cast<const uint8_t*>(b.data()), b.size() * 2};
+    }
+  });
+  const auto m = load_model(dir.string());
+  EXPECT_EQ(m->weights.get("blk.0.attn_q.weight").type, DType::BF16);
+  EXPECT_EQ(m->weights.get("token_embd.weight").type, DType::BF16);
+  const auto r = test::compare("BF16 re-save", logits_of(*m), want, {6, m->config.d_vocab}, 0.1, 1e-3);
+  EXPECT_TRUE(r.ok);
+  EXPECT_GT(r.max_abs, 0.0);  // the weights did change
+  fs::remove_all(dir);
+}
+
 TEST(HfWeights, HostileShardsAndMetadataAreRefused) {
   const fs::path dir = write_folder("phi3-spm-f16.gguf", "shards", WeightFormat::SafetensorsSharded);
   const fs::path index = dir / "model.safetensors.index.json";
