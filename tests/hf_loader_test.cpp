@@ -206,6 +206,11 @@ TEST(HfWeights, TiedEmbeddingsComeFromConfigMetadataOrAMissingHead) {
   const auto tied = load_model(dir.string());
   EXPECT_TRUE(tied->config.tied_output);
   EXPECT_EQ(tied->weights.find("output.weight"), nullptr);  // tie_word_embeddings drops a saved head
+  // Tied, with only lm_head saved and no metadata naming the embeddings: it serves both.
+  rewrite_weights(dir, [](auto&, auto& meta) { meta.erase("model.embed_tokens.weight"); });
+  const auto head_only = load_model(dir.string());
+  EXPECT_TRUE(head_only->config.tied_output);
+  EXPECT_TRUE(test::compare("tied, head only", logits_of(*head_only), logits_of(*tied), {6, tied->config.d_vocab}, 0).ok);
   // Without lm_head at all the embeddings unembed, whatever the config says.
   rewrite_weights(dir, [](auto& ts, auto& meta) {
     for (auto& t : ts)

@@ -54,8 +54,9 @@ std::string listing(const std::vector<std::string>& names) {
 }
 
 // The folder's tensors under the GGUF names. Tensors the family does not name are refused
-// (a modified model would otherwise run with parts missing); a saved lm_head is dropped when
-// the config ties it to the embeddings, as transformers does.
+// (a modified model would otherwise run with parts missing). When the config ties the head
+// to the embeddings, as transformers does, one tensor serves both: a saved lm_head is
+// dropped, or is the embeddings where only it was saved.
 std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFiles& wf, const fs::path& dir, HfKeepalive& keep) {
   const Family& fam = *hc.family;
   const auto names = expand_names(fam, hc.config.n_layers);
@@ -69,10 +70,16 @@ std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFi
       unknown_file = src.file;
       continue;
     }
-    if (it->second.gguf == "output.weight" && hc.tie_word_embeddings) continue;
     TensorView v = apply(it->second, src.view, fam, hc.config, keep);
     v.name = it->second.gguf;
     views[v.name] = v;
+  }
+  const auto head = views.find("output.weight");
+  if (hc.tie_word_embeddings && head != views.end()) {
+    TensorView embd = head->second;
+    embd.name = "token_embd.weight";
+    views.emplace(embd.name, embd);  // only where the embeddings were not saved
+    views.erase(head);
   }
   if (!unknown.empty())
     throw Error(ErrorKind::Unsupported, (dir / unknown_file).string(),
