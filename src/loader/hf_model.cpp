@@ -88,17 +88,23 @@ std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFi
   return views;
 }
 
+// "model-00001-of-00002.safetensors, model-00002-of-00002.safetensors"
+std::string file_list(const WeightFiles& wf) {
+  std::string out;
+  for (const auto& f : wf.files) out.append(out.empty() ? "" : ", ").append(f);
+  return out;
+}
+
 // A required tensor the folder lacks, named as the folder would name it.
 void check_complete(const Model& m, const HfConfig& hc, const WeightFiles& wf, const fs::path& dir) {
   const auto names = expand_names(*hc.family, m.config.n_layers);
-  for (const WeightEntry& e : expand_table(weight_table(find_architecture(m.config.architecture, dir.string()), m.config), m.config.n_layers)) {
+  const Architecture& arch = find_architecture(m.config.architecture, dir.string());
+  for (const WeightEntry& e : expand_table(weight_table(arch, m.config), m.config.n_layers)) {
     if (!e.required || m.weights.find(e.name)) continue;
     std::string hf_name = e.name;
     for (const auto& [hf, t] : names)
       if (t.gguf == e.name) hf_name = hf;
-    std::string files;
-    for (const auto& f : wf.files) files.append(files.empty() ? "" : ", ").append(f);
-    throw Error(ErrorKind::NotFound, dir.string(), "tensor " + hf_name + " (tokenprobe's " + e.name + ") is in none of " + files,
+    throw Error(ErrorKind::NotFound, dir.string(), "tensor " + hf_name + " (tokenprobe's " + e.name + ") is in none of " + file_list(wf),
                 "the weights are incomplete or belong to another configuration; download the folder again");
   }
 }
@@ -136,9 +142,7 @@ std::unique_ptr<Model> load_hf_model(const std::string& path) {
   hf::check_complete(*m, hc, wf, dir);
   bind_architecture(*m, find_architecture(m->config.architecture, path));
   m->facts = hc.facts;
-  std::string files;
-  for (const auto& f : wf.files) files.append(files.empty() ? "" : ", ").append(f);
-  m->facts.push_back({"weights", files});
+  m->facts.push_back({"weights", hf::file_list(wf)});
   hf::load_hf_tokenizer(*m, dir);
   return m;
 }
