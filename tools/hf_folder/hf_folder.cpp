@@ -1,5 +1,6 @@
 #include "hf_folder/hf_folder.h"
 
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -118,11 +119,19 @@ std::vector<TensorView> hf_tensors(const Model& m, const hf::Family& fam, const 
     const bool per_layer = std::string_view(r.gguf).find("{L}") != std::string_view::npos;
     for (int64_t l = 0; l < (per_layer ? c.n_layers : 1); ++l) {
       const std::string gguf = hf::expand_layer(r.gguf, l);
-      const bool untied_head = gguf == "output.weight" && c.tied_output && o.untie;
-      const TensorView* src = m.weights.find(untied_head ? "token_embd.weight" : gguf);
+      // A tied model's head is the embeddings: saved untied as a copy, and by torch.save (as
+      // transformers' .bin files) as a second name for the embeddings' storage.
+      const bool torch = o.format == WeightFormat::TorchBin || o.format == WeightFormat::TorchBinSharded;
+      const bool head_is_embd = gguf == "output.weight" && c.tied_output && (o.untie || torch);
+      const TensorView* src = m.weights.find(head_is_embd ? "token_embd.weight" : gguf);
       if (!src) continue;
       st_dtype(src->type);
       TensorView v = *src;
+      if (head_is_embd && o.untie) {
+        uint8_t* copy = keep.allocate(v.nbytes);
+        std::memcpy(copy, v.data, v.nbytes);
+        v.data = copy;
+      }
       if (c.architecture == "llama" && c.rope_style == RopeStyle::Adjacent &&
           (gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_q.bias") || gguf.ends_with("attn_k.weight") || gguf.ends_with("attn_k.bias")))
         v = undo_llamacpp_qk_permute(v, gguf.find("attn_q") != std::string::npos ? c.n_heads : c.n_kv_heads, keep);
@@ -154,6 +163,8 @@ void write_weights(const fs::path& out, const std::string& stem, const std::stri
       const std::vector<int64_t> shape(v.ne.rbegin(), v.ne.rend());
       st.push_back({v.name, st_dtype(v.type), shape, v.data, v.nbytes});
       te.push_back({v.name, v.type, shape, v.data, v.nbytes});
+      for (size_t k = 0; k + 1 < te.size(); ++k)  // the same bytes twice: one storage, as torch.save keeps shared tensors
+        if (te[k].data == v.data && te[k].nbytes == v.nbytes && te[k].storage < 0) te.back().storage = static_cast<int>(k);
     }
     if (torch) write_torch_state_dict((out / file).string(), te);
     else write_safetensors((out / file).string(), st, {{"format", "pt"}});

@@ -17,9 +17,10 @@ enum class WeightFormat {
 
 struct Options {
   WeightFormat format = WeightFormat::Safetensors;
-  // A GGUF without output.weight (tied) is written without lm_head and
-  // tie_word_embeddings true; `untie` writes lm_head as a copy of the embeddings and
-  // tie_word_embeddings false instead (the same model, saved untied).
+  // A GGUF without output.weight (tied) is written with tie_word_embeddings true and no
+  // lm_head in safetensors (as save_pretrained drops shared tensors), lm_head sharing the
+  // embeddings' storage in .bin files (as torch.save keeps them). `untie` writes lm_head as a
+  // copy of the embeddings and tie_word_embeddings false instead (the same model, untied).
   bool untie = false;
 };
 
