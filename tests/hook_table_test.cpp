@@ -19,7 +19,7 @@
 #include "server/trace_store.h"
 #include "test_support.h"
 #include "trace/manifest.h"
-#include "trace/safetensors.h"
+#include "io/safetensors.h"
 #include "trace/trace_reader.h"
 #include "trace/trace_run.h"
 #include "test_pool.h"

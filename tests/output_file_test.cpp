@@ -13,7 +13,7 @@
 
 #include "core/error.h"
 #include "io/output_file.h"
-#include "trace/safetensors.h"
+#include "io/safetensors.h"
 #include "trace/trace_reader.h"
 #include "trace/trace_writer.h"
 

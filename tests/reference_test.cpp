@@ -1,19 +1,12 @@
 // The engine against llama.cpp's reference activations in ../shared/reference: for every
 // model folder and prompt case, logits at every position, the residual stream after every
-// block, attention patterns and the other block outputs, then 16 greedy ids.
+// block, attention patterns and the other block outputs, then 16 greedy ids
+// (reference_check.h).
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
-#include "io/gguf.h"
-#include "io/npy.h"
 #include "loader/loader.h"
-#include "probe/recorder.h"
-#include "runtime/generate.h"
-#include "runtime/session.h"
-#include "test_pool.h"
+#include "reference_check.h"
 #include "test_support.h"
 
 namespace tp {
@@ -32,9 +25,7 @@ namespace fs = std::filesystem;
 //   other way (llama.cpp's SIMD quantiser vs ours), which moves later layers by up to 0.024
 //   and logits by up to 0.41 (NMSE 3e-5); the bounds are about twice that. The 16 greedy
 //   ids must match exactly.
-struct Tolerance {
-  double activations, logits, nmse;
-};
+using test::Tolerance;
 Tolerance tolerance_for(const std::string& model) {
   if (model.find("q4_0") != std::string::npos) return {0.05, 1.0, 1e-4};
   return {1e-4, 1e-4, 1.0};
@@ -92,50 +83,7 @@ TEST_P(Reference, MatchesLlamaCpp) {
   auto model = load_or_skip(mp, &skip);
   if (!model) GTEST_SKIP() << skip;
 
-  std::ifstream js(dir / "tokens.json");
-  const auto meta = nlohmann::json::parse(js);
-  const auto tokens = meta["tokens"].get<std::vector<int32_t>>();
-  const auto greedy = meta["greedy"].get<std::vector<int32_t>>();
-  const Tolerance tol = tolerance_for(c.model);
-  const ModelConfig& cfg = model->config;
-
-  Recorder rec([](Hook h, int) {
-    return h == Hook::ResidPost || h == Hook::Pattern || h == Hook::AttnOut || h == Hook::MlpOut ||
-           h == Hook::ResidMid || h == Hook::Z || h == Hook::Embed || h == Hook::PosEmbed;
-  });
-  Session s(*model, test_pool());
-  s.set_observer(&rec);
-  const std::vector<float> logits = s.eval(tokens, /*all_logits=*/true);
-  s.set_observer(nullptr);
-
-  int failures = 0;
-  auto check = [&](const std::string& file, const std::vector<float>& got, double t) {
-    const fs::path p = dir / file;
-    if (!fs::exists(p)) return;
-    const NpyArray want = read_npy(p.string());
-    const auto r = test::compare(c.model + "/" + c.prompt + " " + file, got, want.data, want.shape, t, tol.nmse);
-    if (!r.ok) ++failures;
-  };
-  auto hook = [&](const std::string& name) -> const std::vector<float>& { return rec.only(name).data; };
-
-  check("logits.npy", logits, tol.logits);
-  check(cfg.embed_scale != 1.0f ? "inp_scaled.npy" : "inp_embd.npy", hook("hook_embed"), tol.activations);
-  if (cfg.positions == PositionKind::Learned) check("pos_embd.npy", hook("hook_pos_embed"), tol.activations);
-  for (int l = 0; l < cfg.n_layers; ++l) {
-    const std::string L = std::to_string(l), b = "blocks." + L + ".";
-    check("kq_soft_max_ext-" + L + ".npy", hook(b + "attn.hook_pattern"), tol.activations);
-    check("kqv_merged-" + L + ".npy", hook(b + "attn.hook_z"), tol.activations);
-    check("kqv_out-" + L + ".npy", hook(b + "hook_attn_out"), tol.activations);
-    if (!cfg.parallel_residual) check("ffn_inp-" + L + ".npy", hook(b + "hook_resid_mid"), tol.activations);
-    check("ffn_out-" + L + ".npy", hook(b + "hook_mlp_out"), tol.activations);
-    check("l_out-" + L + ".npy", hook(b + "hook_resid_post"), tol.activations);
-  }
-  EXPECT_EQ(failures, 0) << "tensors outside tolerance (see NOT OK lines above)";
-
-  Session g(*model, test_pool());
-  const auto ids = generate_greedy(g, tokens, static_cast<int>(greedy.size()));
-  EXPECT_EQ(ids, greedy) << "greedy continuation differs from llama.cpp's";
-  std::printf("%-6s %s/%s greedy ids (%zu)\n", ids == greedy ? "OK" : "NOT OK", c.model.c_str(), c.prompt.c_str(), greedy.size());
+  test::check_against_reference(*model, dir, c.model + "/" + c.prompt, tolerance_for(c.model));
 }
 
 INSTANTIATE_TEST_SUITE_P(Shared, Reference, ::testing::ValuesIn(list_cases()),

@@ -27,8 +27,8 @@
 #include "server/trace_store.h"
 #include "test_pool.h"
 #include "test_support.h"
-#include "trace/checked_json.h"
-#include "trace/safetensors.h"
+#include "io/checked_json.h"
+#include "io/safetensors.h"
 #include "trace/trace_reader.h"
 
 namespace tp {

@@ -18,7 +18,7 @@
 #include "runtime/session.h"
 #include "test_pool.h"
 #include "test_support.h"
-#include "trace/safetensors.h"
+#include "io/safetensors.h"
 #include "trace/trace_reader.h"
 #include "trace/trace_run.h"
 

@@ -3,7 +3,7 @@
 #include <charconv>
 
 #include "core/error.h"
-#include "trace/checked_json.h"
+#include "io/checked_json.h"
 
 namespace tp::analysis::record {
 namespace {

@@ -165,6 +165,15 @@ std::unique_ptr<Model> load_llama2c_model(const std::string& path, const std::st
 }
 
 std::unique_ptr<Model> load_model(const std::string& path, const std::string& tokenizer_path) {
+  if (std::filesystem::is_directory(path)) {
+    if (!std::filesystem::is_regular_file(std::filesystem::path(path) / "config.json"))
+      throw Error(ErrorKind::NotFound, path, "is a folder without config.json",
+                  "give a model file (.gguf, .bin, ckpt.pt) or a HuggingFace model folder");
+    if (!tokenizer_path.empty())
+      throw Error(ErrorKind::Usage, "--tokenizer " + tokenizer_path, "is not read for a HuggingFace folder",
+                  "a folder's tokenizer is its own tokenizer.json");
+    return load_hf_model(path);
+  }
   MappedFile probe(path);
   if (probe.size() >= 4 && std::memcmp(probe.data(), "GGUF", 4) == 0) return load_gguf_model(path);
   // torch.save writes a zip archive (a local file header, "PK\3\4", first).

@@ -24,7 +24,12 @@ std::unique_ptr<Model> load_llama2c_model(const std::string& path, const std::st
 // + vocab.bpe beside the checkpoint, else data/<config.dataset>/meta.pkl under the current
 // directory (as nanoGPT's sample.py); without one the model still runs on token ids.
 std::unique_ptr<Model> load_torch_model(const std::string& path, const std::string& tokenizer_path = {});
-// Chooses by content: GGUF magic, a zip (torch.save), else llama2.c.
+// A HuggingFace model folder: config.json (model_type llama, mistral, qwen2, gemma, phi3,
+// gpt2, gpt_neox) and its weights (model.safetensors, sharded safetensors, pytorch_model.bin
+// or sharded .bin), mapped onto the architecture's table (loader/hf_*.cpp,
+// docs/huggingface.md). Model::format is "hf"; Model::facts lists config.json's provenance.
+std::unique_ptr<Model> load_hf_model(const std::string& dir);
+// Chooses by content: a folder (HuggingFace), GGUF magic, a zip (torch.save), else llama2.c.
 std::unique_ptr<Model> load_model(const std::string& path, const std::string& tokenizer_path = {});
 
 }  // namespace tp

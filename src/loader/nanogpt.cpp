@@ -240,7 +240,7 @@ std::unique_ptr<Model> load_torch_model(const std::string& path, const std::stri
     throw Error(ErrorKind::Unsupported, path,
                 bare ? "a bare state dict (tensors at the top level, as pytorch_model.bin), not a nanoGPT checkpoint"
                      : "a torch.save file without nanoGPT's 'model' and 'model_args': " + file->tree().to_display(file->tree().root(), 120),
-                bare ? "state dicts without a config are read by the HuggingFace loader (not yet)"
+                bare ? "a pytorch_model.bin is read with its config.json: give the HuggingFace folder holding both (-m DIR)"
                      : "tokenprobe opens nanoGPT's ckpt.pt ({model, model_args, ...}) among torch files");
   }
   auto m = std::make_unique<Model>();

@@ -40,7 +40,7 @@ class ArchModel {
 
 struct Model {
   std::string path;
-  std::string format;  // "gguf", "llama2.c" or "nanogpt"
+  std::string format;  // "gguf", "llama2.c", "nanogpt" or "hf"
   ModelConfig config;
   std::vector<WeightEntry> table;  // the architecture's declared table, expanded and validated
   WeightStore weights;

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "trace/checked_json.h"
+#include "io/checked_json.h"
 
 namespace tp::server {
 

@@ -1,5 +1,6 @@
 #include "trace/manifest.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "io/sha256.h"
@@ -17,6 +18,29 @@ nlohmann::json sampler_settings_json(const sampling::SamplerSettings& s) {
           {"repeat_last_n", s.penalties.last_n}, {"order", s.order}, {"logit_bias", bias}};
 }
 
+namespace {
+
+// A model's identity: a file's size and SHA-256, or for a folder (a HuggingFace model) the
+// total size of its files and the SHA-256 of `sha256sum` run over them sorted by name
+// ("<hex>  <name>\n" lines), so that `LC_ALL=C sha256sum * | sha256sum` in the folder reproduces it.
+std::pair<uint64_t, std::string> model_identity(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(path)) return {fs::file_size(path), sha256_file(path)};
+  std::vector<fs::path> files;
+  for (const auto& e : fs::directory_iterator(path))
+    if (e.is_regular_file()) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  uint64_t size = 0;
+  std::string lines;
+  for (const auto& f : files) {
+    size += fs::file_size(f);
+    lines += sha256_file(f.string()) + "  " + f.filename().string() + "\n";
+  }
+  return {size, sha256_bytes(lines)};
+}
+
+}  // namespace
+
 nlohmann::json token_list(const Model& m, const std::vector<int32_t>& ids, const std::vector<TokenSpan>& spans) {
   nlohmann::json out = nlohmann::json::array();
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -30,10 +54,11 @@ nlohmann::json token_list(const Model& m, const std::vector<int32_t>& ids, const
 
 nlohmann::json trace_manifest(const Model& m, const std::vector<int32_t>& prompt, const std::vector<TokenSpan>& spans,
                               const std::string& text, const sampling::SamplerSettings& s) {
+  const auto [size, sha256] = model_identity(m.path);
   nlohmann::json manifest = {
       {"tool_version", TP_VERSION},
       {"model",
-       {{"path", m.path}, {"size", std::filesystem::file_size(m.path)}, {"sha256", sha256_file(m.path)}, {"format", m.format},
+       {{"path", m.path}, {"size", size}, {"sha256", sha256}, {"format", m.format},
         {"architecture", m.config.architecture}, {"config", config_json(m.config)}}},
       {"tokenizer", m.tokenizer ? m.tokenizer->summary() : "none"},
       {"tokens", token_list(m, prompt, spans)},

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "trace/checked_json.h"
+#include "io/checked_json.h"
 
 namespace tp {
 

@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "trace/checked_json.h"
+#include "io/checked_json.h"
 
 namespace tp {
 

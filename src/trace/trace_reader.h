@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "trace/safetensors.h"
+#include "io/safetensors.h"
 #include "trace/trace_hooks.h"
 
 namespace tp {

@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "trace/trace_files.h"
-#include "trace/safetensors.h"
+#include "io/safetensors.h"
 
 namespace tp {
 

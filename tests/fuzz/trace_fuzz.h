@@ -16,7 +16,7 @@
 #include "analysis/explain_record.h"
 #include "core/error.h"
 #include "server/trace_store.h"
-#include "trace/safetensors.h"
+#include "io/safetensors.h"
 #include "trace/trace_reader.h"
 
 namespace tp::fuzz {

@@ -1,4 +1,4 @@
-#include "trace/safetensors.h"
+#include "io/safetensors.h"
 
 #include <cstdio>
 #include <cstring>
@@ -8,8 +8,8 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "io/checked_json.h"
 #include "io/output_file.h"
-#include "trace/checked_json.h"
 
 namespace tp {
 namespace {
@@ -67,6 +67,14 @@ int safetensors_dtype_size(const std::string& d) {
   if (d == "F16" || d == "BF16" || d == "I16" || d == "U16") return 2;
   if (d == "I8" || d == "U8" || d == "BOOL") return 1;
   return 0;
+}
+
+std::optional<DType> safetensors_dtype(const std::string& d) {
+  static const std::map<std::string, DType> kTypes = {{"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16},
+                                                      {"F64", DType::F64}, {"I8", DType::I8},   {"I16", DType::I16},
+                                                      {"I32", DType::I32}, {"I64", DType::I64}};
+  const auto it = kTypes.find(d);
+  return it == kTypes.end() ? std::nullopt : std::optional<DType>(it->second);
 }
 
 void write_safetensors(const std::string& path, const std::vector<StTensor>& tensors,

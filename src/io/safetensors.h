@@ -4,13 +4,18 @@
 // (offsets relative to the data section) plus an optional "__metadata__" object of string
 // values. tokenprobe writes F32, F16 and BF16 tensors and pads the header with spaces to a
 // multiple of 8 bytes so that data stays aligned.
+// One parser serves trace shards (trace/) and HuggingFace model weights (loader/hf_*): the
+// file is hostile input, so the header's size, nesting, every tensor's dtype, shape and
+// byte range are checked before a view is handed out; views point into the mapped file.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "io/mapped_file.h"
 
 namespace tp {
@@ -24,6 +29,9 @@ struct StTensor {
 };
 
 int safetensors_dtype_size(const std::string& dtype);  // 0 when unknown
+// The tokenprobe type of a safetensors dtype ("F32" -> DType::F32); empty for those without
+// one (BOOL, unsigned, F8_*).
+std::optional<DType> safetensors_dtype(const std::string& dtype);
 
 // Writes tensors (their data pointers must be valid) and string metadata to `path`
 // atomically: a temporary file renamed into place, so readers never see half a file.

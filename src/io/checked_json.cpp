@@ -1,4 +1,4 @@
-#include "trace/checked_json.h"
+#include "io/checked_json.h"
 
 #include "core/error.h"
 
@@ -23,8 +23,9 @@ json parse_json_bounded(std::string_view text, const std::string& where, int max
   }
 }
 
-JsonFields::JsonFields(const json& j, std::string where) : j_(&j), where_(std::move(where)) {
-  if (!j.is_object()) throw Error(ErrorKind::Format, where_, std::string("is a JSON ") + j.type_name() + ", not an object");
+JsonFields::JsonFields(const json& j, std::string where, std::string hint)
+    : j_(&j), where_(std::move(where)), hint_(std::move(hint)) {
+  if (!j.is_object()) throw Error(ErrorKind::Format, where_, std::string("is a JSON ") + j.type_name() + ", not an object", hint_);
 }
 
 const json* JsonFields::get(const char* key) const {
@@ -36,7 +37,7 @@ void JsonFields::mistyped(const char* key, const char* wanted) const {
   const json* v = get(key);
   throw Error(ErrorKind::Format, where_of(key),
               v ? std::string("is a JSON ") + v->type_name() + ", not " + wanted : std::string("is missing (") + wanted + " expected)",
-              "the trace is corrupt or was not written by tokenprobe");
+              hint_);
 }
 
 bool JsonFields::has(const char* key) const { return get(key) != nullptr; }
@@ -49,7 +50,7 @@ int64_t JsonFields::integer(const char* key, int64_t lo, int64_t hi) const {
   const int64_t x = v->get<int64_t>();
   if (x < lo || x > hi)
     throw Error(ErrorKind::Format, where_of(key),
-                std::to_string(x) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+                std::to_string(x) + " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", hint_);
   return x;
 }
 
@@ -74,7 +75,7 @@ const json& JsonFields::array(const char* key) const {
 JsonFields JsonFields::object(const char* key) const {
   const json* v = get(key);
   if (!v || !v->is_object()) mistyped(key, "an object");
-  return JsonFields(*v, where_of(key));
+  return JsonFields(*v, where_of(key), hint_);
 }
 
 int64_t JsonFields::integer_or(const char* key, int64_t fallback) const { return has(key) ? integer(key) : fallback; }

@@ -1,4 +1,5 @@
-// Reading JSON that may be hostile (a trace's manifest, steps and shard metadata): bounded
+// Reading JSON that may be hostile (a trace's manifest, steps and shard metadata, a safetensors
+// header, a HuggingFace config.json): bounded
 // parsing and checked field access. `const json::operator[]` on an absent key is undefined
 // behaviour and `get<T>()` on a mistyped value throws nlohmann's own text without file or
 // field; these helpers throw tp::Error(Format) naming both instead.
@@ -21,8 +22,8 @@ nlohmann::json parse_json_bounded(std::string_view text, const std::string& wher
 // A checked view of one JSON object. `where` names it in errors ("steps.jsonl line 4: explain").
 class JsonFields {
  public:
-  // Error(Format) when `j` is not an object.
-  JsonFields(const nlohmann::json& j, std::string where);
+  // Error(Format) when `j` is not an object. `hint` ends every error about its fields.
+  JsonFields(const nlohmann::json& j, std::string where, std::string hint = "the trace is corrupt or was not written by tokenprobe");
 
   const nlohmann::json& value() const { return *j_; }
   const std::string& where() const { return where_; }
@@ -34,7 +35,7 @@ class JsonFields {
   double number(const char* key) const;
   std::string string(const char* key) const;
   const nlohmann::json& array(const char* key) const;
-  JsonFields object(const char* key) const;
+  JsonFields object(const char* key) const;  // with this object's hint
   // Optional fields: `fallback` when absent or null, Error(Format) when of another type.
   int64_t integer_or(const char* key, int64_t fallback) const;
   double number_or(const char* key, double fallback) const;
@@ -48,6 +49,7 @@ class JsonFields {
   [[noreturn]] void mistyped(const char* key, const char* wanted) const;
   const nlohmann::json* j_;
   std::string where_;
+  std::string hint_;
 };
 
 // Elements of a JSON array as checked objects: "where[i]".

@@ -1,0 +1,173 @@
+// config.json -> ModelConfig. Keys and defaults are those of the `transformers` config
+// classes (LlamaConfig, MistralConfig, Qwen2Config, GemmaConfig, Phi3Config, GPT2Config,
+// GPTNeoXConfig); a setting that changes the mathematics in a way tokenprobe does not compute
+// is refused naming the key, never ignored.
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "io/checked_json.h"
+#include "loader/hf_model.h"
+
+namespace tp::hf {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kHint = "config.json should be as transformers' save_pretrained writes it";
+constexpr int64_t kMaxDim = int64_t{1} << 30;  // ModelConfig::validate applies the real bounds
+
+[[noreturn]] void unsupported(const JsonFields& j, const char* key, const std::string& what, const std::string& hint) {
+  throw Error(ErrorKind::Unsupported, j.where_of(key), what, hint);
+}
+
+// HF's ACT2FN names for the functions the forward pass has.
+Activation activation(const JsonFields& j, const char* key, const std::string& name) {
+  if (name == "silu" || name == "swish") return Activation::SiLU;
+  if (name == "gelu") return Activation::GELUErf;  // nn.GELU(): exact erf form
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return Activation::GELU;
+  unsupported(j, key, "activation '" + name + "' is not computed by tokenprobe",
+              "supported: silu, swish, gelu (exact), gelu_new, gelu_pytorch_tanh, gelu_fast (tanh form)");
+}
+
+// rope_scaling: null, {"rope_type"|"type": "default"} or {"type": "linear", "factor": f}.
+float rope_freq_scale(const JsonFields& j) {
+  if (!j.has("rope_scaling")) return 1.0f;
+  const JsonFields s = j.object("rope_scaling");
+  const std::string type = s.has("rope_type") ? s.string("rope_type") : s.string_or("type", "default");
+  if (type == "default") return 1.0f;
+  if (type != "linear")
+    unsupported(j, "rope_scaling", "RoPE scaling type '" + type + "' is not implemented",
+                "tokenprobe implements linear position scaling only (rope_scaling {\"type\": \"linear\", \"factor\": f})");
+  const double factor = s.number("factor");
+  if (!(factor > 0 && factor < 1e6)) throw Error(ErrorKind::Format, s.where_of("factor"), "must be a positive number", kHint);
+  return static_cast<float>(1.0 / factor);
+}
+
+// The sizes every family has, under its own key names.
+struct SizeKeys {
+  const char *hidden, *layers, *heads, *ctx;
+};
+
+void read_sizes(const JsonFields& j, const SizeKeys& k, ModelConfig& c) {
+  c.d_model = j.integer(k.hidden, 1, kMaxDim);
+  c.n_layers = j.integer(k.layers, 1, kMaxDim);
+  c.n_heads = j.integer(k.heads, 1, kMaxDim);
+  c.n_kv_heads = j.integer_or("num_key_value_heads", c.n_heads);
+  c.n_ctx = j.integer(k.ctx, 1, kMaxDim);
+  c.d_vocab = j.integer("vocab_size", 1, kMaxDim);
+  if (!j.has("head_dim") && c.d_model % c.n_heads != 0)
+    throw Error(ErrorKind::Shape, j.where_of(k.hidden),
+                std::to_string(c.d_model) + " is not a multiple of " + k.heads + " " + std::to_string(c.n_heads), kHint);
+  c.d_head = j.integer_or("head_dim", c.d_model / c.n_heads);
+}
+
+// LLaMA's block and its descendants (Mistral, Qwen2, Gemma, Phi-3). Their RoPE rotates
+// halves of each head (transformers' rotate_half): RopeStyle::NeoX on the weights as saved,
+// where llama.cpp's converter instead permutes LLaMA's Q/K rows for adjacent pairs.
+void read_llama_like(const JsonFields& j, const std::string& type, ModelConfig& c) {
+  read_sizes(j, {"hidden_size", "num_hidden_layers", "num_attention_heads", "max_position_embeddings"}, c);
+  c.d_mlp = j.integer("intermediate_size", 1, kMaxDim);
+  c.norm = NormKind::RMSNorm;
+  c.norm_eps = static_cast<float>(j.number_or("rms_norm_eps", 1e-6));
+  c.positions = PositionKind::Rope;
+  c.rope_style = RopeStyle::NeoX;
+  c.rope_base = static_cast<float>(j.number_or("rope_theta", 10000.0));
+  c.rope_freq_scale = rope_freq_scale(j);
+  const double partial = j.number_or("partial_rotary_factor", 1.0);
+  c.rope_dims = static_cast<int64_t>(static_cast<double>(c.d_head) * partial);
+  if (type == "gemma") {
+    // GemmaConfig: hidden_activation wins; configs without it (the first Gemma releases say
+    // hidden_act "gelu") run the tanh form, as transformers does since 4.40.
+    c.act = j.has("hidden_activation") ? activation(j, "hidden_activation", j.string("hidden_activation")) : Activation::GELU;
+    c.embed_scale = std::sqrt(static_cast<float>(c.d_model));
+    if (j.boolean_or("attention_bias", false))
+      unsupported(j, "attention_bias", "Gemma with attention biases is not implemented", "the gemma architecture declares no biases");
+  } else {
+    c.act = activation(j, "hidden_act", j.string_or("hidden_act", "silu"));
+  }
+  if (j.boolean_or("mlp_bias", false))
+    unsupported(j, "mlp_bias", "MLP biases are not implemented for model_type " + type, "the architecture declares no MLP biases");
+  if (type == "qwen2" && j.boolean_or("use_sliding_window", false))
+    unsupported(j, "use_sliding_window", "Qwen2's per-layer sliding window (max_window_layers) is not implemented",
+                "set use_sliding_window to false: the released Qwen2 models are trained and run without it");
+  if (type == "mistral" || type == "phi3") c.sliding_window = j.integer_or("sliding_window", 0);
+}
+
+void read_gpt2(const JsonFields& j, ModelConfig& c) {
+  read_sizes(j, {"n_embd", "n_layer", "n_head", "n_positions"}, c);
+  c.d_mlp = j.integer_or("n_inner", 4 * c.d_model);  // GPT2MLP: n_inner or 4 * n_embd
+  c.norm = NormKind::LayerNorm;
+  c.norm_eps = static_cast<float>(j.number_or("layer_norm_epsilon", 1e-5));
+  c.positions = PositionKind::Learned;
+  c.rope_dims = 0;
+  c.act = activation(j, "activation_function", j.string_or("activation_function", "gelu_new"));
+  for (const char* key : {"scale_attn_by_inverse_layer_idx", "reorder_and_upcast_attn"})
+    if (j.boolean_or(key, false)) unsupported(j, key, "is not implemented", "GPT-2 as released sets it to false");
+  if (!j.boolean_or("scale_attn_weights", true))
+    unsupported(j, "scale_attn_weights", "unscaled attention is not implemented", "GPT-2 as released scales by 1/sqrt(d_head)");
+}
+
+void read_gpt_neox(const JsonFields& j, ModelConfig& c) {
+  read_sizes(j, {"hidden_size", "num_hidden_layers", "num_attention_heads", "max_position_embeddings"}, c);
+  c.d_mlp = j.integer("intermediate_size", 1, kMaxDim);
+  c.norm = NormKind::LayerNorm;
+  c.norm_eps = static_cast<float>(j.number_or("layer_norm_eps", 1e-5));
+  c.positions = PositionKind::Rope;
+  c.rope_style = RopeStyle::NeoX;
+  c.rope_base = static_cast<float>(j.number_or("rotary_emb_base", j.number_or("rope_theta", 10000.0)));
+  c.rope_freq_scale = rope_freq_scale(j);
+  const double pct = j.has("partial_rotary_factor") ? j.number("partial_rotary_factor") : j.number_or("rotary_pct", 0.25);
+  c.rope_dims = static_cast<int64_t>(static_cast<double>(c.d_head) * pct);  // GPTNeoXAttention: int(head_size * pct)
+  c.act = activation(j, "hidden_act", j.string_or("hidden_act", "gelu"));
+  c.parallel_residual = j.boolean_or("use_parallel_residual", true);
+  if (!j.boolean_or("attention_bias", true))
+    unsupported(j, "attention_bias", "GPT-NeoX without attention biases is not implemented", "the gptneox architecture declares them");
+}
+
+// Entries `info` shows (Model::facts): what the folder says about where it came from.
+std::vector<std::pair<std::string, std::string>> read_facts(const nlohmann::json& j) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const char* key : {"model_type", "architectures", "_name_or_path", "torch_dtype", "transformers_version",
+                          "bos_token_id", "eos_token_id"}) {
+    const auto it = j.find(key);
+    if (it == j.end() || it->is_null()) continue;
+    out.push_back({key, it->is_string() ? it->get<std::string>() : it->dump()});
+  }
+  return out;
+}
+
+}  // namespace
+
+HfConfig read_hf_config(const fs::path& dir) {
+  const fs::path path = dir / "config.json";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorKind::Io, path.string(), "cannot be read", "a HuggingFace model folder holds config.json");
+  std::ostringstream text;
+  text << in.rdbuf();
+  constexpr size_t kMaxConfigBytes = size_t{1} << 22;  // real ones are a few KB
+  if (text.str().size() > kMaxConfigBytes)
+    throw Error(ErrorKind::Format, path.string(), "is larger than 4 MiB", kHint);
+  const nlohmann::json root = parse_json_bounded(text.str(), path.string());
+  const JsonFields j(root, path.string(), kHint);
+
+  HfConfig out;
+  const std::string type = j.string("model_type");
+  out.model_type = type;
+  out.family = find_family(type);
+  if (!out.family)
+    unsupported(j, "model_type", "model_type '" + type + "' is not supported",
+                "tokenprobe reads model_type " + supported_model_types() + "; or convert the model to GGUF with llama.cpp");
+  ModelConfig& c = out.config;
+  c.architecture = out.family->arch;
+  c.name = dir.filename().empty() ? dir.parent_path().filename().string() : dir.filename().string();
+  if (type == "gpt2") read_gpt2(j, c);
+  else if (type == "gpt_neox") read_gpt_neox(j, c);
+  else read_llama_like(j, type, c);
+  out.tie_word_embeddings = j.boolean_or("tie_word_embeddings", out.family->tied_by_default);
+  out.facts = read_facts(root);
+  return out;
+}
+
+}  // namespace tp::hf

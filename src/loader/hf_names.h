@@ -1,0 +1,54 @@
+// HuggingFace `transformers` model families as name maps onto tokenprobe's architectures.
+// Each architecture declares its tensors once under the GGUF names (arch/*.cpp); a family is
+// the table from those names to the state-dict names a `transformers` model saves, with the
+// layout step that turns each HF tensor into what the declaration expects
+// (docs/huggingface.md). The loader (hf_model.cpp) reads through it, and the HF-folder writer
+// (tools/hf_folder) inverts it, so each name is written once.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace tp::hf {
+
+// What a tensor goes through between the HF file and the declared layout (hf_transforms.h).
+enum class Step {
+  AsIs,      // same element order: nn.Linear's [out, in] is ggml's ne {in, out}
+  Conv1D,    // GPT-2's Conv1D stores [in, out]: transposed into owned memory
+  NeoXQKV,   // GPT-NeoX's query_key_value rows are per head [q k v]: regrouped to [Q | K | V]
+  Norm,      // an RMSNorm weight: the family's norm rule applies (Gemma stores w for (1 + w))
+};
+
+struct NameRow {
+  const char* gguf;  // the architecture's name; "{L}" is the layer
+  const char* hf;    // the state-dict name
+  Step step = Step::AsIs;
+};
+
+struct Family {
+  const char* arch;                    // tokenprobe architecture (arch/registry.cpp)
+  std::vector<const char*> model_types;  // config.json model_type values it reads
+  std::span<const NameRow> names;
+  // Non-weight buffers some `transformers` versions save (causal masks, RoPE inverse
+  // frequencies): read past, never used. "{L}" is the layer.
+  std::span<const char* const> buffers;
+  // A prefix some checkpoints put before every name (GPT2LMHeadModel's "transformer."
+  // around GPT2Model's names), removed before lookup; empty when none.
+  const char* strip_prefix = "";
+  // Gemma's RMSNorm multiplies by (1 + w) and saves w: rows marked Norm get + 1.
+  bool norm_adds_one = false;
+  // transformers' default for tie_word_embeddings in this family's config class.
+  bool tied_by_default = false;
+};
+
+// The family whose model_types include `model_type`, or nullptr.
+const Family* find_family(const std::string& model_type);
+// The family that maps onto tokenprobe architecture `arch`, or nullptr.
+const Family* family_for_arch(const std::string& arch);
+// All model_type values read, comma-separated, for error messages.
+std::string supported_model_types();
+// "{L}" in `pattern` replaced by `layer`.
+std::string expand_layer(std::string pattern, int64_t layer);
+
+}  // namespace tp::hf
