@@ -57,6 +57,10 @@ json parse_json(std::string_view text, const std::string& name) {
     if (const size_t colon = msg.find(": ", msg.find("column ")); colon != std::string::npos) msg = msg.substr(colon + 2);
     throw Error(ErrorKind::Format, name + " @ byte " + std::to_string(e.byte == 0 ? 0 : e.byte - 1),
                 "is not valid JSON: " + msg, kHint);
+  } catch (const json::exception& e) {  // e.g. out_of_range: a number beyond what a double holds
+    std::string msg = e.what();
+    if (const size_t close = msg.find("] "); close != std::string::npos) msg = msg.substr(close + 2);
+    throw Error(ErrorKind::Format, name, "is not usable JSON: " + msg, kHint);
   }
 }
 
