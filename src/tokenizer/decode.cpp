@@ -86,6 +86,24 @@ std::string Tokenizer::type_name(int32_t id) const {
   return "undefined";
 }
 
+namespace {
+
+// A token's text as bytes by the vocabulary's kind (control and byte tokens aside).
+std::string text_bytes(const Vocab& v, const std::string& t) {
+  switch (v.kind) {
+    case VocabKind::Bpe: return unmap_lenient(t);
+    case VocabKind::Char: return t;  // the character itself: "▁" is no space marker here
+    case VocabKind::Wpm:
+      if (v.continuing_prefix.empty()) break;
+      return t.compare(0, v.continuing_prefix.size(), v.continuing_prefix) == 0 ? t.substr(v.continuing_prefix.size())
+                                                                                 : " " + t;
+    case VocabKind::Spm: break;
+  }
+  return replace_lower_block(t);
+}
+
+}  // namespace
+
 std::string Tokenizer::token_bytes(int32_t id) const {
   const Vocab& v = *vocab_;
   if (!v.valid(id)) return {};
@@ -93,7 +111,7 @@ std::string Tokenizer::token_bytes(int32_t id) const {
   switch (v.types[id]) {
     case TokenType::Control:
     case TokenType::Unknown:
-    case TokenType::UserDefined: return t;
+    case TokenType::UserDefined: return v.hf_decode && v.kind != VocabKind::Bpe ? text_bytes(v, t) : t;
     case TokenType::Unused:
     case TokenType::Undefined: return {};
     case TokenType::Byte: {
@@ -103,13 +121,7 @@ std::string Tokenizer::token_bytes(int32_t id) const {
     }
     case TokenType::Normal: break;
   }
-  switch (v.kind) {
-    case VocabKind::Bpe: return unmap_lenient(t);
-    case VocabKind::Char: return t;  // the character itself: "▁" is no space marker here
-    case VocabKind::Spm:
-    case VocabKind::Wpm: break;
-  }
-  return replace_lower_block(t);
+  return text_bytes(v, t);
 }
 
 // The encoder puts "▁" before the first text and before text that follows a special token;
@@ -129,10 +141,17 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, const DecodeOptio
 StreamDecoder::StreamDecoder(const Tokenizer& tok, const DecodeOptions& opts) : tok_(tok), opts_(opts) {}
 
 std::string StreamDecoder::next_bytes(int32_t id) {
-  const bool special = tok_.is_special(id);
-  const bool strip = after_special_ && opts_.strip_space_prefix && tok_.has_space_prefix() && !special;
-  after_special_ = special;
-  if (tok_.is_control(id) && !opts_.render_control) return {};
+  const bool skipped = tok_.is_control(id) && !opts_.render_control;
+  bool strip = after_special_ && opts_.strip_space_prefix && tok_.has_space_prefix();
+  if (tok_.vocab().hf_decode) {  // tokenizer.json: the first token not skipped loses its space
+    if (skipped) return {};
+    after_special_ = false;
+  } else {
+    const bool special = tok_.is_special(id);
+    strip = strip && !special;
+    after_special_ = special;
+  }
+  if (skipped) return {};
   std::string s = tok_.token_bytes(id);
   if (strip && !s.empty() && s[0] == ' ') s.erase(0, 1);
   return s;

@@ -2,7 +2,7 @@
 // chosen by the GGUF key `tokenizer.ggml.pre`, before merges run inside each word. The
 // patterns are the ones llama.cpp uses per name (which come from each model's Hugging Face
 // tokenizer.json) and are run with PCRE2 (JIT, UTF + UCP) so Unicode categories, lookahead
-// and possessive quantifiers behave as in the original tokenizers.
+// and possessive quantifiers behave as in the original tokenizers (see regex.h).
 //
 // Splitting follows llama.cpp: each pattern in turn cuts every piece made by the previous
 // ones; the text a pattern does not match stays as pieces of its own. `\s` means the Unicode
@@ -17,6 +17,8 @@
 #include <vector>
 
 namespace tp {
+
+class Regex;
 
 struct PreTokenizerFlags {
   bool add_bos = false;        // llama.cpp turns BOS on for these families
@@ -40,9 +42,8 @@ class PreTokenizer {
   const std::string& name() const { return name_; }
 
  private:
-  struct Pattern;
   std::string name_;
-  std::vector<std::unique_ptr<Pattern>> patterns_;
+  std::vector<std::unique_ptr<Regex>> patterns_;
 };
 
 }  // namespace tp

@@ -10,7 +10,7 @@ std::string Tokenizer::summary() const {
   std::string s = std::string(vocab_kind_name(v.kind)) + " (" + v.model;
   if (v.kind == VocabKind::Bpe) s += ", pre=" + (v.pre.empty() ? std::string("default") : v.pre);
   s += "), " + std::to_string(v.n_tokens()) + " tokens";
-  if (v.kind == VocabKind::Bpe) s += ", " + std::to_string(v.merges.size()) + " merges";
+  if (v.kind == VocabKind::Bpe && !v.merges.empty()) s += ", " + std::to_string(v.merges.size()) + " merges";
   if (v.kind == VocabKind::Wpm) {
     s += ", cls=" + std::to_string(v.bos) + " sep=" + std::to_string(v.sep);
   } else if (v.kind == VocabKind::Char) {

@@ -7,6 +7,7 @@
 #include "io/gguf.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/encoders.h"
+#include "tokenizer/hf_pipeline.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/vocab.h"
 
@@ -61,6 +62,10 @@ Tokenizer::Tokenizer(std::unique_ptr<Vocab> v) : vocab_(std::move(v)) {
       byte_tokens_[b] = id;
     }
   }
+}
+
+Tokenizer::Tokenizer(std::unique_ptr<Vocab> v, std::unique_ptr<hf::Pipeline> hf) : vocab_(std::move(v)), hf_(std::move(hf)) {
+  check_vocab(*vocab_);
 }
 
 Tokenizer::~Tokenizer() = default;
@@ -147,6 +152,10 @@ std::vector<TokenSpan> Tokenizer::encode_with_spans(std::string_view text, const
   const Vocab& v = *vocab_;
   std::vector<TokenSpan> out;
   out.reserve(text.size() / 3 + 4);
+  if (hf_) {
+    hf_->encode(text, opt, out);
+    return out;
+  }
   if (opt.add_bos.value_or(v.add_bos) && v.bos >= 0) out.push_back({v.bos, 0, 0});
   EncodeState st;
   bool after_special = true;  // SPM: the first text, and text after a special token, get "▁"

@@ -1,6 +1,7 @@
 // Text <-> token ids for every model tokenprobe runs, built from GGUF metadata
 // (tokenizer.ggml.*), a llama2.c tokenizer file, OpenAI's GPT-2 files (encoder.json +
-// vocab.bpe) or a list of characters. Four families:
+// vocab.bpe), a list of characters or a Hugging Face tokenizer folder (hf_folder.h: its
+// tokenizer.json runs through its own pipeline, hf_pipeline.h). Four families:
 //   SPM  (tokenizer.ggml.model = "llama"): SentencePiece-style score-driven merges over
 //        UTF-8 characters, byte fallback <0xNN>, "▁" for spaces and a space prefix.
 //   BPE  ("gpt2"): byte-level BPE with ranked merges after a regex pre-tokenizer chosen by
@@ -24,12 +25,18 @@ class GgufFile;
 struct Vocab;
 class BpeModel;
 class PreTokenizer;
+namespace hf {
+class Pipeline;
+}
 
 struct EncodeOptions {
   std::optional<bool> add_bos;  // default: the model's tokenizer.ggml.add_bos_token
   std::optional<bool> add_eos;  // default: the model's add_eos_token (BERT: add [SEP])
   bool parse_special = false;   // recognise control tokens such as "<s>" written in the text
 };
+// Hugging Face tokenizers: add_bos / add_eos (default: true, HF's add_special_tokens) stand for
+// the ids the post-processor puts before / after the text (BOS, [CLS] / EOS, [SEP]);
+// parse_special recognises the added tokens marked special.
 
 // One token and the bytes [begin, end) of the input text it stands for. Added tokens (BOS,
 // EOS) and the SentencePiece space prefix cover no input: begin == end.
@@ -57,6 +64,14 @@ class Tokenizer {
   // character not in the list throws Error(Usage) naming it and its byte offset.
   static std::unique_ptr<Tokenizer> from_chars(std::vector<std::string> itos, const std::string& source = {});
   static std::unique_ptr<Tokenizer> from_vocab(Vocab vocab);  // validates like from_gguf
+  // A Hugging Face folder: tokenizer.json, else vocab.json + merges.txt, else tokenizer.model,
+  // with tokenizer_config.json / generation_config.json (hf_folder.h). Throws Error naming the
+  // file and JSON path (e.g. "tokenizer.json: model.merges[12]") with a hint.
+  static std::unique_ptr<Tokenizer> from_hf_folder(const std::string& dir);
+  static std::unique_ptr<Tokenizer> from_hf_json(const std::string& tokenizer_json_path);
+  // The same from a tokenizer.json's text / a tokenizer.model's bytes (name: for messages).
+  static std::unique_ptr<Tokenizer> from_hf_json_text(std::string_view text, const std::string& name);
+  static std::unique_ptr<Tokenizer> from_sentencepiece(std::string_view bytes, const std::string& name);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
@@ -87,6 +102,7 @@ class Tokenizer {
 
  private:
   explicit Tokenizer(std::unique_ptr<Vocab> v);
+  Tokenizer(std::unique_ptr<Vocab> v, std::unique_ptr<hf::Pipeline> hf);  // hf refers to *v
   struct Fragment;
   struct EncodeState;
   std::vector<Fragment> partition(std::string_view text, bool parse_special) const;
@@ -98,6 +114,7 @@ class Tokenizer {
   std::unique_ptr<BpeModel> bpe_;
   std::vector<int32_t> byte_tokens_;  // SPM byte fallback: <0xNN> per byte, -1 when missing
   bool spm_words_independent_ = false;  // SPM: merge word by word (see spm.cpp)
+  std::unique_ptr<hf::Pipeline> hf_;     // a tokenizer.json: encoding runs through it
 };
 
 // Turns generated ids into text one token at a time without ever cutting a UTF-8 character

@@ -41,6 +41,13 @@ struct Vocab {
   std::vector<TokenType> types;      // same length as tokens
   std::vector<uint8_t> lstrip, rstrip;  // special tokens that swallow whitespace beside them
   std::vector<std::string> merges;   // BPE: "left right", in rank order
+  // WordPiece from tokenizer.json: this prefix ("##") marks a word's continuation and every
+  // other token starts a word (GGUF's WPM vocabularies mark starts with "▁" instead).
+  std::string continuing_prefix;
+  // tokenizer.json's decoder (hf_tokenizer_json.cpp): added tokens decode like the others
+  // (except byte-level ones, kept as written), and only the first token of a text loses its
+  // leading space, not each token after a special one as in llama.cpp.
+  bool hf_decode = false;
 
   int32_t bos = -1, eos = -1, unk = -1, sep = -1, pad = -1, mask = -1, eot = -1, eom = -1;
   bool add_bos = false, add_eos = false, add_space_prefix = false, ignore_merges = false;

@@ -1,6 +1,7 @@
 // tokenprobe tokenize [-m MODEL] (--text T | --file F) [--no-bos] [--special] [--json]
 // Prints each token's id, vocabulary piece, exact text and byte span in the input. Needs only
-// the vocabulary: vocabulary-only GGUFs and llama2.c tokenizer files work.
+// the vocabulary: vocabulary-only GGUFs, llama2.c tokenizer files and Hugging Face folders
+// holding only tokenizer files (or a tokenizer.json) work.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -35,6 +36,11 @@ std::string file_magic(const std::string& path) {
 }
 
 std::unique_ptr<const Tokenizer> load_tokenizer(const TokenizeArgs& a) {
+  std::error_code ec;
+  // A Hugging Face folder needs only its tokenizer files (tokenizer.json, vocab.json +
+  // merges.txt or tokenizer.model); a tokenizer.json may be given on its own.
+  if (a.tokenizer.empty() && std::filesystem::is_directory(a.model, ec)) return Tokenizer::from_hf_folder(a.model);
+  if (a.tokenizer.empty() && std::filesystem::path(a.model).extension() == ".json") return Tokenizer::from_hf_json(a.model);
   const std::string m = file_magic(a.model);
   // A nanoGPT checkpoint's tokenizer lies beside it or is given: the loader's search finds it.
   if (m == std::string("PK\3\4", 4)) {
@@ -97,7 +103,8 @@ void register_tokenize(CLI::App& app) {
   auto args = std::make_shared<TokenizeArgs>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Show how a text is cut into tokens (ids, pieces, byte spans)");
   cmd->add_option("-m,--model", args->model,
-                  "GGUF model or vocabulary file, a llama2.c tokenizer .bin, or hf://OWNER/NAME[@REVISION][/FILE]; default: stories260K");
+                  "GGUF model or vocabulary file, a llama2.c tokenizer .bin, a Hugging Face folder or its "
+                  "tokenizer.json, or hf://OWNER/NAME[@REVISION][/FILE]; default: stories260K");
   cmd->add_option("--hf-repo", args->hf_repo, std::string(kHfRepoHelp) + "; also written -hf");
   cmd->add_option("--tokenizer", args->tokenizer, "llama2.c tokenizer file (for llama2.c .bin models), or a nanoGPT ckpt.pt's meta.pkl, encoder.json, vocab.bpe or their folder");
   auto* text = cmd->add_option("--text", args->text, "the text to tokenize");
