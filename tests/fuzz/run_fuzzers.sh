@@ -6,7 +6,8 @@
 #   tests/fuzz/run_fuzzers.sh [SECONDS]
 #
 # Library: every src/{core,io,quant,tokenizer,model,arch,loader,runtime,sampling,probe,trace,analysis}/*.cpp and the
-# server's trace store (the functions behind GET /api/traces/ID and /tensor), compiled once
+# server's trace store (the functions behind GET /api/traces/ID and /tensor) and the vendored
+# Jinja engine (third_party/llama-jinja, for chat templates), compiled once
 # with coverage into build-fuzz/libtp_fuzz.a (incrementally, through a generated build.ninja).
 # A target fuzz_NAME.cpp must define LLVMFuzzerTestOneInput and treat tp::Error as the
 # expected outcome. Its seeds: build-fuzz/seeds/NAME (written by make_seeds.cpp, from
