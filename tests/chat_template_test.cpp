@@ -87,7 +87,8 @@ TEST(ChatTemplate, HostileTemplatesHitALimitNotTheStackOrTheMemory) {
     const auto t0 = std::chrono::steady_clock::now();
     const Error e = error_of([&] { render(src); });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    EXPECT_LT(s, ChatTemplate::kMaxSeconds + 1.0) << src.substr(0, 80) << " took " << s << " s";
+    // Bounded, not timed: kMaxSeconds of work plus unwinding, with room for a loaded machine.
+    EXPECT_LT(s, 8 * ChatTemplate::kMaxSeconds) << src.substr(0, 80) << " took " << s << " s";
     EXPECT_EQ(e.kind(), ErrorKind::Unsupported) << src.substr(0, 80) << ": " << e.what();
     return e;
   };
@@ -232,7 +233,7 @@ TEST(ChatTemplate, RunChatUsesTheModelTemplate) {
 
 TEST(ChatTemplate, ChatCompletionsRenderTheTemplateOrSayTheFallback) {
   const fs::path traces = test::scratch_path("chat", "server-traces");
-  auto post = [&](std::shared_ptr<Model> model, const std::string& body, int want) {
+  auto post = [&](std::shared_ptr<Model> model, const std::string& body, int want) -> std::string {
     server::ServerOptions o;
     o.port = 0;
     o.traces_dir = traces.string();
@@ -247,28 +248,34 @@ TEST(ChatTemplate, ChatCompletionsRenderTheTemplateOrSayTheFallback) {
     srv.stop();
     th.join();
     EXPECT_TRUE(r);
-    if (!r) return json();
+    if (!r) return "{}";
     EXPECT_EQ(r->status, want) << r->body;
-    return json::parse(r->body);
+    return r->body;
   };
   const std::string body = R"({"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
                                "max_tokens": 2, "temperature": 0})";
   std::shared_ptr<Model> with(load_model(chat_model().string()));
-  const json a = post(with, body, 200);
+  const json a = json::parse(post(with, body, 200));
   EXPECT_EQ(a["x_tokenprobe"]["chat_template"], "model");
+  // Streamed, the final chunk says it.
+  const std::string sse = post(with, body.substr(0, body.rfind('}')) + R"(, "stream": true})", 200);
+  const size_t last = sse.rfind("data: {");
+  ASSERT_NE(last, std::string::npos) << sse;
+  const json final_chunk = json::parse(sse.substr(last + 6, sse.find('\n', last) - last - 6));
+  EXPECT_EQ(final_chunk["x_tokenprobe"]["chat_template"], "model") << final_chunk.dump();
   const ChatPrompt p = build_chat_prompt(with->chat_template, with->tok(), with->path, kChat);
   EXPECT_EQ(a["usage"]["prompt_tokens"], with->tok().encode(p.text, p.encode).size());
 
   std::shared_ptr<Model> without(load_model(test::synthetic_path(test::kStoriesShaped).string()));
   ASSERT_FALSE(without->chat_template);
-  EXPECT_EQ(post(without, body, 200)["x_tokenprobe"]["chat_template"], "fallback");
+  EXPECT_EQ(json::parse(post(without, body, 200))["x_tokenprobe"]["chat_template"], "fallback");
 
   // A template that refuses the chat is the client's error, with the template's message.
   test::GgufEdit edit;
   edit.metadata["tokenizer.chat_template"] = gguf_value::string(
       "{% if messages[0].role == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}");
   std::shared_ptr<Model> strict(load_model(test::write_gguf_variant(test::synthetic_path(test::kStoriesShaped), "chat-strict", edit).string()));
-  const json e = post(strict, body, 400);
+  const json e = json::parse(post(strict, body, 400));
   EXPECT_NE(e.dump().find("System role not supported"), std::string::npos) << e.dump();
   fs::remove_all(traces);
 }

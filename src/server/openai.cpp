@@ -266,6 +266,14 @@ json llama_probs(const GenToken& t) {
           {"top_logprobs", top}, {"content", t.logprobs["token"]}, {"probs", probs}};
 }
 
+// The x_tokenprobe fields that whole responses and streams' final chunks share.
+json extension(const ParsedRequest& req, const GenResult& res, const std::string& trace_id) {
+  json x = {{"finish_reason", res.finish_reason}};
+  if (!trace_id.empty()) x["trace"] = trace_id;
+  if (!req.chat_template.empty()) x["chat_template"] = req.chat_template;
+  return x;
+}
+
 json content_logprobs(const GenResult& res) {
   json c = json::array();
   for (const auto& t : res.tokens) c.push_back(t.logprobs);
@@ -275,9 +283,8 @@ json content_logprobs(const GenResult& res) {
 }  // namespace
 
 json response_json(const ParsedRequest& req, const GenResult& res, const std::string& trace_id) {
-  json x = {{"finish_reason", res.finish_reason}, {"stopped_by", res.stopped_by}};
-  if (!req.chat_template.empty()) x["chat_template"] = req.chat_template;
-  if (!trace_id.empty()) x["trace"] = trace_id;
+  json x = extension(req, res, trace_id);
+  x["stopped_by"] = res.stopped_by;
   if (req.gen.prompt_cropped > 0) x["prompt_cropped"] = req.gen.prompt_cropped;
   if (req.kind == ApiKind::LlamaCompletion) {
     json out = {{"content", res.text}, {"stop", true}, {"model", req.model_name}, {"tokens_predicted", res.n_generated},
@@ -347,9 +354,7 @@ json stream_final(const ParsedRequest& req, const GenResult& res, const std::str
   auto& choice = out["choices"][0];
   choice["finish_reason"] = res.finish_reason;
   if (req.kind == ApiKind::Chat) choice["delta"] = json::object();
-  json x = {{"finish_reason", res.finish_reason}};
-  if (!trace_id.empty()) x["trace"] = trace_id;
-  out["x_tokenprobe"] = x;
+  out["x_tokenprobe"] = extension(req, res, trace_id);
   return out;
 }
 
