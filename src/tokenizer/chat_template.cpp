@@ -98,10 +98,6 @@ ChatTemplate::~ChatTemplate() = default;
 ChatTemplate::ChatTemplate(ChatTemplate&&) noexcept = default;
 ChatTemplate& ChatTemplate::operator=(ChatTemplate&&) noexcept = default;
 
-const std::string& ChatTemplate::name() const { return impl_->name; }
-const std::string& ChatTemplate::source() const { return impl_->source; }
-const std::string& ChatTemplate::bos_token() const { return impl_->bos; }
-
 std::string ChatTemplate::render(const ojson& messages, const ChatRenderOptions& opts) const {
   if (!messages.is_array())
     throw Error(ErrorKind::Usage, impl_->name, "the messages must be an array of {role, content} objects");

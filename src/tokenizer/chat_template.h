@@ -45,13 +45,9 @@ class ChatTemplate {
   // messages, tools (null), bos_token, eos_token, add_generation_prompt, date_string (when
   // given), then `extra`; raise_exception() and strftime_now() are functions. Errors are
   // tp::Error naming the template and the source position: raise_exception(msg) gives
-  // Error(Usage) whose problem is msg (the template refused these messages); a failure of
+  // Error(Usage) whose problem quotes msg (the template refused these messages); a failure of
   // the template itself gives Error(Format); a limit, Error(Unsupported).
   std::string render(const nlohmann::ordered_json& messages, const ChatRenderOptions& opts = {}) const;
-
-  const std::string& name() const;
-  const std::string& source() const;
-  const std::string& bos_token() const;
 
   // Limits for hostile templates (docs/chat-templates.md).
   static constexpr size_t kMaxSourceBytes = 256 * 1024;  // 15x the largest real template seen
