@@ -80,6 +80,13 @@ TEST(ChatTemplate, SyntaxAndRuntimeErrorsNameTheSourcePosition) {
   EXPECT_EQ(e.kind(), ErrorKind::Format);
   EXPECT_NE(e.where().find("line 3"), std::string::npos) << e.what();
   EXPECT_EQ(error_of([] { render("{{ 1 }}", ojson::object()); }).kind(), ErrorKind::Usage);
+  // Nodes of the wrong kind where the grammar wants a name: the engine checked these with
+  // assert() (an abort in debug builds, a wrong-typed node dereferenced in Release).
+  for (const char* src : {"{{ x is 1 }}", "{{ x | 1 }}", "{% for 1 in messages %}{% endfor %}",
+                          "{% macro 1() %}{% endmacro %}", "{% if x is (a) %}{% endif %}"}) {
+    e = error_of([&] { render(src); });
+    EXPECT_EQ(e.kind(), ErrorKind::Format) << src << ": " << e.what();
+  }
 }
 
 TEST(ChatTemplate, HostileTemplatesHitALimitNotTheStackOrTheMemory) {

@@ -66,7 +66,9 @@ public:
     template<typename T, typename... Args>
     std::unique_ptr<T> mk_stmt(size_t start_pos, Args&&... args) {
         auto ptr = std::make_unique<T>(std::forward<Args>(args)...);
-        assert(start_pos < tokens.size());
+        if (start_pos >= tokens.size()) { // tokenprobe patch: was assert(), compiled out in Release
+            throw parser_exception("Parser Error: Unexpected EOF", source, tokens.empty() ? 0 : tokens.back().pos);
+        }
         ptr->pos = tokens[start_pos].pos;
         return ptr;
     }

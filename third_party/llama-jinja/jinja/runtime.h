@@ -164,16 +164,23 @@ private:
 
 // Type Checking Utilities
 
+// tokenprobe patch: these checked the parser's output with assert(), which a template can fail
+// ({{ x is 1 }}) and which Release builds compile out, leaving a node of the wrong type for the
+// runtime to dereference; they throw instead (a parse error at the token the parser is at).
 template<typename T>
 static void chk_type(const statement_ptr & ptr) {
     if (!ptr) return; // Allow null for optional fields
-    assert(dynamic_cast<T *>(ptr.get()) != nullptr);
+    if (dynamic_cast<T *>(ptr.get()) == nullptr) {
+        throw std::runtime_error("unexpected " + ptr->type());
+    }
 }
 
 template<typename T, typename U>
 static void chk_type(const statement_ptr & ptr) {
     if (!ptr) return;
-    assert(dynamic_cast<T *>(ptr.get()) != nullptr || dynamic_cast<U *>(ptr.get()) != nullptr);
+    if (dynamic_cast<T *>(ptr.get()) == nullptr && dynamic_cast<U *>(ptr.get()) == nullptr) {
+        throw std::runtime_error("unexpected " + ptr->type());
+    }
 }
 
 // Base Types
