@@ -8,6 +8,7 @@
 #include "io/mapped_file.h"
 #include "loader/bind.h"
 #include "model/weight_decl.h"
+#include "tokenizer/chat_template.h"
 
 namespace tp {
 
@@ -54,6 +55,7 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
     m->tokenizer = Tokenizer::from_gguf(*file);
     check_tokenizer_fits(*m, path + ": key tokenizer.ggml.tokens");
   }
+  if (auto t = find_chat_template(*file, path); t.main) m->chat_template = std::move(t.main->text);
   return m;
 }
 

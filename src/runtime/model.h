@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,6 +48,10 @@ struct Model {
   std::shared_ptr<const GgufFile> gguf;  // null for llama2.c checkpoints
   std::unique_ptr<const ArchModel> impl;
   std::unique_ptr<const Tokenizer> tokenizer;  // null when the file carries none
+  // The Jinja chat template the model ships (GGUF tokenizer.chat_template, a HF folder's
+  // tokenizer_config.json); rendered by tokenizer/chat_template.h. None: chats use the
+  // server's "role: content" fallback.
+  std::optional<std::string> chat_template;
   // What the file records beyond its config, for `tokenprobe info`, as (name, value as text)
   // in the file's order: nanoGPT's model_args, iter_num, best_val_loss, config.dataset. Values
   // are the file's, not yet made printable. GGUF metadata has its own listing (info

@@ -13,16 +13,19 @@ namespace {
 
 using nlohmann::json;
 
+std::vector<int32_t> encode_text(const std::string& s, const EncodeOptions& eo, const Model& model, std::string* text,
+                                 std::vector<TokenSpan>* spans) {
+  *text = s;
+  const auto sp = model.tok().encode_with_spans(s, eo);
+  *spans = sp;
+  std::vector<int32_t> ids;
+  for (const auto& t : sp) ids.push_back(t.id);
+  if (ids.empty() && model.tok().bos() >= 0) ids.push_back(model.tok().bos());
+  return ids;
+}
+
 std::vector<int32_t> prompt_ids(const json& p, const Model& model, std::string* text, std::vector<TokenSpan>* spans) {
-  auto encode = [&](const std::string& s) {
-    *text = s;
-    const auto sp = model.tok().encode_with_spans(s);
-    *spans = sp;
-    std::vector<int32_t> ids;
-    for (const auto& t : sp) ids.push_back(t.id);
-    if (ids.empty() && model.tok().bos() >= 0) ids.push_back(model.tok().bos());
-    return ids;
-  };
+  auto encode = [&](const std::string& s) { return encode_text(s, {}, model, text, spans); };
   auto ids_of = [&](const json& a) {
     std::vector<int32_t> ids;
     for (const auto& v : a) {
@@ -155,26 +158,21 @@ void apply_extension(const json& b, ParsedRequest& r) {
 
 }  // namespace
 
-std::string chat_prompt(const json& messages) {
+ChatPrompt chat_prompt(const json& body, const Model& model) {
+  if (!body.contains("messages")) throw ApiError(400, "'messages' is required");
+  const json& messages = body["messages"];
   if (!messages.is_array() || messages.empty()) throw ApiError(400, "'messages' must be a non-empty array");
-  std::string out;
-  for (const auto& m : messages) {
-    if (!m.is_object()) throw ApiError(400, "each message must be an object with 'role' and 'content'");
-    const std::string role = get_string(m, "role", "", 64);
-    if (role.empty()) throw ApiError(400, "each message needs a 'role'");
-    std::string content;
-    const auto it = m.find("content");
-    if (it != m.end() && it->is_string()) {
-      content = it->get<std::string>();
-    } else if (it != m.end() && it->is_array()) {  // [{type: "text", text}]
-      for (const auto& part : *it)
-        if (part.is_object() && part.value("type", "") == "text") content += get_string(part, "text", "");
-    } else if (it != m.end() && !it->is_null()) {
-      throw ApiError(400, "message 'content' must be a string or an array of text parts");
-    }
-    out += role + ": " + content + "\n";
+  ChatRenderOptions opts;
+  if (body.contains("chat_template_kwargs") && !body["chat_template_kwargs"].is_null()) {
+    if (!body["chat_template_kwargs"].is_object()) throw ApiError(400, "'chat_template_kwargs' must be an object");
+    opts.extra = nlohmann::ordered_json(body["chat_template_kwargs"]);
   }
-  return out + "assistant:";
+  try {
+    return build_chat_prompt(model.chat_template, model.tok(), model.path + ": chat template",
+                             nlohmann::ordered_json(messages), opts);
+  } catch (const Error& e) {
+    throw ApiError(400, std::string("messages: ") + e.what());
+  }
 }
 
 ParsedRequest parse_request(ApiKind kind, const json& b, const Model& model, int max_tokens_limit) {
@@ -196,8 +194,9 @@ ParsedRequest parse_request(ApiKind kind, const json& b, const Model& model, int
     r.id = new_id("cmpl-");
   } else {
     if (kind == ApiKind::Chat) {
-      if (!b.contains("messages")) throw ApiError(400, "'messages' is required");
-      g.prompt = prompt_ids(json(chat_prompt(b["messages"])), model, &g.prompt_text, &g.spans);
+      const ChatPrompt chat = chat_prompt(b, model);
+      g.prompt = encode_text(chat.text, chat.encode, model, &g.prompt_text, &g.spans);
+      r.chat_template = chat.template_used;
       r.logprobs = get_bool(b, "logprobs", false);
       g.top_logprobs = int(get_int(b, "top_logprobs", 0, 0, 20));
       if (g.top_logprobs > 0 && !r.logprobs) throw ApiError(400, "'top_logprobs' needs 'logprobs': true");
@@ -267,6 +266,14 @@ json llama_probs(const GenToken& t) {
           {"top_logprobs", top}, {"content", t.logprobs["token"]}, {"probs", probs}};
 }
 
+// The x_tokenprobe fields that whole responses and streams' final chunks share.
+json extension(const ParsedRequest& req, const GenResult& res, const std::string& trace_id) {
+  json x = {{"finish_reason", res.finish_reason}};
+  if (!trace_id.empty()) x["trace"] = trace_id;
+  if (!req.chat_template.empty()) x["chat_template"] = req.chat_template;
+  return x;
+}
+
 json content_logprobs(const GenResult& res) {
   json c = json::array();
   for (const auto& t : res.tokens) c.push_back(t.logprobs);
@@ -276,8 +283,8 @@ json content_logprobs(const GenResult& res) {
 }  // namespace
 
 json response_json(const ParsedRequest& req, const GenResult& res, const std::string& trace_id) {
-  json x = {{"finish_reason", res.finish_reason}, {"stopped_by", res.stopped_by}};
-  if (!trace_id.empty()) x["trace"] = trace_id;
+  json x = extension(req, res, trace_id);
+  x["stopped_by"] = res.stopped_by;
   if (req.gen.prompt_cropped > 0) x["prompt_cropped"] = req.gen.prompt_cropped;
   if (req.kind == ApiKind::LlamaCompletion) {
     json out = {{"content", res.text}, {"stop", true}, {"model", req.model_name}, {"tokens_predicted", res.n_generated},
@@ -347,9 +354,7 @@ json stream_final(const ParsedRequest& req, const GenResult& res, const std::str
   auto& choice = out["choices"][0];
   choice["finish_reason"] = res.finish_reason;
   if (req.kind == ApiKind::Chat) choice["delta"] = json::object();
-  json x = {{"finish_reason", res.finish_reason}};
-  if (!trace_id.empty()) x["trace"] = trace_id;
-  out["x_tokenprobe"] = x;
+  out["x_tokenprobe"] = extension(req, res, trace_id);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "runtime/model.h"
+#include "tokenizer/chat_template.h"
 #include "server/generate.h"
 
 namespace tp::server {
@@ -21,6 +22,7 @@ struct ParsedRequest {
   std::string id;              // "cmpl-..." / "chatcmpl-..."
   long long created = 0;
   std::string model_name;
+  std::string chat_template;   // chat requests: "model" (its Jinja template) or "fallback"
 };
 
 // Validates the body and turns it into a generation request; ApiError(400) naming the field.
@@ -33,9 +35,11 @@ ParsedRequest parse_request(ApiKind kind, const nlohmann::json& body, const Mode
 // the extension; ApiError(400) naming a field of the wrong type or out of range.
 void parse_sampler(const nlohmann::json& b, sampling::SamplerSettings& s);
 
-// The chat fallback template: "role: content" lines, then "assistant:" (documented in
-// docs/http-api.md). Messages must be {role, content} with string (or text-part) content.
-std::string chat_prompt(const nlohmann::json& messages);
+// A chat request's prompt: `messages` rendered by the model's chat template (with the body's
+// chat_template_kwargs as extra context variables), or the "role: content" fallback for a
+// model without one (tokenizer/chat_template.h; documented in docs/http-api.md). A template
+// that refuses the messages or fails is ApiError(400) with its message and source position.
+ChatPrompt chat_prompt(const nlohmann::json& body, const Model& model);
 
 // The whole response of a non-streamed request.
 nlohmann::json response_json(const ParsedRequest& req, const GenResult& res, const std::string& trace_id);

@@ -16,6 +16,7 @@ std::string sse(const json& j) { return "data: " + j.dump(-1, ' ', false, json::
 GenResult run_generation(Server::Impl& s, ParsedRequest& p, std::string* trace_id, const TokenCallback& cb,
                          const std::function<bool()>& gone) {
   p.gen.manifest_extra = {{"api", p.kind == ApiKind::Chat ? "chat" : "completion"}};
+  if (!p.chat_template.empty()) p.gen.manifest_extra["chat_template"] = p.chat_template;
   p.gen.cancelled = gone;
   GenResult r;
   s.queue().run(

@@ -23,7 +23,8 @@ struct RunOptions {
 
 void run_run(const RunOptions& o) {
   auto m = o.model.load();
-  const std::vector<int32_t> prompt = o.prompt.ids(*m);
+  std::string chat_template;
+  const std::vector<int32_t> prompt = o.prompt.ids(*m, nullptr, nullptr, &chat_template);
   ThreadPool pool(o.threads);
   Session s(*m, pool);
   if (!o.dump_logits.empty()) {
@@ -58,6 +59,7 @@ void run_run(const RunOptions& o) {
   if (dec) emit(dec->flush());
   if (o.json) {
     nlohmann::json j{{"model", m->path}, {"prompt_ids", prompt}, {"generated_ids", generated}, {"text", text}};
+    if (!chat_template.empty()) j["chat_template"] = chat_template;
     std::printf("%s\n", j.dump().c_str());
   } else if (!dec) {
     for (size_t i = 0; i < generated.size(); ++i) std::printf("%s%d", i ? "," : "", generated[i]);

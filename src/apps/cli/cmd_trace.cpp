@@ -72,7 +72,8 @@ void run_trace(const TraceOptions& o) {
   auto m = o.model.load();
   std::vector<TokenSpan> spans;
   std::string text;
-  const std::vector<int32_t> prompt = o.prompt.ids(*m, &spans, &text);
+  std::string chat_template;
+  const std::vector<int32_t> prompt = o.prompt.ids(*m, &spans, &text, &chat_template);
   check_prompt(*m, prompt);
   if (!o.dry_run) resolve_trace_target(o.out);  // a bad -o is refused before anything runs
   TraceRunOptions r;
@@ -93,7 +94,8 @@ void run_trace(const TraceOptions& o) {
   std::fflush(stdout);  // the estimate before the text that streams to stderr
   if (o.dry_run) return;
 
-  const nlohmann::json manifest = trace_manifest(*m, prompt, spans, text, o.sampler);
+  nlohmann::json manifest = trace_manifest(*m, prompt, spans, text, o.sampler);
+  if (!chat_template.empty()) manifest["chat_template"] = chat_template;
 
   sampling::Sampler sampler(o.sampler);
   std::unique_ptr<StreamDecoder> dec;

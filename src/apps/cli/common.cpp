@@ -13,6 +13,7 @@
 #include "hub/download_progress.h"
 #include "hub/hub_fetch.h"
 #include "loader/loader.h"
+#include "tokenizer/chat_template.h"
 
 namespace tp::cli {
 
@@ -66,6 +67,27 @@ void PromptOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--tokens", tokens, "Prompt as token ids, e.g. 1,403,407 (instead of text)");
   cmd->add_flag("--no-bos", no_bos, "Do not add BOS even if the model's tokenizer adds it");
   cmd->add_flag("--special", special, "Recognise special tokens such as <s> written in the text");
+  cmd->add_flag("--chat", chat, "Give the prompt text as a user message through the model's chat template");
+  cmd->add_option("--chat-file", chat_file,
+                  "Read the chat from a JSON file (an array of {role, content} messages, or an object with "
+                  "\"messages\") and render it with the model's chat template");
+}
+
+nlohmann::ordered_json PromptOptions::chat_messages() const {
+  if (chat_file.empty())
+    return nlohmann::ordered_json::array({{{"role", "user"}, {"content", prompt_text(text, file, "-p/--prompt")}}});
+  nlohmann::ordered_json j;
+  try {
+    j = nlohmann::ordered_json::parse(read_text_file(chat_file, "the chat file"));
+  } catch (const nlohmann::ordered_json::exception& e) {
+    throw Error(ErrorKind::Format, chat_file, std::string("is not valid JSON: ") + e.what(),
+                "give a JSON array of {\"role\": ..., \"content\": ...} messages");
+  }
+  if (j.is_object() && j.contains("messages")) j = j["messages"];
+  if (!j.is_array() || j.empty())
+    throw Error(ErrorKind::Usage, chat_file, "holds no messages",
+                "give a JSON array of {\"role\": ..., \"content\": ...} messages, or an object with \"messages\"");
+  return j;
 }
 
 std::string read_text_file(const std::string& path, const std::string& what) {
@@ -109,17 +131,32 @@ std::vector<int32_t> crop_to_block(const Model& m, std::vector<int32_t> ids, std
 }
 }  // namespace
 
-std::vector<int32_t> PromptOptions::ids(const Model& m, std::vector<TokenSpan>* spans, std::string* text_out) const {
-  if (!tokens.empty()) return crop_to_block(m, parse_ids(tokens), nullptr);
-  const std::string t = prompt_text(text, file, "-p/--prompt");
+std::vector<int32_t> PromptOptions::ids(const Model& m, std::vector<TokenSpan>* spans, std::string* text_out,
+                                        std::string* chat_template_used) const {
+  const bool is_chat = chat || !chat_file.empty();
+  if (!tokens.empty()) {
+    if (is_chat) throw Error(ErrorKind::Usage, "--tokens", "cannot be combined with --chat or --chat-file");
+    return crop_to_block(m, parse_ids(tokens), nullptr);
+  }
+  std::string t;
+  EncodeOptions eo;
+  if (is_chat) {
+    const ChatPrompt cp = build_chat_prompt(m.chat_template, m.tok(), m.path + ": chat template", chat_messages());
+    if (cp.template_used == "fallback")
+      std::fprintf(stderr, "note: the model has no chat template; the chat is written as \"role: content\" lines\n");
+    if (chat_template_used) *chat_template_used = cp.template_used;
+    t = cp.text;
+    eo = cp.encode;
+  } else {
+    t = prompt_text(text, file, "-p/--prompt");
+    eo.parse_special = special;
+  }
   if (text_out) *text_out = t;
   if (!m.tokenizer) {
     if (!t.empty()) m.tok();  // throws, saying how to give a tokenizer
     return {1};
   }
-  EncodeOptions eo;
   if (no_bos) eo.add_bos = false;
-  eo.parse_special = special;
   auto sp = m.tok().encode_with_spans(t, eo);
   std::vector<int32_t> ids;
   for (const auto& s : sp) ids.push_back(s.id);

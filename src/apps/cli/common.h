@@ -26,13 +26,23 @@ struct ModelOptions {
 inline constexpr const char* kHfRepoHelp =
     "A GGUF from the HuggingFace Hub, as llama.cpp's -hf: OWNER/NAME[:QUANT] (default quantisation Q4_K_M)";
 
-// The prompt as text (-p/--file) or ids (--tokens); BOS per the model unless --no-bos.
+// The prompt as text (-p/--file) or ids (--tokens); BOS per the model unless --no-bos. As a
+// chat: --chat makes the text one user message, --chat-file gives the messages; either is
+// rendered by the model's chat template (tokenizer/chat_template.h), or the "role: content"
+// fallback when the model has none.
 struct PromptOptions {
-  std::string text, file, tokens;
-  bool no_bos = false, special = false;
+  std::string text, file, tokens, chat_file;
+  bool no_bos = false, special = false, chat = false;
   void add_to(CLI::App* cmd);
-  // Token ids; when given as text, also its byte spans (for the manifest).
-  std::vector<int32_t> ids(const Model& m, std::vector<TokenSpan>* spans = nullptr, std::string* text_out = nullptr) const;
+  // Token ids; when given as text, also its byte spans and the text (for the manifest): for a
+  // chat the rendered text, and *chat_template_used says what rendered it ("model" or
+  // "fallback"; empty when the prompt is no chat).
+  std::vector<int32_t> ids(const Model& m, std::vector<TokenSpan>* spans = nullptr, std::string* text_out = nullptr,
+                           std::string* chat_template_used = nullptr) const;
+
+ private:
+  // The chat's messages: the --chat-file's, or the prompt text as one user message.
+  nlohmann::ordered_json chat_messages() const;
 };
 
 // Sampler settings (llama.cpp's flag names).
