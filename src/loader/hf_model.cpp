@@ -9,6 +9,9 @@
 #include "loader/bind.h"
 #include "loader/hf_model.h"
 #include "loader/loader.h"
+#include "model/weights.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tp {
 namespace hf {
@@ -26,7 +29,7 @@ std::map<std::string, Target> expand_names(const Family& fam, int64_t n_layers) 
   std::map<std::string, Target> out;
   for (const NameRow& r : fam.names) {
     const bool per_layer = std::string_view(r.gguf).find("{L}") != std::string_view::npos;
-    for (int64_t l = 0; l < (per_layer ? n_layers : 1); ++l) out[expand_layer(r.hf, l)] = {expand_layer(r.gguf, l), r.step};
+    for (int64_t l = 0; l < (per_layer ? n_layers : 1); ++l) out[layer_name(r.hf, l)] = {layer_name(r.gguf, l), r.step};
   }
   return out;
 }
@@ -109,12 +112,20 @@ void check_complete(const Model& m, const HfConfig& hc, const WeightFiles& wf, c
   }
 }
 
-// The folder's tokenizer. tokenizer.json (and the other HF tokenizer files) are read by
-// Tokenizer::from_hf_folder, which lives on another branch of issue 19; until it is wired
-// here the model runs on token ids, and `info` says why.
+// The folder's tokenizer (tokenizer.json, vocab.json + merges.txt or tokenizer.model, with
+// tokenizer_config.json's special tokens) padded to the embedding's rows, and its chat
+// template. A folder without tokenizer files runs on token ids; `info` says so.
 void load_hf_tokenizer(Model& m, const fs::path& dir) {
-  if (fs::exists(dir / "tokenizer.json"))
-    m.facts.push_back({"tokenizer", "tokenizer.json is not read by this build; give token ids (--tokens)"});
+  std::error_code ec;
+  const bool has = fs::is_regular_file(dir / "tokenizer.json", ec) || fs::is_regular_file(dir / "tokenizer.model", ec) ||
+                   (fs::is_regular_file(dir / "vocab.json", ec) && fs::is_regular_file(dir / "merges.txt", ec));
+  if (!has) {
+    m.facts.push_back({"tokenizer", "none in the folder (no tokenizer.json, vocab.json + merges.txt or tokenizer.model); give token ids (--tokens)"});
+    return;
+  }
+  m.tokenizer = Tokenizer::from_hf_folder(dir.string(), static_cast<int32_t>(m.config.d_vocab));
+  check_tokenizer_fits(m, dir.string());
+  if (auto t = find_chat_template(dir.string()); t.main) m.chat_template = std::move(t.main->text);
 }
 
 }  // namespace
@@ -127,7 +138,7 @@ std::unique_ptr<Model> load_hf_model(const std::string& path) {
   const hf::Family& fam = *hc.family;
   std::set<std::string> buffers;
   for (const char* b : fam.buffers)
-    for (int64_t l = 0; l < hc.config.n_layers; ++l) buffers.insert(hf::expand_layer(b, l));
+    for (int64_t l = 0; l < hc.config.n_layers; ++l) buffers.insert(layer_name(b, l));
   auto keep = std::make_shared<hf::HfKeepalive>();
   const hf::WeightFiles wf =
       hf::read_weight_files(dir, [&](const std::string& name) { return buffers.contains(hf::strip(fam, name)); }, *keep);

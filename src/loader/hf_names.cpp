@@ -117,9 +117,4 @@ std::string supported_model_types() {
   return out;
 }
 
-std::string expand_layer(std::string pattern, int64_t layer) {
-  const size_t at = pattern.find("{L}");
-  return at == std::string::npos ? pattern : pattern.replace(at, 3, std::to_string(layer));
-}
-
 }  // namespace tp::hf

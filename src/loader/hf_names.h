@@ -48,7 +48,4 @@ const Family* find_family(const std::string& model_type);
 const Family* family_for_arch(const std::string& arch);
 // All model_type values read, comma-separated, for error messages.
 std::string supported_model_types();
-// "{L}" in `pattern` replaced by `layer`.
-std::string expand_layer(std::string pattern, int64_t layer);
-
 }  // namespace tp::hf

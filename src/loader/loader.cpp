@@ -20,6 +20,7 @@ void check_tokenizer_fits(const Model& m, const std::string& where) {
               "output rows, d_vocab) has " + std::to_string(m.config.d_vocab),
               m.format == "llama2.c" ? "give the tokenizer made for this checkpoint: --tokenizer tok" + std::to_string(m.config.d_vocab) + ".bin"
               : m.format == "nanogpt" ? "give the tokenizer this checkpoint was trained with: --tokenizer meta.pkl or a folder with encoder.json + vocab.bpe"
+              : m.format == "hf"      ? "the folder's tokenizer files belong to another model; download the folder again"
                                       : "the file's tokenizer does not belong to its weights; re-convert the model");
 }
 

@@ -194,23 +194,14 @@ std::optional<TokenizerFiles> find_tokenizer(const TorchFile& f, const std::stri
   return std::nullopt;
 }
 
-// nanoGPT pads vocab_size to a multiple of 64 (GPT-2's 50257 -> 50304) for speed; the extra
-// rows are never trained. They become unused tokens that decode to "", so that the tokenizer
-// covers every id the model can produce. A tokenizer larger than the model stays an error.
-void pad_vocab(Vocab& v, int64_t d_vocab) {
-  while (v.n_tokens() < d_vocab) {
-    v.tokens.emplace_back();  // finalize() names it [EMPTY_<id>]
-    v.types.push_back(TokenType::Unused);
-    if (!v.scores.empty()) v.scores.push_back(0.0f);
-  }
-}
-
 void load_nanogpt_tokenizer(Model& m, const TorchFile& f, const std::string& given) {
   const auto files = find_tokenizer(f, m.path, given);
   if (!files) return;  // runs on token ids; Model::tok() says how to give one
   Vocab v = files->meta.empty() ? load_vocab_from_gpt2_files(files->encoder.string(), files->bpe.string())
                                 : make_char_vocab(read_itos(files->meta), files->meta.string());
-  pad_vocab(v, m.config.d_vocab);
+  // nanoGPT pads vocab_size to a multiple of 64 (GPT-2's 50257 -> 50304); the untrained rows
+  // become unused tokens. A tokenizer larger than the model stays an error.
+  v.pad_to(static_cast<int32_t>(m.config.d_vocab));
   m.tokenizer = Tokenizer::from_vocab(std::move(v));
   check_tokenizer_fits(m, files->meta.empty() ? files->encoder.string() : files->meta.string());
 }

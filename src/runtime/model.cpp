@@ -8,7 +8,7 @@ const Tokenizer& Model::tok() const {
   if (!tokenizer)
     throw Error(ErrorKind::NotFound, path, "the model has no tokenizer",
                 format == "llama2.c" ? "pass --tokenizer tok512.bin (llama2.c tokenizer file)"
-                : format == "hf"      ? "this build reads no tokenizer from a HuggingFace folder; give token ids with --tokens"
+                : format == "hf"      ? "the folder has no tokenizer.json, vocab.json + merges.txt or tokenizer.model; download them beside config.json, or give token ids with --tokens"
                 : format == "nanogpt" ? "pass --tokenizer with its meta.pkl or a folder with encoder.json + vocab.bpe, or give token ids with --tokens"
                                       : "the GGUF file lacks tokenizer.ggml.* metadata; give token ids with --tokens");
   return *tokenizer;

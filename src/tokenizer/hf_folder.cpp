@@ -114,7 +114,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_sentencepiece(std::string_view bytes,
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(v)));
 }
 
-std::unique_ptr<Tokenizer> Tokenizer::from_hf_folder(const std::string& dir) {
+std::unique_ptr<Tokenizer> Tokenizer::from_hf_folder(const std::string& dir, int32_t pad_to) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     throw Error(ErrorKind::Io, dir, "is not a folder", "give the folder that holds tokenizer.json (or vocab.json + merges.txt, or tokenizer.model)");
@@ -137,6 +137,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_hf_folder(const std::string& dir) {
                 "a Hugging Face model folder keeps its tokenizer in one of these files");
   }
   hf::apply_folder_configs(dir, *v, p.get());
+  v->pad_to(pad_to);
   if (p) return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(v), std::move(p)));
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(v)));  // finalised by its loader
 }

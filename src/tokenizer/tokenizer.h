@@ -66,8 +66,9 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_vocab(Vocab vocab);  // validates like from_gguf
   // A Hugging Face folder: tokenizer.json, else vocab.json + merges.txt, else tokenizer.model,
   // with tokenizer_config.json / generation_config.json (hf_folder.h). Throws Error naming the
-  // file and JSON path (e.g. "tokenizer.json: model.merges[12]") with a hint.
-  static std::unique_ptr<Tokenizer> from_hf_folder(const std::string& dir);
+  // file and JSON path (e.g. "tokenizer.json: model.merges[12]") with a hint. pad_to: the
+  // model's embedding rows, when it has more than the tokenizer has tokens (Vocab::pad_to).
+  static std::unique_ptr<Tokenizer> from_hf_folder(const std::string& dir, int32_t pad_to = 0);
   static std::unique_ptr<Tokenizer> from_hf_json(const std::string& tokenizer_json_path);
   // The same from a tokenizer.json's text / a tokenizer.model's bytes (name: for messages).
   static std::unique_ptr<Tokenizer> from_hf_json_text(std::string_view text, const std::string& name);

@@ -31,6 +31,22 @@ const char* const kEogTexts[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of
 
 }  // namespace
 
+void Vocab::pad_to(int32_t n) {
+  const bool finalised = !text_to_id.empty();
+  while (n_tokens() < n) {
+    const int32_t id = n_tokens();
+    tokens.push_back("[EMPTY_" + std::to_string(id) + "]");  // as finalize() names empty tokens
+    types.push_back(TokenType::Unused);
+    if (!scores.empty()) scores.push_back(0.0f);
+    if (finalised) {
+      text_to_id.emplace(tokens.back(), id);
+      lstrip.push_back(0);
+      rstrip.push_back(0);
+      max_token_len = std::max(max_token_len, tokens.back().size());
+    }
+  }
+}
+
 void Vocab::finalize() {
   text_to_id.clear();
   text_to_id.reserve(tokens.size());

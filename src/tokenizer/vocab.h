@@ -69,6 +69,11 @@ struct Vocab {
 
   // Renames empty tokens, builds the lookup tables and the special-token caches.
   void finalize();
+  // Appends unused tokens ("[EMPTY_<id>]", decoding to "") until there are n. Models pad their
+  // embedding rows beyond the tokenizer for speed (nanoGPT 50257 -> 50304, Qwen2 151665 ->
+  // 151936); the padding lets every id the model can produce be named. Keeps the vocabulary
+  // finalised when it was.
+  void pad_to(int32_t n);
 };
 
 // Reads tokenizer.ggml.* from a GGUF file. Throws tp::Error naming the key on missing or

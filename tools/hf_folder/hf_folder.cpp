@@ -10,6 +10,7 @@
 #include "loader/hf_names.h"
 #include "loader/hf_transforms.h"
 #include "loader/loader.h"
+#include "model/weights.h"
 #include "quant/quant.h"
 
 namespace tp::hf_folder {
@@ -118,7 +119,7 @@ std::vector<TensorView> hf_tensors(const Model& m, const hf::Family& fam, const 
   for (const hf::NameRow& r : fam.names) {
     const bool per_layer = std::string_view(r.gguf).find("{L}") != std::string_view::npos;
     for (int64_t l = 0; l < (per_layer ? c.n_layers : 1); ++l) {
-      const std::string gguf = hf::expand_layer(r.gguf, l);
+      const std::string gguf = layer_name(r.gguf, l);
       // A tied model's head is the embeddings: saved untied as a copy, and by torch.save (as
       // transformers' .bin files) as a second name for the embeddings' storage.
       const bool torch = o.format == WeightFormat::TorchBin || o.format == WeightFormat::TorchBinSharded;
@@ -136,7 +137,7 @@ std::vector<TensorView> hf_tensors(const Model& m, const hf::Family& fam, const 
           (gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_q.bias") || gguf.ends_with("attn_k.weight") || gguf.ends_with("attn_k.bias")))
         v = undo_llamacpp_qk_permute(v, gguf.find("attn_q") != std::string::npos ? c.n_heads : c.n_kv_heads, keep);
       v = redo_step(r.step, v, fam, c, keep);
-      v.name = std::string(fam.strip_prefix) + hf::expand_layer(r.hf, l);
+      v.name = std::string(fam.strip_prefix) + layer_name(r.hf, l);
       if (std::string_view(r.hf) == "lm_head.weight") v.name = r.hf;  // outside GPT-2's "transformer."
       out.push_back(v);
     }
