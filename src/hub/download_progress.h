@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <string>
 
+#include "core/byte_size.h"
+
 namespace tp::hub {
 
 class DownloadProgress {
@@ -35,8 +37,6 @@ class TerminalProgress : public DownloadProgress {
   std::chrono::steady_clock::time_point begin_, last_draw_;
 };
 
-// "1.5 MiB"
-std::string human_bytes(uint64_t n);
 // The bar's text: name, a 20-cell bar (when total is known), done / total, rate and ETA.
 // rate: bytes per second of this attempt (0: not known yet).
 std::string progress_line(const std::string& name, uint64_t done, uint64_t total, double rate);

@@ -63,6 +63,16 @@ void read_sizes(const JsonFields& j, const SizeKeys& k, ModelConfig& c) {
   c.d_head = j.integer_or("head_dim", c.d_model / c.n_heads);
 }
 
+// transformers' rotate_half RoPE over the first int(d_head * fraction) dims of each head
+// (GPTNeoXAttention and LlamaAttention both truncate), with linear scaling.
+void read_rope(const JsonFields& j, double base, double fraction, ModelConfig& c) {
+  c.positions = PositionKind::Rope;
+  c.rope_style = RopeStyle::NeoX;
+  c.rope_base = static_cast<float>(base);
+  c.rope_freq_scale = rope_freq_scale(j);
+  c.rope_dims = static_cast<int64_t>(static_cast<double>(c.d_head) * fraction);
+}
+
 // LLaMA's block and its descendants (Mistral, Qwen2, Gemma, Phi-3). Their RoPE rotates
 // halves of each head (transformers' rotate_half): RopeStyle::NeoX on the weights as saved,
 // where llama.cpp's converter instead permutes LLaMA's Q/K rows for adjacent pairs.
@@ -71,12 +81,7 @@ void read_llama_like(const JsonFields& j, const std::string& type, ModelConfig& 
   c.d_mlp = j.integer("intermediate_size", 1, kMaxDim);
   c.norm = NormKind::RMSNorm;
   c.norm_eps = static_cast<float>(j.number_or("rms_norm_eps", 1e-6));
-  c.positions = PositionKind::Rope;
-  c.rope_style = RopeStyle::NeoX;
-  c.rope_base = static_cast<float>(j.number_or("rope_theta", 10000.0));
-  c.rope_freq_scale = rope_freq_scale(j);
-  const double partial = j.number_or("partial_rotary_factor", 1.0);
-  c.rope_dims = static_cast<int64_t>(static_cast<double>(c.d_head) * partial);
+  read_rope(j, j.number_or("rope_theta", 10000.0), j.number_or("partial_rotary_factor", 1.0), c);
   if (type == "gemma") {
     // GemmaConfig: hidden_activation wins; configs without it (the first Gemma releases say
     // hidden_act "gelu") run the tanh form, as transformers does since 4.40.
@@ -114,12 +119,8 @@ void read_gpt_neox(const JsonFields& j, ModelConfig& c) {
   c.d_mlp = j.integer("intermediate_size", 1, kMaxDim);
   c.norm = NormKind::LayerNorm;
   c.norm_eps = static_cast<float>(j.number_or("layer_norm_eps", 1e-5));
-  c.positions = PositionKind::Rope;
-  c.rope_style = RopeStyle::NeoX;
-  c.rope_base = static_cast<float>(j.number_or("rotary_emb_base", j.number_or("rope_theta", 10000.0)));
-  c.rope_freq_scale = rope_freq_scale(j);
-  const double pct = j.has("partial_rotary_factor") ? j.number("partial_rotary_factor") : j.number_or("rotary_pct", 0.25);
-  c.rope_dims = static_cast<int64_t>(static_cast<double>(c.d_head) * pct);  // GPTNeoXAttention: int(head_size * pct)
+  read_rope(j, j.number_or("rotary_emb_base", j.number_or("rope_theta", 10000.0)),
+            j.has("partial_rotary_factor") ? j.number("partial_rotary_factor") : j.number_or("rotary_pct", 0.25), c);
   c.act = activation(j, "hidden_act", j.string_or("hidden_act", "gelu"));
   c.parallel_residual = j.boolean_or("use_parallel_residual", true);
   if (!j.boolean_or("attention_bias", true))

@@ -4,6 +4,7 @@
 
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
+#include "core/byte_size.h"
 #include "loader/loader.h"
 
 namespace tp::cli {
@@ -15,15 +16,6 @@ struct InfoOptions {
   std::string tokenizer;
   bool metadata = false;
 };
-
-std::string human_bytes(uint64_t n) {
-  char buf[32];
-  if (n >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", n / double(1ull << 30));
-  else if (n >= (1ull << 20)) std::snprintf(buf, sizeof buf, "%.2f MiB", n / double(1ull << 20));
-  else if (n >= 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", n / 1024.0);
-  else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  return buf;
-}
 
 void run_info(const InfoOptions& o) {
   const std::string path = resolve_model(o.model, o.hf_repo);
