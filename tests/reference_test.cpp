@@ -88,10 +88,7 @@ TEST_P(Reference, MatchesLlamaCpp) {
 
 INSTANTIATE_TEST_SUITE_P(Shared, Reference, ::testing::ValuesIn(list_cases()),
                          [](const ::testing::TestParamInfo<Case>& info) {
-                           std::string n = info.param.model + "_" + info.param.prompt;
-                           for (char& ch : n)
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
+                           return test::case_label(info.param.model, info.param.prompt);
                          });
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -224,6 +225,13 @@ std::string model_label(const std::string& file) {
   std::string n = file.substr(0, file.find('.'));
   for (char& ch : n)
     if (ch == '-') ch = '_';
+  return n;
+}
+
+std::string case_label(const std::string& model, const std::string& prompt) {
+  std::string n = model + "_" + prompt;
+  for (char& ch : n)
+    if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
   return n;
 }
 

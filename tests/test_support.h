@@ -49,6 +49,8 @@ std::filesystem::path synthetic_path(const std::string& file, bool f32_twin = fa
 
 // A test-name-safe label for a model file: "llama-spm-small-q8_0.gguf" -> "llama_spm_small_q8_0".
 std::string model_label(const std::string& file);
+// A test-name-safe label for a reference case: "stories260K", "lily" -> "stories260K_lily".
+std::string case_label(const std::string& model, const std::string& prompt);
 
 // A fresh path in the temporary folder, <tmp>/tp-TAG-PID-NAME, removed if it exists (TAG
 // lets a test suite find and remove its own files).
