@@ -53,7 +53,8 @@ std::string resolve_model(const std::string& given, const std::string& hf_repo) 
 
 void ModelOptions::add_to(CLI::App* cmd) {
   cmd->add_option("-m,--model", model,
-                  "Model file (.gguf or llama2.c .bin), or hf://OWNER/NAME[@REVISION][/FILE] from the HuggingFace Hub; "
+                  "Model file (.gguf, llama2.c .bin, nanoGPT ckpt.pt), a HuggingFace model folder, or "
+                  "hf://OWNER/NAME[@REVISION][/FILE] from the HuggingFace Hub; "
                   "default: stories260K");
   cmd->add_option("--hf-repo", hf_repo, std::string(kHfRepoHelp) + "; also written -hf");
   cmd->add_option("--tokenizer", tokenizer, "Tokenizer for a llama2.c .bin (default: tok<vocab>.bin beside it) or a nanoGPT ckpt.pt (meta.pkl, encoder.json, vocab.bpe or their folder; default: beside it, then data/<dataset>/meta.pkl)");
