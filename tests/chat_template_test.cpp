@@ -240,7 +240,8 @@ TEST(ChatTemplate, RunChatUsesTheModelTemplate) {
 
 TEST(ChatTemplate, ChatCompletionsRenderTheTemplateOrSayTheFallback) {
   const fs::path traces = test::scratch_path("chat", "server-traces");
-  auto post = [&](std::shared_ptr<Model> model, const std::string& body, int want) -> std::string {
+  auto post = [&](std::shared_ptr<Model> model, const std::string& body, int want,
+                  const std::string& path = "/v1/chat/completions") -> std::string {
     server::ServerOptions o;
     o.port = 0;
     o.traces_dir = traces.string();
@@ -251,7 +252,7 @@ TEST(ChatTemplate, ChatCompletionsRenderTheTemplateOrSayTheFallback) {
     std::thread th([&] { srv.run(); });
     httplib::Client c("127.0.0.1", port);
     c.set_read_timeout(60, 0);
-    auto r = c.Post("/v1/chat/completions", body, "application/json");
+    auto r = c.Post(path, body, "application/json");
     srv.stop();
     th.join();
     EXPECT_TRUE(r);
@@ -276,6 +277,18 @@ TEST(ChatTemplate, ChatCompletionsRenderTheTemplateOrSayTheFallback) {
   std::shared_ptr<Model> without(load_model(test::synthetic_path(test::kStoriesShaped).string()));
   ASSERT_FALSE(without->chat_template);
   EXPECT_EQ(json::parse(post(without, body, 200))["x_tokenprobe"]["chat_template"], "fallback");
+
+  // The viewer's /api/run takes the same messages and keeps what rendered them in the trace.
+  const json run = json::parse(post(with, R"({"messages": [{"role": "user", "content": "Hi"}], "n": 2})", 200, "/api/run"));
+  EXPECT_EQ(run["chat_template"], "model") << run.dump();
+  std::ifstream is(traces / run["trace"].get<std::string>() / "manifest.json");
+  const json manifest = json::parse(is);
+  EXPECT_EQ(manifest["chat_template"], "model");
+  const ChatPrompt hi = build_chat_prompt(with->chat_template, with->tok(), with->path, ojson::parse(R"([{"role":"user","content":"Hi"}])"));
+  EXPECT_NE(manifest.dump().find(json(hi.text).dump()), std::string::npos) << "the rendered prompt is the trace's prompt text";
+  EXPECT_EQ(json::parse(post(without, R"({"messages": [{"role": "user", "content": "Hi"}], "n": 1})", 200, "/api/run"))["chat_template"],
+            "fallback");
+  post(with, R"({"prompt": "Hi", "messages": [{"role": "user", "content": "Hi"}]})", 400, "/api/run");
 
   // A template that refuses the chat is the client's error, with the template's message.
   test::GgufEdit edit;

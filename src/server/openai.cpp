@@ -13,17 +13,6 @@ namespace {
 
 using nlohmann::json;
 
-std::vector<int32_t> encode_text(const std::string& s, const EncodeOptions& eo, const Model& model, std::string* text,
-                                 std::vector<TokenSpan>* spans) {
-  *text = s;
-  const auto sp = model.tok().encode_with_spans(s, eo);
-  *spans = sp;
-  std::vector<int32_t> ids;
-  for (const auto& t : sp) ids.push_back(t.id);
-  if (ids.empty() && model.tok().bos() >= 0) ids.push_back(model.tok().bos());
-  return ids;
-}
-
 std::vector<int32_t> prompt_ids(const json& p, const Model& model, std::string* text, std::vector<TokenSpan>* spans) {
   auto encode = [&](const std::string& s) { return encode_text(s, {}, model, text, spans); };
   auto ids_of = [&](const json& a) {
@@ -157,6 +146,16 @@ void apply_extension(const json& b, ParsedRequest& r) {
 }
 
 }  // namespace
+
+std::vector<int32_t> encode_text(const std::string& s, const EncodeOptions& eo, const Model& model, std::string* text,
+                                 std::vector<TokenSpan>* spans) {
+  *text = s;
+  *spans = model.tok().encode_with_spans(s, eo);
+  if (spans->empty() && model.tok().bos() >= 0) spans->push_back({model.tok().bos(), 0, 0});
+  std::vector<int32_t> ids;
+  for (const auto& t : *spans) ids.push_back(t.id);
+  return ids;
+}
 
 ChatPrompt chat_prompt(const json& body, const Model& model) {
   if (!body.contains("messages")) throw ApiError(400, "'messages' is required");

@@ -35,6 +35,11 @@ ParsedRequest parse_request(ApiKind kind, const nlohmann::json& body, const Mode
 // the extension; ApiError(400) naming a field of the wrong type or out of range.
 void parse_sampler(const nlohmann::json& b, sampling::SamplerSettings& s);
 
+// Text as prompt ids with their byte spans (*text and *spans set), as every endpoint encodes
+// it; an empty text gives the BOS alone where the tokenizer has one.
+std::vector<int32_t> encode_text(const std::string& s, const EncodeOptions& eo, const Model& model, std::string* text,
+                                 std::vector<TokenSpan>* spans);
+
 // A chat request's prompt: `messages` rendered by the model's chat template (with the body's
 // chat_template_kwargs as extra context variables), or the "role: content" fallback for a
 // model without one (tokenizer/chat_template.h; documented in docs/http-api.md). A template

@@ -37,6 +37,7 @@ void handle_run(Server::Impl& s, const std::string& body, httplib::Response& res
   const Model& m = s.need_model();
   const json b = parse_body(body);
   GenRequest g;
+  std::string chat_template;  // "model" or "fallback" when the prompt is a chat
   if (b.contains("tokens") && !b["tokens"].is_null()) {
     if (!b["tokens"].is_array() || b["tokens"].empty()) throw ApiError(400, "'tokens' must be a non-empty array of ids");
     for (const auto& v : b["tokens"]) {
@@ -44,15 +45,15 @@ void handle_run(Server::Impl& s, const std::string& body, httplib::Response& res
         throw ApiError(400, "'tokens' must hold token ids in [0, " + std::to_string(m.config.d_vocab) + ")");
       g.prompt.push_back(v.get<int32_t>());
     }
+  } else if (b.contains("messages") && !b["messages"].is_null()) {
+    // A chat, rendered by the model's template as /v1/chat/completions renders it.
+    if (b.contains("prompt")) throw ApiError(400, "give 'prompt' or 'messages', not both");
+    const ChatPrompt chat = chat_prompt(b, m);
+    g.prompt = encode_text(chat.text, chat.encode, m, &g.prompt_text, &g.spans);
+    chat_template = chat.template_used;
+    g.manifest_extra["chat_template"] = chat_template;
   } else {
-    g.prompt_text = get_string(b, "prompt", "", 1 << 20);
-    const auto sp = m.tok().encode_with_spans(g.prompt_text);
-    g.spans = sp;
-    for (const auto& t : sp) g.prompt.push_back(t.id);
-    if (g.prompt.empty() && m.tok().bos() >= 0) {
-      g.prompt.push_back(m.tok().bos());
-      g.spans.push_back({m.tok().bos(), 0, 0});
-    }
+    g.prompt = encode_text(get_string(b, "prompt", "", 1 << 20), {}, m, &g.prompt_text, &g.spans);
   }
   g.max_tokens = int(get_int(b, "n", 16, 1, s.opts.max_tokens));
   g.capture = get_string(b, "capture", "default", 4096);
@@ -81,6 +82,7 @@ void handle_run(Server::Impl& s, const std::string& body, httplib::Response& res
       gone);
   json out = {{"trace", id}, {"text", r.text}, {"generated", r.n_generated}, {"finish_reason", r.finish_reason}};
   if (g.prompt_cropped > 0) out["prompt_cropped"] = g.prompt_cropped;
+  if (!chat_template.empty()) out["chat_template"] = chat_template;
   send_json(res, out);
 }
 
@@ -123,7 +125,8 @@ void register_trace_routes(Server::Impl& s) {
     const Model& m = s.need_model();
     send_json(res, {{"name", s.opts.model_name}, {"path", m.path}, {"format", m.format},
                     {"architecture", m.config.architecture}, {"config", config_json(m.config)},
-                    {"tokenizer", m.tokenizer ? m.tokenizer->summary() : "none"}, {"max_tokens", s.opts.max_tokens}});
+                    {"tokenizer", m.tokenizer ? m.tokenizer->summary() : "none"},
+                    {"chat_template", m.chat_template ? "model" : "none"}, {"max_tokens", s.opts.max_tokens}});
   }));
   s.http.Post("/api/run", guarded_post(s, [&s](const httplib::Request&, const std::string& body, httplib::Response& res) {
     handle_run(s, body, res);

@@ -25,7 +25,7 @@ export interface Explain {
 export interface Source { position: number; text: string; weight: number }
 export interface Trace {
   id: string; complete: boolean; hooks: string[]; notes: string[];
-  manifest: { prompt?: string; tokens: TokenInfo[]; model?: { path?: string; config?: { n_layers: number; n_heads: number } }; sampler?: object };
+  manifest: { prompt?: string; chat_template?: string; tokens: TokenInfo[]; model?: { path?: string; config?: { n_layers: number; n_heads: number } }; sampler?: object };
   steps: Step[];
 }
 export interface Lens {
@@ -45,7 +45,7 @@ export interface Source_ {
   attentionRow(id: string, layer: number, position: number): Promise<AttnRow | null>;
   attentionHead(id: string, layer: number, head: number): Promise<AttnHead | null>;
   run?(body: object): Promise<{ trace: string }>;
-  model?(): Promise<{ name: string; config: { n_layers: number } } | null>;
+  model?(): Promise<{ name: string; chat_template?: string; config: { n_layers: number } } | null>;
 }
 
 async function getJson(url: string, init?: RequestInit): Promise<any> {

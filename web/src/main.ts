@@ -40,7 +40,8 @@ async function openTrace(id: string) {
   st = { trace, lens: "computing the logit lens…", texts, ids, nPrompt, nLayers, sel: -1, strip: spans };
   $<HTMLSelectElement>("trace-select").value = id;
   st.lens = await src.lens(id);
-  status(`${id}: ${nPrompt} prompt tokens, ${trace.steps.length} generated${trace.complete ? "" : " (incomplete)"}`);
+  const chat = trace.manifest.chat_template ? `, a chat rendered by the ${trace.manifest.chat_template === "model" ? "model's template" : "fallback"}` : "";
+  status(`${id}: ${nPrompt} prompt tokens${chat}, ${trace.steps.length} generated${trace.complete ? "" : " (incomplete)"}`);
   await select(Math.min(texts.length - 1, nPrompt));
 }
 
@@ -86,7 +87,8 @@ async function main() {
     return;
   }
   const model = await src.model?.();
-  $("model-info").textContent = model ? `model ${model.name}` : "no model loaded: traces only";
+  $("model-info").textContent = model ? `model ${model.name}${model.chat_template === "model" ? " · has a chat template" : ""}`
+                                      : "no model loaded: traces only";
   $<HTMLSelectElement>("trace-select").onchange = ev => {
     const v = (ev.target as HTMLSelectElement).value;
     if (v) void openTrace(v).catch(e => status(String(e.message)));
@@ -96,7 +98,8 @@ async function main() {
     const f = new FormData(form), num = (k: string) => Number(f.get(k));
     status("running…");
     try {
-      const r = await src.run!({ prompt: String(f.get("prompt")), n: num("n"), capture: String(f.get("capture")), explain: f.get("explain") !== null,
+      const prompt = String(f.get("prompt")), chat = f.get("chat") !== null;
+      const r = await src.run!({ ...(chat ? { messages: [{ role: "user", content: prompt }] } : { prompt }), n: num("n"), capture: String(f.get("capture")), explain: f.get("explain") !== null,
         sampler: { temperature: num("temperature"), top_k: num("top_k"), top_p: num("top_p"), min_p: num("min_p"), seed: num("seed") } });
       await refreshList();
       await openTrace(r.trace);

@@ -111,6 +111,15 @@ try {
         `sources list head L${h0.layer}H${h0.head}'s top source weight ${p4(h0.sources[0].weight)}`);
   await page.screenshot({ path: path.join(out, "viewer-run.png"), fullPage: true });
 
+  // As a chat: stories260K has no template, so the prompt is the "role: content" fallback.
+  await page.getByTestId("chat").check();
+  await page.getByTestId("run").click();
+  await page.getByTestId("status").filter({ hasText: "a chat rendered by the fallback" }).waitFor({ timeout: 30_000 });
+  const chatTrace = await api(`/api/traces/${await page.getByTestId("trace-select").inputValue()}`);
+  check(chatTrace.manifest.chat_template === "fallback", "a chat run's trace says the fallback rendered it");
+  check((await page.getByTestId("token-strip").textContent()).includes("user"), "the token strip shows the rendered chat ('user: …')");
+  await page.getByTestId("chat").uncheck();
+
   // A copy of the trace without explain records: the views say so instead of drawing.
   const fx = "fixture-no-explain.tptrace", fxDir = path.join(traces, fx);
   fs.cpSync(path.join(traces, id), fxDir, { recursive: true });
