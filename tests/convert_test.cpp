@@ -163,6 +163,50 @@ TEST(ConvertTypes, PerTensorRule) {
   }
 }
 
+// The general defence: the metadata is read back through the architecture's read_config, so
+// a config value a GGUF file of that architecture cannot carry is refused, naming the field.
+TEST(ConvertRefuses, ConfigAGgufCannotExpress) {
+  TP_REQUIRE_SHARED("models/synthetic/llama-spm-tiny.gguf");
+  const fs::path dir = test::scratch_path("convert", "mistral-window");
+  hf_folder::write_hf_folder((test::shared_dir() / "models/synthetic/llama-spm-tiny.gguf").string(), dir, {});
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(dir / "config.json"));
+  config["model_type"] = "mistral";
+  config["sliding_window"] = 64;
+  std::ofstream(dir / "config.json") << config.dump();
+  const fs::path out = dir / "out.gguf";
+  try {
+    convert_model(*load_model(dir.string()), out.string(), {});
+    FAIL() << "a sliding window was dropped";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    EXPECT_NE(std::string(e.what()).find("sliding_window"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(out));
+  fs::remove_all(dir);
+}
+
+// A tokenizer whose GGUF form llama.cpp's converter decides its own way is refused, not
+// written as something that tokenizes differently.
+TEST(ConvertRefuses, VocabularyWithoutAFaithfulGgufForm) {
+  TP_REQUIRE_SHARED("models/synthetic/llama-spm-tiny.gguf");
+  const fs::path dir = test::scratch_path("convert", "wordpiece");
+  hf_folder::write_hf_folder((test::shared_dir() / "models/synthetic/llama-spm-tiny.gguf").string(), dir, {});
+  const nlohmann::json tok = {{"model", {{"type", "WordPiece"}, {"unk_token", "[UNK]"}, {"vocab", {{"[UNK]", 0}, {"play", 1}, {"##ing", 2}}}}},
+                              {"decoder", {{"type", "WordPiece"}, {"prefix", "##"}}}};
+  std::ofstream(dir / "tokenizer.json") << tok.dump();
+  const auto model = load_model(dir.string());
+  ASSERT_NE(model->tokenizer, nullptr);
+  try {
+    convert_model(*model, (dir / "out.gguf").string(), {});
+    FAIL() << "a WordPiece vocabulary was written";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
+    EXPECT_NE(std::string(e.what()).find("hf-wordpiece"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("convert_hf_to_gguf.py"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
 // The command's refusals: each names what and hints, and leaves no file behind.
 TEST(ConvertCli, RefusesWithAHint) {
   TP_REQUIRE_SHARED("models/synthetic/llama-spm-small-q8_0.gguf");
