@@ -159,8 +159,31 @@ TEST(ConvertTypes, PerTensorRule) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
     EXPECT_NE(std::string(e.what()).find("blk.0.attn_q.weight"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("--type Q8_0"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--type q8_0"), std::string::npos) << e.what();
   }
+}
+
+// A folder's SentencePiece model becomes llama.cpp's "llama" vocabulary with its own scores
+// (as _set_vocab_sentencepiece): the converted file tokenizes as llama2.c's export of it.
+TEST(ConvertVocabulary, SentencePieceModelKeepsItsScores) {
+  TP_REQUIRE_SHARED("models/synthetic/llama-spm-tiny.gguf");
+  TP_REQUIRE_SHARED("models/real/tok512.model");
+  TP_REQUIRE_SHARED("models/real/tok512.bin");
+  const fs::path dir = test::scratch_path("convert", "spm");
+  hf_folder::write_hf_folder((test::shared_dir() / "models/synthetic/llama-spm-tiny.gguf").string(), dir, {});
+  fs::copy_file(test::shared_dir() / "models/real/tok512.model", dir / "tokenizer.model");
+  const fs::path out = dir / "out.gguf";
+  convert_model(*load_model(dir.string()), out.string(), {});
+  const GgufFile f = GgufFile::open(out.string());
+  EXPECT_EQ(f.get_string("tokenizer.ggml.model"), "llama");
+  const auto scores = f.get_f64_array("tokenizer.ggml.scores");
+  ASSERT_GT(scores.size(), 300u);
+  EXPECT_NE(scores[300], scores[299]);  // the model's scores, not LlamaHfVocab's -1000s
+  const auto model = load_model(out.string());
+  const auto ref = Tokenizer::from_llama2c((test::shared_dir() / "models/real/tok512.bin").string());
+  for (const char* text : {"Once upon a time, there was a little girl named Lily.", "ünïcødé 🦙"})
+    EXPECT_EQ(model->tok().encode(text), ref->encode(text)) << text;
+  fs::remove_all(dir);
 }
 
 // The general defence: the metadata is read back through the architecture's read_config, so

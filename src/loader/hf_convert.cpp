@@ -30,6 +30,13 @@ constexpr TypeName kTypes[] = {{"f32", DType::F32},   {"f16", DType::F16},   {"b
 
 bool is_quantised(DType t) { return dtype_info(t).block_elems != 1; }
 
+// The --type value that asks for `t`, or "" when convert does not encode it.
+std::string type_option(DType t) {
+  for (const TypeName& n : kTypes)
+    if (n.type == t) return n.name;
+  return "";
+}
+
 // The RoPE llama.cpp's graph applies for a GGUF architecture (llama_model_rope_type in
 // llama-model.cpp): LLaMA rotates adjacent pairs (NORM), the others split halves (NEOX).
 RopeStyle llamacpp_rope_style(const std::string& arch) {
@@ -77,14 +84,14 @@ bool same(const nlohmann::json& a, const nlohmann::json& b) {
 // field comes out as the model has it: the general defence against a key written wrongly or
 // a config value GGUF cannot carry (nanoGPT's exact GELU, Mistral's sliding window in a
 // `llama` file, ...).
-void check_metadata_reads_back(const GgufWriter& meta, const ModelConfig& target, const std::string& out) {
+void check_metadata_reads_back(const GgufWriter& meta, const ModelConfig& target, const std::string& source) {
   const std::vector<uint8_t> bytes = meta.to_bytes();
-  const GgufFile f = GgufFile::parse(bytes.data(), bytes.size(), out);
-  const Architecture& arch = find_architecture(target.architecture, out);
+  const GgufFile f = GgufFile::parse(bytes.data(), bytes.size(), source);
+  const Architecture& arch = find_architecture(target.architecture, source);
   const nlohmann::json want = comparable(target), got = comparable(arch.read_config(f));
   for (const auto& [key, value] : want.items())
     if (!got.contains(key) || !same(value, got[key]))
-      throw Error(ErrorKind::Unsupported, out + ": " + target.architecture + " config field " + key,
+      throw Error(ErrorKind::Unsupported, source + ": " + target.architecture + " config field " + key,
                   "the model has " + value.dump() + ", which a GGUF " + target.architecture + " file cannot express (it reads " +
                       (got.contains(key) ? got[key].dump() : "nothing") + ")",
                   "llama.cpp's " + target.architecture + " graph would compute another model; keep running the original");
@@ -158,10 +165,12 @@ DType convert_tensor_type(const std::string& name, const std::vector<int64_t>& n
   DType t = want;
   if (ne.size() <= 1 || name.ends_with("_norm.weight")) t = DType::F32;
   else if (ne[0] % dtype_info(want).block_elems != 0) t = DType::F16;  // gguf-py's QuantError fallback
-  if (is_quantised(source) && source != t)
+  if (is_quantised(source) && source != t) {
+    const std::string same = type_option(source);
     throw Error(ErrorKind::Unsupported, "tensor " + name, std::string("is ") + dtype_name(source) + "; it would be re-quantised to " + dtype_name(t),
-                std::string("quantising twice loses more than once: convert from the F32/F16/BF16 original, or give --type ") +
-                    dtype_name(source));
+                "quantising twice loses more than once: convert from the F32/F16/BF16 original" +
+                    (same.empty() ? std::string() : ", or give --type " + same + " to copy it as it is"));
+  }
   return t;
 }
 
@@ -173,7 +182,7 @@ void convert_model(const Model& m, const std::string& out, const ConvertOptions&
   const ModelConfig target = target_config(m.config, permute_qk);
   GgufWriter w;
   add_model_metadata(w, m, target, o.type);
-  check_metadata_reads_back(w, target, out);
+  check_metadata_reads_back(w, target, m.path);
   hf::HfKeepalive keep;
   const std::vector<Planned> plan = plan_tensors(m, o.type, permute_qk, keep);
   for (size_t i = 0; i < plan.size(); ++i) {
