@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <map>
 
 #include "arch/architecture.h"
 #include "core/error.h"
@@ -108,15 +107,29 @@ struct Planned {
   DType type;
 };
 
+// A tensor the forward pass does not use (a GGUF's rope_freqs.weight, say) would be dropped,
+// and llama.cpp would compute without it: refused.
+void check_all_declared(const Model& m) {
+  for (const auto& [name, view] : m.weights.all()) {
+    bool declared = false;
+    for (const WeightEntry& e : m.table) declared = declared || e.name == name;
+    if (!declared)
+      throw Error(ErrorKind::Unsupported, m.path + ": tensor " + gguf_printable(name),
+                  "is not used by tokenprobe's " + m.config.architecture + " forward pass, so the converted file would lack it",
+                  "convert the original checkpoint with llama.cpp's convert_hf_to_gguf.py");
+  }
+}
+
 std::vector<Planned> plan_tensors(const Model& m, DType want, bool permute_qk, hf::HfKeepalive& keep) {
   const ModelConfig& c = m.config;
+  check_all_declared(m);
   std::vector<Planned> out;
   for (const WeightEntry& e : m.table) {
     const TensorView* src = m.weights.find(e.name);
     if (!src && e.name == "output.weight" && llamacpp_requires_output(c.architecture))
       src = m.weights.find("token_embd.weight");  // the tied head written out, as llama.cpp's converter does
     if (!src) continue;
-    if (src && e.name == "output.weight" && llamacpp_ignores_output(c.architecture))
+    if (e.name == "output.weight" && llamacpp_ignores_output(c.architecture))
       throw Error(ErrorKind::Unsupported, m.path + ": tensor output.weight",
                   "the model has an unembedding of its own; llama.cpp's " + c.architecture + " graph always uses token_embd",
                   "only tied " + c.architecture + " models convert");

@@ -47,8 +47,9 @@ DType convert_tensor_type(const std::string& name, const std::vector<int64_t>& n
 // differently).
 void convert_model(const Model& m, const std::string& out, const ConvertOptions& o);
 
-// The metadata part (hf_convert_meta.cpp): general.*, the architecture's keys, and the
-// tokenizer. Exposed for tests.
+// The metadata (hf_convert_meta.cpp, used by convert_model): general.*, the architecture's
+// keys for `target` (the config as the GGUF states it), and the vocabulary. Error(Unsupported)
+// naming the tokenizer when it has no faithful GGUF form.
 void add_model_metadata(GgufWriter& w, const Model& m, const ModelConfig& target, DType type);
 
 }  // namespace tp
