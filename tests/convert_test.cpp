@@ -187,6 +187,29 @@ TEST(ConvertVocabulary, SentencePieceModelKeepsItsScores) {
   fs::remove_all(dir);
 }
 
+// GPT-2's own files (vocab.json + merges.txt) become llama.cpp's "gpt2" vocabulary: the
+// tokens and merges of llama.cpp's GPT-2 GGUF, tokenizing alike.
+TEST(ConvertVocabulary, Gpt2FilesGiveTheGgufVocabulary) {
+  TP_REQUIRE_SHARED("models/synthetic/gpt2-tiny.gguf");
+  TP_REQUIRE_SHARED("tokenizers/gpt2/encoder.json");
+  const fs::path gguf = test::shared_dir() / "models/synthetic/gpt2-tiny.gguf";
+  const fs::path dir = test::scratch_path("convert", "gpt2-files");
+  hf_folder::write_hf_folder(gguf.string(), dir, {});
+  fs::copy_file(test::shared_dir() / "tokenizers/gpt2/encoder.json", dir / "vocab.json");
+  fs::copy_file(test::shared_dir() / "tokenizers/gpt2/vocab.bpe", dir / "merges.txt");
+  const fs::path out = dir / "out.gguf";
+  convert_model(*load_model(dir.string()), out.string(), {});
+  const GgufFile orig = GgufFile::open(gguf.string()), conv = GgufFile::open(out.string());
+  EXPECT_EQ(conv.get_string("tokenizer.ggml.model"), "gpt2");
+  EXPECT_EQ(conv.get_string("tokenizer.ggml.pre"), "gpt-2");
+  EXPECT_EQ(conv.get_string_array("tokenizer.ggml.tokens"), orig.get_string_array("tokenizer.ggml.tokens"));
+  EXPECT_EQ(conv.get_string_array("tokenizer.ggml.merges"), orig.get_string_array("tokenizer.ggml.merges"));
+  const auto a = load_model(out.string()), b = load_model(gguf.string());
+  for (const char* text : {"He picked up the red", "  ünïcødé 🦙\n<|endoftext|>"})
+    EXPECT_EQ(a->tok().encode(text), b->tok().encode(text)) << text;
+  fs::remove_all(dir);
+}
+
 // The general defence: the metadata is read back through the architecture's read_config, so
 // a config value a GGUF file of that architecture cannot carry is refused, naming the field.
 TEST(ConvertRefuses, ConfigAGgufCannotExpress) {
