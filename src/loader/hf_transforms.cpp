@@ -71,6 +71,22 @@ TensorView undo_neox_head_interleave(const TensorView& t, int64_t n_heads, int64
   return permute_rows(t, dest, keep);
 }
 
+int64_t llamacpp_qk_row(int64_t row, int64_t d_head) {
+  const int64_t head = row / d_head, i = row % d_head, half = d_head / 2;
+  return head * d_head + 2 * (i % half) + i / half;
+}
+
+TensorView apply_llamacpp_qk_permute(const TensorView& t, int64_t n_heads, HfKeepalive& keep) {
+  const int64_t rows = t.ne.size() == 1 ? t.ne[0] : t.n_rows();
+  if (t.ne.empty() || t.ne.size() > 2 || n_heads <= 0 || rows % n_heads != 0 || rows / n_heads % 2 != 0)
+    throw Error(ErrorKind::Shape, "tensor " + t.name,
+                "has shape " + t.shape_string() + ", not " + std::to_string(n_heads) + " heads of an even number of rows",
+                "q_proj / k_proj must hold num_attention_heads / num_key_value_heads heads of head_dim rows");
+  std::vector<int64_t> dest(rows);
+  for (int64_t r = 0; r < rows; ++r) dest[r] = llamacpp_qk_row(r, rows / n_heads);
+  return permute_rows(t, dest, keep);
+}
+
 TensorView undo_gemma_norm_offset(const TensorView& w, HfKeepalive& keep) {
   if (w.type != DType::F32 && w.type != DType::F16 && w.type != DType::BF16)
     throw Error(ErrorKind::Unsupported, "tensor " + w.name, std::string("norm weight of type ") + dtype_name(w.type),

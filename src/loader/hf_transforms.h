@@ -35,6 +35,16 @@ TensorView undo_neox_head_interleave(const TensorView& t, int64_t n_heads, int64
 // weight, so the weight becomes 1 + w (F32), as llama.cpp's converter stores it.
 TensorView undo_gemma_norm_offset(const TensorView& w, HfKeepalive& keep);
 
+// llama.cpp's converter (convert_hf_to_gguf.py, LlamaModel.permute) reorders each head's Q
+// and K rows so that its LLaMA graph, which rotates adjacent pairs (2i, 2i + 1), computes
+// what HF's rotate-half RoPE computes on pairs (i, i + d_head/2). Where HF row `row` goes in
+// the GGUF (rows of d_head per head); tools/hf_folder inverts it.
+int64_t llamacpp_qk_row(int64_t row, int64_t d_head);
+// The Q or K weight (ne {d_model, n_heads d_head}) or bias with its rows in llama.cpp's
+// order: the layout a GGUF `llama` file holds (hf_convert.h). Error(Shape) naming the tensor
+// when the rows are not n_heads heads of an even d_head.
+TensorView apply_llamacpp_qk_permute(const TensorView& t, int64_t n_heads, HfKeepalive& keep);
+
 // `t`'s rows (ne[0] elements each; a 1-D tensor's rows are its elements) reordered: row r
 // goes to dest_row[r], a permutation of 0..rows-1. Plain element types only.
 TensorView permute_rows(const TensorView& t, const std::vector<int64_t>& dest_row, HfKeepalive& keep);

@@ -52,7 +52,10 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
     views[t.name] = TensorView{t.name, t.type, t.ne, t.data, t.nbytes};
   m->weights = WeightStore(std::move(views), file, path);
   bind_architecture(*m, arch);
-  if (file->has("tokenizer.ggml.model")) {
+  // "none" / "no_vocab": a model without a vocabulary, run on token ids (as llama.cpp's
+  // LLAMA_VOCAB_TYPE_NONE; tokenprobe convert writes it for folders without tokenizer files).
+  const std::string vocab_model = file->get_string_or("tokenizer.ggml.model", "none");
+  if (vocab_model != "none" && vocab_model != "no_vocab") {
     m->tokenizer = Tokenizer::from_gguf(*file);
     check_tokenizer_fits(*m, path + ": key tokenizer.ggml.tokens");
   }

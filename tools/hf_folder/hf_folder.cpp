@@ -63,15 +63,12 @@ nlohmann::ordered_json config_for(const ModelConfig& c, const hf::Family& fam, b
   return j;
 }
 
-// Step 2 (LLaMA only): undo llama.cpp's permute() of Q and K rows. The converter reorders
-// each head's rows from rotate-half pairs (i, i + d/2) to adjacent pairs (2i, 2i + 1); HF
-// keeps the first order, which the loader runs as RopeStyle::NeoX.
+// Step 2 (LLaMA only): undo llama.cpp's permute() of Q and K rows (hf::llamacpp_qk_row). HF
+// keeps rotate-half order, which the loader runs as RopeStyle::NeoX.
 TensorView undo_llamacpp_qk_permute(const TensorView& w, int64_t n_heads, HfKeepalive& keep) {
-  const int64_t rows = w.ne.size() == 1 ? w.ne[0] : w.n_rows(), d = rows / n_heads, half = d / 2;
+  const int64_t rows = w.ne.size() == 1 ? w.ne[0] : w.n_rows(), d = rows / n_heads;
   std::vector<int64_t> dest(rows);
-  for (int64_t h = 0; h < n_heads; ++h)
-    for (int64_t i = 0; i < half; ++i)
-      for (int64_t j = 0; j < 2; ++j) dest[h * d + 2 * i + j] = h * d + j * half + i;
+  for (int64_t r = 0; r < rows; ++r) dest[hf::llamacpp_qk_row(r, d)] = r;
   return hf::permute_rows(w, dest, keep);
 }
 

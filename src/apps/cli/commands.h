@@ -14,5 +14,6 @@ void register_serve(CLI::App& app);
 void register_report(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_download(CLI::App& app);
+void register_convert(CLI::App& app);
 
 }  // namespace tp::cli
