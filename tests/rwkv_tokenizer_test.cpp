@@ -237,11 +237,23 @@ TEST(RwkvVocabTxt, FilesAreBoundedAndNamed) {
   EXPECT_TRUE(tp::looks_like_rwkv_vocab(p.string()));
   const auto tok = tp::Tokenizer::from_rwkv_vocab(p.string());
   EXPECT_EQ(tok->encode("aab"), (std::vector<int32_t>{1, 2}));
-  EXPECT_EQ(tok->vocab().eot, -1);  // no id 261 in this vocabulary: the converter skips it too
+  EXPECT_EQ(tok->vocab().eot, -1);  // no id 261 in this vocabulary: llama.cpp ignores the converter's
   std::ofstream(p) << "GGUF\n";
   EXPECT_FALSE(tp::looks_like_rwkv_vocab(p.string()));
   fs::remove(p);
   EXPECT_THROW(tp::Tokenizer::from_rwkv_vocab(p.string()), tp::Error);
+}
+
+TEST(RwkvVocabGguf, SmallVocabulariesArePaddedAndTheirEotIgnored) {
+  const std::string txt = "1 'a' 1\n2 b'\\n\\n' 2\n";
+  const auto tok = gguf_tokenizer(tp::rwkv_vocab::world_vocab_gguf(txt, "v.txt", 5));
+  EXPECT_EQ(tok->n_vocab(), 5);
+  EXPECT_EQ(tok->piece(2), "\\n\\n");
+  EXPECT_EQ(tok->piece(4), "[PAD4]");
+  EXPECT_EQ(tok->type_name(4), "unused");
+  EXPECT_EQ(tok->vocab().eot, -1);  // 261 is written, as the converter does, and ignored on reading
+  EXPECT_EQ(tok->encode("a\n\na"), (std::vector<int32_t>{1, 2, 1}));
+  EXPECT_THROW(tp::rwkv_vocab::world_vocab_gguf(txt, "v.txt", 2), tp::Error);  // below the 3 tokens
 }
 
 tp::GgufWriter rwkv_gguf(const std::vector<std::string>& tokens) {

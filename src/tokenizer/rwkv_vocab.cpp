@@ -193,7 +193,8 @@ Vocab parse_rwkv_vocab(std::string_view text, const std::string& name) {
   v.types.assign(v.tokens.size(), TokenType::Normal);
   v.types[kRwkvWorldBos] = TokenType::Control;
   v.bos = v.eos = kRwkvWorldBos;
-  v.eot = v.valid(kRwkvWorldEot) ? kRwkvWorldEot : -1;  // the converter skips ids out of range
+  // The converter writes 261 whatever the size; llama.cpp ignores a special id out of range.
+  v.eot = v.valid(kRwkvWorldEot) ? kRwkvWorldEot : -1;
   v.finalize();
   return v;
 }

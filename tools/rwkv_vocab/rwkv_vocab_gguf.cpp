@@ -24,7 +24,7 @@ GgufWriter world_vocab_gguf(std::string_view txt, const std::string& name, int32
   w.add_array("tokenizer.ggml.token_type", GgufType::I32, std::move(types));
   w.add_u32("tokenizer.ggml.bos_token_id", kRwkvWorldBos);
   w.add_u32("tokenizer.ggml.eos_token_id", kRwkvWorldBos);
-  if (kRwkvWorldEot < vocab_size) w.add_u32("tokenizer.ggml.eot_token_id", kRwkvWorldEot);
+  w.add_u32("tokenizer.ggml.eot_token_id", kRwkvWorldEot);  // written whatever the size, as the converter
   return w;
 }
 
