@@ -5,6 +5,7 @@
 
 #include "core/utf8.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/rwkv_vocab.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab.h"
 
@@ -93,6 +94,7 @@ std::string text_bytes(const Vocab& v, const std::string& t) {
   switch (v.kind) {
     case VocabKind::Bpe: return unmap_lenient(t);
     case VocabKind::Char: return t;  // the character itself: "▁" is no space marker here
+    case VocabKind::Rwkv: return rwkv_unescape(t).value_or(std::string());  // RwkvTrie refused malformed ones
     case VocabKind::Wpm:
       if (v.continuing_prefix.empty()) break;
       return t.compare(0, v.continuing_prefix.size(), v.continuing_prefix) == 0 ? t.substr(v.continuing_prefix.size())
@@ -108,6 +110,8 @@ std::string Tokenizer::token_bytes(int32_t id) const {
   const Vocab& v = *vocab_;
   if (!v.valid(id)) return {};
   const std::string& t = v.tokens[id];
+  // RWKV: every token, padding included, stands for the bytes the trie matches it by (llama.cpp).
+  if (v.kind == VocabKind::Rwkv) return text_bytes(v, t);
   switch (v.types[id]) {
     case TokenType::Control:
     case TokenType::Unknown:

@@ -9,6 +9,7 @@
 #include "tokenizer/encoders.h"
 #include "tokenizer/hf_pipeline.h"
 #include "tokenizer/pretokenizer.h"
+#include "tokenizer/rwkv_vocab.h"
 #include "tokenizer/vocab.h"
 
 namespace tp {
@@ -51,6 +52,7 @@ Tokenizer::Tokenizer(std::unique_ptr<Vocab> v) : vocab_(std::move(v)) {
     pre_ = std::make_unique<PreTokenizer>(voc.pre);
     bpe_ = std::make_unique<BpeModel>(voc);
   }
+  if (voc.kind == VocabKind::Rwkv) rwkv_ = std::make_unique<RwkvTrie>(voc);
   if (voc.kind == VocabKind::Spm) {
     spm_words_independent_ = spm_words_are_independent(voc);
     byte_tokens_.assign(256, -1);
@@ -86,6 +88,12 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gpt2_files(const std::string& encoder
 
 std::unique_ptr<Tokenizer> Tokenizer::from_chars(std::vector<std::string> itos, const std::string& source) {
   return std::unique_ptr<Tokenizer>(new Tokenizer(std::make_unique<Vocab>(make_char_vocab(std::move(itos), source))));
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::from_rwkv_vocab(const std::string& path, int32_t pad_to) {
+  auto v = std::make_unique<Vocab>(load_vocab_from_rwkv_vocab(path));
+  v->pad_to(pad_to);
+  return std::unique_ptr<Tokenizer>(new Tokenizer(std::move(v)));
 }
 
 std::unique_ptr<Tokenizer> Tokenizer::from_vocab(Vocab vocab) {
@@ -139,6 +147,9 @@ void Tokenizer::encode_text(std::string_view text, size_t base, bool after_speci
       return;
     case VocabKind::Char:
       char_encode(v, text, base, out);
+      return;
+    case VocabKind::Rwkv:
+      rwkv_->encode(v, text, base, out);
       return;
     case VocabKind::Bpe:
       for (const auto& [b, e] : pre_->split(text))

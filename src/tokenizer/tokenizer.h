@@ -8,6 +8,8 @@
 //        tokenizer.ggml.pre (see pretokenizer.h).
 //   WPM  ("bert"): WordPiece greedy longest match after BERT normalisation.
 //   CHAR ("chars"): one token per Unicode character (nanoGPT's character-level models).
+//   RWKV ("rwkv"): greedy longest match over byte strings (RWKV's world tokenizer,
+//        rwkv_vocab.h), also from rwkv_vocab_v20230424.txt.
 // Behaviour follows llama.cpp (the reference the project compares against); the few
 // deliberate differences are listed in docs/tokenizers.md. Every token carries the byte span
 // of the input it came from. The library never aborts: bad metadata gives tp::Error.
@@ -25,6 +27,7 @@ class GgufFile;
 struct Vocab;
 class BpeModel;
 class PreTokenizer;
+class RwkvTrie;
 namespace hf {
 class Pipeline;
 }
@@ -64,6 +67,10 @@ class Tokenizer {
   // character not in the list throws Error(Usage) naming it and its byte offset.
   static std::unique_ptr<Tokenizer> from_chars(std::vector<std::string> itos, const std::string& source = {});
   static std::unique_ptr<Tokenizer> from_vocab(Vocab vocab);  // validates like from_gguf
+  // RWKV's rwkv_vocab_v20230424.txt: the ids and tokens of the GGUF llama.cpp's converter
+  // makes from it (rwkv_vocab.h), without its padding unless pad_to (the model's rows) asks.
+  // Throws Error naming the file and line.
+  static std::unique_ptr<Tokenizer> from_rwkv_vocab(const std::string& path, int32_t pad_to = 0);
   // A Hugging Face folder: tokenizer.json, else vocab.json + merges.txt, else tokenizer.model,
   // with tokenizer_config.json / generation_config.json (hf_folder.h). Throws Error naming the
   // file and JSON path (e.g. "tokenizer.json: model.merges[12]") with a hint. pad_to: the
@@ -116,6 +123,7 @@ class Tokenizer {
   std::vector<int32_t> byte_tokens_;  // SPM byte fallback: <0xNN> per byte, -1 when missing
   bool spm_words_independent_ = false;  // SPM: merge word by word (see spm.cpp)
   std::unique_ptr<hf::Pipeline> hf_;     // a tokenizer.json: encoding runs through it
+  std::unique_ptr<RwkvTrie> rwkv_;       // RWKV: the trie over the tokens' bytes
 };
 
 // Turns generated ids into text one token at a time without ever cutting a UTF-8 character

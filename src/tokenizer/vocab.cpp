@@ -17,6 +17,7 @@ const char* vocab_kind_name(VocabKind k) {
     case VocabKind::Bpe: return "BPE";
     case VocabKind::Wpm: return "WPM";
     case VocabKind::Char: return "CHAR";
+    case VocabKind::Rwkv: return "RWKV";
   }
   return "?";
 }
@@ -161,10 +162,12 @@ void apply_model_defaults(const GgufFile& f, Vocab& v) {
     v.kind = VocabKind::Wpm;
     v.bos = def(101), v.unk = def(100), v.sep = def(102), v.pad = def(0), v.mask = def(103);
     v.add_bos = true, v.add_eos = true;  // [CLS] ... [SEP]
+  } else if (v.model == "rwkv") {
+    v.kind = VocabKind::Rwkv;  // no default special tokens, nothing added (llama.cpp)
   } else {
     throw Error(ErrorKind::Unsupported, f.path() + ": key tokenizer.ggml.model",
                 "tokenizer model '" + gguf_printable(v.model) + "' is not supported",
-                "tokenprobe reads llama (SentencePiece), gpt2 (byte-level BPE) and bert (WordPiece)");
+                "tokenprobe reads llama (SentencePiece), gpt2 (byte-level BPE), bert (WordPiece) and rwkv (RWKV world)");
   }
 }
 

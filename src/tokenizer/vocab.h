@@ -20,7 +20,8 @@ enum class TokenType : uint8_t { Undefined = 0, Normal = 1, Unknown = 2, Control
                                  Unused = 5, Byte = 6 };
 
 // Char: one token per Unicode character, looked up whole (nanoGPT's character-level models).
-enum class VocabKind { Spm, Bpe, Wpm, Char };
+// Rwkv: greedy longest match over byte strings (the RWKV world tokenizer, rwkv_vocab.h).
+enum class VocabKind { Spm, Bpe, Wpm, Char, Rwkv };
 const char* vocab_kind_name(VocabKind k);
 
 struct StringViewHash {
@@ -31,7 +32,7 @@ using TextIndex = std::unordered_map<std::string, int32_t, StringViewHash, std::
 
 struct Vocab {
   VocabKind kind = VocabKind::Spm;
-  std::string model;   // tokenizer.ggml.model ("llama", "gpt2", "bert"), or "llama2.c", "chars"
+  std::string model;   // tokenizer.ggml.model ("llama", "gpt2", "bert", "rwkv"), or "llama2.c", "chars"
   std::string pre;     // tokenizer.ggml.pre, the BPE pre-tokenizer name
   std::string source;  // file name, for error messages
   std::string name;    // general.name (lower case), for the few per-model quirks

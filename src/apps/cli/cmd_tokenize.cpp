@@ -1,7 +1,8 @@
 // tokenprobe tokenize [-m MODEL] (--text T | --file F) [--no-bos] [--special] [--json]
 // Prints each token's id, vocabulary piece, exact text and byte span in the input. Needs only
-// the vocabulary: vocabulary-only GGUFs, llama2.c tokenizer files and Hugging Face folders
-// holding only tokenizer files (or a tokenizer.json) work.
+// the vocabulary: vocabulary-only GGUFs, llama2.c tokenizer files, RWKV's
+// rwkv_vocab_v20230424.txt and Hugging Face folders holding only tokenizer files (or a
+// tokenizer.json) work.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include "core/utf8.h"
 #include "io/gguf.h"
 #include "loader/loader.h"
+#include "tokenizer/rwkv_vocab.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tp::cli {
@@ -50,10 +52,11 @@ std::unique_ptr<const Tokenizer> load_tokenizer(const TokenizeArgs& a) {
   }
   if (!a.tokenizer.empty()) return Tokenizer::from_llama2c(a.tokenizer);
   if (m == "GGUF") return Tokenizer::from_gguf(GgufFile::open(a.model));
+  if (looks_like_rwkv_vocab(a.model)) return Tokenizer::from_rwkv_vocab(a.model);
   try {
     return Tokenizer::from_llama2c(a.model);
   } catch (const Error&) {
-    throw Error(ErrorKind::Format, a.model, "neither a GGUF file nor a llama2.c tokenizer file",
+    throw Error(ErrorKind::Format, a.model, "neither a GGUF file, an RWKV vocabulary nor a llama2.c tokenizer file",
                 "for a llama2.c model .bin pass its tokenizer with --tokenizer tok512.bin");
   }
 }
