@@ -29,7 +29,10 @@ using analysis::ExplainCapture;
 // The generated fixtures, and the models in ../shared when it is there.
 std::vector<fs::path> every_model() {
   std::vector<fs::path> out;
-  for (const auto& f : test::fixture_models()) out.push_back(test::synthetic_path(f));
+  // Explain refuses recurrent models (RWKV) until it decomposes their state (issue 20);
+  // Rwkv6.ExplainRefusesClearly checks the refusal.
+  for (const auto& f : test::fixture_models())
+    if (!load_model(test::synthetic_path(f).string())->config.recurrent()) out.push_back(test::synthetic_path(f));
   for (const char* dir : {"models/synthetic", "models/real"})
     if (fs::exists(test::shared_dir() / dir))
       for (const auto& e : fs::directory_iterator(test::shared_dir() / dir))

@@ -55,6 +55,33 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
+// RWKV: resid_mid = resid_pre + time_mix out; resid_post = resid_mid + channel_mix out,
+// halved after every rescale_every-th layer; channel_mix out = sigmoid(.) * hook_v, so its
+// ratio to hook_v lies in (0, 1).
+void rwkv_identities(const Recorder& rec, const ModelConfig& cfg) {
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".";
+    const auto& pre = rec.only(b + "hook_resid_pre").data;
+    const auto& mid = rec.only(b + "hook_resid_mid").data;
+    const auto& post = rec.only(b + "hook_resid_post").data;
+    const auto& tm = rec.only(b + "time_mix.hook_out").data;
+    const auto& cm = rec.only(b + "channel_mix.hook_out").data;
+    const auto& v = rec.only(b + "channel_mix.hook_v").data;
+    const float scale = cfg.rwkv.rescale_every > 0 && (l + 1) % cfg.rwkv.rescale_every == 0 ? 0.5f : 1.0f;
+    std::vector<float> want_mid(pre.size()), want_post(pre.size());
+    for (size_t i = 0; i < pre.size(); ++i) {
+      want_mid[i] = pre[i] + tm[i];
+      want_post[i] = (mid[i] + cm[i]) * scale;
+      if (v[i] != 0.0f) {
+        EXPECT_GE(cm[i] / v[i], 0.0f) << b << i;
+        EXPECT_LE(cm[i] / v[i], 1.0f) << b << i;
+      }
+    }
+    EXPECT_LT(max_abs_diff(want_mid, mid), 1e-5) << b << " resid_mid != resid_pre + time_mix.hook_out";
+    EXPECT_LT(max_abs_diff(want_post, post), 1e-5) << b << " resid_post != (resid_mid + channel_mix.hook_out) * rescale";
+  }
+}
+
 class HookIdentities : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HookIdentities, Hold) {
@@ -69,6 +96,10 @@ TEST_P(HookIdentities, Hold) {
   EXPECT_EQ(rec.captures().count("blocks.0.attn.hook_rot_q"), cfg.positions == PositionKind::Rope ? 1u : 0u);
   EXPECT_EQ(rec.captures().count("blocks.0.hook_resid_mid"), cfg.parallel_residual ? 0u : 1u);
   EXPECT_EQ(rec.captures().count("blocks.0.mlp.hook_pre_linear"), cfg.gated_mlp ? 1u : 0u);
+
+  EXPECT_EQ(rec.captures().count("blocks.0.attn.hook_pattern"), cfg.recurrent() ? 0u : 1u);
+  EXPECT_EQ(rec.captures().count("blocks.0.time_mix.hook_state"), cfg.recurrent() ? 1u : 0u);
+  if (cfg.recurrent()) return rwkv_identities(c->rec, cfg);
 
   for (int l = 0; l < cfg.n_layers; ++l) {
     const std::string b = "blocks." + std::to_string(l) + ".";

@@ -12,6 +12,7 @@ extern const Architecture kGptNeoXArchitecture;
 extern const Architecture kQwen2Architecture;
 extern const Architecture kPhi3Architecture;
 extern const Architecture kGemmaArchitecture;
+extern const Architecture kRwkv6Architecture;
 
 const std::vector<const Architecture*>& architectures() {
   static const std::vector<const Architecture*> all = {
@@ -21,6 +22,7 @@ const std::vector<const Architecture*>& architectures() {
       &kQwen2Architecture,
       &kPhi3Architecture,
       &kGemmaArchitecture,
+      &kRwkv6Architecture,
   };
   return all;
 }

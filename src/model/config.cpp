@@ -12,6 +12,7 @@ const char* activation_name(Activation a) {
     case Activation::SiLU: return "SiLU";
     case Activation::GELU: return "GELU";
     case Activation::GELUErf: return "GELU (erf)";
+    case Activation::ReluSquared: return "squared ReLU";
   }
   return "?";
 }
@@ -34,17 +35,24 @@ void ModelConfig::validate(const std::string& where) const {
     check(rope_dims > 0 && rope_dims <= d_head && rope_dims % 2 == 0,
           "rope dimension count " + std::to_string(rope_dims) + " must be even and at most d_head " + std::to_string(d_head));
   check(norm_eps > 0 && norm_eps < 1, "norm epsilon is out of range");
+  if (recurrent()) {
+    check(n_heads * d_head == d_model, "RWKV head size " + std::to_string(d_head) + " must divide d_model " + std::to_string(d_model));
+    check(rwkv.mix_lora > 0 && rwkv.mix_lora < kHuge && rwkv.decay_lora > 0 && rwkv.decay_lora < kHuge,
+          "RWKV LoRA ranks " + std::to_string(rwkv.mix_lora) + " and " + std::to_string(rwkv.decay_lora) + " are out of range");
+    check(rwkv.rescale_every >= 0, "rescale_every_n_layers " + std::to_string(rwkv.rescale_every) + " is negative");
+  }
 }
 
 nlohmann::json config_json(const ModelConfig& c) {
   return {{"architecture", c.architecture}, {"name", c.name}, {"d_model", c.d_model}, {"d_head", c.d_head},
           {"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads}, {"d_mlp", c.d_mlp}, {"d_vocab", c.d_vocab},
           {"n_ctx", c.n_ctx}, {"n_layers", c.n_layers}, {"normalization", norm_kind_name(c.norm)},
-          {"eps", c.norm_eps}, {"positional_embedding_type", c.positions == PositionKind::Rope ? "rotary" : "standard"},
+          {"eps", c.norm_eps}, {"positional_embedding_type", c.positions == PositionKind::Rope ? "rotary" : c.positions == PositionKind::Learned ? "standard" : "none"},
           {"rotary_dim", c.rope_dims}, {"rotary_base", c.rope_base},
           {"rotary_style", c.rope_style == RopeStyle::Adjacent ? "adjacent" : "neox"},
           {"act_fn", activation_name(c.act)}, {"gated_mlp", c.gated_mlp}, {"parallel_attn_mlp", c.parallel_residual},
-          {"embed_scale", c.embed_scale}, {"sliding_window", c.sliding_window}, {"tied_output", c.tied_output}};
+          {"embed_scale", c.embed_scale}, {"sliding_window", c.sliding_window}, {"tied_output", c.tied_output},
+          {"sequence_mixer", c.recurrent() ? "rwkv6" : "attention"}};
 }
 
 std::string ModelConfig::describe() const {
@@ -68,8 +76,14 @@ std::string ModelConfig::describe() const {
   if (positions == PositionKind::Rope)
     add("positions", std::string("RoPE ") + (rope_style == RopeStyle::Adjacent ? "adjacent pairs" : "NeoX halves") +
                          " over " + std::to_string(rope_dims) + " dims, base " + std::to_string(rope_base));
-  else
+  else if (positions == PositionKind::Learned)
     add("positions", "learned");
+  else
+    add("positions", "none (recurrent state)");
+  if (recurrent())
+    add("time mix", "RWKV-6, head size " + std::to_string(d_head) + ", LoRA ranks " + std::to_string(rwkv.mix_lora) + " (mix), " +
+                        std::to_string(rwkv.decay_lora) + " (decay)" +
+                        (rwkv.rescale_every ? ", halved every " + std::to_string(rwkv.rescale_every) + " layers" : ""));
   add("mlp", std::string(gated_mlp ? "gated " : "") + activation_name(act) + (parallel_residual ? ", parallel residual" : ""));
   if (!biases) add("biases", "none");
   if (embed_scale != 1.0f) add("embed_scale", std::to_string(embed_scale));

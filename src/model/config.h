@@ -8,13 +8,25 @@
 namespace tp {
 
 enum class NormKind { RMSNorm, LayerNorm };
-enum class PositionKind { Rope, Learned };
+// None: a recurrent model, whose state carries order (RWKV).
+enum class PositionKind { Rope, Learned, None };
 // Which pairs of dimensions RoPE rotates: (2i, 2i+1) as in LLaMA, or (i, i + n_rot/2) as in
 // GPT-NeoX and most later models.
 enum class RopeStyle { Adjacent, NeoX };
 // GELU is the tanh approximation (GPT-2, ggml); GELUErf the exact x·Φ(x) (PyTorch's nn.GELU(),
-// which nanoGPT uses).
-enum class Activation { SiLU, GELU, GELUErf };
+// which nanoGPT uses). ReluSquared is RWKV's channel mix, max(x, 0)².
+enum class Activation { SiLU, GELU, GELUErf, ReluSquared };
+// What moves information between positions: attention over a KV cache, or RWKV-6's time mix,
+// a recurrence whose per-layer state (the previous token's inputs for the two token shifts
+// and a [heads, d_head, d_head] WKV matrix) is what the session keeps in place of keys.
+enum class SequenceMixer { Attention, Rwkv6 };
+
+// RWKV's sizes beyond the TransformerLens ones (GGUF {arch}.time_mix_extra_dim and friends).
+struct RwkvDims {
+  int64_t mix_lora = 0;       // rank of the token-shift interpolation LoRA (5 of them)
+  int64_t decay_lora = 0;     // rank of the decay LoRA
+  int64_t rescale_every = 0;  // the residual is halved after every this many layers (0: never)
+};
 
 struct ModelConfig {
   std::string architecture;  // GGUF general.architecture
@@ -49,9 +61,14 @@ struct ModelConfig {
   // Linear layers and LayerNorms carry biases. GGUF GPT-2 files always do; a nanoGPT model
   // trained with bias=False has none, and its architecture then declares none.
   bool biases = true;
+  SequenceMixer mixer = SequenceMixer::Attention;
+  RwkvDims rwkv;  // zero for attention models
 
   int64_t q_dim() const { return n_heads * d_head; }
   int64_t kv_dim() const { return n_kv_heads * d_head; }
+  bool recurrent() const { return mixer != SequenceMixer::Attention; }
+  // Floats of recurrent state per layer: two token-shift rows and the WKV matrices.
+  int64_t state_floats() const { return recurrent() ? 2 * d_model + n_heads * d_head * d_head : 0; }
 
   // Throws Error(Shape) naming the field when the numbers are inconsistent or absurd.
   void validate(const std::string& where) const;

@@ -23,23 +23,35 @@ constexpr HookInfo kHooks[] = {
     {Hook::ResidPre, "hook_resid_pre", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
     {Hook::Ln1Scale, "ln1.hook_scale", S::Block, L::Rows, H::None, W::One, N::Always, 0},
     {Hook::Ln1Normalized, "ln1.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
-    {Hook::Q, "attn.hook_q", S::Block, L::RowsHeads, H::Query, W::DHead, N::Always, 0},
-    {Hook::K, "attn.hook_k", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Always, 0},
-    {Hook::V, "attn.hook_v", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Always, 0},
+    {Hook::Q, "attn.hook_q", S::Block, L::RowsHeads, H::Query, W::DHead, N::Attention, 0},
+    {Hook::K, "attn.hook_k", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Attention, 0},
+    {Hook::V, "attn.hook_v", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Attention, 0},
     {Hook::RotQ, "attn.hook_rot_q", S::Block, L::RowsHeads, H::Query, W::DHead, N::Rope, 0},
     {Hook::RotK, "attn.hook_rot_k", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Rope, 0},
-    {Hook::AttnScores, "attn.hook_attn_scores", S::Block, L::HeadsQueryKeys, H::Query, W::Keys, N::Always, -INFINITY},
-    {Hook::Pattern, "attn.hook_pattern", S::Block, L::HeadsQueryKeys, H::Query, W::Keys, N::Always, 0},
-    {Hook::Z, "attn.hook_z", S::Block, L::RowsHeads, H::Query, W::DHead, N::Always, 0},
-    {Hook::Result, "attn.hook_result", S::Block, L::RowsHeads, H::Query, W::DModel, N::Always, 0},
-    {Hook::AttnOut, "hook_attn_out", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::AttnScores, "attn.hook_attn_scores", S::Block, L::HeadsQueryKeys, H::Query, W::Keys, N::Attention, -INFINITY},
+    {Hook::Pattern, "attn.hook_pattern", S::Block, L::HeadsQueryKeys, H::Query, W::Keys, N::Attention, 0},
+    {Hook::Z, "attn.hook_z", S::Block, L::RowsHeads, H::Query, W::DHead, N::Attention, 0},
+    {Hook::Result, "attn.hook_result", S::Block, L::RowsHeads, H::Query, W::DModel, N::Attention, 0},
+    {Hook::AttnOut, "hook_attn_out", S::Block, L::Rows, H::None, W::DModel, N::Attention, 0},
+    {Hook::TimeMixXx, "time_mix.hook_xx", S::Block, L::Rows, H::None, W::DModel, N::Recurrent, 0},
+    {Hook::TimeMixR, "time_mix.hook_r", S::Block, L::RowsHeads, H::Query, W::DHead, N::Recurrent, 0},
+    {Hook::TimeMixK, "time_mix.hook_k", S::Block, L::RowsHeads, H::Query, W::DHead, N::Recurrent, 0},
+    {Hook::TimeMixV, "time_mix.hook_v", S::Block, L::RowsHeads, H::Query, W::DHead, N::Recurrent, 0},
+    {Hook::TimeMixW, "time_mix.hook_w", S::Block, L::RowsHeads, H::Query, W::DHead, N::Recurrent, 0},
+    {Hook::TimeMixG, "time_mix.hook_g", S::Block, L::Rows, H::None, W::DModel, N::Recurrent, 0},
+    {Hook::TimeMixState, "time_mix.hook_state", S::Block, L::RowsHeadsMatrix, H::Query, W::DHeadSquared, N::Recurrent, 0},
+    {Hook::TimeMixWkv, "time_mix.hook_wkv", S::Block, L::RowsHeads, H::Query, W::DHead, N::Recurrent, 0},
+    {Hook::TimeMixOut, "time_mix.hook_out", S::Block, L::Rows, H::None, W::DModel, N::Recurrent, 0},
     {Hook::ResidMid, "hook_resid_mid", S::Block, L::Rows, H::None, W::DModel, N::SequentialResidual, 0},
     {Hook::Ln2Scale, "ln2.hook_scale", S::Block, L::Rows, H::None, W::One, N::Always, 0},
     {Hook::Ln2Normalized, "ln2.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
-    {Hook::MlpPre, "mlp.hook_pre", S::Block, L::Rows, H::None, W::DMlp, N::Always, 0},
+    {Hook::MlpPre, "mlp.hook_pre", S::Block, L::Rows, H::None, W::DMlp, N::Attention, 0},
     {Hook::MlpPreLinear, "mlp.hook_pre_linear", S::Block, L::Rows, H::None, W::DMlp, N::GatedMlp, 0},
-    {Hook::MlpPost, "mlp.hook_post", S::Block, L::Rows, H::None, W::DMlp, N::Always, 0},
-    {Hook::MlpOut, "hook_mlp_out", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::MlpPost, "mlp.hook_post", S::Block, L::Rows, H::None, W::DMlp, N::Attention, 0},
+    {Hook::MlpOut, "hook_mlp_out", S::Block, L::Rows, H::None, W::DModel, N::Attention, 0},
+    {Hook::ChannelMixK, "channel_mix.hook_k", S::Block, L::Rows, H::None, W::DMlp, N::Recurrent, 0},
+    {Hook::ChannelMixV, "channel_mix.hook_v", S::Block, L::Rows, H::None, W::DModel, N::Recurrent, 0},
+    {Hook::ChannelMixOut, "channel_mix.hook_out", S::Block, L::Rows, H::None, W::DModel, N::Recurrent, 0},
     {Hook::ResidPost, "hook_resid_post", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
     {Hook::LnFinalScale, "ln_final.hook_scale", S::Final, L::Rows, H::None, W::One, N::Always, 0},
     {Hook::LnFinalNormalized, "ln_final.hook_normalized", S::Final, L::Rows, H::None, W::DModel, N::Always, 0},
@@ -63,6 +75,7 @@ const char* width_name(HookWidth w) {
     case W::DMlp: return "d_mlp";
     case W::DVocab: return "d_vocab";
     case W::Keys: return "keys";
+    case W::DHeadSquared: return "d_head^2";
   }
   return "";
 }
@@ -104,6 +117,8 @@ bool hook_available(Hook h, const ModelConfig& cfg) {
     case N::Rope: return cfg.positions == PositionKind::Rope;
     case N::SequentialResidual: return !cfg.parallel_residual;
     case N::GatedMlp: return cfg.gated_mlp;
+    case N::Attention: return !cfg.recurrent();
+    case N::Recurrent: return cfg.recurrent();
   }
   return false;
 }
@@ -111,7 +126,7 @@ bool hook_available(Hook h, const ModelConfig& cfg) {
 std::optional<int> hook_heads_axis(Hook h) {
   switch (hook_info(h).layout) {
     case L::HeadsQueryKeys: return 0;
-    case L::RowsHeads: return 1;
+    case L::RowsHeads: case L::RowsHeadsMatrix: return 1;
     default: return std::nullopt;
   }
 }
@@ -140,6 +155,7 @@ int64_t hook_row_size(Hook h, const ModelConfig& c) {
     case W::DMlp: return c.d_mlp;
     case W::DVocab: return c.d_vocab;
     case W::Keys: return c.n_ctx;
+    case W::DHeadSquared: return c.d_head * c.d_head;
   }
   return 0;
 }
@@ -151,6 +167,7 @@ std::vector<int64_t> hook_shape(Hook h, const ModelConfig& cfg, int64_t rows, in
     case L::Rows: return {rows, hook_row_size(h, cfg)};
     case L::RowsHeads: return {rows, heads, hook_row_size(h, cfg)};
     case L::HeadsQueryKeys: return {heads, rows, keys};
+    case L::RowsHeadsMatrix: return {rows, heads, cfg.d_head, cfg.d_head};
   }
   return {};
 }
@@ -162,6 +179,7 @@ std::vector<std::string> hook_axis_names(Hook h) {
     case L::Rows: return {"pos", width};
     case L::RowsHeads: return {"pos", "heads", width};
     case L::HeadsQueryKeys: return {"heads", "pos", "keys"};
+    case L::RowsHeadsMatrix: return {"pos", "heads", "key", "value"};
   }
   return {};
 }

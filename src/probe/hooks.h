@@ -20,7 +20,13 @@ enum class Hook : uint8_t {
   Tokens, Embed, PosEmbed, RopeCos, RopeSin,
   // per block
   ResidPre, Ln1Scale, Ln1Normalized, Q, K, V, RotQ, RotK, AttnScores, Pattern, Z, Result,
-  AttnOut, ResidMid, Ln2Scale, Ln2Normalized, MlpPre, MlpPreLinear, MlpPost, MlpOut, ResidPost,
+  AttnOut,
+  // RWKV's time mix, where attention would be
+  TimeMixXx, TimeMixR, TimeMixK, TimeMixV, TimeMixW, TimeMixG, TimeMixState, TimeMixWkv, TimeMixOut,
+  ResidMid, Ln2Scale, Ln2Normalized, MlpPre, MlpPreLinear, MlpPost, MlpOut,
+  // RWKV's channel mix, where the MLP would be
+  ChannelMixK, ChannelMixV, ChannelMixOut,
+  ResidPost,
   // global, after the blocks
   LnFinalScale, LnFinalNormalized, Logits,
   Count
@@ -32,16 +38,19 @@ constexpr int kHookCount = static_cast<int>(Hook::Count);
 // them (the final norm and the logits, only for the rows whose logits are computed).
 enum class HookStage : uint8_t { Input, Block, Final };
 // How a value is laid out: [pos] (token ids), [pos, width], [pos, heads, width], or an
-// attention matrix [heads, q_pos, k_pos] (query rows are positions, keys are all visible).
-enum class HookLayout : uint8_t { Ids, Rows, RowsHeads, HeadsQueryKeys };
+// attention matrix [heads, q_pos, k_pos] (query rows are positions, keys are all visible), or
+// a matrix per head [pos, heads, d_head, d_head] (RWKV's state: key index, then value index).
+enum class HookLayout : uint8_t { Ids, Rows, RowsHeads, HeadsQueryKeys, RowsHeadsMatrix };
 // The size of the heads axis: none, the query heads, the key/value heads (grouped queries).
 enum class HookHeads : uint8_t { None, Query, KeyValue };
 // Values per position (per head where there is a heads axis): 1 (a token id, a norm's
-// scale), rope_dims/2, d_head, d_model, d_mlp, d_vocab, or the keys of an attention matrix
-// (as many as the pass can see, at most n_ctx).
-enum class HookWidth : uint8_t { One, RopeHalf, DHead, DModel, DMlp, DVocab, Keys };
-// What a model must have for the hook to exist.
-enum class HookNeeds : uint8_t { Always, LearnedPositions, Rope, SequentialResidual, GatedMlp };
+// scale), rope_dims/2, d_head, d_model, d_mlp, d_vocab, the keys of an attention matrix
+// (as many as the pass can see, at most n_ctx), or d_head² (a matrix per head, flattened: the
+// "neurons" of RWKV's state are key index × d_head + value index).
+enum class HookWidth : uint8_t { One, RopeHalf, DHead, DModel, DMlp, DVocab, Keys, DHeadSquared };
+// What a model must have for the hook to exist: Attention (and its MLP) or Recurrent (RWKV's
+// time and channel mix) is the model's sequence mixer (ModelConfig::mixer).
+enum class HookNeeds : uint8_t { Always, LearnedPositions, Rope, SequentialResidual, GatedMlp, Attention, Recurrent };
 
 struct HookInfo {
   Hook hook;

@@ -160,7 +160,10 @@ Layout layout_from(Hook h, const std::vector<int64_t>& shape) {
   l.attention = hook_is_attention_matrix(h);
   l.rows = shape[size_t(hook_rows_axis(h))];
   if (const auto axis = hook_heads_axis(h)) l.heads = shape[size_t(*axis)];
-  l.units = shape.size() > 1 ? shape.back() : 1;
+  // The values after the heads axis (or the rows) are one row of units: RWKV's state
+  // [pos, heads, key, value] has d_head² of them.
+  const size_t first_unit = l.attention ? shape.size() - 1 : size_t(hook_heads_axis(h).value_or(0)) + 1;
+  for (size_t d = first_unit; d < shape.size(); ++d) l.units *= shape[d];
   return l;
 }
 

@@ -183,17 +183,15 @@ void attention_step(Forward& f, int layer, const AttnWeights& w) {
   f.offer(Hook::AttnOut, layer, st.attn_out.data(), {f.n, c.d_model});
 }
 
-namespace {
-// The model's MLP activation of one value: the one switch over Activation.
 float activate(Activation a, float x) {
   switch (a) {
     case Activation::SiLU: return ops::silu(x);
     case Activation::GELU: return ops::gelu(x);
     case Activation::GELUErf: return ops::gelu_erf(x);
+    case Activation::ReluSquared: return x > 0 ? x * x : 0.0f;
   }
   return x;
 }
-}  // namespace
 
 void mlp_step(Forward& f, int layer, const MlpWeights& w) {
   const auto& c = f.cfg;

@@ -65,6 +65,9 @@ float normalize_row(const ModelConfig& c, const float* x, float* normalized);
 // normalize_row, then the learned weight and bias: out = N(x). `normalized` is scratch [d_model].
 void apply_norm(const ModelConfig& c, const NormWeights& w, const float* x, float* normalized, float* out);
 
+// The model's MLP activation of one value: the one switch over Activation.
+float activate(Activation a, float x);
+
 // in [n, d_model] -> st.ln_out [n, d_model]; offers `scale_hook` and `normalized_hook`.
 void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalized_hook, int layer, const float* in);
 // st.ln_out -> st.attn_out (offers q, k, v, rot_q, rot_k, attn_scores, pattern, z, result, attn_out).

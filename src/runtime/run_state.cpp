@@ -1,5 +1,7 @@
 #include "runtime/run_state.h"
 
+#include <algorithm>
+
 namespace tp {
 
 RunState::RunState(const ModelConfig& c, int64_t b)
@@ -21,9 +23,21 @@ RunState::RunState(const ModelConfig& c, int64_t b)
       mlp_pre(b * c.d_mlp),
       mlp_pre_linear(b * c.d_mlp),
       mlp_post(b * c.d_mlp),
-      mlp_out(b * c.d_model) {}
+      mlp_out(b * c.d_model) {
+  if (!c.recurrent()) return;
+  shift_diff.resize(b * c.d_model);
+  mixed.resize(5 * b * c.d_model);
+  lora.resize(b * std::max(5 * c.rwkv.mix_lora, c.rwkv.decay_lora));
+  decay.resize(b * c.d_model);
+  gate.resize(b * c.d_model);
+  receptance.resize(b * c.d_model);
+}
 
 KvCache::KvCache(const ModelConfig& c, int64_t ctx) : n_ctx(ctx), kv_dim(c.kv_dim()) {
+  if (c.recurrent()) {
+    state.assign(c.n_layers, std::vector<float>(c.state_floats()));
+    return;
+  }
   const int64_t blocks = (ctx + ops::kKeyBlock - 1) / ops::kKeyBlock;
   k.assign(c.n_layers, std::vector<float>(blocks * key_block_stride()));
   v.assign(c.n_layers, std::vector<float>(ctx * kv_dim));
@@ -35,6 +49,14 @@ void KvCache::store_keys(int layer, int64_t pos0, const float* keys, int64_t n) 
     float* dst = k[layer].data() + (p / ops::kKeyBlock) * key_block_stride() + p % ops::kKeyBlock;
     for (int64_t i = 0; i < kv_dim; ++i) dst[i * ops::kKeyBlock] = keys[t * kv_dim + i];
   }
+}
+
+}  // namespace tp
+
+namespace tp {
+
+void KvCache::clear_state() {
+  for (auto& s : state) std::fill(s.begin(), s.end(), 0.0f);
 }
 
 }  // namespace tp

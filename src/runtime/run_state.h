@@ -35,10 +35,21 @@ struct RunState {
   std::vector<float> mlp_post;        // [pos, d_mlp]
   std::vector<float> mlp_out;         // [pos, d_model]
   std::vector<float> logits;          // [pos, d_vocab]   only the positions asked for
+  // RWKV (cfg.recurrent(); empty otherwise). r, k, v and the WKV readout use q, k, v and z.
+  std::vector<float> shift_diff;      // [pos, d_model]   previous token's norm output minus this one's
+  std::vector<float> mixed;           // [5, pos, d_model] time-mix inputs for w, k, v, r, g
+  std::vector<float> lora;            // [pos, max(5 mix_lora, decay_lora)]  LoRA hidden layer
+  std::vector<float> decay;           // [pos, d_model]   w = exp(-exp(.))
+  std::vector<float> gate;            // [pos, d_model]   silu(g)
+  std::vector<float> receptance;      // [pos, d_model]   channel mix's sigmoid gate
+  // Only while time_mix.hook_state is observed (sized then): the states after each row, as
+  // delivered and as computed, and which rows the observer changed.
+  std::vector<float> states, states_computed;  // [pos, heads, d_head, d_head]
+  std::vector<char> states_kept;               // [pos]
 };
 
-// Keys after RoPE and values, per layer. Values are [n_ctx, n_kv_heads, d_head]: attention
-// adds whole value vectors. Keys are stored transposed in blocks of ops::kKeyBlock positions,
+// Keys after RoPE and values, per layer (attention models), or the recurrent state (RWKV).
+// Values are [n_ctx, n_kv_heads, d_head]: attention adds whole value vectors. Keys are stored transposed in blocks of ops::kKeyBlock positions,
 // [block, n_kv_heads, d_head, kKeyBlock]: a query meets many keys at once, and with element d
 // of consecutive keys side by side each step of its dot products is one vector FMA across
 // keys (ops::query_key_dots); a block's keys for one head are one contiguous 16 KiB (d_head
@@ -54,6 +65,12 @@ struct KvCache {
   float* v_at(int layer, int64_t pos) { return v[layer].data() + pos * kv_dim; }
   // Stores keys [n, kv_dim] for positions pos0.. of a layer.
   void store_keys(int layer, int64_t pos0, const float* keys, int64_t n);
+
+  // A recurrent model's state after the last position run, per layer: the time mix's and
+  // the channel mix's token-shift rows [d_model] each, then the WKV matrices [heads, d_head
+  // (key), d_head (value)]. All zero before the first token; no K/V is allocated then.
+  std::vector<std::vector<float>> state;
+  void clear_state();
 };
 
 }  // namespace tp

@@ -107,7 +107,16 @@ void Session::check_finite(const Forward& f, int layer) const {
   const ModelConfig& c = model_.config;
   if (ops::first_nonfinite(st_.resid.data(), f.n * c.d_model) < 0) return;
   std::vector<Buffer> order;
-  if (layer >= 0)
+  if (layer >= 0 && c.recurrent())  // the buffers rwkv6.cpp's time and channel mix fill
+    order = {{Hook::TimeMixR, st_.q.data(), c.d_model, f.n},
+             {Hook::TimeMixK, st_.k.data(), c.d_model, f.n},
+             {Hook::TimeMixV, st_.v.data(), c.d_model, f.n},
+             {Hook::TimeMixW, st_.decay.data(), c.d_model, f.n},
+             {Hook::TimeMixWkv, st_.z.data(), c.d_model, f.n},
+             {Hook::TimeMixOut, st_.attn_out.data(), c.d_model, f.n},
+             {Hook::ChannelMixK, st_.mlp_post.data(), c.d_mlp, f.n},
+             {Hook::ChannelMixOut, st_.mlp_out.data(), c.d_model, f.n}};
+  else if (layer >= 0)
     order = {{Hook::Q, st_.q.data(), c.q_dim(), f.n},
              {Hook::K, st_.k.data(), c.kv_dim(), f.n},
              {Hook::V, st_.v.data(), c.kv_dim(), f.n},

@@ -35,7 +35,11 @@ class Session {
 
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return kv_.n_ctx; }
-  void reset() { n_past_ = 0; }
+  // Back to an empty sequence (a recurrent model's state to zero).
+  void reset() {
+    n_past_ = 0;
+    kv_.clear_state();
+  }
   void set_observer(Observer* o) { observer_ = o; }
   const Model& model() const { return model_; }
   ThreadPool& pool() const { return pool_; }

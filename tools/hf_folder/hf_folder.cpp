@@ -24,6 +24,7 @@ const char* act_name(Activation a) {
     case Activation::SiLU: return "silu";
     case Activation::GELU: return "gelu_pytorch_tanh";
     case Activation::GELUErf: return "gelu";
+    case Activation::ReluSquared: return "relu2";  // transformers' ACT2FN name
   }
   return "silu";
 }
