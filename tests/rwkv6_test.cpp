@@ -208,7 +208,7 @@ TEST(Rwkv6, InfoRunAndTraceWork) {
 
   const std::vector<int32_t> tokens = reference_tokens("tokens"), greedy = reference_tokens("greedy");
   std::string list;
-  for (int32_t id : tokens) list += (list.empty() ? "" : ",") + std::to_string(id);
+  for (int32_t id : tokens) list.append(list.empty() ? "" : ",").append(std::to_string(id));
   const auto run = test::cli("run -m " + model + " --tokens " + list + " -n 4 --json");
   ASSERT_EQ(run.status, 0) << run.out;
   const auto out = nlohmann::json::parse(run.out.substr(run.out.find('{')));
