@@ -9,10 +9,10 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "hub/hub_ref.h"
+#include "io/small_file.h"
 
 namespace tp::hub {
 
@@ -24,14 +24,6 @@ bool all_hex(const std::string& s) {
   for (char c : s)
     if (!std::isxdigit(static_cast<unsigned char>(c)) || std::isupper(static_cast<unsigned char>(c))) return false;
   return !s.empty();
-}
-
-std::string read_small_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(ErrorKind::Io, p.string(), "cannot read the file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 void make_dirs(const fs::path& dir) {
@@ -68,7 +60,8 @@ std::optional<std::string> HfCache::commit_of(const std::string& revision) const
   const fs::path ref = repo_dir_ / "refs" / revision;
   std::error_code ec;
   if (!fs::is_regular_file(ref, ec)) return std::nullopt;
-  std::string commit = read_small_file(ref);
+  // A ref file holds a 40-character hash and a newline.
+  std::string commit = read_small_file(ref, "a cached revision's commit", 4096, "delete the file; the next download writes it again");
   while (!commit.empty() && std::isspace(static_cast<unsigned char>(commit.back()))) commit.pop_back();
   if (!is_commit_hash(commit))
     throw Error(ErrorKind::Format, ref.string(), "does not hold a commit hash",

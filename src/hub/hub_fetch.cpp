@@ -4,14 +4,13 @@
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "hub/hf_cache.h"
 #include "hub/hub_error.h"
 #include "hub/http_download.h"
 #include "hub/repo_files.h"
+#include "io/small_file.h"
 
 namespace tp::hub {
 
@@ -81,13 +80,6 @@ FileMetadata head_metadata(const HttpClient& http, const HubRef& ref) {
   if (*end != '\0') throw HubError(HubFailure::BadResponse, to_uri(ref), "the size '" + size.substr(0, 40) + "' is not a number");
   m.location = r.redirect.empty() ? r.url : r.redirect;
   return m;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::vector<std::string> cached_listing(const fs::path& dir) {
@@ -181,7 +173,7 @@ std::string fetch_model_folder(const HubRef& ref, const HubSettings& settings) {
   for (size_t i = 0; i < files.size(); ++i) {
     const std::string path = fetch_file({ref.repo, listing.commit, files[i]}, settings);
     if (!is_weight_index(files[i])) continue;
-    for (const auto& shard : index_shards(read_text(path), to_uri({ref.repo, listing.commit, files[i]}))) {
+    for (const auto& shard : index_shards(read_small_file(path, "the weight index", kMaxMetadataFileBytes), to_uri({ref.repo, listing.commit, files[i]}))) {
       if (std::find(listing.files.begin(), listing.files.end(), shard) == listing.files.end())
         throw (listing.from_cache ? not_cached(at_commit, "the weight shard " + shard, settings.offline)
                                   : HubError(HubFailure::EntryNotFound, to_uri(ref),

@@ -3,11 +3,10 @@
 // GPTNeoXConfig); a setting that changes the mathematics in a way tokenprobe does not compute
 // is refused naming the key, never ignored.
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "io/checked_json.h"
+#include "io/small_file.h"
 #include "loader/hf_model.h"
 
 namespace tp::hf {
@@ -143,14 +142,10 @@ std::vector<std::pair<std::string, std::string>> read_facts(const nlohmann::json
 
 HfConfig read_hf_config(const fs::path& dir) {
   const fs::path path = dir / "config.json";
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorKind::Io, path.string(), "cannot be read", "a HuggingFace model folder holds config.json");
-  std::ostringstream text;
-  text << in.rdbuf();
-  constexpr size_t kMaxConfigBytes = size_t{1} << 22;  // real ones are a few KB
-  if (text.str().size() > kMaxConfigBytes)
-    throw Error(ErrorKind::Format, path.string(), "is larger than 4 MiB", kHint);
-  const nlohmann::json root = parse_json_bounded(text.str(), path.string());
+  constexpr uint64_t kMaxConfigBytes = uint64_t{1} << 22;  // real ones are a few KB
+  const std::string text = read_small_file(path, "a model config", kMaxConfigBytes,
+                                           "a HuggingFace model folder holds config.json as save_pretrained writes it");
+  const nlohmann::json root = parse_json_bounded(text, path.string());
   const JsonFields j(root, path.string(), kHint);
 
   HfConfig out;

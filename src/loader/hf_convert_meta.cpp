@@ -2,12 +2,11 @@
 // read_config (arch/*.cpp, arch_util::read_common) under the key names llama.cpp reads, and
 // the vocabulary as llama.cpp's convert_hf_to_gguf.py writes it for the same folder.
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "core/error.h"
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
+#include "io/small_file.h"
 #include "loader/hf_convert.h"
 #include "runtime/model.h"
 #include "tokenizer/hf_folder.h"
@@ -125,10 +124,7 @@ std::unique_ptr<Vocab> folder_sentencepiece(const Model& m) {
   const fs::path file = fs::path(m.path) / "tokenizer.model";
   std::error_code ec;
   if (m.format != "hf" || !fs::is_regular_file(file, ec)) return nullptr;
-  const std::string bytes = [&] {
-    std::ifstream in(file, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }();
+  const std::string bytes = read_small_file(file, "a SentencePiece model", kMaxMetadataFileBytes);
   auto v = std::make_unique<Vocab>(Tokenizer::from_sentencepiece(bytes, file.string())->vocab());
   hf::apply_folder_configs(m.path, *v, nullptr);
   v->pad_to(static_cast<int32_t>(m.config.d_vocab));

@@ -1,14 +1,13 @@
 // A HuggingFace folder's weight files -> tensors under their state-dict names. safetensors
 // files are mapped and parsed by io/safetensors (hostile-input checks there), torch.save
 // files by the safe reader io/torch_file; shards are listed by an index's weight_map.
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #include "core/error.h"
 #include "io/checked_json.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
+#include "io/small_file.h"
 #include "io/torch_file.h"
 #include "loader/hf_model.h"
 
@@ -77,11 +76,8 @@ struct ShardIndex {
 };
 
 ShardIndex read_index(const fs::path& index) {
-  std::ifstream in(index, std::ios::binary);
-  if (!in) throw Error(ErrorKind::Io, index.string(), "cannot be read");
-  std::ostringstream text;
-  text << in.rdbuf();
-  const nlohmann::json root = parse_json_bounded(text.str(), index.string());
+  const nlohmann::json root =
+      parse_json_bounded(read_small_file(index, "a weight index", kMaxMetadataFileBytes), index.string());
   const JsonFields j(root, index.string(), "the index is as save_pretrained writes it: {\"metadata\", \"weight_map\"}");
   const JsonFields map = j.object("weight_map");
   ShardIndex out;

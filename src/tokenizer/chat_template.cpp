@@ -7,12 +7,11 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <regex>
-#include <sstream>
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "io/small_file.h"
 
 namespace tp {
 
@@ -214,19 +213,11 @@ ChatTemplates find_chat_template(const GgufFile& f, const std::string& path) {
 
 namespace {
 
-std::string read_file(const fs::path& p) {
-  std::ifstream is(p, std::ios::binary);
-  std::stringstream ss;
-  ss << is.rdbuf();
-  if (!is || ss.bad()) throw Error(ErrorKind::Io, p.string(), "cannot read the file");
-  return ss.str();
-}
-
 // tokenizer_config.json's chat_template: a string, or [{name, template}, ...].
 void read_config_templates(const fs::path& config, ChatTemplates& t) {
   ojson j;
   try {
-    j = ojson::parse(read_file(config));
+    j = ojson::parse(read_small_file(config, "a tokenizer config", kMaxMetadataFileBytes));
   } catch (const ojson::exception& e) {
     throw Error(ErrorKind::Format, config.string(), std::string("is not valid JSON: ") + e.what());
   }
@@ -261,13 +252,16 @@ ChatTemplates find_chat_template(const std::string& folder) {
   std::error_code ec;
   if (fs::is_regular_file(dir / "tokenizer_config.json", ec)) read_config_templates(dir / "tokenizer_config.json", t);
   // transformers saves the template beside the config since v4.43 and prefers that file.
+  const auto read_template = [](const fs::path& p) {
+    return ChatTemplateSource{read_small_file(p, "a chat template", kMaxMetadataFileBytes), p.string()};
+  };
   const fs::path jinja = dir / "chat_template.jinja";
-  if (fs::is_regular_file(jinja, ec)) t.main = ChatTemplateSource{read_file(jinja), jinja.string()};
+  if (fs::is_regular_file(jinja, ec)) t.main = read_template(jinja);
   const fs::path more = dir / "additional_chat_templates";
   if (fs::is_directory(more, ec))
     for (const auto& e : fs::directory_iterator(more, ec))
       if (e.is_regular_file(ec) && e.path().extension() == ".jinja")
-        t.named[e.path().stem().string()] = ChatTemplateSource{read_file(e.path()), e.path().string()};
+        t.named[e.path().stem().string()] = read_template(e.path());
   return t;
 }
 

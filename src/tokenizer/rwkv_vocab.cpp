@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/utf8.h"
+#include "io/small_file.h"
 #include "tokenizer/vocab.h"
 
 namespace tp {
@@ -200,16 +201,9 @@ Vocab parse_rwkv_vocab(std::string_view text, const std::string& name) {
 }
 
 Vocab load_vocab_from_rwkv_vocab(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw Error(ErrorKind::Io, path, "is a directory, not an RWKV vocabulary", "give rwkv_vocab_v20230424.txt itself");
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw Error(ErrorKind::Io, path, "cannot read the RWKV vocabulary: " + ec.message());
-  check_size(size, path);  // before reading: a hostile file may be huge
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorKind::Io, path, "cannot open the RWKV vocabulary");
-  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse_rwkv_vocab(data, path);
+  return parse_rwkv_vocab(read_small_file(path, "an RWKV vocabulary", kMaxRwkvVocabBytes,
+                                          "give rwkv_vocab_v20230424.txt (about 1 MiB) itself"),
+                          path);
 }
 
 bool looks_like_rwkv_vocab(const std::string& path) {

@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <filesystem>
-#include <fstream>
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "io/small_file.h"
 #include "tokenizer/pretokenizer.h"
 
 namespace tp {
@@ -200,12 +199,9 @@ Vocab load_vocab_from_gguf(const GgufFile& f) {
 }
 
 Vocab load_vocab_from_llama2c(const std::string& path, int32_t bos, int32_t eos) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw Error(ErrorKind::Io, path, "is a directory, not a llama2.c tokenizer file", "give the tokenizer file, e.g. tok512.bin");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorKind::Io, path, "cannot open the llama2.c tokenizer file");
-  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // llama2.c's tokenizer.bin for a 32k vocabulary is about 0.5 MiB.
+  const std::string data = read_small_file(path, "a llama2.c tokenizer file", kMaxMetadataFileBytes,
+                                           "give the tokenizer file, e.g. tok512.bin");
   size_t pos = 0;
   const auto read = [&](void* dst, size_t n, const char* what) {
     if (data.size() - pos < n)

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "io/small_file.h"
+
 namespace tp {
 
 namespace fs = std::filesystem;
@@ -59,7 +61,6 @@ class FormatProbe : public nlohmann::json_sax<nlohmann::json> {
   std::string key_;
 };
 
-constexpr uint64_t kMaxManifestBytes = 64ull << 20;  // far above any real manifest
 
 }  // namespace
 
@@ -78,7 +79,7 @@ bool is_trace_dir(const fs::path& dir) {
   const fs::path man = dir / "manifest.json";
   if (!fs::is_directory(dir, ec) || !fs::is_regular_file(man, ec)) return false;
   const auto size = fs::file_size(man, ec);
-  if (ec || size > kMaxManifestBytes) return false;
+  if (ec || size > kMaxMetadataFileBytes) return false;
   std::ifstream is(man, std::ios::binary);
   if (!is) return false;
   FormatProbe probe;

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "io/checked_json.h"
+#include "io/small_file.h"
 
 namespace tp {
 
@@ -16,8 +17,6 @@ using nlohmann::json;
 
 namespace {
 
-// A manifest holds the prompt's tokens and the generated ids: a few MiB for a very long run.
-constexpr uint64_t kMaxManifestBytes = 64ull << 20;
 // Positions are token indices; no context comes near 2^40.
 constexpr int64_t kMaxPosition = int64_t(1) << 40;
 constexpr int64_t kMaxHeads = 1 << 20;
@@ -25,18 +24,6 @@ constexpr const char* kCorruptHint = "the trace is corrupt or was not written by
 
 [[noreturn]] void corrupt(const std::string& where, const std::string& what) {
   throw Error(ErrorKind::Format, where, what, kCorruptHint);
-}
-
-std::string read_small_file(const fs::path& p, uint64_t limit) {
-  std::error_code ec;
-  if (!fs::is_regular_file(p, ec)) corrupt(p.string(), "is not a regular file");
-  const uint64_t size = fs::file_size(p, ec);
-  if (ec || size > limit)
-    corrupt(p.string(), "is " + std::to_string(size) + " bytes, more than the limit of " + std::to_string(limit));
-  std::ifstream is(p, std::ios::binary);
-  std::string s(size, '\0');
-  if (!is.read(s.data(), std::streamsize(size))) throw Error(ErrorKind::Io, p.string(), "cannot be read");
-  return s;
 }
 
 std::vector<TraceToken> prompt_tokens(const JsonFields& m) {
@@ -141,7 +128,7 @@ void TraceReader::read_manifest() {
   std::error_code ec;
   if (!fs::exists(mpath, ec))
     throw Error(ErrorKind::NotFound, dir_, "no manifest.json: not a tokenprobe trace", "traces are written by `tokenprobe trace -o NAME.tptrace`");
-  manifest_ = parse_json_bounded(read_small_file(mpath, kMaxManifestBytes), mpath.string());
+  manifest_ = parse_json_bounded(read_small_file(mpath, "a trace manifest", kMaxMetadataFileBytes, kCorruptHint), mpath.string());
   const JsonFields m(manifest_, mpath.string());
   if (m.string_or("format", "") != "tokenprobe-trace") corrupt(m.where_of("format"), "is not \"tokenprobe-trace\"");
   info_ = trace_info(m);

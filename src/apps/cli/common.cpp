@@ -5,13 +5,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/utf8.h"
 #include "hub/download_progress.h"
 #include "hub/hub_fetch.h"
+#include "io/small_file.h"
 #include "loader/loader.h"
 #include "tokenizer/chat_template.h"
 
@@ -79,7 +78,7 @@ nlohmann::ordered_json PromptOptions::chat_messages() const {
     return nlohmann::ordered_json::array({{{"role", "user"}, {"content", prompt_text(text, file, "-p/--prompt")}}});
   nlohmann::ordered_json j;
   try {
-    j = nlohmann::ordered_json::parse(read_text_file(chat_file, "the chat file"));
+    j = nlohmann::ordered_json::parse(read_small_file(chat_file, "the chat file", kMaxTextInputBytes));
   } catch (const nlohmann::ordered_json::exception& e) {
     throw Error(ErrorKind::Format, chat_file, std::string("is not valid JSON: ") + e.what(),
                 "give a JSON array of {\"role\": ..., \"content\": ...} messages");
@@ -91,21 +90,8 @@ nlohmann::ordered_json PromptOptions::chat_messages() const {
   return j;
 }
 
-std::string read_text_file(const std::string& path, const std::string& what) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec))
-    throw Error(ErrorKind::Io, path, "is a directory, not " + what, "give the path of a file");
-  std::ifstream is(path, std::ios::binary);
-  if (!is) throw Error(ErrorKind::Io, path, "cannot open " + what, "check that the file exists and is readable");
-  std::stringstream ss;
-  ss << is.rdbuf();
-  if (is.bad() || ss.bad())
-    throw Error(ErrorKind::Io, path, "cannot read " + what);
-  return ss.str();
-}
-
 std::string prompt_text(const std::string& text, const std::string& file, const std::string& option) {
-  const std::string t = file.empty() ? text : read_text_file(file, "the prompt file");
+  const std::string t = file.empty() ? text : read_small_file(file, "the prompt file", kMaxTextInputBytes);
   const size_t bad = utf8::first_invalid(t);
   if (bad != std::string::npos)
     throw Error(ErrorKind::Usage, file.empty() ? option : file,

@@ -61,9 +61,6 @@ std::string resolve_model(const std::string& given, const std::string& hf_repo =
 // progress_bar, one line per file otherwise.
 std::string fetch_from_hub(const std::string& uri, const std::string& hf_repo, bool progress_bar = false);
 
-// A whole file as text; Error(Io) naming the path for a directory, a missing or an
-// unreadable file. `what` says what the file is for ("the prompt file").
-std::string read_text_file(const std::string& path, const std::string& what);
 // The prompt text every command runs: `text`, or the contents of `file` when given. One
 // rule for all: it must be valid UTF-8 (the manifest and the API hold it as text), else
 // Error(Usage) naming the byte; `option` names where the text came from.
