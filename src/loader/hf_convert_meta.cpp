@@ -93,8 +93,8 @@ void add_special_ids(GgufWriter& w, const Vocab& v, const Model& m) {
                                                                {"seperator", "sep", v.sep}, {"padding", "pad", v.pad}, {"mask", "mask", v.mask}};
   for (auto [name, config_name, id] : ids) {
     const std::string key = std::string(config_name) + "_token_id";
-    if (id < 0 && config && config->is_object() && config->contains(key) && (*config)[key].is_number_integer()) {
-      const int64_t c = (*config)[key].get<int64_t>();
+    if (id < 0 && config && config->is_object() && config->contains(key) && config->at(key).is_number_integer()) {
+      const int64_t c = config->at(key).get<int64_t>();
       if (c >= 0 && c < v.n_tokens()) id = static_cast<int32_t>(c);
     }
     if (id >= 0) w.add_u32(std::string("tokenizer.ggml.") + name + "_token_id", static_cast<uint32_t>(id));
