@@ -3,6 +3,7 @@
 // the vocabulary as llama.cpp's convert_hf_to_gguf.py writes it for the same folder.
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <optional>
 #include <string_view>
@@ -129,13 +130,15 @@ void add_sentencepiece_vocab(GgufWriter& w, const Vocab& v, const Model& m) {
 
 // gguf-py's SpecialVocab: a merge given as ["left", "right"] (tokenizers >= 0.20, which
 // allows spaces inside a part) is written "left right" with each space of a part as U+0120.
-std::string merge_text(const hf::Node& e) {
-  if (e.is_string()) return e.str();
-  if (!e.is_array() || e.size() != 2) e.fail("is not a merge", "a merge is \"left right\" or [\"left\", \"right\"]");
+// (A Node, which carries its path, is made only for a merge at fault: Llama 3 has 280k.)
+std::string merge_text(const hf::json& e, const std::function<hf::Node()>& at) {
+  if (e.is_string()) return e.get<std::string>();
+  if (!e.is_array() || e.size() != 2 || !e[0].is_string() || !e[1].is_string())
+    at().fail("is not a merge", "a merge is \"left right\" or [\"left\", \"right\"]");
   std::string out;
   for (size_t i = 0; i < 2; ++i) {
     if (i) out += ' ';
-    for (char c : e.at(i).str()) out += c == ' ' ? std::string("\xC4\xA0") : std::string(1, c);
+    for (char c : e[i].get_ref<const std::string&>()) out += c == ' ' ? std::string("\xC4\xA0") : std::string(1, c);
   }
   return out;
 }
@@ -173,7 +176,7 @@ ByteLevelExtras read_tokenizer_json_extras(const std::string& path) {
   ByteLevelExtras x;
   if (const auto merges = root.at("model").get("merges")) {
     x.merges.reserve(merges->size());
-    for (size_t i = 0; i < merges->size(); ++i) x.merges.push_back(merge_text(merges->at(i)));
+    for (size_t i = 0; i < merges->size(); ++i) x.merges.push_back(merge_text(merges->raw()[i], [&] { return merges->at(i); }));
   }
   if (const auto list = root.get("added_tokens"))
     for (size_t i = 0; i < list->size(); ++i) {
