@@ -194,7 +194,7 @@ void convert_model(const Model& m, const std::string& out, const ConvertOptions&
   bool permute_qk = false;
   const ModelConfig target = target_config(m.config, permute_qk);
   GgufWriter w;
-  add_model_metadata(w, m, target, o.type);
+  add_model_metadata(w, m, target, o);
   check_metadata_reads_back(w, target, m.path);
   hf::HfKeepalive keep;
   const std::vector<Planned> plan = plan_tensors(m, o.type, permute_qk, keep);

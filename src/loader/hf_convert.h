@@ -17,12 +17,16 @@
 namespace tp {
 
 class GgufWriter;
+class Tokenizer;
 struct Model;
 
 struct ConvertOptions {
   // What matrices become (convert_type()); vectors and norms stay F32.
   DType type = DType::F32;
   bool force = false;  // replace an existing output file
+  // tokenizer.ggml.pre of a byte-level BPE vocabulary (--pre); empty: identified as llama.cpp's
+  // converter identifies it (bpe_pre_name).
+  std::string pre;
   // Called as each tensor's data starts being written: index from 1, count, name, its type
   // in the file.
   std::function<void(size_t index, size_t count, const std::string& name, DType type)> progress;
@@ -50,6 +54,13 @@ void convert_model(const Model& m, const std::string& out, const ConvertOptions&
 // The metadata (hf_convert_meta.cpp, used by convert_model): general.*, the architecture's
 // keys for `target` (the config as the GGUF states it), and the vocabulary. Error(Unsupported)
 // naming the tokenizer when it has no faithful GGUF form.
-void add_model_metadata(GgufWriter& w, const Model& m, const ModelConfig& target, DType type);
+void add_model_metadata(GgufWriter& w, const Model& m, const ModelConfig& target, const ConvertOptions& o);
+
+// tokenizer.ggml.pre for a byte-level BPE tokenizer: `option` when given, which must be a name
+// llama.cpp's llama-vocab.cpp accepts (Error(Usage) listing them otherwise); else the name
+// convert_hf_to_gguf.py's table gives the hash of the ids `tok` encodes its check text into
+// (loader/llamacpp_pre.h). Error(Unsupported) naming the hash and `source` when the table
+// lacks it or names a pre-tokenizer llama.cpp's BPE vocabularies do not use.
+std::string bpe_pre_name(const Tokenizer& tok, const std::string& option, const std::string& source);
 
 }  // namespace tp
