@@ -7,7 +7,6 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "analysis/explain_capture.h"
 #include "core/error.h"
 #include "io/npy.h"
 #include "loader/loader.h"
@@ -185,18 +184,6 @@ TEST(Rwkv6, PatchingTheStateFromACleanRunRestoresItsLogits) {
 
 namespace tp {
 namespace {
-
-// Explain's analyses need attention and an MLP; on RWKV they refuse with a clear error until
-// the state's readout is decomposed (issue 20).
-TEST(Rwkv6, ExplainRefusesClearly) {
-  try {
-    analysis::ExplainCapture cap(fixture(), test_pool());
-    FAIL() << "explain accepted a recurrent model";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::Unsupported) << e.what();
-    EXPECT_NE(std::string(e.what()).find("rwkv6"), std::string::npos) << e.what();
-  }
-}
 
 TEST(Rwkv6, InfoRunAndTraceWork) {
   const std::string model = test::synthetic_path(kFixture).string();

@@ -17,6 +17,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import tokenprobe  # noqa: E402
 
 CLI = os.environ.get("TOKENPROBE_CLI", "")
+# The generator of the synthetic fixture models (scripts/make-fixtures runs it).
+MAKE_FIXTURES = os.environ.get("TOKENPROBE_MAKE_FIXTURES", "")
 SHARED = os.environ.get("TOKENPROBE_SHARED", os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared"))
 STORIES = os.path.join(SHARED, "models", "real", "stories260K.gguf")
 REFERENCE = os.path.join(SHARED, "reference")
@@ -78,6 +80,39 @@ class TraceReaderTest(unittest.TestCase):
         self.assertEqual(tr.token_ids[:n_prompt], [t["id"] for t in tr.tokens])
         self.assertIn("prompt", tr.passes())
         self.assertIn("blocks.0.attn.hook_pattern", tr.cache.step("step.3"))
+
+    @unittest.skipUnless(MAKE_FIXTURES and os.path.exists(MAKE_FIXTURES), "TOKENPROBE_MAKE_FIXTURES is not set")
+    def test_rwkv_trace_reads_state_and_readout_sources(self):
+        """An RWKV-6 trace: hook_state is [pos, heads, N, N] and is the recurrence of the captured
+        r, k, v, w (S_t = diag(w_t) S_{t-1} + k_t v_t^T); the explanations carry readout sources."""
+        subprocess.run([MAKE_FIXTURES, self.tmp], check=True, capture_output=True)
+        out = os.path.join(self.tmp, "rwkv.tptrace")
+        run_cli("trace", "-m", os.path.join(self.tmp, "rwkv6-tiny-f32.gguf"), "--tokens", "0,17,42,9,100,3",
+                "-n", "2", "--capture", "full", "--explain", "-o", out)
+        tr = tokenprobe.load_trace(out)
+        cfg = tr.manifest["model"]["config"]
+        heads, n = cfg["n_heads"], cfg["d_head"]
+        for layer in range(cfg["n_layers"]):
+            state = tr.cache["state", layer]
+            self.assertEqual(state.shape, (7, heads, n, n))  # 6 prompt tokens + the first generated
+            self.assertEqual(tr.cache.positions(("state", layer)), list(range(7)))
+            self.assertEqual(tr.cache["wkv", layer].shape, (7, heads, n))
+            r, k, v, w = (tr.cache[f"blocks.{layer}.time_mix.hook_{x}"] for x in "rkvw")
+            self.assertEqual(k.shape, (7, heads, n))
+            prev = np.zeros((heads, n, n), np.float64)
+            for t in range(7):
+                want = w[t][:, :, None] * prev + k[t][:, :, None] * v[t][:, None, :]
+                err = float(np.max(np.abs(state[t] - want)))
+                self.assertLessEqual(err, 1e-4, f"layer {layer} position {t}")
+                prev = state[t].astype(np.float64)
+        self.assertNotIn("blocks.0.attn.hook_pattern", tr.cache)
+        for step in tr.steps:
+            src = step["explain"]["attention_sources"]
+            self.assertEqual(src["measure"], "wkv_readout")
+            self.assertEqual(len(src["layers"]), cfg["n_layers"])
+            for group in src["layers"]:
+                total = group["other_weight"] + group["initial_state_weight"] + sum(s["weight"] for s in group["sources"])
+                self.assertAlmostEqual(total, 1.0, places=6)
 
     def test_full_capture_equals_reference_for_every_model(self):
         if not os.path.isdir(REFERENCE):

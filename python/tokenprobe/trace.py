@@ -36,6 +36,12 @@ _SHORT_NAMES = {
     "scale": "blocks.{L}.ln1.hook_scale",
     "normalized": "blocks.{L}.ln1.hook_normalized",
     "logits": "unembed.hook_out",
+    # RWKV (no attention): the WKV state after each token [pos, heads, N, N], its readout, the
+    # time-mix and channel-mix outputs.
+    "state": "blocks.{L}.time_mix.hook_state",
+    "wkv": "blocks.{L}.time_mix.hook_wkv",
+    "time_mix_out": "blocks.{L}.time_mix.hook_out",
+    "channel_mix_out": "blocks.{L}.channel_mix.hook_out",
 }
 
 _DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64, "I32": np.int32, "I64": np.int64,

@@ -1,5 +1,7 @@
 #include "analysis/dla.h"
 
+#include <algorithm>
+
 #include "arch/architecture.h"
 #include "core/error.h"
 #include "quant/int8_dot.h"
@@ -56,23 +58,41 @@ std::vector<float> attention_biases(const Model& m) {
   return sum;
 }
 
-// "L3H2" (head >= 0) or "L3 mlp"; appended piece by piece because GCC 12 warns (-Wrestrict,
-// falsely) about "L" + std::string.
-std::string part_name(int layer, int head) {
+// "L3H2" (head >= 0) or "L3 mlp" (or "L3 " + another block part); appended piece by piece
+// because GCC 12 warns (-Wrestrict, falsely) about "L" + std::string.
+std::string part_name(int layer, int head, const char* part = "mlp") {
   std::string s = "L";
   s += std::to_string(layer);
-  if (head < 0) return s += " mlp";
+  if (head < 0) return (s += ' ') += part;
   s += 'H';
   return s += std::to_string(head);
 }
+
+// A recurrent model's capture (mixer_out filled) makes the residual stream ln0's output plus
+// each layer's time-mix and channel-mix outputs (no per-head results, no output biases).
+bool recurrent_parts(const PositionActivations& a) { return !a.mixer_out.empty(); }
 
 void check_captured(const Model& m, const PositionActivations& a) {
   const auto& c = m.config;
   bool ok = int64_t(a.embed.size()) == c.d_model && !a.resid_post.empty() &&
             int64_t(a.resid_post.back().size()) == c.d_model;
+  const bool rec = recurrent_parts(a);
+  if (rec) ok = ok && int64_t(a.resid_pre0.size()) == c.d_model && int64_t(a.mixer_out.size()) == c.n_layers;
   for (int64_t l = 0; ok && l < c.n_layers; ++l)
-    ok = int64_t(a.result[size_t(l)].size()) == c.n_heads * c.d_model && int64_t(a.mlp_out[size_t(l)].size()) == c.d_model;
+    ok = (rec ? int64_t(a.mixer_out[size_t(l)].size()) == c.d_model
+              : int64_t(a.result[size_t(l)].size()) == c.n_heads * c.d_model) &&
+         int64_t(a.mlp_out[size_t(l)].size()) == c.d_model;
   if (!ok) throw Error(ErrorKind::Usage, "dla", "the activations of position " + std::to_string(a.position) + " are incomplete");
+}
+
+// What the residual stream's later rescaling (RWKV halves it after every rescale_every-th
+// layer) does to a part added in `layer` (-1: before the blocks) by the final layer.
+double later_rescaling(const ModelConfig& c, int layer) {
+  double s = 1;
+  if (c.rwkv.rescale_every > 0)
+    for (int64_t l = std::max(layer, 0); l < c.n_layers; ++l)
+      if ((l + 1) % c.rwkv.rescale_every == 0) s *= 0.5;
+  return s;
 }
 
 }  // namespace
@@ -94,19 +114,29 @@ Dla direct_logit_attribution(const Model& m, const PositionActivations& a, int32
   const float* resid = a.resid_post.back().data();
   out.frozen_scale = normalize_row(c, resid, tmp.data());
   const Readout rt = readout(m, target, out.frozen_scale), rb = readout(m, baseline, out.frozen_scale);
-  auto add = [&](std::string name, std::string kind, int layer, int head, const float* x) {
-    const double t = rt.of(x, d);
-    out.parts.push_back({std::move(name), std::move(kind), layer, head, t, t - rb.of(x, d)});
+  // `scale`: what the residual's later rescaling does to the part (1 for transformers).
+  auto add = [&](std::string name, std::string kind, int layer, int head, const float* x, double scale) {
+    const double t = scale * rt.of(x, d);
+    out.parts.push_back({std::move(name), std::move(kind), layer, head, t, t - scale * rb.of(x, d)});
   };
-  add("embed", "embed", -1, -1, a.embed.data());
-  if (!a.pos_embed.empty()) add("pos_embed", "pos_embed", -1, -1, a.pos_embed.data());
-  for (int l = 0; l < c.n_layers; ++l) {
-    for (int h = 0; h < c.n_heads; ++h)
-      add(part_name(l, h), "head", l, h, a.result[size_t(l)].data() + h * d);
-    add(part_name(l, -1), "mlp", l, -1, a.mlp_out[size_t(l)].data());
+  if (recurrent_parts(a)) {
+    // RWKV: the embedding enters block 0 through ln0 (blocks.0.hook_resid_pre).
+    add("embed", "embed", -1, -1, a.resid_pre0.data(), later_rescaling(c, -1));
+    for (int l = 0; l < c.n_layers; ++l) {
+      add(part_name(l, -1, "time_mix"), "time_mix", l, -1, a.mixer_out[size_t(l)].data(), later_rescaling(c, l));
+      add(part_name(l, -1, "channel_mix"), "channel_mix", l, -1, a.mlp_out[size_t(l)].data(), later_rescaling(c, l));
+    }
+  } else {
+    add("embed", "embed", -1, -1, a.embed.data(), 1);
+    if (!a.pos_embed.empty()) add("pos_embed", "pos_embed", -1, -1, a.pos_embed.data(), 1);
+    for (int l = 0; l < c.n_layers; ++l) {
+      for (int h = 0; h < c.n_heads; ++h)
+        add(part_name(l, h), "head", l, h, a.result[size_t(l)].data() + h * d, 1);
+      add(part_name(l, -1), "mlp", l, -1, a.mlp_out[size_t(l)].data(), 1);
+    }
+    const std::vector<float> bo = attention_biases(m);
+    add("biases", "bias", -1, -1, bo.data(), 1);
   }
-  const std::vector<float> bo = attention_biases(m);
-  add("biases", "bias", -1, -1, bo.data());
   const auto& nb = m.impl->final_norm().b;
   if (!nb.empty()) {
     // The final norm's bias reaches the logits unscaled: U[id] · b.

@@ -2,7 +2,8 @@
 // embeddings, every head's hook_result, every MLP's output, the attention output biases);
 // with the final norm's scale frozen at its actual value, the logit is linear in the
 // residual, so each part gets its share of the chosen token's logit and of the chosen minus
-// runner-up difference. Definitions: docs/analyses.md.
+// runner-up difference. On RWKV the parts are ln0's output ("embed") and every layer's
+// time-mix and channel-mix outputs. Definitions: docs/analyses.md.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -13,8 +14,8 @@
 namespace tp::analysis {
 
 struct DlaPart {
-  std::string name;  // "embed", "pos_embed", "L3H2", "L3 mlp", "biases", "ln_final bias"
-  std::string kind;  // "embed", "pos_embed", "head", "mlp", "bias", "rounding"
+  std::string name;  // "embed", "pos_embed", "L3H2", "L3 mlp", "L3 time_mix", "biases", "ln_final bias"
+  std::string kind;  // "embed", "pos_embed", "head", "mlp", "time_mix", "channel_mix", "bias", "rounding"
   int layer = -1, head = -1;
   double logit = 0;  // contribution to the target's logit
   double diff = 0;   // contribution to logit(target) − logit(baseline)

@@ -6,6 +6,7 @@
 #include "analysis/attention_sources.h"
 #include "analysis/dla.h"
 #include "analysis/logit_lens.h"
+#include "analysis/wkv_sources.h"
 #include "core/error.h"
 #include "sampling/record.h"
 
@@ -93,7 +94,64 @@ json attention_json(const ExplainCapture& cap, const std::vector<int32_t>& token
     j.update(sources_json(m, tokens, ls.sources, o.top_sources));
     lj.push_back(j);
   }
-  return {{"heads", hj}, {"layers", lj}};
+  return {{"measure", "attention"}, {"note", "share of each head's output: pattern × ‖v·W_O‖"}, {"heads", hj}, {"layers", lj}};
+}
+
+json readout_json(const Model& m, const std::vector<int32_t>& tokens, const ReadoutShares& s, int top) {
+  json j = sources_json(m, tokens, s.sources, top);
+  j["initial_state_weight"] = s.initial;
+  j["readout_norm"] = s.readout_norm;
+  return j;
+}
+
+// RWKV's counterpart: each earlier token's share of the layer's (and the chosen heads') WKV
+// readout (wkv_sources.h). Heads listed: those of the layers whose time mix moves the chosen
+// token's logit most (|DLA|), larger readouts first within a layer.
+json readout_sources_json(const ExplainCapture& cap, const std::vector<int32_t>& tokens, const Dla& dla,
+                          const ExplainOptions& o) {
+  const Model& m = cap.model();
+  const auto& c = m.config;
+  const PositionActivations& a = cap.at();
+  const int64_t width = c.n_heads * c.d_head;
+  struct HeadPick {
+    int layer, head;
+    double layer_dla;
+    ReadoutShares shares;
+  };
+  std::vector<HeadPick> picks;
+  json lj = json::array();
+  for (int l = 0; l < c.n_layers; ++l) {
+    const WkvHistory& hist = cap.wkv_history().at(size_t(l));
+    const std::vector<float>& y = a.wkv.at(size_t(l));
+    if (int64_t(y.size()) != width)
+      throw Error(ErrorKind::Usage, "wkv sources", "layer " + std::to_string(l) + "'s readout at position " +
+                  std::to_string(a.position) + " was not captured");
+    const Wkv6Inputs in{c.n_heads, c.d_head, int64_t(hist.r.size()) / width, hist.r.data(), hist.k.data(), hist.v.data(),
+                        hist.w.data(), cap.wkv_bonus(l).data(), nullptr};
+    const WkvDecomposition d = decompose_wkv6(in, a.position);
+    json j = {{"layer", l}};
+    j.update(readout_json(m, tokens, layer_readout_shares(d, y.data()), o.top_sources));
+    lj.push_back(j);
+    double layer_dla = 0;
+    for (const auto& p : dla.parts)
+      if (p.kind == "time_mix" && p.layer == l) layer_dla = p.logit;
+    for (int h = 0; h < c.n_heads; ++h) picks.push_back({l, h, layer_dla, head_readout_shares(d, y.data(), h)});
+  }
+  std::stable_sort(picks.begin(), picks.end(), [](const HeadPick& x, const HeadPick& y) {
+    if (std::fabs(x.layer_dla) != std::fabs(y.layer_dla)) return std::fabs(x.layer_dla) > std::fabs(y.layer_dla);
+    return x.shares.readout_norm > y.shares.readout_norm;
+  });
+  json hj = json::array();
+  for (size_t i = 0; i < picks.size() && int(i) < o.top_heads; ++i) {
+    json j = {{"layer", picks[i].layer}, {"head", picks[i].head}, {"layer_dla_logit", picks[i].layer_dla}};
+    j.update(readout_json(m, tokens, picks[i].shares, o.top_sources));
+    hj.push_back(j);
+  }
+  return {{"measure", "wkv_readout"},
+          {"note", "share of the WKV readout r·S: each token's decayed write projected on the readout / ‖readout‖² "
+                   "(signed; with the initial state's, sums to 1)"},
+          {"heads", hj},
+          {"layers", lj}};
 }
 
 }  // namespace
@@ -138,7 +196,8 @@ json explain_json(const ExplainCapture& cap, const std::vector<int32_t>& tokens,
       {"runner_up", nullptr},
       {"logit_lens", lens_json(m, lens)},
       {"dla", dla_json(dla)},
-      {"attention_sources", attention_json(cap, tokens, dla, opts)},
+      {"attention_sources", cap.wkv_history().empty() ? attention_json(cap, tokens, dla, opts)
+                                                      : readout_sources_json(cap, tokens, dla, opts)},
   };
   json texts = json::object();
   for (int32_t id : also_name)

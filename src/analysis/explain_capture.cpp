@@ -12,6 +12,22 @@ namespace tp::analysis {
 
 namespace {
 
+// Every layer's time_mix_first (RWKV-6's bonus u) as floats; the recurrent readout's
+// decomposition needs it and no hook carries it.
+std::vector<std::vector<float>> wkv_bonuses(const Model& m) {
+  std::vector<std::vector<float>> out;
+  for (int64_t l = 0; l < m.config.n_layers; ++l) {
+    const std::string name = "blk." + std::to_string(l) + ".time_mix_first.weight";
+    const TensorView* u = m.weights.find(name);
+    if (!u)
+      throw Error(ErrorKind::Unsupported, "explain", "architecture " + m.config.architecture + " has no " + name,
+                  "the WKV readout decomposition is implemented for RWKV-6");
+    auto& row = out.emplace_back(size_t(u->n_elements()));
+    ops::read_vector(*u, row.data(), u->n_elements());
+  }
+  return out;
+}
+
 const StandardModel& standard(const Model& m) {
   const auto* s = dynamic_cast<const StandardModel*>(m.impl.get());
   if (!s)
@@ -24,8 +40,17 @@ const StandardModel& standard(const Model& m) {
 
 ExplainCapture::ExplainCapture(const Model& model, ThreadPool& pool, std::optional<int64_t> position)
     : model_(model), pool_(pool), position_(position) {
-  standard(model);  // fail early, before a forward pass
   const size_t L = size_t(model.config.n_layers);
+  // Fail early, before a forward pass, when the analyses cannot read the model's blocks.
+  if (model.config.recurrent()) {
+    bonus_ = wkv_bonuses(model);
+    wkv_.resize(L);
+    at_.mixer_out.resize(L);
+    at_.wkv.resize(L);
+  } else {
+    standard(model);
+    bonus_.resize(L);
+  }
   at_.resid_mid.resize(L);
   at_.resid_post.resize(L);
   at_.result.resize(L);
@@ -38,6 +63,8 @@ bool ExplainCapture::wants(Hook h, int layer) const {
   switch (h) {
     case Hook::Embed: case Hook::PosEmbed: case Hook::ResidMid: case Hook::ResidPost: case Hook::Result:
     case Hook::MlpOut: case Hook::Pattern: case Hook::V: case Hook::Logits:
+    case Hook::TimeMixR: case Hook::TimeMixK: case Hook::TimeMixV: case Hook::TimeMixW: case Hook::TimeMixWkv:
+    case Hook::TimeMixOut: case Hook::ChannelMixOut:
       return true;
     case Hook::ResidPre:
       return layer == 0;
@@ -107,12 +134,31 @@ void ExplainCapture::add_vo_norms(int layer, const HookValue& v) {
   for (int64_t i = 0; i < n * H; ++i) dst[size_t(v.pos0 * H + i)] = float(std::sqrt(sq[size_t(i)]));
 }
 
+// Rows [pos0, pos0 + n) of a WKV input into the layer's history (a pass from position 0
+// starts it over, as the session's state does).
+void ExplainCapture::add_wkv_rows(std::vector<float>& dst, const HookValue& v) const {
+  const int64_t width = model_.config.n_heads * model_.config.d_head, n = v.shape[0];
+  if (v.pos0 * width > int64_t(dst.size()))
+    throw Error(ErrorKind::Usage, "explain", "the capture saw no WKV inputs for positions " + std::to_string(dst.size() / size_t(width)) +
+                ".." + std::to_string(v.pos0 - 1) + ", which the readout decomposition needs",
+                "attach the ExplainCapture before the session's first token");
+  dst.resize(size_t((v.pos0 + n) * width));
+  std::copy(v.data, v.data + n * width, dst.begin() + v.pos0 * width);
+}
+
 void ExplainCapture::deliver(Hook h, int layer, const HookValue& v, float* /*mutable_data*/) {
   if (h == Hook::V) return add_vo_norms(layer, v);
   if (h == Hook::Pattern) return take_pattern(layer, v);
+  const size_t l = size_t(layer);
+  switch (h) {
+    case Hook::TimeMixR: return add_wkv_rows(wkv_[l].r, v);
+    case Hook::TimeMixK: return add_wkv_rows(wkv_[l].k, v);
+    case Hook::TimeMixV: return add_wkv_rows(wkv_[l].v, v);
+    case Hook::TimeMixW: return add_wkv_rows(wkv_[l].w, v);
+    default: break;
+  }
   const int64_t row = row_of(v.pos0, v.shape[0]);
   if (row < 0) return;
-  const size_t l = size_t(layer);
   switch (h) {
     case Hook::Embed:  // the first hook of every pass: forget what the previous one left
       at_.position = v.pos0 + row;
@@ -124,7 +170,9 @@ void ExplainCapture::deliver(Hook h, int layer, const HookValue& v, float* /*mut
     case Hook::ResidMid: return take_row(at_.resid_mid[l], v, row);
     case Hook::ResidPost: return take_row(at_.resid_post[l], v, row);
     case Hook::Result: return take_row(at_.result[l], v, row);
-    case Hook::MlpOut: return take_row(at_.mlp_out[l], v, row);
+    case Hook::MlpOut: case Hook::ChannelMixOut: return take_row(at_.mlp_out[l], v, row);
+    case Hook::TimeMixOut: return take_row(at_.mixer_out[l], v, row);
+    case Hook::TimeMixWkv: return take_row(at_.wkv[l], v, row);
     case Hook::Logits: return take_row(at_.logits, v, row);
     default: return;
   }

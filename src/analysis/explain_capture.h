@@ -4,6 +4,10 @@
 // would be if it attended there alone (‖v_j · W_O^h‖), which the attention-source weights use.
 // Memory stays bounded: O(layers × heads × d_model) for the position, O(layers × positions ×
 // heads) for the norms.
+// On a recurrent model (RWKV, no attention) it keeps instead each layer's time-mix and
+// channel-mix outputs and WKV readout at the position, and, for every position seen, the WKV
+// inputs (r, k, v, w) that the readout decomposition (wkv_sources.h) reads: O(layers ×
+// positions × d_model). It takes the hooks the model offers, so one observer serves both.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -24,13 +28,20 @@ struct PositionActivations {
   std::vector<std::vector<float>> resid_mid;   // [layer][d_model]; empty rows for parallel blocks
   std::vector<std::vector<float>> resid_post;  // [layer][d_model]
   std::vector<std::vector<float>> result;      // [layer][n_heads * d_model] hook_result
-  std::vector<std::vector<float>> mlp_out;     // [layer][d_model]
+  std::vector<std::vector<float>> mlp_out;     // [layer][d_model] hook_mlp_out or channel_mix.hook_out
+  std::vector<std::vector<float>> mixer_out;   // [layer][d_model] time_mix.hook_out (recurrent models)
+  std::vector<std::vector<float>> wkv;         // [layer][n_heads * d_head] time_mix.hook_wkv (recurrent)
   std::vector<std::vector<float>> pattern;     // [layer][n_heads * (position + 1)]
   std::vector<float> logits;        // [d_vocab]; empty when the pass computed none here
 };
 
 // ‖v_j,kv(h) · W_O^h‖ for every layer, position j and head h: vo_norm[layer][j * n_heads + h].
 using VoNorms = std::vector<std::vector<float>>;
+
+// One recurrent layer's WKV inputs at positions 0..: rows [positions, n_heads * d_head].
+struct WkvHistory {
+  std::vector<float> r, k, v, w;
+};
 
 class ExplainCapture : public Observer {
  public:
@@ -44,6 +55,9 @@ class ExplainCapture : public Observer {
   // Consistent once a forward pass that covered the position has finished.
   const PositionActivations& at() const { return at_; }
   const VoNorms& vo_norms() const { return vo_norms_; }
+  const std::vector<WkvHistory>& wkv_history() const { return wkv_; }
+  // A recurrent layer's bonus u [n_heads * d_head] (time_mix_first); empty for attention.
+  const std::vector<float>& wkv_bonus(int layer) const { return bonus_.at(size_t(layer)); }
   const Model& model() const { return model_; }
   ThreadPool& pool() const { return pool_; }
 
@@ -53,12 +67,15 @@ class ExplainCapture : public Observer {
   void take_row(std::vector<float>& dst, const HookValue& v, int64_t row) const;
   void take_pattern(int layer, const HookValue& v);
   void add_vo_norms(int layer, const HookValue& v);
+  void add_wkv_rows(std::vector<float>& dst, const HookValue& v) const;
 
   const Model& model_;
   ThreadPool& pool_;
   std::optional<int64_t> position_;
   PositionActivations at_;
   VoNorms vo_norms_;
+  std::vector<WkvHistory> wkv_;
+  std::vector<std::vector<float>> bonus_;
 };
 
 }  // namespace tp::analysis

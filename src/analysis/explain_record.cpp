@@ -70,7 +70,10 @@ std::vector<HeadSources> sources_of(const JsonFields& a, const char* key, bool p
   const json& list = a.array_or_empty(key);
   for (size_t i = 0; i < list.size(); ++i) {
     const JsonFields h = element(list, i, a.where_of(key));
-    HeadSources hs{h.integer("layer", 0), per_head ? h.integer("head", 0) : -1, h.number_or("dla_logit", 0.0), {}};
+    HeadSources hs{h.integer("layer", 0), per_head ? h.integer("head", 0) : -1, std::nullopt, std::nullopt, {}};
+    for (const char* dla : {"dla_logit", "layer_dla_logit"})
+      if (h.has(dla)) hs.dla_logit = h.number(dla);
+    if (h.has("initial_state_weight")) hs.initial_state_weight = h.number("initial_state_weight");
     const json& src = h.array_or_empty("sources");
     for (size_t j = 0; j < src.size(); ++j) {
       const JsonFields s = element(src, j, h.where_of("sources"));
@@ -148,6 +151,8 @@ ExplainRecord read_explain_record(const json& step, const std::string& where) {
     const JsonFields a = ex.object("attention_sources");
     r.heads = sources_of(a, "heads", true);
     r.layers = sources_of(a, "layers", false);
+    r.sources_measure = a.string_or("measure", r.sources_measure);
+    r.sources_note = a.string_or("note", "");
   }
   if (s.has("logprobs") && s.object("logprobs").has("x_tokenprobe"))
     r.funnel = funnel_of(s.object("logprobs").object("x_tokenprobe"));

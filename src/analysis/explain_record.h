@@ -41,7 +41,8 @@ struct SourceToken {
 
 struct HeadSources {
   int64_t layer = 0, head = -1;  // head -1: every head of the layer
-  double dla_logit = 0;
+  std::optional<double> dla_logit;  // the head's DLA (attention); RWKV: its layer's time mix's
+  std::optional<double> initial_state_weight;  // RWKV readout sources only
   std::vector<SourceToken> sources;
 };
 
@@ -82,6 +83,8 @@ struct ExplainRecord {
   double total_logit = 0, total_diff = 0;
   std::vector<DlaPart> parts;
   std::vector<HeadSources> heads, layers;
+  std::string sources_measure = "attention";  // or "wkv_readout" (RWKV)
+  std::string sources_note;                   // what a source's weight is; may be empty
   std::optional<SamplerFunnel> funnel;
 };
 

@@ -205,7 +205,9 @@ std::string resolve_hook(const TraceReader& r, const std::string& hook, int laye
   for (const auto& t : r.tensors()) names.insert(t.hook);
   if (names.count(hook)) return hook;
   if (layer >= 0) {
-    const std::string short_name = hook.rfind("hook_", 0) == 0 ? hook : "hook_" + hook;
+    // "resid_post", "hook_resid_post", or a dotted tail such as "attn.hook_pattern" or
+    // "time_mix.hook_state" (RWKV): the last component names the hook.
+    const std::string short_name = hook.rfind("hook_", 0) == 0 || hook.find(".hook_") != std::string::npos ? hook : "hook_" + hook;
     const std::string prefix = "blocks." + std::to_string(layer) + ".";
     for (const auto& n : names)
       if (n.rfind(prefix, 0) == 0 && n.size() >= short_name.size() &&

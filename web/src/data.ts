@@ -20,9 +20,12 @@ export interface Explain {
   runner_up?: { id: number; text: string; prob: number; logit: number };
   logit_lens?: { points: { name: string; layer: number; where: string; chosen_rank: number; chosen_prob: number; chosen_logit: number; kl_to_final?: number; top: { id: number; text: string; prob: number }[] }[] };
   dla?: { target: number; baseline: number; total_logit: number; total_diff: number; parts: { name: string; kind: string; layer?: number; head?: number; logit: number; diff: number }[] };
-  attention_sources?: { heads: { layer: number; head: number; sources: Source[] }[]; layers: { layer: number; sources: Source[] }[] };
+  // measure "attention" (transformers) or "wkv_readout" (RWKV: shares of the WKV readout, with
+  // the initial state's share); note says what a weight is.
+  attention_sources?: { measure?: string; note?: string; heads: SourceGroup[]; layers: SourceGroup[] };
 }
 export interface Source { position: number; text: string; weight: number }
+export interface SourceGroup { layer: number; head?: number; sources: Source[]; initial_state_weight?: number }
 export interface Trace {
   id: string; complete: boolean; hooks: string[]; notes: string[];
   manifest: { prompt?: string; chat_template?: string; tokens: TokenInfo[]; model?: { path?: string; config?: { n_layers: number; n_heads: number } }; sampler?: object };

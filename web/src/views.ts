@@ -2,7 +2,7 @@
 // numbers they print come straight from the trace (steps.jsonl, explain, tensors) or the
 // lens computed from it, formatted with p4 (probabilities) and f3 (logits).
 import { absent, el, f3, heat, p4, panel, svg, vis } from "./dom";
-import type { AttnHead, AttnRow, Explain, Lens, Step } from "./data";
+import type { AttnHead, AttnRow, Explain, Lens, SourceGroup, Step } from "./data";
 
 export interface TrajPoint { label: string; prob: number; rank: number | null; top: string; topProb: number }
 
@@ -143,8 +143,12 @@ export function dlaView(ex: Explain | undefined): HTMLElement {
 export function sourcesView(ex: Explain | undefined): HTMLElement {
   const s = ex?.attention_sources;
   if (!s) return panel("Top source tokens", "sources", absent("not in this trace (run with “explain”, or trace with --explain, to get attention sources)"));
-  const list = (src: { position: number; text: string; weight: number }[]) => el("ol", {}, ...src.slice(0, 5).map(x => el("li", {}, el("span", { class: "tok" }, vis(x.text)), ` @${x.position} `, el("span", { class: "num" }, p4(x.weight)))));
-  return panel("Top source tokens", "sources",
-    el("h3", {}, "by head (heads with the largest |DLA|)"), ...s.heads.map(h => el("div", { class: "srcgroup" }, el("b", {}, `L${h.layer}H${h.head}`), list(h.sources))),
-    el("h3", {}, "by layer"), ...s.layers.map(l => el("div", { class: "srcgroup" }, el("b", {}, `layer ${l.layer}`), list(l.sources))));
+  const wkv = s.measure === "wkv_readout";
+  const list = (g: SourceGroup) => el("ol", {}, ...g.sources.slice(0, 5).map(x => el("li", {}, el("span", { class: "tok" }, vis(x.text)), ` @${x.position} `, el("span", { class: "num" }, p4(x.weight)))),
+    ...(g.initial_state_weight === undefined ? [] : [el("li", { class: "state0" }, "initial state ", el("span", { class: "num" }, p4(g.initial_state_weight)))]));
+  return panel(wkv ? "Top source tokens of the WKV readout" : "Top source tokens", "sources",
+    ...(s.note ? [el("p", { class: "note", "data-testid": "sources-note" }, s.note)] : []),
+    el("h3", {}, wkv ? "by head (heads of the layers whose time mix has the largest |DLA|)" : "by head (heads with the largest |DLA|)"),
+    ...s.heads.map(h => el("div", { class: "srcgroup" }, el("b", {}, `L${h.layer}H${h.head}`), list(h))),
+    el("h3", {}, "by layer"), ...s.layers.map(l => el("div", { class: "srcgroup" }, el("b", {}, `layer ${l.layer}`), list(l))));
 }

@@ -2,9 +2,10 @@
 // Chromium (playwright-core, no downloaded browsers), runs a prompt, clicks a token and
 // checks that each view shows the numbers of the trace, the DLA and sources views included
 // (the run asks for "explain" records, docs/explain-format.md); then opens a copy of the
-// trace without them, and a 2,000-token trace for responsiveness. Screenshots go to $TP_TEST_OUTPUT (default
+// trace without them, an RWKV-6 trace (the WKV readout's sources where attention sources go;
+// its fixture from $TOKENPROBE_MAKE_FIXTURES), and a 2,000-token trace for responsiveness. Screenshots go to $TP_TEST_OUTPUT (default
 // build/test-output/web). Exit 77 = skipped (no chromium / playwright-core / model).
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -131,6 +132,32 @@ try {
   await page.getByTestId("selected").filter({ hasText: `token #${i} ` }).waitFor();
   check((await page.getByTestId("dla").textContent()).includes("not in this trace"), "DLA says 'not in this trace' without explain");
   check((await page.getByTestId("sources").textContent()).includes("not in this trace"), "sources say 'not in this trace' without explain");
+
+  // An RWKV-6 trace: no attention pattern; the sources panel shows the WKV readout's sources.
+  const makeFixtures = process.env.TOKENPROBE_MAKE_FIXTURES;
+  if (makeFixtures && fs.existsSync(makeFixtures)) {
+    const fixtures = path.join(tmp, "fixtures"), rw = "fixture-rwkv.tptrace";
+    const ok = spawnSync(makeFixtures, [fixtures]).status === 0 &&
+      spawnSync(cli, ["trace", "-m", path.join(fixtures, "rwkv6-tiny-f32.gguf"), "--tokens", "0,17,42,9,100,3", "-n", "3",
+                      "--explain", "-o", path.join(traces, rw)]).status === 0;
+    check(ok, "an RWKV-6 trace with explanations was written");
+    const rtrace = await api(`/api/traces/${rw}`);
+    await page.goto(`${base}/?trace=${rw}`);
+    await page.getByTestId("selected").waitFor();
+    const ri = rtrace.manifest.tokens.length + 1;
+    await page.locator(`.strip .tok[data-index="${ri}"]`).click();
+    await page.getByTestId("selected").filter({ hasText: `token #${ri} ` }).waitFor();
+    const rex = rtrace.steps[1].explain, rsrc = await page.getByTestId("sources").textContent();
+    const rl = rex.attention_sources.layers[0];
+    check(rex.attention_sources.measure === "wkv_readout" && rsrc.includes("WKV readout") && rsrc.includes(rex.attention_sources.note),
+          "RWKV: the sources panel is the WKV readout's, with its note");
+    check(rsrc.includes(p4(rl.sources[0].weight)) && rsrc.includes("initial state"),
+          `RWKV: layer 0's top readout source ${p4(rl.sources[0].weight)} and the initial state's share are shown`);
+    check((await page.getByTestId("attention").textContent()).includes("no attention pattern"), "RWKV: the attention panel says there is no pattern");
+    await page.screenshot({ path: path.join(out, "viewer-rwkv.png"), fullPage: true });
+  } else {
+    console.log("note: TOKENPROBE_MAKE_FIXTURES unset, the RWKV view is not checked");
+  }
 
   // Responsiveness: a 2,000-token trace (prompt tokens repeated in the manifest).
   const lg = "fixture-long.tptrace", lgDir = path.join(traces, lg);

@@ -198,20 +198,25 @@ std::string dla_section(const ExplainRecord& ex, const Painter& c) {
   return out + c.dim(kinds) + "\n";
 }
 
-std::string sources_line(const std::vector<SourceToken>& list, size_t max) {
+std::string sources_line(const HeadSources& h, size_t max) {
   std::string s;
-  for (size_t i = 0; i < list.size() && i < max; ++i)
-    s += "  " + quoted(list[i].text) + fmt("@%lld %.0f%%", (long long)list[i].position, 100 * list[i].weight);
+  for (size_t i = 0; i < h.sources.size() && i < max; ++i)
+    s += "  " + quoted(h.sources[i].text) + fmt("@%lld %.0f%%", (long long)h.sources[i].position, 100 * h.sources[i].weight);
+  if (h.initial_state_weight) s += fmt("  state₀ %.0f%%", 100 * *h.initial_state_weight);
   return s;
 }
 
+// Attention sources, or on RWKV the sources of the WKV readout, in the same place; the
+// record's note says what a weight is.
 std::string sources_section(const ExplainRecord& ex, const Painter& c) {
-  std::string out = "\n" + c.head("ATTENTION SOURCES") + c.dim("  share of each head's output: pattern × ‖v·W_O‖") + "\n";
+  const bool wkv = ex.sources_measure == "wkv_readout";
+  const std::string note = !ex.sources_note.empty() ? ex.sources_note : "share of each head's output: pattern × ‖v·W_O‖";
+  std::string out = "\n" + c.head(wkv ? "READOUT SOURCES" : "ATTENTION SOURCES") + c.dim("  " + printable(note)) + "\n";
   for (const auto& h : ex.heads)
-    out += "  " + c.bold(pad(fmt("L%lldH%lld", (long long)h.layer, (long long)h.head), 7)) + c.dim(fmt("%+7.3f", h.dla_logit)) +
-           sources_line(h.sources, 4) + "\n";
-  out += c.dim("  per layer (all heads):") + "\n";
-  for (const auto& l : ex.layers) out += "  " + pad(fmt("L%lld", (long long)l.layer), 14) + sources_line(l.sources, 4) + "\n";
+    out += "  " + c.bold(pad(fmt("L%lldH%lld", (long long)h.layer, (long long)h.head), 7)) +
+           c.dim(h.dla_logit ? fmt("%+7.3f", *h.dla_logit) : std::string(7, ' ')) + sources_line(h, 4) + "\n";
+  out += c.dim(wkv ? "  per layer (all heads; heads above ranked by their layer's time-mix DLA):" : "  per layer (all heads):") + "\n";
+  for (const auto& l : ex.layers) out += "  " + pad(fmt("L%lld", (long long)l.layer), 14) + sources_line(l, 4) + "\n";
   return out;
 }
 

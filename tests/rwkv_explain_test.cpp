@@ -1,0 +1,157 @@
+// `explain` on RWKV-6 (rwkv6-tiny-f32): the logit lens and DLA over the time-mix and
+// channel-mix outputs, and, where attention sources go, the sources of each layer's WKV
+// readout (analysis/wkv_sources.h), in the JSON record, the terminal page and a trace.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "analysis/explain.h"
+#include "analysis/wkv_sources.h"
+#include "core/error.h"
+#include "loader/loader.h"
+#include "probe/recorder.h"
+#include "runtime/ops.h"
+#include "runtime/session.h"
+#include "test_pool.h"
+#include "test_support.h"
+
+namespace tp {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* kFixture = "rwkv6-tiny-f32.gguf";
+const std::vector<int32_t> kTokens = {0, 17, 42, 9, 100, 3, 77, 5, 61, 8};
+
+const Model& fixture() {
+  static const std::unique_ptr<Model> m = load_model(test::synthetic_path(kFixture).string());
+  return *m;
+}
+
+std::string token_list() {
+  std::string list;
+  for (int32_t id : kTokens) list.append(list.empty() ? "" : ",").append(std::to_string(id));
+  return list;
+}
+
+// The record of the last position, from a session fed in batches of 3 (the capture must
+// carry the WKV inputs across passes).
+json explain_last(analysis::ExplainCapture& cap, int32_t* chosen = nullptr) {
+  Session s(fixture(), test_pool(), {.max_batch = 3});
+  s.set_observer(&cap);
+  const std::vector<float> logits = s.eval(kTokens);
+  const int32_t id = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  if (chosen) *chosen = id;
+  return analysis::explain_json(cap, kTokens, id, 0);
+}
+
+TEST(RwkvExplain, RecordShowsReadoutSourcesWhereAttentionSourcesGo) {
+  const ModelConfig& c = fixture().config;
+  analysis::ExplainCapture cap(fixture(), test_pool());
+  const json ex = explain_last(cap);
+  EXPECT_EQ(ex["logit_lens"]["points"].size(), size_t(1 + 2 * c.n_layers));
+  std::map<std::string, int> kinds;
+  for (const auto& p : ex["dla"]["parts"]) ++kinds[p["kind"].get<std::string>()];
+  EXPECT_EQ(kinds["time_mix"], c.n_layers);
+  EXPECT_EQ(kinds["channel_mix"], c.n_layers);
+  EXPECT_EQ(kinds["embed"], 1);
+  EXPECT_EQ(kinds["head"], 0);
+
+  const json& src = ex["attention_sources"];
+  EXPECT_EQ(src["measure"], "wkv_readout");
+  EXPECT_NE(src["note"].get<std::string>().find("readout"), std::string::npos);
+  ASSERT_EQ(src["layers"].size(), size_t(c.n_layers));
+  ASSERT_EQ(src["heads"].size(), 5u);
+  for (const json& group : {src["layers"], src["heads"]})
+    for (const json& l : group) {
+      double total = l["other_weight"].get<double>() + l["initial_state_weight"].get<double>();
+      for (const auto& s : l["sources"]) total += s["weight"].get<double>();
+      EXPECT_NEAR(total, 1.0, 1e-6) << l.dump();
+      EXPECT_EQ(l["initial_state_weight"].get<double>(), 0.0) << "a fresh session starts from a zero state";
+      EXPECT_GT(l["readout_norm"].get<double>(), 0.0);
+    }
+  // Heads come from the layers whose time mix moves the chosen logit most.
+  double best = 0;
+  for (const auto& p : ex["dla"]["parts"])
+    if (p["kind"] == "time_mix") best = std::max(best, std::fabs(p["logit"].get<double>()));
+  EXPECT_DOUBLE_EQ(std::fabs(src["heads"][0]["layer_dla_logit"].get<double>()), best);
+}
+
+// The weights explain lists are those of the decomposition of the recorded hooks (one run
+// through the Recorder, one through the capture's own history).
+TEST(RwkvExplain, LayerSharesMatchTheDecompositionOfTheRecordedHooks) {
+  const Model& m = fixture();
+  const ModelConfig& c = m.config;
+  analysis::ExplainCapture cap(m, test_pool());
+  const json ex = explain_last(cap);
+  Recorder rec([](Hook h, int) {
+    return h == Hook::TimeMixR || h == Hook::TimeMixK || h == Hook::TimeMixV || h == Hook::TimeMixW || h == Hook::TimeMixWkv;
+  });
+  Session s(m, test_pool());
+  s.set_observer(&rec);
+  s.eval(kTokens);
+  const int64_t t = int64_t(kTokens.size()) - 1;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string b = "blocks." + std::to_string(l) + ".time_mix.";
+    const TensorView& uv = m.weights.get("blk." + std::to_string(l) + ".time_mix_first.weight");
+    std::vector<float> u(size_t(uv.n_elements()));
+    ops::read_vector(uv, u.data(), uv.n_elements());
+    const analysis::Wkv6Inputs in{c.n_heads, c.d_head, t + 1, rec.only(b + "hook_r").data.data(),
+                                  rec.only(b + "hook_k").data.data(), rec.only(b + "hook_v").data.data(),
+                                  rec.only(b + "hook_w").data.data(), u.data(), nullptr};
+    const float* y = rec.only(b + "hook_wkv").data.data() + t * c.n_heads * c.d_head;
+    const auto want = analysis::layer_readout_shares(analysis::decompose_wkv6(in, t), y);
+    const json& got = ex["attention_sources"]["layers"][size_t(l)]["sources"];
+    ASSERT_GE(got.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) {
+      EXPECT_EQ(got[i]["position"].get<int64_t>(), want.sources[i].position) << "layer " << l;
+      EXPECT_NEAR(got[i]["weight"].get<double>(), want.sources[i].weight, 1e-6) << "layer " << l;
+    }
+  }
+}
+
+// A capture attached after the session's first tokens lacks their writes: refused, not a
+// decomposition that silently drops them.
+TEST(RwkvExplain, CaptureAttachedMidSessionIsRefused) {
+  Session s(fixture(), test_pool());
+  s.eval(std::vector<int32_t>(kTokens.begin(), kTokens.begin() + 4));
+  analysis::ExplainCapture cap(fixture(), test_pool());
+  s.set_observer(&cap);
+  try {
+    s.eval(std::vector<int32_t>(kTokens.begin() + 4, kTokens.end()));
+    FAIL() << "a capture missing positions 0..3 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("positions 0..3"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RwkvExplain, CliPageJsonAndTrace) {
+  const std::string model = test::synthetic_path(kFixture).string();
+  const auto page = test::cli("explain -m " + model + " --tokens " + token_list() + " -n 2 --color never", "",
+                              test::Stderr::ToLog);
+  ASSERT_EQ(page.status, 0) << page.out;
+  for (const char* s : {"READOUT SOURCES", "projected on the readout", "state₀", "L2 time_mix", "L0 channel_mix", "LOGIT LENS"})
+    EXPECT_NE(page.out.find(s), std::string::npos) << s << "\n" << page.out;
+  EXPECT_EQ(page.out.find("ATTENTION SOURCES"), std::string::npos) << page.out;
+
+  const auto js = test::cli("explain -m " + model + " --tokens " + token_list() + " --position 6 --json", "", test::Stderr::ToLog);
+  ASSERT_EQ(js.status, 0) << js.out;
+  const json step = json::parse(js.out);
+  EXPECT_EQ(step["explain"]["attention_sources"]["measure"], "wkv_readout");
+  EXPECT_EQ(step["explain"]["position"], 6);
+
+  const fs::path dir = test::scratch_path("rwkv-explain", "trace.tptrace");
+  const auto trace = test::cli("trace -m " + model + " --tokens " + token_list() + " -n 2 --explain -o " + dir.string(), "",
+                               test::Stderr::ToLog);
+  ASSERT_EQ(trace.status, 0) << trace.out;
+  const auto again = test::cli("explain " + dir.string() + " --step 1 --color never", "", test::Stderr::ToLog);
+  ASSERT_EQ(again.status, 0) << again.out;
+  EXPECT_NE(again.out.find("READOUT SOURCES"), std::string::npos) << again.out;
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tp
