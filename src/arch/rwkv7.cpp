@@ -20,7 +20,6 @@
 #include <cmath>
 
 #include "arch/rwkv_common.h"
-#include "core/error.h"
 #include "runtime/ops.h"
 
 namespace tp {
