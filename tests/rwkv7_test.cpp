@@ -208,6 +208,25 @@ TEST(Rwkv7, HasTheV7Hooks) {
   }
 }
 
+// The loader validates the config it read: an RWKV-7 file whose LoRA ranks are zero or
+// negative (metadata corrupt or written for another version) is an Error(Shape), not a
+// zero-width matrix product.
+TEST(Rwkv7, ConfigRefusesRanksItCannotRun) {
+  const ModelConfig good = fixture().config;
+  EXPECT_NO_THROW(good.validate("rwkv7-tiny"));
+  for (int64_t RwkvDims::*rank : {&RwkvDims::decay_lora, &RwkvDims::iclr_lora, &RwkvDims::value_lora, &RwkvDims::gate_lora})
+    for (int64_t bad : {int64_t{0}, int64_t{-3}}) {
+      ModelConfig c = good;
+      c.rwkv.*rank = bad;
+      try {
+        c.validate("rwkv7-tiny");
+        ADD_FAILURE() << "rank " << bad << " accepted";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::Shape) << e.what();
+      }
+    }
+}
+
 TEST(Rwkv7, InfoRunAndTraceWork) {
   const std::string model = test::synthetic_path(kFixture).string();
   const auto info = test::cli("info " + model);
