@@ -56,8 +56,8 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 // RWKV: resid_mid = resid_pre + time_mix out; resid_post = resid_mid + channel_mix out,
-// halved after every rescale_every-th layer; channel_mix out = sigmoid(.) * hook_v, so its
-// ratio to hook_v lies in (0, 1).
+// halved after every rescale_every-th layer (v6); channel_mix out = sigmoid(.) * hook_v (v6)
+// or hook_v itself (v7, no receptance gate), so its ratio to hook_v lies in (0, 1].
 void rwkv_identities(const Recorder& rec, const ModelConfig& cfg) {
   for (int l = 0; l < cfg.n_layers; ++l) {
     const std::string b = "blocks." + std::to_string(l) + ".";

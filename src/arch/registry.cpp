@@ -13,6 +13,7 @@ extern const Architecture kQwen2Architecture;
 extern const Architecture kPhi3Architecture;
 extern const Architecture kGemmaArchitecture;
 extern const Architecture kRwkv6Architecture;
+extern const Architecture kRwkv7Architecture;
 
 const std::vector<const Architecture*>& architectures() {
   static const std::vector<const Architecture*> all = {
@@ -23,6 +24,7 @@ const std::vector<const Architecture*>& architectures() {
       &kPhi3Architecture,
       &kGemmaArchitecture,
       &kRwkv6Architecture,
+      &kRwkv7Architecture,
   };
   return all;
 }

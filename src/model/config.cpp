@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/error.h"
@@ -37,10 +38,26 @@ void ModelConfig::validate(const std::string& where) const {
   check(norm_eps > 0 && norm_eps < 1, "norm epsilon is out of range");
   if (recurrent()) {
     check(n_heads * d_head == d_model, "RWKV head size " + std::to_string(d_head) + " must divide d_model " + std::to_string(d_model));
-    check(rwkv.mix_lora > 0 && rwkv.mix_lora < kHuge && rwkv.decay_lora > 0 && rwkv.decay_lora < kHuge,
-          "RWKV LoRA ranks " + std::to_string(rwkv.mix_lora) + " and " + std::to_string(rwkv.decay_lora) + " are out of range");
+    const bool v7 = mixer == SequenceMixer::Rwkv7;
+    for (const int64_t rank : {rwkv.mix_lora, rwkv.decay_lora, rwkv.iclr_lora, rwkv.value_lora, rwkv.gate_lora})
+      check(rank >= 0 && rank < kHuge, "RWKV LoRA rank " + std::to_string(rank) + " is out of range");
+    check(rwkv.decay_lora > 0 && (v7 ? rwkv.iclr_lora > 0 && rwkv.value_lora > 0 && rwkv.gate_lora > 0 : rwkv.mix_lora > 0),
+          "an RWKV LoRA rank the time mix needs is 0");
     check(rwkv.rescale_every >= 0, "rescale_every_n_layers " + std::to_string(rwkv.rescale_every) + " is negative");
   }
+}
+
+const char* sequence_mixer_name(SequenceMixer m) {
+  switch (m) {
+    case SequenceMixer::Attention: return "attention";
+    case SequenceMixer::Rwkv6: return "rwkv6";
+    case SequenceMixer::Rwkv7: return "rwkv7";
+  }
+  return "?";
+}
+
+int64_t RwkvDims::lora_width() const {
+  return std::max({mixes * mix_lora, decay_lora, iclr_lora, value_lora, gate_lora});
 }
 
 nlohmann::json config_json(const ModelConfig& c) {
@@ -52,7 +69,7 @@ nlohmann::json config_json(const ModelConfig& c) {
           {"rotary_style", c.rope_style == RopeStyle::Adjacent ? "adjacent" : "neox"},
           {"act_fn", activation_name(c.act)}, {"gated_mlp", c.gated_mlp}, {"parallel_attn_mlp", c.parallel_residual},
           {"embed_scale", c.embed_scale}, {"sliding_window", c.sliding_window}, {"tied_output", c.tied_output},
-          {"sequence_mixer", c.recurrent() ? "rwkv6" : "attention"}};
+          {"sequence_mixer", sequence_mixer_name(c.mixer)}};
 }
 
 std::string ModelConfig::describe() const {
@@ -80,10 +97,14 @@ std::string ModelConfig::describe() const {
     add("positions", "learned");
   else
     add("positions", "none (recurrent state)");
-  if (recurrent())
+  if (mixer == SequenceMixer::Rwkv6)
     add("time mix", "RWKV-6, head size " + std::to_string(d_head) + ", LoRA ranks " + std::to_string(rwkv.mix_lora) + " (mix), " +
                         std::to_string(rwkv.decay_lora) + " (decay)" +
                         (rwkv.rescale_every ? ", halved every " + std::to_string(rwkv.rescale_every) + " layers" : ""));
+  else if (mixer == SequenceMixer::Rwkv7)
+    add("time mix", "RWKV-7, head size " + std::to_string(d_head) + ", LoRA ranks " + std::to_string(rwkv.decay_lora) +
+                        " (decay), " + std::to_string(rwkv.iclr_lora) + " (a), " + std::to_string(rwkv.value_lora) +
+                        " (value residual), " + std::to_string(rwkv.gate_lora) + " (gate)");
   add("mlp", std::string(gated_mlp ? "gated " : "") + activation_name(act) + (parallel_residual ? ", parallel residual" : ""));
   if (!biases) add("biases", "none");
   if (embed_scale != 1.0f) add("embed_scale", std::to_string(embed_scale));

@@ -16,16 +16,27 @@ enum class RopeStyle { Adjacent, NeoX };
 // GELU is the tanh approximation (GPT-2, ggml); GELUErf the exact x·Φ(x) (PyTorch's nn.GELU(),
 // which nanoGPT uses). ReluSquared is RWKV's channel mix, max(x, 0)².
 enum class Activation { SiLU, GELU, GELUErf, ReluSquared };
-// What moves information between positions: attention over a KV cache, or RWKV-6's time mix,
-// a recurrence whose per-layer state (the previous token's inputs for the two token shifts
-// and a [heads, d_head, d_head] WKV matrix) is what the session keeps in place of keys.
-enum class SequenceMixer { Attention, Rwkv6 };
+// What moves information between positions: attention over a KV cache, or RWKV-6's or
+// RWKV-7's time mix, a recurrence whose per-layer state (the previous token's inputs for the
+// two token shifts and a [heads, d_head, d_head] WKV matrix) is what the session keeps in
+// place of keys.
+enum class SequenceMixer { Attention, Rwkv6, Rwkv7 };
+// "attention", "rwkv6", "rwkv7".
+const char* sequence_mixer_name(SequenceMixer m);
 
 // RWKV's sizes beyond the TransformerLens ones (GGUF {arch}.time_mix_extra_dim and friends).
+// RWKV-6 has the mix LoRA, decay LoRA and rescaling; RWKV-7 the decay, in-context learning
+// rate, value residual and gate LoRAs (the others 0).
 struct RwkvDims {
-  int64_t mix_lora = 0;       // rank of the token-shift interpolation LoRA (5 of them)
+  int64_t mixes = 0;          // token-shift interpolations of the time mix (v6: 5, v7: 6)
+  int64_t mix_lora = 0;       // rank of the token-shift interpolation LoRA (v6, one per mix)
   int64_t decay_lora = 0;     // rank of the decay LoRA
+  int64_t iclr_lora = 0;      // rank of the in-context learning rate (a) LoRA (v7)
+  int64_t value_lora = 0;     // rank of the value-residual mix LoRA (v7)
+  int64_t gate_lora = 0;      // rank of the gate LoRA (v7)
   int64_t rescale_every = 0;  // the residual is halved after every this many layers (0: never)
+  // The widest LoRA hidden layer of one position (RunState::lora's row).
+  int64_t lora_width() const;
 };
 
 struct ModelConfig {

@@ -38,7 +38,9 @@ constexpr HookInfo kHooks[] = {
     {Hook::TimeMixK, "time_mix.hook_k", S::Block, L::RowsHeads, H::Query, W::DHead, N::Recurrent, 0},
     {Hook::TimeMixV, "time_mix.hook_v", S::Block, L::RowsHeads, H::Query, W::DHead, N::Recurrent, 0},
     {Hook::TimeMixW, "time_mix.hook_w", S::Block, L::RowsHeads, H::Query, W::DHead, N::Recurrent, 0},
+    {Hook::TimeMixA, "time_mix.hook_a", S::Block, L::RowsHeads, H::Query, W::DHead, N::Rwkv7, 0},
     {Hook::TimeMixG, "time_mix.hook_g", S::Block, L::Rows, H::None, W::DModel, N::Recurrent, 0},
+    {Hook::TimeMixKk, "time_mix.hook_kk", S::Block, L::RowsHeads, H::Query, W::DHead, N::Rwkv7, 0},
     {Hook::TimeMixState, "time_mix.hook_state", S::Block, L::RowsHeadsMatrix, H::Query, W::DHeadSquared, N::Recurrent, 0},
     {Hook::TimeMixWkv, "time_mix.hook_wkv", S::Block, L::RowsHeads, H::Query, W::DHead, N::Recurrent, 0},
     {Hook::TimeMixOut, "time_mix.hook_out", S::Block, L::Rows, H::None, W::DModel, N::Recurrent, 0},
@@ -119,6 +121,7 @@ bool hook_available(Hook h, const ModelConfig& cfg) {
     case N::GatedMlp: return cfg.gated_mlp;
     case N::Attention: return !cfg.recurrent();
     case N::Recurrent: return cfg.recurrent();
+    case N::Rwkv7: return cfg.mixer == SequenceMixer::Rwkv7;
   }
   return false;
 }

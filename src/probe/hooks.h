@@ -21,8 +21,8 @@ enum class Hook : uint8_t {
   // per block
   ResidPre, Ln1Scale, Ln1Normalized, Q, K, V, RotQ, RotK, AttnScores, Pattern, Z, Result,
   AttnOut,
-  // RWKV's time mix, where attention would be
-  TimeMixXx, TimeMixR, TimeMixK, TimeMixV, TimeMixW, TimeMixG, TimeMixState, TimeMixWkv, TimeMixOut,
+  // RWKV's time mix, where attention would be (A and Kk: RWKV-7 only)
+  TimeMixXx, TimeMixR, TimeMixK, TimeMixV, TimeMixW, TimeMixA, TimeMixG, TimeMixKk, TimeMixState, TimeMixWkv, TimeMixOut,
   ResidMid, Ln2Scale, Ln2Normalized, MlpPre, MlpPreLinear, MlpPost, MlpOut,
   // RWKV's channel mix, where the MLP would be
   ChannelMixK, ChannelMixV, ChannelMixOut,
@@ -49,8 +49,9 @@ enum class HookHeads : uint8_t { None, Query, KeyValue };
 // "neurons" of RWKV's state are key index × d_head + value index).
 enum class HookWidth : uint8_t { One, RopeHalf, DHead, DModel, DMlp, DVocab, Keys, DHeadSquared };
 // What a model must have for the hook to exist: Attention (and its MLP) or Recurrent (RWKV's
-// time and channel mix) is the model's sequence mixer (ModelConfig::mixer).
-enum class HookNeeds : uint8_t { Always, LearnedPositions, Rope, SequentialResidual, GatedMlp, Attention, Recurrent };
+// time and channel mix) is the model's sequence mixer (ModelConfig::mixer); Rwkv7 is RWKV-7's
+// time mix (its in-context learning rate and removal key).
+enum class HookNeeds : uint8_t { Always, LearnedPositions, Rope, SequentialResidual, GatedMlp, Attention, Recurrent, Rwkv7 };
 
 struct HookInfo {
   Hook hook;

@@ -26,11 +26,15 @@ RunState::RunState(const ModelConfig& c, int64_t b)
       mlp_out(b * c.d_model) {
   if (!c.recurrent()) return;
   shift_diff.resize(b * c.d_model);
-  mixed.resize(5 * b * c.d_model);
-  lora.resize(b * std::max(5 * c.rwkv.mix_lora, c.rwkv.decay_lora));
+  mixed.resize(c.rwkv.mixes * b * c.d_model);
+  lora.resize(b * c.rwkv.lora_width());
   decay.resize(b * c.d_model);
   gate.resize(b * c.d_model);
   receptance.resize(b * c.d_model);
+  if (c.mixer != SequenceMixer::Rwkv7) return;
+  iclr.resize(b * c.d_model);
+  kk.resize(b * c.d_model);
+  value_first.resize(b * c.d_model);
 }
 
 KvCache::KvCache(const ModelConfig& c, int64_t ctx) : n_ctx(ctx), kv_dim(c.kv_dim()) {

@@ -37,11 +37,14 @@ struct RunState {
   std::vector<float> logits;          // [pos, d_vocab]   only the positions asked for
   // RWKV (cfg.recurrent(); empty otherwise). r, k, v and the WKV readout use q, k, v and z.
   std::vector<float> shift_diff;      // [pos, d_model]   previous token's norm output minus this one's
-  std::vector<float> mixed;           // [5, pos, d_model] time-mix inputs for w, k, v, r, g
-  std::vector<float> lora;            // [pos, max(5 mix_lora, decay_lora)]  LoRA hidden layer
+  std::vector<float> mixed;           // [mixes, pos, d_model] time-mix inputs (v6: w, k, v, r, g; v7: r, w, k, v, a, g)
+  std::vector<float> lora;            // [pos, rwkv.lora_width()]  LoRA hidden layer
   std::vector<float> decay;           // [pos, d_model]   w = exp(-exp(.))
   std::vector<float> gate;            // [pos, d_model]   silu(g)
-  std::vector<float> receptance;      // [pos, d_model]   channel mix's sigmoid gate
+  std::vector<float> receptance;      // [pos, d_model]   channel mix's sigmoid gate (v6)
+  std::vector<float> iclr;            // [pos, d_model]   v7's in-context learning rate a
+  std::vector<float> kk;              // [pos, d_model]   v7's removal key, per head L2-normalized
+  std::vector<float> value_first;     // [pos, d_model]   v7's layer-0 values (the value residual)
   // Only while time_mix.hook_state is observed (sized then): the states after each row, as
   // delivered and as computed, and which rows the observer changed.
   std::vector<float> states, states_computed;  // [pos, heads, d_head, d_head]

@@ -6,6 +6,8 @@
 //   NAME.npy       every tensor the graph names (attn_norm-L, ffn_inp-L, l_out-L, ...)
 //   wkv6-L.npy     RWKV-6: the WKV readout [pos, d_model] (before the group norm) and
 //   wkv6_state-L.npy  the state after the last position [heads, head_size, head_size]
+//   wkv7-L.npy, wkv7_state-L.npy  the same for RWKV-7 (ggml's layout: its state is
+//                  [heads, head_size (value), head_size (key)], the transpose of RWKV-6's)
 // Built against the reference build by scripts/llamacpp-reference; not part of tokenprobe.
 #include <cstdio>
 #include <cstdlib>
@@ -21,7 +23,7 @@
 namespace {
 
 std::string out_dir;
-int wkv_count = 0;  // RWKV_WKV6 nodes come in layer order
+int wkv_count = 0;  // RWKV_WKV6 / RWKV_WKV7 nodes come in layer order
 
 void write_npy(const std::string& name, const float* data, const std::vector<long>& shape) {
   std::string dims;
@@ -48,16 +50,16 @@ std::vector<float> fetch(ggml_tensor* t) {
 
 // Keeps the prompt pass's named F32 tensors and the WKV nodes; ignores the decode passes.
 bool observe(ggml_tensor* t, bool ask, void*) {
-  const bool wkv = t->op == GGML_OP_RWKV_WKV6;
+  const bool wkv = t->op == GGML_OP_RWKV_WKV6 || t->op == GGML_OP_RWKV_WKV7;
   const bool named = t->name[0] && std::strchr(t->name, '-') && !std::strchr(t->name, ' ') && t->type == GGML_TYPE_F32 &&
                      ggml_is_contiguous(t);
   if (ask) return out_dir.size() && (wkv || named);
   if (wkv) {
     const long n = t->src[0]->ne[0], heads = t->src[0]->ne[1], T = t->src[0]->ne[2], C = n * heads;
     const std::vector<float> v = fetch(t);
-    const std::string L = std::to_string(wkv_count++);
-    write_npy("wkv6-" + L, v.data(), {T, C});
-    write_npy("wkv6_state-" + L, v.data() + T * C, {heads, n, n});
+    const std::string L = std::to_string(wkv_count++), op = t->op == GGML_OP_RWKV_WKV6 ? "wkv6" : "wkv7";
+    write_npy(op + "-" + L, v.data(), {T, C});
+    write_npy(op + "_state-" + L, v.data() + T * C, {heads, n, n});
   } else if (named) {
     const std::vector<float> v = fetch(t);
     std::vector<long> shape;
