@@ -1,5 +1,6 @@
 // RWKV-7 against the reference llama.cpp (tests/data/rwkv7-tiny: made by
-// scripts/llamacpp-reference from the generated rwkv7-tiny-f32 fixture, its README), and the
+// scripts/llamacpp-reference from the generated rwkv7-tiny-f32 fixture and, in f16/, from its
+// F16 twin rwkv7-tiny-f16; the README), and the
 // recurrent state as the session keeps it: generation continues the prompt's state, batches
 // split anywhere give the same numbers, and hook_state interventions act on later tokens.
 #include <gtest/gtest.h>
