@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -184,7 +185,15 @@ void expect_cli_page_json_and_trace(const std::string& file) {
   const auto again = test::cli("explain " + dir.string() + " --step 1 --color never", "", test::Stderr::ToLog);
   ASSERT_EQ(again.status, 0) << again.out;
   EXPECT_NE(again.out.find("READOUT SOURCES"), std::string::npos) << again.out;
+  // The report embeds the trace's records for the viewer, readout sources included.
+  const fs::path html = test::scratch_path("rwkv-explain", file + ".html");
+  const auto report = test::cli("report " + dir.string() + " -o " + html.string(), "", test::Stderr::ToLog);
+  ASSERT_EQ(report.status, 0) << report.out;
+  std::ifstream in(html);
+  const std::string written((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(written.find("\"measure\":\"wkv_readout\""), std::string::npos) << "the records, not only the viewer's code";
   fs::remove_all(dir);
+  fs::remove(html);
 }
 
 TEST(RwkvExplain, CliPageJsonAndTrace) { expect_cli_page_json_and_trace(kRwkv6); }
