@@ -9,8 +9,9 @@ namespace tp::analysis {
 
 namespace {
 
-// One RWKV-6 head: walks the sources from the target back to 0, keeping Π w of the steps between
-// (decay[i]), so the whole split costs O(target · d_head²) per head.
+// One RWKV-6 head: walks the sources from the target back to 0, keeping Π w of the steps
+// between (decay[i]), so the whole split costs O(target · d_head) per head (plus O(d_head²)
+// for the initial state).
 void decompose_head(const Wkv6Inputs& in, int64_t t, int64_t h, WkvDecomposition& out) {
   const int64_t n = in.d_head, H = in.heads;
   auto at = [&](const float* p, int64_t row) { return p + (row * H + h) * n; };

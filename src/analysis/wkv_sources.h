@@ -18,8 +18,8 @@
 //   initial state: Σ_i q_{-1},i S_init,ic                     (q_{-1} = A_0^T q_0)
 // (RWKV-7's own-token bonus v·Σ(r·k·r_k) is added after the group norm, outside hook_wkv.)
 // A_m^T q = w_m ⊙ q − kk_m (kk_m ⊙ a_m · q) is diagonal plus rank one, so q walks back one
-// source in O(d_head): a target costs O(target · d_model) as with RWKV-6, plus O(d_head²)
-// per head for the initial state — no cap beyond RWKV-6's is needed.
+// source in O(d_head): a target costs O(target · d_model) plus O(d_head²) per head for the
+// initial state, as with RWKV-6, so, as there, no size cap is needed.
 // Hence this API: per layer, per head, per target position, one vector per source position
 // plus the initial state's vector; both versions fill the same WkvDecomposition.
 #pragma once
