@@ -15,8 +15,8 @@ namespace {
 // Every layer's time_mix_first (RWKV-6's bonus u) as floats; RWKV-6's readout decomposition
 // needs it and no hook carries it. RWKV-7 has none (its bonus is outside the readout): empty rows.
 std::vector<std::vector<float>> wkv_bonuses(const Model& m) {
-  std::vector<std::vector<float>> out;
   if (m.config.mixer != SequenceMixer::Rwkv6) return std::vector<std::vector<float>>(size_t(m.config.n_layers));
+  std::vector<std::vector<float>> out;
   for (int64_t l = 0; l < m.config.n_layers; ++l) {
     const std::string name = "blk." + std::to_string(l) + ".time_mix_first.weight";
     const TensorView* u = m.weights.find(name);
