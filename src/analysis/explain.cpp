@@ -104,6 +104,23 @@ json readout_json(const Model& m, const std::vector<int32_t>& tokens, const Read
   return j;
 }
 
+// Layer l's readout at `target` split by source, the decomposition of the model's RWKV version,
+// from the capture's history (the session started at position 0 from a zero state).
+WkvDecomposition decompose_layer(const ExplainCapture& cap, int l, int64_t target) {
+  const auto& c = cap.model().config;
+  const WkvHistory& hist = cap.wkv_history().at(size_t(l));
+  const int64_t width = c.n_heads * c.d_head, rows = int64_t(hist.r.size()) / width;
+  // An input that does not cover the rows counts as missing: the decomposition refuses it.
+  auto data = [&](const std::vector<float>& x) { return int64_t(x.size()) == rows * width ? x.data() : nullptr; };
+  if (c.mixer == SequenceMixer::Rwkv7)
+    return decompose_wkv7({c.n_heads, c.d_head, rows, data(hist.r), data(hist.k), data(hist.v), data(hist.w), data(hist.a),
+                           data(hist.kk), nullptr},
+                          target);
+  return decompose_wkv6({c.n_heads, c.d_head, rows, data(hist.r), data(hist.k), data(hist.v), data(hist.w),
+                         cap.wkv_bonus(l).empty() ? nullptr : cap.wkv_bonus(l).data(), nullptr},
+                        target);
+}
+
 // RWKV's counterpart: each earlier token's share of the layer's (and the chosen heads') WKV
 // readout (wkv_sources.h). Heads listed: those of the layers whose time mix moves the chosen
 // token's logit most (|DLA|), larger readouts first within a layer.
@@ -121,14 +138,11 @@ json readout_sources_json(const ExplainCapture& cap, const std::vector<int32_t>&
   std::vector<HeadPick> picks;
   json lj = json::array();
   for (int l = 0; l < c.n_layers; ++l) {
-    const WkvHistory& hist = cap.wkv_history().at(size_t(l));
     const std::vector<float>& y = a.wkv.at(size_t(l));
     if (int64_t(y.size()) != width)
       throw Error(ErrorKind::Usage, "wkv sources", "layer " + std::to_string(l) + "'s readout at position " +
                   std::to_string(a.position) + " was not captured");
-    const Wkv6Inputs in{c.n_heads, c.d_head, int64_t(hist.r.size()) / width, hist.r.data(), hist.k.data(), hist.v.data(),
-                        hist.w.data(), cap.wkv_bonus(l).data(), nullptr};
-    const WkvDecomposition d = decompose_wkv6(in, a.position);
+    const WkvDecomposition d = decompose_layer(cap, l, a.position);
     json j = {{"layer", l}};
     j.update(readout_json(m, tokens, layer_readout_shares(d, y.data()), o.top_sources));
     lj.push_back(j);

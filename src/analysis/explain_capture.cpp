@@ -12,16 +12,17 @@ namespace tp::analysis {
 
 namespace {
 
-// Every layer's time_mix_first (RWKV-6's bonus u) as floats; the recurrent readout's
-// decomposition needs it and no hook carries it.
+// Every layer's time_mix_first (RWKV-6's bonus u) as floats; RWKV-6's readout decomposition
+// needs it and no hook carries it. RWKV-7 has none (its bonus is outside the readout): empty rows.
 std::vector<std::vector<float>> wkv_bonuses(const Model& m) {
+  if (m.config.mixer != SequenceMixer::Rwkv6) return std::vector<std::vector<float>>(size_t(m.config.n_layers));
   std::vector<std::vector<float>> out;
   for (int64_t l = 0; l < m.config.n_layers; ++l) {
     const std::string name = "blk." + std::to_string(l) + ".time_mix_first.weight";
     const TensorView* u = m.weights.find(name);
     if (!u)
       throw Error(ErrorKind::Unsupported, "explain", "architecture " + m.config.architecture + " has no " + name,
-                  "the WKV readout decomposition is implemented for RWKV-6");
+                  "RWKV-6's readout decomposition needs the bonus u of every layer");
     auto& row = out.emplace_back(size_t(u->n_elements()));
     ops::read_vector(*u, row.data(), u->n_elements());
   }
@@ -63,8 +64,8 @@ bool ExplainCapture::wants(Hook h, int layer) const {
   switch (h) {
     case Hook::Embed: case Hook::PosEmbed: case Hook::ResidMid: case Hook::ResidPost: case Hook::Result:
     case Hook::MlpOut: case Hook::Pattern: case Hook::V: case Hook::Logits:
-    case Hook::TimeMixR: case Hook::TimeMixK: case Hook::TimeMixV: case Hook::TimeMixW: case Hook::TimeMixWkv:
-    case Hook::TimeMixOut: case Hook::ChannelMixOut:
+    case Hook::TimeMixR: case Hook::TimeMixK: case Hook::TimeMixV: case Hook::TimeMixW: case Hook::TimeMixA:
+    case Hook::TimeMixKk: case Hook::TimeMixWkv: case Hook::TimeMixOut: case Hook::ChannelMixOut:
       return true;
     case Hook::ResidPre:
       return layer == 0;
@@ -155,6 +156,8 @@ void ExplainCapture::deliver(Hook h, int layer, const HookValue& v, float* /*mut
     case Hook::TimeMixK: return add_wkv_rows(wkv_[l].k, v);
     case Hook::TimeMixV: return add_wkv_rows(wkv_[l].v, v);
     case Hook::TimeMixW: return add_wkv_rows(wkv_[l].w, v);
+    case Hook::TimeMixA: return add_wkv_rows(wkv_[l].a, v);
+    case Hook::TimeMixKk: return add_wkv_rows(wkv_[l].kk, v);
     default: break;
   }
   const int64_t row = row_of(v.pos0, v.shape[0]);

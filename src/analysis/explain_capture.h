@@ -6,7 +6,7 @@
 // heads) for the norms.
 // On a recurrent model (RWKV, no attention) it keeps instead each layer's time-mix and
 // channel-mix outputs and WKV readout at the position, and, for every position seen, the WKV
-// inputs (r, k, v, w) that the readout decomposition (wkv_sources.h) reads: O(layers ×
+// inputs (r, k, v, w; RWKV-7's a and kk too) that the readout decomposition (wkv_sources.h) reads: O(layers ×
 // positions × d_model). It takes the hooks the model offers, so one observer serves both.
 #pragma once
 #include <cstdint>
@@ -38,9 +38,10 @@ struct PositionActivations {
 // ‖v_j,kv(h) · W_O^h‖ for every layer, position j and head h: vo_norm[layer][j * n_heads + h].
 using VoNorms = std::vector<std::vector<float>>;
 
-// One recurrent layer's WKV inputs at positions 0..: rows [positions, n_heads * d_head].
+// One recurrent layer's WKV inputs at positions 0..: rows [positions, n_heads * d_head];
+// a and kk (RWKV-7's in-context learning rate and removal key) stay empty on RWKV-6.
 struct WkvHistory {
-  std::vector<float> r, k, v, w;
+  std::vector<float> r, k, v, w, a, kk;
 };
 
 class ExplainCapture : public Observer {
@@ -56,7 +57,7 @@ class ExplainCapture : public Observer {
   const PositionActivations& at() const { return at_; }
   const VoNorms& vo_norms() const { return vo_norms_; }
   const std::vector<WkvHistory>& wkv_history() const { return wkv_; }
-  // A recurrent layer's bonus u [n_heads * d_head] (time_mix_first); empty for attention.
+  // An RWKV-6 layer's bonus u [n_heads * d_head] (time_mix_first); empty for attention and RWKV-7.
   const std::vector<float>& wkv_bonus(int layer) const { return bonus_.at(size_t(layer)); }
   const Model& model() const { return model_; }
   ThreadPool& pool() const { return pool_; }

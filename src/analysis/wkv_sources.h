@@ -10,11 +10,18 @@
 //   source j < t:  v_j,c · Σ_i r_t,i k_j,i Π_{m=j+1..t-1} w_m,i
 //   source t:      v_t,c · Σ_i r_t,i u_i k_t,i            (the bonus u)
 //   initial state: Σ_i r_t,i (Π_{m=0..t-1} w_m,i) S_init,ic
-// RWKV-7 has the same shape with a matrix transition: S_t = S_{t-1} G_t + v_t k_t^T with
-// G_m = diag(w_m) − kk_m^T (kk_m ⊙ a_m), read after the write (y_t = S_t r_t), so write j
-// reaches y_t as v_j (k_j · G_{j+1} … G_t r_t) and the initial state as S_init G_1 … G_t r_t.
+// RWKV-7 (src/arch/rwkv7.cpp, ggml's rwkv_wkv7) writes with a matrix transition instead of a
+// diagonal one and reads after the write. In hook_state's layout S [key, value]:
+//   S_t = A_t S_{t-1} + k_t v_t^T,  A_t = diag(w_t) − (kk_t ⊙ a_t) kk_t^T,  y_t = S_t^T r_t
+// so write j reaches y_t through A_{j+1} … A_t, and with q_j = A_{j+1}^T … A_t^T r_t
+//   source j ≤ t:  v_j,c · (k_j · q_j)                       (q_t = r_t)
+//   initial state: Σ_i q_{-1},i S_init,ic                     (q_{-1} = A_0^T q_0)
+// (RWKV-7's own-token bonus v·Σ(r·k·r_k) is added after the group norm, outside hook_wkv.)
+// A_m^T q = w_m ⊙ q − kk_m (kk_m ⊙ a_m · q) is diagonal plus rank one, so q walks back one
+// source in O(d_head): a target costs O(target · d_model) plus O(d_head²) per head for the
+// initial state, as with RWKV-6, so, as there, no size cap is needed.
 // Hence this API: per layer, per head, per target position, one vector per source position
-// plus the initial state's vector; a v7 decomposition fills the same WkvDecomposition.
+// plus the initial state's vector; both versions fill the same WkvDecomposition.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -36,6 +43,20 @@ struct Wkv6Inputs {
   const float* initial = nullptr;
 };
 
+// One layer's RWKV-7 WKV inputs, as Wkv6Inputs: rows of hook_r/k/v/w/a/kk [T, heads,
+// d_head] (k after the in-context learning rate's adjustment, as hook_k gives it) and the
+// state before position 0 (null: zero).
+struct Wkv7Inputs {
+  int64_t heads = 0, d_head = 0, rows = 0;
+  const float* r = nullptr;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  const float* w = nullptr;
+  const float* a = nullptr;
+  const float* kk = nullptr;
+  const float* initial = nullptr;
+};
+
 // The readout at one target position, split: sources[(j * heads + h) * d_head + c] is source
 // j's part of head h's readout (j = 0..target), initial[h * d_head + c] the initial state's.
 // Summed, they give hook_wkv's row at the target (to float rounding).
@@ -45,7 +66,9 @@ struct WkvDecomposition {
   std::vector<double> initial;  // [heads, d_head]
 };
 
+// Both throw Error(Usage) when an input is missing or the target is outside [0, rows).
 WkvDecomposition decompose_wkv6(const Wkv6Inputs& in, int64_t target);
+WkvDecomposition decompose_wkv7(const Wkv7Inputs& in, int64_t target);
 
 // Each source's share of the readout y (hook_wkv's row [heads, d_head]): its part's
 // projection on y divided by ‖y‖², per head and over the layer's heads together (the
