@@ -233,22 +233,24 @@ TEST(ConvertRefuses, ConfigAGgufCannotExpress) {
 }
 
 // A tensor the forward pass does not use would be dropped from the converted file: refused.
+// (A reranker's classifier head, cls.weight; rope_freqs.weight is in the llama table since
+// 2026-12-04.)
 TEST(ConvertRefuses, TensorOutsideTheTable) {
   TP_REQUIRE_SHARED("models/synthetic/llama-spm-tiny.gguf");
   const GgufFile orig = GgufFile::open((test::shared_dir() / "models/synthetic/llama-spm-tiny.gguf").string());
   GgufWriter w;
   for (const auto& [key, value] : orig.metadata()) w.add(key, value);
   for (const GgufTensor& t : orig.tensors()) w.add_tensor(t.name, t.type, t.ne, t.data, t.nbytes);
-  const std::vector<float> freqs(8, 1.0f);
-  w.add_tensor("rope_freqs.weight", DType::F32, {8}, freqs.data(), freqs.size() * 4);
+  const std::vector<float> cls(8, 1.0f);
+  w.add_tensor("cls.weight", DType::F32, {8}, cls.data(), cls.size() * 4);
   const fs::path in = test::scratch_path("convert", "extra.gguf"), out = test::scratch_path("convert", "extra-out.gguf");
   w.write(in.string());
   try {
     convert_model(*load_model(in.string()), out.string(), {});
-    FAIL() << "rope_freqs.weight was dropped";
+    FAIL() << "cls.weight was dropped";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::Unsupported);
-    EXPECT_NE(std::string(e.what()).find("rope_freqs.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cls.weight"), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(out));
   fs::remove(in);

@@ -57,6 +57,74 @@ NormWeights norm(const NormViews& v, int64_t d) {
   return v.weight.present() ? bind_norm(v.weight, v.bias, d) : NormWeights{};
 }
 
+std::unique_ptr<StandardModel> declare_llama_shape(const ModelConfig& c, WeightDecl& d, QkvBias bias, bool output_bias) {
+  const int64_t dm = c.d_model, qd = c.q_dim(), kvd = c.kv_dim(), dff = c.d_mlp, dh = c.d_head;
+  auto m = std::make_unique<StandardModel>(c);
+  m->token_embd = d.tensor("token_embd.weight", {dm, c.d_vocab});
+  m->out_norm = norm({d.tensor("output_norm.weight", {dm})}, dm);
+  const TensorView output = d.optional("output.weight", {dm, c.d_vocab});
+  m->output = output.present() ? output : m->token_embd;
+  for (int l = 0; l < c.n_layers; ++l) {
+    WeightDecl::Block b = d.block(l);
+    auto bias_of = [&](const char* name, int64_t n) {
+      return bias == QkvBias::Required ? b.tensor(name, {n}) : b.optional(name, {n});
+    };
+    BlockWeights& w = m->blocks.emplace_back();
+    w.ln1 = norm({b.tensor("attn_norm.weight", {dm})}, dm);
+    w.attn.wq = b.tensor("attn_q.weight", {dm, qd});
+    w.attn.wk = b.tensor("attn_k.weight", {dm, kvd});
+    w.attn.wv = b.tensor("attn_v.weight", {dm, kvd});
+    if (bias != QkvBias::None) {
+      w.attn.bq = bias_of("attn_q.bias", qd);
+      w.attn.bk = bias_of("attn_k.bias", kvd);
+      w.attn.bv = bias_of("attn_v.bias", kvd);
+    }
+    w.attn.wo = b.tensor("attn_output.weight", {qd, dm});
+    if (output_bias) w.attn.bo = b.optional("attn_output.bias", {dm});
+    if (c.qk_norm) {
+      w.attn.q_norm = norm({b.tensor("attn_q_norm.weight", {dh})}, dh);
+      w.attn.k_norm = norm({b.tensor("attn_k_norm.weight", {dh})}, dh);
+    }
+    w.ln2 = norm({b.tensor("ffn_norm.weight", {dm})}, dm);
+    w.mlp.gate = b.tensor("ffn_gate.weight", {dm, dff});
+    w.mlp.up = b.tensor("ffn_up.weight", {dm, dff});
+    w.mlp.down = b.tensor("ffn_down.weight", {dff, dm});
+  }
+  return m;
+}
+
+std::vector<float> llama3_rope_factors(const Llama3RopeScaling& s, double base, int64_t rope_dims) {
+  const double low_freq_wavelen = s.original_ctx / s.low_freq_factor;
+  const double high_freq_wavelen = s.original_ctx / s.high_freq_factor;
+  std::vector<float> factors;
+  for (int64_t i = 0; i < rope_dims / 2; ++i) {
+    // In float, as the converter's torch.arange(0, dim, 2, dtype=torch.float32) computes it.
+    const float freq = 1.0f / std::pow(float(base), float(2 * i) / float(rope_dims));
+    const double wavelen = 2 * M_PI / double(freq);
+    if (wavelen < high_freq_wavelen) {
+      factors.push_back(1.0f);
+    } else if (wavelen > low_freq_wavelen) {
+      factors.push_back(float(s.factor));
+    } else {
+      const double smooth = (s.original_ctx / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      factors.push_back(float(1.0 / ((1.0 - smooth) / s.factor + smooth)));
+    }
+  }
+  return factors;
+}
+
+void read_rope_freq_factors(const GgufFile& f, ModelConfig& c) {
+  const GgufTensor* t = f.find_tensor("rope_freqs.weight");
+  if (!t) return;
+  const int64_t half = c.rope_dims / 2;
+  if (t->type != DType::F32 || t->ne.size() != 1 || t->ne[0] != half)
+    throw Error(ErrorKind::Format, f.path() + ": tensor rope_freqs.weight",
+                "is " + std::string(dtype_name(t->type)) + " " + t->shape_string() + ", expected F32 [" + std::to_string(half) + "]",
+                "rope_freqs holds one factor per rotated pair (rope.dimension_count / 2); re-convert the model");
+  c.rope_freq_factors.resize(size_t(half));
+  ops::read_vector(TensorView{t->name, t->type, t->ne, t->data, t->nbytes}, c.rope_freq_factors.data(), half);
+}
+
 }  // namespace tp::arch_util
 
 namespace tp {

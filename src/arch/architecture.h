@@ -74,5 +74,30 @@ struct NormViews {
 // bind_norm over declared views; empty weights while only listing.
 NormWeights norm(const NormViews& v, int64_t d);
 
+// Whether a LLaMA-shaped model's Q/K/V projections carry biases: never (Qwen3), when the
+// file has them (LLaMA), always (Qwen2).
+enum class QkvBias { None, Optional, Required };
+// The decoder LLaMA, Qwen2 and Qwen3 share: token_embd, output_norm, output.weight (else the
+// tied embeddings), and per block attn_norm, attn_q/k/v (and biases as `bias` says),
+// attn_output (with an optional bias where `output_bias`), attn_q_norm/attn_k_norm [d_head]
+// where c.qk_norm, ffn_norm and the SwiGLU ffn_gate/up/down.
+std::unique_ptr<StandardModel> declare_llama_shape(const ModelConfig& c, WeightDecl& d, QkvBias bias, bool output_bias);
+
+// Llama 3's rope_scaling ({"rope_type": "llama3"} in an HF config).
+struct Llama3RopeScaling {
+  double factor = 8.0;            // how much the low frequencies are slowed
+  double low_freq_factor = 1.0;   // wavelengths above original_ctx / this are slowed by `factor`
+  double high_freq_factor = 4.0;  // wavelengths below original_ctx / this are kept
+  double original_ctx = 8192.0;   // original_max_position_embeddings
+};
+// The per-frequency factors (ModelConfig::rope_freq_factors) for RoPE over `rope_dims` dims
+// with base `base`, as llama.cpp's converter writes them into rope_freqs.weight: 1 for short
+// wavelengths, `factor` for long ones, a smooth blend between. The one place they are
+// computed (the HF loader and the fixtures use it).
+std::vector<float> llama3_rope_factors(const Llama3RopeScaling& s, double base, int64_t rope_dims);
+// A GGUF's rope_freqs.weight (F32 [rope_dims/2]) into c.rope_freq_factors, when the file has
+// one; Error(Format) naming the tensor when its type or shape is wrong.
+void read_rope_freq_factors(const GgufFile& f, ModelConfig& c);
+
 }  // namespace arch_util
 }  // namespace tp

@@ -10,6 +10,7 @@ extern const Architecture kLlamaArchitecture;
 extern const Architecture kGpt2Architecture;
 extern const Architecture kGptNeoXArchitecture;
 extern const Architecture kQwen2Architecture;
+extern const Architecture kQwen3Architecture;
 extern const Architecture kPhi3Architecture;
 extern const Architecture kGemmaArchitecture;
 extern const Architecture kRwkv6Architecture;
@@ -21,6 +22,7 @@ const std::vector<const Architecture*>& architectures() {
       &kGpt2Architecture,
       &kGptNeoXArchitecture,
       &kQwen2Architecture,
+      &kQwen3Architecture,
       &kPhi3Architecture,
       &kGemmaArchitecture,
       &kRwkv6Architecture,

@@ -4,6 +4,7 @@
 // is refused naming the key, never ignored.
 #include <cmath>
 
+#include "arch/architecture.h"
 #include "core/error.h"
 #include "io/checked_json.h"
 #include "io/small_file.h"
@@ -30,18 +31,36 @@ Activation activation(const JsonFields& j, const char* key, const std::string& n
               "supported: silu, swish, gelu (exact), gelu_new, gelu_pytorch_tanh, gelu_fast (tanh form)");
 }
 
-// rope_scaling: null, {"rope_type"|"type": "default"} or {"type": "linear", "factor": f}.
-float rope_freq_scale(const JsonFields& j) {
-  if (!j.has("rope_scaling")) return 1.0f;
+// A rope_scaling number that must be positive and sane.
+double scaling_number(const JsonFields& s, const char* key) {
+  const double v = s.number(key);
+  if (!(v > 0 && v < 1e9)) throw Error(ErrorKind::Format, s.where_of(key), "must be a positive number", kHint);
+  return v;
+}
+
+// rope_scaling: null, {"rope_type"|"type": "default"}, {"type": "linear", "factor": f}, or Llama
+// 3's {"rope_type": "llama3", "factor", "low_freq_factor", "high_freq_factor",
+// "original_max_position_embeddings"}, which becomes per-frequency factors for c's RoPE (base
+// and dims already read), as llama.cpp's converter writes them into rope_freqs.weight.
+void read_rope_scaling(const JsonFields& j, ModelConfig& c) {
+  if (!j.has("rope_scaling")) return;
   const JsonFields s = j.object("rope_scaling");
   const std::string type = s.has("rope_type") ? s.string("rope_type") : s.string_or("type", "default");
-  if (type == "default") return 1.0f;
+  if (type == "default") return;
+  if (type == "llama3") {
+    const arch_util::Llama3RopeScaling l3{scaling_number(s, "factor"), scaling_number(s, "low_freq_factor"),
+                                          scaling_number(s, "high_freq_factor"),
+                                          scaling_number(s, "original_max_position_embeddings")};
+    if (!(l3.high_freq_factor > l3.low_freq_factor))
+      throw Error(ErrorKind::Format, s.where_of("high_freq_factor"), "must be above low_freq_factor", kHint);
+    c.rope_freq_factors = arch_util::llama3_rope_factors(l3, c.rope_base, c.rope_dims);
+    return;
+  }
   if (type != "linear")
     unsupported(j, "rope_scaling", "RoPE scaling type '" + type + "' is not implemented",
-                "tokenprobe implements linear position scaling only (rope_scaling {\"type\": \"linear\", \"factor\": f})");
-  const double factor = s.number("factor");
-  if (!(factor > 0 && factor < 1e6)) throw Error(ErrorKind::Format, s.where_of("factor"), "must be a positive number", kHint);
-  return static_cast<float>(1.0 / factor);
+                "tokenprobe implements linear position scaling (rope_scaling {\"type\": \"linear\", \"factor\": f}) "
+                "and Llama 3's (\"rope_type\": \"llama3\")");
+  c.rope_freq_scale = static_cast<float>(1.0 / scaling_number(s, "factor"));
 }
 
 // The sizes every family has, under its own key names.
@@ -63,13 +82,13 @@ void read_sizes(const JsonFields& j, const SizeKeys& k, ModelConfig& c) {
 }
 
 // transformers' rotate_half RoPE over the first int(d_head * fraction) dims of each head
-// (GPTNeoXAttention and LlamaAttention both truncate), with linear scaling.
+// (GPTNeoXAttention and LlamaAttention both truncate), with linear or Llama 3 scaling.
 void read_rope(const JsonFields& j, double base, double fraction, ModelConfig& c) {
   c.positions = PositionKind::Rope;
   c.rope_style = RopeStyle::NeoX;
   c.rope_base = static_cast<float>(base);
-  c.rope_freq_scale = rope_freq_scale(j);
   c.rope_dims = static_cast<int64_t>(static_cast<double>(c.d_head) * fraction);
+  read_rope_scaling(j, c);
 }
 
 // LLaMA's block and its descendants (Mistral, Qwen2, Gemma, Phi-3). Their RoPE rotates

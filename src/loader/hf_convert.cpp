@@ -107,7 +107,7 @@ struct Planned {
   DType type;
 };
 
-// A tensor the forward pass does not use (a GGUF's rope_freqs.weight, say) would be dropped,
+// A tensor the forward pass does not use (a reranker's cls.weight, say) would be dropped,
 // and llama.cpp would compute without it: refused.
 void check_all_declared(const Model& m) {
   for (const auto& [name, view] : m.weights.all()) {

@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "core/error.h"
@@ -35,6 +36,14 @@ void ModelConfig::validate(const std::string& where) const {
   if (positions == PositionKind::Rope)
     check(rope_dims > 0 && rope_dims <= d_head && rope_dims % 2 == 0,
           "rope dimension count " + std::to_string(rope_dims) + " must be even and at most d_head " + std::to_string(d_head));
+  if (!rope_freq_factors.empty()) {
+    check(positions == PositionKind::Rope && int64_t(rope_freq_factors.size()) == rope_dims / 2,
+          "RoPE has " + std::to_string(rope_freq_factors.size()) + " frequency factors for " + std::to_string(rope_dims / 2) +
+              " rotated pairs");
+    // A factor divides a frequency: zero, negative or non-finite ones give no rotation.
+    for (const float ff : rope_freq_factors)
+      check(std::isfinite(ff) && ff > 0, "RoPE frequency factor " + std::to_string(ff) + " is not a positive number");
+  }
   check(norm_eps > 0 && norm_eps < 1, "norm epsilon is out of range");
   if (recurrent()) {
     check(n_heads * d_head == d_model, "RWKV head size " + std::to_string(d_head) + " must divide d_model " + std::to_string(d_model));
@@ -61,7 +70,7 @@ int64_t RwkvDims::lora_width() const {
 }
 
 nlohmann::json config_json(const ModelConfig& c) {
-  return {{"architecture", c.architecture}, {"name", c.name}, {"d_model", c.d_model}, {"d_head", c.d_head},
+  nlohmann::json j = {{"architecture", c.architecture}, {"name", c.name}, {"d_model", c.d_model}, {"d_head", c.d_head},
           {"n_heads", c.n_heads}, {"n_kv_heads", c.n_kv_heads}, {"d_mlp", c.d_mlp}, {"d_vocab", c.d_vocab},
           {"n_ctx", c.n_ctx}, {"n_layers", c.n_layers}, {"normalization", norm_kind_name(c.norm)},
           {"eps", c.norm_eps}, {"positional_embedding_type", c.positions == PositionKind::Rope ? "rotary" : c.positions == PositionKind::Learned ? "standard" : "none"},
@@ -70,6 +79,11 @@ nlohmann::json config_json(const ModelConfig& c) {
           {"act_fn", activation_name(c.act)}, {"gated_mlp", c.gated_mlp}, {"parallel_attn_mlp", c.parallel_residual},
           {"embed_scale", c.embed_scale}, {"sliding_window", c.sliding_window}, {"tied_output", c.tied_output},
           {"sequence_mixer", sequence_mixer_name(c.mixer)}};
+  // Only where a model has them, so that traces recorded before these keys existed still
+  // match their models (a patch source's config must equal the model's key by key).
+  if (c.qk_norm) j["use_qk_norm"] = true;
+  if (!c.rope_freq_factors.empty()) j["rotary_freq_factors"] = c.rope_freq_factors;
+  return j;
 }
 
 std::string ModelConfig::describe() const {
@@ -92,7 +106,8 @@ std::string ModelConfig::describe() const {
   add("normalization", std::string(norm_kind_name(norm)) + " (eps " + std::to_string(norm_eps) + ")");
   if (positions == PositionKind::Rope)
     add("positions", std::string("RoPE ") + (rope_style == RopeStyle::Adjacent ? "adjacent pairs" : "NeoX halves") +
-                         " over " + std::to_string(rope_dims) + " dims, base " + std::to_string(rope_base));
+                         " over " + std::to_string(rope_dims) + " dims, base " + std::to_string(rope_base) +
+                         (rope_freq_factors.empty() ? "" : ", per-frequency factors (Llama 3)"));
   else if (positions == PositionKind::Learned)
     add("positions", "learned");
   else
@@ -106,6 +121,7 @@ std::string ModelConfig::describe() const {
                         " (decay), " + std::to_string(rwkv.iclr_lora) + " (a), " + std::to_string(rwkv.value_lora) +
                         " (value residual), " + std::to_string(rwkv.gate_lora) + " (gate)");
   add("mlp", std::string(gated_mlp ? "gated " : "") + activation_name(act) + (parallel_residual ? ", parallel residual" : ""));
+  if (qk_norm) add("qk_norm", "RMSNorm per head on Q and K before RoPE");
   if (!biases) add("biases", "none");
   if (embed_scale != 1.0f) add("embed_scale", std::to_string(embed_scale));
   if (sliding_window > 0) add("sliding_window", std::to_string(sliding_window));

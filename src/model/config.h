@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace tp {
 
@@ -61,6 +62,10 @@ struct ModelConfig {
   int64_t rope_dims = 0;      // leading dims of each head that rotate (n_rot)
   float rope_base = 10000.0f;
   float rope_freq_scale = 1.0f;  // linear position scaling: positions are multiplied by it
+  // Llama 3's per-frequency factors (llama.cpp's rope "freq_factors"), one per rotated pair:
+  // frequency i is divided by factor i. From a GGUF's rope_freqs.weight or an HF config's
+  // llama3 rope_scaling (arch_util::llama3_rope_factors); empty: all 1.
+  std::vector<float> rope_freq_factors;
 
   Activation act = Activation::SiLU;
   bool gated_mlp = true;          // act(gate) * up; set by the loader from the declared weights
@@ -68,6 +73,7 @@ struct ModelConfig {
   float embed_scale = 1.0f;       // Gemma multiplies embeddings by sqrt(d_model)
   float attn_scale = 0.0f;        // 1/sqrt(d_head) unless the model says otherwise
   int64_t sliding_window = 0;     // 0 = full causal attention
+  bool qk_norm = false;           // RMSNorm over each head of Q and K before RoPE (Qwen3)
   bool tied_output = false;       // unembedding shares token_embd
   // Linear layers and LayerNorms carry biases. GGUF GPT-2 files always do; a nanoGPT model
   // trained with bias=False has none, and its architecture then declares none.

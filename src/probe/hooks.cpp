@@ -26,6 +26,8 @@ constexpr HookInfo kHooks[] = {
     {Hook::Q, "attn.hook_q", S::Block, L::RowsHeads, H::Query, W::DHead, N::Attention, 0},
     {Hook::K, "attn.hook_k", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Attention, 0},
     {Hook::V, "attn.hook_v", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Attention, 0},
+    {Hook::QNormed, "attn.hook_q_normed", S::Block, L::RowsHeads, H::Query, W::DHead, N::QkNorm, 0},
+    {Hook::KNormed, "attn.hook_k_normed", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::QkNorm, 0},
     {Hook::RotQ, "attn.hook_rot_q", S::Block, L::RowsHeads, H::Query, W::DHead, N::Rope, 0},
     {Hook::RotK, "attn.hook_rot_k", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Rope, 0},
     {Hook::AttnScores, "attn.hook_attn_scores", S::Block, L::HeadsQueryKeys, H::Query, W::Keys, N::Attention, -INFINITY},
@@ -122,6 +124,7 @@ bool hook_available(Hook h, const ModelConfig& cfg) {
     case N::Attention: return !cfg.recurrent();
     case N::Recurrent: return cfg.recurrent();
     case N::Rwkv7: return cfg.mixer == SequenceMixer::Rwkv7;
+    case N::QkNorm: return cfg.qk_norm;
   }
   return false;
 }

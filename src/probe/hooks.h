@@ -19,7 +19,7 @@ enum class Hook : uint8_t {
   // global, before the blocks
   Tokens, Embed, PosEmbed, RopeCos, RopeSin,
   // per block
-  ResidPre, Ln1Scale, Ln1Normalized, Q, K, V, RotQ, RotK, AttnScores, Pattern, Z, Result,
+  ResidPre, Ln1Scale, Ln1Normalized, Q, K, V, QNormed, KNormed, RotQ, RotK, AttnScores, Pattern, Z, Result,
   AttnOut,
   // RWKV's time mix, where attention would be (A and Kk: RWKV-7 only)
   TimeMixXx, TimeMixR, TimeMixK, TimeMixV, TimeMixW, TimeMixA, TimeMixG, TimeMixKk, TimeMixState, TimeMixWkv, TimeMixOut,
@@ -50,8 +50,9 @@ enum class HookHeads : uint8_t { None, Query, KeyValue };
 enum class HookWidth : uint8_t { One, RopeHalf, DHead, DModel, DMlp, DVocab, Keys, DHeadSquared };
 // What a model must have for the hook to exist: Attention (and its MLP) or Recurrent (RWKV's
 // time and channel mix) is the model's sequence mixer (ModelConfig::mixer); Rwkv7 is RWKV-7's
-// time mix (its in-context learning rate and removal key).
-enum class HookNeeds : uint8_t { Always, LearnedPositions, Rope, SequentialResidual, GatedMlp, Attention, Recurrent, Rwkv7 };
+// time mix (its in-context learning rate and removal key); QkNorm is a per-head norm of Q and K
+// (ModelConfig::qk_norm).
+enum class HookNeeds : uint8_t { Always, LearnedPositions, Rope, SequentialResidual, GatedMlp, Attention, Recurrent, Rwkv7, QkNorm };
 
 struct HookInfo {
   Hook hook;

@@ -52,7 +52,8 @@ void prepare_rope(Forward& f) {
   for (int64_t t = 0; t < f.n; ++t) {
     const double p = double(f.pos0 + t) * c.rope_freq_scale;
     for (int64_t i = 0; i < half; ++i) {
-      const double theta = p * std::pow(double(c.rope_base), -2.0 * double(i) / double(c.rope_dims));
+      const double factor = c.rope_freq_factors.empty() ? 1.0 : double(c.rope_freq_factors[size_t(i)]);
+      const double theta = p * std::pow(double(c.rope_base), -2.0 * double(i) / double(c.rope_dims)) / factor;
       f.st.rope_cos[t * half + i] = static_cast<float>(std::cos(theta));
       f.st.rope_sin[t * half + i] = static_cast<float>(std::sin(theta));
     }
@@ -100,6 +101,16 @@ void project_qkv(Forward& f, const AttnWeights& w) {
     ops::matmul(f.pool, w.wq, x, f.n, st.q.data(), w.bq);
     ops::matmul(f.pool, w.wk, x, f.n, st.k.data(), w.bk);
     ops::matmul(f.pool, w.wv, x, f.n, st.v.data(), w.bv);
+  }
+}
+
+// RMSNorm over each head's d_head values of x [n, heads, d_head], in place (Qwen3's Q/K norm).
+void normalize_heads(const Forward& f, const NormWeights& w, float* x, int64_t heads) {
+  const int64_t dh = f.cfg.d_head;
+  for (int64_t r = 0; r < f.n * heads; ++r) {
+    float* head = x + r * dh;
+    ops::rms_normalize(head, head, dh, f.cfg.norm_eps);
+    ops::apply_weight(head, w.w.data(), nullptr, head, dh);
   }
 }
 
@@ -168,6 +179,12 @@ void attention_step(Forward& f, int layer, const AttnWeights& w) {
   f.offer(Hook::Q, layer, st.q.data(), {f.n, c.n_heads, c.d_head});
   f.offer(Hook::K, layer, st.k.data(), {f.n, c.n_kv_heads, c.d_head});
   f.offer(Hook::V, layer, st.v.data(), {f.n, c.n_kv_heads, c.d_head});
+  if (c.qk_norm) {
+    normalize_heads(f, w.q_norm, st.q.data(), c.n_heads);
+    normalize_heads(f, w.k_norm, st.k.data(), c.n_kv_heads);
+    f.offer(Hook::QNormed, layer, st.q.data(), {f.n, c.n_heads, c.d_head});
+    f.offer(Hook::KNormed, layer, st.k.data(), {f.n, c.n_kv_heads, c.d_head});
+  }
   if (c.positions == PositionKind::Rope) {
     apply_rope(f, st.q.data(), c.n_heads);
     apply_rope(f, st.k.data(), c.n_kv_heads);

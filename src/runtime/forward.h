@@ -37,10 +37,13 @@ struct NormWeights {
 };
 
 // Attention projections: separate q/k/v or one fused [Q | K | V] matrix; biases optional.
+// q_norm/k_norm: RMSNorm weights [d_head] applied to every head of Q and K before RoPE
+// (Qwen3; ModelConfig::qk_norm), empty otherwise.
 struct AttnWeights {
   TensorView wq, wk, wv, bq, bk, bv;
   TensorView wqkv, bqkv;
   TensorView wo, bo;
+  NormWeights q_norm, k_norm;
 };
 
 // MLP: up (and gate) then down. Phi-3 fuses [gate | up] into one `up` of 2 d_mlp rows.
@@ -70,7 +73,8 @@ float activate(Activation a, float x);
 
 // in [n, d_model] -> st.ln_out [n, d_model]; offers `scale_hook` and `normalized_hook`.
 void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalized_hook, int layer, const float* in);
-// st.ln_out -> st.attn_out (offers q, k, v, rot_q, rot_k, attn_scores, pattern, z, result, attn_out).
+// st.ln_out -> st.attn_out (offers q, k, v, q_normed, k_normed, rot_q, rot_k, attn_scores, pattern,
+// z, result, attn_out).
 void attention_step(Forward& f, int layer, const AttnWeights& w);
 // st.ln_out -> st.mlp_out (offers mlp pre, pre_linear, post, mlp_out).
 void mlp_step(Forward& f, int layer, const MlpWeights& w);

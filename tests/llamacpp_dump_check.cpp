@@ -1,0 +1,82 @@
+#include "llamacpp_dump_check.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/npy.h"
+#include "probe/recorder.h"
+#include "runtime/generate.h"
+#include "runtime/session.h"
+#include "test_pool.h"
+#include "test_support.h"
+
+namespace tp::test {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// llama.cpp's [heads, q, n_kv] pattern cut to the first `keys` keys; false when a padded key
+// (one past the sequence) holds anything but 0.
+bool first_keys(const NpyArray& a, int64_t keys, std::vector<float>& out) {
+  if (a.shape.size() != 3 || a.shape[2] < keys) return false;
+  const int64_t rows = a.shape[0] * a.shape[1], n_kv = a.shape[2];
+  bool padding_zero = true;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n_kv; ++j) {
+      const float v = a.data[size_t(r * n_kv + j)];
+      if (j < keys) out.push_back(v);
+      else padding_zero = padding_zero && v == 0.0f;
+    }
+  return padding_zero;
+}
+
+}  // namespace
+
+void check_llamacpp_dump(const Model& model, const fs::path& dir, const std::string& label, double tol,
+                         const std::vector<DumpPair>& extra) {
+  std::ifstream js(dir / "tokens.json");
+  const auto meta = nlohmann::json::parse(js);
+  const auto tokens = meta["tokens"].get<std::vector<int32_t>>();
+  const auto greedy = meta["greedy"].get<std::vector<int32_t>>();
+  const ModelConfig& cfg = model.config;
+  const int64_t n = int64_t(tokens.size());
+
+  Recorder rec([](Hook, int) { return true; });
+  Session s(model, test_pool());
+  s.set_observer(&rec);
+  const std::vector<float> logits = s.eval(tokens, /*all_logits=*/true);
+  s.set_observer(nullptr);
+
+  int failures = 0;
+  auto check = [&](const std::string& file, const std::vector<float>& got) {
+    const NpyArray want = read_npy((dir / file).string());
+    if (!compare(label + " " + file, got, want.data, want.shape, tol).ok) ++failures;
+  };
+  check("logits.npy", logits);
+  for (int l = 0; l < cfg.n_layers; ++l) {
+    const std::string L = std::to_string(l), b = "blocks." + L + ".";
+    const NpyArray pattern = read_npy((dir / ("kq_soft_max-" + L + ".npy")).string());
+    std::vector<float> want;
+    const bool padding_zero = first_keys(pattern, n, want);
+    EXPECT_TRUE(padding_zero) << label << " kq_soft_max-" << L << ": keys past the sequence are not 0";
+    if (!compare(label + " kq_soft_max-" + L + ".npy", rec.only(b + "attn.hook_pattern").data, want,
+                 {cfg.n_heads, n, n}, tol).ok)
+      ++failures;
+    check("kqv_out-" + L + ".npy", rec.only(b + "attn.hook_z").data);
+    check("ffn_inp-" + L + ".npy", rec.only(b + "hook_resid_mid").data);
+    check("ffn_out-" + L + ".npy", rec.only(b + "hook_mlp_out").data);
+    check("l_out-" + L + ".npy", rec.only(b + "hook_resid_post").data);
+    for (const DumpPair& p : extra) check(p.file_prefix + L + ".npy", rec.only(b + p.hook_suffix).data);
+  }
+  EXPECT_EQ(failures, 0) << "tensors outside " << tol << " of llama.cpp (NOT OK lines above)";
+
+  Session g(model, test_pool());
+  const auto ids = generate_greedy(g, tokens, static_cast<int>(greedy.size()));
+  EXPECT_EQ(ids, greedy) << "greedy continuation differs from llama.cpp's";
+  std::printf("%-6s %s greedy ids (%zu)\n", ids == greedy ? "OK" : "NOT OK", label.c_str(), greedy.size());
+}
+
+}  // namespace tp::test
