@@ -1,0 +1,51 @@
+// The binding layer of tokenprobe._native: one file per concept (errors, numpy arrays, the
+// capture into arrays, the model). The Python package (python/tokenprobe) wraps it in
+// TransformerLens's names; nothing here knows about those.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "probe/capture.h"
+
+namespace tp::py {
+
+namespace pyb = pybind11;
+
+// tp::Error -> Python: TokenprobeError (a RuntimeError), or its subclasses UsageError (also a
+// ValueError: a bad argument such as an unknown hook name) and NotFoundError (also a
+// FileNotFoundError: a missing file or named thing). The exception carries kind, where, hint.
+void register_errors(pyb::module_& m);
+
+// A numpy array over `bytes`, which it owns (a capsule frees them with the array's last
+// reference): the values are not copied. `shape` in elements, C order.
+pyb::array owning_array(std::unique_ptr<uint8_t[]> bytes, const pyb::dtype& dtype, const std::vector<int64_t>& shape);
+pyb::array owning_array(std::vector<float>&& values, const std::vector<int64_t>& shape);
+
+// A CaptureSink (probe/capture.h) that keeps every captured tensor in its own buffer, to be
+// handed to numpy without a copy. Tensor names lose their pass label ("prompt/").
+class ArraySink : public CaptureSink {
+ public:
+  uint8_t* add(const std::string& name, StoreType dtype, const std::vector<int64_t>& shape, uint64_t nbytes,
+               const nlohmann::json& meta) override;
+  // The tensors as {hook name: array}, each with a leading batch axis of 1 (TransformerLens's
+  // layout). Needs the GIL; the sink is empty afterwards.
+  pyb::dict take_arrays();
+
+ private:
+  struct Tensor {
+    std::string name;
+    StoreType dtype;
+    std::vector<int64_t> shape;
+    std::unique_ptr<uint8_t[]> bytes;
+  };
+  std::vector<Tensor> tensors_;
+};
+
+void bind_model(pyb::module_& m);
+
+}  // namespace tp::py

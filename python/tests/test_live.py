@@ -1,0 +1,176 @@
+"""tokenprobe.Model (the native module) against ../shared/reference and the CLI.
+
+Run by ctest (tests/CMakeLists.txt) with PYTHONPATH at the build's python/ folder (the
+package beside tokenprobe._native), TOKENPROBE_CLI set to the binary and TOKENPROBE_SHARED
+to ../shared; or by hand: `pytest python/tests/test_live.py` in a venv where `pip install
+./python` installed tokenprobe.
+"""
+
+import gc
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import tokenprobe as tp
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.environ.get("TOKENPROBE_SHARED", os.path.join(HERE, "..", "..", "..", "shared"))
+CLI = os.environ.get("TOKENPROBE_CLI", "")
+REFERENCE = os.path.join(SHARED, "reference")
+STORIES = os.path.join(SHARED, "models", "real", "stories260K.gguf")
+needs_stories = pytest.mark.skipif(not os.path.exists(STORIES), reason="shared models absent (set TOKENPROBE_SHARED)")
+
+
+def model_file(name):
+    for folder in ("real", "synthetic"):
+        path = os.path.join(SHARED, "models", folder, name + ".gguf")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def reference_cases():
+    if not os.path.isdir(REFERENCE):
+        return []
+    return [(m, c) for m in sorted(os.listdir(REFERENCE)) if model_file(m)
+            for c in sorted(os.listdir(os.path.join(REFERENCE, m)))
+            if os.path.exists(os.path.join(REFERENCE, m, c, "tokens.json"))]
+
+
+def tolerance(model):
+    """tests/reference_test.cpp's bounds: 1e-4 for F32-exact models; Q4_0 rounds one layer-0
+    activation the other way from llama.cpp (docs there)."""
+    return (0.05, 1.0) if "q4_0" in model else (1e-4, 1e-4)
+
+
+_models = {}
+
+
+def load(path):
+    if path not in _models:
+        _models[path] = tp.Model.from_pretrained(path, threads=2)
+    return _models[path]
+
+
+@pytest.mark.skipif(not reference_cases(), reason="../shared/reference absent (set TOKENPROBE_SHARED)")
+@pytest.mark.parametrize("name,case", reference_cases())
+def test_run_with_cache_equals_reference(name, case):
+    model = load(model_file(name))
+    folder = os.path.join(REFERENCE, name, case)
+    with open(os.path.join(folder, "tokens.json")) as f:
+        ref = json.load(f)
+    tokens = model.to_tokens(ref["text"])
+    assert tokens.dtype == np.int64 and tokens.shape == (1, len(ref["tokens"]))
+    assert tokens[0].tolist() == ref["tokens"]
+
+    logits, cache = model.run_with_cache(tokens, names_filter=["blocks.*.hook_resid_post", "blocks.*.attn.hook_pattern"])
+    act_tol, logit_tol = tolerance(name)
+    n, n_layers = tokens.shape[1], model.cfg.n_layers
+    want = np.load(os.path.join(folder, "logits.npy"))
+    assert logits.shape == (1, n, model.cfg.d_vocab) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits[0], want, rtol=0, atol=logit_tol)
+    np.testing.assert_array_equal(model(tokens), logits)  # the plain pass is the same pass
+    assert len(cache) == 2 * n_layers
+    for layer in range(n_layers):
+        resid = cache["resid_post", layer]
+        assert resid.shape == (1, n, model.cfg.d_model)
+        assert resid is cache[f"blocks.{layer}.hook_resid_post"]
+        np.testing.assert_allclose(resid[0], np.load(os.path.join(folder, f"l_out-{layer}.npy")), rtol=0, atol=act_tol)
+        pattern = cache["pattern", layer]
+        assert pattern.shape == (1, model.cfg.n_heads, n, n)
+        np.testing.assert_allclose(pattern[0], np.load(os.path.join(folder, f"kq_soft_max_ext-{layer}.npy")),
+                                   rtol=0, atol=act_tol)
+    assert cache["resid_post", -1] is cache["resid_post", n_layers - 1]
+
+
+@needs_stories
+@pytest.mark.skipif(not CLI, reason="TOKENPROBE_CLI is not set to the tokenprobe binary")
+@pytest.mark.parametrize("text,prepend_bos", [("Once upon a time, Lily saw a cat.", None), ("He picked up", False),
+                                              ("  two spaces\nand a line", None)])
+def test_to_tokens_equals_cli_tokenize(text, prepend_bos):
+    model = load(STORIES)
+    args = [CLI, "tokenize", "-m", STORIES, "--text", text, "--json"] + (["--no-bos"] if prepend_bos is False else [])
+    out = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+    tokens = model.to_tokens(text, prepend_bos=prepend_bos)
+    assert tokens[0].tolist() == [t["id"] for t in out["tokens"]]
+    assert model.to_str_tokens(tokens) == [t["text"] for t in out["tokens"]]
+    assert model.to_string(tokens[0, 1:] if prepend_bos is None else tokens) == text
+
+
+@needs_stories
+def test_config_has_transformerlens_names():
+    cfg = load(STORIES).cfg
+    assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_vocab, cfg.n_ctx) == (5, 64, 8, 8, 512, 2048)
+    assert (cfg.n_key_value_heads, cfg.d_mlp, cfg.act_fn, cfg.normalization_type) == (4, 172, "silu", "RMS")
+    assert cfg.positional_embedding_type == "rotary" and cfg.architecture == "llama" and cfg.eps == 1e-5
+
+
+@needs_stories
+def test_unknown_hook_name_raises_naming_it():
+    model = load(STORIES)
+    with pytest.raises(ValueError, match=r"blocks\.0\.hook_nonsense") as info:
+        model.run_with_cache(model.to_tokens("Hi"), names_filter="blocks.0.hook_nonsense")
+    assert isinstance(info.value, tp.UsageError) and info.value.kind == "usage error"
+    with pytest.raises(tp.UsageError, match=r"blocks\.9\.hook_resid_post"):  # a layer the model lacks
+        model.run_with_cache(model.to_tokens("Hi"), names_filter=["blocks.9.hook_resid_post"])
+    logits, cache = model.run_with_cache(model.to_tokens("Hi"), names_filter="blocks.1.hook_resid_post")
+    with pytest.raises(KeyError, match=r"blocks\.2\.hook_resid_post was not captured"):
+        cache["resid_post", 2]
+    with pytest.raises(KeyError, match="the model has 5 layers"):
+        cache["resid_post", 5]
+
+
+def test_missing_model_file_raises_with_its_path(tmp_path):
+    missing = str(tmp_path / "no-such-model.gguf")
+    with pytest.raises(FileNotFoundError, match="no-such-model.gguf") as info:
+        tp.Model.from_pretrained(missing)
+    assert isinstance(info.value, tp.TokenprobeError) and missing in info.value.where
+
+
+@needs_stories
+def test_names_filter_forms_select_the_same_hooks():
+    model = load(STORIES)
+    tokens = model.to_tokens("The cat sat")
+    wanted = ["blocks.0.attn.hook_pattern", "blocks.4.hook_resid_post"]
+    _, by_list = model.run_with_cache(tokens, names_filter=wanted)
+    _, by_callable = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)
+    assert sorted(by_list) == sorted(by_callable) == wanted
+    for name in wanted:
+        np.testing.assert_array_equal(by_list[name], by_callable[name])
+    _, everything = model.run_with_cache(tokens)
+    assert sorted(everything) == sorted(model.hook_names())
+    np.testing.assert_array_equal(everything["embed"], everything["hook_embed"])
+    n = tokens.shape[1]
+    assert everything["scale", 2, "ln2"] is everything["blocks.2.ln2.hook_scale"]
+    assert everything["scale", 2, "ln2"].shape == (1, n, 1)
+    assert everything["q", -1].shape == (1, n, 8, 8)  # [batch, pos, head, d_head]
+    assert everything["pattern", 0].shape == (1, 8, n, n)  # [batch, head, q, k]
+    _, nothing = model.run_with_cache(tokens, names_filter=lambda n: False)
+    assert len(nothing) == 0
+
+
+@needs_stories
+def test_arrays_own_their_memory():
+    model = tp.Model.from_pretrained(STORIES, threads=1)
+    logits, cache = model.run_with_cache(model.to_tokens("Once upon"), names_filter="blocks.*.hook_resid_post")
+    resid = cache["resid_post", 3]
+    assert not resid.flags.owndata and resid.base is not None  # the captured buffer, not a copy
+    expected = resid.copy(), logits.copy()
+    del model, cache
+    gc.collect()
+    np.testing.assert_array_equal(resid, expected[0])  # still valid after the model is gone
+    np.testing.assert_array_equal(logits, expected[1])
+
+
+@needs_stories
+def test_bad_tokens_raise():
+    model = load(STORIES)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model([1, 512])
+    with pytest.raises(ValueError, match="batch 1"):
+        model(np.zeros((2, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match="no tokens"):
+        model([])
