@@ -98,6 +98,7 @@ def test_to_tokens_equals_cli_tokenize(text, prepend_bos):
     assert tokens[0].tolist() == [t["id"] for t in out["tokens"]]
     assert model.to_str_tokens(tokens) == [t["text"] for t in out["tokens"]]
     assert model.to_string(tokens[0, 1:] if prepend_bos is None else tokens) == text
+    assert model.to_string(tokens[0, -1]) == model.to_string([int(tokens[0, -1])])  # one id
 
 
 @needs_stories

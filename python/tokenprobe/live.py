@@ -227,9 +227,11 @@ def _check_return_type(return_type: Optional[str]) -> None:
 
 
 def _ids(tokens: TokensLike) -> List[int]:
-    """Token ids of one sequence: a list, a 1-D array, or a [1, pos] array."""
+    """Token ids of one sequence: one id, a list, a 1-D array, or a [1, pos] array."""
     a = np.asarray(tokens)
-    if a.ndim == 2 and a.shape[0] == 1:
+    if a.ndim == 0:
+        a = a.reshape(1)
+    elif a.ndim == 2 and a.shape[0] == 1:
         a = a[0]
     if a.ndim != 1:
         raise ValueError(f"tokens of shape {a.shape}: give one sequence, [pos] or [1, pos] (batch 1)")
