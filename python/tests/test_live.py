@@ -175,3 +175,65 @@ def test_bad_tokens_raise():
         model(np.zeros((2, 3), dtype=np.int64))
     with pytest.raises(ValueError, match="no tokens"):
         model([])
+
+
+NANOGPT = os.path.join(SHARED, "models", "nanogpt")
+HF_FOLDER = os.path.join(SHARED, "models", "real", "TinyStories-656K")
+MAKE_FIXTURES = os.environ.get("TOKENPROBE_MAKE_FIXTURES", "")
+
+
+def other_format_cases():
+    """(model path, reference case folder, reference layout) for the other formats -m takes:
+    nanoGPT checkpoints (their own PyTorch references) and a HuggingFace folder (llama.cpp's)."""
+    cases = []
+    if os.path.isdir(NANOGPT):
+        for name in sorted(os.listdir(NANOGPT)):
+            refs = os.path.join(NANOGPT, name, "ref")
+            if os.path.isdir(refs):
+                cases += [(os.path.join(NANOGPT, name, "ckpt.pt"), os.path.join(refs, c), "nanogpt") for c in sorted(os.listdir(refs))]
+    hf_refs = os.path.join(SHARED, "reference-hf", "TinyStories-656K")
+    if os.path.isdir(HF_FOLDER) and os.path.isdir(hf_refs):
+        cases += [(HF_FOLDER, os.path.join(hf_refs, c), "llama.cpp") for c in sorted(os.listdir(hf_refs))]
+    return cases
+
+
+@pytest.mark.skipif(not other_format_cases(), reason="shared nanoGPT / HF fixtures absent")
+@pytest.mark.parametrize("path,folder,layout", other_format_cases())
+def test_other_formats_equal_their_references(path, folder, layout):
+    model = load(path)
+    with open(os.path.join(folder, "tokens.json")) as f:
+        tokens = json.load(f)["tokens"]
+    logits, cache = model.run_with_cache(tokens, names_filter="blocks.*.hook_resid_post;blocks.*.attn.hook_pattern")
+    resid, pattern = ("resid_post-{L}.npy", "pattern-{L}.npy") if layout == "nanogpt" else ("l_out-{L}.npy", "kq_soft_max_ext-{L}.npy")
+    # The trained HF model's residual stream reaches ~100, where one float32 step is 6.1e-5 and
+    # summation order moves two: 2e-4 there, as tests/hf_reference_test.cpp's kTrained.
+    act_tol = 2e-4 if layout == "llama.cpp" else 1e-4
+    np.testing.assert_allclose(logits[0], np.load(os.path.join(folder, "logits.npy")), rtol=0, atol=1e-4)
+    for layer in range(model.cfg.n_layers):
+        np.testing.assert_allclose(cache["resid_post", layer][0], np.load(os.path.join(folder, resid.format(L=layer))),
+                                   rtol=0, atol=act_tol)
+        np.testing.assert_allclose(cache["pattern", layer][0], np.load(os.path.join(folder, pattern.format(L=layer))),
+                                   rtol=0, atol=act_tol)
+
+
+@pytest.mark.skipif(not (CLI and MAKE_FIXTURES), reason="TOKENPROBE_CLI / TOKENPROBE_MAKE_FIXTURES not set")
+def test_rwkv_cache_equals_the_clis_trace(tmp_path):
+    """One capture mechanism: run_with_cache gives what `tokenprobe trace` writes, bit for bit,
+    here on an RWKV-6 GGUF (state [1, pos, heads, N, N]) with dtype options."""
+    subprocess.run([MAKE_FIXTURES, str(tmp_path)], check=True, capture_output=True)
+    path = str(tmp_path / "rwkv6-tiny-f32.gguf")
+    ids = [0, 17, 42, 9, 100, 3]
+    spec = "blocks.*.time_mix.hook_state;blocks.*.hook_resid_post[dtype=bf16];blocks.1.channel_mix.hook_out[dtype=f16]"
+    out = str(tmp_path / "rwkv.tptrace")
+    subprocess.run([CLI, "trace", "-m", path, "--tokens", ",".join(map(str, ids)), "-n", "1", "--capture", spec, "-o", out],
+                   check=True, capture_output=True)
+    prompt = tp.load_trace(out).cache.step("prompt")
+    model = tp.Model.from_pretrained(path, threads=1)
+    assert model.cfg.positional_embedding_type == "none" and model.cfg.extra["sequence_mixer"] == "rwkv6"
+    _, cache = model.run_with_cache(ids, names_filter=spec)
+    assert sorted(cache) == sorted(prompt)
+    for name, want in prompt.items():
+        assert cache[name].shape == (1, *want.shape) and cache[name].dtype == want.dtype, name
+        np.testing.assert_array_equal(cache[name][0], want, err_msg=name)
+    assert cache["state", 0].shape == (1, len(ids), model.cfg.n_heads, model.cfg.d_head, model.cfg.d_head)
+    assert cache["resid_post", 0].dtype == np.float32 and cache["channel_mix_out", 1].dtype == np.float16
