@@ -10,6 +10,8 @@ import gc
 import json
 import os
 import subprocess
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -237,3 +239,20 @@ def test_rwkv_cache_equals_the_clis_trace(tmp_path):
         np.testing.assert_array_equal(cache[name][0], want, err_msg=name)
     assert cache["state", 0].shape == (1, len(ids), model.cfg.n_heads, model.cfg.d_head, model.cfg.d_head)
     assert cache["resid_post", 0].dtype == np.float32 and cache["channel_mix_out", 1].dtype == np.float16
+
+
+@needs_stories
+def test_forward_releases_the_gil():
+    """While a pass runs on another thread, this thread keeps running Python: no pause in its
+    loop comes near the pass's length (a held GIL would stop the loop for the whole pass)."""
+    model = tp.Model.from_pretrained(STORIES, threads=1)
+    ids = np.random.default_rng(0).integers(3, model.cfg.d_vocab, 512)
+    worker = threading.Thread(target=model, args=(ids,))
+    stamps = [time.perf_counter()]
+    worker.start()
+    while worker.is_alive():
+        stamps.append(time.perf_counter())
+    worker.join()
+    duration = stamps[-1] - stamps[0]
+    assert duration > 0.05, "the pass was too short to tell"
+    assert np.diff(stamps).max() < duration / 2
