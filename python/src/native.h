@@ -17,8 +17,9 @@ namespace tp::py {
 namespace pyb = pybind11;
 
 // tp::Error -> Python: TokenprobeError (a RuntimeError), or its subclasses UsageError (also a
-// ValueError: a bad argument such as an unknown hook name) and NotFoundError (also a
-// FileNotFoundError: a missing file or named thing). The exception carries kind, where, hint.
+// ValueError: a bad argument such as an unknown hook name), FileError (also an OSError: a file
+// that cannot be opened, read or mapped) and NotFoundError (also a LookupError: a named thing
+// such as a tensor or key that does not exist). The exception carries kind, where, hint.
 void register_errors(pyb::module_& m);
 
 // A numpy array over `bytes`, which it owns (a capsule frees them with the array's last

@@ -128,9 +128,10 @@ def test_unknown_hook_name_raises_naming_it():
 
 def test_missing_model_file_raises_with_its_path(tmp_path):
     missing = str(tmp_path / "no-such-model.gguf")
-    with pytest.raises(FileNotFoundError, match="no-such-model.gguf") as info:
+    with pytest.raises(OSError, match="no-such-model.gguf") as info:
         tp.Model.from_pretrained(missing)
-    assert isinstance(info.value, tp.TokenprobeError) and missing in info.value.where
+    assert isinstance(info.value, tp.FileError) and isinstance(info.value, tp.TokenprobeError)
+    assert missing in info.value.where and info.value.kind == "I/O error"
 
 
 @needs_stories

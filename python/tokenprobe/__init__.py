@@ -21,16 +21,17 @@ __all__ = ["ActivationCache", "HookFacts", "Trace", "TraceFormatError", "load_tr
 __version__ = "0.1.0"
 
 try:
-    from ._native import NotFoundError, TokenprobeError, UsageError
+    from ._native import FileError, NotFoundError, TokenprobeError, UsageError
     from .live import ActivationCache as LiveActivationCache
     from .live import Config, Model
 except ImportError as e:  # the trace reader still works without the native module
     _native_missing = e
 
     def __getattr__(name):
-        if name in ("Model", "Config", "LiveActivationCache", "TokenprobeError", "UsageError", "NotFoundError"):
+        if name in ("Model", "Config", "LiveActivationCache", "TokenprobeError", "UsageError", "FileError",
+                    "NotFoundError"):
             raise ImportError(f"tokenprobe.{name} needs the native module tokenprobe._native, which did not import "
                               f"({_native_missing}); install with `pip install ./python` (docs/python.md)")
         raise AttributeError(f"module 'tokenprobe' has no attribute {name!r}")
 else:
-    __all__ += ["Config", "LiveActivationCache", "Model", "NotFoundError", "TokenprobeError", "UsageError"]
+    __all__ += ["Config", "FileError", "LiveActivationCache", "Model", "NotFoundError", "TokenprobeError", "UsageError"]
