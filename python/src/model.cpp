@@ -1,6 +1,6 @@
 // tokenprobe._native.Model: a loaded model, its thread pool, and the calls the Python
 // package builds TransformerLens's API from: the config, the tokenizer, a forward pass
-// returning every position's logits, and the same pass with a capture spec.
+// returning every position's logits, the same pass with a capture spec, and with Python hooks.
 //
 // Each call runs its own Session (runtime/session.h) with a KV cache for its tokens only, so
 // calls share nothing but the model (read-only) and the pool (which serialises their jobs):
@@ -80,6 +80,20 @@ class NativeModel {
     return pyb::make_tuple(l, sink.take_arrays());
   }
 
+  // Logits after a pass in which `hooks` (full hook name, fn) see and may change activations.
+  pyb::array run_with_hooks(const std::vector<int32_t>& tokens,
+                            const std::vector<std::pair<std::string, pyb::function>>& hooks) const {
+    PythonHooks observer(model_->config, hooks);  // destroyed here, with the GIL held
+    std::vector<float> logits;
+    try {
+      pyb::gil_scoped_release nogil;
+      logits = run(tokens, &observer);
+    } catch (const PythonHooks::HookFailed&) {
+      observer.raise();
+    }
+    return owning_array(std::move(logits), {1, int64_t(tokens.size()), model_->config.d_vocab});
+  }
+
  private:
   // One pass over the whole prompt (max_batch = its length, so every hook is one tensor),
   // every position's logits.
@@ -111,7 +125,8 @@ void bind_model(pyb::module_& m) {
       .def("token_bytes", &NativeModel::token_bytes)
       .def("hook_names", &NativeModel::hook_names)
       .def("forward", &NativeModel::forward)
-      .def("run_with_cache", &NativeModel::run_with_cache);
+      .def("run_with_cache", &NativeModel::run_with_cache)
+      .def("run_with_hooks", &NativeModel::run_with_hooks);
 }
 
 }  // namespace tp::py

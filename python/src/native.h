@@ -6,7 +6,9 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +49,26 @@ class ArraySink : public CaptureSink {
   std::vector<Tensor> tensors_;
 };
 
+// Python functions called where the forward pass offers hooks (hooks.cpp). A function that
+// raises stops the pass: deliver() keeps the Python error and throws HookFailed, and the
+// caller, holding the GIL again, calls raise() to re-raise it chained to a RuntimeError naming
+// the hook. Must be destroyed with the GIL held (it holds Python objects).
+class PythonHooks : public Observer {
+ public:
+  struct HookFailed {};
+  // Error(Usage) naming a name that is no hook of this model.
+  PythonHooks(const ModelConfig& cfg, const std::vector<std::pair<std::string, pyb::function>>& hooks);
+  bool wants(Hook h, int layer) const override;
+  void deliver(Hook h, int layer, const HookValue& v, float* data) override;
+  [[noreturn]] void raise();
+
+ private:
+  std::map<std::pair<Hook, int>, std::vector<pyb::function>> fns_;
+  std::string failed_hook_;
+  std::optional<pyb::error_already_set> error_;
+};
+
+void bind_hooks(pyb::module_& m);
 void bind_model(pyb::module_& m);
 
 }  // namespace tp::py

@@ -257,3 +257,57 @@ def test_forward_releases_the_gil():
     duration = stamps[-1] - stamps[0]
     assert duration > 0.05, "the pass was too short to tell"
     assert np.diff(stamps).max() < duration / 2
+
+
+@needs_stories
+def test_run_with_hooks_patching_gives_the_source_runs_logits():
+    """Activation patching: every position of resid_post L taken from another prompt's run
+    makes the rest of the pass that run's, so the logits equal it exactly; in place and by
+    returning an array alike. A hook that returns None and changes nothing leaves the logits."""
+    model = load(STORIES)
+    clean = model.to_tokens("Lily went to the park")
+    corrupt = clean.copy()
+    corrupt[0, 1] = model.to_tokens("Tom", prepend_bos=False)[0, 0]  # another name, same length
+    assert corrupt[0, 1] != clean[0, 1]
+    clean_logits, clean_cache = model.run_with_cache(clean, names_filter="blocks.*.hook_resid_post")
+    corrupt_logits = model(corrupt)
+    assert np.abs(clean_logits - corrupt_logits).max() > 1e-3  # the two runs differ: patching is seen
+    seen = []
+
+    def look(activation, hook):
+        seen.append((hook.name, activation.shape))
+
+    np.testing.assert_array_equal(model.run_with_hooks(corrupt, fwd_hooks=[(lambda n: "resid_post" in n, look)]),
+                                  corrupt_logits)
+    assert seen == [(f"blocks.{layer}.hook_resid_post", (1, corrupt.shape[1], 64)) for layer in range(5)]
+
+    def patch_in_place(activation, hook):
+        activation[:] = clean_cache[hook.name]
+
+    for layer in (1, 3):
+        name = f"blocks.{layer}.hook_resid_post"
+        np.testing.assert_array_equal(model.run_with_hooks(corrupt, fwd_hooks=[(name, patch_in_place)]), clean_logits)
+        patched = model.run_with_hooks(corrupt, fwd_hooks=[(name, lambda a, hook: clean_cache[hook.name])])
+        np.testing.assert_array_equal(patched, clean_logits)
+    ablated = model.run_with_hooks(corrupt, fwd_hooks=[("blocks.4.hook_attn_out", lambda a, hook: np.zeros_like(a))])
+    assert np.abs(ablated - corrupt_logits).max() > 1e-3  # the change reaches the logits
+
+
+@needs_stories
+def test_a_hook_that_raises_names_the_hook_and_the_model_stays_usable():
+    model = load(STORIES)
+    tokens = model.to_tokens("Once upon a time")
+    before = model(tokens)
+
+    def broken(activation, hook):
+        raise ZeroDivisionError("on purpose")
+
+    with pytest.raises(RuntimeError, match=r"blocks\.2\.attn\.hook_pattern") as info:
+        model.run_with_hooks(tokens, fwd_hooks=[("blocks.2.attn.hook_pattern", broken)])
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    with pytest.raises(RuntimeError, match=r"hook_embed") as info:
+        model.run_with_hooks(tokens, fwd_hooks=[("hook_embed", lambda a, hook: np.zeros(3))])
+    assert "shape" in str(info.value.__cause__)
+    with pytest.raises(tp.UsageError, match=r"blocks\.0\.hook_nonsense"):
+        model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_nonsense", broken)])
+    np.testing.assert_array_equal(model(tokens), before)

@@ -212,6 +212,27 @@ class Model:
             logits, arrays = self._native.run_with_cache(ids, spec)
         return (logits if return_type == "logits" else None), ActivationCache(arrays, self)
 
+    def run_with_hooks(self, input: TokensLike, fwd_hooks: Sequence[Tuple[Union[str, Callable[[str], bool]], Callable]] = (),
+                       return_type: Optional[str] = "logits") -> Optional[np.ndarray]:
+        """One forward pass calling fn(activation, hook) at each hook fwd_hooks names.
+
+        fwd_hooks: (hook name or filter on names, fn) pairs, as TransformerLens's. activation
+        is a writable float32 view [1, ...] of the pass's own buffer, valid only during the
+        call: change it in place or return an array of its shape to patch, ablate or steer;
+        return None to leave it. hook.name is the hook's full name. An exception in fn stops
+        the pass and is raised as a RuntimeError naming the hook (the original is its
+        __cause__); the model stays usable. A name that is no hook of the model raises
+        UsageError. The pass runs without the GIL between hook calls.
+        """
+        _check_return_type(return_type)
+        ids = self._input_ids(input)
+        pairs = []
+        for name_or_filter, fn in fwd_hooks:
+            names = [name_or_filter] if isinstance(name_or_filter, str) else [n for n in self.hook_names() if name_or_filter(n)]
+            pairs += [(name, fn) for name in names]
+        logits = self._native.run_with_hooks(ids, pairs)
+        return logits if return_type == "logits" else None
+
     def _input_ids(self, input: TokensLike) -> List[int]:
         return _ids(self.to_tokens(input) if isinstance(input, str) else input)
 
