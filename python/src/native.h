@@ -1,0 +1,74 @@
+// The binding layer of tokenprobe._native: one file per concept (errors, numpy arrays, the
+// capture into arrays, the model). The Python package (python/tokenprobe) wraps it in
+// TransformerLens's names; nothing here knows about those.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "probe/capture.h"
+
+namespace tp::py {
+
+namespace pyb = pybind11;
+
+// tp::Error -> Python: TokenprobeError (a RuntimeError), or its subclasses UsageError (also a
+// ValueError: a bad argument such as an unknown hook name), FileError (also an OSError: a file
+// that cannot be opened, read or mapped) and NotFoundError (also a LookupError: a named thing
+// such as a tensor or key that does not exist). The exception carries kind, where, hint.
+void register_errors(pyb::module_& m);
+
+// A numpy array over `bytes`, which it owns (a capsule frees them with the array's last
+// reference): the values are not copied. `shape` in elements, C order.
+pyb::array owning_array(std::unique_ptr<uint8_t[]> bytes, const pyb::dtype& dtype, const std::vector<int64_t>& shape);
+pyb::array owning_array(std::vector<float>&& values, const std::vector<int64_t>& shape);
+
+// A CaptureSink (probe/capture.h) that keeps every captured tensor in its own buffer, to be
+// handed to numpy without a copy. Tensor names lose their pass label ("prompt/").
+class ArraySink : public CaptureSink {
+ public:
+  uint8_t* add(const std::string& name, StoreType dtype, const std::vector<int64_t>& shape, uint64_t nbytes,
+               const nlohmann::json& meta) override;
+  // The tensors as {hook name: array}, each with a leading batch axis of 1 (TransformerLens's
+  // layout). Needs the GIL; the sink is empty afterwards.
+  pyb::dict take_arrays();
+
+ private:
+  struct Tensor {
+    std::string name;
+    StoreType dtype;
+    std::vector<int64_t> shape;
+    std::unique_ptr<uint8_t[]> bytes;
+  };
+  std::vector<Tensor> tensors_;
+};
+
+// Python functions called where the forward pass offers hooks (hooks.cpp). A function that
+// raises stops the pass: deliver() keeps the Python error and throws HookFailed, and the
+// caller, holding the GIL again, calls raise() to re-raise it chained to a RuntimeError naming
+// the hook. Must be destroyed with the GIL held (it holds Python objects).
+class PythonHooks : public Observer {
+ public:
+  struct HookFailed {};
+  // Error(Usage) naming a name that is no hook of this model.
+  PythonHooks(const ModelConfig& cfg, const std::vector<std::pair<std::string, pyb::function>>& hooks);
+  bool wants(Hook h, int layer) const override;
+  void deliver(Hook h, int layer, const HookValue& v, float* data) override;
+  [[noreturn]] void raise();
+
+ private:
+  std::map<std::pair<Hook, int>, std::vector<pyb::function>> fns_;
+  std::string failed_hook_;
+  std::optional<pyb::error_already_set> error_;
+};
+
+void bind_hooks(pyb::module_& m);
+void bind_model(pyb::module_& m);
+
+}  // namespace tp::py

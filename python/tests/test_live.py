@@ -1,0 +1,313 @@
+"""tokenprobe.Model (the native module) against ../shared/reference and the CLI.
+
+Run by ctest (tests/CMakeLists.txt) with PYTHONPATH at the build's python/ folder (the
+package beside tokenprobe._native), TOKENPROBE_CLI set to the binary and TOKENPROBE_SHARED
+to ../shared; or by hand: `pytest python/tests/test_live.py` in a venv where `pip install
+./python` installed tokenprobe.
+"""
+
+import gc
+import json
+import os
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import tokenprobe as tp
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.environ.get("TOKENPROBE_SHARED", os.path.join(HERE, "..", "..", "..", "shared"))
+CLI = os.environ.get("TOKENPROBE_CLI", "")
+REFERENCE = os.path.join(SHARED, "reference")
+STORIES = os.path.join(SHARED, "models", "real", "stories260K.gguf")
+needs_stories = pytest.mark.skipif(not os.path.exists(STORIES), reason="shared models absent (set TOKENPROBE_SHARED)")
+
+
+def model_file(name):
+    for folder in ("real", "synthetic"):
+        path = os.path.join(SHARED, "models", folder, name + ".gguf")
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def reference_cases():
+    if not os.path.isdir(REFERENCE):
+        return []
+    return [(m, c) for m in sorted(os.listdir(REFERENCE)) if model_file(m)
+            for c in sorted(os.listdir(os.path.join(REFERENCE, m)))
+            if os.path.exists(os.path.join(REFERENCE, m, c, "tokens.json"))]
+
+
+def tolerance(model):
+    """tests/reference_test.cpp's bounds: 1e-4 for F32-exact models; Q4_0 rounds one layer-0
+    activation the other way from llama.cpp (docs there)."""
+    return (0.05, 1.0) if "q4_0" in model else (1e-4, 1e-4)
+
+
+_models = {}
+
+
+def load(path):
+    if path not in _models:
+        _models[path] = tp.Model.from_pretrained(path, threads=2)
+    return _models[path]
+
+
+@pytest.mark.skipif(not reference_cases(), reason="../shared/reference absent (set TOKENPROBE_SHARED)")
+@pytest.mark.parametrize("name,case", reference_cases())
+def test_run_with_cache_equals_reference(name, case):
+    model = load(model_file(name))
+    folder = os.path.join(REFERENCE, name, case)
+    with open(os.path.join(folder, "tokens.json")) as f:
+        ref = json.load(f)
+    tokens = model.to_tokens(ref["text"])
+    assert tokens.dtype == np.int64 and tokens.shape == (1, len(ref["tokens"]))
+    assert tokens[0].tolist() == ref["tokens"]
+
+    logits, cache = model.run_with_cache(tokens, names_filter=["blocks.*.hook_resid_post", "blocks.*.attn.hook_pattern"])
+    act_tol, logit_tol = tolerance(name)
+    n, n_layers = tokens.shape[1], model.cfg.n_layers
+    want = np.load(os.path.join(folder, "logits.npy"))
+    assert logits.shape == (1, n, model.cfg.d_vocab) and logits.dtype == np.float32
+    np.testing.assert_allclose(logits[0], want, rtol=0, atol=logit_tol)
+    np.testing.assert_array_equal(model(tokens), logits)  # the plain pass is the same pass
+    assert len(cache) == 2 * n_layers
+    for layer in range(n_layers):
+        resid = cache["resid_post", layer]
+        assert resid.shape == (1, n, model.cfg.d_model)
+        assert resid is cache[f"blocks.{layer}.hook_resid_post"]
+        np.testing.assert_allclose(resid[0], np.load(os.path.join(folder, f"l_out-{layer}.npy")), rtol=0, atol=act_tol)
+        pattern = cache["pattern", layer]
+        assert pattern.shape == (1, model.cfg.n_heads, n, n)
+        np.testing.assert_allclose(pattern[0], np.load(os.path.join(folder, f"kq_soft_max_ext-{layer}.npy")),
+                                   rtol=0, atol=act_tol)
+    assert cache["resid_post", -1] is cache["resid_post", n_layers - 1]
+
+
+@needs_stories
+@pytest.mark.skipif(not CLI, reason="TOKENPROBE_CLI is not set to the tokenprobe binary")
+@pytest.mark.parametrize("text,prepend_bos", [("Once upon a time, Lily saw a cat.", None), ("He picked up", False),
+                                              ("  two spaces\nand a line", None)])
+def test_to_tokens_equals_cli_tokenize(text, prepend_bos):
+    model = load(STORIES)
+    args = [CLI, "tokenize", "-m", STORIES, "--text", text, "--json"] + (["--no-bos"] if prepend_bos is False else [])
+    out = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+    tokens = model.to_tokens(text, prepend_bos=prepend_bos)
+    assert tokens[0].tolist() == [t["id"] for t in out["tokens"]]
+    assert model.to_str_tokens(tokens) == [t["text"] for t in out["tokens"]]
+    assert model.to_string(tokens[0, 1:] if prepend_bos is None else tokens) == text
+    assert model.to_string(tokens[0, -1]) == model.to_string([int(tokens[0, -1])])  # one id
+
+
+@needs_stories
+def test_config_has_transformerlens_names():
+    cfg = load(STORIES).cfg
+    assert (cfg.n_layers, cfg.d_model, cfg.n_heads, cfg.d_head, cfg.d_vocab, cfg.n_ctx) == (5, 64, 8, 8, 512, 2048)
+    assert (cfg.n_key_value_heads, cfg.d_mlp, cfg.act_fn, cfg.normalization_type) == (4, 172, "silu", "RMS")
+    assert cfg.positional_embedding_type == "rotary" and cfg.architecture == "llama" and cfg.eps == 1e-5
+
+
+@needs_stories
+def test_unknown_hook_name_raises_naming_it():
+    model = load(STORIES)
+    with pytest.raises(ValueError, match=r"blocks\.0\.hook_nonsense") as info:
+        model.run_with_cache(model.to_tokens("Hi"), names_filter="blocks.0.hook_nonsense")
+    assert isinstance(info.value, tp.UsageError) and info.value.kind == "usage error"
+    with pytest.raises(tp.UsageError, match=r"blocks\.9\.hook_resid_post"):  # a layer the model lacks
+        model.run_with_cache(model.to_tokens("Hi"), names_filter=["blocks.9.hook_resid_post"])
+    logits, cache = model.run_with_cache(model.to_tokens("Hi"), names_filter="blocks.1.hook_resid_post")
+    with pytest.raises(KeyError, match=r"blocks\.2\.hook_resid_post was not captured"):
+        cache["resid_post", 2]
+    with pytest.raises(KeyError, match="the model has 5 layers"):
+        cache["resid_post", 5]
+
+
+def test_missing_model_file_raises_with_its_path(tmp_path):
+    missing = str(tmp_path / "no-such-model.gguf")
+    with pytest.raises(OSError, match="no-such-model.gguf") as info:
+        tp.Model.from_pretrained(missing)
+    assert isinstance(info.value, tp.FileError) and isinstance(info.value, tp.TokenprobeError)
+    assert missing in info.value.where and info.value.kind == "I/O error"
+
+
+@needs_stories
+def test_names_filter_forms_select_the_same_hooks():
+    model = load(STORIES)
+    tokens = model.to_tokens("The cat sat")
+    wanted = ["blocks.0.attn.hook_pattern", "blocks.4.hook_resid_post"]
+    _, by_list = model.run_with_cache(tokens, names_filter=wanted)
+    _, by_callable = model.run_with_cache(tokens, names_filter=lambda n: n in wanted)
+    assert sorted(by_list) == sorted(by_callable) == wanted
+    for name in wanted:
+        np.testing.assert_array_equal(by_list[name], by_callable[name])
+    _, everything = model.run_with_cache(tokens)
+    assert sorted(everything) == sorted(model.hook_names())
+    np.testing.assert_array_equal(everything["embed"], everything["hook_embed"])
+    n = tokens.shape[1]
+    assert everything["scale", 2, "ln2"] is everything["blocks.2.ln2.hook_scale"]
+    assert everything["scale", 2, "ln2"].shape == (1, n, 1)
+    assert everything["q", -1].shape == (1, n, 8, 8)  # [batch, pos, head, d_head]
+    assert everything["pattern", 0].shape == (1, 8, n, n)  # [batch, head, q, k]
+    _, nothing = model.run_with_cache(tokens, names_filter=lambda n: False)
+    assert len(nothing) == 0
+
+
+@needs_stories
+def test_arrays_own_their_memory():
+    model = tp.Model.from_pretrained(STORIES, threads=1)
+    logits, cache = model.run_with_cache(model.to_tokens("Once upon"), names_filter="blocks.*.hook_resid_post")
+    resid = cache["resid_post", 3]
+    assert not resid.flags.owndata and resid.base is not None  # the captured buffer, not a copy
+    expected = resid.copy(), logits.copy()
+    del model, cache
+    gc.collect()
+    np.testing.assert_array_equal(resid, expected[0])  # still valid after the model is gone
+    np.testing.assert_array_equal(logits, expected[1])
+
+
+@needs_stories
+def test_bad_tokens_raise():
+    model = load(STORIES)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model([1, 512])
+    with pytest.raises(ValueError, match="batch 1"):
+        model(np.zeros((2, 3), dtype=np.int64))
+    with pytest.raises(ValueError, match="no tokens"):
+        model([])
+
+
+NANOGPT = os.path.join(SHARED, "models", "nanogpt")
+HF_FOLDER = os.path.join(SHARED, "models", "real", "TinyStories-656K")
+MAKE_FIXTURES = os.environ.get("TOKENPROBE_MAKE_FIXTURES", "")
+
+
+def other_format_cases():
+    """(model path, reference case folder, reference layout) for the other formats -m takes:
+    nanoGPT checkpoints (their own PyTorch references) and a HuggingFace folder (llama.cpp's)."""
+    cases = []
+    if os.path.isdir(NANOGPT):
+        for name in sorted(os.listdir(NANOGPT)):
+            refs = os.path.join(NANOGPT, name, "ref")
+            if os.path.isdir(refs):
+                cases += [(os.path.join(NANOGPT, name, "ckpt.pt"), os.path.join(refs, c), "nanogpt") for c in sorted(os.listdir(refs))]
+    hf_refs = os.path.join(SHARED, "reference-hf", "TinyStories-656K")
+    if os.path.isdir(HF_FOLDER) and os.path.isdir(hf_refs):
+        cases += [(HF_FOLDER, os.path.join(hf_refs, c), "llama.cpp") for c in sorted(os.listdir(hf_refs))]
+    return cases
+
+
+@pytest.mark.skipif(not other_format_cases(), reason="shared nanoGPT / HF fixtures absent")
+@pytest.mark.parametrize("path,folder,layout", other_format_cases())
+def test_other_formats_equal_their_references(path, folder, layout):
+    model = load(path)
+    with open(os.path.join(folder, "tokens.json")) as f:
+        tokens = json.load(f)["tokens"]
+    logits, cache = model.run_with_cache(tokens, names_filter="blocks.*.hook_resid_post;blocks.*.attn.hook_pattern")
+    resid, pattern = ("resid_post-{L}.npy", "pattern-{L}.npy") if layout == "nanogpt" else ("l_out-{L}.npy", "kq_soft_max_ext-{L}.npy")
+    # The trained HF model's residual stream reaches ~100, where one float32 step is 6.1e-5 and
+    # summation order moves two: 2e-4 there, as tests/hf_reference_test.cpp's kTrained.
+    act_tol = 2e-4 if layout == "llama.cpp" else 1e-4
+    np.testing.assert_allclose(logits[0], np.load(os.path.join(folder, "logits.npy")), rtol=0, atol=1e-4)
+    for layer in range(model.cfg.n_layers):
+        np.testing.assert_allclose(cache["resid_post", layer][0], np.load(os.path.join(folder, resid.format(L=layer))),
+                                   rtol=0, atol=act_tol)
+        np.testing.assert_allclose(cache["pattern", layer][0], np.load(os.path.join(folder, pattern.format(L=layer))),
+                                   rtol=0, atol=act_tol)
+
+
+@pytest.mark.skipif(not (CLI and MAKE_FIXTURES), reason="TOKENPROBE_CLI / TOKENPROBE_MAKE_FIXTURES not set")
+def test_rwkv_cache_equals_the_clis_trace(tmp_path):
+    """One capture mechanism: run_with_cache gives what `tokenprobe trace` writes, bit for bit,
+    here on an RWKV-6 GGUF (state [1, pos, heads, N, N]) with dtype options."""
+    subprocess.run([MAKE_FIXTURES, str(tmp_path)], check=True, capture_output=True)
+    path = str(tmp_path / "rwkv6-tiny-f32.gguf")
+    ids = [0, 17, 42, 9, 100, 3]
+    spec = "blocks.*.time_mix.hook_state;blocks.*.hook_resid_post[dtype=bf16];blocks.1.channel_mix.hook_out[dtype=f16]"
+    out = str(tmp_path / "rwkv.tptrace")
+    subprocess.run([CLI, "trace", "-m", path, "--tokens", ",".join(map(str, ids)), "-n", "1", "--capture", spec, "-o", out],
+                   check=True, capture_output=True)
+    prompt = tp.load_trace(out).cache.step("prompt")
+    model = tp.Model.from_pretrained(path, threads=1)
+    assert model.cfg.positional_embedding_type == "none" and model.cfg.extra["sequence_mixer"] == "rwkv6"
+    _, cache = model.run_with_cache(ids, names_filter=spec)
+    assert sorted(cache) == sorted(prompt)
+    for name, want in prompt.items():
+        assert cache[name].shape == (1, *want.shape) and cache[name].dtype == want.dtype, name
+        np.testing.assert_array_equal(cache[name][0], want, err_msg=name)
+    assert cache["state", 0].shape == (1, len(ids), model.cfg.n_heads, model.cfg.d_head, model.cfg.d_head)
+    assert cache["resid_post", 0].dtype == np.float32 and cache["channel_mix_out", 1].dtype == np.float16
+
+
+@needs_stories
+def test_forward_releases_the_gil():
+    """While a pass runs on another thread, this thread keeps running Python: no pause in its
+    loop comes near the pass's length (a held GIL would stop the loop for the whole pass)."""
+    model = tp.Model.from_pretrained(STORIES, threads=1)
+    ids = np.random.default_rng(0).integers(3, model.cfg.d_vocab, 512)
+    worker = threading.Thread(target=model, args=(ids,))
+    stamps = [time.perf_counter()]
+    worker.start()
+    while worker.is_alive():
+        stamps.append(time.perf_counter())
+    worker.join()
+    duration = stamps[-1] - stamps[0]
+    assert duration > 0.05, "the pass was too short to tell"
+    assert np.diff(stamps).max() < duration / 2
+
+
+@needs_stories
+def test_run_with_hooks_patching_gives_the_source_runs_logits():
+    """Activation patching: every position of resid_post L taken from another prompt's run
+    makes the rest of the pass that run's, so the logits equal it exactly; in place and by
+    returning an array alike. A hook that returns None and changes nothing leaves the logits."""
+    model = load(STORIES)
+    clean = model.to_tokens("Lily went to the park")
+    corrupt = clean.copy()
+    corrupt[0, 1] = model.to_tokens("Tom", prepend_bos=False)[0, 0]  # another name, same length
+    assert corrupt[0, 1] != clean[0, 1]
+    clean_logits, clean_cache = model.run_with_cache(clean, names_filter="blocks.*.hook_resid_post")
+    corrupt_logits = model(corrupt)
+    assert np.abs(clean_logits - corrupt_logits).max() > 1e-3  # the two runs differ: patching is seen
+    seen = []
+
+    def look(activation, hook):
+        seen.append((hook.name, activation.shape))
+
+    np.testing.assert_array_equal(model.run_with_hooks(corrupt, fwd_hooks=[(lambda n: "resid_post" in n, look)]),
+                                  corrupt_logits)
+    assert seen == [(f"blocks.{layer}.hook_resid_post", (1, corrupt.shape[1], 64)) for layer in range(5)]
+
+    def patch_in_place(activation, hook):
+        activation[:] = clean_cache[hook.name]
+
+    for layer in (1, 3):
+        name = f"blocks.{layer}.hook_resid_post"
+        np.testing.assert_array_equal(model.run_with_hooks(corrupt, fwd_hooks=[(name, patch_in_place)]), clean_logits)
+        patched = model.run_with_hooks(corrupt, fwd_hooks=[(name, lambda a, hook: clean_cache[hook.name])])
+        np.testing.assert_array_equal(patched, clean_logits)
+    ablated = model.run_with_hooks(corrupt, fwd_hooks=[("blocks.4.hook_attn_out", lambda a, hook: np.zeros_like(a))])
+    assert np.abs(ablated - corrupt_logits).max() > 1e-3  # the change reaches the logits
+
+
+@needs_stories
+def test_a_hook_that_raises_names_the_hook_and_the_model_stays_usable():
+    model = load(STORIES)
+    tokens = model.to_tokens("Once upon a time")
+    before = model(tokens)
+
+    def broken(activation, hook):
+        raise ZeroDivisionError("on purpose")
+
+    with pytest.raises(RuntimeError, match=r"blocks\.2\.attn\.hook_pattern") as info:
+        model.run_with_hooks(tokens, fwd_hooks=[("blocks.2.attn.hook_pattern", broken)])
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    with pytest.raises(RuntimeError, match=r"hook_embed") as info:
+        model.run_with_hooks(tokens, fwd_hooks=[("hook_embed", lambda a, hook: np.zeros(3))])
+    assert "shape" in str(info.value.__cause__)
+    with pytest.raises(tp.UsageError, match=r"blocks\.0\.hook_nonsense"):
+        model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_nonsense", broken)])
+    np.testing.assert_array_equal(model(tokens), before)
