@@ -1,8 +1,8 @@
 """tokenprobe.Model (the native module) against ../shared/reference and the CLI.
 
 Run by ctest (tests/CMakeLists.txt) with PYTHONPATH at the build's python/ folder (the
-package beside tokenprobe._native), TOKENPROBE_CLI set to the binary and TOKENPROBE_SHARED
-to ../shared; or by hand: `pytest python/tests/test_live.py` in a venv where `pip install
+package beside tokenprobe._native) and TOKENPROBE_CLI set to the binary; ../shared is
+TOKENPROBE_SHARED where the caller set it, else beside the repository; or by hand: `pytest python/tests/test_live.py` in a venv where `pip install
 ./python` installed tokenprobe.
 """
 
