@@ -14,13 +14,21 @@ import tokenprobe as tp
 model = tp.Model.from_pretrained(sys.argv[1], threads=2)
 print(model)
 
+
+def prompt_and_answers(text, a, b):
+    """The tokens of `text` up to where `text a` and `text b` part, and the two tokens there:
+    the answers as this model's tokenizer splits them (a space may belong to either side)."""
+    with_a, with_b = model.to_tokens(f"{text} {a}")[0], model.to_tokens(f"{text} {b}")[0]
+    n = next(i for i in range(min(len(with_a), len(with_b))) if with_a[i] != with_b[i])
+    return with_a[None, :n], int(with_a[n]), int(with_b[n])
+
+
 # Two prompts of the same length that differ in which name comes back: the answer of the
-# clean one is " Lily" rather than " Tom", the corrupted one's the other way round.
-clean = model.to_tokens("Lily and Tom went to the park. Tom gave the ball to")
-corrupt = model.to_tokens("Lily and Tom went to the park. Lily gave the ball to")
-assert clean.shape == corrupt.shape
-right = model.to_tokens(" Lily", prepend_bos=False)[0, 0]  # the first token of each name
-wrong = model.to_tokens(" Tom", prepend_bos=False)[0, 0]
+# clean one is " Lily" rather than " Tim", the corrupted one's the other way round.
+clean, right, wrong = prompt_and_answers("Lily and Tim went to the park. Tim gave the ball to", "Lily", "Tim")
+corrupt, _, _ = prompt_and_answers("Lily and Tim went to the park. Lily gave the ball to", "Lily", "Tim")
+assert clean.shape == corrupt.shape, (model.to_str_tokens(clean), model.to_str_tokens(corrupt))
+print("clean prompt:", model.to_str_tokens(clean))
 print("answer tokens:", model.to_str_tokens([right, wrong]))
 
 
@@ -31,7 +39,7 @@ def logit_diff(logits):
 logits, cache = model.run_with_cache(clean)
 corrupt_logits = model(corrupt)
 clean_diff, corrupt_diff = logit_diff(logits), logit_diff(corrupt_logits)
-print(f"logit difference ' Lily' - ' Tom': clean {clean_diff:.3f}, corrupted {corrupt_diff:.3f}")
+print(f"logit difference Lily - Tim: clean {clean_diff:.3f}, corrupted {corrupt_diff:.3f}")
 
 # 1. The logit lens: the residual stream after each half-block, read through the final norm
 # (its cached scale) and the unembedding, as the logit difference it already carries.
