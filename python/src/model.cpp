@@ -41,7 +41,13 @@ class NativeModel {
  public:
   NativeModel(const std::string& path, int threads) : model_(load_model(resolve(path))), pool_(threads) {}
 
-  std::string config_json() const { return tp::config_json(model_->config).dump(); }
+  // The library's config_json, plus what the residual-stream analyses need beyond it: RWKV-6's
+  // halving of the residual stream after every rwkv_rescale_every layers (0: never).
+  std::string config_json() const {
+    nlohmann::json j = tp::config_json(model_->config);
+    j["rwkv_rescale_every"] = model_->config.rwkv.rescale_every;
+    return j.dump();
+  }
   const std::string& path() const { return model_->path; }
   const std::string& format() const { return model_->format; }
   int threads() const { return pool_.size(); }

@@ -130,3 +130,28 @@ def test_the_analyses_need_what_they_read():
         cache.decompose_resid(layer=9)
     with pytest.raises(ValueError, match="not one"):
         model.to_single_token("Once upon a time")
+
+
+MAKE_FIXTURES = os.environ.get("TOKENPROBE_MAKE_FIXTURES", "")
+
+
+@pytest.mark.skipif(not MAKE_FIXTURES, reason="TOKENPROBE_MAKE_FIXTURES not set")
+def test_rwkv_decomposition_sums_to_the_stream(tmp_path):
+    """RWKV: ln0's output and each block's time-mix and channel-mix outputs make the stream;
+    RWKV-6's halving after every few blocks scales the earlier parts."""
+    import subprocess
+    subprocess.run([MAKE_FIXTURES, str(tmp_path)], check=True, capture_output=True)
+    for name in ("rwkv6-tiny-f32", "rwkv7-tiny-f32"):
+        model = tp.Model.from_pretrained(str(tmp_path / f"{name}.gguf"), threads=1)
+        logits, cache = model.run_with_cache([0, 17, 42, 9, 100, 3])
+        stack, labels = cache.decompose_resid(return_labels=True)
+        assert labels[:3] == ["embed", "0_time_mix_out", "0_channel_mix_out"]
+        np.testing.assert_allclose(stack.sum(0), cache["resid_post", -1], rtol=0, atol=TOL, err_msg=name)
+        np.testing.assert_allclose(cache.decompose_resid(layer=2).sum(0), cache["resid_pre", 2], rtol=0, atol=TOL)
+        last = logits[0, -1]
+        target, other = (int(i) for i in np.argsort(-last)[:2])
+        want = (last[target] - last[other]) - (model.b_U[target] - model.b_U[other])
+        attrs = cache.logit_attrs(stack, target, other, pos_slice=None)
+        np.testing.assert_allclose(attrs.sum(0)[0, -1], want, rtol=0, atol=TOL, err_msg=name)
+        with pytest.raises(ValueError, match="no attention heads"):
+            cache.stack_head_results()

@@ -83,7 +83,9 @@ class ResidualAnalyses:
         parts that wrote it: "embed" (and "pos_embed"), then per layer "L_attn_out" and
         "L_mlp_out" (mode "attn" or "mlp" keeps one kind); they sum to it. attn_out and
         mlp_out include their output biases. RWKV: "embed" is ln0's output (block 0's
-        resid_pre), the parts "L_time_mix_out" and "L_channel_mix_out"."""
+        resid_pre), the parts "L_time_mix_out" and "L_channel_mix_out"; where RWKV-6 halves
+        the stream every few blocks (rwkv_rescale_every), each part is scaled by the halvings
+        between its block and `layer`, as it arrives there."""
         if mode not in ("all", "attn", "mlp"):
             raise ValueError(f"mode {mode!r}: 'all', 'attn' or 'mlp'")
         layer = self._final_layer(layer)
@@ -112,6 +114,11 @@ class ResidualAnalyses:
         if not parts:
             raise ValueError("decompose_resid: nothing to stack (layer 0 without embeddings)")
         stack = np.stack([_apply(p, pos_slice, -2) for p in parts])
+        every = self.model.cfg.extra.get("rwkv_rescale_every", 0)
+        if every:  # RWKV-6 halves the stream after every `every` blocks: each part as it arrives
+            written = [-1 if label == "embed" else int(label.split("_")[0]) for label in labels]
+            halvings = [sum(1 for L in range(max(w, 0), layer) if (L + 1) % every == 0) for w in written]
+            stack = stack * np.array([0.5 ** h for h in halvings], dtype=np.float32).reshape(-1, *[1] * (stack.ndim - 1))
         if apply_ln:
             stack = self.apply_ln_to_stack(stack, layer, mlp_input=mlp_input, pos_slice=pos_slice)
         return (stack, labels) if return_labels else stack
