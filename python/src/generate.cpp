@@ -9,6 +9,7 @@
 #include "runtime/generate.h"
 #include "sampling/record.h"
 #include "trace/manifest.h"
+#include "trace/trace_source.h"
 #include "trace/trace_run.h"
 #include "native.h"
 
@@ -113,7 +114,8 @@ json generate_steps(const Model& m, ThreadPool& pool, const GenerateArgs& a) {
   auto stop_string = [&](int32_t id) { return text.add(id); };
   std::vector<int32_t> generated;
   StopReason why;
-  if (!a.trace_dir.empty()) {  // the same loop, writing a trace as `tokenprobe explain -o` does
+  json effect;
+  if (!a.trace_dir.empty()) {  // the same loop, writing a trace as `tokenprobe trace`/`explain -o` do
     TraceRunOptions r;
     r.out_dir = a.trace_dir;
     r.spec = CaptureSpec::parse(a.capture);
@@ -121,10 +123,17 @@ json generate_steps(const Model& m, ThreadPool& pool, const GenerateArgs& a) {
     r.stop_at_eog = a.stop_at_eog;
     r.stop_string = stop_string;
     r.observer = explainer.get();
+    // Interventions as `tokenprobe trace --intervene` applies them, with its comparison run.
+    r.interventions = parse_interventions(a.intervene, open_trace_source);
+    prepare_interventions(r.interventions, m.config, m.path, a.prompt, a.max_new_tokens,
+                          [&](Observer& mean, bool all_logits) { observe_prompt(m, pool, a.prompt, mean, all_logits); });
     const auto res = run_traced(m, pool, a.prompt, choose, r, trace_manifest(m, a.prompt, {}, "", a.sampler));
     generated = res.generated;
     why = res.stop_reason;
+    if (res.effect) effect = res.effect->to_json(res.generated);
   } else {
+    if (!a.intervene.empty())
+      throw Error(ErrorKind::Usage, "generate", "interventions are applied on the traced path", "give a trace folder");
     Session s(m, pool);
     s.set_observer(explainer.get());
     StopRule rule = model_stop_rule(m, a.max_new_tokens, a.stop_at_eog);
@@ -141,6 +150,7 @@ json generate_steps(const Model& m, ThreadPool& pool, const GenerateArgs& a) {
           {"text", sampling::utf8_for_json(text.text())},
           {"stop_reason", stop_reason_name(why)},
           {"stopped_by", text.stopped_by()},
+          {"intervention_effect", effect},
           {"steps", std::move(steps)}};
 }
 

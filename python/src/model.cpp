@@ -84,9 +84,9 @@ class NativeModel {
   // written to trace_dir when it is not empty.
   std::string generate(const std::vector<int32_t>& prompt, const pyb::dict& sampler, int max_new_tokens,
                        bool stop_at_eog, const std::vector<std::string>& stop, bool explain, int top_logprobs,
-                       const std::string& trace_dir, const std::string& capture) const {
+                       const std::string& trace_dir, const std::string& capture, const std::string& intervene) const {
     GenerateArgs a{prompt,       sampler_settings(sampler), max_new_tokens, stop_at_eog, stop, explain,
-                   top_logprobs, trace_dir,                 capture};
+                   top_logprobs, trace_dir,                 capture,        intervene};
     pyb::gil_scoped_release nogil;
     return generate_steps(*model_, pool_, a).dump();
   }

@@ -83,6 +83,7 @@ struct GenerateArgs {
   int top_logprobs = 5;
   std::string trace_dir;            // non-empty: also write a trace there (run_traced)
   std::string capture = "minimal";  // its capture spec
+  std::string intervene;            // interventions (probe/intervention.h); need trace_dir
 };
 // {ids, text, stop_reason, stopped_by, steps: [{id, text, step, position, logprobs: {...,
 // x_tokenprobe: the sampler's record}, explain?}]}. Runs without the GIL.

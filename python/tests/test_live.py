@@ -500,3 +500,24 @@ def test_jupyter_shows_the_report_page(tmp_path):
     assert not os.path.exists(folder)  # the explanation's trace goes with it
     assert model.explain("Once upon a time", position=1)._repr_html_() is None
     assert model.generate("Once", max_new_tokens=1)._repr_html_() is None
+
+
+@needs_stories
+@pytest.mark.skipif(not CLI, reason="TOKENPROBE_CLI is not set to the tokenprobe binary")
+def test_generate_with_interventions_equals_the_clis_trace(tmp_path):
+    """generate(intervene=...) chooses what `tokenprobe trace --intervene` chooses, token by
+    token, and reports the same intervention effect (one code path: run_traced)."""
+    model = load(STORIES)
+    prompt = model.to_tokens("Once upon a time")
+    clause = "zero(blocks.3.attn.hook_z[heads=2]);scale(blocks.4.hook_mlp_out, 0.5)"
+    out = str(tmp_path / "cli.tptrace")
+    subprocess.run([CLI, "trace", "-m", STORIES, "--tokens", ",".join(map(str, prompt[0].tolist())), "-n", "10",
+                    "--capture", "minimal", "--intervene", clause, "-o", out], check=True, capture_output=True)
+    cli = tp.load_trace(out)
+    gen = model.generate(prompt, max_new_tokens=10, intervene=clause)
+    assert gen.ids == [s["id"] for s in cli.steps]
+    assert gen.intervention_effect == cli.manifest["intervention_effect"]
+    assert gen.intervention_effect["max_abs_logit_change"][0] > 0
+    # The comparison run is the model without the interventions: its first top token is plain greedy's.
+    assert gen.intervention_effect["unpatched_top1"][0] == model.generate(prompt, max_new_tokens=1).ids[0]
+    assert gen.trace_dir is None  # its temporary trace is gone

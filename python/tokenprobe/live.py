@@ -304,7 +304,8 @@ class Model:
                  repeat_penalty: float = 1.0, repeat_last_n: int = 64, frequency_penalty: float = 0.0,
                  presence_penalty: float = 0.0, samplers: Optional[str] = None,
                  logit_bias: Optional[Dict[int, float]] = None, top_logprobs: int = 5,
-                 trace: Optional[Union[str, os.PathLike]] = None, capture: str = "default") -> "Generation":
+                 trace: Optional[Union[str, os.PathLike]] = None, capture: str = "default",
+                 intervene: Interventions = None) -> "Generation":
         """Generates after `input` (text or ids) with the library's sampler and generation
         loop, as `tokenprobe run` and `trace` do: a Generation with .text, .ids, .stop_reason
         and .steps, each step the flight recorder's record of one chosen token.
@@ -316,12 +317,24 @@ class Model:
         string (the text is cut before it). samplers: the stage order ("top_k;top_p;..."),
         logit_bias: {id: bias}. top_logprobs: alternatives listed per step. trace: also write
         the run as a trace directory there, capturing `capture` (a capture spec), as
-        `tokenprobe trace` does; Generation.trace opens it, and Jupyter shows it."""
+        `tokenprobe trace` does; Generation.trace opens it, and Jupyter shows it. intervene:
+        interventions through the whole generation, applied as `tokenprobe trace --intervene`
+        applies them (its code: a run without them on the same tokens says what they changed,
+        Generation.intervention_effect); without trace= that run's trace goes to a temporary
+        folder, removed afterwards."""
         trace_dir = os.fspath(trace) if trace is not None else ""
-        raw = self._native.generate(self._input_ids(input), _sampler(locals()), int(max_new_tokens), bool(stop_at_eos),
-                                    [stop] if isinstance(stop, str) else list(stop or []), False, int(top_logprobs),
-                                    trace_dir, capture)
-        return Generation.from_json(json.loads(raw), trace_dir or None, self)
+        folder = None
+        if intervene and not trace_dir:
+            folder = tempfile.mkdtemp(prefix="tokenprobe-generate-")
+            trace_dir, capture = os.path.join(folder, "run.tptrace"), "minimal"
+        try:
+            raw = self._native.generate(self._input_ids(input), _sampler(locals()), int(max_new_tokens),
+                                        bool(stop_at_eos), [stop] if isinstance(stop, str) else list(stop or []),
+                                        False, int(top_logprobs), trace_dir, capture, _spec(intervene))
+        finally:
+            if folder:
+                shutil.rmtree(folder, ignore_errors=True)
+        return Generation.from_json(json.loads(raw), None if folder else (trace_dir or None), self)
 
     def explain(self, input: TokensLike, max_new_tokens: int = 1, position: Optional[int] = None,
                 temperature: float = 0.0, top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05,
@@ -343,7 +356,7 @@ class Model:
         trace_dir = os.path.join(folder, "explain.tptrace")
         try:
             raw = json.loads(self._native.generate(ids, _sampler(locals()), int(max_new_tokens), True, [], True,
-                                                   int(top_logprobs), trace_dir, "minimal"))
+                                                   int(top_logprobs), trace_dir, "minimal", ""))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -387,11 +400,15 @@ class Generation:
     stopped_by: str
     steps: List[dict]
     trace_dir: Optional[str] = None  # where generate(trace=...) wrote the run
+    # With intervene=: the manifest's intervention_effect (docs/trace-format.md): per step the
+    # unpatched model's top token on the same tokens, and the largest logit change.
+    intervention_effect: Optional[dict] = None
     model: Optional["Model"] = field(default=None, repr=False)
 
     @classmethod
     def from_json(cls, raw: dict, trace_dir: Optional[str] = None, model: Optional["Model"] = None) -> "Generation":
-        return cls(raw["text"], raw["ids"], raw["stop_reason"], raw["stopped_by"], raw["steps"], trace_dir, model)
+        return cls(raw["text"], raw["ids"], raw["stop_reason"], raw["stopped_by"], raw["steps"], trace_dir,
+                   raw["intervention_effect"], model)
 
     @property
     def trace(self):
