@@ -499,6 +499,9 @@ def test_jupyter_shows_the_report_page(tmp_path):
     gc.collect()
     assert not os.path.exists(folder)  # the explanation's trace goes with it
     assert model.explain("Once upon a time", position=1)._repr_html_() is None
+    _, cache = model.run_with_cache("Once upon a time", names_filter="blocks.*.hook_resid_post")
+    table = cache._repr_html_()
+    assert table.count("<tr>") == 1 + model.cfg.n_layers and "blocks.4.hook_resid_post" in table
     assert model.generate("Once", max_new_tokens=1)._repr_html_() is None
 
 

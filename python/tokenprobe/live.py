@@ -11,6 +11,7 @@ hook capture (the capture specs of docs/capture-spec.md). Arrays keep Transforme
 leading batch axis of 1.
 """
 
+import html
 import json
 import os
 import shutil
@@ -141,6 +142,17 @@ class ActivationCache(ResidualAnalyses, Mapping):
 
     def __repr__(self) -> str:
         return f"ActivationCache({len(self)} hooks: {', '.join(list(self._arrays)[:4])}{', ...' if len(self) > 4 else ''})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter: a table of the hooks held (name, shape, dtype, size). The viewer draws
+        traces, not caches: generate(..., trace=PATH, capture=...) writes one."""
+        rows = "".join(f"<tr><td><code>{html.escape(name)}</code></td><td>{list(a.shape)}</td><td>{a.dtype}</td>"
+                       f"<td style='text-align:right'>{a.nbytes / 2**10:.1f} KiB</td></tr>"
+                       for name, a in self._arrays.items())
+        total = sum(a.nbytes for a in self._arrays.values()) / 2**20
+        return (f"<details><summary>ActivationCache: {len(self)} hooks, {total:.1f} MiB "
+                f"({html.escape(self.model.cfg.model_name)})</summary><table><tr><th>hook</th><th>shape</th>"
+                f"<th>dtype</th><th>size</th></tr>{rows}</table></details>")
 
 
 class Model:
