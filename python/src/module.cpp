@@ -6,4 +6,5 @@ PYBIND11_MODULE(_native, m) {
   tp::py::register_errors(m);
   tp::py::bind_hooks(m);
   tp::py::bind_model(m);
+  tp::py::bind_report(m);
 }

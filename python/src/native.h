@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "probe/capture.h"
+#include "runtime/model.h"
+#include "sampling/sampler.h"
 
 namespace tp::py {
 
@@ -68,7 +70,34 @@ class PythonHooks : public Observer {
   std::optional<pyb::error_already_set> error_;
 };
 
+// Generation (generate.cpp): SamplerSettings from Model.generate's keyword arguments
+// (llama.cpp's names; absent or None keeps the default).
+sampling::SamplerSettings sampler_settings(const pyb::dict& d);
+struct GenerateArgs {
+  std::vector<int32_t> prompt;
+  sampling::SamplerSettings sampler;
+  int max_new_tokens = 16;
+  bool stop_at_eog = true;
+  std::vector<std::string> stop;  // stop strings
+  bool explain = false;           // add each step's "explain" record
+  int top_logprobs = 5;
+  std::string trace_dir;            // non-empty: also write a trace there (run_traced)
+  std::string capture = "minimal";  // its capture spec
+  std::string intervene;            // interventions (probe/intervention.h); need trace_dir
+};
+// {ids, text, stop_reason, stopped_by, steps: [{id, text, step, position, logprobs: {...,
+// x_tokenprobe: the sampler's record}, explain?}]}. Runs without the GIL.
+nlohmann::json generate_steps(const Model& m, ThreadPool& pool, const GenerateArgs& a);
+// The explain record of the prompt's own token at position + 1 ({id, text, step: null, position, explain}).
+nlohmann::json explain_prompt_position(const Model& m, ThreadPool& pool, const std::vector<int32_t>& prompt,
+                                       int64_t position);
+
+// `tokenprobe report`'s self-contained HTML for a trace directory; with a model (and its
+// pool) the page has the logit-lens heatmap (report.cpp).
+std::string trace_report_html(const std::string& dir, const Model* model, ThreadPool* pool);
+
 void bind_hooks(pyb::module_& m);
+void bind_report(pyb::module_& m);
 void bind_model(pyb::module_& m);
 
 }  // namespace tp::py

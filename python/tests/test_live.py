@@ -7,9 +7,12 @@ TOKENPROBE_SHARED where the caller set it, else beside the repository; or by han
 """
 
 import gc
+import html
 import json
 import os
+import re
 import subprocess
+import sys
 import threading
 import time
 
@@ -311,3 +314,213 @@ def test_a_hook_that_raises_names_the_hook_and_the_model_stays_usable():
     with pytest.raises(tp.UsageError, match=r"blocks\.0\.hook_nonsense"):
         model.run_with_hooks(tokens, fwd_hooks=[("blocks.0.hook_nonsense", broken)])
     np.testing.assert_array_equal(model(tokens), before)
+
+
+@needs_stories
+@pytest.mark.skipif(not CLI, reason="TOKENPROBE_CLI is not set to the tokenprobe binary")
+def test_run_with_hooks_patching_equals_the_clis_intervene_patch(tmp_path):
+    """A Python hook copying a clean run's resid_post at one position into the corrupt run
+    gives exactly what `tokenprobe trace --intervene "patch(...)"` gives, and so does the
+    same clause passed as intervene= (one intervention code path, the CLI's)."""
+    model = load(STORIES)
+    clean = model.to_tokens("Lily went to the park and")
+    corrupt = clean.copy()
+    corrupt[0, 1] = model.to_tokens("Tom", prepend_bos=False)[0, 0]
+    ids = lambda t: ",".join(map(str, t[0].tolist()))
+    clean_dir = str(tmp_path / "clean.tptrace")
+    subprocess.run([CLI, "trace", "-m", STORIES, "--tokens", ids(clean), "-n", "1", "--capture",
+                    "blocks.2.hook_resid_post", "-o", clean_dir], check=True, capture_output=True)
+    clause = f"patch(blocks.2.hook_resid_post[pos=1], {clean_dir})"
+    patched_dir = str(tmp_path / "patched.tptrace")
+    subprocess.run([CLI, "trace", "-m", STORIES, "--tokens", ids(corrupt), "-n", "1", "--capture", "unembed.hook_out",
+                    "--intervene", clause, "--no-compare", "-o", patched_dir], check=True, capture_output=True)
+    trace = tp.load_trace(patched_dir)
+    cli_logits = trace.cache.step("prompt")["unembed.hook_out"]
+    positions = trace.cache.positions("unembed.hook_out")
+
+    _, clean_cache = model.run_with_cache(clean, names_filter="blocks.2.hook_resid_post")
+
+    def patch(activation, hook):
+        activation[:, 1] = clean_cache[hook.name][:, 1]
+
+    patched = model.run_with_hooks(corrupt, fwd_hooks=[("blocks.2.hook_resid_post", patch)])
+    assert np.abs(patched - model(corrupt)).max() > 1e-3  # the patch changes the logits
+    assert positions and len(positions) == cli_logits.shape[0]
+    np.testing.assert_array_equal(patched[0, positions], cli_logits)
+    np.testing.assert_array_equal(model(corrupt, intervene=clause), patched)
+    np.testing.assert_array_equal(model.run_with_hooks(corrupt, intervene=[clause]), patched)
+
+
+@needs_stories
+def test_interventions_and_capture_specs_as_strings():
+    """intervene= takes the CLI's clauses: the capture sees the changed values, hooks too;
+    capture= takes the CLI's capture presets."""
+    model = load(STORIES)
+    tokens = model.to_tokens("The cat sat on the mat")
+    logits, cache = model.run_with_cache(tokens, capture="blocks.3.attn.hook_z;blocks.3.hook_mlp_out",
+                                         intervene="zero(blocks.3.attn.hook_z[heads=2])")
+    assert np.all(cache["z", 3][:, :, 2] == 0) and np.any(cache["z", 3][:, :, 1] != 0)
+
+    def ablate(z, hook):
+        z[:, :, 2] = 0
+
+    np.testing.assert_array_equal(logits, model.run_with_hooks(tokens, fwd_hooks=[("blocks.3.attn.hook_z", ablate)]))
+    assert np.abs(logits - model(tokens)).max() > 1e-4
+    seen = []
+    model.run_with_hooks(tokens, fwd_hooks=[("blocks.1.hook_mlp_out", lambda a, hook: seen.append(a.copy()))],
+                         intervene="scale(blocks.1.hook_mlp_out, 0.5)")
+    _, plain = model.run_with_cache(tokens, names_filter="blocks.1.hook_mlp_out")
+    np.testing.assert_array_equal(seen[0], plain["mlp_out", 1] * np.float32(0.5))
+    _, default = model.run_with_cache(tokens, capture="default")
+    assert "blocks.0.hook_resid_post" in default and len(default) < len(model.hook_names())
+    with pytest.raises(tp.UsageError, match="zap"):
+        model(tokens, intervene="zap(blocks.0.hook_resid_post)")
+    with pytest.raises(ValueError, match="not both"):
+        model.run_with_cache(tokens, names_filter="blocks.0.hook_resid_post", capture="default")
+
+
+@needs_stories
+@pytest.mark.skipif(not CLI, reason="TOKENPROBE_CLI is not set to the tokenprobe binary")
+@pytest.mark.parametrize("sampler,args", [({}, ["--temp", "0"]),
+                                          ({"temperature": 0.9, "top_k": 20, "top_p": 0.9, "min_p": 0.02, "seed": 7,
+                                            "repeat_penalty": 1.1},
+                                           ["--temp", "0.9", "--top-k", "20", "--top-p", "0.9", "--min-p", "0.02",
+                                            "--seed", "7", "--repeat-penalty", "1.1"])])
+def test_generate_equals_the_clis_run(sampler, args):
+    """One generation loop and one sampler: the same settings give `tokenprobe run`'s tokens,
+    and each step carries the sampler's flight-recorder record of its choice."""
+    model = load(STORIES)
+    prompt = "Once upon a time"
+    out = json.loads(subprocess.run([CLI, "run", "-m", STORIES, "-p", prompt, "-n", "12", "--json"] + args,
+                                    check=True, capture_output=True, text=True).stdout)
+    gen = model.generate(prompt, max_new_tokens=12, **sampler)
+    assert gen.ids == out["generated_ids"]
+    assert gen.text and out["text"] == prompt + gen.text == prompt + str(gen)
+    assert gen.stop_reason in ("length", "eog") and len(gen.steps) == len(gen.ids)
+    for k, (step, token) in enumerate(zip(gen.steps, gen.ids)):
+        assert step["id"] == token and step["step"] == k
+        record = step["logprobs"]["x_tokenprobe"]
+        assert record["chosen"]["id"] == token and record["stages"] and record["draw_index"] == k
+
+
+@needs_stories
+def test_generate_stops_at_a_stop_string_and_explain_gives_the_record():
+    model = load(STORIES)
+    free = model.generate("Once upon a time", max_new_tokens=20)
+    assert len(free.ids) == 20 and free.stop_reason == "length"
+    word = free.text.split()[2]
+    cut = model.generate("Once upon a time", max_new_tokens=20, stop=[word])
+    assert cut.stop_reason == "stop_string" and cut.stopped_by == word
+    assert cut.text == free.text[:free.text.index(word)] and cut.ids == free.ids[:len(cut.ids)]
+    again = model.generate("Once upon a time", max_new_tokens=8, temperature=1.0, seed=3)
+    assert again.ids == model.generate("Once upon a time", max_new_tokens=8, temperature=1.0, seed=3).ids
+
+    why = model.explain("Once upon a time", max_new_tokens=2)
+    assert len(why) == 2 and [s["id"] for s in why] == free.ids[:2]
+    record = why[0]["explain"]
+    assert {"logit_lens", "dla"} <= set(record), sorted(record)
+    tokens = model.to_tokens("Once upon a time, there was")
+    prompt_pos = model.explain(tokens, position=2)
+    assert len(prompt_pos) == 1 and prompt_pos[0]["id"] == tokens[0, 3] and prompt_pos[0]["step"] is None
+    with pytest.raises(tp.UsageError, match="no next token"):
+        model.explain(tokens, position=tokens.shape[1] - 1)
+
+
+@needs_stories
+def test_pos_keeps_those_positions():
+    model = load(STORIES)
+    tokens = model.to_tokens("The cat sat on the mat")
+    _, everything = model.run_with_cache(tokens, names_filter="blocks.*.hook_resid_post;blocks.1.attn.hook_pattern")
+    _, last = model.run_with_cache(tokens, names_filter="blocks.*.hook_resid_post;blocks.1.attn.hook_pattern", pos=-1)
+    np.testing.assert_array_equal(last["resid_post", 2], everything["resid_post", 2][:, -1:])
+    np.testing.assert_array_equal(last["pattern", 1], everything["pattern", 1][:, :, -1:])
+    _, some = model.run_with_cache(tokens, names_filter=["blocks.0.hook_resid_post[dtype=f16]"], pos=[1, 3])
+    assert some["resid_post", 0].dtype == np.float16
+    np.testing.assert_array_equal(some["resid_post", 0], everything["resid_post", 0][:, [1, 3]].astype(np.float16))
+    _, words = model.run_with_cache(tokens, capture="default", pos="1-2")
+    np.testing.assert_array_equal(words["resid_post", 4], everything["resid_post", 4][:, 1:3])
+    with pytest.raises(ValueError, match="positions"):
+        model.run_with_cache(tokens, pos=40)
+
+
+FAKE_HUB = os.path.join(HERE, "..", "..", "tests", "hub_fake_hub.py")
+
+
+@needs_stories
+@pytest.mark.skipif(not os.path.exists(FAKE_HUB), reason="tests/hub_fake_hub.py absent")
+def test_from_pretrained_fetches_hf_addresses(tmp_path, monkeypatch):
+    """hf://OWNER/NAME/FILE through the library's hub code, from the fake Hub the C++ tests use,
+    into HF_HUB_CACHE; a second load reads the cache."""
+    config = tmp_path / "hub.json"
+    config.write_text(json.dumps({"repos": {"tiny/stories": {"commit": "a" * 40,
+                                                             "files": {"stories260K.gguf": STORIES}}}}))
+    hub = subprocess.Popen([sys.executable, FAKE_HUB, str(config)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(hub.stdout.readline())
+        monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        model = tp.Model.from_pretrained("hf://tiny/stories/stories260K.gguf", threads=1)
+        assert model.path.startswith(str(tmp_path / "cache"))
+        tokens = model.to_tokens("Once upon a time")
+        np.testing.assert_array_equal(model(tokens), load(STORIES)(tokens))
+        with pytest.raises(tp.TokenprobeError, match="nothere"):
+            tp.Model.from_pretrained("hf://tiny/nothere/x.gguf")
+    finally:
+        hub.terminate()
+        hub.wait()
+
+
+def _iframe_page(element):
+    """The page inside _repr_html_'s iframe (its srcdoc, unescaped)."""
+    assert element.startswith('<iframe srcdoc="') and element.endswith("</iframe>")
+    return html.unescape(element[len('<iframe srcdoc="'):element.index('" style=')])
+
+
+@needs_stories
+def test_jupyter_shows_the_report_page(tmp_path):
+    """Traces, generations written with trace= and explanations show as `tokenprobe report`'s
+    self-contained page (the viewer's script inlined, the trace's data in #tp-data), with the
+    logit-lens heatmap where a model is at hand."""
+    model = load(STORIES)
+    gen = model.generate("Once upon a time", max_new_tokens=3, trace=tmp_path / "gen.tptrace")
+    assert gen.trace.tokens and len(gen.trace.steps) == 3
+    for element, lens in ((gen.trace._repr_html_(), False), (gen._repr_html_(), True)):
+        page = _iframe_page(element)
+        assert 'id="tp-data"' in page and "<script" in page
+        assert 'src="/assets/' not in page and not re.search(r'<(script|link)[^>]+(src|href)="(https?:)?//', page)
+        if lens:  # the model's lens over the trace's residual stream
+            assert '"next_prob"' in page
+    why = model.explain("Once upon a time", max_new_tokens=2)
+    page = _iframe_page(why._repr_html_())
+    assert 'id="tp-data"' in page and '"explain"' in page
+    folder = os.path.dirname(why.trace_dir)
+    del why, page
+    gc.collect()
+    assert not os.path.exists(folder)  # the explanation's trace goes with it
+    assert model.explain("Once upon a time", position=1)._repr_html_() is None
+    _, cache = model.run_with_cache("Once upon a time", names_filter="blocks.*.hook_resid_post")
+    table = cache._repr_html_()
+    assert table.count("<tr>") == 1 + model.cfg.n_layers and "blocks.4.hook_resid_post" in table
+    assert model.generate("Once", max_new_tokens=1)._repr_html_() is None
+
+
+@needs_stories
+@pytest.mark.skipif(not CLI, reason="TOKENPROBE_CLI is not set to the tokenprobe binary")
+def test_generate_with_interventions_equals_the_clis_trace(tmp_path):
+    """generate(intervene=...) chooses what `tokenprobe trace --intervene` chooses, token by
+    token, and reports the same intervention effect (one code path: run_traced)."""
+    model = load(STORIES)
+    prompt = model.to_tokens("Once upon a time")
+    clause = "zero(blocks.3.attn.hook_z[heads=2]);scale(blocks.4.hook_mlp_out, 0.5)"
+    out = str(tmp_path / "cli.tptrace")
+    subprocess.run([CLI, "trace", "-m", STORIES, "--tokens", ",".join(map(str, prompt[0].tolist())), "-n", "10",
+                    "--capture", "minimal", "--intervene", clause, "-o", out], check=True, capture_output=True)
+    cli = tp.load_trace(out)
+    gen = model.generate(prompt, max_new_tokens=10, intervene=clause)
+    assert gen.ids == [s["id"] for s in cli.steps]
+    assert gen.intervention_effect == cli.manifest["intervention_effect"]
+    assert gen.intervention_effect["max_abs_logit_change"][0] > 0
+    # The comparison run is the model without the interventions: its first top token is plain greedy's.
+    assert gen.intervention_effect["unpatched_top1"][0] == model.generate(prompt, max_new_tokens=1).ids[0]
+    assert gen.trace_dir is None  # its temporary trace is gone

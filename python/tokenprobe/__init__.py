@@ -23,15 +23,16 @@ __version__ = "0.1.0"
 try:
     from ._native import FileError, NotFoundError, TokenprobeError, UsageError
     from .live import ActivationCache as LiveActivationCache
-    from .live import Config, Model
+    from .live import Config, Explanation, Generation, Model
 except ImportError as e:  # the trace reader still works without the native module
     _native_missing = e
 
     def __getattr__(name):
-        if name in ("Model", "Config", "LiveActivationCache", "TokenprobeError", "UsageError", "FileError",
-                    "NotFoundError"):
+        if name in ("Model", "Config", "Explanation", "Generation", "LiveActivationCache", "TokenprobeError",
+                    "UsageError", "FileError", "NotFoundError"):
             raise ImportError(f"tokenprobe.{name} needs the native module tokenprobe._native, which did not import "
                               f"({_native_missing}); install with `pip install ./python` (docs/python.md)")
         raise AttributeError(f"module 'tokenprobe' has no attribute {name!r}")
 else:
-    __all__ += ["Config", "FileError", "LiveActivationCache", "Model", "NotFoundError", "TokenprobeError", "UsageError"]
+    __all__ += ["Config", "Explanation", "FileError", "Generation", "LiveActivationCache", "Model", "NotFoundError",
+                "TokenprobeError", "UsageError"]

@@ -398,8 +398,13 @@ class Trace:
     """A loaded trace: manifest, tokens, per-token steps, and the activation cache.
 
     Everything is checked on loading (docs/trace-format.md, "Reader guarantees"): a corrupt or
-    crafted trace raises TraceFormatError naming the file and the field.
+    crafted trace raises TraceFormatError naming the file and the field. In Jupyter it shows
+    as the viewer (`tokenprobe report`'s page; needs the native module).
     """
+
+    def _repr_html_(self) -> Optional[str]:
+        from .html import inline, report_page
+        return inline(report_page(self.path))
 
     def __init__(self, path: str):
         self.path = path

@@ -6,32 +6,11 @@
 
 #include "core/error.h"
 #include "probe/capture.h"
+#include "probe/observer_chain.h"
 #include "runtime/session.h"
 
 namespace tp {
 namespace {
-
-// Delivers each hook to the observers in order (interventions first, then capture, then
-// any observer of the caller), so that all of them see the values the model continued from.
-class Chain : public Observer {
- public:
-  explicit Chain(std::vector<Observer*> observers) {
-    for (Observer* o : observers)
-      if (o) observers_.push_back(o);
-  }
-  bool wants(Hook h, int layer) const override {
-    for (const Observer* o : observers_)
-      if (o->wants(h, layer)) return true;
-    return false;
-  }
-  void deliver(Hook h, int layer, const HookValue& v, float* data) override {
-    for (Observer* o : observers_)
-      if (o->wants(h, layer)) o->deliver(h, layer, v, data);
-  }
-
- private:
-  std::vector<Observer*> observers_;
-};
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -181,7 +160,7 @@ TraceRunResult run_traced(const Model& model, ThreadPool& pool, const std::vecto
   TraceWriter writer(opts.out_dir, manifest, opts.writer);
   CaptureObserver capture(opts.spec, cfg, P, writer);
   InterventionObserver intervene(opts.interventions, cfg, P);
-  Chain chain({opts.interventions.empty() ? nullptr : &intervene, &capture, opts.observer});
+  ObserverChain chain({opts.interventions.empty() ? nullptr : &intervene, &capture, opts.observer});
   Session s(model, pool, {.max_batch = opts.max_batch});
   s.set_observer(&chain);
   std::optional<UnpatchedRun> unpatched;
