@@ -26,11 +26,13 @@ namespace {
 namespace fs = std::filesystem;
 using analysis::ExplainCapture;
 
-// Whether a fixture is one the analyses run on: every attention model, and the recurrent ones
+// Whether a fixture is one the analyses run on: every attention model explain accepts (not
+// Gemma 2/3: post-norms and soft-caps; gemma2_test.cpp checks the refusal), and the recurrent ones
 // whose readout explain decomposes (RWKV-6's, with the bonus u; wkv_sources.h). `attention`:
 // attention models only (the attention-source tests).
 bool analysed(const std::string& fixture, bool attention) {
   const auto m = load_model(test::synthetic_path(fixture).string());
+  if (m->config.post_norms || m->config.final_softcap > 0) return false;
   if (!m->config.recurrent()) return true;
   return !attention && m->weights.find("blk.0.time_mix_first.weight");
 }

@@ -104,6 +104,10 @@ TEST_P(HookTable, ShapesAreWhatTheForwardPassOffers) {
 
 INSTANTIATE_TEST_SUITE_P(Synthetic, HookTable, ::testing::ValuesIn(test::synthetic_models()),
                          [](const auto& info) { return test::model_label(info.param); });
+// The generated Gemma 2/3 fixtures: post-norm hooks, the local RoPE's tables (Gemma 3), and no
+// model in ../shared has them.
+INSTANTIATE_TEST_SUITE_P(Generated, HookTable, ::testing::Values("gemma2-tiny-f32.gguf", "gemma3-tiny-f32.gguf"),
+                         [](const auto& info) { return test::model_label(info.param); });
 
 const char* kTiny = "models/synthetic/llama-spm-tiny.gguf";
 

@@ -82,6 +82,16 @@ void rwkv_identities(const Recorder& rec, const ModelConfig& cfg) {
   }
 }
 
+// A post-norm's input rows from its hooks (normalized / scale): with Gemma 2/3's ln1_post the
+// heads sum to this, not to hook_attn_out, which is the norm's output.
+std::vector<float> post_norm_input(const Recorder& rec, const std::string& norm) {
+  std::vector<float> x = rec.only(norm + "hook_normalized").data;
+  const std::vector<float>& scale = rec.only(norm + "hook_scale").data;
+  const size_t d = x.size() / scale.size();
+  for (size_t i = 0; i < x.size(); ++i) x[i] /= scale[i / d];
+  return x;
+}
+
 class HookIdentities : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HookIdentities, Hold) {
@@ -111,7 +121,9 @@ TEST_P(HookIdentities, Hold) {
     for (size_t i = 0; i < sum.size(); ++i) sum[i] = pre[i] + attn[i] + mlp[i];
     EXPECT_LT(max_abs_diff(sum, post), 1e-4) << b << " resid_post != resid_pre + attn_out + mlp_out";
 
-    // Sum over heads of hook_result, plus the output bias, is hook_attn_out.
+    // Sum over heads of hook_result, plus the output bias, is hook_attn_out (ln1_post's input
+    // where there is one).
+    const std::vector<float> attn_in = cfg.post_norms ? post_norm_input(rec, b + "ln1_post.") : attn;
     const auto& result = rec.only(b + "attn.hook_result").data;
     std::vector<float> bias(dm, 0.0f);
     const TensorView* bo = c->model->weights.find("blk." + std::to_string(l) + ".attn_output.bias");
@@ -124,7 +136,7 @@ TEST_P(HookIdentities, Hold) {
         for (int64_t h = 0; h < cfg.n_heads; ++h) s += result[(t * cfg.n_heads + h) * dm + i];
         heads[t * dm + i] = s;
       }
-    EXPECT_LT(max_abs_diff(heads, attn), 1e-4) << b << " sum of hook_result + b_O != hook_attn_out";
+    EXPECT_LT(max_abs_diff(heads, attn_in), 1e-4) << b << " sum of hook_result + b_O != hook_attn_out (before a post-norm)";
 
     // Every pattern row sums to 1 and is 0 above the diagonal.
     const Capture& pat = rec.only(b + "attn.hook_pattern");
@@ -166,7 +178,9 @@ TEST_P(HookIdentities, LogitsAreTheUnembeddingOfTheFinalNorm) {
     for (int t = 0; t < 4; ++t) {
       double s = 0;
       for (int64_t i = 0; i < dm; ++i) s += double(row[i]) * input[size_t(t * dm + i)];
-      want[t * V + v] = float(s);
+      // Soft-capped where the model caps (Gemma 2): cap · tanh(s / cap).
+      const double cap = m.config.final_softcap;
+      want[t * V + v] = float(cap > 0 ? cap * std::tanh(s / cap) : s);
     }
   }
   EXPECT_TRUE(test::compare(GetParam() + " logits = W_U (w * ln_final.hook_normalized + b)", logits, want, {4, V}, 1e-4).ok);

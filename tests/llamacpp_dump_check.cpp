@@ -33,6 +33,15 @@ bool first_keys(const NpyArray& a, int64_t keys, std::vector<float>& out) {
   return padding_zero;
 }
 
+// A post-norm's input rows (what it normalized) from its hooks: normalized / scale.
+std::vector<float> post_norm_input(const Recorder& rec, const std::string& norm) {
+  std::vector<float> x = rec.only(norm + "hook_normalized").data;
+  const std::vector<float> scale = rec.only(norm + "hook_scale").data;
+  const size_t d = x.size() / scale.size();
+  for (size_t i = 0; i < x.size(); ++i) x[i] /= scale[i / d];
+  return x;
+}
+
 }  // namespace
 
 void check_llamacpp_dump(const Model& model, const fs::path& dir, const std::string& label, double tol,
@@ -66,8 +75,11 @@ void check_llamacpp_dump(const Model& model, const fs::path& dir, const std::str
                  {cfg.n_heads, n, n}, tol).ok)
       ++failures;
     check("kqv_out-" + L + ".npy", rec.only(b + "attn.hook_z").data);
-    check("ffn_inp-" + L + ".npy", rec.only(b + "hook_resid_mid").data);
-    check("ffn_out-" + L + ".npy", rec.only(b + "hook_mlp_out").data);
+    // Gemma 2/3's graphs name the residual between attention and MLP sa_out.
+    check((cfg.post_norms ? "sa_out-" : "ffn_inp-") + L + ".npy", rec.only(b + "hook_resid_mid").data);
+    // llama.cpp's ffn_out is the MLP's output before a post-norm (Gemma 2/3), which
+    // hook_mlp_out follows: with one, ln2_post's input.
+    check("ffn_out-" + L + ".npy", cfg.post_norms ? post_norm_input(rec, b + "ln2_post.") : rec.only(b + "hook_mlp_out").data);
     check("l_out-" + L + ".npy", rec.only(b + "hook_resid_post").data);
     for (const DumpPair& p : extra) check(p.file_prefix + L + ".npy", rec.only(b + p.hook_suffix).data);
   }

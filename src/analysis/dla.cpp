@@ -97,10 +97,21 @@ double later_rescaling(const ModelConfig& c, int layer) {
 
 }  // namespace
 
+void require_additive_readout(const Model& m, const std::string& where) {
+  const auto& c = m.config;
+  if (c.post_norms)
+    throw Error(ErrorKind::Unsupported, where, "architecture " + c.architecture + " normalizes each attention and MLP output before adding it to the residual",
+                "direct logit attribution splits the residual into parts that add up; read the hooks (ln1_post, ln2_post, hook_attn_out, hook_mlp_out) instead");
+  if (c.final_softcap > 0)
+    throw Error(ErrorKind::Unsupported, where, "architecture " + c.architecture + " soft-caps its logits",
+                "direct logit attribution needs logits linear in the residual; use the logit lens");
+}
+
 Dla direct_logit_attribution(const Model& m, const PositionActivations& a, int32_t target, int32_t baseline,
                              const std::vector<float>& final_logits) {
   const auto& c = m.config;
   const int64_t d = c.d_model;
+  require_additive_readout(m, "dla");
   check_captured(m, a);
   if (int64_t(final_logits.size()) != c.d_vocab || target < 0 || baseline < 0 || target >= c.d_vocab || baseline >= c.d_vocab)
     throw Error(ErrorKind::Usage, "dla", "need the final logits and target/baseline ids inside the vocabulary");

@@ -28,6 +28,11 @@ struct Dla {
   std::vector<DlaPart> parts;              // embeddings, then per layer heads and MLP, then biases
 };
 
+// Error(Unsupported) naming the architecture when its logits are not a sum of the parts' linear
+// read-outs: a post-norm rescales each head's and MLP's output by its own sum (Gemma 2/3), a
+// logit soft-cap bends the sum. Called before a forward pass is spent on an attribution.
+void require_additive_readout(const Model& m, const std::string& where);
+
 // `final_logits` [d_vocab]: the model's logits at the position (the totals come from them).
 Dla direct_logit_attribution(const Model& m, const PositionActivations& a, int32_t target, int32_t baseline,
                              const std::vector<float>& final_logits);

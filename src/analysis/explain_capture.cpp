@@ -4,6 +4,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "analysis/dla.h"
 #include "arch/architecture.h"
 #include "core/error.h"
 #include "runtime/ops.h"
@@ -50,6 +51,7 @@ ExplainCapture::ExplainCapture(const Model& model, ThreadPool& pool, std::option
     at_.wkv.resize(L);
   } else {
     standard(model);
+    require_additive_readout(model, "explain");
     bonus_.resize(L);
   }
   at_.resid_mid.resize(L);

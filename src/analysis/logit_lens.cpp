@@ -17,6 +17,9 @@ std::vector<float> lens_logits(const Model& m, ThreadPool& pool, const float* ro
   for (int64_t t = 0; t < n; ++t) apply_norm(c, nw, rows + t * d, normalized.data(), normed.data() + t * d);
   std::vector<float> out(static_cast<size_t>(n * c.d_vocab));
   ops::matmul(pool, m.impl->unembed(), normed.data(), n, out.data());
+  // As the model's own logits are capped (Session::eval_batch), so that the lens of the last
+  // layer is the model's output.
+  if (c.final_softcap > 0) ops::softcap_inplace(out.data(), n * c.d_vocab, c.final_softcap);
   return out;
 }
 

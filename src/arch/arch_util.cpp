@@ -93,6 +93,54 @@ std::unique_ptr<StandardModel> declare_llama_shape(const ModelConfig& c, WeightD
   return m;
 }
 
+std::unique_ptr<StandardModel> declare_gemma2_shape(const ModelConfig& c, WeightDecl& d) {
+  const int64_t dm = c.d_model, qd = c.q_dim(), kvd = c.kv_dim(), dff = c.d_mlp, dh = c.d_head;
+  auto m = std::make_unique<StandardModel>(c);
+  m->token_embd = d.tensor("token_embd.weight", {dm, c.d_vocab});
+  m->output = m->token_embd;
+  m->out_norm = norm({d.tensor("output_norm.weight", {dm})}, dm);
+  for (int l = 0; l < c.n_layers; ++l) {
+    WeightDecl::Block b = d.block(l);
+    BlockWeights& w = m->blocks.emplace_back();
+    w.ln1 = norm({b.tensor("attn_norm.weight", {dm})}, dm);
+    w.attn.wq = b.tensor("attn_q.weight", {dm, qd});
+    w.attn.wk = b.tensor("attn_k.weight", {dm, kvd});
+    w.attn.wv = b.tensor("attn_v.weight", {dm, kvd});
+    w.attn.wo = b.tensor("attn_output.weight", {qd, dm});
+    w.ln1_post = norm({b.tensor("post_attention_norm.weight", {dm})}, dm);
+    if (c.qk_norm) {
+      w.attn.q_norm = norm({b.tensor("attn_q_norm.weight", {dh})}, dh);
+      w.attn.k_norm = norm({b.tensor("attn_k_norm.weight", {dh})}, dh);
+    }
+    w.ln2 = norm({b.tensor("ffn_norm.weight", {dm})}, dm);
+    w.mlp.gate = b.tensor("ffn_gate.weight", {dm, dff});
+    w.mlp.up = b.tensor("ffn_up.weight", {dm, dff});
+    w.mlp.down = b.tensor("ffn_down.weight", {dff, dm});
+    w.ln2_post = norm({b.tensor("post_ffw_norm.weight", {dm})}, dm);
+  }
+  return m;
+}
+
+void read_sliding_window(const GgufFile& f, ModelConfig& c, int64_t default_window, uint64_t default_period) {
+  const std::string p = c.architecture + ".attention.";
+  c.sliding_window = static_cast<int64_t>(f.get_u64_or(p + "sliding_window", uint64_t(default_window)));
+  const std::string key = p + "sliding_window_pattern";
+  const GgufValue* v = f.find(key);
+  c.local_layers.assign(size_t(c.n_layers), false);
+  if (v && v->type == GgufType::ARRAY) {
+    const GgufArray& a = f.get_array(key);
+    if (a.elem_type != GgufType::BOOL || int64_t(a.items.size()) != c.n_layers)
+      throw Error(ErrorKind::Format, f.path() + ": key " + key,
+                  "is an array of " + std::to_string(a.items.size()) + " items, expected one bool per layer (" +
+                      std::to_string(c.n_layers) + ")",
+                  "re-convert the model");
+    for (size_t l = 0; l < a.items.size(); ++l) c.local_layers[l] = std::get<bool>(a.items[l].v);
+    return;
+  }
+  const uint64_t n = v ? f.get_u64(key) : default_period;
+  for (int64_t l = 0; l < c.n_layers; ++l) c.local_layers[size_t(l)] = n == 0 || uint64_t(l) % n < n - 1;
+}
+
 std::vector<float> llama3_rope_factors(const Llama3RopeScaling& s, double base, int64_t rope_dims) {
   const double low_freq_wavelen = s.original_ctx / s.low_freq_factor;
   const double high_freq_wavelen = s.original_ctx / s.high_freq_factor;

@@ -83,6 +83,18 @@ enum class QkvBias { None, Optional, Required };
 // where c.qk_norm, ffn_norm and the SwiGLU ffn_gate/up/down.
 std::unique_ptr<StandardModel> declare_llama_shape(const ModelConfig& c, WeightDecl& d, QkvBias bias, bool output_bias);
 
+// The decoder Gemma 2 and Gemma 3 share: token_embd (scaled by embed_scale, and the
+// unembedding), output_norm, and per block attn_norm, attn_q/k/v, attn_output, post_attention_norm,
+// attn_q_norm/attn_k_norm [d_head] where c.qk_norm, ffn_norm, the GELU-gated
+// ffn_gate/up/down and post_ffw_norm; no biases.
+std::unique_ptr<StandardModel> declare_gemma2_shape(const ModelConfig& c, WeightDecl& d);
+// llama.cpp's sliding-window layers: the window `{arch}.attention.sliding_window` (else
+// `default_window`) and which layers use it, `{arch}.attention.sliding_window_pattern`: one
+// bool per layer, or a period n (else `default_period`) in which layer l is local unless
+// l % n == n - 1 (0: every layer local). Error(Format) naming the key when the pattern has
+// another length or type.
+void read_sliding_window(const GgufFile& f, ModelConfig& c, int64_t default_window, uint64_t default_period);
+
 // Llama 3's rope_scaling ({"rope_type": "llama3"} in an HF config).
 struct Llama3RopeScaling {
   double factor = 8.0;            // how much the low frequencies are slowed

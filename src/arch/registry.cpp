@@ -13,6 +13,8 @@ extern const Architecture kQwen2Architecture;
 extern const Architecture kQwen3Architecture;
 extern const Architecture kPhi3Architecture;
 extern const Architecture kGemmaArchitecture;
+extern const Architecture kGemma2Architecture;
+extern const Architecture kGemma3Architecture;
 extern const Architecture kRwkv6Architecture;
 extern const Architecture kRwkv7Architecture;
 
@@ -25,6 +27,8 @@ const std::vector<const Architecture*>& architectures() {
       &kQwen3Architecture,
       &kPhi3Architecture,
       &kGemmaArchitecture,
+      &kGemma2Architecture,
+      &kGemma3Architecture,
       &kRwkv6Architecture,
       &kRwkv7Architecture,
   };

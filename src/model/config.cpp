@@ -45,6 +45,14 @@ void ModelConfig::validate(const std::string& where) const {
       check(std::isfinite(ff) && ff > 0, "RoPE frequency factor " + std::to_string(ff) + " is not a positive number");
   }
   check(norm_eps > 0 && norm_eps < 1, "norm epsilon is out of range");
+  check(sliding_window >= 0, "sliding window " + std::to_string(sliding_window) + " is negative");
+  check(local_layers.empty() || int64_t(local_layers.size()) == n_layers,
+        "the sliding-window pattern lists " + std::to_string(local_layers.size()) + " layers of " + std::to_string(n_layers));
+  check(rope_base_local >= 0 && std::isfinite(rope_base_local) && rope_freq_scale_local > 0,
+        "the local layers' RoPE base or scale is out of range");
+  // A cap divides the value it caps: a negative or non-finite one would flip or erase it.
+  for (const float cap : {attn_softcap, final_softcap})
+    check(std::isfinite(cap) && cap >= 0, "soft-cap " + std::to_string(cap) + " is not a positive number");
   if (recurrent()) {
     check(n_heads * d_head == d_model, "RWKV head size " + std::to_string(d_head) + " must divide d_model " + std::to_string(d_model));
     const bool v7 = mixer == SequenceMixer::Rwkv7;
@@ -83,6 +91,19 @@ nlohmann::json config_json(const ModelConfig& c) {
   // match their models (a patch source's config must equal the model's key by key).
   if (c.qk_norm) j["use_qk_norm"] = true;
   if (!c.rope_freq_factors.empty()) j["rotary_freq_factors"] = c.rope_freq_factors;
+  if (c.attn_scale > 0) j["attn_scale"] = c.attn_scale;
+  if (!c.local_layers.empty()) {
+    std::vector<std::string> types;
+    for (int l = 0; l < int(c.n_layers); ++l) types.push_back(c.window(l) > 0 ? "local" : "global");
+    j["attn_types"] = types;
+  }
+  if (c.rope_base_local > 0) {
+    j["rotary_base_local"] = c.rope_base_local;
+    j["rotary_freq_scale_local"] = c.rope_freq_scale_local;
+  }
+  if (c.attn_softcap > 0) j["attn_scores_soft_cap"] = c.attn_softcap;
+  if (c.final_softcap > 0) j["output_logits_soft_cap"] = c.final_softcap;
+  if (c.post_norms) j["use_normalization_before_and_after"] = true;
   return j;
 }
 
@@ -107,6 +128,7 @@ std::string ModelConfig::describe() const {
   if (positions == PositionKind::Rope)
     add("positions", std::string("RoPE ") + (rope_style == RopeStyle::Adjacent ? "adjacent pairs" : "NeoX halves") +
                          " over " + std::to_string(rope_dims) + " dims, base " + std::to_string(rope_base) +
+                         (rope_freq_scale != 1.0f ? ", positions scaled by " + std::to_string(rope_freq_scale) : "") +
                          (rope_freq_factors.empty() ? "" : ", per-frequency factors (Llama 3)"));
   else if (positions == PositionKind::Learned)
     add("positions", "learned");
@@ -124,7 +146,19 @@ std::string ModelConfig::describe() const {
   if (qk_norm) add("qk_norm", "RMSNorm per head on Q and K before RoPE");
   if (!biases) add("biases", "none");
   if (embed_scale != 1.0f) add("embed_scale", std::to_string(embed_scale));
-  if (sliding_window > 0) add("sliding_window", std::to_string(sliding_window));
+  if (sliding_window > 0) {
+    std::string local;
+    for (int l = 0; l < int(n_layers) && !local_layers.empty(); ++l)
+      if (window(l) > 0) local.append(local.empty() ? "" : ",").append(std::to_string(l));
+    add("sliding_window", std::to_string(sliding_window) + (local_layers.empty() ? "" : " in layers " + local));
+  }
+  if (rope_base_local > 0)
+    add("rope_local", "base " + std::to_string(rope_base_local) + ", scale " + std::to_string(rope_freq_scale_local) +
+                          " in the sliding-window layers");
+  if (attn_scale > 0) add("attn_scale", std::to_string(attn_scale));
+  if (attn_softcap > 0) add("attn_softcap", std::to_string(attn_softcap));
+  if (final_softcap > 0) add("final_softcap", std::to_string(final_softcap));
+  if (post_norms) add("post_norms", "RMSNorm on the attention and MLP outputs");
   add("unembedding", tied_output ? "tied to token_embd" : "separate output.weight");
   return s;
 }

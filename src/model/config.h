@@ -73,6 +73,20 @@ struct ModelConfig {
   float embed_scale = 1.0f;       // Gemma multiplies embeddings by sqrt(d_model)
   float attn_scale = 0.0f;        // 1/sqrt(d_head) unless the model says otherwise
   int64_t sliding_window = 0;     // 0 = full causal attention
+  // The layers that attend only within sliding_window (Gemma 2/3's local layers; the others
+  // see every earlier position). Empty: every layer, when sliding_window > 0 (Phi-3).
+  std::vector<bool> local_layers;
+  // The local layers' RoPE where it differs from the global one (Gemma 3: base 10000 beside
+  // the global 1e6, without the global layers' linear scaling); base 0: the same RoPE.
+  float rope_base_local = 0.0f;
+  float rope_freq_scale_local = 1.0f;
+  // Soft-capping, x -> cap * tanh(x / cap), of the attention scores (before the mask and
+  // softmax) and of the logits (Gemma 2; Gemma 3 may cap the logits); 0: none.
+  float attn_softcap = 0.0f;
+  float final_softcap = 0.0f;
+  // An RMSNorm on the attention and MLP outputs before they join the residual (Gemma 2/3:
+  // TransformerLens's ln1_post / ln2_post).
+  bool post_norms = false;
   bool qk_norm = false;           // RMSNorm over each head of Q and K before RoPE (Qwen3)
   bool tied_output = false;       // unembedding shares token_embd
   // Linear layers and LayerNorms carry biases. GGUF GPT-2 files always do; a nanoGPT model
@@ -84,6 +98,12 @@ struct ModelConfig {
   int64_t q_dim() const { return n_heads * d_head; }
   int64_t kv_dim() const { return n_kv_heads * d_head; }
   bool recurrent() const { return mixer != SequenceMixer::Attention; }
+  // The keys a query at position p of `layer` sees start at p - window + 1 (0: all of them).
+  int64_t window(int layer) const {
+    return local_layers.empty() || local_layers[size_t(layer)] ? sliding_window : 0;
+  }
+  // Whether `layer` rotates with the local RoPE (rope_base_local) rather than the global one.
+  bool local_rope(int layer) const { return rope_base_local > 0 && window(layer) > 0; }
   // Floats of recurrent state per layer: two token-shift rows and the WKV matrices.
   int64_t state_floats() const { return recurrent() ? 2 * d_model + n_heads * d_head * d_head : 0; }
 

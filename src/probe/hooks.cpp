@@ -20,6 +20,8 @@ constexpr HookInfo kHooks[] = {
     {Hook::PosEmbed, "hook_pos_embed", S::Input, L::Rows, H::None, W::DModel, N::LearnedPositions, 0},
     {Hook::RopeCos, "hook_rope_cos", S::Input, L::Rows, H::None, W::RopeHalf, N::Rope, 0},
     {Hook::RopeSin, "hook_rope_sin", S::Input, L::Rows, H::None, W::RopeHalf, N::Rope, 0},
+    {Hook::RopeCosLocal, "hook_rope_cos_local", S::Input, L::Rows, H::None, W::RopeHalf, N::LocalRope, 0},
+    {Hook::RopeSinLocal, "hook_rope_sin_local", S::Input, L::Rows, H::None, W::RopeHalf, N::LocalRope, 0},
     {Hook::ResidPre, "hook_resid_pre", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
     {Hook::Ln1Scale, "ln1.hook_scale", S::Block, L::Rows, H::None, W::One, N::Always, 0},
     {Hook::Ln1Normalized, "ln1.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
@@ -34,6 +36,8 @@ constexpr HookInfo kHooks[] = {
     {Hook::Pattern, "attn.hook_pattern", S::Block, L::HeadsQueryKeys, H::Query, W::Keys, N::Attention, 0},
     {Hook::Z, "attn.hook_z", S::Block, L::RowsHeads, H::Query, W::DHead, N::Attention, 0},
     {Hook::Result, "attn.hook_result", S::Block, L::RowsHeads, H::Query, W::DModel, N::Attention, 0},
+    {Hook::Ln1PostScale, "ln1_post.hook_scale", S::Block, L::Rows, H::None, W::One, N::PostNorms, 0},
+    {Hook::Ln1PostNormalized, "ln1_post.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::PostNorms, 0},
     {Hook::AttnOut, "hook_attn_out", S::Block, L::Rows, H::None, W::DModel, N::Attention, 0},
     {Hook::TimeMixXx, "time_mix.hook_xx", S::Block, L::Rows, H::None, W::DModel, N::Recurrent, 0},
     {Hook::TimeMixR, "time_mix.hook_r", S::Block, L::RowsHeads, H::Query, W::DHead, N::Recurrent, 0},
@@ -52,6 +56,8 @@ constexpr HookInfo kHooks[] = {
     {Hook::MlpPre, "mlp.hook_pre", S::Block, L::Rows, H::None, W::DMlp, N::Attention, 0},
     {Hook::MlpPreLinear, "mlp.hook_pre_linear", S::Block, L::Rows, H::None, W::DMlp, N::GatedMlp, 0},
     {Hook::MlpPost, "mlp.hook_post", S::Block, L::Rows, H::None, W::DMlp, N::Attention, 0},
+    {Hook::Ln2PostScale, "ln2_post.hook_scale", S::Block, L::Rows, H::None, W::One, N::PostNorms, 0},
+    {Hook::Ln2PostNormalized, "ln2_post.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::PostNorms, 0},
     {Hook::MlpOut, "hook_mlp_out", S::Block, L::Rows, H::None, W::DModel, N::Attention, 0},
     {Hook::ChannelMixK, "channel_mix.hook_k", S::Block, L::Rows, H::None, W::DMlp, N::Recurrent, 0},
     {Hook::ChannelMixV, "channel_mix.hook_v", S::Block, L::Rows, H::None, W::DModel, N::Recurrent, 0},
@@ -125,6 +131,8 @@ bool hook_available(Hook h, const ModelConfig& cfg) {
     case N::Recurrent: return cfg.recurrent();
     case N::Rwkv7: return cfg.mixer == SequenceMixer::Rwkv7;
     case N::QkNorm: return cfg.qk_norm;
+    case N::LocalRope: return cfg.positions == PositionKind::Rope && cfg.rope_base_local > 0;
+    case N::PostNorms: return cfg.post_norms && !cfg.recurrent();
   }
   return false;
 }

@@ -17,13 +17,13 @@ struct ModelConfig;
 
 enum class Hook : uint8_t {
   // global, before the blocks
-  Tokens, Embed, PosEmbed, RopeCos, RopeSin,
+  Tokens, Embed, PosEmbed, RopeCos, RopeSin, RopeCosLocal, RopeSinLocal,
   // per block
   ResidPre, Ln1Scale, Ln1Normalized, Q, K, V, QNormed, KNormed, RotQ, RotK, AttnScores, Pattern, Z, Result,
-  AttnOut,
+  Ln1PostScale, Ln1PostNormalized, AttnOut,
   // RWKV's time mix, where attention would be (A and Kk: RWKV-7 only)
   TimeMixXx, TimeMixR, TimeMixK, TimeMixV, TimeMixW, TimeMixA, TimeMixG, TimeMixKk, TimeMixState, TimeMixWkv, TimeMixOut,
-  ResidMid, Ln2Scale, Ln2Normalized, MlpPre, MlpPreLinear, MlpPost, MlpOut,
+  ResidMid, Ln2Scale, Ln2Normalized, MlpPre, MlpPreLinear, MlpPost, Ln2PostScale, Ln2PostNormalized, MlpOut,
   // RWKV's channel mix, where the MLP would be
   ChannelMixK, ChannelMixV, ChannelMixOut,
   ResidPost,
@@ -51,8 +51,11 @@ enum class HookWidth : uint8_t { One, RopeHalf, DHead, DModel, DMlp, DVocab, Key
 // What a model must have for the hook to exist: Attention (and its MLP) or Recurrent (RWKV's
 // time and channel mix) is the model's sequence mixer (ModelConfig::mixer); Rwkv7 is RWKV-7's
 // time mix (its in-context learning rate and removal key); QkNorm is a per-head norm of Q and K
-// (ModelConfig::qk_norm).
-enum class HookNeeds : uint8_t { Always, LearnedPositions, Rope, SequentialResidual, GatedMlp, Attention, Recurrent, Rwkv7, QkNorm };
+// (ModelConfig::qk_norm); LocalRope a second RoPE for the sliding-window layers
+// (rope_base_local); PostNorms the norms of the attention and MLP outputs (post_norms).
+enum class HookNeeds : uint8_t {
+  Always, LearnedPositions, Rope, SequentialResidual, GatedMlp, Attention, Recurrent, Rwkv7, QkNorm, LocalRope, PostNorms
+};
 
 struct HookInfo {
   Hook hook;

@@ -45,32 +45,51 @@ void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalize
     ops::apply_weight(st.normalized.data() + t * d, w.w.data(), b, st.ln_out.data() + t * d, d);
 }
 
+namespace {
+
+// cos/sin [n, rope_dims / 2] of positions pos0.. for RoPE with this base and linear scale.
+void fill_rope(const Forward& f, float base, float freq_scale, float* cos_out, float* sin_out) {
+  const auto& c = f.cfg;
+  const int64_t half = c.rope_dims / 2;
+  for (int64_t t = 0; t < f.n; ++t) {
+    const double p = double(f.pos0 + t) * freq_scale;
+    for (int64_t i = 0; i < half; ++i) {
+      const double factor = c.rope_freq_factors.empty() ? 1.0 : double(c.rope_freq_factors[size_t(i)]);
+      const double theta = p * std::pow(double(base), -2.0 * double(i) / double(c.rope_dims)) / factor;
+      cos_out[t * half + i] = static_cast<float>(std::cos(theta));
+      sin_out[t * half + i] = static_cast<float>(std::sin(theta));
+    }
+  }
+}
+
+}  // namespace
+
 void prepare_rope(Forward& f) {
   const auto& c = f.cfg;
   if (c.positions != PositionKind::Rope) return;
   const int64_t half = c.rope_dims / 2;
-  for (int64_t t = 0; t < f.n; ++t) {
-    const double p = double(f.pos0 + t) * c.rope_freq_scale;
-    for (int64_t i = 0; i < half; ++i) {
-      const double factor = c.rope_freq_factors.empty() ? 1.0 : double(c.rope_freq_factors[size_t(i)]);
-      const double theta = p * std::pow(double(c.rope_base), -2.0 * double(i) / double(c.rope_dims)) / factor;
-      f.st.rope_cos[t * half + i] = static_cast<float>(std::cos(theta));
-      f.st.rope_sin[t * half + i] = static_cast<float>(std::sin(theta));
-    }
-  }
+  fill_rope(f, c.rope_base, c.rope_freq_scale, f.st.rope_cos.data(), f.st.rope_sin.data());
   f.offer(Hook::RopeCos, -1, f.st.rope_cos.data(), {f.n, half});
   f.offer(Hook::RopeSin, -1, f.st.rope_sin.data(), {f.n, half});
+  if (c.rope_base_local <= 0) return;
+  fill_rope(f, c.rope_base_local, c.rope_freq_scale_local, f.st.rope_cos_local.data(), f.st.rope_sin_local.data());
+  f.offer(Hook::RopeCosLocal, -1, f.st.rope_cos_local.data(), {f.n, half});
+  f.offer(Hook::RopeSinLocal, -1, f.st.rope_sin_local.data(), {f.n, half});
 }
 
 namespace {
 
-// Rotates x [n, heads, d_head] in place by the batch's cos/sin.
-void apply_rope(const Forward& f, float* x, int64_t heads) {
+// Rotates x [n, heads, d_head] in place by the batch's cos/sin (the local ones in a
+// sliding-window layer with its own RoPE).
+void apply_rope(const Forward& f, int layer, float* x, int64_t heads) {
   const auto& c = f.cfg;
   const int64_t half = c.rope_dims / 2, dh = c.d_head;
+  const bool local = c.local_rope(layer);
+  const float* cos_table = local ? f.st.rope_cos_local.data() : f.st.rope_cos.data();
+  const float* sin_table = local ? f.st.rope_sin_local.data() : f.st.rope_sin.data();
   for (int64_t t = 0; t < f.n; ++t) {
-    const float* cs = f.st.rope_cos.data() + t * half;
-    const float* sn = f.st.rope_sin.data() + t * half;
+    const float* cs = cos_table + t * half;
+    const float* sn = sin_table + t * half;
     for (int64_t h = 0; h < heads; ++h) {
       float* v = x + (t * heads + h) * dh;
       for (int64_t i = 0; i < half; ++i) {
@@ -114,11 +133,12 @@ void normalize_heads(const Forward& f, const NormWeights& w, float* x, int64_t h
   }
 }
 
-// scores[h, i, j] = q_i · k_j * scale for visible j, -inf otherwise; then softmax; then z.
+// scores[h, i, j] = q_i · k_j * scale (soft-capped where the model caps) for visible j, -inf
+// otherwise; then softmax; then z.
 void attend(Forward& f, int layer) {
   const auto& c = f.cfg;
   auto& st = f.st;
-  const int64_t n_k = f.n_k(), dh = c.d_head, group = c.n_heads / c.n_kv_heads;
+  const int64_t n_k = f.n_k(), dh = c.d_head, group = c.n_heads / c.n_kv_heads, window = c.window(layer);
   const float scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt(float(dh));
   const size_t need = size_t(c.n_heads * f.n * n_k);
   if (st.scores.size() < need) st.scores.resize(need);
@@ -129,9 +149,10 @@ void attend(Forward& f, int layer) {
                           f.kv.key_block_stride(), n_k, dh, f.pos0, scores, n_k);
       for (int64_t i = 0; i < f.n; ++i) {
         const int64_t p = f.pos0 + i;
-        const int64_t first = c.sliding_window > 0 ? std::max<int64_t>(0, p - c.sliding_window + 1) : 0;
+        const int64_t first = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
         float* row = scores + i * n_k;
         for (int64_t j = 0; j < n_k; ++j) row[j] = j > p || j < first ? -INFINITY : row[j] * scale;
+        if (c.attn_softcap > 0) ops::softcap_inplace(row + first, p - first + 1, c.attn_softcap);
       }
     }
   });
@@ -186,8 +207,8 @@ void attention_step(Forward& f, int layer, const AttnWeights& w) {
     f.offer(Hook::KNormed, layer, st.k.data(), {f.n, c.n_kv_heads, c.d_head});
   }
   if (c.positions == PositionKind::Rope) {
-    apply_rope(f, st.q.data(), c.n_heads);
-    apply_rope(f, st.k.data(), c.n_kv_heads);
+    apply_rope(f, layer, st.q.data(), c.n_heads);
+    apply_rope(f, layer, st.k.data(), c.n_kv_heads);
     f.offer(Hook::RotQ, layer, st.q.data(), {f.n, c.n_heads, c.d_head});
     f.offer(Hook::RotK, layer, st.k.data(), {f.n, c.n_kv_heads, c.d_head});
   }
@@ -197,7 +218,6 @@ void attention_step(Forward& f, int layer, const AttnWeights& w) {
   attend(f, layer);
   if (f.wants(Hook::Result, layer)) per_head_result(f, layer, w.wo);
   ops::matmul(f.pool, w.wo, st.z.data(), f.n, st.attn_out.data(), w.bo);
-  f.offer(Hook::AttnOut, layer, st.attn_out.data(), {f.n, c.d_model});
 }
 
 float activate(Activation a, float x) {
@@ -240,13 +260,28 @@ void mlp_step(Forward& f, int layer, const MlpWeights& w) {
   });
   f.offer(Hook::MlpPost, layer, st.mlp_post.data(), {f.n, dm});
   ops::matmul(f.pool, w.down, st.mlp_post.data(), f.n, st.mlp_out.data(), w.down_b);
-  f.offer(Hook::MlpOut, layer, st.mlp_out.data(), {f.n, c.d_model});
 }
 
 namespace {
+
 void add_into(float* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
+
+// A sublayer's output [n, d_model] as it joins the residual: through its post-norm where the
+// model has one (offering its scale and normalized hooks), then offered as `out_hook`.
+// TransformerLens offers hook_attn_out / hook_mlp_out after ln1_post / ln2_post too, so they
+// stay what is added to the residual.
+void finish_sublayer(Forward& f, int layer, const NormWeights& post, Hook scale_hook, Hook normalized_hook, Hook out_hook,
+                     float* out) {
+  const int64_t dm = f.cfg.d_model;
+  if (f.cfg.post_norms) {
+    norm_step(f, post, scale_hook, normalized_hook, layer, out);
+    std::copy(f.st.ln_out.begin(), f.st.ln_out.begin() + f.n * dm, out);
+  }
+  f.offer(out_hook, layer, out, {f.n, dm});
+}
+
 }  // namespace
 
 void sequential_block(Forward& f, int layer, const BlockWeights& w) {
@@ -255,10 +290,12 @@ void sequential_block(Forward& f, int layer, const BlockWeights& w) {
   f.offer(Hook::ResidPre, layer, st.resid.data(), {f.n, dm});
   norm_step(f, w.ln1, Hook::Ln1Scale, Hook::Ln1Normalized, layer, st.resid.data());
   attention_step(f, layer, w.attn);
+  finish_sublayer(f, layer, w.ln1_post, Hook::Ln1PostScale, Hook::Ln1PostNormalized, Hook::AttnOut, st.attn_out.data());
   add_into(st.resid.data(), st.attn_out.data(), total);
   f.offer(Hook::ResidMid, layer, st.resid.data(), {f.n, dm});
   norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.resid.data());
   mlp_step(f, layer, w.mlp);
+  finish_sublayer(f, layer, w.ln2_post, Hook::Ln2PostScale, Hook::Ln2PostNormalized, Hook::MlpOut, st.mlp_out.data());
   add_into(st.resid.data(), st.mlp_out.data(), total);
   f.offer(Hook::ResidPost, layer, st.resid.data(), {f.n, dm});
 }
@@ -270,8 +307,10 @@ void parallel_block(Forward& f, int layer, const BlockWeights& w) {
   std::copy(st.resid.begin(), st.resid.begin() + total, st.block_in.begin());
   norm_step(f, w.ln1, Hook::Ln1Scale, Hook::Ln1Normalized, layer, st.block_in.data());
   attention_step(f, layer, w.attn);
+  finish_sublayer(f, layer, w.ln1_post, Hook::Ln1PostScale, Hook::Ln1PostNormalized, Hook::AttnOut, st.attn_out.data());
   norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.block_in.data());
   mlp_step(f, layer, w.mlp);
+  finish_sublayer(f, layer, w.ln2_post, Hook::Ln2PostScale, Hook::Ln2PostNormalized, Hook::MlpOut, st.mlp_out.data());
   add_into(st.resid.data(), st.attn_out.data(), total);
   add_into(st.resid.data(), st.mlp_out.data(), total);
   f.offer(Hook::ResidPost, layer, st.resid.data(), {f.n, dm});

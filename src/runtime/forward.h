@@ -52,10 +52,13 @@ struct MlpWeights {
   bool fused_gate_up = false;
 };
 
+// ln1_post/ln2_post: Gemma 2/3's norms of the attention and MLP outputs before they join the
+// residual (ModelConfig::post_norms), empty otherwise.
 struct BlockWeights {
   NormWeights ln1, ln2;
   AttnWeights attn;
   MlpWeights mlp;
+  NormWeights ln1_post, ln2_post;
 };
 
 NormWeights bind_norm(const TensorView& w, const TensorView& b, int64_t d);
@@ -74,9 +77,9 @@ float activate(Activation a, float x);
 // in [n, d_model] -> st.ln_out [n, d_model]; offers `scale_hook` and `normalized_hook`.
 void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalized_hook, int layer, const float* in);
 // st.ln_out -> st.attn_out (offers q, k, v, q_normed, k_normed, rot_q, rot_k, attn_scores, pattern,
-// z, result, attn_out).
+// z, result). The caller offers hook_attn_out once the output is final (after a post-norm).
 void attention_step(Forward& f, int layer, const AttnWeights& w);
-// st.ln_out -> st.mlp_out (offers mlp pre, pre_linear, post, mlp_out).
+// st.ln_out -> st.mlp_out (offers mlp pre, pre_linear, post); the caller offers hook_mlp_out.
 void mlp_step(Forward& f, int layer, const MlpWeights& w);
 
 // resid_pre -> ln1 -> attn -> resid_mid -> ln2 -> mlp -> resid_post, on st.resid.
@@ -84,7 +87,8 @@ void sequential_block(Forward& f, int layer, const BlockWeights& w);
 // GPT-NeoX style: attention and MLP both read the block input; resid += attn + mlp.
 void parallel_block(Forward& f, int layer, const BlockWeights& w);
 
-// Fills st.rope_cos/sin for the batch positions and offers them.
+// Fills st.rope_cos/sin (and the sliding-window layers' rope_cos_local/sin_local where their
+// RoPE differs) for the batch positions and offers them.
 void prepare_rope(Forward& f);
 
 }  // namespace tp

@@ -24,6 +24,10 @@ RunState::RunState(const ModelConfig& c, int64_t b)
       mlp_pre_linear(b * c.d_mlp),
       mlp_post(b * c.d_mlp),
       mlp_out(b * c.d_model) {
+  if (c.rope_base_local > 0) {
+    rope_cos_local.resize(rope_cos.size());
+    rope_sin_local.resize(rope_sin.size());
+  }
   if (!c.recurrent()) return;
   shift_diff.resize(b * c.d_model);
   mixed.resize(c.rwkv.mixes * b * c.d_model);

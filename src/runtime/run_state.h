@@ -25,6 +25,8 @@ struct RunState {
   std::vector<float> v;               // [pos, n_kv_heads, d_head]
   std::vector<float> rope_cos;        // [pos, rope_dims / 2]
   std::vector<float> rope_sin;        // [pos, rope_dims / 2]
+  std::vector<float> rope_cos_local;  // [pos, rope_dims / 2]  the sliding-window layers' RoPE
+  std::vector<float> rope_sin_local;  //   (cfg.rope_base_local > 0; empty otherwise)
   std::vector<float> scores;          // [n_heads, pos, n_k]  scores, then pattern in place
   std::vector<float> z;               // [pos, n_heads, d_head]
   std::vector<float> result;          // [pos, n_heads, d_model]  only when observed

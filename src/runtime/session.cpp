@@ -73,6 +73,9 @@ void Session::eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, 
   norm_step(tail, model_.impl->final_norm(), Hook::LnFinalScale, Hook::LnFinalNormalized, -1,
             st_.resid.data() + first_logit * dm);
   ops::matmul(pool_, model_.impl->unembed(), st_.ln_out.data(), m, logits_out);
+  // unembed.hook_out holds the capped logits, those the sampler reads (TransformerLens offers
+  // its hook_out before output_logits_soft_cap).
+  if (c.final_softcap > 0) ops::softcap_inplace(logits_out, m * c.d_vocab, c.final_softcap);
   tail.offer(Hook::Logits, -1, logits_out, {m, c.d_vocab});
   check_final_finite(tail, logits_out);
 }
