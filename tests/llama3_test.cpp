@@ -166,14 +166,34 @@ TEST(Llama3, HfRopeScalingGivesTheGgufsLogits) {
   fs::remove_all(dir);
 }
 
-// convert cannot write rope_freqs.weight yet: it refuses the model rather than writing a GGUF
-// that would run without the factors.
-TEST(Llama3, ConvertRefusesRatherThanDropTheFactors) {
-  const fs::path out = test::scratch_path("llama3", "converted.gguf");
-  const auto r = test::cli("convert " + test::synthetic_path(kFixture).string() + " -o " + out.string() + " -q");
-  EXPECT_NE(r.status, 0) << r.out;
-  EXPECT_NE(r.out.find("rotary_freq_factors"), std::string::npos) << r.out;
-  EXPECT_FALSE(fs::exists(out));
+// convert writes the factors as rope_freqs.weight, from a GGUF that has them and from an HF
+// folder's rope_scaling alike; the converted files compute the fixture's logits.
+TEST(Llama3, ConvertWritesTheFactors) {
+  const fs::path hf_dir = test::scratch_path("llama3", "hf-convert");
+  hf_folder::write_hf_folder(test::synthetic_path(kFixture).string(), hf_dir, {});
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(hf_dir / "config.json"));
+  config["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                            {"original_max_position_embeddings", 64}};
+  std::ofstream(hf_dir / "config.json") << config.dump();
+  const std::vector<int32_t> tokens = reference_tokens();
+  Session ref(fixture(), test_pool());
+  const std::vector<float> want = ref.eval(tokens, true);
+  for (const fs::path& source : {test::synthetic_path(kFixture), hf_dir}) {
+    const fs::path out = test::scratch_path("llama3", "converted.gguf");
+    const auto r = test::cli("convert " + source.string() + " -o " + out.string() + " --type f32 --force -q");
+    ASSERT_EQ(r.status, 0) << source << "\n" << r.out;
+    const std::unique_ptr<Model> m = load_model(out.string());
+    ASSERT_NE(m->weights.find("rope_freqs.weight"), nullptr) << source;
+    ASSERT_EQ(m->config.rope_freq_factors.size(), fixture().config.rope_freq_factors.size()) << source;
+    for (size_t i = 0; i < m->config.rope_freq_factors.size(); ++i)
+      EXPECT_NEAR(m->config.rope_freq_factors[i], fixture().config.rope_freq_factors[i], 1e-6) << source << " " << i;
+    Session s(*m, test_pool());
+    EXPECT_TRUE(test::compare("llama3-tiny converted from " + source.filename().string(), s.eval(tokens, true), want,
+                              {int64_t(tokens.size()), fixture().config.d_vocab}, 1e-4)
+                    .ok);
+    fs::remove(out);
+  }
+  fs::remove_all(hf_dir);
 }
 
 TEST(Llama3, InfoListsTheFactors) {

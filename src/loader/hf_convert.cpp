@@ -120,11 +120,22 @@ void check_all_declared(const Model& m) {
   }
 }
 
+// Llama 3's per-frequency RoPE factors travel as a tensor, not as metadata: written from the
+// config (an HF folder's rope_scaling, or the source GGUF's own rope_freqs) before the
+// read-back check, which then sees them as llama.cpp's loader will.
+constexpr const char* kRopeFreqs = "rope_freqs.weight";
+void add_rope_freqs(GgufWriter& w, const ModelConfig& c) {
+  if (c.rope_freq_factors.empty()) return;
+  const std::vector<float>& f = c.rope_freq_factors;
+  w.add_tensor(kRopeFreqs, DType::F32, {int64_t(f.size())}, f.data(), f.size() * sizeof(float));
+}
+
 std::vector<Planned> plan_tensors(const Model& m, DType want, bool permute_qk, hf::HfKeepalive& keep) {
   const ModelConfig& c = m.config;
   check_all_declared(m);
   std::vector<Planned> out;
   for (const WeightEntry& e : m.table) {
+    if (e.name == kRopeFreqs) continue;  // written from the config by add_rope_freqs
     const TensorView* src = m.weights.find(e.name);
     if (!src && e.name == "output.weight" && llamacpp_requires_output(c.architecture))
       src = m.weights.find("token_embd.weight");  // the tied head written out, as llama.cpp's converter does
@@ -195,6 +206,7 @@ void convert_model(const Model& m, const std::string& out, const ConvertOptions&
   const ModelConfig target = target_config(m.config, permute_qk);
   GgufWriter w;
   add_model_metadata(w, m, target, o);
+  add_rope_freqs(w, target);
   check_metadata_reads_back(w, target, m.path);
   hf::HfKeepalive keep;
   const std::vector<Planned> plan = plan_tensors(m, o.type, permute_qk, keep);

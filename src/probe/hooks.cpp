@@ -151,6 +151,12 @@ std::optional<int> hook_keys_axis(Hook h) { return hook_is_attention_matrix(h) ?
 
 bool hook_is_attention_matrix(Hook h) { return hook_info(h).layout == L::HeadsQueryKeys; }
 
+// A norm's scale is offered after the normalized row was computed from it, and a head's
+// result beside the W_O product that hook_attn_out is made of.
+bool hook_feeds_forward(Hook h) {
+  return h != Hook::Result && h != Hook::Ln1Scale && h != Hook::Ln2Scale && h != Hook::LnFinalScale;
+}
+
 int64_t hook_heads(Hook h, const ModelConfig& c) {
   switch (hook_info(h).heads) {
     case H::None: return 1;

@@ -78,6 +78,9 @@ std::optional<std::pair<Hook, int>> parse_hook_name(const std::string& name);
 
 // Whether the architecture described by `cfg` computes this hook at all.
 bool hook_available(Hook h, const ModelConfig& cfg);
+// Whether the forward pass goes on from the hook's values (so that an intervention changes
+// the run): false for attn.hook_result and the norms' hook_scale, computed to be observed.
+bool hook_feeds_forward(Hook h);
 // Whether a hook has a heads dimension, and which: 0 for [heads, q, k], 1 for [pos, heads, ...].
 std::optional<int> hook_heads_axis(Hook h);
 // Which axis holds positions: 1 for [heads, q_pos, k_pos], 0 otherwise.

@@ -190,6 +190,7 @@ InterventionObserver::InterventionObserver(std::vector<Intervention> iv, const M
 }
 
 bool InterventionObserver::wants(Hook h, int layer) const {
+  if (!hook_feeds_forward(h)) return false;  // a glob that also names hook_result: nothing to change there
   const std::string name = hook_name(h, layer);
   for (const auto& iv : iv_)
     if (iv.applies_to(name, layer)) return true;

@@ -114,6 +114,12 @@ void check_source_identity(const Intervention& iv, const std::string& model_path
 
 void validate_interventions(const std::vector<Intervention>& iv, const ModelConfig& cfg, int64_t n_positions) {
   for (const auto& i : iv) {
+    const auto named = parse_hook_name(i.glob);
+    if (named && !hook_feeds_forward(named->first))
+      throw Error(ErrorKind::Usage, "intervention '" + i.text + "'",
+                  i.glob + " is computed for observation only: changing it would change nothing downstream",
+                  "intervene on attn.hook_z[heads=H] (a head's result is its z through its slice of W_O) or on the "
+                  "norm's hook_normalized");
     check_targets("intervention '" + i.text + "'", {&i}, cfg, n_positions);
     if (i.op == InterventionOp::Patch) check_source_config(i, cfg);
   }

@@ -15,5 +15,6 @@ void register_report(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_download(CLI::App& app);
 void register_convert(CLI::App& app);
+void register_patch(CLI::App& app);
 
 }  // namespace tp::cli
