@@ -154,7 +154,15 @@ bool hook_is_attention_matrix(Hook h) { return hook_info(h).layout == L::HeadsQu
 // A norm's scale is offered after the normalized row was computed from it, and a head's
 // result beside the W_O product that hook_attn_out is made of.
 bool hook_feeds_forward(Hook h) {
-  return h != Hook::Result && h != Hook::Ln1Scale && h != Hook::Ln2Scale && h != Hook::LnFinalScale;
+  switch (h) {
+    case Hook::Result:
+    case Hook::Ln1Scale:
+    case Hook::Ln2Scale:
+    case Hook::Ln1PostScale:
+    case Hook::Ln2PostScale:
+    case Hook::LnFinalScale: return false;
+    default: return true;
+  }
 }
 
 int64_t hook_heads(Hook h, const ModelConfig& c) {
