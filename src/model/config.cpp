@@ -65,6 +65,10 @@ const char* sequence_mixer_name(SequenceMixer m) {
   return "?";
 }
 
+const char* matmul_inputs_name(MatmulInputs m) {
+  return m == MatmulInputs::WeightType ? "weight-type" : "float";
+}
+
 int64_t RwkvDims::lora_width() const {
   return std::max({mixes * mix_lora, decay_lora, iclr_lora, value_lora, gate_lora});
 }
@@ -126,6 +130,9 @@ std::string ModelConfig::describe() const {
   if (embed_scale != 1.0f) add("embed_scale", std::to_string(embed_scale));
   if (sliding_window > 0) add("sliding_window", std::to_string(sliding_window));
   add("unembedding", tied_output ? "tied to token_embd" : "separate output.weight");
+  add("matmul inputs", matmul_inputs == MatmulInputs::WeightType
+                           ? "rounded to the weight's type for F16/BF16 weights (llama.cpp)"
+                           : "float for F16/BF16 weights (PyTorch)");
   return s;
 }
 

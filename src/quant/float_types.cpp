@@ -76,6 +76,85 @@ void quantize_bf16(const float* src, uint8_t* dst, int64_t n) {
   }
 }
 
+// ---- Matmul inputs rounded to F16 / BF16 (quant::round_through) ---------------------------
+// Once per matmul over the activations, not per weight: a small cost next to the products,
+// but vectorised all the same (a prompt's activations are as large as a weight matrix).
+void round_f16_scalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = fp16_to_float(float_to_fp16(x[i]));
+}
+void round_bf16_scalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_float(float_to_bf16(x[i]));
+}
+
+void round_f16(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__) || defined(__F16C__)
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+#endif
+#ifdef __AVX512F__
+  TP_SIMD_BEGIN
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + i), kNearest)));
+  TP_SIMD_END
+#endif
+#ifdef __F16C__
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), kNearest)));
+#endif
+  round_f16_scalar(x + i, y + i, n - i);
+}
+
+// float_to_bf16 in integer lanes: add 0x7FFF plus the lowest kept bit, keep the top half;
+// NaNs keep their top half with the quiet bit set. Each returns how many leading elements
+// it rounded (whole vectors).
+namespace {
+#ifdef __AVX512F__
+TP_SIMD_BEGIN
+int64_t round_bf16_avx512(const float* x, float* y, int64_t n) {
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32(0x7F800000);
+  const __m512i top = _mm512_set1_epi32(int(0xFFFF0000u)), quiet = _mm512_set1_epi32(0x00400000);
+  const __m512i half = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i u = _mm512_castps_si512(_mm512_loadu_ps(x + i));
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, abs_mask), inf);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+    const __m512i rounded = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(half, lsb)), top);
+    const __m512i r = _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(_mm512_and_si512(u, top), quiet));
+    _mm512_storeu_ps(y + i, _mm512_castsi512_ps(r));
+  }
+  return i;
+}
+TP_SIMD_END
+#endif
+#ifdef __AVX2__
+int64_t round_bf16_avx2(const float* x, float* y, int64_t n) {
+  const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
+  const __m256i top = _mm256_set1_epi32(int(0xFFFF0000u)), quiet = _mm256_set1_epi32(0x00400000);
+  const __m256i half = _mm256_set1_epi32(0x7FFF), one = _mm256_set1_epi32(1);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);  // both signed-positive
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+    const __m256i rounded = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(half, lsb)), top);
+    const __m256i r = _mm256_blendv_epi8(rounded, _mm256_or_si256(_mm256_and_si256(u, top), quiet), nan);
+    _mm256_storeu_ps(y + i, _mm256_castsi256_ps(r));
+  }
+  return i;
+}
+#endif
+}  // namespace
+
+void round_bf16(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+#ifdef __AVX512F__
+  i = round_bf16_avx512(x, y, n);
+#endif
+#ifdef __AVX2__
+  i += round_bf16_avx2(x + i, y + i, n - i);
+#endif
+  round_bf16_scalar(x + i, y + i, n - i);
+}
+
 // ---- SIMD dots: register tiles ------------------------------------------------------------
 // R weight rows × T float rows per call, one accumulator per pair, the row's tail through
 // partial loads: every pair runs the same instruction sequence whatever the tile shape, so
