@@ -13,7 +13,7 @@
 #include "analysis/explain_capture.h"
 #include "analysis/logit_lens.h"
 #include "loader/loader.h"
-#include "quant/int8_dot.h"
+#include "runtime/ops.h"
 #include "runtime/session.h"
 #include "trace/trace_reader.h"
 #include "trace/trace_run.h"
@@ -103,12 +103,14 @@ TEST(Analysis, DlaPartsSumToLogitAndDifferenceOnEveryModel) {
     EXPECT_NEAR(sum, dla.total_logit, 1e-4) << path;
     EXPECT_NEAR(diff, dla.total_diff, 1e-4) << path;
     EXPECT_EQ(dla.parts.front().name, "embed");
-    // Only int8-multiplied unembeddings have a rounding part, and it stays small: the
-    // 8-bit rounding of the final residual moves a logit by a few hundredths.
-    const bool int8_unembed = quant::act_format(m->impl->unembed().type) != quant::ActFormat::Float;
-    EXPECT_EQ(dla.parts.back().kind == "rounding", int8_unembed) << path;
-    if (int8_unembed) {
-      std::printf("    int8 rounding part: logit %+.4f diff %+.4f\n", dla.parts.back().logit, dla.parts.back().diff);
+    // Only unembeddings whose product rounds its input (int8 for quantised ones, F16 or
+    // BF16 for those under MatmulInputs::WeightType) have a rounding part, and it stays
+    // small: rounding the final residual moves a logit by a few hundredths at most.
+    const bool rounded_unembed = ops::rounds_matmul_input(m->impl->unembed());
+    EXPECT_EQ(dla.parts.back().kind == "rounding", rounded_unembed) << path;
+    if (rounded_unembed) {
+      std::printf("    %s part: logit %+.4f diff %+.4f\n", dla.parts.back().name.c_str(), dla.parts.back().logit,
+                  dla.parts.back().diff);
       EXPECT_LT(std::fabs(dla.parts.back().logit), 0.5) << path;
     }
   }

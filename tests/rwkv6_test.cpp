@@ -33,12 +33,18 @@ struct Reference {
   const char* fixture;
   const char* dir;
   double tolerance, nmse = 1.0;
+  double layer0_tolerance = 0;  // max |Δ| for layer 0's tensors; 0: `tolerance`
 };
 const Reference kF32{kFixture, "", kTolerance};
-// llama.cpp's CPU rounds activations to F16 before each product with F16 weights and
-// tokenprobe does not; the bounds are about 2× the measured max |Δ| 2.5e-2 (WKV readouts;
-// logits 3.2e-3) and 20× the NMSE 4.7e-7: tests/data/rwkv6-tiny/README.md.
-const Reference kF16{"rwkv6-tiny-f16.gguf", "f16", 5e-2, 1e-5};
+// tokenprobe rounds the inputs of F16 products to F16 as llama.cpp does (GGUF's
+// MatmulInputs::WeightType) and sums F16/F32 dots in tinyBLAS's order. Layer 0 then agrees
+// within the F32 bound (measured max |Δ| 4.8e-7; WKV readout and state identical). Later
+// layers do not: each F16 rounding turns a last-bit difference of its input (from the WKV
+// recurrence, the norms, the LoRA products ggml sums in double) into a whole F16 step
+// wherever the value lies on a rounding boundary, and that step grows through the layers:
+// measured 1.2e-3 (resid), 6.4e-3 (WKV readouts), logits 1.6e-3, NMSE ≤ 3.2e-8. The bounds
+// are about 2× those and 30× the NMSE: tests/data/rwkv6-tiny/README.md.
+const Reference kF16{"rwkv6-tiny-f16.gguf", "f16", 1.5e-2, 1e-6, 1e-4};
 
 fs::path reference_dir(const Reference& r = kF32) {
   return fs::path(TP_SOURCE_DIR) / "tests" / "data" / "rwkv6-tiny" / r.dir;
@@ -77,7 +83,9 @@ void expect_matches_llamacpp_on_every_layer_and_the_state(const Reference& r) {
   int failures = 0;
   auto check = [&](const std::string& file, const std::vector<float>& got) {
     const NpyArray want = read_npy((reference_dir(r) / file).string());
-    if (!test::compare(std::string(r.fixture) + " " + file, got, want.data, want.shape, r.tolerance, r.nmse).ok)
+    if (!test::compare(std::string(r.fixture) + " " + file, got, want.data, want.shape,
+                       file.ends_with("-0.npy") && r.layer0_tolerance > 0 ? r.layer0_tolerance : r.tolerance, r.nmse)
+             .ok)
       ++failures;
   };
   check("logits.npy", logits);

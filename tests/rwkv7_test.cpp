@@ -33,14 +33,18 @@ struct Reference {
   const char* fixture;
   const char* dir;
   double tolerance, nmse = 1.0;
+  double layer0_tolerance = 0;  // max |Δ| for layer 0's tensors; 0: `tolerance`
 };
 const Reference kF32{kFixture, "", kTolerance};
-// llama.cpp's CPU multiplies F16 weights by activations rounded to F16 (ggml's vec_dot_type
-// for F16); tokenprobe keeps them F32 (its output is bit-identical on the same weights
-// widened to F32). That rounding, ~2^-11 of each product's input, sets these bounds, about 2×
-// the measured max |Δ| 1.5e-2 (WKV readouts of magnitude ~15; logits 2.3e-3) and 20× the
-// NMSE 5.7e-7: tests/data/rwkv7-tiny/README.md.
-const Reference kF16{"rwkv7-tiny-f16.gguf", "f16", 3e-2, 1e-5};
+// tokenprobe rounds the inputs of F16 products to F16 as llama.cpp does (GGUF's
+// MatmulInputs::WeightType) and sums F16/F32 dots in tinyBLAS's order. Layer 0 then agrees
+// within the F32 bound (measured max |Δ| 8.0e-5, resid_post; WKV 2.6e-5). Later layers do not:
+// each F16 rounding turns a last-bit difference of its input (the LoRA products with ranks
+// below 16, which ggml sums in double, the WKV recurrence, the norms) into a whole F16 step
+// wherever the value lies on a rounding boundary, and that step grows through the layers:
+// measured 2.3e-3 (resid), 8.5e-3 (WKV readouts up to ~15), logits 1.6e-3, NMSE ≤ 1.6e-7.
+// The bounds are about 2× those and 6× the NMSE: tests/data/rwkv7-tiny/README.md.
+const Reference kF16{"rwkv7-tiny-f16.gguf", "f16", 2e-2, 1e-6, 1e-4};
 
 fs::path reference_dir(const Reference& r = kF32) {
   return fs::path(TP_SOURCE_DIR) / "tests" / "data" / "rwkv7-tiny" / r.dir;
@@ -89,7 +93,9 @@ void expect_matches_llamacpp_on_every_layer_and_the_state(const Reference& r) {
   auto check = [&](const std::string& file, const std::vector<float>& got, bool transpose = false) {
     NpyArray want = read_npy((reference_dir(r) / file).string());
     if (transpose) want.data = transposed_heads(want.data, c.n_heads, c.d_head);
-    if (!test::compare(std::string(r.fixture) + " " + file, got, want.data, want.shape, r.tolerance, r.nmse).ok)
+    if (!test::compare(std::string(r.fixture) + " " + file, got, want.data, want.shape,
+                       file.ends_with("-0.npy") && r.layer0_tolerance > 0 ? r.layer0_tolerance : r.tolerance, r.nmse)
+             .ok)
       ++failures;
   };
   check("logits.npy", logits);

@@ -1,4 +1,4 @@
-// `serve` and `report` on an RWKV-6 trace (rwkv6-tiny-f32): a run through the HTTP API is
+// `serve` and `report` on RWKV-6 and RWKV-7 traces (rwkv6-tiny-f32, rwkv7-tiny-f32): a run through the HTTP API is
 // explained with the WKV readout's sources, its recurrent hooks (the 4-D hook_state too) slice
 // like any other, the lens endpoint works, and the report embeds no attention (the model has
 // none) but the readout sources in the steps.
@@ -29,10 +29,12 @@ json get(httplib::Client& c, const std::string& path) {
   return json::parse(r->body);
 }
 
-TEST(RwkvServer, RunTraceSliceLensAndReport) {
-  const fs::path dir = test::scratch_path("rwkv-server", "traces");
+class RwkvServer : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(RwkvServer, RunTraceSliceLensAndReport) {
+  const fs::path dir = test::scratch_path("rwkv-server", test::model_label(GetParam()));
   fs::remove_all(dir);
-  const auto model = std::shared_ptr<Model>(load_model(test::synthetic_path("rwkv6-tiny-f32.gguf").string()));
+  const auto model = std::shared_ptr<Model>(load_model(test::synthetic_path(GetParam()).string()));
   const ModelConfig& c = model->config;
   server::ServerOptions o;
   o.port = 0;
@@ -78,6 +80,9 @@ TEST(RwkvServer, RunTraceSliceLensAndReport) {
   thread.join();
   fs::remove_all(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(Versions, RwkvServer, ::testing::Values("rwkv6-tiny-f32.gguf", "rwkv7-tiny-f32.gguf"),
+                         [](const auto& info) { return test::model_label(info.param); });
 
 }  // namespace
 }  // namespace tp

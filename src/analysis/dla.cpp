@@ -4,7 +4,6 @@
 
 #include "arch/architecture.h"
 #include "core/error.h"
-#include "quant/int8_dot.h"
 #include "runtime/forward.h"
 #include "runtime/ops.h"
 
@@ -162,13 +161,18 @@ Dla direct_logit_attribution(const Model& m, const PositionActivations& a, int32
     out.parts.push_back({"ln_final bias", "bias", -1, -1, t, t - b});
   }
   // Unembeddings multiplied in int8 (every quantised type, as llama.cpp does) round their
-  // input to 8 bits; that rounding is not linear in the parts above, so it gets its own
-  // part: the model's logit minus the float readout of the whole residual stream.
-  if (quant::act_format(m.impl->unembed().type) != quant::ActFormat::Float) {
+  // input to 8 bits, F16/BF16 ones under MatmulInputs::WeightType to their type; that
+  // rounding is not linear in the parts above, so it gets its own part: the model's logit
+  // minus the float readout of the whole residual stream.
+  const TensorView& unembed = m.impl->unembed();
+  if (ops::rounds_matmul_input(unembed)) {
+    const char* name = unembed.type == DType::F16    ? "f16 rounding"
+                       : unembed.type == DType::BF16 ? "bf16 rounding"
+                                                     : "int8 rounding";
     double t = rt.of(resid, d), b = rb.of(resid, d);
     for (const auto& p : out.parts)
       if (p.name == "ln_final bias") t += p.logit, b += p.logit - p.diff;
-    out.parts.push_back({"int8 rounding", "rounding", -1, -1, out.total_logit - t, out.total_diff - (t - b)});
+    out.parts.push_back({name, "rounding", -1, -1, out.total_logit - t, out.total_diff - (t - b)});
   }
   return out;
 }

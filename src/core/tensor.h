@@ -16,6 +16,10 @@ struct TensorView {
   std::vector<int64_t> ne;
   const uint8_t* data = nullptr;
   uint64_t nbytes = 0;
+  // F16 and BF16 matrices: whether a matmul first rounds its activations to this type, as
+  // llama.cpp does (ModelConfig::matmul_inputs, set on every view of a model when it is
+  // bound; runtime/ops.h). Ignored for other types.
+  bool rounds_inputs = false;
 
   bool present() const { return data != nullptr; }
   int64_t row_len() const { return ne.empty() ? 0 : ne[0]; }

@@ -33,6 +33,7 @@ void bind_architecture(Model& m, const Architecture& arch) {
   arch.declare(m.config, listing);
   m.table = listing.entries();
   m.weights.validate(m.table);
+  m.weights.set_rounds_inputs(m.config.matmul_inputs == MatmulInputs::WeightType);
   WeightDecl binding(m.weights);
   m.impl = arch.declare(m.config, binding);
   m.config.gated_mlp = m.impl->gated_mlp();
@@ -47,6 +48,8 @@ std::unique_ptr<Model> load_gguf_model(const std::string& path) {
   const Architecture& arch = find_architecture(file->get_string("general.architecture"), path);
   m->config = arch.read_config(*file);
   m->config.validate(path);
+  // GGUF files are llama.cpp's: multiply as it does, so its references hold to F32 rounding.
+  m->config.matmul_inputs = MatmulInputs::WeightType;
   std::map<std::string, TensorView> views;
   for (const auto& t : file->tensors())
     views[t.name] = TensorView{t.name, t.type, t.ne, t.data, t.nbytes};
@@ -170,7 +173,9 @@ std::unique_ptr<Model> load_llama2c_model(const std::string& path, const std::st
   return m;
 }
 
-std::unique_ptr<Model> load_model(const std::string& path, const std::string& tokenizer_path) {
+namespace {
+
+std::unique_ptr<Model> load_by_content(const std::string& path, const std::string& tokenizer_path) {
   if (std::filesystem::is_directory(path)) {
     if (!std::filesystem::is_regular_file(std::filesystem::path(path) / "config.json"))
       throw Error(ErrorKind::NotFound, path, "is a folder without config.json",
@@ -185,6 +190,20 @@ std::unique_ptr<Model> load_model(const std::string& path, const std::string& to
   // torch.save writes a zip archive (a local file header, "PK\3\4", first).
   if (probe.size() >= 4 && std::memcmp(probe.data(), "PK\x03\x04", 4) == 0) return load_torch_model(path, tokenizer_path);
   return load_llama2c_model(path, tokenizer_path);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_model(const std::string& path, const std::string& tokenizer_path,
+                                  std::optional<MatmulInputs> matmul_inputs) {
+  auto m = load_by_content(path, tokenizer_path);
+  if (matmul_inputs && *matmul_inputs != m->config.matmul_inputs) {
+    // Bound again, so that the architecture's views carry the setting; still before anyone
+    // else sees the model.
+    m->config.matmul_inputs = *matmul_inputs;
+    bind_architecture(*m, find_architecture(m->config.architecture, path));
+  }
+  return m;
 }
 
 }  // namespace tp

@@ -4,6 +4,7 @@
 // forward pass.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "runtime/model.h"
@@ -30,6 +31,8 @@ std::unique_ptr<Model> load_torch_model(const std::string& path, const std::stri
 // docs/huggingface.md). Model::format is "hf"; Model::facts lists config.json's provenance.
 std::unique_ptr<Model> load_hf_model(const std::string& dir);
 // Chooses by content: a folder (HuggingFace), GGUF magic, a zip (torch.save), else llama2.c.
-std::unique_ptr<Model> load_model(const std::string& path, const std::string& tokenizer_path = {});
+// `matmul_inputs`, when given, replaces the format's default (ModelConfig::matmul_inputs).
+std::unique_ptr<Model> load_model(const std::string& path, const std::string& tokenizer_path = {},
+                                  std::optional<MatmulInputs> matmul_inputs = std::nullopt);
 
 }  // namespace tp

@@ -73,6 +73,10 @@ const char* sequence_mixer_name(SequenceMixer m) {
   return "?";
 }
 
+const char* matmul_inputs_name(MatmulInputs m) {
+  return m == MatmulInputs::WeightType ? "weight-type" : "float";
+}
+
 int64_t RwkvDims::lora_width() const {
   return std::max({mixes * mix_lora, decay_lora, iclr_lora, value_lora, gate_lora});
 }
@@ -160,6 +164,9 @@ std::string ModelConfig::describe() const {
   if (final_softcap > 0) add("final_softcap", std::to_string(final_softcap));
   if (post_norms) add("post_norms", "RMSNorm on the attention and MLP outputs");
   add("unembedding", tied_output ? "tied to token_embd" : "separate output.weight");
+  add("matmul inputs", matmul_inputs == MatmulInputs::WeightType
+                           ? "rounded to the weight's type for F16/BF16 weights (llama.cpp)"
+                           : "float for F16/BF16 weights (PyTorch)");
   return s;
 }
 

@@ -40,6 +40,17 @@ struct RwkvDims {
   int64_t lora_width() const;
 };
 
+// How matmuls with F16 or BF16 weights take their activations (docs/numerics.md).
+// WeightType: each activation row is rounded to the weight's type first (round to nearest
+// even), as llama.cpp's CPU backend converts a product's input to its vec_dot_type; the
+// GGUF convention, which the llama.cpp references are computed in. Float: the activations
+// as they are, as PyTorch multiplies in F32; HuggingFace folders and torch checkpoints,
+// whose references are F32. F32 weights never round, quantised weights always round to
+// their 8-bit activation blocks (quant/int8_dot.h), whatever this says.
+enum class MatmulInputs { Float, WeightType };
+// "float", "weight-type".
+const char* matmul_inputs_name(MatmulInputs m);
+
 struct ModelConfig {
   std::string architecture;  // GGUF general.architecture
   std::string name;          // general.name, when given
@@ -94,6 +105,10 @@ struct ModelConfig {
   bool biases = true;
   SequenceMixer mixer = SequenceMixer::Attention;
   RwkvDims rwkv;  // zero for attention models
+  // Set by the loader from the file's format (GGUF: WeightType, others: Float), or by the
+  // caller of load_model (--matmul-inputs). A numerics setting rather than a hyper-
+  // parameter: not in config_json, so traces of either setting patch into each other.
+  MatmulInputs matmul_inputs = MatmulInputs::Float;
 
   int64_t q_dim() const { return n_heads * d_head; }
   int64_t kv_dim() const { return n_kv_heads * d_head; }

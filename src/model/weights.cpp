@@ -32,6 +32,10 @@ const TensorView& WeightStore::get(const std::string& name) const {
               "the file may be incomplete or converted for a different architecture");
 }
 
+void WeightStore::set_rounds_inputs(bool on) {
+  for (auto& [name, view] : tensors_) view.rounds_inputs = on;
+}
+
 TensorView WeightStore::optional(const std::string& name) const {
   const TensorView* t = find(name);
   return t ? *t : TensorView{};

@@ -48,6 +48,8 @@ class WeightStore {
   // (trailing 1s aside) and a computable type. nullptr when optional and absent. Throws
   // Error naming the tensor and the file.
   const TensorView* check(const WeightEntry& e) const;
+  // Sets TensorView::rounds_inputs on every view (ModelConfig::matmul_inputs).
+  void set_rounds_inputs(bool on);
   // check() on every entry, in table order.
   void validate(const std::vector<WeightEntry>& entries) const;
 

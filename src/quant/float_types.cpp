@@ -76,6 +76,85 @@ void quantize_bf16(const float* src, uint8_t* dst, int64_t n) {
   }
 }
 
+// ---- Matmul inputs rounded to F16 / BF16 (quant::round_through) ---------------------------
+// Once per matmul over the activations, not per weight: a small cost next to the products,
+// but vectorised all the same (a prompt's activations are as large as a weight matrix).
+void round_f16_scalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = fp16_to_float(float_to_fp16(x[i]));
+}
+void round_bf16_scalar(const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_to_float(float_to_bf16(x[i]));
+}
+
+void round_f16(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+#if defined(__AVX512F__) || defined(__F16C__)
+  constexpr int kNearest = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+#endif
+#ifdef __AVX512F__
+  TP_SIMD_BEGIN
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(x + i), kNearest)));
+  TP_SIMD_END
+#endif
+#ifdef __F16C__
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), kNearest)));
+#endif
+  round_f16_scalar(x + i, y + i, n - i);
+}
+
+// float_to_bf16 in integer lanes: add 0x7FFF plus the lowest kept bit, keep the top half;
+// NaNs keep their top half with the quiet bit set. Each returns how many leading elements
+// it rounded (whole vectors).
+namespace {
+#ifdef __AVX512F__
+TP_SIMD_BEGIN
+int64_t round_bf16_avx512(const float* x, float* y, int64_t n) {
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), inf = _mm512_set1_epi32(0x7F800000);
+  const __m512i top = _mm512_set1_epi32(int(0xFFFF0000u)), quiet = _mm512_set1_epi32(0x00400000);
+  const __m512i half = _mm512_set1_epi32(0x7FFF), one = _mm512_set1_epi32(1);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i u = _mm512_castps_si512(_mm512_loadu_ps(x + i));
+    const __mmask16 nan = _mm512_cmpgt_epi32_mask(_mm512_and_si512(u, abs_mask), inf);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+    const __m512i rounded = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(half, lsb)), top);
+    const __m512i r = _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(_mm512_and_si512(u, top), quiet));
+    _mm512_storeu_ps(y + i, _mm512_castsi512_ps(r));
+  }
+  return i;
+}
+TP_SIMD_END
+#endif
+#ifdef __AVX2__
+int64_t round_bf16_avx2(const float* x, float* y, int64_t n) {
+  const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), inf = _mm256_set1_epi32(0x7F800000);
+  const __m256i top = _mm256_set1_epi32(int(0xFFFF0000u)), quiet = _mm256_set1_epi32(0x00400000);
+  const __m256i half = _mm256_set1_epi32(0x7FFF), one = _mm256_set1_epi32(1);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+    const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);  // both signed-positive
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+    const __m256i rounded = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(half, lsb)), top);
+    const __m256i r = _mm256_blendv_epi8(rounded, _mm256_or_si256(_mm256_and_si256(u, top), quiet), nan);
+    _mm256_storeu_ps(y + i, _mm256_castsi256_ps(r));
+  }
+  return i;
+}
+#endif
+}  // namespace
+
+void round_bf16(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+#ifdef __AVX512F__
+  i = round_bf16_avx512(x, y, n);
+#endif
+#ifdef __AVX2__
+  i += round_bf16_avx2(x + i, y + i, n - i);
+#endif
+  round_bf16_scalar(x + i, y + i, n - i);
+}
+
 // ---- SIMD dots: register tiles ------------------------------------------------------------
 // R weight rows × T float rows per call, one accumulator per pair, the row's tail through
 // partial loads: every pair runs the same instruction sequence whatever the tile shape, so
@@ -134,7 +213,7 @@ struct Vec {
   static F bf16_part(const uint8_t* p, int64_t n) { return widen_bf16(_mm256_castsi256_si128(padded<2>(p, n))); }
   static __m256 sums8(const F (&a)[8]) { return sums8x8(a); }
 #endif
-  // out[j] = sum of h[j]'s eight lanes, added in hsum's order (halves, then (t0 + t1) +
+  // out[j] = sum of h[j]'s eight lanes, added in lane_sum's order (halves, then (t0 + t2) +
   // (t2 + t3)), so that a slice's sum is bit for bit what the 1×1 tile gives for it.
   static __m256 sums8x8(const __m256 (&h)[8]) {
     auto halves = [](__m256 a, __m256 b) {  // [a's four half sums | b's]
@@ -143,12 +222,30 @@ struct Vec {
     auto pairs = [](__m256 x, __m256 y) {  // per 128-bit lane: x0 + x1, x2 + x3, y0 + y1, y2 + y3
       return _mm256_add_ps(_mm256_shuffle_ps(x, y, _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(x, y, _MM_SHUFFLE(3, 1, 3, 1)));
     };
-    const __m256 z = pairs(halves(h[0], h[4]), halves(h[1], h[5]));  // h0 h0 h1 h1 | h4 h4 h5 h5
-    const __m256 w = pairs(halves(h[2], h[6]), halves(h[3], h[7]));  // h2 h2 h3 h3 | h6 h6 h7 h7
+    auto apart = [](__m256 x, __m256 y) {  // per 128-bit lane: x0 + x2, x1 + x3, y0 + y2, y1 + y3
+      return _mm256_add_ps(_mm256_shuffle_ps(x, y, _MM_SHUFFLE(1, 0, 1, 0)), _mm256_shuffle_ps(x, y, _MM_SHUFFLE(3, 2, 3, 2)));
+    };
+    const __m256 z = apart(halves(h[0], h[4]), halves(h[1], h[5]));  // h0 h0 h1 h1 | h4 h4 h5 h5
+    const __m256 w = apart(halves(h[2], h[6]), halves(h[3], h[7]));  // h2 h2 h3 h3 | h6 h6 h7 h7
     return pairs(z, w);
   }
 };
 using F = Vec::F;
+
+// A vector's lanes summed as ggml's tinyBLAS sums them (its hsum, which llama.cpp's CPU
+// matmuls of F32, F16 and BF16 weights end with): halves first, then (t0 + t2) + (t1 + t3)
+// of the last four. With one FMA chain per lane in the same element order, a row's dot is
+// then tinyBLAS's bit for bit (docs/numerics.md).
+inline float lane_sum(__m128 t) {
+  const __m128 u = _mm_add_ps(t, _mm_movehl_ps(t, t));  // t0 + t2, t1 + t3, ...
+  return _mm_cvtss_f32(_mm_add_ss(u, _mm_movehdup_ps(u)));
+}
+inline float lane_sum(__m256 v) { return lane_sum(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+inline float lane_sum(__m512 v) {
+  return lane_sum(_mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+#endif
 
 struct LoadF32 {
   static constexpr int64_t kBytes = 4;
@@ -190,7 +287,7 @@ void tile(const uint8_t* w, int64_t ws, const float* x, int64_t xs, int64_t n, f
     }
   }
   for (int t = 0; t < T; ++t)
-    for (int r = 0; r < R; ++r) out[t * os + r] = hsum(acc[t][r]);
+    for (int r = 0; r < R; ++r) out[t * os + r] = lane_sum(acc[t][r]);
 }
 
 // Fewer positions than a tile holds (decoding): one row at a time, so each thread reads its
@@ -244,7 +341,7 @@ void slices(const uint8_t* w, const float* x, int64_t n_slices, int64_t len, flo
     _mm256_store_ps(sums, Vec::sums8(acc));
     for (int j = 0; j < 8; ++j) out[(s + j) * os] = sums[j];
   }
-  for (; s < n_slices; ++s) out[s * os] = hsum(slice(s));
+  for (; s < n_slices; ++s) out[s * os] = lane_sum(slice(s));
 }
 
 }  // namespace

@@ -277,6 +277,12 @@ void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t le
 void dot_slices_float(DType type, const uint8_t* w, const float* x, int64_t n_slices, int64_t len, float* out,
                       int64_t os);
 
+// quant::round_through for F16 and BF16: vectorised, and one element at a time.
+void round_f16(const float* x, float* y, int64_t n);
+void round_bf16(const float* x, float* y, int64_t n);
+void round_f16_scalar(const float* x, float* y, int64_t n);
+void round_bf16_scalar(const float* x, float* y, int64_t n);
+
 void quantize_f32(const float*, uint8_t*, int64_t);
 void quantize_f16(const float*, uint8_t*, int64_t);
 void quantize_bf16(const float*, uint8_t*, int64_t);

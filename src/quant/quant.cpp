@@ -102,6 +102,20 @@ void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n) {
 
 bool has_kernel(DType type) { return detail::find_kernels(type) != nullptr; }
 
+namespace {
+using RoundFn = void (*)(const float*, float*, int64_t);
+RoundFn rounding(DType type, RoundFn f16, RoundFn bf16, const char* where) {
+  if (type == DType::F16) return f16;
+  if (type == DType::BF16) return bf16;
+  throw Error(ErrorKind::Unsupported, where, std::string("cannot round activations to ").append(type_label(type)),
+              "only F16 and BF16 weights take activations rounded to their own type");
+}
+}  // namespace
+
+void round_through(DType type, const float* x, float* y, int64_t n) {
+  rounding(type, detail::round_f16, detail::round_bf16, "quant::round_through")(x, y, n);
+}
+
 namespace scalar {
 
 void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t len, float* out, int64_t out_stride) {
@@ -114,6 +128,10 @@ void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n) {
 
 float dot_row(DType type, const uint8_t* row, const float* x, int64_t n) {
   return checked(type, n, "scalar::dot_row").dot_scalar(row, x, n);
+}
+
+void round_through(DType type, const float* x, float* y, int64_t n) {
+  rounding(type, detail::round_f16_scalar, detail::round_bf16_scalar, "quant::scalar::round_through")(x, y, n);
 }
 
 }  // namespace scalar

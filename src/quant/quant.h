@@ -31,6 +31,14 @@ void dot_slices_f32(const float* w, const float* x, int64_t n_slices, int64_t le
 void dot_slices_float(DType type, const uint8_t* w, const float* x, int64_t n_slices, int64_t len, float* out,
                       int64_t out_stride);
 
+// y[i] = x[i] rounded to `type` (F16 or BF16) and back, as llama.cpp rounds a matmul's
+// activations for F16/BF16 weights (its vec_dot_type; round to nearest even, F16 with
+// gradual underflow and overflow to infinity, BF16 NaNs made quiet): the products then see
+// exactly the values ggml's dots see, and F16/BF16 to float is exact. x == y is allowed.
+// Vectorised where the build has F16C / AVX2 / AVX-512 (the same values as the scalar
+// conversions, scalar::round_through). Throws Error(Unsupported) for other types.
+void round_through(DType type, const float* x, float* y, int64_t n);
+
 // Encodes n floats as one row of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1):
 // used by the model writer and tests. Throws Error(Unsupported) for other types.
 void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n);

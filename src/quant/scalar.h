@@ -14,4 +14,7 @@ void dequantize_row(DType type, const uint8_t* src, float* dst, int64_t n);
 // result of dequantize_row followed by a sequential dot product.
 float dot_row(DType type, const uint8_t* row, const float* x, int64_t n);
 
+// quant::round_through one element at a time through core/half.h's conversions.
+void round_through(DType type, const float* x, float* y, int64_t n);
+
 }  // namespace tp::quant::scalar

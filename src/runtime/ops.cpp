@@ -24,6 +24,15 @@ void embedding_row(const TensorView& table, int64_t id, float* dst) {
   quant::dequantize_row(table.type, table.row(id), dst, table.row_len());
 }
 
+bool rounds_to_weight_type(const TensorView& w) {
+  return w.rounds_inputs && (w.type == DType::F16 || w.type == DType::BF16);
+}
+
+bool rounds_matmul_input(const TensorView& w) {
+  const quant::ActFormat af = quant::act_format(w.type);
+  return rounds_to_weight_type(w) || (af != quant::ActFormat::Float && w.row_len() % quant::act_block_elems(af) == 0);
+}
+
 namespace {
 
 // Buffers are the pool's scratch (core/scratch.h), grown to the largest matrix once, so the
@@ -110,10 +119,17 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
     read_vector(bias, b, rows);
   }
   const quant::ActFormat af = quant::act_format(w.type);
-  if (af != quant::ActFormat::Float && k % quant::act_block_elems(af) == 0)
+  if (af != quant::ActFormat::Float && k % quant::act_block_elems(af) == 0) {
     matmul_int8(pool, held.scratch(), w, af, x, n, y, b);
-  else
+  } else if (rounds_to_weight_type(w)) {
+    // llama.cpp's vec_dot_type for F16/BF16: the activations rounded once, then the float
+    // tiles (F16/BF16 values are exact in F32, so the dots are those of ggml's up to order).
+    float* xr = held.scratch().get<float>(ScratchSlot::MatmulActs, size_t(n * k));
+    pool.parallel_for(n, [&](int64_t t0, int64_t t1) { quant::round_through(w.type, x + t0 * k, xr + t0 * k, (t1 - t0) * k); });
+    matmul_float(pool, w, xr, n, y, b);
+  } else {
     matmul_float(pool, w, x, n, y, b);
+  }
 }
 
 void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y) {
@@ -139,6 +155,12 @@ void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_
       });
     });
     return;
+  }
+  std::vector<float> rounded;  // x as matmul rounds it for this F16/BF16 weight
+  if (plain && rounds_to_weight_type(w)) {
+    rounded.resize(size_t(n * k));
+    quant::round_through(w.type, x, rounded.data(), n * k);
+    x = rounded.data();
   }
   if (plain && n < 4) {
     // Decoding: a row at a time, its slices reduced eight at a time (the tiles below give
@@ -179,6 +201,7 @@ void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_
 
 void round_as_matmul_input(const TensorView& w, float* x, int64_t n) {
   const int64_t k = w.row_len();
+  if (rounds_to_weight_type(w)) return quant::round_through(w.type, x, x, n * k);
   const quant::ActFormat af = quant::act_format(w.type);
   if (af == quant::ActFormat::Float || k % quant::act_block_elems(af) != 0) return;
   std::vector<uint8_t> q(size_t(quant::act_row_bytes(af, k)));

@@ -21,10 +21,13 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
 void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y);
 
 // Rewrites x [n, k] in place as matmul(w, x) sees it: for weight types multiplied in int8
-// (every quantised type) each row is rounded to the 8-bit activation blocks, otherwise it
-// is left alone. Lets a decomposition of the product (per-head W_O slices) sum exactly to
+// (every quantised type) each row is rounded to the 8-bit activation blocks, for F16/BF16
+// weights with TensorView::rounds_inputs to the weight's type, otherwise it is left alone. Lets a decomposition of the product (per-head W_O slices) sum exactly to
 // the product itself.
 void round_as_matmul_input(const TensorView& w, float* x, int64_t n);
+// Whether matmul(w, x) rounds x at all (round_as_matmul_input changes something): a
+// decomposition of the product into float parts then needs a rounding part of its own.
+bool rounds_matmul_input(const TensorView& w);
 
 // Reads a vector (bias, norm weight) of any float type into dst[n].
 void read_vector(const TensorView& v, float* dst, int64_t n);

@@ -3,9 +3,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <vector>
 
 #include "core/error.h"
+#include "fixtures/fixture_models.h"
 #include "io/gguf_writer.h"
 #include "io/seeded_weights.h"
 #include "tokenizer/vocab.h"
@@ -43,7 +45,8 @@ Plan plan_for(const std::string& name) {
   if (name == "q5_k") return {DType::Q5_K, DType::Q5_K, DType::Q6_K, DType::Q6_K};
   if (name == "q6_k") return {DType::Q6_K, DType::Q6_K, DType::Q6_K, DType::Q6_K};
   throw Error(ErrorKind::Usage, "bench", "unknown model type '" + name + "'",
-              "use f16, q8_0, q4_0, q4_k (BASELINE.md's four), q5_0, q4_1, q5_1, q2_k, q3_k, q5_k or q6_k");
+              "use f16, q8_0, q4_0, q4_k (BASELINE.md's four), q5_0, q4_1, q5_1, q2_k, q3_k, q5_k, q6_k "
+              "or rwkv7-f16");
 }
 
 bool use_more_bits(int64_t l) { return l < kLayers / 8 || l >= 7 * kLayers / 8 || (l - kLayers / 8) % 3 == 2; }
@@ -141,16 +144,39 @@ void write_model(const std::string& name, const std::string& path, const std::fu
   w.write(path);
 }
 
+// RWKV7-World-1.5B's shape (d_model 2048, 24 layers, heads of 64, d_ffn 8192, a vocabulary
+// of 65536), written by the fixtures' writer (tools/fixtures: the architecture's own weight
+// table, RWKV's small parameters in trained ranges, a SentencePiece vocabulary padded to
+// size, which llama.cpp loads as it loads the rwkv7-tiny fixtures). Its LoRA ranks are the
+// fixtures' (8 to 16, where the real model has 64 to 128): a few percent of the real
+// model's multiply-adds, left out of both engines alike. F16 only: the fixtures' writer gives
+// every matrix one type, and rank-8 LoRA rows are not whole Q8_0 blocks.
+std::optional<fixtures::FixtureSpec> rwkv7_spec(const std::string& name) {
+  using enum fixtures::FixtureVocab;
+  using enum fixtures::OptionalTensors;
+  auto spec = [](const char* file, DType matrices) {
+    return fixtures::FixtureSpec{file, "rwkv7", Spm, matrices, 2048, 24, 32, 32, 8192, 4096, 65536, 0, All, 12};
+  };
+  if (name == "rwkv7-f16") return spec("rwkv7-1.5b-shape-f16", DType::F16);
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string bench_model_path(const std::string& name, const std::function<void(int, int)>& progress) {
-  plan_for(name);  // validates the name before touching the disk
+  const auto rwkv7 = rwkv7_spec(name);
+  if (!rwkv7) plan_for(name);  // validates the name before touching the disk
   const char* tmp = std::getenv("TMPDIR");
   const fs::path dir = fs::path(tmp && *tmp ? tmp : "/tmp") / "tokenprobe-bench";
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error(ErrorKind::Io, dir.string(), "cannot create the benchmark model folder: " + ec.message());
   // v2: with a vocabulary (files without one are not reused).
+  if (rwkv7) {
+    const fs::path path = dir / (rwkv7->name + ".gguf");
+    if (!fs::exists(path)) fixtures::write_fixture(*rwkv7, path.string());
+    return path.string();
+  }
   const fs::path path = dir / ("tinyllama-shape-" + name + "-v2.gguf");
   if (!fs::exists(path)) write_model(name, path.string(), progress);
   return path.string();

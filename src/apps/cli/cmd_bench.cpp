@@ -1,5 +1,5 @@
-// `tokenprobe bench`: prompt and generation speed, and peak memory, on TinyLlama-shaped
-// models (bench_model.h) with capture off, default and full, the way BASELINE.md measured
+// `tokenprobe bench`: prompt and generation speed, and peak memory, on TinyLlama- and
+// RWKV-7-shaped models (bench_model.h) with capture off, default and full, the way BASELINE.md measured
 // llama.cpp: 128 prompt tokens, then 32 generated tokens, median of N runs.
 // Each run of a (type, capture) cell is a child process, so that its peak RSS is its own,
 // and runs go round the capture modes in turn: this machine's memory bandwidth drifts by
@@ -217,9 +217,10 @@ void run_bench(const BenchOptions& o) {
 
 void register_bench(CLI::App& app) {
   auto opts = std::make_shared<BenchOptions>();
-  auto* cmd = app.add_subcommand("bench", "Measure prompt/generation speed and memory on TinyLlama-shaped models");
+  auto* cmd = app.add_subcommand("bench", "Measure prompt/generation speed and memory on TinyLlama- and RWKV-7-shaped models");
   cmd->add_option("--types", opts->types,
-                  "Weight types: f16,q8_0,q4_0,q4_k (Q4_K_M's mix), also q5_0,q4_1,q5_1,q2_k,q3_k,q5_k,q6_k");
+                  "Weight types: f16,q8_0,q4_0,q4_k (Q4_K_M's mix), also q5_0,q4_1,q5_1,q2_k,q3_k,q5_k,q6_k; "
+                  "rwkv7-f16 (RWKV7-World-1.5B's shape)");
   cmd->add_option("--capture-modes", opts->modes, "Capture modes: off and/or capture specs (default, full, ...)");
   cmd->add_option("--runs", opts->runs, "Runs per cell (the median is reported)")->check(CLI::Range(1, 100));
   cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: one per core)")->check(CLI::Range(0, 1024));

@@ -56,10 +56,22 @@ void ModelOptions::add_to(CLI::App* cmd) {
                   "hf://OWNER/NAME[@REVISION][/FILE] from the HuggingFace Hub; "
                   "default: stories260K");
   cmd->add_option("--hf-repo", hf_repo, std::string(kHfRepoHelp) + "; also written -hf");
+  cmd->add_option("--matmul-inputs", matmul_inputs,
+                  "How F16/BF16 weights multiply their activations: weight-type (rounded to the weight's type "
+                  "first, as llama.cpp; the default for GGUF) or float (as PyTorch in F32; the default for "
+                  "HuggingFace folders and torch checkpoints). docs/numerics.md")
+      ->check(CLI::IsMember({"float", "weight-type"}));
   cmd->add_option("--tokenizer", tokenizer, "Tokenizer for a llama2.c .bin (default: tok<vocab>.bin beside it) or a nanoGPT ckpt.pt (meta.pkl, encoder.json, vocab.bpe or their folder; default: beside it, then data/<dataset>/meta.pkl)");
 }
 
-std::unique_ptr<Model> ModelOptions::load() const { return load_model(resolve_model(model, hf_repo), tokenizer); }
+std::optional<MatmulInputs> ModelOptions::matmul_inputs_choice() const {
+  if (matmul_inputs.empty()) return std::nullopt;
+  return matmul_inputs == "float" ? MatmulInputs::Float : MatmulInputs::WeightType;
+}
+
+std::unique_ptr<Model> ModelOptions::load() const {
+  return load_model(resolve_model(model, hf_repo), tokenizer, matmul_inputs_choice());
+}
 
 void PromptOptions::add_to(CLI::App* cmd) {
   cmd->add_option("-p,--prompt", text, "Prompt text");

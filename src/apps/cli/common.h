@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,8 +18,10 @@ struct ModelOptions {
   std::string model;
   std::string hf_repo;    // llama.cpp's -hf OWNER/NAME[:QUANT]
   std::string tokenizer;  // llama2.c .bin and nanoGPT ckpt.pt checkpoints (loader.h)
+  std::string matmul_inputs;  // "float" or "weight-type"; empty: the format's default
   void add_to(CLI::App* cmd);
   std::unique_ptr<Model> load() const;  // resolves the default model and loads it
+  std::optional<MatmulInputs> matmul_inputs_choice() const;  // --matmul-inputs, when given
   bool named() const { return !model.empty() || !hf_repo.empty(); }  // not the default model
 };
 
