@@ -11,6 +11,7 @@ extern const Architecture kGpt2Architecture;
 extern const Architecture kGptNeoXArchitecture;
 extern const Architecture kQwen2Architecture;
 extern const Architecture kQwen3Architecture;
+extern const Architecture kQwen3MoeArchitecture;
 extern const Architecture kPhi3Architecture;
 extern const Architecture kGemmaArchitecture;
 extern const Architecture kRwkv6Architecture;
@@ -23,6 +24,7 @@ const std::vector<const Architecture*>& architectures() {
       &kGptNeoXArchitecture,
       &kQwen2Architecture,
       &kQwen3Architecture,
+      &kQwen3MoeArchitecture,
       &kPhi3Architecture,
       &kGemmaArchitecture,
       &kRwkv6Architecture,

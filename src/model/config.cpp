@@ -45,6 +45,9 @@ void ModelConfig::validate(const std::string& where) const {
       check(std::isfinite(ff) && ff > 0, "RoPE frequency factor " + std::to_string(ff) + " is not a positive number");
   }
   check(norm_eps > 0 && norm_eps < 1, "norm epsilon is out of range");
+  if (n_experts > 0)
+    check(n_experts < 65536 && n_experts_used > 0 && n_experts_used <= n_experts,
+          "expert_used_count " + std::to_string(n_experts_used) + " must be between 1 and expert_count " + std::to_string(n_experts));
   if (recurrent()) {
     check(n_heads * d_head == d_model, "RWKV head size " + std::to_string(d_head) + " must divide d_model " + std::to_string(d_model));
     const bool v7 = mixer == SequenceMixer::Rwkv7;
@@ -83,6 +86,11 @@ nlohmann::json config_json(const ModelConfig& c) {
   // match their models (a patch source's config must equal the model's key by key).
   if (c.qk_norm) j["use_qk_norm"] = true;
   if (!c.rope_freq_factors.empty()) j["rotary_freq_factors"] = c.rope_freq_factors;
+  if (c.moe()) {
+    j["num_experts"] = c.n_experts;
+    j["experts_per_token"] = c.n_experts_used;
+    j["norm_topk_prob"] = c.expert_weights_norm;
+  }
   return j;
 }
 
@@ -122,6 +130,10 @@ std::string ModelConfig::describe() const {
                         " (value residual), " + std::to_string(rwkv.gate_lora) + " (gate)");
   add("mlp", std::string(gated_mlp ? "gated " : "") + activation_name(act) + (parallel_residual ? ", parallel residual" : ""));
   if (qk_norm) add("qk_norm", "RMSNorm per head on Q and K before RoPE");
+  if (moe())
+    add("experts", std::to_string(n_experts_used) + " of " + std::to_string(n_experts) + " per token (softmax router, top-k" +
+                       (expert_weights_norm ? std::string(", weights renormalised") : std::string()) + "), d_mlp " +
+                       std::to_string(d_mlp) + " each");
   if (!biases) add("biases", "none");
   if (embed_scale != 1.0f) add("embed_scale", std::to_string(embed_scale));
   if (sliding_window > 0) add("sliding_window", std::to_string(sliding_window));

@@ -247,6 +247,11 @@ namespace {
 void add_into(float* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
+
+void ffn_step(Forward& f, int layer, const BlockWeights& w) {
+  if (f.cfg.moe()) experts_step(f, layer, w.moe);
+  else mlp_step(f, layer, w.mlp);
+}
 }  // namespace
 
 void sequential_block(Forward& f, int layer, const BlockWeights& w) {
@@ -258,7 +263,7 @@ void sequential_block(Forward& f, int layer, const BlockWeights& w) {
   add_into(st.resid.data(), st.attn_out.data(), total);
   f.offer(Hook::ResidMid, layer, st.resid.data(), {f.n, dm});
   norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.resid.data());
-  mlp_step(f, layer, w.mlp);
+  ffn_step(f, layer, w);
   add_into(st.resid.data(), st.mlp_out.data(), total);
   f.offer(Hook::ResidPost, layer, st.resid.data(), {f.n, dm});
 }
@@ -271,7 +276,7 @@ void parallel_block(Forward& f, int layer, const BlockWeights& w) {
   norm_step(f, w.ln1, Hook::Ln1Scale, Hook::Ln1Normalized, layer, st.block_in.data());
   attention_step(f, layer, w.attn);
   norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.block_in.data());
-  mlp_step(f, layer, w.mlp);
+  ffn_step(f, layer, w);
   add_into(st.resid.data(), st.attn_out.data(), total);
   add_into(st.resid.data(), st.mlp_out.data(), total);
   f.offer(Hook::ResidPost, layer, st.resid.data(), {f.n, dm});

@@ -24,6 +24,16 @@ RunState::RunState(const ModelConfig& c, int64_t b)
       mlp_pre_linear(b * c.d_mlp),
       mlp_post(b * c.d_mlp),
       mlp_out(b * c.d_model) {
+  if (c.moe()) {
+    router_logits.resize(b * c.n_experts);
+    router_probs.resize(b * c.n_experts);
+    expert_ids.resize(b * c.n_experts_used);
+    expert_weights.resize(b * c.n_experts_used);
+    expert_out.resize(b * c.n_experts_used * c.d_model);
+    expert_in.resize(b * c.d_model);
+    expert_down.resize(b * c.d_model);
+    expert_rows.resize(b);
+  }
   if (!c.recurrent()) return;
   shift_diff.resize(b * c.d_model);
   mixed.resize(c.rwkv.mixes * b * c.d_model);
