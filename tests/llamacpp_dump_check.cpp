@@ -67,7 +67,8 @@ void check_llamacpp_dump(const Model& model, const fs::path& dir, const std::str
       ++failures;
     check("kqv_out-" + L + ".npy", rec.only(b + "attn.hook_z").data);
     check("ffn_inp-" + L + ".npy", rec.only(b + "hook_resid_mid").data);
-    check("ffn_out-" + L + ".npy", rec.only(b + "hook_mlp_out").data);
+    // A mixture of experts' output is ffn_moe_out (build_moe_ffn's sum of the weighted experts).
+    check((cfg.moe() ? "ffn_moe_out-" : "ffn_out-") + L + ".npy", rec.only(b + "hook_mlp_out").data);
     check("l_out-" + L + ".npy", rec.only(b + "hook_resid_post").data);
     for (const DumpPair& p : extra) check(p.file_prefix + L + ".npy", rec.only(b + p.hook_suffix).data);
   }
