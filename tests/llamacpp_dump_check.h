@@ -25,4 +25,9 @@ struct DumpPair {
 void check_llamacpp_dump(const Model& model, const std::filesystem::path& dir, const std::string& label, double tol,
                          const std::vector<DumpPair>& extra = {});
 
+// A mixture of experts: per layer, hook_expert_ids against the first n_experts_used columns
+// of llama.cpp's ffn_moe_argsort-L (every expert, most probable first), which must be
+// identical; an OK / NOT OK line per layer naming the first token that differs.
+void check_llamacpp_experts(const Model& model, const std::filesystem::path& dir, const std::string& label);
+
 }  // namespace tp::test

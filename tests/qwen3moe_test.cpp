@@ -93,30 +93,9 @@ TEST(Qwen3Moe, MatchesLlamaCppOnEveryLayerAndTheRouter) {
                              {"ffn_moe_weighted-", "mlp.hook_expert_out"}});
 }
 
-// ffn_moe_argsort-L is every expert of each token, most probable first; the first
-// n_experts_used are the ones chosen (ffn_moe_topk, a view of it). They must be identical.
+// The chosen experts, identical to llama.cpp's (ffn_moe_argsort-L's first columns).
 TEST(Qwen3Moe, ChoosesTheExpertsLlamaCppChooses) {
-  const ModelConfig& c = fixture().config;
-  const std::vector<int32_t> tokens = reference_tokens("tokens");
-  const Recorder rec = routed(tokens, nullptr);
-  const int64_t n = int64_t(tokens.size()), k = c.n_experts_used;
-  for (int l = 0; l < c.n_layers; ++l) {
-    const std::string file = "ffn_moe_argsort-" + std::to_string(l) + ".npy";
-    const NpyArray sorted = read_npy((reference_dir() / file).string());
-    ASSERT_EQ(sorted.shape, (std::vector<int64_t>{n, c.n_experts})) << file;
-    const std::vector<float> got = ids_of(rec, l);
-    int64_t differ = 0, first = -1;
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t s = 0; s < k; ++s)
-        if (got[size_t(t * k + s)] != sorted.data[size_t(t * c.n_experts + s)]) {
-          ++differ;
-          if (first < 0) first = t;
-        }
-    std::printf("%-6s qwen3moe-tiny expert ids of layer %d (%lld tokens x %lld)%s\n", differ ? "NOT OK" : "OK", l,
-                static_cast<long long>(n), static_cast<long long>(k),
-                differ ? (", first differing token " + std::to_string(first)).c_str() : "");
-    EXPECT_EQ(differ, 0) << file;
-  }
+  test::check_llamacpp_experts(fixture(), reference_dir(), "qwen3moe-tiny");
 }
 
 // The weights of a token's chosen experts sum to 1 (renormalised), the ids are distinct and

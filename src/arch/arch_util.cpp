@@ -65,8 +65,6 @@ void read_experts(const GgufFile& f, ModelConfig& c) {
                   "convert the model again with llama.cpp's convert_hf_to_gguf.py");
   c.n_experts = static_cast<int64_t>(f.get_u64(p + "expert_count"));
   c.n_experts_used = static_cast<int64_t>(f.get_u64(p + "expert_used_count"));
-  if (f.has(p + "expert_feed_forward_length")) c.d_mlp = static_cast<int64_t>(f.get_u64(p + "expert_feed_forward_length"));
-  else c.d_mlp /= c.n_experts_used;
 }
 
 MoeWeights experts(const ModelConfig& c, WeightDecl::Block& b) {

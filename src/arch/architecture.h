@@ -77,10 +77,10 @@ NormWeights norm(const NormViews& v, int64_t d);
 // Whether a LLaMA-shaped model's Q/K/V projections carry biases: never (Qwen3), when the
 // file has them (LLaMA), always (Qwen2).
 enum class QkvBias { None, Optional, Required };
-// A mixture of experts' keys (llama.cpp's names): {arch}.expert_count, expert_used_count,
-// and each expert's width expert_feed_forward_length into c.d_mlp (when absent,
-// feed_forward_length / expert_used_count, as llama.cpp falls back). Error(Format) naming the
-// key when either count is missing or 0.
+// A mixture of experts' counts (llama.cpp's names): {arch}.expert_count and
+// expert_used_count; Error(Format) naming the key when either is missing or 0. Each expert's
+// width (c.d_mlp) is the architecture's to read: Mixtral's is feed_forward_length, Qwen3-MoE's
+// expert_feed_forward_length.
 void read_experts(const GgufFile& f, ModelConfig& c);
 // A mixture of experts' tensors in block `b` (llama.cpp's names): the router ffn_gate_inp
 // [d_model, n_experts] and the experts' ffn_gate_exps / ffn_down_exps / ffn_up_exps

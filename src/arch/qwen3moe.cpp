@@ -3,6 +3,8 @@
 // expert_count SwiGLU experts, of which the expert_used_count most probable run, weighted by
 // their probabilities renormalised to sum to 1 (runtime/moe.cpp). Each expert is
 // expert_feed_forward_length wide (d_mlp); feed_forward_length is not used.
+#include <string>
+
 #include "arch/architecture.h"
 
 namespace tp {
@@ -16,6 +18,9 @@ ModelConfig read_config(const GgufFile& f) {
   c.act = Activation::SiLU;
   c.qk_norm = true;
   arch_util::read_experts(f, c);
+  // Each expert's width; without the key, llama.cpp takes feed_forward_length / n_experts_used.
+  const std::string width = "qwen3moe.expert_feed_forward_length";
+  c.d_mlp = f.has(width) ? static_cast<int64_t>(f.get_u64(width)) : c.d_mlp / c.n_experts_used;
   c.expert_weights_norm = true;
   return c;
 }
