@@ -12,6 +12,7 @@ extern const Architecture kGptNeoXArchitecture;
 extern const Architecture kQwen2Architecture;
 extern const Architecture kQwen3Architecture;
 extern const Architecture kQwen3MoeArchitecture;
+extern const Architecture kOlmoeArchitecture;
 extern const Architecture kPhi3Architecture;
 extern const Architecture kGemmaArchitecture;
 extern const Architecture kRwkv6Architecture;
@@ -25,6 +26,7 @@ const std::vector<const Architecture*>& architectures() {
       &kQwen2Architecture,
       &kQwen3Architecture,
       &kQwen3MoeArchitecture,
+      &kOlmoeArchitecture,
       &kPhi3Architecture,
       &kGemmaArchitecture,
       &kRwkv6Architecture,

@@ -104,13 +104,14 @@ void project_qkv(Forward& f, const AttnWeights& w) {
   }
 }
 
-// RMSNorm over each head's d_head values of x [n, heads, d_head], in place (Qwen3's Q/K norm).
+// RMSNorm of x [n, heads, d_head] in place, over as many values as the weight has: each
+// head's d_head (Qwen3's Q/K norm) or all heads of a position at once (OLMoE's).
 void normalize_heads(const Forward& f, const NormWeights& w, float* x, int64_t heads) {
-  const int64_t dh = f.cfg.d_head;
-  for (int64_t r = 0; r < f.n * heads; ++r) {
-    float* head = x + r * dh;
-    ops::rms_normalize(head, head, dh, f.cfg.norm_eps);
-    ops::apply_weight(head, w.w.data(), nullptr, head, dh);
+  const int64_t width = int64_t(w.w.size());
+  for (int64_t r = 0; r < f.n * heads * f.cfg.d_head / width; ++r) {
+    float* row = x + r * width;
+    ops::rms_normalize(row, row, width, f.cfg.norm_eps);
+    ops::apply_weight(row, w.w.data(), nullptr, row, width);
   }
 }
 
