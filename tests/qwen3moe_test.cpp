@@ -217,6 +217,37 @@ TEST(Qwen3Moe, ReadsOnlyTheChosenExperts) {
   fs::remove(used);
 }
 
+// Writes `id` into slot 1 of position 0's hook_expert_ids in layer 0.
+class RewriteIds : public Observer {
+ public:
+  explicit RewriteIds(float id) : id_(id) {}
+  bool wants(Hook h, int l) const override { return l == 0 && h == Hook::ExpertIds; }
+  void deliver(Hook, int, const HookValue&, float* data) override { data[1] = id_; }
+
+ private:
+  float id_;
+};
+
+// Ids written to hook_expert_ids are the experts that run, weighted by their own router
+// probabilities; an id that is no expert is refused.
+TEST(Qwen3Moe, RewrittenExpertIdsChooseThoseExperts) {
+  const ModelConfig& c = fixture().config;
+  const std::vector<int32_t> tokens = {5, 6, 7};
+  const Recorder clean = routed(tokens, nullptr);
+  const std::vector<float> ids = ids_of(clean, 0);
+  int64_t other = 0;
+  while (other == int64_t(ids[0]) || other == int64_t(ids[1])) ++other;
+  RewriteIds rewrite{float(other)};
+  const Recorder run = routed(tokens, &rewrite);
+  const std::vector<float>& logits = run.only("blocks.0.mlp.hook_router_logits").data;
+  const std::vector<float>& w = run.only("blocks.0.mlp.hook_expert_weights").data;
+  EXPECT_NEAR(w[1] / w[0], std::exp(double(logits[size_t(other)]) - logits[size_t(ids[0])]), 1e-5)
+      << "expert " << other << " weighs by its own probability";
+  EXPECT_NE(run.only("blocks.0.hook_mlp_out").data, clean.only("blocks.0.hook_mlp_out").data);
+  RewriteIds bad{float(c.n_experts) + 0.5f};
+  EXPECT_THROW(routed(tokens, &bad), Error);
+}
+
 TEST(Qwen3Moe, RoutingInterventionsNeedTheRouterLogits) {
   EXPECT_THROW(parse_interventions("ban(blocks.1.hook_mlp_out[neurons=2])"), Error);
   EXPECT_THROW(parse_interventions("force(blocks.1.mlp.hook_router_logits, 3)"), Error);
