@@ -246,6 +246,12 @@ TEST(Qwen3Moe, RewrittenExpertIdsChooseThoseExperts) {
   EXPECT_NE(run.only("blocks.0.hook_mlp_out").data, clean.only("blocks.0.hook_mlp_out").data);
   RewriteIds bad{float(c.n_experts) + 0.5f};
   EXPECT_THROW(routed(tokens, &bad), Error);
+  // The first expert in both slots: it runs twice for that token, each output at its weight.
+  RewriteIds twice{ids[0]};
+  const Recorder doubled = routed(tokens, &twice);
+  const std::vector<float>& out = doubled.only("blocks.0.mlp.hook_expert_out").data;
+  const std::vector<float>& dw = doubled.only("blocks.0.mlp.hook_expert_weights").data;
+  for (int64_t i = 0; i < c.d_model; ++i) EXPECT_NEAR(out[size_t(i)] / dw[0], out[size_t(c.d_model + i)] / dw[1], 1e-4);
 }
 
 TEST(Qwen3Moe, RoutingInterventionsNeedTheRouterLogits) {
