@@ -94,7 +94,10 @@ TEST_P(HookTable, ShapesAreWhatTheForwardPassOffers) {
           EXPECT_EQ(c.shape[size_t(*axis)], hook_heads(h, cfg)) << name;
         }
         if (!hook_is_attention_matrix(h) && c.shape.size() > 1) {
-          EXPECT_EQ(c.shape.back(), hook_row_size(h, cfg)) << name;
+          // The values after the heads axis (or the rows): RWKV's state is d_head x d_head.
+          int64_t units = 1;
+          for (size_t d = size_t(hook_heads_axis(h).value_or(0)) + 1; d < c.shape.size(); ++d) units *= c.shape[d];
+          EXPECT_EQ(units, hook_row_size(h, cfg)) << name;
         }
       }
     }
@@ -104,9 +107,9 @@ TEST_P(HookTable, ShapesAreWhatTheForwardPassOffers) {
 
 INSTANTIATE_TEST_SUITE_P(Synthetic, HookTable, ::testing::ValuesIn(test::synthetic_models()),
                          [](const auto& info) { return test::model_label(info.param); });
-// The generated Gemma 2/3 fixtures: post-norm hooks, the local RoPE's tables (Gemma 3), and no
-// model in ../shared has them.
-INSTANTIATE_TEST_SUITE_P(Generated, HookTable, ::testing::Values("gemma2-tiny-f32.gguf", "gemma3-tiny-f32.gguf"),
+// The generated fixtures cover the architectures the shared models do not (Qwen3, Qwen3-MoE,
+// RWKV-7, ...).
+INSTANTIATE_TEST_SUITE_P(Generated, HookTable, ::testing::ValuesIn(test::fixture_models()),
                          [](const auto& info) { return test::model_label(info.param); });
 
 const char* kTiny = "models/synthetic/llama-spm-tiny.gguf";

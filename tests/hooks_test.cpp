@@ -105,7 +105,8 @@ TEST_P(HookIdentities, Hold) {
   EXPECT_EQ(rec.captures().count("hook_pos_embed"), cfg.positions == PositionKind::Learned ? 1u : 0u);
   EXPECT_EQ(rec.captures().count("blocks.0.attn.hook_rot_q"), cfg.positions == PositionKind::Rope ? 1u : 0u);
   EXPECT_EQ(rec.captures().count("blocks.0.hook_resid_mid"), cfg.parallel_residual ? 0u : 1u);
-  EXPECT_EQ(rec.captures().count("blocks.0.mlp.hook_pre_linear"), cfg.gated_mlp ? 1u : 0u);
+  EXPECT_EQ(rec.captures().count("blocks.0.mlp.hook_pre_linear"), cfg.gated_mlp && !cfg.moe() ? 1u : 0u);
+  EXPECT_EQ(rec.captures().count("blocks.0.mlp.hook_router_logits"), cfg.moe() ? 1u : 0u);
 
   EXPECT_EQ(rec.captures().count("blocks.0.attn.hook_pattern"), cfg.recurrent() ? 0u : 1u);
   EXPECT_EQ(rec.captures().count("blocks.0.time_mix.hook_state"), cfg.recurrent() ? 1u : 0u);

@@ -79,7 +79,9 @@ void check_llamacpp_dump(const Model& model, const fs::path& dir, const std::str
     check((cfg.post_norms ? "sa_out-" : "ffn_inp-") + L + ".npy", rec.only(b + "hook_resid_mid").data);
     // llama.cpp's ffn_out is the MLP's output before a post-norm (Gemma 2/3), which
     // hook_mlp_out follows: with one, ln2_post's input.
-    check("ffn_out-" + L + ".npy", cfg.post_norms ? post_norm_input(rec, b + "ln2_post.") : rec.only(b + "hook_mlp_out").data);
+    // A mixture of experts' output is ffn_moe_out (build_moe_ffn's sum of the weighted experts).
+    check((cfg.moe() ? "ffn_moe_out-" : "ffn_out-") + L + ".npy",
+          cfg.post_norms ? post_norm_input(rec, b + "ln2_post.") : rec.only(b + "hook_mlp_out").data);
     check("l_out-" + L + ".npy", rec.only(b + "hook_resid_post").data);
     for (const DumpPair& p : extra) check(p.file_prefix + L + ".npy", rec.only(b + p.hook_suffix).data);
   }
@@ -89,6 +91,34 @@ void check_llamacpp_dump(const Model& model, const fs::path& dir, const std::str
   const auto ids = generate_greedy(g, tokens, static_cast<int>(greedy.size()));
   EXPECT_EQ(ids, greedy) << "greedy continuation differs from llama.cpp's";
   std::printf("%-6s %s greedy ids (%zu)\n", ids == greedy ? "OK" : "NOT OK", label.c_str(), greedy.size());
+}
+
+void check_llamacpp_experts(const Model& model, const fs::path& dir, const std::string& label) {
+  std::ifstream js(dir / "tokens.json");
+  const auto tokens = nlohmann::json::parse(js)["tokens"].get<std::vector<int32_t>>();
+  const ModelConfig& c = model.config;
+  Recorder rec([](Hook h, int) { return h == Hook::ExpertIds; });
+  Session s(model, test_pool());
+  s.set_observer(&rec);
+  s.eval(tokens);
+  const int64_t n = int64_t(tokens.size()), k = c.n_experts_used;
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string file = "ffn_moe_argsort-" + std::to_string(l) + ".npy";
+    const NpyArray sorted = read_npy((dir / file).string());
+    ASSERT_EQ(sorted.shape, (std::vector<int64_t>{n, c.n_experts})) << file;
+    const std::vector<float>& got = rec.only("blocks." + std::to_string(l) + ".mlp.hook_expert_ids").data;
+    int64_t differ = 0, first = -1;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t e = 0; e < k; ++e)
+        if (got[size_t(t * k + e)] != sorted.data[size_t(t * c.n_experts + e)]) {
+          ++differ;
+          if (first < 0) first = t;
+        }
+    std::string line = label + " expert ids of layer " + std::to_string(l) + " (" + std::to_string(n) + " tokens x " + std::to_string(k) + ")";
+    if (differ) line.append(", first differing token ").append(std::to_string(first));
+    std::printf("%-6s %s\n", differ ? "NOT OK" : "OK", line.c_str());
+    EXPECT_EQ(differ, 0) << file;
+  }
 }
 
 }  // namespace tp::test

@@ -4,7 +4,7 @@
 // the attention pattern (kq_soft_max-L, whose keys are padded to the KV cache's size: the
 // padding must hold 0), hook_z (kqv_out-L, the heads merged before W_O), resid_mid
 // (ffn_inp-L; Gemma 2/3: sa_out-L), the MLP output (ffn_out-L: before a post-norm, so with Gemma 2/3's ln2_post
-// it is that norm's input), resid_post (l_out-L) and any `extra` per-layer pairs; then the
+// it is that norm's input; a mixture of experts' ffn_moe_out-L), resid_post (l_out-L) and any `extra` per-layer pairs; then the
 // greedy ids of tokens.json.
 #pragma once
 #include <filesystem>
@@ -25,5 +25,10 @@ struct DumpPair {
 // for tensors further than `tol` from llama.cpp's (or of another size) and ids that differ.
 void check_llamacpp_dump(const Model& model, const std::filesystem::path& dir, const std::string& label, double tol,
                          const std::vector<DumpPair>& extra = {});
+
+// A mixture of experts: per layer, hook_expert_ids against the first n_experts_used columns
+// of llama.cpp's ffn_moe_argsort-L (every expert, most probable first), which must be
+// identical; an OK / NOT OK line per layer naming the first token that differs.
+void check_llamacpp_experts(const Model& model, const std::filesystem::path& dir, const std::string& label);
 
 }  // namespace tp::test

@@ -94,6 +94,20 @@ double later_rescaling(const ModelConfig& c, int layer) {
   return s;
 }
 
+// Layer l's chosen experts' shares, from the weighted outputs the capture kept.
+void add_experts(Dla& out, const PositionActivations& a, int l, const Readout& rt, const Readout& rb, int64_t d) {
+  const auto& ids = a.expert_ids[size_t(l)];
+  const auto& weights = a.expert_weights[size_t(l)];
+  const auto& y = a.expert_out[size_t(l)];
+  if (weights.size() != ids.size() || y.size() != ids.size() * size_t(d))
+    throw Error(ErrorKind::Usage, "dla", "the experts of layer " + std::to_string(l) + " at position " +
+                                             std::to_string(a.position) + " were not all captured");
+  for (size_t s = 0; s < ids.size(); ++s) {
+    const double t = rt.of(y.data() + s * size_t(d), d);
+    out.experts.push_back({l, int(s), int(ids[s]), weights[s], t, t - rb.of(y.data() + s * size_t(d), d)});
+  }
+}
+
 }  // namespace
 
 void require_additive_readout(const Model& m, const std::string& where) {
@@ -143,6 +157,7 @@ Dla direct_logit_attribution(const Model& m, const PositionActivations& a, int32
       for (int h = 0; h < c.n_heads; ++h)
         add(part_name(l, h), "head", l, h, a.result[size_t(l)].data() + h * d, 1);
       add(part_name(l, -1), "mlp", l, -1, a.mlp_out[size_t(l)].data(), 1);
+      if (size_t(l) < a.expert_out.size()) add_experts(out, a, l, rt, rb, d);
     }
     const std::vector<float> bo = attention_biases(m);
     add("biases", "bias", -1, -1, bo.data(), 1);

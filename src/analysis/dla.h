@@ -21,11 +21,20 @@ struct DlaPart {
   double diff = 0;   // contribution to logit(target) − logit(baseline)
 };
 
+// A mixture of experts: one chosen expert's share of its layer's "mlp" part (the layer's
+// experts sum to it), from its weighted output (hook_expert_out).
+struct ExpertPart {
+  int layer = 0, slot = 0, expert = 0;
+  double weight = 0;  // hook_expert_weights
+  double logit = 0, diff = 0;
+};
+
 struct Dla {
   int32_t target = 0, baseline = 0;
   double total_logit = 0, total_diff = 0;  // the model's own logits at the position
   double frozen_scale = 0;                 // the final norm's scale at the position
   std::vector<DlaPart> parts;              // embeddings, then per layer heads and MLP, then biases
+  std::vector<ExpertPart> experts;         // a mixture of experts' chosen ones, by layer and slot
 };
 
 // Error(Unsupported) naming the architecture when its logits are not a sum of the parts' linear

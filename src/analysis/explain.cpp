@@ -60,6 +60,17 @@ json dla_json(const Dla& d) {
           {"total_diff", d.total_diff}, {"frozen_scale", d.frozen_scale}, {"parts", parts}};
 }
 
+// A mixture of experts: per layer, the experts the position was routed to, most probable
+// first, with their weights and their shares of the layer's MLP DLA.
+json experts_json(const Dla& d) {
+  json layers = json::array();
+  for (const auto& e : d.experts) {
+    if (layers.empty() || layers.back()["layer"] != e.layer) layers.push_back({{"layer", e.layer}, {"chosen", json::array()}});
+    layers.back()["chosen"].push_back({{"expert", e.expert}, {"weight", e.weight}, {"dla_logit", e.logit}, {"dla_diff", e.diff}});
+  }
+  return layers;
+}
+
 json sources_json(const Model& m, const std::vector<int32_t>& tokens, const std::vector<Source>& src, int top) {
   json list = json::array();
   double rest = 0;
@@ -213,6 +224,7 @@ json explain_json(const ExplainCapture& cap, const std::vector<int32_t>& tokens,
       {"attention_sources", cap.wkv_history().empty() ? attention_json(cap, tokens, dla, opts)
                                                       : readout_sources_json(cap, tokens, dla, opts)},
   };
+  if (!dla.experts.empty()) out["experts"] = experts_json(dla);
   json texts = json::object();
   for (int32_t id : also_name)
     if (id >= 0 && id < V) texts[std::to_string(id)] = text_of(m, id);

@@ -59,6 +59,11 @@ ExplainCapture::ExplainCapture(const Model& model, ThreadPool& pool, std::option
   at_.result.resize(L);
   at_.mlp_out.resize(L);
   at_.pattern.resize(L);
+  if (model.config.moe()) {
+    at_.expert_ids.resize(L);
+    at_.expert_weights.resize(L);
+    at_.expert_out.resize(L);
+  }
   vo_norms_.resize(L);
 }
 
@@ -68,6 +73,7 @@ bool ExplainCapture::wants(Hook h, int layer) const {
     case Hook::MlpOut: case Hook::Pattern: case Hook::V: case Hook::Logits:
     case Hook::TimeMixR: case Hook::TimeMixK: case Hook::TimeMixV: case Hook::TimeMixW: case Hook::TimeMixA:
     case Hook::TimeMixKk: case Hook::TimeMixWkv: case Hook::TimeMixOut: case Hook::ChannelMixOut:
+    case Hook::ExpertIds: case Hook::ExpertWeights: case Hook::ExpertOut:
       return true;
     case Hook::ResidPre:
       return layer == 0;
@@ -178,6 +184,9 @@ void ExplainCapture::deliver(Hook h, int layer, const HookValue& v, float* /*mut
     case Hook::MlpOut: case Hook::ChannelMixOut: return take_row(at_.mlp_out[l], v, row);
     case Hook::TimeMixOut: return take_row(at_.mixer_out[l], v, row);
     case Hook::TimeMixWkv: return take_row(at_.wkv[l], v, row);
+    case Hook::ExpertIds: return take_row(at_.expert_ids[l], v, row);
+    case Hook::ExpertWeights: return take_row(at_.expert_weights[l], v, row);
+    case Hook::ExpertOut: return take_row(at_.expert_out[l], v, row);
     case Hook::Logits: return take_row(at_.logits, v, row);
     default: return;
   }

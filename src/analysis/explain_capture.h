@@ -32,6 +32,11 @@ struct PositionActivations {
   std::vector<std::vector<float>> mixer_out;   // [layer][d_model] time_mix.hook_out (recurrent models)
   std::vector<std::vector<float>> wkv;         // [layer][n_heads * d_head] time_mix.hook_wkv (recurrent)
   std::vector<std::vector<float>> pattern;     // [layer][n_heads * (position + 1)]
+  // A mixture of experts (empty otherwise): each layer's chosen experts, their weights and
+  // weighted outputs (hook_expert_ids, hook_expert_weights, hook_expert_out).
+  std::vector<std::vector<float>> expert_ids;      // [layer][n_experts_used]
+  std::vector<std::vector<float>> expert_weights;  // [layer][n_experts_used]
+  std::vector<std::vector<float>> expert_out;      // [layer][n_experts_used * d_model]
   std::vector<float> logits;        // [d_vocab]; empty when the pass computed none here
 };
 

@@ -65,6 +65,19 @@ void read_dla(const JsonFields& ex, ExplainRecord& r) {
   }
 }
 
+void read_experts(const JsonFields& ex, ExplainRecord& r) {
+  const json& layers = ex.array_or_empty("experts");
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const JsonFields l = element(layers, i, ex.where_of("experts"));
+    const json& chosen = l.array("chosen");
+    for (size_t j = 0; j < chosen.size(); ++j) {
+      const JsonFields e = element(chosen, j, l.where_of("chosen"));
+      r.experts.push_back({l.integer("layer", 0), e.integer("expert", 0), e.number("weight"), e.number("dla_logit"),
+                           e.number_or("dla_diff", 0.0)});
+    }
+  }
+}
+
 std::vector<HeadSources> sources_of(const JsonFields& a, const char* key, bool per_head) {
   std::vector<HeadSources> out;
   const json& list = a.array_or_empty(key);
@@ -147,6 +160,7 @@ ExplainRecord read_explain_record(const json& step, const std::string& where) {
   read_texts(ex, r);
   read_lens(ex, r);
   read_dla(ex, r);
+  read_experts(ex, r);
   if (ex.has("attention_sources")) {
     const JsonFields a = ex.object("attention_sources");
     r.heads = sources_of(a, "heads", true);

@@ -33,6 +33,12 @@ struct DlaPart {
   double logit = 0, diff = 0;
 };
 
+// A mixture of experts: one expert the position was routed to in a layer.
+struct ExpertChoice {
+  int64_t layer = 0, expert = 0;
+  double weight = 0, dla_logit = 0, dla_diff = 0;
+};
+
 struct SourceToken {
   std::string text;
   int64_t position = 0;
@@ -82,6 +88,7 @@ struct ExplainRecord {
   std::optional<std::string> first_top1;  // the lens point's name
   double total_logit = 0, total_diff = 0;
   std::vector<DlaPart> parts;
+  std::vector<ExpertChoice> experts;  // by layer, most probable first; empty for dense models
   std::vector<HeadSources> heads, layers;
   std::string sources_measure = "attention";  // or "wkv_readout" (RWKV)
   std::string sources_note;                   // what a source's weight is; may be empty

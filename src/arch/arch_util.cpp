@@ -57,6 +57,27 @@ NormWeights norm(const NormViews& v, int64_t d) {
   return v.weight.present() ? bind_norm(v.weight, v.bias, d) : NormWeights{};
 }
 
+void read_experts(const GgufFile& f, ModelConfig& c) {
+  const std::string p = c.architecture + ".";
+  for (const char* key : {"expert_count", "expert_used_count"})
+    if (f.get_u64_or(p + key, 0) == 0)
+      throw Error(ErrorKind::Format, f.path() + ": key " + p + key, "is missing or 0 in a mixture-of-experts model",
+                  "convert the model again with llama.cpp's convert_hf_to_gguf.py");
+  c.n_experts = static_cast<int64_t>(f.get_u64(p + "expert_count"));
+  c.n_experts_used = static_cast<int64_t>(f.get_u64(p + "expert_used_count"));
+}
+
+MoeWeights experts(const ModelConfig& c, WeightDecl::Block& b) {
+  const int64_t dm = c.d_model, dff = c.d_mlp, ne = c.n_experts;
+  MoeWeights m;
+  m.router = b.tensor("ffn_gate_inp.weight", {dm, ne});
+  const TensorView gate = b.tensor("ffn_gate_exps.weight", {dm, dff, ne});
+  const TensorView down = b.tensor("ffn_down_exps.weight", {dff, dm, ne});
+  const TensorView up = b.tensor("ffn_up_exps.weight", {dm, dff, ne});
+  if (gate.present()) m.experts = expert_slices(gate, up, down);
+  return m;
+}
+
 std::unique_ptr<StandardModel> declare_llama_shape(const ModelConfig& c, WeightDecl& d, QkvBias bias, bool output_bias) {
   const int64_t dm = c.d_model, qd = c.q_dim(), kvd = c.kv_dim(), dff = c.d_mlp, dh = c.d_head;
   auto m = std::make_unique<StandardModel>(c);
@@ -86,9 +107,13 @@ std::unique_ptr<StandardModel> declare_llama_shape(const ModelConfig& c, WeightD
       w.attn.k_norm = norm({b.tensor("attn_k_norm.weight", {dh})}, dh);
     }
     w.ln2 = norm({b.tensor("ffn_norm.weight", {dm})}, dm);
-    w.mlp.gate = b.tensor("ffn_gate.weight", {dm, dff});
-    w.mlp.up = b.tensor("ffn_up.weight", {dm, dff});
-    w.mlp.down = b.tensor("ffn_down.weight", {dff, dm});
+    if (c.moe()) {
+      w.moe = experts(c, b);
+    } else {
+      w.mlp.gate = b.tensor("ffn_gate.weight", {dm, dff});
+      w.mlp.up = b.tensor("ffn_up.weight", {dm, dff});
+      w.mlp.down = b.tensor("ffn_down.weight", {dff, dm});
+    }
   }
   return m;
 }
@@ -196,7 +221,7 @@ void StandardModel::block(Forward& f, int layer) const {
 bool StandardModel::gated_mlp() const {
   // Every block has the same MLP (the declarations are checked alike in every layer).
   const MlpWeights& m = blocks.front().mlp;
-  return m.gate.present() || m.fused_gate_up;
+  return m.gate.present() || m.fused_gate_up || !blocks.front().moe.experts.empty();
 }
 
 }  // namespace tp

@@ -77,10 +77,20 @@ NormWeights norm(const NormViews& v, int64_t d);
 // Whether a LLaMA-shaped model's Q/K/V projections carry biases: never (Qwen3), when the
 // file has them (LLaMA), always (Qwen2).
 enum class QkvBias { None, Optional, Required };
-// The decoder LLaMA, Qwen2 and Qwen3 share: token_embd, output_norm, output.weight (else the
-// tied embeddings), and per block attn_norm, attn_q/k/v (and biases as `bias` says),
-// attn_output (with an optional bias where `output_bias`), attn_q_norm/attn_k_norm [d_head]
-// where c.qk_norm, ffn_norm and the SwiGLU ffn_gate/up/down.
+// A mixture of experts' counts (llama.cpp's names): {arch}.expert_count and
+// expert_used_count; Error(Format) naming the key when either is missing or 0. Each expert's
+// width (c.d_mlp) is the architecture's to read: Mixtral's is feed_forward_length, Qwen3-MoE's
+// expert_feed_forward_length.
+void read_experts(const GgufFile& f, ModelConfig& c);
+// A mixture of experts' tensors in block `b` (llama.cpp's names): the router ffn_gate_inp
+// [d_model, n_experts] and the experts' ffn_gate_exps / ffn_down_exps / ffn_up_exps
+// [.., .., n_experts], each expert d_mlp wide.
+MoeWeights experts(const ModelConfig& c, WeightDecl::Block& b);
+// The decoder LLaMA, Qwen2, Qwen3 and Qwen3-MoE share: token_embd, output_norm, output.weight
+// (else the tied embeddings), and per block attn_norm, attn_q/k/v (and biases as `bias`
+// says), attn_output (with an optional bias where `output_bias`), attn_q_norm/attn_k_norm
+// [d_head] where c.qk_norm, ffn_norm and the SwiGLU ffn_gate/up/down, or experts() where
+// c.moe().
 std::unique_ptr<StandardModel> declare_llama_shape(const ModelConfig& c, WeightDecl& d, QkvBias bias, bool output_bias);
 
 // The decoder Gemma 2 and Gemma 3 share: token_embd (scaled by embed_scale, and the

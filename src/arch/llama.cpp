@@ -1,7 +1,8 @@
 // LLaMA (and llama2.c / TinyStories, Mistral-shaped models, Llama 3): RMSNorm, RoPE on
 // adjacent pairs (with Llama 3's per-frequency factors when the file has rope_freqs),
 // grouped-query attention, SwiGLU MLP, optional attention biases, tied or separate
-// unembedding.
+// unembedding. With llama.expert_count (Mixtral) the MLP is a mixture of experts, each
+// feed_forward_length wide, the chosen ones' weights renormalised (runtime/moe.cpp).
 #include "arch/architecture.h"
 
 namespace tp {
@@ -14,6 +15,10 @@ ModelConfig read_config(const GgufFile& f) {
   c.rope_style = RopeStyle::Adjacent;
   c.act = Activation::SiLU;
   arch_util::read_rope_freq_factors(f, c);
+  if (f.get_u64_or("llama.expert_count", 0) > 0) {
+    arch_util::read_experts(f, c);
+    c.expert_weights_norm = true;
+  }
   return c;
 }
 

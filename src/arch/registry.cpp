@@ -11,6 +11,8 @@ extern const Architecture kGpt2Architecture;
 extern const Architecture kGptNeoXArchitecture;
 extern const Architecture kQwen2Architecture;
 extern const Architecture kQwen3Architecture;
+extern const Architecture kQwen3MoeArchitecture;
+extern const Architecture kOlmoeArchitecture;
 extern const Architecture kPhi3Architecture;
 extern const Architecture kGemmaArchitecture;
 extern const Architecture kGemma2Architecture;
@@ -25,6 +27,8 @@ const std::vector<const Architecture*>& architectures() {
       &kGptNeoXArchitecture,
       &kQwen2Architecture,
       &kQwen3Architecture,
+      &kQwen3MoeArchitecture,
+      &kOlmoeArchitecture,
       &kPhi3Architecture,
       &kGemmaArchitecture,
       &kGemma2Architecture,

@@ -53,6 +53,9 @@ void ModelConfig::validate(const std::string& where) const {
   // A cap divides the value it caps: a negative or non-finite one would flip or erase it.
   for (const float cap : {attn_softcap, final_softcap})
     check(std::isfinite(cap) && cap >= 0, "soft-cap " + std::to_string(cap) + " is not a positive number");
+  if (n_experts > 0)
+    check(n_experts < 65536 && n_experts_used > 0 && n_experts_used <= n_experts,
+          "expert_used_count " + std::to_string(n_experts_used) + " must be between 1 and expert_count " + std::to_string(n_experts));
   if (recurrent()) {
     check(n_heads * d_head == d_model, "RWKV head size " + std::to_string(d_head) + " must divide d_model " + std::to_string(d_model));
     const bool v7 = mixer == SequenceMixer::Rwkv7;
@@ -108,6 +111,11 @@ nlohmann::json config_json(const ModelConfig& c) {
   if (c.attn_softcap > 0) j["attn_scores_soft_cap"] = c.attn_softcap;
   if (c.final_softcap > 0) j["output_logits_soft_cap"] = c.final_softcap;
   if (c.post_norms) j["use_normalization_before_and_after"] = true;
+  if (c.moe()) {
+    j["num_experts"] = c.n_experts;
+    j["experts_per_token"] = c.n_experts_used;
+    j["norm_topk_prob"] = c.expert_weights_norm;
+  }
   return j;
 }
 
@@ -148,6 +156,10 @@ std::string ModelConfig::describe() const {
                         " (value residual), " + std::to_string(rwkv.gate_lora) + " (gate)");
   add("mlp", std::string(gated_mlp ? "gated " : "") + activation_name(act) + (parallel_residual ? ", parallel residual" : ""));
   if (qk_norm) add("qk_norm", "RMSNorm per head on Q and K before RoPE");
+  if (moe())
+    add("experts", std::to_string(n_experts_used) + " of " + std::to_string(n_experts) + " per token (softmax router, top-k" +
+                       (expert_weights_norm ? std::string(", weights renormalised") : std::string()) + "), d_mlp " +
+                       std::to_string(d_mlp) + " each");
   if (!biases) add("biases", "none");
   if (embed_scale != 1.0f) add("embed_scale", std::to_string(embed_scale));
   if (sliding_window > 0) {

@@ -99,6 +99,14 @@ struct ModelConfig {
   // TransformerLens's ln1_post / ln2_post).
   bool post_norms = false;
   bool qk_norm = false;           // RMSNorm over each head of Q and K before RoPE (Qwen3)
+  // Mixture of experts (GGUF {arch}.expert_count, expert_used_count): each block's MLP is
+  // n_experts SwiGLU experts of d_mlp each, of which a router picks n_experts_used per token.
+  // 0: a dense MLP.
+  int64_t n_experts = 0;
+  int64_t n_experts_used = 0;
+  // The chosen experts' router probabilities are divided by their sum (Qwen3-MoE, Mixtral),
+  // or used as they are (OLMoE).
+  bool expert_weights_norm = false;
   bool tied_output = false;       // unembedding shares token_embd
   // Linear layers and LayerNorms carry biases. GGUF GPT-2 files always do; a nanoGPT model
   // trained with bias=False has none, and its architecture then declares none.
@@ -119,6 +127,7 @@ struct ModelConfig {
   }
   // Whether `layer` rotates with the local RoPE (rope_base_local) rather than the global one.
   bool local_rope(int layer) const { return rope_base_local > 0 && window(layer) > 0; }
+  bool moe() const { return n_experts > 0; }
   // Floats of recurrent state per layer: two token-shift rows and the WKV matrices.
   int64_t state_floats() const { return recurrent() ? 2 * d_model + n_heads * d_head * d_head : 0; }
 

@@ -53,9 +53,13 @@ constexpr HookInfo kHooks[] = {
     {Hook::ResidMid, "hook_resid_mid", S::Block, L::Rows, H::None, W::DModel, N::SequentialResidual, 0},
     {Hook::Ln2Scale, "ln2.hook_scale", S::Block, L::Rows, H::None, W::One, N::Always, 0},
     {Hook::Ln2Normalized, "ln2.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
-    {Hook::MlpPre, "mlp.hook_pre", S::Block, L::Rows, H::None, W::DMlp, N::Attention, 0},
+    {Hook::MlpPre, "mlp.hook_pre", S::Block, L::Rows, H::None, W::DMlp, N::DenseMlp, 0},
     {Hook::MlpPreLinear, "mlp.hook_pre_linear", S::Block, L::Rows, H::None, W::DMlp, N::GatedMlp, 0},
-    {Hook::MlpPost, "mlp.hook_post", S::Block, L::Rows, H::None, W::DMlp, N::Attention, 0},
+    {Hook::MlpPost, "mlp.hook_post", S::Block, L::Rows, H::None, W::DMlp, N::DenseMlp, 0},
+    {Hook::RouterLogits, "mlp.hook_router_logits", S::Block, L::Rows, H::None, W::Experts, N::Experts, 0},
+    {Hook::ExpertIds, "mlp.hook_expert_ids", S::Block, L::Rows, H::None, W::ExpertsUsed, N::Experts, 0},
+    {Hook::ExpertWeights, "mlp.hook_expert_weights", S::Block, L::Rows, H::None, W::ExpertsUsed, N::Experts, 0},
+    {Hook::ExpertOut, "mlp.hook_expert_out", S::Block, L::RowsHeads, H::ExpertSlots, W::DModel, N::Experts, 0},
     {Hook::Ln2PostScale, "ln2_post.hook_scale", S::Block, L::Rows, H::None, W::One, N::PostNorms, 0},
     {Hook::Ln2PostNormalized, "ln2_post.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::PostNorms, 0},
     {Hook::MlpOut, "hook_mlp_out", S::Block, L::Rows, H::None, W::DModel, N::Attention, 0},
@@ -86,6 +90,8 @@ const char* width_name(HookWidth w) {
     case W::DVocab: return "d_vocab";
     case W::Keys: return "keys";
     case W::DHeadSquared: return "d_head^2";
+    case W::Experts: return "n_experts";
+    case W::ExpertsUsed: return "n_experts_used";
   }
   return "";
 }
@@ -126,13 +132,15 @@ bool hook_available(Hook h, const ModelConfig& cfg) {
     case N::LearnedPositions: return cfg.positions == PositionKind::Learned;
     case N::Rope: return cfg.positions == PositionKind::Rope;
     case N::SequentialResidual: return !cfg.parallel_residual;
-    case N::GatedMlp: return cfg.gated_mlp;
+    case N::GatedMlp: return cfg.gated_mlp && !cfg.moe();
     case N::Attention: return !cfg.recurrent();
     case N::Recurrent: return cfg.recurrent();
     case N::Rwkv7: return cfg.mixer == SequenceMixer::Rwkv7;
     case N::QkNorm: return cfg.qk_norm;
     case N::LocalRope: return cfg.positions == PositionKind::Rope && cfg.rope_base_local > 0;
     case N::PostNorms: return cfg.post_norms && !cfg.recurrent();
+    case N::DenseMlp: return !cfg.recurrent() && !cfg.moe();
+    case N::Experts: return cfg.moe();
   }
   return false;
 }
@@ -170,6 +178,7 @@ int64_t hook_heads(Hook h, const ModelConfig& c) {
     case H::None: return 1;
     case H::Query: return c.n_heads;
     case H::KeyValue: return c.n_kv_heads;
+    case H::ExpertSlots: return c.n_experts_used;
   }
   return 1;
 }
@@ -184,6 +193,8 @@ int64_t hook_row_size(Hook h, const ModelConfig& c) {
     case W::DVocab: return c.d_vocab;
     case W::Keys: return c.n_ctx;
     case W::DHeadSquared: return c.d_head * c.d_head;
+    case W::Experts: return c.n_experts;
+    case W::ExpertsUsed: return c.n_experts_used;
   }
   return 0;
 }
@@ -205,7 +216,7 @@ std::vector<std::string> hook_axis_names(Hook h) {
   switch (hook_info(h).layout) {
     case L::Ids: return {"pos"};
     case L::Rows: return {"pos", width};
-    case L::RowsHeads: return {"pos", "heads", width};
+    case L::RowsHeads: return {"pos", hook_info(h).heads == H::ExpertSlots ? "experts" : "heads", width};
     case L::HeadsQueryKeys: return {"heads", "pos", "keys"};
     case L::RowsHeadsMatrix: return {"pos", "heads", "key", "value"};
   }

@@ -23,7 +23,10 @@ enum class Hook : uint8_t {
   Ln1PostScale, Ln1PostNormalized, AttnOut,
   // RWKV's time mix, where attention would be (A and Kk: RWKV-7 only)
   TimeMixXx, TimeMixR, TimeMixK, TimeMixV, TimeMixW, TimeMixA, TimeMixG, TimeMixKk, TimeMixState, TimeMixWkv, TimeMixOut,
-  ResidMid, Ln2Scale, Ln2Normalized, MlpPre, MlpPreLinear, MlpPost, Ln2PostScale, Ln2PostNormalized, MlpOut,
+  ResidMid, Ln2Scale, Ln2Normalized, MlpPre, MlpPreLinear, MlpPost,
+  // a mixture of experts' router and chosen experts, where the dense MLP's pre/post would be
+  RouterLogits, ExpertIds, ExpertWeights, ExpertOut,
+  Ln2PostScale, Ln2PostNormalized, MlpOut,
   // RWKV's channel mix, where the MLP would be
   ChannelMixK, ChannelMixV, ChannelMixOut,
   ResidPost,
@@ -41,20 +44,24 @@ enum class HookStage : uint8_t { Input, Block, Final };
 // attention matrix [heads, q_pos, k_pos] (query rows are positions, keys are all visible), or
 // a matrix per head [pos, heads, d_head, d_head] (RWKV's state: key index, then value index).
 enum class HookLayout : uint8_t { Ids, Rows, RowsHeads, HeadsQueryKeys, RowsHeadsMatrix };
-// The size of the heads axis: none, the query heads, the key/value heads (grouped queries).
-enum class HookHeads : uint8_t { None, Query, KeyValue };
+// The size of the heads axis: none, the query heads, the key/value heads (grouped queries),
+// or a mixture of experts' chosen experts (n_experts_used slots, in the router's order).
+enum class HookHeads : uint8_t { None, Query, KeyValue, ExpertSlots };
 // Values per position (per head where there is a heads axis): 1 (a token id, a norm's
 // scale), rope_dims/2, d_head, d_model, d_mlp, d_vocab, the keys of an attention matrix
-// (as many as the pass can see, at most n_ctx), or d_head² (a matrix per head, flattened: the
-// "neurons" of RWKV's state are key index × d_head + value index).
-enum class HookWidth : uint8_t { One, RopeHalf, DHead, DModel, DMlp, DVocab, Keys, DHeadSquared };
+// (as many as the pass can see, at most n_ctx), d_head² (a matrix per head, flattened: the
+// "neurons" of RWKV's state are key index × d_head + value index), n_experts (the router's
+// logits) or n_experts_used (the chosen experts' ids and weights).
+enum class HookWidth : uint8_t { One, RopeHalf, DHead, DModel, DMlp, DVocab, Keys, DHeadSquared, Experts, ExpertsUsed };
 // What a model must have for the hook to exist: Attention (and its MLP) or Recurrent (RWKV's
 // time and channel mix) is the model's sequence mixer (ModelConfig::mixer); Rwkv7 is RWKV-7's
 // time mix (its in-context learning rate and removal key); QkNorm is a per-head norm of Q and K
 // (ModelConfig::qk_norm); LocalRope a second RoPE for the sliding-window layers
-// (rope_base_local); PostNorms the norms of the attention and MLP outputs (post_norms).
+// (rope_base_local); PostNorms the norms of the attention and MLP outputs (post_norms);
+// DenseMlp is an attention model's MLP without experts, Experts one with them (ModelConfig::moe).
 enum class HookNeeds : uint8_t {
-  Always, LearnedPositions, Rope, SequentialResidual, GatedMlp, Attention, Recurrent, Rwkv7, QkNorm, LocalRope, PostNorms
+  Always, LearnedPositions, Rope, SequentialResidual, GatedMlp, Attention, Recurrent, Rwkv7, QkNorm, LocalRope, PostNorms,
+  DenseMlp, Experts
 };
 
 struct HookInfo {

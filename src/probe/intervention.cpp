@@ -47,6 +47,14 @@ void parse_argument(const std::string& clause, const std::string& arg, const Act
     case InterventionOp::Mean:
       if (!arg.empty()) bad(clause, "takes no argument");
       return;
+    case InterventionOp::Ban:
+    case InterventionOp::Force:
+      if (!arg.empty()) bad(clause, "takes no argument (the experts are the target's neurons=)");
+      // Only the router's logits decide routing; a name ending so is no other hook.
+      if (!iv.glob.ends_with("mlp.hook_router_logits"))
+        bad(clause, "ban and force act on a mixture of experts' blocks.L.mlp.hook_router_logits, e.g. "
+                    "ban(blocks.1.mlp.hook_router_logits[pos=3,neurons=5])");
+      return;
     case InterventionOp::Scale: {
       char* end = nullptr;
       iv.factor = std::strtof(arg.c_str(), &end);
@@ -110,7 +118,9 @@ std::vector<Intervention> parse_interventions(const std::string& text, const Act
     else if (op == "scale") iv.op = InterventionOp::Scale;
     else if (op == "add") iv.op = InterventionOp::Add;
     else if (op == "patch") iv.op = InterventionOp::Patch;
-    else bad(clause, "unknown operation '" + op + "' (zero, mean, scale, add, patch)");
+    else if (op == "ban") iv.op = InterventionOp::Ban;
+    else if (op == "force") iv.op = InterventionOp::Force;
+    else bad(clause, "unknown operation '" + op + "' (zero, mean, scale, add, patch, ban, force)");
     static_cast<Selector&>(iv) = parse_selector(grammar(), clause, target);
     parse_argument(clause, arg, open_source, iv);
     out.push_back(std::move(iv));
@@ -120,7 +130,7 @@ std::vector<Intervention> parse_interventions(const std::string& text, const Act
 
 nlohmann::json interventions_to_json(const std::vector<Intervention>& iv) {
   nlohmann::json out = nlohmann::json::array();
-  static const char* names[] = {"zero", "mean", "scale", "add", "patch"};
+  static const char* names[] = {"zero", "mean", "scale", "add", "patch", "ban", "force"};
   for (const auto& i : iv) {
     nlohmann::json j = {{"clause", i.text}, {"op", names[static_cast<int>(i.op)]}, {"target", i.glob}};
     if (i.op == InterventionOp::Scale || i.op == InterventionOp::Add) j["factor"] = i.factor;
@@ -262,6 +272,18 @@ void InterventionObserver::apply(const Intervention& iv, Hook h, int layer, cons
       break;
     case InterventionOp::Scale:
       each([&](int64_t, int64_t, int64_t, float& x) { x *= iv.factor, ++changed_; });
+      break;
+    case InterventionOp::Ban:
+      each([&](int64_t, int64_t, int64_t, float& x) { x = -INFINITY, ++changed_; });
+      break;
+    case InterventionOp::Force:
+      // Above the row as it stands, so that experts forced one after another all rank
+      // above every expert not forced.
+      each([&](int64_t p, int64_t hd, int64_t, float& x) {
+        const float* row = data + L.index(p - v.pos0, hd, 0);
+        const float top = *std::max_element(row, row + L.units);
+        x = std::nextafter(top, INFINITY), ++changed_;
+      });
       break;
     case InterventionOp::Mean: {
       const auto it = iv.means.find(name);

@@ -12,14 +12,21 @@
 //            | "patch"           copy values recorded by another run (argument: a source the
 //                                caller's ActivationSourceOpener opens; the CLI: a trace
 //                                directory) for the same hook, pass and positions
+//            | "ban"             mixture of experts, on mlp.hook_router_logits only: the
+//                                selected experts' logits become -inf, so the router never
+//                                picks them and they take no probability
+//            | "force"           the same, raising each selected expert's logit just above
+//                                its row's largest, so that it is picked first
 //
 //   zero(blocks.3.attn.hook_z[heads=2])              ablate head 3.2 everywhere
 //   mean(blocks.1.mlp.hook_post[neurons=10-19])      mean-ablate ten neurons
 //   add(blocks.4.hook_resid_post[pos=last], happy.npy*4)  steer with a vector
 //   patch(blocks.0.hook_resid_pre, clean.tptrace)    activation patching
+//   ban(blocks.1.mlp.hook_router_logits[pos=3,neurons=5])  route token 3 around expert 5
 //
 // "neurons" selects indices on the last axis (d_mlp for MLP hooks, d_model for residual
-// hooks, d_head for q/k/v/z). Positions follow the capture spec's rules.
+// hooks, d_head for q/k/v/z, experts for router logits). Positions follow the capture spec's
+// rules.
 #pragma once
 #include <functional>
 #include <map>
@@ -35,7 +42,7 @@
 
 namespace tp {
 
-enum class InterventionOp { Zero, Mean, Scale, Add, Patch };
+enum class InterventionOp { Zero, Mean, Scale, Add, Patch, Ban, Force };
 
 // The selector is the clause's target (never a dtype: interventions change values in place).
 struct Intervention : Selector {

@@ -123,13 +123,14 @@ void project_qkv(Forward& f, const AttnWeights& w) {
   }
 }
 
-// RMSNorm over each head's d_head values of x [n, heads, d_head], in place (Qwen3's Q/K norm).
+// RMSNorm of x [n, heads, d_head] in place, over as many values as the weight has: each
+// head's d_head (Qwen3's Q/K norm) or all heads of a position at once (OLMoE's).
 void normalize_heads(const Forward& f, const NormWeights& w, float* x, int64_t heads) {
-  const int64_t dh = f.cfg.d_head;
-  for (int64_t r = 0; r < f.n * heads; ++r) {
-    float* head = x + r * dh;
-    ops::rms_normalize(head, head, dh, f.cfg.norm_eps);
-    ops::apply_weight(head, w.w.data(), nullptr, head, dh);
+  const int64_t width = int64_t(w.w.size());
+  for (int64_t r = 0; r < f.n * heads * f.cfg.d_head / width; ++r) {
+    float* row = x + r * width;
+    ops::rms_normalize(row, row, width, f.cfg.norm_eps);
+    ops::apply_weight(row, w.w.data(), nullptr, row, width);
   }
 }
 
@@ -282,6 +283,10 @@ void finish_sublayer(Forward& f, int layer, const NormWeights& post, Hook scale_
   f.offer(out_hook, layer, out, {f.n, dm});
 }
 
+void ffn_step(Forward& f, int layer, const BlockWeights& w) {
+  if (f.cfg.moe()) experts_step(f, layer, w.moe);
+  else mlp_step(f, layer, w.mlp);
+}
 }  // namespace
 
 void sequential_block(Forward& f, int layer, const BlockWeights& w) {
@@ -294,7 +299,7 @@ void sequential_block(Forward& f, int layer, const BlockWeights& w) {
   add_into(st.resid.data(), st.attn_out.data(), total);
   f.offer(Hook::ResidMid, layer, st.resid.data(), {f.n, dm});
   norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.resid.data());
-  mlp_step(f, layer, w.mlp);
+  ffn_step(f, layer, w);
   finish_sublayer(f, layer, w.ln2_post, Hook::Ln2PostScale, Hook::Ln2PostNormalized, Hook::MlpOut, st.mlp_out.data());
   add_into(st.resid.data(), st.mlp_out.data(), total);
   f.offer(Hook::ResidPost, layer, st.resid.data(), {f.n, dm});
@@ -309,7 +314,7 @@ void parallel_block(Forward& f, int layer, const BlockWeights& w) {
   attention_step(f, layer, w.attn);
   finish_sublayer(f, layer, w.ln1_post, Hook::Ln1PostScale, Hook::Ln1PostNormalized, Hook::AttnOut, st.attn_out.data());
   norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.block_in.data());
-  mlp_step(f, layer, w.mlp);
+  ffn_step(f, layer, w);
   finish_sublayer(f, layer, w.ln2_post, Hook::Ln2PostScale, Hook::Ln2PostNormalized, Hook::MlpOut, st.mlp_out.data());
   add_into(st.resid.data(), st.attn_out.data(), total);
   add_into(st.resid.data(), st.mlp_out.data(), total);

@@ -52,16 +52,29 @@ struct MlpWeights {
   bool fused_gate_up = false;
 };
 
+// A mixture of experts in place of the MLP: the router [d_model -> n_experts] and each
+// expert's SwiGLU MLP as views into the file's [.., .., n_experts] tensors (expert_slices), so
+// that a pass reads only the experts its tokens were routed to.
+struct MoeWeights {
+  TensorView router;
+  std::vector<MlpWeights> experts;
+};
+
 // ln1_post/ln2_post: Gemma 2/3's norms of the attention and MLP outputs before they join the
 // residual (ModelConfig::post_norms), empty otherwise.
 struct BlockWeights {
   NormWeights ln1, ln2;
   AttnWeights attn;
-  MlpWeights mlp;
+  MlpWeights mlp;  // empty where the block has experts
+  MoeWeights moe;  // empty where it has a dense MLP
   NormWeights ln1_post, ln2_post;
 };
 
 NormWeights bind_norm(const TensorView& w, const TensorView& b, int64_t d);
+// Expert e of 3-D expert tensors ggml-shaped [d_in, d_out, n_experts] (ffn_gate_exps,
+// ffn_up_exps, ffn_down_exps): its [d_in, d_out] matrices, for every e. Any weight type whose
+// rows are whole blocks slices this way (each expert is d_out whole rows).
+std::vector<MlpWeights> expert_slices(const TensorView& gate, const TensorView& up, const TensorView& down);
 
 // The model's norm of one row [d_model], by c.norm: ops::rms_normalize or
 // ops::layer_normalize. The one place that chooses between them (the forward pass, the logit
@@ -81,6 +94,10 @@ void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalize
 void attention_step(Forward& f, int layer, const AttnWeights& w);
 // st.ln_out -> st.mlp_out (offers mlp pre, pre_linear, post); the caller offers hook_mlp_out.
 void mlp_step(Forward& f, int layer, const MlpWeights& w);
+// The same for a mixture of experts (runtime/moe.cpp): router logits -> softmax -> the top
+// n_experts_used -> their SwiGLU MLPs weighted and summed (offers router_logits, expert_ids,
+// expert_weights, expert_out); the caller offers hook_mlp_out.
+void experts_step(Forward& f, int layer, const MoeWeights& w);
 
 // resid_pre -> ln1 -> attn -> resid_mid -> ln2 -> mlp -> resid_post, on st.resid.
 void sequential_block(Forward& f, int layer, const BlockWeights& w);

@@ -28,6 +28,22 @@ RunState::RunState(const ModelConfig& c, int64_t b)
     rope_cos_local.resize(rope_cos.size());
     rope_sin_local.resize(rope_sin.size());
   }
+  if (c.moe()) {
+    // An expert serves at most every slot of every row: a token routes to it once, unless an
+    // observer wrote its id into several slots.
+    const int64_t slots = b * c.n_experts_used;
+    router_logits.resize(b * c.n_experts);
+    router_probs.resize(b * c.n_experts);
+    expert_ids.resize(slots);
+    expert_weights.resize(slots);
+    expert_out.resize(slots * c.d_model);
+    expert_in.resize(slots * c.d_model);
+    expert_down.resize(slots * c.d_model);
+    expert_rows.resize(slots);
+    mlp_pre.resize(slots * c.d_mlp);
+    mlp_pre_linear.resize(slots * c.d_mlp);
+    mlp_post.resize(slots * c.d_mlp);
+  }
   if (!c.recurrent()) return;
   shift_diff.resize(b * c.d_model);
   mixed.resize(c.rwkv.mixes * b * c.d_model);

@@ -37,6 +37,17 @@ struct RunState {
   std::vector<float> mlp_post;        // [pos, d_mlp]
   std::vector<float> mlp_out;         // [pos, d_model]
   std::vector<float> logits;          // [pos, d_vocab]   only the positions asked for
+  // Mixture of experts (cfg.moe(); empty otherwise). An expert's MLP runs on the rows routed
+  // to it, gathered into expert_in, through mlp_pre / mlp_pre_linear / mlp_post (then sized
+  // for [pos · n_experts_used] rows: an observer may route a token to one expert twice).
+  std::vector<float> router_logits;   // [pos, n_experts]
+  std::vector<float> router_probs;    // [pos, n_experts]  softmax of the logits
+  std::vector<float> expert_ids;      // [pos, n_experts_used]  chosen experts, most probable first
+  std::vector<float> expert_weights;  // [pos, n_experts_used]
+  std::vector<float> expert_out;      // [pos, n_experts_used, d_model]  each one's weighted output
+  std::vector<float> expert_in;       // [pos · n_experts_used, d_model]  the rows routed to one expert
+  std::vector<float> expert_down;     // [pos · n_experts_used, d_model]  its output for them
+  std::vector<int64_t> expert_rows;   // [pos · n_experts_used]  which (position, slot) each row is
   // RWKV (cfg.recurrent(); empty otherwise). r, k, v and the WKV readout use q, k, v and z.
   std::vector<float> shift_diff;      // [pos, d_model]   previous token's norm output minus this one's
   std::vector<float> mixed;           // [mixes, pos, d_model] time-mix inputs (v6: w, k, v, r, g; v7: r, w, k, v, a, g)

@@ -119,16 +119,22 @@ void Session::check_finite(const Forward& f, int layer) const {
              {Hook::TimeMixOut, st_.attn_out.data(), c.d_model, f.n},
              {Hook::ChannelMixK, st_.mlp_post.data(), c.d_mlp, f.n},
              {Hook::ChannelMixOut, st_.mlp_out.data(), c.d_model, f.n}};
-  else if (layer >= 0)
+  else if (layer >= 0) {
     order = {{Hook::Q, st_.q.data(), c.q_dim(), f.n},
              {Hook::K, st_.k.data(), c.kv_dim(), f.n},
              {Hook::V, st_.v.data(), c.kv_dim(), f.n},
              {Hook::Pattern, st_.scores.data(), f.n_k(), f.n},
              {Hook::Z, st_.z.data(), c.q_dim(), f.n},
-             {Hook::AttnOut, st_.attn_out.data(), c.d_model, f.n},
-             {Hook::MlpPre, st_.mlp_pre.data(), c.d_mlp, f.n},
-             {Hook::MlpPost, st_.mlp_post.data(), c.d_mlp, f.n},
-             {Hook::MlpOut, st_.mlp_out.data(), c.d_model, f.n}};
+             {Hook::AttnOut, st_.attn_out.data(), c.d_model, f.n}};
+    // A mixture's router logits may hold -inf on purpose (a banned expert); its weights and
+    // expert outputs may not.
+    if (c.moe())
+      order.insert(order.end(), {{Hook::ExpertWeights, st_.expert_weights.data(), c.n_experts_used, f.n},
+                                 {Hook::ExpertOut, st_.expert_out.data(), c.n_experts_used * c.d_model, f.n}});
+    else
+      order.insert(order.end(), {{Hook::MlpPre, st_.mlp_pre.data(), c.d_mlp, f.n}, {Hook::MlpPost, st_.mlp_post.data(), c.d_mlp, f.n}});
+    order.push_back({Hook::MlpOut, st_.mlp_out.data(), c.d_model, f.n});
+  }
   order.push_back({layer >= 0 ? Hook::ResidPost : Hook::Embed, st_.resid.data(), c.d_model, f.n});
   for (const Buffer& b : order) {
     const int64_t count = (b.hook == Hook::Pattern ? c.n_heads : 1) * b.rows * b.row;

@@ -3,7 +3,8 @@
 // reference tests compare against, in the layout of ../shared/reference (README there):
 //   tokens.json    {"tokens": [...], "greedy": [N_GREEDY ids decoded one token at a time]}
 //   logits.npy     [pos, d_vocab]
-//   NAME.npy       every tensor the graph names (attn_norm-L, ffn_inp-L, l_out-L, ...)
+//   NAME.npy       every F32 or I32 tensor the graph names (attn_norm-L, ffn_inp-L, l_out-L,
+//                  ffn_moe_argsort-L, ...), I32 ones as floats
 //   wkv6-L.npy     RWKV-6: the WKV readout [pos, d_model] (before the group norm) and
 //   wkv6_state-L.npy  the state after the last position [heads, head_size, head_size]
 //   wkv7-L.npy, wkv7_state-L.npy  the same for RWKV-7 (ggml's layout: its state is
@@ -42,8 +43,16 @@ void write_npy(const std::string& name, const float* data, const std::vector<lon
   f.write(reinterpret_cast<const char*>(data), n * sizeof(float));
 }
 
+// F32 as it is; I32 (a mixture of experts' ffn_moe_argsort: expert ids, most probable
+// first) as floats, exact for ids below 2^24.
 std::vector<float> fetch(ggml_tensor* t) {
   std::vector<float> v(ggml_nelements(t));
+  if (t->type == GGML_TYPE_I32) {
+    std::vector<int32_t> ids(v.size());
+    ggml_backend_tensor_get(t, ids.data(), 0, ids.size() * sizeof(int32_t));
+    for (size_t i = 0; i < ids.size(); ++i) v[i] = float(ids[i]);
+    return v;
+  }
   ggml_backend_tensor_get(t, v.data(), 0, v.size() * sizeof(float));
   return v;
 }
@@ -51,7 +60,7 @@ std::vector<float> fetch(ggml_tensor* t) {
 // Keeps the prompt pass's named F32 tensors and the WKV nodes; ignores the decode passes.
 bool observe(ggml_tensor* t, bool ask, void*) {
   const bool wkv = t->op == GGML_OP_RWKV_WKV6 || t->op == GGML_OP_RWKV_WKV7;
-  const bool named = t->name[0] && std::strchr(t->name, '-') && !std::strchr(t->name, ' ') && t->type == GGML_TYPE_F32 &&
+  const bool named = t->name[0] && std::strchr(t->name, '-') && !std::strchr(t->name, ' ') && (t->type == GGML_TYPE_F32 || t->type == GGML_TYPE_I32) &&
                      ggml_is_contiguous(t);
   if (ask) return out_dir.size() && (wkv || named);
   if (wkv) {

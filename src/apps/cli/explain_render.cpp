@@ -198,6 +198,24 @@ std::string dla_section(const ExplainRecord& ex, const Painter& c) {
   return out + c.dim(kinds) + "\n";
 }
 
+// A mixture of experts: per layer, "e5 0.62 +0.812" for each expert the position was routed
+// to (weight, then its share of the layer's MLP DLA).
+std::string experts_section(const ExplainRecord& ex, const Painter& c) {
+  if (ex.experts.empty()) return "";
+  std::string out = "\n" + c.head("EXPERTS") + c.dim("  per layer, most probable first: expert, weight, DLA (logit)") + "\n";
+  for (size_t i = 0; i < ex.experts.size();) {
+    const int64_t layer = ex.experts[i].layer;
+    std::string line = "  " + pad(fmt("L%lld", (long long)layer), 6);
+    for (; i < ex.experts.size() && ex.experts[i].layer == layer; ++i) {
+      const ExpertChoice& e = ex.experts[i];
+      line += pad(fmt("  e%lld %.2f %+.3f", (long long)e.expert, e.weight, e.dla_logit), 22);
+    }
+    while (line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
 std::string sources_line(const HeadSources& h, size_t max) {
   std::string s;
   for (size_t i = 0; i < h.sources.size() && i < max; ++i)
@@ -227,7 +245,7 @@ std::string render_explain_page(const json& step, const std::string& context, co
   const ExplainRecord ex = read_explain_record(step, where);
   const Painter c{style.color};
   return header(ex, context, c, style.width) + candidates(ex, ex.names, c) + funnel(ex, ex.names, c) + lens_table(ex, c) +
-         dla_section(ex, c) + sources_section(ex, c);
+         dla_section(ex, c) + experts_section(ex, c) + sources_section(ex, c);
 }
 
 }  // namespace tp::cli
