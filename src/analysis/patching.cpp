@@ -52,7 +52,7 @@ int32_t metric_token(const std::string& metric, std::string arg, const Model& m)
   const std::vector<int32_t> ids = tok.encode(text, {.add_bos = false, .add_eos = false});
   if (ids.size() != 1) {
     std::string got;
-    for (const int32_t id : ids) got.append(got.empty() ? "" : " ").append("#" + std::to_string(id));
+    for (const int32_t id : ids) got.append(got.empty() ? "#" : " #").append(std::to_string(id));
     bad_metric(metric, "'" + text + "' is " + std::to_string(ids.size()) + " tokens (" + (got.empty() ? "none" : got) +
                            "), not one; `tokenprobe tokenize` shows how the model splits text");
   }
