@@ -8,6 +8,7 @@
 #include "core/thread_pool.h"
 #include "loader/loader.h"
 #include "probe/recorder.h"
+#include "quant/int8_dot.h"
 #include "quant/quant.h"
 #include "runtime/ops.h"
 #include "runtime/session.h"
@@ -172,13 +173,25 @@ TEST_P(HookIdentities, LogitsAreTheUnembeddingOfTheFinalNorm) {
   for (int t = 0; t < 4; ++t)
     for (int64_t i = 0; i < dm; ++i)
       input[size_t(t * dm + i)] = normalized[t * dm + i] * ln.w[i] + (ln.b.empty() ? 0.0f : ln.b[i]);
+  // Q4_1/Q5_1's min multiplies llama.cpp's fp16 block sum of the activations, which the
+  // rounded activations do not carry: their reference is the plain C++ integer kernel.
+  const bool block_sums = wu.type == DType::Q4_1 || wu.type == DType::Q5_1;
+  std::vector<uint8_t> xq;
+  if (block_sums) {
+    const int64_t rb = quant::act_row_bytes(quant::ActFormat::Q8_0, dm);
+    xq.resize(size_t(4 * rb));
+    for (int t = 0; t < 4; ++t) quant::quantize_act(quant::ActFormat::Q8_0, input.data() + t * dm, xq.data() + t * rb, dm);
+  }
   ops::round_as_matmul_input(wu, input.data(), 4);
   std::vector<float> row(dm), want(logits.size());
   for (int64_t v = 0; v < V; ++v) {
     quant::dequantize_row(wu.type, wu.row(v), row.data(), dm);
     for (int t = 0; t < 4; ++t) {
       double s = 0;
-      for (int64_t i = 0; i < dm; ++i) s += double(row[i]) * input[size_t(t * dm + i)];
+      if (block_sums)
+        s = quant::scalar::dot_row_int8(wu.type, wu.row(v), xq.data() + t * quant::act_row_bytes(quant::ActFormat::Q8_0, dm), dm);
+      else
+        for (int64_t i = 0; i < dm; ++i) s += double(row[i]) * input[size_t(t * dm + i)];
       // Soft-capped where the model caps (Gemma 2): cap · tanh(s / cap).
       const double cap = m.config.final_softcap;
       want[t * V + v] = float(cap > 0 ? cap * std::tanh(s / cap) : s);

@@ -49,6 +49,12 @@ std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
 }
 
 // Decodes the quantised activations back to floats (d * q), from the documented layouts.
+float load_block_f16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return fp16_to_float(h);
+}
+
 std::vector<float> decode_act(quant::ActFormat f, const uint8_t* xq, int64_t n) {
   std::vector<float> out(static_cast<size_t>(n));
   const int64_t be = quant::act_block_elems(f), bb = quant::act_row_bytes(f, be);
@@ -85,6 +91,17 @@ TEST_P(Int8Dot, FastMatchesScalarAndDequantisedProduct) {
     for (int64_t i = 0; i < n; ++i) {
       want += double(wd[size_t(i)]) * xd[size_t(i)];
       mag += std::fabs(double(wd[size_t(i)]) * xd[size_t(i)]);
+    }
+    // Q4_1/Q5_1: a block's min m multiplies llama.cpp's fp16 block sum of the activations
+    // (int8_dot.h), not the sum of the dequantised ones.
+    if (t == DType::Q4_1 || t == DType::Q5_1) {
+      const int64_t wbytes = t == DType::Q4_1 ? 20 : 24;
+      for (int64_t b = 0; b < n / 32; ++b) {
+        const float m = load_block_f16(w.data() + b * wbytes + 2);
+        double dsum = 0;
+        for (int i = 0; i < 32; ++i) dsum += xd[size_t(32 * b + i)];
+        want += double(m) * (double(load_block_f16(xq.data() + 40 * b + 6)) - dsum);
+      }
     }
     const float fast = quant::dot_row_int8(t, w.data(), xq.data(), n, scratch());
     const float ref = quant::scalar::dot_row_int8(t, w.data(), xq.data(), n);
@@ -242,9 +259,11 @@ TEST(Int8Dot, Q8_0ActivationBlocksAreExact) {
       for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(x[size_t(32 * b + i)]));
       const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
       float d;
-      int32_t offset;
+      int16_t offset;
+      uint16_t block_sum;
       std::memcpy(&d, blk, 4);
-      std::memcpy(&offset, blk + 4, 4);
+      std::memcpy(&offset, blk + 4, 2);
+      std::memcpy(&block_sum, blk + 6, 2);
       ASSERT_EQ(d, fp16_to_float(float_to_fp16(amax / 127.0f)));
       int32_t sum = 0;
       for (int i = 0; i < 32; ++i) {
@@ -253,6 +272,8 @@ TEST(Int8Dot, Q8_0ActivationBlocksAreExact) {
         sum += want;
       }
       ASSERT_EQ(offset, -8 * sum);
+      // llama.cpp's Q8_1 sum: the unrounded scale times sum(q), as fp16.
+      ASSERT_EQ(block_sum, float_to_fp16(amax / 127.0f * float(sum)));
     }
   }
 }

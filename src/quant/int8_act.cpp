@@ -17,8 +17,8 @@ using detail::kQ8KBytes;
 
 using detail::kQ8KBytes;
 
-// One block: d = max|x| / 127 kept as fp16, q = round(x * 127 / max|x|), and the Q4_0
-// offset -8 * sum(q). The AVX-512 path computes the same numbers: max is exact and ignores
+// One block: d = max|x| / 127 kept as fp16, q = round(x * 127 / max|x|), the Q4_0
+// offset -8 * sum(q) and fp16(d * sum(q)). The AVX-512 path computes the same numbers: max is exact and ignores
 // NaN as fmax does, and the conversion rounds to nearest even as nearbyint does.
 TP_SIMD_BEGIN
 void quantize_block_q8_0(const float* xb, uint8_t* blk) {
@@ -53,9 +53,13 @@ void quantize_block_q8_0(const float* xb, uint8_t* blk) {
     sum += q;
   }
 #endif
-  const int32_t offset = -8 * sum;  // what Q4_0's code offset of 8 adds to a block's sum
+  // What Q4_0's code offset of 8 adds to a block's sum (|sum| <= 32 * 127: 16 bits hold it),
+  // and llama.cpp's Q8_1 block sum for Q4_1/Q5_1's min: the unrounded d times sum(q), as fp16.
+  const int16_t offset = static_cast<int16_t>(-8 * sum);
+  const uint16_t sum16 = float_to_fp16(d * static_cast<float>(sum));
   std::memcpy(blk, &d16, 4);
-  std::memcpy(blk + 4, &offset, 4);
+  std::memcpy(blk + 4, &offset, 2);
+  std::memcpy(blk + 6, &sum16, 2);
 }
 TP_SIMD_END
 

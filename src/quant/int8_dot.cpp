@@ -180,13 +180,13 @@ struct TileQ32 {
         const __m256i y = loadu256(x + 8);
         const __m256 dx = bcast_f32(x);
         if constexpr (B::kMin) {
-          const float sx = load_f32(x) * float(detail::load_i32(x + 4) / -8);
+          const float sx = load_f16_fast(x + 6);
           for (int r = 0; r < R; ++r) {
             ac[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(dpbusd(codes[r], y)), ac[t][r]);
             macc[t][r] = std::fma(mw[r], sx, macc[t][r]);
           }
         } else {
-          const __m256i start = _mm256_zextsi128_si256(_mm_cvtsi32_si128(detail::load_i32(x + 4) * B::kOffsetTimes));
+          const __m256i start = _mm256_zextsi128_si256(_mm_cvtsi32_si128(detail::load_i16(x + 4) * B::kOffsetTimes));
           for (int r = 0; r < R; ++r) {
             const __m256i p = dpbusd_acc(start, codes[r], y);
             ac[t][r] = _mm256_fmadd_ps(_mm256_mul_ps(dw[r], dx), _mm256_cvtepi32_ps(p), ac[t][r]);
@@ -210,9 +210,9 @@ struct TileQ32 {
   static constexpr bool kMin = B::kMin;
   // One block's products added to acc, and its min term to *macc (the per-slice kernel).
   static __m256 block_fma(const uint8_t* wb, const uint8_t* x, __m256 acc, [[maybe_unused]] float* macc) {
-    const int32_t offset = B::kMin ? 0 : detail::load_i32(x + 4) * B::kOffsetTimes;
+    const int32_t offset = B::kMin ? 0 : detail::load_i16(x + 4) * B::kOffsetTimes;
     const __m256i p = dpbusd_acc(_mm256_zextsi128_si256(_mm_cvtsi32_si128(offset)), B::codes(wb), loadu256(x + 8));
-    if constexpr (B::kMin) *macc = std::fma(load_f16_fast(wb + 2), load_f32(x) * float(detail::load_i32(x + 4) / -8), *macc);
+    if constexpr (B::kMin) *macc = std::fma(load_f16_fast(wb + 2), load_f16_fast(x + 6), *macc);
     return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(load_f16_fast(wb)), bcast_f32(x)), _mm256_cvtepi32_ps(p), acc);
   }
 };

@@ -14,12 +14,14 @@
 namespace tp::quant {
 
 // Activation layouts (tokenprobe's own, not written to files):
-//   Q8_0 (32 per block): float d | int32 -8·sum(q) | int8 q[32]       (40 bytes)
+//   Q8_0 (32 per block): float d | int16 -8·sum(q) | fp16 s | int8 q[32]   (40 bytes)
 //     (-8·sum(q) is what Q4_0's code offset of 8 adds to a block's integer sum, twice that
-//     Q5_0's offset of 16; Q4_1/Q5_1's min multiplies d·sum(q). llama.cpp gives those two a
-//     Q8_1 block whose sum is d·sum(q) rounded to fp16; keeping it exact instead means that
-//     the dequantised activations (dequantize_act) reproduce the integer product, so that
-//     per-head results and logit attributions add up to the logits)
+//     Q5_0's offset of 16. s is llama.cpp's Q8_1 block sum, fp16(d·sum(q)) with the
+//     unrounded d, which Q4_1/Q5_1's min multiplies: llama.cpp pairs those two types with Q8_1
+//     blocks, and their exact product d·sum(q) moved logits by 0.7 against it. The min term
+//     is thus the one place where the dequantised activations (dequantize_act) do not
+//     reproduce the integer product exactly; the difference is part of the rounding that
+//     the logit attributions report with the int8 rounding)
 //     d = fp16(max|x| / 127), q = round(x / (max|x| / 127)) as llama.cpp's quantize_row_q8_0
 //   Q8_K (256 per block): float d | int16 bsums[16] | int8 q[256]     (292 bytes)
 //     d = max / -127 (signed max), q = min(127, round(x / d)) as llama.cpp's q8_K

@@ -42,8 +42,8 @@ using Q5_0 = Nibbles<22, 6, 2, 2, false>;
 using Q4_1 = Nibbles<20, 4, -1, 0, true>;
 using Q5_1 = Nibbles<24, 8, 4, 0, true>;
 
-// d·Σq of an activation block: what a Q4_1/Q5_1 block's min multiplies.
-inline float act_sum(const uint8_t* x) { return load_f32(x) * float(load_i32(x + 4) / -8); }
+// fp16(d·Σq) of an activation block (llama.cpp's Q8_1 sum): what a Q4_1/Q5_1 block's min multiplies.
+inline float act_sum(const uint8_t* x) { return load_f16(x + 6); }
 
 // ---- the float steps of the rounding order (header comment) ----------------------------
 // Four chains, one per lane of c: blocks 4k..4k+3 of f and s, for the four quarters in
@@ -94,7 +94,7 @@ RowAct prepare_row_act(const uint8_t* xq, int64_t nb, Scratch& scratch) {
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* x = xq + b * kActBlock;
     dx[b] = load_f32(x);
-    corr[b] = K::correction(load_i32(x + 4));
+    corr[b] = K::correction(load_i16(x + 4));
     sx[b] = act_sum(x);
     if constexpr (std::is_same_v<K, Q8_0>) {
       std::memcpy(codes + 32 * b, x + 8, 32);
@@ -284,7 +284,7 @@ template <class K, int P, int T, int J>
 inline void panel_block(const Panel* const (&p)[P], int64_t b, const uint8_t* xq, int64_t xs, __m512 (&c)[P][T][4]) {
   __m512i acc[P][T];
   for (int t = 0; t < T; ++t) {
-    const __m512i init = _mm512_set1_epi32(K::correction(load_i32(xq + t * xs + b * kActBlock + 4)));
+    const __m512i init = _mm512_set1_epi32(K::correction(load_i16(xq + t * xs + b * kActBlock + 4)));
     for (int q = 0; q < P; ++q) acc[q][t] = init;
   }
   for (int g = 0; g < 8; ++g) {

@@ -45,7 +45,7 @@ float scalar_q32(const uint8_t* row, const uint8_t* xq, int64_t n) {
       s += (lo - kOffset) * int8_t(x[8 + j]) + (hi - kOffset) * int8_t(x[8 + 16 + j]);
     }
     acc += float(s) * (load_f16(w) * load_f32(x));
-    if constexpr (kMin) macc += load_f16(w + 2) * (load_f32(x) * float(load_i32(x + 4) / -8));
+    if constexpr (kMin) macc += load_f16(w + 2) * load_f16(x + 6);
   }
   return kMin ? acc + macc : acc;
 }

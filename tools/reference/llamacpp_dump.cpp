@@ -96,6 +96,10 @@ int main(int argc, char** argv) {
   llama_backend_init();
   llama_model_params mp = llama_model_default_params();
   mp.n_gpu_layers = 0;
+  // No repacked or AMX weight buffers: on a CPU that reports AMX to a guest whose kernel
+  // does not enable its tile state, ggml's AMX kernels die with SIGILL on every quantised
+  // model; the plain CPU kernels compute the same products.
+  mp.use_extra_bufts = false;
   llama_model* model = llama_model_load_from_file(argv[1], mp);
   if (!model) return 1;
   llama_context_params cp = llama_context_default_params();

@@ -1,0 +1,66 @@
+// The legacy block types against the reference llama.cpp (tests/data/quant-llama3-tiny, its
+// README): the generated llama3-tiny fixture converted to each type by `tokenprobe convert`,
+// whose logits llama.cpp computed. Measured on 2026-12-04 (max |Δ| logits): q4_0 2.4e-7,
+// q4_1 8.1e-7, q5_0 4.8e-7, q8_0 4.8e-7 — the F32 bound holds, since both engines round the
+// activations to the same 8-bit blocks and sum each block exactly; q5_1 4.5e-2 from position
+// 6 on, where one activation lies on an 8-bit rounding boundary and rounds the other way (the
+// positions before it agree to 1e-6, and the greedy ids are identical).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/npy.h"
+#include "loader/loader.h"
+#include "runtime/session.h"
+#include "test_pool.h"
+#include "test_support.h"
+
+namespace tp {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TypeCase {
+  const char* type;
+  double tol;   // max |Δ| on the logits
+  double nmse;  // NMSE bound on the logits
+};
+
+// F32's bound (summation order only) where nothing crosses a rounding boundary; q5_1 about
+// twice its measured boundary crossing.
+constexpr TypeCase kCases[] = {
+    {"q4_0", 1e-4, 1e-10}, {"q4_1", 1e-4, 1e-10}, {"q5_0", 1e-4, 1e-10}, {"q8_0", 1e-4, 1e-10}, {"q5_1", 0.1, 2e-4},
+};
+
+class QuantAgreement : public ::testing::TestWithParam<TypeCase> {};
+
+TEST_P(QuantAgreement, LogitsAndGreedyIdsMatchLlamaCpp) {
+  const TypeCase c = GetParam();
+  const fs::path ref = fs::path(TP_SOURCE_DIR) / "tests" / "data" / "quant-llama3-tiny" / c.type;
+  const fs::path out = test::scratch_path("quant-agreement", std::string(c.type) + ".gguf");
+  const auto r = test::cli("convert " + test::synthetic_path("llama3-tiny-f32.gguf").string() + " -o " + out.string() +
+                           " --type " + c.type + " --force -q");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::unique_ptr<Model> m = load_model(out.string());
+  const nlohmann::json ids = nlohmann::json::parse(std::ifstream(ref / "tokens.json"));
+  const auto tokens = ids["tokens"].get<std::vector<int32_t>>();
+  const NpyArray want = read_npy((ref / "logits.npy").string());
+  Session s(*m, test_pool());
+  const std::vector<float> got = s.eval(tokens, true);
+  EXPECT_TRUE(test::compare(std::string("llama3-tiny ") + c.type + " logits", got, want.data, want.shape, c.tol, c.nmse).ok);
+  // Greedy continuation, one token at a time, as the reference decoded it.
+  std::vector<int32_t> greedy;
+  std::vector<float> last(got.end() - m->config.d_vocab, got.end());
+  for (size_t k = 0; k < ids["greedy"].size(); ++k) {
+    greedy.push_back(argmax(last.data(), m->config.d_vocab));
+    last = s.eval({greedy.back()});
+  }
+  EXPECT_EQ(greedy, ids["greedy"].get<std::vector<int32_t>>());
+  fs::remove(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, QuantAgreement, ::testing::ValuesIn(kCases), [](const auto& info) { return std::string(info.param.type); });
+
+}  // namespace
+}  // namespace tp
