@@ -94,28 +94,9 @@ TEST(Gemma3, LocalAndGlobalLayersRotateWithTheirOwnRope) {
 
 TEST(Gemma3, InfoRunAndTraceWork) {
   const std::string model = test::synthetic_path(kFixture).string();
-  const auto info = test::cli("info " + model);
-  ASSERT_EQ(info.status, 0) << info.out;
-  for (const char* s : {"architecture       gemma3", "sliding_window     5 in layers 0,1,2,3,4", "rope_local         base 10000",
-                        "qk_norm", "post_norms", "blk.5.attn_q_norm.weight", "blk.0.post_ffw_norm.weight"})
-    EXPECT_NE(info.out.find(s), std::string::npos) << s << "\n" << info.out;
-
-  const std::vector<int32_t> tokens = reference_tokens("tokens"), greedy = reference_tokens("greedy");
-  std::string list;
-  for (int32_t id : tokens) list.append(list.empty() ? "" : ",").append(std::to_string(id));
-  const auto run = test::cli("run -m " + model + " --tokens " + list + " -n 4 --json");
-  ASSERT_EQ(run.status, 0) << run.out;
-  const auto out = nlohmann::json::parse(run.out.substr(run.out.find('{')));
-  EXPECT_EQ(out["generated_ids"].get<std::vector<int32_t>>(), std::vector<int32_t>(greedy.begin(), greedy.begin() + 4));
-
-  const fs::path dir = test::scratch_path("gemma3", "trace.tptrace");
-  const auto trace = test::cli("trace -m " + model + " --tokens " + list + " -n 3 --capture full -o " + dir.string());
-  ASSERT_EQ(trace.status, 0) << trace.out;
-  const auto show = test::cli("show " + dir.string());
-  ASSERT_EQ(show.status, 0) << show.out;
-  for (const char* s : {"hook_rope_cos_local", "blocks.5.attn.hook_q_normed", "blocks.4.ln2_post.hook_normalized"})
-    EXPECT_NE(show.out.find(s), std::string::npos) << s << "\n" << show.out;
-  fs::remove_all(dir);
+  test::check_cli_on_fixture(model, reference_dir(), "gemma3", {"architecture       gemma3", "sliding_window     5 in layers 0,1,2,3,4", "rope_local         base 10000",
+                        "qk_norm", "post_norms", "blk.5.attn_q_norm.weight", "blk.0.post_ffw_norm.weight"},
+                             {"hook_rope_cos_local", "blocks.5.attn.hook_q_normed", "blocks.4.ln2_post.hook_normalized"});
 }
 
 }  // namespace

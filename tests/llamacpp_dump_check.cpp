@@ -121,4 +121,31 @@ void check_llamacpp_experts(const Model& model, const fs::path& dir, const std::
   }
 }
 
+std::string check_cli_on_fixture(const std::string& model, const std::filesystem::path& dir, const std::string& tag,
+                                 const std::vector<std::string>& info_has, const std::vector<std::string>& show_has) {
+  const auto info = cli("info " + model);
+  EXPECT_EQ(info.status, 0) << info.out;
+  for (const std::string& s : info_has) EXPECT_NE(info.out.find(s), std::string::npos) << s << "\n" << info.out;
+
+  const nlohmann::json ref = nlohmann::json::parse(std::ifstream(dir / "tokens.json"));
+  const auto tokens = ref["tokens"].get<std::vector<int32_t>>(), greedy = ref["greedy"].get<std::vector<int32_t>>();
+  std::string list;
+  for (int32_t id : tokens) list.append(list.empty() ? "" : ",").append(std::to_string(id));
+  const auto run = cli("run -m " + model + " --tokens " + list + " -n 4 --json");
+  EXPECT_EQ(run.status, 0) << run.out;
+  if (run.status == 0) {
+    const auto out = nlohmann::json::parse(run.out.substr(run.out.find('{')));
+    EXPECT_EQ(out["generated_ids"].get<std::vector<int32_t>>(), std::vector<int32_t>(greedy.begin(), greedy.begin() + 4));
+  }
+
+  const std::filesystem::path trace_dir = scratch_path(tag, "trace.tptrace");
+  const auto trace = cli("trace -m " + model + " --tokens " + list + " -n 3 --capture full -o " + trace_dir.string());
+  EXPECT_EQ(trace.status, 0) << trace.out;
+  const auto show = cli("show " + trace_dir.string());
+  EXPECT_EQ(show.status, 0) << show.out;
+  for (const std::string& s : show_has) EXPECT_NE(show.out.find(s), std::string::npos) << s << "\n" << show.out;
+  std::filesystem::remove_all(trace_dir);
+  return show.out;
+}
+
 }  // namespace tp::test

@@ -31,4 +31,10 @@ void check_llamacpp_dump(const Model& model, const std::filesystem::path& dir, c
 // identical; an OK / NOT OK line per layer naming the first token that differs.
 void check_llamacpp_experts(const Model& model, const std::filesystem::path& dir, const std::string& label);
 
+// The CLI on a fixture with a reference folder: `info` prints every string of `info_has`;
+// `run --tokens` on the reference's ids continues with its first 4 greedy ids; `trace
+// --capture full` then `show` lists every string of `show_has`. Returns show's output.
+std::string check_cli_on_fixture(const std::string& model, const std::filesystem::path& dir, const std::string& tag,
+                                 const std::vector<std::string>& info_has, const std::vector<std::string>& show_has);
+
 }  // namespace tp::test

@@ -17,6 +17,7 @@
 #include "runtime/generate.h"
 #include "runtime/session.h"
 #include "test_pool.h"
+#include "llamacpp_dump_check.h"
 #include "test_support.h"
 
 namespace tp {
@@ -220,29 +221,10 @@ namespace {
 
 TEST(Rwkv6, InfoRunAndTraceWork) {
   const std::string model = test::synthetic_path(kFixture).string();
-  const auto info = test::cli("info " + model);
-  ASSERT_EQ(info.status, 0) << info.out;
-  for (const char* s : {"architecture       rwkv6", "n_heads            4", "RWKV-6, head size 16", "squared ReLU",
-                        "blk.2.time_mix_lerp_fused.weight", "token_embd_norm.bias"})
-    EXPECT_NE(info.out.find(s), std::string::npos) << s << "\n" << info.out;
-
-  const std::vector<int32_t> tokens = reference_tokens("tokens"), greedy = reference_tokens("greedy");
-  std::string list;
-  for (int32_t id : tokens) list.append(list.empty() ? "" : ",").append(std::to_string(id));
-  const auto run = test::cli("run -m " + model + " --tokens " + list + " -n 4 --json");
-  ASSERT_EQ(run.status, 0) << run.out;
-  const auto out = nlohmann::json::parse(run.out.substr(run.out.find('{')));
-  EXPECT_EQ(out["generated_ids"].get<std::vector<int32_t>>(), std::vector<int32_t>(greedy.begin(), greedy.begin() + 4));
-
-  const fs::path dir = test::scratch_path("rwkv6", "trace.tptrace");
-  const auto trace = test::cli("trace -m " + model + " --tokens " + list + " -n 3 --capture full -o " + dir.string());
-  ASSERT_EQ(trace.status, 0) << trace.out;
-  const auto show = test::cli("show " + dir.string());
-  ASSERT_EQ(show.status, 0) << show.out;
-  for (const char* s : {"blocks.2.time_mix.hook_state", "blocks.0.time_mix.hook_wkv", "blocks.1.channel_mix.hook_out"})
-    EXPECT_NE(show.out.find(s), std::string::npos) << s << "\n" << show.out;
-  EXPECT_EQ(show.out.find("attn.hook_pattern"), std::string::npos) << show.out;
-  fs::remove_all(dir);
+  const std::string shown = test::check_cli_on_fixture(model, reference_dir(), "rwkv6", {"architecture       rwkv6", "n_heads            4", "RWKV-6, head size 16", "squared ReLU",
+                        "blk.2.time_mix_lerp_fused.weight", "token_embd_norm.bias"},
+                                                         {"blocks.2.time_mix.hook_state", "blocks.0.time_mix.hook_wkv", "blocks.1.channel_mix.hook_out"});
+  EXPECT_EQ(shown.find("attn.hook_pattern"), std::string::npos) << shown;
 }
 
 }  // namespace
