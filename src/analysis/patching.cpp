@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "probe/intervention.h"
 #include "probe/recorder.h"
+#include "probe/selector.h"
 #include "runtime/ops.h"
 #include "runtime/session.h"
 #include "tokenizer/tokenizer.h"
@@ -21,14 +22,9 @@ constexpr const char* kMetricForms = "logit_diff(' Mary',' John'), prob(' Mary')
   throw Error(ErrorKind::Usage, "--metric '" + text + "'", what, kMetricForms);
 }
 
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-
 // One token argument: #ID, or quoted text that encodes to exactly one token.
 int32_t metric_token(const std::string& metric, std::string arg, const Model& m) {
-  arg = trim(arg);
+  arg = spec_syntax::trim(arg);
   const int64_t n_vocab = m.config.d_vocab;
   if (arg.size() > 1 && arg[0] == '#') {
     int64_t id = 0;
@@ -125,10 +121,11 @@ class RecordedRun : public ActivationSource {
   std::map<std::string, RecordedActivation> values_;
 };
 
-// One forward pass of `tokens` (as one batch, so that the recorded source holds a single
-// capture per hook) with an observer: the last position's logits.
-std::vector<float> run_once(const Model& m, ThreadPool& pool, const std::vector<int32_t>& tokens, Observer* observer) {
-  Session s(m, pool, {.n_ctx = 0, .max_batch = std::max<int64_t>(512, int64_t(tokens.size()))});
+// One forward pass of `tokens` from an empty context with an observer: the last position's
+// logits. The session is sized to the prompt and run as one batch (so that a recorded source
+// holds a single capture per hook), and reused by every pass of a sweep.
+std::vector<float> run_once(Session& s, const std::vector<int32_t>& tokens, Observer* observer) {
+  s.reset();
   s.set_observer(observer);
   return s.eval(tokens, Session::Logits::Last);
 }
@@ -138,14 +135,14 @@ std::vector<float> run_once(const Model& m, ThreadPool& pool, const std::vector<
 PatchMetric parse_patch_metric(const std::string& text, const Model& m) {
   PatchMetric mt;
   mt.text = text;
-  const std::string t = trim(text);
+  const std::string t = spec_syntax::trim(text);
   if (t == "kl") {
     mt.kind = PatchMetric::Kind::Kl;
     return mt;
   }
   const size_t open = t.find('(');
   if (open == std::string::npos || t.back() != ')') bad_metric(text, "is not one of the metrics");
-  const std::string fn = trim(t.substr(0, open)), args = t.substr(open + 1, t.size() - open - 2);
+  const std::string fn = spec_syntax::trim(t.substr(0, open)), args = t.substr(open + 1, t.size() - open - 2);
   if (fn == "logit_diff") {
     // The separator is the comma outside quotes (a token may be a comma).
     char quote = 0;
@@ -174,7 +171,7 @@ std::vector<PatchTarget> parse_patch_targets(const std::string& list) {
   size_t start = 0;
   while (start <= list.size()) {
     const size_t end = std::min(list.find(',', start), list.size());
-    const std::string name = trim(list.substr(start, end - start));
+    const std::string name = spec_syntax::trim(list.substr(start, end - start));
     bool found = false;
     for (const PatchTarget t : {PatchTarget::ResidPre, PatchTarget::AttnOut, PatchTarget::MlpOut, PatchTarget::HeadZ, PatchTarget::HeadPattern})
       if (name == patch_target_name(t)) {
@@ -229,9 +226,11 @@ PatchResult run_patching(const Model& m, ThreadPool& pool, const std::vector<int
       if (target_hook(t) == h) return true;
     return false;
   };
+  const int64_t n_pos = int64_t(clean.size());
+  Session session(m, pool, {.n_ctx = n_pos, .max_batch = n_pos});
   Recorder clean_rec(wanted), corrupt_rec(wanted);
-  const std::vector<float> clean_logits = run_once(m, pool, clean, &clean_rec);
-  const std::vector<float> corrupt_logits = run_once(m, pool, corrupt, &corrupt_rec);
+  const std::vector<float> clean_logits = run_once(session, clean, &clean_rec);
+  const std::vector<float> corrupt_logits = run_once(session, corrupt, &corrupt_rec);
   PatchResult r;
   r.runs = 2;
   r.clean_metric = metric_value(o.metric, clean_logits, clean_logits);
@@ -239,7 +238,6 @@ PatchResult run_patching(const Model& m, ThreadPool& pool, const std::vector<int
   const auto source = std::make_shared<RecordedRun>(c, o.mode == PatchMode::Denoise ? clean_rec : corrupt_rec);
   const std::vector<int32_t>& target_run = o.mode == PatchMode::Denoise ? corrupt : clean;
   const double span = r.clean_metric - r.corrupt_metric;
-  const int64_t n_pos = int64_t(clean.size());
   int64_t total = 0, done = 0;
   for (const PatchTarget t : o.targets) total += c.n_layers * (patch_target_per_head(t) ? c.n_heads : n_pos);
   for (const PatchTarget t : o.targets) {
@@ -254,7 +252,7 @@ PatchResult run_patching(const Model& m, ThreadPool& pool, const std::vector<int
             parse_interventions(patch_clause(t, layer, j, "recorded"), [&](const std::string&) { return source; });
         validate_interventions(iv, c, n_pos);
         InterventionObserver obs(std::move(iv), c, n_pos);
-        const double v = metric_value(o.metric, run_once(m, pool, target_run, &obs), clean_logits);
+        const double v = metric_value(o.metric, run_once(session, target_run, &obs), clean_logits);
         sw.metric.push_back(v);
         sw.score.push_back(span == 0 ? std::numeric_limits<double>::quiet_NaN() : (v - r.corrupt_metric) / span);
         ++r.runs;
