@@ -18,7 +18,7 @@ set -euo pipefail
 # interface the Model holds); loader above arch, since it binds a file to an architecture;
 # hub (HuggingFace Hub downloads, not in the guide's list) right above io, using only core
 # and io: fetching a file does not depend on what it holds.
-ORDER=(core io hub quant tokenizer model probe runtime arch loader sampling trace analysis server apps)
+ORDER=(core io hub quant tokenizer model probe runtime arch loader sampling trace analysis batch server apps)
 
 # Upward edges tolerated for now, each "FROM TO" with the reason; empty: there are none, and
 # an entry no include needs any more is reported.

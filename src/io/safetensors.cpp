@@ -1,6 +1,10 @@
 #include "io/safetensors.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <fcntl.h>
+#include <unistd.h>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -100,6 +104,88 @@ void write_safetensors(const std::string& path, const std::vector<StTensor>& ten
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) throw Error(ErrorKind::Io, path, "cannot rename the finished shard into place: " + ec.message());
+}
+
+namespace {
+
+// Appends the whole of `source` to fd at its current end: copy_file_range (no copy through
+// user space), or read/write where the kernel or filesystem cannot.
+void append_file(int fd, const std::string& source, uint64_t nbytes, const std::string& path) {
+  const int in = ::open(source.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) throw Error(ErrorKind::Io, source, std::string("cannot open: ") + std::strerror(errno));
+  uint64_t done = 0;
+  bool kernel_copy = true;
+  std::vector<char> buf;
+  while (done < nbytes) {
+    ssize_t n = -1;
+    if (kernel_copy) {
+      n = ::copy_file_range(in, nullptr, fd, nullptr, static_cast<size_t>(std::min<uint64_t>(nbytes - done, 1u << 30)), 0);
+      if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+        kernel_copy = false;
+        continue;
+      }
+    } else {
+      buf.resize(1u << 20);
+      n = ::read(in, buf.data(), static_cast<size_t>(std::min<uint64_t>(nbytes - done, buf.size())));
+      for (ssize_t w = 0; n > 0 && w < n;) {
+        const ssize_t k = ::write(fd, buf.data() + w, static_cast<size_t>(n - w));
+        if (k < 0) {
+          const int err = errno;
+          ::close(in);
+          throw Error(ErrorKind::Io, path, std::string("write failed: ") + std::strerror(err));
+        }
+        w += k;
+      }
+    }
+    if (n <= 0) {
+      const int err = errno;
+      ::close(in);
+      throw Error(ErrorKind::Io, source, n == 0 ? "ended after " + std::to_string(done) + " of " + std::to_string(nbytes) + " bytes"
+                                                : std::string("cannot copy: ") + std::strerror(err));
+    }
+    done += static_cast<uint64_t>(n);
+  }
+  ::close(in);
+}
+
+void write_all_fd(int fd, const void* p, uint64_t n, const std::string& path) {
+  const auto* b = static_cast<const char*>(p);
+  while (n > 0) {
+    const ssize_t k = ::write(fd, b, static_cast<size_t>(std::min<uint64_t>(n, 1u << 30)));
+    if (k < 0) throw Error(ErrorKind::Io, path, std::string("write failed: ") + std::strerror(errno));
+    b += k;
+    n -= static_cast<uint64_t>(k);
+  }
+}
+
+}  // namespace
+
+void write_safetensors(const std::string& path, const std::vector<StTensor>& tensors,
+                       const std::vector<std::string>& sources, const std::map<std::string, std::string>& metadata) {
+  if (sources.size() != tensors.size())
+    throw Error(ErrorKind::Usage, path, "one source per tensor is needed (an empty one for data in memory)");
+  const std::string header = build_header(tensors, metadata, 8);
+  const std::string tmp = path + ".partial";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw Error(ErrorKind::Io, tmp, std::string("cannot create: ") + std::strerror(errno));
+  try {
+    const uint64_t n = header.size();
+    write_all_fd(fd, &n, 8, tmp);
+    write_all_fd(fd, header.data(), n, tmp);
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      if (sources[i].empty())
+        write_all_fd(fd, tensors[i].data, tensors[i].nbytes, tmp);
+      else
+        append_file(fd, sources[i], tensors[i].nbytes, tmp);
+    }
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) throw Error(ErrorKind::Io, tmp, std::string("close failed: ") + std::strerror(errno));
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw Error(ErrorKind::Io, path, "cannot rename the finished file into place: " + ec.message());
 }
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {

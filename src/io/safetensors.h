@@ -38,6 +38,12 @@ std::optional<DType> safetensors_dtype(const std::string& dtype);
 void write_safetensors(const std::string& path, const std::vector<StTensor>& tensors,
                        const std::map<std::string, std::string>& metadata);
 
+// The same for tensors too large to hold in memory: sources[i], when not empty, is a file
+// holding exactly tensors[i].nbytes bytes (rows appended while a run went on), copied after the
+// header by the kernel; tensors[i].data is used where sources[i] is empty.
+void write_safetensors(const std::string& path, const std::vector<StTensor>& tensors,
+                       const std::vector<std::string>& sources, const std::map<std::string, std::string>& metadata);
+
 class SafetensorsFile {
  public:
   static SafetensorsFile open(const std::string& path);

@@ -18,11 +18,6 @@ nlohmann::json sampler_settings_json(const sampling::SamplerSettings& s) {
           {"repeat_last_n", s.penalties.last_n}, {"order", s.order}, {"logit_bias", bias}};
 }
 
-namespace {
-
-// A model's identity: a file's size and SHA-256, or for a folder (a HuggingFace model) the
-// total size of its files and the SHA-256 of `sha256sum` run over them sorted by name
-// ("<hex>  <name>\n" lines), so that `LC_ALL=C sha256sum * | sha256sum` in the folder reproduces it.
 std::pair<uint64_t, std::string> model_identity(const std::string& path) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(path)) return {fs::file_size(path), sha256_file(path)};
@@ -39,7 +34,6 @@ std::pair<uint64_t, std::string> model_identity(const std::string& path) {
   return {size, sha256_bytes(lines)};
 }
 
-}  // namespace
 
 nlohmann::json token_list(const Model& m, const std::vector<int32_t>& ids, const std::vector<TokenSpan>& spans) {
   nlohmann::json out = nlohmann::json::array();
