@@ -27,19 +27,17 @@
 #include "native.h"
 
 namespace tp::py {
-namespace {
 
-// A local path as it is; an hf://OWNER/NAME[@REVISION][/FILE] address fetched into the hub
-// cache (hub/hub_fetch.h, as the CLI's -m does; HF_ENDPOINT, HF_HUB_CACHE, HF_TOKEN,
-// HF_HUB_OFFLINE from the environment), without a progress bar.
-std::string resolve(const std::string& path) {
+std::string resolve_model_path(const std::string& path) {
   if (!hub::is_hub_uri(path)) return path;
   return hub::fetch(hub::parse_hub_uri(path), hub::HubSettings::from_environment());
 }
 
+namespace {
+
 class NativeModel {
  public:
-  NativeModel(const std::string& path, int threads) : model_(load_model(resolve(path))), pool_(threads) {}
+  NativeModel(const std::string& path, int threads) : model_(load_model(resolve_model_path(path))), pool_(threads) {}
 
   // The library's config_json, plus what the residual-stream analyses need beyond it: RWKV-6's
   // halving of the residual stream after every rwkv_rescale_every layers (0: never).

@@ -7,4 +7,5 @@ PYBIND11_MODULE(_native, m) {
   tp::py::bind_hooks(m);
   tp::py::bind_model(m);
   tp::py::bind_report(m);
+  tp::py::bind_batch(m);
 }

@@ -96,7 +96,13 @@ nlohmann::json explain_prompt_position(const Model& m, ThreadPool& pool, const s
 // pool) the page has the logit-lens heatmap (report.cpp).
 std::string trace_report_html(const std::string& dir, const Model* model, ThreadPool* pool);
 
+// A local path as it is; an hf://OWNER/NAME[@REVISION][/FILE] address fetched into the hub
+// cache (hub/hub_fetch.h, as the CLI's -m does; HF_ENDPOINT, HF_HUB_CACHE, HF_TOKEN,
+// HF_HUB_OFFLINE from the environment), without a progress bar.
+std::string resolve_model_path(const std::string& path);
+
 void bind_hooks(pyb::module_& m);
+void bind_batch(pyb::module_& m);
 void bind_report(pyb::module_& m);
 void bind_model(pyb::module_& m);
 
