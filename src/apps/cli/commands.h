@@ -16,5 +16,6 @@ void register_bench(CLI::App& app);
 void register_download(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_patch(CLI::App& app);
+void register_diff(CLI::App& app);
 
 }  // namespace tp::cli
