@@ -285,9 +285,9 @@ DiffResult diff_runs(const DiffRun& a, const DiffRun& b, ThreadPool& pool, const
     if (parsed && parsed->first == Hook::Logits) {
       if (ha.width == hb.width) add_distributions(d, ha, hb, a, b, pairs, false, pool);
     } else if (parsed && is_residual_hook(parsed->first)) {
-      if (a.model && b.model && ha.width == a.model->config.d_model && hb.width == b.model->config.d_model)
+      if (a.model && b.model && ha.width == a.model->config.d_model && hb.width == b.model->config.d_model && o.lens)
         add_distributions(d, ha, hb, a, b, pairs, true, pool);
-      else
+      else if (o.lens)
         lens_note = true;
     }
     res.hooks.push_back(std::move(d));

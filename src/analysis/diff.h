@@ -83,6 +83,9 @@ struct DiffOptions {
   // A pair of positions parts when a residual-stream (or logits) hook's rel-L2 exceeds this,
   // or when its lens top-1 tokens differ.
   double threshold = 0.1;
+  // The logit lens of the residual stream: one unembedding per layer, hook and position of
+  // each run, the larger part of a diff's time on a model with a large vocabulary.
+  bool lens = true;
 };
 
 // The first pair, in position order, and at it the first hook in forward order, where the

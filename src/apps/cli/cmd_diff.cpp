@@ -33,7 +33,7 @@ struct DiffCliOptions {
   sampling::SamplerSettings sampler;
   int n = 0, threads = 0;
   double threshold = 0.1;
-  bool no_bos = false, special = false, json = false;
+  bool no_bos = false, special = false, json = false, no_lens = false;
 };
 
 // One side of the diff: its activations, the records of its chosen tokens, and what to call it.
@@ -406,6 +406,7 @@ void run_diff(const DiffCliOptions& o) {
   }
   analysis::DiffOptions dopt;
   dopt.threshold = o.threshold;
+  dopt.lens = !o.no_lens;
   analysis::DiffResult r = analysis::diff_runs(a.run, b.run, pool, dopt);
   r.notes.insert(r.notes.begin(), notes.begin(), notes.end());
   std::optional<json> step_a, step_b;
@@ -444,6 +445,7 @@ void register_diff(CLI::App& app) {
   cmd->add_option("--threshold", opts->threshold, "The rel-L2 (||A-B||/||A||) above which a residual-stream or logits value parts "
                                                   "(a differing top-1 token parts as well)")
       ->check(CLI::Range(0.0, 1e9))->capture_default_str();
+  cmd->add_flag("--no-lens", opts->no_lens, "Skip the logit lens of the residual stream (KL, top-1), most of the time on large vocabularies");
   cmd->add_option("-o,--output", opts->out, "Write diff.json and FAMILY.METRIC.npy [layer, pair] into this folder");
   cmd->add_flag("--json", opts->json, "Print the whole result (every metric inline) as one JSON object");
   cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: one per core)")->check(CLI::Range(0, 1024));
