@@ -230,6 +230,12 @@ TEST(Diff, CliFromTwoTracesAndTwoPrompts) {
   EXPECT_NE(p.out.find("chosen tokens first differ at step"), std::string::npos) << p.out;
   EXPECT_NE(p.out.find("LOGIT LENS"), std::string::npos) << "each run's explain page at that step";
 
+  const std::string gpt2 = (test::shared_dir() / "models/synthetic/gpt2-tiny.gguf").string();
+  if (fs::exists(gpt2)) {
+    const auto v = test::cli("diff -m " + model + " -m " + gpt2 + " -p 'Once upon a time'");
+    EXPECT_EQ(v.status, 1);
+    EXPECT_NE(v.out.find("different vocabularies"), std::string::npos) << v.out;
+  }
   const auto one = test::cli("diff " + ta.string());
   EXPECT_EQ(one.status, 1);
   EXPECT_NE(one.out.find("needs two traces"), std::string::npos) << one.out;

@@ -72,8 +72,18 @@ Side trace_side(const std::string& dir, const std::string& label, std::shared_pt
   std::vector<std::string> skipped;
   s.run = analysis::run_from_trace(tr, &skipped);
   if (!skipped.empty()) {
+    // By family ("attn.hook_pattern at 5 layers"), which is what the reader needs to know.
+    std::map<std::string, int> families;
+    std::vector<std::string> order;
+    for (const auto& h : skipped) {
+      const auto parsed = parse_hook_name(h);
+      const std::string prefix = parsed && parsed->second >= 0 ? "blocks." + std::to_string(parsed->second) + "." : "";
+      const std::string f = h.substr(prefix.size());
+      if (!families[f]++) order.push_back(f);
+    }
     std::string list;
-    for (const auto& h : skipped) list.append(list.empty() ? "" : ", ").append(h);
+    for (const auto& f : order)
+      list.append(list.empty() ? "" : ", ").append(f + (families[f] > 1 ? " at " + std::to_string(families[f]) + " layers" : ""));
     notes.push_back("run " + label + ": not compared (attention matrices, or head-filtered): " + list);
   }
   s.steps = tr.steps();
@@ -379,6 +389,12 @@ void print_result(const analysis::DiffResult& r, const Side& a, const Side& b, c
 }
 
 void run_diff(const DiffCliOptions& o) {
+  if (o.models.size() > 2 || o.prompts.size() > 2 || o.traces.size() > 2)
+    throw Error(ErrorKind::Usage, "tokenprobe diff", "compares two runs: give at most two traces, two -m and two -p",
+                "tokenprobe diff TRACE_A TRACE_B, -m A -m B -p TEXT, or -m MODEL -p TEXT_A -p TEXT_B");
+  if (!o.traces.empty() && (o.n != 0 || !o.capture.empty()))
+    throw Error(ErrorKind::Usage, o.n != 0 ? "-n" : "--capture", "applies to live runs; two traces were captured already",
+                "drop it, or compare live runs with -m and -p");
   ThreadPool pool(o.threads);
   std::vector<std::string> notes;
   std::vector<std::shared_ptr<Model>> models;
@@ -429,7 +445,7 @@ void register_diff(CLI::App& app) {
   auto opts = std::make_shared<DiffCliOptions>();
   opts->sampler.temperature = 0.0f;  // greedy unless asked, as `run` and `trace`
   auto* cmd = app.add_subcommand("diff", "What changed between two runs: two traces, two models on one prompt, or two prompts");
-  cmd->add_option("traces", opts->traces, "Two trace directories written by `tokenprobe trace`")->expected(0, 2);
+  cmd->add_option("traces", opts->traces, "Two trace directories written by `tokenprobe trace`");
   cmd->add_option("-m,--model", opts->models, "A model (twice: compare two models sharing a vocabulary); with traces: the model "
                                               "to read their logit lens with, instead of the one each manifest names")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
