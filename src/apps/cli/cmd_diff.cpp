@@ -208,11 +208,25 @@ std::string figure(const std::vector<double>& v, int64_t at, const analysis::Ali
   return buf;
 }
 
+// The ticks above the glyph strip: run A's position at each pair whose position is a multiple
+// of 10, where its digits fit before the next tick.
+std::string ruler(const analysis::Alignment& al) {
+  std::string out;
+  for (size_t i = 0; i < al.pairs.size(); ++i) {
+    const int64_t pos = al.pairs[i].first;
+    if (pos % 10 != 0 || out.size() > i) continue;
+    out.resize(i, ' ');
+    out += std::to_string(pos);
+  }
+  return out;
+}
+
 void print_family(const std::string& family, const std::vector<const analysis::HookDiff*>& rows, const analysis::Alignment& al) {
   const bool lens = rows.front()->lens;
   std::printf("%s — %zu aligned positions; (@N) = the position in run A where the worst value is\n", family.c_str(), al.pairs.size());
   std::printf("  %-6s %-18s %-18s %-18s %-12s %s\n", "layer", "min cos", "max rel-L2", lens ? "max KL nats" : "", lens ? "top-1 agree" : "",
               "rel-L2 per aligned position");
+  std::printf("  %76s  %s\n", "position in A:", ruler(al).c_str());
   for (const auto* d : rows) {
     int agree = 0, seen = 0;
     for (size_t i = 0; i < d->top1_a.size(); ++i)
