@@ -43,10 +43,13 @@ struct Side {
   std::shared_ptr<Model> model;  // may be null for a trace whose model is not at hand
   analysis::DiffRun run;
   std::vector<json> steps;  // one per generated token: {id, text, logprobs: {x_tokenprobe}, [explain]}
+  std::map<int32_t, std::string> trace_texts;  // token texts a trace records, for when its model is not at hand
 };
 
 std::string token_text(const Side& s, int32_t id) {
-  return s.model && s.model->tokenizer ? printable(s.model->tokenizer->token_bytes(id)) : "#" + std::to_string(id);
+  if (s.model && s.model->tokenizer) return printable(s.model->tokenizer->token_bytes(id));
+  const auto it = s.trace_texts.find(id);
+  return it != s.trace_texts.end() && !it->second.empty() ? printable(it->second) : "#" + std::to_string(id);
 }
 
 // The capture a live diff keeps by default: the residual stream after each block, what the
@@ -63,8 +66,9 @@ std::shared_ptr<Model> load(const std::string& path, const std::string& tokenize
 }
 
 // A trace's side; its model (for the lens and the explain pages) is `given`, else the file
-// the manifest names when it is still there.
-Side trace_side(const std::string& dir, const std::string& label, std::shared_ptr<Model> given, std::vector<std::string>& notes) {
+// the manifest names when it is still there and loads (once for both traces: `loaded`).
+Side trace_side(const std::string& dir, const std::string& label, std::shared_ptr<Model> given,
+                std::map<std::string, std::shared_ptr<Model>>& loaded, std::vector<std::string>& notes) {
   const TraceReader tr = TraceReader::open(dir);
   Side s;
   s.label = label;
@@ -87,11 +91,21 @@ Side trace_side(const std::string& dir, const std::string& label, std::shared_pt
     notes.push_back("run " + label + ": not compared (attention matrices, or head-filtered): " + list);
   }
   s.steps = tr.steps();
+  for (const auto& t : tr.info().tokens) s.trace_texts[t.id] = t.text;
+  for (const auto& t : tr.generated()) s.trace_texts[t.id] = t.text;
   s.model = std::move(given);
   const std::string& path = tr.info().model_path;
-  if (!s.model && !path.empty() && fs::exists(path)) s.model = load(path, "");
-  if (!s.model) notes.push_back("run " + label + ": the trace's model (" + (path.empty() ? "unnamed" : path) +
-                                ") is not at hand, so no logit lens; give it with -m");
+  std::string why = "is not at hand";
+  if (!s.model && !path.empty() && fs::exists(path)) {
+    try {
+      if (!loaded.count(path)) loaded[path] = load(path, "");
+      s.model = loaded[path];
+    } catch (const Error& e) {
+      why = std::string("does not load (") + e.what() + ")";
+    }
+  }
+  if (!s.model) notes.push_back("run " + label + ": the trace's model (" + (path.empty() ? "unnamed" : path) + ") " + why +
+                                ", so no logit lens or explain pages; give it with -m");
   s.run.model = s.model.get();
   return s;
 }
@@ -420,8 +434,9 @@ void run_diff(const DiffCliOptions& o) {
       throw Error(ErrorKind::Usage, "tokenprobe diff", "needs two traces, got one", "tokenprobe diff TRACE_A TRACE_B");
     if (!o.prompts.empty())
       throw Error(ErrorKind::Usage, "-p", "prompts are for live runs; two traces bring their own", "drop -p, or the traces");
-    a = trace_side(o.traces[0], "A", models.empty() ? nullptr : models[0], notes);
-    b = trace_side(o.traces[1], "B", models.empty() ? nullptr : models.back(), notes);
+    std::map<std::string, std::shared_ptr<Model>> loaded;
+    a = trace_side(o.traces[0], "A", models.empty() ? nullptr : models[0], loaded, notes);
+    b = trace_side(o.traces[1], "B", models.empty() ? nullptr : models.back(), loaded, notes);
     if (a.model && b.model && a.model != b.model) analysis::check_same_vocabulary(*a.model, *b.model);
   } else {
     if (o.prompts.empty())
