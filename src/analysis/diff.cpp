@@ -98,10 +98,14 @@ void compare_rows(const float* x, const float* y, int64_t n, double& cos, double
 }
 
 // Distributions over the vocabulary for the rows of `pairs` that both runs hold: the logits
-// themselves, or for the residual stream each run's logit lens. Fills kl and top1.
+// themselves, or for the residual stream each run's logit lens. Fills kl and top1. With one
+// model for both runs, a row B holds bit for bit as A reads A's lens (a self-diff, or two
+// prompts' common prefix, costs one lens instead of two).
 void add_distributions(HookDiff& d, const RunHook& ha, const RunHook& hb, const DiffRun& a, const DiffRun& b,
                        const std::vector<std::pair<int64_t, int64_t>>& pairs, bool through_lens, ThreadPool& pool) {
+  const bool one_model = through_lens && a.model == b.model;
   std::vector<size_t> which;
+  std::vector<int64_t> row_b;  // per row: its row in rows_b, or -1 when it is A's row
   std::vector<float> rows_a, rows_b;
   for (size_t i = 0; i < pairs.size(); ++i) {
     const float* ra = ha.row(pairs[i].first);
@@ -109,20 +113,26 @@ void add_distributions(HookDiff& d, const RunHook& ha, const RunHook& hb, const 
     if (!ra || !rb) continue;
     which.push_back(i);
     rows_a.insert(rows_a.end(), ra, ra + ha.width);
-    rows_b.insert(rows_b.end(), rb, rb + hb.width);
+    if (one_model && std::equal(ra, ra + ha.width, rb)) {
+      row_b.push_back(-1);
+    } else {
+      row_b.push_back(int64_t(rows_b.size()) / hb.width);
+      rows_b.insert(rows_b.end(), rb, rb + hb.width);
+    }
   }
-  const int64_t n = int64_t(which.size());
+  const int64_t n = int64_t(which.size()), nb = int64_t(rows_b.size()) / std::max<int64_t>(hb.width, 1);
   d.lens = true;
   d.kl.assign(pairs.size(), kNaN);
   d.top1_a.assign(pairs.size(), -1);
   d.top1_b.assign(pairs.size(), -1);
   if (n == 0) return;
   const std::vector<float> la = through_lens ? lens_logits(*a.model, pool, rows_a.data(), n) : rows_a;
-  const std::vector<float> lb = through_lens ? lens_logits(*b.model, pool, rows_b.data(), n) : rows_b;
+  const std::vector<float> lb = !through_lens ? rows_b : nb > 0 ? lens_logits(*b.model, pool, rows_b.data(), nb) : std::vector<float>{};
   const int64_t V = int64_t(la.size()) / n;
   for (int64_t r = 0; r < n; ++r) {
     const float* xa = la.data() + r * V;
-    const float* xb = lb.data() + r * V;
+    const int64_t rb = row_b[size_t(r)];
+    const float* xb = rb < 0 ? xa : lb.data() + rb * V;
     const size_t i = which[size_t(r)];
     d.kl[i] = kl_divergence(log_softmax(xa, V), log_softmax(xb, V));
     d.top1_a[i] = argmax(xa, V);
