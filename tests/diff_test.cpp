@@ -182,7 +182,15 @@ TEST(Diff, TwoPromptsPartAtTheirFirstDifferentToken) {
     for (int64_t i = 0; i < differ; ++i)
       if (!std::isnan(d.rel_l2[size_t(i)])) {
         EXPECT_EQ(d.rel_l2[size_t(i)], 0.0) << d.hook << " position " << i;
+        if (d.lens) {
+          EXPECT_EQ(d.kl[size_t(i)], 0.0) << d.hook << " position " << i;
+        }
       }
+  // At the swapped name the lens tells the runs apart at every layer.
+  for (const auto& d : r.hooks)
+    if (d.family == "hook_resid_post") {
+      EXPECT_GT(d.kl[size_t(differ)], 0.01) << d.hook;
+    }
 }
 
 TEST(Diff, RefusesModelsWithDifferentVocabularies) {
