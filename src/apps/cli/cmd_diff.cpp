@@ -196,7 +196,8 @@ std::string side_by_side(const std::string& left, const std::string& right) {
   return out;
 }
 
-// One glyph per pair for a rel-L2: ' ' none, then one step per half decade, '@' from 1 up.
+// One glyph per pair for a rel-L2: ' ' none, then a step per decade up to 1e-2 and per half
+// decade above it (where differences start to matter), '@' from 1 up.
 char glyph(double rel_l2) {
   if (std::isnan(rel_l2)) return '?';
   if (rel_l2 == 0) return ' ';
