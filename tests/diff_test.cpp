@@ -244,6 +244,10 @@ TEST(Diff, CliFromTwoTracesAndTwoPrompts) {
     EXPECT_EQ(v.status, 1);
     EXPECT_NE(v.out.find("different vocabularies"), std::string::npos) << v.out;
   }
+  const auto self = test::cli("diff -m " + model + " -p 'Once upon a time' -p 'Once upon a time' -n 3 --color never");
+  ASSERT_EQ(self.status, 0) << self.out;
+  EXPECT_NE(self.out.find("no divergence"), std::string::npos) << self.out;
+  EXPECT_NE(self.out.find("the chosen tokens agree"), std::string::npos) << self.out;
   const auto one = test::cli("diff " + ta.string());
   EXPECT_EQ(one.status, 1);
   EXPECT_NE(one.out.find("needs two traces"), std::string::npos) << one.out;
