@@ -17,5 +17,6 @@ void register_download(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_patch(CLI::App& app);
 void register_batch(CLI::App& app);
+void register_diff(CLI::App& app);
 
 }  // namespace tp::cli

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   tp::cli::register_convert(app);
   tp::cli::register_patch(app);
   tp::cli::register_batch(app);
+  tp::cli::register_diff(app);
   try {
     std::vector<char*> args = with_long_hf_option(argc, argv);
     app.parse(static_cast<int>(args.size()), args.data());
