@@ -231,3 +231,26 @@ def test_dask_cluster_with_a_worker_killed(reference, work):
                 p.kill()
                 p.wait()
         logs.close()
+
+
+def test_dask_local_cluster(reference, work):
+    distributed = pytest.importorskip("distributed")
+    import tokenprobe.dask
+
+    data, ref = reference
+    small = os.path.join(work, "first40.jsonl")
+    with open(data, encoding="utf-8") as f, open(small, "w", encoding="utf-8") as g:
+        g.writelines(f.readlines()[:40])
+    out = os.path.join(work, "local")
+    shutil.rmtree(out, ignore_errors=True)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        manifest = tokenprobe.dask.probe_dataset(client, STORIES, small, SPEC, out, n_generate=6, examples_per_shard=10,
+                                                 prompt_logprobs=True, top_logprobs=2)
+        with pytest.raises(TypeError, match="unknown options"):
+            tokenprobe.dask.probe_dataset(client, STORIES, small, SPEC, out, n_generat=6)
+    assert manifest["examples"] == 40 and len(manifest["shards"]) == 4
+    got, want = data_files(out), data_files(ref)
+    for name in got:  # examples 0-39 are the reference's shards 0-3, byte for byte
+        assert got[name] == want[name], name
+    assert len(got) == 12

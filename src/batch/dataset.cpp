@@ -32,28 +32,44 @@ Dataset Dataset::open(const std::string& path, const DatasetOptions& opts) {
   d.format_ = format_for(path, opts.format);
   d.field_ = opts.field;
   d.file_ = std::make_shared<MappedFile>(path);
-  const auto* p = reinterpret_cast<const char*>(d.file_->data());
-  const size_t n = d.file_->size();
+  d.data_ = reinterpret_cast<const char*>(d.file_->data());
+  d.size_ = d.file_->size();
+  d.index_lines();
+  return d;
+}
+
+Dataset Dataset::from_bytes(std::string bytes, const std::string& name, const DatasetOptions& opts) {
+  Dataset d;
+  d.path_ = name;
+  d.format_ = format_for(name, opts.format);
+  d.field_ = opts.field;
+  d.bytes_ = std::make_shared<std::string>(std::move(bytes));
+  d.data_ = d.bytes_->data();
+  d.size_ = d.bytes_->size();
+  d.index_lines();
+  return d;
+}
+
+void Dataset::index_lines() {
   size_t start = 0;
   int64_t line = 1;
-  while (start < n) {
-    const void* nl = std::memchr(p + start, '\n', n - start);
-    const size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - p) : n;
-    if (!blank(std::string_view(p + start, end - start))) {
-      d.starts_.push_back(start);
-      d.lines_.push_back(line);
+  while (start < size_) {
+    const void* nl = std::memchr(data_ + start, '\n', size_ - start);
+    const size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - data_) : size_;
+    if (!blank(std::string_view(data_ + start, end - start))) {
+      starts_.push_back(start);
+      lines_.push_back(line);
     }
     start = end + 1;
     ++line;
   }
-  return d;
 }
 
 std::string_view Dataset::line_at(int64_t i) const {
-  const auto* p = reinterpret_cast<const char*>(file_->data());
+  const char* p = data_;
   const size_t start = starts_[static_cast<size_t>(i)];
-  const void* nl = std::memchr(p + start, '\n', file_->size() - start);
-  size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - p) : file_->size();
+  const void* nl = std::memchr(p + start, '\n', size_ - start);
+  size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - p) : size_;
   if (end > start && p[end - 1] == '\r') --end;  // CRLF files
   return {p + start, end - start};
 }

@@ -39,6 +39,8 @@ class Dataset {
  public:
   // Throws Error(Io) when the file cannot be read, Error(Usage) for an unknown format.
   static Dataset open(const std::string& path, const DatasetOptions& opts = {});
+  // The same over bytes in memory (tests, fuzzing); `name` stands for the path in errors.
+  static Dataset from_bytes(std::string bytes, const std::string& name, const DatasetOptions& opts = {});
 
   const std::string& path() const { return path_; }
   DatasetFormat format() const { return format_; }
@@ -51,7 +53,11 @@ class Dataset {
   std::string path_;
   DatasetFormat format_ = DatasetFormat::Text;
   std::string field_;
-  std::shared_ptr<MappedFile> file_;
+  std::shared_ptr<MappedFile> file_;   // the file, or
+  std::shared_ptr<std::string> bytes_; // bytes given in memory
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+  void index_lines();
   std::vector<uint64_t> starts_;  // byte offset of each example's line
   std::vector<int64_t> lines_;    // its 1-based line number
   std::string_view line_at(int64_t i) const;

@@ -5,7 +5,7 @@
 #
 #   tests/fuzz/run_fuzzers.sh [SECONDS]
 #
-# Library: every src/{core,io,quant,tokenizer,model,arch,loader,runtime,sampling,probe,trace,analysis}/*.cpp and the
+# Library: every src/{core,io,quant,tokenizer,model,arch,loader,runtime,sampling,probe,trace,analysis,batch}/*.cpp and the
 # server's trace store (the functions behind GET /api/traces/ID and /tensor) and the vendored
 # Jinja engine (third_party/llama-jinja, for chat templates), compiled once
 # with coverage into build-fuzz/libtp_fuzz.a (incrementally, through a generated build.ninja).
@@ -38,7 +38,7 @@ pcre_cflags=$(pkg-config --cflags libpcre2-8 icu-uc libcrypto 2>/dev/null || tru
 pcre_libs=$(pkg-config --libs libpcre2-8 icu-uc libcrypto 2>/dev/null || echo "-lpcre2-8 -licuuc -lcrypto")
 shopt -s nullglob
 lib_srcs=()
-for d in core io quant tokenizer model arch loader runtime sampling probe trace analysis; do lib_srcs+=(src/$d/*.cpp); done
+for d in core io quant tokenizer model arch loader runtime sampling probe trace analysis batch; do lib_srcs+=(src/$d/*.cpp); done
 lib_srcs+=(src/server/trace_store.cpp)
 jinja_srcs=(third_party/llama-jinja/jinja/*.cpp)  # the chat templates' engine, with its shims
 targets=(tests/fuzz/fuzz_*.cpp)

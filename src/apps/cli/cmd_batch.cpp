@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <string>
 
 #include "apps/cli/commands.h"
 #include "apps/cli/common.h"
@@ -81,8 +82,11 @@ void run_batch(const BatchOptions& o) {
     const int64_t ex = examples_done + in_shard;
     const double rate = s > 0 ? double(ex) / s : 0;
     const double eta = rate > 0 ? double(est.examples - ex) / rate : 0;
-    std::fprintf(stderr, "%sshard %s (%lld/%zu): %lld/%lld examples, %.2f examples/s, %.0f tokens/s, elapsed %s, ETA %s%s",
-                 live ? "\r\033[K" : "", run.shard_name(shard).c_str(), static_cast<long long>(shards_done + 1), todo.size(),
+    std::string bar;  // 20 cells, each 5% of the examples to run
+    const int64_t filled = est.examples > 0 ? ex * 20 / est.examples : 20;
+    for (int64_t c = 0; c < 20; ++c) bar += c < filled ? "\u2588" : "\u2591";
+    std::fprintf(stderr, "%s%s shard %s (%lld/%zu): %lld/%lld examples, %.2f examples/s, %.0f tokens/s, elapsed %s, ETA %s%s",
+                 live ? "\r\033[K" : "", bar.c_str(), run.shard_name(shard).c_str(), static_cast<long long>(shards_done + 1), todo.size(),
                  static_cast<long long>(ex), static_cast<long long>(est.examples), rate,
                  s > 0 ? double(tokens_done + tokens) / s : 0.0, clock_text(s).c_str(), clock_text(eta).c_str(),
                  live && !end ? "" : "\n");
