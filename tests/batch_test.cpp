@@ -239,6 +239,7 @@ TEST(Batch, ResumesWithoutRedoingFinishedShards) {
   for (int64_t j = 0; j < again.n_shards(); ++j) again.run_shard(j);
   EXPECT_EQ(slurp(out / "shards/000000.json"), record0) << "a finished shard was run again";
   EXPECT_FALSE(fs::exists(out / "shards/000001.tmp"));
+  EXPECT_FALSE(fs::exists(out / "shards/000001.results.jsonl.tmp"));
   ASSERT_TRUE(again.write_manifest_if_complete());
   const auto m = nlohmann::json::parse(slurp(out / "manifest.json"));
   std::set<int64_t> seen;
@@ -269,9 +270,16 @@ TEST(Batch, RefusesWhatCannotBeADataset) {
   EXPECT_NE(error_of("blocks.0.hook_resid_post[pos=last];blocks.1.hook_resid_post").find("other positions"), std::string::npos);
   EXPECT_NE(error_of("blocks.9.hook_resid_post").find("layers"), std::string::npos);
   EXPECT_EQ(error_of("blocks.0.hook_resid_post"), "no error");
+  EXPECT_FALSE(fs::exists(out)) << "nothing is written before a shard runs";
+  BatchRun(stories(), test_pool(), data, out.string(), settings("blocks.0.hook_resid_post", 0)).run_shard(2);
   // The folder now holds that run: other settings are refused, naming the first difference.
   EXPECT_NE(error_of("blocks.1.hook_resid_post").find("capture"), std::string::npos);
   EXPECT_NE(error_of("blocks.0.hook_resid_post", 2).find("n_generate"), std::string::npos);
+  // A folder with other things in it is not taken over.
+  const fs::path other = test::scratch_path("batch", "other");
+  fs::create_directories(other);
+  std::ofstream(other / "notes.txt") << "mine";
+  EXPECT_THROW(BatchRun(stories(), test_pool(), data, other.string(), settings("", 0)), Error);
 }
 
 }  // namespace

@@ -137,9 +137,6 @@ BatchRun::BatchRun(const Model& model, ThreadPool& pool, const std::string& data
   };
   run_json_ = {{"format", kFormat}, {"version", kVersion}, {"settings", s},
                {"model_path", model_.path}, {"dataset_path", dataset_path}};
-  std::error_code ec;
-  fs::create_directories(out_ + "/shards", ec);
-  if (ec) throw Error(ErrorKind::Io, out_, "cannot create the output folder: " + ec.message());
   const std::string run_path = out_ + "/run.json";
   if (fs::exists(run_path)) {
     const nlohmann::json before = read_json_file(run_path);
@@ -149,9 +146,18 @@ BatchRun::BatchRun(const Model& model, ThreadPool& pool, const std::string& data
     if (!diff.empty())
       throw Error(ErrorKind::Usage, run_path, "the folder holds a run with other settings (first difference: " + diff + ")",
                   "resume with the same model, dataset and options, or give another --out folder");
-  } else {
-    write_atomically(run_path, run_json_.dump(2) + "\n");
+  } else if (fs::exists(out_) && !fs::is_empty(out_)) {
+    throw Error(ErrorKind::Usage, out_, "exists and holds no tokenprobe batch run", "give a new or empty --out folder");
   }
+}
+
+void BatchRun::create_output() {
+  if (created_) return;
+  std::error_code ec;
+  fs::create_directories(out_ + "/shards", ec);
+  if (ec) throw Error(ErrorKind::Io, out_, "cannot create the output folder: " + ec.message());
+  if (!fs::exists(out_ + "/run.json")) write_atomically(out_ + "/run.json", run_json_.dump(2) + "\n");
+  created_ = true;
 }
 
 HookSelection BatchRun::check_spec() const {
@@ -258,6 +264,7 @@ ShardRecord BatchRun::run_shard(int64_t shard, const std::function<void(int64_t,
                 "the dataset has " + std::to_string(n_shards()) + " shards");
   const std::string record_path = shard_path(shard, ".json");
   if (fs::exists(record_path)) return ShardRecord::from_json(read_json_file(record_path), record_path);
+  create_output();
   const auto t0 = std::chrono::steady_clock::now();
   const ModelConfig& cfg = model_.config;
   ShardRecord rec;
@@ -269,6 +276,8 @@ ShardRecord BatchRun::run_shard(int64_t shard, const std::function<void(int64_t,
   const std::string tmp_dir = shard_path(shard, ".tmp");
   std::error_code ec;
   fs::remove_all(tmp_dir, ec);
+  for (const char* stale : {".results.jsonl.tmp", ".index.jsonl.tmp", ".safetensors.partial", ".json.tmp"})
+    fs::remove(shard_path(shard, stale), ec);
   fs::create_directories(tmp_dir, ec);
   if (ec) throw Error(ErrorKind::Io, tmp_dir, "cannot create: " + ec.message());
   std::optional<ActivationShard> acts;
@@ -384,7 +393,8 @@ ShardRecord BatchRun::run_shard(int64_t shard, const std::function<void(int64_t,
   return rec;
 }
 
-bool BatchRun::write_manifest_if_complete() const {
+bool BatchRun::write_manifest_if_complete() {
+  create_output();  // an empty dataset has no shard to create it
   std::vector<ShardRecord> recs;
   for (int64_t j = 0; j < n_shards(); ++j) {
     const std::string p = shard_path(j, ".json");

@@ -68,9 +68,10 @@ struct BatchEstimate {
 
 class BatchRun {
  public:
-  // Opens the dataset, checks the capture spec against the model and creates the output
-  // folder, or checks that the run.json already there has the same settings (Error(Usage)
-  // naming the first that differs). The model and pool are the caller's and must outlive it.
+  // Opens the dataset and checks the capture spec against the model, and that the run.json
+  // already in out_dir has the same settings (Error(Usage) naming the first that differs), or
+  // that out_dir is new or empty. The folder and its run.json are created when the first shard
+  // runs. The model and pool are the caller's and must outlive it.
   BatchRun(const Model& model, ThreadPool& pool, const std::string& dataset_path, const std::string& out_dir,
            BatchSettings settings);
 
@@ -89,7 +90,7 @@ class BatchRun {
 
   // Writes manifest.json when every shard has a record; returns whether it did. Safe to call
   // from several processes: each writes the same bytes through a rename.
-  bool write_manifest_if_complete() const;
+  bool write_manifest_if_complete();
   const std::string& out_dir() const { return out_; }
 
  private:
@@ -102,6 +103,8 @@ class BatchRun {
   nlohmann::json hooks_;     // capture_hook_list of the spec (one entry per stored tensor)
   nlohmann::json run_json_;  // run.json: what every process of this run must agree on
 
+  bool created_ = false;
+  void create_output();  // the folder, shards/ and run.json, once
   std::vector<int32_t> prompt_ids(const Example& ex, int64_t* cut) const;
   std::string shard_path(int64_t shard, const std::string& suffix) const;
   // Refuses hooks without fixed-width rows and clauses keeping other positions; returns

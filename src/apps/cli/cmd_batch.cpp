@@ -67,7 +67,9 @@ void run_batch(const BatchOptions& o) {
   if (o.max_bytes > 0 && est.max_bytes > o.max_bytes)
     throw Error(ErrorKind::Usage, "--max-bytes", "the activations may take " + human_bytes(est.max_bytes) + ", over the budget of " +
                 human_bytes(o.max_bytes), "capture fewer hooks or positions (pos=last, layers=...), a smaller dtype, or raise --max-bytes");
-  const auto space = std::filesystem::space(o.out);
+  std::filesystem::path disk = std::filesystem::absolute(o.out);  // the folder, or its nearest existing parent
+  while (!std::filesystem::exists(disk) && disk.has_parent_path() && disk.parent_path() != disk) disk = disk.parent_path();
+  const auto space = std::filesystem::space(disk);
   if (est.max_bytes > space.available)
     throw Error(ErrorKind::Io, o.out, "the activations may take " + human_bytes(est.max_bytes) + "; the disk has " +
                 human_bytes(space.available) + " free", "free space, or give another --out");
