@@ -20,7 +20,7 @@ namespace tp {
 namespace {
 
 struct Blocks {
-  DType type;
+  DType type = DType::F32;
   int64_t n_per_row = 0, rows = 0;
   std::vector<float> floats, decoded;
   std::vector<uint8_t> quantized, random_blocks;
@@ -35,7 +35,8 @@ std::vector<uint8_t> from_hex(const std::string& s) {
 Blocks load(const char* name, DType type) {
   const auto path = std::filesystem::path(TP_SOURCE_DIR) / "tests" / "data" / "ggml-blocks" / (std::string(name) + ".json");
   const nlohmann::json j = nlohmann::json::parse(std::ifstream(path));
-  Blocks b{type};
+  Blocks b;
+  b.type = type;
   b.n_per_row = j["n_per_row"];
   b.rows = j["rows"];
   b.floats = j["floats"].get<std::vector<float>>();
@@ -47,7 +48,7 @@ Blocks load(const char* name, DType type) {
 
 struct TypeCase {
   const char* name;
-  DType type;
+  DType type = DType::F32;
 };
 
 class GgmlBlocks : public testing::TestWithParam<TypeCase> {};
@@ -76,7 +77,7 @@ TEST_P(GgmlBlocks, DecodingIsGgmlsBitForBit) {
   const Blocks b = load(GetParam().name, GetParam().type);
   const int64_t n = int64_t(b.decoded.size());
   ASSERT_EQ(int64_t(b.random_blocks.size()), row_bytes(b.type, n));
-  std::vector<float> fast(size_t(n)), plain(size_t(n));
+  std::vector<float> fast(static_cast<size_t>(n)), plain(static_cast<size_t>(n));
   quant::dequantize_row(b.type, b.random_blocks.data(), fast.data(), n);
   quant::scalar::dequantize_row(b.type, b.random_blocks.data(), plain.data(), n);
   for (int64_t i = 0; i < n; ++i) {

@@ -1,12 +1,13 @@
 // The block types tokenprobe writes against the reference llama.cpp (tests/data/quant-llama3-tiny
 // and quant-llama-wide, their READMEs): a generated fixture converted to each type by
 // `tokenprobe convert`, whose logits llama.cpp computed. llama3-tiny (d_model 64) takes the
-// 32-element block types; llama-wide (d_model 256) the 256-element IQ4_XS. Measured on 2026-12-04 (max |Δ| logits): q4_0 2.4e-7,
-// q4_1 8.1e-7, q5_0 4.8e-7, q8_0 4.8e-7 — the F32 bound holds, since both engines round the
-// activations to the same 8-bit blocks and sum each block exactly; q5_1 4.5e-2 from position
-// 6 on, where one activation lies on an 8-bit rounding boundary and rounds the other way (the
-// positions before it agree to 1e-6, and the greedy ids are identical). IQ4_NL and IQ4_XS: see
-// kCases.
+// 32-element block types; llama-wide (d_model 256) also the 256-element IQ4_XS, TQ1_0, TQ2_0.
+// Measured on 2026-12-04 (max |Δ| logits): q4_0 2.4e-7, q4_1 8.1e-7, q5_0 4.8e-7, q8_0 4.8e-7,
+// IQ4_NL 2.4e-7 (both fixtures), IQ4_XS 9.5e-7, TQ1_0 and TQ2_0 7.2e-7, MXFP4 2.4e-7 — the F32
+// bound holds, since both engines round the activations to the same 8-bit blocks and sum each
+// block exactly; q5_1 4.5e-2 from position 6 on, where one activation lies on an 8-bit
+// rounding boundary and rounds the other way (the positions before it agree to 1e-6, and the
+// greedy ids are identical).
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -54,7 +54,9 @@ void quantize_mxfp4(const float* src, uint8_t* dst, int64_t n) {
     float amax = 0.0f;
     for (int j = 0; j < kQK; ++j)
       if (amax < std::fabs(x[j])) amax = std::fabs(x[j]);
-    const uint8_t e = amax > 0.0f ? uint8_t(std::floor(std::log2(amax)) - 2 + 127) : 0;
+    // Through int: a block of subnormals gives a negative exponent, whose wrap to a byte is what
+    // ggml's (uint8_t) cast of the float does on x86 (a direct float-to-byte cast would be UB).
+    const uint8_t e = amax > 0.0f ? uint8_t(int(std::floor(std::log2(amax)) - 2 + 127)) : 0;
     const float d = e8m0_half(e);
     blk[0] = e;
     for (int j = 0; j < 16; ++j) blk[1 + j] = uint8_t(best_index(x[j], d) | best_index(x[j + 16], d) << 4);
