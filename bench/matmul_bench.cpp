@@ -58,6 +58,11 @@ std::vector<uint8_t> make_matrix(tp::DType t, int64_t rows, int64_t kCols) {
     case tp::DType::Q3_K: offs = {108}; break;
     case tp::DType::Q4_1: case tp::DType::Q5_1: case tp::DType::Q4_K: case tp::DType::Q5_K: offs = {0, 2}; break;
     case tp::DType::Q6_K: offs = {208}; break;
+    case tp::DType::TQ1_0: offs = {52}; break;
+    case tp::DType::TQ2_0: offs = {64}; break;
+    case tp::DType::MXFP4:  // an E8M0 exponent byte, not fp16: 2^-8 for every block
+      for (size_t b = 0; b < m.size() / size_t(info.block_bytes); ++b) m[b * size_t(info.block_bytes)] = 120;
+      return m;
     default: offs = {0}; break;  // Q4_0, Q8_0, ... start with the fp16 scale
   }
   const uint16_t scale = tp::float_to_fp16(0.01f);
@@ -107,7 +112,8 @@ void bm_slices(benchmark::State& state, tp::DType t) {
 int main(int argc, char** argv) {
   using tp::DType;
   for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
-                  DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+                  DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::TQ1_0, DType::TQ2_0,
+                  DType::MXFP4}) {
     const std::string name = tp::dtype_name(t);
     const int64_t rows = (512LL << 20) / tp::row_bytes(t, 2048);
     benchmark::RegisterBenchmark(("decode/" + name).c_str(), bm_matmul, t, rows, 2048, 1)

@@ -37,6 +37,11 @@ std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
     uint8_t* blk = row.data() + b * bb;
     switch (t) {
       case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: put(blk, 0.01f); break;
+      case DType::IQ4_NL: put(blk, 0.001f); break;
+      case DType::IQ4_XS: put(blk, 0.0001f); break;
+      case DType::TQ1_0: put(blk + 52, 0.01f); break;
+      case DType::TQ2_0: put(blk + 64, 0.01f); break;
+      case DType::MXFP4: blk[0] = 120; break;  // E8M0: 2^-8
       case DType::Q4_1: case DType::Q5_1: put(blk, 0.01f); put(blk + 2, -0.1f); break;
       case DType::Q2_K: put(blk + 80, 0.003f); put(blk + 82, 0.001f); break;
       case DType::Q3_K: put(blk + 108, 0.002f); break;
@@ -118,8 +123,9 @@ TEST_P(Int8Dot, FastMatchesScalarAndDequantisedProduct) {
 }
 
 // Every quantised type tokenprobe reads has an integer kernel.
-constexpr DType kInt8Types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
-                                DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+constexpr DType kInt8Types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,  DType::Q2_K,
+                                DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS,
+                                DType::TQ1_0, DType::TQ2_0, DType::MXFP4};
 
 INSTANTIATE_TEST_SUITE_P(Quant, Int8Dot, testing::ValuesIn(kInt8Types),
                          [](const testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
@@ -159,6 +165,24 @@ TEST_P(Int8Dot, TilesEqualOneDotPerPair) {
         }
       }
     }
+  }
+}
+
+// The super-block types without mins that the K-quant order alone sums (one exact integer per
+// block, one FMA per block into one chain): the SIMD tiles and the plain C++ reference are
+// the same computation, so they agree bit for bit, not only to rounding.
+TEST(Int8Dot, OneChainTypesEqualTheReferenceBitForBit) {
+  std::mt19937 rng(13);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (DType t : {DType::IQ4_XS, DType::TQ1_0, DType::TQ2_0}) {
+    const int64_t n = 5 * 256;
+    const auto w = random_row(t, n, rng);
+    std::vector<float> x(static_cast<size_t>(n));
+    for (auto& v : x) v = normal(rng);
+    std::vector<uint8_t> xq(static_cast<size_t>(quant::act_row_bytes(quant::ActFormat::Q8_K, n)));
+    quant::quantize_act(quant::ActFormat::Q8_K, x.data(), xq.data(), n);
+    EXPECT_EQ(quant::dot_row_int8(t, w.data(), xq.data(), n, scratch()), quant::scalar::dot_row_int8(t, w.data(), xq.data(), n))
+        << dtype_name(t);
   }
 }
 
@@ -282,9 +306,9 @@ TEST(Int8Dot, Q8_0ActivationBlocksAreExact) {
 // take Q8_0 blocks (see int8_dot.h: llama.cpp's Q8_1 rounds the block sum to fp16).
 TEST(Int8Dot, WeightTypesTakeLlamaCppsActivationFormats) {
   for (DType t : {DType::F32, DType::F16, DType::BF16}) EXPECT_EQ(quant::act_format(t), quant::ActFormat::Float) << dtype_name(t);
-  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_1, DType::Q5_1})
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_1, DType::Q5_1, DType::IQ4_NL, DType::MXFP4})
     EXPECT_EQ(quant::act_format(t), quant::ActFormat::Q8_0) << dtype_name(t);
-  for (DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+  for (DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_XS, DType::TQ1_0, DType::TQ2_0})
     EXPECT_EQ(quant::act_format(t), quant::ActFormat::Q8_K) << dtype_name(t);
 }
 

@@ -1,12 +1,16 @@
-// The legacy block types against the reference llama.cpp (tests/data/quant-llama3-tiny, its
-// README): the generated llama3-tiny fixture converted to each type by `tokenprobe convert`,
-// whose logits llama.cpp computed. Measured on 2026-12-04 (max |Δ| logits): q4_0 2.4e-7,
-// q4_1 8.1e-7, q5_0 4.8e-7, q8_0 4.8e-7 — the F32 bound holds, since both engines round the
-// activations to the same 8-bit blocks and sum each block exactly; q5_1 4.5e-2 from position
-// 6 on, where one activation lies on an 8-bit rounding boundary and rounds the other way (the
-// positions before it agree to 1e-6, and the greedy ids are identical).
+// The block types tokenprobe writes against the reference llama.cpp (tests/data/quant-llama3-tiny
+// and quant-llama-wide, their READMEs): a generated fixture converted to each type by
+// `tokenprobe convert`, whose logits llama.cpp computed. llama3-tiny (d_model 64) takes the
+// 32-element block types; llama-wide (d_model 256) also the 256-element IQ4_XS, TQ1_0, TQ2_0.
+// Measured on 2026-12-04 (max |Δ| logits): q4_0 2.4e-7, q4_1 8.1e-7, q5_0 4.8e-7, q8_0 4.8e-7,
+// IQ4_NL 2.4e-7 (both fixtures), IQ4_XS 9.5e-7, TQ1_0 and TQ2_0 7.2e-7, MXFP4 2.4e-7 — the F32
+// bound holds, since both engines round the activations to the same 8-bit blocks and sum each
+// block exactly; q5_1 4.5e-2 from position 6 on, where one activation lies on an 8-bit
+// rounding boundary and rounds the other way (the positions before it agree to 1e-6, and the
+// greedy ids are identical).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -22,6 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct TypeCase {
+  const char* fixture;  // the generated F32 fixture converted, "llama3-tiny" or "llama-wide"
   const char* type;
   double tol;   // max |Δ| on the logits
   double nmse;  // NMSE bound on the logits
@@ -30,16 +35,22 @@ struct TypeCase {
 // F32's bound (summation order only) where nothing crosses a rounding boundary; q5_1 about
 // twice its measured boundary crossing.
 constexpr TypeCase kCases[] = {
-    {"q4_0", 1e-4, 1e-10}, {"q4_1", 1e-4, 1e-10}, {"q5_0", 1e-4, 1e-10}, {"q8_0", 1e-4, 1e-10}, {"q5_1", 0.1, 2e-4},
+    {"llama3-tiny", "q4_0", 1e-4, 1e-10},   {"llama3-tiny", "q4_1", 1e-4, 1e-10},
+    {"llama3-tiny", "q5_0", 1e-4, 1e-10},   {"llama3-tiny", "q8_0", 1e-4, 1e-10},
+    {"llama3-tiny", "q5_1", 0.1, 2e-4},     {"llama3-tiny", "iq4_nl", 1e-4, 1e-10},
+    {"llama-wide", "iq4_nl", 1e-4, 1e-10},  {"llama-wide", "iq4_xs", 1e-4, 1e-10},
+    {"llama-wide", "tq1_0", 1e-4, 1e-10},   {"llama-wide", "tq2_0", 1e-4, 1e-10},
+    {"llama-wide", "mxfp4", 1e-4, 1e-10},
 };
 
 class QuantAgreement : public ::testing::TestWithParam<TypeCase> {};
 
 TEST_P(QuantAgreement, LogitsAndGreedyIdsMatchLlamaCpp) {
   const TypeCase c = GetParam();
-  const fs::path ref = fs::path(TP_SOURCE_DIR) / "tests" / "data" / "quant-llama3-tiny" / c.type;
-  const fs::path out = test::scratch_path("quant-agreement", std::string(c.type) + ".gguf");
-  const auto r = test::cli("convert " + test::synthetic_path("llama3-tiny-f32.gguf").string() + " -o " + out.string() +
+  const std::string fixture = c.fixture;
+  const fs::path ref = fs::path(TP_SOURCE_DIR) / "tests" / "data" / ("quant-" + fixture) / c.type;
+  const fs::path out = test::scratch_path("quant-agreement", fixture + "-" + c.type + ".gguf");
+  const auto r = test::cli("convert " + test::synthetic_path(fixture + "-f32.gguf").string() + " -o " + out.string() +
                            " --type " + c.type + " --force -q");
   ASSERT_EQ(r.status, 0) << r.out;
   const std::unique_ptr<Model> m = load_model(out.string());
@@ -48,7 +59,7 @@ TEST_P(QuantAgreement, LogitsAndGreedyIdsMatchLlamaCpp) {
   const NpyArray want = read_npy((ref / "logits.npy").string());
   Session s(*m, test_pool());
   const std::vector<float> got = s.eval(tokens, true);
-  EXPECT_TRUE(test::compare(std::string("llama3-tiny ") + c.type + " logits", got, want.data, want.shape, c.tol, c.nmse).ok);
+  EXPECT_TRUE(test::compare(fixture + " " + c.type + " logits", got, want.data, want.shape, c.tol, c.nmse).ok);
   // Greedy continuation, one token at a time, as the reference decoded it.
   std::vector<int32_t> greedy;
   std::vector<float> last(got.end() - m->config.d_vocab, got.end());
@@ -60,7 +71,11 @@ TEST_P(QuantAgreement, LogitsAndGreedyIdsMatchLlamaCpp) {
   fs::remove(out);
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, QuantAgreement, ::testing::ValuesIn(kCases), [](const auto& info) { return std::string(info.param.type); });
+INSTANTIATE_TEST_SUITE_P(Types, QuantAgreement, ::testing::ValuesIn(kCases), [](const auto& info) {
+  std::string name = std::string(info.param.fixture) + "_" + info.param.type;
+  std::replace(name.begin(), name.end(), '-', '_');
+  return name;
+});
 
 }  // namespace
 }  // namespace tp

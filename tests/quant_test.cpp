@@ -124,6 +124,36 @@ double spec_element(DType t, const uint8_t* b, int i) {
       const int scale = static_cast<int8_t>(b[192 + i / 16]);
       return f16_at(b + 208) * scale * double((low | high << 4) - 32);
     }
+    case DType::IQ4_NL: {  // ggml's kvalues_iq4nl, written out here independently of src/quant
+      static constexpr int kTable[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+      const int idx = i < 16 ? (b[2 + i] & 15) : (b[2 + i - 16] >> 4);
+      return f16_at(b) * double(kTable[idx]);
+    }
+    case DType::IQ4_XS: {
+      static constexpr int kTable[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+      const int s = i / 32, l = i % 32;
+      const int idx = l < 16 ? (b[8 + 16 * s + l] & 15) : (b[8 + 16 * s + l - 16] >> 4);
+      const int low = (b[4 + s / 2] >> (4 * (s % 2))) & 15, high = ((b[2] | b[3] << 8) >> (2 * s)) & 3;
+      return f16_at(b) * double((low | high << 4) - 32) * double(kTable[idx]);
+    }
+    case DType::TQ2_0: {
+      const int h = i / 128, g = (i % 128) / 32, l = i % 32;
+      return f16_at(b + 64) * double(((b[32 * h + l] >> (2 * g)) & 3) - 1);
+    }
+    case DType::TQ1_0: {  // a byte v holds t = floor(v·243 / 256), five base-3 digits, the first the highest
+      int byte, digit;
+      if (i < 160) byte = i % 32, digit = i / 32;
+      else if (i < 240) byte = 32 + (i - 160) % 16, digit = (i - 160) / 16;
+      else byte = 48 + (i - 240) % 4, digit = (i - 240) / 4;
+      int t = b[byte] * 243 / 256;
+      for (int k = 4; k > digit; --k) t /= 3;
+      return f16_at(b + 52) * double(t % 3 - 1);
+    }
+    case DType::MXFP4: {  // E2M1: sign bit 3, then 0, 0.5, 1, 1.5, 2, 3, 4, 6; scale 2^(e - 127)
+      static constexpr double kE2M1[8] = {0, 0.5, 1, 1.5, 2, 3, 4, 6};
+      const int idx = i < 16 ? (b[1 + i] & 15) : (b[1 + i - 16] >> 4);
+      return (idx & 8 ? -1 : 1) * kE2M1[idx & 7] * std::ldexp(1.0, b[0] - 127);
+    }
     case DType::F32: {
       float v;
       std::memcpy(&v, b, 4);
@@ -156,6 +186,9 @@ std::vector<HalfField> half_fields(DType t) {
     case DType::Q3_K: return {{108, false}};
     case DType::Q4_K: case DType::Q5_K: return {{0, false}, {2, true}};
     case DType::Q6_K: return {{208, false}};
+    case DType::IQ4_NL: case DType::IQ4_XS: return {{0, false}};
+    case DType::TQ1_0: return {{52, false}};
+    case DType::TQ2_0: return {{64, false}};
     default: return {};
   }
 }
@@ -173,6 +206,8 @@ std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
   std::uniform_int_distribution<int> byte(0, 255);
   for (auto& c : row) c = static_cast<uint8_t>(byte(rng));
   std::uniform_real_distribution<float> scale(0.002f, 0.05f), sign(-1.0f, 1.0f);
+  if (t == DType::MXFP4)  // an E8M0 exponent byte, not fp16: scales 2^-17 .. 2^2
+    for (int64_t blk = 0; blk < n / 32; ++blk) row[size_t(blk * 17)] = uint8_t(110 + byte(rng) % 20);
   for (int64_t blk = 0; blk < n / block_elems(t); ++blk)
     for (const HalfField& f : half_fields(t)) {
       const float v = f.is_min ? scale(rng) * (t == DType::Q4_1 || t == DType::Q5_1 ? 10 * sign(rng) : 1)
@@ -184,7 +219,8 @@ std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
 
 const DType kAllTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0,
                            DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
-                           DType::Q4_K, DType::Q5_K, DType::Q6_K};
+                           DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS,
+                           DType::TQ1_0, DType::TQ2_0, DType::MXFP4};
 
 std::string type_param_name(const testing::TestParamInfo<DType>& info) { return dtype_name(info.param); }
 

@@ -13,9 +13,12 @@ constexpr DTypeInfo kTypes[] = {
     {DType::Q2_K, "Q2_K", 256, 84, true},  {DType::Q3_K, "Q3_K", 256, 110, true},
     {DType::Q4_K, "Q4_K", 256, 144, true}, {DType::Q5_K, "Q5_K", 256, 176, true},
     {DType::Q6_K, "Q6_K", 256, 210, true}, {DType::Q8_K, "Q8_K", 256, 292, false},
+    {DType::IQ4_NL, "IQ4_NL", 32, 18, true}, {DType::IQ4_XS, "IQ4_XS", 256, 136, true},
     {DType::I8, "I8", 1, 1, false},        {DType::I16, "I16", 1, 2, false},
     {DType::I32, "I32", 1, 4, false},      {DType::I64, "I64", 1, 8, false},
     {DType::F64, "F64", 1, 8, false},      {DType::BF16, "BF16", 1, 2, true},
+    {DType::TQ1_0, "TQ1_0", 256, 54, true}, {DType::TQ2_0, "TQ2_0", 256, 66, true},
+    {DType::MXFP4, "MXFP4", 32, 17, true},
 };
 
 }  // namespace

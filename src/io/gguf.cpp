@@ -223,20 +223,15 @@ const char* known_unsupported_ggml_type(uint32_t t) {
     case 17: return "IQ2_XS";
     case 18: return "IQ3_XXS";
     case 19: return "IQ1_S";
-    case 20: return "IQ4_NL";
     case 21: return "IQ3_S";
     case 22: return "IQ2_S";
-    case 23: return "IQ4_XS";
     case 29: return "IQ1_M";
     case 31: return "Q4_0_4_4 (removed from ggml)";
     case 32: return "Q4_0_4_8 (removed from ggml)";
     case 33: return "Q4_0_8_8 (removed from ggml)";
-    case 34: return "TQ1_0";
-    case 35: return "TQ2_0";
     case 36: return "IQ4_NL_4_4 (removed from ggml)";
     case 37: return "IQ4_NL_4_8 (removed from ggml)";
     case 38: return "IQ4_NL_8_8 (removed from ggml)";
-    case 39: return "MXFP4";
   }
   return nullptr;
 }
@@ -426,7 +421,7 @@ void GgufFile::parse_tensor_infos(Cursor& c, uint64_t n_tensors) {
     if (!info) {
       if (const char* known = known_unsupported_ggml_type(raw_type))
         c.fail(std::string("has ggml type ") + known + " (" + std::to_string(raw_type) + "), which tokenprobe does not support",
-               "supported types: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K..Q6_K; re-quantize the model to one of them",
+               "supported types: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K..Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0 MXFP4; re-quantize the model to one of them",
                ErrorKind::Unsupported);
       c.fail("has unknown ggml type " + std::to_string(raw_type),
              "the tensor info is corrupt, or the file needs a newer tokenprobe");

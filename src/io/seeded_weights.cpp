@@ -48,6 +48,8 @@ void fix_scales(DType t, uint8_t* row, int64_t n_blocks, Rng& rng, float k) {
       case DType::Q4_K: put(blk, jitter * 1.3e-4f); put(blk + 2, jitter * 1.0e-4f); break;
       case DType::Q5_K: put(blk, jitter * 6.5e-5f); put(blk + 2, jitter * 1.0e-4f); break;
       case DType::Q6_K: put(blk + 208, jitter * 1.7e-5f); break;
+      case DType::IQ4_NL: put(blk, jitter * 3.3e-4f); break;  // table values average |v| ≈ 60
+      case DType::IQ4_XS: put(blk, jitter * 2.1e-5f); break;  // and sub-block scales |ls - 32| ≈ 16
       default: break;
     }
   }
@@ -70,6 +72,7 @@ bool can_fill(DType type) {
   switch (type) {
     case DType::F32: case DType::F16: case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: case DType::Q4_1:
     case DType::Q5_1: case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
+    case DType::IQ4_NL: case DType::IQ4_XS:
       return true;
     default:
       return false;
@@ -80,7 +83,7 @@ void fill_rows(DType type, int64_t cols, double spread, uint64_t seed, int64_t f
                uint8_t* dst) {
   if (!can_fill(type))
     throw Error(ErrorKind::Usage, "seeded weights", std::string("cannot generate ") + dtype_name(type) + " rows",
-                "use F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or Q2_K to Q6_K");
+                "use F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K, IQ4_NL or IQ4_XS");
   const int64_t rb = row_bytes(type, cols);
   const std::array<double, 256> table = value_table(spread);
   for (int64_t r = 0; r < n_rows; ++r) {

@@ -17,7 +17,7 @@ struct Rng {
 };
 
 // Whether fill_rows can produce `type`: F32, F16 and the quantised types whose blocks are
-// valid for any bytes once their scale fields are set (Q4_0 to Q8_0, Q2_K to Q6_K).
+// valid for any bytes once their scale fields are set (Q4_0 to Q8_0, Q2_K to Q6_K, IQ4_NL, IQ4_XS).
 bool can_fill(DType type);
 
 // Rows [first_row, first_row + n_rows) of a `type` matrix of `cols` columns into dst (n_rows

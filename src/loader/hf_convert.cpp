@@ -23,9 +23,13 @@ struct TypeName {
   DType type;
 };
 // The types quant::quantize_row encodes (llama.cpp's converter writes f32, f16, bf16 and q8_0;
-// the others are llama-quantize's legacy block types).
-constexpr TypeName kTypes[] = {{"f32", DType::F32},   {"f16", DType::F16},   {"bf16", DType::BF16}, {"q8_0", DType::Q8_0},
-                               {"q4_0", DType::Q4_0}, {"q4_1", DType::Q4_1}, {"q5_0", DType::Q5_0}, {"q5_1", DType::Q5_1}};
+// the others are llama-quantize's legacy block types, its i-quants that need no importance
+// matrix, the ternary types and MXFP4).
+constexpr TypeName kTypes[] = {{"f32", DType::F32},   {"f16", DType::F16},   {"bf16", DType::BF16},
+                               {"q8_0", DType::Q8_0}, {"q4_0", DType::Q4_0}, {"q4_1", DType::Q4_1},
+                               {"q5_0", DType::Q5_0}, {"q5_1", DType::Q5_1}, {"iq4_nl", DType::IQ4_NL},
+                               {"iq4_xs", DType::IQ4_XS}, {"tq1_0", DType::TQ1_0}, {"tq2_0", DType::TQ2_0},
+                               {"mxfp4", DType::MXFP4}};
 
 bool is_quantised(DType t) { return dtype_info(t).block_elems != 1; }
 

@@ -96,8 +96,12 @@ void quantize_act_q8_k(const float* x, uint8_t* dst, int64_t n) {
 
 ActFormat act_format(DType weight) {
   switch (weight) {
-    case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: case DType::Q4_1: case DType::Q5_1: return ActFormat::Q8_0;
-    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: return ActFormat::Q8_K;
+    case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: case DType::Q4_1: case DType::Q5_1: case DType::IQ4_NL:
+    case DType::MXFP4:
+      return ActFormat::Q8_0;
+    case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::IQ4_XS:
+    case DType::TQ1_0: case DType::TQ2_0:
+      return ActFormat::Q8_K;
     default: return ActFormat::Float;
   }
 }

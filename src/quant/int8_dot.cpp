@@ -45,20 +45,27 @@ inline __m256i dpbusd_acc(__m256i acc, __m256i u8, __m256i s8) {
 }
 inline __m256i dpbusd(__m256i u8, __m256i s8) { return dpbusd_acc(_mm256_setzero_si256(), u8, s8); }
 
-// Q8_0 weights against Q8_0 activations, Σ y·w per lane exactly. With VNNI: y + 128
-// (y XOR 0x80) is unsigned and each row block's sum starts at -128·sum(w), one XOR per
-// activation block instead of a sign per pair. Without: |w| times y with w's sign moved
-// onto y (products stay within int16 for vpmaddubsw).
+// 32 signed int8 weights against Q8_0 or Q8_K activations, Σ y·w per lane exactly. With VNNI:
+// y + 128 (y XOR 0x80) is unsigned and each row block's sum starts at -128·sum(w), one XOR
+// per activation block instead of a sign per pair. Without: |w| times y with w's sign moved
+// onto y (products stay within int16 for vpmaddubsw: |w|, |y| <= 127).
 struct Q8Weights {
   __m256i w, aux;  // aux: -128·sum(w) per lane (VNNI) or |w|
 };
-inline Q8Weights q8_weights(const uint8_t* q) {
-  const __m256i w = loadu256(q);
+inline Q8Weights q8_weights(__m256i w) {
 #ifdef TP_HAVE_VNNI
   return {w, _mm256_sub_epi32(_mm256_setzero_si256(), dpbusd(_mm256_set1_epi8(static_cast<char>(0x80)), w))};
 #else
   return {w, _mm256_sign_epi8(w, w)};
 #endif
+}
+// 16 bytes of four-bit indices (low nibbles elements 0-15, high 16-31) as a table's 32 int8
+// values: IQ4_NL's and IQ4_XS's (kIq4Values) or MXFP4's (kFp4Values).
+inline __m256i table_values(const int8_t* values, const uint8_t* qs) {
+  const __m128i table = detail::load16(reinterpret_cast<const uint8_t*>(values));
+  const __m128i q = detail::load16(qs), m4 = _mm_set1_epi8(0x0F);
+  return _mm256_setr_m128i(_mm_shuffle_epi8(table, _mm_and_si128(q, m4)),
+                           _mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(q, 4), m4)));
 }
 inline __m256i q8_activations(const uint8_t* q) {
 #ifdef TP_HAVE_VNNI
@@ -82,7 +89,27 @@ inline __m256 bcast_f32(const uint8_t* p) { return _mm256_broadcast_ss(reinterpr
 // results do not depend on how a matrix is cut into tiles: a prompt pass and a decode step
 // give identical numbers. Accumulators are reduced in registers at the end (detail::hsum).
 
-struct TileQ8_0 {
+// Blocks of 32 int8 weights and one scale: Q8_0's stored codes and IQ4_NL's table values
+// looked up by their four-bit indices behind an fp16 d; MXFP4's E2M1 values (doubled) behind
+// an E8M0 byte (llama.cpp pairs all three with Q8_0 activations).
+struct Q8Codes {
+  static constexpr int64_t kBytes = 34;
+  static __m256i codes(const uint8_t* wb) { return loadu256(wb + 2); }
+  static float scale(const uint8_t* wb) { return load_f16_fast(wb); }
+};
+struct Iq4NlCodes {
+  static constexpr int64_t kBytes = 18;
+  static __m256i codes(const uint8_t* wb) { return table_values(detail::kIq4Values, wb + 2); }
+  static float scale(const uint8_t* wb) { return load_f16_fast(wb); }
+};
+struct Mxfp4Codes {
+  static constexpr int64_t kBytes = 17;
+  static __m256i codes(const uint8_t* wb) { return table_values(detail::kFp4Values, wb + 1); }
+  static float scale(const uint8_t* wb) { return detail::e8m0_half(wb[0]); }
+};
+
+template <class C>
+struct TileI8 {
   template <int R, int T>
   static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
     __m256 acc[T][R];
@@ -92,9 +119,9 @@ struct TileQ8_0 {
       Q8Weights qw[R];
       __m256 dw[R];
       for (int r = 0; r < R; ++r) {
-        const uint8_t* wb = w + r * ws + b * 34;
-        qw[r] = q8_weights(wb + 2);
-        dw[r] = _mm256_set1_ps(load_f16_fast(wb));
+        const uint8_t* wb = w + r * ws + b * C::kBytes;
+        qw[r] = q8_weights(C::codes(wb));
+        dw[r] = _mm256_set1_ps(C::scale(wb));
       }
       for (int t = 0; t < T; ++t) {
         const uint8_t* x = xq + t * xs + b * kQ80Bytes;
@@ -110,8 +137,8 @@ struct TileQ8_0 {
   static constexpr bool kMin = false;
   // One block's products added to acc (the per-slice kernel).
   static __m256 block_fma(const uint8_t* wb, const uint8_t* x, __m256 acc, float*) {
-    const __m256i p = q8_dot(q8_weights(wb + 2), q8_activations(x + 8));
-    return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(load_f16_fast(wb)), bcast_f32(x)), _mm256_cvtepi32_ps(p), acc);
+    const __m256i p = q8_dot(q8_weights(C::codes(wb)), q8_activations(x + 8));
+    return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(C::scale(wb)), bcast_f32(x)), _mm256_cvtepi32_ps(p), acc);
   }
 };
 
@@ -273,6 +300,106 @@ struct TileQ45_K {
   }
 };
 
+// IQ4_XS: eight sub-blocks of 32 table values with a signed six-bit scale each. A block reduces
+// to one exact integer, I = Σ scale·(sub-block sum), then the K-quant order without mins.
+struct TileIq4Xs {
+  template <int R, int T>
+  static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
+    float acc[T][R] = {};
+    for (int64_t b = 0; b < n / 256; ++b) {
+      __m256i scales[R];  // the eight sub-block scales as int32 lanes
+      float dw[R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* wb = w + r * ws + b * 136;
+        alignas(16) int8_t ls[16] = {};
+        detail::iq4_xs_scales(wb, ls);
+        scales[r] = _mm256_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(ls)));
+        dw[r] = load_f16_fast(wb);
+      }
+      __m256i isum[T][R];
+      for (auto& a : isum)
+        for (auto& v : a) v = _mm256_setzero_si256();
+      for (int s = 0; s < 8; ++s) {
+        Q8Weights qw[R];
+        __m256i sv[R];
+        for (int r = 0; r < R; ++r) {
+          qw[r] = q8_weights(table_values(detail::kIq4Values, w + r * ws + b * 136 + 8 + 16 * s));
+          sv[r] = _mm256_permutevar8x32_epi32(scales[r], _mm256_set1_epi32(s));
+        }
+        for (int t = 0; t < T; ++t) {
+          const __m256i y = q8_activations(xq + t * xs + b * kQ8KBytes + 36 + 32 * s);
+          for (int r = 0; r < R; ++r)
+            isum[t][r] = _mm256_add_epi32(isum[t][r], _mm256_mullo_epi32(q8_dot(qw[r], y), sv[r]));
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const float dy = load_f32(xq + t * xs + b * kQ8KBytes);
+        for (int r = 0; r < R; ++r) acc[t][r] = std::fma(dw[r] * dy, float(detail::hsum_i32(isum[t][r])), acc[t][r]);
+      }
+    }
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r) out[t * os + r] = acc[t][r];
+  }
+};
+
+// The ternary types: 256 codes 0, 1, 2 (for -1, 0, +1) and one fp16 d per super-block. A
+// block reduces to one exact integer, I = Σ code·q - Σ q (the offset through the activation
+// block's sums), then the K-quant order without mins. Code vector j holds elements 32j ..
+// 32j + 31: TQ2_0's two-bit codes in Q2_K's layout, read in place; TQ1_0's trits, unpacked
+// once per block (five to a byte do not split into lanes cheaply).
+struct Tq2Block {
+  static constexpr int64_t kBytes = 66;
+  const uint8_t* wb = nullptr;
+  float d = 0;
+  void load(const uint8_t* p) {
+    wb = p;
+    d = load_f16_fast(p + 64);
+  }
+  __m256i codes(int j) const { return detail::q2_codes(wb + 32 * (j / 4), j % 4); }
+};
+struct Tq1Block {
+  static constexpr int64_t kBytes = 54;
+  alignas(32) uint8_t c[256];
+  float d = 0;
+  void load(const uint8_t* p) {
+    detail::tq1_codes(p, c);
+    d = load_f16_fast(p + 52);
+  }
+  __m256i codes(int j) const { return _mm256_load_si256(reinterpret_cast<const __m256i*>(c + 32 * j)); }
+};
+
+template <class B>
+struct TileTernary {
+  template <int R, int T>
+  static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
+    float acc[T][R] = {};
+    for (int64_t b = 0; b < n / 256; ++b) {
+      B blk[R];
+      for (int r = 0; r < R; ++r) blk[r].load(w + r * ws + b * B::kBytes);
+      __m256i isum[T][R];
+      for (auto& a : isum)
+        for (auto& v : a) v = _mm256_setzero_si256();
+      for (int j = 0; j < 8; ++j) {
+        __m256i codes[R];
+        for (int r = 0; r < R; ++r) codes[r] = blk[r].codes(j);
+        for (int t = 0; t < T; ++t) {
+          const __m256i y = loadu256(xq + t * xs + b * kQ8KBytes + 36 + 32 * j);
+          for (int r = 0; r < R; ++r) isum[t][r] = dpbusd_acc(isum[t][r], codes[r], y);
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* x = xq + t * xs + b * kQ8KBytes;
+        const int32_t qsum = detail::hsum_i32(_mm256_madd_epi16(loadu256(x + 4), _mm256_set1_epi16(1)));
+        const float dy = load_f32(x);
+        for (int r = 0; r < R; ++r)
+          acc[t][r] = std::fma(blk[r].d * dy, float(detail::hsum_i32(isum[t][r]) - qsum), acc[t][r]);
+      }
+    }
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r) out[t * os + r] = acc[t][r];
+  }
+};
+
 // Super-blocks of 256 in sixteen sub-blocks of 16 with one scale each. Code vector j = 4h + g
 // holds elements 128h + 32g .. +31, sub-blocks 2j and 2j + 1 (scale index 8h + 2g + l / 16
 // for element l of it), as 32 unsigned bytes:
@@ -389,7 +516,12 @@ constexpr TileSet tiles() {
           rows_1x1<K>};
 }
 // Shapes chosen so accumulators, codes and scales stay in the 32 vector registers.
-constexpr TileSet kTilesQ8_0 = tiles<TileQ8_0, 4, 3>();
+constexpr TileSet kTilesQ8_0 = tiles<TileI8<Q8Codes>, 4, 3>();
+constexpr TileSet kTilesIQ4_NL = tiles<TileI8<Iq4NlCodes>, 4, 3>();
+constexpr TileSet kTilesIQ4_XS = tiles<TileIq4Xs, 1, 4>();
+constexpr TileSet kTilesMXFP4 = tiles<TileI8<Mxfp4Codes>, 4, 3>();
+constexpr TileSet kTilesTQ2_0 = tiles<TileTernary<Tq2Block>, 1, 4>();
+constexpr TileSet kTilesTQ1_0 = tiles<TileTernary<Tq1Block>, 1, 4>();
 constexpr TileSet kTilesQ4_0 = tiles<TileQ32<Q4_0Blocks>, 2, 4>();
 constexpr TileSet kTilesQ5_0 = tiles<TileQ32<Q5_0Blocks>, 2, 4>();
 constexpr TileSet kTilesQ4_1 = tiles<TileQ32<Q4_1Blocks>, 2, 4>();
@@ -550,6 +682,11 @@ const TileSet* tile_set(DType type) {
     case DType::Q4_K: return &kTilesQ4_K;
     case DType::Q5_K: return &kTilesQ5_K;
     case DType::Q6_K: return &kTilesQ6_K;
+    case DType::IQ4_NL: return &kTilesIQ4_NL;
+    case DType::IQ4_XS: return &kTilesIQ4_XS;
+    case DType::MXFP4: return &kTilesMXFP4;
+    case DType::TQ2_0: return &kTilesTQ2_0;
+    case DType::TQ1_0: return &kTilesTQ1_0;
     default: return nullptr;
   }
 }
@@ -584,7 +721,9 @@ void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t 
                 "check int8_slices_supported first (matmul_slices falls back to decoded rows)");
 #ifdef TP_HAVE_INT8_TILES
   const int64_t blocks = slice_len / 32;  // the Q8_0 activation blocks of 32 elements
-  if (type == DType::Q8_0) return row_slices<TileQ8_0, 34>(row, xq, n_slices, blocks, out, out_stride);
+  if (type == DType::Q8_0) return row_slices<TileI8<Q8Codes>, 34>(row, xq, n_slices, blocks, out, out_stride);
+  if (type == DType::IQ4_NL) return row_slices<TileI8<Iq4NlCodes>, 18>(row, xq, n_slices, blocks, out, out_stride);
+  if (type == DType::MXFP4) return row_slices<TileI8<Mxfp4Codes>, 17>(row, xq, n_slices, blocks, out, out_stride);
   if (type == DType::Q4_0) return row_slices<TileQ32<Q4_0Blocks>, 18>(row, xq, n_slices, blocks, out, out_stride);
   if (type == DType::Q5_0) return row_slices<TileQ32<Q5_0Blocks>, 22>(row, xq, n_slices, blocks, out, out_stride);
   if (type == DType::Q4_1) return row_slices<TileQ32<Q4_1Blocks>, 20>(row, xq, n_slices, blocks, out, out_stride);

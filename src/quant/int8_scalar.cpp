@@ -1,5 +1,7 @@
 // The integer dot products in plain C++, block by block: the reference the SIMD kernels
 // (int8_dot.cpp, int8_rowlanes.cpp, kquant_rowlanes.cpp) are tested against.
+#include <cmath>
+
 #include "quant/int8_dot.h"
 #include "quant/kernels.h"
 
@@ -140,6 +142,67 @@ float scalar_q6_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
   return acc;
 }
 
+// IQ4_NL (fp16 d, 18-byte blocks) and MXFP4 (E8M0 scale, 17): a table's values times the
+// activations, each block's sum exact, then scaled and added in block order as Q8_0's.
+template <bool kMx>
+float scalar_table32(const uint8_t* row, const uint8_t* xq, int64_t n) {
+  constexpr int64_t kBlock = kMx ? 17 : 18, kQs = kMx ? 1 : 2;
+  const int8_t* values = kMx ? detail::kFp4Values : detail::kIq4Values;
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const uint8_t* w = row + b * kBlock;
+    const uint8_t* x = xq + b * kQ80Bytes;
+    int32_t s = 0;
+    for (int j = 0; j < 16; ++j)
+      s += values[w[kQs + j] & 0x0F] * int8_t(x[8 + j]) + values[w[kQs + j] >> 4] * int8_t(x[24 + j]);
+    acc += float(s) * ((kMx ? detail::e8m0_half(w[0]) : load_f16(w)) * load_f32(x));
+  }
+  return acc;
+}
+
+// TQ1_0 (54-byte blocks, trits) and TQ2_0 (66, two bits in Q2_K's layout): codes 0, 1, 2 for
+// -1, 0, +1; I = Σ code·q - Σ q exact, then the K-quant order without mins.
+template <bool kTq1>
+float scalar_ternary(const uint8_t* row, const uint8_t* xq, int64_t n) {
+  constexpr int64_t kBlock = kTq1 ? 54 : 66;
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* w = row + b * kBlock;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    const auto* q = reinterpret_cast<const int8_t*>(x + 36);
+    uint8_t codes[256];
+    if constexpr (kTq1) detail::tq1_codes(w, codes);
+    else
+      for (int e = 0; e < 256; ++e) codes[e] = (w[32 * (e / 128) + e % 32] >> (2 * (e % 128 / 32))) & 3;
+    int32_t sumi = 0;
+    for (int e = 0; e < 256; ++e) sumi += (codes[e] - 1) * q[e];
+    acc = std::fma(load_f16(w + kBlock - 2) * load_f32(x), float(sumi), acc);
+  }
+  return acc;
+}
+
+// IQ4_XS: I = Σ_s (ls_s - 32)·(sub-block sum), exact; then the K-quant order without mins.
+float scalar_iq4_xs(const uint8_t* row, const uint8_t* xq, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* w = row + b * 136;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    const auto* q = reinterpret_cast<const int8_t*>(x + 36);
+    int8_t ls[8];
+    detail::iq4_xs_scales(w, ls);
+    int32_t sumi = 0;
+    for (int s = 0; s < 8; ++s) {
+      const uint8_t* qs = w + 8 + 16 * s;
+      int32_t sub = 0;
+      for (int j = 0; j < 16; ++j)
+        sub += detail::kIq4Values[qs[j] & 0x0F] * q[32 * s + j] + detail::kIq4Values[qs[j] >> 4] * q[32 * s + 16 + j];
+      sumi += ls[s] * sub;
+    }
+    acc = std::fma(load_f16(w) * load_f32(x), float(sumi), acc);
+  }
+  return acc;
+}
+
 }  // namespace
 
 float scalar::dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n) {
@@ -154,6 +217,11 @@ float scalar::dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, in
     case DType::Q4_K: return scalar_q45_k<false>(row, xq, n);
     case DType::Q5_K: return scalar_q45_k<true>(row, xq, n);
     case DType::Q6_K: return scalar_q6_k(row, xq, n);
+    case DType::IQ4_NL: return scalar_table32<false>(row, xq, n);
+    case DType::MXFP4: return scalar_table32<true>(row, xq, n);
+    case DType::TQ1_0: return scalar_ternary<true>(row, xq, n);
+    case DType::TQ2_0: return scalar_ternary<false>(row, xq, n);
+    case DType::IQ4_XS: return scalar_iq4_xs(row, xq, n);
     default: return 0.0f;
   }
 }

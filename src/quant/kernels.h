@@ -100,6 +100,47 @@ void dequantize_blocks(const uint8_t* src, float* dst, int64_t n) {
 constexpr int64_t kQ80Bytes = 40;   // float d, int32 -8 * sum(q), int8 q[32]
 constexpr int64_t kQ8KBytes = 292;  // float d, int16 bsums[16] (sums of 16), int8 q[256]
 
+// IQ4_NL's and IQ4_XS's non-linear table (ggml's kvalues_iq4nl): an index's value, as an
+// int8 for the integer products and times d for the decoded weights.
+inline constexpr int8_t kIq4Values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+// IQ4_XS's eight six-bit sub-block scales minus 32: the low four bits are nibble s % 2 of
+// scales_l[s / 2] (at 4), the top two bits 2s and 2s + 1 of scales_h (at 2).
+inline void iq4_xs_scales(const uint8_t* blk, int8_t* ls) {
+  const unsigned h = unsigned(blk[2]) | unsigned(blk[3]) << 8;
+  for (int s = 0; s < 8; ++s)
+    ls[s] = static_cast<int8_t>((((blk[4 + s / 2] >> (4 * (s % 2))) & 0x0F) | (((h >> (2 * s)) & 3) << 4)) - 32);
+}
+
+// MXFP4's E2M1 values, doubled to integers (ggml's kvalues_mxfp4), and its E8M0 scale halved
+// to match: 2^(e - 128), ggml's GGML_E8M0_TO_FP32_HALF (e < 2 gives the subnormals).
+inline constexpr int8_t kFp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+inline float e8m0_half(uint8_t e) {
+  const uint32_t bits = e < 2 ? uint32_t{0x00200000} << e : uint32_t(e - 1) << 23;
+  float v;
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
+
+// TQ1_0's 256 ternary codes (0, 1, 2 for -1, 0, +1) in element order, as ggml's dequantizer
+// reads them: five trits per byte of qs[48] (elements 32n + m from qs[m] for 160 elements,
+// then 160 + 16n + m from qs[32 + m]), four per byte of qh[4] (240 + 4n + j from qh[j]);
+// trit n of byte b is the top of 3·(b·3^n mod 256) >> 8.
+inline void tq1_codes(const uint8_t* blk, uint8_t* codes) {
+  constexpr uint8_t kPow3[5] = {1, 3, 9, 27, 81};
+  auto trit = [&](uint8_t b, int n) { return uint8_t((uint16_t(uint8_t(b * kPow3[n])) * 3) >> 8); };
+  for (int n = 0; n < 5; ++n)
+    for (int m = 0; m < 32; ++m) codes[32 * n + m] = trit(blk[m], n);
+  for (int n = 0; n < 5; ++n)
+    for (int m = 0; m < 16; ++m) codes[160 + 16 * n + m] = trit(blk[32 + m], n);
+  for (int n = 0; n < 4; ++n)
+    for (int j = 0; j < 4; ++j) codes[240 + 4 * n + j] = trit(blk[48 + j], n);
+}
+
+// One IQ4_NL block (n = 32) or IQ4_XS super-block (n = 256) of x, encoded as llama-quantize
+// encodes it without an importance matrix (iq4_quantize.cpp).
+void quantize_iq4_block(const float* x, int64_t n, uint8_t* blk);
+
 inline void unpack_scales_k4(const uint8_t* s, uint8_t* scale, uint8_t* min) {
   uint32_t u[3];
   std::memcpy(u, s, 12);
@@ -266,6 +307,11 @@ TP_DECLARE_TYPE(q3_k);
 TP_DECLARE_TYPE(q4_k);
 TP_DECLARE_TYPE(q5_k);
 TP_DECLARE_TYPE(q6_k);
+TP_DECLARE_TYPE(iq4_nl);
+TP_DECLARE_TYPE(iq4_xs);
+TP_DECLARE_TYPE(tq1_0);
+TP_DECLARE_TYPE(tq2_0);
+TP_DECLARE_TYPE(mxfp4);
 #undef TP_DECLARE_TYPE
 
 // Register-tiled dots of float-type rows (quant.h dot_tile_float); dot_fast_f32/f16/bf16
@@ -291,5 +337,10 @@ void quantize_q4_0(const float*, uint8_t*, int64_t);
 void quantize_q4_1(const float*, uint8_t*, int64_t);
 void quantize_q5_0(const float*, uint8_t*, int64_t);
 void quantize_q5_1(const float*, uint8_t*, int64_t);
+void quantize_iq4_nl(const float*, uint8_t*, int64_t);
+void quantize_iq4_xs(const float*, uint8_t*, int64_t);
+void quantize_tq1_0(const float*, uint8_t*, int64_t);
+void quantize_tq2_0(const float*, uint8_t*, int64_t);
+void quantize_mxfp4(const float*, uint8_t*, int64_t);
 
 }  // namespace tp::quant::detail

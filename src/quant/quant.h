@@ -39,7 +39,9 @@ void dot_slices_float(DType type, const uint8_t* w, const float* x, int64_t n_sl
 // conversions, scalar::round_through). Throws Error(Unsupported) for other types.
 void round_through(DType type, const float* x, float* y, int64_t n);
 
-// Encodes n floats as one row of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1):
+// Encodes n floats as one row of `type` (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL,
+// IQ4_XS, TQ1_0, TQ2_0, MXFP4; the i-quants as llama-quantize writes them without an
+// importance matrix):
 // used by the model writer and tests. Throws Error(Unsupported) for other types.
 void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n);
 

@@ -44,8 +44,14 @@ Plan plan_for(const std::string& name) {
   if (name == "q3_k") return {DType::Q3_K, DType::Q3_K, DType::Q6_K, DType::Q5_K};
   if (name == "q5_k") return {DType::Q5_K, DType::Q5_K, DType::Q6_K, DType::Q6_K};
   if (name == "q6_k") return {DType::Q6_K, DType::Q6_K, DType::Q6_K, DType::Q6_K};
+  // The i-quants that need no importance matrix, with llama-quantize's Q6_K output but every
+  // other matrix of the one type (its IQ4_NL/IQ4_XS mixes also give a model with 4 or more
+  // query heads per KV head Q5_K attn_v, and the first eighth of the layers Q5_K ffn_down).
+  if (name == "iq4_nl") return {DType::IQ4_NL, DType::IQ4_NL, DType::Q6_K, DType::IQ4_NL};
+  if (name == "iq4_xs") return {DType::IQ4_XS, DType::IQ4_XS, DType::Q6_K, DType::IQ4_XS};
   throw Error(ErrorKind::Usage, "bench", "unknown model type '" + name + "'",
-              "use f16, q8_0, q4_0, q4_k (BASELINE.md's four), q5_0, q4_1, q5_1, q2_k, q3_k, q5_k, q6_k "
+              "use f16, q8_0, q4_0, q4_k (BASELINE.md's four), q5_0, q4_1, q5_1, q2_k, q3_k, q5_k, q6_k, iq4_nl, "
+              "iq4_xs "
               "or rwkv7-f16");
 }
 

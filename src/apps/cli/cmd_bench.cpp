@@ -219,7 +219,7 @@ void register_bench(CLI::App& app) {
   auto opts = std::make_shared<BenchOptions>();
   auto* cmd = app.add_subcommand("bench", "Measure prompt/generation speed and memory on TinyLlama- and RWKV-7-shaped models");
   cmd->add_option("--types", opts->types,
-                  "Weight types: f16,q8_0,q4_0,q4_k (Q4_K_M's mix), also q5_0,q4_1,q5_1,q2_k,q3_k,q5_k,q6_k; "
+                  "Weight types: f16,q8_0,q4_0,q4_k (Q4_K_M's mix), also q5_0,q4_1,q5_1,q2_k,q3_k,q5_k,q6_k,iq4_nl,iq4_xs; "
                   "rwkv7-f16 (RWKV7-World-1.5B's shape)");
   cmd->add_option("--capture-modes", opts->modes, "Capture modes: off and/or capture specs (default, full, ...)");
   cmd->add_option("--runs", opts->runs, "Runs per cell (the median is reported)")->check(CLI::Range(1, 100));

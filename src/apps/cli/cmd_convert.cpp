@@ -1,4 +1,4 @@
-// `tokenprobe convert MODEL -o OUT.gguf [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1] [--pre NAME] [--force]`:
+// `tokenprobe convert MODEL -o OUT.gguf [--type f32|f16|bf16|q8_0|q4_0|q4_1|q5_0|q5_1|iq4_nl|iq4_xs|tq1_0|tq2_0|mxfp4] [--pre NAME] [--force]`:
 // a HuggingFace folder (or any model tokenprobe loads) written as a GGUF file for llama.cpp
 // (loader/hf_convert.h). One progress line per tensor on stderr; the path on stdout.
 #include <cstdio>
