@@ -9,11 +9,8 @@
 #include <random>
 #include <vector>
 
+#include "quant/kernels.h"  // TP_SIMD_BEGIN / TP_SIMD_END
 #include "runtime/ops.h"
-
-#if defined(__AVX512F__) && defined(__AVX512DQ__)
-#include <immintrin.h>
-#endif
 
 namespace tp {
 namespace {
@@ -74,6 +71,7 @@ TEST(GgmlOrder, L2NormalizeAsGgml) {
 }
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
+TP_SIMD_BEGIN
 // ggml_v_expf from llama.cpp de3ff815 ggml/src/ggml-cpu/vec.h (AVX-512), unchanged.
 __m512 ggml_v_expf(__m512 x) {
   const __m512 r = _mm512_set1_ps(0x1.8p23f);
@@ -113,6 +111,7 @@ TEST(GgmlOrder, LaneSumEqualsReduceAddBitForBit) {
     differ += bits(ops::lane_sum16(x.data() + i)) != bits(_mm512_reduce_add_ps(_mm512_loadu_ps(x.data() + i)));
   EXPECT_EQ(differ, 0);
 }
+TP_SIMD_END
 #endif
 
 }  // namespace
