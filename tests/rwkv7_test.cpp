@@ -38,14 +38,21 @@ struct Reference {
 };
 const Reference kF32{kFixture, "", kTolerance};
 // tokenprobe rounds the inputs of F16 products to F16 as llama.cpp does (GGUF's
-// MatmulInputs::WeightType) and sums F16/F32 dots in tinyBLAS's order. Layer 0 then agrees
-// within the F32 bound (measured max |Δ| 8.0e-5, resid_post; WKV 2.6e-5). Later layers do not:
-// each F16 rounding turns a last-bit difference of its input (the LoRA products with ranks
-// below 16, which ggml sums in double, the WKV recurrence, the norms) into a whole F16 step
-// wherever the value lies on a rounding boundary, and that step grows through the layers:
-// measured 2.3e-3 (resid), 8.5e-3 (WKV readouts up to ~15), logits 1.6e-3, NMSE ≤ 1.6e-7.
-// The bounds are about 2× those and 6× the NMSE: tests/data/rwkv7-tiny/README.md.
-const Reference kF16{"rwkv7-tiny-f16.gguf", "f16", 2e-2, 1e-6, 1e-4};
+// MatmulInputs::WeightType), sums the float dots in tinyBLAS's order and the short LoRA rows
+// in double as ggml_vec_dot_f16, and repeats ggml's AVX-512 norms, SiLU and WKV kernels
+// rounding for rounding (src/runtime/ggml_order.cpp, docs/numerics.md). With AVX-512 float
+// tiles (the reference's lane order) every layer, WKV readout and state is then llama.cpp's
+// bit for bit and the logits are within 4.8e-7 (the reference's output product is its default
+// run's; tests/data/rwkv7-tiny/README.md): the 1e-4 holds with room. Other builds
+// (AVX2) sum the float dots in 8 lanes, as an AVX2 llama.cpp would: there a last-bit
+// difference can cross an F16 rounding boundary at the next product and grow through the
+// layers, so they keep the bounds measured before the ops were matched (2026-12-04):
+// layer 0 within 1e-4, the rest within 2e-2, NMSE 1e-6.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+const Reference kF16{"rwkv7-tiny-f16.gguf", "f16", kTolerance};
+#else
+const Reference kF16{"rwkv7-tiny-f16.gguf", "f16", 2e-2, 1e-6, kTolerance};
+#endif
 
 fs::path reference_dir(const Reference& r = kF32) {
   return fs::path(TP_SOURCE_DIR) / "tests" / "data" / "rwkv7-tiny" / r.dir;

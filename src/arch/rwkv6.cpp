@@ -71,9 +71,9 @@ struct RwkvBlock {
   ChannelMix cm;
 };
 
-// One token of one head of the WKV recurrence, in ggml's order of operations: the readout
-// sums over key index i with the state before this token, then the state decays and takes
-// this token's k v^T.
+// One token of one head of the WKV recurrence as ggml's rwkv_wkv6 computes it (ggml-cpu/ops.cpp):
+// the readout sums over key index i with the state before this token, then the state decays
+// and takes this token's k v^T; each step one FMA, in the kernel's order.
 void wkv_step(const float* r, const float* k, const float* v, const float* w, const float* u, float* s, float* out,
               int64_t n) {
   std::fill(out, out + n, 0.0f);
@@ -81,8 +81,8 @@ void wkv_step(const float* r, const float* k, const float* v, const float* w, co
     float* row = s + i * n;
     for (int64_t j = 0; j < n; ++j) {
       const float kv = v[j] * k[i];
-      out[j] += (row[j] + kv * u[i]) * r[i];
-      row[j] = row[j] * w[i] + kv;
+      out[j] = std::fma(std::fma(kv, u[i], row[j]), r[i], out[j]);
+      row[j] = std::fma(row[j], w[i], kv);
     }
   }
 }
@@ -130,7 +130,7 @@ void time_mix(Forward& f, int layer, const TimeMix& tm, float* shift, float* sta
   ops::matmul(f.pool, tm.key, mixed(MixK), n, st.k.data());
   ops::matmul(f.pool, tm.value, mixed(MixV), n, st.v.data());
   ops::matmul(f.pool, tm.gate, mixed(MixG), n, st.gate.data());
-  for (int64_t i = 0; i < n * dm; ++i) st.gate[i] = ops::silu(st.gate[i]);
+  for (int64_t t = 0; t < n; ++t) ops::silu_row(st.gate.data() + t * dm, dm);
   ops::matmul(f.pool, tm.decay_w1, mixed(MixW), n, st.lora.data());
   for (int64_t i = 0; i < n * f.cfg.rwkv.decay_lora; ++i) st.lora[i] = std::tanh(st.lora[i]);
   ops::matmul(f.pool, tm.decay_w2, st.lora.data(), n, st.decay.data());

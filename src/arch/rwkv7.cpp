@@ -91,26 +91,54 @@ void apply_lora(Forward& f, const Lora& l, Squash mid, const float* x, float* ou
       for (int64_t i = 0; i < dm; ++i) out[t * dm + i] += l.bias[i];
 }
 
-// One token of one head of ggml's wkv7, the state kept [key j, value i] (tokenprobe's
-// hook_state layout) so that both passes run along rows: first what the removal key reads
-// from the state before the token (sa), then the update and the readout from the new state.
-void wkv7_step(const float* r, const float* w, const float* k, const float* v, const float* kk, const float* a, float* s,
-               float* out, int64_t n) {
-  thread_local std::vector<float> sa;
-  sa.assign(size_t(n), 0.0f);
-  for (int64_t j = 0; j < n; ++j) {
-    const float* row = s + j * n;
-    for (int64_t i = 0; i < n; ++i) sa[i] += -kk[j] * row[i];
-  }
-  std::fill(out, out + n, 0.0f);
-  for (int64_t j = 0; j < n; ++j) {
-    float* row = s + j * n;
-    const float b = kk[j] * a[j];
+// Sums of n values spread over the 64 slots p = j % 64 in which ggml's AVX-512 wkv7 keeps
+// them (GGML_F32_ARR = 4 vectors of 16 lanes, one FMA per 64 elements of a head), for
+// every value index i at once: part[p * n + i]. Ends as GGML_F32_VEC_REDUCE does: vector 0
+// + vector 2 and 1 + 3, those two added, then lane_sum16.
+struct Slots {
+  static constexpr int64_t kSlots = 64;
+  std::vector<float> part;
+  void clear(int64_t n) { part.assign(size_t(kSlots * n), 0.0f); }
+  float* slot(int64_t j, int64_t n) { return part.data() + (j % kSlots) * n; }
+  void reduce(float* out, int64_t n) const {
+    const float* p = part.data();
+    float lanes[16];
     for (int64_t i = 0; i < n; ++i) {
-      row[i] = (v[i] * k[j] + row[i] * w[j]) + sa[i] * b;
-      out[i] += row[i] * r[j];
+      for (int64_t l = 0; l < 16; ++l)
+        lanes[l] = (p[l * n + i] + p[(l + 32) * n + i]) + (p[(l + 16) * n + i] + p[(l + 48) * n + i]);
+      out[i] = ops::lane_sum16(lanes);
     }
   }
+};
+
+// One token of one head of ggml's wkv7 (ggml-cpu/ops.cpp, AVX-512), rounding for rounding,
+// with the state kept [key j, value i] (tokenprobe's hook_state layout) so that both passes
+// run along rows: first what the removal key reads from the state before the token (sa_i =
+// sum_j -kk_j S_ji), then S_ji = (S_ji w_j + v_i k_j) + sa_i (kk_j a_j), each step one FMA,
+// and the readout sum_j r_j S_ji from the new state.
+void wkv7_step(const float* r, const float* w, const float* k, const float* v, const float* kk, const float* a, float* s,
+               float* out, int64_t n) {
+  thread_local Slots sums;
+  thread_local std::vector<float> sa;
+  sa.resize(size_t(n));
+  sums.clear(n);
+  for (int64_t j = 0; j < n; ++j) {
+    const float* row = s + j * n;
+    float* acc = sums.slot(j, n);
+    for (int64_t i = 0; i < n; ++i) acc[i] = std::fma(-kk[j], row[i], acc[i]);
+  }
+  sums.reduce(sa.data(), n);
+  sums.clear(n);
+  for (int64_t j = 0; j < n; ++j) {
+    float* row = s + j * n;
+    float* acc = sums.slot(j, n);
+    const float b = kk[j] * a[j];
+    for (int64_t i = 0; i < n; ++i) {
+      row[i] = std::fma(sa[i], b, std::fma(row[i], w[j], v[i] * k[j]));
+      acc[i] = std::fma(row[i], r[j], acc[i]);
+    }
+  }
+  sums.reduce(out, n);
 }
 
 // r, w, k, v, the value residual, g and a from st.mixed into st.q, st.decay, st.k, st.v,
@@ -140,13 +168,8 @@ void removal_key(Forward& f, const TimeMix& tm) {
   auto& st = f.st;
   for (int64_t t = 0; t < f.n; ++t)
     for (int64_t o = t * dm; o < (t + 1) * dm; o += dh) {
-      double sum = 0;
-      for (int64_t i = 0; i < dh; ++i) {
-        st.kk[o + i] = st.k[o + i] * tm.k_k[(o + i) % dm];
-        sum += double(st.kk[o + i]) * st.kk[o + i];
-      }
-      const float scale = 1.0f / std::max(float(std::sqrt(sum)), kL2Eps);
-      for (int64_t i = 0; i < dh; ++i) st.kk[o + i] *= scale;
+      for (int64_t i = 0; i < dh; ++i) st.kk[o + i] = st.k[o + i] * tm.k_k[(o + i) % dm];
+      ops::l2_normalize(st.kk.data() + o, dh, kL2Eps);
     }
   for (int64_t t = 0; t < f.n; ++t)
     for (int64_t i = 0; i < dm; ++i) {

@@ -87,6 +87,28 @@ void matmul_float(ThreadPool& pool, const TensorView& w, const float* x, int64_t
   });
 }
 
+// F16 rows of fewer than 64 elements that are not a whole number of 16 (RWKV's LoRA ranks 4,
+// 8, 12), with activations already rounded to F16: llama.cpp cannot give them to tinyBLAS
+// (whole 16s) and dots them with ggml_vec_dot_f16, whose SIMD steps are 64 or 128 long, so
+// all of such a row goes through its leftover loop: float products (exact for F16 pairs)
+// summed in double, rounded to float once. Done the same way here, bit for bit.
+bool short_f16_rows(const TensorView& w) { return w.type == DType::F16 && w.row_len() < 64 && w.row_len() % 16 != 0; }
+
+void matmul_short_f16(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y, const float* bias) {
+  const int64_t k = w.row_len(), rows = w.n_rows();
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    float wr[64];
+    for (int64_t r = r0; r < r1; ++r) {
+      quant::dequantize_row(w.type, w.row(r), wr, k);
+      for (int64_t t = 0; t < n; ++t) {
+        double sum = 0;
+        for (int64_t i = 0; i < k; ++i) sum += double(wr[i] * x[t * k + i]);
+        y[t * rows + r] = float(sum) + (bias ? bias[r] : 0.0f);
+      }
+    }
+  });
+}
+
 // Runs fn(row, position, out, out_stride) for rows [r0, r1) and every position, where fn
 // writes a row's n_slices results to out[s * out_stride], and stores them into y (position
 // t, slice s, row r at y[(t * n_slices + s) * rows + r]). Results go through a small buffer
@@ -126,7 +148,8 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
     // tiles (F16/BF16 values are exact in F32, so the dots are those of ggml's up to order).
     float* xr = held.scratch().get<float>(ScratchSlot::MatmulActs, size_t(n * k));
     pool.parallel_for(n, [&](int64_t t0, int64_t t1) { quant::round_through(w.type, x + t0 * k, xr + t0 * k, (t1 - t0) * k); });
-    matmul_float(pool, w, xr, n, y, b);
+    if (short_f16_rows(w)) matmul_short_f16(pool, w, xr, n, y, b);
+    else matmul_float(pool, w, xr, n, y, b);
   } else {
     matmul_float(pool, w, x, n, y, b);
   }
@@ -217,22 +240,6 @@ float rms_normalize(const float* x, float* normalized, int64_t d, float eps) {
   const float scale = static_cast<float>(1.0 / std::sqrt(ss / double(d) + eps));
   for (int64_t i = 0; i < d; ++i) normalized[i] = x[i] * scale;
   return scale;
-}
-
-float layer_normalize(const float* x, float* normalized, int64_t d, float eps) {
-  double mean = 0;
-  for (int64_t i = 0; i < d; ++i) mean += x[i];
-  mean /= double(d);
-  double var = 0;
-  for (int64_t i = 0; i < d; ++i) var += (x[i] - mean) * (x[i] - mean);
-  var /= double(d);
-  const float scale = static_cast<float>(1.0 / std::sqrt(var + eps));
-  for (int64_t i = 0; i < d; ++i) normalized[i] = static_cast<float>((x[i] - mean) * scale);
-  return scale;
-}
-
-void apply_weight(const float* normalized, const float* w, const float* b, float* out, int64_t d) {
-  for (int64_t i = 0; i < d; ++i) out[i] = normalized[i] * w[i] + (b ? b[i] : 0.0f);
 }
 
 namespace {

@@ -39,8 +39,23 @@ void embedding_row(const TensorView& table, int64_t id, float* dst);
 // Returns the scale. `normalized` gets the row before the learned weight and bias.
 float rms_normalize(const float* x, float* normalized, int64_t d, float eps);
 float layer_normalize(const float* x, float* normalized, int64_t d, float eps);
+
 // out = normalized * w (+ b); w and b are float arrays (b may be null).
 void apply_weight(const float* normalized, const float* w, const float* b, float* out, int64_t d);
+
+// The ops below repeat ggml's CPU kernels rounding by rounding (src/runtime/ggml_order.cpp,
+// llama.cpp's AVX-512 build), in plain C++ so that every build (AVX-512, AVX2, scalar) gives
+// llama.cpp's AVX-512 values bit for bit; layer_normalize above is ggml_norm's (and lives there).
+// Sixteen floats summed in the order of _mm512_reduce_add_ps, the horizontal sum that ggml's
+// AVX-512 kernels end with: halves, then quarters, then (t0 + t2) + (t1 + t3).
+float lane_sum16(const float* v);
+// x *= 1 / max(sqrt(sum x²), eps) in place, as ggml_l2_norm (float squares summed in double,
+// the square root in float); returns the scale.
+float l2_normalize(float* x, int64_t d, float eps);
+// ggml_v_expf, ggml's AVX-512 exp (a polynomial, within a few ulp of expf), and SiLU of a row
+// in place as ggml_vec_silu_f32 computes it: x / (1 + expf_ggml(-x)) in whole groups of 16, expf after.
+float expf_ggml(float x);
+void silu_row(float* x, int64_t n);
 
 void softmax_inplace(float* x, int64_t n);  // -inf entries become exactly 0; a NaN makes the row NaN
 // The index of the first NaN or infinity in x[0, n), or -1 when every value is finite.

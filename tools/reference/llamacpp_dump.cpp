@@ -1,4 +1,4 @@
-// llamacpp_dump MODEL OUT_DIR N_GREEDY ID...: runs the reference llama.cpp on the token ids
+// llamacpp_dump [--all-nodes] MODEL OUT_DIR N_GREEDY ID...: runs the reference llama.cpp on the token ids
 // (one batch, F32 compute on the CPU, every position's logits) and writes what tokenprobe's
 // reference tests compare against, in the layout of ../shared/reference (README there):
 //   tokens.json    {"tokens": [...], "greedy": [N_GREEDY ids decoded one token at a time]}
@@ -9,10 +9,15 @@
 //   wkv6_state-L.npy  the state after the last position [heads, head_size, head_size]
 //   wkv7-L.npy, wkv7_state-L.npy  the same for RWKV-7 (ggml's layout: its state is
 //                  [heads, head_size (value), head_size (key)], the transpose of RWKV-6's)
+//   nodes/NNNN-OP-NAME.npy  with --all-nodes: every contiguous F32 node of the prompt pass in
+//                  graph order (NNNN), its op and name (unnamed ones are ggml's "node_N"), in
+//                  ggml's dimension order reversed; for finding the first op where tokenprobe
+//                  and llama.cpp part (docs/numerics.md)
 // Built against the reference build by scripts/llamacpp-reference; not part of tokenprobe.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -24,6 +29,8 @@
 namespace {
 
 std::string out_dir;
+bool all_nodes = false;
+int node_count = 0;
 int wkv_count = 0;  // RWKV_WKV6 / RWKV_WKV7 nodes come in layer order
 
 void write_npy(const std::string& name, const float* data, const std::vector<long>& shape) {
@@ -57,12 +64,45 @@ std::vector<float> fetch(ggml_tensor* t) {
   return v;
 }
 
-// Keeps the prompt pass's named F32 tensors and the WKV nodes; ignores the decode passes.
+// A node name as a file name: spaces and path characters become '_'.
+std::string file_name(const char* name) {
+  std::string s = name;
+  for (char& c : s)
+    if (c == ' ' || c == '/' || c == '(' || c == ')') c = '_';
+  return s;
+}
+
+// Whether --all-nodes writes a node: one that computes something (not a view, reshape or
+// copy, whose values are another node's) and does not read the recurrent state's cache
+// (those nodes gather the state rows of sequences that the batch may not have).
+bool computes(const ggml_tensor* t) {
+  switch (t->op) {
+    case GGML_OP_VIEW: case GGML_OP_RESHAPE: case GGML_OP_PERMUTE: case GGML_OP_TRANSPOSE: case GGML_OP_CPY: return false;
+    default: break;
+  }
+  for (int i = 0; i < GGML_MAX_SRC && t->src[i]; ++i)
+    if (std::strncmp(t->src[i]->name, "cache_", 6) == 0) return false;
+  return std::strncmp(t->name, "cache_", 6) != 0;
+}
+
+// Keeps the prompt pass's named F32 tensors and the WKV nodes (every F32 node with
+// --all-nodes); ignores the decode passes.
 bool observe(ggml_tensor* t, bool ask, void*) {
   const bool wkv = t->op == GGML_OP_RWKV_WKV6 || t->op == GGML_OP_RWKV_WKV7;
   const bool named = t->name[0] && std::strchr(t->name, '-') && !std::strchr(t->name, ' ') && (t->type == GGML_TYPE_F32 || t->type == GGML_TYPE_I32) &&
                      ggml_is_contiguous(t);
-  if (ask) return out_dir.size() && (wkv || named);
+  const bool node = all_nodes && t->type == GGML_TYPE_F32 && ggml_is_contiguous(t) && computes(t);
+  if (ask) return out_dir.size() && (wkv || named || node);
+  if (node) {
+    char index[16];
+    std::snprintf(index, sizeof index, "%04d", node_count++);
+    std::vector<long> shape;
+    for (int d = GGML_MAX_DIMS - 1; d >= 0; --d)
+      if (t->ne[d] > 1 || !shape.empty()) shape.push_back(t->ne[d]);
+    if (shape.empty()) shape.push_back(1);
+    const std::vector<float> v = fetch(t);
+    write_npy(std::string("nodes/") + index + "-" + ggml_op_desc(t) + "-" + file_name(t->name), v.data(), shape);
+  }
   if (wkv) {
     const long n = t->src[0]->ne[0], heads = t->src[0]->ne[1], T = t->src[0]->ne[2], C = n * heads;
     const std::vector<float> v = fetch(t);
@@ -86,8 +126,13 @@ bool observe(ggml_tensor* t, bool ask, void*) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--all-nodes") == 0) {
+    all_nodes = true;
+    --argc;
+    ++argv;
+  }
   if (argc < 5) {
-    std::fprintf(stderr, "usage: %s MODEL OUT_DIR N_GREEDY ID...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s [--all-nodes] MODEL OUT_DIR N_GREEDY ID...\n", argv[0]);
     return 2;
   }
   std::vector<llama_token> ids;
@@ -114,6 +159,7 @@ int main(int argc, char** argv) {
   const int n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
 
   out_dir = argv[2];
+  if (all_nodes) std::filesystem::create_directories(out_dir + "/nodes");
   llama_batch b = llama_batch_init(int(ids.size()), 0, 1);
   for (size_t i = 0; i < ids.size(); ++i) {
     b.token[i] = ids[i];
