@@ -9,7 +9,9 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/explain_capture.h"
+#include "arch/architecture.h"
 #include "core/error.h"
+#include "fixtures/fixture_models.h"
 #include "llamacpp_dump_check.h"
 #include "loader/loader.h"
 #include "probe/recorder.h"
@@ -50,6 +52,22 @@ TEST(Olmo2, ReadsItsShapeFromTheFile) {
   EXPECT_EQ(c.local_layers, (std::vector<bool>{true, true, true, false})) << "llama.cpp's period 4: layer 3 global";
   EXPECT_EQ(c.rope_base_local, 0.0f) << "without position scaling the window layers share the global RoPE";
   EXPECT_LT(c.sliding_window, int64_t(reference_tokens().size())) << "the window must cut the test prompt";
+}
+
+// With linear position scaling (OLMo 3's YaRN is refused as any YaRN is), llama.cpp rotates
+// the window layers with the global base and no scaling: a local RoPE of their own.
+TEST(Olmo2, WindowLayersDropThePositionScaling) {
+  fixtures::FixtureSpec spec = fixtures::find_fixture("olmo2-tiny-f32");
+  spec.keys.push_back({"rope.scaling.type", std::string("linear")});
+  spec.keys.push_back({"rope.scaling.factor", 4.0f});
+  const std::vector<uint8_t> bytes = fixtures::fixture_writer(spec).to_bytes();
+  const GgufFile f = GgufFile::parse(bytes.data(), bytes.size(), "olmo2 with linear scaling");
+  const ModelConfig c = find_architecture("olmo2", "test").read_config(f);
+  EXPECT_FLOAT_EQ(c.rope_freq_scale, 0.25f);
+  EXPECT_EQ(c.rope_base_local, c.rope_base);
+  EXPECT_EQ(c.rope_freq_scale_local, 1.0f);
+  EXPECT_TRUE(c.local_rope(0));
+  EXPECT_FALSE(c.local_rope(3)) << "the global layer keeps the scaling";
 }
 
 // llama.cpp names Q and K after their norms Qcur_normed / Kcur_normed (hook_q_normed /
