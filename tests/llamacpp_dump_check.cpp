@@ -75,9 +75,10 @@ void check_llamacpp_dump(const Model& model, const fs::path& dir, const std::str
                  {cfg.n_heads, n, n}, tol).ok)
       ++failures;
     check("kqv_out-" + L + ".npy", rec.only(b + "attn.hook_z").data);
-    // Gemma 2/3's graphs name the residual between attention and MLP sa_out.
-    check((cfg.post_norms ? "sa_out-" : "ffn_inp-") + L + ".npy", rec.only(b + "hook_resid_mid").data);
-    // llama.cpp's ffn_out is the MLP's output before a post-norm (Gemma 2/3), which
+    // Gemma 2/3's graphs (norms before and after each sublayer) name the residual between
+    // attention and MLP sa_out; OLMo 2's (norms only after) and the others' ffn_inp.
+    check((cfg.post_norms && cfg.pre_norms ? "sa_out-" : "ffn_inp-") + L + ".npy", rec.only(b + "hook_resid_mid").data);
+    // llama.cpp's ffn_out is the MLP's output before a post-norm (Gemma 2/3, OLMo 2), which
     // hook_mlp_out follows: with one, ln2_post's input.
     // A mixture of experts' output is ffn_moe_out (build_moe_ffn's sum of the weighted experts).
     check((cfg.moe() ? "ffn_moe_out-" : "ffn_out-") + L + ".npy",

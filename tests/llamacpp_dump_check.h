@@ -3,7 +3,7 @@
 // ../shared/reference that reference_check.h reads): logits at every position, and per block
 // the attention pattern (kq_soft_max-L, whose keys are padded to the KV cache's size: the
 // padding must hold 0), hook_z (kqv_out-L, the heads merged before W_O), resid_mid
-// (ffn_inp-L; Gemma 2/3: sa_out-L), the MLP output (ffn_out-L: before a post-norm, so with Gemma 2/3's ln2_post
+// (ffn_inp-L; Gemma 2/3: sa_out-L), the MLP output (ffn_out-L: before a post-norm, so with Gemma 2/3's or OLMo 2's ln2_post
 // it is that norm's input; a mixture of experts' ffn_moe_out-L), resid_post (l_out-L) and any `extra` per-layer pairs; then the
 // greedy ids of tokens.json.
 #pragma once

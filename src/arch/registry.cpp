@@ -19,6 +19,9 @@ extern const Architecture kGemma2Architecture;
 extern const Architecture kGemma3Architecture;
 extern const Architecture kRwkv6Architecture;
 extern const Architecture kRwkv7Architecture;
+// #21: OLMo 2 and SmolLM3.
+extern const Architecture kOlmo2Architecture;
+extern const Architecture kSmolLM3Architecture;
 
 const std::vector<const Architecture*>& architectures() {
   static const std::vector<const Architecture*> all = {
@@ -35,6 +38,9 @@ const std::vector<const Architecture*>& architectures() {
       &kGemma3Architecture,
       &kRwkv6Architecture,
       &kRwkv7Architecture,
+      // #21: OLMo 2 and SmolLM3.
+      &kOlmo2Architecture,
+      &kSmolLM3Architecture,
   };
   return all;
 }

@@ -48,6 +48,8 @@ void ModelConfig::validate(const std::string& where) const {
   check(sliding_window >= 0, "sliding window " + std::to_string(sliding_window) + " is negative");
   check(local_layers.empty() || int64_t(local_layers.size()) == n_layers,
         "the sliding-window pattern lists " + std::to_string(local_layers.size()) + " layers of " + std::to_string(n_layers));
+  check(nope_layers.empty() || int64_t(nope_layers.size()) == n_layers,
+        "the layers without RoPE list " + std::to_string(nope_layers.size()) + " layers of " + std::to_string(n_layers));
   check(rope_base_local >= 0 && std::isfinite(rope_base_local) && rope_freq_scale_local > 0,
         "the local layers' RoPE base or scale is out of range");
   // A cap divides the value it caps: a negative or non-finite one would flip or erase it.
@@ -111,6 +113,13 @@ nlohmann::json config_json(const ModelConfig& c) {
   if (c.attn_softcap > 0) j["attn_scores_soft_cap"] = c.attn_softcap;
   if (c.final_softcap > 0) j["output_logits_soft_cap"] = c.final_softcap;
   if (c.post_norms) j["use_normalization_before_and_after"] = true;
+  if (!c.pre_norms) j["use_pre_norms"] = false;
+  if (!c.nope_layers.empty()) {
+    std::vector<int> nope;
+    for (int l = 0; l < int(c.n_layers); ++l)
+      if (!c.rotates(l)) nope.push_back(l);
+    j["no_rope_layers"] = nope;
+  }
   if (c.moe()) {
     j["num_experts"] = c.n_experts;
     j["experts_per_token"] = c.n_experts_used;
@@ -175,6 +184,13 @@ std::string ModelConfig::describe() const {
   if (attn_softcap > 0) add("attn_softcap", std::to_string(attn_softcap));
   if (final_softcap > 0) add("final_softcap", std::to_string(final_softcap));
   if (post_norms) add("post_norms", "RMSNorm on the attention and MLP outputs");
+  if (!pre_norms) add("pre_norms", "none (attention and MLP read the residual as it is)");
+  if (!nope_layers.empty()) {
+    std::string nope;
+    for (int l = 0; l < int(n_layers); ++l)
+      if (!rotates(l)) nope.append(nope.empty() ? "" : ",").append(std::to_string(l));
+    add("no_rope", "layers " + nope + " attend without RoPE");
+  }
   add("unembedding", tied_output ? "tied to token_embd" : "separate output.weight");
   add("matmul inputs", matmul_inputs == MatmulInputs::WeightType
                            ? "rounded to the weight's type for F16/BF16 weights (llama.cpp)"

@@ -91,6 +91,9 @@ struct ModelConfig {
   // the global 1e6, without the global layers' linear scaling); base 0: the same RoPE.
   float rope_base_local = 0.0f;
   float rope_freq_scale_local = 1.0f;
+  // The layers whose Q and K are not rotated (SmolLM3's "NoPE" layers, every 4th); empty:
+  // every layer rotates (where positions are RoPE).
+  std::vector<bool> nope_layers;
   // Soft-capping, x -> cap * tanh(x / cap), of the attention scores (before the mask and
   // softmax) and of the logits (Gemma 2; Gemma 3 may cap the logits); 0: none.
   float attn_softcap = 0.0f;
@@ -98,6 +101,9 @@ struct ModelConfig {
   // An RMSNorm on the attention and MLP outputs before they join the residual (Gemma 2/3:
   // TransformerLens's ln1_post / ln2_post).
   bool post_norms = false;
+  // An RMSNorm (ln1 / ln2) on the residual before attention and before the MLP. OLMo 2 has
+  // none: its sublayers read the residual itself and only post_norms normalise.
+  bool pre_norms = true;
   bool qk_norm = false;           // RMSNorm over each head of Q and K before RoPE (Qwen3)
   // Mixture of experts (GGUF {arch}.expert_count, expert_used_count): each block's MLP is
   // n_experts SwiGLU experts of d_mlp each, of which a router picks n_experts_used per token.
@@ -127,6 +133,10 @@ struct ModelConfig {
   }
   // Whether `layer` rotates with the local RoPE (rope_base_local) rather than the global one.
   bool local_rope(int layer) const { return rope_base_local > 0 && window(layer) > 0; }
+  // Whether `layer` rotates Q and K (RoPE models outside nope_layers).
+  bool rotates(int layer) const {
+    return positions == PositionKind::Rope && (nope_layers.empty() || !nope_layers[size_t(layer)]);
+  }
   bool moe() const { return n_experts > 0; }
   // Floats of recurrent state per layer: two token-shift rows and the WKV matrices.
   int64_t state_floats() const { return recurrent() ? 2 * d_model + n_heads * d_head * d_head : 0; }

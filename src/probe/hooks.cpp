@@ -23,8 +23,8 @@ constexpr HookInfo kHooks[] = {
     {Hook::RopeCosLocal, "hook_rope_cos_local", S::Input, L::Rows, H::None, W::RopeHalf, N::LocalRope, 0},
     {Hook::RopeSinLocal, "hook_rope_sin_local", S::Input, L::Rows, H::None, W::RopeHalf, N::LocalRope, 0},
     {Hook::ResidPre, "hook_resid_pre", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
-    {Hook::Ln1Scale, "ln1.hook_scale", S::Block, L::Rows, H::None, W::One, N::Always, 0},
-    {Hook::Ln1Normalized, "ln1.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::Ln1Scale, "ln1.hook_scale", S::Block, L::Rows, H::None, W::One, N::PreNorms, 0},
+    {Hook::Ln1Normalized, "ln1.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::PreNorms, 0},
     {Hook::Q, "attn.hook_q", S::Block, L::RowsHeads, H::Query, W::DHead, N::Attention, 0},
     {Hook::K, "attn.hook_k", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Attention, 0},
     {Hook::V, "attn.hook_v", S::Block, L::RowsHeads, H::KeyValue, W::DHead, N::Attention, 0},
@@ -51,8 +51,8 @@ constexpr HookInfo kHooks[] = {
     {Hook::TimeMixWkv, "time_mix.hook_wkv", S::Block, L::RowsHeads, H::Query, W::DHead, N::Recurrent, 0},
     {Hook::TimeMixOut, "time_mix.hook_out", S::Block, L::Rows, H::None, W::DModel, N::Recurrent, 0},
     {Hook::ResidMid, "hook_resid_mid", S::Block, L::Rows, H::None, W::DModel, N::SequentialResidual, 0},
-    {Hook::Ln2Scale, "ln2.hook_scale", S::Block, L::Rows, H::None, W::One, N::Always, 0},
-    {Hook::Ln2Normalized, "ln2.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::Always, 0},
+    {Hook::Ln2Scale, "ln2.hook_scale", S::Block, L::Rows, H::None, W::One, N::PreNorms, 0},
+    {Hook::Ln2Normalized, "ln2.hook_normalized", S::Block, L::Rows, H::None, W::DModel, N::PreNorms, 0},
     {Hook::MlpPre, "mlp.hook_pre", S::Block, L::Rows, H::None, W::DMlp, N::DenseMlp, 0},
     {Hook::MlpPreLinear, "mlp.hook_pre_linear", S::Block, L::Rows, H::None, W::DMlp, N::GatedMlp, 0},
     {Hook::MlpPost, "mlp.hook_post", S::Block, L::Rows, H::None, W::DMlp, N::DenseMlp, 0},
@@ -139,6 +139,7 @@ bool hook_available(Hook h, const ModelConfig& cfg) {
     case N::QkNorm: return cfg.qk_norm;
     case N::LocalRope: return cfg.positions == PositionKind::Rope && cfg.rope_base_local > 0;
     case N::PostNorms: return cfg.post_norms && !cfg.recurrent();
+    case N::PreNorms: return cfg.pre_norms;
     case N::DenseMlp: return !cfg.recurrent() && !cfg.moe();
     case N::Experts: return cfg.moe();
   }

@@ -58,10 +58,11 @@ enum class HookWidth : uint8_t { One, RopeHalf, DHead, DModel, DMlp, DVocab, Key
 // time mix (its in-context learning rate and removal key); QkNorm is a per-head norm of Q and K
 // (ModelConfig::qk_norm); LocalRope a second RoPE for the sliding-window layers
 // (rope_base_local); PostNorms the norms of the attention and MLP outputs (post_norms);
+// PreNorms the norms of the residual before them (pre_norms: all but OLMo 2);
 // DenseMlp is an attention model's MLP without experts, Experts one with them (ModelConfig::moe).
 enum class HookNeeds : uint8_t {
   Always, LearnedPositions, Rope, SequentialResidual, GatedMlp, Attention, Recurrent, Rwkv7, QkNorm, LocalRope, PostNorms,
-  DenseMlp, Experts
+  PreNorms, DenseMlp, Experts
 };
 
 struct HookInfo {

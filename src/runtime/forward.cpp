@@ -208,8 +208,12 @@ void attention_step(Forward& f, int layer, const AttnWeights& w) {
     f.offer(Hook::KNormed, layer, st.k.data(), {f.n, c.n_kv_heads, c.d_head});
   }
   if (c.positions == PositionKind::Rope) {
-    apply_rope(f, layer, st.q.data(), c.n_heads);
-    apply_rope(f, layer, st.k.data(), c.n_kv_heads);
+    // A layer without RoPE (SmolLM3's) offers hook_rot_q / hook_rot_k unrotated, equal to
+    // the Q and K it attends with, so that every layer has the same hooks.
+    if (c.rotates(layer)) {
+      apply_rope(f, layer, st.q.data(), c.n_heads);
+      apply_rope(f, layer, st.k.data(), c.n_kv_heads);
+    }
     f.offer(Hook::RotQ, layer, st.q.data(), {f.n, c.n_heads, c.d_head});
     f.offer(Hook::RotK, layer, st.k.data(), {f.n, c.n_kv_heads, c.d_head});
   }
@@ -283,6 +287,13 @@ void finish_sublayer(Forward& f, int layer, const NormWeights& post, Hook scale_
   f.offer(out_hook, layer, out, {f.n, dm});
 }
 
+// A sublayer's input [n, d_model] -> st.ln_out: through its pre-norm where the model has
+// one, else the residual as it is (OLMo 2).
+void pre_norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalized_hook, int layer, const float* in) {
+  if (f.cfg.pre_norms) norm_step(f, w, scale_hook, normalized_hook, layer, in);
+  else std::copy(in, in + f.n * f.cfg.d_model, f.st.ln_out.begin());
+}
+
 void ffn_step(Forward& f, int layer, const BlockWeights& w) {
   if (f.cfg.moe()) experts_step(f, layer, w.moe);
   else mlp_step(f, layer, w.mlp);
@@ -293,12 +304,12 @@ void sequential_block(Forward& f, int layer, const BlockWeights& w) {
   auto& st = f.st;
   const int64_t dm = f.cfg.d_model, total = f.n * dm;
   f.offer(Hook::ResidPre, layer, st.resid.data(), {f.n, dm});
-  norm_step(f, w.ln1, Hook::Ln1Scale, Hook::Ln1Normalized, layer, st.resid.data());
+  pre_norm_step(f, w.ln1, Hook::Ln1Scale, Hook::Ln1Normalized, layer, st.resid.data());
   attention_step(f, layer, w.attn);
   finish_sublayer(f, layer, w.ln1_post, Hook::Ln1PostScale, Hook::Ln1PostNormalized, Hook::AttnOut, st.attn_out.data());
   add_into(st.resid.data(), st.attn_out.data(), total);
   f.offer(Hook::ResidMid, layer, st.resid.data(), {f.n, dm});
-  norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.resid.data());
+  pre_norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.resid.data());
   ffn_step(f, layer, w);
   finish_sublayer(f, layer, w.ln2_post, Hook::Ln2PostScale, Hook::Ln2PostNormalized, Hook::MlpOut, st.mlp_out.data());
   add_into(st.resid.data(), st.mlp_out.data(), total);
@@ -310,10 +321,10 @@ void parallel_block(Forward& f, int layer, const BlockWeights& w) {
   const int64_t dm = f.cfg.d_model, total = f.n * dm;
   f.offer(Hook::ResidPre, layer, st.resid.data(), {f.n, dm});
   std::copy(st.resid.begin(), st.resid.begin() + total, st.block_in.begin());
-  norm_step(f, w.ln1, Hook::Ln1Scale, Hook::Ln1Normalized, layer, st.block_in.data());
+  pre_norm_step(f, w.ln1, Hook::Ln1Scale, Hook::Ln1Normalized, layer, st.block_in.data());
   attention_step(f, layer, w.attn);
   finish_sublayer(f, layer, w.ln1_post, Hook::Ln1PostScale, Hook::Ln1PostNormalized, Hook::AttnOut, st.attn_out.data());
-  norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.block_in.data());
+  pre_norm_step(f, w.ln2, Hook::Ln2Scale, Hook::Ln2Normalized, layer, st.block_in.data());
   ffn_step(f, layer, w);
   finish_sublayer(f, layer, w.ln2_post, Hook::Ln2PostScale, Hook::Ln2PostNormalized, Hook::MlpOut, st.mlp_out.data());
   add_into(st.resid.data(), st.attn_out.data(), total);

@@ -60,8 +60,9 @@ struct MoeWeights {
   std::vector<MlpWeights> experts;
 };
 
-// ln1_post/ln2_post: Gemma 2/3's norms of the attention and MLP outputs before they join the
-// residual (ModelConfig::post_norms), empty otherwise.
+// ln1_post/ln2_post: Gemma 2/3's and OLMo 2's norms of the attention and MLP outputs before
+// they join the residual (ModelConfig::post_norms), empty otherwise. ln1/ln2 are empty where
+// the model has no norms before the sublayers (OLMo 2: ModelConfig::pre_norms false).
 struct BlockWeights {
   NormWeights ln1, ln2;
   AttnWeights attn;
@@ -99,7 +100,8 @@ void mlp_step(Forward& f, int layer, const MlpWeights& w);
 // expert_weights, expert_out); the caller offers hook_mlp_out.
 void experts_step(Forward& f, int layer, const MoeWeights& w);
 
-// resid_pre -> ln1 -> attn -> resid_mid -> ln2 -> mlp -> resid_post, on st.resid.
+// resid_pre -> ln1 -> attn -> resid_mid -> ln2 -> mlp -> resid_post, on st.resid (ln1 and
+// ln2 skipped without pre_norms, ln1_post and ln2_post applied with post_norms).
 void sequential_block(Forward& f, int layer, const BlockWeights& w);
 // GPT-NeoX style: attention and MLP both read the block input; resid += attn + mlp.
 void parallel_block(Forward& f, int layer, const BlockWeights& w);
