@@ -181,12 +181,12 @@ CausalTraceResult run_causal_trace(const Model& m, ThreadPool& pool, const std::
   progress();
   // The mean metric over the draws, each run with the draw's noise and `clauses` (the cell).
   auto average = [&](const std::string& clauses) {
+    std::vector<Intervention> restore;
+    if (!clauses.empty()) restore = parse_interventions(clauses, [&](const std::string&) { return source; });
     double sum = 0;
     for (int s = 0; s < o.samples; ++s) {
       std::vector<Intervention> iv{noise[size_t(s)]};
-      if (!clauses.empty())
-        for (Intervention& p : parse_interventions(clauses, [&](const std::string&) { return source; })) iv.push_back(std::move(p));
-      validate_interventions(iv, c, n_pos);
+      iv.insert(iv.end(), restore.begin(), restore.end());
       InterventionObserver obs(std::move(iv), c, n_pos);
       sum += patch_metric_value(o.metric, run_once(session, tokens, &obs), clean_logits);
       ++r.runs;
