@@ -174,7 +174,10 @@ void run_causal_trace(const CausalTraceCliOptions& cli) {
     std::printf("%s\n", result_json(r, cli, o, *m, ids, pieces, seconds, true).dump().c_str());
     return;
   }
-  std::printf("metric %s: clean run %.6g, corrupted runs %.6g (mean of %d draws)\n", metric.c_str(), r.clean_metric, r.corrupt_metric, o.samples);
+  std::string about;
+  if (cli.metric.empty() && m->tokenizer) about = " (the clean run's top token '" + printable(m->tokenizer->token_bytes(o.metric.a)) + "')";
+  std::printf("metric %s%s: clean run %.6g, corrupted runs %.6g (mean of %d draws)\n", metric.c_str(), about.c_str(), r.clean_metric,
+              r.corrupt_metric, o.samples);
   std::printf("corrupted positions %lld-%lld: hook_embed + N(0, %.4g²) per value (%.4g × the token embeddings' std %.4g), seed %llu\n\n",
               static_cast<long long>(o.first), static_cast<long long>(o.last), r.noise_std, o.noise, r.embedding_std,
               static_cast<unsigned long long>(o.seed));
