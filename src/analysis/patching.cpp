@@ -63,7 +63,9 @@ double log_sum_exp(const float* x, int64_t n) {
   return double(mx) + std::log(s);
 }
 
-double metric_value(const PatchMetric& mt, const std::vector<float>& logits, const std::vector<float>& clean_logits) {
+}  // namespace
+
+double patch_metric_value(const PatchMetric& mt, const std::vector<float>& logits, const std::vector<float>& clean_logits) {
   const int64_t n = int64_t(logits.size());
   switch (mt.kind) {
     case PatchMetric::Kind::LogitDiff: return double(logits[size_t(mt.a)]) - double(logits[size_t(mt.b)]);
@@ -81,6 +83,8 @@ double metric_value(const PatchMetric& mt, const std::vector<float>& logits, con
   }
   return 0;
 }
+
+namespace {
 
 // The hooks a sweep patches, at one layer.
 Hook target_hook(PatchTarget t) {
@@ -131,6 +135,10 @@ std::vector<float> run_once(Session& s, const std::vector<int32_t>& tokens, Obse
 }
 
 }  // namespace
+
+std::shared_ptr<const ActivationSource> recorded_source(const ModelConfig& cfg, const Recorder& rec) {
+  return std::make_shared<RecordedRun>(cfg, rec);
+}
 
 PatchMetric parse_patch_metric(const std::string& text, const Model& m) {
   PatchMetric mt;
@@ -233,9 +241,9 @@ PatchResult run_patching(const Model& m, ThreadPool& pool, const std::vector<int
   const std::vector<float> corrupt_logits = run_once(session, corrupt, &corrupt_rec);
   PatchResult r;
   r.runs = 2;
-  r.clean_metric = metric_value(o.metric, clean_logits, clean_logits);
-  r.corrupt_metric = metric_value(o.metric, corrupt_logits, clean_logits);
-  const auto source = std::make_shared<RecordedRun>(c, o.mode == PatchMode::Denoise ? clean_rec : corrupt_rec);
+  r.clean_metric = patch_metric_value(o.metric, clean_logits, clean_logits);
+  r.corrupt_metric = patch_metric_value(o.metric, corrupt_logits, clean_logits);
+  const auto source = recorded_source(c, o.mode == PatchMode::Denoise ? clean_rec : corrupt_rec);
   const std::vector<int32_t>& target_run = o.mode == PatchMode::Denoise ? corrupt : clean;
   const double span = r.clean_metric - r.corrupt_metric;
   int64_t total = 0, done = 0;
@@ -252,7 +260,7 @@ PatchResult run_patching(const Model& m, ThreadPool& pool, const std::vector<int
             parse_interventions(patch_clause(t, layer, j, "recorded"), [&](const std::string&) { return source; });
         validate_interventions(iv, c, n_pos);
         InterventionObserver obs(std::move(iv), c, n_pos);
-        const double v = metric_value(o.metric, run_once(session, target_run, &obs), clean_logits);
+        const double v = patch_metric_value(o.metric, run_once(session, target_run, &obs), clean_logits);
         sw.metric.push_back(v);
         sw.score.push_back(span == 0 ? std::numeric_limits<double>::quiet_NaN() : (v - r.corrupt_metric) / span);
         ++r.runs;

@@ -11,10 +11,13 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "probe/activation_source.h"
+#include "probe/recorder.h"
 #include "runtime/model.h"
 
 namespace tp::analysis {
@@ -33,6 +36,10 @@ struct PatchMetric {
 };
 // Throws Error(Usage) quoting the metric, with the accepted forms as hint.
 PatchMetric parse_patch_metric(const std::string& text, const Model& m);
+// The metric of a run's last-position logits (`clean_logits`: the reference run, for kl).
+double patch_metric_value(const PatchMetric& mt, const std::vector<float>& logits, const std::vector<float>& clean_logits);
+// A run recorded in memory (one prompt pass per hook) as the source `patch(...)` reads.
+std::shared_ptr<const ActivationSource> recorded_source(const ModelConfig& cfg, const Recorder& rec);
 
 // What a sweep patches. The residual-stream targets sweep layer × position; the per-head
 // ones sweep layer × head over every position, as TransformerLens's

@@ -16,6 +16,7 @@ void register_bench(CLI::App& app);
 void register_download(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_patch(CLI::App& app);
+void register_causal_trace(CLI::App& app);
 void register_batch(CLI::App& app);
 void register_diff(CLI::App& app);
 

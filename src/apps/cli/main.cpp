@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   tp::cli::register_download(app);
   tp::cli::register_convert(app);
   tp::cli::register_patch(app);
+  tp::cli::register_causal_trace(app);
   tp::cli::register_batch(app);
   tp::cli::register_diff(app);
   try {
