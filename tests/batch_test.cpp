@@ -18,6 +18,8 @@
 #include "io/safetensors.h"
 #include "io/small_file.h"
 #include "loader/loader.h"
+#include "probe/intervention.h"
+#include "probe/observer_chain.h"
 #include "probe/recorder.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
@@ -218,6 +220,45 @@ TEST(Batch, ActivationsAreThoseOfAPlainRun) {
     }
   }
   EXPECT_EQ(checked, d.size());
+}
+
+TEST(Batch, InterventionsApplyToEveryExample) {
+  TP_REQUIRE_SHARED(kStories);
+  const Model& m = stories();
+  const std::string data = dataset_file();
+  const std::string clause = "zero(blocks.1.mlp.hook_post)";
+  BatchSettings with = settings("blocks.3.hook_resid_post", 2), without = with;
+  with.intervene = clause;
+  const fs::path a = test::scratch_path("batch", "intervened"), b = test::scratch_path("batch", "plain");
+  BatchRun(m, test_pool(), data, a.string(), with).run_shard(0);
+  BatchRun(m, test_pool(), data, b.string(), without).run_shard(0);
+  const SafetensorsFile st = SafetensorsFile::open((a / "shards/000000.safetensors").string());
+  const StTensor* resid = st.find("blocks.3.hook_resid_post");
+  ASSERT_TRUE(resid);
+  EXPECT_NE(slurp(a / "shards/000000.safetensors"), slurp(b / "shards/000000.safetensors")) << "the intervention changed nothing";
+  std::istringstream index(slurp(a / "shards/000000.index.jsonl")), results(slurp(a / "shards/000000.results.jsonl"));
+  std::string iline, rline;
+  int checked = 0;
+  while (std::getline(index, iline) && std::getline(results, rline)) {
+    const auto ij = nlohmann::json::parse(iline), rj = nlohmann::json::parse(rline);
+    const auto ids = ij["tokens"].get<std::vector<int32_t>>();
+    const int64_t P = rj["prompt_tokens"];
+    const std::vector<int32_t> prompt(ids.begin(), ids.begin() + P);
+    // The same intervention through a plain session: the rows and the tokens chosen agree.
+    InterventionObserver iv(parse_interventions(clause), m.config, P);
+    Recorder rec([](Hook h, int layer) { return h == Hook::ResidPost && layer == 3; });
+    ObserverChain chain({&iv, &rec});
+    Session s(m, test_pool());
+    s.set_observer(&chain);
+    EXPECT_EQ(generate_greedy(s, prompt, 2), rj["generated"]["ids"].get<std::vector<int32_t>>());
+    std::vector<float> r3;
+    for (const auto& c : rec.captures().at("blocks.3.hook_resid_post")) r3.insert(r3.end(), c.data.begin(), c.data.end());
+    const int64_t row0 = ij["row"];
+    ASSERT_EQ(r3.size(), size_t(ij["rows"].get<int64_t>() * m.config.d_model));
+    EXPECT_EQ(std::memcmp(r3.data(), resid->data + row0 * m.config.d_model * 4, r3.size() * 4), 0);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 5);
 }
 
 TEST(Batch, ResumesWithoutRedoingFinishedShards) {

@@ -24,6 +24,7 @@ BatchSettings batch_settings(const nlohmann::json& j, const pyb::dict& sampler) 
     take(j, "format", s.dataset.format);
     take(j, "field", s.dataset.field);
     take(j, "capture", s.capture);
+    take(j, "intervene", s.intervene);
     take(j, "n_generate", s.n_generate);
     take(j, "stop_at_eog", s.stop_at_eog);
     take(j, "top_logprobs", s.top_logprobs);

@@ -20,6 +20,7 @@
 #include "sampling/record.h"
 #include "tokenizer/chat_template.h"
 #include "trace/manifest.h"
+#include "trace/trace_source.h"
 
 namespace tp {
 namespace fs = std::filesystem;
@@ -113,6 +114,10 @@ BatchRun::BatchRun(const Model& model, ThreadPool& pool, const std::string& data
   } else {
     hooks_ = nlohmann::json::array();
   }
+  if (!settings_.intervene.empty()) {
+    interventions_ = parse_interventions(settings_.intervene, open_trace_source);
+    validate_interventions(interventions_, model_.config);
+  }
   const auto [model_size, model_sha] = model_identity(model_.path);
   const sampling::Sampler check_sampler(settings_.sampler);  // refuses bad settings before anything runs
   nlohmann::json s = {
@@ -124,6 +129,7 @@ BatchRun::BatchRun(const Model& model, ThreadPool& pool, const std::string& data
         {"field", settings_.dataset.field},
         {"examples", dataset_.size()}}},
       {"capture", settings_.capture},
+      {"intervene", settings_.intervene},
       {"hooks", hooks_},
       {"n_generate", settings_.n_generate},
       {"stop_at_eog", settings_.stop_at_eog},
@@ -296,7 +302,16 @@ ShardRecord BatchRun::run_shard(int64_t shard, const std::function<void(int64_t,
     if (acts) capture.emplace(*spec_, cfg, P, *acts);
     std::optional<analysis::ExplainCapture> explainer;
     if (settings_.explain) explainer.emplace(model_, pool_);
-    ObserverChain observers({capture ? &*capture : nullptr, explainer ? &*explainer : nullptr});
+    // Interventions first, so that capture and explain see the values the model continued from.
+    std::optional<InterventionObserver> intervene;
+    if (!interventions_.empty()) {
+      std::vector<Intervention> iv = interventions_;
+      prepare_interventions(iv, cfg, model_.path, prompt, settings_.n_generate,
+                            [&](Observer& mean, bool all) { observe_prompt(model_, pool_, prompt, mean, all); });
+      intervene.emplace(std::move(iv), cfg, P);
+    }
+    ObserverChain observers({intervene ? &*intervene : nullptr, capture ? &*capture : nullptr,
+                             explainer ? &*explainer : nullptr});
     session.set_observer(&observers);
     sampling::SamplerSettings ss = settings_.sampler;
     ss.seed = settings_.sampler.seed + static_cast<uint64_t>(i);
@@ -325,6 +340,7 @@ ShardRecord BatchRun::run_shard(int64_t shard, const std::function<void(int64_t,
     int step = 0;
     hooks.eval_step = [&](int32_t id, int k) {
       if (capture) capture->begin_pass("step." + std::to_string(k));
+      if (intervene) intervene->begin_pass("step." + std::to_string(k));
       return session.eval({id});
     };
     nlohmann::json content = nlohmann::json::array();

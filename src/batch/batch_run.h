@@ -23,6 +23,7 @@
 #include "batch/dataset.h"
 #include "core/thread_pool.h"
 #include "probe/capture_spec.h"
+#include "probe/intervention.h"
 #include "runtime/model.h"
 #include "sampling/sampler.h"
 
@@ -34,6 +35,9 @@ struct BatchSettings {
   // activation dataset. Every hook must keep the same positions (a row is a token) and have
   // rows of one width (attention patterns, one column per key, do not).
   std::string capture;
+  // Interventions applied to every example (probe/intervention.h's syntax: zero, mean, scale,
+  // add, patch, ban, force); mean() takes the mean over each example's own prompt.
+  std::string intervene;
   int n_generate = 0;  // tokens generated per example after its prompt (0: the prompt only)
   bool stop_at_eog = true;
   sampling::SamplerSettings sampler;  // example i is sampled with seed sampler.seed + i
@@ -100,6 +104,7 @@ class BatchRun {
   std::string out_;
   BatchSettings settings_;
   std::optional<CaptureSpec> spec_;
+  std::vector<Intervention> interventions_;  // parsed and checked once; prepared per example
   nlohmann::json hooks_;     // capture_hook_list of the spec (one entry per stored tensor)
   nlohmann::json run_json_;  // run.json: what every process of this run must agree on
 

@@ -131,6 +131,8 @@ void register_batch(CLI::App& app) {
   cmd->add_option("--field", opts->settings.dataset.field, "JSONL field holding the prompt (default: text, prompt or messages)");
   cmd->add_option("--capture", opts->settings.capture,
                   "Hooks to store for every example, e.g. 'blocks.*.hook_resid_post[pos=last]' (capture spec syntax)");
+  cmd->add_option("--intervene", opts->settings.intervene,
+                  "Interventions on every example: zero(...), mean(...), scale(..., x), add(..., v.npy), ban(...), force(...)");
   cmd->add_option("-n,--n-predict", opts->settings.n_generate, "Tokens to generate per example")->check(CLI::Range(0, 1 << 20))
       ->capture_default_str();
   add_sampler_options(cmd, opts->settings.sampler);
