@@ -46,12 +46,14 @@ const Reference kF32{kFixture, "", kTolerance};
 // run's; tests/data/rwkv7-tiny/README.md): the 1e-4 holds with room. Other builds
 // (AVX2) sum the float dots in 8 lanes, as an AVX2 llama.cpp would: there a last-bit
 // difference can cross an F16 rounding boundary at the next product and grow through the
-// layers, so they keep the bounds measured before the ops were matched (2026-12-04):
-// layer 0 within 1e-4, the rest within 2e-2, NMSE 1e-6.
+// layers, so they keep the bounds measured before the ops were matched (2026-12-04): the
+// rest within 2e-2, NMSE 1e-6, and layer 0 within 5e-4 (measured on the x86-64-v3 build:
+// l_out-0 2.3e-4 while ffn_inp-0 stays within 1e-4, so it arises in layer 0's channel mix,
+// whose products sum 8 lanes where the reference summed 16).
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
 const Reference kF16{"rwkv7-tiny-f16.gguf", "f16", kTolerance};
 #else
-const Reference kF16{"rwkv7-tiny-f16.gguf", "f16", 2e-2, 1e-6, kTolerance};
+const Reference kF16{"rwkv7-tiny-f16.gguf", "f16", 2e-2, 1e-6, 5e-4};
 #endif
 
 fs::path reference_dir(const Reference& r = kF32) {
