@@ -72,20 +72,20 @@ class ActivationShard:
 
     def index(self) -> Iterator[dict]:
         """The shard's index records: example, id, shard, row, rows, positions, tokens."""
-        with open(self._path("index"), encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise TraceFormatError(f"{self._path('index')}:{n}: not JSON: {e}") from None
+        return _jsonl(self._path("index"))
 
     def results(self) -> Iterator[dict]:
-        with open(self._path("results"), encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise TraceFormatError(f"{self._path('results')}:{n}: not JSON: {e}") from None
+        """The shard's results.jsonl records, one per example."""
+        return _jsonl(self._path("results"))
+
+
+def _jsonl(path: str) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as e:
+                raise TraceFormatError(f"{path}:{n}: not JSON: {e}") from None
 
 
 def _widen(arr: np.ndarray, dtype: str) -> np.ndarray:

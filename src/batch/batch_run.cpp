@@ -1,13 +1,13 @@
 #include "batch/batch_run.h"
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "analysis/explain.h"
+#include "analysis/logit_lens.h"
 #include "batch/activation_shard.h"
 #include "core/error.h"
 #include "io/safetensors.h"
@@ -51,15 +51,6 @@ nlohmann::json read_json_file(const std::string& path) {
     throw Error(ErrorKind::Format, path, std::string("not valid JSON: ") + e.what(),
                 "the file is damaged; delete it (and its shard's files) to redo that part");
   }
-}
-
-// log p(token) under softmax(logits), in double as the sums are long.
-double log_prob(const float* logits, int64_t n, int32_t token) {
-  float mx = logits[0];
-  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, logits[i]);
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(double(logits[i]) - mx);
-  return double(logits[token]) - mx - std::log(sum);
 }
 
 // The first setting in which two run.json "settings" objects differ, as a JSON pointer.
@@ -328,7 +319,7 @@ ShardRecord BatchRun::run_shard(int64_t shard, const std::function<void(int64_t,
         prompt_lp = nlohmann::json::array({nullptr});
         double sum = 0;
         for (int64_t p = 1; p < P; ++p) {
-          const double lp = log_prob(logits.data() + (p - 1) * cfg.d_vocab, cfg.d_vocab, prompt[size_t(p)]);
+          const double lp = analysis::log_softmax(logits.data() + (p - 1) * cfg.d_vocab, cfg.d_vocab)[size_t(prompt[size_t(p)])];
           prompt_lp.push_back(lp);
           sum += lp;
         }
