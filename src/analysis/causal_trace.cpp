@@ -6,6 +6,7 @@
 #include <numbers>
 #include <random>
 
+#include "analysis/replay.h"
 #include "core/error.h"
 #include "probe/intervention.h"
 #include "probe/recorder.h"
@@ -179,32 +180,44 @@ CausalTraceResult run_causal_trace(const Model& m, ThreadPool& pool, const std::
     if (o.progress) o.progress(r.runs, total);
   };
   progress();
-  // The mean metric over the draws, each run with the draw's noise and `clauses` (the cell).
-  auto average = [&](const std::string& clauses) {
-    std::vector<Intervention> restore;
-    if (!clauses.empty()) restore = parse_interventions(clauses, [&](const std::string&) { return source; });
-    double sum = 0;
-    for (int s = 0; s < o.samples; ++s) {
-      std::vector<Intervention> iv{noise[size_t(s)]};
-      iv.insert(iv.end(), restore.begin(), restore.end());
-      InterventionObserver obs(std::move(iv), c, n_pos);
-      sum += patch_metric_value(o.metric, run_once(session, tokens, &obs), clean_logits);
-      ++r.runs;
-      progress();
-    }
-    return sum / o.samples;
-  };
-  r.corrupt_metric = average("");
-  for (const TraceKind k : o.kinds) {
+  // Draw by draw: the draw's corrupted pass is the baseline its cells replay (each restores
+  // one state from its window's first layer and its position on). Each cell's metric is
+  // summed over the draws in draw order, then averaged.
+  const int64_t cells = n_pos * c.n_layers;
+  std::vector<double> sums(o.kinds.size() * size_t(cells), 0.0);
+  double corrupt_sum = 0;
+  for (int s = 0; s < o.samples; ++s) {
+    const std::vector<Intervention> draw{noise[size_t(s)]};
+    InterventionObserver draw_obs(draw, c, n_pos);
+    Replay corrupted(session, tokens, &draw_obs);
+    corrupt_sum += patch_metric_value(o.metric, corrupted.logits(), clean_logits);
+    ++r.runs;
+    progress();
+    for (size_t ki = 0; ki < o.kinds.size(); ++ki)
+      for (int64_t p = 0; p < n_pos; ++p)
+        for (int layer = 0; layer < c.n_layers; ++layer) {
+          std::vector<Intervention> iv = draw;
+          for (Intervention& x : parse_interventions(causal_trace_clauses(o.kinds[ki], layer, p, o.window, c.n_layers, "recorded"),
+                                                     [&](const std::string&) { return source; }))
+            iv.push_back(std::move(x));
+          InterventionObserver obs(std::move(iv), c, n_pos);
+          const int first_layer = trace_window(layer, o.window, c.n_layers).first;
+          sums[ki * size_t(cells) + size_t(p * c.n_layers + layer)] +=
+              patch_metric_value(o.metric, corrupted.run(first_layer, p, &obs), clean_logits);
+          ++r.runs;
+          progress();
+        }
+  }
+  r.corrupt_metric = corrupt_sum / o.samples;
+  for (size_t ki = 0; ki < o.kinds.size(); ++ki) {
     CausalTraceMap map;
-    map.kind = k;
+    map.kind = o.kinds[ki];
     map.shape = {n_pos, c.n_layers};
-    for (int64_t p = 0; p < n_pos; ++p)
-      for (int layer = 0; layer < c.n_layers; ++layer) {
-        const double v = average(causal_trace_clauses(k, layer, p, o.window, c.n_layers, "recorded"));
-        map.restored.push_back(v);
-        map.effect.push_back(v - r.corrupt_metric);
-      }
+    for (int64_t i = 0; i < cells; ++i) {
+      const double v = sums[ki * size_t(cells) + size_t(i)] / o.samples;
+      map.restored.push_back(v);
+      map.effect.push_back(v - r.corrupt_metric);
+    }
     r.maps.push_back(std::move(map));
   }
   return r;

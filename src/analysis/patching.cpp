@@ -5,6 +5,7 @@
 #include <limits>
 #include <memory>
 
+#include "analysis/replay.h"
 #include "core/error.h"
 #include "probe/intervention.h"
 #include "probe/recorder.h"
@@ -236,15 +237,18 @@ PatchResult run_patching(const Model& m, ThreadPool& pool, const std::vector<int
   };
   const int64_t n_pos = int64_t(clean.size());
   Session session(m, pool, {.n_ctx = n_pos, .max_batch = n_pos});
-  Recorder clean_rec(wanted), corrupt_rec(wanted);
-  const std::vector<float> clean_logits = run_once(session, clean, &clean_rec);
-  const std::vector<float> corrupt_logits = run_once(session, corrupt, &corrupt_rec);
+  // The source run first: the target run's baseline is the pass every cell replays.
+  const bool denoise = o.mode == PatchMode::Denoise;
+  Recorder source_rec(wanted);
+  const std::vector<float> source_logits = run_once(session, denoise ? clean : corrupt, &source_rec);
+  Replay target(session, denoise ? corrupt : clean, nullptr);
+  const std::vector<float>& clean_logits = denoise ? source_logits : target.logits();
+  const std::vector<float>& corrupt_logits = denoise ? target.logits() : source_logits;
   PatchResult r;
   r.runs = 2;
   r.clean_metric = patch_metric_value(o.metric, clean_logits, clean_logits);
   r.corrupt_metric = patch_metric_value(o.metric, corrupt_logits, clean_logits);
-  const auto source = recorded_source(c, o.mode == PatchMode::Denoise ? clean_rec : corrupt_rec);
-  const std::vector<int32_t>& target_run = o.mode == PatchMode::Denoise ? corrupt : clean;
+  const auto source = recorded_source(c, source_rec);
   const double span = r.clean_metric - r.corrupt_metric;
   int64_t total = 0, done = 0;
   for (const PatchTarget t : o.targets) total += c.n_layers * (patch_target_per_head(t) ? c.n_heads : n_pos);
@@ -260,7 +264,8 @@ PatchResult run_patching(const Model& m, ThreadPool& pool, const std::vector<int
             parse_interventions(patch_clause(t, layer, j, "recorded"), [&](const std::string&) { return source; });
         validate_interventions(iv, c, n_pos);
         InterventionObserver obs(std::move(iv), c, n_pos);
-        const double v = patch_metric_value(o.metric, run_once(session, target_run, &obs), clean_logits);
+        // A head is patched at every position; a residual cell changes nothing before its own.
+        const double v = patch_metric_value(o.metric, target.run(layer, patch_target_per_head(t) ? 0 : j, &obs), clean_logits);
         sw.metric.push_back(v);
         sw.score.push_back(span == 0 ? std::numeric_limits<double>::quiet_NaN() : (v - r.corrupt_metric) / span);
         ++r.runs;

@@ -47,20 +47,65 @@ std::vector<float> Session::eval(const std::vector<int32_t>& tokens, Logits whic
   return out;
 }
 
-void Session::eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, float* logits_out) {
+std::vector<float> Session::eval_from_layer(int first_layer, const std::vector<int32_t>& tokens, const float* resid) {
+  const ModelConfig& c = model_.config;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (first_layer < 0 || first_layer >= c.n_layers)
+    throw Error(ErrorKind::Usage, "eval_from_layer", "layer " + std::to_string(first_layer) + " is not one of the model's " +
+                std::to_string(c.n_layers), "give a block index");
+  if (first_layer > 0 && c.recurrent())
+    throw Error(ErrorKind::Unsupported, "eval_from_layer", "a recurrent model's blocks read state that earlier blocks leave",
+                "run the whole pass (eval)");
+  if (n == 0 || n > st_.max_batch || n_past_ + n > kv_.n_ctx)
+    throw Error(ErrorKind::Usage, "eval_from_layer", std::to_string(n) + " positions from " + std::to_string(n_past_) +
+                " do not fit one batch of " + std::to_string(st_.max_batch) + " in a context of " + std::to_string(kv_.n_ctx),
+                "size the session for the prompt");
+  std::vector<float> out(c.d_vocab);
+  eval_batch(tokens.data(), n, n - 1, out.data(), first_layer, resid);
+  return out;
+}
+
+void Session::rewind(int64_t n_past) {
+  if (model_.config.recurrent())
+    throw Error(ErrorKind::Unsupported, "rewind", "a recurrent model's state keeps no earlier positions to go back to",
+                "run the prompt again from the start (reset)");
+  if (n_past < 0 || n_past > n_past_)
+    throw Error(ErrorKind::Usage, "rewind", "position " + std::to_string(n_past) + " is not one already run (" +
+                std::to_string(n_past_) + ")", "rewind to 0.." + std::to_string(n_past_));
+  n_past_ = n_past;
+}
+
+void Session::restore_cache(const KvCache& saved, int first_layer) {
+  if (saved.n_ctx != kv_.n_ctx || saved.k.size() != kv_.k.size() || saved.state.size() != kv_.state.size())
+    throw Error(ErrorKind::Usage, "restore_cache", "the saved cache is not of this session's model and context",
+                "save it from a session of the same model and n_ctx");
+  for (size_t l = size_t(std::max(0, first_layer)); l < kv_.k.size(); ++l) {
+    std::copy(saved.k[l].begin(), saved.k[l].end(), kv_.k[l].begin());
+    std::copy(saved.v[l].begin(), saved.v[l].end(), kv_.v[l].begin());
+  }
+  for (size_t l = size_t(std::max(0, first_layer)); l < kv_.state.size(); ++l)
+    std::copy(saved.state[l].begin(), saved.state[l].end(), kv_.state[l].begin());
+}
+
+void Session::eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, float* logits_out, int first_layer,
+                         const float* resid) {
   const ModelConfig& c = model_.config;
   // The whole batch as one turn on the pool: another caller's jobs wait (the ~200 jobs of a
   // step then each pay one relaxed load to see that the pool is held already).
   const auto held = pool_.hold();
   Forward f{c, pool_, st_, kv_, observer_, tokens, n_past_, n};
-  if (observer_ && observer_->wants(Hook::Tokens, -1)) {
-    std::vector<float> ids(tokens, tokens + n);
-    f.offer(Hook::Tokens, -1, ids.data(), {n});
+  if (first_layer == 0) {
+    if (observer_ && observer_->wants(Hook::Tokens, -1)) {
+      std::vector<float> ids(tokens, tokens + n);
+      f.offer(Hook::Tokens, -1, ids.data(), {n});
+    }
+    model_.impl->embed(f);
+    check_finite(f, -1);
+  } else {
+    std::copy(resid, resid + n * c.d_model, st_.resid.begin());
   }
-  model_.impl->embed(f);
-  check_finite(f, -1);
   prepare_rope(f);
-  for (int l = 0; l < c.n_layers; ++l) {
+  for (int l = first_layer; l < c.n_layers; ++l) {
     model_.impl->block(f, l);
     check_finite(f, l);
   }

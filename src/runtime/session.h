@@ -32,9 +32,28 @@ class Session {
   std::vector<float> eval(const std::vector<int32_t>& tokens, bool all_logits = false);
   // The same with the choice of which logits to compute (None: only fill the KV cache).
   std::vector<float> eval(const std::vector<int32_t>& tokens, Logits which);
+  // Runs `tokens` at positions [n_past, n_past + n) from block `first_layer` on, as one
+  // batch, with `resid` [n, d_model] as the residual stream entering that block (unread for
+  // block 0, which starts from the embedding): the rest of a pass whose earlier blocks are
+  // known (a replayed prefix, analysis/replay.h). Blocks before `first_layer` are not run, so
+  // their KV cache rows for these positions are left as they were. n must be at most
+  // max_batch; Error(Unsupported) past block 0 of a recurrent model (its blocks read state
+  // the skipped ones leave). Returns the last position's logits.
+  std::vector<float> eval_from_layer(int first_layer, const std::vector<int32_t>& tokens, const float* resid);
+
+  // An attention model's KV cache keeps every position run, so a session can go back to an
+  // earlier position and run a different continuation from there: positions >= n_past are
+  // overwritten by the next eval. Error(Unsupported) for a recurrent model (its state holds no
+  // history to go back to) and Error(Usage) beyond n_past().
+  void rewind(int64_t n_past);
+  // The cache as it stands (a copy to restore later), and the restore of the layers from
+  // `first_layer` on out of such a copy (of a session of the same model and context).
+  const KvCache& cache() const { return kv_; }
+  void restore_cache(const KvCache& saved, int first_layer);
 
   int64_t n_past() const { return n_past_; }
   int64_t n_ctx() const { return kv_.n_ctx; }
+  int64_t max_batch() const { return st_.max_batch; }
   // Back to an empty sequence (a recurrent model's state to zero).
   void reset() {
     n_past_ = 0;
@@ -47,7 +66,9 @@ class Session {
  private:
   // One batch of at most max_batch tokens; writes the logits of positions [first_logit, n)
   // to logits_out [n - first_logit, d_vocab].
-  void eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, float* logits_out);
+  // From block first_layer on with the residual stream `resid` (the embedding when 0).
+  void eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, float* logits_out, int first_layer = 0,
+                  const float* resid = nullptr);
   // Error(Format) naming the first hook, layer and position where a NaN or infinity
   // appeared: after the embedding (layer -1) or block `layer`, and in the final norm and
   // logits: a probe must not report numbers computed from NaN (docs/cli.md).
