@@ -16,6 +16,7 @@
 #include "fixtures/fixture_models.h"
 #include "hf_folder/hf_folder.h"
 #include "io/safetensors.h"
+#include "loader/hf_convert.h"
 #include "loader/loader.h"
 #include "runtime/session.h"
 #include "test_pool.h"
@@ -127,6 +128,14 @@ TEST_P(HfFamily, FolderComputesWhatItsGgufComputes) {
     EXPECT_EQ(got, want) << "bit-equal expected";
   }
   EXPECT_EQ(got_ids, want_ids);
+
+  // `tokenprobe convert` writes the folder back as llama.cpp's converter would: the GGUF
+  // computes what the original GGUF does, bit for bit (SmolLM3's and Mixtral's Q/K rows
+  // permuted back into llama.cpp's order).
+  const fs::path converted = test::scratch_path("hffam", std::string(f.fixture) + "-converted.gguf");
+  convert_model(*hf, converted.string(), {});
+  EXPECT_EQ(run(*load_model(converted.string(), "", MatmulInputs::Float), prompt).first, want) << "converted back to GGUF";
+  fs::remove(converted);
 
   const std::vector<uint8_t> bytes = read_bytes(dir / "model.safetensors");
   const SafetensorsFile file = SafetensorsFile::parse(bytes.data(), bytes.size(), "the folder's weights");
