@@ -17,6 +17,7 @@
 #include "hf_folder/hf_folder.h"
 #include "io/safetensors.h"
 #include "loader/hf_convert.h"
+#include "loader/hf_model.h"
 #include "loader/loader.h"
 #include "runtime/session.h"
 #include "test_pool.h"
@@ -224,6 +225,37 @@ TEST(HfFamilyConfig, DefaultsAndNullsReadAsTransformersReadsThem) {
   fs::remove_all(dir);
 }
 
+// google/gemma-3-4b-it's config.json as published: text_config holds only what differs from
+// Gemma3TextConfig's defaults, which supply the rest.
+TEST(HfFamilyConfig, Gemma3TextConfigTakesTheClassDefaults) {
+  const fs::path dir = test::scratch_path("hffam", "gemma3-4b-config");
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json") << R"({"architectures": ["Gemma3ForConditionalGeneration"], "model_type": "gemma3",
+    "text_config": {"hidden_size": 2560, "intermediate_size": 10240, "model_type": "gemma3_text", "num_hidden_layers": 34,
+                    "rope_scaling": {"factor": 8.0, "rope_type": "linear"}, "sliding_window": 1024},
+    "vision_config": {"hidden_size": 1152, "model_type": "siglip_vision_model"}})";
+  const hf::HfConfig hc = hf::read_hf_config(dir);
+  const ModelConfig& c = hc.config;
+  EXPECT_EQ(c.architecture, "gemma3");
+  EXPECT_EQ(c.d_model, 2560);
+  EXPECT_EQ(c.n_heads, 8);
+  EXPECT_EQ(c.n_kv_heads, 4);
+  EXPECT_EQ(c.d_head, 256);
+  EXPECT_EQ(c.d_vocab, 262208);
+  EXPECT_EQ(c.n_ctx, 131072);
+  EXPECT_FLOAT_EQ(c.rope_base, 1e6f);
+  EXPECT_FLOAT_EQ(c.rope_freq_scale, 0.125f);
+  EXPECT_FLOAT_EQ(c.rope_base_local, 10000.0f);
+  EXPECT_EQ(c.rope_freq_scale_local, 1.0f);
+  EXPECT_FLOAT_EQ(c.attn_scale, 1.0f / 16);
+  EXPECT_EQ(c.sliding_window, 1024);
+  EXPECT_TRUE(c.local_layers[4]);
+  EXPECT_FALSE(c.local_layers[5]) << "period 6: layers 5, 11, ... global";
+  EXPECT_EQ(c.act, Activation::GELU);
+  EXPECT_TRUE(hc.tie_word_embeddings);
+  fs::remove_all(dir);
+}
+
 // A layer's expert missing from the weights is named as the folder names it.
 TEST(HfFamilyWeights, AMissingExpertIsNamed) {
   const fs::path dir = test::scratch_path("hffam", "missing-expert");
@@ -243,12 +275,22 @@ std::vector<float> logits_of(const Model& m) {
 
 // Gemma3ForConditionalGeneration's folder: model_type gemma3 with the text model's config
 // under text_config, its tensors under "language_model.model." (transformers before 4.52) or
-// "model.language_model." (since), beside a vision tower that is read past.
+// "model.language_model." (since), beside a vision tower that is read past; text_config
+// without the keys whose values are Gemma3TextConfig's defaults.
 TEST(HfFamilyGemma3, MultimodalFolderRunsItsTextModel) {
   const fs::path dir = test::scratch_path("hffam", "gemma3-multimodal");
   hf_folder::write_hf_folder(fixture_gguf("gemma3-tiny-f32").string(), dir, {WeightFormat::Safetensors, false});
   const std::vector<float> want = logits_of(*load_model(dir.string()));
-  const nlohmann::json text = nlohmann::json::parse(std::ifstream(dir / "config.json"));
+  // As save_pretrained writes a nested config: only the values that differ from
+  // Gemma3TextConfig's defaults (this fixture's hidden_activation and rope_local_base_freq
+  // are the defaults, so they are left out).
+  nlohmann::json text = nlohmann::json::parse(std::ifstream(dir / "config.json"));
+  const nlohmann::json defaults = {{"hidden_activation", "gelu_pytorch_tanh"}, {"rope_local_base_freq", 10000.0}};
+  for (const auto& [key, value] : defaults.items()) {
+    ASSERT_TRUE(text.contains(key)) << key;
+    ASSERT_EQ(text[key], value) << key << " differs from the default in the fixture";
+    text.erase(key);
+  }
   std::ofstream(dir / "config.json") << nlohmann::json{{"model_type", "gemma3"},
                                                        {"architectures", {"Gemma3ForConditionalGeneration"}},
                                                        {"text_config", text},
@@ -268,6 +310,9 @@ TEST(HfFamilyGemma3, MultimodalFolderRunsItsTextModel) {
     write_safetensors((dir / "model.safetensors").string(), ts, {{"format", "pt"}});
     const auto m = load_model(dir.string());
     EXPECT_EQ(m->config.architecture, "gemma3");
+    EXPECT_TRUE(std::find(m->facts.begin(), m->facts.end(),
+                          std::pair<std::string, std::string>{"not run", "1 tensors of the vision tower and projector (the text model runs alone)"}) !=
+                m->facts.end());
     EXPECT_EQ(logits_of(*m), want) << layout;
   }
   fs::remove_all(dir);

@@ -185,7 +185,9 @@ HfConfig read_hf_config(const fs::path& dir) {
   } else if (type == "gemma3") {
     // Gemma3ForConditionalGeneration: the text model's config is text_config (a
     // Gemma3TextConfig); the vision tower's is not read, as its tensors are not.
-    const JsonFields text = j.object("text_config");
+    nlohmann::json merged = gemma3_text_defaults();
+    merged.update(j.object("text_config").value());
+    const JsonFields text(merged, j.where_of("text_config"), kHint);
     read_llama_like(text, "gemma3_text", block_defaults("gemma3_text"), c);
     read_family(text, "gemma3_text", c);
   } else {

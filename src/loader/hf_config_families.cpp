@@ -120,6 +120,13 @@ void read_nope_layers(const JsonFields& j, ModelConfig& c) {
 
 }  // namespace
 
+nlohmann::json gemma3_text_defaults() {
+  return {{"vocab_size", 262208}, {"hidden_size", 2304}, {"intermediate_size", 9216}, {"num_hidden_layers", 26},
+          {"num_attention_heads", 8}, {"num_key_value_heads", 4}, {"head_dim", 256}, {"max_position_embeddings", 131072},
+          {"hidden_activation", "gelu_pytorch_tanh"}, {"rms_norm_eps", 1e-6}, {"rope_theta", 1e6},
+          {"query_pre_attn_scalar", 256}, {"sliding_window", 4096}, {"rope_local_base_freq", 10000.0}};
+}
+
 BlockDefaults block_defaults(const std::string& type) {
   if (type == "qwen3" || type == "qwen3_moe") return {1e-6, 10000.0, 128};
   if (type == "gemma2") return {1e-6, 10000.0, 256};

@@ -209,9 +209,15 @@ std::unique_ptr<Model> load_hf_model(const std::string& path) {
   for (const char* b : fam.buffers)
     for (int64_t l = 0; l < hc.config.n_layers; ++l) buffers.insert(layer_name(b, l));
   auto keep = std::make_shared<hf::HfKeepalive>();
-  const hf::WeightFiles wf =
-      hf::read_weight_files(dir, [&](const std::string& name) { return hf::ignored(fam, name) || buffers.contains(hf::strip(fam, name)); },
-                            *keep);
+  std::set<std::string> not_run;  // tensors of a part tokenprobe does not run (Gemma 3's vision tower)
+  const hf::WeightFiles wf = hf::read_weight_files(
+      dir,
+      [&](const std::string& name) {
+        if (!hf::ignored(fam, name)) return buffers.contains(hf::strip(fam, name));
+        not_run.insert(name);
+        return true;
+      },
+      *keep);
 
   auto m = std::make_unique<Model>();
   m->path = path;
@@ -224,6 +230,8 @@ std::unique_ptr<Model> load_hf_model(const std::string& path) {
   bind_architecture(*m, find_architecture(m->config.architecture, path));
   m->facts = hc.facts;
   m->facts.push_back({"weights", hf::file_list(wf)});
+  if (!not_run.empty())
+    m->facts.push_back({"not run", std::to_string(not_run.size()) + " tensors of the vision tower and projector (the text model runs alone)"});
   hf::load_hf_tokenizer(*m, dir);
   return m;
 }

@@ -36,6 +36,10 @@ struct BlockDefaults {
   int64_t head_dim = 0;  // 0: hidden_size / num_attention_heads
 };
 BlockDefaults block_defaults(const std::string& model_type);
+// Gemma3TextConfig's defaults for the keys a Gemma3Config's text_config omits: save_pretrained
+// writes a nested config's values only where they differ from its class's (google/gemma-3-4b-it
+// gives no num_attention_heads, head_dim or vocab_size).
+nlohmann::json gemma3_text_defaults();
 // What a family adds to the LLaMA block (read by hf_config.cpp): Qwen3's and OLMo 2's Q/K
 // norms, Gemma 2/3's soft-caps, windows and local RoPE, SmolLM3's layers without RoPE, the
 // mixtures of experts; refusing, naming the key, what the architecture does not compute.
