@@ -1,7 +1,7 @@
 // config.json -> ModelConfig. Keys and defaults are those of the `transformers` config
 // classes (LlamaConfig, MistralConfig, Qwen2Config, GemmaConfig, Phi3Config, GPT2Config,
-// GPTNeoXConfig, and those hf_config_families.cpp reads); a setting that changes the mathematics in a way tokenprobe does not compute
-// is refused naming the key, never ignored.
+// GPTNeoXConfig, and those hf_config_families.cpp reads); a setting that changes the
+// mathematics in a way tokenprobe does not compute is refused naming the key, never ignored.
 #include <cmath>
 
 #include "arch/architecture.h"
@@ -15,21 +15,19 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kHint = kConfigHint;
-
 // HF's ACT2FN names for the functions the forward pass has.
 Activation activation(const JsonFields& j, const char* key, const std::string& name) {
   if (name == "silu" || name == "swish") return Activation::SiLU;
   if (name == "gelu") return Activation::GELUErf;  // nn.GELU(): exact erf form
   if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return Activation::GELU;
   unsupported_key(j, key, "activation '" + name + "' is not computed by tokenprobe",
-              "supported: silu, swish, gelu (exact), gelu_new, gelu_pytorch_tanh, gelu_fast (tanh form)");
+                  "supported: silu, swish, gelu (exact), gelu_new, gelu_pytorch_tanh, gelu_fast (tanh form)");
 }
 
 // A rope_scaling number that must be positive and sane.
 double scaling_number(const JsonFields& s, const char* key) {
   const double v = s.number(key);
-  if (!(v > 0 && v < 1e9)) throw Error(ErrorKind::Format, s.where_of(key), "must be a positive number", kHint);
+  if (!(v > 0 && v < 1e9)) throw Error(ErrorKind::Format, s.where_of(key), "must be a positive number", kConfigHint);
   return v;
 }
 
@@ -47,14 +45,14 @@ void read_rope_scaling(const JsonFields& j, ModelConfig& c) {
                                           scaling_number(s, "high_freq_factor"),
                                           scaling_number(s, "original_max_position_embeddings")};
     if (!(l3.high_freq_factor > l3.low_freq_factor))
-      throw Error(ErrorKind::Format, s.where_of("high_freq_factor"), "must be above low_freq_factor", kHint);
+      throw Error(ErrorKind::Format, s.where_of("high_freq_factor"), "must be above low_freq_factor", kConfigHint);
     c.rope_freq_factors = arch_util::llama3_rope_factors(l3, c.rope_base, c.rope_dims);
     return;
   }
   if (type != "linear")
     unsupported_key(j, "rope_scaling", "RoPE scaling type '" + type + "' is not implemented",
-                "tokenprobe implements linear position scaling (rope_scaling {\"type\": \"linear\", \"factor\": f}) "
-                "and Llama 3's (\"rope_type\": \"llama3\")");
+                    "tokenprobe implements linear position scaling (rope_scaling {\"type\": \"linear\", \"factor\": f}) "
+                    "and Llama 3's (\"rope_type\": \"llama3\")");
   c.rope_freq_scale = static_cast<float>(1.0 / scaling_number(s, "factor"));
 }
 
@@ -73,7 +71,7 @@ void read_sizes(const JsonFields& j, const SizeKeys& k, ModelConfig& c, int64_t 
   c.d_vocab = j.integer("vocab_size", 1, kMaxDim);
   if (!j.has("head_dim") && default_head_dim == 0 && c.d_model % c.n_heads != 0)
     throw Error(ErrorKind::Shape, j.where_of(k.hidden),
-                std::to_string(c.d_model) + " is not a multiple of " + k.heads + " " + std::to_string(c.n_heads), kHint);
+                std::to_string(c.d_model) + " is not a multiple of " + k.heads + " " + std::to_string(c.n_heads), kConfigHint);
   c.d_head = j.integer_or("head_dim", default_head_dim > 0 ? default_head_dim : c.d_model / c.n_heads);
 }
 
@@ -111,7 +109,7 @@ void read_llama_like(const JsonFields& j, const std::string& type, const BlockDe
     unsupported_key(j, "mlp_bias", "MLP biases are not implemented for model_type " + type, "the architecture declares no MLP biases");
   if (type == "qwen2" && j.boolean_or("use_sliding_window", false))
     unsupported_key(j, "use_sliding_window", "Qwen2's per-layer sliding window (max_window_layers) is not implemented",
-                "set use_sliding_window to false: the released Qwen2 models are trained and run without it");
+                    "set use_sliding_window to false: the released Qwen2 models are trained and run without it");
   if (type == "mistral" || type == "phi3" || type == "mixtral") c.sliding_window = j.integer_or("sliding_window", 0);
 }
 
@@ -166,7 +164,7 @@ HfConfig read_hf_config(const fs::path& dir) {
   const std::string text = read_small_file(path, "a model config", kMaxConfigBytes,
                                            "a HuggingFace model folder holds config.json as save_pretrained writes it");
   const nlohmann::json root = parse_json_bounded(text, path.string());
-  const JsonFields j(root, path.string(), kHint);
+  const JsonFields j(root, path.string(), kConfigHint);
 
   HfConfig out;
   const std::string type = j.string("model_type");
@@ -174,7 +172,7 @@ HfConfig read_hf_config(const fs::path& dir) {
   out.family = find_family(type);
   if (!out.family)
     unsupported_key(j, "model_type", "model_type '" + type + "' is not supported",
-                "tokenprobe reads model_type " + supported_model_types() + "; or convert the model to GGUF with llama.cpp");
+                    "tokenprobe reads model_type " + supported_model_types() + "; or convert the model to GGUF with llama.cpp");
   ModelConfig& c = out.config;
   c.architecture = out.family->arch;
   c.name = dir.filename().empty() ? dir.parent_path().filename().string() : dir.filename().string();
@@ -187,7 +185,7 @@ HfConfig read_hf_config(const fs::path& dir) {
     // Gemma3TextConfig); the vision tower's is not read, as its tensors are not.
     nlohmann::json merged = gemma3_text_defaults();
     merged.update(j.object("text_config").value());
-    const JsonFields text(merged, j.where_of("text_config"), kHint);
+    const JsonFields text(merged, j.where_of("text_config"), kConfigHint);
     read_llama_like(text, "gemma3_text", block_defaults("gemma3_text"), c);
     read_family(text, "gemma3_text", c);
   } else {
@@ -199,7 +197,7 @@ HfConfig read_hf_config(const fs::path& dir) {
   out.tie_word_embeddings = j.boolean_or("tie_word_embeddings", tied_default);
   if (c.architecture == "gemma2" && !out.tie_word_embeddings)
     unsupported_key(j, "tie_word_embeddings", "Gemma 2 with an unembedding of its own is not implemented",
-                "the gemma2 architecture unembeds with the embeddings, as Gemma2ForCausalLM ties them");
+                    "the gemma2 architecture unembeds with the embeddings, as Gemma2ForCausalLM ties them");
   out.facts = read_facts(root);
   return out;
 }

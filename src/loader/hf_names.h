@@ -59,7 +59,8 @@ struct Family {
 // The family whose model_types include `model_type`, or nullptr.
 const Family* find_family(const std::string& model_type);
 // The family a model of tokenprobe architecture `arch` is written as (tools/hf_folder), or
-// nullptr: the first family of `arch`, Mixtral for a `llama` with experts.
+// nullptr: the first family of `arch` whose MLP is (or is not) a mixture of experts, as
+// `experts` says (Mixtral for a `llama` with experts).
 const Family* family_for_arch(const std::string& arch, bool experts = false);
 // All model_type values read, comma-separated, for error messages.
 std::string supported_model_types();

@@ -82,7 +82,8 @@ void add_family_keys(const ModelConfig& c, nlohmann::ordered_json& j) {
   }
   j["num_experts"] = c.n_experts;
   j["norm_topk_prob"] = c.expert_weights_norm;
-  if (a == "qwen3moe") j.update({{"moe_intermediate_size", c.d_mlp}, {"decoder_sparse_step", 1}, {"mlp_only_layers", nlohmann::ordered_json::array()}});
+  if (a == "qwen3moe")
+    j.update({{"moe_intermediate_size", c.d_mlp}, {"decoder_sparse_step", 1}, {"mlp_only_layers", nlohmann::ordered_json::array()}});
 }
 
 // Step 1: config.json, the inverse of the converter's metadata (llama.cpp's set_gguf_parameters).
@@ -112,8 +113,9 @@ nlohmann::ordered_json config_for(const ModelConfig& c, const hf::Family& fam, b
   return j;
 }
 
-// Step 2 (LLaMA and SmolLM3, which llama.cpp runs with adjacent pairs): undo llama.cpp's permute() of Q and K rows (hf::llamacpp_qk_row). HF
-// keeps rotate-half order, which the loader runs as RopeStyle::NeoX.
+// Step 2 (LLaMA and SmolLM3, which llama.cpp runs with adjacent pairs): undo llama.cpp's
+// permute() of Q and K rows (hf::llamacpp_qk_row). HF keeps rotate-half order, which the
+// loader runs as RopeStyle::NeoX.
 TensorView undo_llamacpp_qk_permute(const TensorView& w, int64_t n_heads, HfKeepalive& keep) {
   const int64_t rows = w.ne.size() == 1 ? w.ne[0] : w.n_rows(), d = rows / n_heads;
   std::vector<int64_t> dest(rows);
@@ -159,7 +161,6 @@ const char* st_dtype(DType t) {
   }
 }
 
-// The HF tensors of the model, in the family's order.
 // Expert `e` of a stacked [n_expert, ...] tensor: a view of its slice, named with "{E}" as e.
 TensorView expert_slice(const TensorView& t, int64_t e, const std::string& name) {
   const uint64_t bytes = t.nbytes / uint64_t(t.ne[2]);
@@ -168,6 +169,7 @@ TensorView expert_slice(const TensorView& t, int64_t e, const std::string& name)
   return TensorView{n, t.type, {t.ne[0], t.ne[1]}, t.data + uint64_t(e) * bytes, bytes};
 }
 
+// The HF tensors of the model, in the family's order.
 std::vector<TensorView> hf_tensors(const Model& m, const hf::Family& fam, const Options& o, HfKeepalive& keep) {
   const ModelConfig& c = m.config;
   std::vector<TensorView> out;
