@@ -148,7 +148,15 @@ TEST_P(HfFamily, FolderComputesWhatItsGgufComputes) {
     std::vector<StTensor> ts = file.tensors();
     std::sort(ts.begin(), ts.end(), [](const StTensor& a, const StTensor& b) { return a.name < b.name; });
     write_safetensors((dir / "model.safetensors").string(), ts, {{"format", "pt"}});
-    EXPECT_EQ(run(*load_model(dir.string()), prompt).first, got) << "experts stacked by copying";
+    const auto sorted = load_model(dir.string());
+    EXPECT_EQ(run(*sorted, prompt).first, got) << "experts stacked by copying";
+    const auto fact = [](const Model& m) {
+      for (const auto& [key, value] : m.facts)
+        if (key == "experts") return value;
+      return std::string("none");
+    };
+    EXPECT_EQ(fact(*hf), "stacked as views into the weight files");
+    EXPECT_TRUE(fact(*sorted).starts_with("stacked by copying")) << fact(*sorted);
   }
   fs::remove_all(dir);
 }

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <set>
 
+#include "core/byte_size.h"
 #include "core/error.h"
 #include "io/gguf.h"
 #include "loader/bind.h"
@@ -89,7 +90,7 @@ std::string listing(const std::vector<std::string>& names) {
 // loader owns. Error(NotFound) naming a missing expert's tensor, Error(Shape) when the experts
 // differ in type or shape.
 TensorView stack_experts(const std::string& gguf, const std::vector<TensorView>& list,
-                         const std::map<std::string, Target>& names, const fs::path& dir, HfKeepalive& keep) {
+                         const std::map<std::string, Target>& names, const fs::path& dir, HfKeepalive& keep, uint64_t& copied) {
   const auto hf_name = [&](size_t e) {
     for (const auto& [hf, t] : names)
       if (t.gguf == gguf && t.expert == int64_t(e)) return hf;
@@ -111,6 +112,7 @@ TensorView stack_experts(const std::string& gguf, const std::vector<TensorView>&
   bool adjacent = true;
   for (size_t e = 1; e < list.size(); ++e) adjacent = adjacent && list[e].data == list[e - 1].data + list[e - 1].nbytes;
   if (adjacent) return out;
+  copied += out.nbytes;
   uint8_t* dst = keep.allocate(out.nbytes);
   for (size_t e = 0; e < list.size(); ++e) std::memcpy(dst + e * list[0].nbytes, list[e].data, list[e].nbytes);
   out.data = dst;
@@ -121,7 +123,9 @@ TensorView stack_experts(const std::string& gguf, const std::vector<TensorView>&
 // (a modified model would otherwise run with parts missing). When the config ties the head
 // to the embeddings, as transformers does, one tensor serves both: a saved lm_head is
 // dropped, or is the embeddings where only it was saved.
-std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFiles& wf, const fs::path& dir, HfKeepalive& keep) {
+// `copied`: bytes of experts stacked by copying.
+std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFiles& wf, const fs::path& dir, HfKeepalive& keep,
+                                              uint64_t& copied) {
   const Family& fam = *hc.family;
   const auto names = expand_names(fam, hc.config);
   std::map<std::string, TensorView> views;
@@ -145,7 +149,7 @@ std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFi
     v.name = it->second.gguf;
     views[v.name] = v;
   }
-  for (auto& [gguf, list] : experts) views[gguf] = stack_experts(gguf, list, names, dir, keep);
+  for (auto& [gguf, list] : experts) views[gguf] = stack_experts(gguf, list, names, dir, keep, copied);
   const auto head = views.find("output.weight");
   if (hc.tie_word_embeddings && head != views.end()) {
     TensorView embd = head->second;
@@ -223,13 +227,18 @@ std::unique_ptr<Model> load_hf_model(const std::string& path) {
   m->path = path;
   m->format = "hf";
   m->config = hc.config;
-  std::map<std::string, TensorView> views = hf::map_tensors(hc, wf, dir, *keep);
+  uint64_t copied_experts = 0;
+  std::map<std::string, TensorView> views = hf::map_tensors(hc, wf, dir, *keep, copied_experts);
   m->config.tied_output = !views.contains("output.weight");
   m->weights = WeightStore(std::move(views), keep, path);
   hf::check_complete(*m, hc, wf, dir);
   bind_architecture(*m, find_architecture(m->config.architecture, path));
   m->facts = hc.facts;
   m->facts.push_back({"weights", hf::file_list(wf)});
+  if (m->config.moe())
+    m->facts.push_back({"experts", copied_experts == 0 ? std::string("stacked as views into the weight files")
+                                                       : "stacked by copying " + human_bytes(copied_experts) +
+                                                             " into memory (the files do not hold each layer's experts back to back)"});
   if (!not_run.empty())
     m->facts.push_back({"not run", std::to_string(not_run.size()) + " tensors of the vision tower and projector (the text model runs alone)"});
   hf::load_hf_tokenizer(*m, dir);
