@@ -41,9 +41,9 @@ std::string type_option(DType t) {
 }
 
 // The RoPE llama.cpp's graph applies for a GGUF architecture (llama_model_rope_type in
-// llama-model.cpp): LLaMA rotates adjacent pairs (NORM), the others split halves (NEOX).
+// llama-model.cpp): LLaMA and SmolLM3 rotate adjacent pairs (NORM), the others split halves (NEOX).
 RopeStyle llamacpp_rope_style(const std::string& arch) {
-  return arch == "llama" ? RopeStyle::Adjacent : RopeStyle::NeoX;
+  return arch == "llama" || arch == "smollm3" ? RopeStyle::Adjacent : RopeStyle::NeoX;
 }
 
 // What a GGUF reader of the architecture must see: the model's config, with LLaMA's RoPE in
@@ -53,7 +53,7 @@ ModelConfig target_config(const ModelConfig& c, bool& permute_qk) {
   ModelConfig t = c;
   permute_qk = false;
   if (c.positions == PositionKind::Rope && c.rope_style != llamacpp_rope_style(c.architecture)) {
-    if (c.architecture != "llama" || c.rope_dims != c.d_head)
+    if (llamacpp_rope_style(c.architecture) != RopeStyle::Adjacent || c.rope_dims != c.d_head)
       throw Error(ErrorKind::Unsupported, "config " + c.architecture,
                   "RoPE over " + std::to_string(c.rope_dims) + " of " + std::to_string(c.d_head) +
                       " dims in the other pair order than llama.cpp's " + c.architecture + " graph uses",

@@ -65,6 +65,19 @@ void add_architecture_keys(GgufWriter& w, const ModelConfig& c) {
   }
   if (c.architecture == "gptneox") w.add_bool(p + "use_parallel_residual", c.parallel_residual);
   if (c.sliding_window > 0) w.add_u32(p + "attention.sliding_window", u32(c.sliding_window));
+  // #21's families, as llama.cpp's converter writes them (the read-back check refuses what
+  // these keys cannot say: another layer pattern, query_pre_attn_scalar or norm_topk_prob).
+  if (c.architecture == "gemma2") {
+    w.add_f32(p + "attn_logit_softcapping", c.attn_softcap);
+    w.add_f32(p + "final_logit_softcapping", c.final_softcap);
+  }
+  if (c.architecture == "gemma3" && c.final_softcap > 0) w.add_f32(p + "final_logit_softcapping", c.final_softcap);
+  if (c.rope_base_local > 0 && c.architecture == "gemma3") w.add_f32(p + "rope.freq_base_swa", c.rope_base_local);
+  if (c.moe()) {
+    w.add_u32(p + "expert_count", u32(c.n_experts));
+    w.add_u32(p + "expert_used_count", u32(c.n_experts_used));
+    if (c.architecture == "qwen3moe") w.add_u32(p + "expert_feed_forward_length", u32(c.d_mlp));
+  }
 }
 
 // A GGUF source's own vocabulary: every tokenizer.* key as it is.

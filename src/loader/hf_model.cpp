@@ -2,8 +2,10 @@
 // (hf_names.h) puts each state-dict tensor under the architecture's GGUF name through its
 // layout step (hf_transforms.h), and the architecture's own declarations validate and bind
 // it, as for every other format (docs/huggingface.md).
+#include <cstring>
 #include <set>
 
+#include "core/byte_size.h"
 #include "core/error.h"
 #include "io/gguf.h"
 #include "loader/bind.h"
@@ -22,21 +24,45 @@ namespace fs = std::filesystem;
 struct Target {
   std::string gguf;
   Step step;
+  int64_t expert = 0;  // Step::Expert: which slice of the stacked tensor
 };
 
-// The family's rows expanded over the layers: HF name (prefix removed) -> GGUF name + step.
-std::map<std::string, Target> expand_names(const Family& fam, int64_t n_layers) {
-  std::map<std::string, Target> out;
-  for (const NameRow& r : fam.names) {
-    const bool per_layer = std::string_view(r.gguf).find("{L}") != std::string_view::npos;
-    for (int64_t l = 0; l < (per_layer ? n_layers : 1); ++l) out[layer_name(r.hf, l)] = {layer_name(r.gguf, l), r.step};
-  }
+// "{E}" in `pattern` replaced by expert `e`.
+std::string expert_name(const std::string& pattern, int64_t e) {
+  std::string out = pattern;
+  if (const size_t at = out.find("{E}"); at != std::string::npos) out.replace(at, 3, std::to_string(e));
   return out;
 }
 
+// The family's rows expanded over the layers (and experts): HF name (prefixes removed) ->
+// GGUF name + step.
+std::map<std::string, Target> expand_names(const Family& fam, const ModelConfig& c) {
+  std::map<std::string, Target> out;
+  for (const auto& table : fam.names)
+    for (const NameRow& r : table) {
+      const bool per_layer = std::string_view(r.gguf).find("{L}") != std::string_view::npos;
+      const int64_t experts = r.step == Step::Expert ? c.n_experts : 1;
+      for (int64_t l = 0; l < (per_layer ? c.n_layers : 1); ++l)
+        for (int64_t e = 0; e < experts; ++e) out[expert_name(layer_name(r.hf, l), e)] = {layer_name(r.gguf, l), r.step, e};
+    }
+  return out;
+}
+
+// The name as the family's table lists it: strip_prefix removed, then the first matching
+// rewrite applied (a multimodal checkpoint's text-model prefix).
 std::string strip(const Family& fam, const std::string& name) {
   const std::string_view p = fam.strip_prefix;
-  return !p.empty() && name.starts_with(p) ? name.substr(p.size()) : name;
+  std::string out = !p.empty() && name.starts_with(p) ? name.substr(p.size()) : name;
+  for (const PrefixRewrite& r : fam.rewrites)
+    if (out.starts_with(r.from)) return std::string(r.to).append(out, std::string_view(r.from).size());
+  return out;
+}
+
+// Tensors of a part of the checkpoint tokenprobe does not run (a vision tower).
+bool ignored(const Family& fam, const std::string& name) {
+  for (const char* p : fam.ignored_prefixes)
+    if (name.starts_with(p)) return true;
+  return false;
 }
 
 TensorView apply(const Target& t, const TensorView& v, const Family& fam, const ModelConfig& c, HfKeepalive& keep) {
@@ -44,7 +70,8 @@ TensorView apply(const Target& t, const TensorView& v, const Family& fam, const 
     case Step::Conv1D: return undo_conv1d_transpose(v, keep);
     case Step::NeoXQKV: return undo_neox_head_interleave(v, c.n_heads, c.d_head, keep);
     case Step::Norm: return fam.norm_adds_one ? undo_gemma_norm_offset(v, keep) : v;
-    case Step::AsIs: break;
+    case Step::AsIs:
+    case Step::Expert: break;  // stacked once every expert is read (stack_experts)
   }
   return v;
 }
@@ -56,14 +83,53 @@ std::string listing(const std::vector<std::string>& names) {
   return out;
 }
 
+// One layer's experts (HF: a [rows, cols] matrix each) as the GGUF-style tensor the
+// architecture declares, ne {cols, rows, n_experts}. Where the files hold them back to back in
+// expert order (as tools/hf_folder writes them) the stack is a view; otherwise (as
+// save_pretrained sorts names: experts.0, experts.1, experts.10, ...) a copy into memory the
+// loader owns. Error(NotFound) naming a missing expert's tensor, Error(Shape) when the experts
+// differ in type or shape.
+TensorView stack_experts(const std::string& gguf, const std::vector<TensorView>& list,
+                         const std::map<std::string, Target>& names, const fs::path& dir, HfKeepalive& keep, uint64_t& copied) {
+  const auto hf_name = [&](size_t e) {
+    for (const auto& [hf, t] : names)
+      if (t.gguf == gguf && t.expert == int64_t(e)) return hf;
+    return gguf;
+  };
+  for (size_t e = 0; e < list.size(); ++e) {
+    if (!list[e].data)
+      throw Error(ErrorKind::NotFound, dir.string(), "tensor " + hf_name(e) + " (expert " + std::to_string(e) + " of " + gguf + ") is missing",
+                  "every expert of a layer is needed; the weights are incomplete");
+    if (list[e].type != list[0].type || list[e].ne != list[0].ne || list[e].ne.size() != 2)
+      throw Error(ErrorKind::Shape, dir.string(), "tensor " + hf_name(e) + " is " + dtype_name(list[e].type) + " " + list[e].shape_string() +
+                  ", expert 0's is " + dtype_name(list[0].type) + " " + list[0].shape_string(),
+                  "every expert of a layer is a matrix of the same shape and type");
+  }
+  TensorView out = list[0];
+  out.name = gguf;
+  out.ne = {list[0].ne[0], list[0].ne[1], int64_t(list.size())};
+  out.nbytes = list[0].nbytes * list.size();
+  bool adjacent = true;
+  for (size_t e = 1; e < list.size(); ++e) adjacent = adjacent && list[e].data == list[e - 1].data + list[e - 1].nbytes;
+  if (adjacent) return out;
+  copied += out.nbytes;
+  uint8_t* dst = keep.allocate(out.nbytes);
+  for (size_t e = 0; e < list.size(); ++e) std::memcpy(dst + e * list[0].nbytes, list[e].data, list[e].nbytes);
+  out.data = dst;
+  return out;
+}
+
 // The folder's tensors under the GGUF names. Tensors the family does not name are refused
 // (a modified model would otherwise run with parts missing). When the config ties the head
 // to the embeddings, as transformers does, one tensor serves both: a saved lm_head is
 // dropped, or is the embeddings where only it was saved.
-std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFiles& wf, const fs::path& dir, HfKeepalive& keep) {
+// `copied`: bytes of experts stacked by copying.
+std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFiles& wf, const fs::path& dir, HfKeepalive& keep,
+                                              uint64_t& copied) {
   const Family& fam = *hc.family;
-  const auto names = expand_names(fam, hc.config.n_layers);
+  const auto names = expand_names(fam, hc.config);
   std::map<std::string, TensorView> views;
+  std::map<std::string, std::vector<TensorView>> experts;  // GGUF name -> each expert's tensor
   std::vector<std::string> unknown;
   std::string unknown_file;
   for (const auto& [name, src] : wf.tensors) {
@@ -73,10 +139,17 @@ std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFi
       unknown_file = src.file;
       continue;
     }
+    if (it->second.step == Step::Expert) {
+      auto& slot = experts[it->second.gguf];
+      slot.resize(size_t(hc.config.n_experts));
+      slot[size_t(it->second.expert)] = src.view;
+      continue;
+    }
     TensorView v = apply(it->second, src.view, fam, hc.config, keep);
     v.name = it->second.gguf;
     views[v.name] = v;
   }
+  for (auto& [gguf, list] : experts) views[gguf] = stack_experts(gguf, list, names, dir, keep, copied);
   const auto head = views.find("output.weight");
   if (hc.tie_word_embeddings && head != views.end()) {
     TensorView embd = head->second;
@@ -100,7 +173,7 @@ std::string file_list(const WeightFiles& wf) {
 
 // A required tensor the folder lacks, named as the folder would name it.
 void check_complete(const Model& m, const HfConfig& hc, const WeightFiles& wf, const fs::path& dir) {
-  const auto names = expand_names(*hc.family, m.config.n_layers);
+  const auto names = expand_names(*hc.family, m.config);
   const Architecture& arch = find_architecture(m.config.architecture, dir.string());
   for (const WeightEntry& e : expand_table(weight_table(arch, m.config), m.config.n_layers)) {
     if (!e.required || m.weights.find(e.name)) continue;
@@ -140,20 +213,34 @@ std::unique_ptr<Model> load_hf_model(const std::string& path) {
   for (const char* b : fam.buffers)
     for (int64_t l = 0; l < hc.config.n_layers; ++l) buffers.insert(layer_name(b, l));
   auto keep = std::make_shared<hf::HfKeepalive>();
-  const hf::WeightFiles wf =
-      hf::read_weight_files(dir, [&](const std::string& name) { return buffers.contains(hf::strip(fam, name)); }, *keep);
+  std::set<std::string> not_run;  // tensors of a part tokenprobe does not run (Gemma 3's vision tower)
+  const hf::WeightFiles wf = hf::read_weight_files(
+      dir,
+      [&](const std::string& name) {
+        if (!hf::ignored(fam, name)) return buffers.contains(hf::strip(fam, name));
+        not_run.insert(name);
+        return true;
+      },
+      *keep);
 
   auto m = std::make_unique<Model>();
   m->path = path;
   m->format = "hf";
   m->config = hc.config;
-  std::map<std::string, TensorView> views = hf::map_tensors(hc, wf, dir, *keep);
+  uint64_t copied_experts = 0;
+  std::map<std::string, TensorView> views = hf::map_tensors(hc, wf, dir, *keep, copied_experts);
   m->config.tied_output = !views.contains("output.weight");
   m->weights = WeightStore(std::move(views), keep, path);
   hf::check_complete(*m, hc, wf, dir);
   bind_architecture(*m, find_architecture(m->config.architecture, path));
   m->facts = hc.facts;
   m->facts.push_back({"weights", hf::file_list(wf)});
+  if (m->config.moe())
+    m->facts.push_back({"experts", copied_experts == 0 ? std::string("stacked as views into the weight files")
+                                                       : "stacked by copying " + human_bytes(copied_experts) +
+                                                             " into memory (the files do not hold each layer's experts back to back)"});
+  if (!not_run.empty())
+    m->facts.push_back({"not run", std::to_string(not_run.size()) + " tensors of the vision tower and projector (the text model runs alone)"});
   hf::load_hf_tokenizer(*m, dir);
   return m;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/checked_json.h"
 #include "loader/hf_names.h"
 #include "loader/hf_transforms.h"
 #include "model/config.h"
@@ -23,6 +24,26 @@ struct HfConfig {
   bool tie_word_embeddings = false;
   std::vector<std::pair<std::string, std::string>> facts;  // for `info` (Model::facts)
 };
+
+// config.json's parts, shared by hf_config.cpp and hf_config_families.cpp.
+inline constexpr const char* kConfigHint = "config.json should be as transformers' save_pretrained writes it";
+inline constexpr int64_t kMaxDim = int64_t{1} << 30;  // ModelConfig::validate applies the real bounds
+// Error(Unsupported) naming `key` of `j`.
+[[noreturn]] void unsupported_key(const JsonFields& j, const char* key, const std::string& what, const std::string& hint);
+// transformers' defaults that differ between the config classes of LLaMA-block families.
+struct BlockDefaults {
+  double rms_norm_eps = 1e-6, rope_theta = 10000.0;
+  int64_t head_dim = 0;  // 0: hidden_size / num_attention_heads
+};
+BlockDefaults block_defaults(const std::string& model_type);
+// Gemma3TextConfig's defaults for the keys a Gemma3Config's text_config omits: save_pretrained
+// writes a nested config's values only where they differ from its class's (google/gemma-3-4b-it
+// gives no num_attention_heads, head_dim or vocab_size).
+nlohmann::json gemma3_text_defaults();
+// What a family adds to the LLaMA block (read by hf_config.cpp): Qwen3's and OLMo 2's Q/K
+// norms, Gemma 2/3's soft-caps, windows and local RoPE, SmolLM3's layers without RoPE, the
+// mixtures of experts; refusing, naming the key, what the architecture does not compute.
+void read_family(const JsonFields& j, const std::string& model_type, ModelConfig& c);
 
 // Reads DIR/config.json. Error(Unsupported) naming the key for a model_type, rope_scaling
 // type, activation or option tokenprobe does not compute; Error(Format) naming the key when

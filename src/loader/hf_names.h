@@ -18,18 +18,28 @@ enum class Step {
   Conv1D,    // GPT-2's Conv1D stores [in, out]: transposed into owned memory
   NeoXQKV,   // GPT-NeoX's query_key_value rows are per head [q k v]: regrouped to [Q | K | V]
   Norm,      // an RMSNorm weight: the family's norm rule applies (Gemma stores w for (1 + w))
+  Expert,    // expert {E} of a mixture of experts: stacked into the GGUF-style [n_expert, ...] tensor
 };
 
 struct NameRow {
   const char* gguf;  // the architecture's name; "{L}" is the layer
-  const char* hf;    // the state-dict name
+  const char* hf;    // the state-dict name; "{E}" is the expert (Step::Expert rows)
   Step step = Step::AsIs;
+};
+
+// A prefix some checkpoints put before the names the table lists, and what it stands for:
+// Gemma3ForConditionalGeneration saves the text model as "language_model.model.{name}"
+// (transformers < 4.52) or "model.language_model.{name}" (since 4.52).
+struct PrefixRewrite {
+  const char* from;
+  const char* to;
 };
 
 struct Family {
   const char* arch;                    // tokenprobe architecture (arch/registry.cpp)
   std::vector<const char*> model_types;  // config.json model_type values it reads
-  std::span<const NameRow> names;
+  // The tables whose rows make up the family (shared pieces: LLaMA's attention, Q/K norms, ...).
+  std::vector<std::span<const NameRow>> names;
   // Non-weight buffers some `transformers` versions save (causal masks, RoPE inverse
   // frequencies): read past, never used. "{L}" is the layer.
   std::span<const char* const> buffers;
@@ -40,12 +50,18 @@ struct Family {
   bool norm_adds_one = false;
   // transformers' default for tie_word_embeddings in this family's config class.
   bool tied_by_default = false;
+  // Prefixes rewritten before lookup (after strip_prefix), and prefixes of tensors read past:
+  // a multimodal checkpoint's vision tower, which the text model does not use.
+  std::span<const PrefixRewrite> rewrites = {};
+  std::span<const char* const> ignored_prefixes = {};
 };
 
 // The family whose model_types include `model_type`, or nullptr.
 const Family* find_family(const std::string& model_type);
-// The family that maps onto tokenprobe architecture `arch`, or nullptr.
-const Family* family_for_arch(const std::string& arch);
+// The family a model of tokenprobe architecture `arch` is written as (tools/hf_folder), or
+// nullptr: the first family of `arch` whose MLP is (or is not) a mixture of experts, as
+// `experts` says (Mixtral for a `llama` with experts).
+const Family* family_for_arch(const std::string& arch, bool experts = false);
 // All model_type values read, comma-separated, for error messages.
 std::string supported_model_types();
 }  // namespace tp::hf

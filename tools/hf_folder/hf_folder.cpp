@@ -1,5 +1,6 @@
 #include "hf_folder/hf_folder.h"
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -29,8 +30,15 @@ const char* act_name(Activation a) {
   return "silu";
 }
 
-const char* model_class(const std::string& arch) {
-  if (arch == "llama") return "LlamaForCausalLM";
+const char* model_class(const std::string& arch, bool experts) {
+  if (arch == "llama") return experts ? "MixtralForCausalLM" : "LlamaForCausalLM";
+  if (arch == "qwen3") return "Qwen3ForCausalLM";
+  if (arch == "qwen3moe") return "Qwen3MoeForCausalLM";
+  if (arch == "gemma2") return "Gemma2ForCausalLM";
+  if (arch == "gemma3") return "Gemma3ForCausalLM";
+  if (arch == "olmo2") return "Olmo2ForCausalLM";
+  if (arch == "olmoe") return "OlmoeForCausalLM";
+  if (arch == "smollm3") return "SmolLM3ForCausalLM";
   if (arch == "qwen2") return "Qwen2ForCausalLM";
   if (arch == "gemma") return "GemmaForCausalLM";
   if (arch == "phi3") return "Phi3ForCausalLM";
@@ -38,9 +46,49 @@ const char* model_class(const std::string& arch) {
   return "GPTNeoXForCausalLM";
 }
 
+// The window layers as transformers' layer_types.
+nlohmann::ordered_json layer_types(const ModelConfig& c) {
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (int64_t l = 0; l < c.n_layers; ++l) out.push_back(c.window(int(l)) > 0 ? "sliding_attention" : "full_attention");
+  return out;
+}
+
+// The keys of the families hf_config_families.cpp reads, from what the GGUF reader set.
+void add_family_keys(const ModelConfig& c, nlohmann::ordered_json& j) {
+  const std::string& a = c.architecture;
+  if (a == "gemma2" || a == "gemma3") {
+    // query_pre_attn_scalar is an integer in transformers' configs: the one whose ^-1/2 the
+    // GGUF reader's scale is.
+    j["query_pre_attn_scalar"] = std::lround(1.0 / (double(c.attn_scale) * double(c.attn_scale)));
+    j["attn_logit_softcapping"] = c.attn_softcap > 0 ? nlohmann::ordered_json(c.attn_softcap) : nlohmann::ordered_json();
+    j["final_logit_softcapping"] = c.final_softcap > 0 ? nlohmann::ordered_json(c.final_softcap) : nlohmann::ordered_json();
+    j["sliding_window"] = c.sliding_window;
+    j["layer_types"] = layer_types(c);
+    if (c.rope_base_local > 0) j["rope_local_base_freq"] = c.rope_base_local;
+  }
+  if (a == "olmo2" && c.sliding_window > 0)
+    throw Error(ErrorKind::Unsupported, "hf_folder", "an olmo2 GGUF with a sliding window (OLMo 3) has no HF olmo2 form",
+                "write an olmo2 model without attention.sliding_window");
+  if (a == "smollm3") {
+    nlohmann::ordered_json uses = nlohmann::ordered_json::array();
+    for (int64_t l = 0; l < c.n_layers; ++l) uses.push_back(c.rotates(int(l)) ? 1 : 0);
+    j["no_rope_layers"] = uses;
+  }
+  if (!c.moe()) return;
+  j["num_experts_per_tok"] = c.n_experts_used;
+  if (a == "llama") {
+    j["num_local_experts"] = c.n_experts;
+    return;
+  }
+  j["num_experts"] = c.n_experts;
+  j["norm_topk_prob"] = c.expert_weights_norm;
+  if (a == "qwen3moe")
+    j.update({{"moe_intermediate_size", c.d_mlp}, {"decoder_sparse_step", 1}, {"mlp_only_layers", nlohmann::ordered_json::array()}});
+}
+
 // Step 1: config.json, the inverse of the converter's metadata (llama.cpp's set_gguf_parameters).
 nlohmann::ordered_json config_for(const ModelConfig& c, const hf::Family& fam, bool tied) {
-  nlohmann::ordered_json j = {{"architectures", {model_class(c.architecture)}}, {"model_type", fam.model_types.front()},
+  nlohmann::ordered_json j = {{"architectures", {model_class(c.architecture, c.moe())}}, {"model_type", fam.model_types.front()},
                               {"vocab_size", c.d_vocab}, {"tie_word_embeddings", tied}, {"torch_dtype", "float32"}};
   if (c.architecture == "gpt2") {
     j.update({{"n_embd", c.d_model}, {"n_layer", c.n_layers}, {"n_head", c.n_heads}, {"n_positions", c.n_ctx},
@@ -59,13 +107,15 @@ nlohmann::ordered_json config_for(const ModelConfig& c, const hf::Family& fam, b
   }
   j.update({{"rms_norm_eps", c.norm_eps}, {"rope_theta", c.rope_base}});
   if (c.rope_dims != c.d_head) j["partial_rotary_factor"] = rotary;
-  if (c.architecture == "gemma") j["hidden_activation"] = act_name(c.act);
+  if (c.architecture.starts_with("gemma")) j["hidden_activation"] = act_name(c.act);
   if (c.sliding_window > 0) j["sliding_window"] = c.sliding_window;
+  add_family_keys(c, j);
   return j;
 }
 
-// Step 2 (LLaMA only): undo llama.cpp's permute() of Q and K rows (hf::llamacpp_qk_row). HF
-// keeps rotate-half order, which the loader runs as RopeStyle::NeoX.
+// Step 2 (LLaMA and SmolLM3, which llama.cpp runs with adjacent pairs): undo llama.cpp's
+// permute() of Q and K rows (hf::llamacpp_qk_row). HF keeps rotate-half order, which the
+// loader runs as RopeStyle::NeoX.
 TensorView undo_llamacpp_qk_permute(const TensorView& w, int64_t n_heads, HfKeepalive& keep) {
   const int64_t rows = w.ne.size() == 1 ? w.ne[0] : w.n_rows(), d = rows / n_heads;
   std::vector<int64_t> dest(rows);
@@ -94,7 +144,8 @@ TensorView redo_step(hf::Step step, const TensorView& v, const hf::Family& fam, 
       out.data = reinterpret_cast<const uint8_t*>(dst);
       return out;
     }
-    case hf::Step::AsIs: break;
+    case hf::Step::AsIs:
+    case hf::Step::Expert: break;
   }
   return v;
 }
@@ -110,34 +161,48 @@ const char* st_dtype(DType t) {
   }
 }
 
+// Expert `e` of a stacked [n_expert, ...] tensor: a view of its slice, named with "{E}" as e.
+TensorView expert_slice(const TensorView& t, int64_t e, const std::string& name) {
+  const uint64_t bytes = t.nbytes / uint64_t(t.ne[2]);
+  std::string n = name;
+  n.replace(n.find("{E}"), 3, std::to_string(e));
+  return TensorView{n, t.type, {t.ne[0], t.ne[1]}, t.data + uint64_t(e) * bytes, bytes};
+}
+
 // The HF tensors of the model, in the family's order.
 std::vector<TensorView> hf_tensors(const Model& m, const hf::Family& fam, const Options& o, HfKeepalive& keep) {
   const ModelConfig& c = m.config;
   std::vector<TensorView> out;
-  for (const hf::NameRow& r : fam.names) {
-    const bool per_layer = std::string_view(r.gguf).find("{L}") != std::string_view::npos;
-    for (int64_t l = 0; l < (per_layer ? c.n_layers : 1); ++l) {
-      const std::string gguf = layer_name(r.gguf, l);
-      // A tied model's head is the embeddings: saved untied as a copy, and by torch.save (as
-      // transformers' .bin files) as a second name for the embeddings' storage.
-      const bool torch = o.format == WeightFormat::TorchBin || o.format == WeightFormat::TorchBinSharded;
-      const bool head_is_embd = gguf == "output.weight" && c.tied_output && (o.untie || torch);
-      const TensorView* src = m.weights.find(head_is_embd ? "token_embd.weight" : gguf);
-      if (!src) continue;
-      st_dtype(src->type);
-      TensorView v = *src;
-      if (head_is_embd && o.untie) {
-        uint8_t* copy = keep.allocate(v.nbytes);
-        std::memcpy(copy, v.data, v.nbytes);
-        v.data = copy;
+  for (const auto& table : fam.names) {
+    for (const hf::NameRow& r : table) {
+      const bool per_layer = std::string_view(r.gguf).find("{L}") != std::string_view::npos;
+      for (int64_t l = 0; l < (per_layer ? c.n_layers : 1); ++l) {
+        const std::string gguf = layer_name(r.gguf, l);
+        // A tied model's head is the embeddings: saved untied as a copy, and by torch.save (as
+        // transformers' .bin files) as a second name for the embeddings' storage.
+        const bool torch = o.format == WeightFormat::TorchBin || o.format == WeightFormat::TorchBinSharded;
+        const bool head_is_embd = gguf == "output.weight" && c.tied_output && (o.untie || torch);
+        const TensorView* src = m.weights.find(head_is_embd ? "token_embd.weight" : gguf);
+        if (!src) continue;
+        st_dtype(src->type);
+        TensorView v = *src;
+        if (head_is_embd && o.untie) {
+          uint8_t* copy = keep.allocate(v.nbytes);
+          std::memcpy(copy, v.data, v.nbytes);
+          v.data = copy;
+        }
+        if (r.step == hf::Step::Expert) {  // one HF tensor per expert, in expert order
+          for (int64_t e = 0; e < c.n_experts; ++e) out.push_back(expert_slice(*src, e, layer_name(r.hf, l)));
+          continue;
+        }
+        if (c.positions == PositionKind::Rope && c.rope_style == RopeStyle::Adjacent &&
+            (gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_q.bias") || gguf.ends_with("attn_k.weight") || gguf.ends_with("attn_k.bias")))
+          v = undo_llamacpp_qk_permute(v, gguf.find("attn_q") != std::string::npos ? c.n_heads : c.n_kv_heads, keep);
+        v = redo_step(r.step, v, fam, c, keep);
+        v.name = std::string(fam.strip_prefix) + layer_name(r.hf, l);
+        if (std::string_view(r.hf) == "lm_head.weight") v.name = r.hf;  // outside GPT-2's "transformer."
+        out.push_back(v);
       }
-      if (c.architecture == "llama" && c.rope_style == RopeStyle::Adjacent &&
-          (gguf.ends_with("attn_q.weight") || gguf.ends_with("attn_q.bias") || gguf.ends_with("attn_k.weight") || gguf.ends_with("attn_k.bias")))
-        v = undo_llamacpp_qk_permute(v, gguf.find("attn_q") != std::string::npos ? c.n_heads : c.n_kv_heads, keep);
-      v = redo_step(r.step, v, fam, c, keep);
-      v.name = std::string(fam.strip_prefix) + layer_name(r.hf, l);
-      if (std::string_view(r.hf) == "lm_head.weight") v.name = r.hf;  // outside GPT-2's "transformer."
-      out.push_back(v);
     }
   }
   return out;
@@ -175,10 +240,10 @@ void write_weights(const fs::path& out, const std::string& stem, const std::stri
 
 void write_hf_folder(const std::string& gguf, const fs::path& out, const Options& o) {
   const std::unique_ptr<Model> m = load_gguf_model(gguf);
-  const hf::Family* fam = hf::family_for_arch(m->config.architecture);
+  const hf::Family* fam = hf::family_for_arch(m->config.architecture, m->config.moe());
   if (!fam)
     throw Error(ErrorKind::Unsupported, gguf, "architecture " + m->config.architecture + " has no HuggingFace family",
-                "tokenprobe maps llama, qwen2, gemma, phi3, gpt2 and gptneox");
+                "tokenprobe maps the architectures of the model_types " + hf::supported_model_types());
   fs::create_directories(out);
   for (const char* stale : {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"})
     fs::remove(out / stale);
