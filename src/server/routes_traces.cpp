@@ -1,7 +1,10 @@
-// /api/model, /api/run, /api/traces, /api/traces/ID, /api/traces/ID/tensor, /api/traces/ID/lens
+// /api/model, /api/run, /api/traces, /api/traces/ID (GET, DELETE), /api/traces/ID/tensor,
+// /api/traces/ID/lens, /api/diff
+#include <cctype>
 #include <cstring>
 
 #include "core/error.h"
+#include "io/npy.h"
 #include "probe/capture_spec.h"
 #include "sampling/record.h"
 #include "server/api_util.h"
@@ -9,6 +12,7 @@
 #include "server/lens.h"
 #include "server/openai.h"
 #include "server/server_impl.h"
+#include "server/trace_diff.h"
 
 namespace tp::server {
 namespace {
@@ -77,6 +81,7 @@ void handle_run(Server::Impl& s, const std::string& body, httplib::Response& res
       [&](Session& session) {
         g.max_trace_bytes = s.trace_room(max_trace_bytes);
         g.trace_dir = s.store.new_trace_path(&id);
+        const TraceStore::Writing writing(s.store, id);
         r = generate(session, g, [](const GenToken*, const std::string&) { return true; });
       },
       gone);
@@ -95,9 +100,19 @@ void handle_tensor(Server::Impl& s, const httplib::Request& req, httplib::Respon
   q.positions = req.get_param_value("positions");
   q.heads = req.get_param_value("heads");
   const std::string format = req.has_param("format") ? req.get_param_value("format") : "json";
-  if (format != "json" && format != "bin") throw ApiError(400, "'format' must be json or bin");
+  if (format != "json" && format != "bin" && format != "npy") throw ApiError(400, "'format' must be json, bin or npy");
   const TensorSlice t = slice_tensor(*r, q);
   if (format == "json") return send_json(res, t.to_json());
+  if (format == "npy") {
+    // A file numpy.load reads: the slice's shape, float32; the name says hook and selection.
+    std::string name = t.hook;
+    for (char& c : name)
+      if (c != '.' && c != '_' && !std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    res.set_header("Content-Disposition", "attachment; filename=\"" + name + ".npy\"");
+    res.set_header("X-Tokenprobe-Slice", json{{"hook", t.hook}, {"dtype", "F32"}, {"shape", t.shape},
+                                              {"positions", t.positions}, {"heads", t.heads}}.dump());
+    return res.set_content(npy_bytes(t.data.data(), t.shape), "application/octet-stream");
+  }
   res.set_header("X-Tokenprobe-Slice", json{{"hook", t.hook}, {"dtype", "F32"}, {"shape", t.shape},
                                             {"positions", t.positions}, {"heads", t.heads}}.dump());
   res.set_content(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float), "application/octet-stream");
@@ -116,6 +131,21 @@ void handle_lens(Server::Impl& s, const httplib::Request& req, httplib::Response
   if (s.lens_cache.size() > 16) s.lens_cache.clear();
   s.lens_cache[id] = lens;
   send_json(res, lens);
+}
+
+void handle_diff(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+  const std::string a = req.get_param_value("a"), b = req.get_param_value("b");
+  if (a.empty() || b.empty()) throw ApiError(400, "give two traces: /api/diff?a=ID&b=ID");
+  double threshold = 0.1;
+  if (req.has_param("threshold")) {
+    const std::string v = req.get_param_value("threshold");
+    char* end = nullptr;
+    threshold = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end || !(threshold > 0 && threshold < 1e6)) throw ApiError(400, "query parameter 'threshold' must be a number > 0");
+  }
+  const auto ra = s.store.open(a), rb = s.store.open(b);
+  const Model& m = s.need_model();  // the diff's work runs on the model's pool
+  send_json(res, trace_diff(a, *ra, b, *rb, &m, *s.pool, threshold));
 }
 
 }  // namespace
@@ -142,6 +172,22 @@ void register_trace_routes(Server::Impl& s) {
     const std::string id = trace_id_of(req);
     send_json(res, trace_json(id, *s.store.open(id)));
   }));
+  // DELETE has a content reader in httplib (it may carry a body): the route takes none, so a
+  // body is left unread and the connection closed after the answer.
+  s.http.Delete(R"(/api/traces/(.+))", [&s](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader&) {
+    if (req.has_header("Content-Length") ? req.get_header_value("Content-Length") != "0" : req.has_header("Transfer-Encoding"))
+      GuardedHttpServer::close_after_response();
+    guarded([&s](const httplib::Request& rq, httplib::Response& rs) {
+      const std::string id = trace_id_of(rq);
+      if (!s.store.remove(id)) throw ApiError(409, "trace " + id + " is being written by a run; delete it when the run ends");
+      {
+        std::lock_guard<std::mutex> lock(s.lens_mu);
+        s.lens_cache.erase(id);
+      }
+      send_json(rs, {{"deleted", id}});
+    })(req, res);
+  });
+  s.http.Get("/api/diff", guarded([&s](const httplib::Request& req, httplib::Response& res) { handle_diff(s, req, res); }));
 }
 
 }  // namespace tp::server
