@@ -56,7 +56,7 @@ export function diffView(d: TraceDiff, tokenText: (id: number) => string): HTMLE
     // Heatmap: hooks (rows) × aligned pairs (columns), labelled with A's token of each pair.
     const nP = al.pairs.length, cw = Math.max(4, Math.min(28, Math.floor(880 / Math.max(1, nP)))), ch = 16, left = 150, top = 60;
     const vals = rows.map(h => M.of(h) ?? []), top1 = max(vals.flat()) ?? 1;
-    canvas = el("canvas", { width: left + nP * cw + 2, height: top + rows.length * ch + 2, "data-testid": "diff-canvas" });
+    canvas = el("canvas", { width: left + nP * cw + 2, height: top + rows.length * ch + 2, "data-testid": "diff-canvas", "data-left": left, "data-top": top, "data-cw": cw, "data-ch": ch });
     const g = canvas.getContext("2d")!;
     g.font = "10px ui-monospace, monospace";
     rows.forEach((h, r) => {

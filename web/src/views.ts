@@ -55,7 +55,7 @@ export function lensView(lens: Lens | string, pos: number, tokens: string[], onP
   const draw = () => {
     cw = Math.max(2, Math.min(maxCw, lensCell));
     zoomLabel.textContent = `${cw} px/position`;
-    canvas = el("canvas", { width: left + nP * cw + 2, height: top + nL * ch + 4, "data-testid": "lens-canvas" });
+    canvas = el("canvas", { width: left + nP * cw + 2, height: top + nL * ch + 4, "data-testid": "lens-canvas", "data-left": left, "data-top": top, "data-cw": cw, "data-ch": ch, "data-labels": cw >= 10 ? "tokens" : "none" });
     const g = canvas.getContext("2d")!;
     g.font = "11px sans-serif";
     g.fillStyle = "#333";
@@ -148,7 +148,7 @@ export function attentionHeadView(a: AttnHead | null, layer: number, head: numbe
   if (!a) return absent(`L${layer}H${head}: not in this trace`);
   const cell = Math.max(2, Math.min(18, Math.floor(560 / Math.max(a.rows, a.n_k)))), labels = cell >= 9;
   const left = labels ? 64 : 4, top = labels ? 64 : 4;
-  const c = el("canvas", { width: left + a.n_k * cell + 2, height: top + a.rows * cell + 2, "data-testid": "attn-head-canvas" });
+  const c = el("canvas", { width: left + a.n_k * cell + 2, height: top + a.rows * cell + 2, "data-testid": "attn-head-canvas", "data-left": left, "data-top": top, "data-cw": cell, "data-ch": cell, "data-labels": labels ? "tokens" : "none" });
   const g = c.getContext("2d")!;
   g.fillStyle = "#fff";
   g.fillRect(0, 0, c.width, c.height);
