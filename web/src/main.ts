@@ -1,11 +1,13 @@
 // The viewer: prompt box and sampler controls, a token strip (coloured by probability,
 // searchable), and for the clicked token its trajectory, the logit-lens heatmap, attention
 // (head grid + one head's pattern), the sampler funnel, the DLA waterfall and the top source
-// tokens; a diff of two traces; exports (CSV, PNG, .npy) and deleting traces.
+// tokens; a diff of two traces; patching / causal-tracing results opened from a file;
+// exports (CSV, PNG, .npy) and deleting traces.
 import "./style.css";
 import { detectSource, type AttnRow, type Lens, type Trace } from "./data";
 import { diffView } from "./diff";
 import { button, download, el, tablesCsv, vis } from "./dom";
+import { resultView } from "./patching";
 import { buildStrip, tokenProbs } from "./strip";
 import { attentionHeadView, attentionView, dlaView, funnelView, lensView, sourcesView, trajectoryPoints, trajectoryView } from "./views";
 
@@ -139,6 +141,14 @@ async function deleteOpen() {
     status(`deleted ${id}`);
   } catch (e) { status(`delete: ${(e as Error).message}`); }
 }
+
+// A patching or causal-tracing result file, read in the browser.
+$<HTMLInputElement>("result-file").onchange = async ev => {
+  const f = (ev.target as HTMLInputElement).files?.[0];
+  if (!f) return;
+  try { $("result").replaceChildren(resultView(JSON.parse(await f.text()))); status(`opened ${f.name}`); }
+  catch (e) { status(`${f.name}: ${(e as Error).message}`); }
+};
 
 async function main() {
   const form = $<HTMLFormElement>("run-form");

@@ -280,6 +280,48 @@ try {
   check((await fetch(`${base}/api/traces/${twin}`)).status === 404 && !fs.existsSync(path.join(traces, twin)) &&
         (await page.getByTestId("trace-select").locator(`option[value="${twin}"]`).count()) === 0, "an accepted delete removes the trace and its list entry");
 
+  // Patching and causal-tracing results (the commands' --json output) opened from a file.
+  const clean = "Lily and Tim went to the park. Lily gave the ball to", corrupt = "Lily and Tim went to the park. Tim gave the ball to";
+  const runJson = (args, name) => {
+    const r = spawnSync(cli, [...args, "-m", model, "--json", "-t", "2"], { maxBuffer: 64 << 20 });
+    const file = path.join(out, name);
+    fs.writeFileSync(file, r.stdout);
+    return r.status === 0 ? { file, j: JSON.parse(r.stdout) } : null;
+  };
+  const pr = runJson(["patch", "--clean", clean, "--corrupt", corrupt, "--metric", "logit_diff(' Tim',' Lily')", "--target", "resid_pre,z"], "patch.json");
+  check(pr !== null, "tokenprobe patch --json ran");
+  await page.getByTestId("result-file").setInputFiles(pr.file);
+  await page.getByTestId("patch").waitFor();
+  check((await page.getByTestId("patch-summary").textContent()).includes(`metric ${p4(pr.j.clean.metric)}`), "patching view: the clean and corrupted metrics");
+  const sw = pr.j.sweeps[0], [, pCols] = sw.shape, pc = pr.j.clean.tokens.findIndex((t, j) => t !== pr.j.corrupt.tokens[j]);
+  await hoverCell(`patch-${sw.target}-canvas`, pc, 1);
+  const pTip = await page.getByTestId(`patch-${sw.target}-tip`).textContent();
+  check(pTip.includes(`position ${pc} `) && pTip.includes("(corrupted: ") && pTip.includes(`score ${p4(sw.score[pCols + pc])}, metric ${p4(sw.metric[pCols + pc])}`),
+        `patching heatmap tooltip: "${pTip}"`);
+  check((await page.getByTestId(`patch-${sw.target}-legend`).textContent()).includes("score: 0 = the corrupted run's metric"), "patching legend says what the score is");
+  check(await page.getByTestId("patch-z-canvas").count() === 1, "the per-head sweep (z) has its heatmap too");
+  await page.getByTestId("result-box").screenshot({ path: path.join(out, "viewer-patch.png") });
+  const ct = runJson(["causal-trace", "-p", clean, "--subject", "Tim", "--kind", "resid,mlp", "--samples", "3"], "causal_trace.json");
+  check(ct !== null, "tokenprobe causal-trace --json ran");
+  await page.getByTestId("result-file").setInputFiles(ct.file);
+  await page.getByTestId("causal").waitFor();
+  const cm = ct.j.maps[0], [, cL] = cm.shape, cp = ct.j.corrupted_positions[1] + 2;
+  await hoverCell(`causal-${cm.kind}-canvas`, 2, cp);
+  const cTip = await page.getByTestId(`causal-${cm.kind}-tip`).textContent();
+  check(cTip.includes(`position ${cp} `) && cTip.includes(`layer 2: indirect effect ${p4(cm.effect[cp * cL + 2])}, metric with the state restored ${p4(cm.restored[cp * cL + 2])}`),
+        `causal-tracing heatmap tooltip: "${cTip}"`);
+  await page.getByTestId("result-box").screenshot({ path: path.join(out, "viewer-causal-trace.png") });
+
+  // The same viewer in a `tokenprobe report` file, opened from disk.
+  const reportFile = path.join(out, "report.html");
+  check(spawnSync(cli, ["report", path.join(traces, id), "-o", reportFile, "-m", model]).status === 0, "tokenprobe report wrote a file");
+  await page.goto("file://" + reportFile);
+  await page.getByTestId("selected").waitFor();
+  check(await page.locator(".strip .tok").count() === nPrompt + 12 && (await span(i).getAttribute("data-p")) === p4(rec.chosen.p_raw) &&
+        await page.getByTestId("lens-canvas").count() === 1 && await page.getByTestId("trace-tools").isHidden(),
+        "the report shows the strip with its colours and the lens, without the server's tools");
+  await page.screenshot({ path: path.join(out, "viewer-report.png") });
+
   // A copy of the trace without explain records: the views say so instead of drawing.
   const fx = "fixture-no-explain.tptrace", fxDir = path.join(traces, fx);
   fs.cpSync(path.join(traces, id), fxDir, { recursive: true });
