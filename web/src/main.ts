@@ -43,7 +43,7 @@ async function openTrace(id: string) {
   const lens = await src.lens(id);
   if (st?.trace !== trace) return;  // another trace was opened meanwhile
   st.lens = lens;
-  const strip = buildStrip($("strip"), texts, ids, nPrompt, tokenProbs(trace, lens, texts, nPrompt), i => void select(i));
+  const strip = buildStrip($("strip"), texts, ids, nPrompt, tokenProbs(trace, lens, texts, nPrompt, nLayers), i => void select(i));
   st.strip = strip.spans;
   $("strip-tools").replaceChildren(strip.tools);
   fillTraceTools(trace);
@@ -60,6 +60,14 @@ function withCsv(p: HTMLElement, name: string): HTMLElement {
   return p;
 }
 
+// Scrolls the strip (not the page) so that the token is in view.
+function showInStrip(t: HTMLElement | undefined) {
+  const box = $("strip");
+  if (!t) return;
+  const top = t.offsetTop - box.offsetTop;
+  if (top < box.scrollTop || top + t.offsetHeight > box.scrollTop + box.clientHeight) box.scrollTop = top - box.clientHeight / 2;
+}
+
 // Token i was chosen by the logits at position i − 1.
 async function select(i: number) {
   if (!st || i < 0 || i >= st.texts.length) return;
@@ -67,6 +75,7 @@ async function select(i: number) {
   if (s.sel >= 0) s.strip[s.sel]?.classList.remove("sel");
   s.sel = i;
   s.strip[i]?.classList.add("sel");
+  showInStrip(s.strip[i]);
   const pos = Math.max(0, i - 1), step = s.trace.steps.find(x => x.step === i - s.nPrompt);
   const ex = step?.explain;
   const rows: (AttnRow | null)[] = await Promise.all(Array.from({ length: s.nLayers }, (_, l) => src.attentionRow(s.trace.id, l, pos)));

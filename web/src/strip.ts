@@ -9,9 +9,11 @@ export interface TokenProb { p: number; source: string; alts: { text: string; p:
 // P(token i | tokens before it) and the alternatives the trace holds: a generated token's
 // from its step (the sampler's raw distribution, top_logprobs); a prompt token's from the
 // last layer of the logit lens (its top-1 only), which is the model's output distribution.
-export function tokenProbs(t: Trace, lens: Lens | string, texts: string[], nPrompt: number): (TokenProb | null)[] {
+// Only the lens of the last layer's output is the model's distribution: a trace that did not
+// capture it leaves its prompt tokens uncoloured.
+export function tokenProbs(t: Trace, lens: Lens | string, texts: string[], nPrompt: number, nLayers: number): (TokenProb | null)[] {
   const out: (TokenProb | null)[] = texts.map(() => null);
-  if (typeof lens !== "string" && lens.layers.length) {
+  if (typeof lens !== "string" && lens.layers.length && lens.layers[lens.layers.length - 1] === String(nLayers - 1)) {
     const L = lens.layers.length - 1;
     lens.positions.forEach((pos, c) => {
       const i = pos + 1, p = lens.next_prob[L][c];

@@ -372,6 +372,11 @@ try {
   await page.getByTestId("selected").waitFor();
   const fit = await page.getByTestId("token-strip").evaluate(e => ({ sw: e.scrollWidth, cw: e.clientWidth, n: e.querySelectorAll(".tok").length }));
   check(fit.n === 400 && fit.sw <= fit.cw, `a 400-token strip wraps inside its box (scrollWidth ${fit.sw} <= clientWidth ${fit.cw})`);
+  const selIn = await page.getByTestId("token-strip").evaluate(e => {
+    const t = e.querySelector(".tok.sel").getBoundingClientRect(), b = e.getBoundingClientRect();
+    return t.top >= b.top && t.bottom <= b.bottom;
+  });
+  check(selIn, "the selected token is scrolled into the strip's view");
   await page.screenshot({ path: path.join(out, "viewer-400.png") });
 
   // Responsiveness: a 2,000-token trace (prompt tokens repeated in the manifest).
