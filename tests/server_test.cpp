@@ -338,6 +338,9 @@ TEST_F(ServerTest, DiffOfTwoTraces) {
   expect_error(get("/api/diff?a=" + id, 400), "two traces");
   expect_error(get("/api/diff?a=" + id + "&b=no-such", 404), "no such trace");
   expect_error(get("/api/diff?a=" + id + "&b=" + copy + "&threshold=-1", 400), "threshold");
+  const json no_lens = get("/api/diff?a=" + id + "&b=" + other + "&lens=false", 200);
+  for (const auto& h : no_lens["hooks"]) EXPECT_FALSE(h["lens"].get<bool>()) << h["hook"];
+  expect_error(get("/api/diff?a=" + id + "&b=" + copy + "&lens=1", 400), "'lens'");
 }
 
 TEST_F(ServerTest, DeleteTrace) {

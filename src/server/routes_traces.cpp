@@ -136,16 +136,21 @@ void handle_lens(Server::Impl& s, const httplib::Request& req, httplib::Response
 void handle_diff(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
   const std::string a = req.get_param_value("a"), b = req.get_param_value("b");
   if (a.empty() || b.empty()) throw ApiError(400, "give two traces: /api/diff?a=ID&b=ID");
-  double threshold = 0.1;
+  analysis::DiffOptions o;
   if (req.has_param("threshold")) {
     const std::string v = req.get_param_value("threshold");
     char* end = nullptr;
-    threshold = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end || !(threshold > 0 && threshold < 1e6)) throw ApiError(400, "query parameter 'threshold' must be a number > 0");
+    o.threshold = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end || !(o.threshold > 0 && o.threshold < 1e6)) throw ApiError(400, "query parameter 'threshold' must be a number > 0");
+  }
+  if (req.has_param("lens")) {
+    const std::string v = req.get_param_value("lens");
+    if (v != "true" && v != "false") throw ApiError(400, "query parameter 'lens' must be true or false");
+    o.lens = v == "true";
   }
   const auto ra = s.store.open(a), rb = s.store.open(b);
   const Model& m = s.need_model();  // the diff's work runs on the model's pool
-  send_json(res, trace_diff(a, *ra, b, *rb, &m, *s.pool, threshold));
+  send_json(res, trace_diff(a, *ra, b, *rb, &m, *s.pool, o));
 }
 
 }  // namespace

@@ -2,7 +2,6 @@
 
 #include <set>
 
-#include "analysis/diff.h"
 #include "sampling/record.h"
 
 namespace tp::server {
@@ -23,20 +22,18 @@ bool made_by_shape_of(const TraceReader& r, const Model& m) {
 }  // namespace
 
 json trace_diff(const std::string& id_a, const TraceReader& a, const std::string& id_b, const TraceReader& b,
-                const Model* model, ThreadPool& pool, double threshold) {
+                const Model* model, ThreadPool& pool, const analysis::DiffOptions& o) {
   std::vector<std::string> skipped_a, skipped_b;
   analysis::DiffRun ra = analysis::run_from_trace(a, &skipped_a), rb = analysis::run_from_trace(b, &skipped_b);
   json notes = json::array();
-  if (model) {
+  if (model && o.lens) {
     for (auto [run, r, id] : {std::tuple{&ra, &a, &id_a}, std::tuple{&rb, &b, &id_b}}) {
       if (made_by_shape_of(*r, *model)) run->model = model;
       else notes.push_back(*id + " was made by a model of another shape than the loaded one: no logit lens for it");
     }
   } else {
-    notes.push_back("the server runs without a model: no logit lens (KL, top-1)");
+    notes.push_back(model ? "the logit lens was not asked for (lens=false): no KL, top-1" : "the server runs without a model: no logit lens (KL, top-1)");
   }
-  analysis::DiffOptions o;
-  o.threshold = threshold;
   const analysis::DiffResult r = analysis::diff_runs(ra, rb, pool, o);
   for (const auto& n : r.notes) notes.push_back(n);
   if (!skipped_a.empty()) {
@@ -71,7 +68,7 @@ json trace_diff(const std::string& id_a, const TraceReader& a, const std::string
               {"generated_b", rb.generated}, {"n_prompt_a", ra.n_prompt}, {"n_prompt_b", rb.n_prompt},
               {"alignment", {{"common_prefix", r.alignment.common_prefix}, {"pairs", pairs}, {"substituted", r.alignment.substituted},
                              {"only_a", r.alignment.only_a}, {"only_b", r.alignment.only_b}}},
-              {"hooks", hooks}, {"threshold", threshold}, {"notes", notes}, {"texts", texts},
+              {"hooks", hooks}, {"threshold", o.threshold}, {"notes", notes}, {"texts", texts},
               {"first_divergence", nullptr}, {"token_divergence", nullptr}};
   if (const auto& d = r.first_divergence)
     out["first_divergence"] = {{"hook", d->hook}, {"layer", d->layer}, {"pair", d->pair}, {"pos_a", d->pos_a}, {"pos_b", d->pos_b},
