@@ -355,6 +355,7 @@ try {
     check(rsrc.includes(p4(rl.sources[0].weight)) && rsrc.includes("initial state"),
           `RWKV: layer 0's top readout source ${p4(rl.sources[0].weight)} and the initial state's share are shown`);
     check((await page.getByTestId("attention").textContent()).includes("no attention pattern"), "RWKV: the attention panel says there is no pattern");
+    await page.mouse.move(0, 0);  // the strip's hover card would cover the panels
     await page.screenshot({ path: path.join(out, "viewer-rwkv.png"), fullPage: true });
   } else {
     console.log("note: TOKENPROBE_MAKE_FIXTURES unset, the RWKV view is not checked");
