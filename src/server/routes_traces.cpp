@@ -103,19 +103,16 @@ void handle_tensor(Server::Impl& s, const httplib::Request& req, httplib::Respon
   if (format != "json" && format != "bin" && format != "npy") throw ApiError(400, "'format' must be json, bin or npy");
   const TensorSlice t = slice_tensor(*r, q);
   if (format == "json") return send_json(res, t.to_json());
-  if (format == "npy") {
-    // A file numpy.load reads: the slice's shape, float32; the name says hook and selection.
-    std::string name = t.hook;
-    for (char& c : name)
-      if (c != '.' && c != '_' && !std::isalnum(static_cast<unsigned char>(c))) c = '_';
-    res.set_header("Content-Disposition", "attachment; filename=\"" + name + ".npy\"");
-    res.set_header("X-Tokenprobe-Slice", json{{"hook", t.hook}, {"dtype", "F32"}, {"shape", t.shape},
-                                              {"positions", t.positions}, {"heads", t.heads}}.dump());
-    return res.set_content(npy_bytes(t.data.data(), t.shape), "application/octet-stream");
-  }
   res.set_header("X-Tokenprobe-Slice", json{{"hook", t.hook}, {"dtype", "F32"}, {"shape", t.shape},
                                             {"positions", t.positions}, {"heads", t.heads}}.dump());
-  res.set_content(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float), "application/octet-stream");
+  if (format == "bin")
+    return res.set_content(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float), "application/octet-stream");
+  // npy: a file numpy.load reads, named after the hook.
+  std::string name = t.hook;
+  for (char& c : name)
+    if (c != '.' && c != '_' && !std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  res.set_header("Content-Disposition", "attachment; filename=\"" + name + ".npy\"");
+  res.set_content(npy_bytes(t.data.data(), t.shape), "application/octet-stream");
 }
 
 void handle_lens(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {

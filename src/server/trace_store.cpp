@@ -190,6 +190,10 @@ std::shared_ptr<const TraceReader> TraceStore::open(const std::string& id) {
 
 void TraceStore::forget(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
+  forget_locked(id);
+}
+
+void TraceStore::forget_locked(const std::string& id) {
   cache_.remove_if([&](const auto& e) { return e.first.rfind(id + "@", 0) == 0; });
 }
 
@@ -207,7 +211,7 @@ bool TraceStore::remove(const std::string& id) {
   folder_of(id);  // the checks open() makes
   std::lock_guard<std::mutex> lock(mu_);
   if (writing_.count(id)) return false;
-  cache_.remove_if([&](const auto& e) { return e.first.rfind(id + "@", 0) == 0; });
+  forget_locked(id);
   // The entry named by the id: a symlink is removed itself, never the folder it points to.
   const fs::path entry = fs::path(dir_) / id;
   std::error_code ec;

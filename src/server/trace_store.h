@@ -81,6 +81,7 @@ class TraceStore {
 
  private:
   std::filesystem::path folder_of(const std::string& id) const;
+  void forget_locked(const std::string& id);  // with mu_ held
 
   std::string dir_;
   std::mutex mu_;
