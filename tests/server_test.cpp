@@ -343,6 +343,39 @@ TEST_F(ServerTest, DiffOfTwoTraces) {
   expect_error(get("/api/diff?a=" + id + "&b=" + copy + "&lens=1", 400), "'lens'");
 }
 
+// POST /api/patch is `tokenprobe patch`: two prompts one token apart; patching layer 0's
+// residual at that token restores the clean run exactly (score 1), at any other position it
+// changes nothing (score 0).
+TEST_F(ServerTest, PatchSweep) {
+  const json p = post("/api/patch", R"({"clean": "Once upon a time there was a girl", "corrupt": "Once upon a time there was a boy",
+                                        "metric": "kl", "target": "resid_pre,z"})", 200);
+  ASSERT_EQ(p["sweeps"].size(), 2u) << p.dump().substr(0, 400);
+  const auto& ct = p["clean"]["tokens"], &xt = p["corrupt"]["tokens"];
+  ASSERT_EQ(ct.size(), xt.size());
+  EXPECT_EQ(p["clean"]["metric"].get<double>(), 0.0);  // KL(clean ‖ clean)
+  EXPECT_GT(p["corrupt"]["metric"].get<double>(), 0.0);
+  const json& sw = p["sweeps"][0];
+  EXPECT_EQ(sw["target"], "resid_pre");
+  EXPECT_EQ(sw["shape"], json({5, ct.size()}));
+  EXPECT_EQ(p["sweeps"][1]["axes"], json({"layer", "head"}));
+  int differing = 0;
+  for (size_t i = 0; i < ct.size(); ++i) {
+    const double score = sw["score"][i].get<double>();  // layer 0
+    if (ct[i] != xt[i]) {
+      ++differing;
+      EXPECT_NEAR(score, 1.0, 1e-6) << "position " << i;
+    } else {
+      EXPECT_EQ(score, 0.0) << "position " << i;
+    }
+  }
+  EXPECT_EQ(differing, 1);
+  EXPECT_EQ(p["runs"].get<int>(), 2 + 5 * int(ct.size()) + 5 * 8);
+  expect_error(post("/api/patch", R"({"clean": "Once upon a time", "corrupt": "Once upon a time there was", "metric": "kl"})", 400), "same");
+  expect_error(post("/api/patch", R"({"clean": "a", "corrupt": "b", "metric": "nope"})", 400), "nope");
+  expect_error(post("/api/patch", R"({"clean": "a", "corrupt": "b"})", 400), "'metric'");
+  expect_error(post("/api/patch", R"({"clean": "a", "corrupt": "b", "metric": "kl", "mode": "x"})", 400), "'mode'");
+}
+
 TEST_F(ServerTest, DeleteTrace) {
   const std::string id = post("/api/run", R"({"prompt": "Once", "n": 1, "explain": false})", 200)["trace"];
   get("/api/traces/" + id + "/lens", 200);  // cached lens and reader, both dropped

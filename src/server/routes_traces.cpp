@@ -1,8 +1,9 @@
 // /api/model, /api/run, /api/traces, /api/traces/ID (GET, DELETE), /api/traces/ID/tensor,
-// /api/traces/ID/lens, /api/diff
+// /api/traces/ID/lens, /api/diff, /api/patch
 #include <cctype>
 #include <cstring>
 
+#include "analysis/patching.h"
 #include "core/error.h"
 #include "io/npy.h"
 #include "probe/capture_spec.h"
@@ -150,6 +151,49 @@ void handle_diff(Server::Impl& s, const httplib::Request& req, httplib::Response
   send_json(res, trace_diff(a, *ra, b, *rb, &m, *s.pool, o));
 }
 
+// A patching sweep is one forward pass per cell: bounded so that one request cannot hold the
+// generation queue indefinitely (larger sweeps belong to `tokenprobe patch`).
+constexpr int64_t kMaxPatchCells = 16384;
+
+void handle_patch(Server::Impl& s, const std::string& body, httplib::Response& res) {
+  const Model& m = s.need_model();
+  const json b = parse_body(body);
+  analysis::PatchPrompt clean, corrupt;
+  clean.text = get_string(b, "clean", "", 1 << 16);
+  corrupt.text = get_string(b, "corrupt", "", 1 << 16);
+  if (clean.text.empty() || corrupt.text.empty()) throw ApiError(400, "give both prompts: 'clean' and 'corrupt'");
+  const std::string metric = get_string(b, "metric", "", 1024);
+  if (metric.empty()) throw ApiError(400, "give a 'metric': logit_diff(A, B), prob(A), logprob(A) or kl");
+  const std::string mode = get_string(b, "mode", "denoise", 16);
+  if (mode != "denoise" && mode != "noise") throw ApiError(400, "'mode' must be denoise or noise");
+  analysis::PatchOptions o;
+  o.metric = analysis::parse_patch_metric(metric, m);
+  o.targets = analysis::parse_patch_targets(get_string(b, "target", "resid_pre", 256));
+  o.mode = mode == "noise" ? analysis::PatchMode::Noise : analysis::PatchMode::Denoise;
+  for (auto* p : {&clean, &corrupt}) {
+    std::string text;
+    std::vector<TokenSpan> spans;
+    p->tokens = encode_text(p->text, {}, m, &text, &spans);
+    for (const int32_t id : p->tokens)
+      p->token_text.push_back(m.tokenizer ? sampling::utf8_for_json(m.tokenizer->token_bytes(id)) : std::string("#").append(std::to_string(id)));
+  }
+  int64_t cells = 0;
+  for (const auto t : o.targets)
+    cells += m.config.n_layers * (analysis::patch_target_per_head(t) ? m.config.n_heads : int64_t(clean.tokens.size()));
+  if (cells > kMaxPatchCells)
+    throw ApiError(400, "the sweep would make " + std::to_string(cells) + " runs, more than the server's " + std::to_string(kMaxPatchCells) +
+                            "; shorten the prompts, sweep fewer targets, or run `tokenprobe patch`");
+  const auto gone = GuardedHttpServer::client_gone_probe();
+  o.progress = [&gone](int64_t, int64_t) {
+    if (gone && gone()) throw GenerationQueue::ClientGone{};  // the client left: stop after this cell
+  };
+  analysis::PatchResult r;
+  s.queue().run([&](Session&) { r = analysis::run_patching(m, *s.pool, clean.tokens, corrupt.tokens, o); }, gone);
+  json out = analysis::patch_result_json(r, metric, o.mode, clean, corrupt, true);
+  out["model"] = s.opts.model_name;
+  send_json(res, out);
+}
+
 }  // namespace
 
 void register_trace_routes(Server::Impl& s) {
@@ -189,6 +233,9 @@ void register_trace_routes(Server::Impl& s) {
       send_json(rs, {{"deleted", id}});
     })(req, res);
   });
+  s.http.Post("/api/patch", guarded_post(s, [&s](const httplib::Request&, const std::string& body, httplib::Response& res) {
+    handle_patch(s, body, res);
+  }));
   s.http.Get("/api/diff", guarded([&s](const httplib::Request& req, httplib::Response& res) { handle_diff(s, req, res); }));
 }
 

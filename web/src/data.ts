@@ -61,6 +61,7 @@ export interface Source_ {
   run?(body: object): Promise<{ trace: string }>;
   deleteTrace?(id: string): Promise<void>;
   diff?(a: string, b: string): Promise<TraceDiff>;
+  patch?(body: object): Promise<unknown>;  // POST /api/patch: tokenprobe patch --json's shape
   // Where a hook's tensor downloads as .npy (null offline).
   npyUrl(id: string, hook: string, query?: string): string | null;
   model?(): Promise<{ name: string; chat_template?: string; config: { n_layers: number } } | null>;
@@ -94,6 +95,7 @@ export class ServerSource implements Source_ {
     return { rows: meta.shape[1], n_k: meta.shape[2], positions: meta.positions, data: new Float32Array(await r.arrayBuffer()) };
   }
   async deleteTrace(id: string) { await getJson(`/api/traces/${encodeURIComponent(id)}`, { method: "DELETE" }); }
+  patch(body: object) { return getJson("/api/patch", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }); }
   diff(a: string, b: string) { return getJson(`/api/diff?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`); }
   npyUrl(id: string, hook: string, query = "") { return `/api/traces/${encodeURIComponent(id)}/tensor?hook=${encodeURIComponent(hook)}${query}&format=npy`; }
   run(body: object) { return getJson("/api/run", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }); }

@@ -1,7 +1,8 @@
 // The viewer: prompt box and sampler controls, a token strip (coloured by probability,
 // searchable), and for the clicked token its trajectory, the logit-lens heatmap, attention
 // (head grid + one head's pattern), the sampler funnel, the DLA waterfall and the top source
-// tokens; a diff of two traces; patching / causal-tracing results opened from a file;
+// tokens; a diff of two traces; activation patching run on the server, and patching /
+// causal-tracing results opened from a file;
 // exports (CSV, PNG, .npy) and deleting traces.
 import "./style.css";
 import { detectSource, type AttnRow, type Lens, type Trace } from "./data";
@@ -178,6 +179,18 @@ async function main() {
   del.hidden = false;
   del.onclick = () => void deleteOpen();
   $("diff-run").onclick = () => void runDiff();
+  const pf = $<HTMLFormElement>("patch-form");
+  pf.hidden = false;
+  pf.onsubmit = async ev => {
+    ev.preventDefault();
+    const f = new FormData(pf);
+    status("patching…");
+    try {
+      const j = await src.patch!({ clean: f.get("clean"), corrupt: f.get("corrupt"), metric: f.get("metric"), target: f.get("target"), mode: f.get("mode") });
+      $("result").replaceChildren(resultView(j));
+      status(`patched: ${(j as { runs: number }).runs} runs`);
+    } catch (e) { status(`patch: ${(e as Error).message}`); }
+  };
   form.onsubmit = async ev => {
     ev.preventDefault();
     const f = new FormData(form), num = (k: string) => Number(f.get(k));

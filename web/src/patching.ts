@@ -1,5 +1,5 @@
-// Heatmaps of `tokenprobe patch --json` and `tokenprobe causal-trace --json` results, opened
-// from a file in the browser (the server does not run these sweeps): activation patching's
+// Heatmaps of `tokenprobe patch --json` results (opened from a file, or POST /api/patch's
+// answer, the same shape) and `tokenprobe causal-trace --json` results: activation patching's
 // normalised score per layer × position (or layer × head), and causal tracing's indirect
 // effect per position × layer, each with token axes, a legend with its unit and a tooltip.
 import { absent, button, csv, download, el, legend, p4, panel, short, vis } from "./dom";

@@ -301,6 +301,17 @@ try {
   check((await page.getByTestId(`patch-${sw.target}-legend`).textContent()).includes("score: 0 = the corrupted run's metric"), "patching legend says what the score is");
   check(await page.getByTestId("patch-z-canvas").count() === 1, "the per-head sweep (z) has its heatmap too");
   await page.getByTestId("result-box").screenshot({ path: path.join(out, "viewer-patch.png") });
+  // The same sweep run by the server (POST /api/patch) gives the CLI's numbers.
+  await page.getByTestId("patch-clean").fill(clean);
+  await page.getByTestId("patch-corrupt").fill(corrupt);
+  await page.getByTestId("patch-metric").fill("logit_diff(' Tim',' Lily')");
+  await page.getByTestId("patch-target").fill("resid_pre,z");
+  await page.getByTestId("patch-run").click();
+  await page.getByTestId("status").filter({ hasText: "patched:" }).waitFor({ timeout: 30_000 });
+  await hoverCell(`patch-${sw.target}-canvas`, pc, 1);
+  check((await page.getByTestId(`patch-${sw.target}-tip`).textContent()).includes(`score ${p4(sw.score[pCols + pc])}, metric ${p4(sw.metric[pCols + pc])}`) &&
+        (await page.getByTestId("status").textContent()) === `patched: ${pr.j.runs} runs`, "the viewer's Patch (POST /api/patch) gives tokenprobe patch's cell and run count");
+  await page.getByTestId("result-box").screenshot({ path: path.join(out, "viewer-patch-server.png") });
   const ct = runJson(["causal-trace", "-p", clean, "--subject", "Tim", "--kind", "resid,mlp", "--samples", "3"], "causal_trace.json");
   check(ct !== null, "tokenprobe causal-trace --json ran");
   await page.getByTestId("result-file").setInputFiles(ct.file);
