@@ -4,9 +4,12 @@
 #include <httplib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/error.h"
+#include "io/npy.h"
 #include "loader/loader.h"
 #include "server/report.h"
 #include "server/server.h"
@@ -286,6 +289,133 @@ TEST_F(ServerTest, ReportIsSelfContained) {
   EXPECT_EQ(html.find("src=\"/assets/"), std::string::npos);  // script inlined
   EXPECT_NE(html.find("\"next_prob\""), std::string::npos);   // lens included
   EXPECT_EQ(server::json_for_script(R"({"a":"</script>"})"), R"({"a":"\u003c/script>"})");
+}
+
+// format=npy is the JSON slice's numbers as a file numpy.load reads.
+TEST_F(ServerTest, TensorAsNpy) {
+  const std::string id = trace_id(), q = "/api/traces/" + id + "/tensor?hook=resid_post&layer=2&positions=1-3";
+  const json s = get(q, 200);
+  auto r = client().Get((q + "&format=npy").c_str());
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  EXPECT_NE(r->get_header_value("Content-Disposition").find("blocks.2.hook_resid_post.npy"), std::string::npos);
+  const NpyArray a = parse_npy(reinterpret_cast<const uint8_t*>(r->body.data()), r->body.size(), "answer");
+  EXPECT_EQ(json(a.shape), s["shape"]);
+  ASSERT_EQ(a.data.size(), s["data"].size());
+  for (size_t i = 0; i < a.data.size(); ++i) ASSERT_EQ(a.data[i], s["data"][i].get<float>()) << i;
+}
+
+// /api/diff is tokenprobe diff's analysis: a trace against a copy of itself does not differ;
+// against a run of another prompt it parts where the prompts do.
+TEST_F(ServerTest, DiffOfTwoTraces) {
+  const std::string id = trace_id(), copy = "copy-of-run.tptrace";
+  fs::copy(dir_ / "traces" / id, dir_ / "traces" / copy, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  const json same = get("/api/diff?a=" + id + "&b=" + copy, 200);
+  EXPECT_TRUE(same["first_divergence"].is_null());
+  EXPECT_TRUE(same["token_divergence"].is_null());
+  EXPECT_EQ(same["alignment"]["pairs"].size(), same["tokens_a"].size());
+  bool any_lens = false;
+  for (const auto& h : same["hooks"]) {
+    for (const auto& c : h["cos"]) {
+      if (!c.is_null()) {
+        EXPECT_NEAR(c.get<double>(), 1.0, 1e-6) << h["hook"];
+      }
+    }
+    if (!h["lens"].get<bool>()) continue;
+    any_lens = true;
+    for (const auto& k : h["kl"]) {
+      if (!k.is_null()) {
+        EXPECT_EQ(k.get<double>(), 0.0) << h["hook"];
+      }
+    }
+  }
+  EXPECT_TRUE(any_lens);
+  const std::string other = post("/api/run", R"({"prompt": "Once upon a dog", "n": 6, "explain": false})", 200)["trace"];
+  const json d = get("/api/diff?a=" + id + "&b=" + other, 200);
+  ASSERT_FALSE(d["first_divergence"].is_null()) << d.dump().substr(0, 400);
+  EXPECT_EQ(d["first_divergence"]["pos_a"], d["alignment"]["common_prefix"]);
+  EXPECT_LT(d["alignment"]["common_prefix"].get<int>(), int(d["tokens_a"].size()));
+  expect_error(get("/api/diff?a=" + id, 400), "two traces");
+  expect_error(get("/api/diff?a=" + id + "&b=no-such", 404), "no such trace");
+  expect_error(get("/api/diff?a=" + id + "&b=" + copy + "&threshold=-1", 400), "threshold");
+  const json no_lens = get("/api/diff?a=" + id + "&b=" + other + "&lens=false", 200);
+  for (const auto& h : no_lens["hooks"]) EXPECT_FALSE(h["lens"].get<bool>()) << h["hook"];
+  expect_error(get("/api/diff?a=" + id + "&b=" + copy + "&lens=1", 400), "'lens'");
+}
+
+// POST /api/patch is `tokenprobe patch`: two prompts one token apart; patching layer 0's
+// residual at that token restores the clean run exactly (score 1), at any other position it
+// changes nothing (score 0).
+TEST_F(ServerTest, PatchSweep) {
+  const json p = post("/api/patch", R"({"clean": "Once upon a time there was a girl", "corrupt": "Once upon a time there was a boy",
+                                        "metric": "kl", "target": "resid_pre,z"})", 200);
+  ASSERT_EQ(p["sweeps"].size(), 2u) << p.dump().substr(0, 400);
+  const auto& ct = p["clean"]["tokens"], &xt = p["corrupt"]["tokens"];
+  ASSERT_EQ(ct.size(), xt.size());
+  EXPECT_EQ(p["clean"]["metric"].get<double>(), 0.0);  // KL(clean ‖ clean)
+  EXPECT_GT(p["corrupt"]["metric"].get<double>(), 0.0);
+  const json& sw = p["sweeps"][0];
+  EXPECT_EQ(sw["target"], "resid_pre");
+  EXPECT_EQ(sw["shape"], json({5, ct.size()}));
+  EXPECT_EQ(p["sweeps"][1]["axes"], json({"layer", "head"}));
+  int differing = 0;
+  for (size_t i = 0; i < ct.size(); ++i) {
+    const double score = sw["score"][i].get<double>();  // layer 0
+    if (ct[i] != xt[i]) {
+      ++differing;
+      EXPECT_NEAR(score, 1.0, 1e-6) << "position " << i;
+    } else {
+      EXPECT_EQ(score, 0.0) << "position " << i;
+    }
+  }
+  EXPECT_EQ(differing, 1);
+  EXPECT_EQ(p["runs"].get<int>(), 2 + 5 * int(ct.size()) + 5 * 8);
+  expect_error(post("/api/patch", R"({"clean": "Once upon a time", "corrupt": "Once upon a time there was", "metric": "kl"})", 400), "same");
+  expect_error(post("/api/patch", R"({"clean": "a", "corrupt": "b", "metric": "nope"})", 400), "nope");
+  expect_error(post("/api/patch", R"({"clean": "a", "corrupt": "b"})", 400), "'metric'");
+  expect_error(post("/api/patch", R"({"clean": "a", "corrupt": "b", "metric": "kl", "mode": "x"})", 400), "'mode'");
+}
+
+TEST_F(ServerTest, DeleteTrace) {
+  const std::string id = post("/api/run", R"({"prompt": "Once", "n": 1, "explain": false})", 200)["trace"];
+  get("/api/traces/" + id + "/lens", 200);  // cached lens and reader, both dropped
+  auto r = client().Delete(("/api/traces/" + id).c_str());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body)["deleted"], id);
+  EXPECT_FALSE(fs::exists(dir_ / "traces" / id));
+  expect_error(get("/api/traces/" + id, 404), "no such trace");
+  expect_error(get("/api/traces/" + id + "/lens", 404), "no such trace");
+  r = client().Delete(("/api/traces/" + id).c_str());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  r = client().Delete("/api/traces/..%2Fx");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400);
+}
+
+// A trace a run is writing is not deleted; a symlink is removed, not the folder it names.
+TEST(TraceStoreRemove, SparesWritingTracesAndSymlinkTargets) {
+  const fs::path dir = fs::temp_directory_path() / ("tp-store-test-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  server::TraceStore store(dir.string());
+  for (const char* t : {"a.tptrace", "b.tptrace"}) {
+    fs::create_directories(dir / t);
+    std::ofstream(dir / t / "manifest.json") << "{}";
+  }
+  fs::create_directory_symlink(dir / "b.tptrace", dir / "link");
+  {
+    const server::TraceStore::Writing w(store, "a.tptrace");
+    EXPECT_FALSE(store.remove("a.tptrace"));
+    EXPECT_TRUE(fs::exists(dir / "a.tptrace"));
+  }
+  EXPECT_TRUE(store.remove("a.tptrace"));
+  EXPECT_FALSE(fs::exists(dir / "a.tptrace"));
+  EXPECT_TRUE(store.remove("link"));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir / "link")));
+  EXPECT_TRUE(fs::exists(dir / "b.tptrace" / "manifest.json"));
+  EXPECT_THROW(store.remove("link"), Error);
+  fs::remove_all(dir);
 }
 
 TEST(TraceIds, OnlyPlainNames) {

@@ -277,4 +277,33 @@ PatchResult run_patching(const Model& m, ThreadPool& pool, const std::vector<int
   return r;
 }
 
+nlohmann::json patch_result_json(const PatchResult& r, const std::string& metric, PatchMode mode, const PatchPrompt& clean,
+                                 const PatchPrompt& corrupt, bool inline_values) {
+  using nlohmann::json;
+  json j = {{"metric", metric},
+            {"mode", mode == PatchMode::Noise ? "noise" : "denoise"},
+            {"normalisation", "score = (metric - corrupt.metric) / (clean.metric - corrupt.metric)"},
+            {"clean", {{"text", clean.text}, {"tokens", clean.tokens}, {"token_text", clean.token_text}, {"metric", r.clean_metric}}},
+            {"corrupt", {{"text", corrupt.text}, {"tokens", corrupt.tokens}, {"token_text", corrupt.token_text}, {"metric", r.corrupt_metric}}},
+            {"runs", r.runs},
+            {"sweeps", json::array()}};
+  for (const auto& sw : r.sweeps) {
+    const std::string name = patch_target_name(sw.target);
+    json s = {{"target", name},
+              {"shape", sw.shape},
+              {"axes", patch_target_per_head(sw.target) ? json{"layer", "head"} : json{"layer", "pos"}},
+              {"hooks", sw.hooks},
+              {"cell_clause", patch_clause(sw.target, 0, 0, "SOURCE_TRACE")}};
+    if (inline_values) {
+      s["score"] = sw.score;
+      s["metric"] = sw.metric;
+    } else {
+      s["score_file"] = name + ".score.npy";
+      s["metric_file"] = name + ".metric.npy";
+    }
+    j["sweeps"].push_back(s);
+  }
+  return j;
+}
+
 }  // namespace tp::analysis

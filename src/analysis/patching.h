@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -84,5 +85,18 @@ std::string patch_clause(PatchTarget t, int layer, int64_t index, const std::str
 // `pool`; the cells run one after another (each pass is itself parallel).
 PatchResult run_patching(const Model& m, ThreadPool& pool, const std::vector<int32_t>& clean, const std::vector<int32_t>& corrupt,
                          const PatchOptions& o);
+
+// One prompt of a sweep as its result names it: the text, its token ids and each token's text.
+struct PatchPrompt {
+  std::string text;
+  std::vector<int32_t> tokens;
+  std::vector<std::string> token_text;
+};
+// The result as JSON, the shape of `tokenprobe patch --json` and of POST /api/patch:
+// {metric, mode, normalisation, clean: {text, tokens, token_text, metric}, corrupt: {…}, runs,
+//  sweeps: [{target, shape, axes, hooks, cell_clause, score, metric}]}; without inline_values
+// each sweep names its .npy files (score_file, metric_file) in place of score and metric.
+nlohmann::json patch_result_json(const PatchResult& r, const std::string& metric, PatchMode mode, const PatchPrompt& clean,
+                                 const PatchPrompt& corrupt, bool inline_values);
 
 }  // namespace tp::analysis

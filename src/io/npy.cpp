@@ -105,25 +105,43 @@ NpyArray parse_npy(const uint8_t* bytes, size_t size, const std::string& name) {
   return out;
 }
 
-void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+namespace {
+
+// Magic, version 1.0, header length and the header dict, padded to a multiple of 64 bytes.
+std::string npy_header(const std::vector<int64_t>& shape) {
   std::string dims;
-  int64_t n = 1;
-  for (auto d : shape) {
-    dims += std::to_string(d) + ", ";
-    n *= d;
-  }
+  for (auto d : shape) dims += std::to_string(d) + ", ";
   if (shape.size() > 1) dims.resize(dims.size() - 1);  // "(3, 4)" but "(3,)"
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
+  const uint16_t hl = static_cast<uint16_t>(header.size());
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out.append(reinterpret_cast<const char*>(&hl), 2);
+  return out.append(header);
+}
+
+size_t count_of(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return size_t(n);
+}
+
+}  // namespace
+
+std::string npy_bytes(const float* data, const std::vector<int64_t>& shape) {
+  std::string out = npy_header(shape);
+  out.append(reinterpret_cast<const char*>(data), count_of(shape) * sizeof(float));
+  return out;
+}
+
+void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape) {
+  const std::string header = npy_header(shape);
   std::ofstream os(path, std::ios::binary);
   if (!os) throw Error(ErrorKind::Io, path, "cannot create the file", "check that the folder exists and is writable");
-  const uint16_t hl = static_cast<uint16_t>(header.size());
-  os.write("\x93NUMPY\x01\x00", 8);
-  os.write(reinterpret_cast<const char*>(&hl), 2);
   os.write(header.data(), static_cast<std::streamsize>(header.size()));
-  os.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(n * sizeof(float)));
+  os.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(count_of(shape) * sizeof(float)));
   if (!os) throw Error(ErrorKind::Io, path, "write failed (disk full?)");
 }
 

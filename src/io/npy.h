@@ -16,5 +16,7 @@ struct NpyArray {
 NpyArray read_npy(const std::string& path);
 NpyArray parse_npy(const uint8_t* bytes, size_t size, const std::string& name);
 void write_npy(const std::string& path, const float* data, const std::vector<int64_t>& shape);
+// The bytes of that file (format 1.0, '<f4', C order): for answers sent without a file.
+std::string npy_bytes(const float* data, const std::vector<int64_t>& shape);
 
 }  // namespace tp

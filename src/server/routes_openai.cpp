@@ -1,4 +1,6 @@
 // POST /v1/completions, /v1/chat/completions, /completion (non-streamed and SSE); GET /v1/models.
+#include <optional>
+
 #include "core/error.h"
 #include "probe/capture_spec.h"
 #include "server/api_util.h"
@@ -21,9 +23,11 @@ GenResult run_generation(Server::Impl& s, ParsedRequest& p, std::string* trace_i
   GenResult r;
   s.queue().run(
       [&](Session& session) {
+        std::optional<TraceStore::Writing> writing;
         if (p.trace) {
           p.gen.max_trace_bytes = s.trace_room(1ull << 30);
           p.gen.trace_dir = s.store.new_trace_path(trace_id);
+          writing.emplace(s.store, *trace_id);
         }
         r = generate(session, p.gen, cb);
       },

@@ -1,7 +1,11 @@
-// /api/model, /api/run, /api/traces, /api/traces/ID, /api/traces/ID/tensor, /api/traces/ID/lens
+// /api/model, /api/run, /api/traces, /api/traces/ID (GET, DELETE), /api/traces/ID/tensor,
+// /api/traces/ID/lens, /api/diff, /api/patch
+#include <cctype>
 #include <cstring>
 
+#include "analysis/patching.h"
 #include "core/error.h"
+#include "io/npy.h"
 #include "probe/capture_spec.h"
 #include "sampling/record.h"
 #include "server/api_util.h"
@@ -9,6 +13,7 @@
 #include "server/lens.h"
 #include "server/openai.h"
 #include "server/server_impl.h"
+#include "server/trace_diff.h"
 
 namespace tp::server {
 namespace {
@@ -77,6 +82,7 @@ void handle_run(Server::Impl& s, const std::string& body, httplib::Response& res
       [&](Session& session) {
         g.max_trace_bytes = s.trace_room(max_trace_bytes);
         g.trace_dir = s.store.new_trace_path(&id);
+        const TraceStore::Writing writing(s.store, id);
         r = generate(session, g, [](const GenToken*, const std::string&) { return true; });
       },
       gone);
@@ -95,12 +101,19 @@ void handle_tensor(Server::Impl& s, const httplib::Request& req, httplib::Respon
   q.positions = req.get_param_value("positions");
   q.heads = req.get_param_value("heads");
   const std::string format = req.has_param("format") ? req.get_param_value("format") : "json";
-  if (format != "json" && format != "bin") throw ApiError(400, "'format' must be json or bin");
+  if (format != "json" && format != "bin" && format != "npy") throw ApiError(400, "'format' must be json, bin or npy");
   const TensorSlice t = slice_tensor(*r, q);
   if (format == "json") return send_json(res, t.to_json());
   res.set_header("X-Tokenprobe-Slice", json{{"hook", t.hook}, {"dtype", "F32"}, {"shape", t.shape},
                                             {"positions", t.positions}, {"heads", t.heads}}.dump());
-  res.set_content(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float), "application/octet-stream");
+  if (format == "bin")
+    return res.set_content(reinterpret_cast<const char*>(t.data.data()), t.data.size() * sizeof(float), "application/octet-stream");
+  // npy: a file numpy.load reads, named after the hook.
+  std::string name = t.hook;
+  for (char& c : name)
+    if (c != '.' && c != '_' && !std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  res.set_header("Content-Disposition", "attachment; filename=\"" + name + ".npy\"");
+  res.set_content(npy_bytes(t.data.data(), t.shape), "application/octet-stream");
 }
 
 void handle_lens(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
@@ -116,6 +129,69 @@ void handle_lens(Server::Impl& s, const httplib::Request& req, httplib::Response
   if (s.lens_cache.size() > 16) s.lens_cache.clear();
   s.lens_cache[id] = lens;
   send_json(res, lens);
+}
+
+void handle_diff(Server::Impl& s, const httplib::Request& req, httplib::Response& res) {
+  const std::string a = req.get_param_value("a"), b = req.get_param_value("b");
+  if (a.empty() || b.empty()) throw ApiError(400, "give two traces: /api/diff?a=ID&b=ID");
+  analysis::DiffOptions o;
+  if (req.has_param("threshold")) {
+    const std::string v = req.get_param_value("threshold");
+    char* end = nullptr;
+    o.threshold = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end || !(o.threshold > 0 && o.threshold < 1e6)) throw ApiError(400, "query parameter 'threshold' must be a number > 0");
+  }
+  if (req.has_param("lens")) {
+    const std::string v = req.get_param_value("lens");
+    if (v != "true" && v != "false") throw ApiError(400, "query parameter 'lens' must be true or false");
+    o.lens = v == "true";
+  }
+  const auto ra = s.store.open(a), rb = s.store.open(b);
+  const Model& m = s.need_model();  // the diff's work runs on the model's pool
+  send_json(res, trace_diff(a, *ra, b, *rb, &m, *s.pool, o));
+}
+
+// A patching sweep is one forward pass per cell: bounded so that one request cannot hold the
+// generation queue indefinitely (larger sweeps belong to `tokenprobe patch`).
+constexpr int64_t kMaxPatchCells = 16384;
+
+void handle_patch(Server::Impl& s, const std::string& body, httplib::Response& res) {
+  const Model& m = s.need_model();
+  const json b = parse_body(body);
+  analysis::PatchPrompt clean, corrupt;
+  clean.text = get_string(b, "clean", "", 1 << 16);
+  corrupt.text = get_string(b, "corrupt", "", 1 << 16);
+  if (clean.text.empty() || corrupt.text.empty()) throw ApiError(400, "give both prompts: 'clean' and 'corrupt'");
+  const std::string metric = get_string(b, "metric", "", 1024);
+  if (metric.empty()) throw ApiError(400, "give a 'metric': logit_diff(A, B), prob(A), logprob(A) or kl");
+  const std::string mode = get_string(b, "mode", "denoise", 16);
+  if (mode != "denoise" && mode != "noise") throw ApiError(400, "'mode' must be denoise or noise");
+  analysis::PatchOptions o;
+  o.metric = analysis::parse_patch_metric(metric, m);
+  o.targets = analysis::parse_patch_targets(get_string(b, "target", "resid_pre", 256));
+  o.mode = mode == "noise" ? analysis::PatchMode::Noise : analysis::PatchMode::Denoise;
+  for (auto* p : {&clean, &corrupt}) {
+    std::string text;
+    std::vector<TokenSpan> spans;
+    p->tokens = encode_text(p->text, {}, m, &text, &spans);
+    for (const int32_t id : p->tokens)
+      p->token_text.push_back(m.tokenizer ? sampling::utf8_for_json(m.tokenizer->token_bytes(id)) : std::string("#").append(std::to_string(id)));
+  }
+  int64_t cells = 0;
+  for (const auto t : o.targets)
+    cells += m.config.n_layers * (analysis::patch_target_per_head(t) ? m.config.n_heads : int64_t(clean.tokens.size()));
+  if (cells > kMaxPatchCells)
+    throw ApiError(400, "the sweep would make " + std::to_string(cells) + " runs, more than the server's " + std::to_string(kMaxPatchCells) +
+                            "; shorten the prompts, sweep fewer targets, or run `tokenprobe patch`");
+  const auto gone = GuardedHttpServer::client_gone_probe();
+  o.progress = [&gone](int64_t, int64_t) {
+    if (gone && gone()) throw GenerationQueue::ClientGone{};  // the client left: stop after this cell
+  };
+  analysis::PatchResult r;
+  s.queue().run([&](Session&) { r = analysis::run_patching(m, *s.pool, clean.tokens, corrupt.tokens, o); }, gone);
+  json out = analysis::patch_result_json(r, metric, o.mode, clean, corrupt, true);
+  out["model"] = s.opts.model_name;
+  send_json(res, out);
 }
 
 }  // namespace
@@ -142,6 +218,25 @@ void register_trace_routes(Server::Impl& s) {
     const std::string id = trace_id_of(req);
     send_json(res, trace_json(id, *s.store.open(id)));
   }));
+  // DELETE has a content reader in httplib (it may carry a body): the route takes none, so a
+  // body is left unread and the connection closed after the answer.
+  s.http.Delete(R"(/api/traces/(.+))", [&s](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader&) {
+    if (req.has_header("Content-Length") ? req.get_header_value("Content-Length") != "0" : req.has_header("Transfer-Encoding"))
+      GuardedHttpServer::close_after_response();
+    guarded([&s](const httplib::Request& rq, httplib::Response& rs) {
+      const std::string id = trace_id_of(rq);
+      if (!s.store.remove(id)) throw ApiError(409, "trace " + id + " is being written by a run; delete it when the run ends");
+      {
+        std::lock_guard<std::mutex> lock(s.lens_mu);
+        s.lens_cache.erase(id);
+      }
+      send_json(rs, {{"deleted", id}});
+    })(req, res);
+  });
+  s.http.Post("/api/patch", guarded_post(s, [&s](const httplib::Request&, const std::string& body, httplib::Response& res) {
+    handle_patch(s, body, res);
+  }));
+  s.http.Get("/api/diff", guarded([&s](const httplib::Request& req, httplib::Response& res) { handle_diff(s, req, res); }));
 }
 
 }  // namespace tp::server

@@ -183,7 +183,7 @@ class OriginPolicy {
     }
     if (req.method != "OPTIONS") return httplib::Server::HandlerResponse::Unhandled;
     res.status = 204;
-    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
     res.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization");
     res.set_header("Access-Control-Max-Age", "600");
     return httplib::Server::HandlerResponse::Handled;

@@ -159,7 +159,8 @@ TraceStore::Usage TraceStore::usage() const {
   return u;
 }
 
-std::shared_ptr<const TraceReader> TraceStore::open(const std::string& id) {
+// The trace's folder, resolved: a direct child of the traces folder holding a manifest.
+fs::path TraceStore::folder_of(const std::string& id) const {
   if (!valid_trace_id(id))
     throw Error(ErrorKind::Usage, "trace id", "'" + id.substr(0, 64) + "' is not a trace name",
                 "trace ids are folder names inside the traces folder: letters, digits, '.', '_', '-'");
@@ -169,6 +170,11 @@ std::shared_ptr<const TraceReader> TraceStore::open(const std::string& id) {
   const fs::path root = fs::weakly_canonical(dir_, ec);
   if (ec || canon.parent_path() != root || !fs::is_directory(canon) || !fs::exists(canon / "manifest.json"))
     throw Error(ErrorKind::NotFound, "trace " + id, "no such trace in the traces folder");
+  return canon;
+}
+
+std::shared_ptr<const TraceReader> TraceStore::open(const std::string& id) {
+  const fs::path canon = folder_of(id);
   const std::string key = id + "@" + std::to_string(mtime_of(canon / "manifest.json").time_since_epoch().count());
   std::lock_guard<std::mutex> lock(mu_);
   for (auto it = cache_.begin(); it != cache_.end(); ++it)
@@ -184,7 +190,34 @@ std::shared_ptr<const TraceReader> TraceStore::open(const std::string& id) {
 
 void TraceStore::forget(const std::string& id) {
   std::lock_guard<std::mutex> lock(mu_);
+  forget_locked(id);
+}
+
+void TraceStore::forget_locked(const std::string& id) {
   cache_.remove_if([&](const auto& e) { return e.first.rfind(id + "@", 0) == 0; });
+}
+
+TraceStore::Writing::Writing(TraceStore& store, std::string id) : store_(store), id_(std::move(id)) {
+  std::lock_guard<std::mutex> lock(store_.mu_);
+  store_.writing_.insert(id_);
+}
+
+TraceStore::Writing::~Writing() {
+  std::lock_guard<std::mutex> lock(store_.mu_);
+  store_.writing_.erase(id_);
+}
+
+bool TraceStore::remove(const std::string& id) {
+  folder_of(id);  // the checks open() makes
+  std::lock_guard<std::mutex> lock(mu_);
+  if (writing_.count(id)) return false;
+  forget_locked(id);
+  // The entry named by the id: a symlink is removed itself, never the folder it points to.
+  const fs::path entry = fs::path(dir_) / id;
+  std::error_code ec;
+  fs::remove_all(entry, ec);
+  if (ec) throw Error(ErrorKind::Io, entry.string(), "cannot delete the trace: " + ec.message());
+  return true;
 }
 
 nlohmann::json trace_json(const std::string& id, const TraceReader& r) {

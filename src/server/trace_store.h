@@ -3,9 +3,11 @@
 // tp::Error (NotFound for unknown traces or hooks, Usage for bad arguments).
 #pragma once
 #include <cstdint>
+#include <filesystem>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -60,10 +62,31 @@ class TraceStore {
   std::shared_ptr<const TraceReader> open(const std::string& id);
   void forget(const std::string& id);
 
+  // Marks a trace as being written for as long as it lives (a run writing into the folder
+  // new_trace_path gave it), so that remove() leaves it alone.
+  class Writing {
+   public:
+    Writing(TraceStore& store, std::string id);
+    ~Writing();
+    Writing(const Writing&) = delete;
+    Writing& operator=(const Writing&) = delete;
+
+   private:
+    TraceStore& store_;
+    std::string id_;
+  };
+  // Deletes the trace's folder (what open() would open) and forgets it; false, deleting
+  // nothing, while a run writes it. Error(NotFound) for an unknown id, Usage for a bad one.
+  bool remove(const std::string& id);
+
  private:
+  std::filesystem::path folder_of(const std::string& id) const;
+  void forget_locked(const std::string& id);  // with mu_ held
+
   std::string dir_;
   std::mutex mu_;
   std::list<std::pair<std::string, std::shared_ptr<const TraceReader>>> cache_;  // recent first
+  std::set<std::string> writing_;
   uint64_t counter_ = 0;
 };
 

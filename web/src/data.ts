@@ -28,6 +28,7 @@ export interface Source { position: number; text: string; weight: number }
 export interface SourceGroup { layer: number; head?: number; sources: Source[]; initial_state_weight?: number }
 export interface Trace {
   id: string; complete: boolean; hooks: string[]; notes: string[];
+  tensors: { name: string; hook: string; pass: number; dtype: string; shape: number[]; positions: number[]; heads: number[] }[];
   manifest: { prompt?: string; chat_template?: string; tokens: TokenInfo[]; model?: { path?: string; config?: { n_layers: number; n_heads: number } }; sampler?: object };
   steps: Step[];
 }
@@ -40,6 +41,16 @@ export interface Lens {
 export interface AttnRow { heads: number[]; n_k: number; data: Float32Array | number[] }
 export interface AttnHead { rows: number; n_k: number; positions: number[]; data: Float32Array }
 
+// GET /api/diff: two traces compared hook by hook over their aligned positions (tokenprobe diff).
+export interface HookDiff { hook: string; family: string; layer: number; lens: boolean; cos: (number | null)[]; rel_l2: (number | null)[]; kl?: (number | null)[]; top1_a?: number[]; top1_b?: number[] }
+export interface TraceDiff {
+  a: string; b: string; tokens_a: number[]; tokens_b: number[]; generated_a: number[]; generated_b: number[]; n_prompt_a: number; n_prompt_b: number;
+  alignment: { common_prefix: number; pairs: [number, number][]; substituted: number[]; only_a: number[]; only_b: number[] };
+  hooks: HookDiff[]; threshold: number; notes: string[]; texts: { [id: string]: string };
+  first_divergence: { hook: string; layer: number; pair: number; pos_a: number; pos_b: number; rel_l2: number; top1_differs: boolean } | null;
+  token_divergence: { step: number; id_a: number; id_b: number } | null;
+}
+
 export interface Source_ {
   readonly offline: boolean;
   listTraces(): Promise<{ id: string; prompt: string; steps: number }[]>;
@@ -48,6 +59,11 @@ export interface Source_ {
   attentionRow(id: string, layer: number, position: number): Promise<AttnRow | null>;
   attentionHead(id: string, layer: number, head: number): Promise<AttnHead | null>;
   run?(body: object): Promise<{ trace: string }>;
+  deleteTrace?(id: string): Promise<void>;
+  diff?(a: string, b: string): Promise<TraceDiff>;
+  patch?(body: object): Promise<unknown>;  // POST /api/patch: tokenprobe patch --json's shape
+  // Where a hook's tensor downloads as .npy (null offline).
+  npyUrl(id: string, hook: string, query?: string): string | null;
   model?(): Promise<{ name: string; chat_template?: string; config: { n_layers: number } } | null>;
 }
 
@@ -78,6 +94,10 @@ export class ServerSource implements Source_ {
     const meta = JSON.parse(r.headers.get("X-Tokenprobe-Slice") ?? "{}");
     return { rows: meta.shape[1], n_k: meta.shape[2], positions: meta.positions, data: new Float32Array(await r.arrayBuffer()) };
   }
+  async deleteTrace(id: string) { await getJson(`/api/traces/${encodeURIComponent(id)}`, { method: "DELETE" }); }
+  patch(body: object) { return getJson("/api/patch", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }); }
+  diff(a: string, b: string) { return getJson(`/api/diff?a=${encodeURIComponent(a)}&b=${encodeURIComponent(b)}`); }
+  npyUrl(id: string, hook: string, query = "") { return `/api/traces/${encodeURIComponent(id)}/tensor?hook=${encodeURIComponent(hook)}${query}&format=npy`; }
   run(body: object) { return getJson("/api/run", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }); }
   async model() { try { return await getJson("/api/model"); } catch { return null; } }
 }
@@ -96,6 +116,7 @@ export class ReportSource implements Source_ {
   constructor(private d: ReportData) {}
   async listTraces() { return [{ id: this.d.trace.id, prompt: this.d.trace.manifest.prompt ?? "", steps: this.d.trace.steps.length }]; }
   async trace() { return this.d.trace; }
+  npyUrl() { return null; }
   async lens() { return this.d.lens ?? this.d.lens_error ?? "not in this report"; }
   async attentionRow(_id: string, layer: number, position: number): Promise<AttnRow | null> {
     const a = this.d.attention[String(layer)];

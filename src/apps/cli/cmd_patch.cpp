@@ -87,31 +87,10 @@ void print_sweep(const analysis::PatchSweep& sw, const std::vector<std::string>&
 json result_json(const analysis::PatchResult& r, const PatchCliOptions& o, const Model& m, const std::vector<int32_t>& clean,
                  const std::vector<int32_t>& corrupt, const std::vector<std::string>& clean_pieces,
                  const std::vector<std::string>& corrupt_pieces, double seconds, bool inline_values) {
-  json j = {{"model", m.path},
-            {"metric", o.metric},
-            {"mode", o.mode},
-            {"normalisation", "score = (metric - corrupt.metric) / (clean.metric - corrupt.metric)"},
-            {"clean", {{"text", o.clean}, {"tokens", clean}, {"token_text", clean_pieces}, {"metric", r.clean_metric}}},
-            {"corrupt", {{"text", o.corrupt}, {"tokens", corrupt}, {"token_text", corrupt_pieces}, {"metric", r.corrupt_metric}}},
-            {"runs", r.runs},
-            {"seconds", seconds},
-            {"sweeps", json::array()}};
-  for (const auto& sw : r.sweeps) {
-    const std::string name = analysis::patch_target_name(sw.target);
-    json s = {{"target", name},
-              {"shape", sw.shape},
-              {"axes", analysis::patch_target_per_head(sw.target) ? json{"layer", "head"} : json{"layer", "pos"}},
-              {"hooks", sw.hooks},
-              {"cell_clause", analysis::patch_clause(sw.target, 0, 0, "SOURCE_TRACE")}};
-    if (inline_values) {
-      s["score"] = sw.score;
-      s["metric"] = sw.metric;
-    } else {
-      s["score_file"] = name + ".score.npy";
-      s["metric_file"] = name + ".metric.npy";
-    }
-    j["sweeps"].push_back(s);
-  }
+  json j = analysis::patch_result_json(r, o.metric, o.mode == "noise" ? analysis::PatchMode::Noise : analysis::PatchMode::Denoise,
+                                       {o.clean, clean, clean_pieces}, {o.corrupt, corrupt, corrupt_pieces}, inline_values);
+  j["model"] = m.path;
+  j["seconds"] = seconds;
   return j;
 }
 
