@@ -23,6 +23,9 @@ export interface Explain {
   // measure "attention" (transformers) or "wkv_readout" (RWKV: shares of the WKV readout, with
   // the initial state's share); note says what a weight is.
   attention_sources?: { measure?: string; note?: string; heads: SourceGroup[]; layers: SourceGroup[] };
+  // A mixture of experts: per layer, the experts this position was routed to, most probable
+  // first: the router's weight, and each expert's weighted output's direct logit attribution.
+  experts?: { layer: number; chosen: { expert: number; weight: number; dla_logit: number; dla_diff: number }[] }[];
 }
 export interface Source { position: number; text: string; weight: number }
 export interface SourceGroup { layer: number; head?: number; sources: Source[]; initial_state_weight?: number }

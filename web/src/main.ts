@@ -10,7 +10,7 @@ import { diffView } from "./diff";
 import { button, download, el, tablesCsv, vis } from "./dom";
 import { resultView } from "./patching";
 import { buildStrip, tokenProbs } from "./strip";
-import { attentionHeadView, attentionView, dlaView, funnelView, lensView, sourcesView, trajectoryPoints, trajectoryView } from "./views";
+import { attentionHeadView, attentionView, dlaView, expertsView, funnelView, lensView, sourcesView, trajectoryPoints, trajectoryView } from "./views";
 
 const src = detectSource();
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -95,6 +95,8 @@ async function select(i: number) {
     el("div", { class: "row" }, withCsv(trajectoryView(trajectoryPoints(s.lens, pos, ex), token, finalP), `${tag}-trajectory`), withCsv(funnelView(step, token), `${tag}-sampler`)),
     lensView(s.lens, pos, s.texts, p => void select(p + 1)), withCsv(attn, `${tag}-attention`),
     el("div", { class: "row" }, withCsv(dlaView(ex), `${tag}-dla`), withCsv(sourcesView(ex), `${tag}-sources`)));
+  const experts = expertsView(ex);
+  if (experts) $("panels").append(withCsv(experts, `${tag}-experts`));
 }
 
 // The bar under the strip: compare with another trace, download a hook's tensor.

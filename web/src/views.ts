@@ -248,3 +248,28 @@ export function sourcesView(ex: Explain | undefined): HTMLElement {
     ...s.heads.map(h => el("div", { class: "srcgroup" }, el("b", {}, `L${h.layer}H${h.head}`), list(h))),
     el("h3", {}, "by layer"), ...s.layers.map(l => el("div", { class: "srcgroup" }, el("b", {}, `layer ${l.layer}`), list(l))));
 }
+
+// A mixture of experts: which experts each layer routed the deciding position to, with what
+// weight, and what each one's weighted output adds to the chosen token's logit (null for a
+// dense model: the panel is not shown).
+export function expertsView(ex: Explain | undefined): HTMLElement | null {
+  const layers = ex?.experts;
+  if (!layers?.length) return null;
+  const chosen = vis(ex?.chosen?.text), runner = vis(ex?.runner_up?.text);
+  const maxAbs = Math.max(1e-9, ...layers.flatMap(l => l.chosen.map(e => Math.abs(e.dla_logit))));
+  const bar = (v: number, scale: number, colour: string) =>
+    el("span", { class: "bar", style: `display:inline-block;height:10px;width:${Math.round(60 * Math.min(1, Math.abs(v) / scale))}px;background:${colour}` });
+  return panel(`Experts of the deciding position (routing and each expert's DLA on “${chosen}”)`, "experts",
+    el("p", { class: "note", "data-testid": "experts-note" },
+      "Per layer, the experts the router sent this position to, most probable first. weight: the expert's share of the layer's MLP output ",
+      "(the router's probability after top-k, normalised where the model normalises); DLA: the expert's weighted output through the final norm ",
+      `(its scale frozen) and the unembedding, in logits of “${chosen}”; diff: the same minus its logit of “${runner}”.`),
+    el("table", {}, el("tr", {}, el("th", {}, "layer"), el("th", {}, "expert"), el("th", { title: "the expert's weight in the layer's mixture (0-1)" }, "weight (0-1)"),
+      el("th", { title: "direct contribution to the chosen token's logit" }, `DLA on “${chosen}” (logits)`),
+      el("th", { title: "contribution to the chosen token's logit minus to the runner-up's" }, `diff vs “${runner}” (logits)`)),
+      ...layers.flatMap(l => l.chosen.map((e, i) => el("tr", { "data-expert": `${l.layer}:${e.expert}` },
+        el("td", {}, i === 0 ? String(l.layer) : ""), el("td", {}, `E${e.expert}`),
+        el("td", { class: "num" }, bar(e.weight, 1, "#60a5fa"), " ", p4(e.weight)),
+        el("td", { class: "num" }, bar(e.dla_logit, maxAbs, e.dla_logit >= 0 ? "#16a34a" : "#dc2626"), " ", f3(e.dla_logit)),
+        el("td", { class: "num" }, f3(e.dla_diff)))))));
+}

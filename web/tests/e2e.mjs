@@ -368,6 +368,31 @@ try {
     check((await page.getByTestId("attention").textContent()).includes("no attention pattern"), "RWKV: the attention panel says there is no pattern");
     await page.mouse.move(0, 0);  // the strip's hover card would cover the panels
     await page.screenshot({ path: path.join(out, "viewer-rwkv.png"), fullPage: true });
+
+    // A mixture of experts (Qwen3-MoE fixture): the experts panel lists each layer's routing
+    // with the explain record's weights and DLA; a dense trace has no such panel.
+    check(await page.getByTestId("experts").count() === 0, "a model without experts shows no experts panel");
+    const mx = "fixture-moe.tptrace";
+    check(spawnSync(cli, ["trace", "-m", path.join(fixtures, "qwen3moe-tiny-f32.gguf"), "--tokens", "0,17,42,9,100,3", "-n", "3",
+                          "--explain", "-o", path.join(traces, mx)]).status === 0, "a Qwen3-MoE trace with explanations was written");
+    const mtrace = await api(`/api/traces/${mx}`);
+    await page.goto(`${base}/?trace=${mx}`);
+    await page.getByTestId("selected").waitFor();
+    const mi = mtrace.manifest.tokens.length + 1;
+    await page.locator(`.strip .tok[data-index="${mi}"]`).click();
+    await page.getByTestId("selected").filter({ hasText: `token #${mi} ` }).waitFor();
+    const mex = mtrace.steps[1].explain, panelText = await page.getByTestId("experts").textContent();
+    const layers = mex.experts ?? [];
+    check(layers.length === mtrace.manifest.model.config.n_layers, `MoE: the explain record routes every layer (${layers.length})`);
+    const rows = await page.locator("[data-testid=experts] tr[data-expert]").count();
+    check(rows === layers.reduce((n, l) => n + l.chosen.length, 0), `MoE: one row per routed expert (${rows})`);
+    const e0 = layers[0].chosen[0];
+    const row0 = await page.locator(`[data-testid=experts] tr[data-expert="${layers[0].layer}:${e0.expert}"]`).textContent();
+    check(row0.includes(`E${e0.expert}`) && row0.includes(p4(e0.weight)) && row0.includes(f3(e0.dla_logit)) && row0.includes(f3(e0.dla_diff)),
+          `MoE: layer ${layers[0].layer}'s top expert E${e0.expert} with weight ${p4(e0.weight)} and DLA ${f3(e0.dla_logit)} logits`);
+    check(panelText.includes("weight (0-1)") && panelText.includes("(logits)"), "MoE: the experts panel's numbers say what they are");
+    await page.mouse.move(0, 0);
+    await page.getByTestId("experts").screenshot({ path: path.join(out, "viewer-experts.png") });
   } else {
     console.log("note: TOKENPROBE_MAKE_FIXTURES unset, the RWKV view is not checked");
   }
