@@ -63,7 +63,16 @@ std::vector<uint8_t> make_matrix(tp::DType t, int64_t rows, int64_t kCols) {
     case tp::DType::MXFP4:  // an E8M0 exponent byte, not fp16: 2^-8 for every block
       for (size_t b = 0; b < m.size() / size_t(info.block_bytes); ++b) m[b * size_t(info.block_bytes)] = 120;
       return m;
-    default: offs = {0}; break;  // Q4_0, Q8_0, ... start with the fp16 scale
+    case tp::DType::IQ1_M: {  // d's four nibbles are the top nibbles of the uint16 scales at 48
+      const uint16_t h = tp::float_to_fp16(0.01f);
+      for (size_t b = 0; b < m.size() / size_t(info.block_bytes); ++b)
+        for (int k = 0; k < 4; ++k) {
+          uint8_t& hi = m[b * size_t(info.block_bytes) + 48 + 2 * k + 1];
+          hi = uint8_t((hi & 0x0F) | ((h >> (4 * k)) & 0xF) << 4);
+        }
+      return m;
+    }
+    default: offs = {0}; break;  // Q4_0, Q8_0, the grid i-quants ... start with the fp16 scale
   }
   const uint16_t scale = tp::float_to_fp16(0.01f);
   for (size_t b = 0; b < m.size() / size_t(info.block_bytes); ++b)
@@ -113,7 +122,8 @@ int main(int argc, char** argv) {
   using tp::DType;
   for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K,
                   DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS, DType::TQ1_0, DType::TQ2_0,
-                  DType::MXFP4}) {
+                  DType::MXFP4, DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S, DType::IQ3_XXS, DType::IQ3_S, DType::IQ1_S,
+                  DType::IQ1_M}) {
     const std::string name = tp::dtype_name(t);
     const int64_t rows = (512LL << 20) / tp::row_bytes(t, 2048);
     benchmark::RegisterBenchmark(("decode/" + name).c_str(), bm_matmul, t, rows, 2048, 1)

@@ -296,6 +296,8 @@ TEST(ConvertCli, RefusesWithAHint) {
   std::ifstream kept(out);
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), "keep me");
   expect(test::cli("convert " + q8 + " -o " + out + " --force --type q3_x"), {"unknown type 'q3_x'", "q8_0"});
+  // The grid i-quants are read, not written: llama-quantize writes them (IQ2_S as its IQ2_M).
+  expect(test::cli("convert " + q8 + " -o " + out + " --force --type iq2_s"), {"does not write", "llama-quantize", "IQ2_M"});
   expect(test::cli("convert " + dir.string() + " -o " + (dir / "x.gguf").string()), {"config.json"});
   expect(test::cli("convert " + q8 + " -o " + (dir / "y.gguf").string() + " --type q4_0"), {"re-quantised", "HINT"});
   EXPECT_FALSE(fs::exists(dir / "y.gguf"));

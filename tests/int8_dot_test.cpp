@@ -42,6 +42,15 @@ std::vector<uint8_t> random_row(DType t, int64_t n, std::mt19937& rng) {
       case DType::TQ1_0: put(blk + 52, 0.01f); break;
       case DType::TQ2_0: put(blk + 64, 0.01f); break;
       case DType::MXFP4: blk[0] = 120; break;  // E8M0: 2^-8
+      case DType::IQ2_XXS: case DType::IQ2_XS: case DType::IQ2_S: case DType::IQ3_XXS: case DType::IQ3_S:
+      case DType::IQ1_S:
+        put(blk, 0.001f);
+        break;
+      case DType::IQ1_M: {  // d's four nibbles are the top nibbles of the uint16 scales at 48
+        const uint16_t h = float_to_fp16(0.001f);
+        for (int k = 0; k < 4; ++k) blk[48 + 2 * k + 1] = uint8_t((blk[48 + 2 * k + 1] & 0x0F) | ((h >> (4 * k)) & 0xF) << 4);
+        break;
+      }
       case DType::Q4_1: case DType::Q5_1: put(blk, 0.01f); put(blk + 2, -0.1f); break;
       case DType::Q2_K: put(blk + 80, 0.003f); put(blk + 82, 0.001f); break;
       case DType::Q3_K: put(blk + 108, 0.002f); break;
@@ -123,9 +132,11 @@ TEST_P(Int8Dot, FastMatchesScalarAndDequantisedProduct) {
 }
 
 // Every quantised type tokenprobe reads has an integer kernel.
-constexpr DType kInt8Types[] = {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,  DType::Q2_K,
-                                DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_NL, DType::IQ4_XS,
-                                DType::TQ1_0, DType::TQ2_0, DType::MXFP4};
+constexpr DType kInt8Types[] = {DType::Q8_0,    DType::Q4_0,   DType::Q4_1,   DType::Q5_0,    DType::Q5_1,
+                                DType::Q2_K,    DType::Q3_K,   DType::Q4_K,   DType::Q5_K,    DType::Q6_K,
+                                DType::IQ4_NL,  DType::IQ4_XS, DType::TQ1_0,  DType::TQ2_0,   DType::MXFP4,
+                                DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S,  DType::IQ3_XXS, DType::IQ3_S,
+                                DType::IQ1_S,   DType::IQ1_M};
 
 INSTANTIATE_TEST_SUITE_P(Quant, Int8Dot, testing::ValuesIn(kInt8Types),
                          [](const testing::TestParamInfo<DType>& i) { return std::string(dtype_name(i.param)); });
@@ -174,7 +185,8 @@ TEST_P(Int8Dot, TilesEqualOneDotPerPair) {
 TEST(Int8Dot, OneChainTypesEqualTheReferenceBitForBit) {
   std::mt19937 rng(13);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (DType t : {DType::IQ4_XS, DType::TQ1_0, DType::TQ2_0}) {
+  for (DType t : {DType::IQ4_XS, DType::TQ1_0, DType::TQ2_0, DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S,
+                  DType::IQ3_XXS, DType::IQ3_S, DType::IQ1_S, DType::IQ1_M}) {
     const int64_t n = 5 * 256;
     const auto w = random_row(t, n, rng);
     std::vector<float> x(static_cast<size_t>(n));
@@ -308,7 +320,8 @@ TEST(Int8Dot, WeightTypesTakeLlamaCppsActivationFormats) {
   for (DType t : {DType::F32, DType::F16, DType::BF16}) EXPECT_EQ(quant::act_format(t), quant::ActFormat::Float) << dtype_name(t);
   for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_1, DType::Q5_1, DType::IQ4_NL, DType::MXFP4})
     EXPECT_EQ(quant::act_format(t), quant::ActFormat::Q8_0) << dtype_name(t);
-  for (DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_XS, DType::TQ1_0, DType::TQ2_0})
+  for (DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_XS, DType::TQ1_0, DType::TQ2_0,
+                  DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S, DType::IQ3_XXS, DType::IQ3_S, DType::IQ1_S, DType::IQ1_M})
     EXPECT_EQ(quant::act_format(t), quant::ActFormat::Q8_K) << dtype_name(t);
 }
 

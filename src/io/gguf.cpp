@@ -219,13 +219,6 @@ const char* known_unsupported_ggml_type(uint32_t t) {
   switch (t) {
     case 4: return "Q4_2 (removed from ggml)";
     case 5: return "Q4_3 (removed from ggml)";
-    case 16: return "IQ2_XXS";
-    case 17: return "IQ2_XS";
-    case 18: return "IQ3_XXS";
-    case 19: return "IQ1_S";
-    case 21: return "IQ3_S";
-    case 22: return "IQ2_S";
-    case 29: return "IQ1_M";
     case 31: return "Q4_0_4_4 (removed from ggml)";
     case 32: return "Q4_0_4_8 (removed from ggml)";
     case 33: return "Q4_0_8_8 (removed from ggml)";
@@ -421,7 +414,7 @@ void GgufFile::parse_tensor_infos(Cursor& c, uint64_t n_tensors) {
     if (!info) {
       if (const char* known = known_unsupported_ggml_type(raw_type))
         c.fail(std::string("has ggml type ") + known + " (" + std::to_string(raw_type) + "), which tokenprobe does not support",
-               "supported types: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K..Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0 MXFP4; re-quantize the model to one of them",
+               "supported types: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K..Q6_K IQ1_S IQ1_M IQ2_XXS IQ2_XS IQ2_S IQ3_XXS IQ3_S IQ4_NL IQ4_XS TQ1_0 TQ2_0 MXFP4; re-quantize the model to one of them",
                ErrorKind::Unsupported);
       c.fail("has unknown ggml type " + std::to_string(raw_type),
              "the tensor info is corrupt, or the file needs a newer tokenprobe");

@@ -31,6 +31,18 @@ constexpr TypeName kTypes[] = {{"f32", DType::F32},   {"f16", DType::F16},   {"b
                                {"iq4_xs", DType::IQ4_XS}, {"tq1_0", DType::TQ1_0}, {"tq2_0", DType::TQ2_0},
                                {"mxfp4", DType::MXFP4}};
 
+// The i-quants tokenprobe reads but does not write: their encoders search a grid against an
+// importance matrix, with llama-quantize's ftype name (IQ2_S files are its IQ2_M).
+struct GridType {
+  const char* name;
+  DType type;
+  const char* ftype;
+};
+constexpr GridType kGridTypes[] = {{"iq2_xxs", DType::IQ2_XXS, "IQ2_XXS"}, {"iq2_xs", DType::IQ2_XS, "IQ2_XS"},
+                                   {"iq2_s", DType::IQ2_S, "IQ2_M"},       {"iq3_xxs", DType::IQ3_XXS, "IQ3_XXS"},
+                                   {"iq3_s", DType::IQ3_S, "IQ3_S"},       {"iq1_s", DType::IQ1_S, "IQ1_S"},
+                                   {"iq1_m", DType::IQ1_M, "IQ1_M"}};
+
 bool is_quantised(DType t) { return dtype_info(t).block_elems != 1; }
 
 // The --type value that asks for `t`, or "" when convert does not encode it.
@@ -180,6 +192,12 @@ GgufWriter::RowFiller row_filler(const TensorView& v, DType type) {
 DType convert_type(const std::string& name) {
   for (const TypeName& t : kTypes)
     if (name == t.name) return t.type;
+  for (const GridType& g : kGridTypes)
+    if (name == g.name)
+      throw Error(ErrorKind::Unsupported, "convert --type", std::string("tokenprobe reads ") + dtype_name(g.type) +
+                      " models but does not write them (the encoder searches a grid against an importance matrix)",
+                  std::string("convert to f32 or f16, then run llama-quantize --imatrix IMATRIX IN.gguf OUT.gguf ") +
+                      g.ftype + " (tools/quant/uniform_imatrix.py writes a uniform importance matrix)");
   throw Error(ErrorKind::Usage, "convert --type", "unknown type '" + name + "'", "use one of " + convert_type_names());
 }
 

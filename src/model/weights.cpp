@@ -62,7 +62,7 @@ const TensorView* WeightStore::check(const WeightEntry& e) const {
   if (!dtype_info(t->type).computable)
     throw Error(ErrorKind::Unsupported, source_ + ": tensor " + e.name,
                 std::string("type ") + dtype_name(t->type) + " cannot be used as a weight",
-                "re-quantise the model to F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0 or MXFP4");
+                "re-quantise the model to F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, IQ1_S..IQ4_XS, TQ1_0, TQ2_0 or MXFP4");
   return t;
 }
 

@@ -100,7 +100,8 @@ ActFormat act_format(DType weight) {
     case DType::MXFP4:
       return ActFormat::Q8_0;
     case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K: case DType::IQ4_XS:
-    case DType::TQ1_0: case DType::TQ2_0:
+    case DType::TQ1_0: case DType::TQ2_0: case DType::IQ2_XXS: case DType::IQ2_XS: case DType::IQ2_S:
+    case DType::IQ3_XXS: case DType::IQ3_S: case DType::IQ1_S: case DType::IQ1_M:
       return ActFormat::Q8_K;
     default: return ActFormat::Float;
   }

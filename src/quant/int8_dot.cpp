@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "quant/int8_rowlanes.h"
+#include "quant/iq_grids.h"
 #include "quant/kernels.h"
 #include "quant/kquant_rowlanes.h"
 
@@ -400,6 +401,69 @@ struct TileTernary {
   }
 };
 
+// The grid i-quants (iq_grids.h): code vector j (elements 32j .. 32j + 31) of a block from
+// its four groups' grid entries (looked up in plain C++), signs applied as byte masks (IQ1:
+// 8·grid + delta).
+template <class G>
+inline __m256i grid_codes(const uint8_t* wb, int j) {
+  const detail::GridGroup g0 = G::group(wb, 4 * j), g1 = G::group(wb, 4 * j + 1), g2 = G::group(wb, 4 * j + 2),
+                          g3 = G::group(wb, 4 * j + 3);
+  const __m256i v = _mm256_set_epi64x(int64_t(g3.grid), int64_t(g2.grid), int64_t(g1.grid), int64_t(g0.grid));
+  if constexpr (G::kDelta) {
+    auto bytes = [](int8_t d) { return int64_t(0x0101010101010101ULL * uint8_t(d)); };
+    const __m256i delta = _mm256_set_epi64x(bytes(g3.delta), bytes(g2.delta), bytes(g1.delta), bytes(g0.delta));
+    return _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), v), delta);
+  } else {
+    const uint32_t signs = uint32_t(g0.signs) | uint32_t(g1.signs) << 8 | uint32_t(g2.signs) << 16 | uint32_t(g3.signs) << 24;
+    // byte k takes sign byte k / 8 (both 128-bit halves hold all four), then its bit k % 8
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(int(signs)),
+                                               _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2,
+                                                                2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201ULL));
+    const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    return _mm256_sub_epi8(_mm256_xor_si256(v, neg), neg);
+  }
+}
+
+// I = Σ ls·(16-element sums) in integer lanes per token (lanes 0-3 of a code vector are its
+// first 16 elements), one FMA per block into one chain, and ggml's power-of-two factor at the
+// end: the plain C++ reference's computation (int8_scalar.cpp), so the two agree bit for bit.
+template <class G>
+struct TileGrid {
+  template <int R, int T>
+  static void run(const uint8_t* w, int64_t ws, const uint8_t* xq, int64_t xs, int64_t n, float* out, int64_t os) {
+    float acc[T][R] = {};
+    for (int64_t b = 0; b < n / 256; ++b) {
+      __m256i isum[T][R];
+      for (auto& a : isum)
+        for (auto& v : a) v = _mm256_setzero_si256();
+      for (int j = 0; j < 8; ++j) {
+        Q8Weights qw[R];
+        __m256i sc[R];
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* wb = w + r * ws + b * G::kBytes;
+          qw[r] = q8_weights(grid_codes<G>(wb, j));
+          uint8_t ls[2];
+          G::scales(wb, j, ls);
+          sc[r] = _mm256_setr_m128i(_mm_set1_epi32(ls[0]), _mm_set1_epi32(ls[1]));
+        }
+        for (int t = 0; t < T; ++t) {
+          const __m256i y = q8_activations(xq + t * xs + b * kQ8KBytes + 36 + 32 * j);
+          for (int r = 0; r < R; ++r)
+            isum[t][r] = _mm256_add_epi32(isum[t][r], _mm256_mullo_epi32(q8_dot(qw[r], y), sc[r]));
+        }
+      }
+      for (int t = 0; t < T; ++t) {
+        const float dy = load_f32(xq + t * xs + b * kQ8KBytes);
+        for (int r = 0; r < R; ++r)
+          acc[t][r] = std::fma(G::d(w + r * ws + b * G::kBytes) * dy, float(detail::hsum_i32(isum[t][r])), acc[t][r]);
+      }
+    }
+    for (int t = 0; t < T; ++t)
+      for (int r = 0; r < R; ++r) out[t * os + r] = G::kFactor * acc[t][r];
+  }
+};
+
 // Super-blocks of 256 in sixteen sub-blocks of 16 with one scale each. Code vector j = 4h + g
 // holds elements 128h + 32g .. +31, sub-blocks 2j and 2j + 1 (scale index 8h + 2g + l / 16
 // for element l of it), as 32 unsigned bytes:
@@ -522,6 +586,13 @@ constexpr TileSet kTilesIQ4_XS = tiles<TileIq4Xs, 1, 4>();
 constexpr TileSet kTilesMXFP4 = tiles<TileI8<Mxfp4Codes>, 4, 3>();
 constexpr TileSet kTilesTQ2_0 = tiles<TileTernary<Tq2Block>, 1, 4>();
 constexpr TileSet kTilesTQ1_0 = tiles<TileTernary<Tq1Block>, 1, 4>();
+constexpr TileSet kTilesIQ2_XXS = tiles<TileGrid<detail::Iq2Xxs>, 1, 4>();
+constexpr TileSet kTilesIQ2_XS = tiles<TileGrid<detail::Iq2Xs>, 1, 4>();
+constexpr TileSet kTilesIQ2_S = tiles<TileGrid<detail::Iq2S>, 1, 4>();
+constexpr TileSet kTilesIQ3_XXS = tiles<TileGrid<detail::Iq3Xxs>, 1, 4>();
+constexpr TileSet kTilesIQ3_S = tiles<TileGrid<detail::Iq3S>, 1, 4>();
+constexpr TileSet kTilesIQ1_S = tiles<TileGrid<detail::Iq1S>, 1, 4>();
+constexpr TileSet kTilesIQ1_M = tiles<TileGrid<detail::Iq1M>, 1, 4>();
 constexpr TileSet kTilesQ4_0 = tiles<TileQ32<Q4_0Blocks>, 2, 4>();
 constexpr TileSet kTilesQ5_0 = tiles<TileQ32<Q5_0Blocks>, 2, 4>();
 constexpr TileSet kTilesQ4_1 = tiles<TileQ32<Q4_1Blocks>, 2, 4>();
@@ -687,6 +758,13 @@ const TileSet* tile_set(DType type) {
     case DType::MXFP4: return &kTilesMXFP4;
     case DType::TQ2_0: return &kTilesTQ2_0;
     case DType::TQ1_0: return &kTilesTQ1_0;
+    case DType::IQ2_XXS: return &kTilesIQ2_XXS;
+    case DType::IQ2_XS: return &kTilesIQ2_XS;
+    case DType::IQ2_S: return &kTilesIQ2_S;
+    case DType::IQ3_XXS: return &kTilesIQ3_XXS;
+    case DType::IQ3_S: return &kTilesIQ3_S;
+    case DType::IQ1_S: return &kTilesIQ1_S;
+    case DType::IQ1_M: return &kTilesIQ1_M;
     default: return nullptr;
   }
 }

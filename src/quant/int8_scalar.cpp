@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "quant/int8_dot.h"
+#include "quant/iq_grids.h"
 #include "quant/kernels.h"
 
 namespace tp::quant {
@@ -203,6 +204,22 @@ float scalar_iq4_xs(const uint8_t* row, const uint8_t* xq, int64_t n) {
   return acc;
 }
 
+// The grid i-quants (iq_grids.h): I exact per block, then the K-quant order without mins,
+// and ggml's final power-of-two factor.
+template <class G>
+float scalar_grid(const uint8_t* row, const uint8_t* xq, int64_t n) {
+  float acc = 0.0f;
+  detail::GridCodes c;
+  for (int64_t b = 0; b < n / 256; ++b) {
+    const uint8_t* w = row + b * G::kBytes;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    detail::unpack_grid<G>(w, c);
+    const int32_t sum = detail::grid_block_sum(c, reinterpret_cast<const int8_t*>(x + 36));
+    acc = std::fma(G::d(w) * load_f32(x), float(sum), acc);
+  }
+  return G::kFactor * acc;
+}
+
 }  // namespace
 
 float scalar::dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n) {
@@ -222,6 +239,13 @@ float scalar::dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, in
     case DType::TQ1_0: return scalar_ternary<true>(row, xq, n);
     case DType::TQ2_0: return scalar_ternary<false>(row, xq, n);
     case DType::IQ4_XS: return scalar_iq4_xs(row, xq, n);
+    case DType::IQ2_XXS: return scalar_grid<detail::Iq2Xxs>(row, xq, n);
+    case DType::IQ2_XS: return scalar_grid<detail::Iq2Xs>(row, xq, n);
+    case DType::IQ2_S: return scalar_grid<detail::Iq2S>(row, xq, n);
+    case DType::IQ3_XXS: return scalar_grid<detail::Iq3Xxs>(row, xq, n);
+    case DType::IQ3_S: return scalar_grid<detail::Iq3S>(row, xq, n);
+    case DType::IQ1_S: return scalar_grid<detail::Iq1S>(row, xq, n);
+    case DType::IQ1_M: return scalar_grid<detail::Iq1M>(row, xq, n);
     default: return 0.0f;
   }
 }

@@ -26,6 +26,13 @@ constexpr TypeKernels kKernels[] = {
     {DType::Q4_K, dequantize_q4_k, dot_scalar_q4_k, dot_fast_q4_k, nullptr},
     {DType::Q5_K, dequantize_q5_k, dot_scalar_q5_k, dot_fast_q5_k, nullptr},
     {DType::Q6_K, dequantize_q6_k, dot_scalar_q6_k, dot_fast_q6_k, nullptr},
+    {DType::IQ2_XXS, dequantize_iq2_xxs, dot_scalar_iq2_xxs, dot_fast_iq2_xxs, nullptr},
+    {DType::IQ2_XS, dequantize_iq2_xs, dot_scalar_iq2_xs, dot_fast_iq2_xs, nullptr},
+    {DType::IQ2_S, dequantize_iq2_s, dot_scalar_iq2_s, dot_fast_iq2_s, nullptr},
+    {DType::IQ3_XXS, dequantize_iq3_xxs, dot_scalar_iq3_xxs, dot_fast_iq3_xxs, nullptr},
+    {DType::IQ3_S, dequantize_iq3_s, dot_scalar_iq3_s, dot_fast_iq3_s, nullptr},
+    {DType::IQ1_S, dequantize_iq1_s, dot_scalar_iq1_s, dot_fast_iq1_s, nullptr},
+    {DType::IQ1_M, dequantize_iq1_m, dot_scalar_iq1_m, dot_fast_iq1_m, nullptr},
     {DType::IQ4_NL, dequantize_iq4_nl, dot_scalar_iq4_nl, dot_fast_iq4_nl, quantize_iq4_nl},
     {DType::IQ4_XS, dequantize_iq4_xs, dot_scalar_iq4_xs, dot_fast_iq4_xs, quantize_iq4_xs},
     {DType::TQ1_0, dequantize_tq1_0, dot_scalar_tq1_0, dot_fast_tq1_0, quantize_tq1_0},
@@ -56,8 +63,8 @@ const detail::TypeKernels& checked(DType type, int64_t n, const char* op) {
   const std::string where = std::string("quant::") + op;
   if (!k)
     throw Error(ErrorKind::Unsupported, where, "no kernel for tensor type " + type_label(type),
-                "supported: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K IQ4_NL IQ4_XS TQ1_0 TQ2_0 MXFP4; "
-                "re-quantise the model to one of these (llama-quantize)");
+                "supported: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K IQ1_S IQ1_M IQ2_XXS IQ2_XS "
+                "IQ2_S IQ3_XXS IQ3_S IQ4_NL IQ4_XS TQ1_0 TQ2_0 MXFP4; re-quantise the model to one of these (llama-quantize)");
   const int64_t block = dtype_info(type).block_elems;
   if (n < 0 || n % block != 0)
     throw Error(ErrorKind::Shape, where,
@@ -101,7 +108,7 @@ void quantize_row(DType type, const float* src, uint8_t* dst, int64_t n) {
   const detail::TypeKernels& k = checked(type, n, "quantize_row");
   if (!k.quantize)
     throw Error(ErrorKind::Unsupported, "quant::quantize_row", "tokenprobe cannot write " + type_label(type),
-                "write F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0 or MXFP4, or use llama-quantize for K-quants");
+                "write F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0 or MXFP4, or use llama-quantize for K-quants and the other i-quants");
   k.quantize(src, dst, n);
 }
 

@@ -1,7 +1,9 @@
-// ggml_blocks TYPE: the reference ggml's encoding and decoding of one block type, as JSON on
-// stdout, for tests/data/ggml-blocks (its README says how it was made and what the tests
-// check). Seeded rows of floats go through ggml_quantize_chunk without an importance matrix
-// (what llama-quantize runs), and seeded random blocks through the type's to_float.
+// ggml_blocks TYPE [decode-only]: the reference ggml's encoding and decoding of one block type,
+// as JSON on stdout, for tests/data/ggml-blocks (its README says how it was made and what the
+// tests check). Seeded rows of floats go through ggml_quantize_chunk without an importance
+// matrix (what llama-quantize runs), and seeded random blocks through the type's to_float.
+// decode-only (the grid i-quants, which tokenprobe reads but does not write) leaves out the
+// floats and their encoding.
 // Build against the reference checkout (LLAMA = ~/.cache/tokenprobe-ref/llama.cpp):
 //   cc -O2 -o ggml_blocks tools/reference/ggml_blocks.c -I$LLAMA/ggml/include
 //      -L$LLAMA/build/bin -lggml-base -lm -Wl,-rpath,$LLAMA/build/bin   (one line)
@@ -35,8 +37,9 @@ static void print_hex(const char* key, const uint8_t* b, size_t n) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: ggml_blocks TYPE (a ggml type name, e.g. iq4_nl)\n");
+  const int decode_only = argc == 3 && strcmp(argv[2], "decode-only") == 0;
+  if (argc != 2 && !decode_only) {
+    fprintf(stderr, "usage: ggml_blocks TYPE [decode-only] (TYPE a ggml type name, e.g. iq4_nl)\n");
     return 2;
   }
   enum ggml_type type = GGML_TYPE_COUNT;
@@ -62,7 +65,7 @@ int main(int argc, char** argv) {
     x[5 * n + i] = 2.0f * uniform() - 1.0f;
   }
   uint8_t* q = malloc(row_size * rows);
-  ggml_quantize_chunk(type, x, q, 0, rows, n, NULL);
+  if (!decode_only) ggml_quantize_chunk(type, x, q, 0, rows, n, NULL);
 
   // Random blocks: random bytes, then each block's scale field set to a small value of
   // either sign (a random fp16 may be infinite or NaN; an E8M0 byte of 255 is NaN).
@@ -76,18 +79,27 @@ int main(int argc, char** argv) {
       p[0] = (uint8_t)(110 + next_u32() % 20);
       continue;
     }
-    const size_t at = type == GGML_TYPE_TQ1_0 ? 52 : type == GGML_TYPE_TQ2_0 ? 64 : 0;
     const ggml_fp16_t h = ggml_fp32_to_fp16((next_u32() & 1 ? -1.0f : 1.0f) * (0.001f + 0.01f * uniform()));
+    if (type == GGML_TYPE_IQ1_M) {  // d's four nibbles are the top nibbles of the uint16 scales at 48
+      uint16_t sc[4];
+      memcpy(sc, p + 48, 8);
+      for (int k = 0; k < 4; ++k) sc[k] = (uint16_t)((sc[k] & 0x0fff) | (((h >> (4 * k)) & 0xf) << 12));
+      memcpy(p + 48, sc, 8);
+      continue;
+    }
+    const size_t at = type == GGML_TYPE_TQ1_0 ? 52 : type == GGML_TYPE_TQ2_0 ? 64 : 0;
     memcpy(p + at, &h, 2);
   }
   float* y = malloc(sizeof(float) * nr);
   ggml_get_type_traits(type)->to_float(r, y, nr);
 
   printf("{\"type\": \"%s\", \"n_per_row\": %lld, \"rows\": %lld,\n", argv[1], (long long)n, (long long)rows);
-  print_floats("floats", x, n * rows);
-  printf(",\n");
-  print_hex("quantized", q, row_size * rows);
-  printf(",\n");
+  if (!decode_only) {
+    print_floats("floats", x, n * rows);
+    printf(",\n");
+    print_hex("quantized", q, row_size * rows);
+    printf(",\n");
+  }
   print_hex("random_blocks", r, rr);
   printf(",\n");
   print_floats("random_blocks_decoded", y, nr);
