@@ -291,6 +291,41 @@ TEST_F(ServerTest, ReportIsSelfContained) {
   EXPECT_EQ(server::json_for_script(R"({"a":"</script>"})"), R"({"a":"\u003c/script>"})");
 }
 
+// `report --result FILE`: a patching or causal-tracing result is embedded as it is; anything
+// else is refused naming the file (a result file is input like any other).
+TEST_F(ServerTest, ReportEmbedsResultFilesAndRefusesOthers) {
+  const std::string id = trace_id();
+  const auto r = TraceReader::open((dir_ / "traces" / id).string());
+  auto write = [&](const std::string& name, const std::string& text) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+  };
+  server::ReportOptions o;
+  o.result_files = {write("patch.json", R"({"metric": "kl", "sweeps": [{"target": "resid_pre", "shape": [1, 1], "score": [0.25]}]})"),
+                    write("causal.json", R"({"metric": "kl", "maps": []})")};
+  std::vector<std::string> notes;
+  const std::string html = server::report_html(id, r, o, &notes);
+  EXPECT_NE(html.find(R"("results":[{"metric":"kl","sweeps":[{"score":[0.25])"), std::string::npos);
+  struct Bad {
+    std::string text, says;
+  };
+  for (const Bad& b : {Bad{"{\"sweeps\": [", "is not JSON (byte"}, Bad{"[1, 2]", "neither a patching result"},
+                       Bad{R"({"sweeps": 3})", "neither a patching result"}}) {
+    o.result_files = {write("bad.json", b.text)};
+    try {
+      server::report_html(id, r, o, &notes);
+      ADD_FAILURE() << b.text << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Format) << e.what();
+      EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(b.says), std::string::npos) << e.what();
+    }
+  }
+  o.result_files = {(dir_ / "absent.json").string()};
+  EXPECT_THROW(server::report_html(id, r, o, &notes), Error);
+}
+
 // format=npy is the JSON slice's numbers as a file numpy.load reads.
 TEST_F(ServerTest, TensorAsNpy) {
   const std::string id = trace_id(), q = "/api/traces/" + id + "/tensor?hook=resid_post&layer=2&positions=1-3";

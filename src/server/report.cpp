@@ -1,6 +1,8 @@
 #include "server/report.h"
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <map>
 
 #include "core/error.h"
@@ -69,6 +71,23 @@ json attention_rows(const TraceReader& r, const ReportOptions& o, std::vector<st
 
 }  // namespace
 
+json read_result_file(const std::string& path) {
+  const char* hint = "write it with `tokenprobe patch ... --json > FILE` or `tokenprobe causal-trace ... --json > FILE`";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(ErrorKind::Io, path, "cannot read the result file", hint);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(ErrorKind::Format, path, "is not JSON (byte " + std::to_string(e.byte) + ")", hint);
+  }
+  auto array_of = [&](const char* key) { return j.is_object() && j.contains(key) && j[key].is_array(); };
+  if (!array_of("sweeps") && !array_of("maps"))
+    throw Error(ErrorKind::Format, path, "is neither a patching result (no \"sweeps\" list) nor a causal trace (no \"maps\" list)", hint);
+  return j;
+}
+
 std::string json_for_script(const std::string& json_text) { return replace_all(json_text, "<", "\\u003c"); }
 
 std::string report_html(const std::string& trace_id, const TraceReader& r, const ReportOptions& o,
@@ -89,6 +108,8 @@ std::string report_html(const std::string& trace_id, const TraceReader& r, const
     data["lens_error"] = "no model was given to compute the logit lens (tokenprobe report -m MODEL)";
   }
   data["attention"] = attention_rows(r, o, notes);
+  data["results"] = json::array();
+  for (const std::string& f : o.result_files) data["results"].push_back(read_result_file(f));
   // Inline the built script and stylesheet in place of their tags.
   const std::string js_path = cut_tag(html, "<script type=\"module\" crossorigin src=\"", "\"></script>");
   const std::string css_path = cut_tag(html, "<link rel=\"stylesheet\" crossorigin href=\"", "\">");

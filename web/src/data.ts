@@ -68,6 +68,8 @@ export interface Source_ {
   // Where a hook's tensor downloads as .npy (null offline).
   npyUrl(id: string, hook: string, query?: string): string | null;
   model?(): Promise<{ name: string; chat_template?: string; config: { n_layers: number } } | null>;
+  // A report's embedded patching / causal-tracing results (`tokenprobe report --result`).
+  results?(): unknown[];
 }
 
 async function getJson(url: string, init?: RequestInit): Promise<any> {
@@ -112,13 +114,14 @@ function rowsOf(data: number[], heads: number, rows: number, n_k: number, r: num
   return out;
 }
 
-interface ReportData { trace: Trace; lens: Lens | null; lens_error?: string; attention: { [layer: string]: { heads: number[]; positions: number[]; n_k: number; data: number[] } } }
+interface ReportData { trace: Trace; lens: Lens | null; lens_error?: string; results?: unknown[]; attention: { [layer: string]: { heads: number[]; positions: number[]; n_k: number; data: number[] } } }
 
 export class ReportSource implements Source_ {
   readonly offline = true;
   constructor(private d: ReportData) {}
   async listTraces() { return [{ id: this.d.trace.id, prompt: this.d.trace.manifest.prompt ?? "", steps: this.d.trace.steps.length }]; }
   async trace() { return this.d.trace; }
+  results() { return this.d.results ?? []; }
   npyUrl() { return null; }
   async lens() { return this.d.lens ?? this.d.lens_error ?? "not in this report"; }
   async attentionRow(_id: string, layer: number, position: number): Promise<AttnRow | null> {

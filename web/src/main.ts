@@ -168,6 +168,8 @@ async function main() {
     form.hidden = true;
     const list = await refreshList();
     if (list.length) await openTrace(list[0].id);
+    const results = src.results?.() ?? [];
+    if (results.length) $("result").replaceChildren(...results.map(r => resultView(r)));
     return;
   }
   const model = await src.model?.();

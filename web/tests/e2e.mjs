@@ -325,12 +325,19 @@ try {
 
   // The same viewer in a `tokenprobe report` file, opened from disk.
   const reportFile = path.join(out, "report.html");
-  check(spawnSync(cli, ["report", path.join(traces, id), "-o", reportFile, "-m", model]).status === 0, "tokenprobe report wrote a file");
+  check(spawnSync(cli, ["report", path.join(traces, id), "-o", reportFile, "-m", model, "--result", pr.file, "--result", ct.file]).status === 0,
+        "tokenprobe report wrote a file (with a patching and a causal-tracing result)");
   await page.goto("file://" + reportFile);
   await page.getByTestId("selected").waitFor();
   check(await page.locator(".strip .tok").count() === nPrompt + 12 && (await span(i).getAttribute("data-p")) === p4(rec.chosen.p_raw) &&
         await page.getByTestId("lens-canvas").count() === 1 && await page.getByTestId("trace-tools").isHidden(),
         "the report shows the strip with its colours and the lens, without the server's tools");
+  await hoverCell(`patch-${sw.target}-canvas`, pc, 1);
+  check((await page.getByTestId(`patch-${sw.target}-tip`).textContent()).includes(`score ${p4(sw.score[pCols + pc])}, metric ${p4(sw.metric[pCols + pc])}`),
+        "the report's patching section gives tokenprobe patch's cell");
+  await hoverCell(`causal-${cm.kind}-canvas`, 2, cp);
+  check((await page.getByTestId(`causal-${cm.kind}-tip`).textContent()).includes(`indirect effect ${p4(cm.effect[cp * cL + 2])}`),
+        "the report's causal-tracing section gives tokenprobe causal-trace's cell");
   await page.screenshot({ path: path.join(out, "viewer-report.png") });
 
   // A copy of the trace without explain records: the views say so instead of drawing.

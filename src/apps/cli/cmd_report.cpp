@@ -17,6 +17,7 @@ struct ReportOptions {
   std::string out = "report.html";
   ModelOptions model;
   bool no_lens = false;
+  std::vector<std::string> results;
 };
 
 void run_report(const ReportOptions& o) {
@@ -36,6 +37,7 @@ void run_report(const ReportOptions& o) {
   server::ReportOptions ro;
   ro.model = model.get();
   ro.pool = pool.get();
+  ro.result_files = o.results;
   std::vector<std::string> notes;
   const std::string id = std::filesystem::path(o.trace).lexically_normal().filename().string();
   const std::string html = server::report_html(id.empty() ? o.trace : id, r, ro, &notes);
@@ -55,6 +57,8 @@ void register_report(CLI::App& app) {
   cmd->add_option("-o,--output", opts->out, "HTML file to write")->capture_default_str();
   opts->model.add_to(cmd);
   cmd->add_flag("--no-lens", opts->no_lens, "Do not load the model to compute the logit-lens heatmap");
+  cmd->add_option("--result", opts->results,
+                  "A `tokenprobe patch --json` or `causal-trace --json` output file whose heatmaps the report shows (repeatable)");
   cmd->callback([opts] { run_report(*opts); });
 }
 
