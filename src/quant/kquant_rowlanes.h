@@ -1,4 +1,4 @@
-// Internal to src/quant: AVX-512 VNNI kernels for K-quant weights (Q2_K to Q6_K) against
+// Internal to src/quant: AVX-512 VNNI kernels for K-quant weights (Q2_K to Q6_K, and IQ4_XS) against
 // Q8_K activations: for a batch of positions (a prompt), panels in which the vector lanes
 // are 16 weight rows, as int8_rowlanes.h does for Q8_0 and Q4_0; for one position
 // (decoding), rows streamed one at a time; and the per-head slices of a row (hook_result).
