@@ -276,6 +276,81 @@ struct Iq4XsPanel {
   }
 };
 
+// The ternary types: 256 codes 0, 1, 2 (for -1, 0, +1) and one fp16 d at the block's end.
+// I = Σ code·q - Σ q, exact; the K-quant order without mins. TQ2_0: two-bit codes in Q2_K's
+// layout at 0. TQ1_0: trits, five to a byte (kernels.h's tq1_codes), unpacked 32 bytes at a
+// time here: trit n of byte b is (3·m) >> 8 for m = b·3^n mod 256, that is (m >= 86) +
+// (m >= 171), and m·3 is two byte additions.
+inline __m256i trits32(__m256i m) {
+  const __m256i one = _mm256_set1_epi8(1);
+  return _mm256_add_epi8(_mm256_maskz_mov_epi8(_mm256_cmpge_epu8_mask(m, _mm256_set1_epi8(86)), one),
+                         _mm256_maskz_mov_epi8(_mm256_cmpge_epu8_mask(m, _mm256_set1_epi8(static_cast<char>(171))), one));
+}
+inline __m256i times3(__m256i m) { return _mm256_add_epi8(m, _mm256_add_epi8(m, m)); }
+// A TQ1_0 block's 256 codes in element order into codes (32-byte aligned), as tq1_codes.
+inline void tq1_unpack(const uint8_t* blk, uint8_t* codes) {
+  __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));  // elements 32n + i
+  for (int n = 0; n < 5; ++n, m = times3(m)) _mm256_store_si256(reinterpret_cast<__m256i*>(codes + 32 * n), trits32(m));
+  // qs[32..47] (elements 160 + 16n + i) in the low half; in the high half qh[0..3] (240 +
+  // 4n + j) four times, group n already times 3^n, so that the first trits are all of them.
+  alignas(16) uint8_t pre[16];
+  for (int n = 0, p3 = 1; n < 4; ++n, p3 *= 3)
+    for (int j = 0; j < 4; ++j) pre[4 * n + j] = uint8_t(blk[48 + j] * p3);
+  __m256i h = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32))),
+                                      _mm_load_si128(reinterpret_cast<const __m128i*>(pre)), 1);
+  alignas(32) uint8_t t[5][32];
+  for (int n = 0; n < 5; ++n, h = times3(h)) _mm256_store_si256(reinterpret_cast<__m256i*>(t[n]), trits32(h));
+  for (int n = 0; n < 5; ++n) std::memcpy(codes + 160 + 16 * n, t[n], 16);
+  for (int n = 0; n < 4; ++n) std::memcpy(codes + 240 + 4 * n, t[0] + 16 + 4 * n, 4);
+}
+
+template <bool kTq1>
+struct TernaryPanel {
+  static constexpr int64_t kBlock = kTq1 ? 54 : 66, kDAt = kBlock - 2;
+  static constexpr int kD = 64, kLines = 65;
+
+  static void pack(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
+    alignas(64) uint8_t codes[kTq1 ? 16 : 1][256];
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = w + b * kBlock;
+      Line* dst = p.lines + b * kLines;
+      if constexpr (kTq1) {
+        for (int r = 0; r < rows; ++r) tq1_unpack(blk + r * ws, codes[r]);
+        for (int j = 0; j < 8; ++j)
+          pack_codes32(rows, [&](int r) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(codes[r] + 32 * j)); }, dst + 8 * j);
+      } else {
+        for (int j = 0; j < 8; ++j) pack_codes32(rows, [&](int r) { return q2_codes(blk + r * ws + 32 * (j / 4), j % 4); }, dst + 8 * j);
+      }
+      uint16_t d[16] = {};
+      for (int r = 0; r < rows; ++r) std::memcpy(&d[r], blk + r * ws + kDAt, 2);
+      store_factors(d, dst[kD]);
+    }
+  }
+
+  template <int P, int T>
+  static void block(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512 (&c)[P][T], __m512 (&)[P][T]) {
+    __m512i acc[P][T];
+    for (auto& a : acc)
+      for (auto& v : a) v = _mm512_setzero_si512();
+    for (int g = 0; g < 64; ++g) {
+      __m512i wv[P];
+      for (int q = 0; q < P; ++q) wv[q] = load_line(l[q][g]);
+      for (int t = 0; t < T; ++t) {
+        const __m512i xv = bcast_i32(x[t] + 36 + 4 * g);
+        for (int q = 0; q < P; ++q) acc[q][t] = _mm512_dpbusd_epi32(acc[q][t], wv[q], xv);
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m512i qsum = _mm512_set1_epi32(
+          hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t] + 4)), _mm256_set1_epi16(1))));
+      const __m512 dy = _mm512_set1_ps(load_f32(x[t]));
+      for (int q = 0; q < P; ++q)
+        c[q][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_load_ps(l[q][kD].bytes), dy),
+                                  _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[q][t], qsum)), c[q][t]);
+    }
+  }
+};
+
 // ---- one position (decoding): rows streamed one at a time -----------------------------
 // 64 codes per vpdpbusd. Q4_K/Q5_K: a 32-byte code chunk broadcast to both halves, the high
 // half shifted to its high nibbles, so that the products of code vector j hold sub-block 2j
@@ -504,6 +579,33 @@ float iq4_xs_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
   return c;
 }
 
+// TQ1_0: tq1_unpack's steps, each vector of trits straight into the products. (TQ2_0 decodes
+// on its 256-bit register tile in int8_dot.cpp: a 512-bit stream like this one measured 7%
+// slower.)
+float tq1_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
+  float c = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* wb = row + b * 54;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    const uint8_t* y = x + 36;
+    __m256i a = _mm256_setzero_si256(), m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb));
+    for (int n = 0; n < 5; ++n, m = times3(m))
+      a = _mm256_dpbusd_epi32(a, trits32(m), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + 32 * n)));
+    alignas(16) uint8_t pre[16];
+    for (int n = 0, p3 = 1; n < 4; ++n, p3 *= 3)
+      for (int j = 0; j < 4; ++j) pre[4 * n + j] = uint8_t(wb[48 + j] * p3);
+    auto trits16 = [](__m128i v) { return _mm256_castsi256_si128(trits32(_mm256_zextsi128_si256(v))); };
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 32));
+    __m128i a2 = _mm_dpbusd_epi32(_mm_setzero_si128(), trits16(_mm_load_si128(reinterpret_cast<const __m128i*>(pre))),
+                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(y + 240)));
+    for (int n = 0; n < 5; ++n, h = _mm_add_epi8(h, _mm_add_epi8(h, h)))
+      a2 = _mm_dpbusd_epi32(a2, trits16(h), _mm_loadu_si128(reinterpret_cast<const __m128i*>(y + 160 + 16 * n)));
+    const int32_t qsum = hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)), _mm256_set1_epi16(1)));
+    c = std::fma(load_f16_fast(wb + 52) * load_f32(x), float(hsum_i32(_mm256_add_epi32(a, _mm256_zextsi128_si256(a2))) - qsum), c);
+  }
+  return c;
+}
+
 // ---- per-head slices of one row (hook_result while decoding) ---------------------------
 // Heads of 64 or 128 lie inside a super-block: each p[j] above is one 64-wide head (Q6_K)
 // or a head's two sub-blocks (Q4_K/Q5_K), so one reduction of the four gives the block's
@@ -639,8 +741,9 @@ bool kquant_row_slices(DType type, const uint8_t* row, const uint8_t* xq, int64_
 }
 
 bool kquant_rowlanes_take(DType type, int64_t n_tok) {
+  if (type == DType::TQ2_0) return n_tok >= 4;  // decodes on its register tile (see tq1_row_dot)
   return (type == DType::Q2_K || type == DType::Q3_K || type == DType::Q4_K || type == DType::Q5_K ||
-          type == DType::Q6_K || type == DType::IQ4_XS) &&
+          type == DType::Q6_K || type == DType::IQ4_XS || type == DType::TQ1_0) &&
          (n_tok == 1 || n_tok >= 4);
 }
 
@@ -661,6 +764,7 @@ void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_
       case DType::Q6_K: return rows(k16_row_dot<K16::Q6>);
       case DType::Q3_K: return rows(k16_row_dot<K16::Q3>);
       case DType::IQ4_XS: return rows(iq4_xs_row_dot);
+      case DType::TQ1_0: return rows(tq1_row_dot);
       default: return rows(k16_row_dot<K16::Q2>);
     }
   }
@@ -670,6 +774,8 @@ void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_
     case DType::Q6_K: return tile<K16Panel<K16::Q6>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
     case DType::Q3_K: return tile<K16Panel<K16::Q3>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
     case DType::IQ4_XS: return tile<Iq4XsPanel>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::TQ2_0: return tile<TernaryPanel<false>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::TQ1_0: return tile<TernaryPanel<true>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
     default: return tile<K16Panel<K16::Q2>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
   }
 }

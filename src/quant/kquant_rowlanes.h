@@ -34,7 +34,7 @@ namespace tp::quant::detail {
 
 // Whether these kernels are compiled in and take `type` for n_tok positions: batches of 4
 // or more (a panel's unpacking pays off from there) and single positions (rows streamed
-// one at a time); 2-3 positions take the register tiles.
+// one at a time; not TQ2_0); 2-3 positions take the register tiles.
 bool kquant_rowlanes_take(DType type, int64_t n_tok);
 
 // dot_tile_int8's contract (int8_dot.h) where kquant_rowlanes_take agrees.
