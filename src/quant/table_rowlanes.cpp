@@ -161,22 +161,42 @@ inline void panel_block(const Panel& p, int64_t b, const uint8_t* x, const int32
   if constexpr (Tail) *total = sum;
 }
 
-// One position (its activation row x, lane corrections corr) against a panel: out[lane] for
-// the lanes in m.
-template <class K>
-void panel_position(const Panel& p, int64_t nb, const uint8_t* x, const int32_t* corr, float* out, __mmask16 m) {
+// ggml's hsum_float_8 of eight chains, lane by lane.
+inline __m512 total(const __m512 (&t)[8]) {
+  __m512 r[4];
+  for (int i = 0; i < 4; ++i) r[i] = _mm512_add_ps(t[i + 4], t[i]);
+  return _mm512_add_ps(_mm512_add_ps(r[0], r[2]), _mm512_add_ps(r[1], r[3]));
+}
+
+// The one-chain order (IQ4_NL): T positions (activation rows x + t·xs, lane corrections
+// corr + t·cs) against a panel at once, eight chains each, so that every code line loaded
+// serves T vpdpbusd; out[t·os + lane] for the lanes in m.
+template <int T>
+void one_chain_tile(const Panel& p, int64_t nb, const uint8_t* x, int64_t xs, const int32_t* corr, int64_t cs, float* out,
+                    int64_t os, __mmask16 m) {
+  __m512 c[T][8];
+  for (auto& ct : c)
+    for (auto& v : ct) v = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512 s[T];
+    for (int t = 0; t < T; ++t) s[t] = _mm512_mul_ps(_mm512_load_ps(p.scales[b].bytes), _mm512_set1_ps(load_f32(x + t * xs + b * kActBlock)));
+    for (int g = 0; g < 8; ++g) {
+      const __m512i wv = _mm512_load_si512(p.codes[b * 8 + g].bytes);
+      for (int t = 0; t < T; ++t) {
+        const __m512i l = _mm512_dpbusd_epi32(_mm512_set1_epi32(corr[t * cs + 8 * b + g]), wv,
+                                              _mm512_set1_epi32(load_i32(x + t * xs + b * kActBlock + 8 + 4 * g)));
+        c[t][g] = _mm512_fmadd_ps(s[t], _mm512_cvtepi32_ps(l), c[t][g]);
+      }
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + t * os, m, total(c[t]));
+}
+
+// The even/odd order (MXFP4): one position (its activation row x, lane corrections corr)
+// against a panel, out[lane] for the lanes in m.
+void two_chain_position(const Panel& p, int64_t nb, const uint8_t* x, const int32_t* corr, float* out, __mmask16 m) {
   __m512 e[8], o[8];
   for (int g = 0; g < 8; ++g) e[g] = o[g] = _mm512_setzero_ps();
-  // ggml's hsum_float_8 of eight chains, lane by lane.
-  auto total = [](const __m512 (&t)[8]) {
-    __m512 r[4];
-    for (int i = 0; i < 4; ++i) r[i] = _mm512_add_ps(t[i + 4], t[i]);
-    return _mm512_add_ps(_mm512_add_ps(r[0], r[2]), _mm512_add_ps(r[1], r[3]));
-  };
-  if constexpr (K::kOneChain) {
-    for (int64_t b = 0; b < nb; ++b) panel_block<false>(p, b, x + b * kActBlock, corr + 8 * b, e, nullptr);
-    return _mm512_mask_storeu_ps(out, m, total(e));
-  }
   const int64_t pairs_end = nb / 2 * 2;
   for (int64_t b = 0; b < pairs_end; b += 2) {
     panel_block<false>(p, b, x + b * kActBlock, corr + 8 * b, e, nullptr);
@@ -187,10 +207,10 @@ void panel_position(const Panel& p, int64_t nb, const uint8_t* x, const int32_t*
   __m512 dot = total(t);
   if (pairs_end < nb) {
     const uint8_t* xb = x + pairs_end * kActBlock;
-    __m512i total;
-    panel_block<true>(p, pairs_end, xb, corr + 8 * pairs_end, e, &total);
+    __m512i tail_sum;
+    panel_block<true>(p, pairs_end, xb, corr + 8 * pairs_end, e, &tail_sum);
     const __m512 s = _mm512_mul_ps(_mm512_load_ps(p.scales[pairs_end].bytes), _mm512_set1_ps(load_f32(xb)));
-    dot = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(total), dot);
+    dot = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(tail_sum), dot);
   }
   _mm512_mask_storeu_ps(out, m, dot);
 }
@@ -216,7 +236,13 @@ void tile(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64
     const int rows = int(std::min<int64_t>(16, n_rows - r0));
     pack_panel<K>(w + r0 * ws, ws, rows, nb, panel, table);
     const __mmask16 m = rows == 16 ? __mmask16(0xFFFF) : __mmask16((1u << rows) - 1);
-    for (int64_t t = 0; t < n_tok; ++t) panel_position<K>(panel, nb, xq + t * xs, corr + 8 * t * nb, out + t * os + r0, m);
+    if constexpr (K::kOneChain) {
+      position_tiles<2>(n_tok, [&](int64_t t, auto count) {
+        one_chain_tile<decltype(count)::value>(panel, nb, xq + t * xs, xs, corr + 8 * t * nb, 8 * nb, out + t * os + r0, os, m);
+      });
+    } else {
+      for (int64_t t = 0; t < n_tok; ++t) two_chain_position(panel, nb, xq + t * xs, corr + 8 * t * nb, out + t * os + r0, m);
+    }
   }
 }
 
