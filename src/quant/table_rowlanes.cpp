@@ -62,6 +62,9 @@ __m256i block_lanes(const uint8_t* wb, const uint8_t* x, __m512i table) {
                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 8)));
 }
 
+// The high eight floats of v (AVX-512F alone: vextractf32x8 needs DQ).
+inline __m256 high8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
 // ggml's hsum_float_8 (and tinyBLAS's hsum) of eight chains.
 inline float chains_total(__m256 t) {
   const __m128 r = _mm_add_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t));
@@ -105,7 +108,7 @@ float row_dot(const uint8_t* row, const RowAct& a, const uint8_t* xq, int64_t nb
     const __m512 f = _mm512_cvtepi32_ps(p);
     if constexpr (K::kOneChain) {
       one = _mm256_fmadd_ps(_mm256_set1_ps(s0), _mm512_castps512_ps256(f), one);
-      one = _mm256_fmadd_ps(_mm256_set1_ps(s1), _mm512_extractf32x8_ps(f, 1), one);
+      one = _mm256_fmadd_ps(_mm256_set1_ps(s1), high8(f), one);
     } else {
       acc = _mm512_fmadd_ps(_mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1)), f, acc);
     }
@@ -116,7 +119,7 @@ float row_dot(const uint8_t* row, const RowAct& a, const uint8_t* xq, int64_t nb
     if (nb % 2) one = _mm256_fmadd_ps(_mm256_set1_ps(K::scale(wt) * load_f32(xt)), _mm256_cvtepi32_ps(block_lanes<K>(wt, xt, table)), one);
     return chains_total(one);
   }
-  const float sum = chains_total(_mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1)));
+  const float sum = chains_total(_mm256_add_ps(_mm512_castps512_ps256(acc), high8(acc)));
   if (nb % 2 == 0) return sum;
   // An odd last block: its exact sum, scaled, added with one FMA (ggml's scalar tail).
   return std::fma(K::scale(wt) * load_f32(xt), float(hsum_i32(block_lanes<K>(wt, xt, table))), sum);
