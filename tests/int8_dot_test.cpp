@@ -198,6 +198,43 @@ TEST(Int8Dot, OneChainTypesEqualTheReferenceBitForBit) {
   }
 }
 
+// IQ4_NL and MXFP4 keep llama.cpp's AVX2 order (eight lane sums per block, even and odd
+// blocks in chains of their own, an odd last block added alone): where the AVX-512 kernels
+// are compiled in they compute it too, so decoding (one position) and a prompt's panels equal
+// the plain C++ reference bit for bit, for even and odd block counts.
+TEST(Int8Dot, TableTypesEqualTheReferenceBitForBit) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (DType t : {DType::IQ4_NL, DType::MXFP4}) {
+    for (const int64_t blocks : {1, 2, 7, 64}) {
+      const int64_t n = blocks * 32, n_rows = 19, n_tok = 3, xb = quant::act_row_bytes(quant::ActFormat::Q8_0, n);
+      std::vector<uint8_t> w;
+      for (int64_t r = 0; r < n_rows; ++r) {
+        const auto row = random_row(t, n, rng);
+        w.insert(w.end(), row.begin(), row.end());
+      }
+      const int64_t wb = int64_t(w.size()) / n_rows;
+      std::vector<float> x(static_cast<size_t>(n * n_tok));
+      for (auto& v : x) v = normal(rng);
+      std::vector<uint8_t> xq(static_cast<size_t>(xb * n_tok));
+      for (int64_t i = 0; i < n_tok; ++i) quant::quantize_act(quant::ActFormat::Q8_0, x.data() + i * n, xq.data() + i * xb, n);
+      std::vector<float> out(static_cast<size_t>(n_rows * n_tok));
+      quant::dot_tile_int8(t, w.data(), wb, n_rows, xq.data(), xb, n_tok, n, out.data(), n_rows, scratch());
+      for (int64_t i = 0; i < n_tok; ++i)
+        for (int64_t r = 0; r < n_rows; ++r) {
+          const float ref = quant::scalar::dot_row_int8(t, w.data() + r * wb, xq.data() + i * xb, n);
+          ASSERT_EQ(out[size_t(i * n_rows + r)], ref) << dtype_name(t) << " " << blocks << " blocks, row " << r << " token " << i;
+          ASSERT_EQ(quant::dot_row_int8(t, w.data() + r * wb, xq.data() + i * xb, n, scratch()), ref)
+              << dtype_name(t) << " " << blocks << " blocks, row " << r << " token " << i << " (one position)";
+        }
+    }
+  }
+#else
+  GTEST_SKIP() << "the AVX-512 VNNI table kernels are not compiled into this build";
+#endif
+}
+
 // Per-slice dots (per-head slices of W_O) equal one dot per slice up to float rounding, for
 // slice counts around the kernel's eight-at-a-time reduction.
 TEST_P(Int8Dot, SlicesEqualOneDotPerSlice) {

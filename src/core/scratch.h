@@ -18,7 +18,7 @@ enum class ScratchSlot : int {
   MatmulBias,   // runtime/ops: a matrix's bias decoded to float (the caller's)
   DecodedRows,  // runtime/ops, analysis/explain_capture: weight rows decoded to float
   HeadSlices,   // runtime/ops: per-head W_O results of 16 rows before they reach hook_result
-  RowActs,      // quant/int8_rowlanes: one position's activations laid out for the row kernel
+  RowActs,      // quant/int8_rowlanes, table_rowlanes: activations laid out for the row kernels
   Panels,       // quant/*_rowlanes: two 16-row weight panels packed for a tile of positions
   Q45Acts,      // quant/kquant_rowlanes: Q8_K activations reordered for Q4_K/Q5_K heads
   Count

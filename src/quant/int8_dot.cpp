@@ -11,6 +11,7 @@
 #include "quant/iq_grids.h"
 #include "quant/kernels.h"
 #include "quant/kquant_rowlanes.h"
+#include "quant/table_rowlanes.h"
 
 namespace tp::quant {
 namespace {
@@ -820,6 +821,8 @@ void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_row
                    int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride, Scratch& scratch) {
   if (detail::rowlanes_supported(type))
     return detail::rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+  if (detail::table_rowlanes_supported(type))
+    return detail::table_rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
   if (detail::kquant_rowlanes_take(type, n_tok))
     return detail::kquant_rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
 #ifdef TP_HAVE_INT8_TILES

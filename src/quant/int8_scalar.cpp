@@ -144,21 +144,45 @@ float scalar_q6_k(const uint8_t* row, const uint8_t* xq, int64_t n) {
 }
 
 // IQ4_NL (fp16 d, 18-byte blocks) and MXFP4 (E8M0 scale, 17): a table's values times the
-// activations, each block's sum exact, then scaled and added in block order as Q8_0's.
+// activations in llama.cpp's order, which the AVX-512 kernels (table_rowlanes.h) follow bit
+// for bit: each block's eight exact lane sums of four products (lane j: elements 4j..4j+3),
+// scaled by d_w·d_x into eight float chains, summed at the end as ggml's hsum_float_8.
+// IQ4_NL: every block into the same eight chains (tinyBLAS, which llama.cpp runs for a
+// batch of positions). MXFP4 (ggml_vec_dot_mxfp4_q8_0; tinyBLAS does not take it): even
+// and odd blocks into chains of their own, added pairwise first; an odd last block's exact
+// sum added with one FMA at the end.
 template <bool kMx>
 float scalar_table32(const uint8_t* row, const uint8_t* xq, int64_t n) {
   constexpr int64_t kBlock = kMx ? 17 : 18, kQs = kMx ? 1 : 2;
   const int8_t* values = kMx ? detail::kFp4Values : detail::kIq4Values;
-  float acc = 0.0f;
-  for (int64_t b = 0; b < n / 32; ++b) {
+  auto lane_sums = [&](int64_t b, int32_t (&lane)[8]) {
     const uint8_t* w = row + b * kBlock;
-    const uint8_t* x = xq + b * kQ80Bytes;
-    int32_t s = 0;
-    for (int j = 0; j < 16; ++j)
-      s += values[w[kQs + j] & 0x0F] * int8_t(x[8 + j]) + values[w[kQs + j] >> 4] * int8_t(x[24 + j]);
-    acc += float(s) * ((kMx ? detail::e8m0_half(w[0]) : load_f16(w)) * load_f32(x));
+    const auto* q = reinterpret_cast<const int8_t*>(xq + b * kQ80Bytes + 8);
+    for (int i = 0; i < 32; ++i) {
+      const int v = values[i < 16 ? w[kQs + i] & 0x0F : w[kQs + i - 16] >> 4];
+      lane[i / 4] = (i % 4 ? lane[i / 4] : 0) + v * q[i];
+    }
+    return (kMx ? detail::e8m0_half(w[0]) : load_f16(w)) * load_f32(xq + b * kQ80Bytes);
+  };
+  const int64_t nb = n / 32, chained = kMx ? nb / 2 * 2 : nb;
+  float chains[2][8] = {};
+  int32_t lane[8];
+  for (int64_t b = 0; b < chained; ++b) {
+    const float s = lane_sums(b, lane);
+    float* c = chains[kMx ? b % 2 : 0];
+    for (int j = 0; j < 8; ++j) c[j] = std::fma(s, float(lane[j]), c[j]);
   }
-  return acc;
+  float t[8], r[4];
+  for (int j = 0; j < 8; ++j) t[j] = kMx ? chains[0][j] + chains[1][j] : chains[0][j];
+  for (int j = 0; j < 4; ++j) r[j] = t[j + 4] + t[j];
+  float sum = (r[0] + r[2]) + (r[1] + r[3]);
+  if (chained < nb) {
+    const float s = lane_sums(chained, lane);
+    int32_t total = 0;
+    for (int j = 0; j < 8; ++j) total += lane[j];
+    sum = std::fma(s, float(total), sum);
+  }
+  return sum;
 }
 
 // TQ1_0 (54-byte blocks, trits) and TQ2_0 (66, two bits in Q2_K's layout): codes 0, 1, 2 for

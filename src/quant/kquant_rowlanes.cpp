@@ -222,6 +222,135 @@ struct K16Panel {
   }
 };
 
+// IQ4_XS: eight sub-blocks of 32 values of IQ4_NL's table (as int8_rowlanes' Q8_0, entered
+// + 128 as unsigned codes) with signed six-bit scales ls. Lines: codes 0-63, the rows'
+// scales per sub-block (int32), then per sub-block (ls, ls) as int16 pairs against the
+// activation's two sums of 16, which take back the 128: I = Σ ls·(Σ (v + 128)·q) -
+// 128·Σ ls·(sum of 32); then d. The K-quant order without mins.
+inline __m128i iq4_table_u8() {
+  return _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)), _mm_set1_epi8(static_cast<char>(0x80)));
+}
+struct Iq4XsPanel {
+  static constexpr int64_t kBlock = 136;
+  static constexpr int kScales = 64, kPairs = 72, kD = 80, kLines = 81;
+
+  static void pack(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
+    const __m256i table = _mm256_broadcastsi128_si256(iq4_table_u8()), m4 = _mm256_set1_epi8(0x0F);
+    auto codes = [&](const uint8_t* qs) {  // 16 bytes: low nibbles elements 0-15, high 16-31
+      const __m256i q = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+      return _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srlv_epi64(q, _mm256_setr_epi64x(0, 0, 4, 4)), m4));
+    };
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = w + b * kBlock;
+      Line* dst = p.lines + b * kLines;
+      for (int s = 0; s < 8; ++s) pack_codes32(rows, [&](int r) { return codes(blk + r * ws + 8 + 16 * s); }, dst + 8 * s);
+      alignas(64) int32_t sc[8][16] = {};
+      alignas(64) int16_t pairs[8][16][2] = {};
+      uint16_t d[16] = {};
+      for (int r = 0; r < rows; ++r) {
+        int8_t ls[8];
+        iq4_xs_scales(blk + r * ws, ls);
+        for (int s = 0; s < 8; ++s) sc[s][r] = pairs[s][r][0] = pairs[s][r][1] = ls[s];
+        std::memcpy(&d[r], blk + r * ws, 2);
+      }
+      std::memcpy(dst + kScales, sc, sizeof sc);
+      std::memcpy(dst + kPairs, pairs, sizeof pairs);
+      store_factors(d, dst[kD]);
+    }
+  }
+
+  template <int P, int T>
+  static void block(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512 (&c)[P][T], __m512 (&)[P][T]) {
+    __m512i isum[P][T];
+    scaled_sums<8, 8, kScales>(l, x, isum);
+    for (int t = 0; t < T; ++t) {
+      const __m512 dy = _mm512_set1_ps(load_f32(x[t]));
+      for (int q = 0; q < P; ++q) {
+        __m512i offset = _mm512_setzero_si512();  // Σ ls · (sum of 32)
+        for (int s = 0; s < 8; ++s)
+          offset = _mm512_add_epi32(offset, _mm512_madd_epi16(load_line(l[q][kPairs + s]), bcast_i32(x[t] + 4 + 4 * s)));
+        const __m512i exact = _mm512_sub_epi32(isum[q][t], _mm512_slli_epi32(offset, 7));
+        c[q][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_load_ps(l[q][kD].bytes), dy), _mm512_cvtepi32_ps(exact), c[q][t]);
+      }
+    }
+  }
+};
+
+// The ternary types: 256 codes 0, 1, 2 (for -1, 0, +1) and one fp16 d at the block's end.
+// I = Σ code·q - Σ q, exact; the K-quant order without mins. TQ2_0: two-bit codes in Q2_K's
+// layout at 0. TQ1_0: trits, five to a byte (kernels.h's tq1_codes), unpacked 32 bytes at a
+// time here: trit n of byte b is (3·m) >> 8 for m = b·3^n mod 256, that is (m >= 86) +
+// (m >= 171), and m·3 is two byte additions.
+inline __m256i trits32(__m256i m) {
+  const __m256i one = _mm256_set1_epi8(1);
+  return _mm256_add_epi8(_mm256_maskz_mov_epi8(_mm256_cmpge_epu8_mask(m, _mm256_set1_epi8(86)), one),
+                         _mm256_maskz_mov_epi8(_mm256_cmpge_epu8_mask(m, _mm256_set1_epi8(static_cast<char>(171))), one));
+}
+inline __m256i times3(__m256i m) { return _mm256_add_epi8(m, _mm256_add_epi8(m, m)); }
+// A TQ1_0 block's 256 codes in element order into codes (32-byte aligned), as tq1_codes.
+inline void tq1_unpack(const uint8_t* blk, uint8_t* codes) {
+  __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk));  // elements 32n + i
+  for (int n = 0; n < 5; ++n, m = times3(m)) _mm256_store_si256(reinterpret_cast<__m256i*>(codes + 32 * n), trits32(m));
+  // qs[32..47] (elements 160 + 16n + i) in the low half; in the high half qh[0..3] (240 +
+  // 4n + j) four times, group n already times 3^n, so that the first trits are all of them.
+  alignas(16) uint8_t pre[16];
+  for (int n = 0, p3 = 1; n < 4; ++n, p3 *= 3)
+    for (int j = 0; j < 4; ++j) pre[4 * n + j] = uint8_t(blk[48 + j] * p3);
+  __m256i h = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 32))),
+                                      _mm_load_si128(reinterpret_cast<const __m128i*>(pre)), 1);
+  alignas(32) uint8_t t[5][32];
+  for (int n = 0; n < 5; ++n, h = times3(h)) _mm256_store_si256(reinterpret_cast<__m256i*>(t[n]), trits32(h));
+  for (int n = 0; n < 5; ++n) std::memcpy(codes + 160 + 16 * n, t[n], 16);
+  for (int n = 0; n < 4; ++n) std::memcpy(codes + 240 + 4 * n, t[0] + 16 + 4 * n, 4);
+}
+
+template <bool kTq1>
+struct TernaryPanel {
+  static constexpr int64_t kBlock = kTq1 ? 54 : 66, kDAt = kBlock - 2;
+  static constexpr int kD = 64, kLines = 65;
+
+  static void pack(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
+    alignas(64) uint8_t codes[kTq1 ? 16 : 1][256];
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = w + b * kBlock;
+      Line* dst = p.lines + b * kLines;
+      if constexpr (kTq1) {
+        for (int r = 0; r < rows; ++r) tq1_unpack(blk + r * ws, codes[r]);
+        for (int j = 0; j < 8; ++j)
+          pack_codes32(rows, [&](int r) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(codes[r] + 32 * j)); }, dst + 8 * j);
+      } else {
+        for (int j = 0; j < 8; ++j) pack_codes32(rows, [&](int r) { return q2_codes(blk + r * ws + 32 * (j / 4), j % 4); }, dst + 8 * j);
+      }
+      uint16_t d[16] = {};
+      for (int r = 0; r < rows; ++r) std::memcpy(&d[r], blk + r * ws + kDAt, 2);
+      store_factors(d, dst[kD]);
+    }
+  }
+
+  template <int P, int T>
+  static void block(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512 (&c)[P][T], __m512 (&)[P][T]) {
+    __m512i acc[P][T];
+    for (auto& a : acc)
+      for (auto& v : a) v = _mm512_setzero_si512();
+    for (int g = 0; g < 64; ++g) {
+      __m512i wv[P];
+      for (int q = 0; q < P; ++q) wv[q] = load_line(l[q][g]);
+      for (int t = 0; t < T; ++t) {
+        const __m512i xv = bcast_i32(x[t] + 36 + 4 * g);
+        for (int q = 0; q < P; ++q) acc[q][t] = _mm512_dpbusd_epi32(acc[q][t], wv[q], xv);
+      }
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m512i qsum = _mm512_set1_epi32(
+          hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t] + 4)), _mm256_set1_epi16(1))));
+      const __m512 dy = _mm512_set1_ps(load_f32(x[t]));
+      for (int q = 0; q < P; ++q)
+        c[q][t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_load_ps(l[q][kD].bytes), dy),
+                                  _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[q][t], qsum)), c[q][t]);
+    }
+  }
+};
+
 // ---- one position (decoding): rows streamed one at a time -----------------------------
 // 64 codes per vpdpbusd. Q4_K/Q5_K: a 32-byte code chunk broadcast to both halves, the high
 // half shifted to its high nibbles, so that the products of code vector j hold sub-block 2j
@@ -418,6 +547,65 @@ float k16_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
   else return c;
 }
 
+// IQ4_XS: p[c] holds sub-blocks 2c (lanes 0-7) and 2c + 1 (8-15), 64 codes from 32 bytes;
+// their quarters summed across the four and scaled with one vpmulld, as q45's.
+float iq4_xs_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
+  const __m512i table = _mm512_broadcast_i32x4(iq4_table_u8()), m4 = _mm512_set1_epi8(0x0F);
+  const __m512i shifts = _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4);
+  // quarter_sums: lane 4q + i is quarter q of p[i], sub-block 2i (q < 2) or 2i + 1
+  const __m512i pick = _mm512_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6, 1, 3, 5, 7, 1, 3, 5, 7);
+  float c = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* wb = row + b * 136;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    __m512i p[4];
+    for (int k = 0; k < 4; ++k) {
+      const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 8 + 32 * k)));
+      const __m512i idx = _mm512_and_si512(_mm512_srlv_epi64(_mm512_shuffle_i64x2(q, q, _MM_SHUFFLE(1, 1, 0, 0)), shifts), m4);
+      p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_shuffle_epi8(table, idx),
+                                 _mm512_loadu_si512(reinterpret_cast<const __m512i*>(x + 36 + 64 * k)));
+    }
+    alignas(16) int8_t ls[16] = {};
+    iq4_xs_scales(wb, ls);
+    const __m128i ls8 = _mm_load_si128(reinterpret_cast<const __m128i*>(ls));
+    const __m512i scaled = _mm512_mullo_epi32(quarter_sums(p[0], p[1], p[2], p[3]),
+                                              _mm512_permutexvar_epi32(pick, _mm512_cvtepi8_epi32(ls8)));
+    const __m256i offset = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(ls8, ls8)),
+                                             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)));
+    const __m256i iv = _mm256_sub_epi32(_mm256_add_epi32(_mm512_castsi512_si256(scaled), _mm512_extracti64x4_epi64(scaled, 1)),
+                                        _mm256_slli_epi32(offset, 7));
+    c = std::fma(load_f16_fast(wb) * load_f32(x), float(hsum_i32(iv)), c);
+  }
+  return c;
+}
+
+// TQ1_0: tq1_unpack's steps, each vector of trits straight into the products. (TQ2_0 decodes
+// on its 256-bit register tile in int8_dot.cpp: a 512-bit stream like this one measured 7%
+// slower.)
+float tq1_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
+  float c = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* wb = row + b * 54;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    const uint8_t* y = x + 36;
+    __m256i a = _mm256_setzero_si256(), m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb));
+    for (int n = 0; n < 5; ++n, m = times3(m))
+      a = _mm256_dpbusd_epi32(a, trits32(m), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + 32 * n)));
+    alignas(16) uint8_t pre[16];
+    for (int n = 0, p3 = 1; n < 4; ++n, p3 *= 3)
+      for (int j = 0; j < 4; ++j) pre[4 * n + j] = uint8_t(wb[48 + j] * p3);
+    auto trits16 = [](__m128i v) { return _mm256_castsi256_si128(trits32(_mm256_zextsi128_si256(v))); };
+    __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 32));
+    __m128i a2 = _mm_dpbusd_epi32(_mm_setzero_si128(), trits16(_mm_load_si128(reinterpret_cast<const __m128i*>(pre))),
+                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(y + 240)));
+    for (int n = 0; n < 5; ++n, h = _mm_add_epi8(h, _mm_add_epi8(h, h)))
+      a2 = _mm_dpbusd_epi32(a2, trits16(h), _mm_loadu_si128(reinterpret_cast<const __m128i*>(y + 160 + 16 * n)));
+    const int32_t qsum = hsum_i32(_mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 4)), _mm256_set1_epi16(1)));
+    c = std::fma(load_f16_fast(wb + 52) * load_f32(x), float(hsum_i32(_mm256_add_epi32(a, _mm256_zextsi128_si256(a2))) - qsum), c);
+  }
+  return c;
+}
+
 // ---- per-head slices of one row (hook_result while decoding) ---------------------------
 // Heads of 64 or 128 lie inside a super-block: each p[j] above is one 64-wide head (Q6_K)
 // or a head's two sub-blocks (Q4_K/Q5_K), so one reduction of the four gives the block's
@@ -553,8 +741,9 @@ bool kquant_row_slices(DType type, const uint8_t* row, const uint8_t* xq, int64_
 }
 
 bool kquant_rowlanes_take(DType type, int64_t n_tok) {
+  if (type == DType::TQ2_0) return n_tok >= 4;  // decodes on its register tile (see tq1_row_dot)
   return (type == DType::Q2_K || type == DType::Q3_K || type == DType::Q4_K || type == DType::Q5_K ||
-          type == DType::Q6_K) &&
+          type == DType::Q6_K || type == DType::IQ4_XS || type == DType::TQ1_0) &&
          (n_tok == 1 || n_tok >= 4);
 }
 
@@ -574,6 +763,8 @@ void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_
       }
       case DType::Q6_K: return rows(k16_row_dot<K16::Q6>);
       case DType::Q3_K: return rows(k16_row_dot<K16::Q3>);
+      case DType::IQ4_XS: return rows(iq4_xs_row_dot);
+      case DType::TQ1_0: return rows(tq1_row_dot);
       default: return rows(k16_row_dot<K16::Q2>);
     }
   }
@@ -582,6 +773,9 @@ void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_
     case DType::Q5_K: return tile<Q45<true>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
     case DType::Q6_K: return tile<K16Panel<K16::Q6>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
     case DType::Q3_K: return tile<K16Panel<K16::Q3>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::IQ4_XS: return tile<Iq4XsPanel>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::TQ2_0: return tile<TernaryPanel<false>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::TQ1_0: return tile<TernaryPanel<true>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
     default: return tile<K16Panel<K16::Q2>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
   }
 }

@@ -1,4 +1,4 @@
-// Internal to src/quant: AVX-512 VNNI kernels for K-quant weights (Q2_K to Q6_K) against
+// Internal to src/quant: AVX-512 VNNI kernels for K-quant weights (Q2_K to Q6_K, and IQ4_XS) against
 // Q8_K activations: for a batch of positions (a prompt), panels in which the vector lanes
 // are 16 weight rows, as int8_rowlanes.h does for Q8_0 and Q4_0; for one position
 // (decoding), rows streamed one at a time; and the per-head slices of a row (hook_result).
@@ -34,7 +34,7 @@ namespace tp::quant::detail {
 
 // Whether these kernels are compiled in and take `type` for n_tok positions: batches of 4
 // or more (a panel's unpacking pays off from there) and single positions (rows streamed
-// one at a time); 2-3 positions take the register tiles.
+// one at a time; not TQ2_0); 2-3 positions take the register tiles.
 bool kquant_rowlanes_take(DType type, int64_t n_tok);
 
 // dot_tile_int8's contract (int8_dot.h) where kquant_rowlanes_take agrees.
