@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 #include "core/error.h"
 #include "core/thread_pool.h"
@@ -247,6 +248,44 @@ TEST(MatmulSlices, RowsThatDoNotSplitAreAShapeError) {
   std::vector<float> ok(5 * 2);
   ops::matmul_slices(pool, v, x.data(), 1, 5, ok.data());  // 5 slices of 2: each row gives 2 per slice
   for (float f : ok) EXPECT_EQ(f, 2.0f);
+}
+
+// A prompt's per-head slices (several positions: whole-block slices through the tiled
+// integer kernels) against the same positions one at a time (each row's slices against one
+// position), and the slices' sum against the plain product. Both paths take the same 8-bit
+// activations and the same integer block dots; only the float adding of the blocks' scaled
+// dots may go in another order, so they agree to a few float roundings: 1e-5 of the row's
+// magnitude. 40 rows: a partial 16-row panel at the end.
+TEST(MatmulSlices, PromptSlicesMatchDecodingSlices) {
+  const int64_t k = 256, rows = 40, n = 9, n_slices = 4;
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL}) {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0.0f, 0.5f);
+    std::vector<float> wf(size_t(k * rows)), x(size_t(n * k));
+    for (float& v : wf) v = normal(rng);
+    for (float& v : x) v = normal(rng);
+    const uint64_t rb = row_bytes(type, k);
+    std::vector<uint8_t> bytes(size_t(rows * rb));
+    for (int64_t r = 0; r < rows; ++r) quant::quantize_row(type, wf.data() + r * k, bytes.data() + r * rb, k);
+    const TensorView w{"blk.0.attn_output.weight", type, {k, rows}, bytes.data(), bytes.size()};
+    std::vector<float> prompt(size_t(n * n_slices * rows)), one(size_t(n_slices * rows)), full(size_t(n * rows));
+    ops::matmul_slices(test_pool(), w, x.data(), n, n_slices, prompt.data());
+    ops::matmul(test_pool(), w, x.data(), n, full.data());
+    for (int64_t t = 0; t < n; ++t) {
+      ops::matmul_slices(test_pool(), w, x.data() + t * k, 1, n_slices, one.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        float sum = 0, scale = 1;
+        for (int64_t s = 0; s < n_slices; ++s) {
+          const float got = prompt[size_t((t * n_slices + s) * rows + r)], want = one[size_t(s * rows + r)];
+          ASSERT_NEAR(got, want, 1e-5f * (1 + std::fabs(want)))
+              << dtype_name(type) << " position " << t << " slice " << s << " row " << r;
+          sum += got;
+          scale += std::fabs(got);
+        }
+        ASSERT_NEAR(sum, full[size_t(t * rows + r)], 1e-5f * scale) << dtype_name(type) << " position " << t << " row " << r;
+      }
+    }
+  }
 }
 
 }  // namespace
