@@ -255,10 +255,15 @@ TEST(MatmulSlices, RowsThatDoNotSplitAreAShapeError) {
 // position), and the slices' sum against the plain product. Both paths take the same 8-bit
 // activations and the same integer block dots; only the float adding of the blocks' scaled
 // dots may go in another order, so they agree to a few float roundings: 1e-5 of the row's
-// magnitude. 40 rows: a partial 16-row panel at the end.
+// magnitude. 40 rows: a partial 16-row panel at the end. Heads of 64 for the 32-element
+// blocks, of 256 (Gemma's) for the 256-element ones.
 TEST(MatmulSlices, PromptSlicesMatchDecodingSlices) {
-  const int64_t k = 256, rows = 40, n = 9, n_slices = 4;
-  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::IQ4_NL}) {
+  const int64_t rows = 40, n = 9;
+  const std::pair<DType, int64_t> cases[] = {{DType::Q8_0, 64},   {DType::Q4_0, 64},   {DType::Q4_1, 64},
+                                             {DType::Q5_0, 64},   {DType::Q5_1, 64},   {DType::IQ4_NL, 64},
+                                             {DType::MXFP4, 64},  {DType::IQ4_XS, 256}, {DType::TQ2_0, 256}};
+  for (const auto& [type, len] : cases) {
+    const int64_t n_slices = 4, k = n_slices * len;
     std::mt19937 rng(11);
     std::normal_distribution<float> normal(0.0f, 0.5f);
     std::vector<float> wf(size_t(k * rows)), x(size_t(n * k));
