@@ -3,8 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <random>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "core/thread_pool.h"
 #include "loader/loader.h"
 #include "probe/recorder.h"
@@ -247,6 +250,94 @@ TEST(MatmulSlices, RowsThatDoNotSplitAreAShapeError) {
   std::vector<float> ok(5 * 2);
   ops::matmul_slices(pool, v, x.data(), 1, 5, ok.data());  // 5 slices of 2: each row gives 2 per slice
   for (float f : ok) EXPECT_EQ(f, 2.0f);
+}
+
+// A prompt's per-head slices (several positions: whole-block slices through the tiled
+// integer kernels) against the same positions one at a time (each row's slices against one
+// position), and the slices' sum against the plain product. Both paths take the same 8-bit
+// activations and the same integer block dots; only the float adding of the blocks' scaled
+// dots may go in another order, so they agree to a few float roundings: 1e-5 of the row's
+// magnitude. 40 rows: a partial 16-row panel at the end. Heads of 64 for the 32-element
+// blocks, of 256 (Gemma's) for the 256-element ones.
+TEST(MatmulSlices, PromptSlicesMatchDecodingSlices) {
+  const int64_t rows = 40, n = 9;
+  const std::pair<DType, int64_t> cases[] = {{DType::Q8_0, 64},   {DType::Q4_0, 64},   {DType::Q4_1, 64},
+                                             {DType::Q5_0, 64},   {DType::Q5_1, 64},   {DType::IQ4_NL, 64},
+                                             {DType::MXFP4, 64},  {DType::IQ4_XS, 256}, {DType::TQ2_0, 256}};
+  for (const auto& [type, len] : cases) {
+    const int64_t n_slices = 4, k = n_slices * len;
+    std::mt19937 rng(11);
+    std::normal_distribution<float> normal(0.0f, 0.5f);
+    std::vector<float> wf(size_t(k * rows)), x(size_t(n * k));
+    for (float& v : wf) v = normal(rng);
+    for (float& v : x) v = normal(rng);
+    const uint64_t rb = row_bytes(type, k);
+    std::vector<uint8_t> bytes(size_t(rows * rb));
+    for (int64_t r = 0; r < rows; ++r) quant::quantize_row(type, wf.data() + r * k, bytes.data() + r * rb, k);
+    const TensorView w{"blk.0.attn_output.weight", type, {k, rows}, bytes.data(), bytes.size()};
+    std::vector<float> prompt(size_t(n * n_slices * rows)), one(size_t(n_slices * rows)), full(size_t(n * rows));
+    ops::matmul_slices(test_pool(), w, x.data(), n, n_slices, prompt.data());
+    ops::matmul(test_pool(), w, x.data(), n, full.data());
+    for (int64_t t = 0; t < n; ++t) {
+      ops::matmul_slices(test_pool(), w, x.data() + t * k, 1, n_slices, one.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        float sum = 0, scale = 1;
+        for (int64_t s = 0; s < n_slices; ++s) {
+          const float got = prompt[size_t((t * n_slices + s) * rows + r)], want = one[size_t(s * rows + r)];
+          ASSERT_NEAR(got, want, 1e-5f * (1 + std::fabs(want)))
+              << dtype_name(type) << " position " << t << " slice " << s << " row " << r;
+          sum += got;
+          scale += std::fabs(got);
+        }
+        ASSERT_NEAR(sum, full[size_t(t * rows + r)], 1e-5f * scale) << dtype_name(type) << " position " << t << " row " << r;
+      }
+    }
+  }
+}
+
+// The same for K-quant heads narrower than their 256-element blocks (Q4_K_M at d_head 64),
+// whose prompts decode rows to F32 for the float tiles while decoding keeps the integer
+// sub-block sums: the two agree to float rounding of the slice's products, 1e-5 of the sum
+// of their magnitudes. Random blocks (tokenprobe does not write K-quants) with the block
+// scales set small so that values stay finite.
+TEST(MatmulSlices, PromptSlicesOfKQuantsMatchDecodingSlices) {
+  const int64_t rows = 40, n = 9, len = 64, n_slices = 4, k = n_slices * len;
+  for (DType type : {DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::normal_distribution<float> normal(0.0f, 0.5f);
+    const int64_t bb = dtype_info(type).block_bytes, rb = int64_t(row_bytes(type, k));
+    std::vector<uint8_t> bytes(size_t(rows * rb));
+    for (auto& b : bytes) b = uint8_t(byte(rng));
+    const uint16_t small = float_to_fp16(0.01f);
+    for (int64_t b = 0; b < rows * rb / bb; ++b) {
+      uint8_t* blk = bytes.data() + b * bb;
+      if (type == DType::Q6_K) {
+        std::memcpy(blk + bb - 2, &small, 2);  // d at the end
+      } else {
+        std::memcpy(blk, &small, 2);  // d, dmin first
+        std::memcpy(blk + 2, &small, 2);
+      }
+    }
+    const TensorView w{"blk.0.attn_output.weight", type, {k, rows}, bytes.data(), bytes.size()};
+    std::vector<float> x(size_t(n * k));
+    for (float& v : x) v = normal(rng);
+    std::vector<float> prompt(size_t(n * n_slices * rows)), one(size_t(n_slices * rows)), wr(static_cast<size_t>(k));
+    ops::matmul_slices(test_pool(), w, x.data(), n, n_slices, prompt.data());
+    for (int64_t t = 0; t < n; ++t) {
+      ops::matmul_slices(test_pool(), w, x.data() + t * k, 1, n_slices, one.data());
+      for (int64_t r = 0; r < rows; ++r) {
+        quant::dequantize_row(type, w.row(r), wr.data(), k);
+        for (int64_t s = 0; s < n_slices; ++s) {
+          float mag = 0;
+          for (int64_t i = s * len; i < (s + 1) * len; ++i) mag += std::fabs(wr[size_t(i)] * x[size_t(t * k + i)]);
+          const float got = prompt[size_t((t * n_slices + s) * rows + r)], want = one[size_t(s * rows + r)];
+          ASSERT_TRUE(std::isfinite(want)) << dtype_name(type);
+          ASSERT_NEAR(got, want, 1e-5f * mag) << dtype_name(type) << " position " << t << " slice " << s << " row " << r;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
