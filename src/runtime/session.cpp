@@ -47,6 +47,16 @@ std::vector<float> Session::eval(const std::vector<int32_t>& tokens, Logits whic
   return out;
 }
 
+void Session::rewind(int64_t n) {
+  if (n < 0 || n > n_past_)
+    throw Error(ErrorKind::Usage, "rewind", "position " + std::to_string(n) + " is outside the sequence's 0.." + std::to_string(n_past_));
+  if (n == 0) return reset();
+  if (model_.config.recurrent())
+    throw Error(ErrorKind::Usage, "rewind", "a recurrent model's state cannot go back to an earlier position",
+                "reset() and run the tokens again");
+  n_past_ = n;
+}
+
 void Session::eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, float* logits_out) {
   const ModelConfig& c = model_.config;
   // The whole batch as one turn on the pool: another caller's jobs wait (the ~200 jobs of a

@@ -40,6 +40,10 @@ class Session {
     n_past_ = 0;
     kv_.clear_state();
   }
+  // Back to position n <= n_past: an attention model keeps the cache's keys and values
+  // before n (later positions are overwritten when run again), so a shared prefix is run
+  // once. A recurrent model's state has no way back: Error(Usage) unless n is 0.
+  void rewind(int64_t n);
   void set_observer(Observer* o) { observer_ = o; }
   const Model& model() const { return model_; }
   ThreadPool& pool() const { return pool_; }
