@@ -147,6 +147,8 @@ void Session::check_finite(const Forward& f, int layer) const {
   }
   order.push_back({layer >= 0 ? Hook::ResidPost : Hook::Embed, st_.resid.data(), c.d_model, f.n});
   for (const Buffer& b : order) {
+    // An unobserved pattern is not stored (forward.cpp's attend): a NaN there is found in hook_z.
+    if (b.hook == Hook::Pattern && !st_.pattern_kept) continue;
     const int64_t count = (b.hook == Hook::Pattern ? c.n_heads : 1) * b.rows * b.row;
     const int64_t i = ops::first_nonfinite(b.data, count);
     if (i >= 0) report_nonfinite(model_, b, layer, i, f.pos0, b.data[i]);
