@@ -268,6 +268,9 @@ json measure_tests(const std::string& path, const std::vector<Test>& tests, cons
   ThreadPool pool(o.threads);
   int64_t n_ctx = 2;
   for (const Test& t : tests) n_ctx = std::max<int64_t>(n_ctx, int64_t(t.depth) + t.n_prompt + t.n_gen + 1);
+  // Past the trained context the numbers mean nothing but the speed is what it would be, and
+  // llama-bench runs such tests too (TinyLlama's shape is trained on 2048 positions).
+  m->config.n_ctx = std::max(m->config.n_ctx, n_ctx);
   const int64_t vocab = m->config.d_vocab;
   const std::vector<int32_t> tokens = bench_prompt(int(n_ctx), vocab);
   Session s(*m, pool, {.n_ctx = n_ctx});
