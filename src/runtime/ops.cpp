@@ -288,6 +288,24 @@ void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* 
   }
 }
 
+void softmax_inplace(float* x, int64_t n) {
+  // A NaN anywhere makes the maximum NaN and so the whole row NaN: fmax would drop it and
+  // hide a broken model behind a plausible pattern.
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = (x[i] > mx || std::isnan(x[i])) && !std::isnan(mx) ? x[i] : mx;
+  if (mx == -INFINITY) {
+    for (int64_t i = 0; i < n; ++i) x[i] = 0;
+    return;
+  }
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = x[i] == -INFINITY ? 0.0f : std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
 int64_t first_nonfinite(const float* x, int64_t n) {
   // The common all-finite case as one branch-free pass the compiler vectorises; the index
   // is looked for only when something is wrong.

@@ -55,13 +55,9 @@ float l2_normalize(float* x, int64_t d, float eps);
 // ggml_v_expf, ggml's AVX-512 exp (a polynomial, within a few ulp of expf), and SiLU of a row
 // in place as ggml_vec_silu_f32 computes it: x / (1 + expf_ggml(-x)) in whole groups of 16, expf after.
 float expf_ggml(float x);
-// y[i] = expf_ggml(x[i]), vectorised (AVX-512, AVX2) with the same bits in every build.
-void exp_row(const float* x, float* y, int64_t n);
 void silu_row(float* x, int64_t n);
-// ggml_soft_max's rounding (e^(x - max) with expf_ggml by 16s, sums per 16 in double), the
-// last 16 filled up with -inf, so trailing -inf entries change no bit of the others:
-// -inf entries become exactly 0; a NaN makes the row NaN.
-void softmax_inplace(float* x, int64_t n);
+
+void softmax_inplace(float* x, int64_t n);  // -inf entries become exactly 0; a NaN makes the row NaN
 // The index of the first NaN or infinity in x[0, n), or -1 when every value is finite.
 int64_t first_nonfinite(const float* x, int64_t n);
 
