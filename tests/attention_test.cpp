@@ -5,10 +5,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
+#include "loader/loader.h"
+#include "probe/recorder.h"
 #include "runtime/ops.h"
+#include "runtime/session.h"
+#include "test_pool.h"
+#include "test_support.h"
 
 namespace {
 
@@ -55,5 +61,42 @@ TEST(Attention, KeyDotsAreOneFmaChainPerPair) {
       }
   }
 }
+
+// The attention's two ways (runtime/forward.cpp, attend): with hook_pattern observed the
+// pattern of every head is stored and offered between the steps; unobserved, each tile of
+// queries runs its steps on rows of its own. The numbers must not depend on what is
+// observed: logits and hook_z bit for bit, over a prompt in batches of 20 (tiles of 16 and
+// partial tiles, at positions 0 and 20) and then decoding steps, on every generated fixture
+// with attention (sliding windows and soft-capped scores among them).
+class AttentionPaths : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(AttentionPaths, ObservingThePatternChangesNoBit) {
+  auto m = tp::load_model(tp::test::synthetic_path(GetParam()).string());
+  if (m->config.recurrent()) GTEST_SKIP() << "no attention";
+  std::vector<int32_t> prompt(37);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((1 + 7 * i) % size_t(m->config.d_vocab));
+  auto run = [&](bool pattern) {
+    tp::Recorder rec{[pattern](tp::Hook h, int) { return h == tp::Hook::Z || (pattern && h == tp::Hook::Pattern); }};
+    tp::Session s(*m, tp::test_pool(), {.n_ctx = 48, .max_batch = 20});
+    s.set_observer(&rec);
+    std::vector<float> out = s.eval(prompt, true);
+    for (int step = 0; step < 3; ++step) {
+      const std::vector<float> l = s.eval({tp::argmax(out.data() + out.size() - size_t(m->config.d_vocab), m->config.d_vocab)});
+      out.insert(out.end(), l.begin(), l.end());
+    }
+    for (const auto& [name, caps] : rec.captures())
+      if (name.find("hook_z") != std::string::npos)
+        for (const auto& c : caps) out.insert(out.end(), c.data.begin(), c.data.end());
+    return out;
+  };
+  const std::vector<float> unobserved = run(false), observed = run(true);
+  ASSERT_EQ(unobserved.size(), observed.size());
+  size_t differ = 0;
+  for (size_t i = 0; i < observed.size(); ++i) differ += std::memcmp(&observed[i], &unobserved[i], 4) != 0;
+  EXPECT_EQ(differ, 0u) << "of " << observed.size() << " logits and hook_z values";
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, AttentionPaths, ::testing::ValuesIn(tp::test::fixture_models()),
+                         [](const auto& info) { return tp::test::model_label(info.param); });
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <thread>
 
+#include "core/error.h"
 #include "loader/loader.h"
 #include "runtime/session.h"
 #include "test_pool.h"
@@ -43,6 +44,35 @@ TEST_P(BatchInvariance, PromptPassEqualsChunksAndTokenByToken) {
           << GetParam() << ": position " << i << " logit " << v << " in chunks of 6 "
           << chunks[i * size_t(vocab) + size_t(v)] << ", in one pass " << want;
     }
+  }
+}
+
+// rewind(n) keeps an attention model's first n positions: running other tokens after it gives
+// the logits a fresh session gives on the prefix and those tokens, bit for bit. A recurrent
+// model (generated fixtures include RWKV) refuses to go back except to 0.
+TEST(Rewind, KeepsThePrefixBitForBit) {
+  for (const auto& file : test::fixture_models()) {
+    const auto model = load_model(test::synthetic_path(file).string());
+    const int64_t vocab = model->config.d_vocab;
+    std::vector<int32_t> a, b;
+    for (int i = 0; i < 12; ++i) a.push_back(int32_t((3 + 11 * i) % vocab));
+    for (int i = 0; i < 5; ++i) b.push_back(int32_t((5 + 13 * i) % vocab));
+    Session s(*model, test_pool(), {.n_ctx = 24});
+    s.eval(a);
+    if (model->config.recurrent()) {
+      EXPECT_THROW(s.rewind(8), Error) << file;
+      s.rewind(0);
+      EXPECT_EQ(s.n_past(), 0) << file;
+      continue;
+    }
+    s.rewind(8);
+    const std::vector<float> got = s.eval(b);
+    std::vector<int32_t> prefix(a.begin(), a.begin() + 8);
+    prefix.insert(prefix.end(), b.begin(), b.end());
+    Session fresh(*model, test_pool(), {.n_ctx = 24});
+    const std::vector<float> want = fresh.eval(prefix);
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0) << file;
+    EXPECT_THROW(s.rewind(s.n_past() + 1), Error) << file;
   }
 }
 

@@ -21,6 +21,7 @@ enum class ScratchSlot : int {
   RowActs,      // quant/int8_rowlanes, table_rowlanes: activations laid out for the row kernels
   Panels,       // quant/*_rowlanes: two 16-row weight panels packed for a tile of positions
   Q45Acts,      // quant/kquant_rowlanes: Q8_K activations reordered for Q4_K/Q5_K heads
+  AttnRows,     // runtime/forward: an attention tile's z sums, and its score rows when no hook keeps the pattern
   Count
 };
 

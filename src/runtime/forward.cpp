@@ -1,5 +1,7 @@
 #include "runtime/forward.h"
 
+#include <algorithm>
+#include <cfloat>
 #include <cmath>
 
 #include "quant/quant.h"
@@ -134,50 +136,109 @@ void normalize_heads(const Forward& f, const NormWeights& w, float* x, int64_t h
   }
 }
 
-// scores[h, i, j] = q_i · k_j * scale (soft-capped where the model caps) for visible j, -inf
-// otherwise; then softmax; then z.
+// Attention, split into tiles of one head and up to kQueryTile queries. A tile's steps are
+// the same functions whichever way they run, so the numbers are too:
+//   scores  rows[i, j] = q_i · k_j * scale (soft-capped where the model caps) for visible j,
+//           -inf otherwise; the keys go one block of ops::kKeyBlock at a time through all
+//           of the tile's queries, so each block is read once per tile, from L1;
+//   softmax each row of n_k, in place (the pattern);
+//   values  z_i = sum_j rows[i, j] v_j over j in order, each v_j read once per tile.
+// When hook_attn_scores or hook_pattern is observed (captured, or changed by an
+// intervention) the whole [heads, n, n_k] tensor is offered between the steps, so the steps
+// run over all tiles in turn through st.scores. Otherwise each tile runs all three on rows
+// in the worker's scratch, which stay in L2, and the pattern is never stored: at 4096
+// positions of context a 512-token batch's st.scores would be 300 MB, written and read five
+// times.
+constexpr int64_t kQueryTile = 16;
+
+struct AttnTiles {
+  const Forward& f;
+  int layer;
+  int64_t n_k, dh, group, window;
+  float scale;
+  int64_t tiles_per_head() const { return (f.n + kQueryTile - 1) / kQueryTile; }
+
+  void scores(int64_t h, int64_t i0, int64_t i1, float* rows) const {
+    const auto& c = f.cfg;
+    const float* q = f.st.q.data() + (i0 * c.n_heads + h) * dh;
+    const int64_t end = f.pos0 + i1;  // keys visible to the tile's last query
+    for (int64_t j0 = 0; j0 < end; j0 += ops::kKeyBlock)
+      ops::query_key_dots(q, c.n_heads * dh, i1 - i0, f.kv.keys(layer, (h / group) * dh) + (j0 / ops::kKeyBlock) * f.kv.key_block_stride(),
+                          f.kv.key_block_stride(), std::min(ops::kKeyBlock, end - j0), dh, f.pos0 + i0 - j0, rows + j0, n_k);
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t p = f.pos0 + i;
+      const int64_t first = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
+      float* row = rows + (i - i0) * n_k;
+      for (int64_t j = 0; j < n_k; ++j) row[j] = j > p || j < first ? -INFINITY : row[j] * scale;
+      if (c.attn_softcap > 0) ops::softcap_inplace(row + first, p - first + 1, c.attn_softcap);
+    }
+  }
+
+  void softmax(int64_t i0, int64_t i1, float* rows) const {
+    for (int64_t i = i0; i < i1; ++i) ops::softmax_inplace(rows + (i - i0) * n_k, n_k);
+  }
+
+  // The tile's z rows are summed in `acc` [kQueryTile, d_head], side by side: in st.z they
+  // lie n_heads * d_head floats apart, the same L1 sets for every row of the tile.
+  void values(int64_t h, int64_t i0, int64_t i1, const float* rows, float* acc) const {
+    const auto& c = f.cfg;
+    const int64_t kvh = h / group;
+    std::fill(acc, acc + (i1 - i0) * dh, 0.0f);
+    // A key no query of the tile sees (beyond the last, or before the window) has weight 0
+    // in every row and is skipped as a zero weight is. So are weights below FLT_MIN
+    // (subnormal: keys e^-87 or more below the row's best): each product with one costs a
+    // microcode assist (~100 cycles; most of a long prompt's attention time in a model with
+    // peaked patterns), and it is below 2^-126 |v|, under half an ulp of any z that is not
+    // itself within a factor 2^24 of that. A NaN weight is not below anything and is kept.
+    for (int64_t j = 0; j < f.pos0 + i1; ++j) {
+      const float* v = f.kv.v_at(layer, j) + kvh * dh;
+      for (int64_t i = 0; i < i1 - i0; ++i) {
+        const float w = rows[i * n_k + j];
+        if (w < FLT_MIN) continue;
+        float* z = acc + i * dh;
+        for (int64_t d = 0; d < dh; ++d) z[d] += w * v[d];
+      }
+    }
+    for (int64_t i = i0; i < i1; ++i) std::copy(acc + (i - i0) * dh, acc + (i - i0 + 1) * dh, f.st.z.data() + (i * c.n_heads + h) * dh);
+  }
+};
+
 void attend(Forward& f, int layer) {
   const auto& c = f.cfg;
   auto& st = f.st;
-  const int64_t n_k = f.n_k(), dh = c.d_head, group = c.n_heads / c.n_kv_heads, window = c.window(layer);
-  const float scale = c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt(float(dh));
+  const AttnTiles t{f, layer, f.n_k(), c.d_head, c.n_heads / c.n_kv_heads, c.window(layer),
+                    c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt(float(c.d_head))};
+  const int64_t per_head = t.tiles_per_head(), n_k = t.n_k;
+  auto each_tile = [&](auto&& step) {
+    f.pool.parallel_for(c.n_heads * per_head, [&](Scratch& scratch, int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) {
+        const int64_t h = k / per_head, i0 = k % per_head * kQueryTile, i1 = std::min(f.n, i0 + kQueryTile);
+        step(scratch, h, i0, i1);
+      }
+    });
+  };
+  st.pattern_kept = f.wants(Hook::AttnScores, layer) || f.wants(Hook::Pattern, layer);
+  if (!st.pattern_kept) {
+    each_tile([&](Scratch& scratch, int64_t h, int64_t i0, int64_t i1) {
+      float* rows = scratch.get<float>(ScratchSlot::AttnRows, size_t(kQueryTile * (n_k + c.d_head)));
+      t.scores(h, i0, i1, rows);
+      t.softmax(i0, i1, rows);
+      t.values(h, i0, i1, rows, rows + kQueryTile * n_k);
+    });
+    f.offer(Hook::Z, layer, st.z.data(), {f.n, c.n_heads, c.d_head});
+    return;
+  }
   const size_t need = size_t(c.n_heads * f.n * n_k);
   if (st.scores.size() < need) st.scores.resize(need);
-  f.pool.parallel_for(c.n_heads, [&](int64_t h0, int64_t h1) {
-    for (int64_t h = h0; h < h1; ++h) {
-      float* scores = st.scores.data() + h * f.n * n_k;
-      ops::query_key_dots(st.q.data() + h * dh, c.n_heads * dh, f.n, f.kv.keys(layer, (h / group) * dh),
-                          f.kv.key_block_stride(), n_k, dh, f.pos0, scores, n_k);
-      for (int64_t i = 0; i < f.n; ++i) {
-        const int64_t p = f.pos0 + i;
-        const int64_t first = window > 0 ? std::max<int64_t>(0, p - window + 1) : 0;
-        float* row = scores + i * n_k;
-        for (int64_t j = 0; j < n_k; ++j) row[j] = j > p || j < first ? -INFINITY : row[j] * scale;
-        if (c.attn_softcap > 0) ops::softcap_inplace(row + first, p - first + 1, c.attn_softcap);
-      }
-    }
-  });
+  auto rows = [&](int64_t h, int64_t i0) { return st.scores.data() + (h * f.n + i0) * n_k; };
+  each_tile([&](Scratch&, int64_t h, int64_t i0, int64_t i1) { t.scores(h, i0, i1, rows(h, i0)); });
   f.offer(Hook::AttnScores, layer, st.scores.data(), {c.n_heads, f.n, n_k});
-  f.pool.parallel_for(c.n_heads * f.n, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) ops::softmax_inplace(st.scores.data() + r * n_k, n_k);
-  });
+  each_tile([&](Scratch&, int64_t h, int64_t i0, int64_t i1) { t.softmax(i0, i1, rows(h, i0)); });
   f.offer(Hook::Pattern, layer, st.scores.data(), {c.n_heads, f.n, n_k});
-  f.pool.parallel_for(c.n_heads, [&](int64_t h0, int64_t h1) {
-    for (int64_t h = h0; h < h1; ++h) {
-      const int64_t kvh = h / group;
-      for (int64_t i = 0; i < f.n; ++i) {
-        const float* pat = st.scores.data() + (h * f.n + i) * n_k;
-        float* z = st.z.data() + (i * c.n_heads + h) * dh;
-        std::fill(z, z + dh, 0.0f);
-        for (int64_t j = 0; j < n_k; ++j) {
-          if (pat[j] == 0.0f) continue;
-          const float* v = f.kv.v_at(layer, j) + kvh * dh;
-          for (int64_t d = 0; d < dh; ++d) z[d] += pat[j] * v[d];
-        }
-      }
-    }
+  each_tile([&](Scratch& scratch, int64_t h, int64_t i0, int64_t i1) {
+    t.values(h, i0, i1, rows(h, i0), scratch.get<float>(ScratchSlot::AttnRows, size_t(kQueryTile * c.d_head)));
   });
-  f.offer(Hook::Z, layer, st.z.data(), {f.n, c.n_heads, dh});
+  f.offer(Hook::Z, layer, st.z.data(), {f.n, c.n_heads, c.d_head});
 }
 
 // hook_result: each head's z through its slice of W_O, [pos, heads, d_model] (no bias).

@@ -28,6 +28,7 @@ struct RunState {
   std::vector<float> rope_cos_local;  // [pos, rope_dims / 2]  the sliding-window layers' RoPE
   std::vector<float> rope_sin_local;  //   (cfg.rope_base_local > 0; empty otherwise)
   std::vector<float> scores;          // [n_heads, pos, n_k]  scores, then pattern in place
+  bool pattern_kept = false;          // scores holds the last layer's pattern (only when observed)
   std::vector<float> z;               // [pos, n_heads, d_head]
   std::vector<float> result;          // [pos, n_heads, d_model]  only when observed
   std::vector<float> attn_out;        // [pos, d_model]

@@ -41,11 +41,6 @@ class Session {
   // the skipped ones leave). Returns the last position's logits.
   std::vector<float> eval_from_layer(int first_layer, const std::vector<int32_t>& tokens, const float* resid);
 
-  // An attention model's KV cache keeps every position run, so a session can go back to an
-  // earlier position and run a different continuation from there: positions >= n_past are
-  // overwritten by the next eval. Error(Unsupported) for a recurrent model (its state holds no
-  // history to go back to) and Error(Usage) beyond n_past().
-  void rewind(int64_t n_past);
   // The cache as it stands (a copy to restore later), and the restore of the layers from
   // `first_layer` on out of such a copy (of a session of the same model and context).
   const KvCache& cache() const { return kv_; }
@@ -59,6 +54,10 @@ class Session {
     n_past_ = 0;
     kv_.clear_state();
   }
+  // Back to position n <= n_past: an attention model keeps the cache's keys and values
+  // before n (later positions are overwritten when run again), so a shared prefix is run
+  // once. A recurrent model's state has no way back: Error(Usage) unless n is 0.
+  void rewind(int64_t n);
   void set_observer(Observer* o) { observer_ = o; }
   const Model& model() const { return model_; }
   ThreadPool& pool() const { return pool_; }

@@ -1,10 +1,13 @@
-// `tokenprobe bench`: prompt and generation speed, and peak memory, on TinyLlama- and
-// RWKV-7-shaped models (bench_model.h) with capture off, default and full, the way BASELINE.md measured
-// llama.cpp: 128 prompt tokens, then 32 generated tokens, median of N runs.
-// Each run of a (type, capture) cell is a child process, so that its peak RSS is its own,
-// and runs go round the capture modes in turn: this machine's memory bandwidth drifts by
-// ±25% from minute to minute, and measuring every mode once per round lets the ratio to
-// capture-off compare runs that were seconds apart.
+// `tokenprobe bench`, two ways:
+// - on TinyLlama- and RWKV-7-shaped models (bench_model.h) with capture off, default and full,
+//   the way BASELINE.md measured llama.cpp: 128 prompt tokens, then 32 generated tokens,
+//   median of N runs. Each run of a (type, capture) cell is a child process, so that its peak
+//   RSS is its own, and runs go round the capture modes in turn: this machine's memory
+//   bandwidth drifts by ±25% from minute to minute, and measuring every mode once per round
+//   lets the ratio to capture-off compare runs that were seconds apart.
+// - with -m MODEL (any file or folder tokenprobe loads) or -d, llama-bench's tests: ppN (a
+//   prompt of N tokens), tgN (N tokens generated one at a time), each after a context of D
+//   tokens already in the KV cache (-d), capture off; one child process per model.
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,8 +17,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "apps/cli/bench_model.h"
 #include "apps/cli/commands.h"
@@ -35,8 +40,11 @@ struct BenchOptions {
   std::string modes = "off,default,full";
   int runs = 3;
   int threads = 0;
-  int n_prompt = 128, n_gen = 32;
+  int n_prompt = 128, n_gen = 32;  // the capture-mode table's single prompt and generation
   std::string json_path;
+  // llama-bench's tests (-m or -d): every prompt length and every generation length, each at every depth.
+  std::vector<std::string> models;
+  std::vector<int> prompts, gens, depths;
 };
 
 std::vector<std::string> split(const std::string& s) {
@@ -115,8 +123,8 @@ json measure_cell(const std::string& path, const std::string& mode, const BenchO
           {"peak_rss_mib", double(ru.ru_maxrss) / 1024.0}};
 }
 
-// Runs measure_cell in a child process (fresh peak RSS) and returns its JSON.
-json measure_in_child(const std::string& path, const std::string& mode, const BenchOptions& o) {
+// Runs `measure` in a child process (fresh peak RSS) and returns its JSON; `what` names it in errors.
+json in_child(const std::function<json()>& measure, const std::string& what) {
   int fds[2];
   if (pipe(fds) != 0) throw Error(ErrorKind::Io, "bench", "pipe failed");
   std::fflush(nullptr);
@@ -126,7 +134,7 @@ json measure_in_child(const std::string& path, const std::string& mode, const Be
     close(fds[0]);
     std::string out;
     try {
-      out = measure_cell(path, mode, o).dump();
+      out = measure().dump();
     } catch (const std::exception& e) {
       out = json{{"error", e.what()}}.dump();
     }
@@ -146,10 +154,14 @@ json measure_in_child(const std::string& path, const std::string& mode, const Be
   close(fds[0]);
   int status = 0;
   waitpid(pid, &status, 0);
-  if (text.empty()) throw Error(ErrorKind::Io, "bench " + mode, "the measuring process died (out of memory?)");
+  if (text.empty()) throw Error(ErrorKind::Io, "bench " + what, "the measuring process died (out of memory?)");
   json j = json::parse(text);
-  if (j.contains("error")) throw Error(ErrorKind::Io, "bench " + mode, j["error"].get<std::string>());
+  if (j.contains("error")) throw Error(ErrorKind::Io, "bench " + what, j["error"].get<std::string>());
   return j;
+}
+
+json measure_in_child(const std::string& path, const std::string& mode, const BenchOptions& o) {
+  return in_child([&] { return measure_cell(path, mode, o); }, mode);
 }
 
 void print_table(const json& cells) {
@@ -213,21 +225,193 @@ void run_bench(const BenchOptions& o) {
   }
 }
 
+// llama-bench's tests (-m MODEL, -p/-n/-d lists) ------------------------------------------
+
+struct Test {
+  int n_prompt = 0, n_gen = 0, depth = 0;  // one of n_prompt, n_gen is 0
+  // "pp512", "tg128 @ d4096": llama-bench's names
+  std::string name() const {
+    std::string s = n_prompt > 0 ? "pp" + std::to_string(n_prompt) : "tg" + std::to_string(n_gen);
+    if (depth > 0) s.append(" @ d").append(std::to_string(depth));
+    return s;
+  }
+};
+
+// Depth by depth (a context is run once per depth, below), prompts before generations.
+std::vector<Test> bench_tests(const BenchOptions& o) {
+  std::vector<Test> tests;
+  for (int d : o.depths) {
+    for (int p : o.prompts) tests.push_back({p, 0, d});
+    for (int n : o.gens) tests.push_back({0, n, d});
+  }
+  return tests;
+}
+
+// A model's size on disk: the file, or every file of an HF folder.
+double model_mib(const std::string& path) {
+  uintmax_t bytes = 0;
+  if (fs::is_directory(path)) {
+    for (const auto& e : fs::recursive_directory_iterator(path))
+      if (e.is_regular_file()) bytes += e.file_size();
+  } else {
+    bytes = fs::file_size(path);
+  }
+  return double(bytes) / (1 << 20);
+}
+
+// Every test's runs on one model, in this (child) process. The session is made once with room
+// for the deepest test; each run starts from a context of `depth` tokens in the cache
+// (untimed): an attention model's context is run once per depth and rewound to between runs
+// (the same keys and values either way), a recurrent model's is run again each time.
+json measure_tests(const std::string& path, const std::vector<Test>& tests, const BenchOptions& o) {
+  auto m = load_model(path);
+  ThreadPool pool(o.threads);
+  int64_t n_ctx = 2;
+  for (const Test& t : tests) n_ctx = std::max<int64_t>(n_ctx, int64_t(t.depth) + t.n_prompt + t.n_gen + 1);
+  // Past the trained context the numbers mean nothing but the speed is what it would be, and
+  // llama-bench runs such tests too (TinyLlama's shape is trained on 2048 positions).
+  m->config.n_ctx = std::max(m->config.n_ctx, n_ctx);
+  const int64_t vocab = m->config.d_vocab;
+  const std::vector<int32_t> tokens = bench_prompt(int(n_ctx), vocab);
+  Session s(*m, pool, {.n_ctx = n_ctx});
+  s.eval({1});  // untimed warm-up, as llama-bench does: the weights' pages are mapped in by the first pass
+  s.reset();
+  int64_t context = 0;  // how many of `tokens` the cache holds as a reusable context
+  auto at_depth = [&](int depth) {
+    if (depth > 0 && depth <= context && !m->config.recurrent()) return s.rewind(depth);
+    s.reset();
+    context = 0;
+    if (depth == 0) return;
+    s.eval({tokens.begin(), tokens.begin() + depth}, Session::Logits::None);
+    context = depth;
+  };
+  json out = json::array();
+  for (const Test& t : tests) {
+    std::vector<double> rates;
+    for (int r = 0; r < o.runs; ++r) {
+      at_depth(t.depth);
+      const auto t0 = std::chrono::steady_clock::now();
+      if (t.n_prompt > 0) {
+        s.eval({tokens.begin() + t.depth, tokens.begin() + t.depth + t.n_prompt}, Session::Logits::Last);
+      } else {  // llama-bench's tg feeds tokens one at a time and does not sample
+        for (int i = 0; i < t.n_gen; ++i) s.eval({tokens[size_t(t.depth + i)]}, Session::Logits::Last);
+      }
+      rates.push_back((t.n_prompt + t.n_gen) / seconds_since(t0));
+      // The positions just run overwrote nothing of the context, which stays reusable.
+    }
+    out.push_back({{"test", t.name()}, {"n_prompt", t.n_prompt}, {"n_gen", t.n_gen}, {"n_depth", t.depth},
+                   {"tok_s", median(rates)}, {"runs", rates}});
+  }
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return {{"results", out}, {"peak_rss_mib", double(ru.ru_maxrss) / 1024.0}};
+}
+
+void run_tests(const BenchOptions& o) {
+  std::vector<std::string> paths = o.models;
+  if (paths.empty())
+    for (const auto& type : split(o.types))
+      paths.push_back(bench_model_path(type, [&](int done, int total) {
+        std::fprintf(stderr, "\rwriting %s model: %d / %d MiB", type.c_str(), done, total);
+      }));
+  const std::vector<Test> tests = bench_tests(o);
+  json models = json::array();
+  std::printf("| model | size MiB | threads | test | tok/s | runs |\n| --- | ---: | ---: | --- | ---: | --- |\n");
+  for (const auto& path : paths) {
+    json r = in_child([&] { return measure_tests(path, tests, o); }, path);
+    const double mib = model_mib(path);
+    std::string name = fs::path(path).filename().string();
+    if (name.empty()) name = fs::path(path).parent_path().filename().string();  // "folder/"
+    for (const auto& c : r["results"]) {
+      std::string runs;
+      for (const auto& v : c["runs"]) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%s%.2f", runs.empty() ? "" : ", ", v.get<double>());
+        runs.append(b);
+      }
+      std::printf("| %s | %.0f | %d | %s | %.2f | %s |\n", name.c_str(), mib,
+                  o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency()), c["test"].get<std::string>().c_str(),
+                  c["tok_s"].get<double>(), runs.c_str());
+      std::fflush(stdout);
+    }
+    r["model"] = path;
+    r["file_mib"] = mib;
+    models.push_back(r);
+  }
+  if (!o.json_path.empty()) {
+    const json out{{"threads", o.threads}, {"runs", o.runs}, {"models", models}};
+    std::ofstream os(o.json_path);
+    os << out.dump(2) << "\n";
+    if (!os) throw Error(ErrorKind::Io, o.json_path, "cannot write the JSON results");
+  }
+}
+
+// "512,4096" -> {512, 4096}; each within [lo, hi].
+std::vector<int> int_list(const std::string& flag, const std::string& text, int lo, int hi) {
+  std::vector<int> out;
+  for (const auto& item : split(text)) {
+    size_t used = 0;
+    int v = 0;
+    try {
+      v = std::stoi(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != item.size() || v < lo || v > hi)
+      throw Error(ErrorKind::Usage, flag, "'" + item + "' is not a whole number in " + std::to_string(lo) + ".." + std::to_string(hi),
+                  "give a comma-separated list, e.g. " + flag + " 512,4096");
+    out.push_back(v);
+  }
+  if (out.empty()) throw Error(ErrorKind::Usage, flag, "the list is empty", "give at least one number");
+  return out;
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app) {
   auto opts = std::make_shared<BenchOptions>();
   auto* cmd = app.add_subcommand("bench", "Measure prompt/generation speed and memory on TinyLlama- and RWKV-7-shaped models");
-  cmd->add_option("--types", opts->types,
+  auto* types = cmd->add_option("--types", opts->types,
                   "Weight types: f16,q8_0,q4_0,q4_k (Q4_K_M's mix), also q5_0,q4_1,q5_1,q2_k,q3_k,q5_k,q6_k,iq4_nl,iq4_xs; "
                   "rwkv7-f16 (RWKV7-World-1.5B's shape)");
   cmd->add_option("--capture-modes", opts->modes, "Capture modes: off and/or capture specs (default, full, ...)");
-  cmd->add_option("--runs", opts->runs, "Runs per cell (the median is reported)")->check(CLI::Range(1, 100));
+  cmd->add_option("-r,--runs", opts->runs, "Runs per cell or test (the median is reported)")->check(CLI::Range(1, 100));
   cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: one per core)")->check(CLI::Range(0, 1024));
-  cmd->add_option("-p,--n-prompt", opts->n_prompt, "Prompt tokens")->check(CLI::Range(1, 1024));
-  cmd->add_option("-n,--n-gen", opts->n_gen, "Generated tokens")->check(CLI::Range(1, 1024));
+  auto prompts = std::make_shared<std::string>(), gens = std::make_shared<std::string>(),
+       depths = std::make_shared<std::string>();
+  auto* models = cmd->add_option("-m,--model", opts->models,
+                                 "Measure this model (GGUF file or HF folder; repeatable) with llama-bench's tests instead "
+                                 "(capture off)");
+  cmd->add_option("-p,--n-prompt", *prompts,
+                  "Prompt tokens (default 128); with -m or -d a list, as llama-bench's -p (default 512)");
+  cmd->add_option("-n,--n-gen", *gens, "Generated tokens (default 32); with -m or -d a list, as llama-bench's -n (default 128)");
+  auto* depth = cmd->add_option("-d,--n-depth", *depths,
+                                "Context tokens already in the KV cache before each test, a list as llama-bench's -d "
+                                "(default 0); selects llama-bench's tests");
+  auto* modes = cmd->get_option("--capture-modes");
   cmd->add_option("--json", opts->json_path, "Also write the results as JSON to this file");
-  cmd->callback([opts] { run_bench(*opts); });
+  cmd->callback([opts, prompts, gens, depths, models, depth, modes, types] {
+    const bool tests = models->count() > 0 || depth->count() > 0;
+    if (models->count() > 0 && types->count() > 0)
+      throw Error(ErrorKind::Usage, "bench", "-m and --types both name the models to measure", "give one of them");
+    if (tests && modes->count() > 0)
+      throw Error(ErrorKind::Usage, "bench", "--capture-modes goes with the capture table, not with -m/-d",
+                  "drop --capture-modes (llama-bench's tests run with capture off), or drop -m and -d");
+    if (tests) {
+      opts->prompts = int_list("-p", prompts->empty() ? "512" : *prompts, 0, 65536);
+      opts->gens = int_list("-n", gens->empty() ? "128" : *gens, 0, 65536);
+      opts->depths = int_list("-d", depths->empty() ? "0" : *depths, 0, 1 << 20);
+      std::erase(opts->prompts, 0);  // llama-bench's -p 0 / -n 0: no such tests
+      std::erase(opts->gens, 0);
+      return run_tests(*opts);
+    }
+    opts->n_prompt = int_list("-p", prompts->empty() ? "128" : *prompts, 1, 1024).at(0);
+    opts->n_gen = int_list("-n", gens->empty() ? "32" : *gens, 1, 1024).at(0);
+    if (split(prompts->empty() ? "1" : *prompts).size() > 1 || split(gens->empty() ? "1" : *gens).size() > 1)
+      throw Error(ErrorKind::Usage, "bench", "lists of -p/-n go with llama-bench's tests",
+                  "add -m MODEL or -d 0 (or give one -p and one -n)");
+    run_bench(*opts);
+  });
 }
 
 }  // namespace tp::cli
