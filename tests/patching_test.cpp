@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "analysis/patching.h"
@@ -205,6 +206,26 @@ TEST(Patching, ObservationOnlyHooksTakeNoIntervention) {
   const InterventionObserver obs(glob, c, 4);
   EXPECT_TRUE(obs.wants(Hook::Z, 1));
   EXPECT_FALSE(obs.wants(Hook::Result, 1));
+}
+
+// `bench --patch-sweep`: the sweep's cells and passes as `patch` counts them, and the share
+// of a whole pass a cell replays: sum over L, p of (layers - L)(n - p) / (layers n)^2.
+TEST(Patching, BenchTimesTheSweep) {
+  TP_REQUIRE_SHARED(kStories);
+  const std::string model = (test::shared_dir() / kStories).string();
+  const fs::path out = test::scratch_path("patch", "bench.json");
+  const auto r = test::cli("bench --patch-sweep -m " + model + " -p 8 -r 1 -t 1 --json " + out.string());
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("| stories260K.gguf | 8 | 5 | 40 |"), std::string::npos) << r.out;
+  const nlohmann::json j = nlohmann::json::parse(std::ifstream(out))["patch_sweeps"].at(0);
+  EXPECT_EQ(j["cells"], 40);
+  EXPECT_EQ(j["forward_passes"], 42);
+  EXPECT_DOUBLE_EQ(j["replay_share"].get<double>(), 15.0 * 36.0 / 1600.0);
+  EXPECT_GT(j["seconds"].get<double>(), 0.0);
+  const auto bad = test::cli("bench --patch-sweep -m " + model + " -d 8");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.out.find("do not apply to a patching sweep"), std::string::npos) << bad.out;
+  fs::remove(out);
 }
 
 TEST(Patching, CliRefusesWithAHint) {

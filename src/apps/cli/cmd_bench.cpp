@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "apps/cli/bench_model.h"
+#include "apps/cli/bench_patch.h"
 #include "apps/cli/commands.h"
 #include "core/error.h"
 #include "loader/loader.h"
@@ -368,6 +369,33 @@ std::vector<int> int_list(const std::string& flag, const std::string& text, int 
 
 }  // namespace
 
+// --patch-sweep: one resid_pre patching sweep per model (bench_patch.h), in this process.
+void run_patch_sweeps(const BenchOptions& o, int n_tokens) {
+  std::vector<std::string> paths = o.models;
+  if (paths.empty())
+    for (const auto& type : split(o.types))
+      paths.push_back(bench_model_path(type, [&](int done, int total) {
+        std::fprintf(stderr, "\rwriting %s model: %d / %d MiB", type.c_str(), done, total);
+      }));
+  json all = json::array();
+  for (size_t i = 0; i < paths.size(); ++i) {
+    std::fprintf(stderr, "patch sweep: %s ...\n", paths[i].c_str());
+    const json r = patch_sweep_bench(paths[i], n_tokens, o.threads, o.runs);
+    std::printf("%s", patch_sweep_row(r, i == 0).c_str());
+    std::fflush(stdout);
+    all.push_back(r);
+  }
+  std::printf("sweep s: median of %d runs of `tokenprobe patch --target resid_pre --metric kl` on a %d-token prompt whose middle "
+              "token differs; whole pass: one prompt pass; replay share: the block rows a cell replays, as a share of a whole "
+              "pass's; predicted s = whole pass × (2 baselines + cells × replay share), unembedding not counted\n",
+              o.runs, n_tokens);
+  if (!o.json_path.empty()) {
+    std::ofstream os(o.json_path);
+    os << json{{"patch_sweeps", all}}.dump(2) << "\n";
+    if (!os) throw Error(ErrorKind::Io, o.json_path, "cannot write the JSON results");
+  }
+}
+
 void register_bench(CLI::App& app) {
   auto opts = std::make_shared<BenchOptions>();
   auto* cmd = app.add_subcommand("bench", "Measure prompt/generation speed and memory on TinyLlama- and RWKV-7-shaped models");
@@ -390,10 +418,21 @@ void register_bench(CLI::App& app) {
                                 "(default 0); selects llama-bench's tests");
   auto* modes = cmd->get_option("--capture-modes");
   cmd->add_option("--json", opts->json_path, "Also write the results as JSON to this file");
-  cmd->callback([opts, prompts, gens, depths, models, depth, modes, types] {
+  auto patch_sweep = std::make_shared<bool>(false);
+  cmd->add_flag("--patch-sweep", *patch_sweep,
+                              "Time an activation-patching sweep (resid_pre, every layer x position, -p tokens, default 16) "
+                              "on the -m models or the --types ones (default q4_k) instead");
+  cmd->callback([opts, prompts, gens, depths, models, depth, modes, types, patch_sweep] {
     const bool tests = models->count() > 0 || depth->count() > 0;
     if (models->count() > 0 && types->count() > 0)
       throw Error(ErrorKind::Usage, "bench", "-m and --types both name the models to measure", "give one of them");
+    if (*patch_sweep) {
+      if (depth->count() > 0 || modes->count() > 0 || !gens->empty())
+        throw Error(ErrorKind::Usage, "bench --patch-sweep", "-d, -n and --capture-modes do not apply to a patching sweep",
+                    "give -m MODEL (or --types) and -p TOKENS");
+      if (types->count() == 0) opts->types = "q4_k";
+      return run_patch_sweeps(*opts, int_list("-p", prompts->empty() ? "16" : *prompts, 2, 4096).at(0));
+    }
     if (tests && modes->count() > 0)
       throw Error(ErrorKind::Usage, "bench", "--capture-modes goes with the capture table, not with -m/-d",
                   "drop --capture-modes (llama-bench's tests run with capture off), or drop -m and -d");
