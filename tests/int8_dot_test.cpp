@@ -150,11 +150,11 @@ TEST_P(Int8Dot, TilesEqualOneDotPerPair) {
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 2.0f);
   // 3 blocks, and 37 (two whole groups of 16 and a partial one for the row-lane kernels);
-  // 17 rows: a whole 16-row panel and one more.
+  // 17 rows: a whole 16-row panel and one more; 9 positions: a whole tile of eight and one more.
   for (const int64_t blocks : {3, 37}) {
     const int64_t n = blocks * quant::act_block_elems(f), xb = quant::act_row_bytes(f, n);
     for (int64_t n_rows : {1, 3, 4, 9, 17}) {
-      for (int64_t n_tok : {1, 2, 5, 7}) {
+      for (int64_t n_tok : {1, 2, 5, 7, 9}) {
         std::vector<uint8_t> w;
         for (int64_t r = 0; r < n_rows; ++r) {
           const auto row = random_row(t, n, rng);

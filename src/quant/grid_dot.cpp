@@ -1,0 +1,244 @@
+#include "quant/grid_dot.h"
+
+#include <array>
+#include <cmath>
+
+#include "quant/iq_grids.h"
+#include "quant/rowlane_util.h"
+
+namespace tp::quant::detail {
+
+#ifdef __AVX2__
+namespace {
+
+TP_SIMD_BEGIN
+
+// Sign byte s as eight ±1 bytes (bit j set: byte j is -1), for vpsignb.
+constexpr std::array<uint64_t, 256> kSignBytes = [] {
+  std::array<uint64_t, 256> t{};
+  for (int s = 0; s < 256; ++s)
+    for (int j = 0; j < 8; ++j) t[size_t(s)] |= uint64_t((s >> j) & 1 ? 0xFF : 0x01) << (8 * j);
+  return t;
+}();
+
+// Code vector j of a block: magnitudes, signs (any byte whose sign is the code's) and the
+// scales of its two halves as int16 lanes (0-7: elements 0-15, 8-15: elements 16-31).
+struct CodeVector {
+  __m256i mag, sign, scale;
+};
+
+// A block's sixteen scales ls in both 128-bit halves.
+template <class G>
+__m256i block_scales(const uint8_t* blk) {
+  alignas(16) uint8_t ls[16];
+  for (int b = 0; b < 8; ++b) G::scales(blk, b, ls + 2 * b);
+  return _mm256_broadcastsi128_si256(_mm_load_si128(reinterpret_cast<const __m128i*>(ls)));
+}
+
+template <class G>
+inline CodeVector code_vector(const uint8_t* blk, int j, __m256i ls) {
+  const GridGroup g0 = G::group(blk, 4 * j), g1 = G::group(blk, 4 * j + 1), g2 = G::group(blk, 4 * j + 2),
+                  g3 = G::group(blk, 4 * j + 3);
+  const __m256i v = _mm256_set_epi64x(int64_t(g3.grid), int64_t(g2.grid), int64_t(g1.grid), int64_t(g0.grid));
+  // int16 lane k takes byte 2j (k < 8) or 2j + 1 of ls; its high byte's index 0x80 gives 0.
+  const __m256i lo = _mm256_set1_epi16(static_cast<short>(0x8000 + 2 * j));
+  const __m256i scale = _mm256_shuffle_epi8(ls, _mm256_add_epi16(lo, _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)));
+  if constexpr (G::kDelta) {
+    auto bytes = [](int8_t d) { return int64_t(0x0101010101010101ULL * uint8_t(d)); };
+    const __m256i delta = _mm256_set_epi64x(bytes(g3.delta), bytes(g2.delta), bytes(g1.delta), bytes(g0.delta));
+    const __m256i w = _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), v), delta);  // 8·grid ± 1, never 0
+    return {_mm256_abs_epi8(w), w, scale};
+  } else {
+    return {v, _mm256_set_epi64x(int64_t(kSignBytes[g3.signs]), int64_t(kSignBytes[g2.signs]), int64_t(kSignBytes[g1.signs]),
+                                 int64_t(kSignBytes[g0.signs])),
+            scale};
+  }
+}
+
+// acc + Σ ls·w·q over the code vector against 32 activation codes at y, in int32 lanes.
+inline __m256i cv_dot(__m256i acc, const CodeVector& c, const uint8_t* y) {
+  const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y));
+  const __m256i p = _mm256_maddubs_epi16(c.mag, _mm256_sign_epi8(q, c.sign));
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpwssd_epi32(acc, p, c.scale);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(p, c.scale));
+#endif
+}
+
+// One position: the row's code vectors built in registers as it streams by.
+template <class G>
+float row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
+  float acc = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + b * G::kBytes;
+    const uint8_t* x = xq + b * kQ8KBytes;
+    const __m256i ls = block_scales<G>(blk);
+    __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains: integer, so exact
+    for (int j = 0; j < 8; j += 2) {
+      even = cv_dot(even, code_vector<G>(blk, j, ls), x + 36 + 32 * j);
+      odd = cv_dot(odd, code_vector<G>(blk, j + 1, ls), x + 36 + 32 * (j + 1));
+    }
+    acc = std::fma(G::d(blk) * load_f32(x), float(hsum_i32(_mm256_add_epi32(even, odd))), acc);
+  }
+  return G::kFactor * acc;
+}
+
+// A row decoded for a batch of positions: its codes w (code vector j at 32j), the scales of
+// each code vector as int16 lanes (likewise), d, and c = Σ ls·Σ w, with which the positions'
+// activations can enter as unsigned bytes q + 128 (vpmaddubsw's first operand) and I is
+// recovered exactly as Σ ls·Σ w·(q + 128) - 128·c: no sign operation per position.
+// (|w| ≤ 62, so two products (q + 128)·w stay within int16.)
+struct BlockPanel {
+  alignas(64) int8_t w[256];
+  alignas(64) int16_t scale[8][16];
+  float d;
+  int32_t c;
+};
+
+template <class G>
+void pack_row(const uint8_t* row, int64_t nb, BlockPanel* p) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + b * G::kBytes;
+    const __m256i ls = block_scales<G>(blk);
+    __m256i c = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const CodeVector v = code_vector<G>(blk, j, ls);
+      const __m256i w = _mm256_sign_epi8(v.mag, v.sign);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(p[b].w + 32 * j), w);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(p[b].scale[j]), v.scale);
+      c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), w), v.scale));
+    }
+    p[b].d = G::d(blk);
+    p[b].c = hsum_i32(c);
+  }
+}
+
+// The positions' activation codes q + 128 (unsigned), 256 per block, block b of position t at
+// (t·nb + b)·256: made once per call, read by every row.
+const uint8_t* offset_acts(const uint8_t* xq, int64_t xs, int64_t n_tok, int64_t nb, Scratch& scratch) {
+  auto* dst = reinterpret_cast<uint8_t*>(scratch.get<Line>(ScratchSlot::RowActs, size_t(n_tok * nb * 4)));
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t b = 0; b < nb; ++b)
+      for (int j = 0; j < 8; ++j) {
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * xs + b * kQ8KBytes + 36 + 32 * j));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + (t * nb + b) * 256 + 32 * j), _mm256_xor_si256(q, flip));
+      }
+  return dst;
+}
+
+// The panel's products in the widest vectors the build has: two code vectors per 512-bit
+// register where AVX-512 BW is compiled in, else one per 256-bit register.
+#ifdef TP_AVX512_BW_VL
+using Vec = __m512i;
+constexpr int kVecBytes = 64;
+inline Vec load_vec(const void* p) { return _mm512_load_si512(p); }
+inline Vec zero_vec() { return _mm512_setzero_si512(); }
+inline Vec scaled_products(Vec acc, Vec u, Vec w, Vec scale) {
+  const Vec p = _mm512_maddubs_epi16(u, w);
+#ifdef __AVX512VNNI__
+  return _mm512_dpwssd_epi32(acc, p, scale);
+#else
+  return _mm512_add_epi32(acc, _mm512_madd_epi16(p, scale));
+#endif
+}
+inline int32_t lane_total(Vec v) {
+  return hsum_i32(_mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)));
+}
+constexpr int kPositions = 8;  // accumulators beside a code and a scale vector in 32 registers
+#else
+using Vec = __m256i;
+constexpr int kVecBytes = 32;
+inline Vec load_vec(const void* p) { return _mm256_load_si256(static_cast<const __m256i*>(p)); }
+inline Vec zero_vec() { return _mm256_setzero_si256(); }
+inline Vec scaled_products(Vec acc, Vec u, Vec w, Vec scale) {
+  const Vec p = _mm256_maddubs_epi16(u, w);
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpwssd_epi32(acc, p, scale);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(p, scale));
+#endif
+}
+inline int32_t lane_total(Vec v) { return hsum_i32(v); }
+constexpr int kPositions = 4;  // 16 registers
+#endif
+
+// T positions (offset codes u + t·us, Q8_K blocks xq + t·xs for dy) against a packed row,
+// out[t·os].
+template <int T>
+void panel_tile(const BlockPanel* p, int64_t nb, float factor, const uint8_t* u, int64_t us, const uint8_t* xq,
+                int64_t xs, float* out, int64_t os) {
+  float acc[T] = {};
+  for (int64_t b = 0; b < nb; ++b) {
+    Vec isum[T];
+    for (auto& v : isum) v = zero_vec();
+    for (int k = 0; k < 256 / kVecBytes; ++k) {
+      const Vec w = load_vec(p[b].w + kVecBytes * k), scale = load_vec(&p[b].scale[0][0] + kVecBytes / 2 * k);
+      for (int t = 0; t < T; ++t) isum[t] = scaled_products(isum[t], load_vec(u + t * us + b * 256 + kVecBytes * k), w, scale);
+    }
+    for (int t = 0; t < T; ++t) {
+      const int32_t sum = lane_total(isum[t]) - 128 * p[b].c;
+      acc[t] = std::fma(p[b].d * load_f32(xq + t * xs + b * kQ8KBytes), float(sum), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) out[t * os] = factor * acc[t];
+}
+
+template <class G>
+void tile(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64_t xs, int64_t n_tok, int64_t n,
+          float* out, int64_t os, Scratch& scratch) {
+  const int64_t nb = n / 256;
+  if (n_tok == 1) {
+    for (int64_t r = 0; r < n_rows; ++r) out[r] = row_dot<G>(w + r * ws, xq, nb);
+    return;
+  }
+  const uint8_t* u = offset_acts(xq, xs, n_tok, nb, scratch);
+  BlockPanel* panel = scratch.get<BlockPanel>(ScratchSlot::Panels, size_t(nb));
+  for (int64_t r = 0; r < n_rows; ++r) {
+    pack_row<G>(w + r * ws, nb, panel);
+    position_tiles<kPositions>(n_tok, [&](int64_t t, auto count) {
+      panel_tile<decltype(count)::value>(panel, nb, G::kFactor, u + t * nb * 256, nb * 256, xq + t * xs, xs,
+                                         out + t * os + r, os);
+    });
+  }
+}
+
+TP_SIMD_END
+
+}  // namespace
+
+bool grid_dot_supported(DType type) {
+  switch (type) {
+    case DType::IQ2_XXS: case DType::IQ2_XS: case DType::IQ2_S: case DType::IQ3_XXS: case DType::IQ3_S:
+    case DType::IQ1_S: case DType::IQ1_M:
+      return true;
+    default: return false;
+  }
+}
+
+void grid_dot_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq, int64_t x_stride,
+                   int64_t n_tok, int64_t n, float* out, int64_t out_stride, Scratch& scratch) {
+  auto run = [&](auto grid) {
+    tile<decltype(grid)>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+  };
+  switch (type) {
+    case DType::IQ2_XXS: return run(Iq2Xxs{});
+    case DType::IQ2_XS: return run(Iq2Xs{});
+    case DType::IQ2_S: return run(Iq2S{});
+    case DType::IQ3_XXS: return run(Iq3Xxs{});
+    case DType::IQ3_S: return run(Iq3S{});
+    case DType::IQ1_S: return run(Iq1S{});
+    default: return run(Iq1M{});
+  }
+}
+
+#else
+
+bool grid_dot_supported(DType) { return false; }
+void grid_dot_tile(DType, const uint8_t*, int64_t, int64_t, const uint8_t*, int64_t, int64_t, int64_t, float*, int64_t,
+                   Scratch&) {}
+
+#endif
+
+}  // namespace tp::quant::detail
