@@ -114,18 +114,29 @@ void pack_row(const uint8_t* row, int64_t nb, BlockPanel* p) {
   }
 }
 
-// The positions' activation codes q + 128 (unsigned), 256 per block, block b of position t at
-// (t·nb + b)·256: made once per call, read by every row.
-const uint8_t* offset_acts(const uint8_t* xq, int64_t xs, int64_t n_tok, int64_t nb, Scratch& scratch) {
-  auto* dst = reinterpret_cast<uint8_t*>(scratch.get<Line>(ScratchSlot::RowActs, size_t(n_tok * nb * 4)));
+// The positions' activations as the panel kernels read them, made once per call: codes
+// q + 128 (unsigned), 256 per block, block b of position t at (t·nb + b)·256; scales dy of
+// block b of position t at dy[b·n_tok + t] (eight positions' in one load).
+struct OffsetActs {
+  const uint8_t* u;
+  const float* dy;
+};
+OffsetActs offset_acts(const uint8_t* xq, int64_t xs, int64_t n_tok, int64_t nb, Scratch& scratch) {
+  const int64_t code_lines = n_tok * nb * 4;
+  Line* mem = scratch.get<Line>(ScratchSlot::RowActs, size_t(code_lines + (n_tok * nb + 15) / 16));
+  auto* u = reinterpret_cast<uint8_t*>(mem);
+  auto* dy = reinterpret_cast<float*>(mem + code_lines);
   const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
   for (int64_t t = 0; t < n_tok; ++t)
-    for (int64_t b = 0; b < nb; ++b)
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* x = xq + t * xs + b * kQ8KBytes;
       for (int j = 0; j < 8; ++j) {
-        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * xs + b * kQ8KBytes + 36 + 32 * j));
-        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + (t * nb + b) * 256 + 32 * j), _mm256_xor_si256(q, flip));
+        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 36 + 32 * j));
+        _mm256_store_si256(reinterpret_cast<__m256i*>(u + (t * nb + b) * 256 + 32 * j), _mm256_xor_si256(q, flip));
       }
-  return dst;
+      dy[b * n_tok + t] = load_f32(x);
+    }
+  return {u, dy};
 }
 
 // The panel's products in the widest vectors the build has: two code vectors per 512-bit
@@ -143,10 +154,7 @@ inline Vec scaled_products(Vec acc, Vec u, Vec w, Vec scale) {
   return _mm512_add_epi32(acc, _mm512_madd_epi16(p, scale));
 #endif
 }
-inline int32_t lane_total(Vec v) {
-  return hsum_i32(_mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)));
-}
-constexpr int kPositions = 8;  // accumulators beside a code and a scale vector in 32 registers
+inline __m256i halves(Vec v) { return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)); }
 #else
 using Vec = __m256i;
 constexpr int kVecBytes = 32;
@@ -160,16 +168,31 @@ inline Vec scaled_products(Vec acc, Vec u, Vec w, Vec scale) {
   return _mm256_add_epi32(acc, _mm256_madd_epi16(p, scale));
 #endif
 }
-inline int32_t lane_total(Vec v) { return hsum_i32(v); }
-constexpr int kPositions = 4;  // 16 registers
+inline __m256i halves(Vec v) { return v; }
 #endif
+// Positions per pass: eight accumulators beside a code, a scale and an activation vector fit
+// the 16 (AVX2) or 32 registers, and eight totals come out of one reduction.
+constexpr int kPositions = 8;
 
-// T positions (offset codes u + t·us, Q8_K blocks xq + t·xs for dy) against a packed row,
-// out[t·os].
+// The lane totals of z[0..7] (exact integer sums) as the eight lanes of one vector.
+inline __m256i totals8(const Vec (&z)[8]) {
+  __m256i y[8];
+  for (int i = 0; i < 8; ++i) y[i] = halves(z[i]);
+  const __m256i t0 = _mm256_hadd_epi32(y[0], y[1]), t1 = _mm256_hadd_epi32(y[2], y[3]);
+  const __m256i t2 = _mm256_hadd_epi32(y[4], y[5]), t3 = _mm256_hadd_epi32(y[6], y[7]);
+  const __m256i u0 = _mm256_hadd_epi32(t0, t1), u1 = _mm256_hadd_epi32(t2, t3);  // halves of y0..y3, y4..y7
+  return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+
+// T positions (their offset activations a, from position t0 on) against a packed row, out[t·os].
+// Each position's chain is acc = fma(d·dy, float(I), acc) per block, one lane each for eight.
 template <int T>
-void panel_tile(const BlockPanel* p, int64_t nb, float factor, const uint8_t* u, int64_t us, const uint8_t* xq,
-                int64_t xs, float* out, int64_t os) {
-  float acc[T] = {};
+void panel_tile(const BlockPanel* p, int64_t nb, float factor, const OffsetActs& a, int64_t n_tok, int64_t t0,
+                float* out, int64_t os) {
+  const uint8_t* u = a.u + t0 * nb * 256;
+  const int64_t us = nb * 256;
+  __m256 acc8 = _mm256_setzero_ps();
+  float acc1 = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
     Vec isum[T];
     for (auto& v : isum) v = zero_vec();
@@ -177,12 +200,22 @@ void panel_tile(const BlockPanel* p, int64_t nb, float factor, const uint8_t* u,
       const Vec w = load_vec(p[b].w + kVecBytes * k), scale = load_vec(&p[b].scale[0][0] + kVecBytes / 2 * k);
       for (int t = 0; t < T; ++t) isum[t] = scaled_products(isum[t], load_vec(u + t * us + b * 256 + kVecBytes * k), w, scale);
     }
-    for (int t = 0; t < T; ++t) {
-      const int32_t sum = lane_total(isum[t]) - 128 * p[b].c;
-      acc[t] = std::fma(p[b].d * load_f32(xq + t * xs + b * kQ8KBytes), float(sum), acc[t]);
+    const float* dy = a.dy + b * n_tok + t0;
+    if constexpr (T == 8) {
+      const __m256i sum = _mm256_sub_epi32(totals8(isum), _mm256_set1_epi32(128 * p[b].c));
+      acc8 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_set1_ps(p[b].d), _mm256_loadu_ps(dy)), _mm256_cvtepi32_ps(sum), acc8);
+    } else {
+      static_assert(T == 1, "the tiles are of eight positions or one");
+      acc1 = std::fma(p[b].d * dy[0], float(hsum_i32(halves(isum[0])) - 128 * p[b].c), acc1);
     }
   }
-  for (int t = 0; t < T; ++t) out[t * os] = factor * acc[t];
+  if constexpr (T == 8) {
+    alignas(32) float o[8];
+    _mm256_store_ps(o, _mm256_mul_ps(_mm256_set1_ps(factor), acc8));
+    for (int t = 0; t < 8; ++t) out[t * os] = o[t];
+  } else {
+    out[0] = factor * acc1;
+  }
 }
 
 template <class G>
@@ -193,13 +226,12 @@ void tile(const uint8_t* w, int64_t ws, int64_t n_rows, const uint8_t* xq, int64
     for (int64_t r = 0; r < n_rows; ++r) out[r] = row_dot<G>(w + r * ws, xq, nb);
     return;
   }
-  const uint8_t* u = offset_acts(xq, xs, n_tok, nb, scratch);
+  const OffsetActs a = offset_acts(xq, xs, n_tok, nb, scratch);
   BlockPanel* panel = scratch.get<BlockPanel>(ScratchSlot::Panels, size_t(nb));
   for (int64_t r = 0; r < n_rows; ++r) {
     pack_row<G>(w + r * ws, nb, panel);
     position_tiles<kPositions>(n_tok, [&](int64_t t, auto count) {
-      panel_tile<decltype(count)::value>(panel, nb, G::kFactor, u + t * nb * 256, nb * 256, xq + t * xs, xs,
-                                         out + t * os + r, os);
+      panel_tile<decltype(count)::value>(panel, nb, G::kFactor, a, n_tok, t, out + t * os + r, os);
     });
   }
 }
