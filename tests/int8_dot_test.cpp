@@ -199,11 +199,10 @@ TEST(Int8Dot, OneChainTypesEqualTheReferenceBitForBit) {
 }
 
 // IQ4_NL and MXFP4 keep llama.cpp's AVX2 order (eight lane sums per block, even and odd
-// blocks in chains of their own, an odd last block added alone): where the AVX-512 kernels
-// are compiled in they compute it too, so decoding (one position) and a prompt's panels equal
-// the plain C++ reference bit for bit, for even and odd block counts.
+// blocks in chains of their own, an odd last block added alone): the AVX-512 row-lane kernels
+// and the AVX2 register tiles compute it too, so decoding (one position) and a prompt's
+// panels or tiles equal the plain C++ reference bit for bit, for even and odd block counts.
 TEST(Int8Dot, TableTypesEqualTheReferenceBitForBit) {
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
   std::mt19937 rng(17);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (DType t : {DType::IQ4_NL, DType::MXFP4}) {
@@ -230,9 +229,6 @@ TEST(Int8Dot, TableTypesEqualTheReferenceBitForBit) {
         }
     }
   }
-#else
-  GTEST_SKIP() << "the AVX-512 VNNI table kernels are not compiled into this build";
-#endif
 }
 
 // Per-slice dots (per-head slices of W_O) equal one dot per slice up to float rounding, for

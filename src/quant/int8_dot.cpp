@@ -59,9 +59,9 @@ constexpr TileSet tiles() {
 }
 // Shapes chosen so accumulators, codes and scales stay in the 32 vector registers.
 constexpr TileSet kTilesQ8_0 = tiles<TileI8<Q8Codes>, 4, 3>();
-constexpr TileSet kTilesIQ4_NL = tiles<TileI8<Iq4NlCodes>, 4, 3>();
+constexpr TileSet kTilesIQ4_NL = tiles<TileTable32<Iq4NlCodes, false>, 2, 3>();
 constexpr TileSet kTilesIQ4_XS = tiles<TileIq4Xs, 1, 4>();
-constexpr TileSet kTilesMXFP4 = tiles<TileI8<Mxfp4Codes>, 4, 3>();
+constexpr TileSet kTilesMXFP4 = tiles<TileTable32<Mxfp4Codes, true>, 2, 2>();
 constexpr TileSet kTilesTQ2_0 = tiles<TileTernary<Tq2Block>, 1, 4>();
 constexpr TileSet kTilesTQ1_0 = tiles<TileTernary<Tq1Block>, 1, 4>();
 constexpr TileSet kTilesQ4_0 = tiles<TileQ32<Q4_0Blocks>, 2, 4>();
