@@ -55,6 +55,24 @@ inline CodeVector code_vector(const uint8_t* blk, int j, __m256i ls) {
   }
 }
 
+// IQ3_S: the eight 9-bit indices of code vector j in vector lanes, the grid rows gathered, and
+// the sign bits spread to bytes in registers.
+template <>
+inline CodeVector code_vector<Iq3S>(const uint8_t* blk, int j, __m256i ls) {
+  const __m256i low = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 2 + 8 * j)));
+  const __m256i high = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(blk[66 + j]), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                                        _mm256_set1_epi32(1));
+  const __m256i idx = _mm256_or_si256(low, _mm256_slli_epi32(high, 8));
+  const __m256i v = _mm256_i32gather_epi32(reinterpret_cast<const int*>(kIq3SGrid), idx, 4);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(load_u32(blk + 74 + 4 * j))),
+                                             _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(int64_t(0x8040201008040201));
+  const __m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+  const __m256i lo = _mm256_set1_epi16(static_cast<short>(0x8000 + 2 * j));
+  const __m256i scale = _mm256_shuffle_epi8(ls, _mm256_add_epi16(lo, _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1)));
+  return {v, _mm256_or_si256(neg, _mm256_set1_epi8(1)), scale};
+}
+
 // acc + Σ ls·w·q over the code vector against 32 activation codes at y, in int32 lanes.
 inline __m256i cv_dot(__m256i acc, const CodeVector& c, const uint8_t* y) {
   const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y));
