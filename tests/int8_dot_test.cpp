@@ -150,11 +150,11 @@ TEST_P(Int8Dot, TilesEqualOneDotPerPair) {
   std::mt19937 rng(3);
   std::normal_distribution<float> normal(0.0f, 2.0f);
   // 3 blocks, and 37 (two whole groups of 16 and a partial one for the row-lane kernels);
-  // 17 rows: a whole 16-row panel and one more.
+  // 17 rows: a whole 16-row panel and one more; 9 positions: a whole tile of eight and one more.
   for (const int64_t blocks : {3, 37}) {
     const int64_t n = blocks * quant::act_block_elems(f), xb = quant::act_row_bytes(f, n);
     for (int64_t n_rows : {1, 3, 4, 9, 17}) {
-      for (int64_t n_tok : {1, 2, 5, 7}) {
+      for (int64_t n_tok : {1, 2, 5, 7, 9}) {
         std::vector<uint8_t> w;
         for (int64_t r = 0; r < n_rows; ++r) {
           const auto row = random_row(t, n, rng);
@@ -199,11 +199,10 @@ TEST(Int8Dot, OneChainTypesEqualTheReferenceBitForBit) {
 }
 
 // IQ4_NL and MXFP4 keep llama.cpp's AVX2 order (eight lane sums per block, even and odd
-// blocks in chains of their own, an odd last block added alone): where the AVX-512 kernels
-// are compiled in they compute it too, so decoding (one position) and a prompt's panels equal
-// the plain C++ reference bit for bit, for even and odd block counts.
+// blocks in chains of their own, an odd last block added alone): the AVX-512 row-lane kernels
+// and the AVX2 register tiles compute it too, so decoding (one position) and a prompt's
+// panels or tiles equal the plain C++ reference bit for bit, for even and odd block counts.
 TEST(Int8Dot, TableTypesEqualTheReferenceBitForBit) {
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
   std::mt19937 rng(17);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (DType t : {DType::IQ4_NL, DType::MXFP4}) {
@@ -230,9 +229,6 @@ TEST(Int8Dot, TableTypesEqualTheReferenceBitForBit) {
         }
     }
   }
-#else
-  GTEST_SKIP() << "the AVX-512 VNNI table kernels are not compiled into this build";
-#endif
 }
 
 // Per-slice dots (per-head slices of W_O) equal one dot per slice up to float rounding, for

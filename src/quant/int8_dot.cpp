@@ -7,8 +7,8 @@
 #include <string>
 
 #include "core/error.h"
+#include "quant/grid_dot.h"
 #include "quant/int8_rowlanes.h"
-#include "quant/iq_grids.h"
 #include "quant/kernels.h"
 #include "quant/kquant_rowlanes.h"
 #include "quant/table_rowlanes.h"
@@ -59,18 +59,11 @@ constexpr TileSet tiles() {
 }
 // Shapes chosen so accumulators, codes and scales stay in the 32 vector registers.
 constexpr TileSet kTilesQ8_0 = tiles<TileI8<Q8Codes>, 4, 3>();
-constexpr TileSet kTilesIQ4_NL = tiles<TileI8<Iq4NlCodes>, 4, 3>();
+constexpr TileSet kTilesIQ4_NL = tiles<TileTable32<Iq4NlCodes, false>, 2, 3>();
 constexpr TileSet kTilesIQ4_XS = tiles<TileIq4Xs, 1, 4>();
-constexpr TileSet kTilesMXFP4 = tiles<TileI8<Mxfp4Codes>, 4, 3>();
+constexpr TileSet kTilesMXFP4 = tiles<TileTable32<Mxfp4Codes, true>, 2, 2>();
 constexpr TileSet kTilesTQ2_0 = tiles<TileTernary<Tq2Block>, 1, 4>();
 constexpr TileSet kTilesTQ1_0 = tiles<TileTernary<Tq1Block>, 1, 4>();
-constexpr TileSet kTilesIQ2_XXS = tiles<TileGrid<detail::Iq2Xxs>, 1, 4>();
-constexpr TileSet kTilesIQ2_XS = tiles<TileGrid<detail::Iq2Xs>, 1, 4>();
-constexpr TileSet kTilesIQ2_S = tiles<TileGrid<detail::Iq2S>, 1, 4>();
-constexpr TileSet kTilesIQ3_XXS = tiles<TileGrid<detail::Iq3Xxs>, 1, 4>();
-constexpr TileSet kTilesIQ3_S = tiles<TileGrid<detail::Iq3S>, 1, 4>();
-constexpr TileSet kTilesIQ1_S = tiles<TileGrid<detail::Iq1S>, 1, 4>();
-constexpr TileSet kTilesIQ1_M = tiles<TileGrid<detail::Iq1M>, 1, 4>();
 constexpr TileSet kTilesQ4_0 = tiles<TileQ32<Q4_0Blocks>, 2, 4>();
 constexpr TileSet kTilesQ5_0 = tiles<TileQ32<Q5_0Blocks>, 2, 4>();
 constexpr TileSet kTilesQ4_1 = tiles<TileQ32<Q4_1Blocks>, 2, 4>();
@@ -236,13 +229,6 @@ const TileSet* tile_set(DType type) {
     case DType::MXFP4: return &kTilesMXFP4;
     case DType::TQ2_0: return &kTilesTQ2_0;
     case DType::TQ1_0: return &kTilesTQ1_0;
-    case DType::IQ2_XXS: return &kTilesIQ2_XXS;
-    case DType::IQ2_XS: return &kTilesIQ2_XS;
-    case DType::IQ2_S: return &kTilesIQ2_S;
-    case DType::IQ3_XXS: return &kTilesIQ3_XXS;
-    case DType::IQ3_S: return &kTilesIQ3_S;
-    case DType::IQ1_S: return &kTilesIQ1_S;
-    case DType::IQ1_M: return &kTilesIQ1_M;
     default: return nullptr;
   }
 }
@@ -300,6 +286,8 @@ void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_row
     return detail::rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
   if (detail::table_rowlanes_supported(type))
     return detail::table_rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+  if (detail::grid_dot_supported(type))
+    return detail::grid_dot_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
   if (detail::kquant_rowlanes_take(type, n_tok))
     return detail::kquant_rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
 #ifdef TP_HAVE_INT8_TILES

@@ -222,6 +222,13 @@ inline float hsum(__m128 t) {
   return _mm_cvtss_f32(_mm_add_ss(u, _mm_movehl_ps(u, u)));
 }
 inline float hsum(__m256 v) { return hsum(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
+// ggml's hsum_float_8 (and tinyBLAS's hsum) of eight chains t: r_i = t_{i+4} + t_i, then
+// (r_0 + r_2) + (r_1 + r_3). The order in which llama.cpp reduces IQ4_NL's and MXFP4's lanes.
+inline float hsum_float_8(__m256 t) {
+  const __m128 r = _mm_add_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t));
+  const __m128 h = _mm_add_ps(r, _mm_movehl_ps(r, r));
+  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
 inline __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
 // The sum of eight int32 lanes (exact: integer addition in any order).
 inline int32_t hsum_i32(__m256i v) {

@@ -65,13 +65,6 @@ __m256i block_lanes(const uint8_t* wb, const uint8_t* x, __m512i table) {
 // The high eight floats of v (AVX-512F alone: vextractf32x8 needs DQ).
 inline __m256 high8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
 
-// ggml's hsum_float_8 (and tinyBLAS's hsum) of eight chains.
-inline float chains_total(__m256 t) {
-  const __m128 r = _mm_add_ps(_mm256_extractf128_ps(t, 1), _mm256_castps256_ps128(t));
-  const __m128 h = _mm_add_ps(r, _mm_movehl_ps(r, r));
-  return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
-}
-
 // ---- one position: rows streamed one at a time ------------------------------------------
 // The position's codes of each pair of blocks in one vector, and their lane corrections.
 struct RowAct {
@@ -117,9 +110,9 @@ float row_dot(const uint8_t* row, const RowAct& a, const uint8_t* xq, int64_t nb
   const uint8_t* xt = xq + (nb - 1) * kActBlock;
   if constexpr (K::kOneChain) {
     if (nb % 2) one = _mm256_fmadd_ps(_mm256_set1_ps(K::scale(wt) * load_f32(xt)), _mm256_cvtepi32_ps(block_lanes<K>(wt, xt, table)), one);
-    return chains_total(one);
+    return hsum_float_8(one);
   }
-  const float sum = chains_total(_mm256_add_ps(_mm512_castps512_ps256(acc), high8(acc)));
+  const float sum = hsum_float_8(_mm256_add_ps(_mm512_castps512_ps256(acc), high8(acc)));
   if (nb % 2 == 0) return sum;
   // An odd last block: its exact sum, scaled, added with one FMA (ggml's scalar tail).
   return std::fma(K::scale(wt) * load_f32(xt), float(hsum_i32(block_lanes<K>(wt, xt, table))), sum);
