@@ -208,7 +208,7 @@ void StandardModel::embed(Forward& f) const {
   const int64_t d = f.cfg.d_model;
   // hook_pos_embed gets its own buffer (block_in is free until the first block runs).
   float* pos = f.st.block_in.data();
-  for (int64_t t = 0; t < f.n; ++t) ops::embedding_row(position_embd, f.pos0 + t, pos + t * d);
+  for (int64_t t = 0; t < f.n; ++t) ops::embedding_row(position_embd, f.position(t), pos + t * d);
   f.offer(Hook::PosEmbed, -1, pos, {f.n, d});
   for (int64_t i = 0; i < f.n * d; ++i) f.st.resid[i] += pos[i];
 }

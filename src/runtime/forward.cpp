@@ -54,7 +54,7 @@ void fill_rope(const Forward& f, float base, float freq_scale, float* cos_out, f
   const auto& c = f.cfg;
   const int64_t half = c.rope_dims / 2;
   for (int64_t t = 0; t < f.n; ++t) {
-    const double p = double(f.pos0 + t) * freq_scale;
+    const double p = double(f.position(t)) * freq_scale;
     for (int64_t i = 0; i < half; ++i) {
       const double factor = c.rope_freq_factors.empty() ? 1.0 : double(c.rope_freq_factors[size_t(i)]);
       const double theta = p * std::pow(double(base), -2.0 * double(i) / double(c.rope_dims)) / factor;
@@ -203,11 +203,33 @@ struct AttnTiles {
   }
 };
 
+float attn_scale(const ModelConfig& c) { return c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt(float(c.d_head)); }
+
+// A multi-sequence step (f.rows): each row's one query against its own cache, through the
+// same tile steps as a single sequence's one-token pass (row t as a tile of one query whose
+// sequence is seen as starting at rows[t].pos - t), so each row's z is the one it would get
+// alone. Such steps are never observed (DecodeBatch runs observed sessions alone).
+void attend_rows(Forward& f, int layer) {
+  const auto& c = f.cfg;
+  f.st.pattern_kept = false;
+  f.pool.parallel_for(f.n * c.n_heads, [&](Scratch& scratch, int64_t b, int64_t e) {
+    for (int64_t k = b; k < e; ++k) {
+      const int64_t t = k / c.n_heads, h = k % c.n_heads, pos = f.rows[t].pos;
+      Forward row{f.cfg, f.pool, f.st, *f.rows[t].kv, nullptr, f.tokens, pos - t, f.n};
+      const AttnTiles tile{row, layer, pos + 1, c.d_head, c.n_heads / c.n_kv_heads, c.window(layer), attn_scale(c)};
+      float* rows = scratch.get<float>(ScratchSlot::AttnRows, size_t(kQueryTile * (pos + 1 + c.d_head)));
+      tile.scores(h, t, t + 1, rows);
+      tile.softmax(t, t + 1, rows);
+      tile.values(h, t, t + 1, rows, rows + kQueryTile * (pos + 1));
+    }
+  });
+}
+
 void attend(Forward& f, int layer) {
+  if (f.rows) return attend_rows(f, layer);
   const auto& c = f.cfg;
   auto& st = f.st;
-  const AttnTiles t{f, layer, f.n_k(), c.d_head, c.n_heads / c.n_kv_heads, c.window(layer),
-                    c.attn_scale > 0 ? c.attn_scale : 1.0f / std::sqrt(float(c.d_head))};
+  const AttnTiles t{f, layer, f.n_k(), c.d_head, c.n_heads / c.n_kv_heads, c.window(layer), attn_scale(c)};
   const int64_t per_head = t.tiles_per_head(), n_k = t.n_k;
   auto each_tile = [&](auto&& step) {
     f.pool.parallel_for(c.n_heads * per_head, [&](Scratch& scratch, int64_t b, int64_t e) {
@@ -279,8 +301,15 @@ void attention_step(Forward& f, int layer, const AttnWeights& w) {
     f.offer(Hook::RotK, layer, st.k.data(), {f.n, c.n_kv_heads, c.d_head});
   }
   const int64_t kvd = c.kv_dim();
-  f.kv.store_keys(layer, f.pos0, st.k.data(), f.n);
-  std::copy(st.v.begin(), st.v.begin() + f.n * kvd, f.kv.v_at(layer, f.pos0));
+  if (f.rows) {
+    for (int64_t t = 0; t < f.n; ++t) {
+      f.rows[t].kv->store_keys(layer, f.rows[t].pos, st.k.data() + t * kvd, 1);
+      std::copy(st.v.begin() + t * kvd, st.v.begin() + (t + 1) * kvd, f.rows[t].kv->v_at(layer, f.rows[t].pos));
+    }
+  } else {
+    f.kv.store_keys(layer, f.pos0, st.k.data(), f.n);
+    std::copy(st.v.begin(), st.v.begin() + f.n * kvd, f.kv.v_at(layer, f.pos0));
+  }
   attend(f, layer);
   if (f.wants(Hook::Result, layer)) per_head_result(f, layer, w.wo);
   ops::matmul(f.pool, w.wo, st.z.data(), f.n, st.attn_out.data(), w.bo);

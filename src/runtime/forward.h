@@ -14,6 +14,13 @@
 
 namespace tp {
 
+// One sequence of a multi-sequence decode step (runtime/decode_batch.h): its cache and the
+// position its one token runs at.
+struct BatchRow {
+  KvCache* kv;
+  int64_t pos;
+};
+
 struct Forward {
   const ModelConfig& cfg;
   ThreadPool& pool;
@@ -23,7 +30,12 @@ struct Forward {
   const int32_t* tokens;
   int64_t pos0;  // position of the first token of the batch
   int64_t n;     // batch size
+  // Set for a step of n sequences at once, one token each (runtime/decode_batch.h): row t
+  // runs at rows[t].pos against rows[t].kv; pos0 and kv are then unused. Null: the n
+  // tokens are consecutive positions of one sequence from pos0, in kv.
+  const BatchRow* rows = nullptr;
 
+  int64_t position(int64_t t) const { return rows ? rows[t].pos : pos0 + t; }
   int64_t n_k() const { return pos0 + n; }  // keys visible to the last query
   bool wants(Hook h, int layer) const { return observer && observer->wants(h, layer); }
   // Offers a buffer to the observer (if it wants it); the observer may modify it in place.

@@ -1,5 +1,7 @@
 #include "runtime/generate.h"
 
+#include <utility>
+
 namespace tp {
 
 std::string stop_reason_name(StopReason r) {
@@ -30,25 +32,33 @@ StopRule model_stop_rule(const Model& model, int max_tokens, bool stop_at_eog) {
   return r;
 }
 
+GenerationSteps::GenerationSteps(const std::vector<int32_t>& prompt, ChooseToken choose, StopRule rule,
+                                 std::function<bool(int32_t, int, StopReason)> on_token)
+    : choose_(std::move(choose)), rule_(std::move(rule)), on_token_(std::move(on_token)), history_(prompt) {}
+
+bool GenerationSteps::take(const std::vector<float>& logits, int64_t n_past, int64_t n_ctx) {
+  const int k = int(res_.generated.size());
+  const int32_t id = choose_(logits, history_);
+  history_.push_back(id);
+  res_.generated.push_back(id);
+  res_.reason = rule_.after(id, k + 1, n_past, n_ctx);
+  const bool go_on = !on_token_ || on_token_(id, k, res_.reason);
+  if (res_.reason != StopReason::None) return false;
+  if (!go_on) {
+    res_.reason = StopReason::Cancelled;
+    return false;
+  }
+  return true;
+}
+
 GenerateResult generate(Session& session, const std::vector<int32_t>& prompt, const ChooseToken& choose,
                         const StopRule& rule, const GenerateHooks& hooks) {
-  GenerateResult res;
   std::vector<float> logits = hooks.eval_prompt ? hooks.eval_prompt() : session.eval(prompt);
-  if (rule.max_tokens <= 0) return res;
-  std::vector<int32_t> history = prompt;
-  for (int k = 0;; ++k) {
-    if (k > 0) logits = hooks.eval_step ? hooks.eval_step(history.back(), k) : session.eval({history.back()});
-    const int32_t id = choose(logits, history);
-    history.push_back(id);
-    res.generated.push_back(id);
-    res.reason = rule.after(id, k + 1, session.n_past(), session.n_ctx());
-    const bool go_on = !hooks.on_token || hooks.on_token(id, k, res.reason);
-    if (res.reason != StopReason::None) return res;
-    if (!go_on) {
-      res.reason = StopReason::Cancelled;
-      return res;
-    }
-  }
+  if (rule.max_tokens <= 0) return {};
+  GenerationSteps steps(prompt, choose, rule, hooks.on_token);
+  for (int k = 1; steps.take(logits, session.n_past(), session.n_ctx()); ++k)
+    logits = hooks.eval_step ? hooks.eval_step(steps.next(), k) : session.eval({steps.next()});
+  return steps.result();
 }
 
 std::vector<int32_t> generate_greedy(Session& s, const std::vector<int32_t>& prompt, int n) {

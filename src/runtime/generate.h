@@ -57,6 +57,27 @@ struct GenerateResult {
   StopReason reason = StopReason::Length;
 };
 
+// The choosing half of generate(), for a caller that runs the model itself (the server
+// steps several sequences together, runtime/decode_batch.h): given each pass's logits it
+// chooses the token, applies the rule and calls on_token, as generate() does.
+class GenerationSteps {
+ public:
+  GenerationSteps(const std::vector<int32_t>& prompt, ChooseToken choose, StopRule rule,
+                  std::function<bool(int32_t id, int k, StopReason why)> on_token = {});
+  // The logits after the prompt (first call) or after next(), with the session's n_past and
+  // n_ctx after that pass. Returns true when the run goes on: next() is then the token to run.
+  bool take(const std::vector<float>& logits, int64_t n_past, int64_t n_ctx);
+  int32_t next() const { return history_.back(); }
+  const GenerateResult& result() const { return res_; }
+
+ private:
+  ChooseToken choose_;
+  StopRule rule_;
+  std::function<bool(int32_t, int, StopReason)> on_token_;
+  std::vector<int32_t> history_;
+  GenerateResult res_;
+};
+
 // The prompt (from position session.n_past()), then tokens chosen one at a time until the
 // rule says stop. With max_tokens <= 0 only the prompt runs.
 GenerateResult generate(Session& session, const std::vector<int32_t>& prompt, const ChooseToken& choose,

@@ -89,40 +89,13 @@ void Session::restore_cache(const KvCache& saved, int first_layer) {
 
 void Session::eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, float* logits_out, int first_layer,
                          const float* resid) {
-  const ModelConfig& c = model_.config;
   // The whole batch as one turn on the pool: another caller's jobs wait (the ~200 jobs of a
   // step then each pay one relaxed load to see that the pool is held already).
   const auto held = pool_.hold();
-  Forward f{c, pool_, st_, kv_, observer_, tokens, n_past_, n};
-  if (first_layer == 0) {
-    if (observer_ && observer_->wants(Hook::Tokens, -1)) {
-      std::vector<float> ids(tokens, tokens + n);
-      f.offer(Hook::Tokens, -1, ids.data(), {n});
-    }
-    model_.impl->embed(f);
-    check_finite(f, -1);
-  } else {
-    std::copy(resid, resid + n * c.d_model, st_.resid.begin());
-  }
-  prepare_rope(f);
-  for (int l = first_layer; l < c.n_layers; ++l) {
-    model_.impl->block(f, l);
-    check_finite(f, l);
-  }
+  Forward f{model_.config, pool_, st_, kv_, observer_, tokens, n_past_, n};
+  if (first_layer > 0) std::copy(resid, resid + n * model_.config.d_model, st_.resid.begin());
+  forward_pass(model_, f, first_layer, first_logit, logits_out);
   n_past_ += n;
-  if (first_logit >= n) return;
-
-  // Final norm and unembedding for positions [first_logit, n).
-  const int64_t m = n - first_logit, dm = c.d_model;
-  Forward tail{c, pool_, st_, kv_, observer_, tokens + first_logit, f.pos0 + first_logit, m};
-  norm_step(tail, model_.impl->final_norm(), Hook::LnFinalScale, Hook::LnFinalNormalized, -1,
-            st_.resid.data() + first_logit * dm);
-  ops::matmul(pool_, model_.impl->unembed(), st_.ln_out.data(), m, logits_out);
-  // unembed.hook_out holds the capped logits, those the sampler reads (TransformerLens offers
-  // its hook_out before output_logits_soft_cap).
-  if (c.final_softcap > 0) ops::softcap_inplace(logits_out, m * c.d_vocab, c.final_softcap);
-  tail.offer(Hook::Logits, -1, logits_out, {m, c.d_vocab});
-  check_final_finite(tail, logits_out);
 }
 
 namespace {
@@ -134,69 +107,103 @@ struct Buffer {
   int64_t rows;  // positions, or heads × positions for the attention pattern
 };
 
-[[noreturn]] void report_nonfinite(const Model& m, const Buffer& b, int layer, int64_t index, int64_t pos0, float value) {
+[[noreturn]] void report_nonfinite(const Model& m, const Buffer& b, int layer, int64_t index, const Forward& f, float value) {
   int64_t row = index / b.row;
   if (b.hook == Hook::Pattern) row %= b.rows;  // [heads, q, k]: the query row
   const std::string what = std::isnan(value) ? "NaN" : "an infinity";
   throw Error(ErrorKind::Format, m.path + ": " + hook_name(b.hook, layer),
-              what + " appeared here first, at position " + std::to_string(pos0 + row) +
+              what + " appeared here first, at position " + std::to_string(f.position(row)) +
                   (layer >= 0 ? " (layer " + std::to_string(layer) + ")" : ""),
               "the model's weights hold NaN or Inf values (a damaged or badly converted file), or an intervention "
               "(scale, add) made values overflow; results past this point would be meaningless");
 }
 
-}  // namespace
-
 // The residual stream is checked after the embedding and after every block (n * d_model
 // values: a vectorised pass, negligible beside the block's matrix products). Only when it
 // holds a NaN or infinity are the block's intermediates searched, in the order the block
 // computes them, for the first hook where it appeared.
-void Session::check_finite(const Forward& f, int layer) const {
-  const ModelConfig& c = model_.config;
-  if (ops::first_nonfinite(st_.resid.data(), f.n * c.d_model) < 0) return;
+void check_finite(const Model& model, const Forward& f, int layer) {
+  const ModelConfig& c = model.config;
+  const RunState& st = f.st;
+  if (ops::first_nonfinite(st.resid.data(), f.n * c.d_model) < 0) return;
   std::vector<Buffer> order;
   if (layer >= 0 && c.recurrent())  // the buffers rwkv6.cpp's time and channel mix fill
-    order = {{Hook::TimeMixR, st_.q.data(), c.d_model, f.n},
-             {Hook::TimeMixK, st_.k.data(), c.d_model, f.n},
-             {Hook::TimeMixV, st_.v.data(), c.d_model, f.n},
-             {Hook::TimeMixW, st_.decay.data(), c.d_model, f.n},
-             {Hook::TimeMixWkv, st_.z.data(), c.d_model, f.n},
-             {Hook::TimeMixOut, st_.attn_out.data(), c.d_model, f.n},
-             {Hook::ChannelMixK, st_.mlp_post.data(), c.d_mlp, f.n},
-             {Hook::ChannelMixOut, st_.mlp_out.data(), c.d_model, f.n}};
+    order = {{Hook::TimeMixR, st.q.data(), c.d_model, f.n},
+             {Hook::TimeMixK, st.k.data(), c.d_model, f.n},
+             {Hook::TimeMixV, st.v.data(), c.d_model, f.n},
+             {Hook::TimeMixW, st.decay.data(), c.d_model, f.n},
+             {Hook::TimeMixWkv, st.z.data(), c.d_model, f.n},
+             {Hook::TimeMixOut, st.attn_out.data(), c.d_model, f.n},
+             {Hook::ChannelMixK, st.mlp_post.data(), c.d_mlp, f.n},
+             {Hook::ChannelMixOut, st.mlp_out.data(), c.d_model, f.n}};
   else if (layer >= 0) {
-    order = {{Hook::Q, st_.q.data(), c.q_dim(), f.n},
-             {Hook::K, st_.k.data(), c.kv_dim(), f.n},
-             {Hook::V, st_.v.data(), c.kv_dim(), f.n},
-             {Hook::Pattern, st_.scores.data(), f.n_k(), f.n},
-             {Hook::Z, st_.z.data(), c.q_dim(), f.n},
-             {Hook::AttnOut, st_.attn_out.data(), c.d_model, f.n}};
+    order = {{Hook::Q, st.q.data(), c.q_dim(), f.n},
+             {Hook::K, st.k.data(), c.kv_dim(), f.n},
+             {Hook::V, st.v.data(), c.kv_dim(), f.n},
+             {Hook::Pattern, st.scores.data(), f.n_k(), f.n},
+             {Hook::Z, st.z.data(), c.q_dim(), f.n},
+             {Hook::AttnOut, st.attn_out.data(), c.d_model, f.n}};
     // A mixture's router logits may hold -inf on purpose (a banned expert); its weights and
     // expert outputs may not.
     if (c.moe())
-      order.insert(order.end(), {{Hook::ExpertWeights, st_.expert_weights.data(), c.n_experts_used, f.n},
-                                 {Hook::ExpertOut, st_.expert_out.data(), c.n_experts_used * c.d_model, f.n}});
+      order.insert(order.end(), {{Hook::ExpertWeights, st.expert_weights.data(), c.n_experts_used, f.n},
+                                 {Hook::ExpertOut, st.expert_out.data(), c.n_experts_used * c.d_model, f.n}});
     else
-      order.insert(order.end(), {{Hook::MlpPre, st_.mlp_pre.data(), c.d_mlp, f.n}, {Hook::MlpPost, st_.mlp_post.data(), c.d_mlp, f.n}});
-    order.push_back({Hook::MlpOut, st_.mlp_out.data(), c.d_model, f.n});
+      order.insert(order.end(), {{Hook::MlpPre, st.mlp_pre.data(), c.d_mlp, f.n}, {Hook::MlpPost, st.mlp_post.data(), c.d_mlp, f.n}});
+    order.push_back({Hook::MlpOut, st.mlp_out.data(), c.d_model, f.n});
   }
-  order.push_back({layer >= 0 ? Hook::ResidPost : Hook::Embed, st_.resid.data(), c.d_model, f.n});
+  order.push_back({layer >= 0 ? Hook::ResidPost : Hook::Embed, st.resid.data(), c.d_model, f.n});
   for (const Buffer& b : order) {
     // An unobserved pattern is not stored (forward.cpp's attend): a NaN there is found in hook_z.
-    if (b.hook == Hook::Pattern && !st_.pattern_kept) continue;
+    if (b.hook == Hook::Pattern && !st.pattern_kept) continue;
     const int64_t count = (b.hook == Hook::Pattern ? c.n_heads : 1) * b.rows * b.row;
     const int64_t i = ops::first_nonfinite(b.data, count);
-    if (i >= 0) report_nonfinite(model_, b, layer, i, f.pos0, b.data[i]);
+    if (i >= 0) report_nonfinite(model, b, layer, i, f, b.data[i]);
   }
 }
 
-void Session::check_final_finite(const Forward& tail, const float* logits) const {
-  const ModelConfig& c = model_.config;
-  for (const Buffer& b : {Buffer{Hook::LnFinalNormalized, st_.normalized.data(), c.d_model, tail.n},
+void check_final_finite(const Model& model, const Forward& tail, const float* logits) {
+  const ModelConfig& c = model.config;
+  const RunState& st = tail.st;
+  for (const Buffer& b : {Buffer{Hook::LnFinalNormalized, st.normalized.data(), c.d_model, tail.n},
                           Buffer{Hook::Logits, logits, c.d_vocab, tail.n}}) {
     const int64_t i = ops::first_nonfinite(b.data, b.rows * b.row);
-    if (i >= 0) report_nonfinite(model_, b, -1, i, tail.pos0, b.data[i]);
+    if (i >= 0) report_nonfinite(model, b, -1, i, tail, b.data[i]);
   }
+}
+
+}  // namespace
+
+void forward_pass(const Model& model, Forward& f, int first_layer, int64_t first_logit, float* logits_out) {
+  const ModelConfig& c = model.config;
+  RunState& st = f.st;
+  if (first_layer == 0) {
+    if (f.wants(Hook::Tokens, -1)) {
+      std::vector<float> ids(f.tokens, f.tokens + f.n);
+      f.offer(Hook::Tokens, -1, ids.data(), {f.n});
+    }
+    model.impl->embed(f);
+    check_finite(model, f, -1);
+  }
+  prepare_rope(f);
+  for (int l = first_layer; l < c.n_layers; ++l) {
+    model.impl->block(f, l);
+    check_finite(model, f, l);
+  }
+  if (first_logit >= f.n) return;
+
+  // Final norm and unembedding for rows [first_logit, n).
+  const int64_t m = f.n - first_logit, dm = c.d_model;
+  Forward tail{c, f.pool, st, f.kv, f.observer, f.tokens + first_logit, f.pos0 + first_logit, m,
+               f.rows ? f.rows + first_logit : nullptr};
+  norm_step(tail, model.impl->final_norm(), Hook::LnFinalScale, Hook::LnFinalNormalized, -1,
+            st.resid.data() + first_logit * dm);
+  ops::matmul(f.pool, model.impl->unembed(), st.ln_out.data(), m, logits_out);
+  // unembed.hook_out holds the capped logits, those the sampler reads (TransformerLens offers
+  // its hook_out before output_logits_soft_cap).
+  if (c.final_softcap > 0) ops::softcap_inplace(logits_out, m * c.d_vocab, c.final_softcap);
+  tail.offer(Hook::Logits, -1, logits_out, {m, c.d_vocab});
+  check_final_finite(model, tail, logits_out);
 }
 
 int32_t argmax(const float* x, int64_t n) {

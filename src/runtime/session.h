@@ -63,17 +63,12 @@ class Session {
   ThreadPool& pool() const { return pool_; }
 
  private:
-  // One batch of at most max_batch tokens; writes the logits of positions [first_logit, n)
-  // to logits_out [n - first_logit, d_vocab].
+  friend class DecodeBatch;  // steps several sessions' caches at once (runtime/decode_batch.h)
+  // One batch of at most max_batch tokens (forward_pass); writes the logits of positions
+  // [first_logit, n) to logits_out [n - first_logit, d_vocab].
   // From block first_layer on with the residual stream `resid` (the embedding when 0).
   void eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, float* logits_out, int first_layer = 0,
                   const float* resid = nullptr);
-  // Error(Format) naming the first hook, layer and position where a NaN or infinity
-  // appeared: after the embedding (layer -1) or block `layer`, and in the final norm and
-  // logits: a probe must not report numbers computed from NaN (docs/cli.md).
-  void check_finite(const Forward& f, int layer) const;
-  void check_final_finite(const Forward& tail, const float* logits) const;
-
   const Model& model_;
   ThreadPool& pool_;
   RunState st_;
@@ -83,6 +78,14 @@ class Session {
 };
 
 int32_t argmax(const float* x, int64_t n);
+
+// The pass of f's n rows through `model`, the one Session and DecodeBatch both run: the
+// embedding (unless first_layer > 0: then f.st.resid holds the residual entering that block),
+// RoPE, blocks first_layer.., then the final norm and the logits of rows [first_logit, n)
+// into logits_out [n - first_logit, d_vocab] (none when first_logit >= n). Throws
+// Error(Format) naming the first hook, layer and position where a NaN or infinity appeared:
+// a probe must not report numbers computed from NaN (docs/cli.md).
+void forward_pass(const Model& model, Forward& f, int first_layer, int64_t first_logit, float* logits_out);
 
 // Runs `prompt` once through a fresh Session with a cache for the prompt only, with
 // `observer` attached (every position's logits computed when all_logits is set): the pass

@@ -1,10 +1,12 @@
 #include "server/generate.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "analysis/explain.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
+#include "runtime/decode_batch.h"
 #include "server/api_util.h"
 #include "runtime/generate.h"
 #include "sampling/record.h"
@@ -109,12 +111,37 @@ class Generation {
   }
 
   GenResult run() {
-    // A full context still predicts one token (the last position's logits), as the CLI's run.
-    const int64_t room = model_.config.n_ctx - int64_t(req_.prompt.size()) + 1;
-    const int n = int(std::max<int64_t>(0, std::min<int64_t>(req_.max_tokens, room)));
+    const int n = tokens_to_generate();
     StopReason why = StopReason::Length;
     if (n > 0 && !req_.trace_dir.empty()) why = run_traced_steps(n);
     else if (n > 0) why = run_steps(n);
+    return finish(why);
+  }
+
+  // The same untraced run a step at a time, for a caller that decodes several sessions
+  // together (GenerationQueue's slots): start() runs the prompt and chooses the first token;
+  // while going(), next() is the token to run and advance() takes the logits after it.
+  void start() {
+    const int n = tokens_to_generate();
+    if (n <= 0) return;
+    session_.reset();
+    steps_.emplace(req_.prompt, choose_id(), stop_rule(n), on_token());
+    going_ = steps_->take(session_.eval(req_.prompt), session_.n_past(), session_.n_ctx());
+  }
+  bool going() const { return going_; }
+  int32_t next() const { return steps_->next(); }
+  void advance(const std::vector<float>& logits) { going_ = steps_->take(logits, session_.n_past(), session_.n_ctx()); }
+  GenResult finish() { return finish(steps_ ? steps_->result().reason : StopReason::Length); }
+  Session& session() { return session_; }
+
+ private:
+  // A full context still predicts one token (the last position's logits), as the CLI's run.
+  int tokens_to_generate() const {
+    const int64_t room = model_.config.n_ctx - int64_t(req_.prompt.size()) + 1;
+    return int(std::max<int64_t>(0, std::min<int64_t>(req_.max_tokens, room)));
+  }
+
+  GenResult finish(StopReason why) {
     if (why == StopReason::Eog || why == StopReason::StopString) res_.finish_reason = "stop";
     text_.finish();
     res_.text = text_.text();
@@ -123,7 +150,6 @@ class Generation {
     return std::move(res_);
   }
 
- private:
   std::string bytes_of(int32_t id) const {
     return model_.tokenizer ? model_.tokenizer->token_bytes(id) : std::to_string(id);
   }
@@ -194,17 +220,26 @@ class Generation {
     return run_traced(model_, session_.pool(), req_.prompt, chooser, r, manifest_for(model_, req_)).stop_reason;
   }
 
-  StopReason run_steps(int n) {
-    session_.reset();
-    auto choose_id = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
+  ChooseToken choose_id() {
+    return [this](const std::vector<float>& logits, const std::vector<int32_t>& history) {
       pending_ = choose(logits, history);
       return pending_.id;
     };
-    GenerateHooks hooks;
-    hooks.on_token = [&](int32_t, int, StopReason why) { return after(why); };
+  }
+  std::function<bool(int32_t, int, StopReason)> on_token() {
+    return [this](int32_t, int, StopReason why) { return after(why); };
+  }
+  StopRule stop_rule(int n) {
     StopRule rule = model_stop_rule(model_, n, !req_.ignore_eos);
     rule.stop_string = [this](int32_t id) { return add_text(id); };
-    return tp::generate(session_, req_.prompt, choose_id, rule, hooks).reason;
+    return rule;
+  }
+
+  StopReason run_steps(int n) {
+    session_.reset();
+    GenerateHooks hooks;
+    hooks.on_token = on_token();
+    return tp::generate(session_, req_.prompt, choose_id(), stop_rule(n), hooks).reason;
   }
 
   Session& session_;
@@ -218,6 +253,8 @@ class Generation {
   std::vector<GenToken> generated_;  // every token but an end-of-generation one; those of the text move to res_.tokens
   nlohmann::json full_logprobs_;
   bool client_gone_ = false;
+  std::optional<GenerationSteps> steps_;  // start()'s run
+  bool going_ = false;
 };
 
 }  // namespace
@@ -230,8 +267,10 @@ void crop_prompt(GenRequest& g, const Model& m) {
   g.prompt_cropped += drop;
 }
 
-GenResult generate(Session& session, const GenRequest& req, const TokenCallback& on_token) {
-  const auto& cfg = session.model().config;
+namespace {
+
+// Throws Error(Usage) on a request no run can serve.
+void check_request(const ModelConfig& cfg, const GenRequest& req) {
   if (req.prompt.empty()) throw Error(ErrorKind::Usage, "prompt", "the prompt has no tokens");
   for (int32_t id : req.prompt)
     if (id < 0 || id >= cfg.d_vocab)
@@ -240,18 +279,37 @@ GenResult generate(Session& session, const GenRequest& req, const TokenCallback&
     throw Error(ErrorKind::Usage, "prompt",
                 "the prompt has " + std::to_string(req.prompt.size()) + " tokens; the context holds " +
                     std::to_string(cfg.n_ctx));
+}
+
+}  // namespace
+
+GenResult generate(Session& session, const GenRequest& req, const TokenCallback& on_token) {
+  check_request(session.model().config, req);
   return Generation(session, req, on_token).run();
 }
 
+// A queued request: an opaque job (run alone), or an untraced generation (req set) for a slot.
 struct GenerationQueue::Task {
   std::function<void(Session&)> job;
+  const GenRequest* req = nullptr;
+  const TokenCallback* on_token = nullptr;
+  GenResult result;
   bool started = false, done = false;
   std::exception_ptr error;
   std::condition_variable cv;
 };
 
-GenerationQueue::GenerationQueue(const Model& model, ThreadPool& pool, int max_waiting)
-    : model_(model), pool_(pool), max_waiting_(max_waiting), thread_([this] { loop(); }) {}
+// A slot of the batch: its own session (and KV cache), kept between requests, and the
+// generation it runs now, if any.
+struct GenerationQueue::Slot {
+  std::unique_ptr<Session> session;
+  std::shared_ptr<Task> task;
+  std::unique_ptr<Generation> gen;
+};
+
+GenerationQueue::GenerationQueue(const Model& model, ThreadPool& pool, int max_waiting, int parallel)
+    : model_(model), pool_(pool), max_waiting_(max_waiting), parallel_(std::max(1, parallel)),
+      slots_(size_t(parallel_)), thread_([this] { loop(); }) {}
 
 GenerationQueue::~GenerationQueue() {
   {
@@ -265,10 +323,28 @@ GenerationQueue::~GenerationQueue() {
 void GenerationQueue::run(const std::function<void(Session&)>& job, const std::function<bool()>& gone) {
   auto task = std::make_shared<Task>();
   task->job = job;
+  wait_for(task, gone);
+}
+
+GenResult GenerationQueue::generate(const GenRequest& req, const TokenCallback& on_token, const std::function<bool()>& gone) {
+  if (!req.trace_dir.empty()) {
+    GenResult r;
+    run([&](Session& session) { r = server::generate(session, req, on_token); }, gone);
+    return r;
+  }
+  check_request(model_.config, req);
+  auto task = std::make_shared<Task>();
+  task->req = &req;
+  task->on_token = &on_token;
+  wait_for(task, gone);
+  return std::move(task->result);
+}
+
+void GenerationQueue::wait_for(const std::shared_ptr<Task>& task, const std::function<bool()>& gone) {
   std::unique_lock<std::mutex> lock(mu_);
   if (int(queue_.size()) >= max_waiting_)
-    throw ApiError(503, std::to_string(queue_.size()) + " generation requests are waiting already (the server runs one at a "
-                        "time); try again later");
+    throw ApiError(503, std::to_string(queue_.size()) + " generation requests are waiting already (the server runs " +
+                        std::to_string(parallel_) + " at a time); try again later");
   queue_.push_back(task);
   cv_.notify_all();
   while (!task->done) {
@@ -281,24 +357,120 @@ void GenerationQueue::run(const std::function<void(Session&)>& job, const std::f
   if (task->error) std::rethrow_exception(task->error);
 }
 
+Session& GenerationQueue::session_of(std::unique_ptr<Session>& session) {
+  if (!session) session = std::make_unique<Session>(model_, pool_);
+  return *session;
+}
+
+// Each turn: admit what the queue's front allows (generations into free slots; an opaque
+// job runs there and then, alone, between two steps; with one slot only when it is free, so
+// that --parallel 1 runs requests strictly one after another), start the admitted
+// generations (their prompts, one at a time), then one decode step for every slot still
+// going. A generation that ends leaves its slot at once; the next turn may fill it.
 void GenerationQueue::loop() {
   std::unique_lock<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<Task>> finished;
+  auto active = [&] { return std::any_of(slots_.begin(), slots_.end(), [](const Slot& sl) { return sl.gen != nullptr; }); };
   for (;;) {
-    cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-    if (stop_) return;
-    auto task = queue_.front();
-    queue_.pop_front();
-    task->started = true;
-    lock.unlock();
-    try {
-      if (!session_) session_ = std::make_unique<Session>(model_, pool_);
-      task->job(*session_);
-    } catch (...) {
-      task->error = std::current_exception();
+    for (const auto& t : finished) {
+      t->done = true;
+      t->cv.notify_all();
     }
+    finished.clear();
+    cv_.wait(lock, [&] { return stop_ || !queue_.empty() || active(); });
+    if (stop_) {  // nobody waits for an answer that will not come
+      const auto error = std::make_exception_ptr(ApiError(503, "the server is stopping"));
+      for (Slot& sl : slots_)
+        if (sl.task) queue_.push_back(sl.task);
+      for (const auto& t : queue_) {
+        t->error = error;
+        t->done = true;
+        t->cv.notify_all();
+      }
+      return;
+    }
+    std::shared_ptr<Task> job;
+    std::vector<Slot*> joining;
+    while (!queue_.empty()) {
+      const auto& front = queue_.front();
+      if (!front->req) {
+        if (parallel_ == 1 && active()) break;
+        job = front;
+      } else {
+        auto free = std::find_if(slots_.begin(), slots_.end(), [](const Slot& sl) { return !sl.task; });
+        if (free == slots_.end()) break;
+        free->task = front;
+        joining.push_back(&*free);
+      }
+      front->started = true;
+      queue_.pop_front();
+      if (job) break;
+    }
+    lock.unlock();
+    if (job) {
+      try {
+        // With one slot its session is free whenever a job runs; with more, a job gets its own.
+        job->job(session_of(parallel_ == 1 ? slots_[0].session : job_session_));
+      } catch (...) {
+        job->error = std::current_exception();
+      }
+      finished.push_back(job);
+    }
+    auto leave = [&](Slot& sl, std::exception_ptr error) {
+      if (!error) {
+        try {
+          sl.task->result = sl.gen->finish();
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+      sl.task->error = error;
+      finished.push_back(sl.task);
+      sl.task.reset();
+      sl.gen.reset();
+    };
+    for (Slot* sl : joining) {
+      try {
+        sl->gen = std::make_unique<Generation>(session_of(sl->session), *sl->task->req, *sl->task->on_token);
+        sl->gen->start();
+      } catch (...) {
+        leave(*sl, std::current_exception());
+        continue;
+      }
+      if (!sl->gen->going()) leave(*sl, nullptr);
+    }
+    step(leave);
     lock.lock();
-    task->done = true;
-    task->cv.notify_all();
+  }
+}
+
+void GenerationQueue::step(const std::function<void(Slot&, std::exception_ptr)>& leave) {
+  std::vector<Session*> sessions;
+  std::vector<int32_t> tokens;
+  std::vector<Slot*> going;
+  for (Slot& sl : slots_)
+    if (sl.gen) {
+      sessions.push_back(&sl.gen->session());
+      tokens.push_back(sl.gen->next());
+      going.push_back(&sl);
+    }
+  if (going.empty()) return;
+  std::vector<std::vector<float>> logits;
+  try {
+    if (!batch_) batch_ = std::make_unique<DecodeBatch>(model_, pool_, parallel_);
+    logits = batch_->step(sessions, tokens);
+  } catch (...) {
+    for (Slot* sl : going) leave(*sl, std::current_exception());
+    return;
+  }
+  for (size_t i = 0; i < going.size(); ++i) {
+    try {
+      going[i]->gen->advance(logits[i]);
+    } catch (...) {
+      leave(*going[i], std::current_exception());
+      continue;
+    }
+    if (!going[i]->gen->going()) leave(*going[i], nullptr);
   }
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/decode_batch.h"
 #include "runtime/model.h"
 #include "runtime/session.h"
 #include "sampling/sampler.h"
@@ -70,13 +71,17 @@ void crop_prompt(GenRequest& g, const Model& m);
 // between requests); a traced one runs sessions of its own (run_traced) on session's pool.
 GenResult generate(Session& session, const GenRequest& req, const TokenCallback& on_token);
 
-// Runs generations one at a time on a thread of their own, which keeps one Session (on the
-// server's one thread pool) for every request, so that requests never pay for a KV cache
-// of their own and connection threads stay free for cheap requests. At most max_waiting
-// requests wait.
+// Runs generations on a thread of their own, which keeps `parallel` slots, each with a
+// Session (on the server's one thread pool) kept between requests, so that requests never pay
+// for a KV cache of their own and connection threads stay free for cheap requests. Untraced
+// generations (generate()) take a free slot, have their prompt run there, then decode
+// together with the other slots' generations, one token each per step (runtime/
+// decode_batch.h), and leave their slot when they end. Other jobs (run(): traced runs,
+// patching) run alone between two steps; with one slot, only while it is free. At most
+// max_waiting requests wait.
 class GenerationQueue {
  public:
-  GenerationQueue(const Model& model, ThreadPool& pool, int max_waiting);
+  GenerationQueue(const Model& model, ThreadPool& pool, int max_waiting, int parallel = 1);
   ~GenerationQueue();
   GenerationQueue(const GenerationQueue&) = delete;
   GenerationQueue& operator=(const GenerationQueue&) = delete;
@@ -85,17 +90,29 @@ class GenerationQueue {
   // Throws ApiError(503) when max_waiting requests are waiting already; a job whose client
   // has gone (`gone`) before it started is dropped, throwing ClientGone.
   void run(const std::function<void(Session&)>& job, const std::function<bool()>& gone);
+  // generate(session, req, on_token) in a slot, decoded together with the other slots'
+  // generations (a traced request runs alone, as a job); on_token is called on the
+  // generation thread. Errors and waiting as run's.
+  GenResult generate(const GenRequest& req, const TokenCallback& on_token, const std::function<bool()>& gone);
 
   struct ClientGone {};
 
  private:
   struct Task;
+  struct Slot;
   void loop();
+  void wait_for(const std::shared_ptr<Task>& task, const std::function<bool()>& gone);
+  Session& session_of(std::unique_ptr<Session>& session);  // made on first use
+  // One decode step of every slot with a generation going; leave() ends a slot's generation.
+  void step(const std::function<void(Slot&, std::exception_ptr)>& leave);
 
   const Model& model_;
   ThreadPool& pool_;
   const int max_waiting_;
-  std::unique_ptr<Session> session_;
+  const int parallel_;
+  std::vector<Slot> slots_;
+  std::unique_ptr<Session> job_session_;  // run()'s jobs' session with several slots
+  std::unique_ptr<DecodeBatch> batch_;  // made on the first step
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Task>> queue_;

@@ -20,6 +20,7 @@ GenResult run_generation(Server::Impl& s, ParsedRequest& p, std::string* trace_i
   p.gen.manifest_extra = {{"api", p.kind == ApiKind::Chat ? "chat" : "completion"}};
   if (!p.chat_template.empty()) p.gen.manifest_extra["chat_template"] = p.chat_template;
   p.gen.cancelled = gone;
+  if (!p.trace) return s.queue().generate(p.gen, cb, gone);
   GenResult r;
   s.queue().run(
       [&](Session& session) {

@@ -231,7 +231,7 @@ Server::Impl::Impl(ServerOptions o, std::shared_ptr<const Model> m)
     : opts(std::move(o)), model(std::move(m)), store(opts.traces_dir), http(limits_of(opts)) {
   if (!model) return;
   pool = std::make_unique<ThreadPool>(opts.n_threads);
-  generation = std::make_unique<GenerationQueue>(*model, *pool, opts.max_waiting);
+  generation = std::make_unique<GenerationQueue>(*model, *pool, opts.max_waiting, opts.parallel);
 }
 
 const Model& Server::Impl::need_model() const {

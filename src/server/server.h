@@ -1,6 +1,7 @@
 // `tokenprobe serve`: the HTTP JSON API, OpenAI- and llama-server-compatible endpoints and
 // the embedded web viewer (docs/http-api.md). Safe by default: binds 127.0.0.1, limits
-// request sizes, confines trace names to the traces folder, runs one generation at a time.
+// request sizes, confines trace names to the traces folder, runs one generation at a time
+// unless --parallel gives it more slots.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -25,6 +26,7 @@ struct ServerOptions {
   std::vector<std::string> allow_hosts, allow_origins;
   int max_connections = 64;         // open connections; more get 503 at once
   int max_waiting = 16;             // generation requests waiting their turn; more get 503
+  int parallel = 1;                 // generations decoded together (GenerationQueue's slots)
   size_t max_traces = 1000;         // traces the folder may hold before traced runs get 507
   uint64_t max_traces_bytes = 4ull << 30;  // bytes the traces folder may hold, likewise
   double head_timeout_s = 10;       // to send a request's line and headers

@@ -22,7 +22,7 @@ struct Server::Impl {
   // and the lens endpoint's requests; the pool runs one caller's job at a time
   // (core/thread_pool.h), so a lens request's products interleave with a generation's steps.
   std::unique_ptr<ThreadPool> pool;
-  std::unique_ptr<GenerationQueue> generation;  // one generation at a time, on its own thread
+  std::unique_ptr<GenerationQueue> generation;  // opts.parallel generations at a time, on its own thread
   std::mutex lens_mu;
   std::map<std::string, nlohmann::json> lens_cache;
   int port = 0;

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "apps/cli/bench_model.h"
+#include "apps/cli/bench_parallel.h"
 #include "apps/cli/bench_patch.h"
 #include "apps/cli/commands.h"
 #include "core/error.h"
@@ -396,6 +397,26 @@ void run_patch_sweeps(const BenchOptions& o, int n_tokens) {
   }
 }
 
+// --parallel: `serve --parallel N` measured over HTTP per -m model (bench_parallel.h).
+void run_parallel(const BenchOptions& o, const std::vector<int>& clients, int n_gen) {
+  json all = json::array();
+  for (const auto& path : o.models) {
+    std::fprintf(stderr, "parallel: %s ...\n", path.c_str());
+    const json r = parallel_bench(path, clients, n_gen, o.threads, o.runs);
+    std::printf("%s", parallel_rows(r).c_str());
+    std::fflush(stdout);
+    all.push_back(r);
+  }
+  std::printf("median of %d runs; total t/s: every client's tokens over the wall time of all of them (greedy, EOS ignored, "
+              "16-token prompts included); 1-token request: a completion of 1 token sent while the same clients generate on a server with one slot more\n",
+              o.runs);
+  if (!o.json_path.empty()) {
+    std::ofstream os(o.json_path);
+    os << json{{"parallel", all}}.dump(2) << "\n";
+    if (!os) throw Error(ErrorKind::Io, o.json_path, "cannot write the JSON results");
+  }
+}
+
 void register_bench(CLI::App& app) {
   auto opts = std::make_shared<BenchOptions>();
   auto* cmd = app.add_subcommand("bench", "Measure prompt/generation speed and memory on TinyLlama- and RWKV-7-shaped models");
@@ -422,10 +443,20 @@ void register_bench(CLI::App& app) {
   cmd->add_flag("--patch-sweep", *patch_sweep,
                               "Time an activation-patching sweep (resid_pre, every layer x position, -p tokens, default 16) "
                               "on the -m models or the --types ones (default q4_k) instead");
-  cmd->callback([opts, prompts, gens, depths, models, depth, modes, types, patch_sweep] {
+  auto parallel = std::make_shared<std::string>();
+  cmd->add_option("--parallel", *parallel,
+                  "Time `serve --parallel N` for each N of this list (e.g. 1,4,8) with N concurrent clients of -n tokens "
+                  "(default 64) each, and a 1-token request beside them, on the -m models, instead");
+  cmd->callback([opts, prompts, gens, depths, models, depth, modes, types, patch_sweep, parallel] {
     const bool tests = models->count() > 0 || depth->count() > 0;
     if (models->count() > 0 && types->count() > 0)
       throw Error(ErrorKind::Usage, "bench", "-m and --types both name the models to measure", "give one of them");
+    if (!parallel->empty()) {
+      if (models->count() == 0 || depth->count() > 0 || modes->count() > 0 || !prompts->empty() || *patch_sweep)
+        throw Error(ErrorKind::Usage, "bench --parallel", "--parallel measures the server with -m models and -n tokens only",
+                    "give -m MODEL and optionally -n TOKENS");
+      return run_parallel(*opts, int_list("--parallel", *parallel, 1, 256), int_list("-n", gens->empty() ? "64" : *gens, 1, 65536).at(0));
+    }
     if (*patch_sweep) {
       if (depth->count() > 0 || modes->count() > 0 || !gens->empty())
         throw Error(ErrorKind::Usage, "bench --patch-sweep", "-d, -n and --capture-modes do not apply to a patching sweep",

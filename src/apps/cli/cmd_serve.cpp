@@ -59,6 +59,9 @@ void register_serve(CLI::App& app) {
                   "Web origin (http://name:port) whose pages may call the API; repeatable");
   cmd->add_option("--max-connections", s.max_connections, "Open connections; more get 503")
       ->check(CLI::Range(1, 10000))->capture_default_str();
+  cmd->add_option("--parallel", s.parallel,
+                  "Generations decoded together, one token each per step (continuous batching); each slot keeps a KV cache")
+      ->check(CLI::Range(1, 256))->capture_default_str();
   cmd->add_option("--max-queue", s.max_waiting, "Generation requests that may wait their turn; more get 503")
       ->check(CLI::Range(0, 100000))->capture_default_str();
   cmd->add_option("--max-traces", s.max_traces, "Traces the traces folder may hold; then traced runs get 507")
