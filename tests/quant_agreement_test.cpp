@@ -10,7 +10,9 @@
 // greedy ids are identical).
 // The grid i-quants (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M), which tokenprobe
 // does not write, run llama-quantize's own llama-wide files (tests/data/quant-llama-wide/T/
-// model.gguf): 7.2e-7 to 9.5e-7 on 2026-12-04, within the F32 bound as well.
+// model.gguf): 7.2e-7 to 9.5e-7 on 2026-12-04, within the F32 bound as well; on 2026-12-05,
+// with RMS norm, RoPE, SwiGLU and the softmax in ggml's roundings, iq3_s 6.2e-3 (NMSE 1.5e-7):
+// one Q8_K rounding crossed at layer 1, as q5_1's.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -36,10 +38,15 @@ struct TypeCase {
   // The grid i-quants, which tokenprobe does not write: the reference directory holds
   // llama-quantize's file (model.gguf) instead of a conversion made here.
   bool llama_quantized = false;
+  // How many of the reference's greedy ids must repeat (all 8 unless a reason is given).
+  int greedy = 8;
 };
 
-// F32's bound (summation order only) where nothing crosses a rounding boundary; q5_1 about
-// twice its measured boundary crossing.
+// F32's bound (summation order only) where nothing crosses a rounding boundary; q5_1 and
+// iq3_s about twice their measured boundary crossings. iq1_m: the 8th greedy step's top two
+// logits differ by 5e-4 in llama.cpp (ids 325 and 5, positions 0-30 as one prompt), less than
+// that step's measured difference between the engines (0.047, the same crossing), so 7 are
+// checked. Both crossings start from the last bits of layer 0's attention (docs/numerics.md).
 constexpr TypeCase kCases[] = {
     {"llama3-tiny", "q4_0", 1e-4, 1e-10},   {"llama3-tiny", "q4_1", 1e-4, 1e-10},
     {"llama3-tiny", "q5_0", 1e-4, 1e-10},   {"llama3-tiny", "q8_0", 1e-4, 1e-10},
@@ -49,8 +56,8 @@ constexpr TypeCase kCases[] = {
     {"llama-wide", "mxfp4", 1e-4, 1e-10},
     {"llama-wide", "iq2_xxs", 1e-4, 1e-10, true}, {"llama-wide", "iq2_xs", 1e-4, 1e-10, true},
     {"llama-wide", "iq2_s", 1e-4, 1e-10, true},   {"llama-wide", "iq3_xxs", 1e-4, 1e-10, true},
-    {"llama-wide", "iq3_s", 1e-4, 1e-10, true},   {"llama-wide", "iq1_s", 1e-4, 1e-10, true},
-    {"llama-wide", "iq1_m", 1e-4, 1e-10, true},
+    {"llama-wide", "iq3_s", 0.015, 3e-7, true},   {"llama-wide", "iq1_s", 1e-4, 1e-10, true},
+    {"llama-wide", "iq1_m", 1e-4, 1e-10, true, 7},
 };
 
 class QuantAgreement : public ::testing::TestWithParam<TypeCase> {};
@@ -76,11 +83,13 @@ TEST_P(QuantAgreement, LogitsAndGreedyIdsMatchLlamaCpp) {
   // Greedy continuation, one token at a time, as the reference decoded it.
   std::vector<int32_t> greedy;
   std::vector<float> last(got.end() - m->config.d_vocab, got.end());
-  for (size_t k = 0; k < ids["greedy"].size(); ++k) {
+  std::vector<int32_t> want_greedy = ids["greedy"].get<std::vector<int32_t>>();
+  want_greedy.resize(std::min(want_greedy.size(), size_t(c.greedy)));
+  for (size_t k = 0; k < want_greedy.size(); ++k) {
     greedy.push_back(argmax(last.data(), m->config.d_vocab));
     last = s.eval({greedy.back()});
   }
-  EXPECT_EQ(greedy, ids["greedy"].get<std::vector<int32_t>>());
+  EXPECT_EQ(greedy, want_greedy);
   if (!c.llama_quantized) fs::remove(out);
 }
 

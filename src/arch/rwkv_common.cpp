@@ -118,7 +118,7 @@ void channel_mix_kv(Forward& f, int layer, const TensorView& key, const TensorVi
   const int64_t n = f.n, dff = f.cfg.d_mlp;
   auto& st = f.st;
   ops::matmul(f.pool, key, xk, n, st.mlp_pre.data());
-  for (int64_t i = 0; i < n * dff; ++i) st.mlp_post[i] = activate(f.cfg.act, st.mlp_pre[i]);
+  activate_rows(f.pool, f.cfg.act, st.mlp_pre.data(), nullptr, st.mlp_post.data(), n, dff);
   f.offer(Hook::ChannelMixK, layer, st.mlp_post.data(), {n, dff});
   ops::matmul(f.pool, value, st.mlp_post.data(), n, st.mlp_out.data());
   f.offer(Hook::ChannelMixV, layer, st.mlp_out.data(), {n, f.cfg.d_model});

@@ -49,17 +49,24 @@ void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalize
 
 namespace {
 
-// cos/sin [n, rope_dims / 2] of positions pos0.. for RoPE with this base and linear scale.
+// cos/sin [n, rope_dims / 2] of the batch's positions (Forward::position) for RoPE with this base and linear scale, in
+// ggml_rope_cache_init's float steps (rope_yarn without YaRN): theta starts at the position
+// and is multiplied by powf(base, -2 / rope_dims) from one pair to the next; each pair takes
+// freq_scale * (theta / its frequency factor), then cosf and sinf. Computing each angle
+// exactly in double instead parted from llama.cpp by up to 3e-6 in layer 0's rotated
+// queries, enough to move an int8 (Q8_K) rounding a layer later (docs/numerics.md).
 void fill_rope(const Forward& f, float base, float freq_scale, float* cos_out, float* sin_out) {
   const auto& c = f.cfg;
   const int64_t half = c.rope_dims / 2;
+  const float theta_scale = std::pow(base, -2.0f / float(c.rope_dims));
   for (int64_t t = 0; t < f.n; ++t) {
-    const double p = double(f.position(t)) * freq_scale;
+    float theta = float(f.position(t));
     for (int64_t i = 0; i < half; ++i) {
-      const double factor = c.rope_freq_factors.empty() ? 1.0 : double(c.rope_freq_factors[size_t(i)]);
-      const double theta = p * std::pow(double(base), -2.0 * double(i) / double(c.rope_dims)) / factor;
-      cos_out[t * half + i] = static_cast<float>(std::cos(theta));
-      sin_out[t * half + i] = static_cast<float>(std::sin(theta));
+      const float factor = c.rope_freq_factors.empty() ? 1.0f : c.rope_freq_factors[size_t(i)];
+      const float angle = freq_scale * (theta / factor);
+      cos_out[t * half + i] = std::cos(angle);
+      sin_out[t * half + i] = std::sin(angle);
+      theta *= theta_scale;
     }
   }
 }
@@ -315,14 +322,45 @@ void attention_step(Forward& f, int layer, const AttnWeights& w) {
   ops::matmul(f.pool, w.wo, st.z.data(), f.n, st.attn_out.data(), w.bo);
 }
 
+namespace {
 float activate(Activation a, float x) {
   switch (a) {
-    case Activation::SiLU: return ops::silu(x);
+    case Activation::SiLU: break;  // by rows, in activate_rows
     case Activation::GELU: return ops::gelu(x);
     case Activation::GELUErf: return ops::gelu_erf(x);
     case Activation::ReluSquared: return x > 0 ? x * x : 0.0f;
   }
   return x;
+}
+}  // namespace
+
+void activate_rows(ThreadPool& pool, Activation a, const float* pre, const float* linear, float* post, int64_t n_rows,
+                   int64_t d) {
+  // An exp or tanh per element (~30 cycles before SiLU went by sixteens): a prompt's
+  // 128 x 5632 of them took a sixth of its time on one thread, so the threads share them.
+  if (a == Activation::SiLU) {
+    const int64_t groups = (d + 15) / 16;  // per row; the last may be short (ggml's scalar tail)
+    pool.parallel_for(n_rows * groups, [&](int64_t u0, int64_t u1) {
+      while (u0 < u1) {
+        const int64_t row = u0 / groups, g0 = u0 % groups, g1 = std::min(groups, g0 + (u1 - u0));
+        const int64_t o = row * d + g0 * 16, len = std::min(d, g1 * 16) - g0 * 16;
+        if (linear) {
+          ops::swiglu_row(pre + o, linear + o, post + o, len);
+        } else {
+          std::copy(pre + o, pre + o + len, post + o);
+          ops::silu_row(post + o, len);
+        }
+        u0 += g1 - g0;
+      }
+    });
+    return;
+  }
+  pool.parallel_for(n_rows * d, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float v = activate(a, pre[i]);
+      post[i] = linear ? v * linear[i] : v;
+    }
+  });
 }
 
 void mlp_step(Forward& f, int layer, const MlpWeights& w) {
@@ -345,14 +383,8 @@ void mlp_step(Forward& f, int layer, const MlpWeights& w) {
   }
   f.offer(Hook::MlpPre, layer, st.mlp_pre.data(), {f.n, dm});
   if (c.gated_mlp) f.offer(Hook::MlpPreLinear, layer, st.mlp_pre_linear.data(), {f.n, dm});
-  // An exp or tanh per element (~30 cycles): a prompt's 128 x 5632 of them took a sixth of
-  // its time on one thread, so the threads share them too.
-  f.pool.parallel_for(f.n * dm, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const float a = activate(c.act, st.mlp_pre[i]);
-      st.mlp_post[i] = c.gated_mlp ? a * st.mlp_pre_linear[i] : a;
-    }
-  });
+  activate_rows(f.pool, c.act, st.mlp_pre.data(), c.gated_mlp ? st.mlp_pre_linear.data() : nullptr, st.mlp_post.data(),
+                f.n, dm);
   f.offer(Hook::MlpPost, layer, st.mlp_post.data(), {f.n, dm});
   ops::matmul(f.pool, w.down, st.mlp_post.data(), f.n, st.mlp_out.data(), w.down_b);
 }

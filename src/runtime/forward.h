@@ -97,8 +97,12 @@ float normalize_row(const ModelConfig& c, const float* x, float* normalized);
 // normalize_row, then the learned weight and bias: out = N(x). `normalized` is scratch [d_model].
 void apply_norm(const ModelConfig& c, const NormWeights& w, const float* x, float* normalized, float* out);
 
-// The model's MLP activation of one value: the one switch over Activation.
-float activate(Activation a, float x);
+// The model's MLP activation of rows [n_rows, d] of pre-activations, times `linear` where the
+// MLP is gated (else null), into post: the one switch over Activation. SiLU takes ggml's
+// order (ops::swiglu_row / silu_row: groups of 16 from each row's start); the threads share
+// whole groups.
+void activate_rows(ThreadPool& pool, Activation a, const float* pre, const float* linear, float* post, int64_t n_rows,
+                   int64_t d);
 
 // in [n, d_model] -> st.ln_out [n, d_model]; offers `scale_hook` and `normalized_hook`.
 void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalized_hook, int layer, const float* in);

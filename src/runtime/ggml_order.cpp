@@ -5,6 +5,13 @@
 // into an add only where std::fma says so, as in the kernels' intrinsics.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "quant/kernels.h"  // TP_SIMD_BEGIN / TP_SIMD_END
 
 #include "runtime/ops.h"
 
@@ -15,6 +22,17 @@ float lane_sum16(const float* v) {
   for (int i = 0; i < 8; ++i) h[i] = v[i + 8] + v[i];
   for (int i = 0; i < 4; ++i) q[i] = h[i + 4] + h[i];
   return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+// ggml_rms_norm's steps (ggml-cpu/ops.cpp): the squares in float summed in double, the mean
+// rounded to float, the scale 1 / sqrt(mean + eps) in float, each element times the scale.
+float rms_normalize(const float* x, float* normalized, int64_t d, float eps) {
+  double sum = 0;
+  for (int64_t i = 0; i < d; ++i) sum += double(x[i] * x[i]);
+  const float mean = float(sum / double(d));
+  const float scale = 1.0f / std::sqrt(mean + eps);
+  for (int64_t i = 0; i < d; ++i) normalized[i] = x[i] * scale;
+  return scale;
 }
 
 // ggml_norm's steps (ggml-cpu/ops.cpp with vec.cpp's AVX-512 ggml_vec_cvar_f32): the mean
@@ -71,10 +89,125 @@ float expf_ggml(float x) {
   return std::ldexp(j, int(n));
 }
 
+namespace {
+
+TP_SIMD_BEGIN
+// expf_ggml of 16 values, the same bits in every build: ggml_v_expf's AVX-512 steps as
+// intrinsics; with AVX2 the same steps on 8 lanes, 2^n put into the exponent field where
+// j · 2^n is a normal float (|n| within 125; the softmax's inputs below -86 leave it) and the
+// other lanes (and NaN) through expf_ggml; otherwise expf_ggml lane by lane.
+void exp16(const float* x, float* y) {
+#if defined(__AVX512F__)
+  const __m512 v = _mm512_loadu_ps(x);
+  const __m512 r = _mm512_set1_ps(0x1.8p23f);
+  const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(v, _mm512_set1_ps(0x1.715476p+0f), r), r);
+  const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f), _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), v));
+  const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+  const __m512 u = _mm512_mul_ps(b, b);
+  const __m512 j = _mm512_fmadd_ps(
+      _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)), u,
+                      _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+      u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+  __m512 res = _mm512_scalef_ps(j, n);
+  if (d) {
+    const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ),
+                                            _mm512_set1_ps(INFINITY), _mm512_setzero_ps());
+    res = _mm512_mask_blend_ps(d, res, alt);
+  }
+  _mm512_storeu_ps(y, res);
+#elif defined(__AVX2__) && defined(__FMA__)
+  for (int h = 0; h < 16; h += 8) {
+    const __m256 v = _mm256_loadu_ps(x + h);
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 n = _mm256_sub_ps(_mm256_fmadd_ps(v, _mm256_set1_ps(0x1.715476p+0f), r), r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f), _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), v));
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_cvttps_epi32(n), 23);
+    _mm256_storeu_ps(y + h, _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(j), e)));
+    const int fast = _mm256_movemask_ps(_mm256_and_ps(_mm256_cmp_ps(n, _mm256_set1_ps(-125), _CMP_GE_OQ),
+                                                      _mm256_cmp_ps(n, _mm256_set1_ps(125), _CMP_LE_OQ)));
+    if (fast != 0xff)
+      for (int l = 0; l < 8; ++l)
+        if (!(fast >> l & 1)) y[h + l] = expf_ggml(x[h + l]);
+  }
+#else
+  for (int l = 0; l < 16; ++l) y[l] = expf_ggml(x[l]);
+#endif
+}
+TP_SIMD_END
+
+}  // namespace
+
+void exp_row(const float* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) exp16(x + i, y + i);
+  for (; i < n; ++i) y[i] = expf_ggml(x[i]);
+}
+
+// ggml_soft_max's steps (ggml_vec_soft_max_f32, AVX-512): the maximum; e^(x - max) by 16s
+// with ggml_v_expf, each 16 summed in lane_sum16's order and those sums in double; one float
+// factor 1 / sum applied to the row. Where ggml ends a row that is not whole sixteens with
+// expf, the last sixteen here is filled up with -inf (e^-inf = 0) and taken like the others,
+// so that an attention row gives the same bits whatever number of masked keys (-inf, so 0)
+// follows its visible ones: a prompt pass's rows and decoding's must agree bit for bit.
+// Entries more than 87 below the maximum are 0 (ggml: e^-87.3 to e^-103, subnormal floats
+// under 1.7e-38): making a subnormal costs vscalefps, and the product with 1 / sum after it,
+// a microcode assist each (~100 cycles), which at 4096 keys was a fifth of a long prompt's
+// time in a model with peaked patterns.
+void softmax_inplace(float* x, int64_t n) {
+  constexpr float kLowest = -87.0f;  // e^-87 = 1.65e-38, above FLT_MIN with expf_ggml's few ulp
+  // A NaN anywhere makes the maximum NaN and so the whole row NaN: fmax would drop it and
+  // hide a broken model behind a plausible pattern.
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = (x[i] > mx || std::isnan(x[i])) && !std::isnan(mx) ? x[i] : mx;
+  if (mx == -INFINITY) {
+    for (int64_t i = 0; i < n; ++i) x[i] = 0;
+    return;
+  }
+  double sum = 0;
+  float d[16], e[16];
+  for (int64_t i = 0; i < n; i += 16) {
+    const int64_t m = std::min<int64_t>(16, n - i);
+    for (int64_t l = 0; l < 16; ++l) {
+      d[l] = l < m ? x[i + l] - mx : -INFINITY;
+      d[l] = d[l] < kLowest ? -INFINITY : d[l];
+    }
+    exp16(d, e);
+    std::copy(e, e + m, x + i);
+    sum += lane_sum16(e);
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+namespace {
+// ggml_v_silu on 16 values: x / (1 + e^(0 - x)) with ggml_v_expf; a division and an add
+// round the same in every build, so only the exp needs exp16.
+void silu16(const float* x, float* y) {
+  float neg[16], e[16];
+  for (int l = 0; l < 16; ++l) neg[l] = 0.0f - x[l];
+  exp16(neg, e);
+  for (int l = 0; l < 16; ++l) y[l] = x[l] / (1.0f + e[l]);
+}
+}  // namespace
+
 void silu_row(float* x, int64_t n) {
-  const int64_t whole = n / 16 * 16;  // ggml_v_silu's groups of 16; the rest as ggml_silu_f32
-  for (int64_t i = 0; i < whole; ++i) x[i] = x[i] / (1.0f + expf_ggml(0.0f - x[i]));
-  for (int64_t i = whole; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
+  int64_t i = 0;  // ggml_vec_silu_f32: ggml_v_silu's groups of 16; the rest as ggml_silu_f32
+  for (; i + 16 <= n; i += 16) silu16(x + i, x + i);
+  for (; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
+}
+
+void swiglu_row(const float* x, const float* g, float* y, int64_t n) {
+  int64_t i = 0;  // ggml_vec_swiglu_f32: ggml_v_silu(x) * g by 16s; the rest as ggml_silu_f32(x) * g
+  for (float s[16]; i + 16 <= n; i += 16) {
+    silu16(x + i, s);
+    for (int l = 0; l < 16; ++l) y[i + l] = s[l] * g[i + l];
+  }
+  for (; i < n; ++i) y[i] = x[i] / (1.0f + std::exp(-x[i])) * g[i];
 }
 
 }  // namespace tp::ops

@@ -74,7 +74,7 @@ void run_expert(Forward& f, int layer, int64_t e, const MlpWeights& w) {
   if (m == 0) return;
   ops::matmul(f.pool, w.gate, st.expert_in.data(), m, st.mlp_pre.data());
   ops::matmul(f.pool, w.up, st.expert_in.data(), m, st.mlp_pre_linear.data());
-  for (int64_t i = 0; i < m * dff; ++i) st.mlp_post[i] = activate(c.act, st.mlp_pre[i]) * st.mlp_pre_linear[i];
+  activate_rows(f.pool, c.act, st.mlp_pre.data(), st.mlp_pre_linear.data(), st.mlp_post.data(), m, dff);
   ops::matmul(f.pool, w.down, st.mlp_post.data(), m, st.expert_down.data());
   for (int64_t j = 0; j < m; ++j) {
     const int64_t r = st.expert_rows[j];

@@ -270,14 +270,6 @@ void round_as_matmul_input(const TensorView& w, float* x, int64_t n) {
   }
 }
 
-float rms_normalize(const float* x, float* normalized, int64_t d, float eps) {
-  double ss = 0;
-  for (int64_t i = 0; i < d; ++i) ss += double(x[i]) * x[i];
-  const float scale = static_cast<float>(1.0 / std::sqrt(ss / double(d) + eps));
-  for (int64_t i = 0; i < d; ++i) normalized[i] = x[i] * scale;
-  return scale;
-}
-
 namespace {
 
 // Dots of one query with n keys of one block, from element 0 of the first at `keys`:
@@ -324,24 +316,6 @@ void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* 
   }
 }
 
-void softmax_inplace(float* x, int64_t n) {
-  // A NaN anywhere makes the maximum NaN and so the whole row NaN: fmax would drop it and
-  // hide a broken model behind a plausible pattern.
-  float mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = (x[i] > mx || std::isnan(x[i])) && !std::isnan(mx) ? x[i] : mx;
-  if (mx == -INFINITY) {
-    for (int64_t i = 0; i < n; ++i) x[i] = 0;
-    return;
-  }
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = x[i] == -INFINITY ? 0.0f : std::exp(x[i] - mx);
-    sum += x[i];
-  }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
-
 int64_t first_nonfinite(const float* x, int64_t n) {
   // The common all-finite case as one branch-free pass the compiler vectorises; the index
   // is looked for only when something is wrong.
@@ -352,8 +326,6 @@ int64_t first_nonfinite(const float* x, int64_t n) {
     if (!std::isfinite(x[i])) return i;
   return -1;
 }
-
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 float gelu(float x) {
   constexpr float kSqrt2OverPi = 0.7978845608028654f;

@@ -52,12 +52,21 @@ float lane_sum16(const float* v);
 // x *= 1 / max(sqrt(sum x²), eps) in place, as ggml_l2_norm (float squares summed in double,
 // the square root in float); returns the scale.
 float l2_normalize(float* x, int64_t d, float eps);
-// ggml_v_expf, ggml's AVX-512 exp (a polynomial, within a few ulp of expf), and SiLU of a row
-// in place as ggml_vec_silu_f32 computes it: x / (1 + expf_ggml(-x)) in whole groups of 16, expf after.
+// ggml_v_expf, ggml's AVX-512 exp (a polynomial, within a few ulp of expf).
 float expf_ggml(float x);
+// y[i] = expf_ggml(x[i]), vectorised (AVX-512, AVX2) with the same bits in every build.
+void exp_row(const float* x, float* y, int64_t n);
+// SiLU of a row in place as ggml_vec_silu_f32 computes it: x / (1 + expf_ggml(-x)) in whole
+// groups of 16 from the row's start, expf after; vectorised, the same bits in every build.
 void silu_row(float* x, int64_t n);
-
-void softmax_inplace(float* x, int64_t n);  // -inf entries become exactly 0; a NaN makes the row NaN
+// y = silu(x) * g over a row as ggml_vec_swiglu_f32 (SwiGLU's fused op, and ggml_silu then
+// ggml_mul, give the same bits): silu_row's rounding, then the product. A row may be split
+// where a group of 16 ends (threads share a row that way).
+void swiglu_row(const float* x, const float* g, float* y, int64_t n);
+// ggml_soft_max's rounding (e^(x - max) with expf_ggml by 16s, sums per 16 in double), the
+// last 16 filled up with -inf, so trailing -inf entries change no bit of the others:
+// -inf entries become exactly 0; a NaN makes the row NaN.
+void softmax_inplace(float* x, int64_t n);
 // The index of the first NaN or infinity in x[0, n), or -1 when every value is finite.
 int64_t first_nonfinite(const float* x, int64_t n);
 
@@ -71,7 +80,6 @@ constexpr int64_t kKeyBlock = 64;
 void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* kt, int64_t block_stride, int64_t n_k,
                     int64_t d_head, int64_t causal_end, float* out, int64_t out_stride);
 
-float silu(float x);
 float gelu(float x);  // the tanh form used by GPT-2 and ggml
 // x -> cap * tanh(x / cap) in place (Gemma 2's soft-capping of scores and logits), as ggml
 // computes it: a product with 1/cap, tanh, a product with cap.
