@@ -49,8 +49,8 @@ void norm_step(Forward& f, const NormWeights& w, Hook scale_hook, Hook normalize
 
 namespace {
 
-// cos/sin [n, rope_dims / 2] of the batch's positions (Forward::position) for RoPE with this base and linear scale, in
-// ggml_rope_cache_init's float steps (rope_yarn without YaRN): theta starts at the position
+// cos/sin [n, rope_dims / 2] of the batch's positions (Forward::position) for RoPE with this
+// base and linear scale, in ggml_rope_cache_init's float steps (rope_yarn without YaRN): theta starts at the position
 // and is multiplied by powf(base, -2 / rope_dims) from one pair to the next; each pair takes
 // freq_scale * (theta / its frequency factor), then cosf and sinf. Computing each angle
 // exactly in double instead parted from llama.cpp by up to 3e-6 in layer 0's rotated
