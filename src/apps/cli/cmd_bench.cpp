@@ -190,8 +190,9 @@ json measure_in_child(const std::string& path, const std::string& mode, const Be
   return in_child([&] { return measure_cell(path, mode, o); }, mode);
 }
 
-void print_table(const json& cells) {
-  std::printf("\n| shape | weights | capture | pp%s tok/s | tg%s tok/s | tg ÷ off | peak RSS MiB | file MiB |\n", "128", "32");
+void print_table(const json& cells, const BenchOptions& o) {
+  std::printf("\n| shape | weights | capture | pp%d tok/s | tg%d tok/s | tg ÷ off | peak RSS MiB | file MiB |\n", o.n_prompt,
+              o.n_gen);
   std::printf("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& c : cells) {
     char ratio[32] = "";
@@ -240,7 +241,7 @@ void run_bench(const BenchOptions& o) {
       cells.push_back(c);
     }
   }
-  print_table(cells);
+  print_table(cells, o);
   if (!o.json_path.empty()) {
     const json out{{"threads", o.threads}, {"n_prompt", o.n_prompt}, {"n_gen", o.n_gen}, {"runs", o.runs},
                    {"results", cells}};
