@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "loader/loader.h"
+#include "runtime/ops.h"
 #include "runtime/session.h"
 #include "test_pool.h"
 #include "test_support.h"
@@ -74,6 +75,31 @@ TEST(Rewind, KeepsThePrefixBitForBit) {
     EXPECT_EQ(std::memcmp(got.data(), want.data(), want.size() * 4), 0) << file;
     EXPECT_THROW(s.rewind(s.n_past() + 1), Error) << file;
   }
+}
+
+// The KV cache takes memory as positions are used, not for the model's whole context (2048
+// positions here): one key block (ops::kKeyBlock positions) for a short prompt, more as
+// generation crosses block boundaries, and the logits after each reallocation are the ones a
+// single pass gives, bit for bit.
+TEST(KvCache, GrowsWithThePositionsUsedKeepingWhatItHolds) {
+  const auto model = load_model(test::synthetic_path("llama-spm-f32.gguf").string());
+  ASSERT_EQ(model->config.n_ctx, 2048);
+  const int64_t vocab = model->config.d_vocab;
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 3 * int(ops::kKeyBlock) + 5; ++i) tokens.push_back(int32_t((7 + 37 * i) % vocab));
+  Session whole(*model, test_pool());
+  const std::vector<float> all = whole.eval(tokens, /*all_logits=*/true);
+
+  Session single(*model, test_pool());
+  const auto blocks = [&] { return int64_t(single.cache().k[0].size()) / single.cache().key_block_stride(); };
+  EXPECT_EQ(blocks(), 0) << "memory taken before any position ran";
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const std::vector<float> one = single.eval({tokens[i]});
+    ASSERT_EQ(std::memcmp(one.data(), all.data() + i * size_t(vocab), size_t(vocab) * 4), 0) << "position " << i;
+    if (i == 0) EXPECT_EQ(blocks(), 1);
+  }
+  EXPECT_EQ(blocks(), 4) << "doubling from 1 block: 1, 2, 4 for " << tokens.size() << " positions";
+  EXPECT_LT(blocks() * ops::kKeyBlock, model->config.n_ctx);
 }
 
 // The server's case (docs/architecture.md): its generation session decodes on one thread

@@ -5,7 +5,7 @@ and run_with_cache's capture against a plain forward pass of the same tokens.
 
 The hook figure is (hooked - plain) / calls, a difference of two timed passes: it needs a
 quiet machine and enough --runs on a large model. MODEL is any file `tokenprobe -m` opens; the TinyLlama-shaped bench models are the files
-`tokenprobe bench --types q4_0` writes ($TMPDIR/tokenprobe-bench/tinyllama-shape-q4_0-v2.gguf),
+`tokenprobe bench --types q4_0` writes ($TMPDIR/tokenprobe-bench/tinyllama-shape-q4_0.gguf),
 whose CLI figures for the same prompt length come from
 `tokenprobe bench --types q4_0 --capture-modes off,full -p 128 -n 1`. Each figure is the
 median of --runs calls after one warm-up call.

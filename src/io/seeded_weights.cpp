@@ -1,5 +1,6 @@
 #include "io/seeded_weights.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -50,6 +51,31 @@ void fix_scales(DType t, uint8_t* row, int64_t n_blocks, Rng& rng, float k) {
       case DType::Q6_K: put(blk + 208, jitter * 1.7e-5f); break;
       case DType::IQ4_NL: put(blk, jitter * 3.3e-4f); break;  // table values average |v| ≈ 60
       case DType::IQ4_XS: put(blk, jitter * 2.1e-5f); break;  // and sub-block scales |ls - 32| ≈ 16
+      // The grid i-quants: element = d · (odd sub-block scale) · grid value · factor, the
+      // random scale bits averaging an rms of about 9 (IQ1: 9 over ±1 codes), the grids' rms
+      // about 29 (IQ2), 37 (IQ3_XXS), 9 (IQ3_S).
+      case DType::IQ2_XXS: case DType::IQ2_XS: case DType::IQ2_S: put(blk, jitter * 3.0e-4f); break;
+      case DType::IQ3_XXS: put(blk, jitter * 1.2e-4f); break;
+      case DType::IQ3_S: put(blk, jitter * 1.2e-4f); break;
+      case DType::IQ1_S: put(blk, jitter * 2.6e-3f); break;
+      case DType::IQ1_M: {  // its fp16 d is the top nibbles of the four uint16 sub-block scale words
+        const uint16_t h = float_to_fp16(jitter * 2.6e-3f * k);
+        for (int i = 0; i < 4; ++i) {
+          uint16_t word;
+          std::memcpy(&word, blk + 48 + 2 * i, 2);
+          word = uint16_t((word & 0x0FFF) | (((h >> (4 * i)) & 0xF) << 12));
+          std::memcpy(blk + 48 + 2 * i, &word, 2);
+        }
+        break;
+      }
+      // Ternary codes -1, 0, 1 (TQ2_0's 2-bit codes also give 2, a quarter of the time).
+      case DType::TQ1_0: put(blk + 52, jitter * 2.4e-2f); break;
+      case DType::TQ2_0: put(blk + 64, jitter * 1.6e-2f); break;
+      // An E8M0 power of two: 2^(e - 128) times FP4 values of rms 5.85 (in halves), so e = 120
+      // for 0.02, give or take one.
+      case DType::MXFP4:
+        blk[0] = uint8_t(std::clamp(120 + int(std::lround(std::log2(k))) + int(rng.next() % 3) - 1, 1, 254));
+        break;
       default: break;
     }
   }
@@ -72,7 +98,9 @@ bool can_fill(DType type) {
   switch (type) {
     case DType::F32: case DType::F16: case DType::Q8_0: case DType::Q4_0: case DType::Q5_0: case DType::Q4_1:
     case DType::Q5_1: case DType::Q2_K: case DType::Q3_K: case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
-    case DType::IQ4_NL: case DType::IQ4_XS:
+    case DType::IQ4_NL: case DType::IQ4_XS: case DType::IQ2_XXS: case DType::IQ2_XS: case DType::IQ2_S:
+    case DType::IQ3_XXS: case DType::IQ3_S: case DType::IQ1_S: case DType::IQ1_M: case DType::TQ1_0: case DType::TQ2_0:
+    case DType::MXFP4:
       return true;
     default:
       return false;
@@ -83,7 +111,7 @@ void fill_rows(DType type, int64_t cols, double spread, uint64_t seed, int64_t f
                uint8_t* dst) {
   if (!can_fill(type))
     throw Error(ErrorKind::Usage, "seeded weights", std::string("cannot generate ") + dtype_name(type) + " rows",
-                "use F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K, IQ4_NL or IQ4_XS");
+                "use F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K to Q6_K, the i-quants, TQ1_0, TQ2_0 or MXFP4");
   const int64_t rb = row_bytes(type, cols);
   const std::array<double, 256> table = value_table(spread);
   for (int64_t r = 0; r < n_rows; ++r) {

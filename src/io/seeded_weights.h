@@ -17,7 +17,12 @@ struct Rng {
 };
 
 // Whether fill_rows can produce `type`: F32, F16 and the quantised types whose blocks are
-// valid for any bytes once their scale fields are set (Q4_0 to Q8_0, Q2_K to Q6_K, IQ4_NL, IQ4_XS).
+// valid for any bytes once their scale fields are set: Q4_0 to Q8_0, Q2_K to Q6_K, the
+// i-quants (IQ1_S to IQ4_XS), TQ1_0, TQ2_0 and MXFP4. Every code of these types indexes a
+// grid or table entry or is a plain integer, so random codes are valid blocks; the scale fields
+// are set to finite values giving elements of about the asked spread. For speed tests random
+// codes are fair: the kernels do the same loads, lookups and multiply-adds whatever the codes
+// are (no branch depends on a code), and the codes of trained weights are about as varied.
 bool can_fill(DType type);
 
 // Rows [first_row, first_row + n_rows) of a `type` matrix of `cols` columns into dst (n_rows

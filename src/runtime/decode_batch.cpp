@@ -45,6 +45,7 @@ std::vector<std::vector<float>> DecodeBatch::step(const std::vector<Session*>& s
       out[i] = s.eval({tokens[i]});
       continue;
     }
+    s.kv_.reserve(s.n_past_ + 1);  // the cache grows as positions are used (run_state.h)
     rows_.push_back({&s.kv_, s.n_past_});
     batch_tokens_.push_back(tokens[i]);
     batch_index_.push_back(i);

@@ -62,9 +62,20 @@ KvCache::KvCache(const ModelConfig& c, int64_t ctx) : n_ctx(ctx), kv_dim(c.kv_di
     state.assign(c.n_layers, std::vector<float>(c.state_floats()));
     return;
   }
-  const int64_t blocks = (ctx + ops::kKeyBlock - 1) / ops::kKeyBlock;
-  k.assign(c.n_layers, std::vector<float>(blocks * key_block_stride()));
-  v.assign(c.n_layers, std::vector<float>(ctx * kv_dim));
+  k.resize(size_t(c.n_layers));
+  v.resize(size_t(c.n_layers));
+}
+
+void KvCache::reserve(int64_t n_positions) {
+  const int64_t max_blocks = (n_ctx + ops::kKeyBlock - 1) / ops::kKeyBlock;
+  const int64_t need = std::min((n_positions + ops::kKeyBlock - 1) / ops::kKeyBlock, max_blocks);
+  for (size_t l = 0; l < k.size(); ++l) {
+    const int64_t have = int64_t(k[l].size()) / key_block_stride();
+    if (have >= need) continue;
+    const int64_t blocks = std::min(std::max(need, 2 * have), max_blocks);
+    k[l].resize(size_t(blocks * key_block_stride()));
+    v[l].resize(size_t(blocks * ops::kKeyBlock * kv_dim));
+  }
 }
 
 void KvCache::store_keys(int layer, int64_t pos0, const float* keys, int64_t n) {

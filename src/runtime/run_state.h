@@ -71,11 +71,17 @@ struct RunState {
 // of consecutive keys side by side each step of its dot products is one vector FMA across
 // keys (ops::query_key_dots); a block's keys for one head are one contiguous 16 KiB (d_head
 // 64), where rows n_ctx apart would fall into the same few cache sets.
+// Memory is taken as positions are used (reserve), not for the whole context up front: a
+// model trained on 131072 positions would otherwise hold 32 GiB of F32 keys and values
+// (Llama 3.1 8B) however short the text.
 struct KvCache {
   KvCache(const ModelConfig& cfg, int64_t n_ctx);
-  int64_t n_ctx;
+  int64_t n_ctx;  // the most positions it can hold
   int64_t kv_dim;
-  std::vector<std::vector<float>> k, v;  // [layer][...] as above
+  std::vector<std::vector<float>> k, v;  // [layer][...] as above, whole key blocks of the positions reserved
+  // Room in every layer for positions [0, n_positions) (at most n_ctx), keeping what is
+  // stored; grows by at least doubling, so a generation reallocates a logarithmic number of times.
+  void reserve(int64_t n_positions);
   // Element i (of kv_dim) of key 0; block b of the same element is key_block_stride() further.
   const float* keys(int layer, int64_t i) const { return k[layer].data() + i * ops::kKeyBlock; }
   int64_t key_block_stride() const { return kv_dim * ops::kKeyBlock; }

@@ -79,9 +79,9 @@ void Session::restore_cache(const KvCache& saved, int first_layer) {
   if (saved.n_ctx != kv_.n_ctx || saved.k.size() != kv_.k.size() || saved.state.size() != kv_.state.size())
     throw Error(ErrorKind::Usage, "restore_cache", "the saved cache is not of this session's model and context",
                 "save it from a session of the same model and n_ctx");
-  for (size_t l = size_t(std::max(0, first_layer)); l < kv_.k.size(); ++l) {
-    std::copy(saved.k[l].begin(), saved.k[l].end(), kv_.k[l].begin());
-    std::copy(saved.v[l].begin(), saved.v[l].end(), kv_.v[l].begin());
+  for (size_t l = size_t(std::max(0, first_layer)); l < kv_.k.size(); ++l) {  // with the saved layers' capacity
+    kv_.k[l] = saved.k[l];
+    kv_.v[l] = saved.v[l];
   }
   for (size_t l = size_t(std::max(0, first_layer)); l < kv_.state.size(); ++l)
     std::copy(saved.state[l].begin(), saved.state[l].end(), kv_.state[l].begin());
@@ -92,6 +92,7 @@ void Session::eval_batch(const int32_t* tokens, int64_t n, int64_t first_logit, 
   // The whole batch as one turn on the pool: another caller's jobs wait (the ~200 jobs of a
   // step then each pay one relaxed load to see that the pool is held already).
   const auto held = pool_.hold();
+  kv_.reserve(n_past_ + n);
   Forward f{model_.config, pool_, st_, kv_, observer_, tokens, n_past_, n};
   if (first_layer > 0) std::copy(resid, resid + n * model_.config.d_model, st_.resid.begin());
   forward_pass(model_, f, first_layer, first_logit, logits_out);

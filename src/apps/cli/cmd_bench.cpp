@@ -1,5 +1,5 @@
 // `tokenprobe bench`, two ways:
-// - on TinyLlama- and RWKV-7-shaped models (bench_model.h) with capture off, default and full,
+// - on models of real shapes (bench_model.h; TinyLlama's by default) with capture off, default and full,
 //   the way BASELINE.md measured llama.cpp: 128 prompt tokens, then 32 generated tokens,
 //   median of N runs. Each run of a (type, capture) cell is a child process, so that its peak
 //   RSS is its own, and runs go round the capture modes in turn: this machine's memory
@@ -27,6 +27,7 @@
 #include "apps/cli/bench_patch.h"
 #include "apps/cli/commands.h"
 #include "core/error.h"
+#include "fixtures/bench_shapes.h"
 #include "loader/loader.h"
 #include "runtime/session.h"
 #include "trace/trace_run.h"
@@ -38,6 +39,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 struct BenchOptions {
+  std::string shapes = "tinyllama";
   std::string types = "f16,q8_0,q4_0,q4_k";
   std::string modes = "off,default,full";
   int runs = 3;
@@ -101,9 +103,33 @@ std::pair<double, double> run_once(const Model& m, ThreadPool& pool, const std::
   return {r.prompt_seconds, r.generate_seconds};
 }
 
+// The bench models --shape and --types name: every shape in every type, shape by shape.
+std::vector<std::pair<std::string, std::string>> bench_models(const BenchOptions& o) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& shape : split(o.shapes))
+    for (const auto& type : split(o.types)) out.emplace_back(shape, type);
+  return out;
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
+}
+
+// This process's memory at the end of a measurement: the peak resident set (what bench
+// reports), and the resident set now split into anonymous memory (heap: the KV cache,
+// scratch, anything a loader copied) and file pages (the mapped weights), from
+// /proc/self/status (absent fields are left out, as on other systems).
+json memory_json() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  json j{{"peak_rss_mib", double(ru.ru_maxrss) / 1024.0}};
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    for (const auto& [field, key] : {std::pair{"RssAnon:", "rss_anon_mib"}, std::pair{"RssFile:", "rss_file_mib"}})
+      if (line.starts_with(field)) j[key] = std::stod(line.substr(std::string_view(field).size())) / 1024.0;
+  }
+  return j;
 }
 
 json measure_cell(const std::string& path, const std::string& mode, const BenchOptions& o) {
@@ -119,10 +145,9 @@ json measure_cell(const std::string& path, const std::string& mode, const BenchO
     pp.push_back(o.n_prompt / p);
     tg.push_back(o.n_gen / g);
   }
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return {{"pp_tok_s", median(pp)}, {"tg_tok_s", median(tg)}, {"pp_runs", pp}, {"tg_runs", tg},
-          {"peak_rss_mib", double(ru.ru_maxrss) / 1024.0}};
+  json out = memory_json();
+  out.update({{"pp_tok_s", median(pp)}, {"tg_tok_s", median(tg)}, {"pp_runs", pp}, {"tg_runs", tg}});
+  return out;
 }
 
 // Runs `measure` in a child process (fresh peak RSS) and returns its JSON; `what` names it in errors.
@@ -166,13 +191,15 @@ json measure_in_child(const std::string& path, const std::string& mode, const Be
   return in_child([&] { return measure_cell(path, mode, o); }, mode);
 }
 
-void print_table(const json& cells) {
-  std::printf("\n| weights | capture | pp%s tok/s | tg%s tok/s | tg ÷ off | peak RSS MiB | file MiB |\n", "128", "32");
-  std::printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+void print_table(const json& cells, const BenchOptions& o) {
+  std::printf("\n| shape | weights | capture | pp%d tok/s | tg%d tok/s | tg ÷ off | peak RSS MiB | file MiB |\n", o.n_prompt,
+              o.n_gen);
+  std::printf("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
   for (const auto& c : cells) {
     char ratio[32] = "";
     if (c.contains("tg_vs_off")) std::snprintf(ratio, sizeof ratio, "%.2f", c["tg_vs_off"].get<double>());
-    std::printf("| %s | %s | %.1f | %.2f | %s | %.0f | %.0f |\n", c["type"].get<std::string>().c_str(),
+    std::printf("| %s | %s | %s | %.1f | %.2f | %s | %.0f | %.0f |\n", c["shape"].get<std::string>().c_str(),
+                c["type"].get<std::string>().c_str(),
                 c["capture"].get<std::string>().c_str(), c["pp_tok_s"].get<double>(), c["tg_tok_s"].get<double>(), ratio,
                 c["peak_rss_mib"].get<double>(), c["file_mib"].get<double>());
   }
@@ -185,15 +212,13 @@ void run_bench(const BenchOptions& o) {
     if (mode != "off") CaptureSpec::parse(mode);  // a bad spec fails before measuring
   BenchOptions one = o;
   one.runs = 1;
-  for (const auto& type : split(o.types)) {
-    const std::string path = bench_model_path(type, [&](int done, int total) {
-      std::fprintf(stderr, "\rwriting %s model: %d / %d MiB", type.c_str(), done, total);
-    });
+  for (const auto& [shape, type] : bench_models(o)) {
+    const std::string path = bench_model_path(shape, type);
     const double file_mib = double(fs::file_size(path)) / (1 << 20);
     std::vector<std::vector<double>> pp(modes.size()), tg(modes.size());
     std::vector<double> peak(modes.size(), 0.0);
     for (int r = 0; r < o.runs; ++r) {
-      std::fprintf(stderr, "%s, round %d/%d:", type.c_str(), r + 1, o.runs);
+      std::fprintf(stderr, "%s %s, round %d/%d:", shape.c_str(), type.c_str(), r + 1, o.runs);
       for (size_t i = 0; i < modes.size(); ++i) {
         const json c = measure_in_child(path, modes[i], one);
         pp[i].push_back(c["pp_runs"][0].get<double>());
@@ -205,7 +230,7 @@ void run_bench(const BenchOptions& o) {
     }
     const auto off = std::find(modes.begin(), modes.end(), "off");
     for (size_t i = 0; i < modes.size(); ++i) {
-      json c{{"type", type},         {"capture", modes[i]},       {"pp_tok_s", median(pp[i])},
+      json c{{"shape", shape}, {"type", type},         {"capture", modes[i]},       {"pp_tok_s", median(pp[i])},
              {"tg_tok_s", median(tg[i])}, {"pp_runs", pp[i]}, {"tg_runs", tg[i]},
              {"peak_rss_mib", peak[i]}, {"file_mib", file_mib}, {"model", path}};
       if (off != modes.end()) {  // per round, against the capture-off run of the same round
@@ -217,7 +242,7 @@ void run_bench(const BenchOptions& o) {
       cells.push_back(c);
     }
   }
-  print_table(cells);
+  print_table(cells, o);
   if (!o.json_path.empty()) {
     const json out{{"threads", o.threads}, {"n_prompt", o.n_prompt}, {"n_gen", o.n_gen}, {"runs", o.runs},
                    {"results", cells}};
@@ -304,21 +329,19 @@ json measure_tests(const std::string& path, const std::vector<Test>& tests, cons
     out.push_back({{"test", t.name()}, {"n_prompt", t.n_prompt}, {"n_gen", t.n_gen}, {"n_depth", t.depth},
                    {"tok_s", median(rates)}, {"runs", rates}});
   }
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return {{"results", out}, {"peak_rss_mib", double(ru.ru_maxrss) / 1024.0}};
+  json mem = memory_json();
+  mem["results"] = out;
+  return mem;
 }
 
 void run_tests(const BenchOptions& o) {
   std::vector<std::string> paths = o.models;
   if (paths.empty())
-    for (const auto& type : split(o.types))
-      paths.push_back(bench_model_path(type, [&](int done, int total) {
-        std::fprintf(stderr, "\rwriting %s model: %d / %d MiB", type.c_str(), done, total);
-      }));
+    for (const auto& [shape, type] : bench_models(o)) paths.push_back(bench_model_path(shape, type));
   const std::vector<Test> tests = bench_tests(o);
   json models = json::array();
-  std::printf("| model | size MiB | threads | test | tok/s | runs |\n| --- | ---: | ---: | --- | ---: | --- |\n");
+  std::printf("| model | size MiB | threads | test | tok/s | runs | peak RSS MiB | anon MiB |\n"
+              "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: |\n");
   for (const auto& path : paths) {
     json r = in_child([&] { return measure_tests(path, tests, o); }, path);
     const double mib = model_mib(path);
@@ -331,9 +354,9 @@ void run_tests(const BenchOptions& o) {
         std::snprintf(b, sizeof b, "%s%.2f", runs.empty() ? "" : ", ", v.get<double>());
         runs.append(b);
       }
-      std::printf("| %s | %.0f | %d | %s | %.2f | %s |\n", name.c_str(), mib,
+      std::printf("| %s | %.0f | %d | %s | %.2f | %s | %.0f | %.0f |\n", name.c_str(), mib,
                   o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency()), c["test"].get<std::string>().c_str(),
-                  c["tok_s"].get<double>(), runs.c_str());
+                  c["tok_s"].get<double>(), runs.c_str(), r["peak_rss_mib"].get<double>(), r.value("rss_anon_mib", 0.0));
       std::fflush(stdout);
     }
     r["model"] = path;
@@ -374,10 +397,7 @@ std::vector<int> int_list(const std::string& flag, const std::string& text, int 
 void run_patch_sweeps(const BenchOptions& o, int n_tokens) {
   std::vector<std::string> paths = o.models;
   if (paths.empty())
-    for (const auto& type : split(o.types))
-      paths.push_back(bench_model_path(type, [&](int done, int total) {
-        std::fprintf(stderr, "\rwriting %s model: %d / %d MiB", type.c_str(), done, total);
-      }));
+    for (const auto& [shape, type] : bench_models(o)) paths.push_back(bench_model_path(shape, type));
   json all = json::array();
   for (size_t i = 0; i < paths.size(); ++i) {
     std::fprintf(stderr, "patch sweep: %s ...\n", paths[i].c_str());
@@ -419,10 +439,18 @@ void run_parallel(const BenchOptions& o, const std::vector<int>& clients, int n_
 
 void register_bench(CLI::App& app) {
   auto opts = std::make_shared<BenchOptions>();
-  auto* cmd = app.add_subcommand("bench", "Measure prompt/generation speed and memory on TinyLlama- and RWKV-7-shaped models");
+  auto* cmd = app.add_subcommand("bench", "Measure prompt/generation speed and memory on real models' shapes or any model");
+  std::string shape_names, type_names;
+  for (const auto& s : fixtures::bench_shapes()) shape_names.append(shape_names.empty() ? "" : ",").append(s.name);
+  for (const auto& t : fixtures::bench_weight_types()) type_names.append(type_names.empty() ? "" : ",").append(t);
+  auto* shapes = cmd->add_option("--shape", opts->shapes,
+                                 "Model shapes, seeded random weights (default tinyllama): " + shape_names);
   auto* types = cmd->add_option("--types", opts->types,
-                  "Weight types: f16,q8_0,q4_0,q4_k (Q4_K_M's mix), also q5_0,q4_1,q5_1,q2_k,q3_k,q5_k,q6_k,iq4_nl,iq4_xs; "
-                  "rwkv7-f16 (RWKV7-World-1.5B's shape)");
+                  "Weight types (default f16,q8_0,q4_0,q4_k; q4_k is Q4_K_M's mix): " + type_names);
+  auto print_path = std::make_shared<bool>(false);
+  cmd->add_flag("--print-path", *print_path,
+                "Write the --shape/--types models if absent and print their paths, one a line (for bench -m, "
+                "scripts/bench-llamacpp -m)");
   cmd->add_option("--capture-modes", opts->modes, "Capture modes: off and/or capture specs (default, full, ...)");
   cmd->add_option("-r,--runs", opts->runs, "Runs per cell or test (the median is reported)")->check(CLI::Range(1, 100));
   cmd->add_option("-t,--threads", opts->threads, "Worker threads (default: one per core)")->check(CLI::Range(0, 1024));
@@ -447,10 +475,15 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--parallel", *parallel,
                   "Time `serve --parallel N` for each N of this list (e.g. 1,4,8) with N concurrent clients of -n tokens "
                   "(default 64) each, and a 1-token request beside them, on the -m models, instead");
-  cmd->callback([opts, prompts, gens, depths, models, depth, modes, types, patch_sweep, parallel] {
+  cmd->callback([opts, prompts, gens, depths, models, depth, modes, types, shapes, patch_sweep, print_path, parallel] {
     const bool tests = models->count() > 0 || depth->count() > 0;
-    if (models->count() > 0 && types->count() > 0)
-      throw Error(ErrorKind::Usage, "bench", "-m and --types both name the models to measure", "give one of them");
+    if (models->count() > 0 && (types->count() > 0 || shapes->count() > 0))
+      throw Error(ErrorKind::Usage, "bench", "-m and --shape/--types both name the models to measure", "give one of them");
+    if (*print_path) {
+      if (models->count() > 0) throw Error(ErrorKind::Usage, "bench --print-path", "-m names a model already", "drop -m");
+      for (const auto& [shape, type] : bench_models(*opts)) std::printf("%s\n", bench_model_path(shape, type).c_str());
+      return;
+    }
     if (!parallel->empty()) {
       if (models->count() == 0 || depth->count() > 0 || modes->count() > 0 || !prompts->empty() || *patch_sweep)
         throw Error(ErrorKind::Usage, "bench --parallel", "--parallel measures the server with -m models and -n tokens only",
