@@ -96,7 +96,9 @@ TEST(KvCache, GrowsWithThePositionsUsedKeepingWhatItHolds) {
   for (size_t i = 0; i < tokens.size(); ++i) {
     const std::vector<float> one = single.eval({tokens[i]});
     ASSERT_EQ(std::memcmp(one.data(), all.data() + i * size_t(vocab), size_t(vocab) * 4), 0) << "position " << i;
-    if (i == 0) EXPECT_EQ(blocks(), 1);
+    if (i == 0) {
+      EXPECT_EQ(blocks(), 1);
+    }
   }
   EXPECT_EQ(blocks(), 4) << "doubling from 1 block: 1, 2, 4 for " << tokens.size() << " positions";
   EXPECT_LT(blocks() * ops::kKeyBlock, model->config.n_ctx);
