@@ -247,19 +247,29 @@ def test_rwkv_cache_equals_the_clis_trace(tmp_path):
 
 @needs_stories
 def test_forward_releases_the_gil():
-    """While a pass runs on another thread, this thread keeps running Python: no pause in its
-    loop comes near the pass's length (a held GIL would stop the loop for the whole pass)."""
+    """While passes run on another thread, this thread keeps running Python. A held GIL would
+    stall this loop for nearly all of each pass (it would get the GIL only for a switch interval
+    between passes); with the GIL released, the loop stalls only when the OS schedules it out.
+    The test measures the share of time spent in stalls (gaps over 2 ms) across several passes,
+    so that one preemption on a loaded two-core CI machine cannot decide it."""
     model = tp.Model.from_pretrained(STORIES, threads=1)
     ids = np.random.default_rng(0).integers(3, model.cfg.d_vocab, 512)
-    worker = threading.Thread(target=model, args=(ids,))
+
+    def passes():
+        for _ in range(4):
+            model(ids)
+
+    worker = threading.Thread(target=passes)
     stamps = [time.perf_counter()]
     worker.start()
     while worker.is_alive():
         stamps.append(time.perf_counter())
     worker.join()
     duration = stamps[-1] - stamps[0]
-    assert duration > 0.05, "the pass was too short to tell"
-    assert np.diff(stamps).max() < duration / 2
+    assert duration > 0.1, "the passes were too short to tell"
+    gaps = np.diff(stamps)
+    stalled = gaps[gaps > 0.002].sum()
+    assert stalled < 0.75 * duration, f"this thread stalled {stalled:.3f} s of {duration:.3f} s"
 
 
 @needs_stories
