@@ -140,11 +140,6 @@ inline __m256i cv_dot(__m256i acc, const CodeVector& c, const uint8_t* y) {
 #endif
 }
 
-// How far ahead of its block one position's dot asks for the row's bytes: without it, the loads
-// of each new block stalled (a row streams by at a few bytes per cycle, too slowly for the
-// hardware prefetcher to run ahead on a loaded machine); 1024 measured best of 512 and 1024.
-constexpr int64_t kPrefetchBytes = 1024;
-
 // One position: the row's code vectors built in registers as it streams by.
 template <class G>
 float row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
@@ -152,7 +147,7 @@ float row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = row + b * G::kBytes;
     const uint8_t* x = xq + b * kQ8KBytes;
-    _mm_prefetch(reinterpret_cast<const char*>(blk + kPrefetchBytes), _MM_HINT_T0);
+    prefetch_ahead(blk, G::kBytes);
     const __m256i ls = block_scales<G>(blk);
     __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();  // two chains: integer, so exact
     for (int j = 0; j < 8; j += 2) {

@@ -215,7 +215,10 @@ template <class K>
 float row_dot(const uint8_t* row, const RowAct& a, int64_t nb) {
   __m128 c = _mm_setzero_ps();
   int64_t b = 0;
-  for (; b + 16 <= nb; b += 16) c = row_group<K, false>(row + b * K::kBlock, a, b, 16, c);
+  for (; b + 16 <= nb; b += 16) {
+    prefetch_ahead(row + b * K::kBlock, 16 * K::kBlock);
+    c = row_group<K, false>(row + b * K::kBlock, a, b, 16, c);
+  }
   if (b < nb) c = row_group<K, true>(row + b * K::kBlock, a, b, int(nb - b), c);
   return chains_total(c);
 }

@@ -449,6 +449,7 @@ float q45_row_dot(const uint8_t* row, const uint8_t* xa, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* wb = row + b * kBlock;
     const uint8_t* x = xa + b * kQ8KBytes;
+    prefetch_ahead(wb, kBlock);
     const __m128i sm = scales_mins_k4(wb + 4);
     const __m512i isum = q45_prepared_products<kFifthBit>(wb, x, sm);
     // I and M together: [I..., M...] halves summed down to lanes 0 (I) and 1 (M).
@@ -533,6 +534,7 @@ float k16_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* wb = row + b * L::kBytes;
     const uint8_t* x = xq + b * kQ8KBytes;
+    prefetch_ahead(wb, L::kBytes);
     const __m128i scales = k16_scales<K>(wb);
     __m512i p[4];
     k16_products<K>(wb, x, scales, p);
@@ -558,6 +560,7 @@ float iq4_xs_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* wb = row + b * 136;
     const uint8_t* x = xq + b * kQ8KBytes;
+    prefetch_ahead(wb, 136);
     __m512i p[4];
     for (int k = 0; k < 4; ++k) {
       const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 8 + 32 * k)));
@@ -587,6 +590,7 @@ float tq1_row_dot(const uint8_t* row, const uint8_t* xq, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* wb = row + b * 54;
     const uint8_t* x = xq + b * kQ8KBytes;
+    prefetch_ahead(wb, 54);
     const uint8_t* y = x + 36;
     __m256i a = _mm256_setzero_si256(), m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb));
     for (int n = 0; n < 5; ++n, m = times3(m))

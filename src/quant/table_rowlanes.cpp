@@ -92,6 +92,7 @@ float row_dot(const uint8_t* row, const RowAct& a, const uint8_t* xq, int64_t nb
   const int64_t np = nb / 2;
   for (int64_t k = 0; k < np; ++k) {
     const uint8_t* w0 = row + 2 * k * K::kBlock;
+    prefetch_ahead(w0, 2 * K::kBlock);
     const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(load16(w0 + K::kQs))),
                                          _mm256_broadcastsi128_si256(load16(w0 + K::kBlock + K::kQs)), 1);
     const __m512i wv = _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srlv_epi64(q, shifts), m4));
