@@ -1,5 +1,6 @@
 #include "batch/batch_run.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include "io/small_file.h"
 #include "probe/capture.h"
 #include "probe/observer_chain.h"
+#include "runtime/decode_batch.h"
 #include "runtime/generate.h"
 #include "runtime/session.h"
 #include "sampling/record.h"
@@ -255,6 +257,125 @@ BatchEstimate BatchRun::estimate(const std::vector<int64_t>& shards) const {
   return e;
 }
 
+struct BatchRun::InFlight {
+  InFlight(int64_t index, Session& s, Example e) : i(index), session(s), ex(std::move(e)) {}
+  int64_t i;
+  Session& session;
+  Example ex;
+  std::vector<int32_t> prompt;
+  int64_t cut = 0;  // prompt tokens cut off
+  std::optional<CaptureObserver> capture;
+  std::optional<analysis::ExplainCapture> explainer;
+  std::optional<InterventionObserver> intervene;
+  std::optional<ObserverChain> observers;
+  std::optional<sampling::Sampler> sampler;
+  nlohmann::json prompt_lp, content = nlohmann::json::array(), explanation;
+  int step = 0;                          // tokens chosen so far
+  std::optional<GenerationSteps> steps;  // none without -n
+  bool going_on = false;                 // steps->next() is still to run
+  int64_t tokens_run = 0;
+
+  // Before the pass that runs steps->next(): the observers label it as generate()'s step k.
+  void begin_step() {
+    const std::string pass = "step." + std::to_string(step);
+    if (capture) capture->begin_pass(pass);
+    if (intervene) intervene->begin_pass(pass);
+  }
+};
+
+std::unique_ptr<BatchRun::InFlight> BatchRun::start_example(int64_t i, Session& session, ActivationShard* acts) const {
+  const ModelConfig& cfg = model_.config;
+  auto f = std::make_unique<InFlight>(i, session, dataset_.example(i));
+  f->prompt = prompt_ids(f->ex, &f->cut);
+  const std::vector<int32_t>& prompt = f->prompt;
+  const auto P = static_cast<int64_t>(prompt.size());
+  session.reset();
+  if (acts) f->capture.emplace(*spec_, cfg, P, *acts);
+  if (settings_.explain) f->explainer.emplace(model_, pool_);
+  // Interventions first, so that capture and explain see the values the model continued from.
+  if (!interventions_.empty()) {
+    std::vector<Intervention> iv = interventions_;
+    prepare_interventions(iv, cfg, model_.path, prompt, settings_.n_generate,
+                          [&](Observer& mean, bool all) { observe_prompt(model_, pool_, prompt, mean, all); });
+    f->intervene.emplace(std::move(iv), cfg, P);
+  }
+  // No observer at all unless one is asked for: DecodeBatch runs observed sessions alone.
+  if (f->intervene || f->capture || f->explainer)
+    f->observers.emplace(std::vector<Observer*>{f->intervene ? &*f->intervene : nullptr,
+                                                f->capture ? &*f->capture : nullptr,
+                                                f->explainer ? &*f->explainer : nullptr});
+  session.set_observer(f->observers ? &*f->observers : nullptr);
+  sampling::SamplerSettings ss = settings_.sampler;
+  ss.seed = settings_.sampler.seed + static_cast<uint64_t>(i);
+  ss.flip_margins = false;
+  f->sampler.emplace(ss);
+
+  const bool all = settings_.prompt_logprobs || (spec_ && wants_all_prompt_logits(*spec_, cfg, P));
+  std::vector<float> logits = session.eval(prompt, all ? Session::Logits::All : Session::Logits::Last);
+  if (settings_.prompt_logprobs) {
+    nlohmann::json lps = nlohmann::json::array({nullptr});
+    double sum = 0;
+    for (int64_t p = 1; p < P; ++p) {
+      const double lp = analysis::log_softmax(logits.data() + (p - 1) * cfg.d_vocab, cfg.d_vocab)[size_t(prompt[size_t(p)])];
+      lps.push_back(lp);
+      sum += lp;
+    }
+    f->prompt_lp = {{"tokens", lps}, {"sum", sum}};
+  }
+  if (all) logits.erase(logits.begin(), logits.end() - cfg.d_vocab);
+  if (settings_.n_generate <= 0) return f;
+
+  InFlight* g = f.get();
+  auto choose = [this, g](const std::vector<float>& logits, const std::vector<int32_t>& history) {
+    const sampling::SampleRecord r = g->sampler->sample(logits.data(), model_.config.d_vocab, history);
+    nlohmann::json lp = sampling::openai_logprobs(
+        r, [&](int32_t id) { return model_.tokenizer->token_bytes(id); }, settings_.top_logprobs);
+    if (g->explainer && g->step == 0) {
+      nlohmann::json s = {{"id", r.chosen_id}, {"logprobs", lp}};
+      analysis::add_explanation(s, *g->explainer, history, 0);
+      g->explanation = std::move(s["explain"]);
+    }
+    lp.erase("x_tokenprobe");  // the flight record stays with `trace`: a dataset keeps OpenAI's fields
+    g->content.push_back(std::move(lp));
+    ++g->step;
+    return r.chosen_id;
+  };
+  f->steps.emplace(prompt, choose, model_stop_rule(model_, settings_.n_generate, settings_.stop_at_eog));
+  f->going_on = f->steps->take(logits, session.n_past(), session.n_ctx());
+  return f;
+}
+
+std::string BatchRun::finish_example(InFlight& f, int64_t shard, ActivationShard* acts, std::ostringstream& index) const {
+  const GenerateResult gen = f.steps ? f.steps->result() : GenerateResult{};
+  nlohmann::json res = {{"example", f.i}, {"id", f.ex.id}, {"line", f.ex.line}, {"prompt_tokens", int64_t(f.prompt.size())}};
+  if (f.cut > 0) res["truncated_tokens"] = f.cut;
+  if (settings_.n_generate > 0) {
+    std::string text;
+    StreamDecoder dec(*model_.tokenizer);
+    for (int32_t id : gen.generated)
+      if (!model_.tokenizer->is_eog(id)) text += dec.feed(id);
+    text += dec.flush();
+    res["generated"] = {{"text", sampling::utf8_for_json(text)}, {"ids", gen.generated},
+                        {"stop_reason", stop_reason_name(gen.reason)}};
+    res["logprobs"] = {{"content", f.content}};
+  }
+  if (!f.prompt_lp.is_null()) res["prompt_logprobs"] = f.prompt_lp;
+  if (!f.explanation.is_null()) res["explain"] = std::move(f.explanation);
+  std::vector<int32_t> ran = f.prompt;
+  ran.insert(ran.end(), gen.generated.begin(), gen.generated.end());
+  f.tokens_run = static_cast<int64_t>(ran.size()) - (gen.generated.empty() ? 0 : 1);  // the last chosen is never run
+  if (acts) {
+    const auto rows = acts->end_example(f.i, ran);
+    res["rows"] = {rows.first_row, rows.rows};
+    nlohmann::json tokens = nlohmann::json::array();
+    for (int64_t p : rows.positions) tokens.push_back(ran[size_t(p)]);
+    index << nlohmann::json{{"example", f.i}, {"id", f.ex.id}, {"shard", shard}, {"row", rows.first_row},
+                            {"rows", rows.rows}, {"positions", rows.positions}, {"tokens", tokens}}.dump()
+          << '\n';
+  }
+  return res.dump();
+}
+
 ShardRecord BatchRun::run_shard(int64_t shard, const std::function<void(int64_t, int64_t)>& progress) {
   if (shard < 0 || shard >= n_shards())
     throw Error(ErrorKind::Usage, "shard " + std::to_string(shard), "does not exist",
@@ -263,7 +384,6 @@ ShardRecord BatchRun::run_shard(int64_t shard, const std::function<void(int64_t,
   if (fs::exists(record_path)) return ShardRecord::from_json(read_json_file(record_path), record_path);
   create_output();
   const auto t0 = std::chrono::steady_clock::now();
-  const ModelConfig& cfg = model_.config;
   ShardRecord rec;
   rec.shard = shard;
   rec.first = shard * settings_.examples_per_shard;
@@ -281,107 +401,61 @@ ShardRecord BatchRun::run_shard(int64_t shard, const std::function<void(int64_t,
   if (spec_) acts.emplace(hooks_, tmp_dir);
   std::ostringstream results, index;
 
-  Session session(model_, pool_, {.max_batch = settings_.max_batch});
-  const auto bytes_of = [&](int32_t id) { return model_.tokenizer->token_bytes(id); };
-  for (int64_t i = rec.first; i < rec.end; ++i) {
-    const Example ex = dataset_.example(i);
-    int64_t cut = 0;
-    std::vector<int32_t> prompt = prompt_ids(ex, &cut);
-    const auto P = static_cast<int64_t>(prompt.size());
-    session.reset();
-    std::optional<CaptureObserver> capture;
-    if (acts) capture.emplace(*spec_, cfg, P, *acts);
-    std::optional<analysis::ExplainCapture> explainer;
-    if (settings_.explain) explainer.emplace(model_, pool_);
-    // Interventions first, so that capture and explain see the values the model continued from.
-    std::optional<InterventionObserver> intervene;
-    if (!interventions_.empty()) {
-      std::vector<Intervention> iv = interventions_;
-      prepare_interventions(iv, cfg, model_.path, prompt, settings_.n_generate,
-                            [&](Observer& mean, bool all) { observe_prompt(model_, pool_, prompt, mean, all); });
-      intervene.emplace(std::move(iv), cfg, P);
-    }
-    ObserverChain observers({intervene ? &*intervene : nullptr, capture ? &*capture : nullptr,
-                             explainer ? &*explainer : nullptr});
-    session.set_observer(&observers);
-    sampling::SamplerSettings ss = settings_.sampler;
-    ss.seed = settings_.sampler.seed + static_cast<uint64_t>(i);
-    ss.flip_margins = false;
-    sampling::Sampler sampler(ss);
-
-    nlohmann::json prompt_lp;
-    GenerateHooks hooks;
-    hooks.eval_prompt = [&] {
-      const bool all = settings_.prompt_logprobs || (spec_ && wants_all_prompt_logits(*spec_, cfg, P));
-      std::vector<float> logits = session.eval(prompt, all ? Session::Logits::All : Session::Logits::Last);
-      if (!all) return logits;
-      if (settings_.prompt_logprobs) {
-        prompt_lp = nlohmann::json::array({nullptr});
-        double sum = 0;
-        for (int64_t p = 1; p < P; ++p) {
-          const double lp = analysis::log_softmax(logits.data() + (p - 1) * cfg.d_vocab, cfg.d_vocab)[size_t(prompt[size_t(p)])];
-          prompt_lp.push_back(lp);
-          sum += lp;
-        }
-        prompt_lp = {{"tokens", prompt_lp}, {"sum", sum}};
-      }
-      logits.erase(logits.begin(), logits.end() - cfg.d_vocab);
-      return logits;
-    };
-    int step = 0;
-    hooks.eval_step = [&](int32_t id, int k) {
-      if (capture) capture->begin_pass("step." + std::to_string(k));
-      if (intervene) intervene->begin_pass("step." + std::to_string(k));
-      return session.eval({id});
-    };
-    nlohmann::json content = nlohmann::json::array();
-    nlohmann::json explanation;
-    auto choose = [&](const std::vector<float>& logits, const std::vector<int32_t>& history) {
-      const sampling::SampleRecord r = sampler.sample(logits.data(), cfg.d_vocab, history);
-      nlohmann::json lp = sampling::openai_logprobs(r, bytes_of, settings_.top_logprobs);
-      if (explainer && step == 0) {
-        nlohmann::json s = {{"id", r.chosen_id}, {"logprobs", lp}};
-        analysis::add_explanation(s, *explainer, history, 0);
-        explanation = std::move(s["explain"]);
-      }
-      lp.erase("x_tokenprobe");  // the flight record stays with `trace`: a dataset keeps OpenAI's fields
-      content.push_back(std::move(lp));
-      ++step;
-      return r.chosen_id;
-    };
-    const GenerateResult gen =
-        generate(session, prompt, choose, model_stop_rule(model_, settings_.n_generate, settings_.stop_at_eog), hooks);
-
-    nlohmann::json res = {{"example", i}, {"id", ex.id}, {"line", ex.line}, {"prompt_tokens", P}};
-    if (cut > 0) res["truncated_tokens"] = cut;
-    if (settings_.n_generate > 0) {
-      std::string text;
-      StreamDecoder dec(*model_.tokenizer);
-      for (int32_t id : gen.generated)
-        if (!model_.tokenizer->is_eog(id)) text += dec.feed(id);
-      text += dec.flush();
-      res["generated"] = {{"text", sampling::utf8_for_json(text)}, {"ids", gen.generated},
-                          {"stop_reason", stop_reason_name(gen.reason)}};
-      res["logprobs"] = {{"content", content}};
-    }
-    if (!prompt_lp.is_null()) res["prompt_logprobs"] = prompt_lp;
-    if (!explanation.is_null()) res["explain"] = std::move(explanation);
-    std::vector<int32_t> ran = prompt;
-    ran.insert(ran.end(), gen.generated.begin(), gen.generated.end());
-    rec.tokens += static_cast<int64_t>(ran.size()) - (gen.generated.empty() ? 0 : 1);  // the last chosen is never run
-    if (acts) {
-      const auto rows = acts->end_example(i, ran);
-      res["rows"] = {rows.first_row, rows.rows};
-      nlohmann::json tokens = nlohmann::json::array();
-      for (int64_t p : rows.positions) tokens.push_back(ran[size_t(p)]);
-      index << nlohmann::json{{"example", i}, {"id", ex.id}, {"shard", shard}, {"row", rows.first_row},
-                              {"rows", rows.rows}, {"positions", rows.positions}, {"tokens", tokens}}.dump()
-            << '\n';
-    }
-    results << res.dump() << '\n';
-    if (progress) progress(i - rec.first + 1, rec.tokens);
+  // Up to `parallel` examples in flight, each on a session of its own: a new example's prompt
+  // runs alone as it joins, then every example in flight runs its next token in one
+  // DecodeBatch step. Results are written in example order whatever order examples end in.
+  const bool observed = spec_ || !interventions_.empty() || settings_.explain;
+  const int64_t n_slots = observed || settings_.n_generate <= 0
+                              ? 1
+                              : std::clamp<int64_t>(settings_.parallel, 1, std::max<int64_t>(1, rec.end - rec.first));
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<Session*> idle;
+  for (int64_t k = 0; k < n_slots; ++k) {
+    sessions.push_back(std::make_unique<Session>(model_, pool_, SessionOptions{.max_batch = settings_.max_batch}));
+    idle.push_back(sessions.back().get());
   }
-  session.set_observer(nullptr);
+  std::optional<DecodeBatch> batch;
+  if (n_slots > 1) batch.emplace(model_, pool_, n_slots);
+  std::vector<std::string> lines(size_t(rec.end - rec.first));
+  std::vector<std::unique_ptr<InFlight>> live;  // in the order they joined
+  int64_t next = rec.first, finished = 0;
+  auto finish = [&](InFlight& f) {
+    lines[size_t(f.i - rec.first)] = finish_example(f, shard, acts ? &*acts : nullptr, index);
+    rec.tokens += f.tokens_run;
+    idle.push_back(&f.session);
+    if (progress) progress(++finished, rec.tokens);
+  };
+  while (next < rec.end || !live.empty()) {
+    while (next < rec.end && !idle.empty()) {
+      Session& session = *idle.back();
+      idle.pop_back();
+      std::unique_ptr<InFlight> f = start_example(next++, session, acts ? &*acts : nullptr);
+      if (f->steps && f->going_on) live.push_back(std::move(f));
+      else finish(*f);
+    }
+    if (live.empty()) continue;
+    for (auto& f : live) f->begin_step();
+    std::vector<std::vector<float>> logits;
+    if (batch) {
+      std::vector<Session*> ss;
+      std::vector<int32_t> tokens;
+      for (auto& f : live) {
+        ss.push_back(&f->session);
+        tokens.push_back(f->steps->next());
+      }
+      logits = batch->step(ss, tokens);
+    } else {
+      logits.push_back(live[0]->session.eval({live[0]->steps->next()}));
+    }
+    for (size_t j = 0; j < live.size(); ++j) {
+      InFlight& f = *live[j];
+      f.going_on = f.steps->take(logits[j], f.session.n_past(), f.session.n_ctx());
+      if (!f.going_on) finish(f);
+    }
+    std::erase_if(live, [](const std::unique_ptr<InFlight>& f) { return !f->going_on; });
+  }
+  for (auto& session : sessions) session->set_observer(nullptr);
+  for (const std::string& line : lines) results << line << '\n';
 
   // Data files first, the record last: the record's rename is what makes the shard exist.
   write_atomically(shard_path(shard, ".results.jsonl"), results.str());

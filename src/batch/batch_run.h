@@ -15,8 +15,10 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,6 +30,9 @@
 #include "sampling/sampler.h"
 
 namespace tp {
+
+class ActivationShard;
+class Session;
 
 struct BatchSettings {
   DatasetOptions dataset;
@@ -49,6 +54,11 @@ struct BatchSettings {
   int64_t max_prompt_tokens = 0;
   int64_t examples_per_shard = 1024;
   int64_t max_batch = 512;
+  // Examples decoded together (runtime/decode_batch.h: one weight read per step for all of
+  // them), each with a session of its own. Results do not depend on it (each example's logits
+  // equal its run alone bit for bit), so run.json does not pin it. Runs that observe the
+  // model (--capture, --intervene, --explain) decode one example at a time.
+  int parallel = 1;
 };
 
 // What a finished shard's record (shards/NNNNNN.json) says.
@@ -107,6 +117,11 @@ class BatchRun {
   std::vector<Intervention> interventions_;  // parsed and checked once; prepared per example
   nlohmann::json hooks_;     // capture_hook_list of the spec (one entry per stored tensor)
   nlohmann::json run_json_;  // run.json: what every process of this run must agree on
+
+  // One example from its prompt to its result line (batch_run.cpp).
+  struct InFlight;
+  std::unique_ptr<InFlight> start_example(int64_t i, Session& session, ActivationShard* acts) const;
+  std::string finish_example(InFlight& f, int64_t shard, ActivationShard* acts, std::ostringstream& index) const;
 
   bool created_ = false;
   void create_output();  // the folder, shards/ and run.json, once

@@ -143,6 +143,9 @@ void register_batch(CLI::App& app) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
   cmd->add_option("--examples-per-shard", opts->settings.examples_per_shard, "Examples per shard")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 40))->capture_default_str();
+  cmd->add_option("--parallel", opts->settings.parallel,
+                  "Examples decoded together with -n (one weight read per step for all; results unchanged)")
+      ->check(CLI::Range(1, 256))->capture_default_str();
   cmd->add_option("--shard", opts->shard, "Run the shards j with j % N == I (I/N)")->capture_default_str();
   cmd->add_option("--max-bytes", opts->max_bytes, "Refuse to start when the activations may exceed this many bytes");
   cmd->add_flag("--dry-run", opts->dry_run, "Say what would run and how large it may grow, then stop");
