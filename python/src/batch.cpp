@@ -33,6 +33,7 @@ BatchSettings batch_settings(const nlohmann::json& j, const pyb::dict& sampler) 
     take(j, "max_prompt_tokens", s.max_prompt_tokens);
     take(j, "examples_per_shard", s.examples_per_shard);
     take(j, "max_batch", s.max_batch);
+    take(j, "parallel", s.parallel);
   } catch (const nlohmann::json::exception& e) {
     throw Error(ErrorKind::Usage, "batch options", std::string("an option has the wrong type: ") + e.what());
   }

@@ -246,7 +246,7 @@ def test_dask_local_cluster(reference, work):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         manifest = tokenprobe.dask.probe_dataset(client, STORIES, small, SPEC, out, n_generate=6, examples_per_shard=10,
-                                                 prompt_logprobs=True, top_logprobs=2)
+                                                 prompt_logprobs=True, top_logprobs=2, parallel=2)
         with pytest.raises(TypeError, match="unknown options"):
             tokenprobe.dask.probe_dataset(client, STORIES, small, SPEC, out, n_generat=6)
     assert manifest["examples"] == 40 and len(manifest["shards"]) == 4

@@ -22,7 +22,7 @@ import threading
 from typing import Dict, Optional, Tuple
 
 _OPTIONS = ("format", "field", "intervene", "n_generate", "stop_at_eog", "top_logprobs", "prompt_logprobs", "explain",
-            "max_prompt_tokens", "examples_per_shard", "max_batch")
+            "max_prompt_tokens", "examples_per_shard", "max_batch", "parallel")
 _SAMPLER = ("seed", "temperature", "top_k", "top_p", "min_p", "typical_p", "repeat_penalty", "repeat_last_n",
             "frequency_penalty", "presence_penalty", "samplers", "logit_bias")
 
@@ -66,7 +66,7 @@ def probe_dataset(client, model: str, dataset: str, capture: Optional[str] = Non
     """Runs every unfinished shard of `dataset` through `model` on the client's cluster into `out`
     and returns the manifest (manifest.json). options: n_generate, examples_per_shard,
     top_logprobs, prompt_logprobs, explain, max_prompt_tokens, format, field, stop_at_eog,
-    max_batch, intervene (as `tokenprobe batch`'s flags) and the sampler's seed, temperature (default 0:
+    max_batch, parallel, intervene (as `tokenprobe batch`'s flags) and the sampler's seed, temperature (default 0:
     greedy), top_k, top_p, min_p, typical_p, repeat_penalty, ... `threads`: per task (give Dask
     workers one thread each and as many processes as cores / threads). `retries`: for shards
     that raise (a worker that dies is handled by the scheduler, not counted here)."""
