@@ -272,7 +272,10 @@ void tile(const uint8_t* w, int64_t ws, const float* x, int64_t xs, int64_t n, f
   int64_t i = 0;
   for (; i + V <= n; i += V) {
     F wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = L::full(w + r * ws + i * L::kBytes);
+    for (int r = 0; r < R; ++r) {
+      if constexpr (T == 1) prefetch_ahead(w + r * ws + i * L::kBytes, V * L::kBytes);
+      wv[r] = L::full(w + r * ws + i * L::kBytes);
+    }
     for (int t = 0; t < T; ++t) {
       const F xv = Vec::f32(reinterpret_cast<const uint8_t*>(x + t * xs + i));
       for (int r = 0; r < R; ++r) acc[t][r] = Vec::fma(wv[r], xv, acc[t][r]);
