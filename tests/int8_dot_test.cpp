@@ -3,6 +3,7 @@
 // precision with the activations rounded the same way (the rounding is the only difference).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -182,6 +183,90 @@ TEST_P(Int8Dot, TilesEqualOneDotPerPair) {
 // The super-block types without mins that the K-quant order alone sums (one exact integer per
 // block, one FMA per block into one chain): the SIMD tiles and the plain C++ reference are
 // the same computation, so they agree bit for bit, not only to rounding.
+// The activation blocks equal a plain transcription of llama.cpp's rounding (quantize_row_q8_0
+// with its fp16 d and Q8_1-style sum; quantize_row_q8_K with the first element of largest |x|
+// giving the scale, its sign included) byte for byte, whichever SIMD path built them: ties of
+// |x| with opposite signs, zero blocks, subnormals, values on rounding boundaries. (The blocks of
+// 32 that Q8_0 sees fall inside these blocks of 256.)
+std::vector<uint8_t> reference_q8_0(const std::vector<float>& x) {
+  std::vector<uint8_t> out(x.size() / 32 * 40);
+  for (size_t b = 0; b < x.size() / 32; ++b) {
+    const float* xb = x.data() + 32 * b;
+    uint8_t* blk = out.data() + 40 * b;
+    float amax = 0.0f;
+    for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
+    const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    const float d16 = fp16_to_float(float_to_fp16(d));
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      const auto q = static_cast<int8_t>(std::nearbyint(xb[i] * id));
+      blk[8 + i] = static_cast<uint8_t>(q);
+      sum += q;
+    }
+    const auto offset = static_cast<int16_t>(-8 * sum);
+    const uint16_t sum16 = float_to_fp16(d * static_cast<float>(sum));
+    std::memcpy(blk, &d16, 4);
+    std::memcpy(blk + 4, &offset, 2);
+    std::memcpy(blk + 6, &sum16, 2);
+  }
+  return out;
+}
+std::vector<uint8_t> reference_q8_k(const std::vector<float>& x) {
+  std::vector<uint8_t> out(x.size() / 256 * 292);
+  for (size_t b = 0; b < x.size() / 256; ++b) {
+    const float* xb = x.data() + 256 * b;
+    uint8_t* blk = out.data() + 292 * b;
+    float amax = 0.0f, max = 0.0f;
+    for (int i = 0; i < 256; ++i)
+      if (std::fabs(xb[i]) > amax) {
+        amax = std::fabs(xb[i]);
+        max = xb[i];
+      }
+    const float iscale = amax != 0.0f ? -127.0f / max : 0.0f;
+    const float d = amax != 0.0f ? 1.0f / iscale : 0.0f;
+    std::memcpy(blk, &d, 4);
+    for (int g = 0; g < 16; ++g) {
+      int16_t sum = 0;
+      for (int i = 16 * g; i < 16 * g + 16; ++i) {
+        const int v = std::min(127, static_cast<int>(std::nearbyint(iscale * xb[i])));
+        blk[36 + i] = static_cast<uint8_t>(static_cast<int8_t>(v));
+        sum = static_cast<int16_t>(sum + v);
+      }
+      std::memcpy(blk + 4 + 2 * g, &sum, 2);
+    }
+  }
+  return out;
+}
+
+TEST(Int8Act, BlocksEqualLlamaCppsRoundingByteForByte) {
+  std::mt19937 rng(29);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(256 * 24);
+  for (auto& v : x) v = normal(rng);
+  for (int k = 0; k < 8; ++k) {  // blocks 0-7: the largest |x| twice, signs in both orders
+    float* xb = x.data() + 256 * k;
+    const float big = 4.0f + float(k);
+    xb[7 + 20 * k] = (k % 2) ? -big : big;
+    xb[200 - 9 * k] = (k % 2) ? big : -big;
+  }
+  std::fill(x.begin() + 256 * 8, x.begin() + 256 * 9, 0.0f);  // block 8: zeros
+  // Block 9: subnormals beside a normal value in every 32 (a block of subnormals alone makes 127/amax
+  // infinite, where the C transcription's float-to-int8 conversion is undefined).
+  for (int i = 0; i < 256; ++i) x[size_t(256 * 9 + i)] = 1e-40f * float(i % 7 - 3);
+  for (int j = 0; j < 8; ++j) x[size_t(256 * 9 + 32 * j + 4 * j)] = 0.75f;
+  for (int i = 0; i < 256; ++i) x[size_t(256 * 10 + i)] = float(i - 128) * 0.5f;  // block 10: halves (ties)
+  x[256 * 11 + 5] = -0.0f;
+  for (const auto& [f, want] : {std::pair{quant::ActFormat::Q8_0, reference_q8_0(x)},
+                                std::pair{quant::ActFormat::Q8_K, reference_q8_k(x)}}) {
+    const auto n = static_cast<int64_t>(x.size());
+    std::vector<uint8_t> got(static_cast<size_t>(quant::act_row_bytes(f, n)));
+    quant::quantize_act(f, x.data(), got.data(), n);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_EQ(got[i], want[i]) << (f == quant::ActFormat::Q8_0 ? "Q8_0" : "Q8_K") << " byte " << i;
+  }
+}
+
 TEST(Int8Dot, OneChainTypesEqualTheReferenceBitForBit) {
   std::mt19937 rng(13);
   std::normal_distribution<float> normal(0.0f, 1.0f);

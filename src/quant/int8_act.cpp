@@ -37,15 +37,17 @@ void quantize_block_q8_0(const float* xb, uint8_t* blk) {
   // 127 / amax rather than 1 / d: what llama.cpp's x86 quantizer multiplies by, so that
   // values near a rounding boundary round the same way.
   const float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
-  const float d16 = fp16_to_float(float_to_fp16(d));  // llama.cpp keeps d as fp16
+#ifdef __F16C__  // the same rounding (to nearest even) as float_to_fp16, in one instruction each way
+  const float d16 = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));  // llama.cpp keeps d as fp16
+#else
+  const float d16 = fp16_to_float(float_to_fp16(d));
+#endif
 #ifdef __AVX512F__
   const __m512 s = _mm512_set1_ps(id);
   const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(lo, s)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(hi, s));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(blk + 8), _mm512_cvtsepi32_epi8(q0));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(blk + 24), _mm512_cvtsepi32_epi8(q1));
-  alignas(64) int32_t qs[16];
-  _mm512_store_si512(qs, _mm512_add_epi32(q0, q1));
-  for (int32_t v : qs) sum += v;
+  sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
 #else
   for (int i = 0; i < 32; ++i) {
     const auto q = static_cast<int8_t>(std::nearbyint(xb[i] * id));
@@ -56,7 +58,11 @@ void quantize_block_q8_0(const float* xb, uint8_t* blk) {
   // What Q4_0's code offset of 8 adds to a block's sum (|sum| <= 32 * 127: 16 bits hold it),
   // and llama.cpp's Q8_1 block sum for Q4_1/Q5_1's min: the unrounded d times sum(q), as fp16.
   const int16_t offset = static_cast<int16_t>(-8 * sum);
+#ifdef __F16C__
+  const uint16_t sum16 = _cvtss_sh(d * static_cast<float>(sum), _MM_FROUND_TO_NEAREST_INT);
+#else
   const uint16_t sum16 = float_to_fp16(d * static_cast<float>(sum));
+#endif
   std::memcpy(blk, &d16, 4);
   std::memcpy(blk + 4, &offset, 2);
   std::memcpy(blk + 6, &sum16, 2);
@@ -67,10 +73,38 @@ void quantize_act_q8_0(const float* x, uint8_t* dst, int64_t n) {
   for (int64_t b = 0; b < n / 32; ++b) quantize_block_q8_0(x + b * 32, dst + b * kQ80Bytes);
 }
 
+// llama.cpp's quantize_row_q8_K: the scale comes from the first element of largest |x| (its
+// sign included), q = round(x * -127 / max) capped at 127, and the sums of each 16. The AVX-512
+// path finds the same element (max is exact; NaN is skipped as the scalar comparison skips it)
+// and rounds to nearest even as nearbyint does; the scalar loop took 9% of a Q4_K prompt pass.
+TP_SIMD_BEGIN
 void quantize_act_q8_k(const float* x, uint8_t* dst, int64_t n) {
   for (int64_t b = 0; b < n / 256; ++b) {
     const float* xb = x + b * 256;
     uint8_t* blk = dst + b * kQ8KBytes;
+#ifdef __AVX512F__
+    __m512 am = _mm512_setzero_ps();
+    for (int j = 0; j < 16; ++j) am = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(xb + 16 * j)), am);
+    const float amax = _mm512_reduce_max_ps(am);
+    float max = 0.0f;
+    for (int j = 0; j < 16 && amax != 0.0f; ++j) {
+      const __mmask16 at = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(xb + 16 * j)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+      if (at) {
+        max = xb[16 * j + __builtin_ctz(at)];
+        break;
+      }
+    }
+    const float iscale = amax != 0.0f ? -127.0f / max : 0.0f;
+    const float d = amax != 0.0f ? 1.0f / iscale : 0.0f;
+    std::memcpy(blk, &d, 4);
+    for (int g = 0; g < 16; ++g) {
+      const __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_set1_ps(iscale), _mm512_loadu_ps(xb + 16 * g))),
+                                         _mm512_set1_epi32(127));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(blk + 36 + 16 * g), _mm512_cvtepi32_epi8(q));
+      const auto s = static_cast<int16_t>(_mm512_reduce_add_epi32(q));
+      std::memcpy(blk + 4 + 2 * g, &s, 2);
+    }
+#else
     float amax = 0.0f, max = 0.0f;
     for (int i = 0; i < 256; ++i)
       if (std::fabs(xb[i]) > amax) {
@@ -89,8 +123,10 @@ void quantize_act_q8_k(const float* x, uint8_t* dst, int64_t n) {
       }
       std::memcpy(blk + 4 + 2 * g, &s, 2);
     }
+#endif
   }
 }
+TP_SIMD_END
 
 }  // namespace
 
