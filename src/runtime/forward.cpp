@@ -181,8 +181,16 @@ struct AttnTiles {
     }
   }
 
+  // Each row over its keys up to its query's position only, the masked keys after it set to 0:
+  // softmax_inplace fills a row's last sixteen with -inf, so this is the same bits as the
+  // whole row (a prompt's rows then cost half as much).
   void softmax(int64_t i0, int64_t i1, float* rows) const {
-    for (int64_t i = i0; i < i1; ++i) ops::softmax_inplace(rows + (i - i0) * n_k, n_k);
+    for (int64_t i = i0; i < i1; ++i) {
+      float* row = rows + (i - i0) * n_k;
+      const int64_t seen = std::min(n_k, f.pos0 + i + 1);
+      ops::softmax_inplace(row, seen);
+      std::fill(row + seen, row + n_k, 0.0f);
+    }
   }
 
   // The tile's z rows are summed in `acc` [kQueryTile, d_head], side by side: in st.z they
