@@ -194,10 +194,14 @@ struct AttnTiles {
   }
 
   // The tile's z rows are summed in `acc` [kQueryTile, d_head], side by side: in st.z they
-  // lie n_heads * d_head floats apart, the same L1 sets for every row of the tile.
+  // lie n_heads * d_head floats apart, the same L1 sets for every row of the tile. Keys go in
+  // blocks of kValueBlock, each block through every row of the tile while its values stay in
+  // L1, each row's sums in registers across the block (ops::add_weighted_values); each row
+  // still adds its keys in order.
+  static constexpr int64_t kValueBlock = 32;
   void values(int64_t h, int64_t i0, int64_t i1, const float* rows, float* acc) const {
     const auto& c = f.cfg;
-    const int64_t kvh = h / group;
+    const float* v = f.kv.v_at(layer, 0) + (h / group) * dh;
     std::fill(acc, acc + (i1 - i0) * dh, 0.0f);
     // A key no query of the tile sees (beyond the last, or before the window) has weight 0
     // in every row and is skipped as a zero weight is. So are weights below FLT_MIN
@@ -205,15 +209,11 @@ struct AttnTiles {
     // microcode assist (~100 cycles; most of a long prompt's attention time in a model with
     // peaked patterns), and it is below 2^-126 |v|, under half an ulp of any z that is not
     // itself within a factor 2^24 of that. A NaN weight is not below anything and is kept.
-    for (int64_t j = 0; j < f.pos0 + i1; ++j) {
-      const float* v = f.kv.v_at(layer, j) + kvh * dh;
-      for (int64_t i = 0; i < i1 - i0; ++i) {
-        const float w = rows[i * n_k + j];
-        if (w < FLT_MIN) continue;
-        float* z = acc + i * dh;
-        for (int64_t d = 0; d < dh; ++d) z[d] += w * v[d];
+    for (int64_t j0 = 0; j0 < f.pos0 + i1; j0 += kValueBlock)
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t j1 = std::min(j0 + kValueBlock, f.pos0 + i + 1);
+        if (j1 > j0) ops::add_weighted_values(rows + (i - i0) * n_k, j0, j1, v, f.kv.kv_dim, dh, acc + (i - i0) * dh);
       }
-    }
     for (int64_t i = i0; i < i1; ++i) std::copy(acc + (i - i0) * dh, acc + (i - i0 + 1) * dh, f.st.z.data() + (i * c.n_heads + h) * dh);
   }
 };

@@ -1,6 +1,7 @@
 #include "runtime/ops.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <vector>
 
@@ -313,6 +314,34 @@ void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* 
       for (; j + kNarrow <= n; j += kNarrow) key_block<kNarrow>(qi, block + j, d_head, kNarrow, o + j0 + j);
       if (j < n) key_block<0>(qi, block + j, d_head, int(n - j), o + j0 + j);
     }
+  }
+}
+
+namespace {
+template <int kD>
+void weighted_values(const float* w, int64_t j0, int64_t j1, const float* v, int64_t v_stride, int64_t d_head, float* z) {
+  constexpr int kMax = kD > 0 ? kD : 1;
+  float acc[kMax];
+  const int64_t n = kD > 0 ? kD : d_head;
+  float* sums = kD > 0 ? acc : z;
+  if constexpr (kD > 0) std::copy(z, z + kD, acc);
+  for (int64_t j = j0; j < j1; ++j) {
+    const float wj = w[j];
+    if (wj < FLT_MIN) continue;
+    const float* vj = v + j * v_stride;
+    for (int64_t d = 0; d < n; ++d) sums[d] = std::fma(wj, vj[d], sums[d]);
+  }
+  if constexpr (kD > 0) std::copy(acc, acc + kD, z);
+}
+}  // namespace
+
+void add_weighted_values(const float* w, int64_t j0, int64_t j1, const float* v, int64_t v_stride, int64_t d_head,
+                         float* z) {
+  switch (d_head) {
+    case 64: return weighted_values<64>(w, j0, j1, v, v_stride, d_head, z);
+    case 128: return weighted_values<128>(w, j0, j1, v, v_stride, d_head, z);
+    case 256: return weighted_values<256>(w, j0, j1, v, v_stride, d_head, z);
+    default: return weighted_values<0>(w, j0, j1, v, v_stride, d_head, z);
   }
 }
 

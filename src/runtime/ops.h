@@ -80,6 +80,13 @@ constexpr int64_t kKeyBlock = 64;
 void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* kt, int64_t block_stride, int64_t n_k,
                     int64_t d_head, int64_t causal_end, float* out, int64_t out_stride);
 
+// z[d] += w[j] * v_j[d] for keys j in [j0, j1) (v_j = v + j * v_stride) in key order, one FMA
+// per element, skipping keys with w[j] < FLT_MIN (masked keys and subnormal weights: see
+// forward.cpp's AttnTiles::values). The sums of common head widths (64, 128, 256) stay in
+// registers across the keys. Written out as FMAs for the reason query_key_dots gives.
+void add_weighted_values(const float* w, int64_t j0, int64_t j1, const float* v, int64_t v_stride, int64_t d_head,
+                         float* z);
+
 float gelu(float x);  // the tanh form used by GPT-2 and ggml
 // x -> cap * tanh(x / cap) in place (Gemma 2's soft-capping of scores and logits), as ggml
 // computes it: a product with 1/cap, tanh, a product with cap.
