@@ -197,8 +197,11 @@ struct AttnTiles {
   // lie n_heads * d_head floats apart, the same L1 sets for every row of the tile. Keys go in
   // blocks of kValueBlock, each block through every row of the tile while its values stay in
   // L1, each row's sums in registers across the block (ops::add_weighted_values); each row
-  // still adds its keys in order.
-  static constexpr int64_t kValueBlock = 32;
+  // still adds its keys in order. Eight keys: consecutive keys' values lie kv_dim floats apart
+  // (4 KiB at Llama 3's and Qwen3's shapes), so one head's value rows share L1 sets, and 32
+  // keys overflowed a set's ways (Qwen3-0.6B-shaped pp512: 8 keys 372-397 tok/s, 16 364-376,
+  // 32 375-380, 4 360-364).
+  static constexpr int64_t kValueBlock = 8;
   void values(int64_t h, int64_t i0, int64_t i1, const float* rows, float* acc) const {
     const auto& c = f.cfg;
     const float* v = f.kv.v_at(layer, 0) + (h / group) * dh;
