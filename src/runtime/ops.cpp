@@ -318,20 +318,26 @@ void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* 
 }
 
 namespace {
+// One FMA per element, keys in order; kD > 0: the sums in a local array of known size, which
+// the compiler keeps in registers across the keys, else straight in z.
 template <int kD>
 void weighted_values(const float* w, int64_t j0, int64_t j1, const float* v, int64_t v_stride, int64_t d_head, float* z) {
-  constexpr int kMax = kD > 0 ? kD : 1;
-  float acc[kMax];
-  const int64_t n = kD > 0 ? kD : d_head;
-  float* sums = kD > 0 ? acc : z;
-  if constexpr (kD > 0) std::copy(z, z + kD, acc);
-  for (int64_t j = j0; j < j1; ++j) {
-    const float wj = w[j];
-    if (wj < FLT_MIN) continue;
-    const float* vj = v + j * v_stride;
-    for (int64_t d = 0; d < n; ++d) sums[d] = std::fma(wj, vj[d], sums[d]);
+  auto add = [&](float* sums, int64_t n) {
+    for (int64_t j = j0; j < j1; ++j) {
+      const float wj = w[j];
+      if (wj < FLT_MIN) continue;
+      const float* vj = v + j * v_stride;
+      for (int64_t d = 0; d < n; ++d) sums[d] = std::fma(wj, vj[d], sums[d]);
+    }
+  };
+  if constexpr (kD > 0) {
+    float acc[kD];
+    std::copy(z, z + kD, acc);
+    add(acc, kD);
+    std::copy(acc, acc + kD, z);
+  } else {
+    add(z, d_head);
   }
-  if constexpr (kD > 0) std::copy(acc, acc + kD, z);
 }
 }  // namespace
 
