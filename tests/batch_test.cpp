@@ -358,6 +358,15 @@ TEST(Batch, RefusesWhatCannotBeADataset) {
   fs::create_directories(other);
   std::ofstream(other / "notes.txt") << "mine";
   EXPECT_THROW(BatchRun(stories(), test_pool(), data, other.string(), settings("", 0)), Error);
+  // --parallel below 1 (the CLI checks its range; the Python options do not) names the option.
+  BatchSettings none = settings("", 4);
+  none.parallel = 0;
+  try {
+    BatchRun(stories(), test_pool(), data, test::scratch_path("batch", "parallel0").string(), none);
+    ADD_FAILURE() << "parallel 0 was taken";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--parallel"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -92,6 +92,9 @@ BatchRun::BatchRun(const Model& model, ThreadPool& pool, const std::string& data
   if (settings_.examples_per_shard < 1)
     throw Error(ErrorKind::Usage, "--examples-per-shard", "must be at least 1");
   if (settings_.n_generate < 0) throw Error(ErrorKind::Usage, "-n", "must not be negative");
+  if (settings_.parallel < 1)
+    throw Error(ErrorKind::Usage, "--parallel", "must be at least 1, got " + std::to_string(settings_.parallel),
+                "1 decodes one example at a time");
   if (settings_.explain && settings_.n_generate < 1)
     throw Error(ErrorKind::Usage, "--explain", "explains the first generated token", "give -n 1 or more");
   if (!settings_.capture.empty()) {
@@ -407,7 +410,7 @@ ShardRecord BatchRun::run_shard(int64_t shard, const std::function<void(int64_t,
   const bool observed = spec_ || !interventions_.empty() || settings_.explain;
   const int64_t n_slots = observed || settings_.n_generate <= 0
                               ? 1
-                              : std::clamp<int64_t>(settings_.parallel, 1, std::max<int64_t>(1, rec.end - rec.first));
+                              : std::min<int64_t>(settings_.parallel, rec.end - rec.first);
   std::vector<std::unique_ptr<Session>> sessions;
   std::vector<Session*> idle;
   for (int64_t k = 0; k < n_slots; ++k) {
