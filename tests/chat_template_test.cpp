@@ -87,6 +87,14 @@ TEST(ChatTemplate, SyntaxAndRuntimeErrorsNameTheSourcePosition) {
     e = error_of([&] { render(src); });
     EXPECT_EQ(e.kind(), ErrorKind::Format) << src << ": " << e.what();
   }
+  // Integer results that are no integer (x % 0 is NaN, overflow past int64): an error naming
+  // the line, where the engine converted them with undefined behaviour (a fuzzer finding).
+  for (const char* src : {"a\n{{ 7 % 0 }}", "a\n{{ 9223372036854775807 * 4 }}", "a\n{{ (0.0 / 0.0) | int }}"}) {
+    e = error_of([&] { render(src); });
+    EXPECT_EQ(e.kind(), ErrorKind::Format) << src << ": " << e.what();
+    EXPECT_NE(e.where().find("line 2"), std::string::npos) << src << ": " << e.what();
+  }
+  EXPECT_EQ(render("{{ 7 % 3 }} {{ 2.5 | int }} {{ -6 * 7 }}"), "1 2 -42");
 }
 
 TEST(ChatTemplate, HostileTemplatesHitALimitNotTheStackOrTheMemory) {

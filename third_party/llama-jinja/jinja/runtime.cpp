@@ -271,7 +271,7 @@ value binary_expression::execute_impl(context & ctx) const {
             if (is_float) {
                 return mk_val<value_float>(res);
             } else {
-                return mk_val<value_int>(static_cast<int64_t>(res));
+                return mk_val<value_int>(checked_int64(res, "Integer operation " + op.value));  // tokenprobe patch
             }
         } else if (op.value == "/") {
             JJ_DEBUG("Division operation: %f / %f", a, b);
@@ -283,7 +283,7 @@ value binary_expression::execute_impl(context & ctx) const {
             if (is_float) {
                 return mk_val<value_float>(rem);
             } else {
-                return mk_val<value_int>(static_cast<int64_t>(rem));
+                return mk_val<value_int>(checked_int64(rem, "Integer operation %"));  // tokenprobe patch
             }
         } else if (op.value == "<") {
             JJ_DEBUG("Comparison operation: %f < %f is %d", a, b, a < b);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 #include <unordered_map>
@@ -19,6 +20,16 @@ namespace jinja {
 
 struct value_t;
 using value = std::shared_ptr<value_t>;
+
+// tokenprobe patch: a float made an integer (an int operation's result, the `int` filter) must
+// be a finite value in int64's range; otherwise the conversion is undefined behaviour (x % 0
+// is NaN, 10**300 overflows). Python raises for these; so does this.
+inline int64_t checked_int64(double x, const std::string & what) {
+    if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0)) {
+        throw std::runtime_error(what + ": the result is not an integer in range (division by zero or overflow)");
+    }
+    return static_cast<int64_t>(x);
+}
 
 
 // Helper to check the type of a value
