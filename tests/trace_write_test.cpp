@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -60,6 +61,62 @@ TraceRunResult trace_into(const Model& m, const fs::path& dir, int n, const Toke
   o.out_dir = dir.string();
   o.n_generate = n;
   return run_traced(m, test_pool(), {1, 403, 407}, choose, o, {});
+}
+
+// Receives captured tensors in memory.
+struct MemorySink : CaptureSink {
+  std::map<std::string, std::vector<uint8_t>> tensors;
+  uint8_t* add(const std::string& name, StoreType, const std::vector<int64_t>&, uint64_t nbytes, const nlohmann::json&) override {
+    auto& t = tensors[name];
+    t.assign(nbytes, 0xAB);
+    return t.data();
+  }
+};
+
+// Large values are copied into the sink by the pool's threads (a prompt's hook_result and
+// attention patterns), small ones by the caller: the bytes must be the rows and heads the
+// selection keeps, in the stored order, either way.
+TEST(CaptureObserver, ValuesCopiedByThePoolKeepTheSelectedRowsAndHeadsInOrder) {
+  ModelConfig c;
+  c.architecture = "llama";
+  c.d_model = 1024, c.d_head = 64, c.n_heads = 16, c.n_kv_heads = 16, c.d_mlp = 64, c.d_vocab = 16, c.n_ctx = 256;
+  c.n_layers = 1, c.rope_dims = 64;
+  const int64_t n = 200, pos0 = 3;  // a chunk of rows [3, 203)
+  std::vector<float> result(size_t(n * c.n_heads * c.d_model)), pattern(size_t(c.n_heads * n * (pos0 + n)));
+  for (size_t i = 0; i < result.size(); ++i) result[i] = float(i % 100003) * 0.25f;
+  for (size_t i = 0; i < pattern.size(); ++i) pattern[i] = float(i % 99991) * 0.5f;
+  const std::string spec = "blocks.0.attn.hook_result[heads=1|3|5,pos=4-190];blocks.0.attn.hook_pattern[heads=0|2|9,pos=5-200];"
+                           "blocks.0.attn.hook_z[pos=10-20,dtype=f16]";
+  std::vector<float> z(size_t(n * c.n_heads * c.d_head), 1.5f);
+  auto capture = [&](ThreadPool* pool) {
+    MemorySink sink;
+    CaptureObserver obs(CaptureSpec::parse(spec), c, 100, sink, pool);
+    obs.begin_pass("prompt.3");
+    obs.deliver(Hook::Result, 0, HookValue{result.data(), {n, c.n_heads, c.d_model}, pos0}, nullptr);
+    obs.deliver(Hook::Pattern, 0, HookValue{pattern.data(), {c.n_heads, n, pos0 + n}, pos0}, nullptr);
+    obs.deliver(Hook::Z, 0, HookValue{z.data(), {n, c.n_heads, c.d_head}, pos0}, nullptr);
+    return sink.tensors;
+  };
+  const auto one = capture(nullptr), pooled = capture(&test_pool());
+  ASSERT_EQ(one.size(), 3u);
+  EXPECT_TRUE(one == pooled);
+  // The stored rows, written out: [pos 4..190, heads 1 3 5, d_model] and [heads 0 2 9, pos 5..200, keys].
+  std::vector<float> want_result, want_pattern;
+  for (int64_t p = 4; p <= 190; ++p)
+    for (int64_t h : {1, 3, 5})
+      for (int64_t d = 0; d < c.d_model; ++d) want_result.push_back(result[size_t(((p - pos0) * c.n_heads + h) * c.d_model + d)]);
+  for (int64_t h : {0, 2, 9})
+    for (int64_t p = 5; p <= 200; ++p)
+      for (int64_t k = 0; k < pos0 + n; ++k) want_pattern.push_back(pattern[size_t((h * n + p - pos0) * (pos0 + n) + k)]);
+  const auto& got_result = pooled.at("prompt.3/blocks.0.attn.hook_result");
+  const auto& got_pattern = pooled.at("prompt.3/blocks.0.attn.hook_pattern");
+  ASSERT_GE(got_result.size(), 256u << 10);  // large enough to go through the pool
+  ASSERT_GE(got_pattern.size(), 256u << 10);
+  ASSERT_EQ(got_result.size(), want_result.size() * 4);
+  ASSERT_EQ(got_pattern.size(), want_pattern.size() * 4);
+  EXPECT_EQ(std::memcmp(got_result.data(), want_result.data(), got_result.size()), 0);
+  EXPECT_EQ(std::memcmp(got_pattern.data(), want_pattern.data(), got_pattern.size()), 0);
+  EXPECT_EQ(pooled.at("prompt.3/blocks.0.attn.hook_z").size(), size_t(11 * c.n_heads * c.d_head * 2));
 }
 
 TEST(TraceFiles, NamesTheTracesOwnFilesOnly) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "model/config.h"
 #include "probe/capture_spec.h"
 #include "probe/hooks.h"
@@ -44,7 +45,10 @@ nlohmann::json capture_hook_list(const CaptureSpec& spec, const ModelConfig& cfg
 class CaptureObserver : public Observer {
  public:
   // Checks the spec against the model (CaptureSpec::validate_against, positions up to n_ctx).
-  CaptureObserver(CaptureSpec spec, const ModelConfig& cfg, int64_t prompt_len, CaptureSink& sink);
+  // With a pool, large values are copied into the sink by all of its threads (deliver runs
+  // between the forward pass's jobs, where the workers would otherwise wait).
+  CaptureObserver(CaptureSpec spec, const ModelConfig& cfg, int64_t prompt_len, CaptureSink& sink,
+                  ThreadPool* pool = nullptr);
 
   // Names the forward pass that follows: "prompt", "prompt.512" (a later prompt chunk) or
   // "step.K" (the pass whose logits choose generated token K).
@@ -62,6 +66,7 @@ class CaptureObserver : public Observer {
   const ModelConfig& cfg_;
   int64_t prompt_len_;
   CaptureSink& sink_;
+  ThreadPool* pool_;
   std::string label_ = "prompt";
   bool stopped_ = false;
   uint64_t tensors_ = 0;

@@ -96,6 +96,7 @@ void row_slices(const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t
   };
   int64_t s = 0;
   for (; s + 8 <= n_slices; s += 8) {
+    detail::prefetch_ahead(row + s * blocks * BlockBytes, 8 * blocks * BlockBytes);
     __m256 acc[8];
     float macc[8] = {};
     for (int j = 0; j < 8; ++j) acc[j] = slice(s + j, K::kMin ? &macc[j] : nullptr);

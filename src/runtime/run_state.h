@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/huge_pages.h"
 #include "model/config.h"
 #include "runtime/ops.h"
 
@@ -30,7 +31,7 @@ struct RunState {
   std::vector<float> scores;          // [n_heads, pos, n_k]  scores, then pattern in place
   bool pattern_kept = false;          // scores holds the last layer's pattern (only when observed)
   std::vector<float> z;               // [pos, n_heads, d_head]
-  std::vector<float> result;          // [pos, n_heads, d_model]  only when observed
+  std::vector<float, HugePageAllocator<float>> result;  // [pos, n_heads, d_model]  only when observed
   std::vector<float> attn_out;        // [pos, d_model]
   std::vector<float> mlp_in;          // [pos, 2 d_mlp]   fused gate|up output
   std::vector<float> mlp_pre;         // [pos, d_mlp]     gate path (or the only path)

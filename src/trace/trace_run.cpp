@@ -158,7 +158,7 @@ TraceRunResult run_traced(const Model& model, ThreadPool& pool, const std::vecto
   manifest["hooks"] = capture_hook_list(opts.spec, cfg);
 
   TraceWriter writer(opts.out_dir, manifest, opts.writer);
-  CaptureObserver capture(opts.spec, cfg, P, writer);
+  CaptureObserver capture(opts.spec, cfg, P, writer, &pool);
   InterventionObserver intervene(opts.interventions, cfg, P);
   ObserverChain chain({opts.interventions.empty() ? nullptr : &intervene, &capture, opts.observer});
   Session s(model, pool, {.max_batch = opts.max_batch});
