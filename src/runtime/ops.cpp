@@ -110,6 +110,34 @@ void matmul_short_f16(ThreadPool& pool, const TensorView& w, const float* x, int
   });
 }
 
+// One slice of kLanes decoded rows (element-major, `w[i * kLanes + r]`) against n
+// positions, the rows across the lanes: y[t * ys + r] = sum over i of x[t * xs + i] * w[i, r],
+// one FMA chain per (row, position) in element order; two positions at a time keep eight
+// vectors of chains in flight. With the rows in lanes nothing is reduced across lanes: the
+// float tiles' per-pair reductions cost more than the products for a 64-wide head (Q4_K_M's
+// full-capture prompt ran at 0.37 of capture off).
+constexpr int64_t kLanes = 64;
+template <int kT>
+void slice_lanes_t(const float* w, int64_t len, const float* x, int64_t xs, float* y, int64_t ys, int64_t nr) {
+  float a0[kLanes] = {}, a1[kLanes] = {};
+  for (int64_t i = 0; i < len; ++i) {
+    const float* wi = w + i * kLanes;
+    const float x0 = x[i];
+    for (int64_t r = 0; r < kLanes; ++r) a0[r] = std::fma(x0, wi[r], a0[r]);
+    if constexpr (kT == 2) {
+      const float x1 = x[xs + i];
+      for (int64_t r = 0; r < kLanes; ++r) a1[r] = std::fma(x1, wi[r], a1[r]);
+    }
+  }
+  std::copy_n(a0, nr, y);
+  if constexpr (kT == 2) std::copy_n(a1, nr, y + ys);
+}
+void slice_lanes(const float* w, int64_t len, const float* x, int64_t xs, int64_t n, float* y, int64_t ys, int64_t nr) {
+  int64_t t = 0;
+  for (; t + 2 <= n; t += 2) slice_lanes_t<2>(w, len, x + t * xs, xs, y + t * ys, ys, nr);
+  if (t < n) slice_lanes_t<1>(w, len, x + t * xs, xs, y + t * ys, ys, nr);
+}
+
 // Runs fn(row, position, out, out_stride) for rows [r0, r1) and every position, where fn
 // writes a row's n_slices results to out[s * out_stride], and stores them into y (position
 // t, slice s, row r at y[(t * n_slices + s) * rows + r]). Results go through a small buffer
@@ -192,19 +220,23 @@ void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_
     }
     if (n >= 4) {
       // A prompt with heads narrower than a weight block (K-quants at d_head 64 or 128):
-      // twelve rows decoded to F32 at a time, each head's slice through the float tiles
-      // against the 8-bit activations decoded (x as the integer product rounds it). A row
-      // and position at a time cost Q4_K_M's full-capture prompt 0.40 of capture off.
+      // kLanes rows decoded to F32 at a time, each head's slice laid element-major and taken
+      // through slice_lanes against the 8-bit activations decoded (x as the integer product
+      // rounds it).
       std::vector<float> xr(size_t(n * k));
       for (int64_t t = 0; t < n; ++t) quant::dequantize_act(af, xqd + t * xb, xr.data() + t * k, k);
-      pool.parallel_for((rows + kGroup - 1) / kGroup, [&](Scratch& scratch, int64_t g0, int64_t g1) {
-        float* dec = scratch.get<float>(ScratchSlot::DecodedRows, size_t(kGroup * k));
+      pool.parallel_for((rows + kLanes - 1) / kLanes, [&](Scratch& scratch, int64_t g0, int64_t g1) {
+        float* dec = scratch.get<float>(ScratchSlot::DecodedRows, size_t(kLanes * k));
+        float* lanes = scratch.get<float>(ScratchSlot::HeadSlices, size_t(kLanes * len));
         for (int64_t g = g0; g < g1; ++g) {
-          const int64_t r0 = g * kGroup, r1 = std::min(rows, r0 + kGroup);
-          for (int64_t r = r0; r < r1; ++r) quant::dequantize_row(w.type, w.row(r), dec + (r - r0) * k, k);
-          for (int64_t s = 0; s < n_slices; ++s)
-            quant::dot_tile_float(DType::F32, reinterpret_cast<const uint8_t*>(dec + s * len), k * 4, r1 - r0,
-                                  xr.data() + s * len, k, n, len, y + s * rows + r0, ys);
+          const int64_t r0 = g * kLanes, nr = std::min(rows, r0 + kLanes) - r0;
+          for (int64_t r = 0; r < nr; ++r) quant::dequantize_row(w.type, w.row(r0 + r), dec + r * k, k);
+          std::fill(dec + nr * k, dec + kLanes * k, 0.0f);
+          for (int64_t s = 0; s < n_slices; ++s) {
+            for (int64_t r = 0; r < kLanes; ++r)  // element i of the rows side by side
+              for (int64_t i = 0; i < len; ++i) lanes[i * kLanes + r] = dec[r * k + s * len + i];
+            slice_lanes(lanes, len, xr.data() + s * len, k, n, y + s * rows + r0, ys, nr);
+          }
         }
       });
       return;
