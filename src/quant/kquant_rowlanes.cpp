@@ -638,6 +638,7 @@ void row_heads(const uint8_t* row, const uint8_t* xq, int64_t nb, int64_t block_
                int64_t os, F&& heads_of) {
   const int64_t per_block = 256 / len;
   for (int64_t b = 0; b < nb; ++b) {
+    prefetch_ahead(row + b * block_bytes, block_bytes);
     BlockHeads h = heads_of(row + b * block_bytes, xq + b * kQ8KBytes);
     if (len == 128) {
       h.i = _mm_hadd_epi32(h.i, h.i);
