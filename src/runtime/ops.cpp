@@ -9,6 +9,15 @@
 #include "quant/int8_dot.h"
 #include "quant/quant.h"
 
+// Attention's loops in 512-bit vectors where the machine has them: GCC's -march=native
+// prefers 256-bit ones, with which a 64-key block's four chains or a 128-wide head's sums
+// took twice the instructions. Each lane's FMA chain is the same, so are the numbers.
+#if defined(__GNUC__) && !defined(__clang__)
+#define TP_WIDE_VECTORS __attribute__((target("prefer-vector-width=512")))
+#else
+#define TP_WIDE_VECTORS
+#endif
+
 namespace tp::ops {
 
 void read_vector(const TensorView& v, float* dst, int64_t n) {
@@ -309,7 +318,7 @@ namespace {
 // one FMA per element in order, across the keys. kN > 0 fixes n at compile time, so the
 // accumulators stay in registers; kN = 0 is the tail.
 template <int kN>
-void key_block(const float* q, const float* keys, int64_t d_head, int n, float* out) {
+TP_WIDE_VECTORS void key_block(const float* q, const float* keys, int64_t d_head, int n, float* out) {
   constexpr int kMax = kN > 0 ? kN : 16;
   const int m = kN > 0 ? kN : n;
   float acc[kMax] = {};
@@ -321,31 +330,72 @@ void key_block(const float* q, const float* keys, int64_t d_head, int n, float* 
   for (int jj = 0; jj < m; ++jj) out[jj] = acc[jj];
 }
 
+// Two queries against kN keys of a block: each key row is loaded once for both, and their
+// chains (eight vectors for 64 keys) keep the FMA units busy where one query's waited on
+// the FMA latency. The first n0 and n1 dots are stored (the first query may see fewer keys
+// than the second); each is the same chain as key_block's.
+template <int kN>
+TP_WIDE_VECTORS void key_block_pair(const float* q0, const float* q1, const float* keys, int64_t d_head, int n0, int n1,
+                                    float* out0, float* out1) {
+  float a0[kN] = {}, a1[kN] = {};
+  for (int64_t d = 0; d < d_head; ++d) {
+    const float x0 = q0[d], x1 = q1[d];
+    const float* row = keys + d * kKeyBlock;
+    for (int jj = 0; jj < kN; ++jj) a0[jj] = std::fma(x0, row[jj], a0[jj]);
+    for (int jj = 0; jj < kN; ++jj) a1[jj] = std::fma(x1, row[jj], a1[jj]);
+  }
+  std::copy(a0, a0 + n0, out0);
+  std::copy(a1, a1 + n1, out1);
+}
+
 }  // namespace
 
-void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* kt, int64_t block_stride, int64_t n_k,
-                    int64_t d_head, int64_t causal_end, float* out, int64_t out_stride) {
-  // A whole block of 64 keys keeps four independent chains in flight (an FMA's latency is
-  // four of its issue slots); a block's last keys go 16 at a time, then one by one. The FMAs
+TP_WIDE_VECTORS void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* kt, int64_t block_stride,
+                                    int64_t n_k, int64_t d_head, int64_t causal_end, float* out, int64_t out_stride) {
+  // A whole block of 64 keys keeps four independent chains in flight, two queries' eight
+  // (an FMA's latency is four of its issue slots); a block's last keys go 16 at a time,
+  // then one by one. The FMAs
   // are written out: left to the compiler, `s += q * k` was contracted into an FMA at -O3
   // and not at -O2, and the sanitizer build rounded differently.
   constexpr int kNarrow = 16;
   static_assert(kKeyBlock % kNarrow == 0);
+  // One query's keys [j0, end) of the block holding j0 (j0 need not start the block).
+  auto one_block = [&](const float* qi, int64_t j0, int64_t end, float* o) {
+    const float* keys = kt + (j0 / kKeyBlock) * block_stride + j0 % kKeyBlock;
+    const int64_t n = std::min(kKeyBlock - j0 % kKeyBlock, end - j0);
+    if (n == kKeyBlock) return key_block<kKeyBlock>(qi, keys, d_head, kKeyBlock, o + j0);
+    int64_t j = 0;
+    for (; j + kNarrow <= n; j += kNarrow) key_block<kNarrow>(qi, keys + j, d_head, kNarrow, o + j0 + j);
+    if (j < n) key_block<0>(qi, keys + j, d_head, int(n - j), o + j0 + j);
+  };
   for (int64_t i = 0; i < n_q; ++i) {
     const float* qi = q + i * q_stride;
     float* o = out + i * out_stride;
     const int64_t end = std::min(n_k, causal_end + i + 1);
-    for (int64_t j0 = 0; j0 < end; j0 += kKeyBlock) {
-      const float* block = kt + (j0 / kKeyBlock) * block_stride;
-      const int64_t n = std::min(kKeyBlock, end - j0);
-      if (n == kKeyBlock) {
-        key_block<kKeyBlock>(qi, block, d_head, kKeyBlock, o + j0);
-        continue;
-      }
-      int64_t j = 0;
-      for (; j + kNarrow <= n; j += kNarrow) key_block<kNarrow>(qi, block + j, d_head, kNarrow, o + j0 + j);
-      if (j < n) key_block<0>(qi, block + j, d_head, int(n - j), o + j0 + j);
+    if (i + 1 == n_q) {
+      for (int64_t j0 = 0; j0 < end; j0 += kKeyBlock) one_block(qi, j0, end, o);
+      continue;
     }
+    // Queries i and i + 1 together (i + 1 sees the keys i sees, and one more unless the
+    // keys end first): whole blocks, then 16 keys at a time; the last few keys alone.
+    const float* qn = qi + q_stride;
+    float* on = o + out_stride;
+    const int64_t end_next = std::min(n_k, causal_end + i + 2);
+    auto seen = [](int64_t e, int64_t j, int64_t n) { return int(std::clamp<int64_t>(e - j, 0, n)); };
+    int64_t j = 0;
+    for (; j + kKeyBlock <= end_next; j += kKeyBlock) {
+      const float* block = kt + (j / kKeyBlock) * block_stride;
+      key_block_pair<kKeyBlock>(qi, qn, block, d_head, seen(end, j, kKeyBlock), int(kKeyBlock), o + j, on + j);
+    }
+    for (; j + kNarrow <= end_next; j += kNarrow) {
+      const float* keys = kt + (j / kKeyBlock) * block_stride + j % kKeyBlock;
+      key_block_pair<kNarrow>(qi, qn, keys, d_head, seen(end, j, kNarrow), kNarrow, o + j, on + j);
+    }
+    if (j < end_next) {  // fewer than 16 keys left, in one block
+      one_block(qn, j, end_next, on);
+      if (j < end) one_block(qi, j, end, o);
+    }
+    ++i;
   }
 }
 
@@ -353,7 +403,7 @@ namespace {
 // One FMA per element, keys in order; kD > 0: the sums in a local array of known size, which
 // the compiler keeps in registers across the keys, else straight in z.
 template <int kD>
-void weighted_values(const float* w, int64_t j0, int64_t j1, const float* v, int64_t v_stride, int64_t d_head, float* z) {
+TP_WIDE_VECTORS void weighted_values(const float* w, int64_t j0, int64_t j1, const float* v, int64_t v_stride, int64_t d_head, float* z) {
   auto add = [&](float* sums, int64_t n) {
     for (int64_t j = j0; j < j1; ++j) {
       const float wj = w[j];
@@ -373,8 +423,8 @@ void weighted_values(const float* w, int64_t j0, int64_t j1, const float* v, int
 }
 }  // namespace
 
-void add_weighted_values(const float* w, int64_t j0, int64_t j1, const float* v, int64_t v_stride, int64_t d_head,
-                         float* z) {
+TP_WIDE_VECTORS void add_weighted_values(const float* w, int64_t j0, int64_t j1, const float* v, int64_t v_stride,
+                                         int64_t d_head, float* z) {
   switch (d_head) {
     case 64: return weighted_values<64>(w, j0, j1, v, v_stride, d_head, z);
     case 128: return weighted_values<128>(w, j0, j1, v, v_stride, d_head, z);
