@@ -17,12 +17,23 @@
 
 namespace tp::ops {
 
+TP_SIMD_BEGIN
 float lane_sum16(const float* v) {
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+  // The same adds in registers (a float add is commutative: v[i] + v[i + 8] is v[i + 8] + v[i]).
+  const __m512 x = _mm512_loadu_ps(v);
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1));
+  const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  const __m128 r = _mm_add_ps(q, _mm_movehl_ps(q, q));  // q0 + q2, q1 + q3
+  return _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r)));
+#else
   float h[8], q[4];
   for (int i = 0; i < 8; ++i) h[i] = v[i + 8] + v[i];
   for (int i = 0; i < 4; ++i) q[i] = h[i + 4] + h[i];
   return (q[0] + q[2]) + (q[1] + q[3]);
+#endif
 }
+TP_SIMD_END
 
 // ggml_rms_norm's steps (ggml-cpu/ops.cpp): the squares in float summed in double, the mean
 // rounded to float, the scale 1 / sqrt(mean + eps) in float, each element times the scale.
@@ -158,20 +169,58 @@ void exp_row(const float* x, float* y, int64_t n) {
 // under 1.7e-38): making a subnormal costs vscalefps, and the product with 1 / sum after it,
 // a microcode assist each (~100 cycles), which at 4096 keys was a fifth of a long prompt's
 // time in a model with peaked patterns.
+TP_SIMD_BEGIN
 void softmax_inplace(float* x, int64_t n) {
   constexpr float kLowest = -87.0f;  // e^-87 = 1.65e-38, above FLT_MIN with expf_ggml's few ulp
   // A NaN anywhere makes the maximum NaN and so the whole row NaN: fmax would drop it and
   // hide a broken model behind a plausible pattern.
+  // The maximum in sixteen lanes (one compare-and-select chain through the row took ~4
+  // cycles an entry, the softmax's largest part); which of +0 and -0 wins can differ from a
+  // left-to-right scan, and x - max, so e^(x - max), is the same for both.
+  float lane[16];
+  int nan[16] = {};
+  std::fill(lane, lane + 16, -INFINITY);
+  int64_t i0 = 0;
+  for (; i0 + 16 <= n; i0 += 16)
+    for (int l = 0; l < 16; ++l) {
+      const float v = x[i0 + l];
+      nan[l] |= v != v;
+      lane[l] = v > lane[l] ? v : lane[l];
+    }
+  for (int64_t i = i0; i < n; ++i) {
+    nan[0] |= x[i] != x[i];
+    lane[0] = x[i] > lane[0] ? x[i] : lane[0];
+  }
   float mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = (x[i] > mx || std::isnan(x[i])) && !std::isnan(mx) ? x[i] : mx;
+  int any_nan = 0;
+  for (int l = 0; l < 16; ++l) {
+    any_nan |= nan[l];
+    mx = lane[l] > mx ? lane[l] : mx;
+  }
+  if (any_nan) mx = NAN;
   if (mx == -INFINITY) {
     for (int64_t i = 0; i < n; ++i) x[i] = 0;
     return;
   }
   double sum = 0;
   float d[16], e[16];
-  for (int64_t i = 0; i < n; i += 16) {
-    const int64_t m = std::min<int64_t>(16, n - i);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {  // whole sixteens without the tail's lane test
+#if defined(__AVX512F__)
+    const __m512 t = _mm512_sub_ps(_mm512_loadu_ps(x + i), _mm512_set1_ps(mx));
+    _mm512_storeu_ps(d, _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, _mm512_set1_ps(kLowest), _CMP_LT_OQ), t,
+                                             _mm512_set1_ps(-INFINITY)));
+#else
+    for (int l = 0; l < 16; ++l) {
+      const float t = x[i + l] - mx;
+      d[l] = t < kLowest ? -INFINITY : t;
+    }
+#endif
+    exp16(d, x + i);
+    sum += lane_sum16(x + i);
+  }
+  if (i < n) {
+    const int64_t m = n - i;
     for (int64_t l = 0; l < 16; ++l) {
       d[l] = l < m ? x[i + l] - mx : -INFINITY;
       d[l] = d[l] < kLowest ? -INFINITY : d[l];
@@ -183,6 +232,7 @@ void softmax_inplace(float* x, int64_t n) {
   const float inv = static_cast<float>(1.0 / sum);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
+TP_SIMD_END
 
 namespace {
 // ggml_v_silu on 16 values: x / (1 + e^(0 - x)) with ggml_v_expf; a division and an add
