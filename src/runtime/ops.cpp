@@ -354,9 +354,8 @@ TP_WIDE_VECTORS void query_key_dots(const float* q, int64_t q_stride, int64_t n_
                                     int64_t n_k, int64_t d_head, int64_t causal_end, float* out, int64_t out_stride) {
   // A whole block of 64 keys keeps four independent chains in flight, two queries' eight
   // (an FMA's latency is four of its issue slots); a block's last keys go 16 at a time,
-  // then one by one. The FMAs
-  // are written out: left to the compiler, `s += q * k` was contracted into an FMA at -O3
-  // and not at -O2, and the sanitizer build rounded differently.
+  // then one by one. The FMAs are written out: left to the compiler, `s += q * k` was
+  // contracted into an FMA at -O3 and not at -O2, and the sanitizer build rounded differently.
   constexpr int kNarrow = 16;
   static_assert(kKeyBlock % kNarrow == 0);
   // One query's keys [j0, end) of the block holding j0 (j0 need not start the block).
