@@ -42,6 +42,14 @@ TEST(ProbeGuard, SoftmaxPropagatesNaN) {
   std::vector<float> all_nan(5, std::numeric_limits<float>::quiet_NaN());
   ops::softmax_inplace(all_nan.data(), 5);
   for (float x : all_nan) EXPECT_TRUE(std::isnan(x));
+  // Rows of whole sixteens (the maximum taken in lanes): one NaN, and nothing but NaN (no
+  // lane has a maximum then, and the row must not read as all masked).
+  std::vector<float> long_row(40, 1.0f), long_nan(40, std::numeric_limits<float>::quiet_NaN());
+  long_row[20] = std::numeric_limits<float>::quiet_NaN();
+  ops::softmax_inplace(long_row.data(), 40);
+  ops::softmax_inplace(long_nan.data(), 40);
+  for (float x : long_row) EXPECT_TRUE(std::isnan(x));
+  for (float x : long_nan) EXPECT_TRUE(std::isnan(x));
   std::vector<float> fine = {0.0f, -INFINITY, 0.0f};
   ops::softmax_inplace(fine.data(), 3);
   EXPECT_FLOAT_EQ(fine[0], 0.5f);

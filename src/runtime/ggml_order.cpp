@@ -174,8 +174,8 @@ void softmax_inplace(float* x, int64_t n) {
   constexpr float kLowest = -87.0f;  // e^-87 = 1.65e-38, above FLT_MIN with expf_ggml's few ulp
   // A NaN anywhere makes the maximum NaN and so the whole row NaN: fmax would drop it and
   // hide a broken model behind a plausible pattern.
-  // The maximum in sixteen lanes (one compare-and-select chain through the row took ~4
-  // cycles an entry, the softmax's largest part); which of +0 and -0 wins can differ from a
+  // The maximum in sixteen lanes (one compare-and-select chain through the row was ~15% of
+  // the softmax in bench/attention_bench); which of +0 and -0 wins can differ from a
   // left-to-right scan, and x - max, so e^(x - max), is the same for both.
   float lane[16];
   int nan[16] = {};
