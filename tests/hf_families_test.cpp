@@ -143,20 +143,26 @@ TEST_P(HfFamily, FolderComputesWhatItsGgufComputes) {
   for (const char* name : f.names) EXPECT_TRUE(file.find(name)) << name << " not in the " << f.model_type << " folder";
   if (gguf->config.moe()) {
     // As save_pretrained writes them: sorted by name, so that a layer's experts are not back
-    // to back in expert order (experts.0.down_proj, experts.0.gate_proj, ..., experts.1.*) and
-    // are stacked by copying.
+    // to back in expert order (experts.0.down_proj, experts.0.gate_proj, ..., experts.1.*):
+    // each expert is read where it lies, nothing copied, and converts as the others do.
     std::vector<StTensor> ts = file.tensors();
     std::sort(ts.begin(), ts.end(), [](const StTensor& a, const StTensor& b) { return a.name < b.name; });
     write_safetensors((dir / "model.safetensors").string(), ts, {{"format", "pt"}});
     const auto sorted = load_model(dir.string());
-    EXPECT_EQ(run(*sorted, prompt).first, got) << "experts stacked by copying";
+    EXPECT_EQ(run(*sorted, prompt).first, got) << "experts apart in the file";
     const auto fact = [](const Model& m) {
       for (const auto& [key, value] : m.facts)
         if (key == "experts") return value;
       return std::string("none");
     };
-    EXPECT_EQ(fact(*hf), "stacked as views into the weight files");
-    EXPECT_TRUE(fact(*sorted).starts_with("stacked by copying")) << fact(*sorted);
+    EXPECT_TRUE(fact(*hf).starts_with("one view a layer")) << fact(*hf);
+    EXPECT_TRUE(fact(*sorted).starts_with("views of each expert's tensors")) << fact(*sorted);
+    const TensorView& gate = sorted->weights.get("blk.0.ffn_gate_exps.weight");
+    EXPECT_EQ(gate.parts.size(), size_t(gguf->config.n_experts));
+    EXPECT_NE(gate.parts[1], gate.parts[0] + gate.nbytes / gate.parts.size()) << "expert 1 is read where the file holds it";
+    convert_model(*sorted, converted.string(), {});
+    EXPECT_EQ(run(*load_model(converted.string(), "", MatmulInputs::Float), prompt).first, want) << "converted back from experts apart";
+    fs::remove(converted);
   }
   fs::remove_all(dir);
 }

@@ -20,6 +20,10 @@ struct TensorView {
   // llama.cpp does (ModelConfig::matmul_inputs, set on every view of a model when it is
   // bound; runtime/ops.h). Ignored for other types.
   bool rounds_inputs = false;
+  // Where the slabs along the last axis lie apart (a HuggingFace checkpoint's experts, one
+  // tensor each, in the order save_pretrained sorts them): slab i starts at parts[i], and data
+  // is parts[0]. Empty where the tensor is one block of nbytes from data.
+  std::vector<const uint8_t*> parts{};
 
   bool present() const { return data != nullptr; }
   int64_t row_len() const { return ne.empty() ? 0 : ne[0]; }
@@ -30,7 +34,11 @@ struct TensorView {
   }
   int64_t n_elements() const { return row_len() * n_rows(); }
   uint64_t bytes_per_row() const { return static_cast<uint64_t>(row_bytes(type, row_len())); }
-  const uint8_t* row(int64_t i) const { return data + static_cast<uint64_t>(i) * bytes_per_row(); }
+  const uint8_t* row(int64_t i) const {
+    if (parts.empty()) return data + static_cast<uint64_t>(i) * bytes_per_row();
+    const int64_t per_slab = n_rows() / static_cast<int64_t>(parts.size());
+    return parts[static_cast<size_t>(i / per_slab)] + static_cast<uint64_t>(i % per_slab) * bytes_per_row();
+  }
   std::string shape_string() const;
 };
 

@@ -174,14 +174,18 @@ GgufWriter::RowFiller row_filler(const TensorView& v, DType type) {
   return [v, type](int64_t r0, int64_t n, uint8_t* dst) {
     const int64_t cols = v.ne[0];
     const int64_t src_row = row_bytes(v.type, cols), dst_row = row_bytes(type, cols);
-    const uint8_t* src = v.data + r0 * src_row;
-    if (v.type == type) {
-      std::memcpy(dst, src, static_cast<size_t>(n * src_row));
+    if (v.type == type && v.parts.empty()) {
+      std::memcpy(dst, v.row(r0), static_cast<size_t>(n * src_row));
       return;
     }
     std::vector<float> row(static_cast<size_t>(cols));
     for (int64_t r = 0; r < n; ++r) {
-      quant::dequantize_row(v.type, src + r * src_row, row.data(), cols);
+      const uint8_t* src = v.row(r0 + r);  // row by row: an HF checkpoint's experts lie apart (TensorView::parts)
+      if (v.type == type) {
+        std::memcpy(dst + r * dst_row, src, static_cast<size_t>(src_row));
+        continue;
+      }
+      quant::dequantize_row(v.type, src, row.data(), cols);
       quant::quantize_row(type, row.data(), dst + r * dst_row, cols);
     }
   };

@@ -2,10 +2,8 @@
 // (hf_names.h) puts each state-dict tensor under the architecture's GGUF name through its
 // layout step (hf_transforms.h), and the architecture's own declarations validate and bind
 // it, as for every other format (docs/huggingface.md).
-#include <cstring>
 #include <set>
 
-#include "core/byte_size.h"
 #include "core/error.h"
 #include "io/gguf.h"
 #include "loader/bind.h"
@@ -84,13 +82,13 @@ std::string listing(const std::vector<std::string>& names) {
 }
 
 // One layer's experts (HF: a [rows, cols] matrix each) as the GGUF-style tensor the
-// architecture declares, ne {cols, rows, n_experts}. Where the files hold them back to back in
-// expert order (as tools/hf_folder writes them) the stack is a view; otherwise (as
-// save_pretrained sorts names: experts.0, experts.1, experts.10, ...) a copy into memory the
-// loader owns. Error(NotFound) naming a missing expert's tensor, Error(Shape) when the experts
-// differ in type or shape.
+// architecture declares, ne {cols, rows, n_experts}: a view of the files either way, one block
+// where they hold the experts back to back in expert order (as tools/hf_folder writes them),
+// else with each expert's matrix where it lies (TensorView::parts; save_pretrained sorts
+// names: experts.0, experts.1, experts.10, ..., down_proj before gate_proj). Error(NotFound)
+// naming a missing expert's tensor, Error(Shape) when the experts differ in type or shape.
 TensorView stack_experts(const std::string& gguf, const std::vector<TensorView>& list,
-                         const std::map<std::string, Target>& names, const fs::path& dir, HfKeepalive& keep, uint64_t& copied) {
+                         const std::map<std::string, Target>& names, const fs::path& dir, bool& apart) {
   const auto hf_name = [&](size_t e) {
     for (const auto& [hf, t] : names)
       if (t.gguf == gguf && t.expert == int64_t(e)) return hf;
@@ -112,10 +110,8 @@ TensorView stack_experts(const std::string& gguf, const std::vector<TensorView>&
   bool adjacent = true;
   for (size_t e = 1; e < list.size(); ++e) adjacent = adjacent && list[e].data == list[e - 1].data + list[e - 1].nbytes;
   if (adjacent) return out;
-  copied += out.nbytes;
-  uint8_t* dst = keep.allocate(out.nbytes);
-  for (size_t e = 0; e < list.size(); ++e) std::memcpy(dst + e * list[0].nbytes, list[e].data, list[e].nbytes);
-  out.data = dst;
+  apart = true;
+  for (const TensorView& e : list) out.parts.push_back(e.data);
   return out;
 }
 
@@ -123,9 +119,9 @@ TensorView stack_experts(const std::string& gguf, const std::vector<TensorView>&
 // (a modified model would otherwise run with parts missing). When the config ties the head
 // to the embeddings, as transformers does, one tensor serves both: a saved lm_head is
 // dropped, or is the embeddings where only it was saved.
-// `copied`: bytes of experts stacked by copying.
+// `experts_apart`: whether some layer's experts are not back to back in the files.
 std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFiles& wf, const fs::path& dir, HfKeepalive& keep,
-                                              uint64_t& copied) {
+                                              bool& experts_apart) {
   const Family& fam = *hc.family;
   const auto names = expand_names(fam, hc.config);
   std::map<std::string, TensorView> views;
@@ -149,7 +145,7 @@ std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFi
     v.name = it->second.gguf;
     views[v.name] = v;
   }
-  for (auto& [gguf, list] : experts) views[gguf] = stack_experts(gguf, list, names, dir, keep, copied);
+  for (auto& [gguf, list] : experts) views[gguf] = stack_experts(gguf, list, names, dir, experts_apart);
   const auto head = views.find("output.weight");
   if (hc.tie_word_embeddings && head != views.end()) {
     TensorView embd = head->second;
@@ -227,8 +223,8 @@ std::unique_ptr<Model> load_hf_model(const std::string& path) {
   m->path = path;
   m->format = "hf";
   m->config = hc.config;
-  uint64_t copied_experts = 0;
-  std::map<std::string, TensorView> views = hf::map_tensors(hc, wf, dir, *keep, copied_experts);
+  bool experts_apart = false;
+  std::map<std::string, TensorView> views = hf::map_tensors(hc, wf, dir, *keep, experts_apart);
   m->config.tied_output = !views.contains("output.weight");
   m->weights = WeightStore(std::move(views), keep, path);
   hf::check_complete(*m, hc, wf, dir);
@@ -236,9 +232,8 @@ std::unique_ptr<Model> load_hf_model(const std::string& path) {
   m->facts = hc.facts;
   m->facts.push_back({"weights", hf::file_list(wf)});
   if (m->config.moe())
-    m->facts.push_back({"experts", copied_experts == 0 ? std::string("stacked as views into the weight files")
-                                                       : "stacked by copying " + human_bytes(copied_experts) +
-                                                             " into memory (the files do not hold each layer's experts back to back)"});
+    m->facts.push_back({"experts", experts_apart ? "views of each expert's tensors where the files hold them (not back to back)"
+                                                 : "one view a layer into the weight files (each layer's experts back to back)"});
   if (!not_run.empty())
     m->facts.push_back({"not run", std::to_string(not_run.size()) + " tensors of the vision tower and projector (the text model runs alone)"});
   hf::load_hf_tokenizer(*m, dir);

@@ -22,6 +22,7 @@ TensorView owned_like(const TensorView& t, std::vector<int64_t> ne, uint64_t nby
   out.ne = std::move(ne);
   out.nbytes = nbytes;
   out.data = keep.allocate(nbytes);
+  out.parts.clear();  // the copy is one block
   return out;
 }
 

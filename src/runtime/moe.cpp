@@ -19,7 +19,7 @@ std::vector<MlpWeights> expert_slices(const TensorView& gate, const TensorView& 
     const uint64_t bytes = uint64_t(rows) * t.bytes_per_row();
     std::string name = t.name;
     name.append("[expert ").append(std::to_string(e)).push_back(']');
-    TensorView v{std::move(name), t.type, {t.ne[0], rows}, t.data + uint64_t(e) * bytes, bytes};
+    TensorView v{std::move(name), t.type, {t.ne[0], rows}, t.row(e * rows), bytes};
     v.rounds_inputs = t.rounds_inputs;  // an expert's product rounds its input as the whole tensor's would
     return v;
   };
