@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "runtime/forward.h"
+#include "runtime/libm_tanh.h"
 #include "runtime/ops.h"
 
 namespace tp::analysis {

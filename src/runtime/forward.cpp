@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "quant/quant.h"
+#include "runtime/libm_tanh.h"
 #include "runtime/ops.h"
 
 namespace tp {
@@ -337,7 +338,7 @@ namespace {
 float activate(Activation a, float x) {
   switch (a) {
     case Activation::SiLU: break;  // by rows, in activate_rows
-    case Activation::GELU: return ops::gelu(x);
+    case Activation::GELU: break;  // by rows, in activate_rows
     case Activation::GELUErf: return ops::gelu_erf(x);
     case Activation::ReluSquared: return x > 0 ? x * x : 0.0f;
   }
@@ -363,6 +364,12 @@ void activate_rows(ThreadPool& pool, Activation a, const float* pre, const float
         }
         u0 += g1 - g0;
       }
+    });
+    return;
+  }
+  if (a == Activation::GELU) {
+    pool.parallel_for(n_rows * d, [&](int64_t i0, int64_t i1) {
+      ops::gelu_rows(pre + i0, linear ? linear + i0 : nullptr, post + i0, i1 - i0);
     });
     return;
   }

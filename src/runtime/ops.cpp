@@ -448,11 +448,6 @@ float gelu(float x) {
   return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + 0.044715f * x * x)));
 }
 
-void softcap_inplace(float* x, int64_t n, float cap) {
-  const float inv = 1.0f / cap;
-  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] * inv) * cap;
-}
-
 float gelu_erf(float x) {
   constexpr float kInvSqrt2 = 0.7071067811865476f;
   return 0.5f * x * (1.0f + std::erf(x * kInvSqrt2));

@@ -87,10 +87,7 @@ void query_key_dots(const float* q, int64_t q_stride, int64_t n_q, const float* 
 void add_weighted_values(const float* w, int64_t j0, int64_t j1, const float* v, int64_t v_stride, int64_t d_head,
                          float* z);
 
-float gelu(float x);  // the tanh form used by GPT-2 and ggml
-// x -> cap * tanh(x / cap) in place (Gemma 2's soft-capping of scores and logits), as ggml
-// computes it: a product with 1/cap, tanh, a product with cap.
-void softcap_inplace(float* x, int64_t n, float cap);
+float gelu(float x);  // the tanh form used by GPT-2 and ggml (rows: libm_tanh.h's gelu_rows)
 float gelu_erf(float x);  // the exact form x * Phi(x), PyTorch's nn.GELU() (nanoGPT)
 
 }  // namespace tp::ops
