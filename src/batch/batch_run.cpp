@@ -11,6 +11,7 @@
 #include "analysis/logit_lens.h"
 #include "batch/activation_shard.h"
 #include "core/error.h"
+#include "io/file_digest.h"
 #include "io/safetensors.h"
 #include "io/sha256.h"
 #include "io/small_file.h"

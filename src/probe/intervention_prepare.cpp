@@ -6,7 +6,7 @@
 #include <tuple>
 
 #include "core/error.h"
-#include "io/sha256.h"
+#include "io/file_digest.h"
 #include "model/config.h"
 #include "probe/intervention.h"
 
@@ -134,7 +134,7 @@ void prepare_interventions(std::vector<Intervention>& iv, const ModelConfig& cfg
   bool any_mean = false;
   for (const auto& i : iv) {
     if (i.op == InterventionOp::Patch) {
-      if (sha.empty()) sha = sha256_file(model_path);
+      if (sha.empty()) sha = model_identity(model_path).second;  // as the source trace's manifest recorded it
       check_source_identity(i, model_path, sha);
     }
     any_mean = any_mean || i.op == InterventionOp::Mean;

@@ -1,9 +1,6 @@
 #include "trace/manifest.h"
 
-#include <algorithm>
-#include <filesystem>
-
-#include "io/sha256.h"
+#include "io/file_digest.h"
 #include "model/config.h"
 #include "sampling/record.h"
 
@@ -17,23 +14,6 @@ nlohmann::json sampler_settings_json(const sampling::SamplerSettings& s) {
           {"frequency_penalty", s.penalties.frequency}, {"presence_penalty", s.penalties.presence},
           {"repeat_last_n", s.penalties.last_n}, {"order", s.order}, {"logit_bias", bias}};
 }
-
-std::pair<uint64_t, std::string> model_identity(const std::string& path) {
-  namespace fs = std::filesystem;
-  if (!fs::is_directory(path)) return {fs::file_size(path), sha256_file(path)};
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(path))
-    if (e.is_regular_file()) files.push_back(e.path());
-  std::sort(files.begin(), files.end());
-  uint64_t size = 0;
-  std::string lines;
-  for (const auto& f : files) {
-    size += fs::file_size(f);
-    lines += sha256_file(f.string()) + "  " + f.filename().string() + "\n";
-  }
-  return {size, sha256_bytes(lines)};
-}
-
 
 nlohmann::json token_list(const Model& m, const std::vector<int32_t>& ids, const std::vector<TokenSpan>& spans) {
   nlohmann::json out = nlohmann::json::array();

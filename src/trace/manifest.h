@@ -13,11 +13,6 @@
 
 namespace tp {
 
-// A model's identity: a file's size and SHA-256, or for a folder (a HuggingFace model) the
-// total size of its files and the SHA-256 of `sha256sum` run over them sorted by name
-// ("<hex>  <name>\n" lines), so that `LC_ALL=C sha256sum * | sha256sum` in the folder reproduces it.
-std::pair<uint64_t, std::string> model_identity(const std::string& path);
-
 nlohmann::json sampler_settings_json(const sampling::SamplerSettings& s);
 
 // [{id, text, bytes: [begin, end]}]: text when the model has a tokenizer, bytes when spans
