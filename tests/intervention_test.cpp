@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
+#include "hf_folder/hf_folder.h"
 #include "io/gguf_writer.h"
 #include "io/npy.h"
 #include "loader/loader.h"
@@ -251,6 +253,28 @@ TEST_F(Intervention, PatchSourcesOfTheWrongShapeAreShapeErrors) {
       EXPECT_TRUE(e.kind() == ErrorKind::Shape || e.kind() == ErrorKind::Format) << e.what();
     }
   }
+}
+
+// A HuggingFace folder's identity is its files' (the manifest's folder digest): a model run
+// from a folder patches from its own trace, and refuses one recorded from another folder.
+TEST_F(Intervention, PatchingAFolderModelChecksTheFoldersIdentity) {
+  const fs::path dir = test::scratch_path("iv", "hf-folder");
+  hf_folder::write_hf_folder(test::synthetic_path(test::kStoriesShaped).string(), dir, {hf_folder::WeightFormat::Safetensors, false});
+  auto m = load_model(dir.string());
+  const std::vector<int32_t> p = {1, 403, 407, 261};
+  const std::string clean = test::scratch_path("iv", "folder-clean.tptrace").string();
+  const TracedRun base = run(*m, p, "blocks.0.hook_resid_pre", "", "folder-clean", 1);
+  const TracedRun patched = run(*m, p, "blocks.0.hook_resid_pre", "patch(blocks.0.hook_resid_pre, " + clean + ")", "folder-patched", 1);
+  EXPECT_EQ(patched.get("prompt/blocks.0.hook_resid_pre"), base.get("prompt/blocks.0.hook_resid_pre"));
+  // The same folder with one more file is another model as far as the manifest goes.
+  std::ofstream(dir / "README.md") << "changed";
+  try {
+    run(*m, p, "minimal", "patch(blocks.0.hook_resid_pre, " + clean + ")", "folder-changed", 1);
+    ADD_FAILURE() << "patched from a trace of another folder";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sha256"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
 }
 
 // Same shape, other model: the config and the file's sha256 in the source's manifest must
