@@ -61,8 +61,8 @@ function llamacpp(fa) {
 // The file's pages dropped from the page cache once and read back, so that both engines find
 // it as after a reboot and a first run: readahead caches it in large folios. A file just
 // written (`bench --shape`, a download) sits in 4 KiB pages, which cost tokenprobe's mapped
-// weights 7-12% of a decoding step (docs/performance.md) while llama.cpp's build reads Q4_0
-// from its own repacked copy; read back here, so that no engine's first round reads the disk.
+// weights 7-12% of a decoding step (docs/performance.md); read back here, so that no
+// engine's first round reads the disk.
 // GNU dd's nocache with count=0 advises dropping the whole file.
 for (const args of [[`if=${opt.m}`, "iflag=nocache", "count=0"], [`if=${opt.m}`, "of=/dev/null", "bs=8M"]]) {
   const r = spawnSync("dd", args, {encoding: "utf8"});
