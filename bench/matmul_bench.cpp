@@ -2,6 +2,11 @@
 //   decode/TYPE  one position times a 2048-wide matrix of ~512 MiB (far beyond the caches, as
 //                a whole model is): weight GB/s, to compare with the machine's read bandwidth
 //   decode_wide/TYPE  the same with rows of 5632 (FFN down)
+//   decode_l2/TYPE  one position times a 1.5 MiB matrix, which the two cores' L2 caches hold:
+//                the kernel's own speed, to set beside decode/TYPE's (memory) speed
+// Matrices sit in transparent huge pages, as a model's mapping does once its file is cached
+// in large folios (docs/performance.md): in 4 KiB pages decode/Q4_0 read 9-12 GB/s a thread
+// instead of 12-13.
 //   prompt/TYPE  128 positions times a 5632 × 2048 matrix (TinyLlama's FFN up): MAC/s
 //   prompt_wide/TYPE  the same through 2048 × 5632 (FFN down: wide rows, large activations)
 //   slices/TYPE  hook_result while decoding: one position through a 2048 × 2048 W_O cut into
@@ -18,6 +23,7 @@
 
 #include "core/dtype.h"
 #include "core/half.h"
+#include "core/huge_pages.h"
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "quant/quant.h"
@@ -33,10 +39,11 @@ int threads() {
 
 // Random bytes with a small fp16 scale in each block's scale fields: valid weights of any
 // type (the same trick as `tokenprobe bench` for K-quants).
-std::vector<uint8_t> make_matrix(tp::DType t, int64_t rows, int64_t kCols) {
+using Bytes = std::vector<uint8_t, tp::HugePageAllocator<uint8_t>>;
+Bytes make_matrix(tp::DType t, int64_t rows, int64_t kCols) {
   const auto& info = tp::dtype_info(t);
   const int64_t rb = tp::row_bytes(t, kCols);
-  std::vector<uint8_t> m(static_cast<size_t>(rb * rows));
+  Bytes m(static_cast<size_t>(rb * rows));
   std::mt19937_64 rng(5);
   for (size_t i = 0; i + 8 <= m.size(); i += 8) {
     const uint64_t v = rng();
@@ -130,6 +137,9 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     // FFN down's shape while decoding: rows of 5632, a third of a LLaMA layer's weights
     const int64_t wide_rows = (512LL << 20) / tp::row_bytes(t, 5632);
+    // A matrix the two cores' L2 caches hold (1.5 MiB): the kernel's own speed, without memory
+    benchmark::RegisterBenchmark(("decode_l2/" + name).c_str(), bm_matmul, t, (3LL << 19) / tp::row_bytes(t, 2048), 2048, 1)
+        ->Unit(benchmark::kMicrosecond)->UseRealTime();
     benchmark::RegisterBenchmark(("decode_wide/" + name).c_str(), bm_matmul, t, wide_rows, 5632, 1)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("prompt/" + name).c_str(), bm_matmul, t, 5632, 2048, 128)

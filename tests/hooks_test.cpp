@@ -295,6 +295,61 @@ TEST(MatmulSlices, PromptSlicesMatchDecodingSlices) {
   }
 }
 
+// While decoding with hook_result kept, W_O's product and its per-head slices come from one
+// read of the weights (ops::matmul_and_slices): the product equals matmul's bit for bit and
+// each slice equals the slice multiplied on its own in a prompt (its blocks through the same
+// chains), for heads of one to eight blocks, rows that end inside a group of 16 blocks, and
+// a bias. Other types (and a prompt) are declined, with nothing computed.
+TEST(MatmulSlices, DecodingProductAndSlicesFromOneRead) {
+  const int64_t rows = 37, n = 5;
+  const std::pair<int64_t, int64_t> shapes[] = {{64, 4}, {128, 3}, {256, 5}, {96, 7}, {32, 16}};
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_1, DType::Q5_1, DType::Q6_K, DType::F16})
+    for (const auto& [len, n_slices] : shapes) {
+      const int64_t k = n_slices * len;
+      if (k % dtype_info(type).block_elems != 0) continue;
+      std::mt19937 rng(uint32_t(7 + len));
+      std::normal_distribution<float> normal(0.0f, 0.5f);
+      std::vector<float> wf(size_t(k * rows)), x(size_t(n * k)), bias(static_cast<size_t>(rows));
+      const size_t nr = static_cast<size_t>(rows), ns = static_cast<size_t>(n_slices * rows);
+      for (float& v : wf) v = normal(rng);
+      for (float& v : x) v = normal(rng);
+      for (float& v : bias) v = normal(rng);
+      const uint64_t rb = row_bytes(type, k);
+      std::vector<uint8_t> bytes(size_t(rows * rb));
+      if (type == DType::Q6_K) {  // random blocks with a small scale (tokenprobe does not write K-quants)
+        for (auto& b : bytes) b = uint8_t(rng());
+        const uint16_t d = float_to_fp16(0.002f);
+        for (size_t b = 0; b < bytes.size() / 210; ++b) std::memcpy(bytes.data() + b * 210 + 208, &d, 2);
+      } else {
+        for (int64_t r = 0; r < rows; ++r) quant::quantize_row(type, wf.data() + r * k, bytes.data() + r * rb, k);
+      }
+      const TensorView w{"blk.0.attn_output.weight", type, {k, rows}, bytes.data(), bytes.size()};
+      const TensorView b{"blk.0.attn_output.bias", DType::F32, {rows}, reinterpret_cast<const uint8_t*>(bias.data()),
+                         bias.size() * 4};
+      std::vector<float> prompt(size_t(n) * ns), want(nr);
+      ops::matmul_slices(test_pool(), w, x.data(), n, n_slices, prompt.data());
+      const bool fused = quant::int8_rows_and_slices_supported(type, len);
+      for (int64_t t = 0; t < n; ++t) {
+        std::vector<float> y(nr), slices(ns), one(ns);
+        ASSERT_EQ(ops::matmul_and_slices(test_pool(), w, x.data() + t * k, 1, n_slices, y.data(), b, slices.data()), fused)
+            << dtype_name(type) << " len " << len;
+        ops::matmul(test_pool(), w, x.data() + t * k, 1, want.data(), b);
+        ops::matmul_slices(test_pool(), w, x.data() + t * k, 1, n_slices, one.data());
+        if (!fused) continue;  // nothing computed: the caller makes the two calls
+        for (int64_t r = 0; r < rows; ++r) {
+          ASSERT_EQ(y[size_t(r)], want[size_t(r)]) << dtype_name(type) << " len " << len << " position " << t << " row " << r;
+          for (int64_t s = 0; s < n_slices; ++s) {
+            const float got = slices[size_t(s * rows + r)];
+            // The prompt's slice bit for bit, and one position's matmul_slices to float rounding.
+            ASSERT_EQ(got, prompt[size_t((t * n_slices + s) * rows + r)])
+                << dtype_name(type) << " len " << len << " position " << t << " slice " << s << " row " << r;
+            ASSERT_NEAR(got, one[size_t(s * rows + r)], 1e-5f * (1 + std::fabs(got)));
+          }
+        }
+      }
+    }
+}
+
 // The same for K-quant heads narrower than their 256-element blocks (Q4_K_M at d_head 64),
 // whose prompts decode rows to F32 for the float tiles while decoding keeps the integer
 // sub-block sums: the two agree to float rounding of the slice's products, 1e-5 of the sum

@@ -17,9 +17,10 @@ enum class ScratchSlot : int {
   MatmulActs,   // runtime/ops: a batch's activations quantised once for the integer kernels (the caller's)
   MatmulBias,   // runtime/ops: a matrix's bias decoded to float (the caller's)
   DecodedRows,  // runtime/ops, analysis/explain_capture: weight rows decoded to float
-  HeadSlices,   // runtime/ops: per-head W_O results of 16 rows before they reach hook_result
+  HeadSlices,   // runtime/ops, quant/int8_rowlanes: per-head W_O results of 16 rows before they reach hook_result
   RowActs,      // quant/int8_rowlanes, table_rowlanes: activations laid out for the row kernels
-  Panels,       // quant/*_rowlanes: two 16-row weight panels packed for a tile of positions
+  Panels,       // quant/*_rowlanes: two 16-row weight panels packed for a tile of positions (int8_rowlanes'
+                // single position: a row's block terms for its head slices)
   Q45Acts,      // quant/kquant_rowlanes: Q8_K activations reordered for Q4_K/Q5_K heads
   AttnRows,     // runtime/forward: an attention tile's z sums, and its score rows when no hook keeps the pattern
   Count

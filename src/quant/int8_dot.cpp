@@ -249,6 +249,21 @@ bool int8_slices_supported(DType type, int64_t n_slices, int64_t slice_len) {
   return false;
 }
 
+bool int8_rows_and_slices_supported(DType type, int64_t slice_len) {
+  return detail::rowlanes_supported(type) && slice_len > 0 && slice_len % 32 == 0;
+}
+
+void dot_rows_and_slices_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
+                              int64_t n, int64_t n_slices, float* out, float* slices, int64_t slices_stride,
+                              Scratch& scratch) {
+  if (n_slices <= 0 || n % n_slices != 0 || !int8_rows_and_slices_supported(type, n / n_slices))
+    throw Error(ErrorKind::Usage, "dot_rows_and_slices_int8",
+                std::string(dtype_name(type)) + " rows of " + std::to_string(n) + " cannot be cut into " +
+                    std::to_string(n_slices) + " slices for the fused kernel",
+                "check int8_rows_and_slices_supported first (matmul_and_slices falls back to two passes)");
+  detail::rowlanes_rows_and_slices(type, w, w_stride, n_rows, xq, n, n_slices, out, slices, slices_stride, scratch);
+}
+
 float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n, Scratch& scratch) {
   float out = 0.0f;
   dot_tile_int8(type, row, 0, 1, xq, 0, 1, n, &out, 1, scratch);

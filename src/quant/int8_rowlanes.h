@@ -35,4 +35,12 @@ bool rowlanes_supported(DType type);
 void rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq, int64_t x_stride,
                    int64_t n_tok, int64_t n, float* out, int64_t out_stride, Scratch& scratch);
 
+// One position (xq, n elements) through n_rows rows, out[r] as rowlanes_tile gives it, and
+// from the same read of each row its n_slices equal slices of whole 32-element blocks,
+// slices[s * slices_stride + r] as rowlanes_tile gives the slice multiplied on its own (bit
+// for bit: the slice's blocks through the same chains).
+void rowlanes_rows_and_slices(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
+                              int64_t n, int64_t n_slices, float* out, float* slices, int64_t slices_stride,
+                              Scratch& scratch);
+
 }  // namespace tp::quant::detail

@@ -282,16 +282,22 @@ void attend(Forward& f, int layer) {
   f.offer(Hook::Z, layer, st.z.data(), {f.n, c.n_heads, c.d_head});
 }
 
-// hook_result: each head's z through its slice of W_O, [pos, heads, d_model] (no bias).
-void per_head_result(Forward& f, int layer, const TensorView& wo) {
+// The attention output (W_O z + b_O) and hook_result: each head's z through its slice of
+// W_O, [pos, heads, d_model] (no bias), both from one read of W_O where a kernel does both.
+void output_and_per_head_result(Forward& f, int layer, const AttnWeights& w) {
   const auto& c = f.cfg;
   auto& st = f.st;
   const int64_t dm = c.d_model;
   st.result.resize(size_t(f.n * c.n_heads * dm));
   // Head h's slice of W_O against z[t, h], rounded as the W_O product rounds z, so that
   // the heads' results sum to hook_attn_out minus its bias up to float rounding.
-  ops::matmul_slices(f.pool, wo, st.z.data(), f.n, c.n_heads, st.result.data());
+  const bool both = ops::matmul_and_slices(f.pool, w.wo, st.z.data(), f.n, c.n_heads, st.attn_out.data(), w.bo,
+                                           st.result.data());
+  if (!both) ops::matmul_slices(f.pool, w.wo, st.z.data(), f.n, c.n_heads, st.result.data());
+  // Offered before a separate W_O product, while the results are still in cache: a prompt's
+  // capture copies them (33 MB a layer at TinyLlama's shape and 128 positions).
   f.offer(Hook::Result, layer, st.result.data(), {f.n, c.n_heads, dm});
+  if (!both) ops::matmul(f.pool, w.wo, st.z.data(), f.n, st.attn_out.data(), w.bo);
 }
 
 }  // namespace
@@ -330,8 +336,8 @@ void attention_step(Forward& f, int layer, const AttnWeights& w) {
     std::copy(st.v.begin(), st.v.begin() + f.n * kvd, f.kv.v_at(layer, f.pos0));
   }
   attend(f, layer);
-  if (f.wants(Hook::Result, layer)) per_head_result(f, layer, w.wo);
-  ops::matmul(f.pool, w.wo, st.z.data(), f.n, st.attn_out.data(), w.bo);
+  if (f.wants(Hook::Result, layer)) output_and_per_head_result(f, layer, w);
+  else ops::matmul(f.pool, w.wo, st.z.data(), f.n, st.attn_out.data(), w.bo);
 }
 
 namespace {

@@ -193,6 +193,31 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
   }
 }
 
+bool matmul_and_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y,
+                       const TensorView& bias, float* y_slices) {
+  const int64_t k = w.row_len(), rows = w.n_rows();
+  if (n != 1 || n_slices <= 0 || k % n_slices != 0 || !quant::int8_rows_and_slices_supported(w.type, k / n_slices))
+    return false;
+  const quant::ActFormat af = quant::act_format(w.type);
+  const auto held = pool.hold();  // the decoded bias and quantised activations stay ours during the job
+  float* b = nullptr;
+  if (bias.present()) {
+    b = held.scratch().get<float>(ScratchSlot::MatmulBias, size_t(rows));
+    read_vector(bias, b, rows);
+  }
+  uint8_t* xq = held.scratch().get<uint8_t>(ScratchSlot::MatmulActs, size_t(quant::act_row_bytes(af, k)));
+  quant::quantize_act(af, x, xq, k);
+  constexpr int64_t kGroup = 16;  // as matmul_int8 cuts the rows
+  pool.parallel_for((rows + kGroup - 1) / kGroup, [&](Scratch& scratch, int64_t g0, int64_t g1) {
+    const int64_t r0 = g0 * kGroup, r1 = std::min(rows, g1 * kGroup);
+    quant::dot_rows_and_slices_int8(w.type, w.row(r0), int64_t(w.bytes_per_row()), r1 - r0, xq, k, n_slices, y + r0,
+                                    y_slices + r0, rows, scratch);
+    if (b)
+      for (int64_t r = r0; r < r1; ++r) y[r] += b[r];
+  });
+  return true;
+}
+
 void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y) {
   const int64_t k = w.row_len(), rows = w.n_rows(), len = k / n_slices, bpr = int64_t(w.bytes_per_row());
   if (len * n_slices != k)

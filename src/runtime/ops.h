@@ -20,6 +20,13 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
 // this is one matmul's work on the weights as stored; otherwise rows are decoded to float.
 void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y);
 
+// matmul(w, x, n, y, bias) and matmul_slices(w, x, n, n_slices, y_slices) with the same
+// results from one read of w, where a kernel does both (one position, row-lane weight types,
+// slices of whole 32-element blocks: quant::int8_rows_and_slices_supported): W_O's product
+// with hook_result while decoding. Returns false, computing nothing, where none does.
+bool matmul_and_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y,
+                       const TensorView& bias, float* y_slices);
+
 // Rewrites x [n, k] in place as matmul(w, x) sees it: for weight types multiplied in int8
 // (every quantised type) each row is rounded to the 8-bit activation blocks, for F16/BF16
 // weights with TensorView::rounds_inputs to the weight's type, otherwise it is left alone. Lets a decomposition of the product (per-head W_O slices) sum exactly to
