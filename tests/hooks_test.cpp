@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 
 #include "core/error.h"
 #include "core/half.h"
@@ -298,15 +299,21 @@ TEST(MatmulSlices, PromptSlicesMatchDecodingSlices) {
 // While decoding with hook_result kept, W_O's product and its per-head slices come from one
 // read of the weights (ops::matmul_and_slices): the product equals matmul's bit for bit and
 // each slice equals the slice multiplied on its own in a prompt (its blocks through the same
-// chains), for heads of one to eight blocks, rows that end inside a group of 16 blocks, and
-// a bias. Other types (and a prompt) are declined, with nothing computed.
+// chains), for heads of one to sixteen blocks, rows that end inside a group of 16 blocks, and
+// a bias. K-quant heads inside a 256-element block (64, 128) equal one position's
+// matmul_slices bit for bit (a prompt decodes those rows to F32: the next test). F16 is
+// declined, with nothing computed; so is everything where the build lacks the kernels.
 TEST(MatmulSlices, DecodingProductAndSlicesFromOneRead) {
   const int64_t rows = 37, n = 5;
-  const std::pair<int64_t, int64_t> shapes[] = {{64, 4}, {128, 3}, {256, 5}, {96, 7}, {32, 16}};
-  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_1, DType::Q5_1, DType::Q6_K, DType::F16})
+  const std::pair<int64_t, int64_t> shapes[] = {{64, 4}, {128, 3}, {256, 5}, {96, 7}, {32, 16}, {128, 6}, {64, 8}, {512, 3}};
+  int fused_cases = 0;
+  for (DType type : {DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_1, DType::Q5_1, DType::Q2_K, DType::Q3_K,
+                     DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::F16})
     for (const auto& [len, n_slices] : shapes) {
       const int64_t k = n_slices * len;
-      if (k % dtype_info(type).block_elems != 0) continue;
+      const DTypeInfo& info = dtype_info(type);
+      if (k % info.block_elems != 0) continue;
+      const bool kquant = quant::act_format(type) == quant::ActFormat::Q8_K;
       std::mt19937 rng(uint32_t(7 + len));
       std::normal_distribution<float> normal(0.0f, 0.5f);
       std::vector<float> wf(size_t(k * rows)), x(size_t(n * k)), bias(static_cast<size_t>(rows));
@@ -316,10 +323,15 @@ TEST(MatmulSlices, DecodingProductAndSlicesFromOneRead) {
       for (float& v : bias) v = normal(rng);
       const uint64_t rb = row_bytes(type, k);
       std::vector<uint8_t> bytes(size_t(rows * rb));
-      if (type == DType::Q6_K) {  // random blocks with a small scale (tokenprobe does not write K-quants)
+      if (kquant) {  // random blocks with small factors (tokenprobe does not write K-quants)
         for (auto& b : bytes) b = uint8_t(rng());
         const uint16_t d = float_to_fp16(0.002f);
-        for (size_t b = 0; b < bytes.size() / 210; ++b) std::memcpy(bytes.data() + b * 210 + 208, &d, 2);
+        const int64_t bb = int64_t(info.block_bytes);
+        // d (and dmin) where each layout keeps them: Q4_K/Q5_K first, the others last
+        const int64_t at = type == DType::Q4_K || type == DType::Q5_K ? 0 : type == DType::Q2_K ? bb - 4 : bb - 2;
+        const int64_t count = type == DType::Q4_K || type == DType::Q5_K || type == DType::Q2_K ? 2 : 1;
+        for (size_t b = 0; b < bytes.size() / size_t(bb); ++b)
+          for (int64_t f = 0; f < count; ++f) std::memcpy(bytes.data() + int64_t(b) * bb + at + 2 * f, &d, 2);
       } else {
         for (int64_t r = 0; r < rows; ++r) quant::quantize_row(type, wf.data() + r * k, bytes.data() + r * rb, k);
       }
@@ -329,6 +341,7 @@ TEST(MatmulSlices, DecodingProductAndSlicesFromOneRead) {
       std::vector<float> prompt(size_t(n) * ns), want(nr);
       ops::matmul_slices(test_pool(), w, x.data(), n, n_slices, prompt.data());
       const bool fused = quant::int8_rows_and_slices_supported(type, len);
+      fused_cases += fused;
       for (int64_t t = 0; t < n; ++t) {
         std::vector<float> y(nr), slices(ns), one(ns);
         ASSERT_EQ(ops::matmul_and_slices(test_pool(), w, x.data() + t * k, 1, n_slices, y.data(), b, slices.data()), fused)
@@ -337,17 +350,31 @@ TEST(MatmulSlices, DecodingProductAndSlicesFromOneRead) {
         ops::matmul_slices(test_pool(), w, x.data() + t * k, 1, n_slices, one.data());
         if (!fused) continue;  // nothing computed: the caller makes the two calls
         for (int64_t r = 0; r < rows; ++r) {
+          ASSERT_TRUE(std::isfinite(want[size_t(r)])) << dtype_name(type);
           ASSERT_EQ(y[size_t(r)], want[size_t(r)]) << dtype_name(type) << " len " << len << " position " << t << " row " << r;
           for (int64_t s = 0; s < n_slices; ++s) {
-            const float got = slices[size_t(s * rows + r)];
-            // The prompt's slice bit for bit, and one position's matmul_slices to float rounding.
-            ASSERT_EQ(got, prompt[size_t((t * n_slices + s) * rows + r)])
-                << dtype_name(type) << " len " << len << " position " << t << " slice " << s << " row " << r;
-            ASSERT_NEAR(got, one[size_t(s * rows + r)], 1e-5f * (1 + std::fabs(got)));
+            const float got = slices[size_t(s * rows + r)], single = one[size_t(s * rows + r)];
+            const std::string where = std::string(dtype_name(type)) + " len " + std::to_string(len) + " position " +
+                                      std::to_string(t) + " slice " + std::to_string(s) + " row " + std::to_string(r);
+            // Whole weight blocks: the prompt's slice bit for bit. K-quants: one position's
+            // matmul_slices bit for bit; the others' to float rounding.
+            if (len % info.block_elems == 0) {
+              ASSERT_EQ(got, prompt[size_t((t * n_slices + s) * rows + r)]) << where;
+            }
+            if (kquant) {
+              ASSERT_EQ(got, single) << where;
+            } else {
+              ASSERT_NEAR(got, single, 1e-5f * (1 + std::fabs(got))) << where;
+            }
           }
         }
       }
     }
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512VNNI__)
+  // The kernels are compiled in: every row-lane case (5 types × 8 shapes) and the K-quants'
+  // (5 types × 64×4, 256×5, 128×6, 64×8, 512×3) took the one-read path.
+  EXPECT_EQ(fused_cases, 5 * 8 + 5 * 5);
+#endif
 }
 
 // The same for K-quant heads narrower than their 256-element blocks (Q4_K_M at d_head 64),

@@ -11,6 +11,7 @@
 #include "quant/int8_rowlanes.h"
 #include "quant/kernels.h"
 #include "quant/kquant_rowlanes.h"
+#include "quant/kquant_rows.h"
 #include "quant/table_rowlanes.h"
 
 namespace tp::quant {
@@ -250,7 +251,8 @@ bool int8_slices_supported(DType type, int64_t n_slices, int64_t slice_len) {
 }
 
 bool int8_rows_and_slices_supported(DType type, int64_t slice_len) {
-  return detail::rowlanes_supported(type) && slice_len > 0 && slice_len % 32 == 0;
+  return (detail::rowlanes_supported(type) && slice_len > 0 && slice_len % 32 == 0) ||
+         detail::kquant_rows_and_slices_take(type, slice_len);
 }
 
 void dot_rows_and_slices_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
@@ -261,7 +263,10 @@ void dot_rows_and_slices_int8(DType type, const uint8_t* w, int64_t w_stride, in
                 std::string(dtype_name(type)) + " rows of " + std::to_string(n) + " cannot be cut into " +
                     std::to_string(n_slices) + " slices for the fused kernel",
                 "check int8_rows_and_slices_supported first (matmul_and_slices falls back to two passes)");
-  detail::rowlanes_rows_and_slices(type, w, w_stride, n_rows, xq, n, n_slices, out, slices, slices_stride, scratch);
+  if (detail::rowlanes_supported(type))
+    return detail::rowlanes_rows_and_slices(type, w, w_stride, n_rows, xq, n, n_slices, out, slices, slices_stride,
+                                            scratch);
+  detail::kquant_rows_and_slices(type, w, w_stride, n_rows, xq, n, n_slices, out, slices, slices_stride, scratch);
 }
 
 float dot_row_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n, Scratch& scratch) {

@@ -63,14 +63,17 @@ bool int8_slices_supported(DType type, int64_t n_slices, int64_t slice_len);
 void dot_slices_int8(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t slice_len, float* out,
                      int64_t out_stride, Scratch& scratch);
 
-// Whether dot_rows_and_slices_int8 takes `type` cut into slices of slice_len elements (the
-// row-lane types, int8_rowlanes.h, with slices of whole 32-element blocks).
+// Whether dot_rows_and_slices_int8 takes `type` cut into slices of slice_len elements: the
+// row-lane types (int8_rowlanes.h) with slices of whole 32-element blocks, and Q2_K-Q6_K
+// with heads of 64 or 128 or of whole 256-element blocks (kquant_rows.h), where the build
+// has those kernels.
 bool int8_rows_and_slices_supported(DType type, int64_t slice_len);
 
 // One position (xq, n elements) through n_rows rows, out[r] as dot_tile_int8 gives it, and
 // from the same read of the weights each row's n_slices equal slices, slices[s *
-// slices_stride + r] equal bit for bit to dot_tile_int8 of the slice alone: W_O's product
-// and hook_result together while decoding, W_O read once. Only where
+// slices_stride + r] equal bit for bit to dot_tile_int8 of the slice alone (slices of whole
+// weight blocks) or to dot_slices_int8 (K-quant heads inside a block): W_O's product and
+// hook_result together while decoding, W_O read once. Only where
 // int8_rows_and_slices_supported.
 void dot_rows_and_slices_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                               int64_t n, int64_t n_slices, float* out, float* slices, int64_t slices_stride,

@@ -1,19 +1,14 @@
-// Internal to src/quant: AVX-512 VNNI kernels for K-quant weights (Q2_K to Q6_K, and IQ4_XS) against
-// Q8_K activations: for a batch of positions (a prompt), panels in which the vector lanes
-// are 16 weight rows, as int8_rowlanes.h does for Q8_0 and Q4_0; for one position
-// (decoding), rows streamed one at a time; and the per-head slices of a row (hook_result).
+// Internal to src/quant: AVX-512 VNNI kernels for K-quant weights (Q2_K to Q6_K, IQ4_XS and
+// the ternary types) against Q8_K activations for a batch of positions (a prompt): panels in
+// which the vector lanes are 16 weight rows, as int8_rowlanes.h does for Q8_0 and Q4_0.
+// One position (decoding) streams rows one at a time (kquant_rows.h).
 //
 // The register tiles (int8_dot.cpp) give each (row, position) pair vectors of its own, so
 // every sub-block's products pay for a scale multiply, and every super-block for a
 // reduction, per pair. Here 16 rows are first unpacked into a panel (codes as bytes,
 // interleaved four at a time; scales, mins and factors as one lane per row), and then one
 // vpdpbusd multiplies 16 rows by a broadcast group of four activations, one vpmulld
-// scales a sub-block of 16 rows, and the float steps serve 16 rows at once. Decoding
-// streams rows one at a time, 64 codes per 512-bit vpdpbusd: Q4_K 8% over the 256-bit
-// register tile single-thread from memory; Q6_K 4% from cache, level from memory.
-// (With prefetch_ahead, kernels.h: Llama-3-8B-shaped Q4_K_M tg16 3.23 → 4.60 tok/s.) Per-head
-// slices reuse the decoding products: each 512-bit product vector is one 64-wide head or
-// its two sub-blocks.
+// scales a sub-block of 16 rows, and the float steps serve 16 rows at once.
 //
 // The K-quant rounding order, which these kernels and the register tiles (decoding, AVX2
 // builds) all follow, so that a prompt pass and token-by-token decoding agree bit for bit.
@@ -33,18 +28,12 @@
 namespace tp::quant::detail {
 
 // Whether these kernels are compiled in and take `type` for n_tok positions: batches of 4
-// or more (a panel's unpacking pays off from there) and single positions (rows streamed
-// one at a time; not TQ2_0); 2-3 positions take the register tiles.
+// or more (a panel's unpacking pays off from there) and single positions (kquant_rows.h;
+// not TQ2_0); 2-3 positions take the register tiles.
 bool kquant_rowlanes_take(DType type, int64_t n_tok);
 
 // dot_tile_int8's contract (int8_dot.h) where kquant_rowlanes_take agrees.
 void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                           int64_t x_stride, int64_t n_tok, int64_t n, float* out, int64_t out_stride, Scratch& scratch);
-
-// dot_slices_int8's contract for one row of a K-quant cut into heads of 64 or 128
-// (hook_result while decoding): each block's heads from one reduction. Returns false, having
-// done nothing, for other types and lengths (or where the kernels are not compiled in).
-bool kquant_row_slices(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t len, float* out,
-                       int64_t out_stride);
 
 }  // namespace tp::quant::detail

@@ -1,5 +1,6 @@
 // Internal to src/quant: pieces shared by the row-lane kernels (int8_rowlanes.cpp,
-// kquant_rowlanes.cpp), in which the lanes of an AVX-512 vector are 16 weight rows.
+// kquant_rowlanes.cpp), in which the lanes of an AVX-512 vector are 16 weight rows, and
+// the K-quant rows streamed one at a time (kquant_rows.cpp).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -54,6 +55,37 @@ inline __m512i quarter_sums(__m512i a, __m512i b, __m512i c, __m512i d) {
   const __m512i cd = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
   return _mm512_add_epi32(_mm512_unpacklo_epi64(ab, cd), _mm512_unpackhi_epi64(ab, cd));
 }
+
+// The K-quants with sixteen sub-blocks of 16 (Q6_K, Q3_K, Q2_K) and where their fields are.
+enum class K16 { Q2, Q3, Q6 };
+template <K16 K>
+struct K16Layout;
+template <>
+struct K16Layout<K16::Q6> {
+  static constexpr int64_t kBytes = 210, kD = 208, kOffsetShift = 5;
+};
+template <>
+struct K16Layout<K16::Q3> {
+  static constexpr int64_t kBytes = 110, kD = 108, kOffsetShift = 2;
+};
+template <>
+struct K16Layout<K16::Q2> {
+  static constexpr int64_t kBytes = 84, kD = 80, kDmin = 82;
+};
+
+// IQ4_NL's table (IQ4_XS's values) + 128, as unsigned bytes for vpdpbusd.
+inline __m128i iq4_table_u8() {
+  return _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIq4Values)), _mm_set1_epi8(static_cast<char>(0x80)));
+}
+
+// TQ1_0's trits: trit n of byte b is (3·m) >> 8 for m = b·3^n mod 256, that is (m >= 86) +
+// (m >= 171), and m·3 is two byte additions (times3).
+inline __m256i trits32(__m256i m) {
+  const __m256i one = _mm256_set1_epi8(1);
+  return _mm256_add_epi8(_mm256_maskz_mov_epi8(_mm256_cmpge_epu8_mask(m, _mm256_set1_epi8(86)), one),
+                         _mm256_maskz_mov_epi8(_mm256_cmpge_epu8_mask(m, _mm256_set1_epi8(static_cast<char>(171))), one));
+}
+inline __m256i times3(__m256i m) { return _mm256_add_epi8(m, _mm256_add_epi8(m, m)); }
 
 TP_SIMD_END
 #endif

@@ -147,6 +147,14 @@ void slice_lanes(const float* w, int64_t len, const float* x, int64_t xs, int64_
   if (t < n) slice_lanes_t<1>(w, len, x + t * xs, xs, y + t * ys, ys, nr);
 }
 
+// The bias as F32 in the caller's scratch (nullptr when there is none).
+const float* decoded_bias(Scratch& scratch, const TensorView& bias, int64_t rows) {
+  if (!bias.present()) return nullptr;
+  float* b = scratch.get<float>(ScratchSlot::MatmulBias, size_t(rows));
+  read_vector(bias, b, rows);
+  return b;
+}
+
 // Runs fn(row, position, out, out_stride) for rows [r0, r1) and every position, where fn
 // writes a row's n_slices results to out[s * out_stride], and stores them into y (position
 // t, slice s, row r at y[(t * n_slices + s) * rows + r]). Results go through a small buffer
@@ -173,11 +181,7 @@ void by_row_blocks(Scratch& scratch, int64_t r0, int64_t r1, int64_t n, int64_t 
 void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y, const TensorView& bias) {
   const int64_t k = w.row_len(), rows = w.n_rows();
   const auto held = pool.hold();  // the decoded bias and quantised activations stay ours across the jobs
-  float* b = nullptr;
-  if (bias.present()) {
-    b = held.scratch().get<float>(ScratchSlot::MatmulBias, size_t(rows));
-    read_vector(bias, b, rows);
-  }
+  const float* b = decoded_bias(held.scratch(), bias, rows);
   const quant::ActFormat af = quant::act_format(w.type);
   if (af != quant::ActFormat::Float && k % quant::act_block_elems(af) == 0) {
     matmul_int8(pool, held.scratch(), w, af, x, n, y, b);
@@ -200,11 +204,7 @@ bool matmul_and_slices(ThreadPool& pool, const TensorView& w, const float* x, in
     return false;
   const quant::ActFormat af = quant::act_format(w.type);
   const auto held = pool.hold();  // the decoded bias and quantised activations stay ours during the job
-  float* b = nullptr;
-  if (bias.present()) {
-    b = held.scratch().get<float>(ScratchSlot::MatmulBias, size_t(rows));
-    read_vector(bias, b, rows);
-  }
+  const float* b = decoded_bias(held.scratch(), bias, rows);
   uint8_t* xq = held.scratch().get<uint8_t>(ScratchSlot::MatmulActs, size_t(quant::act_row_bytes(af, k)));
   quant::quantize_act(af, x, xq, k);
   constexpr int64_t kGroup = 16;  // as matmul_int8 cuts the rows

@@ -20,10 +20,13 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
 // this is one matmul's work on the weights as stored; otherwise rows are decoded to float.
 void matmul_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y);
 
-// matmul(w, x, n, y, bias) and matmul_slices(w, x, n, n_slices, y_slices) with the same
-// results from one read of w, where a kernel does both (one position, row-lane weight types,
-// slices of whole 32-element blocks: quant::int8_rows_and_slices_supported): W_O's product
-// with hook_result while decoding. Returns false, computing nothing, where none does.
+// matmul(w, x, n, y, bias) and matmul_slices(w, x, n, n_slices, y_slices) from one read of
+// w, where a kernel does both (one position; row-lane weight types with slices of whole
+// 32-element blocks, Q2_K-Q6_K with heads of 64, 128 or whole blocks:
+// quant::int8_rows_and_slices_supported): W_O's product with hook_result while decoding. y
+// equals matmul's bit for bit; y_slices equal a prompt's slices bit for bit where slices are
+// whole weight blocks, and matmul_slices' for this position where K-quant heads lie inside
+// a block. Returns false, computing nothing, where no kernel does both.
 bool matmul_and_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y,
                        const TensorView& bias, float* y_slices);
 
