@@ -90,13 +90,19 @@ struct CaptureEstimate {
   uint64_t file_bytes() const { return total_bytes + header_bytes; }
 };
 
+// The bytes at which TraceWriter splits a pass into shards. The writer thread is at most
+// one shard behind when a prompt ends, and the first generated token's shard waits for
+// that one to be on disk (a pass's shard may not queue behind another's: docs/trace-format.md,
+// after kill -9): at 256 MiB that wait was 0.15 s, three Q4_0 steps of TinyLlama's shape.
+inline constexpr uint64_t kShardBytes = 64ull << 20;
+
 // What a run of `prompt_len` prompt tokens (processed in chunks of max_batch) and
 // `n_generate` generated tokens (fewer when the context ends first) will capture: payload
 // bytes of every tensor, and the headers of the shards TraceWriter writes (one per pass,
 // split at `shard_bytes`). Computed in closed form over the generated tokens: instant
 // however many are asked for.
 CaptureEstimate estimate_capture(const CaptureSpec& spec, const ModelConfig& cfg, int64_t prompt_len,
-                                 int64_t n_generate, int64_t max_batch, uint64_t shard_bytes = 256ull << 20);
+                                 int64_t n_generate, int64_t max_batch, uint64_t shard_bytes = kShardBytes);
 
 // Whether the spec wants final-norm or logit rows of prompt positions before the last, in
 // which case the prompt pass must compute logits for every position.

@@ -44,7 +44,7 @@ namespace tp {
 constexpr int kTraceFormatVersion = 1;
 
 struct TraceWriterOptions {
-  uint64_t shard_bytes = 256ull << 20;  // a pass holding more is split into shards of this size
+  uint64_t shard_bytes = kShardBytes;  // a pass holding more is split into shards of this size
   uint64_t max_trace_bytes = 0;         // 0 = unlimited; else capture stops before exceeding it
 };
 
