@@ -436,13 +436,13 @@ void kquant_row_dots(DType type, const uint8_t* w, int64_t w_stride, int64_t n_r
 bool kquant_row_slices(DType type, const uint8_t* row, const uint8_t* xq, int64_t n_slices, int64_t len, float* out,
                        int64_t out_stride) {
   if (len != 64 && len != 128) return false;
-  const int64_t nb = n_slices * len / 256;
+  const int64_t nb = n_slices * len / 256, bb = int64_t(dtype_info(type).block_bytes);
   switch (type) {
-    case DType::Q4_K: row_heads(row, xq, nb, 144, len, out, out_stride, q45_heads<false>); return true;
-    case DType::Q5_K: row_heads(row, xq, nb, 176, len, out, out_stride, q45_heads<true>); return true;
-    case DType::Q6_K: row_heads(row, xq, nb, 210, len, out, out_stride, k16_heads<K16::Q6>); return true;
-    case DType::Q3_K: row_heads(row, xq, nb, 110, len, out, out_stride, k16_heads<K16::Q3>); return true;
-    case DType::Q2_K: row_heads(row, xq, nb, 84, len, out, out_stride, k16_heads<K16::Q2>); return true;
+    case DType::Q4_K: row_heads(row, xq, nb, bb, len, out, out_stride, q45_heads<false>); return true;
+    case DType::Q5_K: row_heads(row, xq, nb, bb, len, out, out_stride, q45_heads<true>); return true;
+    case DType::Q6_K: row_heads(row, xq, nb, bb, len, out, out_stride, k16_heads<K16::Q6>); return true;
+    case DType::Q3_K: row_heads(row, xq, nb, bb, len, out, out_stride, k16_heads<K16::Q3>); return true;
+    case DType::Q2_K: row_heads(row, xq, nb, bb, len, out, out_stride, k16_heads<K16::Q2>); return true;
     default: return false;
   }
 }
@@ -456,28 +456,27 @@ bool kquant_rows_and_slices_take(DType type, int64_t slice_len) {
 void kquant_rows_and_slices(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                             int64_t n, int64_t n_slices, float* out, float* slices, int64_t slices_stride,
                             Scratch& scratch) {
-  const int64_t len = n / n_slices;
+  const int64_t len = n / n_slices, bb = int64_t(dtype_info(type).block_bytes);
   // Lambdas, one type each, so that every type's walk is its own instance with the block
   // inlined (the heads functions share one signature).
-  auto run = [&](auto min, const uint8_t* x, int64_t block_bytes, auto heads_of) {
-    rows_and_heads<decltype(min)::value>(w, w_stride, n_rows, x, n, len, block_bytes, out, slices, slices_stride, scratch,
-                                         heads_of);
+  auto run = [&](auto min, const uint8_t* x, auto heads_of) {
+    rows_and_heads<decltype(min)::value>(w, w_stride, n_rows, x, n, len, bb, out, slices, slices_stride, scratch, heads_of);
   };
   using Min = std::true_type;
   using NoMin = std::false_type;
   switch (type) {
     case DType::Q4_K:
-      return run(Min{}, prepare_q45_act(xq, n / 256, scratch), 144,
+      return run(Min{}, prepare_q45_act(xq, n / 256, scratch),
                  [](const uint8_t* wb, const uint8_t* x) { return q45_prepared_heads<false>(wb, x); });
     case DType::Q5_K:
-      return run(Min{}, prepare_q45_act(xq, n / 256, scratch), 176,
+      return run(Min{}, prepare_q45_act(xq, n / 256, scratch),
                  [](const uint8_t* wb, const uint8_t* x) { return q45_prepared_heads<true>(wb, x); });
     case DType::Q6_K:
-      return run(NoMin{}, xq, 210, [](const uint8_t* wb, const uint8_t* x) { return k16_heads<K16::Q6>(wb, x); });
+      return run(NoMin{}, xq, [](const uint8_t* wb, const uint8_t* x) { return k16_heads<K16::Q6>(wb, x); });
     case DType::Q3_K:
-      return run(NoMin{}, xq, 110, [](const uint8_t* wb, const uint8_t* x) { return k16_heads<K16::Q3>(wb, x); });
+      return run(NoMin{}, xq, [](const uint8_t* wb, const uint8_t* x) { return k16_heads<K16::Q3>(wb, x); });
     default:
-      return run(Min{}, xq, 84, [](const uint8_t* wb, const uint8_t* x) { return k16_heads<K16::Q2>(wb, x); });
+      return run(Min{}, xq, [](const uint8_t* wb, const uint8_t* x) { return k16_heads<K16::Q2>(wb, x); });
   }
 }
 
