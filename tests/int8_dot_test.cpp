@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/dtype.h"
@@ -441,6 +442,36 @@ TEST(Int8Dot, WeightTypesTakeLlamaCppsActivationFormats) {
   for (DType t : {DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::IQ4_XS, DType::TQ1_0, DType::TQ2_0,
                   DType::IQ2_XXS, DType::IQ2_XS, DType::IQ2_S, DType::IQ3_XXS, DType::IQ3_S, DType::IQ1_S, DType::IQ1_M})
     EXPECT_EQ(quant::act_format(t), quant::ActFormat::Q8_K) << dtype_name(t);
+}
+
+// The fused product-and-slices kernel refuses, with a Usage error that names the type, the
+// row length and the cut, rows it cannot take whole: a K-quant row that is not whole
+// 256-element blocks (it would drop the tail), slices that do not divide the row, heads of
+// 32 inside a K-quant block, and F16. Nothing is written.
+TEST(Int8Dot, FusedSlicesRefuseCutsTheyCannotTake) {
+  std::vector<uint8_t> w(4096, 0), xq(4096, 0);
+  std::vector<float> out(8, -1.0f), slices(64, -1.0f);
+  auto refused = [&](DType type, int64_t n, int64_t n_slices) {
+    try {
+      quant::dot_rows_and_slices_int8(type, w.data(), 1024, 1, xq.data(), n, n_slices, out.data(), slices.data(), 1,
+                                      scratch());
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::Usage);
+      const std::string what = e.what();
+      EXPECT_NE(what.find(dtype_name(type)), std::string::npos) << what;
+      EXPECT_NE(what.find(std::to_string(n)), std::string::npos) << what;
+      EXPECT_FALSE(e.hint().empty());
+      return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(refused(DType::Q4_K, 320, 5));  // 64-wide heads, but 1.25 blocks
+  EXPECT_TRUE(refused(DType::Q6_K, 512, 3));  // slices do not divide the row
+  EXPECT_TRUE(refused(DType::Q4_K, 256, 8));  // heads of 32 inside a block
+  EXPECT_TRUE(refused(DType::Q4_0, 96, 0));
+  EXPECT_TRUE(refused(DType::F16, 256, 4));
+  for (float v : out) EXPECT_EQ(v, -1.0f);
+  for (float v : slices) EXPECT_EQ(v, -1.0f);
 }
 
 TEST(Int8Dot, ZeroActivationsGiveZero) {

@@ -258,7 +258,8 @@ bool int8_rows_and_slices_supported(DType type, int64_t slice_len) {
 void dot_rows_and_slices_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_rows, const uint8_t* xq,
                               int64_t n, int64_t n_slices, float* out, float* slices, int64_t slices_stride,
                               Scratch& scratch) {
-  if (n_slices <= 0 || n % n_slices != 0 || !int8_rows_and_slices_supported(type, n / n_slices))
+  if (n_slices <= 0 || n % n_slices != 0 || n % int64_t(dtype_info(type).block_elems) != 0 ||
+      !int8_rows_and_slices_supported(type, n / n_slices))
     throw Error(ErrorKind::Usage, "dot_rows_and_slices_int8",
                 std::string(dtype_name(type)) + " rows of " + std::to_string(n) + " cannot be cut into " +
                     std::to_string(n_slices) + " slices for the fused kernel",
