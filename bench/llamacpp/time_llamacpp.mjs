@@ -1,13 +1,14 @@
 // Times llama.cpp the way llama-bench does (-p 128 -n 32, 2 threads, flash attention off) on
 // one GGUF file: a prompt pass over the same fixed token ids as `tokenprobe bench`, then
-// single-token decode steps with no sampling (llama-bench's tg feeds tokens, it does not
-// sample). llama.cpp comes from node-llama-cpp's prebuilt CPU libraries, which pick the
+// single-token decode steps that compute the logits and sample nothing (llama-bench's tg
+// feeds tokens; each llama_decode outputs the last token's logits: decode.mjs). llama.cpp comes from node-llama-cpp's prebuilt CPU libraries, which pick the
 // CPU-specific ggml build at load (libggml-cpu-zen4.so, -icelake, ...).
 //   node time_llamacpp.mjs MODEL.gguf [runs=3] [threads=2] [n_prompt=128] [n_gen=32]
 // Prints one JSON line: {backend, pp_tok_s, tg_tok_s, pp_runs, tg_runs} (medians).
 import {getLlama} from "node-llama-cpp";
 import {existsSync} from "node:fs";
 import {median} from "./median.mjs";
+import {decodeWithLastOutput} from "./decode.mjs";
 
 const [modelPath, runs = "3", threads = "2", nPrompt = "128", nGen = "32"] = process.argv.slice(2);
 if (!modelPath) {
@@ -39,10 +40,10 @@ for (let r = 0; r <= Number(runs); ++r) {
   });
   const seq = context.getSequence();
   let t0 = performance.now();
-  await seq.evaluateWithoutGeneratingNewTokens(prompt);
+  await decodeWithLastOutput(seq, prompt);
   const ppRate = prompt.length / ((performance.now() - t0) / 1000);
   t0 = performance.now();
-  for (let i = 0; i < Number(nGen); ++i) await seq.evaluateWithoutGeneratingNewTokens([prompt[i % prompt.length]]);
+  for (let i = 0; i < Number(nGen); ++i) await decodeWithLastOutput(seq, [prompt[i % prompt.length]]);
   const tgRate = Number(nGen) / ((performance.now() - t0) / 1000);
   await context.dispose();
   if (r > 0) pp.push(ppRate), tg.push(tgRate);

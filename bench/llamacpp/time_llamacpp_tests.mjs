@@ -1,12 +1,14 @@
 // llama-bench's tests (ppN, tgN, each after a context of D tokens in the KV cache) through
 // node-llama-cpp's prebuilt llama.cpp, for the files the reference build's llama-bench cannot
 // run here (compare_tests.mjs says which engine ran). Same rules as llama-bench: a warm-up run,
-// the context evaluated untimed before each run, tg feeds tokens one at a time without sampling.
+// the context evaluated untimed before each run, tg feeds tokens one at a time without sampling,
+// and every timed decode outputs its last token's logits (decode.mjs).
 //   node time_llamacpp_tests.mjs MODEL.gguf RUNS THREADS PROMPTS GENS DEPTHS FLASH(0|1)
 // (PROMPTS, GENS, DEPTHS comma-separated). Prints llama-bench's -o json shape:
 // [{n_prompt, n_gen, n_depth, avg_ts, samples_ts, backend}].
 import {getLlama} from "node-llama-cpp";
 import {existsSync} from "node:fs";
+import {decodeWithLastOutput} from "./decode.mjs";
 
 const [modelPath, runs, threads, prompts, gens, depths, flash] = process.argv.slice(2);
 if (!flash) {
@@ -46,9 +48,9 @@ for (const t of tests) {
     if (t.d > 0) await seq.evaluateWithoutGeneratingNewTokens(Array.from({length: t.d}, (_, i) => token(i)));
     const t0 = performance.now();
     if (t.p > 0) {
-      await seq.evaluateWithoutGeneratingNewTokens(Array.from({length: t.p}, (_, i) => token(t.d + i)));
+      await decodeWithLastOutput(seq, Array.from({length: t.p}, (_, i) => token(t.d + i)));
     } else {
-      for (let i = 0; i < t.n; ++i) await seq.evaluateWithoutGeneratingNewTokens([token(t.d + i)]);
+      for (let i = 0; i < t.n; ++i) await decodeWithLastOutput(seq, [token(t.d + i)]);
     }
     const rate = (t.p + t.n) / ((performance.now() - t0) / 1000);
     await context.dispose();
