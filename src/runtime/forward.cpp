@@ -127,9 +127,7 @@ void project_qkv(Forward& f, const AttnWeights& w) {
       std::copy(row + qd + kvd, row + stride, st.v.data() + t * kvd);
     }
   } else {
-    ops::matmul(f.pool, w.wq, x, f.n, st.q.data(), w.bq);
-    ops::matmul(f.pool, w.wk, x, f.n, st.k.data(), w.bk);
-    ops::matmul(f.pool, w.wv, x, f.n, st.v.data(), w.bv);
+    ops::matmuls(f.pool, x, f.n, {{w.wq, st.q.data(), w.bq}, {w.wk, st.k.data(), w.bk}, {w.wv, st.v.data(), w.bv}});
   }
 }
 
@@ -400,8 +398,7 @@ void mlp_step(Forward& f, int layer, const MlpWeights& w) {
       std::copy(row + dm, row + 2 * dm, st.mlp_pre_linear.data() + t * dm);
     }
   } else if (c.gated_mlp) {
-    ops::matmul(f.pool, w.gate, x, f.n, st.mlp_pre.data(), w.gate_b);
-    ops::matmul(f.pool, w.up, x, f.n, st.mlp_pre_linear.data(), w.up_b);
+    ops::matmuls(f.pool, x, f.n, {{w.gate, st.mlp_pre.data(), w.gate_b}, {w.up, st.mlp_pre_linear.data(), w.up_b}});
   } else {
     ops::matmul(f.pool, w.up, x, f.n, st.mlp_pre.data(), w.up_b);
   }

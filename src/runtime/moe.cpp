@@ -72,8 +72,7 @@ void run_expert(Forward& f, int layer, int64_t e, const MlpWeights& w) {
     st.expert_rows[m++] = r;
   }
   if (m == 0) return;
-  ops::matmul(f.pool, w.gate, st.expert_in.data(), m, st.mlp_pre.data());
-  ops::matmul(f.pool, w.up, st.expert_in.data(), m, st.mlp_pre_linear.data());
+  ops::matmuls(f.pool, st.expert_in.data(), m, {{w.gate, st.mlp_pre.data(), {}}, {w.up, st.mlp_pre_linear.data(), {}}});
   activate_rows(f.pool, c.act, st.mlp_pre.data(), st.mlp_pre_linear.data(), st.mlp_post.data(), m, dff);
   ops::matmul(f.pool, w.down, st.mlp_post.data(), m, st.expert_down.data());
   for (int64_t j = 0; j < m; ++j) {

@@ -51,21 +51,40 @@ namespace {
 
 // Weights with an integer kernel: activations rounded to 8 bits per block once (as
 // llama.cpp does), then tiles of weight rows × positions (dot_tile_int8). Threads take
-// groups of 16 rows so every tile (and every 16-row panel, int8_rowlanes.h) is whole.
-void matmul_int8(ThreadPool& pool, Scratch& own, const TensorView& w, quant::ActFormat af, const float* x, int64_t n,
-                 float* y, const float* bias) {
-  const int64_t k = w.row_len(), rows = w.n_rows(), xb = quant::act_row_bytes(af, k);
+// groups of 16 rows so every tile (and every 16-row panel, int8_rowlanes.h) is whole; the
+// groups of several matrices that multiply the same x (matmuls) are one job, each matrix's
+// groups counted from its own first row, so a row meets the same tile either way.
+constexpr int64_t kInt8Group = 16;
+struct Int8Part {
+  const TensorView* w;
+  float* y;
+  const float* bias;  // nullptr, or w.n_rows() floats
+  int64_t first_group;
+};
+int64_t int8_groups(const TensorView& w) { return (w.n_rows() + kInt8Group - 1) / kInt8Group; }
+
+void matmul_int8(ThreadPool& pool, Scratch& own, const Int8Part* parts, int64_t n_parts, quant::ActFormat af,
+                 const float* x, int64_t n) {
+  const int64_t k = parts[0].w->row_len(), xb = quant::act_row_bytes(af, k);
+  const int64_t groups = parts[n_parts - 1].first_group + int8_groups(*parts[n_parts - 1].w);
   uint8_t* xqd = own.get<uint8_t>(ScratchSlot::MatmulActs, size_t(n * xb));
   pool.parallel_for(n, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) quant::quantize_act(af, x + t * k, xqd + t * xb, k);
   });
-  constexpr int64_t kGroup = 16;
-  pool.parallel_for((rows + kGroup - 1) / kGroup, [&](Scratch& scratch, int64_t g0, int64_t g1) {
-    const int64_t r0 = g0 * kGroup, r1 = std::min(rows, g1 * kGroup);
-    quant::dot_tile_int8(w.type, w.row(r0), int64_t(w.bytes_per_row()), r1 - r0, xqd, xb, n, k, y + r0, rows, scratch);
-    if (bias)
-      for (int64_t t = 0; t < n; ++t)
-        for (int64_t r = r0; r < r1; ++r) y[t * rows + r] += bias[r];
+  pool.parallel_for(groups, [&](Scratch& scratch, int64_t g0, int64_t g1) {
+    for (int64_t i = 0; i < n_parts; ++i) {
+      const Int8Part& part = parts[i];
+      const TensorView& w = *part.w;
+      const int64_t rows = w.n_rows();
+      const int64_t a = std::max(g0, part.first_group), b = std::min(g1, part.first_group + int8_groups(w));
+      if (a >= b) continue;
+      const int64_t r0 = (a - part.first_group) * kInt8Group, r1 = std::min(rows, (b - part.first_group) * kInt8Group);
+      quant::dot_tile_int8(w.type, w.row(r0), int64_t(w.bytes_per_row()), r1 - r0, xqd, xb, n, k, part.y + r0, rows,
+                           scratch);
+      if (part.bias)
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t r = r0; r < r1; ++r) part.y[t * rows + r] += part.bias[r];
+    }
   });
 }
 
@@ -184,7 +203,8 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
   const float* b = decoded_bias(held.scratch(), bias, rows);
   const quant::ActFormat af = quant::act_format(w.type);
   if (af != quant::ActFormat::Float && k % quant::act_block_elems(af) == 0) {
-    matmul_int8(pool, held.scratch(), w, af, x, n, y, b);
+    const Int8Part part{&w, y, b, 0};
+    matmul_int8(pool, held.scratch(), &part, 1, af, x, n);
   } else if (rounds_to_weight_type(w)) {
     // llama.cpp's vec_dot_type for F16/BF16: the activations rounded once, then the float
     // tiles (F16/BF16 values are exact in F32, so the dots are those of ggml's up to order).
@@ -197,6 +217,38 @@ void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, fl
   }
 }
 
+void matmuls(ThreadPool& pool, const float* x, int64_t n, std::initializer_list<Product> products) {
+  constexpr size_t kMaxParts = 4;
+  const size_t count = products.size();
+  if (count == 0) return;
+  const TensorView& w0 = products.begin()->w;
+  const quant::ActFormat af = quant::act_format(w0.type);
+  bool shared = count > 1 && count <= kMaxParts && af != quant::ActFormat::Float &&
+                w0.row_len() % quant::act_block_elems(af) == 0;
+  for (const Product& p : products) shared = shared && p.w.row_len() == w0.row_len() && quant::act_format(p.w.type) == af;
+  if (!shared) {
+    for (const Product& p : products) matmul(pool, p.w, x, n, p.y, p.bias);
+    return;
+  }
+  const auto held = pool.hold();  // the quantised activations and decoded biases stay ours across the jobs
+  int64_t bias_rows = 0;
+  for (const Product& p : products) bias_rows += p.bias.present() ? p.w.n_rows() : 0;
+  float* biases = bias_rows ? held.scratch().get<float>(ScratchSlot::MatmulBias, size_t(bias_rows)) : nullptr;
+  Int8Part parts[kMaxParts];
+  int64_t groups = 0, n_parts = 0;
+  for (const Product& p : products) {
+    float* b = nullptr;
+    if (p.bias.present()) {
+      b = biases;
+      read_vector(p.bias, b, p.w.n_rows());
+      biases += p.w.n_rows();
+    }
+    parts[n_parts++] = {&p.w, p.y, b, groups};
+    groups += int8_groups(p.w);
+  }
+  matmul_int8(pool, held.scratch(), parts, n_parts, af, x, n);
+}
+
 bool matmul_and_slices(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, int64_t n_slices, float* y,
                        const TensorView& bias, float* y_slices) {
   const int64_t k = w.row_len(), rows = w.n_rows();
@@ -207,9 +259,8 @@ bool matmul_and_slices(ThreadPool& pool, const TensorView& w, const float* x, in
   const float* b = decoded_bias(held.scratch(), bias, rows);
   uint8_t* xq = held.scratch().get<uint8_t>(ScratchSlot::MatmulActs, size_t(quant::act_row_bytes(af, k)));
   quant::quantize_act(af, x, xq, k);
-  constexpr int64_t kGroup = 16;  // as matmul_int8 cuts the rows
-  pool.parallel_for((rows + kGroup - 1) / kGroup, [&](Scratch& scratch, int64_t g0, int64_t g1) {
-    const int64_t r0 = g0 * kGroup, r1 = std::min(rows, g1 * kGroup);
+  pool.parallel_for((rows + kInt8Group - 1) / kInt8Group, [&](Scratch& scratch, int64_t g0, int64_t g1) {
+    const int64_t r0 = g0 * kInt8Group, r1 = std::min(rows, g1 * kInt8Group);
     quant::dot_rows_and_slices_int8(w.type, w.row(r0), int64_t(w.bytes_per_row()), r1 - r0, xq, k, n_slices, y + r0,
                                     y_slices + r0, rows, scratch);
     if (b)

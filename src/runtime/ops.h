@@ -2,6 +2,7 @@
 // sizes; buffers are owned by the caller (RunState), so nothing here allocates per token.
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 
 #include "core/tensor.h"
 #include "core/thread_pool.h"
@@ -12,6 +13,18 @@ namespace tp::ops {
 // y is [n, rows]; x is [n, k]. bias may be an absent view.
 void matmul(ThreadPool& pool, const TensorView& w, const float* x, int64_t n, float* y,
             const TensorView& bias = {});
+
+// One product of a matmuls() call: y = w x (+ bias), y [n, w.n_rows()].
+struct Product {
+  const TensorView& w;
+  float* y;
+  const TensorView& bias;
+};
+// matmul(w, x, n, y, bias) for each product, every one bit for bit as matmul gives it, all of
+// them multiplying the same x [n, k] (Q, K and V of a layer; its gate and up). Where the
+// weights take the same 8-bit activations, x is rounded once and the rows of all of them are
+// one job for the pool; otherwise one matmul after another.
+void matmuls(ThreadPool& pool, const float* x, int64_t n, std::initializer_list<Product> products);
 
 // The product split by column slices: y[t, s, r] = sum_{i in slice s} W[r, i] * x[t, i] for
 // n_slices equal slices of k (no bias), so that the slices sum to matmul(w, x) up to float
