@@ -79,10 +79,18 @@ void KvCache::reserve(int64_t n_positions) {
 }
 
 void KvCache::store_keys(int layer, int64_t pos0, const float* keys, int64_t n) {
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t p = pos0 + t;
-    float* dst = k[layer].data() + (p / ops::kKeyBlock) * key_block_stride() + p % ops::kKeyBlock;
-    for (int64_t i = 0; i < kv_dim; ++i) dst[i * ops::kKeyBlock] = keys[t * kv_dim + i];
+  // A key block's positions at a time, element by element: each element's row of the block
+  // is written in one run, and the positions' keys stay in L1 while their elements are read
+  // (position by position, every element went to a line of its own: a prompt's keys went
+  // through L2, 1.2% of a Qwen3-0.6B-shaped pp512).
+  for (int64_t t0 = 0; t0 < n;) {
+    const int64_t p0 = pos0 + t0, in_block = p0 % ops::kKeyBlock;
+    const int64_t count = std::min(n - t0, ops::kKeyBlock - in_block);
+    float* dst = k[layer].data() + (p0 / ops::kKeyBlock) * key_block_stride() + in_block;
+    const float* src = keys + t0 * kv_dim;
+    for (int64_t i = 0; i < kv_dim; ++i)
+      for (int64_t t = 0; t < count; ++t) dst[i * ops::kKeyBlock + t] = src[t * kv_dim + i];
+    t0 += count;
   }
 }
 
