@@ -1,8 +1,9 @@
 // Times llama.cpp the way llama-bench does (-p 128 -n 32, 2 threads, flash attention off) on
 // one GGUF file: a prompt pass over the same fixed token ids as `tokenprobe bench`, then
 // single-token decode steps that compute the logits and sample nothing (llama-bench's tg
-// feeds tokens; each llama_decode outputs the last token's logits: decode.mjs). llama.cpp comes from node-llama-cpp's prebuilt CPU libraries, which pick the
-// CPU-specific ggml build at load (libggml-cpu-zen4.so, -icelake, ...).
+// feeds tokens; each llama_decode outputs the last token's logits: decode.mjs). llama.cpp
+// comes from node-llama-cpp's prebuilt CPU libraries, which pick the CPU-specific ggml build
+// at load (libggml-cpu-zen4.so, -icelake, ...).
 //   node time_llamacpp.mjs MODEL.gguf [runs=3] [threads=2] [n_prompt=128] [n_gen=32]
 // Prints one JSON line: {backend, pp_tok_s, tg_tok_s, pp_runs, tg_runs} (medians).
 import {getLlama} from "node-llama-cpp";

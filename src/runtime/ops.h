@@ -21,9 +21,9 @@ struct Product {
   const TensorView& bias;
 };
 // matmul(w, x, n, y, bias) for each product, every one bit for bit as matmul gives it, all of
-// them multiplying the same x [n, k] (Q, K and V of a layer; its gate and up). Where the
-// weights take the same 8-bit activations, x is rounded once and the rows of all of them are
-// one job for the pool; otherwise one matmul after another.
+// them multiplying the same x [n, k] (Q, K and V of a layer; its gate and up). Where up to
+// four weights take the same 8-bit activations, x is rounded once and the rows of all of them
+// are one job for the pool; otherwise one matmul after another.
 void matmuls(ThreadPool& pool, const float* x, int64_t n, std::initializer_list<Product> products);
 
 // The product split by column slices: y[t, s, r] = sum_{i in slice s} W[r, i] * x[t, i] for
