@@ -116,7 +116,7 @@ TEST_P(ConvertLossy, LoadsAndStaysNearTheReference) {
   const GgufFile f = GgufFile::open(out.string());
   for (const GgufTensor& t : f.tensors())  // matrices as asked, vectors (the norms) F32
     EXPECT_EQ(t.type, t.ne.size() == 1 ? DType::F32 : l.dtype) << t.name;
-  const auto model = load_model(out.string(), "", MatmulInputs::Float);
+  const auto model = load_model(out.string(), {.matmul_inputs = MatmulInputs::Float});
   test::check_against_reference(*model, test::shared_dir() / "reference/llama-spm-tiny/picked",
                                 std::string("llama-spm-tiny/picked (") + l.type + ")", l.tol);
   fs::remove(out);

@@ -116,7 +116,7 @@ TEST_P(HfFamily, FolderComputesWhatItsGgufComputes) {
   hf_folder::write_hf_folder(gguf_path.string(), dir, {WeightFormat::Safetensors, false});
   EXPECT_EQ(nlohmann::json::parse(std::ifstream(dir / "config.json"))["model_type"], f.model_type);
   const auto hf = load_model(dir.string());
-  const auto gguf = load_model(gguf_path.string(), "", MatmulInputs::Float);
+  const auto gguf = load_model(gguf_path.string(), {.matmul_inputs = MatmulInputs::Float});
   EXPECT_EQ(hf->format, "hf");
   EXPECT_EQ(comparable(hf->config).dump(1), comparable(gguf->config).dump(1));
   const std::vector<int32_t> prompt = {1, 5, 9, 2, 7, 3, 11, 4, 8, 6, 10, 12};  // longer than the fixtures' windows of 5
@@ -135,7 +135,7 @@ TEST_P(HfFamily, FolderComputesWhatItsGgufComputes) {
   // permuted back into llama.cpp's order).
   const fs::path converted = test::scratch_path("hffam", std::string(f.fixture) + "-converted.gguf");
   convert_model(*hf, converted.string(), {});
-  EXPECT_EQ(run(*load_model(converted.string(), "", MatmulInputs::Float), prompt).first, want) << "converted back to GGUF";
+  EXPECT_EQ(run(*load_model(converted.string(), {.matmul_inputs = MatmulInputs::Float}), prompt).first, want) << "converted back to GGUF";
   fs::remove(converted);
 
   const std::vector<uint8_t> bytes = read_bytes(dir / "model.safetensors");
@@ -161,7 +161,7 @@ TEST_P(HfFamily, FolderComputesWhatItsGgufComputes) {
     EXPECT_EQ(gate.parts.size(), size_t(gguf->config.n_experts));
     EXPECT_NE(gate.parts[1], gate.parts[0] + gate.nbytes / gate.parts.size()) << "expert 1 is read where the file holds it";
     convert_model(*sorted, converted.string(), {});
-    EXPECT_EQ(run(*load_model(converted.string(), "", MatmulInputs::Float), prompt).first, want) << "converted back from experts apart";
+    EXPECT_EQ(run(*load_model(converted.string(), {.matmul_inputs = MatmulInputs::Float}), prompt).first, want) << "converted back from experts apart";
     fs::remove(converted);
   }
   fs::remove_all(dir);

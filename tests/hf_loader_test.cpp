@@ -50,7 +50,7 @@ TEST_P(HfFolderFixture, ComputesWhatItsGgufComputes) {
   const auto hf = load_model(dir.string());
   // The same numerics on both sides (a folder's default, float matmul inputs): what is
   // tested is the folder's weights and layout.
-  const auto gguf = load_model(test::synthetic_path(c.fixture).string(), "", MatmulInputs::Float);
+  const auto gguf = load_model(test::synthetic_path(c.fixture).string(), {.matmul_inputs = MatmulInputs::Float});
   EXPECT_EQ(hf->format, "hf");
   EXPECT_EQ(hf->config.matmul_inputs, MatmulInputs::Float);
   EXPECT_EQ(hf->config.tied_output, gguf->config.tied_output);

@@ -184,7 +184,7 @@ TEST(MatmulInputsSetting, GgufRoundsAndTheOverrideBindsFloat) {
   EXPECT_EQ(gguf->config.matmul_inputs, MatmulInputs::WeightType);
   EXPECT_TRUE(gguf->impl->unembed().rounds_inputs);
   EXPECT_TRUE(ops::rounds_matmul_input(gguf->impl->unembed()));
-  const auto as_float = load_model(path, "", MatmulInputs::Float);
+  const auto as_float = load_model(path, {.matmul_inputs = MatmulInputs::Float});
   EXPECT_EQ(as_float->config.matmul_inputs, MatmulInputs::Float);
   EXPECT_FALSE(as_float->impl->unembed().rounds_inputs);
   EXPECT_FALSE(ops::rounds_matmul_input(as_float->impl->unembed()));

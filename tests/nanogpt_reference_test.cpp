@@ -46,7 +46,7 @@ TEST_P(NanoGptReference, MatchesPyTorch) {
   TP_REQUIRE_SHARED(c.tokenizer);
   const fs::path dir = test::shared_dir() / model_dir / "ref" / c.prompt;
   const auto model = load_model((test::shared_dir() / model_dir / "ckpt.pt").string(),
-                                c.tokenizer.empty() ? "" : (test::shared_dir() / c.tokenizer).string());
+                                {.tokenizer = c.tokenizer.empty() ? "" : (test::shared_dir() / c.tokenizer).string()});
   ASSERT_EQ(model->format, "nanogpt");
   ASSERT_NE(model->tokenizer, nullptr);
 

@@ -37,7 +37,8 @@ namespace {
 
 class NativeModel {
  public:
-  NativeModel(const std::string& path, int threads) : model_(load_model(resolve_model_path(path))), pool_(threads) {}
+  NativeModel(const std::string& path, int threads, bool use_mmap)
+      : model_(load_model(resolve_model_path(path), {.weights = use_mmap ? FileMemory::Mapped : FileMemory::Copied})), pool_(threads) {}
 
   // The library's config_json, plus what the residual-stream analyses need beyond it: RWKV-6's
   // halving of the residual stream after every rwkv_rescale_every layers (0: never).
@@ -188,7 +189,7 @@ class NativeModel {
 
 void bind_model(pyb::module_& m) {
   pyb::class_<NativeModel>(m, "Model", "A loaded model (any file `tokenprobe -m` opens); see tokenprobe.Model.")
-      .def(pyb::init<const std::string&, int>(), pyb::arg("path"), pyb::arg("threads") = 0,
+      .def(pyb::init<const std::string&, int, bool>(), pyb::arg("path"), pyb::arg("threads") = 0, pyb::arg("use_mmap") = true,
            pyb::call_guard<pyb::gil_scoped_release>())
       .def("config_json", &NativeModel::config_json)
       .def_property_readonly("path", &NativeModel::path)

@@ -160,6 +160,27 @@ def test_names_filter_forms_select_the_same_hooks():
 
 
 @needs_stories
+def test_use_mmap_false_keeps_its_own_copy_of_the_weights(tmp_path):
+    # use_mmap=False reads the weights into the process's own memory (the CLI's --no-mmap):
+    # overwriting the file in place afterwards changes what the mapped model computes and
+    # not what the copy computes.
+    path = str(tmp_path / "stories.gguf")
+    with open(STORIES, "rb") as src, open(path, "wb") as dst:
+        dst.write(src.read())
+    copied = tp.Model.from_pretrained(path, threads=1, use_mmap=False)
+    mapped = tp.Model.from_pretrained(path, threads=1)
+    tokens = copied.to_tokens("Once upon a time")
+    want = mapped(tokens)
+    np.testing.assert_array_equal(copied(tokens), want)
+    size = os.path.getsize(path)
+    with open(path, "r+b") as f:  # the same inode, so the mapping sees it
+        f.seek(size // 3)
+        f.write(b"A" * (size // 3))
+    assert not np.array_equal(mapped(tokens), want), "the overwrite did not reach the mapping"
+    np.testing.assert_array_equal(copied(tokens), want)
+
+
+@needs_stories
 def test_arrays_own_their_memory():
     model = tp.Model.from_pretrained(STORIES, threads=1)
     logits, cache = model.run_with_cache(model.to_tokens("Once upon"), names_filter="blocks.*.hook_resid_post")

@@ -168,10 +168,12 @@ class Model:
         self._w_u: Optional[np.ndarray] = None
 
     @classmethod
-    def from_pretrained(cls, path: Union[str, os.PathLike], threads: int = 0) -> "Model":
+    def from_pretrained(cls, path: Union[str, os.PathLike], threads: int = 0, use_mmap: bool = True) -> "Model":
         """Loads a GGUF file, a HuggingFace folder, a nanoGPT ckpt.pt or a llama2.c .bin
-        (what the CLI's -m takes, except hf:// addresses). threads: 0 for one per core."""
-        return cls(_native.Model(os.fspath(path), int(threads)))
+        (what the CLI's -m takes, except hf:// addresses). threads: 0 for one per core.
+        use_mmap=False reads the weights into the process's own memory at load (as
+        llama-cpp-python's use_mmap, the CLI's --no-mmap) instead of using the file's pages."""
+        return cls(_native.Model(os.fspath(path), int(threads), bool(use_mmap)))
 
     @property
     def path(self) -> str:

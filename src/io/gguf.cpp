@@ -291,9 +291,9 @@ std::string GgufTensor::shape_string() const {
   return s + "]";
 }
 
-GgufFile GgufFile::open(const std::string& path) {
+GgufFile GgufFile::open(const std::string& path, FileMemory memory) {
   GgufFile f;
-  f.file_ = std::make_shared<MappedFile>(path);
+  f.file_ = std::make_shared<MappedFile>(path, memory);
   f.name_ = path;
   f.base_ = f.file_->data();
   f.size_ = f.file_->size();

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -13,7 +14,42 @@
 
 namespace tp {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
+namespace {
+
+// The file's bytes into fresh anonymous memory, read through the file descriptor (nothing of
+// the page cache stays mapped into this process). Returns the mapping; throws naming the offset.
+void* read_into_anonymous_memory(int fd, size_t size, const std::string& path) {
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    const std::string why = std::strerror(errno);
+    throw Error(ErrorKind::Io, path, "cannot allocate " + std::to_string(size) + " bytes to copy the file into: " + why,
+                "free memory, or keep the file mapped (drop --no-mmap / mmap=False)");
+  }
+  // Before the first write, so that the pages are 2 MiB ones from the start (the reason to copy).
+  ::madvise(p, size, MADV_HUGEPAGE);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  auto* out = static_cast<uint8_t*>(p);
+  size_t done = 0;
+  while (done < size) {
+    const size_t want = std::min<size_t>(size - done, size_t{1} << 30);
+    const ssize_t got = ::pread(fd, out + done, want, static_cast<off_t>(done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const std::string why = got < 0 ? std::string(std::strerror(errno)) : "the file ended early (it shrank while being read)";
+      ::munmap(p, size);
+      throw Error(ErrorKind::Io, path + " at byte " + std::to_string(done), "read failed: " + why,
+                  "check the file and its disk; a file being written cannot be loaded yet");
+    }
+    done += static_cast<size_t>(got);
+  }
+  // Read-only from here on, as the mapping would be: a stray write faults instead of changing weights.
+  ::mprotect(p, size, PROT_READ);
+  return p;
+}
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string& path, FileMemory memory) : path_(path), memory_(memory) {
   // O_NONBLOCK: opening a FIFO by mistake must not hang; it is refused below as not regular.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
@@ -25,7 +61,14 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     throw Error(ErrorKind::Io, path, "not a regular file", "pass the path of a model file");
   }
   size_ = static_cast<size_t>(st.st_size);
-  if (size_ > 0) {
+  if (size_ > 0 && memory == FileMemory::Copied) {
+    try {
+      data_ = static_cast<const uint8_t*>(read_into_anonymous_memory(fd, size_, path));
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  } else if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       const int err = errno;
@@ -46,7 +89,7 @@ MappedFile::~MappedFile() { release(); }
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
     : path_(std::move(other.path_)), data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)) {}
+      size_(std::exchange(other.size_, 0)), memory_(other.memory_) {}
 
 MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   if (this != &other) {
@@ -54,6 +97,7 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
     path_ = std::move(other.path_);
     data_ = std::exchange(other.data_, nullptr);
     size_ = std::exchange(other.size_, 0);
+    memory_ = other.memory_;
   }
   return *this;
 }

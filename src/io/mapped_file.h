@@ -1,4 +1,5 @@
-// A read-only memory map of a whole file. Weights are used in place, never copied.
+// A whole file's bytes, read-only: mapped from the page cache (weights used in place, never
+// copied), or read once into this process's own memory (llama.cpp's --no-mmap).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -6,9 +7,20 @@
 
 namespace tp {
 
+// Where a model file's bytes live while it is used.
+// - Mapped: the page cache's pages, mapped in place: opening is instant, pages come in on first
+//   use and are shared with every process that maps the file.
+// - Copied: anonymous memory of this process (2 MiB pages where the kernel gives them), filled
+//   by reading the whole file at open. Costs the read and the file's size in private memory
+//   (resident set about the same as Mapped once every page is used); pays off where the page
+//   cache's memory reads slower than fresh anonymous memory, as measured on this project's VM
+//   (docs/performance.md, "Weights in anonymous memory").
+enum class FileMemory { Mapped, Copied };
+
 class MappedFile {
  public:
-  explicit MappedFile(const std::string& path);  // throws Error(Io) naming the path
+  // Throws Error(Io) naming the path (and, for Copied, the offset a read failed at).
+  explicit MappedFile(const std::string& path, FileMemory memory = FileMemory::Mapped);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -18,12 +30,14 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  FileMemory memory() const { return memory_; }
 
  private:
   void release() noexcept;
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  FileMemory memory_ = FileMemory::Mapped;
 };
 
 }  // namespace tp

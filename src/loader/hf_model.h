@@ -11,6 +11,7 @@
 
 #include "core/tensor.h"
 #include "io/checked_json.h"
+#include "io/mapped_file.h"
 #include "loader/hf_names.h"
 #include "loader/hf_transforms.h"
 #include "model/config.h"
@@ -62,10 +63,11 @@ struct WeightFiles {
 };
 
 // The weights of DIR: model.safetensors, model.safetensors.index.json (shards),
-// pytorch_model.bin or pytorch_model.bin.index.json, the first present. The mapped files go
-// into `keep`. Tensors for which `skip(name)` holds (buffers) are read past. Error(NotFound)
-// when there is none; Format/Unsupported naming the file and tensor for hostile contents.
+// pytorch_model.bin or pytorch_model.bin.index.json, the first present, each held as `memory`
+// says; the files go into `keep`. Tensors for which `skip(name)` holds (buffers) are read past.
+// Error(NotFound) when there is none; Format/Unsupported naming the file and tensor for hostile
+// contents.
 WeightFiles read_weight_files(const std::filesystem::path& dir, const std::function<bool(const std::string&)>& skip,
-                              HfKeepalive& keep);
+                              FileMemory memory, HfKeepalive& keep);
 
 }  // namespace tp::hf

@@ -49,7 +49,12 @@ struct BenchOptions {
   // llama-bench's tests (-m or -d): every prompt length and every generation length, each at every depth.
   std::vector<std::string> models;
   std::vector<int> prompts, gens, depths;
+  // llama-bench's -mmp: 1 measures the weights mapped in place, 0 read into the process's own
+  // memory (--no-mmap); with -m/-d a list, each value a child process per model.
+  std::vector<int> mmaps = {1};
 };
+
+FileMemory file_memory(int mmap) { return mmap ? FileMemory::Mapped : FileMemory::Copied; }
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -133,7 +138,7 @@ json memory_json() {
 }
 
 json measure_cell(const std::string& path, const std::string& mode, const BenchOptions& o) {
-  auto m = load_model(path);
+  auto m = load_model(path, {.weights = file_memory(o.mmaps.at(0))});
   ThreadPool pool(o.threads);  // here, in the child process measure_in_child runs this in
   {  // untimed warm-up, as llama-bench does: the weights' pages are mapped in by the first pass
     Session warm(*m, pool, {.n_ctx = 2});
@@ -290,8 +295,10 @@ double model_mib(const std::string& path) {
 // for the deepest test; each run starts from a context of `depth` tokens in the cache
 // (untimed): an attention model's context is run once per depth and rewound to between runs
 // (the same keys and values either way), a recurrent model's is run again each time.
-json measure_tests(const std::string& path, const std::vector<Test>& tests, const BenchOptions& o) {
-  auto m = load_model(path);
+json measure_tests(const std::string& path, int mmap, const std::vector<Test>& tests, const BenchOptions& o) {
+  const auto t_load = std::chrono::steady_clock::now();
+  auto m = load_model(path, {.weights = file_memory(mmap)});
+  const double load_s = seconds_since(t_load);
   ThreadPool pool(o.threads);
   int64_t n_ctx = 2;
   for (const Test& t : tests) n_ctx = std::max<int64_t>(n_ctx, int64_t(t.depth) + t.n_prompt + t.n_gen + 1);
@@ -331,6 +338,7 @@ json measure_tests(const std::string& path, const std::vector<Test>& tests, cons
   }
   json mem = memory_json();
   mem["results"] = out;
+  mem["load_s"] = load_s;
   return mem;
 }
 
@@ -340,10 +348,11 @@ void run_tests(const BenchOptions& o) {
     for (const auto& [shape, type] : bench_models(o)) paths.push_back(bench_model_path(shape, type));
   const std::vector<Test> tests = bench_tests(o);
   json models = json::array();
-  std::printf("| model | size MiB | threads | test | tok/s | runs | peak RSS MiB | anon MiB |\n"
-              "| --- | ---: | ---: | --- | ---: | --- | ---: | ---: |\n");
-  for (const auto& path : paths) {
-    json r = in_child([&] { return measure_tests(path, tests, o); }, path);
+  std::printf("| model | size MiB | threads | mmap | load s | test | tok/s | runs | peak RSS MiB | anon MiB |\n"
+              "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: |\n");
+  for (const auto& path : paths)
+    for (const int mmap : o.mmaps) {
+    json r = in_child([&] { return measure_tests(path, mmap, tests, o); }, path);
     const double mib = model_mib(path);
     std::string name = fs::path(path).filename().string();
     if (name.empty()) name = fs::path(path).parent_path().filename().string();  // "folder/"
@@ -354,13 +363,15 @@ void run_tests(const BenchOptions& o) {
         std::snprintf(b, sizeof b, "%s%.2f", runs.empty() ? "" : ", ", v.get<double>());
         runs.append(b);
       }
-      std::printf("| %s | %.0f | %d | %s | %.2f | %s | %.0f | %.0f |\n", name.c_str(), mib,
-                  o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency()), c["test"].get<std::string>().c_str(),
+      std::printf("| %s | %.0f | %d | %d | %.2f | %s | %.2f | %s | %.0f | %.0f |\n", name.c_str(), mib,
+                  o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency()), mmap, r["load_s"].get<double>(),
+                  c["test"].get<std::string>().c_str(),
                   c["tok_s"].get<double>(), runs.c_str(), r["peak_rss_mib"].get<double>(), r.value("rss_anon_mib", 0.0));
       std::fflush(stdout);
     }
     r["model"] = path;
     r["file_mib"] = mib;
+    r["mmap"] = mmap;
     models.push_back(r);
   }
   if (!o.json_path.empty()) {
@@ -467,6 +478,10 @@ void register_bench(CLI::App& app) {
                                 "(default 0); selects llama-bench's tests");
   auto* modes = cmd->get_option("--capture-modes");
   cmd->add_option("--json", opts->json_path, "Also write the results as JSON to this file");
+  auto mmaps = std::make_shared<std::string>();
+  cmd->add_option("--mmap", *mmaps,
+                  "As llama-bench's -mmp (also written so): 1 (default) uses the weights mapped in place, 0 reads them "
+                  "into the process's own memory at load (--no-mmap); with -m or -d a list such as 0,1");
   auto patch_sweep = std::make_shared<bool>(false);
   cmd->add_flag("--patch-sweep", *patch_sweep,
                               "Time an activation-patching sweep (resid_pre, every layer x position, -p tokens, default 16) "
@@ -475,8 +490,16 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--parallel", *parallel,
                   "Time `serve --parallel N` for each N of this list (e.g. 1,4,8) with N concurrent clients of -n tokens "
                   "(default 64) each, and a 1-token request beside them, on the -m models, instead");
-  cmd->callback([opts, prompts, gens, depths, models, depth, modes, types, shapes, patch_sweep, print_path, parallel] {
+  cmd->callback([opts, prompts, gens, depths, models, depth, modes, types, shapes, patch_sweep, print_path, parallel, mmaps] {
     const bool tests = models->count() > 0 || depth->count() > 0;
+    if (!mmaps->empty()) {
+      opts->mmaps = int_list("-mmp", *mmaps, 0, 1);
+      if (!tests && opts->mmaps.size() > 1)
+        throw Error(ErrorKind::Usage, "bench -mmp", "a list of -mmp values goes with llama-bench's tests",
+                    "add -m MODEL or -d 0, or give one value");
+      if (!parallel->empty() || *patch_sweep)
+        throw Error(ErrorKind::Usage, "bench -mmp", "--parallel and --patch-sweep load their models mapped", "drop -mmp");
+    }
     if (models->count() > 0 && (types->count() > 0 || shapes->count() > 0))
       throw Error(ErrorKind::Usage, "bench", "-m and --shape/--types both name the models to measure", "give one of them");
     if (*print_path) {

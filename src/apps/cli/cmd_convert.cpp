@@ -29,7 +29,7 @@ void run_convert(const ConvertCliOptions& c) {
     o.progress = [](size_t i, size_t n, const std::string& name, DType t) {
       std::fprintf(stderr, "[%3zu/%zu] %-32s %s\n", i, n, printable(name).c_str(), dtype_name(t));
     };
-  const std::unique_ptr<Model> m = load_model(resolve_model(c.model), c.tokenizer);
+  const std::unique_ptr<Model> m = load_model(resolve_model(c.model), {.tokenizer = c.tokenizer});
   convert_model(*m, c.out, o);
   std::printf("%s\n", printable(c.out).c_str());
 }

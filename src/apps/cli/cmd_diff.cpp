@@ -62,7 +62,7 @@ std::string default_capture(const Model& m) {
 }
 
 std::shared_ptr<Model> load(const std::string& path, const std::string& tokenizer) {
-  return std::shared_ptr<Model>(load_model(resolve_model(path), tokenizer).release());
+  return std::shared_ptr<Model>(load_model(resolve_model(path), {.tokenizer = tokenizer}).release());
 }
 
 // A trace's side; its model (for the lens and the explain pages) is `given`, else the file

@@ -19,7 +19,7 @@ struct InfoOptions {
 
 void run_info(const InfoOptions& o) {
   const std::string path = resolve_model(o.model, o.hf_repo);
-  auto m = load_model(path, o.tokenizer);
+  auto m = load_model(path, {.tokenizer = o.tokenizer});
   // Strings from the file (architecture, name, tokenizer, metadata) pass through printable:
   // a GGUF is untrusted input and must not reach the terminal as control sequences.
   std::printf("model      %s\nformat     %s", printable(path).c_str(), m->format.c_str());

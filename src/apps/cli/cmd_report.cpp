@@ -27,7 +27,7 @@ void run_report(const ReportOptions& o) {
     std::string path = o.model.model;
     if (path.empty()) path = r.info().model_path;
     try {
-      if (!path.empty()) model = load_model(path, o.model.tokenizer, o.model.matmul_inputs_choice());
+      if (!path.empty()) model = load_model(path, o.model.load_options());
     } catch (const Error& e) {
       std::fprintf(stderr, "tokenprobe: no logit lens in the report: %s\n", e.what());
     }

@@ -46,7 +46,7 @@ std::unique_ptr<const Tokenizer> load_tokenizer(const TokenizeArgs& a) {
   const std::string m = file_magic(a.model);
   // A nanoGPT checkpoint's tokenizer lies beside it or is given: the loader's search finds it.
   if (m == std::string("PK\3\4", 4)) {
-    auto model = load_model(a.model, a.tokenizer);
+    auto model = load_model(a.model, {.tokenizer = a.tokenizer});
     model->tok();  // throws, saying how to give one, when none was found
     return std::move(model->tokenizer);
   }

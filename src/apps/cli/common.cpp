@@ -61,17 +61,20 @@ void ModelOptions::add_to(CLI::App* cmd) {
                   "first, as llama.cpp; the default for GGUF) or float (as PyTorch in F32; the default for "
                   "HuggingFace folders and torch checkpoints). docs/numerics.md")
       ->check(CLI::IsMember({"float", "weight-type"}));
+  cmd->add_flag("--no-mmap", no_mmap,
+                "Read the weights into this process's own memory at load instead of using the file's pages in "
+                "place (as llama.cpp's --no-mmap): a slower start, and faster steps where the page cache's memory "
+                "reads slower (docs/performance.md)");
   cmd->add_option("--tokenizer", tokenizer, "Tokenizer for a llama2.c .bin (default: tok<vocab>.bin beside it) or a nanoGPT ckpt.pt (meta.pkl, encoder.json, vocab.bpe or their folder; default: beside it, then data/<dataset>/meta.pkl)");
 }
 
-std::optional<MatmulInputs> ModelOptions::matmul_inputs_choice() const {
-  if (matmul_inputs.empty()) return std::nullopt;
-  return matmul_inputs == "float" ? MatmulInputs::Float : MatmulInputs::WeightType;
+LoadOptions ModelOptions::load_options() const {
+  LoadOptions o{.tokenizer = tokenizer, .weights = no_mmap ? FileMemory::Copied : FileMemory::Mapped};
+  if (!matmul_inputs.empty()) o.matmul_inputs = matmul_inputs == "float" ? MatmulInputs::Float : MatmulInputs::WeightType;
+  return o;
 }
 
-std::unique_ptr<Model> ModelOptions::load() const {
-  return load_model(resolve_model(model, hf_repo), tokenizer, matmul_inputs_choice());
-}
+std::unique_ptr<Model> ModelOptions::load() const { return load_model(resolve_model(model, hf_repo), load_options()); }
 
 void PromptOptions::add_to(CLI::App* cmd) {
   cmd->add_option("-p,--prompt", text, "Prompt text");

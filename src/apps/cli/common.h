@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "loader/loader.h"
 #include "runtime/model.h"
 #include "sampling/sampler.h"
 #include "trace/manifest.h"
@@ -19,9 +20,10 @@ struct ModelOptions {
   std::string hf_repo;    // llama.cpp's -hf OWNER/NAME[:QUANT]
   std::string tokenizer;  // llama2.c .bin and nanoGPT ckpt.pt checkpoints (loader.h)
   std::string matmul_inputs;  // "float" or "weight-type"; empty: the format's default
+  bool no_mmap = false;       // llama.cpp's --no-mmap: weights read into the process's own memory
   void add_to(CLI::App* cmd);
   std::unique_ptr<Model> load() const;  // resolves the default model and loads it
-  std::optional<MatmulInputs> matmul_inputs_choice() const;  // --matmul-inputs, when given
+  LoadOptions load_options() const;     // --tokenizer, --matmul-inputs and --no-mmap as given
   bool named() const { return !model.empty() || !hf_repo.empty(); }  // not the default model
 };
 

@@ -27,13 +27,16 @@ std::string command_path(const CLI::App& app) {
   return path;
 }
 
-// llama.cpp spells its Hub option -hf (and -hfr); CLI11 reads one dash as short flags, so
-// both are given their long name, --hf-repo, before parsing.
-std::vector<char*> with_long_hf_option(int argc, char** argv) {
-  static char long_name[] = "--hf-repo";
+// llama.cpp spells some options with one dash and several letters: its Hub option -hf (and
+// -hfr), llama-bench's -mmp. CLI11 reads one dash as short flags, so they are given their long
+// names, --hf-repo and --mmap, before parsing.
+std::vector<char*> with_llamacpp_long_options(int argc, char** argv) {
+  static char hf_repo[] = "--hf-repo", mmap[] = "--mmap";
   std::vector<char*> args(argv, argv + argc);
-  for (char*& a : args)
-    if (std::strcmp(a, "-hf") == 0 || std::strcmp(a, "-hfr") == 0) a = long_name;
+  for (char*& a : args) {
+    if (std::strcmp(a, "-hf") == 0 || std::strcmp(a, "-hfr") == 0) a = hf_repo;
+    if (std::strcmp(a, "-mmp") == 0) a = mmap;
+  }
   return args;
 }
 
@@ -59,7 +62,7 @@ int main(int argc, char** argv) {
   tp::cli::register_batch(app);
   tp::cli::register_diff(app);
   try {
-    std::vector<char*> args = with_long_hf_option(argc, argv);
+    std::vector<char*> args = with_llamacpp_long_options(argc, argv);
     app.parse(static_cast<int>(args.size()), args.data());
   } catch (const CLI::Success& e) {
     return app.exit(e);  // --help, --help-all and --version print and exit 0
