@@ -5,7 +5,9 @@
 // the file; its AMX buffers make it crash on quantised files on some machines (docs/performance.md),
 // and then node-llama-cpp's prebuilt build (time_llamacpp_tests.mjs) stands in: the table says which.
 //   node compare_tests.mjs TOKENPROBE_BINARY -m MODEL [-p 512] [-n 128] [-d 0,4096] [-fa 0,1]
-//                          [-r RUNS=3] [--rounds 3] [-t 2] [--json OUT]
+//                          [-mmp 1] [-r RUNS=3] [--rounds 3] [-t 2] [--json OUT]
+// -mmp 0 has both engines read the weights into their own memory (llama-bench's -mmp 0,
+// tokenprobe's -mmp 0, node-llama-cpp's useMmap: false) instead of mapping the file.
 import {execFileSync, spawnSync} from "node:child_process";
 import {existsSync, mkdtempSync, readFileSync, writeFileSync} from "node:fs";
 import {homedir, tmpdir} from "node:os";
@@ -15,7 +17,7 @@ import {median} from "./median.mjs";
 
 const argv = process.argv.slice(2);
 const cli = argv.shift();
-const opt = {m: "", p: "512", n: "128", d: "0", fa: "0,1", r: "3", rounds: "3", t: "2", json: ""};
+const opt = {m: "", p: "512", n: "128", d: "0", fa: "0,1", mmp: "1", r: "3", rounds: "3", t: "2", json: ""};
 for (let i = 0; i < argv.length; i += 2) {
   const key = argv[i].replace(/^--?/, "");
   if (!(key in opt) || argv[i + 1] === undefined) {
@@ -26,7 +28,11 @@ for (let i = 0; i < argv.length; i += 2) {
 }
 if (!cli || !opt.m) {
   console.error("usage: node compare_tests.mjs TOKENPROBE_BINARY -m MODEL [-p LIST] [-n LIST] [-d LIST] [-fa 0,1] " +
-                "[-r RUNS] [--rounds N] [-t THREADS] [--json OUT]");
+                "[-mmp 0|1] [-r RUNS] [--rounds N] [-t THREADS] [--json OUT]");
+  process.exit(2);
+}
+if (opt.mmp !== "0" && opt.mmp !== "1") {
+  console.error(`compare_tests.mjs: -mmp takes 0 or 1, not ${opt.mmp}`);
   process.exit(2);
 }
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -41,7 +47,7 @@ let engine = "";  // "reference" or "npm", fixed by the first run
 function llamacpp(fa) {
   if (engine !== "npm" && existsSync(reference)) {
     const r = spawnSync(reference, ["-m", opt.m, "-p", opt.p, "-n", opt.n, "-d", opt.d, "-r", opt.r, "-t", opt.t,
-                                    "-fa", fa === "1" ? "on" : "off", "-o", "json"],
+                                    "-fa", fa === "1" ? "on" : "off", "-mmp", opt.mmp, "-o", "json"],
                         {encoding: "utf8", maxBuffer: 1 << 26});
     if (r.status === 0) {
       engine = "reference";
@@ -55,7 +61,7 @@ function llamacpp(fa) {
   }
   engine = "npm";
   return JSON.parse(execFileSync("node", [path.join(here, "time_llamacpp_tests.mjs"), opt.m, opt.r, opt.t, opt.p, opt.n,
-                                          opt.d, fa], {encoding: "utf8", stdio: ["ignore", "pipe", "inherit"]}));
+                                          opt.d, fa, opt.mmp], {encoding: "utf8", stdio: ["ignore", "pipe", "inherit"]}));
 }
 
 // The file's pages dropped from the page cache once and read back, so that both engines find
@@ -74,7 +80,8 @@ const cell = t => (cells[t] ??= {test: t, tp: [], ...Object.fromEntries(fas.map(
 let backend = "";
 for (let round = 1; round <= Number(opt.rounds); ++round) {
   const out = path.join(scratch, "tokenprobe.json");
-  execFileSync(cli, ["bench", "-m", opt.m, "-p", opt.p, "-n", opt.n, "-d", opt.d, "-r", opt.r, "-t", opt.t, "--json", out],
+  execFileSync(cli, ["bench", "-m", opt.m, "-p", opt.p, "-n", opt.n, "-d", opt.d, "-mmp", opt.mmp, "-r", opt.r, "-t", opt.t,
+                     "--json", out],
                {stdio: ["ignore", "ignore", "inherit"]});
   for (const r of JSON.parse(readFileSync(out, "utf8")).models[0].results) cell(r.test).tp.push(r.tok_s);
   for (const fa of fas) {
@@ -96,12 +103,13 @@ const rows = Object.values(cells).map(c => ({
 }));
 const which = engine === "reference" ? `reference llama-bench (${reference})` : `node-llama-cpp's build (${backend})`;
 console.log(`\n${path.basename(opt.m)}: tok/s, ${opt.t} threads, median of ${opt.rounds} rounds (in each, tokenprobe's ` +
-            `median and llama.cpp's mean of ${opt.r} runs, as each tool reports); llama.cpp = ${which}`);
+            `median and llama.cpp's mean of ${opt.r} runs, as each tool reports); llama.cpp = ${which}; ` +
+            (opt.mmp === "1" ? "weights mapped (mmap 1)" : "weights read into each engine's own memory (mmap 0)"));
 console.log(`| test | tokenprobe | ${fas.map(f => `llama.cpp fa${f} | ratio`).join(" | ")} |`);
 console.log(`| --- | ---: | ${fas.map(() => "---: | ---:").join(" | ")} |`);
 for (const r of rows)
   console.log(`| ${r.test} | ${r.tokenprobe.toFixed(2)} | ` +
               fas.map(f => `${r[`llamacpp_fa${f}`].toFixed(2)} | ${r[`ratio_fa${f}`].toFixed(2)}`).join(" | ") + " |");
 if (opt.json)
-  writeFileSync(opt.json, JSON.stringify({model: opt.m, llamacpp: which, threads: Number(opt.t), runs: Number(opt.r),
+  writeFileSync(opt.json, JSON.stringify({model: opt.m, llamacpp: which, mmap: Number(opt.mmp), threads: Number(opt.t), runs: Number(opt.r),
                                           rounds: Number(opt.rounds), results: rows}, null, 2) + "\n");

@@ -3,14 +3,14 @@
 // run here (compare_tests.mjs says which engine ran). Same rules as llama-bench: a warm-up run,
 // the context evaluated untimed before each run, tg feeds tokens one at a time without sampling,
 // and every timed decode outputs its last token's logits (decode.mjs).
-//   node time_llamacpp_tests.mjs MODEL.gguf RUNS THREADS PROMPTS GENS DEPTHS FLASH(0|1)
-// (PROMPTS, GENS, DEPTHS comma-separated). Prints llama-bench's -o json shape:
+//   node time_llamacpp_tests.mjs MODEL.gguf RUNS THREADS PROMPTS GENS DEPTHS FLASH(0|1) [MMAP(1|0)]
+// (PROMPTS, GENS, DEPTHS comma-separated; MMAP 0 reads the weights in, as llama-bench's -mmp 0). Prints llama-bench's -o json shape:
 // [{n_prompt, n_gen, n_depth, avg_ts, samples_ts, backend}].
 import {getLlama} from "node-llama-cpp";
 import {existsSync} from "node:fs";
 import {decodeWithLastOutput} from "./decode.mjs";
 
-const [modelPath, runs, threads, prompts, gens, depths, flash] = process.argv.slice(2);
+const [modelPath, runs, threads, prompts, gens, depths, flash, mmap = "1"] = process.argv.slice(2);
 if (!flash) {
   console.error("usage: node time_llamacpp_tests.mjs MODEL.gguf RUNS THREADS PROMPTS GENS DEPTHS FLASH");
   process.exit(2);
@@ -29,7 +29,7 @@ const llama = await getLlama({
     if (level === "error" || level === "fatal") process.stderr.write(message + "\n");
   },
 });
-const model = await llama.loadModel({modelPath, gpuLayers: 0, useMmap: true});
+const model = await llama.loadModel({modelPath, gpuLayers: 0, useMmap: mmap !== "0"});
 // tokenprobe bench's token ids, (1 + 7919 (i + 1)) mod 32000: below every vocabulary of interest.
 const token = i => (1 + 7919 * (i + 1)) % 32000;
 const tests = [];
