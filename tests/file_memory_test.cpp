@@ -62,6 +62,27 @@ TEST(FileMemory, ACopyHoldsTheFilesBytes) {
   EXPECT_EQ(copied.data(), nullptr);
 }
 
+TEST(FileMemory, ACopysReadReportsItsProgressAndAMappingDoesNot) {
+  const size_t size = (size_t{150} << 20) + 3;  // three 64 MiB reads, the last short
+  const fs::path p = write_random_file("progress", size);
+  std::vector<std::pair<uint64_t, uint64_t>> calls;
+  const auto record = [&](const std::string& path, uint64_t done, uint64_t total) {
+    EXPECT_EQ(path, p.string());
+    calls.emplace_back(done, total);
+  };
+  const MappedFile copied(p.string(), FileAccess(FileMemory::Copied, record));
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls.front(), std::make_pair(uint64_t{0}, uint64_t{size}));
+  for (size_t i = 1; i < calls.size(); ++i) {
+    EXPECT_GT(calls[i].first, calls[i - 1].first);
+    EXPECT_EQ(calls[i].second, size);
+  }
+  EXPECT_EQ(calls.back().first, size);
+  calls.clear();
+  const MappedFile mapped(p.string(), FileAccess(FileMemory::Mapped, record));
+  EXPECT_TRUE(calls.empty());
+}
+
 TEST(FileMemory, ACopyFailsAsTheMappingDoes) {
   for (const FileMemory memory : {FileMemory::Mapped, FileMemory::Copied}) {
     const std::string missing = test::scratch_path("filememory", "missing").string();
@@ -150,6 +171,9 @@ TEST(FileMemory, TheCliAndBenchTakeLlamaCppsOptions) {
   ASSERT_EQ(copied.status, 0) << copied.out;
   ASSERT_EQ(mapped.status, 0) << mapped.out;
   EXPECT_EQ(nlohmann::json::parse(copied.out)["generated_ids"], nlohmann::json::parse(mapped.out)["generated_ids"]);
+  // Not a terminal: one line when the file has been read.
+  const auto said = test::cli(common + " --no-mmap 2>&1 >/dev/null", "", test::Stderr::ToLog);
+  EXPECT_NE(said.out.find("read into memory llama-spm-f32.gguf: "), std::string::npos) << said.out;
 
   // bench -mmp 0,1 (llama-bench's spelling): one child process per value, the copy's weights
   // in its anonymous memory.

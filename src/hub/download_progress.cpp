@@ -65,7 +65,7 @@ void TerminalProgress::finish(bool ok) {
     draw();
     std::fputc('\n', out_);
   } else if (ok) {
-    std::fprintf(out_, "downloaded %s: %s in %.1f s (%s/s)%s\n", name_.c_str(), human_bytes(done_).c_str(), secs,
+    std::fprintf(out_, "%s %s: %s in %.1f s (%s/s)%s\n", verb_.c_str(), name_.c_str(), human_bytes(done_).c_str(), secs,
                  human_bytes(secs > 0 ? static_cast<uint64_t>(got / secs) : got).c_str(),
                  resumed_ > 0 ? (", resumed at " + human_bytes(resumed_)).c_str() : "");
   }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "core/byte_size.h"
 
@@ -22,8 +23,10 @@ class DownloadProgress {
 
 class TerminalProgress : public DownloadProgress {
  public:
-  // live: redraw one line in place (a terminal); otherwise print a line when a file is done.
-  TerminalProgress(std::FILE* out, bool live) : out_(out), live_(live) {}
+  // live: redraw one line in place (a terminal); otherwise print a line when a file is done,
+  // "VERB NAME: SIZE in S s (RATE/s)" (the CLI also draws --no-mmap's reads with this).
+  TerminalProgress(std::FILE* out, bool live, std::string verb = "downloaded")
+      : out_(out), live_(live), verb_(std::move(verb)) {}
   void start(const std::string& name, uint64_t total, uint64_t resumed_from) override;
   void update(uint64_t done) override;
   void finish(bool ok) override;
@@ -32,6 +35,7 @@ class TerminalProgress : public DownloadProgress {
   void draw();
   std::FILE* out_;
   bool live_;
+  std::string verb_;
   std::string name_;
   uint64_t total_ = 0, resumed_ = 0, done_ = 0;
   std::chrono::steady_clock::time_point begin_, last_draw_;

@@ -291,9 +291,9 @@ std::string GgufTensor::shape_string() const {
   return s + "]";
 }
 
-GgufFile GgufFile::open(const std::string& path, FileMemory memory) {
+GgufFile GgufFile::open(const std::string& path, const FileAccess& access) {
   GgufFile f;
-  f.file_ = std::make_shared<MappedFile>(path, memory);
+  f.file_ = std::make_shared<MappedFile>(path, access);
   f.name_ = path;
   f.base_ = f.file_->data();
   f.size_ = f.file_->size();

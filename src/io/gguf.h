@@ -71,7 +71,7 @@ struct GgufTensor {
 
 class GgufFile {
  public:
-  static GgufFile open(const std::string& path, FileMemory memory = FileMemory::Mapped);
+  static GgufFile open(const std::string& path, const FileAccess& access = {});
   // Parses bytes that stay owned by the caller (tests, fuzzing). `name` labels errors.
   static GgufFile parse(const uint8_t* data, size_t size, const std::string& name);
 

@@ -18,7 +18,7 @@ namespace {
 
 // The file's bytes into fresh anonymous memory, read through the file descriptor (nothing of
 // the page cache stays mapped into this process). Returns the mapping; throws naming the offset.
-void* read_into_anonymous_memory(int fd, size_t size, const std::string& path) {
+void* read_into_anonymous_memory(int fd, size_t size, const std::string& path, const FileAccess::Progress& progress) {
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     const std::string why = std::strerror(errno);
@@ -30,8 +30,11 @@ void* read_into_anonymous_memory(int fd, size_t size, const std::string& path) {
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   auto* out = static_cast<uint8_t*>(p);
   size_t done = 0;
+  if (progress) progress(path, 0, size);
   while (done < size) {
-    const size_t want = std::min<size_t>(size - done, size_t{1} << 30);
+    // 64 MiB at a time: as fast as larger reads here (0.45-4 s for 1.7 GB either way, the
+    // first touch of fresh memory dominating), and progress often enough to watch.
+    const size_t want = std::min<size_t>(size - done, size_t{64} << 20);
     const ssize_t got = ::pread(fd, out + done, want, static_cast<off_t>(done));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
@@ -41,6 +44,7 @@ void* read_into_anonymous_memory(int fd, size_t size, const std::string& path) {
                   "check the file and its disk; a file being written cannot be loaded yet");
     }
     done += static_cast<size_t>(got);
+    if (progress) progress(path, done, size);
   }
   // Read-only from here on, as the mapping would be: a stray write faults instead of changing weights.
   ::mprotect(p, size, PROT_READ);
@@ -49,7 +53,7 @@ void* read_into_anonymous_memory(int fd, size_t size, const std::string& path) {
 
 }  // namespace
 
-MappedFile::MappedFile(const std::string& path, FileMemory memory) : path_(path), memory_(memory) {
+MappedFile::MappedFile(const std::string& path, const FileAccess& access) : path_(path), memory_(access.memory) {
   // O_NONBLOCK: opening a FIFO by mistake must not hang; it is refused below as not regular.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
@@ -61,9 +65,9 @@ MappedFile::MappedFile(const std::string& path, FileMemory memory) : path_(path)
     throw Error(ErrorKind::Io, path, "not a regular file", "pass the path of a model file");
   }
   size_ = static_cast<size_t>(st.st_size);
-  if (size_ > 0 && memory == FileMemory::Copied) {
+  if (size_ > 0 && memory_ == FileMemory::Copied) {
     try {
-      data_ = static_cast<const uint8_t*>(read_into_anonymous_memory(fd, size_, path));
+      data_ = static_cast<const uint8_t*>(read_into_anonymous_memory(fd, size_, path, access.progress));
     } catch (...) {
       ::close(fd);
       throw;

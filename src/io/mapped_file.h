@@ -3,7 +3,9 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 
 namespace tp {
 
@@ -17,10 +19,21 @@ namespace tp {
 //   (docs/performance.md, "Weights in anonymous memory").
 enum class FileMemory { Mapped, Copied };
 
+// How a file is opened: where its bytes live, and who hears how a Copied file's read goes on
+// (called with 0 before the read, then after each 64 MiB, last with the file's size; never for
+// Mapped). Converts from a FileMemory, so that a caller without progress names only that.
+struct FileAccess {
+  using Progress = std::function<void(const std::string& path, uint64_t done, uint64_t total)>;
+  FileAccess(FileMemory memory = FileMemory::Mapped, Progress progress = {})  // NOLINT: implicit on purpose
+      : memory(memory), progress(std::move(progress)) {}
+  FileMemory memory;
+  Progress progress;
+};
+
 class MappedFile {
  public:
   // Throws Error(Io) naming the path (and, for Copied, the offset a read failed at).
-  explicit MappedFile(const std::string& path, FileMemory memory = FileMemory::Mapped);
+  explicit MappedFile(const std::string& path, const FileAccess& access = {});
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

@@ -188,9 +188,9 @@ void write_safetensors(const std::string& path, const std::vector<StTensor>& ten
   if (ec) throw Error(ErrorKind::Io, path, "cannot rename the finished file into place: " + ec.message());
 }
 
-SafetensorsFile SafetensorsFile::open(const std::string& path, FileMemory memory) {
+SafetensorsFile SafetensorsFile::open(const std::string& path, const FileAccess& access) {
   SafetensorsFile f;
-  f.file_ = std::make_shared<MappedFile>(path, memory);
+  f.file_ = std::make_shared<MappedFile>(path, access);
   f.name_ = path;
   f.parse_all(f.file_->data(), f.file_->size());
   return f;

@@ -46,7 +46,7 @@ void write_safetensors(const std::string& path, const std::vector<StTensor>& ten
 
 class SafetensorsFile {
  public:
-  static SafetensorsFile open(const std::string& path, FileMemory memory = FileMemory::Mapped);
+  static SafetensorsFile open(const std::string& path, const FileAccess& access = {});
   // Caller-owned bytes (tests, fuzzing); `name` labels errors.
   static SafetensorsFile parse(const uint8_t* data, size_t size, const std::string& name);
 

@@ -74,8 +74,8 @@ TensorView TorchTensor::as_view() const {
   return v;
 }
 
-TorchFile TorchFile::open(const std::string& path, FileMemory memory) {
-  auto file = std::make_shared<MappedFile>(path, memory);
+TorchFile TorchFile::open(const std::string& path, const FileAccess& access) {
+  auto file = std::make_shared<MappedFile>(path, access);
   const uint8_t* data = file->data();
   const size_t size = file->size();
   return TorchFile(std::move(file), data, size, path);

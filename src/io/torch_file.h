@@ -50,7 +50,7 @@ struct TorchTensor {
 
 class TorchFile {
  public:
-  static TorchFile open(const std::string& path, FileMemory memory = FileMemory::Mapped);
+  static TorchFile open(const std::string& path, const FileAccess& access = {});
   // Bytes owned by the caller, who keeps them alive (tests, fuzzing). `name` labels errors.
   static TorchFile parse(const uint8_t* data, size_t size, const std::string& name);
 

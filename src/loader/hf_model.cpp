@@ -200,7 +200,7 @@ void load_hf_tokenizer(Model& m, const fs::path& dir) {
 }  // namespace
 }  // namespace hf
 
-std::unique_ptr<Model> load_hf_model(const std::string& path, FileMemory memory) {
+std::unique_ptr<Model> load_hf_model(const std::string& path, const FileAccess& access) {
   const std::filesystem::path dir(path);
   hf::HfConfig hc = hf::read_hf_config(dir);
   hc.config.validate((dir / "config.json").string());
@@ -217,7 +217,7 @@ std::unique_ptr<Model> load_hf_model(const std::string& path, FileMemory memory)
         not_run.insert(name);
         return true;
       },
-      memory, *keep);
+      access, *keep);
 
   auto m = std::make_unique<Model>();
   m->path = path;

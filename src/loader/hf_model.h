@@ -63,11 +63,11 @@ struct WeightFiles {
 };
 
 // The weights of DIR: model.safetensors, model.safetensors.index.json (shards),
-// pytorch_model.bin or pytorch_model.bin.index.json, the first present, each held as `memory`
-// says; the files go into `keep`. Tensors for which `skip(name)` holds (buffers) are read past.
+// pytorch_model.bin or pytorch_model.bin.index.json, the first present, each opened as
+// `access` says; the files go into `keep`. Tensors for which `skip(name)` holds (buffers) are read past.
 // Error(NotFound) when there is none; Format/Unsupported naming the file and tensor for hostile
 // contents.
 WeightFiles read_weight_files(const std::filesystem::path& dir, const std::function<bool(const std::string&)>& skip,
-                              FileMemory memory, HfKeepalive& keep);
+                              const FileAccess& access, HfKeepalive& keep);
 
 }  // namespace tp::hf

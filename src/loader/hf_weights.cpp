@@ -27,8 +27,8 @@ void add(WeightFiles& out, TensorView v, const std::string& file) {
 // files store other layouts) and, where save_pretrained removed a shared tensor, name the
 // stored tensor it shares ({"model.embed_tokens.weight": "lm_head.weight"}).
 void read_safetensors(const fs::path& path, const std::string& label, WeightFiles& out,
-                      const std::function<bool(const std::string&)>& skip, FileMemory memory, HfKeepalive& keep) {
-  auto file = std::make_shared<const SafetensorsFile>(SafetensorsFile::open(path.string(), memory));
+                      const std::function<bool(const std::string&)>& skip, const FileAccess& access, HfKeepalive& keep) {
+  auto file = std::make_shared<const SafetensorsFile>(SafetensorsFile::open(path.string(), access));
   keep.files.push_back(file);
   std::map<std::string, TensorView> here;
   for (const StTensor& t : file->tensors()) {
@@ -57,8 +57,8 @@ void read_safetensors(const fs::path& path, const std::string& label, WeightFile
 }
 
 void read_torch(const fs::path& path, const std::string& label, WeightFiles& out,
-                const std::function<bool(const std::string&)>& skip, FileMemory memory, HfKeepalive& keep) {
-  auto file = std::make_shared<const TorchFile>(TorchFile::open(path.string(), memory));
+                const std::function<bool(const std::string&)>& skip, const FileAccess& access, HfKeepalive& keep) {
+  auto file = std::make_shared<const TorchFile>(TorchFile::open(path.string(), access));
   keep.files.push_back(file);
   for (const TorchTensor& t : file->tensors({})) {
     if (skip(t.name)) continue;
@@ -108,10 +108,10 @@ void check_index(const fs::path& index, const ShardIndex& idx, const WeightFiles
 
 }  // namespace
 
-WeightFiles read_weight_files(const fs::path& dir, const std::function<bool(const std::string&)>& skip, FileMemory memory,
+WeightFiles read_weight_files(const fs::path& dir, const std::function<bool(const std::string&)>& skip, const FileAccess& access,
                               HfKeepalive& keep) {
   using Reader = void (*)(const fs::path&, const std::string&, WeightFiles&, const std::function<bool(const std::string&)>&,
-                          FileMemory, HfKeepalive&);
+                          const FileAccess&, HfKeepalive&);
   struct Layout {
     const char *single, *index;
     Reader read;
@@ -122,14 +122,14 @@ WeightFiles read_weight_files(const fs::path& dir, const std::function<bool(cons
   WeightFiles out;
   for (const Layout& l : kLayouts) {
     if (fs::is_regular_file(dir / l.single)) {
-      l.read(dir / l.single, l.single, out, skip, memory, keep);
+      l.read(dir / l.single, l.single, out, skip, access, keep);
       out.files.push_back(l.single);
       return out;
     }
     if (fs::is_regular_file(dir / l.index)) {
       const ShardIndex idx = read_index(dir / l.index);
       for (const std::string& shard : idx.files) {
-        l.read(dir / shard, shard, out, skip, memory, keep);
+        l.read(dir / shard, shard, out, skip, access, keep);
         out.files.push_back(shard);
       }
       check_index(dir / l.index, idx, out, skip);

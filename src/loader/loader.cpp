@@ -39,8 +39,8 @@ void bind_architecture(Model& m, const Architecture& arch) {
   m.config.gated_mlp = m.impl->gated_mlp();
 }
 
-std::unique_ptr<Model> load_gguf_model(const std::string& path, FileMemory memory) {
-  auto file = std::make_shared<const GgufFile>(GgufFile::open(path, memory));
+std::unique_ptr<Model> load_gguf_model(const std::string& path, const FileAccess& access) {
+  auto file = std::make_shared<const GgufFile>(GgufFile::open(path, access));
   auto m = std::make_unique<Model>();
   m->path = path;
   m->format = "gguf";
@@ -125,8 +125,8 @@ std::map<std::string, TensorView> read_llama2c_weights(const MappedFile& file, c
 
 }  // namespace
 
-std::unique_ptr<Model> load_llama2c_model(const std::string& path, const std::string& tokenizer_path, FileMemory memory) {
-  auto file = std::make_shared<const MappedFile>(path, memory);
+std::unique_ptr<Model> load_llama2c_model(const std::string& path, const std::string& tokenizer_path, const FileAccess& access) {
+  auto file = std::make_shared<const MappedFile>(path, access);
   Llama2cHeader h{};
   if (file->size() < sizeof h)
     throw Error(ErrorKind::Format, path, "file of " + std::to_string(file->size()) + " bytes is too short for a llama2.c header",
@@ -175,7 +175,7 @@ std::unique_ptr<Model> load_llama2c_model(const std::string& path, const std::st
 
 namespace {
 
-std::unique_ptr<Model> load_by_content(const std::string& path, const std::string& tokenizer_path, FileMemory memory) {
+std::unique_ptr<Model> load_by_content(const std::string& path, const std::string& tokenizer_path, const FileAccess& access) {
   if (std::filesystem::is_directory(path)) {
     if (!std::filesystem::is_regular_file(std::filesystem::path(path) / "config.json"))
       throw Error(ErrorKind::NotFound, path, "is a folder without config.json",
@@ -183,13 +183,13 @@ std::unique_ptr<Model> load_by_content(const std::string& path, const std::strin
     if (!tokenizer_path.empty())
       throw Error(ErrorKind::Usage, "--tokenizer " + tokenizer_path, "is not read for a HuggingFace folder",
                   "a folder's tokenizer is its own tokenizer.json");
-    return load_hf_model(path, memory);
+    return load_hf_model(path, access);
   }
   MappedFile probe(path);
-  if (probe.size() >= 4 && std::memcmp(probe.data(), "GGUF", 4) == 0) return load_gguf_model(path, memory);
+  if (probe.size() >= 4 && std::memcmp(probe.data(), "GGUF", 4) == 0) return load_gguf_model(path, access);
   // torch.save writes a zip archive (a local file header, "PK\3\4", first).
-  if (probe.size() >= 4 && std::memcmp(probe.data(), "PK\x03\x04", 4) == 0) return load_torch_model(path, tokenizer_path, memory);
-  return load_llama2c_model(path, tokenizer_path, memory);
+  if (probe.size() >= 4 && std::memcmp(probe.data(), "PK\x03\x04", 4) == 0) return load_torch_model(path, tokenizer_path, access);
+  return load_llama2c_model(path, tokenizer_path, access);
 }
 
 }  // namespace

@@ -222,8 +222,8 @@ std::vector<std::pair<std::string, std::string>> nanogpt_facts(const TorchFile& 
 
 }  // namespace
 
-std::unique_ptr<Model> load_torch_model(const std::string& path, const std::string& tokenizer_path, FileMemory memory) {
-  auto file = std::make_shared<const TorchFile>(TorchFile::open(path, memory));
+std::unique_ptr<Model> load_torch_model(const std::string& path, const std::string& tokenizer_path, const FileAccess& access) {
+  auto file = std::make_shared<const TorchFile>(TorchFile::open(path, access));
   const auto args = file->find({"model_args"});
   const auto model = file->find({"model"});
   if (!args || !model || !file->tree().is(*args, pickle::Kind::Dict)) {

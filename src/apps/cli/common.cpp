@@ -68,8 +68,23 @@ void ModelOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--tokenizer", tokenizer, "Tokenizer for a llama2.c .bin (default: tok<vocab>.bin beside it) or a nanoGPT ckpt.pt (meta.pkl, encoder.json, vocab.bpe or their folder; default: beside it, then data/<dataset>/meta.pkl)");
 }
 
+namespace {
+
+// --no-mmap's read of each weight file, drawn as a download is: a bar on a terminal, a line
+// per file otherwise (an 8 GB file takes 10-25 s).
+FileAccess::Progress read_progress() {
+  auto bar = std::make_shared<hub::TerminalProgress>(stderr, ::isatty(::fileno(stderr)) != 0, "read into memory");
+  return [bar](const std::string& path, uint64_t done, uint64_t total) {
+    if (done == 0) bar->start(std::filesystem::path(path).filename().string(), total, 0);
+    bar->update(done);
+    if (done == total) bar->finish(true);
+  };
+}
+
+}  // namespace
+
 LoadOptions ModelOptions::load_options() const {
-  LoadOptions o{.tokenizer = tokenizer, .weights = no_mmap ? FileMemory::Copied : FileMemory::Mapped};
+  LoadOptions o{.tokenizer = tokenizer, .weights = no_mmap ? FileAccess(FileMemory::Copied, read_progress()) : FileAccess()};
   if (!matmul_inputs.empty()) o.matmul_inputs = matmul_inputs == "float" ? MatmulInputs::Float : MatmulInputs::WeightType;
   return o;
 }
