@@ -350,29 +350,30 @@ void run_tests(const BenchOptions& o) {
   json models = json::array();
   std::printf("| model | size MiB | threads | mmap | load s | test | tok/s | runs | peak RSS MiB | anon MiB |\n"
               "| --- | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: |\n");
-  for (const auto& path : paths)
+  for (const auto& path : paths) {
     for (const int mmap : o.mmaps) {
-    json r = in_child([&] { return measure_tests(path, mmap, tests, o); }, path);
-    const double mib = model_mib(path);
-    std::string name = fs::path(path).filename().string();
-    if (name.empty()) name = fs::path(path).parent_path().filename().string();  // "folder/"
-    for (const auto& c : r["results"]) {
-      std::string runs;
-      for (const auto& v : c["runs"]) {
-        char b[32];
-        std::snprintf(b, sizeof b, "%s%.2f", runs.empty() ? "" : ", ", v.get<double>());
-        runs.append(b);
+      json r = in_child([&] { return measure_tests(path, mmap, tests, o); }, path);
+      const double mib = model_mib(path);
+      std::string name = fs::path(path).filename().string();
+      if (name.empty()) name = fs::path(path).parent_path().filename().string();  // "folder/"
+      for (const auto& c : r["results"]) {
+        std::string runs;
+        for (const auto& v : c["runs"]) {
+          char b[32];
+          std::snprintf(b, sizeof b, "%s%.2f", runs.empty() ? "" : ", ", v.get<double>());
+          runs.append(b);
+        }
+        std::printf("| %s | %.0f | %d | %d | %.2f | %s | %.2f | %s | %.0f | %.0f |\n", name.c_str(), mib,
+                    o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency()), mmap, r["load_s"].get<double>(),
+                    c["test"].get<std::string>().c_str(),
+                    c["tok_s"].get<double>(), runs.c_str(), r["peak_rss_mib"].get<double>(), r.value("rss_anon_mib", 0.0));
+        std::fflush(stdout);
       }
-      std::printf("| %s | %.0f | %d | %d | %.2f | %s | %.2f | %s | %.0f | %.0f |\n", name.c_str(), mib,
-                  o.threads > 0 ? o.threads : int(std::thread::hardware_concurrency()), mmap, r["load_s"].get<double>(),
-                  c["test"].get<std::string>().c_str(),
-                  c["tok_s"].get<double>(), runs.c_str(), r["peak_rss_mib"].get<double>(), r.value("rss_anon_mib", 0.0));
-      std::fflush(stdout);
+      r["model"] = path;
+      r["file_mib"] = mib;
+      r["mmap"] = mmap;
+      models.push_back(r);
     }
-    r["model"] = path;
-    r["file_mib"] = mib;
-    r["mmap"] = mmap;
-    models.push_back(r);
   }
   if (!o.json_path.empty()) {
     const json out{{"threads", o.threads}, {"runs", o.runs}, {"models", models}};
