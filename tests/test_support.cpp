@@ -235,9 +235,39 @@ std::string case_label(const std::string& model, const std::string& prompt) {
   return n;
 }
 
+namespace {
+// Every scratch path handed out, removed when the test process exits (whatever the test
+// left there), so that a test run leaves nothing in the temporary folder. TP_KEEP_SCRATCH=1
+// keeps them for a look after a failure.
+class ScratchPaths {
+ public:
+  void add(const std::filesystem::path& p) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    paths_.insert(p);
+  }
+  ~ScratchPaths() {
+    const char* keep = std::getenv("TP_KEEP_SCRATCH");
+    if ((keep && std::string(keep) == "1") || ::getpid() != owner_) return;  // a forked child's exit keeps them
+    for (const auto& p : paths_) {
+      std::error_code ec;  // a child process may still hold it; nothing to do then
+      std::filesystem::remove_all(p, ec);
+    }
+  }
+
+ private:
+  const pid_t owner_ = ::getpid();
+  std::mutex mutex_;
+  std::set<std::filesystem::path> paths_;
+};
+}  // namespace
+
 std::filesystem::path scratch_path(const std::string& tag, const std::string& name) {
-  const auto p = std::filesystem::temp_directory_path() / ("tp-" + tag + "-" + std::to_string(::getpid()) + "-" + name);
+  static ScratchPaths scratch;
+  const std::string stem = "tp-" + tag + "-" + std::to_string(::getpid()) + "-";
+  const auto p = std::filesystem::temp_directory_path() / (stem + name);
   std::filesystem::remove_all(p);
+  // A name with folders ("d/x") puts them under the temporary folder too: remove the top one.
+  scratch.add(std::filesystem::temp_directory_path() / (stem + std::filesystem::path(name).begin()->string()));
   return p;
 }
 

@@ -53,7 +53,8 @@ std::string model_label(const std::string& file);
 std::string case_label(const std::string& model, const std::string& prompt);
 
 // A fresh path in the temporary folder, <tmp>/tp-TAG-PID-NAME, removed if it exists (TAG
-// lets a test suite find and remove its own files).
+// lets a test suite find and remove its own files; every such path is removed when the test
+// process exits, unless TP_KEEP_SCRATCH=1).
 std::filesystem::path scratch_path(const std::string& tag, const std::string& name);
 // Picks the highest logit (the first of equals), as the trace's chooser.
 TokenChooser greedy_chooser();

@@ -23,7 +23,7 @@ void* read_into_anonymous_memory(int fd, size_t size, const std::string& path, c
   if (p == MAP_FAILED) {
     const std::string why = std::strerror(errno);
     throw Error(ErrorKind::Io, path, "cannot allocate " + std::to_string(size) + " bytes to copy the file into: " + why,
-                "free memory, or keep the file mapped (drop --no-mmap / mmap=False)");
+                "free memory, or keep the file mapped (drop --no-mmap / use_mmap=False)");
   }
   // Before the first write, so that the pages are 2 MiB ones from the start (the reason to copy).
   ::madvise(p, size, MADV_HUGEPAGE);
