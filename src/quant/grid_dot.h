@@ -1,12 +1,9 @@
 // Internal to src/quant: the integer kernels of the grid i-quants (IQ2_XXS, IQ2_XS, IQ2_S,
-// IQ3_XXS, IQ3_S, IQ1_S, IQ1_M; layouts in iq_grids.h) against Q8_K activations.
+// IQ3_XXS, IQ3_S, IQ1_S, IQ1_M; layouts in iq_grids.h) against Q8_K activations, for one
+// position, and for batches where kquant_rowlanes.h's panels (AVX-512 VNNI, 4 or more
+// positions) do not take them.
 //
-// Code vector j of a super-block (elements 32j .. 32j + 31) is kept as magnitudes m and
-// signs s, as llama.cpp's AVX2 kernels keep them: IQ2/IQ3 grid entries are the magnitudes
-// themselves (the group indices computed in vector lanes, the grid rows fetched by one
-// gather; IQ2_XS by plain loads) and their signs become ±1 bytes (7-bit sign codes through a
-// 128-row table, stored sign bytes spread in registers), so the code w = s·m is never
-// formed; IQ1's codes 8·grid ± 1 are formed and split. Then per position
+// Code vectors (grid_codes.h) hold magnitudes m and signs s. Then per position
 //   p = vpmaddubsw(m, sign(q, s))       pairs of products, exact in int16 (|m| ≤ 62, |q| ≤ 127)
 //   I += vpdpwssd(p, ls)                the 16-element scales as int16 lanes (vpmaddwd + add
 //                                       without VNNI), exact in int32

@@ -308,10 +308,10 @@ void dot_tile_int8(DType type, const uint8_t* w, int64_t w_stride, int64_t n_row
     return detail::rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
   if (detail::table_rowlanes_supported(type))
     return detail::table_rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
-  if (detail::grid_dot_supported(type))
-    return detail::grid_dot_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
   if (detail::kquant_rowlanes_take(type, n_tok))
     return detail::kquant_rowlanes_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+  if (detail::grid_dot_supported(type))
+    return detail::grid_dot_tile(type, w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
 #ifdef TP_HAVE_INT8_TILES
   if (const TileSet* ts = tile_set(type)) {
     if (n_tok == 1) return ts->single_rows(w, w_stride, n_rows, xq, n, out);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "quant/grid_codes.h"
 #include "quant/kernels.h"
 #include "quant/kquant_rows.h"
 #include "quant/rowlane_util.h"
@@ -121,16 +122,52 @@ struct Q45 {
   }
 };
 
-// Q6_K, Q3_K and Q2_K: sixteen sub-blocks of 16 with one scale each. Codes enter unsigned;
-// Q6_K's -32 and Q3_K's -4 come back through the activation's sums of 16 times the
-// scales, Q2_K's mins the same way. Lines: codes 0-63, the rows' scales per sub-block
-// (int32), then int16 pairs (sub-blocks 2p, 2p + 1) for vpmaddwd against the sums of 16 —
-// the scales (Q6_K, Q3_K) or the mins (Q2_K) — then d (and Q2_K's dmin).
+// Sixteen sub-blocks of 16 with one scale each (Q6_K, Q3_K, Q2_K and the grid i-quants).
+// Codes enter unsigned, as code + offset; the offset (Q6_K's 32, Q3_K's 4, the grid types'
+// 64: 1 << kShift) comes back through the activation's sums of 16 times the scales, Q2_K's
+// mins (kMins) the same way. Lines: codes 0-63, the rows' scales per sub-block (int32), then
+// int16 pairs (sub-blocks 2p, 2p + 1) for vpmaddwd against the sums of 16 — the scales, or
+// Q2_K's mins — then d as floats (and Q2_K's dmin).
+template <int kShift, bool kMins>
+struct Sub16Panel {
+  static constexpr int kScales = 64, kPairs = 80, kD = 88, kDmin = 89, kLines = kMins ? 90 : 89;
+
+  template <int P, int T>
+  static void block(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512 (&c)[P][T], __m512 (&mf)[P][T]) {
+    __m512i isum[P][T];
+    scaled_sums<16, 4, kScales>(l, x, isum);
+    for (int t = 0; t < T; ++t) {
+      const __m512 dy = _mm512_set1_ps(load_f32(x[t]));
+      for (int q = 0; q < P; ++q) {
+        __m512i paired = _mm512_setzero_si512();  // Σ scale (or min) · (sum of 16)
+        for (int p = 0; p < 8; ++p)
+          paired = _mm512_add_epi32(paired, _mm512_madd_epi16(load_line(l[q][kPairs + p]), bcast_i32(x[t] + 4 + 4 * p)));
+        const __m512 d = _mm512_mul_ps(_mm512_load_ps(l[q][kD].bytes), dy);
+        if constexpr (kMins) {
+          c[q][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum[q][t]), c[q][t]);
+          const __m512 dm = _mm512_mul_ps(_mm512_load_ps(l[q][kDmin].bytes), dy);
+          mf[q][t] = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(paired), mf[q][t]);
+        } else {
+          const __m512i exact = _mm512_sub_epi32(isum[q][t], _mm512_slli_epi32(paired, kShift));
+          c[q][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(exact), c[q][t]);
+        }
+      }
+    }
+  }
+};
+
+// Q6_K, Q3_K and Q2_K (whose codes have no offset).
 template <K16 K>
-struct K16Panel {
+constexpr int k16_shift() {
+  if constexpr (K == K16::Q2) return 0;
+  else return K16Layout<K>::kOffsetShift;
+}
+template <K16 K>
+struct K16Panel : Sub16Panel<k16_shift<K>(), K == K16::Q2> {
   using L = K16Layout<K>;
+  using Base = Sub16Panel<k16_shift<K>(), K == K16::Q2>;
+  using Base::kD, Base::kDmin, Base::kLines, Base::kPairs, Base::kScales;
   static constexpr int64_t kBlock = L::kBytes;
-  static constexpr int kScales = 64, kPairs = 80, kD = 88, kDmin = 89, kLines = K == K16::Q2 ? 90 : 89;
 
   // Elements 32j..32j+31 (half h = j / 4, g = j % 4) as unsigned codes.
   static __m256i codes(const uint8_t* wb, int h, int g) {
@@ -181,26 +218,38 @@ struct K16Panel {
     }
   }
 
-  template <int P, int T>
-  static void block(const Line* const (&l)[P], const uint8_t* const (&x)[T], __m512 (&c)[P][T], __m512 (&mf)[P][T]) {
-    __m512i isum[P][T];
-    scaled_sums<16, 4, kScales>(l, x, isum);
-    for (int t = 0; t < T; ++t) {
-      const __m512 dy = _mm512_set1_ps(load_f32(x[t]));
-      for (int q = 0; q < P; ++q) {
-        __m512i paired = _mm512_setzero_si512();  // Σ scale (or min) · (sum of 16)
-        for (int p = 0; p < 8; ++p)
-          paired = _mm512_add_epi32(paired, _mm512_madd_epi16(load_line(l[q][kPairs + p]), bcast_i32(x[t] + 4 + 4 * p)));
-        const __m512 d = _mm512_mul_ps(_mm512_load_ps(l[q][kD].bytes), dy);
-        if constexpr (K == K16::Q2) {
-          c[q][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum[q][t]), c[q][t]);
-          const __m512 dm = _mm512_mul_ps(_mm512_load_ps(l[q][kDmin].bytes), dy);
-          mf[q][t] = _mm512_fmadd_ps(dm, _mm512_cvtepi32_ps(paired), mf[q][t]);
-        } else {
-          const __m512i exact = _mm512_sub_epi32(isum[q][t], _mm512_slli_epi32(paired, L::kOffsetShift));
-          c[q][t] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(exact), c[q][t]);
-        }
+};
+
+// The grid i-quants (grid_codes.h): codes w + 64 (|w| ≤ 62), their sixteen odd scales ls
+// and d; the power-of-two kFactor multiplies the finished chain, as grid_dot.cpp's kernels
+// and the plain C++ reference do.
+template <class G>
+struct GridPanel : Sub16Panel<6, false> {
+  static constexpr float kFactor = G::kFactor;
+
+  static void pack(const uint8_t* w, int64_t ws, int rows, int64_t nb, Panel& p) {
+    const __m256i offset = _mm256_set1_epi8(64), no_scales = _mm256_setzero_si256();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = w + b * G::kBytes;
+      Line* dst = p.lines + b * kLines;
+      for (int j = 0; j < 8; ++j)
+        pack_codes32(rows, [&](int r) {
+          const CodeVector v = code_vector<G>(blk + r * ws, j, no_scales);
+          return _mm256_add_epi8(_mm256_sign_epi8(v.mag, v.sign), offset);
+        }, dst + 8 * j);
+      alignas(64) int32_t sc[16][16] = {};
+      alignas(64) int16_t pairs[8][16][2] = {};
+      alignas(64) float d[16] = {};
+      for (int r = 0; r < rows; ++r) {
+        const uint8_t* wb = blk + r * ws;
+        uint8_t ls[16];
+        for (int s = 0; s < 8; ++s) G::scales(wb, s, ls + 2 * s);
+        for (int s = 0; s < 16; ++s) sc[s][r] = pairs[s / 2][r][s % 2] = ls[s];
+        d[r] = G::d(wb);
       }
+      std::memcpy(dst + kScales, sc, sizeof sc);
+      std::memcpy(dst + kPairs, pairs, sizeof pairs);
+      std::memcpy(dst + kD, d, sizeof d);
     }
   }
 };
@@ -339,7 +388,11 @@ void panel_tile(const Panel* const (&p)[P], int64_t nb, const uint8_t* xq, int64
     K::template block<P, T>(l, x, c, mf);
   }
   for (int q = 0; q < P; ++q)
-    for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(out + t * os + 16 * q, m[q], _mm512_sub_ps(c[q][t], mf[q][t]));
+    for (int t = 0; t < T; ++t) {
+      __m512 dot = _mm512_sub_ps(c[q][t], mf[q][t]);
+      if constexpr (requires { K::kFactor; }) dot = _mm512_mul_ps(_mm512_set1_ps(K::kFactor), dot);
+      _mm512_mask_storeu_ps(out + t * os + 16 * q, m[q], dot);
+    }
 }
 
 // All positions against P packed panels.
@@ -380,7 +433,13 @@ TP_SIMD_END
 }  // namespace
 
 bool kquant_rowlanes_take(DType type, int64_t n_tok) {
-  if (type == DType::TQ2_0) return n_tok >= 4;  // decodes on its register tile (see tq1_row_dot)
+  switch (type) {
+    // TQ2_0 decodes on its register tile (see tq1_row_dot), the grid types on grid_dot.cpp's
+    case DType::TQ2_0: case DType::IQ2_XXS: case DType::IQ2_XS: case DType::IQ2_S: case DType::IQ3_XXS:
+    case DType::IQ3_S: case DType::IQ1_S: case DType::IQ1_M:
+      return n_tok >= 4;
+    default: break;
+  }
   return (type == DType::Q2_K || type == DType::Q3_K || type == DType::Q4_K || type == DType::Q5_K ||
           type == DType::Q6_K || type == DType::IQ4_XS || type == DType::TQ1_0) &&
          (n_tok == 1 || n_tok >= 4);
@@ -397,6 +456,13 @@ void kquant_rowlanes_tile(DType type, const uint8_t* w, int64_t w_stride, int64_
     case DType::IQ4_XS: return tile<Iq4XsPanel>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
     case DType::TQ2_0: return tile<TernaryPanel<false>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
     case DType::TQ1_0: return tile<TernaryPanel<true>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::IQ2_XXS: return tile<GridPanel<Iq2Xxs>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::IQ2_XS: return tile<GridPanel<Iq2Xs>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::IQ2_S: return tile<GridPanel<Iq2S>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::IQ3_XXS: return tile<GridPanel<Iq3Xxs>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::IQ3_S: return tile<GridPanel<Iq3S>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::IQ1_S: return tile<GridPanel<Iq1S>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
+    case DType::IQ1_M: return tile<GridPanel<Iq1M>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
     default: return tile<K16Panel<K16::Q2>>(w, w_stride, n_rows, xq, x_stride, n_tok, n, out, out_stride, scratch);
   }
 }

@@ -1,7 +1,8 @@
-// Internal to src/quant: AVX-512 VNNI kernels for K-quant weights (Q2_K to Q6_K, IQ4_XS and
-// the ternary types) against Q8_K activations for a batch of positions (a prompt): panels in
-// which the vector lanes are 16 weight rows, as int8_rowlanes.h does for Q8_0 and Q4_0.
-// One position (decoding) streams rows one at a time (kquant_rows.h).
+// Internal to src/quant: AVX-512 VNNI kernels for K-quant weights (Q2_K to Q6_K, IQ4_XS, the
+// ternary types and the grid i-quants) against Q8_K activations for a batch of positions (a
+// prompt): panels in which the vector lanes are 16 weight rows, as int8_rowlanes.h does for
+// Q8_0 and Q4_0. One position (decoding) streams rows one at a time (kquant_rows.h; the grid
+// types: grid_dot.h).
 //
 // The register tiles (int8_dot.cpp) give each (row, position) pair vectors of its own, so
 // every sub-block's products pay for a scale multiply, and every super-block for a
@@ -29,7 +30,7 @@ namespace tp::quant::detail {
 
 // Whether these kernels are compiled in and take `type` for n_tok positions: batches of 4
 // or more (a panel's unpacking pays off from there) and single positions (kquant_rows.h;
-// not TQ2_0); 2-3 positions take the register tiles.
+// not TQ2_0 or the grid types); 2-3 positions take the register tiles (grid_dot.h's).
 bool kquant_rowlanes_take(DType type, int64_t n_tok);
 
 // dot_tile_int8's contract (int8_dot.h) where kquant_rowlanes_take agrees.
