@@ -1,4 +1,4 @@
-// tanh, GELU's tanh form and soft-capping over rows, sixteen lanes at a time with the bits of
+// tanh, GELU's tanh form and soft-capping over rows, 16 (AVX2: 8) lanes at a time with the bits of
 // the C library's tanhf (libm_tanh.cpp says how): what ggml computes with the GELU table off,
 // as the references are made.
 #pragma once
