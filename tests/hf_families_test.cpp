@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -285,6 +286,99 @@ TEST(HfFamilyWeights, AMissingExpertIsNamed) {
 std::vector<float> logits_of(const Model& m) {
   Session s(m, test_pool());
   return s.eval({1, 5, 9, 2, 7, 3, 11, 4}, /*all_logits=*/true);
+}
+
+// A per-expert MoE checkpoint rewritten as transformers 5 saves it: per layer one
+// experts.gate_up_proj [E, 2·d_ff, d_model] (each expert's gate rows, then its up rows) and one
+// experts.down_proj [E, d_model, d_ff], parameters without ".weight"; Mixtral's
+// block_sparse_moe becomes mlp. `bytes` keeps the fused tensors' data alive (a deque: no moves).
+std::vector<StTensor> fuse_experts(const std::vector<StTensor>& ts, bool mixtral, int64_t n_layers, int64_t n_experts,
+                                   std::deque<std::vector<uint8_t>>& bytes) {
+  const std::string block = mixtral ? "block_sparse_moe" : "mlp";
+  const std::string gate = mixtral ? "w1.weight" : "gate_proj.weight", up = mixtral ? "w3.weight" : "up_proj.weight",
+                    down = mixtral ? "w2.weight" : "down_proj.weight";
+  std::map<std::string, const StTensor*> by_name;
+  for (const StTensor& t : ts) by_name[t.name] = &t;
+  std::vector<StTensor> out;
+  for (const StTensor& t : ts)
+    if (t.name.find(".experts.") == std::string::npos) {
+      StTensor kept = t;
+      if (mixtral && kept.name.find(".block_sparse_moe.gate.") != std::string::npos)
+        kept.name.replace(kept.name.find("block_sparse_moe"), 16, "mlp");
+      out.push_back(kept);
+    }
+  for (int64_t l = 0; l < n_layers; ++l) {
+    const std::string prefix = "model.layers." + std::to_string(l) + "." + block + ".experts.";
+    auto expert = [&](int64_t e, const std::string& which) -> const StTensor& {
+      const auto it = by_name.find(prefix + std::to_string(e) + "." + which);
+      if (it == by_name.end()) throw std::runtime_error("no " + prefix + std::to_string(e) + "." + which);
+      return *it->second;
+    };
+    std::vector<uint8_t>& gu = bytes.emplace_back();
+    std::vector<uint8_t>& dn = bytes.emplace_back();
+    for (int64_t e = 0; e < n_experts; ++e) {
+      for (const std::string& w : {gate, up}) gu.insert(gu.end(), expert(e, w).data, expert(e, w).data + expert(e, w).nbytes);
+      dn.insert(dn.end(), expert(e, down).data, expert(e, down).data + expert(e, down).nbytes);
+    }
+    const StTensor& g0 = expert(0, gate);
+    const StTensor& d0 = expert(0, down);
+    const std::string fused = "model.layers." + std::to_string(l) + ".mlp.experts.";
+    out.push_back({fused + "gate_up_proj", g0.dtype, {n_experts, 2 * g0.shape[0], g0.shape[1]}, gu.data(), gu.size()});
+    out.push_back({fused + "down_proj", d0.dtype, {n_experts, d0.shape[0], d0.shape[1]}, dn.data(), dn.size()});
+  }
+  return out;
+}
+
+// transformers 5 saves every MoE family's experts fused; such a folder computes the per-expert
+// folder's logits bit for bit (the same bytes, viewed in place).
+TEST(HfFamilyWeights, TransformersFiveFusedExpertsComputeThePerExpertLogits) {
+  for (const char* fixture : {"qwen3moe-tiny-f32", "olmoe-tiny-f32", "llama-moe-tiny-f32"}) {
+    SCOPED_TRACE(fixture);
+    const fs::path dir = test::scratch_path("hffam", std::string("fused-") + fixture);
+    hf_folder::write_hf_folder(fixture_gguf(fixture).string(), dir, {WeightFormat::Safetensors, false});
+    const auto per_expert = load_model(dir.string());
+    const std::vector<float> want = logits_of(*per_expert);
+    const std::vector<uint8_t> file = read_bytes(dir / "model.safetensors");
+    const std::vector<StTensor> ts = SafetensorsFile::parse(file.data(), file.size(), fixture).tensors();
+    std::deque<std::vector<uint8_t>> bytes;
+    const bool mixtral = std::string(fixture) == "llama-moe-tiny-f32";
+    const std::vector<StTensor> fused = fuse_experts(ts, mixtral, per_expert->config.n_layers, per_expert->config.n_experts, bytes);
+    ASSERT_LT(fused.size(), ts.size());
+    write_safetensors((dir / "model.safetensors").string(), fused, {{"format", "pt"}});
+    const auto m = load_model(dir.string());
+    EXPECT_EQ(logits_of(*m), want);
+    const auto fact = std::find_if(m->facts.begin(), m->facts.end(), [](const auto& f) { return f.first == "experts"; });
+    ASSERT_NE(fact, m->facts.end());
+    EXPECT_NE(fact->second.find("fused"), std::string::npos) << fact->second;
+  }
+}
+
+// A fused gate_up_proj of the wrong shape is refused naming it; a checkpoint with both layouts
+// of the same weights is refused rather than one silently chosen.
+TEST(HfFamilyWeights, BadFusedExpertsAreRefusedNamingTheTensor) {
+  const fs::path dir = test::scratch_path("hffam", "fused-bad");
+  hf_folder::write_hf_folder(fixture_gguf("qwen3moe-tiny-f32").string(), dir, {WeightFormat::Safetensors, false});
+  const auto m = load_model(dir.string());
+  const std::vector<uint8_t> file = read_bytes(dir / "model.safetensors");
+  const std::vector<StTensor> ts = SafetensorsFile::parse(file.data(), file.size(), "qwen3moe").tensors();
+  std::deque<std::vector<uint8_t>> bytes;
+  std::vector<StTensor> fused = fuse_experts(ts, false, m->config.n_layers, m->config.n_experts, bytes);
+
+  std::vector<StTensor> odd = fused;
+  for (StTensor& t : odd)
+    if (t.name == "model.layers.1.mlp.experts.gate_up_proj") {
+      t.shape = {t.shape[0], t.shape[1] - 1, t.shape[2]};
+      t.nbytes = uint64_t(t.shape[0] * t.shape[1] * t.shape[2]) * 4;
+    }
+  write_safetensors((dir / "model.safetensors").string(), odd, {{"format", "pt"}});
+  expect_error(dir, ErrorKind::Shape, {"model.layers.1.mlp.experts.gate_up_proj", "2 x d_ff"});
+
+  std::vector<StTensor> both = fused;
+  for (const StTensor& t : ts)
+    if (t.name.starts_with("model.layers.0.mlp.experts.0.")) both.push_back(t);
+  write_safetensors((dir / "model.safetensors").string(), both, {{"format", "pt"}});
+  expect_error(dir, ErrorKind::Unsupported, {"blk.0.ffn_"});
+  fs::remove_all(dir);
 }
 
 // Gemma3ForConditionalGeneration's folder: model_type gemma3 with the text model's config

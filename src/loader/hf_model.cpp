@@ -24,6 +24,13 @@ struct Target {
   Step step;
   int64_t expert = 0;  // Step::Expert: which slice of the stacked tensor
 };
+// HF name (prefixes removed) -> what it becomes: one GGUF tensor, or two (a fused gate_up_proj).
+using NameMap = std::map<std::string, std::vector<Target>>;
+
+struct ExpertLayout {
+  bool apart = false;  // some layer's per-expert tensors are not back to back in the files
+  bool fused = false;  // transformers 5's fused experts
+};
 
 // "{E}" in `pattern` replaced by expert `e`.
 std::string expert_name(const std::string& pattern, int64_t e) {
@@ -34,15 +41,34 @@ std::string expert_name(const std::string& pattern, int64_t e) {
 
 // The family's rows expanded over the layers (and experts): HF name (prefixes removed) ->
 // GGUF name + step.
-std::map<std::string, Target> expand_names(const Family& fam, const ModelConfig& c) {
-  std::map<std::string, Target> out;
+NameMap expand_names(const Family& fam, const ModelConfig& c) {
+  NameMap out;
   for (const auto& table : fam.names)
     for (const NameRow& r : table) {
       const bool per_layer = std::string_view(r.gguf).find("{L}") != std::string_view::npos;
       const int64_t experts = r.step == Step::Expert ? c.n_experts : 1;
       for (int64_t l = 0; l < (per_layer ? c.n_layers : 1); ++l)
-        for (int64_t e = 0; e < experts; ++e) out[expert_name(layer_name(r.hf, l), e)] = {layer_name(r.gguf, l), r.step, e};
+        for (int64_t e = 0; e < experts; ++e)
+          out[expert_name(layer_name(r.hf, l), e)].push_back({layer_name(r.gguf, l), r.step, e});
     }
+  return out;
+}
+
+// Half of each expert of a fused gate_up_proj (ne {d_model, 2·d_ff, n_expert}): the gate rows
+// (first) or the up rows, as a view of the file with one part per expert.
+TensorView fused_half(const TensorView& v, bool up, const std::string& hf, const ModelConfig& c, const fs::path& dir) {
+  if (v.ne.size() != 3 || v.ne[1] % 2 != 0 || v.ne[2] != c.n_experts || !v.parts.empty())
+    throw Error(ErrorKind::Shape, dir.string(), "tensor " + hf + " is " + v.shape_string() + ", not [" + std::to_string(c.n_experts) +
+                " experts, 2 x d_ff, d_model]",
+                "transformers 5 saves experts.gate_up_proj as [num_experts, 2 * moe_intermediate_size, hidden_size]");
+  const int64_t rows = v.ne[1] / 2;
+  const uint64_t half = uint64_t(rows) * v.bytes_per_row();
+  TensorView out = v;
+  out.ne = {v.ne[0], rows, v.ne[2]};
+  out.nbytes = v.nbytes / 2;
+  out.parts.clear();
+  for (int64_t e = 0; e < v.ne[2]; ++e) out.parts.push_back(v.data + uint64_t(2 * e + (up ? 1 : 0)) * half);
+  out.data = out.parts[0];
   return out;
 }
 
@@ -69,7 +95,10 @@ TensorView apply(const Target& t, const TensorView& v, const Family& fam, const 
     case Step::NeoXQKV: return undo_neox_head_interleave(v, c.n_heads, c.d_head, keep);
     case Step::Norm: return fam.norm_adds_one ? undo_gemma_norm_offset(v, keep) : v;
     case Step::AsIs:
-    case Step::Expert: break;  // stacked once every expert is read (stack_experts)
+    case Step::Alias:
+    case Step::Expert:  // stacked once every expert is read (stack_experts)
+    case Step::FusedGate:
+    case Step::FusedUp: break;  // split by fused_half
   }
   return v;
 }
@@ -87,11 +116,12 @@ std::string listing(const std::vector<std::string>& names) {
 // else with each expert's matrix where it lies (TensorView::parts; save_pretrained sorts
 // names: experts.0, experts.1, experts.10, ..., down_proj before gate_proj). Error(NotFound)
 // naming a missing expert's tensor, Error(Shape) when the experts differ in type or shape.
-TensorView stack_experts(const std::string& gguf, const std::vector<TensorView>& list,
-                         const std::map<std::string, Target>& names, const fs::path& dir, bool& apart) {
+TensorView stack_experts(const std::string& gguf, const std::vector<TensorView>& list, const NameMap& names,
+                         const fs::path& dir, bool& apart) {
   const auto hf_name = [&](size_t e) {
-    for (const auto& [hf, t] : names)
-      if (t.gguf == gguf && t.expert == int64_t(e)) return hf;
+    for (const auto& [hf, targets] : names)
+      for (const Target& t : targets)
+        if (t.gguf == gguf && t.step == Step::Expert && t.expert == int64_t(e)) return hf;
     return gguf;
   };
   for (size_t e = 0; e < list.size(); ++e) {
@@ -119,9 +149,9 @@ TensorView stack_experts(const std::string& gguf, const std::vector<TensorView>&
 // (a modified model would otherwise run with parts missing). When the config ties the head
 // to the embeddings, as transformers does, one tensor serves both: a saved lm_head is
 // dropped, or is the embeddings where only it was saved.
-// `experts_apart`: whether some layer's experts are not back to back in the files.
+// `layout`: whether some layer's experts are not back to back in the files, or fused.
 std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFiles& wf, const fs::path& dir, HfKeepalive& keep,
-                                              bool& experts_apart) {
+                                              ExpertLayout& layout) {
   const Family& fam = *hc.family;
   const auto names = expand_names(fam, hc.config);
   std::map<std::string, TensorView> views;
@@ -135,17 +165,30 @@ std::map<std::string, TensorView> map_tensors(const HfConfig& hc, const WeightFi
       unknown_file = src.file;
       continue;
     }
-    if (it->second.step == Step::Expert) {
-      auto& slot = experts[it->second.gguf];
-      slot.resize(size_t(hc.config.n_experts));
-      slot[size_t(it->second.expert)] = src.view;
-      continue;
+    for (const Target& t : it->second) {
+      if (t.step == Step::Expert) {
+        auto& slot = experts[t.gguf];
+        slot.resize(size_t(hc.config.n_experts));
+        slot[size_t(t.expert)] = src.view;
+        continue;
+      }
+      TensorView v = t.step == Step::FusedGate || t.step == Step::FusedUp
+                         ? fused_half(src.view, t.step == Step::FusedUp, name, hc.config, dir)
+                         : apply(t, src.view, fam, hc.config, keep);
+      v.name = t.gguf;
+      if (views.contains(v.name))
+        throw Error(ErrorKind::Unsupported, (dir / src.file).string(), "tensor " + name + " is " + v.name + ", which another tensor already is",
+                    "a checkpoint holds each weight under one name (per-expert or transformers 5's fused experts, not both)");
+      if (t.step == Step::FusedGate || t.step == Step::FusedUp) layout.fused = true;
+      views[v.name] = v;
     }
-    TensorView v = apply(it->second, src.view, fam, hc.config, keep);
-    v.name = it->second.gguf;
-    views[v.name] = v;
   }
-  for (auto& [gguf, list] : experts) views[gguf] = stack_experts(gguf, list, names, dir, experts_apart);
+  for (auto& [gguf, list] : experts) {
+    if (views.contains(gguf))
+      throw Error(ErrorKind::Unsupported, dir.string(), gguf + " is in the checkpoint both per expert and as transformers 5's fused experts",
+                  "a checkpoint holds each weight under one name; keep one layout");
+    views[gguf] = stack_experts(gguf, list, names, dir, layout.apart);
+  }
   const auto head = views.find("output.weight");
   if (hc.tie_word_embeddings && head != views.end()) {
     TensorView embd = head->second;
@@ -174,8 +217,9 @@ void check_complete(const Model& m, const HfConfig& hc, const WeightFiles& wf, c
   for (const WeightEntry& e : expand_table(weight_table(arch, m.config), m.config.n_layers)) {
     if (!e.required || m.weights.find(e.name)) continue;
     std::string hf_name = e.name;
-    for (const auto& [hf, t] : names)
-      if (t.gguf == e.name) hf_name = hf;
+    for (const auto& [hf, targets] : names)
+      for (const Target& t : targets)
+        if (t.gguf == e.name && hf_name == e.name) hf_name = hf;  // the first name the table gives it
     throw Error(ErrorKind::NotFound, dir.string(), "tensor " + hf_name + " (tokenprobe's " + e.name + ") is in none of " + file_list(wf),
                 "the weights are incomplete or belong to another configuration; download the folder again");
   }
@@ -223,8 +267,8 @@ std::unique_ptr<Model> load_hf_model(const std::string& path, const FileAccess& 
   m->path = path;
   m->format = "hf";
   m->config = hc.config;
-  bool experts_apart = false;
-  std::map<std::string, TensorView> views = hf::map_tensors(hc, wf, dir, *keep, experts_apart);
+  hf::ExpertLayout experts;
+  std::map<std::string, TensorView> views = hf::map_tensors(hc, wf, dir, *keep, experts);
   m->config.tied_output = !views.contains("output.weight");
   m->weights = WeightStore(std::move(views), keep, path);
   hf::check_complete(*m, hc, wf, dir);
@@ -232,8 +276,9 @@ std::unique_ptr<Model> load_hf_model(const std::string& path, const FileAccess& 
   m->facts = hc.facts;
   m->facts.push_back({"weights", hf::file_list(wf)});
   if (m->config.moe())
-    m->facts.push_back({"experts", experts_apart ? "views of each expert's tensors where the files hold them (not back to back)"
-                                                 : "one view a layer into the weight files (each layer's experts back to back)"});
+    m->facts.push_back({"experts", experts.fused ? "views into transformers 5's fused gate_up_proj and down_proj (each expert's rows in place)"
+                                   : experts.apart ? "views of each expert's tensors where the files hold them (not back to back)"
+                                                   : "one view a layer into the weight files (each layer's experts back to back)"});
   if (!not_run.empty())
     m->facts.push_back({"not run", std::to_string(not_run.size()) + " tensors of the vision tower and projector (the text model runs alone)"});
   hf::load_hf_tokenizer(*m, dir);

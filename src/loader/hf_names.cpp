@@ -66,6 +66,17 @@ constexpr NameRow kMixtralExperts[] = {
     {"blk.{L}.ffn_up_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w3.weight", Step::Expert},
     {"blk.{L}.ffn_down_exps.weight", "model.layers.{L}.block_sparse_moe.experts.{E}.w2.weight", Step::Expert},
 };
+// The same experts as transformers 5 saves them (Qwen3MoeExperts, OlmoeExperts,
+// MixtralExperts: one gate_up_proj and one down_proj a layer, parameters without ".weight"),
+// read beside the per-expert names; MixtralSparseMoeBlock is "mlp" there, router included.
+constexpr NameRow kFusedExperts[] = {
+    {"blk.{L}.ffn_gate_exps.weight", "model.layers.{L}.mlp.experts.gate_up_proj", Step::FusedGate},
+    {"blk.{L}.ffn_up_exps.weight", "model.layers.{L}.mlp.experts.gate_up_proj", Step::FusedUp},
+    {"blk.{L}.ffn_down_exps.weight", "model.layers.{L}.mlp.experts.down_proj", Step::Alias},
+};
+constexpr NameRow kMixtralFusedRouter[] = {
+    {"blk.{L}.ffn_gate_inp.weight", "model.layers.{L}.mlp.gate.weight", Step::Alias},
+};
 // Gemma3ForConditionalGeneration's text model, under either layout's prefix; its vision
 // tower and projector are read past (tokenprobe runs the text model).
 constexpr PrefixRewrite kGemma3Rewrites[] = {{"language_model.", ""}, {"model.language_model.", "model."}};
@@ -134,8 +145,9 @@ constexpr const char* kGptNeoXBuffers[] = {"gpt_neox.layers.{L}.attention.bias",
 const std::vector<Family>& families() {
   // LLaMA's whole block, and the rows of families whose MLP is a mixture of experts.
   const std::vector<std::span<const NameRow>> llama = {kLlamaTop, kLlamaNorms, kLlamaAttention, kLlamaMlp};
-  const auto moe = [](std::span<const NameRow> experts, bool qk_norms) {
-    std::vector<std::span<const NameRow>> t = {kLlamaTop, kLlamaNorms, kLlamaAttention, experts};
+  const auto moe = [](std::span<const NameRow> experts, bool qk_norms, std::span<const NameRow> fused_router = {}) {
+    std::vector<std::span<const NameRow>> t = {kLlamaTop, kLlamaNorms, kLlamaAttention, experts, kFusedExperts};
+    if (!fused_router.empty()) t.push_back(fused_router);
     if (qk_norms) t.push_back(kQkNorms);
     return t;
   };
@@ -155,7 +167,7 @@ const std::vector<Family>& families() {
       {"smollm3", {"smollm3"}, llama, kLlamaBuffers, "", false, kTied},
       {"qwen3moe", {"qwen3_moe"}, moe(kMoeExperts, true), kLlamaBuffers},
       {"olmoe", {"olmoe"}, moe(kMoeExperts, true), kLlamaBuffers},
-      {"llama", {"mixtral"}, moe(kMixtralExperts, false), kLlamaBuffers},
+      {"llama", {"mixtral"}, moe(kMixtralExperts, false, kMixtralFusedRouter), kLlamaBuffers},
   };
   return kFamilies;
 }

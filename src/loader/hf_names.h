@@ -19,6 +19,13 @@ enum class Step {
   NeoXQKV,   // GPT-NeoX's query_key_value rows are per head [q k v]: regrouped to [Q | K | V]
   Norm,      // an RMSNorm weight: the family's norm rule applies (Gemma stores w for (1 + w))
   Expert,    // expert {E} of a mixture of experts: stacked into the GGUF-style [n_expert, ...] tensor
+  // Rows the loader reads and the HF-folder writer does not write (it writes the family's
+  // other name for the same tensor): transformers 5's fused experts, which every MoE family
+  // saves since v5. experts.gate_up_proj [n_expert, 2·d_ff, d_model] holds each expert's gate
+  // rows, then its up rows: both viewed in place (TensorView::parts).
+  FusedGate,
+  FusedUp,
+  Alias,  // as AsIs (experts.down_proj [n_expert, d_model, d_ff] is the GGUF layout as it lies)
 };
 
 struct NameRow {

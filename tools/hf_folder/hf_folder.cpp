@@ -145,7 +145,10 @@ TensorView redo_step(hf::Step step, const TensorView& v, const hf::Family& fam, 
       return out;
     }
     case hf::Step::AsIs:
-    case hf::Step::Expert: break;
+    case hf::Step::Expert:
+    case hf::Step::FusedGate:  // never written (hf_tensors)
+    case hf::Step::FusedUp:
+    case hf::Step::Alias: break;
   }
   return v;
 }
@@ -175,6 +178,8 @@ std::vector<TensorView> hf_tensors(const Model& m, const hf::Family& fam, const 
   std::vector<TensorView> out;
   for (const auto& table : fam.names) {
     for (const hf::NameRow& r : table) {
+      // The per-expert names are written; transformers 5's fused ones are read only.
+      if (r.step == hf::Step::FusedGate || r.step == hf::Step::FusedUp || r.step == hf::Step::Alias) continue;
       const bool per_layer = std::string_view(r.gguf).find("{L}") != std::string_view::npos;
       for (int64_t l = 0; l < (per_layer ? c.n_layers : 1); ++l) {
         const std::string gguf = layer_name(r.gguf, l);
